@@ -1,0 +1,90 @@
+"""Actions: what a monitor asks its mode to do.
+
+Every monitor method takes one event and returns a list of actions. The mode
+carries them out in order. A variant stopped at a call stays stopped until an
+:class:`Execute` or :class:`Skip` for that call comes back -- possibly much
+later, from a message event. :class:`Wait` says why it stays stopped, so
+modes can time the wait and draw it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Union
+
+from dmvx.calls import Outcome
+from dmvx.messages import Message
+from dmvx.verdict import Verdict
+
+#: ``Send.to`` value meaning "every other variant's monitor".
+EVERYONE = -1
+
+
+class WaitReason(str, Enum):
+    """Why a variant is held at a call."""
+
+    LOCKSTEP = "lockstep"          # waiting for every variant to reach this call
+    SYNC = "sync"                  # DMON: waiting for the others before executing
+    CB_FULL = "cb-full"            # leader: the connector buffer is full
+    ENTRY = "entry"                # follower: the leader's entry has not arrived
+    VOTE = "vote"                  # a divergence is being decided
+    FINISH = "finish"              # exited; waiting for the others to finish
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Let the variant run the call natively. ``seq`` is None for local calls."""
+
+    seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Do not run the call: make it return ``outcome`` instead.
+
+    The mode sets the return value, writes each output at the variant's own
+    pointer for that argument, and for every descriptor in ``new_fds`` makes
+    sure a placeholder is open at exactly that number (so descriptor numbers
+    stay equal across variants although only the leader really opened it).
+    ``closed_fds`` are placeholders the mode may now close.
+    """
+
+    seq: int
+    outcome: Outcome
+    new_fds: tuple[int, ...] = ()
+    closed_fds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``message`` to variant ``to``'s monitor (or :data:`EVERYONE`)."""
+
+    to: int
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The variant stays stopped; ``awaiting`` names whom it waits for."""
+
+    reason: WaitReason
+    seq: int | None
+    awaiting: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """Stop every variant now, before any further call runs."""
+
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """This monitor's part of the run is over; the variants agreed to the end."""
+
+    exit_status: int
+
+
+Action = Union[Execute, Skip, Send, Wait, Halt, Done]

@@ -1,0 +1,184 @@
+"""The syscall broker: one :class:`Decision` per call.
+
+Given the policy and the variant's descriptor table, :meth:`Broker.decide`
+says how a call is handled. Every variant runs an equal broker over an equal
+descriptor table, so equal calls get equal decisions -- and a call that one
+variant routes differently from another is itself a divergence.
+
+Decisions that do not depend on arguments are cached per call name: the
+broker runs at every system call, in real mode at every ptrace stop and in
+simulation a million times a second.
+"""
+
+from __future__ import annotations
+
+from dmvx.calls import Call
+from dmvx.fdtable import F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, OPEN_CALLS, FdKind, FdTable
+from dmvx.policy import (
+    FD_CALLS,
+    LEVELS,
+    LOCAL,
+    LOCAL_CALLS,
+    O_ACCMODE,
+    O_CREAT,
+    O_TRUNC,
+    PREDICTABLE,
+    SENSITIVE,
+    SENSITIVE_WHEN,
+    Decision,
+    Effect,
+    Level,
+    Policy,
+    Route,
+)
+
+#: Sensitive calls that change the outside world (the filesystem): only the
+#: leader runs them, once agreed. The others change the process itself and
+#: run in every variant.
+_SENSITIVE_LEADER = frozenset(
+    {
+        "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown",
+        "fchownat", "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2",
+        "link", "linkat", "symlink", "symlinkat", "mkdir", "mkdirat", "mknod",
+        "mknodat", "truncate",
+    }
+)
+#: Path-based calls that read a file or its metadata; with a local-file path
+#: each variant answers from its own copy.
+_PATH_READS = {
+    "stat": 0, "lstat": 0, "access": 0, "readlink": 0, "statfs": 0,
+    "fstatat": 1, "newfstatat": 1, "statx": 1, "faccessat": 1, "faccessat2": 1,
+    "readlinkat": 1, "getxattr": 0, "lgetxattr": 0,
+}
+_OPEN_PATH = {"open": 0, "creat": 0, "openat": 1, "openat2": 1}
+_OPEN_FLAGS = {"open": 1, "openat": 2}
+_SOCKET_WRITES = frozenset(
+    {"write", "pwrite64", "writev", "pwritev", "pwritev2", "fsync", "fdatasync", "ftruncate", "fallocate"}
+)
+_FD_EACH_ALWAYS = frozenset({"close", "dup", "dup2", "dup3"})
+_ARG_DEPENDENT = (
+    FD_CALLS | OPEN_CALLS | frozenset(_PATH_READS) | frozenset(SENSITIVE_WHEN) | {"fcntl", "sendfile"}
+)
+
+
+class Broker:
+    """Routes calls for one policy. Cheap to create; one per monitor."""
+
+    __slots__ = ("policy", "_cache")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._cache: dict[str, Decision] = {}
+
+    def decide(self, call: Call, fds: FdTable) -> Decision:
+        name = call.name
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        override = self.policy.overrides.get(name)
+        if override is not None:
+            decision = self._override(name, override)
+        elif name in _ARG_DEPENDENT:
+            return self._decide_by_args(call, fds)
+        else:
+            decision = self._decide_by_name(name)
+        self._cache[name] = decision
+        return decision
+
+    # -- by name -----------------------------------------------------------
+
+    def _decide_by_name(self, name: str) -> Decision:
+        if name in SENSITIVE:
+            effect = Effect.LEADER if name in _SENSITIVE_LEADER else Effect.EACH
+            return Decision(Route.LOCKSTEP, effect, True)
+        if name in LOCAL_CALLS:
+            return LOCAL
+        level, effect = LEVELS.get(name, (None, Effect.LEADER))
+        if level is None:
+            # Unknown to the policy: check it in lockstep, and let only the
+            # leader touch the outside world with it.
+            return Decision(Route.LOCKSTEP, Effect.LEADER, True)
+        return self._relaxed(name, level, effect)
+
+    def _relaxed(self, name: str, level: Level, effect: Effect, route: Route = Route.REPLICATE) -> Decision:
+        policy = self.policy
+        if level > policy.relaxation:
+            return Decision(Route.LOCKSTEP, effect, True)
+        if route is Route.REPLICATE and policy.predict and name in PREDICTABLE:
+            route = Route.PREDICT
+        return Decision(route, effect, not policy.async_replication)
+
+    def _override(self, name: str, route: Route) -> Decision:
+        level, effect = LEVELS.get(name, (Level.BASE, Effect.LEADER))
+        if name in SENSITIVE:
+            effect = Effect.LEADER if name in _SENSITIVE_LEADER else Effect.EACH
+        if route is Route.LOCAL:
+            return LOCAL
+        if route is Route.LOCKSTEP:
+            return Decision(Route.LOCKSTEP, effect, True)
+        if route is Route.LOCAL_FILE:
+            return Decision(Route.LOCAL_FILE, Effect.EACH, not self.policy.async_replication)
+        return Decision(route, effect, not self.policy.async_replication)
+
+    # -- by arguments ----------------------------------------------------------
+
+    def _decide_by_args(self, call: Call, fds: FdTable) -> Decision:
+        name, args = call.name, call.args
+        when = SENSITIVE_WHEN.get(name)
+        if when is not None:
+            index, bit, _reason = when
+            prot = args[index] if len(args) > index and isinstance(args[index], int) else 0
+            return Decision(Route.LOCKSTEP, Effect.EACH, True) if prot & bit else LOCAL
+        if name in OPEN_CALLS:
+            return self._open(name, args)
+        if name in _PATH_READS:
+            path = _arg(args, _PATH_READS[name])
+            if isinstance(path, str) and self.policy.is_local_file(path):
+                return Decision(Route.LOCAL_FILE, Effect.EACH, not self.policy.async_replication)
+            level, effect = LEVELS.get(name, (Level.NONSOCKET_RO, Effect.LEADER))
+            return self._relaxed(name, level, effect)
+        return self._fd_call(name, args, fds)
+
+    def _open(self, name: str, args: tuple) -> Decision:
+        path = _arg(args, _OPEN_PATH[name])
+        flags = _arg(args, _OPEN_FLAGS.get(name, -1))
+        flags = flags if isinstance(flags, int) else 0
+        writes = name == "creat" or bool(flags & O_ACCMODE) or bool(flags & (O_CREAT | O_TRUNC))
+        if not writes and isinstance(path, str) and self.policy.is_local_file(path):
+            return Decision(Route.LOCAL_FILE, Effect.EACH, not self.policy.async_replication)
+        level = Level.NONSOCKET_RW if writes else Level.NONSOCKET_RO
+        return self._relaxed(name, level, Effect.LEADER)
+
+    def _fd_call(self, name: str, args: tuple, fds: FdTable) -> Decision:
+        fd = _arg(args, 1 if name == "sendfile" else 0)
+        kind = fds.kind(fd)
+        level, effect = LEVELS.get(name, (Level.NONSOCKET_RO, Effect.LEADER))
+        if name == "sendfile":
+            out_kind = fds.kind(_arg(args, 0))
+            level = Level.SOCKET_RW if out_kind is FdKind.SOCKET else Level.NONSOCKET_RW
+            if kind is FdKind.LOCAL_FILE and out_kind is not None and not out_kind.own:
+                # Reads a local file, writes a leader-owned descriptor: the
+                # leader runs it; followers need only its result.
+                return self._relaxed(name, level, Effect.LEADER)
+            return self._relaxed(name, level, Effect.LEADER)
+        if kind is FdKind.SOCKET:
+            level = Level.SOCKET_RW if name in _SOCKET_WRITES else max(level, Level.SOCKET_RO)
+        if name == "fcntl":
+            command = _arg(args, 1)
+            if command in (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD):
+                effect = Effect.EACH
+            else:
+                effect = Effect.EACH if kind is not None and kind.own else Effect.LEADER
+            return self._relaxed(name, level, effect)
+        if name in _FD_EACH_ALWAYS:
+            return self._relaxed(name, level, Effect.EACH)
+        if kind is not None and kind.own:
+            route = Route.LOCAL_FILE if kind is FdKind.LOCAL_FILE else Route.REPLICATE
+            if route is Route.LOCAL_FILE:
+                return Decision(Route.LOCAL_FILE, Effect.EACH, not self.policy.async_replication)
+            return self._relaxed(name, level, Effect.EACH)
+        return self._relaxed(name, level, effect)
+
+
+def _arg(args: tuple, index: int) -> object:
+    return args[index] if 0 <= index < len(args) else None

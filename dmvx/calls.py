@@ -1,0 +1,81 @@
+"""Calls and outcomes in canonical form: the currency of every monitor.
+
+A :class:`Call` is a system call as the core sees it: its canonical name (the
+same on every architecture) and its arguments already converted to their
+*meaning*. Modes build calls (real mode from registers and tracee memory, sim
+mode from a workload); monitors only ever compare and route them.
+
+Canonical argument values, by argument kind (see :mod:`dmvx.syscalls`):
+
+==========  =====================================================
+kind        canonical value
+==========  =====================================================
+FD          ``int`` (descriptor numbers are kept equal across variants)
+IN_BUF      ``bytes`` -- the content the call reads from memory
+OUT_BUF     ``int`` -- the length the caller asked for; never the pointer
+PATH        ``str``
+FLAGS       ``int`` in the canonical (x86-64) encoding, arch-only bits removed
+INT         ``int``
+PTR         ``None`` -- pointers differ between diversified variants by design
+==========  =====================================================
+
+Equality of two calls is plain tuple equality of ``(name, args)``: that is
+both the cheapest and the only comparison the core needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Pseudo-call names for process ends. They take a place in the compared call
+#: sequence so "one variant exited while the other made a call" and "both
+#: exited with different status" are ordinary mismatches.
+EXIT = "<exit>"
+KILLED = "<killed>"
+PSEUDO_CALLS = frozenset({EXIT, KILLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One system call in canonical form (name and argument meanings)."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(_short(a) for a in self.args)})"
+
+    @property
+    def is_process_end(self) -> bool:
+        return self.name in PSEUDO_CALLS
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a call did: its return value and the bytes it wrote to memory.
+
+    ``outputs`` holds ``(argument index, bytes)`` pairs, one per output buffer
+    the kernel filled (the ``buf`` of ``read``, the ``statbuf`` of ``fstat``).
+    A follower that skips the call writes the same bytes at *its own* pointer
+    for that argument, so addresses never need to match.
+    """
+
+    result: int
+    outputs: tuple[tuple[int, bytes], ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Bytes of payload this outcome carries (for CB and link accounting)."""
+        return 8 + sum(len(data) for _, data in self.outputs)
+
+
+def _short(value: Any, limit: int = 24) -> str:
+    if value is None:
+        return "ptr"
+    if isinstance(value, (bytes, bytearray)):
+        text = repr(bytes(value[:limit]))
+        return text + (f"...<{len(value)}B>" if len(value) > limit else "")
+    if isinstance(value, str):
+        return repr(value if len(value) <= limit else value[:limit] + "...")
+    return repr(value)

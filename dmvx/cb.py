@@ -1,0 +1,84 @@
+"""The connector buffer (CB): entries the leader has produced and not every
+follower has consumed yet.
+
+In dMVX the CB is a ring buffer between DIP-MON and the CONNECTOR; its size
+is what bounds asynchronous replication. Here it is accounting, not storage:
+the leader may run ahead on replicated calls while the CB has room (in
+entries *and* bytes) and waits when it is full. A follower's cumulative
+acknowledgement frees the entries every follower has consumed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from dmvx.calls import Call
+
+
+class ConnectorBuffer:
+    """Bounded FIFO accounting of unacknowledged entries."""
+
+    __slots__ = ("capacity_entries", "capacity_bytes", "_entries", "_bytes", "max_entries",
+                 "max_bytes", "_samples", "_sample_sum")
+
+    def __init__(self, capacity_entries: int, capacity_bytes: int) -> None:
+        if capacity_entries < 1 or capacity_bytes < 1:
+            raise ValueError("connector buffer capacity must be at least one entry and one byte")
+        self.capacity_entries = capacity_entries
+        self.capacity_bytes = capacity_bytes
+        self._entries: deque[tuple[int, int, Call]] = deque()
+        self._bytes = 0
+        self.max_entries = 0
+        self.max_bytes = 0
+        self._samples = 0
+        self._sample_sum = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def has_room(self, size: int = 0) -> bool:
+        """Room for one more entry of ``size`` bytes.
+
+        An entry larger than the whole byte capacity still fits into an
+        empty buffer: otherwise one big read would stop the leader forever.
+        """
+        if not self._entries:
+            return True
+        return len(self._entries) < self.capacity_entries and self._bytes + size <= self.capacity_bytes
+
+    def push(self, seq: int, size: int, call: Call) -> None:
+        self._entries.append((seq, size, call))
+        self._bytes += size
+        occupancy = len(self._entries)
+        if occupancy > self.max_entries:
+            self.max_entries = occupancy
+        if self._bytes > self.max_bytes:
+            self.max_bytes = self._bytes
+        self._samples += 1
+        self._sample_sum += occupancy
+
+    def release_upto(self, seq: int) -> int:
+        """Drop entries with sequence number <= ``seq``; return how many."""
+        released = 0
+        entries = self._entries
+        while entries and entries[0][0] <= seq:
+            _, size, _ = entries.popleft()
+            self._bytes -= size
+            released += 1
+        return released
+
+    def call_at(self, seq: int) -> Call | None:
+        """The leader's call at ``seq`` if it is still buffered."""
+        for entry_seq, _, call in self._entries:
+            if entry_seq == seq:
+                return call
+        return None
+
+    @property
+    def mean_entries(self) -> float:
+        """Mean occupancy seen by each push (after the push)."""
+        return self._sample_sum / self._samples if self._samples else 0.0

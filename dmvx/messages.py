@@ -1,0 +1,98 @@
+"""Messages between monitors: the payloads the CONNECTOR carries.
+
+These are plain values; :mod:`dmvx.protocol` frames, authenticates and
+encodes them. Every message names a ``stream`` (one per traced process
+lineage, ``"0"`` for the first process) so several processes of one variant
+can share a CONNECTOR link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Union
+
+from dmvx.calls import Call, Outcome
+from dmvx.verdict import Verdict
+
+
+class EntryKind(str, Enum):
+    """How much of the leader's outcome an entry carries."""
+
+    FULL = "full"            # result and output bytes: the follower skips with them
+    RESULT = "result"        # result only: every variant executed its own call
+    PREDICTED = "predicted"  # nothing: the follower derives the result itself
+    DIGEST = "digest"        # result and a digest of outputs: local-file reads
+    GO = "go"                # lockstep released: every variant may execute
+    VOTE = "vote"            # a divergence at ``seq`` is being decided: report your call
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """Leader -> followers: the leader's call ``seq`` and what it did.
+
+    This is the connector-buffer (CB) entry of dMVX. It is independent of how
+    it was produced: a ptrace tracer, a simulated variant or a future
+    in-process monitor feeding a shared-memory ring all make the same entries.
+    """
+
+    stream: str
+    seq: int
+    call: Call
+    kind: EntryKind
+    outcome: Outcome | None = None
+    digest: bytes = b""
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes on the wire, for CB and link accounting."""
+        size = 24 + len(self.call.name) + _args_size(self.call.args) + len(self.digest)
+        if self.outcome is not None:
+            size += self.outcome.size
+        return size
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Follower -> leader: "I am at call ``seq``, and this is it".
+
+    Sent for lockstep and synchronous calls, and whenever a follower finds
+    its call differs from the leader's entry. It implies the follower has
+    consumed every entry before ``seq``.
+    """
+
+    stream: str
+    seq: int
+    call: Call
+    variant: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Follower -> leader: entries up to and including ``seq`` consumed and
+    found equal. Cumulative; frees CB space."""
+
+    stream: str
+    seq: int
+    variant: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Any monitor -> all: the run is over with this verdict."""
+
+    stream: str
+    verdict: Verdict
+
+
+Message = Union[Entry, Report, Ack, Stop]
+
+
+def _args_size(args: tuple) -> int:
+    total = 0
+    for value in args:
+        if isinstance(value, (bytes, str)):
+            total += len(value) + 4
+        else:
+            total += 8
+    return total

@@ -1,0 +1,616 @@
+"""Leader and follower monitors: the MVX core as sans-IO state machines.
+
+One monitor watches one variant (one process lineage of it). A mode feeds it
+events -- the variant entered a call, a call returned, a message arrived, the
+process ended, a wait took too long -- and carries out the actions it returns.
+Monitors never touch a socket, a clock or a process, so simulation and real
+mode drive exactly these classes, and a trace recorded in one can be replayed
+through them in the other.
+
+The protocol between them, per compared call ``seq``:
+
+* **asynchronous** (DIP-MON, ``Decision.sync`` false): the leader runs the call
+  at once and sends an :class:`~dmvx.messages.Entry` with its outcome; the
+  connector buffer bounds how far it may run ahead. A follower reaching
+  ``seq`` compares its own call with the entry and either skips the call with
+  the leader's outcome, or runs its own and compares outcomes. It
+  acknowledges consumed entries cumulatively.
+* **synchronous** (DCP-MON lockstep, and every call under DMON): each follower
+  sends a :class:`~dmvx.messages.Report` of its call and waits; the leader
+  waits for every report, compares, and only then runs the call: a GO entry
+  releases calls every variant runs, an outcome entry feeds calls only the
+  leader runs. No variant runs a lockstep call the others did not agree to.
+
+The leader is the coordinator: every divergence a follower sees is reported
+to it, and with three or more variants it holds a vote so the verdict can
+name the odd one out. Any verdict ends in a :class:`~dmvx.actions.Halt` for
+the local variant and a :class:`~dmvx.messages.Stop` for everyone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip, Wait, WaitReason
+from dmvx.broker import Broker
+from dmvx.calls import EXIT, KILLED, Call, Outcome
+from dmvx.cb import ConnectorBuffer
+from dmvx.fdtable import FdTable
+from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
+from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Route, comparable
+from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
+
+LEADER = 0
+
+#: Calls that hand the leader a new descriptor that followers must mirror
+#: with a placeholder when only the leader ran them.
+_FD_RETURNING = frozenset(
+    {
+        "open", "openat", "openat2", "creat", "socket", "accept", "accept4", "epoll_create",
+        "epoll_create1", "eventfd", "eventfd2", "timerfd_create", "signalfd", "signalfd4",
+        "inotify_init", "inotify_init1", "pidfd_open",
+    }
+)
+#: Calls that write a pair of descriptors into an output argument.
+_FD_PAIR_ARG = {"pipe": 0, "pipe2": 0, "socketpair": 3}
+
+_EXECUTE_LOCAL = (Execute(None),)
+_PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
+
+
+def outcome_digest(outcome: Outcome) -> bytes:
+    """Digest of what a call returned, for comparing outcomes every variant
+    produced on its own (local files, pipes)."""
+    digest = hashlib.blake2b(outcome.result.to_bytes(16, "little", signed=True), digest_size=16)
+    for index, data in outcome.outputs:
+        digest.update(index.to_bytes(2, "little"))
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.digest()
+
+
+def predicted_result(call: Call) -> int | None:
+    """What a follower can derive without being told, or None."""
+    if call.name not in PREDICTABLE:
+        return None
+    value = PREDICTABLE[call.name]
+    if value is None:
+        count = call.args[2] if len(call.args) > 2 else None
+        if call.name == "umask":
+            return None
+        return count if isinstance(count, int) else None
+    return value
+
+
+def fd_pair(call: Call, outcome: Outcome) -> tuple[int, int] | None:
+    """The two descriptors pipe/pipe2/socketpair wrote, if any."""
+    index = _FD_PAIR_ARG.get(call.name)
+    if index is None or outcome.result < 0:
+        return None
+    for arg, data in outcome.outputs:
+        if arg == index and len(data) >= 8:
+            return (int.from_bytes(data[0:4], "little", signed=True),
+                    int.from_bytes(data[4:8], "little", signed=True))
+    return None
+
+
+class _Monitor:
+    """What leader and follower monitors share."""
+
+    def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
+                 fds: FdTable | None = None) -> None:
+        if n_variants < 2:
+            raise ValueError("MVX needs at least two variants (a leader and a follower)")
+        self.policy = policy
+        self.index = index
+        self.n_variants = n_variants
+        self.stream = stream
+        self.broker = Broker(policy)
+        self.fds = fds if fds is not None else FdTable()
+        #: Sequence number of the last compared call this variant entered.
+        self.seq = 0
+        #: Calls seen per route (route value -> count), for reports.
+        self.routes: Counter[str] = Counter()
+        #: The verdict that ended the run, if one did.
+        self.verdict: Verdict | None = None
+        self.finished = False
+
+    def _halt(self, verdict: Verdict) -> list[Action]:
+        if self.verdict is not None:
+            return []
+        self.verdict = verdict
+        return [Send(EVERYONE, Stop(self.stream, verdict)), Halt(verdict)]
+
+    def _stopped_by_peer(self, message: Stop) -> list[Action]:
+        if self.verdict is not None:
+            return []
+        self.verdict = message.verdict
+        return [Halt(message.verdict)]
+
+    def _update_fds(self, call: Call, decision: Decision, outcome: Outcome) -> None:
+        self.fds.after(call, outcome.result, fd_pair(call, outcome), decision.route is Route.LOCAL_FILE)
+
+
+class LeaderMonitor(_Monitor):
+    """The leader's monitor, and the coordinator of every verdict.
+
+    Observable for reports: :meth:`lead` (how many compared calls the leader
+    is ahead of a follower), :attr:`cb` (occupancy), :attr:`routes`.
+    """
+
+    def __init__(self, policy: Policy, n_variants: int, stream: str = "0",
+                 fds: FdTable | None = None) -> None:
+        super().__init__(policy, LEADER, n_variants, stream, fds)
+        self.followers = tuple(range(1, n_variants))
+        self.cb = ConnectorBuffer(policy.cb_entries, policy.cb_bytes)
+        #: Highest entry each follower has acknowledged (consumed and found equal).
+        self.acked = {f: 0 for f in self.followers}
+        self._reports: dict[int, dict[int, Call]] = {}
+        self._current: tuple[int | None, Call, Decision] | None = None
+        self._state = "running"  # running | executing | cb-wait | sync-wait | finish-wait | vote
+        self._voting = False
+        self._vote_seq = 0
+        self._vote_calls: dict[int, Call | None] = {}
+        self._exit_status = 0
+
+    # -- observation -----------------------------------------------------------
+
+    def lead(self, follower: int | None = None) -> int:
+        """Compared calls the leader is ahead of ``follower`` (of the slowest
+        follower when None), as far as acknowledgements tell."""
+        if follower is None:
+            return self.seq - min(self.acked.values())
+        return self.seq - self.acked[follower]
+
+    # -- events ----------------------------------------------------------------
+
+    def call_entered(self, call: Call) -> list[Action]:
+        """The leader stopped at the entry of ``call``."""
+        if self.verdict is not None:
+            return []
+        decision = self.broker.decide(call, self.fds)
+        self.routes[decision.route.value] += 1
+        if self._voting:
+            # A divergence is being decided: nothing more runs until it is.
+            self._current = (None, call, decision)
+            return [Wait(WaitReason.VOTE, self._vote_seq, self._vote_missing())]
+        if decision.route is Route.LOCAL:
+            self._current = (None, call, decision)
+            self._state = "executing"
+            return list(_EXECUTE_LOCAL)
+        self.seq += 1
+        seq = self.seq
+        self._current = (seq, call, decision)
+        waiting = self._reports.get(seq)
+        if decision.sync:
+            self._state = "sync-wait"
+            return self._try_release()
+        if waiting:
+            # A follower already reported a lockstep call at this point, and
+            # the leader's call here is not one: they differ.
+            variant, other = next(iter(waiting.items()))
+            return self._open_vote(seq, call, variant, other)
+        if not self.cb.has_room():
+            self._state = "cb-wait"
+            return [Wait(WaitReason.CB_FULL, seq, self._laggards())]
+        self._state = "executing"
+        return [Execute(seq)]
+
+    def call_exited(self, outcome: Outcome) -> list[Action]:
+        """The call the leader ran returned ``outcome``."""
+        if self.verdict is not None or self._current is None:
+            return []
+        seq, call, decision = self._current
+        self._current = None
+        if self._voting:
+            return []
+        self._state = "running"
+        if seq is None:
+            return []
+        self._update_fds(call, decision, outcome)
+        if decision.sync and decision.effect is Effect.EACH:
+            return []  # released with a GO entry before it ran
+        entry = self._entry(seq, call, decision, outcome)
+        if not decision.sync:
+            self.cb.push(seq, entry.size, call)
+        return [Send(EVERYONE, entry)]
+
+    def message_received(self, message: Message) -> list[Action]:
+        """A follower's monitor sent ``message``."""
+        if isinstance(message, Stop):
+            return self._stopped_by_peer(message)
+        if self.verdict is not None:
+            return []
+        if isinstance(message, Ack):
+            return self._on_ack(message.variant, message.seq)
+        if isinstance(message, Report):
+            return self._on_report(message)
+        return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
+                                  detail=f"leader received a {type(message).__name__} message"))
+
+    def process_exited(self, status: int) -> list[Action]:
+        """The leader's process exited with ``status``."""
+        return self._process_end(Call(EXIT, (status,)), status)
+
+    def process_killed(self, signal: int) -> list[Action]:
+        """The leader's process was killed by ``signal``."""
+        return self._process_end(Call(KILLED, (signal,)), 128 + signal)
+
+    def stalled(self) -> list[Action]:
+        """A wait lasted longer than the stall timeout."""
+        if self.verdict is not None or self.finished:
+            return []
+        if self._voting:
+            return self._decide_vote(force=True)
+        seq, call = (self._current[0], self._current[1]) if self._current else (self.seq, None)
+        seq = seq if seq is not None else self.seq
+        missing = self._missing_reports(seq) if self._state in ("sync-wait", "finish-wait") else self._laggards()
+        calls: dict[int, Call | None] = {LEADER: call}
+        calls.update(self._reports.get(seq, {}))
+        for follower in missing:
+            calls[follower] = None
+        names = ", ".join(f"follower {f}" for f in missing) or "no one"
+        return self._halt(Verdict(VerdictKind.NO_PROGRESS, seq, calls, tuple(missing),
+                                  detail=f"waiting for {names} ({self._state})"))
+
+    # -- internals ---------------------------------------------------------------
+
+    def _entry(self, seq: int, call: Call, decision: Decision, outcome: Outcome) -> Entry:
+        if decision.route is Route.PREDICT and not outcome.outputs and predicted_result(call) == outcome.result:
+            return Entry(self.stream, seq, call, EntryKind.PREDICTED)
+        if decision.effect is Effect.LEADER:
+            return Entry(self.stream, seq, call, EntryKind.FULL, outcome)
+        return Entry(self.stream, seq, call, EntryKind.DIGEST, Outcome(outcome.result), outcome_digest(outcome))
+
+    def _laggards(self) -> tuple[int, ...]:
+        low = min(self.acked.values())
+        return tuple(f for f, a in self.acked.items() if a == low)
+
+    def _missing_reports(self, seq: int) -> tuple[int, ...]:
+        reports = self._reports.get(seq, {})
+        return tuple(f for f in self.followers if f not in reports)
+
+    def _on_ack(self, follower: int, seq: int) -> list[Action]:
+        if follower not in self.acked:
+            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"ack from unknown variant {follower}"))
+        if seq > self.acked[follower]:
+            self.acked[follower] = seq
+            self.cb.release_upto(min(self.acked.values()))
+        if self._voting:
+            return self._decide_vote()
+        if self._state == "cb-wait" and self.cb.has_room() and self._current is not None:
+            self._state = "executing"
+            return [Execute(self._current[0])]
+        return []
+
+    def _on_report(self, report: Report) -> list[Action]:
+        follower, seq = report.variant, report.seq
+        if follower not in self.acked:
+            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"report from unknown variant {follower}"))
+        self._reports.setdefault(seq, {})[follower] = report.call
+        if seq - 1 > self.acked[follower]:
+            self.acked[follower] = seq - 1  # a report implies every earlier entry was consumed
+            self.cb.release_upto(min(self.acked.values()))
+        if self._voting:
+            return self._decide_vote()
+        current_seq = self._current[0] if self._current is not None else None
+        if seq > self.seq:
+            return []  # the leader has not reached that call yet
+        if seq == current_seq and self._state in ("sync-wait", "finish-wait"):
+            return self._try_release()
+        # The follower is at a call the leader handled asynchronously, or
+        # has already passed: unless the calls are equal, they differ.
+        leader_call = self._leader_call_at(seq)
+        if leader_call is not None and comparable(leader_call) == comparable(report.call):
+            del self._reports[seq][follower]
+            return self._on_ack(follower, seq)
+        return self._open_vote(seq, leader_call, follower, report.call)
+
+    def _leader_call_at(self, seq: int) -> Call | None:
+        if self._current is not None and self._current[0] == seq:
+            return self._current[1]
+        return self.cb.call_at(seq)
+
+    def _try_release(self) -> list[Action]:
+        """At a synchronous call: release it once every follower reported an
+        equal call; open a vote on the first difference."""
+        assert self._current is not None
+        seq, call, decision = self._current
+        assert seq is not None
+        reports = self._reports.get(seq, {})
+        mine = comparable(call)
+        for follower, theirs in reports.items():
+            if comparable(theirs) != mine:
+                return self._open_vote(seq, call, follower, theirs)
+        missing = self._missing_reports(seq)
+        if missing:
+            reason = WaitReason.FINISH if self._state == "finish-wait" else (
+                WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC)
+            return [Wait(reason, seq, missing)]
+        del self._reports[seq]
+        for follower in self.followers:
+            if seq - 1 > self.acked[follower]:
+                self.acked[follower] = seq - 1
+        if self._state == "finish-wait":
+            self.finished = True
+            self._state = "done"
+            return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Done(self._exit_status)]
+        self._state = "executing"
+        if decision.effect is Effect.EACH:
+            return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Execute(seq)]
+        return [Execute(seq)]
+
+    def _process_end(self, call: Call, status: int) -> list[Action]:
+        if self.verdict is not None or self.finished:
+            return []
+        if self._voting:
+            return self._decide_vote()
+        self.seq += 1
+        seq = self.seq
+        self._exit_status = status
+        self._current = (seq, call, _PROCESS_END)
+        self._state = "finish-wait"
+        return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.RESULT, Outcome(status)))] + self._try_release()
+
+    def _vote_missing(self) -> tuple[int, ...]:
+        return tuple(f for f in self.followers if f not in self._vote_calls)
+
+    def _open_vote(self, seq: int, leader_call: Call | None, follower: int, theirs: Call) -> list[Action]:
+        self._voting = True
+        self._vote_seq = seq
+        self._vote_calls = {LEADER: leader_call, follower: theirs}
+        actions: list[Action] = []
+        if self.n_variants > 2 and leader_call is not None:
+            actions.append(Send(EVERYONE, Entry(self.stream, seq, leader_call, EntryKind.VOTE)))
+        return actions + self._decide_vote()
+
+    def _decide_vote(self, force: bool = False) -> list[Action]:
+        seq, calls = self._vote_seq, self._vote_calls
+        leader_call = calls.get(LEADER)
+        for follower in self.followers:
+            if follower in calls:
+                continue
+            reported = self._reports.get(seq, {}).get(follower)
+            if reported is not None:
+                calls[follower] = reported
+            elif self.acked[follower] >= seq:
+                calls[follower] = leader_call
+            elif force:
+                calls[follower] = None
+        missing = tuple(f for f in self.followers if f not in calls)
+        if missing:
+            return [Wait(WaitReason.VOTE, seq, missing)]
+        comparable_calls = {v: (comparable(c) if c is not None else None) for v, c in calls.items()}
+        odd = majority_vote(comparable_calls)
+        reference = leader_call
+        if odd and LEADER in odd:
+            reference = next(c for v, c in calls.items() if v not in odd)
+        other = next((c for v, c in calls.items() if comparable_calls[v] != (comparable(reference) if reference else None)), None)
+        kind, detail = classify_mismatch(reference, other, OUTPUT_ARGS.get(reference.name if reference else "", frozenset()))
+        if any(c is not None and c.name == KILLED for c in calls.values()):
+            kind, detail = VerdictKind.CRASH, "killed by a signal in some variants"
+        return self._halt(Verdict(kind, seq, dict(sorted(calls.items())), odd, detail))
+
+
+class FollowerMonitor(_Monitor):
+    """A follower's monitor: checks its variant against the leader's entries
+    and feeds it the leader's outcomes."""
+
+    def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
+                 fds: FdTable | None = None) -> None:
+        if not 1 <= index < n_variants:
+            raise ValueError(f"follower index {index} out of range for {n_variants} variants")
+        super().__init__(policy, index, n_variants, stream, fds)
+        self._inbox: dict[int, Entry] = {}
+        self._current: tuple[int | None, Call, Decision] | None = None
+        self._expect: Entry | None = None  # the entry a running call will be checked against
+        self._state = "running"  # running | executing | entry-wait | sync-wait | finish-wait | diverged
+        self._acked = 0
+        self._ack_every = max(1, min(policy.ack_every, policy.cb_entries // 2 or 1))
+        self._vote_seq = 0
+
+    # -- events ----------------------------------------------------------------
+
+    def call_entered(self, call: Call) -> list[Action]:
+        """The follower stopped at the entry of ``call``."""
+        if self.verdict is not None:
+            return []
+        decision = self.broker.decide(call, self.fds)
+        self.routes[decision.route.value] += 1
+        if decision.route is Route.LOCAL:
+            self._current = (None, call, decision)
+            self._state = "executing"
+            return list(_EXECUTE_LOCAL)
+        self.seq += 1
+        seq = self.seq
+        self._current = (seq, call, decision)
+        if decision.sync:
+            self._state = "sync-wait"
+            actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
+            entry = self._inbox.pop(seq, None)
+            if entry is not None:
+                actions += self._on_entry(entry)
+            else:
+                actions.append(Wait(WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC, seq, (LEADER,)))
+            return actions
+        entry = self._inbox.pop(seq, None)
+        if entry is None:
+            self._state = "entry-wait"
+            if self._vote_seq == seq:
+                return self._report_divergence(seq, call)
+            return [Wait(WaitReason.ENTRY, seq, (LEADER,))]
+        return self._consume(entry)
+
+    def call_exited(self, outcome: Outcome) -> list[Action]:
+        """A call the follower ran itself returned ``outcome``."""
+        if self.verdict is not None or self._current is None:
+            return []
+        seq, call, decision = self._current
+        self._current = None
+        self._state = "running"
+        if seq is None:
+            return []
+        self._update_fds(call, decision, outcome)
+        expect, self._expect = self._expect, None
+        if expect is not None and expect.kind is not EntryKind.GO:
+            if expect.kind is EntryKind.PREDICTED:
+                same = outcome.result == predicted_result(call)
+            else:
+                same = expect.outcome is not None and expect.outcome.result == outcome.result and (
+                    expect.kind is not EntryKind.DIGEST or outcome_digest(outcome) == expect.digest)
+            if not same:
+                leader_result = expect.outcome.result if expect.outcome is not None else predicted_result(call)
+                return self._halt(Verdict(
+                    VerdictKind.OUTPUT_MISMATCH, seq, {LEADER: expect.call, self.index: call},
+                    detail=f"{call.name} returned {leader_result} in the leader and {outcome.result} "
+                           f"here{'' if outcome.result != leader_result else ' with different data'}"))
+        return self._consumed(seq)
+
+    def message_received(self, message: Message) -> list[Action]:
+        """The leader's monitor sent ``message``."""
+        if isinstance(message, Stop):
+            return self._stopped_by_peer(message)
+        if self.verdict is not None:
+            return []
+        if not isinstance(message, Entry):
+            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
+                                      detail=f"follower received a {type(message).__name__} message"))
+        if message.kind is EntryKind.VOTE:
+            return self._on_vote(message)
+        current = self._current
+        if current is not None and current[0] == message.seq and self._state in ("entry-wait", "sync-wait", "finish-wait"):
+            if self._state == "entry-wait":
+                return self._consume(message)
+            return self._on_entry(message)
+        if message.seq <= self.seq and self._state != "diverged" and not (current and current[0] == message.seq):
+            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, message.seq,
+                                      detail=f"entry {message.seq} arrived after call {self.seq}"))
+        self._inbox[message.seq] = message
+        return []
+
+    def process_exited(self, status: int) -> list[Action]:
+        """The follower's process exited with ``status``."""
+        return self._process_end(Call(EXIT, (status,)), status)
+
+    def process_killed(self, signal: int) -> list[Action]:
+        """The follower's process was killed by ``signal``."""
+        return self._process_end(Call(KILLED, (signal,)), 128 + signal)
+
+    def stalled(self) -> list[Action]:
+        """A wait lasted longer than the stall timeout: the leader is silent."""
+        if self.verdict is not None or self.finished:
+            return []
+        seq = self._current[0] if self._current and self._current[0] is not None else self.seq
+        mine = self._current[1] if self._current else None
+        return self._halt(Verdict(VerdictKind.NO_PROGRESS, seq, {LEADER: None, self.index: mine}, (LEADER,),
+                                  detail=f"no word from the leader ({self._state})"))
+
+    # -- internals ---------------------------------------------------------------
+
+    def _consume(self, entry: Entry) -> list[Action]:
+        """Check the current call against the leader's entry and act on it."""
+        assert self._current is not None
+        seq, call, decision = self._current
+        assert seq is not None
+        if comparable(entry.call) != comparable(call) or entry.kind is EntryKind.GO:
+            return self._report_divergence(seq, call)
+        if entry.call.is_process_end:
+            return self._report_divergence(seq, call)
+        if decision.effect is Effect.LEADER:
+            if entry.kind is EntryKind.PREDICTED:
+                outcome = Outcome(predicted_result(call) or 0)
+            elif entry.outcome is not None and entry.kind is EntryKind.FULL:
+                outcome = entry.outcome
+            else:
+                return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, {LEADER: entry.call, self.index: call},
+                                          detail=f"{entry.kind.value} entry for a call only the leader runs"))
+            return self._skip(seq, call, decision, outcome)
+        self._expect = entry
+        self._state = "executing"
+        return [Execute(seq)]
+
+    def _on_entry(self, entry: Entry) -> list[Action]:
+        """The leader's answer at a synchronous call (or at process end)."""
+        assert self._current is not None
+        seq, call, decision = self._current
+        assert seq is not None
+        if self._state == "finish-wait":
+            if entry.kind is EntryKind.GO:
+                self.finished = True
+                self._state = "done"
+                return [Done(call.args[0] if call.name == EXIT else 128 + call.args[0])]
+            self._inbox[entry.seq] = entry
+            return []
+        if entry.kind is EntryKind.GO:
+            self._state = "executing"
+            return [Execute(seq)]
+        if entry.kind is EntryKind.FULL and entry.outcome is not None and comparable(entry.call) == comparable(call):
+            return self._skip(seq, call, decision, entry.outcome)
+        if entry.kind is EntryKind.PREDICTED and comparable(entry.call) == comparable(call):
+            return self._skip(seq, call, decision, Outcome(predicted_result(call) or 0))
+        # The leader handled this point asynchronously: different calls. The
+        # report already sent tells the leader; wait for its verdict.
+        self._state = "diverged"
+        return [Wait(WaitReason.VOTE, seq, (LEADER,))]
+
+    def _skip(self, seq: int, call: Call, decision: Decision, outcome: Outcome) -> list[Action]:
+        self._update_fds(call, decision, outcome)
+        new_fds: tuple[int, ...] = ()
+        if outcome.result >= 0:
+            if call.name in _FD_RETURNING:
+                new_fds = (outcome.result,)
+            else:
+                pair = fd_pair(call, outcome)
+                if pair is not None:
+                    new_fds = pair
+        self._state = "running"
+        self._current = None
+        return [Skip(seq, outcome, new_fds)] + self._consumed(seq)
+
+    def _consumed(self, seq: int) -> list[Action]:
+        if seq - self._acked >= self._ack_every or (self._vote_seq and seq >= self._vote_seq):
+            self._acked = seq
+            return [Send(LEADER, Ack(self.stream, seq, self.index))]
+        return []
+
+    def _report_divergence(self, seq: int, call: Call) -> list[Action]:
+        self._state = "diverged"
+        return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(WaitReason.VOTE, seq, (LEADER,))]
+
+    def _on_vote(self, vote: Entry) -> list[Action]:
+        """The leader is deciding a divergence at ``vote.seq``: say where we stand."""
+        seq = vote.seq
+        self._vote_seq = seq
+        current = self._current
+        if current is not None and current[0] == seq:
+            if self._state == "entry-wait":
+                return self._report_divergence(seq, current[1])
+            return []  # already reported (sync, diverged) or consumed (acks on exit)
+        if self.seq >= seq:
+            at_current = current is not None and current[0] == self.seq
+            self._acked = max(self._acked, self.seq - 1 if at_current else self.seq)
+            return [Send(LEADER, Ack(self.stream, self._acked, self.index))]
+        return []  # behind: the call at ``seq`` will be reported or acknowledged
+
+    def _process_end(self, call: Call, status: int) -> list[Action]:
+        if self.verdict is not None or self.finished:
+            return []
+        self.seq += 1
+        seq = self.seq
+        self._current = (seq, call, _PROCESS_END)
+        self._state = "finish-wait"
+        actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
+        entry = self._inbox.pop(seq, None)
+        if entry is not None and entry.kind is EntryKind.GO:
+            return actions + self._on_entry(entry)
+        if entry is not None:
+            self._inbox[seq] = entry
+        return actions + [Wait(WaitReason.FINISH, seq, (LEADER,))]
+
+
+def monitors(policy: Policy, n_variants: int, stream: str = "0") -> list[_Monitor]:
+    """One leader and ``n_variants - 1`` followers for ``policy``."""
+    return [LeaderMonitor(policy, n_variants, stream)] + [
+        FollowerMonitor(policy, i, n_variants, stream) for i in range(1, n_variants)
+    ]
+
