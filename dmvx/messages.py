@@ -25,6 +25,7 @@ class EntryKind(str, Enum):
     DIGEST = "digest"        # result and a digest of outputs: local-file reads
     GO = "go"                # lockstep released: every variant may execute
     VOTE = "vote"            # a divergence at ``seq`` is being decided: report your call
+    ANNOUNCE = "announce"    # the leader waits at lockstep call ``seq``: report yours
 
 
 @dataclass(frozen=True, slots=True)

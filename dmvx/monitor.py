@@ -184,7 +184,12 @@ class LeaderMonitor(_Monitor):
         waiting = self._reports.get(seq)
         if decision.sync:
             self._state = "sync-wait"
-            return self._try_release()
+            actions = self._try_release()
+            if self.policy.async_replication and actions and isinstance(actions[-1], Wait):
+                # Followers may see this point as an asynchronous call and
+                # wait for an entry that will not come: tell them to report.
+                actions.insert(0, Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.ANNOUNCE)))
+            return actions
         if waiting:
             # A follower already reported a lockstep call at this point, and
             # the leader's call here is not one: they differ.
@@ -407,7 +412,12 @@ class FollowerMonitor(_Monitor):
         self._state = "running"  # running | executing | entry-wait | sync-wait | finish-wait | diverged
         self._acked = 0
         self._ack_every = max(1, min(policy.ack_every, policy.cb_entries // 2 or 1))
+        # Acknowledge before half the CB's bytes are in flight unacknowledged,
+        # or a leader blocked on a full CB would wait for an ack never sent.
+        self._ack_bytes = max(1, policy.cb_bytes // 2)
+        self._unacked_bytes = 0
         self._vote_seq = 0
+        self._announced = 0
 
     # -- events ----------------------------------------------------------------
 
@@ -438,6 +448,8 @@ class FollowerMonitor(_Monitor):
             self._state = "entry-wait"
             if self._vote_seq == seq:
                 return self._report_divergence(seq, call)
+            if self._announced == seq:
+                return self._report_at_lockstep(seq, call)
             return [Wait(WaitReason.ENTRY, seq, (LEADER,))]
         return self._consume(entry)
 
@@ -477,6 +489,13 @@ class FollowerMonitor(_Monitor):
                                       detail=f"follower received a {type(message).__name__} message"))
         if message.kind is EntryKind.VOTE:
             return self._on_vote(message)
+        if message.kind is EntryKind.ANNOUNCE:
+            current = self._current
+            if current is not None and current[0] == message.seq and self._state == "entry-wait":
+                return self._report_at_lockstep(message.seq, current[1])
+            if message.seq > self.seq:
+                self._announced = message.seq
+            return []
         current = self._current
         if current is not None and current[0] == message.seq and self._state in ("entry-wait", "sync-wait", "finish-wait"):
             if self._state == "entry-wait":
@@ -512,6 +531,7 @@ class FollowerMonitor(_Monitor):
         assert self._current is not None
         seq, call, decision = self._current
         assert seq is not None
+        self._unacked_bytes += entry.size
         if comparable(entry.call) != comparable(call) or entry.kind is EntryKind.GO:
             return self._report_divergence(seq, call)
         if entry.call.is_process_end:
@@ -568,10 +588,18 @@ class FollowerMonitor(_Monitor):
         return [Skip(seq, outcome, new_fds)] + self._consumed(seq)
 
     def _consumed(self, seq: int) -> list[Action]:
-        if seq - self._acked >= self._ack_every or (self._vote_seq and seq >= self._vote_seq):
+        if (seq - self._acked >= self._ack_every or self._unacked_bytes >= self._ack_bytes
+                or (self._vote_seq and seq >= self._vote_seq)):
             self._acked = seq
+            self._unacked_bytes = 0
             return [Send(LEADER, Ack(self.stream, seq, self.index))]
         return []
+
+    def _report_at_lockstep(self, seq: int, call: Call) -> list[Action]:
+        """The leader waits at a lockstep call where this variant made a call
+        it would not hold: report it and let the leader compare."""
+        self._state = "sync-wait"
+        return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(WaitReason.LOCKSTEP, seq, (LEADER,))]
 
     def _report_divergence(self, seq: int, call: Call) -> list[Action]:
         self._state = "diverged"
