@@ -464,7 +464,9 @@ class FollowerMonitor(_Monitor):
             return []
         self._update_fds(call, decision, outcome)
         expect, self._expect = self._expect, None
-        if expect is not None and expect.kind is not EntryKind.GO:
+        if decision.sync:
+            return []  # released by GO after the leader compared our report
+        if expect is not None:
             if expect.kind is EntryKind.PREDICTED:
                 same = outcome.result == predicted_result(call)
             else:
@@ -585,6 +587,8 @@ class FollowerMonitor(_Monitor):
                     new_fds = pair
         self._state = "running"
         self._current = None
+        if decision.sync:
+            return [Skip(seq, outcome, new_fds)]  # our report already told the leader
         return [Skip(seq, outcome, new_fds)] + self._consumed(seq)
 
     def _consumed(self, seq: int) -> list[Action]:

@@ -1,0 +1,160 @@
+"""Unit tests of the leader and follower monitors, driven by hand or by the
+in-memory replay driver."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from dmvx.actions import Execute, Halt, Send, Skip, Wait, WaitReason
+from dmvx.calls import Call, Outcome
+from dmvx.messages import Ack, Entry, EntryKind, Report
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.policy import Policy
+from dmvx.replay import Step, replay
+from dmvx.verdict import VerdictKind
+
+GETPID = Step(Call("getpid"), Outcome(4242))
+EXECVE = Call("execve", ("/bin/sh", None, None))
+
+
+def test_leader_runs_ahead_until_the_cb_is_full_then_waits() -> None:
+    policy = Policy.preset("dmvx", cb_entries=3)
+    leader = LeaderMonitor(policy, 2)
+    for seq in range(1, 4):
+        assert leader.call_entered(Call("getpid")) == [Execute(seq)]
+        [send] = leader.call_exited(Outcome(1))
+        assert isinstance(send, Send) and isinstance(send.message, Entry)
+    assert leader.lead(1) == 3
+    actions = leader.call_entered(Call("getpid"))
+    assert actions == [Wait(WaitReason.CB_FULL, 4, (1,))]
+    assert leader.message_received(Ack("0", 2, 1)) == [Execute(4)]
+    assert leader.lead(1) == 2
+    assert leader.cb.max_entries == 3
+
+
+def test_lockstep_call_waits_for_every_follower_and_none_runs_early() -> None:
+    policy = Policy.preset("dmvx")
+    leader = LeaderMonitor(policy, 3)
+    actions = leader.call_entered(EXECVE)
+    assert isinstance(actions[-1], Wait) and actions[-1].awaiting == (1, 2)
+    assert not any(isinstance(a, Execute) for a in actions)
+    assert leader.message_received(Report("0", 1, EXECVE, 1))[-1] == Wait(WaitReason.LOCKSTEP, 1, (2,))
+    released = leader.message_received(Report("0", 1, EXECVE, 2))
+    assert released[-1] == Execute(1)
+    assert isinstance(released[0], Send) and released[0].message.kind is EntryKind.GO
+
+
+def test_follower_skips_with_the_leaders_outcome_and_mirrors_new_descriptors() -> None:
+    follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
+    opened = Call("openat", (-100, "/srv/data", 0, 0))
+    assert follower.call_entered(opened) == [Wait(WaitReason.ENTRY, 1, (0,))]
+    actions = follower.message_received(Entry("0", 1, opened, EntryKind.FULL, Outcome(7)))
+    assert actions[0] == Skip(1, Outcome(7), (7,))
+    read = Call("read", (7, 10))
+    follower.message_received(Entry("0", 2, read, EntryKind.FULL, Outcome(3, ((1, b"abc"),))))
+    assert follower.call_entered(read)[0] == Skip(2, Outcome(3, ((1, b"abc"),)), ())
+
+
+def test_three_variants_vote_names_the_odd_follower() -> None:
+    honest = [GETPID, Step(Call("write", (1, b"hi", 2)), Outcome(2)), GETPID]
+    attacked = [GETPID, Step(EXECVE), GETPID]
+    result = replay(Policy.preset("dmvx"), [honest, attacked, honest], seed=3)
+    assert result.verdict is not None
+    assert result.verdict.kind is VerdictKind.CALL_MISMATCH
+    assert result.verdict.seq == 2
+    assert result.verdict.odd_one_out == (1,)
+    assert all(EXECVE not in log.executed for log in result.logs)
+
+
+def test_three_variants_vote_can_name_the_leader() -> None:
+    honest = [GETPID, Step(Call("write", (1, b"hi", 2)), Outcome(2)), GETPID]
+    attacked = [GETPID, Step(EXECVE), GETPID]
+    for seed in range(20):
+        result = replay(Policy.preset("dmvx"), [attacked, honest, honest], seed=seed)
+        assert result.verdict is not None and result.verdict.odd_one_out == (0,), result.verdict.summary()
+        assert all(EXECVE not in log.executed for log in result.logs)
+
+
+@pytest.mark.parametrize("preset", ["dmon", "dmvx"])
+def test_different_output_bytes_are_an_output_mismatch(preset: str) -> None:
+    a = [Step(Call("write", (1, b"0x7ffd1000", 10)), Outcome(10))]
+    b = [Step(Call("write", (1, b"0x7ffe2000", 10)), Outcome(10))]
+    result = replay(Policy.preset(preset), [a, b])
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.OUTPUT_MISMATCH
+
+
+def test_local_file_reads_are_compared_by_digest() -> None:
+    policy = Policy.preset("dmvx", local_files=("/etc/*",))
+    opened = Step(Call("openat", (-100, "/etc/motd", 0, 0)), Outcome(3))
+    good = [opened, Step(Call("read", (3, 64)), Outcome(5, ((1, b"hello"),)))]
+    evil = [opened, Step(Call("read", (3, 64)), Outcome(5, ((1, b"HELLO"),)))]
+    assert replay(policy, [good, good]).ok
+    result = replay(policy, [good, evil])
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.OUTPUT_MISMATCH
+    # The follower read its own copy: both variants ran the read.
+    assert all(Call("read", (3, 64)) in log.executed for log in replay(policy, [good, good]).logs)
+
+
+def test_crash_in_one_variant() -> None:
+    leader = LeaderMonitor(Policy.preset("dmvx"), 2)
+    leader.call_entered(Call("getpid"))
+    leader.call_exited(Outcome(1))
+    actions = leader.message_received(Report("0", 1, Call("<killed>", (11,)), 1))
+    halt = actions[-1]
+    assert isinstance(halt, Halt) and halt.verdict.kind is VerdictKind.CRASH
+
+
+def test_exit_status_difference() -> None:
+    result = replay(Policy.preset("dmvx"), [[GETPID], [GETPID]], exit_statuses=[0, 3])
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.EXIT_STATUS
+
+
+def test_a_silent_variant_is_no_progress() -> None:
+    leader = LeaderMonitor(Policy.preset("dmvx"), 3)
+    leader.call_entered(EXECVE)
+    leader.message_received(Report("0", 1, EXECVE, 1))
+    halt = leader.stalled()[-1]
+    assert isinstance(halt, Halt)
+    assert halt.verdict.kind is VerdictKind.NO_PROGRESS and halt.verdict.odd_one_out == (2,)
+    follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
+    follower.call_entered(Call("getpid"))
+    assert follower.stalled()[-1].verdict.odd_one_out == (0,)
+
+
+def test_dmon_is_synchronous_and_dmvx_batches_acks() -> None:
+    stream = [GETPID] * 200
+    dmon = replay(Policy.preset("dmon"), [stream, stream])
+    dmvx = replay(Policy.preset("dmvx"), [stream, stream])
+    assert dmon.ok and dmvx.ok
+    assert dmon.max_lead <= 2
+    # dmon: a report and an entry per call; dmvx: an entry per call, acks in batches.
+    assert 400 <= dmon.messages <= 403
+    assert dmvx.messages <= 200 + 200 // 64 + 3  # + exit report, exit entry, GO
+    assert dmvx.max_lead > 1
+
+
+def test_predicted_results_send_no_outcome() -> None:
+    leader = LeaderMonitor(Policy.preset("dmvx"), 2)
+    leader.call_entered(Call("sched_yield"))
+    [send] = leader.call_exited(Outcome(0))
+    assert send.message.kind is EntryKind.PREDICTED and send.message.outcome is None
+    off = LeaderMonitor(replace(Policy.preset("dmvx"), predict=False), 2)
+    off.call_entered(Call("sched_yield"))
+    [send] = off.call_exited(Outcome(0))
+    assert send.message.kind is EntryKind.FULL
+
+
+def test_forged_message_types_are_protocol_errors() -> None:
+    leader = LeaderMonitor(Policy.preset("dmvx"), 2)
+    halt = leader.message_received(Entry("0", 1, Call("getpid"), EntryKind.FULL, Outcome(1)))[-1]
+    assert halt.verdict.kind is VerdictKind.PROTOCOL_ERROR
+    follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
+    halt = follower.message_received(Ack("0", 1, 1))[-1]
+    assert halt.verdict.kind is VerdictKind.PROTOCOL_ERROR
+
+
+def test_monitors_need_a_follower() -> None:
+    with pytest.raises(ValueError):
+        LeaderMonitor(Policy.preset("dmvx"), 1)
