@@ -1,0 +1,99 @@
+"""The broker routes calls as the policy says, and its page is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dmvx import policy_doc
+from dmvx.broker import Broker
+from dmvx.calls import Call
+from dmvx.fdtable import FdInfo, FdKind, FdTable
+from dmvx.policy import SENSITIVE, Effect, Level, Policy, Route
+
+READ_STDIN = Call("read", (0, 1))
+
+
+def decide(policy: Policy, call: Call, fds: FdTable | None = None):
+    return Broker(policy).decide(call, fds or FdTable())
+
+
+def test_every_sensitive_call_is_lockstep_under_every_preset_and_level() -> None:
+    for preset in ("dmon", "dmvx"):
+        for level in Level:
+            policy = Policy.preset(preset, relaxation=level)
+            for name in SENSITIVE:
+                decision = decide(policy, Call(name, ()))
+                assert decision.route is Route.LOCKSTEP and decision.sync, name
+
+
+def test_exec_mappings_are_sensitive_and_plain_ones_local() -> None:
+    policy = Policy.preset("dmvx")
+    assert decide(policy, Call("mprotect", (None, 4096, 5))).route is Route.LOCKSTEP
+    assert decide(policy, Call("mprotect", (None, 4096, 3))).route is Route.LOCAL
+    assert decide(policy, Call("mmap", (None, 4096, 3, 0x22, -1, 0))).route is Route.LOCAL
+
+
+def test_dmon_checks_everything_synchronously() -> None:
+    policy = Policy.preset("dmon")
+    for call in (Call("getpid"), READ_STDIN, Call("write", (1, b"x", 1)), Call("sched_yield")):
+        decision = decide(policy, call)
+        assert decision.sync and decision.route in (Route.LOCKSTEP, Route.REPLICATE), call
+
+
+def test_dmvx_replicates_asynchronously_and_selectively() -> None:
+    policy = Policy.preset("dmvx", local_files=("/usr/share/*",))
+    assert decide(policy, Call("getpid")) == decide(policy, Call("getpid"))
+    assert not decide(policy, READ_STDIN).sync
+    assert decide(policy, Call("sched_yield")).route is Route.PREDICT
+    assert decide(policy, Call("openat", (-100, "/usr/share/doc", 0, 0))).route is Route.LOCAL_FILE
+    # Opening a local file for writing is not a local-file read.
+    assert decide(policy, Call("openat", (-100, "/usr/share/doc", 0o1, 0))).route is not Route.LOCAL_FILE
+
+
+@pytest.mark.parametrize(
+    ("level", "call", "fds", "route"),
+    [
+        (Level.BASE, Call("getpid"), None, Route.REPLICATE),
+        (Level.BASE, READ_STDIN, None, Route.LOCKSTEP),
+        (Level.NONSOCKET_RO, READ_STDIN, None, Route.REPLICATE),
+        (Level.NONSOCKET_RO, Call("write", (1, b"x", 1)), None, Route.LOCKSTEP),
+        (Level.NONSOCKET_RW, Call("write", (1, b"x", 1)), None, Route.PREDICT),
+        (Level.NONSOCKET_RW, Call("read", (5, 1)), {5: FdKind.SOCKET}, Route.LOCKSTEP),
+        (Level.SOCKET_RO, Call("read", (5, 1)), {5: FdKind.SOCKET}, Route.REPLICATE),
+        (Level.SOCKET_RO, Call("write", (5, b"x", 1)), {5: FdKind.SOCKET}, Route.LOCKSTEP),
+        (Level.SOCKET_RW, Call("write", (5, b"x", 1)), {5: FdKind.SOCKET}, Route.PREDICT),
+        (Level.SOCKET_RO, Call("socket", (2, 1, 0)), None, Route.LOCKSTEP),
+        (Level.SOCKET_RW, Call("socket", (2, 1, 0)), None, Route.REPLICATE),
+    ],
+)
+def test_relaxation_levels(level: Level, call: Call, fds, route: Route) -> None:
+    table = FdTable({**{fd: FdInfo(FdKind.STREAM) for fd in (0, 1, 2)},
+                     **{fd: FdInfo(kind) for fd, kind in (fds or {}).items()}})
+    assert decide(Policy.preset("dmvx", relaxation=level), call, table).route is route
+
+
+def test_overrides_win() -> None:
+    policy = Policy.preset("dmvx", overrides={"getpid": "lockstep", "execve": "local"})
+    assert decide(policy, Call("getpid")).route is Route.LOCKSTEP
+    assert decide(policy, Call("execve", ("/bin/true", None, None))).route is Route.LOCAL
+
+
+def test_pipes_are_run_by_each_variant() -> None:
+    fds = FdTable()
+    fds.after(Call("pipe2", (8, 0)), 0, (3, 4))
+    decision = decide(Policy.preset("dmvx"), Call("write", (4, b"x", 1)), fds)
+    assert decision.effect is Effect.EACH
+
+
+def test_unknown_presets_and_levels_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="expected dmon or dmvx"):
+        Policy.preset("remon")
+    with pytest.raises(ValueError, match="socket-rw"):
+        Level.parse("everything")
+
+
+def test_policy_page_is_generated_from_the_tables() -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "policy.md"
+    assert page.read_text() == policy_doc.render(), "regenerate: python -m dmvx.policy_doc > docs/policy.md"
