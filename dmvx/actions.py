@@ -32,14 +32,14 @@ class WaitReason(str, Enum):
     FINISH = "finish"              # exited; waiting for the others to finish
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execute:
     """Let the variant run the call natively. ``seq`` is None for local calls."""
 
     seq: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Skip:
     """Do not run the call: make it return ``outcome`` instead.
 
@@ -56,7 +56,7 @@ class Skip:
     closed_fds: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Send ``message`` to variant ``to``'s monitor (or :data:`EVERYONE`)."""
 
@@ -64,7 +64,7 @@ class Send:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wait:
     """The variant stays stopped; ``awaiting`` names whom it waits for."""
 
@@ -73,14 +73,14 @@ class Wait:
     awaiting: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Halt:
     """Stop every variant now, before any further call runs."""
 
     verdict: Verdict
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Done:
     """This monitor's part of the run is over; the variants agreed to the end."""
 

@@ -64,17 +64,28 @@ _ARG_DEPENDENT = (
 class Broker:
     """Routes calls for one policy. Cheap to create; one per monitor."""
 
-    __slots__ = ("policy", "_cache")
+    __slots__ = ("policy", "_cache", "_fd_cache", "_fd_names")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._cache: dict[str, Decision] = {}
+        # Descriptor calls whose decision depends only on the kind of their
+        # first argument's descriptor: cached per (name, kind).
+        self._fd_cache: dict[tuple[str, FdKind | None], Decision] = {}
+        self._fd_names = (FD_CALLS - {"fcntl"}) - set(policy.overrides)
 
     def decide(self, call: Call, fds: FdTable) -> Decision:
         name = call.name
         cached = self._cache.get(name)
         if cached is not None:
             return cached
+        if name in self._fd_names:
+            args = call.args
+            key = (name, fds.kind(args[0]) if args else None)
+            decision = self._fd_cache.get(key)
+            if decision is None:
+                decision = self._fd_cache[key] = self._decide_by_args(call, fds)
+            return decision
         override = self.policy.overrides.get(name)
         if override is not None:
             decision = self._override(name, override)

@@ -60,6 +60,14 @@ _PATH_ARG = {"open": 0, "creat": 0, "openat": 1, "openat2": 1}
 _FLAGS_ARG = {"open": 1, "openat": 2}
 
 
+#: Calls after which a descriptor table may change; others leave it alone.
+CHANGES_FDS = (
+    OPEN_CALLS | _SOCKET_CREATORS | _OTHER_CREATORS | _EPOLL_CREATORS
+    | frozenset({"pipe", "pipe2", "socketpair", "dup", "dup2", "dup3", "fcntl", "close",
+                 "close_range", "execve", "execveat"})
+)
+
+
 class FdTable:
     """The descriptor table of one process of one variant."""
 

@@ -28,7 +28,7 @@ class EntryKind(str, Enum):
     ANNOUNCE = "announce"    # the leader waits at lockstep call ``seq``: report yours
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     """Leader -> followers: the leader's call ``seq`` and what it did.
 
@@ -53,7 +53,7 @@ class Entry:
         return size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Report:
     """Follower -> leader: "I am at call ``seq``, and this is it".
 
@@ -68,7 +68,7 @@ class Report:
     variant: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack:
     """Follower -> leader: entries up to and including ``seq`` consumed and
     found equal. Cumulative; frees CB space."""
@@ -78,7 +78,7 @@ class Ack:
     variant: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stop:
     """Any monitor -> all: the run is over with this verdict."""
 

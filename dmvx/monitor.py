@@ -30,12 +30,11 @@ the local variant and a :class:`~dmvx.messages.Stop` for everyone else.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip, Wait, WaitReason
 from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, Call, Outcome
 from dmvx.cb import ConnectorBuffer
-from dmvx.fdtable import FdTable
+from dmvx.fdtable import CHANGES_FDS, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Route, comparable
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
@@ -56,6 +55,11 @@ _FD_PAIR_ARG = {"pipe": 0, "pipe2": 0, "socketpair": 3}
 
 _EXECUTE_LOCAL = (Execute(None),)
 _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
+
+
+def same_call(a: Call, b: Call) -> bool:
+    """Whether two variants' calls agree (layout-only arguments aside)."""
+    return a == b or comparable(a) == comparable(b)
 
 
 def outcome_digest(outcome: Outcome) -> bytes:
@@ -109,11 +113,15 @@ class _Monitor:
         self.fds = fds if fds is not None else FdTable()
         #: Sequence number of the last compared call this variant entered.
         self.seq = 0
-        #: Calls seen per route (route value -> count), for reports.
-        self.routes: Counter[str] = Counter()
+        self._route_counts: dict[Route, int] = dict.fromkeys(Route, 0)
         #: The verdict that ended the run, if one did.
         self.verdict: Verdict | None = None
         self.finished = False
+
+    @property
+    def routes(self) -> dict[str, int]:
+        """Calls seen per route (route name -> count), for reports."""
+        return {route.value: count for route, count in self._route_counts.items() if count}
 
     def _halt(self, verdict: Verdict) -> list[Action]:
         if self.verdict is not None:
@@ -128,7 +136,8 @@ class _Monitor:
         return [Halt(message.verdict)]
 
     def _update_fds(self, call: Call, decision: Decision, outcome: Outcome) -> None:
-        self.fds.after(call, outcome.result, fd_pair(call, outcome), decision.route is Route.LOCAL_FILE)
+        if call.name in CHANGES_FDS:
+            self.fds.after(call, outcome.result, fd_pair(call, outcome), decision.route is Route.LOCAL_FILE)
 
 
 class LeaderMonitor(_Monitor):
@@ -169,7 +178,7 @@ class LeaderMonitor(_Monitor):
         if self.verdict is not None:
             return []
         decision = self.broker.decide(call, self.fds)
-        self.routes[decision.route.value] += 1
+        self._route_counts[decision.route] += 1
         if self._voting:
             # A divergence is being decided: nothing more runs until it is.
             self._current = (None, call, decision)
@@ -306,7 +315,7 @@ class LeaderMonitor(_Monitor):
         # The follower is at a call the leader handled asynchronously, or
         # has already passed: unless the calls are equal, they differ.
         leader_call = self._leader_call_at(seq)
-        if leader_call is not None and comparable(leader_call) == comparable(report.call):
+        if leader_call is not None and same_call(leader_call, report.call):
             del self._reports[seq][follower]
             return self._on_ack(follower, seq)
         return self._open_vote(seq, leader_call, follower, report.call)
@@ -426,7 +435,7 @@ class FollowerMonitor(_Monitor):
         if self.verdict is not None:
             return []
         decision = self.broker.decide(call, self.fds)
-        self.routes[decision.route.value] += 1
+        self._route_counts[decision.route] += 1
         if decision.route is Route.LOCAL:
             self._current = (None, call, decision)
             self._state = "executing"
@@ -534,7 +543,7 @@ class FollowerMonitor(_Monitor):
         seq, call, decision = self._current
         assert seq is not None
         self._unacked_bytes += entry.size
-        if comparable(entry.call) != comparable(call) or entry.kind is EntryKind.GO:
+        if entry.kind is EntryKind.GO or not same_call(entry.call, call):
             return self._report_divergence(seq, call)
         if entry.call.is_process_end:
             return self._report_divergence(seq, call)
@@ -566,9 +575,9 @@ class FollowerMonitor(_Monitor):
         if entry.kind is EntryKind.GO:
             self._state = "executing"
             return [Execute(seq)]
-        if entry.kind is EntryKind.FULL and entry.outcome is not None and comparable(entry.call) == comparable(call):
+        if entry.kind is EntryKind.FULL and entry.outcome is not None and same_call(entry.call, call):
             return self._skip(seq, call, decision, entry.outcome)
-        if entry.kind is EntryKind.PREDICTED and comparable(entry.call) == comparable(call):
+        if entry.kind is EntryKind.PREDICTED and same_call(entry.call, call):
             return self._skip(seq, call, decision, Outcome(predicted_result(call) or 0))
         # The leader handled this point asynchronously: different calls. The
         # report already sent tells the leader; wait for its verdict.
