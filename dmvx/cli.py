@@ -1,0 +1,438 @@
+"""The ``dmvx`` command: parse, dispatch to a mode, print, exit.
+
+This module decides nothing about MVX. Each command turns its options into
+plain values, finds the function of the mode that does the work, calls it and
+hands the result to :mod:`dmvx.output`. Modes are imported only when a
+command needs them, so ``dmvx --help`` never loads SimPy, scapy or
+python-ptrace, and a mode that is not built yet costs nothing but the
+UNAVAILABLE status.
+
+Mode entry contract
+-------------------
+Each mode exposes plain functions in one module, ``sim/cli_entry.py`` or
+``realmode/cli_entry.py``. Arguments are plain values (paths are
+:class:`pathlib.Path` as the user wrote them); ``console`` is a rich console
+on stderr for progress and notes to people. Each returns an
+:class:`dmvx.output.Result` (``exit_status``, ``to_json()``,
+``render(console)``) and never prints results itself::
+
+    sim.cli_entry.run(scenario: Path, *, seed: int | None,
+                      overrides: dict[str, str], plot: Path | None,
+                      console) -> Result
+    sim.cli_entry.suite(directory: Path, *, console) -> Result
+    realmode.cli_entry.real(*, topology: str | None, scenario: Path | None,
+                            policy: str, console) -> Result
+    realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str,
+                                   record: Path | None, console) -> Result
+    realmode.cli_entry.suite(directory: Path, *, console) -> Result
+
+A mode reports trouble by raising: :class:`dmvx.errors.InputError` for a bad
+file (status 2), :class:`dmvx.exitstatus.EnvironmentProblem` for a missing
+binary or kernel feature (4), :class:`dmvx.exitstatus.Unavailable` for a part
+not built yet (5). Anything else escaping a mode is a bug (70): the user gets
+one line and the path of a file with the traceback, never the traceback.
+
+``dmvx real`` and ``dmvx suite --mode real|both`` check for root here, after
+the mode is found; ``dmvx run`` leaves that to the mode, since tracing one's
+own children needs no root.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import click
+
+from dmvx import __version__, output
+from dmvx.errors import InputError
+from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Unavailable
+
+PROG = output.PROG
+
+#: The scenario ``dmvx sim`` runs when given none; ``./run demo`` relies on it.
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.yml"
+
+#: Our own top-level packages: a missing module among them is a bug in dmvx,
+#: while any other missing module is a broken environment.
+_OWN_PACKAGES = frozenset({"dmvx", "sim", "realmode"})
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a command's work lives, and what to say while it does not."""
+
+    module: str
+    function: str
+    missing: str
+
+
+_REAL_LATER = "(see issue 5)"
+SIM_RUN = _Entry("sim.cli_entry", "run", "simulation mode is not built yet (see issue 3)")
+SIM_SUITE = _Entry("sim.cli_entry", "suite", "the suite runner of simulation mode is not built yet")
+REAL_RUN = _Entry("realmode.cli_entry", "real", f"real mode is not built yet {_REAL_LATER}")
+REAL_PROGRAM = _Entry(
+    "realmode.cli_entry", "run_program", f"real mode is not built yet {_REAL_LATER}"
+)
+REAL_SUITE = _Entry(
+    "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}"
+)
+VALIDATE = _Entry("dmvx.validate", "validate_file", "the file validator is not built yet")
+
+
+def _load(ctx: click.Context, entry: _Entry) -> Callable[..., Any]:
+    """Import ``entry`` or raise :class:`Unavailable` naming the command.
+
+    Only the absence of the entry module itself (or of its package) means
+    "not built yet". A module *inside* it that fails to import is a bug and
+    propagates; a third-party package missing is the environment's fault.
+    """
+    try:
+        module = importlib.import_module(entry.module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if entry.module == missing or entry.module.startswith(missing + "."):
+            raise Unavailable(f"{ctx.command_path}: {entry.missing}") from None
+        if missing.partition(".")[0] not in _OWN_PACKAGES:
+            raise EnvironmentProblem(
+                f"the Python package {missing!r} is missing; run ./run setup"
+            ) from exc
+        raise
+    function = getattr(module, entry.function, None)
+    if function is None:
+        raise Unavailable(f"{ctx.command_path}: {entry.missing}")
+    return function
+
+
+def _require_root(ctx: click.Context, why: str) -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(f"{ctx.command_path} needs root ({why}); run it as root")
+
+
+def _parse_overrides(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> dict[str, str]:
+    """``--set a.b=5ms --set c=x`` -> ``{"a.b": "5ms", "c": "x"}``; the last
+    of a repeated key wins, so scripts can append to a base command line."""
+    overrides: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (e.g. links.h1-h2.delay=5ms)")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _variant_commands(
+    program: Sequence[str], count: int | None, variant_cmds: Sequence[str]
+) -> list[list[str]]:
+    """The argv of every variant, leader first.
+
+    ``-- PROG ARGS`` alone runs ``--variants`` copies of it (2 by default),
+    diversified by the mode. Each ``--variant CMD`` adds a follower running
+    CMD (a different build, say ``./prog-m32``); with no PROG the first
+    ``--variant`` leads. ``--variants`` must then agree with the count.
+    """
+    extra: list[list[str]] = []
+    for cmd in variant_cmds:
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as exc:
+            raise click.BadParameter(f"{cmd!r}: {exc}", param_hint="'--variant'") from None
+        if not argv:
+            raise click.BadParameter("an empty command", param_hint="'--variant'")
+        extra.append(argv)
+    if not program and not extra:
+        raise click.UsageError("no program given: dmvx run [OPTIONS] -- PROG [ARGS]...")
+    if extra:
+        variants = ([list(program)] if program else []) + extra
+        if count is not None and count != len(variants):
+            raise click.UsageError(
+                f"--variants {count} does not match the {len(variants)} variants given"
+            )
+    else:
+        variants = [list(program) for _ in range(count or 2)]
+    if len(variants) < 2:
+        raise click.UsageError("MVX needs at least two variants: add a --variant CMD")
+    return variants
+
+
+def _write_traceback(exc: BaseException) -> str:
+    """Save the traceback of a bug where the user can attach it to a report."""
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="dmvx-crash-", suffix=".txt", delete=False, encoding="utf-8"
+    ) as handle:
+        handle.write(f"dmvx {__version__}, Python {sys.version.split()[0]}\n\n")
+        traceback.print_exception(exc, file=handle)
+    return handle.name
+
+
+def _report_bug(exc: BaseException) -> None:
+    summary = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        where = f"full traceback in {_write_traceback(exc)}"
+    except OSError as write_error:
+        where = f"and the traceback could not be saved: {write_error}"
+    output.error(f"internal error (a bug in dmvx): {summary}; {where}")
+
+
+def _usage_message(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return exc.format_message()
+    return f"{exc.format_message()} (see '{ctx.command_path} --help')"
+
+
+def _guarded(call: Callable[[], Any]) -> ExitStatus:
+    """Run the command line and turn every way it can end into a status.
+
+    This is the only place an exception becomes a message: one line on
+    stderr, never a traceback."""
+    try:
+        # click returns a command's value, or the code of an early exit such
+        # as --help (0); a group run without a command returns None. A value
+        # outside the enum is a bug and lands below like any other.
+        return ExitStatus(call() or 0)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return ExitStatus.USAGE
+    except click.ClickException as exc:
+        # click uses 1 for some of its errors (e.g. FileError); 1 means
+        # DIVERGENCE here, so every complaint about the command line is 2.
+        output.error(_usage_message(exc))
+        return ExitStatus.USAGE
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        output.note(f"{PROG}: interrupted")
+        return ExitStatus.INTERRUPTED
+    except InputError as exc:
+        output.error(str(exc))
+        return ExitStatus.USAGE
+    except EnvironmentProblem as exc:
+        output.error(str(exc))
+        return ExitStatus.ENVIRONMENT
+    except Unavailable as exc:
+        output.note(str(exc))
+        return ExitStatus.UNAVAILABLE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        _report_bug(exc)
+        return ExitStatus.INTERNAL
+
+
+class _DmvxGroup(click.Group):
+    """A click group whose ``main`` maps every outcome to an :class:`ExitStatus`.
+
+    Overriding ``main`` (rather than wrapping it in a function) puts the
+    mapping in the path of click's test runner too."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        status = _guarded(
+            lambda: super(_DmvxGroup, self).main(
+                args,
+                prog_name or PROG,
+                complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        )
+        if standalone_mode:
+            sys.exit(int(status))
+        return status
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON on stdout; people's output stays on stderr.",
+)
+policy_option = click.option(
+    "--policy",
+    type=click.Choice(["dmvx", "dmon"]),
+    default="dmvx",
+    show_default=True,
+    help="dmvx: hybrid, asynchronous and selective replication; dmon: every call in lockstep.",
+)
+
+
+@click.group(name=PROG, cls=_DmvxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name=PROG, message="%(prog)s %(version)s")
+def cli() -> None:
+    """dmvx: a testbed for distributed multi-variant execution.
+
+    Exit status: 0 ok, 1 divergence detected, 2 usage or input error,
+    3 attack missed, 4 environment missing (e.g. not root), 5 mode not built
+    yet, 70 internal error, 130 interrupted.
+    """
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@click.pass_context
+def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> ExitStatus:
+    """Check scenario and topology FILES; report each, exit 2 if any is bad."""
+    validate_file = _load(ctx, VALIDATE)
+    checks = []
+    for path in files:
+        try:
+            checks.append(output.FileCheck(str(path), summary=validate_file(path)))
+        except InputError as exc:
+            checks.append(output.FileCheck(str(path), error=str(exc)))
+    return output.emit(output.Validation(tuple(checks)), as_json=as_json)
+
+
+@cli.command(name="sim")
+@click.argument(
+    "scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--seed", type=int, help="Seed of the random streams (default: the scenario's).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_overrides,
+    help="Override a scenario field, e.g. --set links.h1-h2.delay=5ms. Repeatable.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PNG",
+    help="Also draw the run's timeline into this PNG file.",
+)
+@json_option
+@click.pass_context
+def sim_command(
+    ctx: click.Context,
+    scenario: Path | None,
+    seed: int | None,
+    overrides: dict[str, str],
+    plot: Path | None,
+    as_json: bool,
+) -> ExitStatus:
+    """Simulate SCENARIO in virtual time (default: the built-in scenarios/default.yml)."""
+    run = _load(ctx, SIM_RUN)
+    if scenario is None:
+        if not DEFAULT_SCENARIO.is_file():
+            raise click.UsageError(
+                f"the built-in scenario {DEFAULT_SCENARIO} is missing; name a scenario file", ctx
+            )
+        scenario = DEFAULT_SCENARIO
+    result = run(
+        scenario, seed=seed, overrides=overrides, plot=plot, console=output.stderr_console()
+    )
+    return output.emit(result, as_json=as_json)
+
+
+@cli.command(name="real")
+@click.option("--topology", metavar="NAME", help="A topology of topologies/, or a topology file.")
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The scenario to run on it.",
+)
+@policy_option
+@json_option
+@click.pass_context
+def real_command(
+    ctx: click.Context,
+    topology: str | None,
+    scenario: Path | None,
+    policy: str,
+    as_json: bool,
+) -> ExitStatus:
+    """Run a scenario on emulated hosts (Mininet) with real programs. Needs root."""
+    real = _load(ctx, REAL_RUN)
+    _require_root(ctx, "it builds hosts in network namespaces and traces their processes")
+    result = real(
+        topology=topology, scenario=scenario, policy=policy, console=output.stderr_console()
+    )
+    return output.emit(result, as_json=as_json)
+
+
+@cli.command(name="run", context_settings={"allow_interspersed_args": False})
+@policy_option
+@click.option(
+    "--variants",
+    "count",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="How many variants of PROG to run (default 2).",
+)
+@click.option(
+    "--variant",
+    "variant_cmds",
+    multiple=True,
+    metavar="CMD",
+    help="A follower running CMD instead of PROG (e.g. a -m32 build). Repeatable.",
+)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Record the run's trace into FILE (a workload for dmvx sim).",
+)
+@json_option
+@click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG [ARGS]...")
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    policy: str,
+    count: int | None,
+    variant_cmds: tuple[str, ...],
+    record: Path | None,
+    as_json: bool,
+    program: tuple[str, ...],
+) -> ExitStatus:
+    """Run PROG [ARGS] as several variants under the monitors, on this machine."""
+    run_program = _load(ctx, REAL_PROGRAM)
+    variants = _variant_commands(program, count, variant_cmds)
+    result = run_program(variants, policy=policy, record=record, console=output.stderr_console())
+    return output.emit(result, as_json=as_json)
+
+
+@cli.command(name="suite")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--mode",
+    type=click.Choice(["sim", "real", "both"]),
+    default="sim",
+    show_default=True,
+    help="Run the scenarios in simulation, on real programs, or both.",
+)
+@json_option
+@click.pass_context
+def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool) -> ExitStatus:
+    """Run every scenario in DIRECTORY and check each against its expected verdict."""
+    # Find every part before running any, so that "both" does not spend
+    # minutes in sim only to learn that real mode is missing.
+    entries: dict[str, Callable[..., Any]] = {}
+    if mode in ("sim", "both"):
+        entries["sim"] = _load(ctx, SIM_SUITE)
+    if mode in ("real", "both"):
+        entries["real"] = _load(ctx, REAL_SUITE)
+        _require_root(ctx, "real-mode scenarios run on hosts in network namespaces")
+    parts: Mapping[str, output.Result] = {
+        name: suite(directory, console=output.stderr_console()) for name, suite in entries.items()
+    }
+    result = output.Combined(parts) if mode == "both" else parts[mode]
+    return output.emit(result, as_json=as_json)
+
+
+def main() -> None:
+    """The console script ``dmvx``: run the command line and exit with its status."""
+    cli.main(prog_name=PROG)

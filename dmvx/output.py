@@ -1,0 +1,156 @@
+"""The one place dmvx prints.
+
+Two audiences, two streams. People read stderr: one-line notes and errors,
+and the rich tables a result draws of itself. Programs read stdout, which
+carries nothing but the JSON document asked for with ``--json``. Keeping every
+write in this module is what lets ``dmvx sim --json | jq`` work whatever a mode
+tells people along the way.
+
+A mode hands back a :class:`Result`; :func:`emit` decides which stream gets
+it. With ``--json`` the result is not drawn on stderr as well: a script asked
+for data, and a terminal full of tables next to it helps no one. Progress and
+notes still go to stderr.
+
+rich is imported only when something is drawn, so ``dmvx --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
+
+from dmvx.exitstatus import ExitStatus, worst
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PROG = "dmvx"
+
+
+class Result(Protocol):
+    """What every mode entry returns (see docs/cli.md, "Mode entry contract").
+
+    ``exit_status`` says how the run ended; ``to_json()`` gives the whole
+    result as JSON-compatible data (a dict, what :func:`json.dumps` accepts);
+    ``render(console)`` draws it for people on the given stderr console.
+    """
+
+    @property
+    def exit_status(self) -> ExitStatus: ...
+
+    def to_json(self) -> Any: ...
+
+    def render(self, console: Console) -> None: ...
+
+
+def stderr_console() -> Console:
+    """A rich console on stderr for tables, progress bars and plots' captions.
+
+    Made afresh for each use so it writes to whatever ``sys.stderr`` is at
+    the time (the test runner swaps it)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def note(text: str) -> None:
+    """One line for people, on stderr, printed as given."""
+    _line(text)
+
+
+def error(text: str) -> None:
+    """The one line a failure gets: ``dmvx: error: <text>``."""
+    _line(f"{PROG}: error: {text}")
+
+
+def _line(text: str) -> None:
+    # A message may quote user input or an exception with newlines in it;
+    # the promise is one line, so fold them.
+    sys.stderr.write(" ".join(text.splitlines()) + "\n")
+    sys.stderr.flush()
+
+
+def json_document(data: Any) -> None:
+    """Write ``data`` as one JSON document on stdout.
+
+    Serialised before anything is written, so data that is not JSON fails as
+    a whole instead of leaving half a document on stdout."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def emit(result: Result, *, as_json: bool) -> ExitStatus:
+    """Print ``result`` for its audience and return its exit status."""
+    status = ExitStatus(result.exit_status)
+    if as_json:
+        json_document(result.to_json())
+    else:
+        result.render(stderr_console())
+    return status
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The outcome of validating one file: a summary if good, an error if not."""
+
+    file: str
+    summary: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The result of ``dmvx validate``: every file is reported, good or bad."""
+
+    checks: tuple[FileCheck, ...]
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.OK if all(c.ok for c in self.checks) else ExitStatus.USAGE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.exit_status is ExitStatus.OK,
+            "files": [
+                {"file": c.file, "ok": True, "summary": c.summary}
+                if c.ok
+                else {"file": c.file, "ok": False, "error": c.error}
+                for c in self.checks
+            ],
+        }
+
+    def render(self, console: Console) -> None:
+        for check in self.checks:
+            if check.ok:
+                note(f"{check.file}: ok — {check.summary}")
+            else:
+                error(str(check.error))
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Results of several modes reported as one (``dmvx suite --mode both``).
+
+    The exit status is the worst of the parts (:func:`dmvx.exitstatus.worst`);
+    the JSON document maps each mode's name to its own document."""
+
+    parts: Mapping[str, Result] = field(default_factory=dict)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return worst(ExitStatus(part.exit_status) for part in self.parts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: part.to_json() for name, part in self.parts.items()}
+
+    def render(self, console: Console) -> None:
+        for name, part in self.parts.items():
+            console.rule(f"{name} mode")
+            part.render(console)

@@ -1,0 +1,9 @@
+"""Simulation mode: the dmvx core driven by SimPy in virtual time.
+
+Hosts, links (latency, bandwidth, queueing), ptrace stops and in-process
+interceptions are modelled with costs from a cost profile; workloads are
+models or traces recorded by real mode. The monitors are the core's own
+(:mod:`dmvx.monitor`), so a verdict here means what it means in real mode.
+The CLI reaches this package only through ``sim.cli_entry`` (see
+docs/cli.md, "Mode entry contract").
+"""
