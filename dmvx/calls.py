@@ -5,19 +5,13 @@ same on every architecture) and its arguments already converted to their
 *meaning*. Modes build calls (real mode from registers and tracee memory, sim
 mode from a workload); monitors only ever compare and route them.
 
-Canonical argument values, by argument kind (see :mod:`dmvx.syscalls`):
-
-==========  =====================================================
-kind        canonical value
-==========  =====================================================
-FD          ``int`` (descriptor numbers are kept equal across variants)
-IN_BUF      ``bytes`` -- the content the call reads from memory
-OUT_BUF     ``int`` -- the length the caller asked for; never the pointer
-PATH        ``str``
-FLAGS       ``int`` in the canonical (x86-64) encoding, arch-only bits removed
-INT         ``int``
-PTR         ``None`` -- pointers differ between diversified variants by design
-==========  =====================================================
+Canonical argument values, by argument kind, are listed in
+:class:`dmvx.syscalls.ArgKind`: descriptors and integers as ``int``, buffers
+the call reads by their content (structs re-encoded canonically), buffers it
+writes by how much was asked for (bytes, or elements for a struct, never the
+pointer), paths as ``str``, flags in the canonical x86-64 encoding, and
+pointers as ``None`` -- addresses differ between diversified variants by
+design.
 
 Equality of two calls is plain tuple equality of ``(name, args)``: that is
 both the cheapest and the only comparison the core needs.
