@@ -4,4 +4,10 @@ python-ptrace tracers (DCP-MON), CONNECTOR processes over TCP, Mininet hosts
 and a scapy attacker carry out the actions the core's monitors return. Most
 of it needs root. The CLI reaches this package only through
 ``realmode.cli_entry`` (see docs/cli.md, "Mode entry contract").
+
+``dmvx run`` (docs/realmode.md): :mod:`realmode.orchestrator` starts per
+variant a CONNECTOR (:mod:`realmode.connector`) and a ptrace monitor
+(:mod:`realmode.tracer`), which builds canonical calls with
+:mod:`realmode.abi` and keeps local calls off ptrace with the filter of
+:mod:`realmode.seccomp`.
 """

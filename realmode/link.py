@@ -1,0 +1,62 @@
+"""The local link between a monitor and its CONNECTOR (a socketpair).
+
+Both ends are processes of the same run on the same host, created by the
+orchestrator before any variant starts, so this hop needs framing but no
+authentication: a record is ``u32 length | u8 peer | payload``, where
+``peer`` is the destination variant on the way out (255: everyone) and the
+source variant on the way in, and ``payload`` is :func:`dmvx.codec.dumps` of a
+monitor message -- or empty for a heartbeat ("my variant is busy inside a
+system call, keep waiting").
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from dmvx import codec
+from dmvx.actions import EVERYONE
+from dmvx.messages import Message
+
+_HEAD = struct.Struct("<IB")
+BROADCAST = 255
+
+
+class LinkClosed(EOFError):
+    """The other end of the link went away."""
+
+
+def encode(peer: int, message: Message | None) -> bytes:
+    payload = b"" if message is None else codec.dumps(message)
+    return _HEAD.pack(len(payload), BROADCAST if peer == EVERYONE else peer) + payload
+
+
+class LinkReader:
+    """Splits received bytes into ``(peer, message or None)`` records."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= _HEAD.size:
+            length, peer = _HEAD.unpack_from(self._buf)
+            end = _HEAD.size + length
+            if len(self._buf) < end:
+                break
+            out.append((peer, bytes(self._buf[_HEAD.size:end])))
+            del self._buf[:end]
+        return out
+
+
+def receive(sock: socket.socket, reader: LinkReader) -> list[tuple[int, bytes]]:
+    """What is readable now on ``sock`` (call when select says so)."""
+    data = sock.recv(1 << 20)
+    if not data:
+        raise LinkClosed("link closed")
+    return reader.feed(data)
+
+
+def decode(payload: bytes) -> Message | None:
+    return codec.loads(payload) if payload else None

@@ -1,0 +1,311 @@
+"""``dmvx run``: start the variants, their monitors and CONNECTORs; collect the end.
+
+Per variant the orchestrator forks two processes: a CONNECTOR
+(:mod:`realmode.connector`) and a monitor (:mod:`realmode.tracer`) which
+forks the variant itself. Monitor and CONNECTOR share a socketpair; the
+CONNECTORs talk over TCP on loopback, the leader's listening on a socket the
+orchestrator opened before anything started (so no port is guessed and no
+follower can connect too early). The run key is made here and reaches the
+CONNECTORs by inheritance only.
+
+The orchestrator is also the last line of cleanup. Each monitor reports on
+a pipe (started / done / verdict / unsupported / error). On the first
+verdict every variant is killed at once; whatever way the run ends --
+verdict, normal end, an exception, Ctrl-C -- every process it forked is
+SIGKILLed and reaped by pid before :func:`run` returns, and the variants,
+traced with ``PTRACE_O_EXITKILL``, die with their monitors in any case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from dmvx import codec
+from dmvx.exitstatus import EnvironmentProblem, ExitStatus
+from dmvx.errors import InputError
+from dmvx.messages import Stop
+from dmvx.policy import Policy
+from dmvx.protocol import new_run_key
+from dmvx.verdict import Verdict, VerdictKind, variant_name
+from realmode import seccomp
+from realmode.connector import run_connector
+from realmode.tracer import Launch, monitor_main
+
+#: Files no outside process changes during a run: libraries, the loader
+#: cache, locale and time-zone data. Each variant reads its own copy (the
+#: dynamic loader must map real files, which a placeholder cannot give).
+SYSTEM_LOCAL_FILES: tuple[str, ...] = (
+    "/etc/ld.so.cache", "/lib/*", "/lib32/*", "/lib64/*", "/libx32/*", "/usr/lib/*",
+    "/usr/lib32/*", "/usr/lib64/*", "/usr/libx32/*", "/usr/local/lib/*",
+    "/usr/share/locale/*", "/usr/share/zoneinfo/*", "/etc/localtime",
+    "/usr/lib/locale/*", "/usr/share/i18n/*",
+)
+
+#: How long a variant may stay silent while another waits, by default.
+DEFAULT_STALL_TIMEOUT = 2.0
+#: After the first verdict, how long to wait for the other monitors' word.
+_GRACE = 0.5
+
+
+@dataclass
+class VariantReport:
+    index: int
+    argv: list[str]
+    pid: int | None = None
+    status: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """The outcome of ``dmvx run`` (a :class:`dmvx.output.Result`)."""
+
+    policy: str
+    variants: list[VariantReport]
+    verdict: Verdict | None = None
+    program_status: int | None = None
+    unsupported: str | None = None
+    error: str | None = None
+    elapsed: float = 0.0
+    #: Every process the run forked (monitors, CONNECTORs), for cleanup checks.
+    helpers: list[int] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.error is not None:
+            return ExitStatus.INTERNAL
+        if self.unsupported is not None:
+            return ExitStatus.UNAVAILABLE
+        if self.verdict is not None:
+            return ExitStatus.DIVERGENCE
+        return ExitStatus.OK
+
+    @property
+    def process_exit_code(self) -> int:
+        """What the ``dmvx run`` process should exit with: the program's own
+        status after a clean run (as a native run would), else the dmvx status."""
+        if self.exit_status is ExitStatus.OK and self.program_status is not None:
+            return self.program_status
+        return int(self.exit_status)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "status": self.exit_status.label,
+            "program_status": self.program_status,
+            "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+            "unsupported": self.unsupported,
+            "error": self.error,
+            "elapsed_s": round(self.elapsed, 6),
+            "variants": [
+                {"variant": variant_name(v.index), "argv": v.argv, "status": v.status, **v.stats}
+                for v in self.variants
+            ],
+        }
+
+    def render(self, console: Any) -> None:
+        # A clean run prints nothing: its stderr must be the program's alone.
+        if self.verdict is not None:
+            console.print(f"[bold red]dmvx: divergence[/] {self.verdict.summary()}", markup=True, soft_wrap=True)
+            console.print("dmvx: every variant was stopped before the call ran.", soft_wrap=True)
+        elif self.unsupported is not None:
+            console.print(f"dmvx run: {self.unsupported}", soft_wrap=True, markup=False)
+        elif self.error is not None:
+            console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
+
+
+def make_policy(name: str, **knobs: Any) -> Policy:
+    """The preset ``name`` with real mode's system files declared local."""
+    try:
+        base = Policy.preset(name)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    local = tuple(dict.fromkeys(base.local_files + SYSTEM_LOCAL_FILES))
+    return Policy.preset(name, local_files=local, **knobs)
+
+
+def _resolve(argv: Sequence[str]) -> str:
+    program = argv[0]
+    path = program if "/" in program else shutil.which(program)
+    if path is None or not os.path.isfile(path):
+        raise InputError(f"dmvx run: {program}: no such program")
+    if not os.access(path, os.X_OK):
+        raise InputError(f"dmvx run: {program}: not executable")
+    return os.path.abspath(path)
+
+
+def _check_kernel() -> None:
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as handle:
+            if handle.read().strip() == "3":
+                raise EnvironmentProblem("ptrace is disabled on this machine (kernel.yama.ptrace_scope=3)")
+    except FileNotFoundError:
+        pass
+
+
+def run(
+    variants: Sequence[Sequence[str]],
+    policy: str | Policy = "dmvx",
+    *,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    envs: Sequence[dict[str, str]] | None = None,
+    pin: bool = True,
+) -> RunResult:
+    """Run ``variants`` (argv lists, leader first) under the monitors."""
+    if len(variants) < 2:
+        raise InputError("dmvx run: MVX needs at least two variants")
+    _check_kernel()
+    pol = policy if isinstance(policy, Policy) else make_policy(policy)
+    paths = [_resolve(argv) for argv in variants]
+    bpf = seccomp.build_filter(pol)
+    key = new_run_key()
+    run_id = hashlib.sha256(key).hexdigest()[:16]
+    n = len(variants)
+    cpus = sorted(os.sched_getaffinity(0))
+    reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
+    result = RunResult(pol.name, reports)
+    children: list[int] = []
+    pipes: dict[int, int] = {}
+    buffers: dict[int, bytes] = {}
+    listener = socket.create_server(("127.0.0.1", 0), backlog=n)
+    address = listener.getsockname()[:2]
+    started = time.monotonic()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        for index in range(n):
+            mon_end, con_end = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # CONNECTOR
+                _child(lambda: run_connector(index, n, key, run_id, con_end,
+                                             listener if index == 0 else None,
+                                             None if index == 0 else address),
+                       keep={con_end.fileno(), listener.fileno()})
+            children.append(pid)
+            con_end.close()
+            read_fd, write_fd = os.pipe()
+            env = dict(envs[index]) if envs is not None else dict(os.environ)
+            launch = Launch(index, n, pol, paths[index], list(variants[index]), env, bpf,
+                            stall_timeout, cpus[index % len(cpus)] if pin and len(cpus) > 1 else None)
+            pid = os.fork()
+            if pid == 0:  # monitor
+                _child(lambda: monitor_main(launch, mon_end, write_fd),
+                       keep={mon_end.fileno(), write_fd, 0, 1, 2})
+            children.append(pid)
+            mon_end.close()
+            os.close(write_fd)
+            pipes[read_fd] = index
+            buffers[read_fd] = b""
+        listener.close()
+        _collect(result, pipes, buffers)
+    finally:
+        listener.close()
+        for fd in pipes:
+            os.close(fd)
+        _kill_all(children)
+        result.helpers = children
+        result.elapsed = time.monotonic() - started
+    return result
+
+
+def _child(body, keep: set[int]) -> None:
+    """Run ``body`` in a freshly forked child and never return."""
+    status = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator ends the run on Ctrl-C
+        for fd in range(3, 1024):
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        body()
+    except BaseException:  # noqa: BLE001 - a child never unwinds into the parent's code
+        status = 70
+    finally:
+        os._exit(status)
+
+
+def _collect(result: RunResult, pipes: dict[int, int], buffers: dict[int, bytes]) -> None:
+    open_fds = set(pipes)
+    deadline: float | None = None
+    pending = set(pipes.values())
+    while open_fds and pending:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        readable, _, _ = select.select(list(open_fds), [], [], timeout)
+        if not readable:
+            break  # grace period over
+        for fd in readable:
+            index = pipes[fd]
+            data = os.read(fd, 65536)
+            if not data:
+                open_fds.discard(fd)
+                if index in pending:
+                    pending.discard(index)
+                    if result.verdict is None and result.unsupported is None and result.error is None:
+                        result.verdict = Verdict(VerdictKind.CONNECTOR_LOST, 0,
+                                                 detail=f"the monitor of {variant_name(index)} died")
+                        _kill_variants(result)
+                        deadline = time.monotonic() + _GRACE
+                continue
+            buffers[fd] += data
+            *lines, buffers[fd] = buffers[fd].split(b"\n")
+            for line in lines:
+                event = json.loads(line)
+                report = result.variants[index]
+                kind = event["event"]
+                if kind == "started":
+                    report.pid = event["pid"]
+                    continue
+                pending.discard(index)
+                report.stats = event.get("stats", {})
+                if kind == "done":
+                    report.status = event["status"]
+                    if index == 0:
+                        result.program_status = event["status"]
+                elif kind == "verdict":
+                    stop = codec.loads(bytes.fromhex(event["stop"]))
+                    assert isinstance(stop, Stop)
+                    if result.verdict is None:
+                        result.verdict = stop.verdict
+                elif kind == "unsupported":
+                    result.unsupported = result.unsupported or event["message"]
+                elif result.verdict is None and result.unsupported is None:
+                    # A monitor that fails after the run was decided (its
+                    # variant killed under it) changes nothing.
+                    result.error = result.error or event.get("message", "monitor failed")
+                if kind != "done" and deadline is None:
+                    _kill_variants(result)
+                    deadline = time.monotonic() + _GRACE
+
+
+def _kill_variants(result: RunResult) -> None:
+    for report in result.variants:
+        if report.pid is not None:
+            try:
+                os.kill(report.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _kill_all(children: list[int]) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass

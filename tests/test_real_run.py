@@ -1,0 +1,229 @@
+"""Real mode, `dmvx run`: real programs as variants under ptrace monitors.
+
+Every test here traces processes (root in CI) and checks one promise of the
+issue: native-equal output and status, replication, the seccomp fast path,
+benign divergence, detection before the harmful call, and cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dmvx.exitstatus import ExitStatus
+from dmvx.policy import Policy
+from dmvx.verdict import VerdictKind
+from realmode import seccomp
+from realmode.orchestrator import make_policy, run
+from test_real_support import assert_no_survivors, captured, compile_target, native
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
+                                                    reason="real mode traces x86-64 Linux processes")]
+
+POLICIES = ("dmvx", "dmon")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("targets")
+    return lambda name, *flags: compile_target(name, directory, *flags)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_clean_run_matches_native_output_and_status(build, policy: str) -> None:
+    hello = build("hello")
+    argv = [hello, "7", "echo"]
+    data = b"first line\nsecond line\n"
+    expected = native(argv, data)
+    result, out, err = captured(lambda: run([argv, argv], policy), stdin=data)
+    assert result.verdict is None, result.verdict.summary()
+    assert (out, err, result.program_status) == (expected.stdout, expected.stderr, expected.returncode)
+    assert result.exit_status is ExitStatus.OK and result.process_exit_code == 7
+    # stdin was read once, by the leader; the follower got the bytes from it.
+    leader, follower = result.variants
+    assert follower.stats["skipped"] > 0
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_system_programs_run_without_divergence(policy: str) -> None:
+    for argv in (["cat", "/etc/passwd"], ["sort", "/etc/passwd"], ["ls", "-l", "/etc/apt"], ["find", "/etc/apt"]):
+        expected = native(argv)
+        result, out, err = captured(lambda: run([argv, argv], policy))
+        assert result.verdict is None, f"{argv}: {result.verdict.summary()}"
+        assert (out, err, result.program_status) == (expected.stdout, expected.stderr, expected.returncode), argv
+
+
+def test_placeholder_descriptors_keep_numbers_equal(build) -> None:
+    # /etc/passwd is opened by the leader only: the follower holds an O_PATH
+    # placeholder at the same number, and fchdir on a directory fd works.
+    argv = ["find", "/etc/apt", "-maxdepth", "2"]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx"))
+    assert result.verdict is None and out == native(argv).stdout
+
+
+def test_local_calls_never_stop() -> None:
+    policy = make_policy("dmvx")
+    always, checked = seccomp.local_names(policy)
+    assert {"brk", "munmap", "rt_sigprocmask", "futex"} <= always
+    assert "getpid" not in always and "write" not in always and "execve" not in always
+    assert checked == {"mmap", "mprotect", "pkey_mprotect"}
+
+
+def test_seccomp_fast_path_leaves_local_calls_untraced(build) -> None:
+    bench = build("bench")
+    local = [bench, "local", "20000"]
+    traced = [bench, "getpid", "200"]
+    result_local, _, _ = captured(lambda: run([local, local], "dmvx"))
+    result_traced, _, _ = captured(lambda: run([traced, traced], "dmvx"))
+    assert result_local.verdict is None and result_traced.verdict is None
+    # 20000 sigprocmask calls add no stop; 200 getpid calls add 200 stops.
+    base = result_local.variants[0].stats["stops"]
+    assert base < 200
+    assert result_traced.variants[0].stats["stops"] >= base + 200
+
+
+@pytest.mark.parametrize("what", ["pid", "time", "random", "pointers", "proc", "env"])
+def test_benign_differences_are_not_divergences(build, what: str) -> None:
+    benign = build("benign")
+    argv = [benign, what]
+    envs = [_env(), _env(DMVX_VARIANT_NOTE="only in the follower", EXTRA_PADDING="x" * 3000)]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", envs=envs))
+    assert result.verdict is None, result.verdict.summary()
+    assert result.program_status == 0 and out
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("mode,kind", [
+    ("address", VerdictKind.OUTPUT_MISMATCH),
+    ("branch", VerdictKind.OUTPUT_MISMATCH),
+])
+def test_behaviour_differences_are_detected(build, policy: str, mode: str, kind: VerdictKind) -> None:
+    diverge = build("diverge")
+    argv = [diverge, mode]
+    envs = [_env(), _env(DMVX_EVIL="1")]
+    result, out, _ = captured(lambda: run([argv, argv], policy, envs=envs))
+    assert result.verdict is not None and result.verdict.kind is kind, result.to_json()
+    assert result.exit_status is ExitStatus.DIVERGENCE
+    # The divergent variant's output never leaves it. Under dmon the leader
+    # waits at every call, so its own write at that point never runs either;
+    # under dmvx it may run ahead by design (asynchronous replication).
+    assert b"evil" not in out
+    if policy == "dmon":
+        assert b"good" not in out and b"leak" not in out and b"end" not in out
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("evil", [0, 1])
+def test_divergent_execve_never_executes(build, tmp_path: Path, policy: str, evil: int) -> None:
+    diverge = build("diverge")
+    marker = tmp_path / "marker"
+    argv = [diverge, "execve", f"touch {marker}"]
+    envs = [_env(), _env()]
+    envs[evil]["DMVX_EVIL"] = "1"
+    result, _, _ = captured(lambda: run([argv, argv], policy, envs=envs))
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.CALL_MISMATCH, result.to_json()
+    assert "execve" in result.verdict.summary()
+    time.sleep(0.2)
+    assert not marker.exists()
+    assert_no_survivors(result)
+
+
+def test_crashing_variant_ends_the_run(build) -> None:
+    diverge = build("diverge")
+    argv = [diverge, "crash"]
+    started = time.monotonic()
+    result, _, _ = captured(lambda: run([argv, argv], "dmvx", envs=[_env(), _env(DMVX_EVIL="1")]))
+    assert time.monotonic() - started < 5
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.CRASH, result.to_json()
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("hung", [0, 1])
+def test_hanging_variant_ends_the_run_within_five_seconds(build, hung: int) -> None:
+    diverge = build("diverge")
+    argv = [diverge, "hang"]
+    envs = [_env(), _env()]
+    envs[hung]["DMVX_EVIL"] = "1"
+    started = time.monotonic()
+    result, _, _ = captured(lambda: run([argv, argv], "dmvx", envs=envs))
+    assert time.monotonic() - started < 5
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.NO_PROGRESS, result.to_json()
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_variant_killed_from_outside_ends_the_run(build, victim: int) -> None:
+    diverge = build("diverge")
+    argv = [diverge, "sleep", "30"]
+    holder: dict = {}
+
+    def killer() -> None:
+        # Wait until the variants run, then kill one from outside.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            pids = _variant_pids(argv)
+            if len(pids) == 2:
+                time.sleep(0.3)
+                os.kill(sorted(pids)[victim], signal.SIGKILL)
+                holder["killed"] = True
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    started = time.monotonic()
+    result, _, _ = captured(lambda: run([argv, argv], "dmvx"))
+    thread.join()
+    assert holder.get("killed")
+    assert time.monotonic() - started < 5
+    assert result.verdict is not None and result.verdict.kind in (VerdictKind.CRASH, VerdictKind.NO_PROGRESS), result.to_json()
+    assert_no_survivors(result)
+
+
+def _variant_pids(argv: list[str]) -> list[int]:
+    wanted = ("\0".join(argv) + "\0").encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if handle.read() == wanted:
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def test_threads_are_refused_with_a_clear_message(build, tmp_path: Path) -> None:
+    source = tmp_path / "thread.c"
+    source.write_text("#include <pthread.h>\nstatic void *f(void *a){return a;}\n"
+                      "int main(void){pthread_t t; pthread_create(&t,0,f,0); pthread_join(t,0); return 0;}\n")
+    import subprocess
+    binary = tmp_path / "thread"
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
+    started = time.monotonic()
+    result, _, _ = captured(lambda: run([[str(binary)], [str(binary)]], "dmvx"))
+    assert time.monotonic() - started < 5
+    assert result.exit_status is ExitStatus.UNAVAILABLE
+    assert "thread" in (result.unsupported or "")
+    assert_no_survivors(result)
+
+
+def test_missing_program_is_a_usage_error() -> None:
+    from dmvx.errors import InputError
+    with pytest.raises(InputError, match="no such program"):
+        run([["/nonexistent/prog"], ["/nonexistent/prog"]], "dmvx")

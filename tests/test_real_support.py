@@ -1,0 +1,75 @@
+"""Shared helpers of the real-mode tests (no tests of its own): compiling targets, native runs,
+capturing a run's stdio, and checking that no process outlives a run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+TARGETS = Path(__file__).resolve().parent.parent / "realmode" / "targets"
+
+
+def compile_target(name: str, directory: Path, *flags: str) -> str:
+    """Build realmode/targets/NAME.c into DIRECTORY; skip if gcc is missing."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed; real-mode targets are compiled at test time")
+    suffix = "-m32" if "-m32" in flags else ""
+    out = directory / f"{name}{suffix}"
+    if not out.exists():
+        done = subprocess.run([gcc, "-O2", *flags, "-o", str(out), str(TARGETS / f"{name}.c")],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            if "-m32" in flags:
+                pytest.skip(f"gcc -m32 does not work here (gcc-multilib missing?): {done.stderr.strip()[:200]}")
+            raise AssertionError(f"compiling {name}.c failed: {done.stderr}")
+    return str(out)
+
+
+def captured(fn, stdin: bytes = b""):
+    """Call ``fn()`` with fds 0/1/2 redirected to temporary files; return
+    (its value, stdout bytes, stderr bytes)."""
+    with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        inp.write(stdin)
+        inp.seek(0)
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        try:
+            for fd, handle in zip((0, 1, 2), (inp, out, err)):
+                os.dup2(handle.fileno(), fd)
+            value = fn()
+        finally:
+            for fd, copy in zip((0, 1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+        out.seek(0)
+        err.seek(0)
+        return value, out.read(), err.read()
+
+
+def native(argv: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run(argv, input=stdin, capture_output=True)
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def assert_no_survivors(result, within: float = 1.0) -> None:
+    pids = [v.pid for v in result.variants if v.pid] + list(result.helpers)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if running(pid)]
+        if not alive:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"processes outlived the run: {alive}")
