@@ -190,16 +190,17 @@ def _usage_message(exc: click.ClickException) -> str:
     return f"{exc.format_message()} (see '{ctx.command_path} --help')"
 
 
-def _guarded(call: Callable[[], Any]) -> ExitStatus:
+def _guarded(call: Callable[[], Any]) -> int:
     """Run the command line and turn every way it can end into a status.
 
     This is the only place an exception becomes a message: one line on
     stderr, never a traceback."""
     try:
         # click returns a command's value, or the code of an early exit such
-        # as --help (0); a group run without a command returns None. A value
-        # outside the enum is a bug and lands below like any other.
-        return ExitStatus(call() or 0)
+        # as --help (0); a group run without a command returns None. Only
+        # ``dmvx run`` returns a plain int: the program's own exit status.
+        code = call() or 0
+        return code if isinstance(code, int) and not isinstance(code, bool) else ExitStatus(code)
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return ExitStatus.USAGE
@@ -397,12 +398,20 @@ def run_command(
     record: Path | None,
     as_json: bool,
     program: tuple[str, ...],
-) -> ExitStatus:
-    """Run PROG [ARGS] as several variants under the monitors, on this machine."""
+) -> int:
+    """Run PROG [ARGS] as several variants under the monitors, on this machine.
+
+    Exits with the program's own status when the variants agree, and with 1
+    (divergence) when a verdict stopped them; --json tells the two apart."""
     run_program = _load(ctx, REAL_PROGRAM)
     variants = _variant_commands(program, count, variant_cmds)
     result = run_program(variants, policy=policy, record=record, console=output.stderr_console())
-    return output.emit(result, as_json=as_json)
+    status = output.emit(result, as_json=as_json)
+    if status is ExitStatus.OK:
+        # Transparency: when the variants agree, dmvx run ends as the
+        # program would have ended natively (as strace and time do).
+        return int(getattr(result, "process_exit_code", 0))
+    return status
 
 
 @cli.command(name="suite")
