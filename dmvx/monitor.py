@@ -117,6 +117,23 @@ class _Monitor:
         #: The verdict that ended the run, if one did.
         self.verdict: Verdict | None = None
         self.finished = False
+        self._children = 0
+
+    def child(self) -> "_Monitor":
+        """The monitor of a process this one's variant just created.
+
+        Call it after a successful fork/vfork/clone of a process (a lockstep
+        call, so every variant creates its children in the same order). The
+        child's stream is ``"<parent stream>.<n>"`` for the parent's n-th
+        child, equal in every variant; its descriptor table is a copy of the
+        parent's. Messages name their stream: a mode routes each to the
+        monitor of that stream, holding those that arrive before it exists.
+        """
+        self._children += 1
+        stream = f"{self.stream}.{self._children}"
+        if isinstance(self, LeaderMonitor):
+            return LeaderMonitor(self.policy, self.n_variants, stream, self.fds.copy())
+        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, self.fds.copy())
 
     @property
     def routes(self) -> dict[str, int]:

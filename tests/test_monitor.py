@@ -158,3 +158,16 @@ def test_forged_message_types_are_protocol_errors() -> None:
 def test_monitors_need_a_follower() -> None:
     with pytest.raises(ValueError):
         LeaderMonitor(Policy.preset("dmvx"), 1)
+
+
+def test_children_get_equal_streams_and_a_copy_of_the_descriptor_table() -> None:
+    policy = Policy.preset("dmvx")
+    leader, follower = LeaderMonitor(policy, 2), FollowerMonitor(policy, 1, 2)
+    leader.fds.after(Call("socket", (2, 1, 0)), 3)
+    follower.fds.after(Call("socket", (2, 1, 0)), 3)
+    first, second = leader.child(), leader.child()
+    assert (first.stream, second.stream) == ("0.1", "0.2")
+    assert isinstance(first, LeaderMonitor) and 3 in first.fds
+    assert follower.child().stream == "0.1"
+    first.fds.after(Call("close", (3,)), 0)
+    assert 3 in leader.fds and 3 not in first.fds
