@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from dmvx.calls import Call
+from dmvx.calls import EXIT, KILLED, Call
 
 
 class VerdictKind(str, Enum):
@@ -72,15 +72,14 @@ class Verdict:
             f"{_variant_name(v)}: {c if c is not None else '(not reached)'}"
             for v, c in sorted(self.calls.items())
         )
-        odd = (
-            f" odd one out: {', '.join(_variant_name(v) for v in self.odd_one_out)}."
-            if self.odd_one_out
-            else ""
-        )
-        detail = f" {self.detail}." if self.detail else ""
-        return f"{self.kind.value} at call #{self.seq}:{detail} {sides}.{odd}".replace(
-            " .", "."
-        )
+        parts = [f"{self.kind.value} at call #{self.seq}" if self.seq else self.kind.value]
+        if self.detail:
+            parts.append(self.detail)
+        if sides:
+            parts.append(sides)
+        if self.odd_one_out:
+            parts.append("odd one out: " + ", ".join(_variant_name(v) for v in self.odd_one_out))
+        return ". ".join(parts) + "."
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` output."""
@@ -133,9 +132,9 @@ def classify_mismatch(a: Call | None, b: Call | None, output_args: frozenset[int
         return VerdictKind.NO_PROGRESS, "a variant never reached this call"
     ends = (a.is_process_end, b.is_process_end)
     if any(ends):
-        if all(ends) and a.name == b.name == "<exit>":
+        if all(ends) and a.name == b.name == EXIT:
             return VerdictKind.EXIT_STATUS, f"exit status {a.args[0]} vs {b.args[0]}"
-        if "<killed>" in (a.name, b.name):
+        if KILLED in (a.name, b.name):
             return VerdictKind.CRASH, "killed by a signal in some variants"
         return VerdictKind.CALL_MISMATCH, "a variant exited while another made a call"
     if a.name != b.name:
