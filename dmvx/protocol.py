@@ -1,0 +1,471 @@
+"""The CONNECTOR wire protocol: framed, sequenced, authenticated messages.
+
+The CONNECTOR exists so that a compromised variant cannot speak for its
+monitor; that only holds if nobody else on the network can either. So every
+frame carries a sequence number and an HMAC-SHA256 tag under a key that only
+this run's monitors know, and the reader accepts a frame only if the tag is
+right, the sender is the peer it expects, and the number is exactly one more
+than the last one. Anything else -- garbage, a forged or bit-flipped frame,
+a frame replayed or reordered, a frame reflected back at its sender, a
+stream cut mid-frame -- is a typed :class:`ProtocolError` with one line
+saying what and where, never an unhandled exception.
+
+Like ``h11``, this module does no I/O. :class:`FrameWriter` turns messages into
+bytes; :class:`FrameReader` is fed whatever bytes arrived, in whatever chunks,
+and hands back messages. Real mode drives them over TCP, sim mode over its
+modelled links, tests over byte strings.
+
+Keys: :func:`new_run_key` makes 32 random bytes per run, handed to every
+monitor out of band (the launcher's command line, an environment variable,
+a file). Frames are never signed with it directly: each direction ``a -> b``
+has its own key derived with HKDF-SHA256 (RFC 5869), so a frame sent from
+``a`` to ``b`` does not authenticate as ``b -> a`` and cannot be reflected.
+
+A writer/reader pair lives as long as the run: sequence numbers are never
+reset, and a lost link is the end of the run (``connector-lost``), not a
+reconnect -- a reconnect that restarted at 1 would make old frames
+replayable. The frame layout, byte by byte, is in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import struct
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterator, Union
+
+from dmvx import codec
+from dmvx.codec import CodecError, ProtocolError
+from dmvx.messages import Message
+from dmvx.syscalls import Arch
+from dmvx.verdict import VerdictKind
+
+__all__ = [
+    "PROTOCOL_VERSION", "MAGIC", "HEADER_SIZE", "TAG_SIZE", "FRAME_OVERHEAD", "DEFAULT_MAX_FRAME",
+    "TYPE_HELLO", "TYPE_HEARTBEAT", "Hello", "Heartbeat", "Frame",
+    "ProtocolError", "CodecError", "TruncatedFrame", "OversizedFrame", "GarbageFrame", "BadMagic",
+    "AuthenticationFailed", "ReplayedFrame", "ReorderedFrame", "UnsupportedVersion",
+    "HandshakeFailed", "new_run_key", "direction_key", "FrameWriter", "FrameReader", "check_hello",
+]
+
+PROTOCOL_VERSION = 1
+MAGIC = b"DMVX"
+
+# magic, version, type, flags, seq, sender, payload length -- big-endian.
+_HEADER = struct.Struct(">4sBBHQII")
+HEADER_SIZE = _HEADER.size  # 24
+TAG_SIZE = 32  # HMAC-SHA256
+FRAME_OVERHEAD = HEADER_SIZE + TAG_SIZE
+#: Largest frame (header + payload + tag) a reader accepts by default.
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+_MAX_SEQ = 2**64 - 1
+_MAX_ID = 2**32 - 1
+_MIN_RUN_KEY = 16
+
+TYPE_HELLO = 0x01
+TYPE_HEARTBEAT = 0x02
+
+_HKDF_SALT = b"dmvx connector v1"
+
+
+# --------------------------------------------------------------------------
+# Errors. ProtocolError and CodecError live in dmvx.codec (the lower layer)
+# and are re-exported here.
+
+
+class TruncatedFrame(ProtocolError):
+    """The stream ended (``close()``) with part of a frame buffered."""
+
+    verdict_kind = VerdictKind.CONNECTOR_LOST
+
+
+class OversizedFrame(ProtocolError):
+    """A header announced a frame larger than the reader's ``max_frame``."""
+
+
+class GarbageFrame(ProtocolError):
+    """Bytes that are not a dmvx frame at all."""
+
+
+class BadMagic(GarbageFrame):
+    """The first bytes of a frame are not ``DMVX``."""
+
+
+class AuthenticationFailed(ProtocolError):
+    """The HMAC tag is wrong (forged, corrupted, wrong key or wrong direction),
+    or the frame names a sender other than this link's peer."""
+
+    verdict_kind = VerdictKind.AUTH_FAILURE
+
+
+class ReplayedFrame(ProtocolError):
+    """An authentic frame whose sequence number was already used."""
+
+    verdict_kind = VerdictKind.AUTH_FAILURE
+
+
+class ReorderedFrame(ProtocolError):
+    """An authentic frame that skips sequence numbers (frames missing)."""
+
+    verdict_kind = VerdictKind.AUTH_FAILURE
+
+
+class UnsupportedVersion(ProtocolError):
+    """A version, flag or message type this build does not speak."""
+
+
+class HandshakeFailed(ProtocolError):
+    """The peer's first message is not the :class:`Hello` this link expects."""
+
+
+# --------------------------------------------------------------------------
+# Control messages (the monitor messages are in dmvx.messages).
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame on every link, in each direction: who is speaking.
+
+    ``run_id`` must match the receiver's run, ``variant`` is the sender's
+    variant index, ``arch`` its architecture, ``version`` the protocol version
+    it speaks. (The frame's authentication already proves the sender holds
+    this run's key; the hello turns a misconfigured launch into a clear
+    message instead of a silent mismatch.)
+    """
+
+    run_id: str
+    variant: int
+    arch: Arch
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Keepalive with no payload. It takes a sequence number like any frame,
+    so a replayed heartbeat cannot fake a live peer."""
+
+
+Frame = Union[Message, Hello, Heartbeat]
+
+
+def _encode_hello(hello: Hello) -> bytes:
+    out = bytearray()
+    codec.put_str(out, hello.run_id, "hello run id")
+    codec.put_int(out, hello.variant, "hello variant")
+    codec.put_enum(out, hello.arch, Arch, "hello arch")
+    codec.put_int(out, hello.version, "hello version")
+    return bytes(out)
+
+
+def _decode_hello(payload: bytes) -> Hello:
+    r = codec.PayloadReader(payload)
+    hello = Hello(r.text("hello run id"), r.integer("hello variant"), r.enum(Arch, "hello arch"), r.integer("hello version"))
+    r.done()
+    return hello
+
+
+def _encode(message: Frame) -> tuple[int, bytes]:
+    kind = type(message)
+    if kind is Heartbeat:
+        return TYPE_HEARTBEAT, b""
+    if kind is Hello:
+        return TYPE_HELLO, _encode_hello(message)
+    return codec.encode_message(message)
+
+
+def _decode(code: int, payload: bytes) -> Frame:
+    if code in codec.MESSAGE_TYPES:
+        return codec.decode_message(code, payload)
+    if code == TYPE_HEARTBEAT:
+        if payload:
+            raise CodecError(f"heartbeat carries {len(payload)} payload bytes, expected none")
+        return Heartbeat()
+    if code == TYPE_HELLO:
+        return _decode_hello(payload)
+    raise UnsupportedVersion(f"unknown message type 0x{code:02x}")
+
+
+def check_hello(message: Frame, *, run_id: str, variant: int | None = None) -> Hello:
+    """Return ``message`` if it is the hello this link expects, else raise
+    :class:`HandshakeFailed`."""
+    if not isinstance(message, Hello):
+        raise HandshakeFailed(f"expected a hello first, got {type(message).__name__}")
+    if message.version != PROTOCOL_VERSION:
+        raise HandshakeFailed(f"peer speaks protocol version {message.version}, this build {PROTOCOL_VERSION}")
+    if message.run_id != run_id:
+        raise HandshakeFailed(f"peer belongs to run {message.run_id!r}, this is run {run_id!r}")
+    if variant is not None and message.variant != variant:
+        raise HandshakeFailed(f"peer says it is variant {message.variant}, this link expects variant {variant}")
+    return message
+
+
+# --------------------------------------------------------------------------
+# Keys.
+
+
+def new_run_key() -> bytes:
+    """A fresh 32-byte secret for one run, to be shared out of band."""
+    return secrets.token_bytes(32)
+
+
+def _hkdf_sha256(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with a 32-byte output (a single expand block)."""
+    prk = hmac.digest(salt, ikm, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+def direction_key(run_key: bytes, sender: int, receiver: int) -> bytes:
+    """The key that authenticates frames from ``sender`` to ``receiver``."""
+    if not isinstance(run_key, (bytes, bytearray)) or len(run_key) < _MIN_RUN_KEY:
+        raise ValueError(f"run key must be at least {_MIN_RUN_KEY} bytes (use new_run_key())")
+    for name, ident in (("sender", sender), ("receiver", receiver)):
+        if not isinstance(ident, int) or isinstance(ident, bool) or not 0 <= ident <= _MAX_ID:
+            raise ValueError(f"{name} id must be an int in 0..{_MAX_ID}, got {ident!r}")
+    if sender == receiver:
+        raise ValueError(f"sender and receiver are both {sender}: a link joins two different monitors")
+    info = b"dmvx/v%d frames %d->%d" % (PROTOCOL_VERSION, sender, receiver)
+    return _hkdf_sha256(bytes(run_key), _HKDF_SALT, info)
+
+
+# --------------------------------------------------------------------------
+# Writer and reader.
+
+
+def _check_max_frame(max_frame: int) -> int:
+    if not isinstance(max_frame, int) or max_frame < FRAME_OVERHEAD:
+        raise ValueError(f"max_frame must be an int >= {FRAME_OVERHEAD}, got {max_frame!r}")
+    return max_frame
+
+
+class FrameWriter:
+    """Encodes messages from ``sender`` to ``receiver`` into frames.
+
+    Sequence numbers start at 1 and go up by one per frame, heartbeats
+    included. A message that cannot be encoded, or whose frame would exceed
+    ``max_frame``, raises and uses no number.
+    """
+
+    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME):
+        self._key = direction_key(key, sender, receiver)
+        self.sender = sender
+        self.receiver = receiver
+        self.max_frame = _check_max_frame(max_frame)
+        self._seq = 0
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last frame written (0 before any)."""
+        return self._seq
+
+    def encode(self, message: Frame) -> bytes:
+        """The frame for ``message``, with the next sequence number."""
+        code, payload = _encode(message)
+        size = FRAME_OVERHEAD + len(payload)
+        seq = self._seq + 1
+        if size > self.max_frame:
+            raise OversizedFrame(
+                f"{type(message).__name__} needs a {size}-byte frame, limit is {self.max_frame}", seq=seq
+            )
+        if seq > _MAX_SEQ:
+            raise ProtocolError("sequence numbers exhausted on this link")
+        body = _HEADER.pack(MAGIC, PROTOCOL_VERSION, code, 0, seq, self.sender, len(payload)) + payload
+        self._seq = seq
+        return body + hmac.digest(self._key, body, "sha256")
+
+    def heartbeat(self) -> bytes:
+        """A keepalive frame."""
+        return self.encode(Heartbeat())
+
+
+class FrameReader:
+    """Decodes the frames ``sender`` sends to ``receiver``.
+
+    :meth:`feed` takes bytes in any chunking (one byte at a time works) and
+    parses eagerly, so a bad header is caught as soon as its bytes arrive: an
+    oversized frame is refused from its 24-byte header, before its body is
+    buffered, and garbage from its first byte that is not ``D``.
+    :meth:`next_message` (or iteration) returns the messages decoded so far,
+    in order, then raises the first error found, if any.
+
+    After an error the reader is *poisoned*: once the messages that arrived
+    before the bad frame have been taken, every :meth:`next_message` and
+    :meth:`feed` raises the same error. After a forged frame nothing further
+    on the link can be trusted, so there is no resynchronising.
+
+    Call :meth:`close` at end of stream: if part of a frame is buffered,
+    :meth:`next_message` then raises :class:`TruncatedFrame`. ``close`` itself
+    never raises (it belongs in ``finally`` blocks).
+    """
+
+    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME):
+        self._key = direction_key(key, sender, receiver)
+        self.sender = sender
+        self.receiver = receiver
+        self.max_frame = _check_max_frame(max_frame)
+        self._last_seq = 0
+        self._buf = bytearray()
+        self._offset = 0  # stream offset of _buf[0]
+        self._header: tuple[int, int, int, int, int] | None = None  # type, flags, seq, length, total
+        self._ready: deque[Frame] = deque()
+        self._error: ProtocolError | None = None
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the last frame accepted (0 before any)."""
+        return self._last_seq
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet form a whole frame."""
+        return len(self._buf)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes received from the peer (``b""`` is a no-op, not EOF)."""
+        if self._error is not None:
+            if not self._ready:
+                raise self._error.with_traceback(None)
+            return  # the link is already lost; messages before it still pending
+        if self._closed:
+            raise RuntimeError("FrameReader.feed() after close()")
+        if data:
+            self._buf += data
+            self._parse()
+
+    def close(self) -> None:
+        """Mark the end of the stream."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._error is None and self._buf:
+            header = self._header
+            expected = f"of a {header[4]}-byte frame " if header else ""
+            self._fail(
+                TruncatedFrame(
+                    f"stream ended inside a frame: {len(self._buf)} bytes {expected}buffered",
+                    seq=None,
+                    offset=self._offset,
+                )
+            )
+
+    def next_message(self) -> Frame | None:
+        """The next message, ``None`` if none is complete yet, or raise the
+        error that ended the stream."""
+        if self._ready:
+            return self._ready.popleft()
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        return None
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (message := self.next_message()) is not None:
+            yield message
+
+    # -- internals ---------------------------------------------------------
+
+    def _fail(self, error: ProtocolError) -> None:
+        self._error = error
+        self._buf = bytearray()  # nothing after a bad frame is worth keeping
+        self._header = None
+
+    def _parse(self) -> None:
+        buf = self._buf
+        start = 0
+        while True:
+            avail = len(buf) - start
+            header = self._header
+            if header is None:
+                if avail < HEADER_SIZE:
+                    n = min(avail, len(MAGIC))
+                    if buf[start : start + n] != MAGIC[:n]:
+                        self._fail(BadMagic(
+                            f"not a dmvx frame: starts with {bytes(buf[start:start + n]).hex()}, expected {MAGIC.hex()}",
+                            offset=self._offset + start,
+                        ))
+                        return
+                    break
+                header = self._read_header(buf, start)
+                if header is None:
+                    return
+            total = header[4]
+            if avail < total:
+                break
+            frame = self._read_frame(buf, start, header)
+            if frame is None:
+                return
+            self._ready.append(frame)
+            start += total
+            self._header = None
+        if start:
+            del buf[:start]
+            self._offset += start
+
+    def _read_header(self, buf: bytearray, start: int) -> tuple[int, int, int, int, int] | None:
+        magic, version, code, flags, seq, sender, length = _HEADER.unpack_from(buf, start)
+        offset = self._offset + start
+        if magic != MAGIC:
+            self._fail(BadMagic(f"not a dmvx frame: starts with {magic.hex()}, expected {MAGIC.hex()}", offset=offset))
+            return None
+        if version != PROTOCOL_VERSION:
+            self._fail(UnsupportedVersion(
+                f"frame of protocol version {version}, this build speaks {PROTOCOL_VERSION}", offset=offset
+            ))
+            return None
+        total = FRAME_OVERHEAD + length
+        if total > self.max_frame:
+            self._fail(OversizedFrame(
+                f"header announces a {total}-byte frame, limit is {self.max_frame}", offset=offset
+            ))
+            return None
+        if sender != self.sender:
+            own = " (our own id: a reflected frame)" if sender == self.receiver else ""
+            self._fail(AuthenticationFailed(
+                f"frame claims sender {sender}{own}, this link's peer is {self.sender}", offset=offset
+            ))
+            return None
+        self._header = (code, flags, seq, length, total)
+        return self._header
+
+    def _read_frame(self, buf: bytearray, start: int, header: tuple[int, int, int, int, int]) -> Frame | None:
+        code, flags, seq, length, total = header
+        offset = self._offset + start
+        body_end = start + HEADER_SIZE + length
+        with memoryview(buf) as view:
+            tag = hmac.digest(self._key, view[start:body_end], "sha256")
+            authentic = hmac.compare_digest(tag, view[body_end : start + total])
+            payload = bytes(view[start + HEADER_SIZE : body_end]) if authentic else b""
+        if not authentic:
+            self._fail(AuthenticationFailed(
+                "HMAC tag mismatch: forged or corrupted frame, or wrong run key or direction", offset=offset
+            ))
+            return None
+        # From here on the header is authentic: the peer really sent it.
+        if seq <= self._last_seq:
+            self._fail(ReplayedFrame(
+                f"sequence number already used (last accepted {self._last_seq})", seq=seq, offset=offset
+            ))
+            return None
+        if seq != self._last_seq + 1:
+            self._fail(ReorderedFrame(
+                f"frames {self._last_seq + 1}..{seq - 1} missing before this one", seq=seq, offset=offset
+            ))
+            return None
+        if flags:
+            self._fail(UnsupportedVersion(
+                f"frame flags 0x{flags:04x} are not defined in protocol version {PROTOCOL_VERSION}",
+                seq=seq, offset=offset,
+            ))
+            return None
+        try:
+            frame = _decode(code, payload)
+        except ProtocolError as error:
+            self._fail(error.at(seq=seq, offset=offset))
+            return None
+        self._last_seq = seq
+        return frame
