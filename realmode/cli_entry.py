@@ -16,8 +16,11 @@ def run_program(variants: list[list[str]], *, policy: str, record: Path | None, 
     return run(variants, policy)
 
 
-def real(*, topology: str | None, scenario: Path | None, policy: str, console: Any) -> RunResult:
-    raise Unavailable("dmvx real: emulated hosts (Mininet) are not built yet (issue 5)")
+def real(*, topology: str | None, scenario: Path | None, policy: str, console: Any) -> Any:
+    """``dmvx real``: variants on emulated hosts (see docs/realmode-net.md)."""
+    from realmode.net.entry import real as real_on_mininet
+
+    return real_on_mininet(topology=topology, scenario=scenario, policy=policy, console=console)
 
 
 def suite(directory: Path, *, console: Any) -> RunResult:

@@ -1,0 +1,382 @@
+"""The agents on each variant host: a DCP-MON monitor and a CONNECTOR.
+
+For every variant the orchestrator forks two processes, as ``dmvx run``
+does (:mod:`realmode.orchestrator`), but each moves into its host's network
+namespace first (:mod:`realmode.net.netns`):
+
+* the **CONNECTOR** (:func:`realmode.connector.run_connector`) -- the
+  leader's listens on ``<leader ip>:7070`` of the leader host, each
+  follower's connects to it across the emulated links. Frames are the
+  authenticated ones of :mod:`dmvx.protocol`; the run key reaches the
+  CONNECTORs by inheritance only, never through the network or a file.
+  Its end of the monitor link is a :class:`~realmode.net.linklog.LoggedLink`,
+  so it can say afterwards what crossed the network.
+* the **monitor** (:func:`realmode.tracer.monitor_main`), which launches the
+  variant as its traced child -- so the variant, too, lives in the host's
+  namespace and serves on the host's address.
+
+Client and attacker hosts get no agents. The leader's listening socket is
+made by the orchestrator inside the leader's namespace before anything
+starts, so no follower can connect too early and no port is guessed.
+
+:meth:`Agents.collect` reads the monitors' reports (one JSON line per event
+on a pipe, as in part 1): on the first verdict every variant is killed at
+once, whichever host it is on. Each run ends with every agent and variant
+killed and reaped by pid (:meth:`Agents.stop`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from dmvx import codec
+from dmvx.errors import InputError
+from dmvx.messages import Stop
+from dmvx.policy import Policy
+from dmvx.protocol import new_run_key
+from dmvx.verdict import Verdict, VerdictKind, variant_name
+from realmode import seccomp
+from realmode.connector import run_connector
+from realmode.net import children, linklog, netns, runs
+from realmode.net.network import Network
+from realmode.tracer import Launch, monitor_main
+
+CONNECTOR_PORT = 7070
+#: After the first verdict, how long the other monitors have to say theirs.
+GRACE = 0.5
+#: How long a CONNECTOR may take to leave after its monitor did.
+_CONNECTOR_EXIT = 0.6
+#: Verdicts that explain a lost link: when one of these arrives within the
+#: grace period after a ``connector-lost``, it is the verdict of the run (the
+#: link was lost *because* a CONNECTOR refused what came over it).
+_CAUSES = frozenset({VerdictKind.AUTH_FAILURE, VerdictKind.PROTOCOL_ERROR})
+
+
+@dataclass
+class VariantAgent:
+    index: int
+    host: str
+    argv: list[str]
+    monitor_pid: int | None = None
+    connector_pid: int | None = None
+    pid: int | None = None  # the variant
+    status: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    event: str | None = None
+    connector_summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AgentsOutcome:
+    verdict: Verdict | None = None
+    unsupported: str | None = None
+    error: str | None = None
+    program_status: int | None = None
+    #: When every monitor had reported its variant started, and when the last
+    #: word came (time.monotonic()).
+    started_at: float | None = None
+    ended_at: float | None = None
+    #: When each variant's monitor reported its end (index -> monotonic time).
+    reported_at: dict[int, float] = field(default_factory=dict)
+
+
+def resolve(program: str) -> str:
+    path = program if "/" in program else shutil.which(program)
+    if path is None or not os.path.isfile(path):
+        raise InputError(f"dmvx real: {program}: no such program")
+    if not os.access(path, os.X_OK):
+        raise InputError(f"dmvx real: {program}: not executable")
+    return os.path.abspath(path)
+
+
+class Agents:
+    """The monitors and CONNECTORs of one MVX run on a :class:`Network`."""
+
+    def __init__(self, net: Network, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
+                 stall_timeout: float = 2.0, envs: list[dict[str, str]] | None = None,
+                 port: int = CONNECTOR_PORT) -> None:
+        if len(hosts) != len(argvs) or len(hosts) < 2:
+            raise InputError("dmvx real: MVX needs at least two variants, one host each")
+        self.net = net
+        self.policy = policy
+        self.stall_timeout = stall_timeout
+        self.port = port
+        self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
+        self.paths = [resolve(argv[0]) for argv in argvs]
+        base = dict(net.env)
+        self.envs = [dict(base, **(envs[i] if envs else {})) for i in range(len(hosts))]
+        self.outcome = AgentsOutcome()
+        self._pipes: dict[int, int] = {}  # report fd -> variant index
+        self._summary_pipes: dict[int, int] = {}
+        self._buffers: dict[int, bytes] = {}
+        self._children: list[int] = []
+        self._stopped = False
+
+    @property
+    def leader_address(self) -> tuple[str, int]:
+        return self.net.ip(self.variants[0].host), self.port
+
+    def start(self) -> None:
+        n = len(self.variants)
+        key = new_run_key()
+        hello_id = hashlib.sha256(key).hexdigest()[:16]
+        bpf = seccomp.build_filter(self.policy)
+        leader_host = self.variants[0].host
+        with netns.inside(self.net.node_pid(leader_host)):
+            listener = socket.create_server(self.leader_address, backlog=n)
+        try:
+            for agent in self.variants:
+                self._start_one(agent, n, key, hello_id, bpf, listener)
+        finally:
+            listener.close()
+
+    def _start_one(self, agent: VariantAgent, n: int, key: bytes, hello_id: str, bpf: list,
+                   listener: socket.socket) -> None:
+        index = agent.index
+        host_pid = self.net.node_pid(agent.host)
+        mon_end, con_end = socket.socketpair()
+        summary_r, summary_w = os.pipe()
+        address = None if index == 0 else self.leader_address
+        def connector() -> None:
+            netns.enter(host_pid)
+            logged = linklog.LoggedLink(con_end)
+            signal.signal(signal.SIGTERM, _leave)
+            try:
+                run_connector(index, n, key, hello_id, logged, listener if index == 0 else None, address)
+            except _Leave:
+                pass  # told to go (say, stuck sending on a cut link): still report
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            summary = linklog.summarise(logged.log, index, n)
+            os.write(summary_w, (json.dumps(summary) + "\n").encode())
+
+        pid = children.fork(connector, keep={con_end.fileno(), listener.fileno(), summary_w})
+        agent.connector_pid = pid
+        self._children.append(pid)
+        self.net.state.add(pid)
+        con_end.close()
+        os.close(summary_w)
+        self._summary_pipes[summary_r] = index
+        read_fd, write_fd = os.pipe()
+        cpus = sorted(os.sched_getaffinity(0))
+        hint = self.net.topology.hosts[agent.host].cpu
+        cpu = (hint if hint in cpus else None) if hint is not None else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
+        launch = Launch(index=index, n_variants=n, policy=self.policy, path=self.paths[index], argv=agent.argv,
+                        env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu)
+        def monitor() -> None:
+            netns.enter(host_pid)
+            # A served program's own stdin and stdout mean nothing here (its
+            # input comes over the network), and the orchestrator's stdout
+            # may be carrying --json.
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.close(null)
+            monitor_main(launch, mon_end, write_fd)
+
+        pid = children.fork(monitor, keep={mon_end.fileno(), write_fd})
+        agent.monitor_pid = pid
+        self._children.append(pid)
+        self.net.state.add(pid)
+        mon_end.close()
+        os.close(write_fd)
+        self._pipes[read_fd] = index
+        self._buffers[read_fd] = b""
+
+    # -- the run --------------------------------------------------------------------
+
+    def collect(self, timeout: float | None = None, tick: Callable[[], str | None] | None = None) -> AgentsOutcome:
+        """Read the monitors' reports until every one has ended (or ``timeout``
+        seconds pass: then the run is stopped with a no-progress verdict).
+        ``tick`` is called about every 50 ms (the caller's own watch); when it
+        returns a reason, the run is stopped as an error with that reason."""
+        outcome = self.outcome
+        open_fds = set(self._pipes)
+        pending = {agent.index for agent in self.variants}
+        started: set[int] = set()
+        grace_until: float | None = None
+        give_up = None if timeout is None else time.monotonic() + timeout
+        while open_fds and (pending or (grace_until is not None and time.monotonic() < grace_until)):
+            now = time.monotonic()
+            if grace_until is not None and now >= grace_until:
+                break
+            if give_up is not None and now >= give_up and outcome.verdict is None:
+                outcome.verdict = Verdict(VerdictKind.NO_PROGRESS, 0, detail=f"the run took longer than {timeout:g} s")
+                self._kill_variants()
+                grace_until = now + GRACE
+            limit = 0.05
+            if grace_until is not None:
+                limit = min(limit, max(0.0, grace_until - now))
+            readable, _, _ = select.select(list(open_fds), [], [], limit)
+            if tick is not None and grace_until is None:
+                reason = tick()
+                if reason is not None and self._first_error(reason):
+                    self._kill_variants()
+                    grace_until = time.monotonic() + GRACE
+            for fd in readable:
+                index = self._pipes[fd]
+                data = os.read(fd, 65536)
+                if not data:
+                    open_fds.discard(fd)
+                    if index in pending:
+                        pending.discard(index)
+                        outcome.reported_at.setdefault(index, time.monotonic())
+                        if self._first(VerdictKind.CONNECTOR_LOST, f"the monitor of {variant_name(index)} died"):
+                            self._kill_variants()
+                            grace_until = time.monotonic() + GRACE
+                    continue
+                self._buffers[fd] += data
+                *lines, self._buffers[fd] = self._buffers[fd].split(b"\n")
+                for line in lines:
+                    event = json.loads(line)
+                    kind = event["event"]
+                    agent = self.variants[index]
+                    if kind == "started":
+                        agent.pid = event["pid"]
+                        started.add(index)
+                        if len(started) == len(self.variants):
+                            outcome.started_at = time.monotonic()
+                        continue
+                    pending.discard(index)
+                    outcome.reported_at[index] = time.monotonic()
+                    agent.event = kind
+                    agent.stats = event.get("stats", {})
+                    if kind == "done":
+                        agent.status = event["status"]
+                        if index == 0:
+                            outcome.program_status = event["status"]
+                        continue
+                    if kind == "verdict":
+                        stop = codec.loads(bytes.fromhex(event["stop"]))
+                        assert isinstance(stop, Stop)
+                        first = self._first(stop.verdict.kind, verdict=stop.verdict)
+                    elif kind == "unsupported":
+                        outcome.unsupported = outcome.unsupported or event["message"]
+                        first = True
+                    else:
+                        first = outcome.verdict is None and outcome.unsupported is None and outcome.error is None
+                        if first:
+                            outcome.error = event.get("message", "monitor failed")
+                    if first and grace_until is None:
+                        self._kill_variants()
+                        grace_until = time.monotonic() + GRACE
+        outcome.ended_at = time.monotonic()
+        return outcome
+
+    def _first(self, kind: VerdictKind, detail: str = "", verdict: Verdict | None = None) -> bool:
+        """Record a verdict; True if it is the first word that ends the run."""
+        outcome = self.outcome
+        verdict = verdict or Verdict(kind, 0, detail=detail)
+        if outcome.verdict is None and outcome.unsupported is None and outcome.error is None:
+            outcome.verdict = verdict
+            return True
+        if outcome.verdict is not None and outcome.verdict.kind is VerdictKind.CONNECTOR_LOST and kind in _CAUSES:
+            outcome.verdict = verdict
+        return False
+
+    def _first_error(self, message: str) -> bool:
+        outcome = self.outcome
+        if outcome.verdict is None and outcome.unsupported is None and outcome.error is None:
+            outcome.error = message
+            return True
+        return False
+
+    def _kill_variants(self) -> None:
+        for agent in self.variants:
+            if agent.pid is not None:
+                try:
+                    os.kill(agent.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def kill_agent(self, index: int, which: str = "monitor") -> None:
+        """SIGKILL one agent process (a fault injected by tests)."""
+        agent = self.variants[index]
+        pid = agent.monitor_pid if which == "monitor" else agent.connector_pid
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """End every agent and variant; keep what the CONNECTORs had to say."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._kill_variants()
+        # Every monitor has had its say (or never will): end them, so that a
+        # CONNECTOR still waiting for its monitor -- say on a link an
+        # attacker desynchronised, whose FIN never arrives -- sees its
+        # monitor link close and leaves with its summary.
+        for agent in self.variants:
+            if agent.monitor_pid:
+                runs.kill(agent.monitor_pid)
+        for agent in self.variants:
+            if agent.monitor_pid:
+                runs.reap(agent.monitor_pid)
+        open_fds = set(self._summary_pipes)
+        buffers = {fd: b"" for fd in open_fds}
+        # A CONNECTOR leaves by itself once its monitor has hung up; its last
+        # act is the summary of what crossed its links. One stuck sending
+        # into a cut link is told to leave (SIGTERM), and reports all the same.
+        self._read_summaries(open_fds, buffers, _CONNECTOR_EXIT / 2)
+        for agent in self.variants:
+            if agent.connector_pid and any(self._summary_pipes[fd] == agent.index for fd in open_fds):
+                try:
+                    os.kill(agent.connector_pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        self._read_summaries(open_fds, buffers, _CONNECTOR_EXIT / 2)
+        for fd, index in self._summary_pipes.items():
+            text = buffers.get(fd, b"").split(b"\n")[0]
+            if text:
+                try:
+                    self.variants[index].connector_summary = json.loads(text)
+                except ValueError:
+                    pass
+            os.close(fd)
+        for fd in self._pipes:
+            os.close(fd)
+        self._summary_pipes.clear()
+        self._pipes.clear()
+        for pid in self._children:
+            runs.kill(pid)
+        for pid in self._children:
+            runs.reap(pid)
+
+    @staticmethod
+    def _read_summaries(open_fds: set[int], buffers: dict[int, bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while open_fds:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            readable, _, _ = select.select(list(open_fds), [], [], remaining)
+            for fd in readable:
+                data = os.read(fd, 1 << 20)
+                if data:
+                    buffers[fd] += data
+                else:
+                    open_fds.discard(fd)
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process of the agents, variants included."""
+        out = list(self._children)
+        out += [a.pid for a in self.variants if a.pid]
+        return out
+
+
+
+class _Leave(Exception):
+    """Raised in a CONNECTOR by SIGTERM: stop serving, report, exit."""
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise _Leave

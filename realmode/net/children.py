@@ -1,0 +1,54 @@
+"""Forking the run's helper processes (agents, relay, probes)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from typing import Callable
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL the calling process when its parent dies.
+
+    Every process of a run is a child of the orchestrator (host shells,
+    relay, agents, client, attacker) or is traced by one (the variants, with
+    ``PTRACE_O_EXITKILL``), so an orchestrator killed outright takes the
+    whole run with it; only the root namespace's bridges wait for the next
+    run's :func:`realmode.net.runs.reap_stale`. Safe in ``preexec_fn``."""
+    parent = os.getppid()
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def fork(body: Callable[[], None], keep: set[int]) -> int:
+    """Run ``body`` in a forked child that keeps only the file descriptors
+    ``keep`` (and 0-2) and never returns into the parent's code; the child's
+    pid. SIGINT is ignored in the child: Ctrl-C is the orchestrator's to
+    handle, and it ends every child itself. The child dies with the parent
+    (see :func:`die_with_parent`)."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 0
+    try:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            return
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for fd in range(3, 1024):
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        body()
+    except BaseException:  # noqa: BLE001 - a child never unwinds into the parent's code
+        status = 70
+    finally:
+        os._exit(status)

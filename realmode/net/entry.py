@@ -1,0 +1,117 @@
+"""``dmvx real``: from the command line's values to an :class:`.experiment.Experiment`.
+
+Without a scenario, ``dmvx real --topology T`` runs the built-in demo on T:
+the small server of ``realmode/targets/net_server.c`` as leader (first
+variant host) and follower (second), 20 requests from the first client
+host, native baseline first. With ``--scenario FILE`` the scenario says the
+topology (``--topology`` replaces it), variants, policy, workload (kind
+``server``), attack and expected verdict; what real mode cannot do yet is
+refused with one line and exit status 5.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dmvx.errors import InputError
+from dmvx.exitstatus import EnvironmentProblem, Unavailable
+from dmvx.policy import Policy
+from dmvx.scenario import Scenario, Server, load_scenario, scenario_from_document
+from dmvx.syscalls import Arch
+from dmvx.topology import Topology, load_topology
+from dmvx.yamlfile import read_yaml
+from realmode.net.experiment import STREAM_ATTACKS, Attack, Config, Experiment, NetResult, Workload
+from realmode.orchestrator import SYSTEM_LOCAL_FILES, make_policy
+
+DEFAULT_TOPOLOGY = "two-host"
+DEFAULT_POLICY = "dmvx"
+#: Scenario attack kinds real mode runs, and the attacker program's name for each.
+ATTACK_KINDS = {"data-only": "exploit", "connector-forgery": "forge", "connector-replay": "replay"}
+#: Seconds between requests while an attacker works on the CONNECTOR stream.
+STREAM_PACE = 0.05
+
+
+def real(*, topology: str | None, scenario: Path | None, policy: str, console: Any) -> NetResult:
+    """The ``dmvx real`` mode entry (see dmvx/cli.py)."""
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("dmvx real needs root (network namespaces, tracing)")
+    config = scenario_config(scenario, topology, policy) if scenario is not None else demo_config(
+        load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy))
+    return Experiment(config, console=console).run()
+
+
+def demo_config(topo: Topology, policy: Policy) -> Config:
+    variants = topo.variant_hosts()
+    if len(variants) < 2:
+        raise InputError(f"topology {topo.name!r} has {len(variants)} variant host(s); the demo needs two or more")
+    for host in variants:
+        _check_arch(topo, host, topo.hosts[host].arch)
+    clients = topo.hosts_with_role("client") or topo.hosts_with_role("attacker")
+    if not clients:
+        raise InputError(f"topology {topo.name!r} has no client host to send the demo's requests")
+    return Config(topo, policy, variants, clients[0], Workload(requests=20, body_bytes=4096))
+
+
+def _check_arch(topo: Topology, host: str, arch: Arch) -> None:
+    if arch is Arch.I386:
+        raise Unavailable(f"dmvx real: host {host} of {topo.name} runs i386; real mode runs x86_64 variants only "
+                          f"so far (i386 variants wait for the -m32 support of dmvx run)")
+    if arch is not Arch.X86_64:
+        raise Unavailable(f"dmvx real: host {host} of {topo.name} runs {arch.value}; an emulated host runs on "
+                          f"this x86_64 machine, so an {arch.value} variant needs a real {arch.value} host")
+
+
+def scenario_config(path: Path, topology: str | None, policy_name: str) -> Config:
+    scenario = _load(path, topology)
+    topo = scenario.topo
+    assert scenario.variants is not None
+    for i, variant in enumerate(scenario.variants):
+        _check_arch(topo, variant.host, variant.arch or topo.hosts[variant.host].arch)
+        if variant.binary is not None:
+            raise Unavailable(f"{path}: variants[{i}].binary: real mode serves its built-in program only so far")
+    workload = scenario.workload
+    if not isinstance(workload, Server):
+        raise Unavailable(f"{path}: workload kind {workload.kind!r}: dmvx real runs server workloads so far")
+    if workload.concurrency != 1:
+        raise Unavailable(f"{path}: workload.concurrency {workload.concurrency}: the real-mode server takes one "
+                          f"request at a time")
+    attack = None
+    if scenario.attack is not None:
+        kind = ATTACK_KINDS.get(scenario.attack.kind)
+        if kind is None:
+            raise Unavailable(f"{path}: attack kind {scenario.attack.kind!r} is simulated only; real mode runs "
+                              f"{', '.join(ATTACK_KINDS)}")
+        source = scenario.attack.source or (topo.hosts_with_role("attacker") or topo.hosts_with_role("client"))[0]
+        attack = Attack(kind, source, target=scenario.attack.target)
+    expect = None
+    if scenario.expect is not None:
+        expect = (scenario.expect.verdict, scenario.expect.kind.value if scenario.expect.kind else None)
+    # An attacker on the CONNECTOR stream fires into a quiet moment of it
+    # (see realmode.net.attacker): requests are paced so that there are some.
+    pace = STREAM_PACE if attack is not None and attack.kind in STREAM_ATTACKS else 0.0
+    return Config(
+        topo, _policy(scenario, policy_name), [v.host for v in scenario.variants], workload.client or "",
+        Workload(requests=workload.requests, body_bytes=int(workload.file_size), pace=pace), attack=attack,
+        native=attack is None, stall_timeout=float(scenario.policy.stall_timeout), seed=scenario.seed,
+        expect=expect, scenario=scenario.name or path.stem)
+
+
+def _load(path: Path, topology: str | None) -> Scenario:
+    if topology is None:
+        return load_scenario(path)
+    doc = read_yaml(path)
+    doc.data = dict(doc.data, topology=topology)
+    return scenario_from_document(doc, path.parent, default_name=path.stem)
+
+
+def _policy(scenario: Scenario, name: str) -> Policy:
+    """The scenario's policy, with real mode's system files local. ``--policy``
+    other than the default replaces the scenario's preset."""
+    spec = scenario.policy
+    if name != DEFAULT_POLICY and name != spec.preset:
+        spec = spec.model_copy(update={"preset": name})
+    base = spec.to_policy()
+    return replace(base, local_files=tuple(dict.fromkeys((*base.local_files, *SYSTEM_LOCAL_FILES))))

@@ -1,0 +1,488 @@
+"""One ``dmvx real`` experiment: a served program under MVX on emulated hosts.
+
+An :class:`Experiment` builds the topology's network (:mod:`.network`),
+measures the CONNECTOR round trip on it (:mod:`.rtt`), runs the workload
+natively on the leader's host for the baseline, then runs it again with the
+server as leader and followers under the monitors (:mod:`.agents`) while the
+client host makes the same requests and, if asked, the attacker host
+attacks (:mod:`.attacker`). Tests hook in with ``faults``: callables fired a
+given time after the variants started (kill an agent, cut a link, slow it).
+
+Every way out -- a clean end, a verdict, an error, Ctrl-C, SIGTERM -- goes
+through the same ``finally``: agents stopped, attacker and client killed,
+network removed (:meth:`.network.Network.stop`), leftovers of the run id
+cleaned. :func:`.runs.reap_stale` first removes what earlier runs that were
+killed outright left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from dmvx.exitstatus import ExitStatus
+from dmvx.policy import Policy
+from dmvx.topology import Topology
+from dmvx.verdict import Verdict
+from realmode.net import rtt, runs, targets
+from realmode.net.agents import CONNECTOR_PORT, Agents, AgentsOutcome
+from realmode.net.network import Network
+
+SERVER_PORT = 8080
+#: Attacks real mode can run, by the name the attacker program knows them.
+STREAM_ATTACKS = frozenset({"forge", "replay", "reset"})
+ATTACKS = STREAM_ATTACKS | {"exploit"}
+
+
+@dataclass
+class Workload:
+    """Requests from the client host to the served program."""
+
+    requests: int = 20
+    body_bytes: int = 4096
+    pace: float = 0.0  # seconds between requests
+
+
+@dataclass
+class Attack:
+    kind: str  # exploit | forge | replay | reset
+    source: str  # host the attack comes from
+    target: int = 0  # exploit: the variant that gets the vulnerable layout
+    wait: float = 0.3  # seconds after the client's start
+    tries: int = 5
+    towards: str = "leader"  # stream attacks: whose CONNECTOR receives the injected segments
+
+
+@dataclass
+class Fault:
+    """Something done to the run ``after`` seconds after the variants started."""
+
+    after: float
+    action: Callable[["Experiment"], None]
+    label: str = ""
+    fired_at: float | None = None
+
+
+@dataclass
+class Config:
+    topology: Topology
+    policy: Policy
+    variant_hosts: list[str]
+    client_host: str
+    workload: Workload = field(default_factory=Workload)
+    attack: Attack | None = None
+    native: bool = True
+    measure_rtt: bool = True
+    stall_timeout: float = 2.0
+    timeout: float = 60.0
+    seed: int = 0
+    netem: bool | None = None
+    expect: tuple[str, str | None] | None = None  # (outcome, verdict kind)
+    scenario: str | None = None
+
+
+@dataclass
+class NetResult:
+    """The :class:`dmvx.output.Result` of ``dmvx real``."""
+
+    config: Config
+    run_id: str
+    delay_mechanism: str
+    outcome: AgentsOutcome | None = None
+    native: dict[str, Any] | None = None
+    mvx_client: dict[str, Any] | None = None
+    rtt: dict[str, float] | None = None
+    link: dict[str, Any] = field(default_factory=dict)
+    lead: dict[str, Any] = field(default_factory=dict)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    attack: dict[str, Any] | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    harmful_ran: bool | None = None
+    elapsed_s: float = 0.0
+    #: Every process the run started (for cleanup checks).
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.outcome.verdict if self.outcome else None
+
+    @property
+    def outcome_label(self) -> str:
+        """ok | divergence | rejected | missed | error, as sim mode says it."""
+        if self.outcome is None or self.outcome.error or self.outcome.unsupported:
+            return "error"
+        verdict = self.verdict
+        if verdict is None:
+            return "missed" if self.config.attack is not None else "ok"
+        return "divergence" if verdict.kind.is_divergence else "rejected"
+
+    @property
+    def as_expected(self) -> bool | None:
+        if self.config.expect is None:
+            return None
+        label, kind = self.config.expect
+        if self.outcome_label != label:
+            return False
+        return kind is None or (self.verdict is not None and self.verdict.kind.value == kind)
+
+    @property
+    def slowdown(self) -> float | None:
+        if not self.native or not self.mvx_client:
+            return None
+        native, mvx = self.native.get("elapsed_s"), self.mvx_client.get("elapsed_s")
+        if not native or not mvx or self.native.get("requests") != self.mvx_client.get("requests"):
+            return None
+        return mvx / native
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        if self.outcome is None or self.outcome.error is not None:
+            return ExitStatus.INTERNAL
+        if self.outcome.unsupported is not None:
+            return ExitStatus.UNAVAILABLE
+        expected = self.as_expected
+        if expected is not None:
+            return ExitStatus.OK if expected else ExitStatus.ATTACK_MISSED
+        if self.outcome_label == "missed":
+            return ExitStatus.ATTACK_MISSED
+        return ExitStatus.OK if self.verdict is None else ExitStatus.DIVERGENCE
+
+    def to_json(self) -> dict[str, Any]:
+        config = self.config
+        outcome = self.outcome
+        return {
+            "mode": "real",
+            "scenario": config.scenario,
+            "topology": config.topology.name,
+            "policy": config.policy.name,
+            "run_id": self.run_id,
+            "status": self.exit_status.label,
+            "outcome": self.outcome_label,
+            "expected": None if config.expect is None else {"verdict": config.expect[0], "kind": config.expect[1]},
+            "as_expected": self.as_expected,
+            "verdict": None if self.verdict is None else {**self.verdict.to_dict(), "summary": self.verdict.summary()},
+            "error": outcome.error if outcome else None,
+            "unsupported": outcome.unsupported if outcome else None,
+            "hosts": {"variants": config.variant_hosts, "client": config.client_host,
+                      "attacker": config.attack.source if config.attack else None},
+            "link_delay": {"mechanism": self.delay_mechanism,
+                           "leader_follower_one_way_s": config.topology.path_delay(
+                               config.variant_hosts[0], config.variant_hosts[1])},
+            "connector_rtt": self.rtt,
+            "native": _client_json(self.native),
+            "mvx": _client_json(self.mvx_client),
+            "slowdown": None if self.slowdown is None else round(self.slowdown, 4),
+            "link": self.link,
+            "lead": self.lead,
+            "variants": self.variants,
+            "attack": self.attack,
+            "harmful_call_ran": self.harmful_ran,
+            "faults": self.faults,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+    def render(self, console: Any) -> None:
+        from rich.table import Table
+
+        data = self.to_json()
+        table = Table(title=f"dmvx real: {data['topology']}, policy {data['policy']}"
+                            + (f", scenario {data['scenario']}" if data["scenario"] else ""),
+                      show_header=False, title_justify="left")
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        verdict = self.verdict
+        if verdict is None:
+            table.add_row("verdict", "[red]error[/]" if data["error"] else "ok (the variants agreed)")
+        else:
+            table.add_row("verdict", f"[red]{verdict.summary()}[/]")
+        for key in ("error", "unsupported"):
+            if data[key]:
+                table.add_row(key, data[key])
+        if self.config.attack is not None and data["attack"]:
+            attack = data["attack"]
+            table.add_row("attack", f"{attack['kind']} from {attack['source']}: {attack['injected']} injection(s)"
+                          + ("" if self.harmful_ran is None else
+                             f"; harmful call {'RAN' if self.harmful_ran else 'not run'}"))
+        if data["expected"] is not None:
+            table.add_row("expected", f"{data['expected']['verdict']} {data['expected']['kind'] or ''}".strip()
+                          + (" [green](as expected)[/]" if data["as_expected"] else " [red](NOT as expected)[/]"))
+        table.add_row("hosts", f"leader {config_hosts(self)}")
+        delay = data["link_delay"]
+        rtt_text = ""
+        if self.rtt:
+            rtt_text = f"; CONNECTOR round trip {self.rtt['median_s'] * 1e3:.2f} ms (2 x one-way = {2 * delay['leader_follower_one_way_s'] * 1e3:.2f} ms)"
+        table.add_row("link delay", f"{delay['mechanism']}{rtt_text}")
+        if self.native:
+            table.add_row("native", _client_text(self.native))
+        if self.mvx_client:
+            table.add_row("under MVX", _client_text(self.mvx_client))
+        if self.slowdown is not None:
+            table.add_row("slowdown", f"{self.slowdown:.2f}x vs native over the same topology")
+        if self.link.get("messages") is not None:
+            link = self.link
+            wire = f"; {link['wire_bytes']} bytes in {link['wire_frames']} Ethernet frames on the wire" if link.get("wire_bytes") else ""
+            table.add_row("leader-follower link", f"{link['messages']} messages ({link['heartbeats']} heartbeats), "
+                          f"{link['frame_bytes']} frame bytes{wire}")
+        if self.lead:
+            lead = self.lead
+            table.add_row("leader's lead", f"max {lead['max_calls']} calls ({lead['max_cb_entries']} in the CB, bound "
+                          f"{self.config.policy.cb_entries}); {lead['max_seconds'] * 1e3:.2f} ms max, "
+                          f"{lead['median_seconds'] * 1e3:.2f} ms median")
+        for fault in self.faults:
+            table.add_row("fault", f"{fault['label']} at +{fault['after_s']:.2f} s; run ended "
+                          f"{fault['ended_after_s']:.2f} s later")
+        console.print(table)
+
+
+def config_hosts(result: NetResult) -> str:
+    config = result.config
+    followers = ", ".join(config.variant_hosts[1:])
+    text = f"{config.variant_hosts[0]}, follower{'s' if len(config.variant_hosts) > 2 else ''} {followers}, client {config.client_host}"
+    if config.attack is not None:
+        text += f", attacker {config.attack.source}"
+    return text
+
+
+def _client_json(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    latencies = [end - start for start, end, _ in report.get("done", [])]
+    return {"requests": report.get("requests"), "asked": report.get("asked"),
+            "elapsed_s": round(report.get("elapsed_s", 0.0), 6), "bytes": report.get("bytes"),
+            "median_latency_s": round(statistics.median(latencies), 6) if latencies else None,
+            "error": report.get("error")}
+
+
+def _client_text(report: dict[str, Any]) -> str:
+    data = _client_json(report)
+    assert data is not None
+    text = f"{data['requests']}/{data['asked']} requests in {data['elapsed_s'] * 1e3:.1f} ms"
+    if data["median_latency_s"] is not None:
+        text += f" (median {data['median_latency_s'] * 1e3:.2f} ms each)"
+    if data["error"]:
+        text += f"; stopped: {data['error']}"
+    return text
+
+
+class Experiment:
+    """One run of :class:`Config`; :meth:`run` returns its :class:`NetResult`."""
+
+    def __init__(self, config: Config, faults: list[Fault] | None = None, console: Any = None) -> None:
+        self.config = config
+        self.faults = faults or []
+        self.console = console
+        self.run_id = runs.new_run_id()
+        self.state = runs.RunState(self.run_id)
+        hub = config.attack is not None and config.attack.kind in STREAM_ATTACKS
+        self.net = Network(config.topology, self.run_id, state=self.state, hub=hub, seed=config.seed,
+                           watch_port=CONNECTOR_PORT, netem=config.netem)
+        self.agents: Agents | None = None
+        self.marker = Path(tempfile.gettempdir()) / f"dmvx{self.run_id}-harmful"
+        self.result = NetResult(config, self.run_id, self.net.delay_mechanism)
+
+    def _note(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(f"dmvx real: {text}", markup=False, highlight=False)
+
+    def run(self) -> NetResult:
+        started = time.monotonic()
+        runs.reap_stale()
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            self._note(f"building {self.config.topology.name} ({self.net.delay_mechanism} link delay), run {self.run_id}")
+            self.net.start()
+            leader, follower = self.config.variant_hosts[0], self.config.variant_hosts[1]
+            if self.config.measure_rtt:
+                samples = rtt.connector_rtt(self.net, leader, follower, samples=10)
+                self.result.rtt = {k: round(v, 6) for k, v in rtt.summary(samples).items()}
+            builds = self._builds()
+            if self.config.native:
+                self._note("native run")
+                self.result.native = self._native(builds[0])
+            self._note("run under the monitors")
+            self._mvx(builds)
+        finally:
+            # A second Ctrl-C must not cut the cleanup short: the signals wait
+            # until it is done (and then interrupt, if they came).
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                if self.agents is not None:
+                    self.agents.stop()
+            finally:
+                try:
+                    self.net.stop()
+                    self.result.pids = sorted(self.state.pids)
+                    runs.clean(self.run_id, self.state.pids)
+                    self.marker.unlink(missing_ok=True)
+                    self.result.elapsed_s = time.monotonic() - started
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        self._summarise()
+        return self.result
+
+    # -- pieces ---------------------------------------------------------------------
+
+    def _builds(self) -> list[str]:
+        """The server build of each variant: the attacked one (the leader if
+        none) in layout 0, the others in layout 1 -- diversified variants."""
+        target = self.config.attack.target if self.config.attack is not None else 0
+        return [targets.net_server(0 if i == target else 1) for i in range(len(self.config.variant_hosts))]
+
+    def _server_argv(self, binary: str, requests: int) -> list[str]:
+        workload = self.config.workload
+        return [binary, str(SERVER_PORT), str(requests), str(workload.body_bytes), f"touch {self.marker}"]
+
+    def _client(self, server_host: str) -> subprocess.Popen:
+        workload = self.config.workload
+        return self.net.popen(self.config.client_host, [
+            sys.executable, "-m", "realmode.net.client", "--server", f"{self.net.ip(server_host)}:{SERVER_PORT}",
+            "--requests", str(workload.requests), "--pace", str(workload.pace)], text=True)
+
+    def _native(self, binary: str) -> dict[str, Any]:
+        leader = self.config.variant_hosts[0]
+        server = self.net.popen(leader, self._server_argv(binary, self.config.workload.requests),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        client = self._client(leader)
+        try:
+            out, _ = client.communicate(timeout=self.config.timeout)
+            _, server_err = server.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            client.kill()
+            raise
+        report = json.loads(out) if out.strip() else {"requests": 0, "error": "the client said nothing"}
+        if report.get("error") and server_err.strip():
+            report["error"] += f" (server: {server_err.strip()[-200:]})"
+        return report
+
+    def _mvx(self, builds: list[str]) -> None:
+        config = self.config
+        extra = 1 if config.attack is not None and config.attack.kind == "exploit" else 0
+        argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
+        self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout)
+        self.agents.start()
+        client = self._client(config.variant_hosts[0])
+        attacker = self._start_attacker() if config.attack is not None else None
+        client_failed_at: list[float] = []
+
+        def watch() -> str | None:
+            now = time.monotonic()
+            outcome = self.agents.outcome
+            if outcome.started_at is not None:
+                for fault in self.faults:
+                    if fault.fired_at is None and now - outcome.started_at >= fault.after:
+                        fault.fired_at = now
+                        fault.action(self)
+            if client.poll() is not None and not client_failed_at:
+                client_failed_at.append(now)
+            if client_failed_at and client.returncode != 0:
+                return f"the client failed (status {client.returncode})"
+            if client_failed_at and now - client_failed_at[0] > max(2.0, 2 * config.stall_timeout):
+                # The client is done or gave up, yet the server runs on: it
+                # waits for requests that will not come.
+                return "the client stopped, the served program did not"
+            return None
+
+        self.agents.collect(timeout=config.timeout, tick=watch)
+        try:
+            out, err = client.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            out, err = client.communicate()
+        self.result.mvx_client = json.loads(out) if out.strip() else {"requests": 0, "error": err.strip()[-300:] or "no report"}
+        if attacker is not None:
+            self.result.attack = self._finish_attacker(attacker)
+        self.result.outcome = self.agents.outcome
+        self.result.harmful_ran = self.marker.exists() if config.attack is not None and config.attack.kind == "exploit" else None
+
+    def _start_attacker(self) -> subprocess.Popen:
+        attack = self.config.attack
+        assert attack is not None
+        hosts = self.config.variant_hosts
+        argv = [sys.executable, "-m", "realmode.net.attacker", attack.kind, "--wait", str(attack.wait),
+                "--tries", str(attack.tries), "--timeout", str(self.config.timeout)]
+        if attack.kind == "exploit":
+            argv += ["--server", f"{self.net.ip(hosts[0])}:{SERVER_PORT}"]
+        else:
+            argv += ["--iface", self.net.host_intf(attack.source), "--leader", self.net.ip(hosts[0]),
+                     "--follower", self.net.ip(hosts[1]), "--port", str(CONNECTOR_PORT), "--towards", attack.towards]
+        return self.net.popen(attack.source, argv, text=True)
+
+    def _finish_attacker(self, attacker: subprocess.Popen) -> dict[str, Any]:
+        attack = self.config.attack
+        assert attack is not None
+        if attacker.poll() is None:
+            attacker.send_signal(signal.SIGKILL)
+        out, err = attacker.communicate()
+        events = []
+        for line in out.splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        injected = [e for e in events if e.get("event") == "injected"]
+        failed = [e for e in events if e.get("event") == "failed"]
+        return {"kind": attack.kind, "source": attack.source, "towards": attack.towards, "injected": len(injected),
+                "first_injection": injected[0]["time"] if injected else None,
+                "events": events, "error": (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None)}
+
+    def _summarise(self) -> None:
+        agents = self.agents
+        if agents is None:
+            return
+        result = self.result
+        leader = agents.variants[0].connector_summary
+        if leader:
+            links = leader.get("links", {})
+            messages = sum(c["messages_out"] + c["messages_in"] for c in links.values())
+            heartbeats = sum(c["heartbeats_out"] + c["heartbeats_in"] for c in links.values())
+            frame_bytes = sum(c["frame_bytes_out"] + c["frame_bytes_in"] for c in links.values())
+            result.link = {"messages": messages + heartbeats, "heartbeats": heartbeats, "frame_bytes": frame_bytes,
+                           "per_follower": links}
+            result.lead = leader.get("lead", {})
+        wire = self._wire_counts()
+        if wire:
+            result.link.update(wire)
+        result.variants = [
+            {"variant": a.index, "host": a.host, "argv": a.argv, "status": a.status, "end": a.event, **a.stats}
+            for a in agents.variants
+        ]
+        outcome = agents.outcome
+        for fault in self.faults:
+            if fault.fired_at is not None:
+                result.faults.append({"label": fault.label, "after_s": fault.after,
+                                      "ended_after_s": round((outcome.ended_at or fault.fired_at) - fault.fired_at, 3)})
+
+    def _wire_counts(self) -> dict[str, int]:
+        """CONNECTOR-flow Ethernet frames and bytes the relay carried on the
+        follower's access link (both directions), when a relay is in use."""
+        counts = self.net.relay_counts
+        follower = self.config.variant_hosts[1]
+        frames = bytes_ = 0
+        found = False
+        for plan in self.net.links:
+            if plan.relay_node is None or follower not in (plan.a, plan.b):
+                continue
+            for suffix in (">", "<"):
+                entry = counts.get(f"{plan.a}-{plan.b}{suffix}")
+                if entry:
+                    found = True
+                    frames += entry["flow_frames"]
+                    bytes_ += entry["flow_bytes"]
+            break
+        return {"wire_frames": frames, "wire_bytes": bytes_} if found else {}
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM ends a run the way Ctrl-C does: through every ``finally``."""
+    raise KeyboardInterrupt(f"signal {signum}")

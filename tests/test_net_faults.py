@@ -1,0 +1,68 @@
+"""``dmvx real``, item 6: faults end in a defined verdict within 5 s.
+
+The follower's monitor or CONNECTOR killed, the follower's link cut, the
+follower's link made ten times slower (delay x10, bandwidth /10) while the
+server is busy. Under the slow link the leader stays within the CB bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from dmvx.verdict import VerdictKind
+from realmode.net import experiment as ex
+from realmode.orchestrator import make_policy
+from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.root, needs_mininet]
+
+FAULT_AT = 0.3
+WITHIN = 5.0
+
+
+def _run(fault: ex.Fault, *, requests: int = 300, cb_entries: int | None = None) -> ex.NetResult:
+    policy = make_policy("dmvx")
+    if cb_entries is not None:
+        policy = replace(policy, cb_entries=cb_entries)
+    config = ex.Config(two_host(), policy, ["h1", "h2"], "h3", ex.Workload(requests=requests, pace=0.005),
+                       native=False, measure_rtt=False, stall_timeout=1.0, timeout=30)
+    result = ex.Experiment(config, faults=[fault]).run()
+    assert fault.fired_at is not None, "the run ended before the fault"
+    assert result.outcome.ended_at - fault.fired_at < WITHIN, result.to_json()
+    return result
+
+
+@pytest.mark.parametrize("which", ["monitor", "connector"])
+def test_follower_agent_killed(clean_check, which: str) -> None:
+    result = _run(ex.Fault(FAULT_AT, lambda e: e.agents.kill_agent(1, which), f"kill the follower's {which}"))
+    assert result.verdict is not None and result.verdict.kind is VerdictKind.CONNECTOR_LOST, result.to_json()
+
+
+def test_link_taken_down(clean_check) -> None:
+    def cut(experiment: ex.Experiment) -> None:
+        net = experiment.net
+        net.set_link_up(net.link_between("h2", "s1"), False)
+
+    result = _run(ex.Fault(FAULT_AT, cut, "cut h2-s1"))
+    assert result.verdict is not None and result.verdict.kind in (VerdictKind.NO_PROGRESS, VerdictKind.CONNECTOR_LOST)
+    assert result.mvx_client["requests"] < 300
+
+
+def test_ten_times_slower_link(clean_check) -> None:
+    def slow(experiment: ex.Experiment) -> None:
+        net = experiment.net
+        plan = net.link_between("h2", "s1")
+        net.set_link_delay(plan, plan.delay_ab * 10, plan.delay_ba * 10)
+        net.set_link_rate(plan, plan.bw_bps / 10)
+
+    cb = 16
+    result = _run(ex.Fault(FAULT_AT, slow, "h2-s1 ten times slower"), requests=100, cb_entries=cb)
+    assert result.verdict is None and result.outcome.error is None, result.to_json()
+    assert result.mvx_client["requests"] == 100
+    lead = result.lead
+    print(f"slow link: lead max {lead['max_calls']} calls, {lead['max_cb_entries']} in the CB (bound {cb}), "
+          f"{lead['max_seconds'] * 1e3:.1f} ms")
+    assert lead["max_cb_entries"] <= cb
+    assert lead["max_cb_entries"] >= cb // 2  # the bound mattered: the leader did wait for the follower

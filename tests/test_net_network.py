@@ -1,0 +1,107 @@
+"""``dmvx real``, item 1: the network comes from the topology file.
+
+Hosts in their own namespaces, Linux bridges for switches (no controller),
+htb shaping, and link delay -- netem where the kernel has it, the relay
+otherwise -- measured on the CONNECTORs' own traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from dmvx.topology import Topology, load_topology
+from realmode.net import network, netns, runs
+from realmode.net.network import Network
+from realmode.net.rtt import connector_rtt
+from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.root, needs_mininet]
+
+
+def _ping(net: Network, src: str, dst: str, count: int = 12) -> list[float]:
+    done = net.popen(src, ["ping", "-c", str(count), "-i", "0.02", "-W", "2", net.ip(dst)], text=True)
+    out, err = done.communicate(timeout=30)
+    assert done.returncode == 0, err
+    times = [float(line.split("time=")[1].split()[0]) / 1e3 for line in out.splitlines() if "time=" in line]
+    return times[1:]  # the first waits for ARP
+
+
+def test_hosts_switches_and_links_follow_the_file(clean_check) -> None:
+    topo = load_topology("two-host")
+    run_id = runs.new_run_id()
+    with Network(topo, run_id) as net:
+        root = netns.inode(1)
+        inodes = {name: netns.inode(net.node_pid(name)) for name in topo.hosts}
+        assert root not in inodes.values() and len(set(inodes.values())) == 3
+        bridge = runs.bridge_name(run_id, 0)
+        ports = sorted(p for p in runs.run_links(run_id) if p != bridge)
+        assert runs.run_links(run_id) == sorted([bridge, *ports]) and len(ports) == 3
+        for port in ports:  # every switch port is enslaved to the switch's bridge
+            with open(f"/sys/class/net/{port}/master/uevent") as handle:
+                assert f"INTERFACE={bridge}" in handle.read()
+        qdisc = net.popen("h1", ["tc", "class", "show", "dev", "h1-eth0"], text=True).communicate()[0]
+        assert "htb" in qdisc and "rate 100Mbit" in qdisc
+        assert max(_ping(net, "h1", "h3")) < 1.0  # everyone reaches everyone, nothing routed out
+        assert net.delay_mechanism == ("netem" if network.netem_available() else "relay")
+    assert runs.run_links(run_id) == []
+
+
+def test_switch_to_switch_links_and_per_direction_delay(clean_check) -> None:
+    topo = Topology.model_validate({
+        "name": "asym", "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
+        "switches": ["s1", "s2"],
+        "links": [{"a": "h1", "b": "s1"}, {"a": "s1", "b": "s2", "delay_ab": "2ms", "delay_ba": "6ms"},
+                  {"a": "s2", "b": "h2"}]})
+    with Network(topo, runs.new_run_id()) as net:
+        rtt = statistics.median(_ping(net, "h1", "h2", 15))
+    assert 0.008 * 0.9 <= rtt <= 0.008 * 1.15, f"ping round trip {rtt * 1e3:.2f} ms, links say 2 + 6 ms"
+
+
+@pytest.mark.parametrize("delay", ["1ms", "10ms"])
+def test_connector_round_trip_is_twice_the_one_way_delay(clean_check, delay: str) -> None:
+    # Both access links of two-host get the delay: CONNECTOR traffic from
+    # h1 to h2 crosses two of them, and the round trip crosses four.
+    topo = two_host(delay)
+    expected = 2 * topo.path_delay("h1", "h2")
+    with Network(topo, runs.new_run_id()) as net:
+        rtts = connector_rtt(net, "h1", "h2", samples=20)
+    median = statistics.median(rtts)
+    print(f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median {median * 1e3:.3f} ms, "
+          f"2 x one-way {expected * 1e3:.3f} ms, ratio {median / expected:.3f}")
+    assert abs(median - expected) <= 0.2 * expected
+
+
+def test_bandwidth_is_shaped(clean_check) -> None:
+    topo = Topology.model_validate({
+        "name": "thin", "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
+        "links": [{"a": "h1", "b": "h2", "bw": "20Mbit"}]})
+    size = 1_000_000
+    sink = ("import socket,sys,time,json\ns=socket.create_server(('0.0.0.0',9000));c,_=s.accept();n=0;t=None\n"
+            "while True:\n d=c.recv(65536)\n if not d: break\n t=t or time.monotonic(); n+=len(d)\n"
+            "print(json.dumps({'bytes':n,'seconds':time.monotonic()-t}))")
+    source = (f"import socket,time\nfor _ in range(200):\n try: c=socket.create_connection(('10.0.0.2',9000)); break\n"
+              f" except OSError: time.sleep(0.02)\nc.sendall(b'x'*{size});c.close()")
+    with Network(topo, runs.new_run_id()) as net:
+        receiver = net.popen("h2", [sys.executable, "-c", sink], text=True)
+        sender = net.popen("h1", [sys.executable, "-c", source], text=True)
+        sender.communicate(timeout=30)
+        out, err = receiver.communicate(timeout=30)
+    report = json.loads(out)
+    rate = report["bytes"] * 8 / report["seconds"]
+    assert report["bytes"] == size
+    assert 0.7 * 20e6 <= rate <= 1.1 * 20e6, f"{rate / 1e6:.1f} Mbit/s through a 20Mbit link"
+
+
+def test_netem_probe_leaves_nothing_and_is_cached(clean_check) -> None:
+    network.netem_available.cache_clear()
+    first = network.netem_available()
+    assert network.netem_available() is first
+    assert network.netem_available.cache_info().misses == 1
+    tc = subprocess.run(["unshare", "--net", "sh", "-c", "tc qdisc add dev lo root netem delay 1ms"],
+                        capture_output=True)
+    assert first == (tc.returncode == 0)

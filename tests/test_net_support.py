@@ -1,0 +1,160 @@
+"""Shared helpers of the ``dmvx real`` tests (no tests of its own): topologies,
+experiment set-ups, and the before/after check that a run left nothing behind.
+
+The machine may run other people's processes and tests at the same time,
+so "nothing left" is checked for what dmvx can have made: interfaces in the
+root namespace whose names start with ``dmvx``, processes carrying a
+``DMVX_RUN`` mark, children of the test process, the network namespaces
+(by inode) of every process that appeared during the test, and the
+system-wide settings Mininet would raise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from dmvx.topology import Topology, load_topology
+from realmode.net import runs
+
+REPO = Path(__file__).resolve().parent.parent
+needs_mininet = pytest.mark.skipif(
+    shutil.which("mnexec") is None or shutil.which("tc") is None or os.uname().machine != "x86_64",
+    reason="needs Debian's mininet (mnexec), iproute2 and an x86-64 Linux host")
+
+
+def two_host(delay: str = "1ms", bw: str = "100Mbit", **extra: object) -> Topology:
+    """The shipped two-host topology with every link's delay set to ``delay``."""
+    base = load_topology("two-host").model_dump(mode="json")
+    for link in base["links"]:
+        link["delay"] = delay
+        link["bw"] = bw
+        link.update(extra)
+    return Topology.model_validate(base)
+
+
+def ip_links() -> set[str]:
+    """Interface names in the root namespace, as ``ip -o link`` lists them."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return {line.split(":", 2)[1].strip().split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+#: System-wide settings Mininet raises on its first use (``fixLimits``); dmvx
+#: must not change them.
+SYSCTLS = ("net/core/wmem_max", "net/core/rmem_max", "net/ipv4/tcp_rmem", "net/ipv4/tcp_wmem",
+           "net/core/netdev_max_backlog", "net/ipv4/neigh/default/gc_thresh3", "kernel/pty/max")
+
+
+def sysctls() -> dict[str, str]:
+    out = {}
+    for name in SYSCTLS:
+        with open(f"/proc/sys/{name}") as handle:
+            out[name] = handle.read().strip()
+    return out
+
+
+def _netns_inode(pid: int) -> int:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return 0
+
+
+def _processes() -> dict[int, tuple[int | None, int, bytes]]:
+    """pid -> (start time, network namespace inode, environ) of every process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        started = runs.start_time(pid)
+        if started is None:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            environ = b""
+        table[pid] = (started, _netns_inode(pid), environ)
+    return table
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != b"Z":
+                out.add(int(entry))
+    return out
+
+
+@dataclass
+class Snapshot:
+    """What dmvx could have left: taken before a run, compared after."""
+
+    links: set[str] = field(default_factory=ip_links)
+    processes: dict[int, tuple] = field(default_factory=_processes)
+    children: set[int] = field(default_factory=lambda: _children(os.getpid()))
+    settings: dict[str, str] = field(default_factory=sysctls)
+
+    def leftovers(self, settle: float = 2.0) -> dict[str, list]:
+        """What appeared since the snapshot and is still there (waiting up to
+        ``settle`` seconds for processes that are dying to be gone)."""
+        deadline = time.monotonic() + settle
+        while True:
+            found = self._leftovers()
+            if not any(found.values()) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def _leftovers(self) -> dict[str, list]:
+        root = _netns_inode(1)
+        before_ns = {ns for _, ns, _ in self.processes.values()}
+        links = sorted(n for n in ip_links() - self.links if n.startswith(runs.PREFIX))
+        now = _processes()
+        new = {pid: info for pid, info in now.items()
+               if pid not in self.processes or self.processes[pid][0] != info[0]}
+        marked = sorted(pid for pid, (_, _, env) in new.items() if re.search(rb"(^|\0)DMVX_RUN=", env))
+        foreign_ns = sorted(pid for pid, (_, ns, _) in new.items() if ns not in before_ns and ns != root)
+        children = sorted(p for p in _children(os.getpid()) - self.children if runs.start_time(p) is not None)
+        now_settings = sysctls()
+        changed = sorted(f"{k}: {self.settings[k]} -> {v}" for k, v in now_settings.items() if v != self.settings[k])
+        return {"links": links, "marked_processes": marked, "processes_in_new_namespaces": foreign_ns,
+                "children": children, "changed_settings": changed}
+
+
+@pytest.fixture
+def clean_check():
+    """Fails the test if anything dmvx made outlives it (and removes it, so
+    one failure does not spill into the next test)."""
+    before = Snapshot()
+    yield before
+    left = before.leftovers()
+    if any(left.values()):
+        for name in left["links"]:
+            run_id = name[len(runs.PREFIX):len(runs.PREFIX) + 5]
+            runs.clean(run_id)
+        for pid in left["marked_processes"] + left["processes_in_new_namespaces"] + left["children"]:
+            runs.kill(pid)
+        pytest.fail(f"the run left things behind: {left}")
+
+
+def dmvx_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dmvx", *args]
+
+
+def run_dmvx(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(dmvx_command(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO)
