@@ -346,14 +346,20 @@ def sim_command(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The scenario to run on it.",
 )
-@policy_option
+@click.option(
+    "--policy",
+    type=click.Choice(["dmvx", "dmon"]),
+    default=None,
+    help="dmvx: hybrid, asynchronous and selective replication; dmon: every call in lockstep. "
+    "Default: the scenario's preset, or dmvx for the built-in demo.",
+)
 @json_option
 @click.pass_context
 def real_command(
     ctx: click.Context,
     topology: str | None,
     scenario: Path | None,
-    policy: str,
+    policy: str | None,
     as_json: bool,
 ) -> ExitStatus:
     """Run a scenario on emulated hosts (Mininet) with real programs. Needs root."""

@@ -16,7 +16,7 @@ def run_program(variants: list[list[str]], *, policy: str, record: Path | None, 
     return run(variants, policy)
 
 
-def real(*, topology: str | None, scenario: Path | None, policy: str, console: Any) -> Any:
+def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any) -> Any:
     """``dmvx real``: variants on emulated hosts (see docs/realmode-net.md)."""
     from realmode.net.entry import real as real_on_mininet
 

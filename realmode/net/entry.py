@@ -34,12 +34,13 @@ ATTACK_KINDS = {"data-only": "exploit", "connector-forgery": "forge", "connector
 STREAM_PACE = 0.05
 
 
-def real(*, topology: str | None, scenario: Path | None, policy: str, console: Any) -> NetResult:
-    """The ``dmvx real`` mode entry (see dmvx/cli.py)."""
+def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any) -> NetResult:
+    """The ``dmvx real`` mode entry (see dmvx/cli.py). ``policy`` None means
+    the scenario's preset (dmvx for the built-in demo)."""
     if os.geteuid() != 0:
         raise EnvironmentProblem("dmvx real needs root (network namespaces, tracing)")
     config = scenario_config(scenario, topology, policy) if scenario is not None else demo_config(
-        load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy))
+        load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy or DEFAULT_POLICY))
     return Experiment(config, console=console).run()
 
 
@@ -64,7 +65,7 @@ def _check_arch(topo: Topology, host: str, arch: Arch) -> None:
                           f"this x86_64 machine, so an {arch.value} variant needs a real {arch.value} host")
 
 
-def scenario_config(path: Path, topology: str | None, policy_name: str) -> Config:
+def scenario_config(path: Path, topology: str | None, policy_name: str | None) -> Config:
     scenario = _load(path, topology)
     topo = scenario.topo
     assert scenario.variants is not None
@@ -107,11 +108,11 @@ def _load(path: Path, topology: str | None) -> Scenario:
     return scenario_from_document(doc, path.parent, default_name=path.stem)
 
 
-def _policy(scenario: Scenario, name: str) -> Policy:
-    """The scenario's policy, with real mode's system files local. ``--policy``
-    other than the default replaces the scenario's preset."""
+def _policy(scenario: Scenario, name: str | None) -> Policy:
+    """The scenario's policy, with real mode's system files local. A
+    ``--policy`` given on the command line replaces the scenario's preset."""
     spec = scenario.policy
-    if name != DEFAULT_POLICY and name != spec.preset:
+    if name is not None and name != spec.preset:
         spec = spec.model_copy(update={"preset": name})
     base = spec.to_policy()
     return replace(base, local_files=tuple(dict.fromkeys((*base.local_files, *SYSTEM_LOCAL_FILES))))
