@@ -1,0 +1,162 @@
+"""What ``dmvx sim`` and ``dmvx suite --mode sim`` call (see dmvx/cli.py).
+
+``run`` loads the scenario, applies ``--seed`` and ``--set`` overrides, expands
+sweeps, runs every point (in parallel), draws ``--plot`` and returns a
+:class:`~sim.results.SimResult`. ``suite`` does the same for every scenario
+file of a directory and checks each against its ``expect``.
+
+``--set KEY=VALUE``: KEY is a path into the scenario as a ``sweep.parameter``
+writes it (``policy.cb.entries``, ``topology.links[*].delay``,
+``variants[1].arch``); ``links.A-B.FIELD`` is short for the link between
+nodes A and B. VALUE is read as YAML (``5ms``, ``64``, ``true``, ``[a, b]``).
+A list for a field that is not a list sweeps the field: ``--set
+'policy.preset=[dmon, dmvx]'`` runs every point under both presets.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from dmvx.errors import InputError
+from dmvx.scenario import Scenario, Trace, load_scenario
+from sim.profile import load_profile
+from sim.results import SimResult, SuiteResult
+from sim.sweep import expand, run_points, set_value
+from sim.trace import read_trace
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_LINK_KEY = re.compile(r"^links\.([A-Za-z][A-Za-z0-9_]*)-([A-Za-z][A-Za-z0-9_]*)\.(.+)$")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _parameter(key: str, scenario: Scenario) -> str:
+    """Translate the ``links.A-B.FIELD`` shorthand into a scenario path."""
+    match = _LINK_KEY.match(key)
+    if match is None:
+        return key
+    a, b, rest = match.groups()
+    for i, link in enumerate(scenario.topo.links):
+        if {link.a, link.b} == {a, b}:
+            return f"topology.links[{i}].{rest}"
+    pairs = ", ".join(f"{link.a}-{link.b}" for link in scenario.topo.links)
+    raise InputError(f"no link between {a!r} and {b!r} in topology {scenario.topo.name!r}", file="--set",
+                     field=key, expected=f"one of: {pairs}")
+
+
+def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
+    """``--set sweep.parameter=...`` / ``sweep.values=...``: edit the sweep itself."""
+    data = scenario.model_dump(mode="json")
+    sweep = dict(data.get("sweep") or {})
+    field = key.split(".", 1)[1] if "." in key else ""
+    if key == "sweep" and isinstance(value, dict):
+        sweep = value
+    elif field in ("parameter", "values"):
+        sweep[field] = value
+    else:
+        raise InputError(f"cannot set {key!r}", file="--set", field=key,
+                         expected="sweep.parameter=PATH or sweep.values=[...]")
+    data["sweep"] = sweep
+    from pydantic import ValidationError
+
+    from dmvx.yamlfile import YamlDocument
+
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = YamlDocument("--set", data, {}).validation_error(exc)
+        raise InputError(err.message, file="--set", field=key, expected=err.expected) from None
+
+
+def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str]) -> tuple[Scenario, list[tuple[str, list[Any]]]]:
+    """The scenario with overrides applied, and the extra sweep dimensions."""
+    scenario = load_scenario(scenario_path)
+    if seed is not None:
+        if seed < 0:
+            raise InputError(f"--seed {seed} is negative", expected="a seed of 0 or more")
+        scenario = scenario.model_copy(update={"seed": seed})
+    extra: list[tuple[str, list[Any]]] = []
+    for key, text in overrides.items():
+        value = _parse_value(text)
+        if key == "sweep" or key.startswith("sweep."):
+            scenario = _with_sweep(scenario, key, value)
+            continue
+        parameter = _parameter(key, scenario)
+        own = scenario.sweep
+        try:
+            scenario = set_value(scenario, parameter, value, "--set").model_copy(update={"sweep": own})
+        except InputError as as_one_value:
+            if not isinstance(value, list) or not value:
+                raise
+            # A list where the field takes one value: a sweep over it. Check
+            # every value now, so a bad one fails before anything runs. If
+            # not even the first fits, the list was meant as one value.
+            try:
+                set_value(scenario, parameter, value[0], "--set")
+            except InputError:
+                raise as_one_value from None
+            for item in value[1:]:
+                set_value(scenario, parameter, item, "--set")
+            extra.append((parameter, value))
+    if isinstance(scenario.workload, Trace):
+        read_trace(scenario.workload.path)  # a bad trace fails here, naming its line, before any run
+    return scenario, extra
+
+
+def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Path | None,
+        console: "Console") -> SimResult:
+    prepared, extra = prepare(scenario, seed=seed, overrides=overrides)
+    profile = load_profile(prepared.cost_profile, relative_to=Path(scenario).parent)
+    dimensions, points = expand(prepared, extra)
+    if len(points) > 1:
+        from rich.progress import Progress
+
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"simulating {len(points)} points", total=len(points))
+            results = run_points(points, profile, timeline=plot is not None,
+                                 progress=lambda done, _total: bar.update(task, completed=done))
+    else:
+        results = run_points(points, profile, timeline=plot is not None)
+    reports = [r for r, _ in results]
+    result = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, reports)
+    if plot is not None:
+        from sim.plot import draw
+
+        try:
+            draw(plot, reports, [t for _, t in results], dimensions, f"{result.scenario} ({profile.name} profile)")
+        except OSError as exc:
+            raise InputError(f"cannot write the plot: {exc.strerror or exc}", file=str(plot)) from None
+        result.plot = str(plot)
+    return result
+
+
+def suite(directory: Path, *, console: "Console") -> SuiteResult:
+    """Run every scenario file in ``directory`` (sorted by name)."""
+    from dmvx.validate import detect_kind
+    from dmvx.yamlfile import read_yaml
+
+    files = sorted(p for p in Path(directory).iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    results: list[tuple[str, SimResult | None, str | None]] = []
+    for path in files:
+        try:
+            if detect_kind(read_yaml(path, display=str(path)), path) != "scenario":
+                continue
+            console.print(f"[dim]sim: {path}[/dim]")
+            results.append((str(path), run(path, seed=None, overrides={}, plot=None, console=console), None))
+        except InputError as exc:
+            results.append((str(path), None, str(exc)))
+    if not results:
+        raise InputError(f"no scenario files in {directory}", file=str(directory),
+                         expected="a directory with scenario .yml files")
+    return SuiteResult(str(directory), results)

@@ -1,0 +1,1068 @@
+"""The simulation: the core's monitors driven by SimPy in virtual time.
+
+This is the timed sibling of :mod:`dmvx.replay`. Each variant is a SimPy
+process that feeds its :class:`~dmvx.monitor.LeaderMonitor` or
+:class:`~dmvx.monitor.FollowerMonitor` the calls of its workload and carries
+out the actions that come back; every decision (route, compare, replicate,
+verdict) is the core's. What this module adds is *time*: what a call, an
+interception, a comparison, a CONNECTOR and a link cost, from the cost
+profile and the topology.
+
+How a million calls fit in a few seconds
+----------------------------------------
+A SimPy event per call would cap the simulation near 150,000 calls a second
+before any MVX work is done. So a variant runs its calls in a tight loop on
+a *local clock*, ahead of ``env.now``, and hands control back to SimPy only
+when it must wait (for a message, a connection) or when its clock passes a
+**lookahead horizon**: the earliest event SimPy has scheduled plus the least
+time any message can take to reach the variant (the CONNECTOR's fixed costs
+plus the propagation delay of the shortest path from any sender). Nobody else
+can act before that event, so nothing can arrive before the horizon that has
+not been sent already; what has been sent sits in the variant's inbox with
+its delivery time, and the variant sees every message at the first call
+boundary after it arrives -- as an in-process monitor does. Scheduling a
+wake-up for another process lowers the running one's horizon
+(:meth:`Simulation.scheduled`).
+
+Messages are not SimPy events either. A CONNECTOR (one per host) batches
+what its variants post while it is busy, as a real one draining its CB would,
+and the arrival of each batch is computed when it is sent, through the links
+of :mod:`sim.network` and the receiving CONNECTOR. A variant blocked in a
+wait is woken by one SimPy timeout at the delivery time.
+
+Times are integer nanoseconds, so a run is the same to the bit every time.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import simpy
+
+from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.broker import Broker
+from dmvx.calls import Call
+from dmvx.messages import Ack, Entry, Message, Report, Stop
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.policy import Decision, Policy, Route
+from dmvx.protocol import FRAME_OVERHEAD
+from dmvx.verdict import Verdict
+from sim.network import Network, Path
+from sim.profile import CostProfile
+from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, Step
+
+INF = 1 << 62
+
+# Variant states.
+READY = 0      # between calls: the next step comes next
+AT_CALL = 1    # stopped at a call, waiting for the monitor's Execute or Skip
+FINISHING = 2  # the process ended; waiting for the monitors to agree (Done)
+ENDED = 3      # Done or halted
+
+# Resolutions of a stopped call.
+NONE, EXECUTE, SKIP = 0, 1, 2
+
+
+class TapBroker(Broker):
+    """The core's broker, remembering the decision it made last.
+
+    The monitor asks its broker how to route each call; the simulation needs
+    the same answer to price the interception (ptrace stop, in-process,
+    seccomp). Reading it here costs an attribute, asking again a second
+    decision per call.
+    """
+
+    __slots__ = ("last",)
+
+    def decide(self, call: Call, fds: Any) -> Decision:
+        self.last = decision = Broker.decide(self, call, fds)
+        return decision
+
+
+def message_size(message: Message) -> int:
+    """Approximate bytes a message takes on the wire (before framing)."""
+    if type(message) is Entry:
+        return message.size
+    if type(message) is Ack:
+        return 24
+    if type(message) is Report:
+        call = message.call
+        return 28 + len(call.name) + sum(len(a) + 4 if isinstance(a, (bytes, str)) else 8 for a in call.args)
+    return 64 + len(message.verdict.detail) if type(message) is Stop else 64
+
+
+# ---------------------------------------------------------------------------
+# Results of one run (raw; sim.results turns them into reports)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class VariantStats:
+    index: int
+    host: str
+    arch: str
+    entered: int = 0
+    executed: int = 0
+    skipped: int = 0
+    end_time: int = 0
+    ended_by: str = ""          # "done", "halt" (any verdict, stalls included), "starved"
+    exit_status: int | None = None
+    routes: dict[str, int] = field(default_factory=dict)
+    entered_at_verdict: int | None = None
+    entered_at_attack: int | None = None
+    wait_time: int = 0          # time spent blocked on the monitor
+    samples_t: array = field(default_factory=lambda: array("q"))
+    samples_seq: array = field(default_factory=lambda: array("q"))
+
+
+@dataclass
+class HarmfulCall:
+    variant: int
+    call: str
+    what: str
+    time: int
+
+
+@dataclass
+class RunOutcome:
+    """Everything one simulated run observed."""
+
+    makespan: int
+    variants: list[VariantStats]
+    verdict: Verdict | None = None
+    verdict_time: int | None = None
+    verdict_by: int | None = None
+    attack_time: int | None = None
+    harmful: list[HarmfulCall] = field(default_factory=list)
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    connectors: dict[str, dict[str, int]] = field(default_factory=dict)
+    cb: dict[str, float] = field(default_factory=dict)
+    leader_times: array = field(default_factory=lambda: array("q"))
+    lost_messages: int = 0
+    requests_done: int = 0
+    latencies: list[int] = field(default_factory=list)
+    first_request: int | None = None
+    last_response: int | None = None
+    ended_by_starvation: bool = False
+
+
+# ---------------------------------------------------------------------------
+# CONNECTORs
+# ---------------------------------------------------------------------------
+
+
+class Connector:
+    """The CONNECTOR of one host: batches what its monitors post into sends,
+    and receives batches. Sending is one FIFO server; receiving is one per
+    peer connection (the CONNECTOR serves whichever is readable)."""
+
+    __slots__ = ("sim", "host", "free_at", "rfree", "open", "open_count", "open_bytes", "open_start",
+                 "batches", "messages", "bytes", "received_batches", "paths")
+
+    def __init__(self, sim: "Simulation", host: str) -> None:
+        self.sim = sim
+        self.host = host
+        self.free_at = -INF
+        #: When receiving on each incoming connection is done (keyed by peer):
+        #: a CONNECTOR serves its connections as they become readable.
+        self.rfree: dict[str, int] = {}
+        self.paths: dict[int, Path] = {}
+        self.open: dict[int, list] = {}   # destination variant -> [messages, bytes]
+        self.open_count = 0
+        self.open_bytes = 0
+        self.open_start = 0
+        self.batches = 0
+        self.messages = 0
+        self.bytes = 0
+        self.received_batches = 0
+
+    def post(self, dest: int, message: Message, size: int, t: int) -> None:
+        """A monitor on this host sends ``message`` to variant ``dest`` at ``t``."""
+        sim = self.sim
+        if self.open_count and (self.open_start <= t or self.open_count >= sim.max_batch_messages
+                                or self.open_bytes >= sim.max_batch_bytes):
+            self.emit()
+        if not self.open_count:
+            # An idle CONNECTOR sleeps and must be woken; a busy one finds the
+            # entry when it comes back to the CB.
+            self.open_start = self.free_at if self.free_at >= t else t + sim.connector_wakeup
+        size += FRAME_OVERHEAD
+        slot = self.open.get(dest)
+        if slot is None:
+            self.open[dest] = [[message], size]
+        else:
+            slot[0].append(message)
+            slot[1] += size
+        self.open_count += 1
+        self.open_bytes += size
+
+    def emit(self) -> None:
+        """The CONNECTOR takes the open batch: one send per destination.
+
+        Each send goes through the links to the destination host, through
+        that host's CONNECTOR (per peer connection, sleeping in epoll when
+        idle) and into the destination variant's inbox. This is the
+        simulation's busiest path after the monitors themselves, so
+        :meth:`Simulation.ship` and :meth:`Variant.deliver` are inlined.
+        """
+        if not self.open_count:
+            return
+        sim = self.sim
+        start = self.open_start
+        host = self.host
+        deliver_along = sim.network.deliver_along
+        paths = self.paths
+        variants = sim.variants
+        connectors = sim.connectors
+        send_fixed, send_per_message, send_per_byte = sim.send_fixed, sim.send_per_message, sim.send_per_byte
+        for dest, (messages, nbytes) in self.open.items():
+            count = len(messages)
+            start += send_fixed + send_per_message * count + int(send_per_byte * nbytes)
+            self.bytes += nbytes
+            target = variants[dest]
+            path = paths.get(dest) or self.path_to(dest)
+            arrival = deliver_along(path, nbytes, start, path)
+            if arrival is None:
+                sim.outcome.lost_messages += count
+                continue
+            receiver = connectors[target.host]
+            free = receiver.rfree.get(host, -INF)
+            begin = free if free >= arrival else arrival + sim.connector_wakeup
+            done = begin + sim.receive_fixed + sim.receive_per_message * count + int(sim.receive_per_byte * nbytes)
+            receiver.rfree[host] = done
+            receiver.received_batches += 1
+            sim.order += 1
+            heapq.heappush(target.inbox, (done, sim.order, messages))
+            if target.blocked:
+                target.poke(done)
+        self.batches += len(self.open)
+        self.messages += self.open_count
+        self.free_at = start
+        self.open.clear()
+        self.open_count = 0
+        self.open_bytes = 0
+
+    def path_to(self, dest: int) -> Path:
+        """The connection to variant ``dest``: a :class:`Path` of its own
+        (even when two peers share a host), so it is the flow's identity."""
+        path = self.paths.get(dest)
+        if path is None:
+            network = self.sim.network
+            target = self.sim.variants[dest].host
+            path = self.paths[dest] = Path(self.host, target, network.path(self.host, target).hops,
+                                           network.min_latency(self.host, target))
+        return path
+
+    def receive(self, peer: str, arrival: int, count: int, nbytes: int) -> int:
+        """A batch from ``peer`` reached this host at ``arrival``; when it is
+        handed to the monitor."""
+        sim = self.sim
+        free = self.rfree.get(peer, -INF)
+        start = free if free >= arrival else arrival + sim.connector_wakeup
+        done = start + sim.receive_fixed + sim.receive_per_message * count + int(sim.receive_per_byte * nbytes)
+        self.rfree[peer] = done
+        self.received_batches += 1
+        return done
+
+    def stats(self) -> dict[str, int]:
+        return {"batches": self.batches, "messages": self.messages, "bytes": self.bytes,
+                "received_batches": self.received_batches}
+
+
+# ---------------------------------------------------------------------------
+# The server's host side: connections from the client
+# ---------------------------------------------------------------------------
+
+
+class Connection:
+    __slots__ = ("number", "started", "done")
+
+    def __init__(self, number: int, started: int, done: simpy.Event) -> None:
+        self.number = number
+        self.started = started
+        self.done = done
+
+
+class ServerSocket:
+    """The listening socket of the server, on the I/O owner's host."""
+
+    def __init__(self, sim: "Simulation", host: str, client: str) -> None:
+        self.sim = sim
+        self.host = host
+        self.client = client
+        self.ready: list[tuple[int, int, Connection]] = []  # heap: (ready time, number, connection)
+        self.owner: "_Proc | None" = None
+
+    def push(self, ready: int, connection: Connection) -> None:
+        heapq.heappush(self.ready, (ready, connection.number, connection))
+        if self.owner is not None:
+            self.owner.poke(ready)
+
+    def respond(self, connection: Connection, nbytes: int, t: int, last: bool) -> None:
+        sim = self.sim
+        delivery = sim.network.transmit(self.host, self.client, nbytes, t)
+        if not last or delivery.arrival is None:
+            return
+        done = connection.done
+        timer = sim.env.timeout(max(0, delivery.arrival - sim.env.now))
+        timer.callbacks.append(lambda _e: done.succeed() if not done.triggered else None)
+        sim.scheduled(delivery.arrival)
+
+
+# ---------------------------------------------------------------------------
+# Variant processes
+# ---------------------------------------------------------------------------
+
+
+class _Proc:
+    """What a monitored variant and a native run share: a clock, an inbox, a
+    way to block and be woken, and the server-side I/O."""
+
+    __slots__ = ("sim", "env", "index", "host", "steps", "t", "window", "inbox", "blocked", "wake_at",
+                 "wake_event", "socket", "connection", "state", "horizon")
+
+    def __init__(self, sim: "Simulation", index: int, host: str, steps: Iterator[Step]) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.index = index
+        self.host = host
+        self.steps = steps
+        self.t = 0
+        self.window = 1
+        self.inbox: list[tuple[int, int, list]] = []
+        self.blocked = False
+        self.wake_at = INF
+        self.wake_event: simpy.Event | None = None
+        self.socket: ServerSocket | None = None
+        self.connection: Connection | None = None
+        self.state = READY
+        #: How far the clock may run before handing control back to SimPy.
+        self.horizon = 0
+
+    def next_horizon(self) -> int:
+        """The lookahead bound from now: nothing else can act before the
+        earliest scheduled event, and what it sends takes ``window`` to get here."""
+        env = self.env
+        earliest = env.peek()
+        if earliest == simpy.core.Infinity or earliest < env.now:
+            earliest = env.now
+        return int(earliest) + self.window
+
+    def poke(self, when: int) -> None:
+        """Something for this process arrives at ``when``: wake it then if it sleeps."""
+        if not self.blocked or when >= self.wake_at:
+            return
+        self.wake_at = when
+        at = when + self.sim.wakeup if when >= self.t else self.t
+        env = self.env
+        timer = env.timeout(at - env.now if at > env.now else 0)
+        timer.callbacks.append(self._wake)
+        self.sim.scheduled(at)
+
+    def _wake(self, _event: simpy.Event) -> None:
+        event = self.wake_event
+        if event is not None and not event.triggered:
+            event.succeed()
+
+    def _sleep(self) -> simpy.Event:
+        self.blocked = True
+        self.wake_at = INF
+        self.wake_event = event = self.env.event()
+        if self.inbox:
+            self.poke(self.inbox[0][0])
+        return event
+
+    def _io_ready(self, t: int, horizon: int) -> int | None:
+        """For a step waiting for a connection: the time it is ready if that
+        is known by ``horizon``, else None (the process must sleep)."""
+        ready = self.socket.ready  # type: ignore[union-attr]
+        if ready:
+            when = ready[0][0]
+            if when <= t:
+                return t
+            if when <= horizon:
+                return when + self.sim.wakeup
+        return None
+
+    def _do_io(self, step: Step, t: int) -> None:
+        io = step.io
+        socket = self.socket
+        assert socket is not None
+        if io == IO_ACCEPT:
+            if socket.ready:
+                self.connection = heapq.heappop(socket.ready)[2]
+                if self.sim.outcome.first_request is None:
+                    self.sim.outcome.first_request = self.connection.started
+        elif io in (IO_RESPOND, IO_RESPOND_LAST) and self.connection is not None:
+            socket.respond(self.connection, step.io_bytes, t, io == IO_RESPOND_LAST)
+
+
+class Variant(_Proc):
+    """One monitored variant: its workload, its monitor, its clock."""
+
+    __slots__ = ("monitor", "interception", "stats", "res", "step", "awaiting", "monitor_wait", "block_since",
+                 "sample_every", "is_leader", "io_owner")
+
+    def __init__(self, sim: "Simulation", index: int, host: str, arch: str, steps: Iterator[Step],
+                 monitor: LeaderMonitor | FollowerMonitor, interception: dict[Route, int],
+                 sample_every: int) -> None:
+        super().__init__(sim, index, host, steps)
+        self.monitor = monitor
+        self.interception = interception
+        self.stats = VariantStats(index, host, arch)
+        self.res = NONE
+        self.step: Step | None = None
+        self.awaiting: tuple[int, ...] = ()
+        self.monitor_wait = False
+        self.block_since = 0
+        self.sample_every = sample_every
+        self.is_leader = index == 0
+        self.io_owner = False
+
+    # -- actions ----------------------------------------------------------------
+
+    def apply(self, actions: list) -> None:
+        """Carry out a monitor's actions at the variant's clock ``self.t``."""
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                self._send(action)
+            elif kind is Execute:
+                self.res = EXECUTE
+            elif kind is Skip:
+                self.res = SKIP
+            elif kind is Wait:
+                self.awaiting = action.awaiting
+            elif kind is Halt:
+                self._end("halt")
+                self.sim.on_halt(self, action.verdict)
+                return
+            elif kind is Done:
+                self.stats.exit_status = action.exit_status
+                self._end("done")
+                return
+
+    def _send(self, action: Send) -> None:
+        sim = self.sim
+        message = action.message
+        size = message_size(message)
+        t = self.t
+        connector = sim.connectors[self.host]
+        if action.to == EVERYONE:
+            for dest in sim.others[self.index]:
+                connector.post(dest, message, size, t)
+        else:
+            connector.post(action.to, message, size, t)
+        self.t = t + sim.cb_append + int(sim.copy_per_byte * size)
+
+    def _end(self, how: str) -> None:
+        if self.state is ENDED:
+            return
+        self.state = ENDED
+        self.stats.ended_by = how
+        self.stats.end_time = self.t
+        self.sim.connectors[self.host].emit()
+        self.sim.variant_ended(self)
+
+    def deliver(self, when: int, messages: list) -> None:
+        sim = self.sim
+        sim.order += 1
+        heapq.heappush(self.inbox, (when, sim.order, messages))
+        if self.blocked:
+            self.poke(when)
+
+    def _drain(self) -> None:
+        """Hand the monitor every message that has arrived by ``self.t``."""
+        inbox = self.inbox
+        received = self.monitor.message_received
+        pop = heapq.heappop
+        while inbox and inbox[0][0] <= self.t:
+            for message in pop(inbox)[2]:
+                if self.state is ENDED:
+                    return
+                actions = received(message)
+                if actions:
+                    self.apply(actions)
+
+    def on_stall(self) -> None:
+        """The watchdog found this variant waiting longer than the stall timeout."""
+        self.t = max(self.t, self.env.now)
+        self.apply(self.monitor.stalled())
+        if self.state is not ENDED:
+            return
+        self._wake(None)  # type: ignore[arg-type]
+
+    # -- the process ---------------------------------------------------------------
+
+    def run(self) -> Iterator[simpy.Event]:
+        # The hot loop. ``t`` is the variant's clock and the counters are
+        # locals; they are written back to ``self`` / ``self.stats`` only
+        # where other code may read them: around :meth:`apply` (which stamps
+        # sends with ``self.t`` and may end the run), the simulation's
+        # callbacks, and every yield. The common one-action answers (Execute,
+        # Skip, one Send) are handled inline: at a million calls a run,
+        # every avoided method call shows.
+        env = self.env
+        sim = self.sim
+        mon = self.monitor
+        tap = mon.broker
+        call_entered = mon.call_entered
+        call_exited = mon.call_exited
+        interception = self.interception
+        inbox = self.inbox
+        stats = self.stats
+        steps = self.steps
+        apply = self.apply
+        is_leader = self.is_leader
+        cb = mon.cb if is_leader else None  # type: ignore[union-attr]
+        record_time = sim.outcome.leader_times.append
+        samples_t = stats.samples_t
+        samples_seq = stats.samples_seq
+        connector = sim.connectors[self.host]
+        post = connector.post
+        others = sim.others[self.index]
+        compare = sim.compare
+        copy_per_byte = sim.copy_per_byte
+        cb_append = sim.cb_append
+        sync_compare = compare * (sim.n_variants - 1)
+        sample_every = self.sample_every
+        attack_at = sim.attack_at
+        io_owner = self.io_owner
+        max_batch = sim.max_batch_messages
+        max_batch_bytes = sim.max_batch_bytes
+        LOCAL = Route.LOCAL
+        entered = executed = skipped = 0
+        t = self.t = env.now
+        sim.running = self
+        self.horizon = self.next_horizon()
+        while True:
+            if inbox and inbox[0][0] <= t:
+                self.t = t
+                stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                self._drain()
+                t = self.t
+            state = self.state
+            if state is ENDED:
+                break
+            if state is READY:
+                step = next(steps, None)
+                if step is None or step.end is not None:
+                    self.state = FINISHING
+                    self.res = NONE
+                    self.t = t
+                    stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                    if step is not None and step.end[0] == "killed":
+                        apply(mon.process_killed(step.end[1]))
+                    else:
+                        apply(mon.process_exited(step.end[1] if step is not None else 0))
+                    t = self.t
+                    continue
+                if entered == attack_at:
+                    self.t = t
+                    stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                    sim.on_attack_point(self, attack_at)
+                entered += 1
+                seq = mon.seq
+                actions = call_entered(step.call)
+                # The interception, priced by the route the monitor's broker
+                # just chose; then comparing, for calls in the sequence.
+                decision = tap.last
+                route = decision.route
+                t += step.gap + interception[route]
+                if route is not LOCAL:
+                    if is_leader:
+                        if decision.sync:
+                            t += sync_compare
+                    else:
+                        t += compare + step.compare_ns
+                if mon.seq != seq:
+                    if is_leader:
+                        record_time(t)
+                    elif mon.seq % sample_every == 0:
+                        samples_t.append(t)
+                        samples_seq.append(mon.seq)
+                kind = type(actions[0]) if len(actions) == 1 else None
+                if kind is Execute:
+                    res = EXECUTE
+                elif kind is Skip:
+                    res = SKIP
+                else:
+                    self.step = step
+                    self.state = AT_CALL
+                    self.res = NONE
+                    self.t = t
+                    stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                    apply(actions)
+                    t = self.t
+                    state = self.state
+                    if state is ENDED:
+                        break
+                    res = self.res
+            else:
+                res = self.res
+                step = self.step
+            if res == EXECUTE:
+                if step.io and io_owner:
+                    if step.io == IO_WAIT_CONNECTION:
+                        ready = self._io_ready(t, self.horizon)
+                        if ready is None:
+                            self.step = step
+                            self.state = AT_CALL
+                            self.res = EXECUTE
+                            self.t = t
+                            stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                            connector.emit()
+                            event = self._sleep()
+                            if self.socket.ready:  # type: ignore[union-attr]
+                                self.poke(self.socket.ready[0][0])  # type: ignore[union-attr]
+                            yield event
+                            sim.running = self
+                            self.blocked = False
+                            t = self.t = max(self.t, env.now)
+                            self.horizon = self.next_horizon()
+                            continue
+                        t = ready
+                    t += step.native
+                    self._do_io(step, t)
+                else:
+                    t += step.native
+                executed += 1
+                if step.harmful:
+                    self.t = t
+                    sim.on_harmful(self, step)
+                if state is not READY:
+                    self.state = READY
+                    self.res = NONE
+                if is_leader:
+                    before = cb.bytes  # type: ignore[union-attr]
+                    actions = call_exited(step.outcome)
+                    pushed = cb.bytes - before  # type: ignore[union-attr]
+                else:
+                    actions = call_exited(step.outcome)
+                    pushed = 0
+                if actions:
+                    action = actions[0]
+                    if len(actions) == 1 and type(action) is Send:
+                        message = action.message
+                        size = pushed if pushed > 0 else message_size(message)
+                        if action.to == EVERYONE:
+                            for dest in others:
+                                # The CONNECTOR is still busy with the previous
+                                # batch: the entry joins the open one (post()'s
+                                # common case, inline).
+                                if (connector.open_start > t and connector.open_count < max_batch
+                                        and connector.open_bytes < max_batch_bytes):
+                                    slot = connector.open.get(dest)
+                                    if slot is not None:
+                                        slot[0].append(message)
+                                        slot[1] += size + FRAME_OVERHEAD
+                                        connector.open_count += 1
+                                        connector.open_bytes += size + FRAME_OVERHEAD
+                                        continue
+                                post(dest, message, size, t)
+                        else:
+                            post(action.to, message, size, t)
+                        t += cb_append + int(copy_per_byte * size)
+                    else:
+                        self.t = t
+                        stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                        apply(actions)
+                        t = self.t
+                        if self.state is ENDED:
+                            break
+            elif res == SKIP:
+                t += step.copy_ns
+                skipped += 1
+                if state is not READY:
+                    self.state = READY
+                    self.res = NONE
+            else:
+                # Waiting on the monitor: jump to the next arrival if it is
+                # inside the horizon, else sleep until something arrives.
+                if inbox:
+                    when = inbox[0][0]
+                    if when <= self.horizon:
+                        resumed = when + sim.wakeup if when > t else t
+                        stats.wait_time += resumed - t
+                        t = resumed
+                        continue
+                self.t = t
+                stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                connector.emit()
+                self.monitor_wait = True
+                self.block_since = t
+                yield self._sleep()
+                sim.running = self
+                self.blocked = False
+                self.monitor_wait = False
+                now = env.now
+                t = self.t
+                if now > t:
+                    stats.wait_time += now - t
+                    t = now
+                self.horizon = self.next_horizon()
+                continue
+            if t >= self.horizon:
+                self.t = t
+                # A batch the CONNECTOR has taken goes out now; one it will
+                # take later may still grow, and nobody can need it before
+                # this variant resumes at ``t``.
+                if connector.open_count and connector.open_start <= t:
+                    connector.emit()
+                self.horizon = self.next_horizon()
+                if t >= self.horizon:
+                    stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                    yield env.timeout(t - env.now)
+                    sim.running = self
+                    self.horizon = self.next_horizon()
+        stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+        stats.routes = mon.routes
+
+
+class NativeProgram(_Proc):
+    """The same workload run once, natively: no monitor, no interception."""
+
+    __slots__ = ("calls", "end_time")
+
+    def __init__(self, sim: "Simulation", host: str, steps: Iterator[Step]) -> None:
+        super().__init__(sim, 0, host, steps)
+        self.calls = 0
+        self.end_time = 0
+
+    def run(self) -> Iterator[simpy.Event]:
+        env = self.env
+        sim = self.sim
+        self.t = env.now
+        sim.running = self
+        self.horizon = self.next_horizon()
+        for step in self.steps:
+            if step.end is not None:
+                break
+            self.t += step.gap
+            if step.io == IO_WAIT_CONNECTION and self.socket is not None:
+                while True:
+                    ready = self._io_ready(self.t, self.horizon)
+                    if ready is not None:
+                        self.t = ready
+                        break
+                    event = self._sleep()
+                    if self.socket.ready:
+                        self.poke(self.socket.ready[0][0])
+                    yield event
+                    sim.running = self
+                    self.blocked = False
+                    self.t = max(self.t, env.now)
+                    self.horizon = self.next_horizon()
+            self.t += step.native
+            if step.io and self.socket is not None:
+                self._do_io(step, self.t)
+            self.calls += 1
+            if self.t >= self.horizon:
+                self.horizon = self.next_horizon()
+                if self.t >= self.horizon:
+                    yield env.timeout(self.t - env.now)
+                    sim.running = self
+                    self.horizon = self.next_horizon()
+        self.end_time = self.t
+        self.sim.native_ended(self)
+
+
+# ---------------------------------------------------------------------------
+# The simulation
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class VariantSetup:
+    host: str
+    arch: str
+    steps: Iterator[Step]
+
+
+@dataclass
+class ClientSetup:
+    host: str
+    requests: int
+    concurrency: int
+    request_size: int
+
+
+class Simulation:
+    """One run: variants (or one native program), CONNECTORs, links, a client."""
+
+    def __init__(self, topology_network: Network, profile: CostProfile, *, policy: Policy | None,
+                 variants: Sequence[VariantSetup], client: ClientSetup | None = None,
+                 stall_timeout: int = 1_000_000_000, attack_at: int = -1,
+                 sample_every: int = 1) -> None:
+        self.env = simpy.Environment()
+        self.network = topology_network
+        self.profile = profile
+        self.policy = policy
+        self.outcome = RunOutcome(0, [])
+        self.stall_timeout = stall_timeout
+        self.attack_at = attack_at
+        #: Breaks ties between inbox entries delivered at the same time, in the
+        #: order they were sent (heap order must not depend on the messages).
+        self.order = 0
+        self._ended = 0
+        #: The process whose generator is running (its horizon may shrink).
+        self.running: _Proc | None = None
+        self.attack_hook = None
+        self.harmful_hook = None
+        p = profile
+        self.wakeup = p.wakeup
+        self.compare = p.compare
+        self.compare_per_byte = p.compare_per_byte
+        self.copy_per_byte = p.copy_per_byte
+        self.cb_append = p.cb_append
+        self.connector_wakeup = p.connector_wakeup_for(policy.name) if policy is not None else 0
+        self.send_fixed, self.send_per_message, self.send_per_byte = p.send, p.send_per_message, p.send_per_byte
+        self.receive_fixed, self.receive_per_message = p.receive, p.receive_per_message
+        self.receive_per_byte = p.receive_per_byte
+        self.max_batch_messages, self.max_batch_bytes = p.max_batch_messages, p.max_batch_bytes
+        self.n_variants = len(variants)
+        self.connectors = {host: Connector(self, host) for host in dict.fromkeys(v.host for v in variants)}
+        self.others = [tuple(j for j in range(len(variants)) if j != i) for i in range(len(variants))]
+        self.native: NativeProgram | None = None
+        self.variants: list[Variant] = []
+        if policy is None:
+            assert len(variants) == 1
+            self.native = NativeProgram(self, variants[0].host, variants[0].steps)
+            procs: list[_Proc] = [self.native]
+        else:
+            interception = {Route(k): v for k, v in profile.interception_costs(policy.name).items()}
+            n = len(variants)
+            for i, setup in enumerate(variants):
+                monitor = LeaderMonitor(policy, n) if i == 0 else FollowerMonitor(policy, i, n)
+                monitor.broker = TapBroker(policy)
+                self.variants.append(Variant(self, i, setup.host, setup.arch, setup.steps, monitor,
+                                             interception, sample_every))
+            procs = list(self.variants)
+        self.socket: ServerSocket | None = None
+        self.client = client
+        if client is not None:
+            owner = procs[0]
+            self.socket = ServerSocket(self, owner.host, client.host)
+            owner.socket = self.socket
+            self.socket.owner = owner
+            if isinstance(owner, Variant):
+                owner.io_owner = True
+        self._set_windows(procs)
+        self._procs = procs
+
+    # -- lookahead -------------------------------------------------------------
+
+    def _set_windows(self, procs: Sequence[_Proc]) -> None:
+        """Each process's horizon step: the least time any message takes to reach it."""
+        fixed = self.send_fixed + self.send_per_message + self.receive_fixed + self.receive_per_message
+        for proc in procs:
+            bounds = [fixed + self.network.min_latency(other.host, proc.host) for other in procs if other is not proc]
+            if self.client is not None and proc.socket is not None:
+                bounds.append(self.network.min_latency(self.client.host, proc.host))
+            proc.window = max(1, min(bounds)) if bounds else 1_000_000
+
+    # -- plumbing used by the processes ---------------------------------------------
+
+    def scheduled(self, at: int) -> None:
+        """An event was scheduled at ``at``: whoever acts then may send to the
+        process now running, so its horizon may come no later than
+        ``at`` plus its lookahead window."""
+        running = self.running
+        if running is not None and at + running.window < running.horizon:
+            running.horizon = at + running.window
+
+
+    def ship(self, src_host: str, dest: int, messages: list, nbytes: int, t: int) -> None:
+        """A CONNECTOR sends a batch to variant ``dest``'s host at ``t``."""
+        target = self.variants[dest]
+        path = self.connectors[src_host].path_to(dest)
+        arrival = self.network.deliver_along(path, nbytes, t, path)
+        if arrival is None:
+            self.outcome.lost_messages += len(messages)
+            return
+        # The receiving CONNECTOR (inline): it sleeps in epoll when idle.
+        connector = self.connectors[target.host]
+        free = connector.rfree.get(src_host, -INF)
+        start = free if free >= arrival else arrival + self.connector_wakeup
+        done = (start + self.receive_fixed + self.receive_per_message * len(messages)
+                + int(self.receive_per_byte * nbytes))
+        connector.rfree[src_host] = done
+        connector.received_batches += 1
+        target.deliver(done, messages)
+
+    def on_halt(self, variant: Variant, verdict: Verdict) -> None:
+        out = self.outcome
+        if out.verdict is None:
+            out.verdict = verdict
+            out.verdict_time = variant.t
+            out.verdict_by = variant.index
+            for v in self.variants:
+                v.stats.entered_at_verdict = v.stats.entered
+
+    def on_attack_point(self, variant: Variant, entered: int) -> None:
+        out = self.outcome
+        variant.stats.entered_at_attack = entered
+        if out.attack_time is None or variant.t < out.attack_time:
+            out.attack_time = variant.t
+        if self.attack_hook is not None:
+            self.attack_hook(self, variant)
+
+    def on_harmful(self, variant: Variant, step: Step) -> None:
+        self.outcome.harmful.append(HarmfulCall(variant.index, step.call.name if step.call else "", step.harmful,
+                                                variant.t))
+
+    def variant_ended(self, variant: Variant) -> None:
+        self._ended += 1
+
+    def native_ended(self, native: NativeProgram) -> None:
+        self._ended += 1
+
+    # -- the client ----------------------------------------------------------------
+
+    def _client_user(self, counter: list[int]) -> Iterator[simpy.Event]:
+        client = self.client
+        socket = self.socket
+        assert client is not None and socket is not None
+        env, net, p = self.env, self.network, self.profile
+        while counter[0] < client.requests:
+            number = counter[0]
+            counter[0] += 1
+            started = env.now
+            t = started + p.client_per_request
+            syn = net.transmit(client.host, socket.host, p.syn_bytes, t).arrival
+            syn_ack = net.transmit(socket.host, client.host, p.syn_bytes, syn).arrival if syn is not None else None
+            request = (net.transmit(client.host, socket.host, client.request_size, syn_ack).arrival
+                       if syn_ack is not None else None)
+            if request is None:
+                continue  # given up after the retransmission limit
+            connection = Connection(number, started, env.event())
+            socket.push(request, connection)
+            yield connection.done
+            self.outcome.requests_done += 1
+            self.outcome.latencies.append(env.now - started)
+            self.outcome.last_response = env.now
+
+    # -- the watchdog --------------------------------------------------------------
+
+    def _watchdog(self) -> Iterator[simpy.Event]:
+        """Call ``stalled()`` on monitors that waited longer than the stall
+        timeout for peers that are stuck too; end the run when nothing can
+        happen any more.
+
+        A waiting monitor whose awaited peer is alive (running, or blocked in
+        a native call such as epoll_wait) has its timer restarted, as the
+        CONNECTOR's heartbeats would do in real mode.
+        """
+        env = self.env
+        stall = self.stall_timeout
+        total = len(self._procs)
+        while self._ended < total:
+            waiting = [v for v in self.variants if v.monitor_wait and v.state is not ENDED]
+            target = min((v.block_since + stall for v in waiting), default=env.now + stall)
+            yield env.timeout(max(1, target - env.now))
+            if self._ended >= total:
+                return
+            now = env.now
+            idle = env.peek() == simpy.core.Infinity
+            for v in self.variants:
+                if not v.monitor_wait or v.state is ENDED or now - v.block_since < stall:
+                    continue
+                if not idle and any(self._alive(p) for p in v.awaiting if 0 <= p < len(self.variants)):
+                    v.block_since = now  # a heartbeat: the peer is slow, not stuck
+                    continue
+                v.on_stall()
+            if env.peek() == simpy.core.Infinity and not any(
+                    v.monitor_wait and v.state is not ENDED for v in self.variants):
+                # Nothing is scheduled and no monitor waits: what is left
+                # waits for input that will never come (a request given up).
+                self.outcome.ended_by_starvation = True
+                for proc in self._procs:
+                    if isinstance(proc, Variant) and proc.state is not ENDED:
+                        proc.stats.ended_by = "starved"
+                        proc.stats.end_time = max(proc.t, now)
+                    elif isinstance(proc, NativeProgram) and not proc.end_time:
+                        proc.end_time = max(proc.t, now)
+                return
+
+    def _alive(self, index: int) -> bool:
+        v = self.variants[index]
+        return v.state is not ENDED and not (v.blocked and v.monitor_wait)
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self) -> RunOutcome:
+        env = self.env
+        for proc in self._procs:
+            env.process(proc.run())
+        if self.client is not None:
+            counter = [0]
+            for _ in range(min(self.client.concurrency, self.client.requests)):
+                env.process(self._client_user(counter))
+        env.process(self._watchdog())
+        # A run allocates millions of short-lived, acyclic objects (actions,
+        # entries, tuples); reference counting frees them. The cyclic
+        # collector would only spend time scanning them (about 6% of a run),
+        # so it is off for the run: a 1,000,000-call run peaks at the same
+        # memory either way.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            env.run()
+        finally:
+            if collecting:
+                gc.enable()
+        out = self.outcome
+        for connector in self.connectors.values():
+            connector.emit()
+        if self.native is not None:
+            out.makespan = self.native.end_time
+        else:
+            out.variants = [v.stats for v in self.variants]
+            for v in self.variants:
+                if not v.stats.end_time:
+                    v.stats.end_time = v.t
+                v.stats.routes = v.stats.routes or v.monitor.routes
+            out.makespan = max(v.stats.end_time for v in self.variants)
+            leader = self.variants[0].monitor
+            assert isinstance(leader, LeaderMonitor)
+            out.cb = {"max_entries": leader.cb.max_entries, "mean_entries": leader.cb.mean_entries,
+                      "max_bytes": leader.cb.max_bytes}
+        out.links = self.network.stats()
+        out.connectors = {host: c.stats() for host, c in sorted(self.connectors.items())} if self.variants else {}
+        return out
+
+
+def lead_stats(leader_times: array, follower: VariantStats) -> dict[str, float]:
+    """How far the leader was ahead of one follower: in calls (entered by
+    the leader but not yet by the follower) and in time (how long after the
+    leader the follower reached the same call), max and mean over samples."""
+    if not follower.samples_seq or not leader_times:
+        return {"calls_max": 0, "calls_mean": 0.0, "time_max": 0, "time_mean": 0.0}
+    calls_max = 0
+    time_max = 0
+    calls_sum = 0
+    time_sum = 0
+    n = 0
+    limit = len(leader_times)
+    for t, seq in zip(follower.samples_t, follower.samples_seq):
+        if seq > limit:
+            continue
+        behind = t - leader_times[seq - 1]
+        ahead = bisect_right(leader_times, t) - seq
+        if ahead < 0:
+            ahead = 0
+        if behind < 0:
+            behind = 0
+        calls_max = max(calls_max, ahead)
+        time_max = max(time_max, behind)
+        calls_sum += ahead
+        time_sum += behind
+        n += 1
+    if not n:
+        return {"calls_max": 0, "calls_mean": 0.0, "time_max": 0, "time_mean": 0.0}
+    return {"calls_max": calls_max, "calls_mean": calls_sum / n, "time_max": time_max, "time_mean": time_sum / n}

@@ -1,0 +1,304 @@
+"""Tables for people: how :class:`sim.results.SimResult` draws itself.
+
+One point gets a summary (times, slowdown, traffic, CB, lead, verdict), the
+busy link directions, and for an attack each variant's reaction and the
+detection. A sweep gets one row per point, and a two-parameter sweep also a
+pivot of its headline number (slowdown, or the attack outcome).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sim.results import SimResult, SuiteResult, ordered_labels
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def fmt_time(ns: int | float | None) -> str:
+    if ns is None:
+        return "-"
+    ns = float(ns)
+    for unit, factor in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(ns) >= factor:
+            return f"{_3(ns / factor)} {unit}"
+    return f"{_3(ns)} ns"
+
+
+def fmt_bytes(n: int | float) -> str:
+    n = float(n)
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= factor:
+            return f"{_3(n / factor)} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_count(n: int | float) -> str:
+    n = float(n)
+    for unit, factor in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= factor:
+            return f"{_3(n / factor)}{unit}"
+    return f"{int(round(n))}"
+
+
+def _3(x: float) -> str:
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def headline(point: dict[str, Any]) -> str:
+    """The number a row is about: slowdown (x) or server overhead (%)."""
+    mvx = point["mvx"]
+    if point["workload"]["kind"] == "server":
+        if not mvx.get("throughput_rps"):
+            return "-"
+        return f"{mvx['overhead_pct']:+.1f}%"
+    return f"{mvx['slowdown']:.2f}x" if mvx["slowdown"] else "-"
+
+
+def outcome_text(point: dict[str, Any]) -> str:
+    verdict = point["verdict"]
+    text = point["outcome"]
+    if verdict is not None:
+        text = f"{text}: {verdict['kind']} at #{verdict['seq']}"
+    if point["as_expected"] is False:
+        text += f" (expected {point['expected']['verdict']})"
+    return text
+
+
+def _style(point: dict[str, Any]) -> str:
+    if point["as_expected"] is False or point["outcome"] == "missed":
+        return "red"
+    if point["outcome"] in ("divergence", "rejected"):
+        return "yellow" if point["attack"] is None and point["as_expected"] is None else "green"
+    return ""
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        import json
+
+        text = json.dumps(value, separators=(",", ":"))
+        return text if len(text) <= 40 else text[:37] + "..."
+    return str(value)
+
+
+def shown(point: dict[str, Any], key: str) -> str:
+    """A point's value for a swept parameter, as a table shows it: swept
+    variant lists by the diversity they make."""
+    if key == "variants":
+        return point["diversity"]
+    return _label(point["labels"].get(key, ""))
+
+
+def _lead(point: dict[str, Any]) -> str:
+    leads = point["lead"]
+    if not leads:
+        return "-"
+    worst_calls = max(v["calls_max"] for v in leads.values())
+    worst_time = max(v["time_max_ns"] for v in leads.values())
+    return f"{fmt_count(worst_calls)} / {fmt_time(worst_time)}"
+
+
+def _traffic(point: dict[str, Any]) -> str:
+    m = point["messages"]
+    return f"{fmt_count(m['total'])} / {fmt_bytes(m['bytes'])}"
+
+
+def render_result(result: SimResult, console: "Console") -> None:
+    from rich.table import Table
+
+    first = result.points[0]
+    title = (f"{result.scenario} — {first['topology']}, {len(first['variants'])} variants, "
+             f"profile {result.profile.name}")
+    if len(result.points) == 1 and not result.dimensions:
+        _render_point(first, title, console)
+    else:
+        keys = ordered_labels(result.points)
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for key in keys:
+            table.add_column(key)
+        attack = any(p["attack"] is not None for p in result.points)
+        server = first["workload"]["kind"] == "server"
+        if not attack:
+            if server:
+                table.add_column("native req/s", justify="right")
+                table.add_column("mvx req/s", justify="right")
+                table.add_column("overhead", justify="right")
+            else:
+                table.add_column("native", justify="right")
+                table.add_column("mvx", justify="right")
+                table.add_column("slowdown", justify="right")
+            table.add_column("msgs / bytes", justify="right")
+            table.add_column("CB max / mean", justify="right")
+            table.add_column("lead max (calls / time)", justify="right")
+        else:
+            if "variants" not in keys:
+                table.add_column("diversity")
+            table.add_column("reactions")
+            table.add_column("detection (calls / time)", justify="right")
+            table.add_column("harmful first")
+        table.add_column("outcome")
+        for p in result.points:
+            cells = [shown(p, k) for k in keys]
+            if not attack:
+                if server:
+                    cells += [f"{p['native'].get('throughput_rps', 0):.0f}", f"{p['mvx'].get('throughput_rps', 0):.0f}",
+                              headline(p)]
+                else:
+                    cells += [fmt_time(p["native"]["time_ns"]), fmt_time(p["mvx"]["time_ns"]), headline(p)]
+                cells += [_traffic(p), f"{p['cb']['max_entries']} / {p['cb']['mean_entries']:.1f}", _lead(p)]
+            else:
+                a = p["attack"]
+                cells += ([] if "variants" in keys else [p["diversity"]]) + [_reactions(a), _detection(a), _harmful(a)]
+            cells.append(outcome_text(p))
+            table.add_row(*cells, style=_style(p))
+        console.print(table)
+        if len(result.dimensions) == 2:
+            _render_pivot(result, console)
+    for note in result.notes:
+        console.print(note, style="dim")
+    if result.plot:
+        console.print(f"plot written to {result.plot}", style="dim")
+
+
+def _reactions(attack: dict[str, Any]) -> str:
+    return ", ".join(r["reaction"] for r in attack["reactions"])
+
+
+def _detection(attack: dict[str, Any]) -> str:
+    d = attack["detection"]
+    if d is None:
+        return "-"
+    return f"{d['leader_calls']} / {fmt_time(d['time_ns'])}"
+
+
+def _harmful(attack: dict[str, Any]) -> str:
+    if attack["harmful_before_verdict"]:
+        first = next(h for h in attack["harmful_calls"] if h["before_verdict"])
+        return f"yes: {first['what']}"
+    return "no"
+
+
+def _render_pivot(result: SimResult, console: "Console") -> None:
+    from rich.table import Table
+
+    (outer, _), (inner, _) = result.dimensions
+    attack = any(p["attack"] is not None for p in result.points)
+    table = Table(title=f"{'outcome' if attack else 'headline'} by {outer} and {inner}", title_justify="left",
+                  header_style="bold")
+    table.add_column(f"{outer} \\ {inner}")
+    rows: list[str] = []
+    columns: list[str] = []
+    cells: dict[tuple[str, str], str] = {}
+    for p in result.points:
+        key = (shown(p, outer), shown(p, inner))
+        if key[0] not in rows:
+            rows.append(key[0])
+        if key[1] not in columns:
+            columns.append(key[1])
+        if attack:
+            a = p["attack"]
+            cells[key] = p["outcome"] + (" (harm first)" if a and a["harmful_before_verdict"] else "")
+        else:
+            cells[key] = headline(p)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row, *[cells.get((row, column), "") for column in columns])
+    console.print(table)
+
+
+def _render_point(p: dict[str, Any], title: str, console: "Console") -> None:
+    from rich.table import Table
+
+    w = p["workload"]
+    what = (f"{w['call']} x {w['iterations']}" if w["kind"] == "microbench" else
+            f"{w['requests']} requests, concurrency {w['concurrency']}, {w['file_size']} B files"
+            if w["kind"] == "server" else f"trace {w['path']}")
+    summary = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    pol = p["policy"]
+    summary.add_row("workload", f"{w['kind']}: {what}")
+    summary.add_row("policy", f"{pol['preset']} (relaxation {pol['relaxation']}, async "
+                              f"{'on' if pol['async_replication'] else 'off'}, predict "
+                              f"{'on' if pol['predict'] else 'off'}, CB {pol['cb_entries']} entries)")
+    summary.add_row("diversity", p["diversity"])
+    if w["kind"] == "server":
+        n, m = p["native"], p["mvx"]
+        summary.add_row("native", f"{n.get('throughput_rps', 0):.0f} req/s, latency {fmt_time(n.get('latency_mean_ns'))}")
+        summary.add_row("mvx", f"{m.get('throughput_rps', 0):.0f} req/s, latency {fmt_time(m.get('latency_mean_ns'))}")
+        summary.add_row("overhead", headline(p))
+    else:
+        summary.add_row("native", fmt_time(p["native"]["time_ns"]))
+        summary.add_row("mvx", fmt_time(p["mvx"]["time_ns"]))
+        summary.add_row("slowdown", headline(p))
+    summary.add_row("messages", f"{fmt_count(p['messages']['total'])} ({fmt_bytes(p['messages']['bytes'])})"
+                    + (f", {p['messages']['lost']} lost" if p["messages"]["lost"] else ""))
+    summary.add_row("CB occupancy", f"max {p['cb']['max_entries']} entries ({fmt_bytes(p['cb']['max_bytes'])}), "
+                                    f"mean {p['cb']['mean_entries']:.1f}")
+    for name, lead in p["lead"].items():
+        summary.add_row(f"lead over {name}", f"max {fmt_count(lead['calls_max'])} calls / "
+                        f"{fmt_time(lead['time_max_ns'])}, mean {lead['calls_mean']:.1f} calls / "
+                        f"{fmt_time(lead['time_mean_ns'])}")
+    summary.add_row("outcome", outcome_text(p), style=_style(p))
+    if p["verdict"] is not None:
+        summary.add_row("verdict", f"{p['verdict']['summary']} (by the {p['verdict']['by']} at "
+                                   f"{fmt_time(p['verdict']['time_ns'])})")
+    console.print(summary)
+    links = Table(title="links", title_justify="left", header_style="bold")
+    for column in ("direction", "messages", "bytes", "max queue", "held back", "lost"):
+        links.add_column(column, justify="left" if column == "direction" else "right")
+    for name, s in p["links"].items():
+        links.add_row(name, fmt_count(s["messages"]), fmt_bytes(s["bytes"]), str(s["max_queue_packets"]),
+                      str(s["held_back"]), str(s["losses"]))
+    if p["links"]:
+        console.print(links)
+    routes = Table(title="variants", title_justify="left", header_style="bold")
+    for column in ("variant", "host", "arch", "calls", "ran", "skipped", "waited", "ended", "routes"):
+        routes.add_column(column)
+    for v in p["variants"]:
+        routes.add_row("leader" if v["index"] == 0 else f"follower {v['index']}", v["host"], v["arch"],
+                       fmt_count(v["entered"]), fmt_count(v["executed"]), fmt_count(v["skipped"]),
+                       fmt_time(v["waited_ns"]), f"{v['ended_by']} at {fmt_time(v['end_ns'])}",
+                       ", ".join(f"{k} {fmt_count(c)}" for k, c in v["routes"].items()))
+    console.print(routes)
+    a = p["attack"]
+    if a is not None:
+        attack = Table(title=f"attack {a['kind']} at call {a['at_call']} (crafted for variant {a['target']})",
+                       title_justify="left", header_style="bold")
+        attack.add_column("variant")
+        attack.add_column("reaction")
+        attack.add_column("why")
+        for r in a["reactions"]:
+            attack.add_row(str(r["variant"]), r["reaction"], r["reason"])
+        console.print(attack)
+        console.print(f"detection: {_detection(a)} after the attack; harmful call before the verdict: {_harmful(a)}")
+
+
+def render_suite(result: SuiteResult, console: "Console") -> None:
+    from rich.table import Table
+
+    table = Table(title=f"sim suite {result.directory}", title_justify="left", header_style="bold")
+    for column in ("scenario", "points", "headline", "outcome", "status"):
+        table.add_column(column)
+    for path, sim_result, error in result.results:
+        file = Path(path).name
+        if error is not None:
+            table.add_row(file, "-", "-", error, "error", style="red")
+            continue
+        assert sim_result is not None
+        points: Sequence[dict[str, Any]] = sim_result.points
+        statuses = [p["as_expected"] for p in points]
+        ok = all(s is not False for s in statuses)
+        heads = ", ".join(headline(p) for p in points[:4]) + (" ..." if len(points) > 4 else "")
+        outcomes = ", ".join(sorted({p["outcome"] for p in points}))
+        table.add_row(file, str(len(points)), heads, outcomes, "as expected" if ok else "NOT as expected",
+                      style="" if ok else "red")
+    console.print(table)
