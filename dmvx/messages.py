@@ -8,7 +8,7 @@ can share a CONNECTOR link.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Union
 
@@ -43,14 +43,20 @@ class Entry:
     kind: EntryKind
     outcome: Outcome | None = None
     digest: bytes = b""
+    _size: int = field(default=-1, repr=False, compare=False)
 
     @property
     def size(self) -> int:
-        """Approximate bytes on the wire, for CB and link accounting."""
-        size = 24 + len(self.call.name) + _args_size(self.call.args) + len(self.digest)
-        if self.outcome is not None:
-            size += self.outcome.size
-        return size
+        """Approximate payload bytes on the wire, for CB and link accounting.
+
+        Computed once: the leader charges it to the CB, the follower to its
+        acknowledgement budget, a simulated link to its bandwidth."""
+        if self._size < 0:
+            size = 24 + len(self.call.name) + _args_size(self.call.args) + len(self.digest)
+            if self.outcome is not None:
+                size += self.outcome.size
+            self._size = size
+        return self._size
 
 
 @dataclass(slots=True)
@@ -67,6 +73,11 @@ class Report:
     call: Call
     variant: int
 
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 24 + len(self.call.name) + _args_size(self.call.args)
+
 
 @dataclass(slots=True)
 class Ack:
@@ -77,6 +88,11 @@ class Ack:
     seq: int
     variant: int
 
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 24
+
 
 @dataclass(slots=True)
 class Stop:
@@ -84,6 +100,11 @@ class Stop:
 
     stream: str
     verdict: Verdict
+
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 64 + sum(24 + len(c.name) + _args_size(c.args) for c in self.verdict.calls.values() if c)
 
 
 Message = Union[Entry, Report, Ack, Stop]

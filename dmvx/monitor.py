@@ -118,6 +118,8 @@ class _Monitor:
         self.verdict: Verdict | None = None
         self.finished = False
         self._children = 0
+        #: The broker's decision for the call most recently entered.
+        self.last_decision: Decision | None = None
 
     def child(self) -> "_Monitor":
         """The monitor of a process this one's variant just created.
@@ -194,7 +196,7 @@ class LeaderMonitor(_Monitor):
         """The leader stopped at the entry of ``call``."""
         if self.verdict is not None:
             return []
-        decision = self.broker.decide(call, self.fds)
+        decision = self.last_decision = self.broker.decide(call, self.fds)
         self._route_counts[decision.route] += 1
         if self._voting:
             # A divergence is being decided: nothing more runs until it is.
@@ -451,7 +453,7 @@ class FollowerMonitor(_Monitor):
         """The follower stopped at the entry of ``call``."""
         if self.verdict is not None:
             return []
-        decision = self.broker.decide(call, self.fds)
+        decision = self.last_decision = self.broker.decide(call, self.fds)
         self._route_counts[decision.route] += 1
         if decision.route is Route.LOCAL:
             self._current = (None, call, decision)

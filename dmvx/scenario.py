@@ -27,6 +27,7 @@ list with each ``arch`` set, and a server workload's ``client`` set.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
@@ -334,6 +335,18 @@ class Sweep(FileModel):
         return self
 
 
+def _sweep_tag(value: Any) -> str:
+    return "grid" if isinstance(value, list) else "one"
+
+
+#: One sweep, or a list of sweeps (a grid). Tagged by shape, so an error in
+#: a single sweep is reported at its own field, not at a union member.
+SweepSpec = Annotated[
+    Union[Annotated[Sweep, Tag("one")], Annotated[list[Sweep], Tag("grid")]],
+    Discriminator(_sweep_tag),
+]
+
+
 def _topology_tag(value: Any) -> str:
     return "inline" if isinstance(value, (dict, Topology)) else "name"
 
@@ -373,7 +386,11 @@ class Scenario(FileModel):
     workload: Workload = Field(description="What the program does: a microbenchmark, a server, or a recorded trace.")
     attack: Attack | None = Field(default=None, description="An attack to fire during the run. Default: none.")
     expect: Expect | None = Field(default=None, description="The expected outcome. Default: not checked.")
-    sweep: Sweep | None = Field(default=None, description="Repeat the run over values of one parameter.")
+    sweep: SweepSpec | None = Field(
+        default=None,
+        description="Repeat the run over values of one parameter, or, given a list of sweeps, over every "
+        "combination of their values (the first varies slowest).",
+    )
 
     @model_validator(mode="after")
     def _cross_check(self) -> "Scenario":
@@ -382,9 +399,16 @@ class Scenario(FileModel):
                           expected="an attack: section, or another verdict")
         if isinstance(self.topology, Topology):
             self._check_against(self.topology)
-            if self.sweep is not None:
-                self._check_sweep(self.sweep)
+            for index, sweep in enumerate(self.sweeps):
+                self._check_sweep(sweep, ("sweep", index) if isinstance(self.sweep, list) else ("sweep",))
         return self
+
+    @property
+    def sweeps(self) -> list[Sweep]:
+        """The sweeps of this scenario as a list (empty without one)."""
+        if self.sweep is None:
+            return []
+        return list(self.sweep) if isinstance(self.sweep, list) else [self.sweep]
 
     # -- cross-checks against the topology (they also fill in defaults) ----------
 
@@ -439,15 +463,15 @@ class Scenario(FileModel):
                                   expected="a host with role attacker to send the forged traffic")
                 self.attack.source = sources[0]
 
-    def _check_sweep(self, sweep: Sweep) -> None:
+    def _check_sweep(self, sweep: Sweep, where: tuple[Any, ...]) -> None:
         base = self.model_dump(mode="json", exclude={"sweep"})
         try:
             targets = _select(base, sweep.parameter)
         except LookupError as exc:
-            raise Problem(str(exc), path=("sweep", "parameter"),
+            raise Problem(str(exc), path=(*where, "parameter"),
                           expected="a path to a field of this scenario, e.g. topology.links[*].delay") from None
         if not targets:
-            raise Problem(f"{sweep.parameter!r} selects nothing", path=("sweep", "parameter"),
+            raise Problem(f"{sweep.parameter!r} selects nothing", path=(*where, "parameter"),
                           expected="a path to a field of this scenario")
         for i, value in enumerate(sweep.values):
             try:
@@ -455,7 +479,7 @@ class Scenario(FileModel):
             except ValidationError as exc:
                 err = YamlDocument("", _with_value(base, sweep.parameter, value), {}).validation_error(exc)
                 raise Problem(f"{value!r} does not fit {sweep.parameter}: at {err.field}: {err.message}",
-                              path=("sweep", "values", i), expected=err.expected) from None
+                              path=(*where, "values", i), expected=err.expected) from None
 
     # -- conveniences for the modes -------------------------------------------------
 
@@ -495,12 +519,21 @@ class Scenario(FileModel):
             raise InputError(f"{err.message} (after setting {names})", field=err.field, expected=err.expected) from None
 
     def sweep_points(self) -> list[tuple[Any, "Scenario"]]:
-        """One ``(value, scenario)`` per sweep value, the scenario with the
-        value applied and no sweep; ``[(None, self)]`` without a sweep."""
-        if self.sweep is None:
+        """One ``(values, scenario)`` per point of the sweep, the scenario with
+        the values applied and no sweep; ``[(None, self)]`` without a sweep.
+        With one sweep ``values`` is that sweep's value; with a grid, the
+        tuple of one value per sweep, the first sweep varying slowest."""
+        sweeps = self.sweeps
+        if not sweeps:
             return [(None, self)]
         base = self.model_dump(mode="json", exclude={"sweep"})
-        return [(v, Scenario.model_validate(_with_value(base, self.sweep.parameter, v))) for v in self.sweep.values]
+        points = []
+        for combo in itertools.product(*(sweep.values for sweep in sweeps)):
+            data = base
+            for sweep, value in zip(sweeps, combo):
+                data = _with_value(data, sweep.parameter, value)
+            points.append((combo[0] if len(sweeps) == 1 else combo, Scenario.model_validate(data)))
+        return points
 
 
 # ---------------------------------------------------------------------------

@@ -90,6 +90,6 @@ def describe_scenario(scenario: Scenario) -> str:
         parts.append(f"attack {scenario.attack.kind} at call #{scenario.attack.at_call}")
     if scenario.expect is not None:
         parts.append(f"expects {scenario.expect.verdict}")
-    if scenario.sweep is not None:
-        parts.append(f"sweeps {scenario.sweep.parameter} over {_count(len(scenario.sweep.values), 'value')}")
+    for sweep in scenario.sweeps:
+        parts.append(f"sweeps {sweep.parameter} over {_count(len(sweep.values), 'value')}")
     return f"scenario {scenario.name!r}: " + ", ".join(parts)

@@ -26,7 +26,7 @@ from dmvx.scenario import Scenario, Trace, load_scenario
 from sim.profile import load_profile
 from sim.results import SimResult, SuiteResult
 from sim.sweep import expand, run_points, set_value
-from sim.trace import read_trace
+from dmvx.trace import read_trace
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,19 +55,36 @@ def _parameter(key: str, scenario: Scenario) -> str:
                      field=key, expected=f"one of: {pairs}")
 
 
+_SWEEP_KEY = re.compile(r"^sweep(?:\[(\d+)\])?(?:\.(parameter|values))?$")
+
+
 def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
-    """``--set sweep.parameter=...`` / ``sweep.values=...``: edit the sweep itself."""
+    """``--set sweep.values=...`` (one sweep) or ``sweep[N].values=...`` (the
+    N-th sweep of a grid), likewise ``.parameter``: edit the sweep itself."""
+    match = _SWEEP_KEY.match(key)
     data = scenario.model_dump(mode="json")
-    sweep = dict(data.get("sweep") or {})
-    field = key.split(".", 1)[1] if "." in key else ""
-    if key == "sweep" and isinstance(value, dict):
-        sweep = value
-    elif field in ("parameter", "values"):
-        sweep[field] = value
-    else:
+    sweeps = data.get("sweep")
+    grid = isinstance(sweeps, list)
+    if match is None or (match.group(2) is None and not (key == "sweep" and isinstance(value, (dict, list)))):
         raise InputError(f"cannot set {key!r}", file="--set", field=key,
-                         expected="sweep.parameter=PATH or sweep.values=[...]")
-    data["sweep"] = sweep
+                         expected="sweep.parameter=PATH, sweep.values=[...] or sweep[N].values=[...] for a grid")
+    if key == "sweep":
+        data["sweep"] = value
+    else:
+        index, field = match.group(1), match.group(2)
+        if grid and index is None:
+            raise InputError(f"the scenario sweeps a grid of {len(sweeps)}", file="--set", field=key,
+                             expected=f"sweep[N].{field} with N from 0 to {len(sweeps) - 1}")
+        if grid:
+            if int(index) >= len(sweeps):
+                raise InputError(f"the grid has {len(sweeps)} sweeps", file="--set", field=key,
+                                 expected=f"N from 0 to {len(sweeps) - 1}")
+            sweeps[int(index)] = dict(sweeps[int(index)], **{field: value})
+        elif index not in (None, "0"):
+            raise InputError(f"the scenario has {'one sweep' if sweeps else 'no sweep'}", file="--set",
+                             field=key, expected=f"sweep.{field}=...")
+        else:
+            data["sweep"] = dict(sweeps or {}, **{field: value})
     from pydantic import ValidationError
 
     from dmvx.yamlfile import YamlDocument
@@ -77,6 +94,14 @@ def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
     except ValidationError as exc:
         err = YamlDocument("--set", data, {}).validation_error(exc)
         raise InputError(err.message, file="--set", field=key, expected=err.expected) from None
+
+
+def _pin(scenario: Scenario, parameter: str) -> Scenario:
+    """``--set P=V`` on a parameter the file sweeps pins it: that sweep goes."""
+    kept = [sweep for sweep in scenario.sweeps if sweep.parameter != parameter]
+    if len(kept) == len(scenario.sweeps):
+        return scenario
+    return scenario.model_copy(update={"sweep": kept if len(kept) > 1 else (kept[0] if kept else None)})
 
 
 def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str]) -> tuple[Scenario, list[tuple[str, list[Any]]]]:
@@ -89,10 +114,11 @@ def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str])
     extra: list[tuple[str, list[Any]]] = []
     for key, text in overrides.items():
         value = _parse_value(text)
-        if key == "sweep" or key.startswith("sweep."):
+        if key == "sweep" or key.startswith(("sweep.", "sweep[")):
             scenario = _with_sweep(scenario, key, value)
             continue
         parameter = _parameter(key, scenario)
+        scenario = _pin(scenario, parameter)
         own = scenario.sweep
         try:
             scenario = set_value(scenario, parameter, value, "--set").model_copy(update={"sweep": own})

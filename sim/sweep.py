@@ -1,7 +1,7 @@
 """Sweeps: one scenario, many points, all cores.
 
 The points of a run are the product of its *dimensions*: the scenario's own
-``sweep`` and each ``--set KEY=[v1, v2, ...]`` whose list is not a valid
+``sweep`` (one, or a list of them: a grid) and each ``--set KEY=[v1, v2, ...]`` whose list is not a valid
 value for KEY itself (a list for a scalar field is a sweep over it). The
 file's sweep varies slowest, so rows group by it.
 
@@ -68,10 +68,8 @@ def _show(value: Any) -> str:
 
 def expand(scenario: Scenario, extra: Sequence[tuple[str, list[Any]]]) -> tuple[list[tuple[str, list[Any]]], list[Point]]:
     """The dimensions and the points of a run (see the module docstring)."""
-    dims: list[tuple[str, list[Any]]] = []
-    own = scenario.sweep
-    if own is not None:
-        dims.append((own.parameter, list(own.values)))
+    own = scenario.sweeps
+    dims: list[tuple[str, list[Any]]] = [(sweep.parameter, list(sweep.values)) for sweep in own]
     dims.extend((p, list(v)) for p, v in extra)
     base = scenario.model_copy(update={"sweep": None})
     if not dims:
@@ -81,7 +79,7 @@ def expand(scenario: Scenario, extra: Sequence[tuple[str, list[Any]]]) -> tuple[
         current = base
         labels: dict[str, Any] = {}
         for (parameter, _), value in zip(dims, combo):
-            where = "sweep" if own is not None and parameter == own.parameter and not labels else "--set"
+            where = "sweep" if len(labels) < len(own) else "--set"
             current = set_value(current, parameter, value, where)
             labels[parameter] = value
         points.append(Point(labels, current))

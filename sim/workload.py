@@ -13,7 +13,7 @@ connection, send a response). Three kinds, as the scenario schema names them:
     request epoll_wait, accept4, epoll_ctl, read, openat, fstat, write of
     the header, sendfile of the file, close, close;
 ``trace``
-    the calls a real-mode run recorded (:mod:`sim.trace`).
+    the calls a real-mode run recorded (:mod:`dmvx.trace`).
 
 An attack replaces a variant's stream from ``attack.at_call`` on with what
 the diversity model (:mod:`sim.diversity`) says that variant does.
@@ -30,7 +30,7 @@ from dmvx.errors import InputError
 from dmvx.scenario import Microbench, Server, Trace
 from sim.diversity import Reaction, VariantReaction
 from sim.profile import CostProfile
-from sim.trace import TraceCall, TraceEnd, read_trace
+from dmvx.trace import TraceCall, TraceEnd, read_trace
 
 AT_FDCWD = syscalls.AT_FDCWD
 O_RDONLY, O_WRONLY, O_CLOEXEC, O_NONBLOCK = 0, 0o1, 0o2000000, 0o4000

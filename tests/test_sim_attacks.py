@@ -110,6 +110,7 @@ def test_detected_attacks_report_latency_and_missed_ones_report_harm(
 
 
 def test_asynchronous_replication_lets_a_leak_out_before_the_verdict() -> None:
+    # Pinning the swept attack kind leaves the one sweep over variants.
     base = {"attack.kind": "pointer-leak", "sweep.values": "[[{host: h1}, {host: h2}]]"}
     dmvx = cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET,
                          overrides=base).points[0]
@@ -126,10 +127,11 @@ def test_expectations_decide_the_exit_status(tmp_path: Path) -> None:
     ok = tmp_path / "ok.yml"
     ok.write_text(text + "expect:\n  verdict: divergence\n  kind: crash\n")
     result = cli_entry.run(ok, seed=None, plot=None, console=QUIET,
-                           overrides={"sweep.values": "[[{host: h1}, {host: h2}]]"})
+                           overrides={"attack.kind": "rop-absolute", "sweep.values": "[[{host: h1}, {host: h2}]]"})
     assert result.exit_status is ExitStatus.OK
     result = cli_entry.run(ok, seed=None, plot=None, console=QUIET,
-                           overrides={"sweep.values": "[[{host: h1, layout: {aslr: false}}, "
+                           overrides={"attack.kind": "rop-absolute",
+                                      "sweep.values": "[[{host: h1, layout: {aslr: false}}, "
                                                       "{host: h2, layout: {aslr: false}}]]"})
     assert result.exit_status is ExitStatus.ATTACK_MISSED
     assert result.points[0]["as_expected"] is False

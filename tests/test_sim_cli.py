@@ -59,7 +59,7 @@ def test_bad_cost_profile_is_one_line(tmp_path: Path) -> None:
 
 def test_attack_missed_exits_3() -> None:
     result = invoke("sim", str(REPO / "scenarios" / "attack-table.yml"), "--set",
-                    "sweep.values=[[{host: h1, layout: {aslr: false}}, {host: h2, layout: {aslr: false}}]]")
+                    "sweep[1].values=[[{host: h1, layout: {aslr: false}}, {host: h2, layout: {aslr: false}}]]")
     assert result.exit_code == 3, result.stderr
     assert "missed" in result.stderr
 

@@ -21,8 +21,7 @@ QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
 
 def test_microbenchmarks_have_the_papers_shape() -> None:
     result = cli_entry.run(REPO / "scenarios" / "paper-microbench.yml", seed=None, plot=None, console=QUIET,
-                           overrides={"workload.iterations": "2000", "sweep.values": "[read, getcwd, sched_yield]",
-                                      "policy.preset": "[dmon, dmvx]"})
+                           overrides={"workload.iterations": "2000", "sweep[1].values": "[read, getcwd, sched_yield]"})
     assert result.exit_status is ExitStatus.OK
     slowdown = {(p["labels"]["workload.call"], p["labels"]["policy.preset"]): p["mvx"]["slowdown"]
                 for p in result.points}

@@ -141,17 +141,24 @@ def test_sweep_points_keep_their_order_and_match_single_runs() -> None:
     path = REPO / "scenarios" / "paper-microbench.yml"
     swept = cli_entry.run(path, seed=None, overrides={"workload.iterations": "500"}, plot=None, console=QUIET)
     points = swept.to_json()["points"]
-    assert [p["labels"]["workload.call"] for p in points] == ["read", "getcwd", "sched_yield", "getpid", "read4k"]
-    single = cli_entry.run(path, seed=None, overrides={"workload.iterations": "500", "sweep.values": "[getcwd]"},
-                           plot=None, console=QUIET)
-    assert single.to_json()["points"][0] == points[1]
+    calls = ["read", "getcwd", "sched_yield", "getpid", "read4k"]
+    # A grid: the first sweep (the preset) varies slowest.
+    assert [(p["labels"]["policy.preset"], p["labels"]["workload.call"]) for p in points] == [
+        (preset, call) for preset in ("dmon", "dmvx") for call in calls]
+    # Pinning the swept preset on the command line leaves the call sweep.
+    single = cli_entry.run(path, seed=None, plot=None, console=QUIET,
+                           overrides={"workload.iterations": "500", "policy.preset": "dmvx", "sweep.values": "[getcwd]"})
+    [point] = single.to_json()["points"]
+    assert point["labels"] == {"workload.call": "getcwd"}
+    assert {k: v for k, v in point.items() if k != "labels"} == {
+        k: v for k, v in points[len(calls) + 1].items() if k != "labels"}
 
 
 def test_a_list_for_a_scalar_field_is_a_second_dimension(tmp_path: Path) -> None:
     path = REPO / "scenarios" / "paper-microbench.yml"
     result = cli_entry.run(path, seed=None, plot=tmp_path / "p.png", console=QUIET,
-                           overrides={"workload.iterations": "300", "sweep.values": "[read, getcwd]",
-                                      "policy.preset": "[dmon, dmvx]"})
+                           overrides={"workload.iterations": "300", "policy.preset": "[dmon, dmvx]",
+                                      "sweep.values": "[read, getcwd]"})
     labels = [p["labels"] for p in result.points]
     assert labels == [{"workload.call": c, "policy.preset": p} for c in ("read", "getcwd") for p in ("dmon", "dmvx")]
     assert result.dimensions == [("workload.call", ["read", "getcwd"]), ("policy.preset", ["dmon", "dmvx"])]
@@ -159,12 +166,22 @@ def test_a_list_for_a_scalar_field_is_a_second_dimension(tmp_path: Path) -> None
     assert result.exit_status is ExitStatus.OK
 
 
+def test_a_grid_index_that_does_not_exist_is_one_clear_line() -> None:
+    from dmvx.errors import InputError
+
+    path = REPO / "scenarios" / "paper-microbench.yml"
+    with pytest.raises(InputError, match=r"sweep\[N\]\.values with N from 0 to 1"):
+        cli_entry.run(path, seed=None, overrides={"sweep.values": "[read]"}, plot=None, console=QUIET)
+    with pytest.raises(InputError, match="the grid has 2 sweeps"):
+        cli_entry.run(path, seed=None, overrides={"sweep[2].values": "[read]"}, plot=None, console=QUIET)
+
+
 def test_links_shorthand_and_bad_overrides() -> None:
     from dmvx.errors import InputError
 
     path = REPO / "scenarios" / "paper-microbench.yml"
     r = cli_entry.run(path, seed=3, overrides={"links.h1-s1.delay": "1ms", "workload.iterations": "200",
-                                               "sweep.values": "[getpid]"}, plot=None, console=QUIET)
+                                               "sweep[1].values": "[getpid]"}, plot=None, console=QUIET)
     point = r.to_json()["points"][0]
     assert point["seed"] == 3
     assert point["lead"]["follower 1"]["time_max_ns"] > 1_000_000  # the leader's entries cross a 1 ms link

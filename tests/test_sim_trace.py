@@ -19,7 +19,7 @@ from dmvx.scenario import Scenario
 from sim.profile import load_profile
 from sim.results import point_report
 from sim.runner import simulate
-from sim.trace import TraceCall, TraceEnd, TraceWriter, read_trace
+from dmvx.trace import TraceCall, TraceEnd, TraceWriter, read_trace
 
 PROGRAM = [
     (Call("openat", (-100, "/etc/hosts", 0, 0)), Outcome(3)),
