@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip, Wait, WaitReason
 from dmvx.broker import Broker
-from dmvx.calls import EXIT, KILLED, Call, Outcome
+from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
@@ -84,6 +84,18 @@ def predicted_result(call: Call) -> int | None:
             return None
         return count if isinstance(count, int) else None
     return value
+
+
+_PREDICTED: dict[int, Outcome] = {}
+
+
+def _predicted_outcome(call: Call) -> Outcome:
+    """The outcome a follower derives for ``call`` (shared: outcomes are values)."""
+    result = predicted_result(call) or 0
+    outcome = _PREDICTED.get(result)
+    if outcome is None:
+        outcome = _PREDICTED[result] = Outcome(result)
+    return outcome
 
 
 def fd_pair(call: Call, outcome: Outcome) -> tuple[int, int] | None:
@@ -240,12 +252,14 @@ class LeaderMonitor(_Monitor):
         self._state = "running"
         if seq is None:
             return []
-        self._update_fds(call, decision, outcome)
-        if decision.sync and decision.effect is Effect.EACH:
-            return []  # released with a GO entry before it ran
+        if call.name in CHANGES_FDS:
+            self._update_fds(call, decision, outcome)
+        if decision.sync:
+            if decision.effect is Effect.EACH:
+                return []  # released with a GO entry before it ran
+            return [Send(EVERYONE, self._entry(seq, call, decision, outcome))]
         entry = self._entry(seq, call, decision, outcome)
-        if not decision.sync:
-            self.cb.push(seq, entry.size, call)
+        self.cb.push(seq, entry.size, call)
         return [Send(EVERYONE, entry)]
 
     def message_received(self, message: Message) -> list[Action]:
@@ -557,27 +571,30 @@ class FollowerMonitor(_Monitor):
     # -- internals ---------------------------------------------------------------
 
     def _consume(self, entry: Entry) -> list[Action]:
-        """Check the current call against the leader's entry and act on it."""
-        assert self._current is not None
-        seq, call, decision = self._current
-        assert seq is not None
+        """Check the current call against the leader's entry and act on it.
+
+        This is the hot path of asynchronous replication (once per call per
+        follower), so the common case -- equal calls, a call only the leader
+        runs -- is written out here rather than spread over helpers."""
+        seq, call, decision = self._current  # type: ignore[misc]
         self._unacked_bytes += entry.size
-        if entry.kind is EntryKind.GO or not same_call(entry.call, call):
+        kind = entry.kind
+        leader_call = entry.call
+        if (kind is EntryKind.GO or (leader_call != call and not same_call(leader_call, call))
+                or leader_call.name in PSEUDO_CALLS):
             return self._report_divergence(seq, call)
-        if entry.call.is_process_end:
-            return self._report_divergence(seq, call)
-        if decision.effect is Effect.LEADER:
-            if entry.kind is EntryKind.PREDICTED:
-                outcome = Outcome(predicted_result(call) or 0)
-            elif entry.outcome is not None and entry.kind is EntryKind.FULL:
-                outcome = entry.outcome
-            else:
-                return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, {LEADER: entry.call, self.index: call},
-                                          detail=f"{entry.kind.value} entry for a call only the leader runs"))
-            return self._skip(seq, call, decision, outcome)
-        self._expect = entry
-        self._state = "executing"
-        return [Execute(seq)]
+        if decision.effect is not Effect.LEADER:
+            self._expect = entry
+            self._state = "executing"
+            return [Execute(seq)]
+        if kind is EntryKind.FULL and entry.outcome is not None:
+            outcome = entry.outcome
+        elif kind is EntryKind.PREDICTED:
+            outcome = _predicted_outcome(call)
+        else:
+            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, {LEADER: leader_call, self.index: call},
+                                      detail=f"{kind.value} entry for a call only the leader runs"))
+        return self._skip(seq, call, decision, outcome)
 
     def _on_entry(self, entry: Entry) -> list[Action]:
         """The leader's answer at a synchronous call (or at process end)."""
@@ -597,27 +614,31 @@ class FollowerMonitor(_Monitor):
         if entry.kind is EntryKind.FULL and entry.outcome is not None and same_call(entry.call, call):
             return self._skip(seq, call, decision, entry.outcome)
         if entry.kind is EntryKind.PREDICTED and same_call(entry.call, call):
-            return self._skip(seq, call, decision, Outcome(predicted_result(call) or 0))
+            return self._skip(seq, call, decision, _predicted_outcome(call))
         # The leader handled this point asynchronously: different calls. The
         # report already sent tells the leader; wait for its verdict.
         self._state = "diverged"
         return [Wait(WaitReason.VOTE, seq, (LEADER,))]
 
     def _skip(self, seq: int, call: Call, decision: Decision, outcome: Outcome) -> list[Action]:
-        self._update_fds(call, decision, outcome)
+        name = call.name
         new_fds: tuple[int, ...] = ()
-        if outcome.result >= 0:
-            if call.name in _FD_RETURNING:
-                new_fds = (outcome.result,)
-            else:
-                pair = fd_pair(call, outcome)
-                if pair is not None:
-                    new_fds = pair
+        if name in CHANGES_FDS:
+            self._update_fds(call, decision, outcome)
+            if outcome.result >= 0:
+                if name in _FD_RETURNING:
+                    new_fds = (outcome.result,)
+                else:
+                    pair = fd_pair(call, outcome)
+                    if pair is not None:
+                        new_fds = pair
         self._state = "running"
         self._current = None
+        skip = Skip(seq, outcome, new_fds)
         if decision.sync:
-            return [Skip(seq, outcome, new_fds)]  # our report already told the leader
-        return [Skip(seq, outcome, new_fds)] + self._consumed(seq)
+            return [skip]  # our report already told the leader
+        ack = self._consumed(seq)
+        return [skip, *ack] if ack else [skip]
 
     def _consumed(self, seq: int) -> list[Action]:
         if (seq - self._acked >= self._ack_every or self._unacked_bytes >= self._ack_bytes

@@ -45,7 +45,6 @@ from typing import Any, Iterator, Sequence
 import simpy
 
 from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait
-from dmvx.broker import Broker
 from dmvx.calls import Call
 from dmvx.messages import Ack, Entry, Message, Report, Stop
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
@@ -68,32 +67,9 @@ ENDED = 3      # Done or halted
 NONE, EXECUTE, SKIP = 0, 1, 2
 
 
-class TapBroker(Broker):
-    """The core's broker, remembering the decision it made last.
-
-    The monitor asks its broker how to route each call; the simulation needs
-    the same answer to price the interception (ptrace stop, in-process,
-    seccomp). Reading it here costs an attribute, asking again a second
-    decision per call.
-    """
-
-    __slots__ = ("last",)
-
-    def decide(self, call: Call, fds: Any) -> Decision:
-        self.last = decision = Broker.decide(self, call, fds)
-        return decision
-
-
 def message_size(message: Message) -> int:
     """Approximate bytes a message takes on the wire (before framing)."""
-    if type(message) is Entry:
-        return message.size
-    if type(message) is Ack:
-        return 24
-    if type(message) is Report:
-        call = message.call
-        return 28 + len(call.name) + sum(len(a) + 4 if isinstance(a, (bytes, str)) else 8 for a in call.args)
-    return 64 + len(message.verdict.detail) if type(message) is Stop else 64
+    return message.size
 
 
 # ---------------------------------------------------------------------------
@@ -510,7 +486,6 @@ class Variant(_Proc):
         env = self.env
         sim = self.sim
         mon = self.monitor
-        tap = mon.broker
         call_entered = mon.call_entered
         call_exited = mon.call_exited
         interception = self.interception
@@ -571,7 +546,7 @@ class Variant(_Proc):
                 actions = call_entered(step.call)
                 # The interception, priced by the route the monitor's broker
                 # just chose; then comparing, for calls in the sequence.
-                decision = tap.last
+                decision = mon.last_decision
                 route = decision.route
                 t += step.gap + interception[route]
                 if route is not LOCAL:
@@ -839,7 +814,6 @@ class Simulation:
             n = len(variants)
             for i, setup in enumerate(variants):
                 monitor = LeaderMonitor(policy, n) if i == 0 else FollowerMonitor(policy, i, n)
-                monitor.broker = TapBroker(policy)
                 self.variants.append(Variant(self, i, setup.host, setup.arch, setup.steps, monitor,
                                              interception, sample_every))
             procs = list(self.variants)
