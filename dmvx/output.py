@@ -49,10 +49,17 @@ def stderr_console() -> Console:
     """A rich console on stderr for tables, progress bars and plots' captions.
 
     Made afresh for each use so it writes to whatever ``sys.stderr`` is at
-    the time (the test runner swaps it)."""
+    the time (the test runner swaps it). On a terminal, tables take its
+    width; into a file or a CI log (no terminal, and no ``COLUMNS``), they
+    get 140 columns instead of rich's 80, so that wide tables are not
+    squeezed into folded cells."""
+    import os
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    width = None if sys.stderr.isatty() or "COLUMNS" in os.environ else 140
+    return Console(stderr=True, highlight=False, width=width)
 
 
 def note(text: str) -> None:

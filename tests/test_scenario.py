@@ -150,7 +150,8 @@ def test_sweep_points(tmp_path: Path) -> None:
     assert [value for value, _ in points] == ["1ms", "10ms"]
     assert [s.topo.path_delay("h1", "h2") for _, s in points] == pytest.approx([0.002, 0.02])
     assert all(s.sweep is None for _, s in points)
-    assert load_scenario("default").sweep_points() == [(None, load_scenario("default"))]
+    unswept = load_scenario("default").model_copy(update={"sweep": None})
+    assert unswept.sweep_points() == [(None, unswept)]
 
 
 def test_with_values() -> None:

@@ -17,10 +17,16 @@ def invoke(*args: str):  # noqa: ANN201 - click's Result
     return CliRunner().invoke(cli, list(args))
 
 
-def test_the_default_scenario_runs_and_prints_a_table() -> None:
+def test_the_default_scenario_compares_dmon_and_dmvx() -> None:
     result = invoke("sim", "--set", "workload.iterations=500")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
+    assert "dmon" in result.stderr and "dmvx" in result.stderr and "slowdown" in result.stderr
+
+
+def test_one_point_prints_its_details() -> None:
+    result = invoke("sim", "--set", "workload.iterations=500", "--set", "policy.preset=dmvx")
+    assert result.exit_code == 0, result.stderr
     for word in ("slowdown", "CB occupancy", "lead over follower 1", "links", "h1->s1"):
         assert word in result.stderr
 

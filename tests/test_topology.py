@@ -38,10 +38,10 @@ def test_two_host() -> None:
     assert {h.arch for h in topology.hosts.values()} == {Arch.X86_64}
     assert topology.switches == ["s1"]
     for link in topology.links:
-        assert (link.delay, link.bw) == (0.001, 1e8)
+        assert (link.delay, link.bw) == (0.001, 1e9)
     assert topology.path("h1", "h2") == ["h1", "s1", "h2"]
     assert topology.path_delay("h1", "h2") == pytest.approx(0.002)
-    assert topology.path_bandwidth("h1", "h2") == 1e8
+    assert topology.path_bandwidth("h1", "h2") == 1e9
 
 
 def test_heterogeneous_pairs() -> None:
