@@ -85,6 +85,9 @@ REAL_SUITE = _Entry(
     "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}"
 )
 VALIDATE = _Entry("dmvx.validate", "validate_file", "the file validator is not built yet")
+LAB_LIST = _Entry("dmvx.lab.entry", "list_labs", "the teaching labs are not built yet")
+LAB_CHECK = _Entry("dmvx.lab.entry", "check", "the lab checkers are not built yet")
+LAB_WATCH = _Entry("dmvx.lab.entry", "watch", "the trace watcher is not built yet")
 
 
 def _load(ctx: click.Context, entry: _Entry) -> Callable[..., Any]:
@@ -421,7 +424,7 @@ def run_command(
 
 
 @cli.command(name="suite")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("directory", metavar="PATH", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--mode",
     type=click.Choice(["sim", "real", "both"]),
@@ -432,7 +435,9 @@ def run_command(
 @json_option
 @click.pass_context
 def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool) -> ExitStatus:
-    """Run every scenario in DIRECTORY and check each against its expected verdict."""
+    """Run every scenario in PATH (a directory, or one scenario file) and check
+    each against its expected verdict. With --mode both, also check that the
+    two modes found the same for every attack and diversity setting."""
     # Find every part before running any, so that "both" does not spend
     # minutes in sim only to learn that real mode is missing.
     entries: dict[str, Callable[..., Any]] = {}
@@ -444,7 +449,77 @@ def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool)
     parts: Mapping[str, output.Result] = {
         name: suite(directory, console=output.stderr_console()) for name, suite in entries.items()
     }
-    result = output.Combined(parts) if mode == "both" else parts[mode]
+    result: output.Result = parts[mode] if mode != "both" else output.Combined(parts)
+    # A real-mode part that can set itself beside sim's reports where the
+    # two modes disagree (realmode/suite.py); the comparison is the mode's.
+    agreement = getattr(parts.get("real"), "agreement_with", None) if mode == "both" else None
+    if callable(agreement):
+        result = agreement(parts["sim"])
+    return output.emit(result, as_json=as_json)
+
+
+@cli.group(name="lab")
+def lab_group() -> None:
+    """Teaching labs (docs/labs/): list them, watch a trace, check your answers."""
+
+
+@lab_group.command(name="list")
+@json_option
+@click.pass_context
+def lab_list_command(ctx: click.Context, as_json: bool) -> ExitStatus:
+    """List the labs, what each runs and where its page is (--json: every answer key)."""
+    list_labs = _load(ctx, LAB_LIST)
+    return output.emit(list_labs(console=output.stderr_console()), as_json=as_json)
+
+
+@lab_group.command(name="check")
+@click.argument("number", type=int, metavar="N")
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Your answers file (YAML). Default: labN-answers.yml in this directory.",
+)
+@click.option(
+    "--task",
+    "tasks",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="K",
+    help="Check only task K. Repeatable.",
+)
+@json_option
+@click.pass_context
+def lab_check_command(
+    ctx: click.Context, number: int, answers: Path | None, tasks: tuple[int, ...], as_json: bool
+) -> ExitStatus:
+    """Check your answers to lab N: a PASS or FAIL line per task, a hint for each failure.
+
+    Exit status: 0 every task passed, 2 the answers file cannot be used, 3 an
+    answer is wrong or missing, 4 a task needs root (real mode) or something
+    this machine lacks, 5 a mode it needs is not built."""
+    check = _load(ctx, LAB_CHECK)
+    result = check(number, answers=answers, tasks=tasks, console=output.stderr_console())
+    return output.emit(result, as_json=as_json)
+
+
+@lab_group.command(name="watch")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--policy",
+    type=click.Choice(["dmvx", "dmon"]),
+    default=None,
+    help="The preset (default: the scenario's, or dmvx for a trace).",
+)
+@click.option("--variants", "count", type=click.IntRange(min=2), metavar="N", help="How many variants (default 2).")
+@json_option
+@click.pass_context
+def lab_watch_command(
+    ctx: click.Context, file: Path, policy: str | None, count: int | None, as_json: bool
+) -> ExitStatus:
+    """Replay a trace (or a scenario with a trace workload) through the monitors, one line per event."""
+    watch = _load(ctx, LAB_WATCH)
+    result = watch(file, policy=policy, variants=count, console=output.stderr_console())
     return output.emit(result, as_json=as_json)
 
 

@@ -1,0 +1,110 @@
+"""Running the modes for a checker: by module name, only when asked, once per question.
+
+A checker recomputes the truth by running what the student ran: sim mode on a
+scenario (with ``--set``-style overrides), real mode on emulated hosts, or
+``dmvx run`` on a program. It reaches each through the same entry functions
+``dmvx/cli.py`` calls (docs/cli.md, "Mode entry contract"), imported by name
+when first needed, and reads their results through ``to_json()`` -- the
+document ``--json`` prints, so a checker sees exactly what the student sees.
+
+Several tasks of a lab often read the same run; :class:`Modes` keeps each
+result for the length of one ``dmvx lab check``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from dmvx.exitstatus import EnvironmentProblem, Unavailable
+from dmvx.lab.model import NeedsRoot
+
+#: Our own top-level packages: a missing module among them is a bug, any
+#: other missing module a broken environment (as in dmvx/cli.py).
+_OWN_PACKAGES = frozenset({"dmvx", "sim", "realmode"})
+
+SIM = ("sim.cli_entry", "run", "dmvx sim: simulation mode is not built")
+REAL = ("realmode.cli_entry", "real", "dmvx real: real mode on emulated hosts is not built")
+PROGRAM = ("realmode.cli_entry", "run_program", "dmvx run: real mode is not built")
+
+
+def entry(module_name: str, function: str, missing: str) -> Callable[..., Any]:
+    """The mode function ``module_name.function``, imported now.
+
+    Raises :class:`Unavailable` when the mode is not built (its module or
+    function is absent) and :class:`EnvironmentProblem` when a third-party
+    package it needs is missing; a missing module of dmvx's own is a bug
+    and propagates.
+    """
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        name = exc.name or ""
+        if module_name == name or module_name.startswith(name + "."):
+            raise Unavailable(missing) from None
+        if name.partition(".")[0] not in _OWN_PACKAGES:
+            raise EnvironmentProblem(f"the Python package {name!r} is missing; run ./run setup") from exc
+        raise
+    function_object = getattr(module, function, None)
+    if function_object is None:
+        raise Unavailable(missing)
+    return function_object
+
+
+def _yaml_text(value: Any) -> str:
+    """A value as ``--set`` takes it (YAML text). JSON is YAML, and quotes
+    every string, so ``"2ms"`` stays a string and a mapping stays one."""
+    return json.dumps(value)
+
+
+class Modes:
+    """The modes, as one ``dmvx lab check`` uses them (results cached)."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def sim(self, scenario: Path, overrides: Mapping[str, Any] | None = None,
+            seed: int | None = None) -> dict[str, Any]:
+        """``dmvx sim SCENARIO --set K=V... --json``: the whole document.
+
+        ``overrides`` maps a ``--set`` key to a value as it would be written
+        in a scenario file (``{"policy.cb.entries": 16}``); a list where the
+        field takes one value sweeps it, as on the command line."""
+        settings = {key: _yaml_text(value) for key, value in (overrides or {}).items()}
+        cache_key = ("sim", str(Path(scenario).resolve()), json.dumps(settings, sort_keys=True), seed)
+        if cache_key not in self._cache:
+            run = entry(*SIM)
+            result = run(Path(scenario), seed=seed, overrides=settings, plot=None, console=self.console)
+            self._cache[cache_key] = result.to_json()
+        return self._cache[cache_key]
+
+    def sim_point(self, scenario: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The report of a run that has exactly one point."""
+        points = self.sim(scenario, overrides)["points"]
+        if len(points) != 1:
+            raise ValueError(f"{scenario} with {dict(overrides or {})} ran {len(points)} points, not one")
+        return points[0]
+
+    def real(self, scenario: Path) -> dict[str, Any]:
+        """``dmvx real --scenario SCENARIO --json`` (root only)."""
+        cache_key = ("real", str(Path(scenario).resolve()))
+        if cache_key not in self._cache:
+            run = entry(*REAL)
+            if os.geteuid() != 0:
+                raise NeedsRoot("real mode builds hosts in network namespaces; run the check as root")
+            result = run(topology=None, scenario=Path(scenario), policy=None, console=self.console)
+            self._cache[cache_key] = result.to_json()
+        return self._cache[cache_key]
+
+    def program(self, argv: Sequence[str], *, policy: str = "dmvx", variants: int = 2) -> dict[str, Any]:
+        """``dmvx run --policy P --json -- ARGV`` with ``variants`` copies."""
+        cache_key = ("run", tuple(argv), policy, variants)
+        if cache_key not in self._cache:
+            run = entry(*PROGRAM)
+            result = run([list(argv) for _ in range(variants)], policy=policy, record=None, console=self.console)
+            self._cache[cache_key] = result.to_json()
+        return self._cache[cache_key]

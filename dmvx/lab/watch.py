@@ -1,0 +1,297 @@
+"""``dmvx lab watch TRACE``: every event of a trace's replay through the core, one line each.
+
+Sim mode reports a run in totals (calls per route, messages, slowdown); to
+*see* calls being compared and replicated, a student needs each event with
+what the monitor decided. This driver runs the core's own
+:class:`~dmvx.monitor.LeaderMonitor` and :class:`~dmvx.monitor.FollowerMonitor`
+over a recorded trace (:mod:`dmvx.trace`) and logs, for every event, the
+broker's route and the actions the monitor returned: run the call, skip it
+with the leader's result, send an entry, wait, halt with a verdict.
+
+The schedule is fixed so that the log reads the same every time, and it is
+the one asynchronous replication is about: messages arrive at once, and the
+leader runs whenever it can, so under ``dmvx`` it runs ahead until a lockstep
+call or its end holds it, and the followers then catch up from the entries
+it left; under ``dmon`` every call waits for the followers. There is no
+time here -- sim mode adds it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.calls import Call, Outcome
+from dmvx.exitstatus import ExitStatus
+from dmvx.messages import Ack, Entry, Message, Report, Stop
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.policy import Policy, Route
+from dmvx.trace import TraceCall, TraceEnd, TraceEvent, read_trace
+from dmvx.verdict import Verdict, variant_name
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: Events after which a replay that has not ended is cut short.
+MAX_EVENTS = 20_000
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the log: who, what happened, the route, what the monitor did."""
+
+    step: int
+    variant: int
+    seq: int | None
+    what: str
+    route: str
+    actions: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "variant": variant_name(self.variant), "seq": self.seq, "event": self.what,
+                "route": self.route or None, "actions": self.actions}
+
+
+@dataclass
+class _Variant:
+    steps: list[tuple[Call, Outcome]]
+    end: tuple[str, int]
+    position: int = 0
+    phase: str = "ready"   # ready | waiting | running | exited | ended
+    executed: int = 0
+    skipped: int = 0
+    ran: list[Call] = field(default_factory=list)
+
+
+@dataclass
+class WatchResult:
+    """The :class:`dmvx.output.Result` of ``dmvx lab watch``."""
+
+    trace: str
+    policy: str
+    events: list[Event]
+    verdict: Verdict | None
+    variants: list[dict[str, Any]]
+    messages: int
+    cut_short: bool = False
+    #: The calls each variant ran itself, in order (leader first).
+    ran: list[list[Call]] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.DIVERGENCE if self.verdict is not None else ExitStatus.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace": self.trace, "policy": self.policy, "events": [e.to_json() for e in self.events],
+            "verdict": None if self.verdict is None else {**self.verdict.to_dict(), "summary": self.verdict.summary()},
+            "variants": self.variants, "messages": self.messages, "cut_short": self.cut_short,
+        }
+
+    def render(self, console: "Console") -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"{self.trace} under {self.policy}", title_justify="left")
+        for column, justify in (("step", "right"), ("variant", "left"), ("#", "right"), ("event", "left"),
+                                ("route", "left"), ("the monitor's actions", "left")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for e in self.events:
+            style = "bold red" if "VERDICT" in e.actions else ("dim" if e.what.startswith("receives") else None)
+            table.add_row(str(e.step), variant_name(e.variant), "" if e.seq is None else str(e.seq),
+                          escape(e.what), e.route, escape(e.actions), style=style)
+        console.print(table)
+        for v in self.variants:
+            routes = ", ".join(f"{k} {n}" for k, n in v["routes"].items())
+            console.print(f"{v['variant']}: ran {v['executed']}, skipped {v['skipped']} (took the leader's "
+                          f"result); routes: {routes}")
+        console.print(f"messages between monitors: {self.messages}")
+        if self.cut_short:
+            console.print(f"[yellow]cut short after {MAX_EVENTS} events[/yellow]")
+        console.print("verdict: " + ("none: the variants agreed" if self.verdict is None
+                                     else escape(self.verdict.summary())))
+
+
+def _streams(events: dict[int, list[TraceEvent]], n: int) -> list[_Variant]:
+    """Each variant's calls and end; a variant without events replays the leader's."""
+    leader = events.get(0) or next(iter(events.values()), [])
+    out = []
+    for index in range(n):
+        own = events.get(index) or leader
+        steps = [(e.call, e.outcome) for e in own if isinstance(e, TraceCall)]
+        ends = [e for e in own if isinstance(e, TraceEnd)]
+        end = (ends[0].how, ends[0].value) if ends else ("exit", 0)
+        out.append(_Variant(steps, end))
+    return out
+
+
+def _message(message: Message) -> str:
+    if isinstance(message, Entry):
+        what = f"entry #{message.seq} {message.kind.value}"
+        return what if message.call.is_process_end else f"{what} ({message.call.name})"
+    if isinstance(message, Report):
+        return f"report #{message.seq} ({message.call.name}) from {variant_name(message.variant)}"
+    if isinstance(message, Ack):
+        return f"ack up to #{message.seq} from {variant_name(message.variant)}"
+    if isinstance(message, Stop):
+        return f"stop ({message.verdict.kind.value})"
+    return type(message).__name__
+
+
+def _action(action: Action) -> str:
+    if isinstance(action, Execute):
+        return "runs it" if action.seq is not None else "runs it unchecked"
+    if isinstance(action, Skip):
+        fds = f", placeholder fd {', '.join(map(str, action.new_fds))}" if action.new_fds else ""
+        return f"skips it: returns {action.outcome.result} from the leader{fds}"
+    if isinstance(action, Send):
+        to = "all" if action.to == EVERYONE else variant_name(action.to)
+        return f"sends {_message(action.message)} to {to}"
+    if isinstance(action, Wait):
+        whom = ", ".join(variant_name(i) for i in action.awaiting) or "the others"
+        return f"waits ({action.reason.value}) for {whom}"
+    if isinstance(action, Halt):
+        return f"VERDICT {action.verdict.summary()}"
+    if isinstance(action, Done):
+        return "done"
+    return type(action).__name__
+
+
+def watch(policy: Policy, events: dict[int, list[TraceEvent]], n_variants: int = 2) -> WatchResult:
+    """Replay ``events`` (a trace's streams) through the core; see the module doc."""
+    monitors = [LeaderMonitor(policy, n_variants)] + [FollowerMonitor(policy, i, n_variants)
+                                                      for i in range(1, n_variants)]
+    variants = _streams(events, n_variants)
+    inboxes: list[deque[Message]] = [deque() for _ in range(n_variants)]
+    log: list[Event] = []
+    verdict: Verdict | None = None
+    messages = 0
+
+    def carry_out(index: int, actions: list[Action]) -> str:
+        nonlocal verdict, messages
+        v = variants[index]
+        for action in actions:
+            if isinstance(action, Execute):
+                v.phase = "running"
+            elif isinstance(action, Skip):
+                v.position += 1
+                v.skipped += 1
+                v.phase = "ready"
+            elif isinstance(action, Send):
+                targets = [i for i in range(n_variants) if i != index] if action.to == EVERYONE else [action.to]
+                for target in targets:
+                    inboxes[target].append(action.message)
+                    messages += 1
+            elif isinstance(action, Wait):
+                if v.phase in ("ready", "running"):
+                    v.phase = "waiting"
+            elif isinstance(action, Halt):
+                verdict = verdict or action.verdict
+            elif isinstance(action, Done):
+                v.phase = "ended"
+        return "; ".join(_action(a) for a in actions)
+
+    def record(index: int, seq: int | None, what: str, route: str, actions: str) -> None:
+        log.append(Event(len(log) + 1, index, seq, what, route, actions))
+
+    cut_short = True
+    while len(log) < MAX_EVENTS:
+        if verdict is not None:
+            cut_short = False
+            break
+        delivered = next((i for i in range(n_variants) if inboxes[i]), None)
+        if delivered is not None:
+            message = inboxes[delivered].popleft()
+            done = carry_out(delivered, monitors[delivered].message_received(message))
+            record(delivered, None, f"receives {_message(message)}", "", done)
+            continue
+        runnable = next((i for i, v in enumerate(variants) if v.phase in ("ready", "running")), None)
+        if runnable is None:
+            if all(v.phase == "ended" for v in variants):
+                cut_short = False
+                break
+            for i in range(n_variants):  # everyone waits on someone: the stall timer fires
+                done = carry_out(i, monitors[i].stalled())
+                if done:
+                    record(i, None, "stalls", "", done)
+            cut_short = False
+            break
+        v, monitor = variants[runnable], monitors[runnable]
+        if v.phase == "running":
+            call, outcome = v.steps[v.position]
+            v.position += 1
+            v.executed += 1
+            v.ran.append(call)
+            v.phase = "ready"
+            done = carry_out(runnable, monitor.call_exited(outcome))
+            record(runnable, None, f"returns {outcome.result}", "", done)
+        elif v.position < len(v.steps):
+            call, _ = v.steps[v.position]
+            actions = monitor.call_entered(call)
+            decision = monitor.last_decision
+            route = decision.route.value if decision is not None else ""
+            seq = None if decision is not None and decision.route is Route.LOCAL else monitor.seq
+            if v.phase == "ready":
+                v.phase = "waiting"  # until an Execute or Skip says otherwise
+            done = carry_out(runnable, actions)
+            record(runnable, seq, f"enters {call}", route, done)
+        else:
+            how, value = v.end
+            v.phase = "exited"
+            actions = monitor.process_exited(value) if how == "exit" else monitor.process_killed(value)
+            done = carry_out(runnable, actions)
+            record(runnable, None, f"exits with status {value}" if how == "exit" else f"killed by signal {value}",
+                   "", done)
+    summaries = [{"variant": variant_name(i), "executed": v.executed, "skipped": v.skipped,
+                  "routes": monitors[i].routes} for i, v in enumerate(variants)]
+    return WatchResult("", "", log, verdict, summaries, messages, cut_short, [v.ran for v in variants])
+
+
+def watch_trace(path: Path, preset: str, n_variants: int = 2) -> WatchResult:
+    """The trace at ``path`` under preset ``preset``."""
+    trace = read_trace(path)
+    result = watch(Policy.preset(preset), trace.streams, n_variants)
+    result.trace = str(path)
+    result.policy = preset
+    return result
+
+
+def watch_file(path: Path, preset: str | None, n_variants: int | None = None) -> WatchResult:
+    """``dmvx lab watch FILE``: a trace (``.jsonl``) under ``preset`` (default
+    dmvx), or a scenario whose workload is a trace, under its own policy and
+    with its own number of variants (``preset``, when given, replaces the
+    scenario's preset and keeps its other settings)."""
+    from dmvx.errors import InputError
+    from dmvx.scenario import Trace, load_scenario
+
+    if path.suffix not in (".yml", ".yaml"):
+        return watch_trace(path, preset or "dmvx", n_variants or 2)
+    scenario = load_scenario(path)
+    if not isinstance(scenario.workload, Trace):
+        raise InputError(f"the workload is {scenario.workload.kind}, not a trace", file=str(path), field="workload",
+                         expected="a scenario with workload kind trace, or a trace file (.jsonl)")
+    spec = scenario.policy if preset is None else scenario.policy.model_copy(update={"preset": preset})
+    count = n_variants or len(scenario.variants or ()) or 2
+    result = watch(spec.to_policy(), read_trace(scenario.workload.path).streams, count)
+    result.trace = str(path)
+    result.policy = spec.preset + (" with the scenario's settings" if _customised(spec) else "")
+    return result
+
+
+def _customised(spec: Any) -> bool:
+    """Whether a policy spec sets anything beyond its preset."""
+    return bool(spec.model_dump(exclude={"preset", "stall_timeout"}, exclude_defaults=True))
+
+
+def first_call_on_route(result: WatchResult, route: str, variant: int = 0) -> str | None:
+    """The name of the first call ``variant`` entered on ``route``."""
+    for event in result.events:
+        if event.variant == variant and event.route == route and event.what.startswith("enters "):
+            return event.what.removeprefix("enters ").partition("(")[0]
+    return None
+
+
+__all__ = ["Event", "WatchResult", "first_call_on_route", "watch", "watch_file", "watch_trace"]
