@@ -22,7 +22,7 @@ on stderr for progress and notes to people. Each returns an
     sim.cli_entry.suite(directory: Path, *, console) -> Result
     realmode.cli_entry.real(*, topology: str | None, scenario: Path | None,
                             policy: str, console) -> Result
-    realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str,
+    realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str, as_json: bool,
                                    record: Path | None, console) -> Result
     realmode.cli_entry.suite(directory: Path, *, console) -> Result
 
@@ -84,6 +84,7 @@ REAL_PROGRAM = _Entry(
 REAL_SUITE = _Entry(
     "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}"
 )
+REAL_CALIBRATE = _Entry("realmode.cli_entry", "calibrate", "calibration is not built yet (see issue 7)")
 VALIDATE = _Entry("dmvx.validate", "validate_file", "the file validator is not built yet")
 LAB_LIST = _Entry("dmvx.lab.entry", "list_labs", "the teaching labs are not built yet")
 LAB_CHECK = _Entry("dmvx.lab.entry", "check", "the lab checkers are not built yet")
@@ -414,7 +415,7 @@ def run_command(
     (divergence) when a verdict stopped them; --json tells the two apart."""
     run_program = _load(ctx, REAL_PROGRAM)
     variants = _variant_commands(program, count, variant_cmds)
-    result = run_program(variants, policy=policy, record=record, console=output.stderr_console())
+    result = run_program(variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json)
     status = output.emit(result, as_json=as_json)
     if status is ExitStatus.OK:
         # Transparency: when the variants agree, dmvx run ends as the
@@ -520,6 +521,40 @@ def lab_watch_command(
     """Replay a trace (or a scenario with a trace workload) through the monitors, one line per event."""
     watch = _load(ctx, LAB_WATCH)
     result = watch(file, policy=policy, variants=count, console=output.stderr_console())
+    return output.emit(result, as_json=as_json)
+
+
+@cli.command(name="calibrate")
+@click.option(
+    "--output",
+    "profile_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="YML",
+    help="Where to write the profile (default: sim/profiles/measured.yml, cost_profile: measured).",
+)
+@click.option(
+    "--check/--no-check",
+    default=False,
+    help="Also run the microbenchmarks in sim (with the profile) and in real mode, "
+    "and print predicted vs measured slowdowns with the error.",
+)
+@click.option(
+    "--check-only",
+    is_flag=True,
+    help="Check an existing profile (--output or the default) without measuring again.",
+)
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Runs per measurement (median).")
+@json_option
+@click.pass_context
+def calibrate_command(
+    ctx: click.Context, profile_out: Path | None, check: bool, check_only: bool, repeat: int, as_json: bool
+) -> ExitStatus:
+    """Measure this machine's MVX costs (ptrace stop, seccomp filter, monitors,
+    CONNECTOR frames) and write them as a sim cost profile."""
+    calibrate = _load(ctx, REAL_CALIBRATE)
+    result = calibrate(output=profile_out, check=check or check_only, measure=not check_only,
+                       repeat=repeat, console=output.stderr_console())
     return output.emit(result, as_json=as_json)
 
 

@@ -148,7 +148,7 @@ LOCAL_CALLS: frozenset[str] = frozenset(
         "brk", "mmap", "munmap", "mremap", "madvise", "mprotect", "pkey_mprotect",
         "mlock", "mlock2", "munlock", "mlockall", "munlockall", "msync", "mincore",
         "pkey_alloc", "pkey_free", "membarrier",
-        "rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "sigaltstack", "rt_sigsuspend",
+        "rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "sigreturn", "sigaltstack", "rt_sigsuspend",
         "rt_sigpending", "rt_sigtimedwait",
         "arch_prctl", "set_thread_area", "get_thread_area", "set_tid_address",
         "set_robust_list", "get_robust_list", "rseq", "futex", "futex_waitv",

@@ -7,7 +7,8 @@ of it needs root. The CLI reaches this package only through
 
 ``dmvx run`` (docs/realmode.md): :mod:`realmode.orchestrator` starts per
 variant a CONNECTOR (:mod:`realmode.connector`) and a ptrace monitor
-(:mod:`realmode.tracer`), which builds canonical calls with
-:mod:`realmode.abi` and keeps local calls off ptrace with the filter of
-:mod:`realmode.seccomp`.
+(:mod:`realmode.tracer`) that follows the variant's whole process tree. It
+builds canonical calls with :mod:`realmode.abi` from the core's one system
+call table, maps pids between variants with :mod:`realmode.pids`, and keeps
+local calls off ptrace with the filter of :mod:`realmode.seccomp`.
 """

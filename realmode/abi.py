@@ -1,276 +1,308 @@
 """From registers and tracee memory to canonical calls and outcomes, and back.
 
-The core compares *meanings* (:mod:`dmvx.calls`): a path as a string, a
-written buffer as its bytes, a pointer as nothing at all. This module turns
-a syscall stop into such a :class:`~dmvx.calls.Call`, turns what a call
-returned into an :class:`~dmvx.calls.Outcome` (its result and the bytes the
-kernel wrote), and writes an outcome into a follower at the follower's own
-pointers.
+The core compares *meanings*, and its one table (:mod:`dmvx.syscalls`) says
+what each argument of each call means on each architecture. This module only
+reads and writes tracee memory by that table:
 
-Argument specs use a small vocabulary (one string per argument):
+* :meth:`Reader.call` turns a syscall stop into a :class:`RawCall`: the raw
+  registers (needed later to finish the call) and the canonical
+  :class:`~dmvx.calls.Call` -- each argument decoded by its
+  :class:`~dmvx.syscalls.ArgKind`, re-laid by :func:`~dmvx.syscalls.canonical_args`
+  (i386 split offsets, ``mmap2`` pages, i386 ``socketcall``) and brought to one
+  spelling by :func:`~dmvx.syscalls.normalize` (``fstat``/``newfstatat``/
+  ``statx`` all become ``fstatat``), so an x86-64 and an i386 variant produce
+  equal calls for equal requests.
+* :meth:`Reader.outcome` reads what a call wrote. Outputs are *canonical*:
+  indexed by the canonical argument position and, for structures, laid out as
+  the canonical structure on x86-64 (:mod:`dmvx.structs`), so any variant can
+  take them.
+* :meth:`Reader.write_outcome` writes an outcome into a follower at its own
+  pointers, converted to its own layout (an i386 ``statx`` buffer receives
+  the leader's x86-64 ``stat`` as ``statx``).
 
-``fd`` ``int`` ``flags`` ``ptr`` ``path`` ``argv`` (a string array)
-    as in :mod:`dmvx.calls`;
-``in:N`` / ``in#SIZE``
-    memory the call reads, N = index of the length argument, or a fixed
-    size (a number or a struct name in :data:`SIZES`; NULL allowed);
-``out=ret`` / ``out:N`` / ``out#SIZE``
-    memory the call writes: as many bytes as the call returned, as the
-    length argument says, or a fixed size. Compared as its length only;
-``iov_in`` / ``iov_out``
-    an iovec array whose count is the next argument;
-``ioctl``
-    ioctl's third argument: output size by request;
-``fcntl``
-    fcntl's third argument: an int for the commands that take one, else
-    nothing (the register holds whatever the caller left there);
-``addr:N``
-    a socket address of length argument N; a Unix socket path ends at its
-    NUL (the bytes after it are the caller's stack garbage).
+What real mode adds to the table, because only a reader of real memory can:
 
-Calls not in :data:`SPECS` are compared by name only and, when only the
-leader runs them, replicated by result only (documented in docs/realmode.md).
+* a Unix socket address ends at its NUL (the rest is the caller's stack);
+* ``fcntl``'s third argument counts only for commands that take an int (for
+  the others the register holds a pointer or leftover garbage);
+* ``ioctl`` outputs for the terminal requests programs make on stdio;
+* ``execve``'s environment is not compared: variants may be given different
+  environments on purpose (docs/realmode.md, "Benign divergence");
+* ``/proc/<pid>`` paths and pid arguments and results go through the
+  variant's :class:`~realmode.pids.PidMap`: the canonical value of a pid is
+  the leader's;
+* per-variant facts in outputs every variant produces itself are left out of
+  the comparison: ``wait4``'s ``rusage``, the CPU times in ``waitid``'s siginfo.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-import struct
+import struct as _st
 from dataclasses import dataclass
 
+from dmvx import _syscall_numbers as _table
+from dmvx import structs, syscalls
 from dmvx.calls import Call, Outcome
+from dmvx.syscalls import Arch, Arg, ArgKind, SyscallSpec
 from realmode import ptrace_ll as ll
-from realmode.systable import I386, X86_64
+from realmode.pids import PID_ARGS, PidMap
 
-X86_64_ARCH, I386_ARCH = "x86_64", "i386"
+K = ArgKind
+X86_64, I386 = Arch.X86_64, Arch.I386
 
-#: Fixed sizes (x86-64, i386) of the structures calls write.
-SIZES: dict[str, tuple[int, int]] = {
-    "stat": (144, 96), "statx": (256, 256), "timespec": (16, 8), "timespec64": (16, 16),
-    "timeval": (16, 8), "timezone": (8, 8), "time": (8, 4), "sysinfo": (112, 64),
-    "rusage": (144, 72), "tms": (32, 16), "statfs": (120, 84), "utsname": (390, 390),
-    "int": (4, 4), "fdpair": (8, 8), "rlimit64": (16, 16), "utimens": (32, 16),
+_BY_AUDIT = {ll.AUDIT_ARCH_X86_64: X86_64, ll.AUDIT_ARCH_I386: I386}
+
+#: Where the arguments of a call sit, per architecture (``int 0x80`` /
+#: ``syscall`` conventions); an i386 tracee shows through the x86-64 names.
+ARG_REGISTERS: dict[Arch, tuple[str, ...]] = {
+    X86_64: ("rdi", "rsi", "rdx", "r10", "r8", "r9"),
+    I386: ("rbx", "rcx", "rdx", "rsi", "rdi", "rbp"),
 }
+WORD_MASK = {X86_64: (1 << 64) - 1, I386: (1 << 32) - 1}
 
-_NOARGS = (
-    "getpid getppid gettid getuid geteuid getgid getegid getpgrp setsid sched_yield fork vfork "
-    "sync pause inotify_init"
-).split()
-
-SPECS: dict[str, tuple[str, ...]] = {name: () for name in _NOARGS}
-SPECS.update({
-    "read": ("fd", "out=ret", "int"), "write": ("fd", "in:2", "int"),
-    "pread64": ("fd", "out=ret", "int", "int"), "pwrite64": ("fd", "in:2", "int", "int"),
-    "readv": ("fd", "iov_out", "int"), "writev": ("fd", "iov_in", "int"),
-    "open": ("path", "flags", "int"), "openat": ("fd", "path", "flags", "int"), "creat": ("path", "int"),
-    "close": ("fd",), "dup": ("fd",), "dup2": ("fd", "fd"), "dup3": ("fd", "fd", "flags"),
-    "close_range": ("fd", "fd", "flags"),
-    "fstat": ("fd", "out#stat"), "stat": ("path", "out#stat"), "lstat": ("path", "out#stat"),
-    "newfstatat": ("fd", "path", "out#stat", "flags"),
-    "statx": ("fd", "path", "flags", "int", "out#statx"),
-    "lseek": ("fd", "int", "int"),
-    "getdents64": ("fd", "out=ret", "int"), "getdents": ("fd", "out=ret", "int"),
-    "getcwd": ("out=ret", "int"),
-    "readlink": ("path", "out=ret", "int"), "readlinkat": ("fd", "path", "out=ret", "int"),
-    "access": ("path", "int"), "faccessat": ("fd", "path", "int"), "faccessat2": ("fd", "path", "int", "flags"),
-    "ioctl": ("fd", "int", "ioctl"), "fcntl": ("fd", "int", "fcntl"),
-    "pipe": ("out#fdpair",), "pipe2": ("out#fdpair", "flags"),
-    "clock_gettime": ("int", "out#timespec"), "clock_getres": ("int", "out#timespec"),
-    "clock_gettime64": ("int", "out#timespec64"),
-    "gettimeofday": ("out#timeval", "out#timezone"), "time": ("out#time",),
-    "getrandom": ("out=ret", "int", "flags"),
-    "uname": ("out#utsname",), "sysinfo": ("out#sysinfo",),
-    "nanosleep": ("in#timespec", "out#timespec"),
-    "clock_nanosleep": ("int", "flags", "in#timespec", "out#timespec"),
-    "getrusage": ("int", "out#rusage"), "times": ("out#tms",),
-    "prlimit64": ("int", "int", "in#rlimit64", "out#rlimit64"),
-    "statfs": ("path", "out#statfs"), "fstatfs": ("fd", "out#statfs"),
-    "execve": ("path", "argv", "ptr"), "execveat": ("fd", "path", "argv", "ptr", "flags"),
-    "chdir": ("path",), "fchdir": ("fd",), "umask": ("int",),
-    "unlink": ("path",), "unlinkat": ("fd", "path", "flags"), "rmdir": ("path",),
-    "mkdir": ("path", "int"), "mkdirat": ("fd", "path", "int"),
-    "rename": ("path", "path"), "renameat": ("fd", "path", "fd", "path"),
-    "renameat2": ("fd", "path", "fd", "path", "flags"),
-    "link": ("path", "path"), "symlink": ("path", "path"), "symlinkat": ("path", "fd", "path"),
-    "linkat": ("fd", "path", "fd", "path", "flags"),
-    "chmod": ("path", "int"), "fchmod": ("fd", "int"), "fchmodat": ("fd", "path", "int"),
-    "chown": ("path", "int", "int"), "lchown": ("path", "int", "int"), "fchown": ("fd", "int", "int"),
-    "fchownat": ("fd", "path", "int", "int", "flags"),
-    "utimensat": ("fd", "path", "in#utimens", "flags"),
-    "truncate": ("path", "int"), "ftruncate": ("fd", "int"),
-    "fsync": ("fd",), "fdatasync": ("fd",), "fadvise64": ("fd", "int", "int", "int"),
-    "kill": ("int", "int"), "tkill": ("int", "int"), "tgkill": ("int", "int", "int"),
-    "wait4": ("int", "out#int", "int", "out#rusage"),
-    "mmap": ("ptr", "int", "int", "flags", "fd", "int"), "mprotect": ("ptr", "int", "int"),
-    "pkey_mprotect": ("ptr", "int", "int", "int"),
-    "socket": ("int", "int", "int"), "connect": ("fd", "addr:2", "int"), "bind": ("fd", "addr:2", "int"),
-    "listen": ("fd", "int"), "shutdown": ("fd", "int"),
-    "sendto": ("fd", "in:2", "int", "flags", "addr:5", "int"),
-    "recvfrom": ("fd", "out=ret", "int", "flags", "ptr", "ptr"),
-    "sendfile": ("fd", "fd", "ptr", "int"),
-    "getpgid": ("int",), "setpgid": ("int", "int"), "getsid": ("int",),
-    "prctl": ("int", "int", "int", "int", "int"),
-    "clone": ("flags", "ptr", "ptr", "ptr", "ptr"), "clone3": ("ptr", "int"),
-    "sched_getaffinity": ("int", "int", "ptr"),
-    "getxattr": ("path", "path", "out=ret", "int"), "lgetxattr": ("path", "path", "out=ret", "int"),
-    "fgetxattr": ("fd", "path", "out=ret", "int"),
-    "umount2": ("path", "flags"), "personality": ("int",),
-})
-
-#: i386 names that mean a canonical (x86-64) call with the same arguments.
-I386_NAMES: dict[str, str] = {
-    "mmap2": "mmap", "fstat64": "fstat", "stat64": "stat", "lstat64": "lstat",
-    "fstatat64": "newfstatat", "fcntl64": "fcntl", "ugetrlimit": "getrlimit",
-    "getuid32": "getuid", "geteuid32": "geteuid", "getgid32": "getgid", "getegid32": "getegid",
-    "clock_gettime64": "clock_gettime", "clock_nanosleep_time64": "clock_nanosleep",
-    "chown32": "chown", "fchown32": "fchown", "lchown32": "lchown", "setuid32": "setuid",
-    "setgid32": "setgid", "getgroups32": "getgroups", "setresuid32": "setresuid",
-    "setresgid32": "setresgid", "getresuid32": "getresuid", "getresgid32": "getresgid",
-    "sigreturn": "rt_sigreturn", "mmap": "old_mmap",
-}
-#: i386 calls whose time structures are the 64-bit ones.
-_I386_TIME64 = frozenset({"clock_gettime64", "clock_nanosleep_time64"})
-
-O_LARGEFILE_I386 = 0o100000
-#: fcntl commands whose third argument is an int (the others ignore it or take a pointer).
+#: fcntl commands whose third argument is an int.
 _FCNTL_INT_ARG = frozenset({0, 2, 4, 8, 10, 1024, 1026, 1030, 1031, 1033})
-_OPEN_FLAG_ARG = {"open": 1, "openat": 2}
+#: ioctl requests whose output programs read from stdio: request -> bytes.
 _IOCTL_OUT = {0x5401: 36, 0x5413: 8, 0x541B: 4, 0x540F: 4}  # TCGETS TIOCGWINSZ FIONREAD TIOCGPGRP
+_SOCKADDR_ARGS = frozenset({"addr", "dest_addr"})
+#: Outputs that are facts of the variant itself, never compared: (call, canonical index).
+_PRIVATE_OUTPUTS = frozenset({("wait4", 3), ("waitid", 4)})
+_MAX_BUF = 1 << 26
+#: C types of 32 bits in the kernel's x86-64 signatures: such an argument
+#: means its low half, signed (an i386 variant passes the same 32 bits).
+_INT32_TYPES = frozenset({
+    "int", "unsigned int", "unsigned", "pid_t", "u32", "umode_t", "uid_t", "gid_t", "clockid_t",
+    "const clockid_t", "mqd_t", "key_t", "key_serial_t", "rwf_t", "qid_t", "const __u32", "__s32",
+    "const int", "timer_t",
+})
+_INT32_ARGS: dict[str, frozenset[int]] = {
+    name: frozenset(i for i, (_, ctype) in enumerate(signature) if ctype in _INT32_TYPES)
+    for name, signature in _table.SIGNATURES.items()
+}
+_PROC_PID = re.compile(r"^/proc/(\d+)(?=/|$)")
+#: The canonical value of an argument whose memory cannot be read.
+UNREADABLE = "<unreadable>"
 
 
-def syscall_name(arch: str, nr: int) -> str:
-    """Canonical name of call ``nr`` on ``arch`` (``"syscall_<nr>"`` if unknown)."""
-    if arch == I386_ARCH:
-        name = I386.get(nr, f"syscall_{nr}")
-        return I386_NAMES.get(name, name)
-    return X86_64.get(nr, f"syscall_{nr}")
+def arch_of(audit_arch: int) -> Arch | None:
+    """The architecture of an ``AUDIT_ARCH_*`` value, None if not traced here."""
+    return _BY_AUDIT.get(audit_arch)
 
 
-def arch_of(audit_arch: int) -> str | None:
-    if audit_arch == ll.AUDIT_ARCH_X86_64:
-        return X86_64_ARCH
-    if audit_arch == ll.AUDIT_ARCH_I386:
-        return I386_ARCH
-    return None
+@dataclass(slots=True)
+class Slot:
+    """One buffer a call writes: where it is in the registers and in the call."""
+
+    raw: int             # index into RawCall.args
+    canon: int | None    # index into RawCall.call.args (None: dropped by the layout)
+    arg: Arg             # the raw argument's description (kind, struct, sizes)
+    canon_struct: str | None
 
 
 @dataclass(slots=True)
 class RawCall:
     """A call as stopped: what the tracer needs to finish it later."""
 
-    name: str
-    kernel_name: str
-    arch: str
-    args: tuple[int, ...]  # raw register values
-    spec: tuple[str, ...]
+    name: str            # canonical name after normalisation (the core's)
+    kernel_name: str     # what the kernel calls it on this architecture (for messages)
+    arch: Arch
+    nr: int
+    args: tuple[int, ...]  # raw argument values (registers, or socketcall's words)
     call: Call
+    slots: tuple[Slot, ...] = ()
+
+
+class _Out:
+    """Stands for an output buffer while :func:`syscalls.normalize` moves arguments."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def to_canonical(data: bytes, raw_struct: str | None, canon_struct: str | None, arch: Arch) -> bytes:
+    """Bytes of ``raw_struct`` on ``arch`` as the canonical struct on x86-64."""
+    if raw_struct is None or canon_struct is None or (arch is X86_64 and raw_struct == canon_struct):
+        return data
+    if raw_struct == "statx" and canon_struct == "stat":
+        return structs.encode("stat", X86_64, structs.stat_from_statx(structs.decode("statx", arch, data)))
+    return structs.convert(raw_struct, arch, X86_64, data, to_struct=canon_struct)
+
+
+def from_canonical(data: bytes, canon_struct: str | None, raw_struct: str | None, arch: Arch) -> bytes:
+    """The inverse of :func:`to_canonical`, for writing into a follower."""
+    if raw_struct is None or canon_struct is None or (arch is X86_64 and raw_struct == canon_struct):
+        return data
+    if raw_struct == "statx" and canon_struct == "stat":
+        return structs.encode("statx", arch, structs.statx_from_stat(structs.decode("stat", X86_64, data)))
+    return structs.convert(canon_struct, X86_64, arch, data, to_struct=raw_struct)
 
 
 class Reader:
     """Builds calls and outcomes for one tracee."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, pids: PidMap | None = None, abi_diverse: bool = False) -> None:
         self.pid = pid
-        #: pids whose /proc/<pid> means "this process" (own, and the pid the
-        #: program was told it has when it is a follower).
-        self.self_pids: set[int] = {pid}
+        self.pids = pids if pids is not None else PidMap()
+        #: The variants differ in word size: lengths that are a word (glibc's
+        #: getrandom of one random word for malloc) are not compared.
+        self.abi_diverse = abi_diverse
 
     # -- calls ---------------------------------------------------------------
 
-    def call(self, arch: str, nr: int, raw: tuple[int, ...]) -> RawCall:
-        kernel_name = (I386 if arch == I386_ARCH else X86_64).get(nr, f"syscall_{nr}")
-        name = I386_NAMES.get(kernel_name, kernel_name) if arch == I386_ARCH else kernel_name
-        spec = SPECS.get(name)
-        if spec is None:
-            return RawCall(name, kernel_name, arch, raw, (), Call(name))
-        bits = 32 if arch == I386_ARCH else 64
-        args = tuple(self._arg(kind, i, raw, bits, name, arch) for i, kind in enumerate(spec))
-        return RawCall(name, kernel_name, arch, raw, spec, Call(name, args))
+    def call(self, arch: Arch, nr: int, regs: tuple[int, ...]) -> RawCall:
+        plan = _plan(arch, nr)
+        if plan is None:
+            name = f"syscall_{nr}"
+            return RawCall(name, name, arch, nr, regs, Call(name))
+        raw = regs
+        if plan.spec.name == "socketcall":
+            sub = regs[0] & 0xFFFFFFFF
+            sub_plan = _plan(arch, -sub) if syscalls.socketcall(sub) is not None else None
+            if sub_plan is None:
+                return RawCall(plan.name, plan.kernel_name, arch, nr, regs, Call(plan.name, (sub,)))
+            words = ll.read_memory(self.pid, regs[1], 4 * len(sub_plan.spec.args)) if regs[1] else b""
+            raw = _st.unpack(f"<{len(words) // 4}I", words[: len(words) // 4 * 4]) + (0,) * 6
+            plan = sub_plan
+        spec = plan.spec
+        bits = plan.bits
+        narrow = plan.narrow
+        values = [self._value(arg, index, raw, 32 if index in narrow else bits, arch, spec)
+                  for index, arg in enumerate(spec.args)]
+        name = spec.name
+        if name == "fcntl" and len(values) > 2 and values[1] not in _FCNTL_INT_ARG:
+            values[2] = None
+        elif name in ("execve", "execveat"):
+            values[-1 if name == "execve" else 3] = None
+        elif name == "getrandom" and self.abi_diverse:
+            values[0] = values[1] = None
+        args = syscalls.canonical_args(spec, tuple(values)) if spec.layout is not None else tuple(values)
+        if name in PID_ARGS and self.pids.active:
+            args = self.pids.canonical_args(name, args)
+        canonical, normal = syscalls.normalize(name, args)
+        slots = plan.slots
+        if canonical != name:
+            slots = _moved_slots(plan, canonical, len(args))
+        if name == "ioctl" and raw[1] & 0xFFFFFFFF in _IOCTL_OUT:
+            slots = (Slot(2, 2, Arg("arg", K.OUT_BUF), None),)
+        return RawCall(canonical, plan.kernel_name, arch, nr, tuple(raw), Call(canonical, normal), slots)
 
-    def _arg(self, kind: str, index: int, raw: tuple[int, ...], bits: int, name: str, arch: str):
+    def _value(self, arg: Arg, index: int, raw: tuple[int, ...], bits: int, arch: Arch, spec: SyscallSpec):
+        """One argument's canonical value; ``"<unreadable>"`` for memory the
+        variant points at but does not have (the call fails with EFAULT; two
+        variants compare equal only if both do so)."""
+        try:
+            return self._arg(arg, index, raw, bits, arch, spec)
+        except ll.PtraceError as error:
+            if error.errno != errno.EFAULT:
+                raise
+            return UNREADABLE
+
+    def _arg(self, arg: Arg, index: int, raw: tuple[int, ...], bits: int, arch: Arch, spec: SyscallSpec):
         value = raw[index]
-        if kind == "fd":
-            return _signed(value, 32)
-        if kind == "int":
+        kind = arg.kind
+        if kind is K.INT:
             return _signed(value, bits)
-        if kind == "flags":
-            flags = value & ((1 << bits) - 1)
-            if arch == I386_ARCH and _OPEN_FLAG_ARG.get(name) == index:
-                flags &= ~O_LARGEFILE_I386
-            return flags
-        if kind in ("ptr", "ioctl"):
+        if kind is K.FD:
+            return _signed(value, 32)
+        if kind is K.FLAGS:
+            value &= (1 << bits) - 1
+            return syscalls.canonical_flags(arg.flags, arch, value) if arg.flags else value
+        if kind is K.PTR or kind is K.SIZEOF:
             return None
-        if kind == "fcntl":
-            return _signed(value, bits) if _signed(raw[1], 32) in _FCNTL_INT_ARG else None
-        if kind.startswith("addr:"):
-            data = ll.read_memory(self.pid, value, max(0, min(_signed(raw[int(kind[5:])], bits), 128))) if value else b""
-            if data[:2] == b"\x01\x00" and data[2:3] != b"\0":  # AF_UNIX path (not abstract)
-                end = data.find(b"\0", 2)
+        if not value:
+            return None
+        if kind is K.PATH:
+            return self._path(ll.read_string(self.pid, value))
+        if kind is K.STR:
+            return os.fsdecode(ll.read_string(self.pid, value))
+        if kind is K.IN_BUF or kind is K.INOUT_BUF:
+            data = ll.read_memory(self.pid, value, self._in_size(arg, raw, bits, arch))
+            if arg.struct is not None:
+                try:
+                    return structs.canonical_bytes(arg.struct, arch, data)
+                except structs.StructError:
+                    return data
+            if arg.name in _SOCKADDR_ARGS and data[:2] == b"\x01\x00" and data[2:3] != b"\0":
+                end = data.find(b"\0", 2)  # AF_UNIX path (not abstract): ends at its NUL
                 if end >= 0:
                     data = data[:end]
             return data
-        if kind == "path":
-            return self._path(ll.read_string(self.pid, value)) if value else None
-        if kind == "argv":
+        if kind is K.OUT_BUF:
+            if arg.size_arg is None:
+                return 1
+            if arg.size_in_mem:
+                return _signed(int.from_bytes(ll.read_memory(self.pid, raw[arg.size_arg], 4) or b"\0" * 4, "little"), 32) \
+                    if raw[arg.size_arg] else None
+            return _signed(raw[arg.size_arg], bits)
+        if kind is K.STR_ARRAY:
             return self._argv(value, bits // 8)
-        if kind.startswith("in"):
-            if kind == "iov_in":
-                return b"".join(self._iov_read(raw[index], _signed(raw[index + 1], bits), bits // 8, None))
-            size = self._size(kind, raw, bits, name, arch)
-            return ll.read_memory(self.pid, value, size) if value else None
-        if kind.startswith("out") or kind == "iov_out":
-            if kind == "out=ret" or kind == "iov_out":
-                return _signed(raw[index + 1], bits) if index + 1 < len(raw) else None
-            return self._size(kind, raw, bits, name, arch)
-        raise ValueError(f"unknown argument kind {kind!r}")
+        if kind is K.IN_IOVEC:
+            return b"".join(self._iov_read(value, _signed(raw[arg.size_arg], bits), arch, None))
+        if kind is K.OUT_IOVEC:
+            return sum(length for _, length in self._iovecs(value, _signed(raw[arg.size_arg], bits), arch))
+        if kind is K.IN_MSGHDR:
+            return self._msghdr_in(value, arch)
+        if kind is K.OUT_MSGHDR:
+            header = self._msghdr(value, arch)
+            data = sum(length for _, length in self._iovecs(header["msg_iov"], header["msg_iovlen"], arch))
+            return (header["msg_namelen"], data, header["msg_controllen"])
+        raise ValueError(f"{spec.name}: unknown argument kind {kind!r}")
 
-    def _size(self, kind: str, raw: tuple[int, ...], bits: int, name: str, arch: str) -> int:
-        if ":" in kind:
-            return _signed(raw[int(kind.split(":")[1])], bits)
-        what = kind.split("#")[1]
-        if what.isdigit():
-            return int(what)
-        if name in _I386_TIME64 and what == "timespec":
-            what = "timespec64"
-        sizes = SIZES[what]
-        return sizes[1] if arch == I386_ARCH else sizes[0]
+    def _in_size(self, arg: Arg, raw: tuple[int, ...], bits: int, arch: Arch) -> int:
+        if arg.size_arg is None:
+            return structs.size(arg.struct, arch) if arg.struct else 0
+        count = raw[arg.size_arg]
+        if arg.size_in_mem:
+            count = int.from_bytes(ll.read_memory(self.pid, count, 4) or b"\0" * 4, "little") if count else 0
+        count = max(0, min(_signed(count, bits), _MAX_BUF))
+        return structs.size(arg.struct, arch, count) if arg.struct else count
 
     def _path(self, data: bytes) -> str:
         text = os.fsdecode(data)
         match = _PROC_PID.match(text)
-        if match and int(match.group(1)) in self.self_pids:
-            text = "/proc/self" + text[match.end(1):]
+        if match:
+            pid = int(match.group(1))
+            if pid in self.pids.self_pids(self.pid):
+                return "/proc/self" + text[match.end(1):]
+            virtual = self.pids.virtual(pid)
+            if virtual != pid:
+                return f"/proc/{virtual}" + text[match.end(1):]
         return text
 
     def _argv(self, address: int, word: int) -> tuple[str, ...] | None:
-        if not address:
-            return None
         out: list[str] = []
         fmt = "<I" if word == 4 else "<Q"
         while len(out) < 4096:
             data = ll.read_memory(self.pid, address + word * len(out), word)
             if len(data) < word:
                 break
-            pointer = struct.unpack(fmt, data)[0]
+            pointer = _st.unpack(fmt, data)[0]
             if not pointer:
                 break
             out.append(os.fsdecode(ll.read_string(self.pid, pointer)))
         return tuple(out)
 
-    def _iovecs(self, address: int, count: int, word: int) -> list[tuple[int, int]]:
+    def _iovecs(self, address: int, count: int, arch: Arch) -> list[tuple[int, int]]:
         if not address or count <= 0:
             return []
-        count = min(count, 1024)
-        data = ll.read_memory(self.pid, address, count * 2 * word)
-        fmt = "<" + ("I" if word == 4 else "Q") * (2 * count)
-        values = struct.unpack(fmt[: 1 + 2 * (len(data) // (2 * word))], data[: (len(data) // (2 * word)) * 2 * word])
-        return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+        step = structs.size("iovec", arch)
+        data = ll.read_memory(self.pid, address, min(count, 1024) * step)
+        return structs.iovecs(arch, data[: len(data) // step * step])
 
-    def _iov_read(self, address: int, count: int, word: int, limit: int | None) -> list[bytes]:
+    def _iov_read(self, address: int, count: int, arch: Arch, limit: int | None) -> list[bytes]:
         chunks = []
         left = limit
-        for base, length in self._iovecs(address, count, word):
+        for base, length in self._iovecs(address, count, arch):
             if left is not None:
                 length = min(length, left)
                 left -= length
@@ -280,57 +312,244 @@ class Reader:
                 break
         return chunks
 
+    def _msghdr(self, address: int, arch: Arch) -> dict:
+        data = ll.read_memory(self.pid, address, structs.size("msghdr", arch))
+        return structs.decode("msghdr", arch, data)
+
+    def _msghdr_in(self, address: int, arch: Arch) -> tuple[bytes, bytes, bytes]:
+        header = self._msghdr(address, arch)
+        name = ll.read_memory(self.pid, header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
+        data = b"".join(self._iov_read(header["msg_iov"], header["msg_iovlen"], arch, None))
+        control = (ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"])
+                   if header["msg_control"] else b"")
+        return (name, data, control)
+
     # -- outcomes ------------------------------------------------------------
 
     def outcome(self, raw: RawCall, result: int) -> Outcome:
-        """The outcome of ``raw``: its result and the bytes it wrote."""
-        if result < 0 or not raw.spec:
-            return Outcome(result)
-        bits = 32 if raw.arch == I386_ARCH else 64
-        word = bits // 8
+        """The canonical outcome of ``raw``: its result and the bytes it wrote."""
+        if raw.kernel_name == "_llseek" and result == 0 and raw.args[3]:
+            return Outcome(_signed(int.from_bytes(ll.read_memory(self.pid, raw.args[3], 8), "little"), 64))
+        if result < 0 or not raw.slots or (result == 0 and raw.name == "wait4"):
+            return Outcome(result)  # (wait4 writes its status only when it reaped a child)
         outputs: list[tuple[int, bytes]] = []
-        for index, kind in enumerate(raw.spec):
-            pointer = raw.args[index]
-            if not pointer:
+        for slot in raw.slots:
+            pointer = raw.args[slot.raw]
+            if not pointer or slot.canon is None or (raw.name, slot.canon) in _PRIVATE_OUTPUTS:
                 continue
-            if kind == "iov_out":
-                data = b"".join(self._iov_read(pointer, _signed(raw.args[index + 1], bits), word, result))
-            elif kind == "out=ret":
-                data = ll.read_memory(self.pid, pointer, result)
-            elif kind.startswith("out"):
-                data = ll.read_memory(self.pid, pointer, self._size(kind, raw.args, bits, raw.name, raw.arch))
-            elif kind == "ioctl":
-                size = _IOCTL_OUT.get(raw.args[1] & 0xFFFFFFFF)
-                if size is None:
-                    continue
-                data = ll.read_memory(self.pid, pointer, size)
-            else:
+            try:
+                data = self._read_output(raw, slot, pointer, result)
+            except ll.PtraceError as error:
+                if error.errno != errno.EFAULT:
+                    raise
+                continue  # written nowhere this variant can read back
+            if data is None:
                 continue
-            outputs.append((index, data))
+            if raw.name == "waitid" and slot.canon == 2:
+                data = self.pids.canonical_siginfo(data, raw.arch)
+            outputs.append((slot.canon, data))
         return Outcome(result, tuple(outputs))
 
-    def write_outcome(self, raw: RawCall, outcome: Outcome) -> None:
-        """Write ``outcome``'s bytes at this tracee's own pointers for ``raw``."""
-        bits = 32 if raw.arch == I386_ARCH else 64
-        for index, data in outcome.outputs:
-            if index >= len(raw.args) or not raw.args[index]:
-                continue
-            kind = raw.spec[index] if index < len(raw.spec) else ""
-            if kind == "iov_out":
-                offset = 0
-                for base, length in self._iovecs(raw.args[index], _signed(raw.args[index + 1], bits), bits // 8):
-                    piece = data[offset: offset + length]
-                    ll.write_memory(self.pid, base, piece)
-                    offset += len(piece)
-                    if offset >= len(data):
-                        break
+    def _read_output(self, raw: RawCall, slot: Slot, pointer: int, result: int) -> bytes | None:
+        arg, arch = slot.arg, raw.arch
+        bits = 32 if arch is I386 else 64
+        if arg.kind is K.OUT_IOVEC:
+            return b"".join(self._iov_read(pointer, _signed(raw.args[arg.size_arg], bits), arch, result))
+        if arg.kind is K.OUT_MSGHDR:
+            return self._msghdr_out(pointer, arch, result)
+        if raw.name == "ioctl":
+            return ll.read_memory(self.pid, pointer, _IOCTL_OUT[raw.args[1] & 0xFFFFFFFF])
+        if arg.struct is not None:
+            if arg.size_arg is None:
+                count = 1
+            elif arg.ret_len:
+                count = result
+            elif arg.size_in_mem:
+                count = self._in_size(Arg("n", K.IN_BUF, size_arg=arg.size_arg, size_in_mem=True), raw.args, bits, arch)
             else:
-                ll.write_memory(self.pid, raw.args[index], data)
+                count = max(0, _signed(raw.args[arg.size_arg], bits))
+            data = ll.read_memory(self.pid, pointer, structs.size(arg.struct, arch, count))
+            try:
+                return to_canonical(data, arg.struct, slot.canon_struct, arch)
+            except structs.StructError:
+                return data
+        if arg.ret_len:
+            size = result
+        elif arg.size_in_mem:
+            size = self._in_size(Arg("n", K.IN_BUF, size_arg=arg.size_arg, size_in_mem=True), raw.args, bits, arch)
+        elif arg.size_arg is not None:
+            size = max(0, min(_signed(raw.args[arg.size_arg], bits), _MAX_BUF))
+        else:
+            return None
+        return ll.read_memory(self.pid, pointer, size)
+
+    def _msghdr_out(self, address: int, arch: Arch, result: int) -> bytes:
+        """recvmsg's outputs as ``namelen, datalen, controllen, flags`` + name + data + control."""
+        header = self._msghdr(address, arch)
+        name = ll.read_memory(self.pid, header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
+        data = b"".join(self._iov_read(header["msg_iov"], header["msg_iovlen"], arch, result))
+        control = (ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"])
+                   if header["msg_control"] else b"")
+        return _st.pack("<IIIi", len(name), len(data), len(control), header["msg_flags"]) + name + data + control
+
+    def write_outcome(self, raw: RawCall, outcome: Outcome) -> int:
+        """Write ``outcome`` at this tracee's own pointers for ``raw``; return
+        the value its return register must hold."""
+        if raw.kernel_name == "_llseek" and outcome.result >= 0:
+            if raw.args[3]:
+                ll.write_memory(self.pid, raw.args[3], (outcome.result & ((1 << 64) - 1)).to_bytes(8, "little"))
+            return 0
+        by_canon = {slot.canon: slot for slot in raw.slots if slot.canon is not None}
+        bits = 32 if raw.arch is I386 else 64
+        result = outcome.result
+        for index, data in outcome.outputs:
+            slot = by_canon.get(index)
+            if slot is None or not raw.args[slot.raw]:
+                continue
+            pointer = raw.args[slot.raw]
+            kind = slot.arg.kind
+            if kind is K.OUT_BUF and slot.arg.struct is None and slot.arg.size_arg is not None \
+                    and not slot.arg.size_in_mem:
+                # Never past this variant's own buffer (equal sizes are
+                # compared; word-sized ones of ABI-diverse pairs are not).
+                room = max(0, _signed(raw.args[slot.arg.size_arg], bits))
+                if len(data) > room:
+                    data = data[:room]
+                    if slot.arg.ret_len:
+                        result = min(result, room)
+                elif raw.name == "getrandom" and self.abi_diverse and len(data) < room and result >= 0:
+                    # A random word of this variant's size: the rest is as random.
+                    data += os.urandom(room - len(data))
+                    result = room
+                if raw.name == "getdents64" and raw.arch is I386:
+                    data = _dirents_for_32bit(data)
+            if kind is K.OUT_IOVEC:
+                self._scatter(pointer, _signed(raw.args[slot.arg.size_arg], bits), raw.arch, data)
+            elif kind is K.OUT_MSGHDR:
+                self._msghdr_write(pointer, raw.arch, data)
+            else:
+                ll.write_memory(self.pid, pointer, from_canonical(data, slot.canon_struct, slot.arg.struct, raw.arch))
+        return result
+
+    def _scatter(self, address: int, count: int, arch: Arch, data: bytes) -> None:
+        offset = 0
+        for base, length in self._iovecs(address, count, arch):
+            if offset >= len(data):
+                break
+            piece = data[offset: offset + length]
+            ll.write_memory(self.pid, base, piece)
+            offset += len(piece)
+
+    def _msghdr_write(self, address: int, arch: Arch, blob: bytes) -> None:
+        namelen, datalen, controllen, flags = _st.unpack_from("<IIIi", blob)
+        at = 16
+        name, data, control = blob[at:at + namelen], blob[at + namelen:at + namelen + datalen], \
+            blob[at + namelen + datalen:at + namelen + datalen + controllen]
+        header = self._msghdr(address, arch)
+        if header["msg_name"]:
+            ll.write_memory(self.pid, header["msg_name"], name[: header["msg_namelen"]])
+        self._scatter(header["msg_iov"], header["msg_iovlen"], arch, data)
+        if header["msg_control"]:
+            ll.write_memory(self.pid, header["msg_control"], control[: header["msg_controllen"]])
+        header.update(msg_namelen=min(namelen, header["msg_namelen"]),
+                      msg_controllen=min(controllen, header["msg_controllen"]), msg_flags=flags)
+        ll.write_memory(self.pid, address, structs.encode("msghdr", arch, header))
 
 
-_PROC_PID = re.compile(r"^/proc/(\d+)(?=/|$)")
+def _dirents_for_32bit(data: bytes) -> bytes:
+    """getdents64 records as a 32-bit caller gets them: the kernel hands
+    compat tasks directory offsets that fit 32 bits (ext4 hashes, for one),
+    and a 32-bit readdir refuses any that does not (EOVERFLOW). Offsets too
+    big become the record's position instead (seekdir across such a pair is
+    not supported)."""
+    out = bytearray(data)
+    at = 0
+    index = 0
+    while at + 19 <= len(out):
+        index += 1
+        length = int.from_bytes(out[at + 16:at + 18], "little")
+        if length < 19:
+            break
+        offset = int.from_bytes(out[at + 8:at + 16], "little", signed=True)
+        if not -(1 << 31) <= offset < (1 << 31):
+            out[at + 8:at + 16] = index.to_bytes(8, "little")
+        at += length
+    return bytes(out)
 
 
-def _signed(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
+@dataclass(slots=True)
+class _Plan:
+    """What does not change between two stops of the same call number."""
+
+    spec: SyscallSpec
+    name: str
+    kernel_name: str
+    bits: int
+    narrow: frozenset[int]
+    outs: tuple[tuple[int, Arg], ...]
+    canon_index: dict[int, int]   # raw argument index -> canonical index (plain copies)
+    slots: tuple[Slot, ...]       # for the call as named (before normalisation)
+
+
+_PLANS: dict[tuple[Arch, int], _Plan | None] = {}
+_MOVED: dict[tuple[Arch, int, str, str], tuple[Slot, ...]] = {}
+_OUT_KINDS = frozenset({K.OUT_BUF, K.INOUT_BUF, K.OUT_IOVEC, K.OUT_MSGHDR})
+
+
+def _plan(arch: Arch, nr: int) -> _Plan | None:
+    """The plan of call ``nr`` on ``arch`` (a negative number: i386 socketcall ``-nr``)."""
+    key = (arch, nr)
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    if nr < 0:
+        spec = syscalls.socketcall(-nr)
+        kernel_name = spec.raw if spec is not None else None
+    else:
+        spec = syscalls.by_number(arch, nr)
+        kernel_name = syscalls.raw_name(arch, nr) if spec is not None else None
+    if spec is None:
+        _PLANS[key] = None
+        return None
+    bits = 32 if arch is I386 else 64
+    narrow = _INT32_ARGS.get(spec.name, frozenset()) if bits == 64 and spec.layout is None else frozenset()
+    outs = tuple((i, arg) for i, arg in enumerate(spec.args) if arg.kind in _OUT_KINDS)
+    if spec.layout is None:
+        canon_index = {i: i for i in range(len(spec.args))}
+    else:
+        canon_index = {src: position for position, src in enumerate(spec.layout) if type(src) is int}
+    plan = _Plan(spec, spec.name, kernel_name or spec.name, bits, narrow, outs, canon_index, ())
+    plan.slots = _slots(plan, spec.name, {i: i for i in canon_index.values()})
+    _PLANS[key] = plan
+    return plan
+
+
+def _slots(plan: _Plan, canonical: str, moved: dict[int, int]) -> tuple[Slot, ...]:
+    canon_spec = syscalls.spec(canonical) if canonical in syscalls.names() else None
+    slots = []
+    for index, arg in plan.outs:
+        position = plan.canon_index.get(index)
+        position = moved.get(position) if position is not None else None
+        canon_struct = arg.struct
+        if canon_spec is not None and position is not None and position < len(canon_spec.args):
+            canon_struct = canon_spec.args[position].struct
+        slots.append(Slot(index, position, arg, canon_struct))
+    return tuple(slots)
+
+
+def _moved_slots(plan: _Plan, canonical: str, n_args: int) -> tuple[Slot, ...]:
+    """Slots of a call :func:`syscalls.normalize` respelled as ``canonical``:
+    where its output buffers moved, found by normalising stand-ins."""
+    key = (plan.spec.arch or Arch.X86_64, id(plan), plan.name, canonical)
+    slots = _MOVED.get(key)
+    if slots is None:
+        markers: list = [0] * n_args
+        for index, _ in plan.outs:
+            position = plan.canon_index.get(index)
+            if position is not None and position < n_args:
+                markers[position] = _Out(position)
+        _, normal = syscalls.normalize(plan.name, tuple(markers))
+        moved = {value.index: position for position, value in enumerate(normal) if isinstance(value, _Out)}
+        slots = _MOVED[key] = _slots(plan, canonical, moved)
+    return slots

@@ -9,19 +9,51 @@ from dmvx.exitstatus import Unavailable
 from realmode.orchestrator import RunResult, run
 
 
-def run_program(variants: list[list[str]], *, policy: str, record: Path | None, console: Any) -> RunResult:
-    """``dmvx run``: the variants under ptrace monitors on this machine."""
+def run_program(variants: list[list[str]], *, policy: str, record: Path | None, console: Any,
+                as_json: bool = False) -> RunResult:
+    """``dmvx run``: the variants under ptrace monitors on this machine.
+
+    With ``--json`` (``as_json``) the JSON document owns stdout, so the
+    program's stdout goes to stderr (docs/realmode.md)."""
     if record is not None:
         raise Unavailable("dmvx run --record: trace recording is not built yet")
-    return run(variants, policy)
+    return run(variants, policy, stdout_to_stderr=as_json)
 
 
 def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any) -> Any:
-    """``dmvx real``: variants on emulated hosts (see docs/realmode-net.md)."""
-    from realmode.net.entry import real as real_on_mininet
+    """``dmvx real``: variants on emulated hosts (realmode/net, docs/realmode-net.md)."""
+    from realmode.net.entry import real as real_on_hosts
 
-    return real_on_mininet(topology=topology, scenario=scenario, policy=policy, console=console)
+    return real_on_hosts(topology=topology, scenario=scenario, policy=policy, console=console)
 
 
-def suite(directory: Path, *, console: Any) -> RunResult:
-    raise Unavailable("dmvx suite --mode real: the real-mode suite runner is not built yet (issue 5)")
+def suite(directory: Path, *, console: Any) -> Any:
+    """``dmvx suite --mode real``: every scenario of ``directory`` on emulated
+    hosts, each attack scenario once per diversity setting (realmode/suite.py)."""
+    from realmode.suite import suite as run_suite
+
+    return run_suite(directory, console=console)
+
+
+def calibrate(*, output: Path | None, check: bool, measure: bool, repeat: int, console: Any) -> Any:
+    """``dmvx calibrate``: measure this machine's costs into a cost profile
+    (realmode/calibrate.py) and, with ``check``, set sim's predictions with
+    it beside real mode's measurements of the microbenchmarks."""
+    from realmode import calibrate as cal
+
+    path = output if output is not None else cal.DEFAULT_PROFILE
+    measurements = profile = None
+
+    def note(text: str) -> None:
+        console.print(f"dmvx calibrate: {text}", markup=False, highlight=False)
+
+    if measure:
+        measurements = cal.measure(repeat=repeat, note=note)
+        profile = cal.profile_document(measurements)
+        cal.write_profile(profile, path, measurements)
+    elif not path.is_file():
+        from dmvx.errors import InputError
+
+        raise InputError(f"{path}: no such profile; run dmvx calibrate first, or name one with --output")
+    rows = cal.check(path, repeat=repeat, note=note) if check else []
+    return cal.CalibrationResult(path, measurements, profile, rows)

@@ -94,7 +94,9 @@ def _lost(monitor: socket.socket, kind: VerdictKind, detail: str) -> None:
 
 
 def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool:
-    """Pass ``data`` from ``peer`` through the protocol; False once the link is done."""
+    """Pass ``data`` from ``peer`` through the protocol to the monitor, in
+    one write; False once the link is done."""
+    out: list[bytes] = []
     try:
         peer.reader.feed(data)
         for frame in peer.reader:
@@ -102,15 +104,19 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
                 check_hello(frame, run_id=run_id, variant=peer.peer)
                 peer.greeted = True
             elif isinstance(frame, Heartbeat):
-                monitor.sendall(link.encode(peer.peer, None))
+                out.append(link.encode(peer.peer, None))
             elif isinstance(frame, Hello):
                 raise ProtocolError("a second hello on an open link")
             else:
-                monitor.sendall(link.encode(peer.peer, frame))
+                out.append(link.encode(peer.peer, frame))
     except ProtocolError as error:
+        if out:
+            monitor.sendall(b"".join(out))  # what arrived before the bad frame is genuine
         kind = getattr(error, "verdict_kind", VerdictKind.PROTOCOL_ERROR)
         _lost(monitor, kind, f"link to variant {peer.peer}: {error}")
         return False
+    if out:
+        monitor.sendall(b"".join(out))
     return True
 
 
@@ -127,14 +133,17 @@ def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: 
                     for peer in peers.values():
                         peer.sock.close()
                     return
+                batches: dict[int, list[bytes]] = {}
                 for dest, payload in records:
                     targets = peers.values() if dest == link.BROADCAST else [peers[dest]] if dest in peers else []
+                    frame = link.decode(payload) if payload else Heartbeat()
                     for peer in targets:
-                        frame = link.decode(payload) if payload else Heartbeat()
-                        try:
-                            peer.sock.sendall(peer.writer.encode(frame))
-                        except OSError:
-                            pass  # the peer is gone; its reading side reports it
+                        batches.setdefault(peer.peer, []).append(peer.writer.encode(frame))
+                for number, frames in batches.items():
+                    try:
+                        peers[number].sock.sendall(b"".join(frames))  # one write per batch
+                    except OSError:
+                        pass  # the peer is gone; its reading side reports it
                 continue
             peer = by_sock[sock]
             try:

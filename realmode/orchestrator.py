@@ -34,7 +34,8 @@ from dmvx import codec
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.errors import InputError
 from dmvx.messages import Stop
-from dmvx.policy import Policy
+from dmvx.policy import Policy, Route
+from dmvx.syscalls import Arch
 from dmvx.protocol import new_run_key
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import seccomp
@@ -50,6 +51,11 @@ SYSTEM_LOCAL_FILES: tuple[str, ...] = (
     "/usr/share/locale/*", "/usr/share/zoneinfo/*", "/etc/localtime",
     "/usr/lib/locale/*", "/usr/share/i18n/*",
 )
+
+#: i386 calls the policy's tables do not name but that are as local as their
+#: x86-64 counterparts: the return from a non-RT signal handler.
+I386_LOCAL = {"sigreturn": Route.LOCAL}
+_ELF_MACHINES = {3: Arch.I386, 62: Arch.X86_64, 183: Arch.AARCH64}
 
 #: How long a variant may stay silent while another waits, by default.
 DEFAULT_STALL_TIMEOUT = 2.0
@@ -115,11 +121,11 @@ class RunResult:
 
     def render(self, console: Any) -> None:
         # A clean run prints nothing: its stderr must be the program's alone.
-        if self.verdict is not None:
+        if self.unsupported is not None:
+            console.print(f"dmvx run: {self.unsupported}", soft_wrap=True, markup=False)
+        elif self.verdict is not None:
             console.print(f"[bold red]dmvx: divergence[/] {self.verdict.summary()}", markup=True, soft_wrap=True)
             console.print("dmvx: every variant was stopped before the call ran.", soft_wrap=True)
-        elif self.unsupported is not None:
-            console.print(f"dmvx run: {self.unsupported}", soft_wrap=True, markup=False)
         elif self.error is not None:
             console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
 
@@ -131,7 +137,68 @@ def make_policy(name: str, **knobs: Any) -> Policy:
     except ValueError as error:
         raise InputError(str(error)) from None
     local = tuple(dict.fromkeys(base.local_files + SYSTEM_LOCAL_FILES))
-    return Policy.preset(name, local_files=local, **knobs)
+    overrides = {**I386_LOCAL, **dict(knobs.pop("overrides", {}))}
+    return Policy.preset(name, local_files=local, overrides=overrides, **knobs)
+
+
+def elf_arch(path: str) -> Arch | None:
+    """The architecture an ELF executable runs as, None for anything else
+    (a script runs its interpreter, which is of this machine)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    return _ELF_MACHINES.get(int.from_bytes(head[18:20], "little"))
+
+
+def placement(policy: Policy, n: int, how: str = "auto") -> list[tuple[int | None, int | None, int | None]]:
+    """Where each variant's side runs: ``(CPU of its program, of its monitor,
+    of its CONNECTOR)`` per variant.
+
+    Waking a process on another, idle vCPU costs 20-45 us on these VMs
+    (DESIGN.md section 4), and two busy programs on one CPU each get half of
+    it. The choices:
+
+    ``split``
+        the leader's program and monitor on the first CPU, every CONNECTOR
+        and every follower (program and monitor) on the others: the leader
+        runs ahead undisturbed while the rest catches up. Best for
+        asynchronous policies (dmvx).
+    ``lockstep``
+        every monitor and CONNECTOR on the first CPU with the leader's
+        program, the followers' programs on the others: each message of a
+        lockstep round trip stays on one CPU, and the programs' own work
+        still runs in parallel. The default for synchronous policies (dmon).
+    ``same``
+        everything on one CPU: the fastest traced calls under dmon, but two
+        variants' own work then shares one CPU (a loop of untraced calls
+        takes twice as long).
+    ``spread``
+        each variant's side (program, monitor, CONNECTOR) on its own CPU.
+    ``none``
+        no pinning.
+
+    ``auto`` is ``split`` for asynchronous policies and ``lockstep``
+    otherwise (docs/realmode.md has the measurements).
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if how == "auto":
+        how = "split" if policy.async_replication else "lockstep"
+    if how not in ("same", "split", "spread", "lockstep", "none"):
+        raise InputError(f"dmvx run: placement {how!r}: expected auto, same, split, spread or none")
+    if how == "none" or len(cpus) < 2:
+        return [(None, None, None)] * n
+    first, others = cpus[0], cpus[1:]
+    if how == "same":
+        return [(first, first, first)] * n
+    if how == "spread":
+        return [(cpus[i % len(cpus)],) * 3 for i in range(n)]
+    if how == "lockstep":
+        return [(first, first, first)] + [(others[(i - 1) % len(others)], first, first) for i in range(1, n)]
+    return [(first, first, others[0])] + [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
 
 
 def _resolve(argv: Sequence[str]) -> str:
@@ -160,8 +227,20 @@ def run(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     envs: Sequence[dict[str, str]] | None = None,
     pin: bool = True,
+    place: str = "auto",
+    stdout_to_stderr: bool = False,
+    compare_from: str | None = None,
+    flush_delay: float = 0.001,
 ) -> RunResult:
-    """Run ``variants`` (argv lists, leader first) under the monitors."""
+    """Run ``variants`` (argv lists, leader first) under the monitors.
+
+    ``place`` is the CPU placement (:func:`placement`; ``pin=False`` is
+    ``none``). ``stdout_to_stderr`` sends the leader's stdout to stderr (for
+    ``dmvx run --json``). ``compare_from`` is ``"exec"`` or ``"entry"``; by
+    default ``"entry"`` when the variants' executables are of different
+    architectures (their dynamic loaders differ; docs/realmode.md), else
+    ``"exec"``.
+    """
     if len(variants) < 2:
         raise InputError("dmvx run: MVX needs at least two variants")
     _check_kernel()
@@ -171,7 +250,12 @@ def run(
     key = new_run_key()
     run_id = hashlib.sha256(key).hexdigest()[:16]
     n = len(variants)
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = placement(pol, n, place if pin else "none")
+    if compare_from is None:
+        arches = {elf_arch(path) or Arch.X86_64 for path in paths}
+        compare_from = "entry" if len(arches) > 1 else "exec"
+    elif compare_from not in ("exec", "entry"):
+        raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
     reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
     result = RunResult(pol.name, reports)
     children: list[int] = []
@@ -190,13 +274,14 @@ def run(
                 _child(lambda: run_connector(index, n, key, run_id, con_end,
                                              listener if index == 0 else None,
                                              None if index == 0 else address),
-                       keep={con_end.fileno(), listener.fileno()})
+                       keep={con_end.fileno(), listener.fileno()}, cpu=cpus[index][2])
             children.append(pid)
             con_end.close()
             read_fd, write_fd = os.pipe()
             env = dict(envs[index]) if envs is not None else dict(os.environ)
-            launch = Launch(index, n, pol, paths[index], list(variants[index]), env, bpf,
-                            stall_timeout, cpus[index % len(cpus)] if pin and len(cpus) > 1 else None)
+            launch = Launch(index, n, pol, paths[index], list(variants[index]), env, bpf, stall_timeout,
+                            cpus[index][1], compare_from, stdout_to_stderr and index == 0, flush_delay,
+                            cpus[index][0])
             pid = os.fork()
             if pid == 0:  # monitor
                 _child(lambda: monitor_main(launch, mon_end, write_fd),
@@ -218,11 +303,13 @@ def run(
     return result
 
 
-def _child(body, keep: set[int]) -> None:
+def _child(body, keep: set[int], cpu: int | None = None) -> None:
     """Run ``body`` in a freshly forked child and never return."""
     status = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator ends the run on Ctrl-C
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
         for fd in range(3, 1024):
             if fd not in keep:
                 try:
@@ -276,10 +363,11 @@ def _collect(result: RunResult, pipes: dict[int, int], buffers: dict[int, bytes]
                 elif kind == "verdict":
                     stop = codec.loads(bytes.fromhex(event["stop"]))
                     assert isinstance(stop, Stop)
-                    if result.verdict is None:
-                        result.verdict = stop.verdict
+                    if result.verdict is None and result.unsupported is None:
+                        result.verdict = stop.verdict  # (after "unsupported" it is only its echo)
                 elif kind == "unsupported":
                     result.unsupported = result.unsupported or event["message"]
+                    result.verdict = None  # a peer's verdict can only be the echo of this stop
                 elif result.verdict is None and result.unsupported is None:
                     # A monitor that fails after the run was decided (its
                     # variant killed under it) changes nothing.

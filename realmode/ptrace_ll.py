@@ -22,6 +22,7 @@ _ptrace.restype = ctypes.c_long
 
 PTRACE_TRACEME = 0
 PTRACE_PEEKDATA = 2
+PTRACE_POKEDATA = 5
 PTRACE_CONT = 7
 PTRACE_KILL = 8
 PTRACE_GETREGS = 12
@@ -127,6 +128,12 @@ def get_regs(pid: int) -> UserRegs:
 
 def set_regs(pid: int, regs: UserRegs) -> None:
     ptrace(PTRACE_SETREGS, pid, 0, ctypes.c_void_p(ctypes.addressof(regs)))
+
+
+def poke_word(pid: int, address: int, word: bytes) -> None:
+    """Write one 8-byte word with ``PTRACE_POKEDATA``, which (unlike
+    process_vm_writev) also writes read-only pages: for a breakpoint in code."""
+    ptrace(PTRACE_POKEDATA, pid, address, int.from_bytes(word, "little"))
 
 
 def event_message(pid: int) -> int:

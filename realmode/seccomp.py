@@ -17,11 +17,12 @@ unknown architecture always stops.
 
 from __future__ import annotations
 
+from dmvx import syscalls
 from dmvx.broker import Broker
 from dmvx.calls import Call
 from dmvx.fdtable import FdTable
 from dmvx.policy import LOCAL_CALLS, PROT_EXEC, SENSITIVE_WHEN, Policy, Route
-from realmode import abi
+from dmvx.syscalls import Arch
 from realmode import ptrace_ll as ll
 
 # classic BPF opcodes
@@ -61,8 +62,15 @@ def local_names(policy: Policy) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(always), frozenset(checked)
 
 
-def _numbers(table: dict[int, str], names: frozenset[str], arch: str) -> list[int]:
-    return sorted(nr for nr, kernel in table.items() if abi.syscall_name(arch, nr) in names)
+def _numbers(names: frozenset[str], arch: Arch) -> list[int]:
+    """Every raw number that means one of ``names`` on ``arch`` (the core's table)."""
+    out: set[int] = set()
+    for name in names:
+        try:
+            out.update(syscalls.all_numbers(name, arch))
+        except syscalls.UnknownSyscall:
+            continue  # a policy name for a call no architecture here has
+    return sorted(out)
 
 
 def _block(allow: list[int], check: list[int], reject_x32: bool) -> list[Insn]:
@@ -103,8 +111,8 @@ def _block(allow: list[int], check: list[int], reject_x32: bool) -> list[Insn]:
 def build_filter(policy: Policy) -> list[Insn]:
     """The whole filter for ``policy`` as ``(code, jt, jf, k)`` instructions."""
     always, checked = local_names(policy)
-    x64 = _block(_numbers(abi.X86_64, always, abi.X86_64_ARCH), _numbers(abi.X86_64, checked, abi.X86_64_ARCH), True)
-    i386 = _block(_numbers(abi.I386, always, abi.I386_ARCH), _numbers(abi.I386, checked, abi.I386_ARCH), False)
+    x64 = _block(_numbers(always, Arch.X86_64), _numbers(checked, Arch.X86_64), True)
+    i386 = _block(_numbers(always, Arch.I386), _numbers(checked, Arch.I386), False)
     head: list[Insn] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
         (_JEQ_K, 2, 0, ll.AUDIT_ARCH_X86_64),          # -> x64 block (after the next two)

@@ -1,9 +1,15 @@
 """The per-variant monitor process (DCP-MON): a ptrace tracer driving the core.
 
-One monitor process launches its variant as a traced child and turns what
-the kernel reports into core events, then carries out the actions the core
-returns (:mod:`dmvx.monitor`). It decides nothing itself: which calls are
-compared, who runs them and when a run is over are the core's answers.
+One monitor process launches its variant as a traced child and follows every
+process the variant creates (``PTRACE_O_TRACEFORK``/``VFORK``/``CLONE``). Each
+traced process has its own core monitor (:mod:`dmvx.monitor`): the first
+process is stream ``"0"``, and a process's n-th child gets the stream the
+parent's monitor hands out with :meth:`~dmvx.monitor.LeaderMonitor.child`
+(``"0.1"``, ``"0.1.2"`` ...), equal in every variant because process
+creation runs in lockstep. Messages name their stream; this module routes
+each to its process's monitor and holds those that arrive before that
+process exists. It decides nothing itself: which calls are compared, who
+runs them and when a run is over are the core's answers.
 
 What it does do, because only a tracer can:
 
@@ -12,23 +18,42 @@ What it does do, because only a tracer can:
   traced and stops itself; the monitor sets its options (``EXITKILL`` so a
   dead monitor never leaves its variant running unwatched); the child sets
   no-new-privs, loads the filter (:mod:`realmode.seccomp`) and execs.
-  Comparison starts at the exec: the launcher's own calls differ by design.
-* **Hide the vDSO** at every exec, by turning the ``AT_SYSINFO_EHDR`` entry
-  of the new image's auxiliary vector into ``AT_IGNORE``. libc then makes
-  real ``clock_gettime``/``gettimeofday``/``time`` calls, which the core
-  replicates like any other: time read by the leader is the time every
-  variant sees.
-* **Skip** a call for a follower: the number becomes -1 at the stop (the
-  kernel runs nothing) and at the exit stop the leader's result goes into
-  the return register and its output bytes to the follower's own pointers.
+  Comparison starts at that exec -- or, for variants of different ABIs, at
+  the program's entry point after each exec (``compare_from="entry"``): the
+  dynamic loaders of two ABIs make different calls by design, so each
+  variant's loader runs uncompared on its own local files and an ``int3`` at
+  ``AT_ENTRY`` says where the program itself begins.
+* **Hide the vDSO** at every exec (``AT_SYSINFO_EHDR`` becomes ``AT_IGNORE``):
+  libc then makes real ``clock_gettime``/``gettimeofday``/``time`` calls,
+  which the core replicates like any other.
+* **Skip** a call for a follower at its seccomp stop, in one stop: the number
+  becomes -1, the return register gets the leader's result and its output
+  bytes go to the follower's own pointers (:mod:`realmode.abi`).
 * **Placeholders**: when the leader alone opened a descriptor, the follower's
-  call is turned into ``openat("/dev/null")`` (``pipe2`` for a pair) instead
-  of being skipped. The kernel hands out the lowest free number and the
-  descriptor tables are equal, so it lands at the leader's number, which is
-  checked.
+  call is turned into ``openat(O_PATH)`` of the same path or
+  ``openat("/dev/null")`` (``pipe2`` for a pair); the kernel picks the lowest
+  free number and the tables are equal, so it lands at the leader's number,
+  which is checked.
+* **Pids** (:mod:`realmode.pids`): the leader announces each new process's pid
+  on the child's stream; a follower maps its own pids to the leader's in
+  results and back in the arguments of calls it runs itself.
+* **Steer** calls a follower runs itself towards the leader's result where
+  only timing could make them differ (asynchronous replication tells the
+  follower that result first): a pipe ``read`` reads exactly as many bytes as
+  the leader's did, ``wait4`` reaps the child the leader's reaped, and a
+  write that met a closed pipe in one variant but not the other ends as in
+  the leader.
+* **Signals**: a signal the process ignores (by disposition or by default,
+  like ``SIGCHLD``) is dropped at its delivery stop, as the kernel would have
+  dropped it untraced; a call it interrupted restarts and is reported once
+  with its final result. Others are delivered as they come (see
+  docs/realmode.md for what that does and does not guarantee).
 * **Time**: a wait the core asked for that lasts longer than the stall
   timeout becomes ``stalled()``; a variant inside a long native call sends
   heartbeats so the others' wait is not mistaken for a stall.
+* **Batching**: entries of asynchronous calls and acknowledgements are sent
+  to the CONNECTOR in batches (one write per batch, at the latest after
+  ``flush_delay``); anything somebody may be waiting for goes at once.
 """
 
 from __future__ import annotations
@@ -41,28 +66,45 @@ import signal
 import socket
 import time
 import traceback
-from collections import Counter
 from dataclasses import dataclass, field
 
-from dmvx import codec
-from dmvx.actions import Done, Execute, Halt, Send, Skip, Wait
-from dmvx.calls import Outcome
-from dmvx.messages import Stop
-from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx import codec, syscalls
+from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.calls import KILLED, Call, Outcome
+from dmvx.messages import Ack, Entry, EntryKind, Stop
+from dmvx.monitor import FollowerMonitor, LeaderMonitor, predicted_result
 from dmvx.policy import Policy
+from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi, link
 from realmode import ptrace_ll as ll
+from realmode.pids import PID_RESULTS, PidMap
 
-AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
+LEADER = 0
+#: The pseudo-call of a pid announcement: the leader's pid of a stream's process.
+PID_CALL = "<pid>"
+#: The pseudo-call of a result note: what the leader's own run of a call
+#: released by GO returned, for a follower that steers its run towards it.
+RESULT_CALL = "<result>"
+AT_NULL, AT_IGNORE, AT_ENTRY, AT_SYSINFO_EHDR = 0, 1, 9, 33
 O_RDWR, O_CLOEXEC, O_PATH, O_NOFOLLOW, O_DIRECTORY = 0o2, 0o2000000, 0o10000000, 0o400000, 0o200000
 _PATH_OPENS = {"open": 0, "openat": 1}
 AT_FDCWD = -100
-_OPENAT = {abi.X86_64_ARCH: 257, abi.I386_ARCH: 295}
-_PIPE2 = {abi.X86_64_ARCH: 293, abi.I386_ARCH: 331}
 _PROCESS_CREATORS = frozenset({"fork", "vfork", "clone", "clone3"})
-CLONE_THREAD = 0x10000
+CLONE_VM, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x10000, 0x800000
+WNOHANG = 1
+EINTR, EPIPE = 4, 32
+#: Results with which the kernel says "interrupted, to be restarted or turned into EINTR".
+_RESTART = frozenset({-512, -513, -514, -516})
+_WRITES = frozenset({"write", "pwrite64", "writev", "pwritev", "pwritev2"})
+#: Calls a follower may steer towards the leader's result (see _steer).
+_STEERED = _WRITES | {"read", "wait4"}
+#: Signals whose default action is to do nothing.
+_DEFAULT_IGNORED = frozenset({signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH})
 HEARTBEAT_EVERY = 0.5
+#: Stops handled before the link is looked at again.
+_STOPS_PER_ROUND = 16
+_BATCH_BYTES = 1 << 16
 _MASK64 = (1 << 64) - 1
 
 
@@ -79,17 +121,57 @@ class Launch:
     filter: list[tuple[int, int, int, int]]
     stall_timeout: float = 2.0
     cpu: int | None = None
+    #: "exec": compare from the first exec on; "entry": from each program's
+    #: entry point (variants of different ABIs, whose loaders differ).
+    compare_from: str = "exec"
+    #: The leader's stdout goes to its stderr (``dmvx run --json`` owns stdout).
+    stdout_to_stderr: bool = False
+    #: Longest an entry of an asynchronous call waits in the send batch.
+    flush_delay: float = 0.001
+    #: The CPU of the program itself when not the monitor's (``cpu``).
+    program_cpu: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Held:
-    """The call the variant is stopped at, and what is being done with it."""
+    """The call a process is stopped at, and what is being done with it."""
 
     raw: abi.RawCall
-    stage: str = "entry"  # entry | running | skipping
+    stage: str = "entry"  # entry | running | skipping | await-pid
+    seq: int | None = None
     skip: Skip | None = None
     scratch: tuple[int, bytes] | None = None  # address, saved bytes
-    regs: ll.UserRegs | None = None
+    restarting: bool = False   # the kernel interrupted it; a restart may come
+    continuing: bool = False   # its restart (or the next part of a steered read) runs
+    expect: int | None = None  # the leader's result a follower steers towards
+    fake: int | None = None    # a result the follower returns without running the call
+    inject: int = 0            # a signal to deliver when the call returns
+    done_bytes: int = 0        # a steered read: bytes read so far
+    restore: dict[str, int] | None = None  # registers to put back when it returns
+    steer: dict[str, int] | None = None    # registers a follower set to steer it
+    note: bool = False         # leader: tell the followers this call's result
+    child: "Proc | None" = None  # fork family: the new process
+
+
+class Proc:
+    """One traced process of the variant and its core monitor."""
+
+    def __init__(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, pids: PidMap, phase: str,
+                 abi_diverse: bool = False) -> None:
+        self.pid = pid
+        self.monitor = monitor
+        self.stream = monitor.stream
+        self.reader = abi.Reader(pid, pids, abi_diverse)
+        self.held: _Held | None = None
+        self.alive = True
+        self.done = False
+        self.phase = phase        # launch | loader | compare
+        self.fresh = False        # auto-attached child whose first SIGSTOP is still to come
+        self.breakpoint: tuple[int, bytes] | None = None  # entry address, original word
+        self.waiting_since: float | None = None
+        self.passing = False      # a call the monitor does not hold is running
+        self.drop_signal = 0      # a signal to drop once (SIGPIPE of a steered write)
+        self.status: int | None = None
 
 
 @dataclass
@@ -97,11 +179,11 @@ class Stats:
     stops: int = 0
     executed: int = 0
     skipped: int = 0
-    routes: Counter = field(default_factory=Counter)
+    processes: int = 0
 
 
 class Unsupported(Exception):
-    """The program did something real mode does not follow (yet)."""
+    """The program did something real mode does not follow."""
 
 
 class MonitorProcess:
@@ -110,21 +192,29 @@ class MonitorProcess:
         self.link = link_sock
         self.report_fd = report_fd
         self.index = launch.index
-        if launch.index == 0:
-            self.monitor: LeaderMonitor | FollowerMonitor = LeaderMonitor(launch.policy, launch.n_variants)
-        else:
-            self.monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants)
-        self.pid = 0
-        self.reader: abi.Reader | None = None
-        self.held: _Held | None = None
-        self.alive = False
-        self.started = False
+        self.leader = launch.index == LEADER
+        self.pids = PidMap()
+        self.procs: dict[int, Proc] = {}
+        self.streams: dict[str, Proc] = {}
+        self.root: Proc | None = None
+        self.inbox: dict[str, list] = {}
+        self.announced: dict[str, int] = {}
+        self.orphans: dict[int, int] = {}
+        #: Followers: the leader's result of calls they may steer, by (stream, seq).
+        self.peek: dict[tuple[str, int], int] = {}
+        #: Followers: calls released by GO whose result note is still to come.
+        self.noted: set[tuple[str, int]] = set()
         self.finished = False
-        self.waiting_since: float | None = None
         self.last_inbound = time.monotonic()
+        self.last_heartbeat_in = self.last_inbound
         self.last_heartbeat = 0.0
         self.stats = Stats()
         self.link_reader = link.LinkReader()
+        self.outbox: list[bytes] = []
+        self.outbox_size = 0
+        self.flush_at: float | None = None
+        self.batching = launch.policy.async_replication
+        self.more_stops = False
 
     # -- reporting to the orchestrator ------------------------------------------
 
@@ -143,27 +233,55 @@ class MonitorProcess:
         pid = os.fork()
         if pid == 0:  # the variant-to-be
             try:
-                if self.index != 0:
+                if self.index != LEADER:
                     null = os.open(os.devnull, os.O_RDWR)
                     for fd in (0, 1, 2):
                         os.dup2(null, fd)
+                elif launch.stdout_to_stderr:
+                    os.dup2(2, 1)
                 os.closerange(3, 65536)
+                # As a shell would start it: Python ignores SIGPIPE and SIGXFSZ
+                # and the run's helpers SIGINT; none of that is the program's.
+                for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGCHLD):
+                    signal.signal(number, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, ())
+                if launch.program_cpu is not None and launch.program_cpu != launch.cpu:
+                    os.sched_setaffinity(0, {launch.program_cpu})
                 ll.traceme()
                 os.kill(os.getpid(), signal.SIGSTOP)
                 ll.install_filter(launch.filter)
                 os.execve(launch.path, launch.argv, launch.env)
             finally:
                 os._exit(127)
-        self.pid = pid
         _, status = os.waitpid(pid, ll.WALL)
         if not os.WIFSTOPPED(status):
             raise RuntimeError(f"variant {self.index} did not stop before exec (status {status:#x})")
-        ll.set_options(pid, ll.PTRACE_O_TRACESYSGOOD | ll.PTRACE_O_TRACESECCOMP
-                       | ll.PTRACE_O_TRACEEXEC | ll.PTRACE_O_EXITKILL)
+        ll.set_options(pid, ll.PTRACE_O_TRACESYSGOOD | ll.PTRACE_O_TRACESECCOMP | ll.PTRACE_O_TRACEEXEC
+                       | ll.PTRACE_O_TRACEFORK | ll.PTRACE_O_TRACEVFORK | ll.PTRACE_O_TRACECLONE
+                       | ll.PTRACE_O_EXITKILL)
+        monitor: LeaderMonitor | FollowerMonitor
+        if self.leader:
+            monitor = LeaderMonitor(launch.policy, launch.n_variants)
+        else:
+            monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants)
+        self.root = self._adopt(pid, monitor, "launch")
+        if self.leader:
+            self._announce(self.root)
         ll.resume(pid, False)
-        self.alive = True
-        self.reader = abi.Reader(pid)
         self._report(event="started", pid=pid)
+
+    def _adopt(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, phase: str) -> Proc:
+        proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry")
+        self.procs[pid] = proc
+        self.streams[proc.stream] = proc
+        self.stats.processes += 1
+        if not self.leader and proc.stream in self.announced:
+            self.pids.add(pid, self.announced[proc.stream])
+        return proc
+
+    def _announce(self, proc: Proc) -> None:
+        """Tell the followers the leader's pid of ``proc`` (seq 0 on its stream)."""
+        self._send(EVERYONE, Entry(proc.stream, 0, Call(PID_CALL, (proc.pid,)), EntryKind.RESULT, Outcome(proc.pid)))
 
     # -- main loop -----------------------------------------------------------------
 
@@ -174,7 +292,9 @@ class MonitorProcess:
         self.launch_variant()
         try:
             while not self.finished:
-                timeout = self._timeout()
+                timeout = 0.0 if self.more_stops else self._timeout()
+                if self.outbox and self._anyone_waiting():
+                    self._flush()
                 readable, _, _ = select.select([self.link, wake_r], [], [], timeout)
                 if wake_r in readable:
                     try:
@@ -189,42 +309,83 @@ class MonitorProcess:
                 except ll.PtraceError as error:
                     if error.errno != errno.ESRCH:
                         raise
-                    # The variant died under us (killed from outside, or by
+                    # A process died under us (killed from outside, or by
                     # the orchestrator): its exit status is reaped next round.
                     continue
+            self._flush()
         except Unsupported as problem:
-            self._kill()
+            self._kill_all()
             self._report(event="unsupported", message=str(problem))
         finally:
-            self._kill()
+            self._kill_all()
+
+    def _anyone_waiting(self) -> bool:
+        return any(proc.waiting_since is not None for proc in self.procs.values())
 
     def _timeout(self) -> float:
         now = time.monotonic()
         deadlines = []
-        if self.waiting_since is not None:
-            deadlines.append(max(self.waiting_since, self.last_inbound) + self.launch.stall_timeout)
-        if self.held is not None and self.held.stage != "entry" and self.alive:
+        running = False
+        for proc in self.procs.values():
+            if proc.waiting_since is not None:
+                deadlines.append(self._wait_reference(proc) + self.launch.stall_timeout)
+            if proc.held is not None and proc.held.stage in ("running", "skipping") and proc.alive:
+                running = True
+        if running:
             deadlines.append(self.last_heartbeat + HEARTBEAT_EVERY)
+        if self.flush_at is not None:
+            deadlines.append(self.flush_at)
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)
+
+    def _wait_reference(self, proc: Proc) -> float:
+        """Since when ``proc`` has waited without word from the others. A
+        heartbeat (a peer inside a long native call) excuses the wait of a
+        live process, not of one that has ended: no peer call can be owed
+        to it, only the peer's own end."""
+        reference = max(proc.waiting_since or 0.0, self.last_inbound)
+        return max(reference, self.last_heartbeat_in) if proc.alive else reference
 
     def _timers(self) -> None:
         if self.finished:
             return
         now = time.monotonic()
-        held = self.held
-        if held is not None and held.stage != "entry" and self.alive and now - self.last_heartbeat >= HEARTBEAT_EVERY:
+        if self.flush_at is not None and now >= self.flush_at:
+            self._flush()
+        if now - self.last_heartbeat >= HEARTBEAT_EVERY and any(
+                p.alive and p.held is not None and p.held.stage in ("running", "skipping") for p in self.procs.values()):
             # Inside a native call (possibly a blocking one): tell the others.
             self.last_heartbeat = now
-            self._send(link.BROADCAST if self.index == 0 else 0, None)
-        if self.waiting_since is not None and now - max(self.waiting_since, self.last_inbound) >= self.launch.stall_timeout:
-            self.waiting_since = None
-            self._carry_out(self.monitor.stalled())
+            self._send(link.BROADCAST if self.leader else LEADER, None)
+        for proc in list(self.procs.values()):
+            if self.finished:
+                return
+            since = proc.waiting_since
+            if since is not None and now - self._wait_reference(proc) >= self.launch.stall_timeout:
+                proc.waiting_since = None
+                self._carry_out(proc, proc.monitor.stalled())
 
-    def _send(self, to: int, message) -> None:
+    # -- the link ------------------------------------------------------------------
+
+    def _send(self, to: int, message, batch: bool = False) -> None:
+        record = link.encode(to, message)
+        self.outbox.append(record)
+        self.outbox_size += len(record)
+        if not batch or self.outbox_size >= _BATCH_BYTES:
+            self._flush()
+        elif self.flush_at is None:
+            self.flush_at = time.monotonic() + self.launch.flush_delay
+
+    def _flush(self) -> None:
+        self.flush_at = None
+        if not self.outbox:
+            return
+        data = b"".join(self.outbox)
+        self.outbox.clear()
+        self.outbox_size = 0
         try:
-            self.link.sendall(link.encode(to, message))
+            self.link.sendall(data)
         except OSError:
             pass  # the CONNECTOR is gone; the peers see the link drop
 
@@ -233,74 +394,337 @@ class MonitorProcess:
             records = link.receive(self.link, self.link_reader)
         except (link.LinkClosed, OSError):
             if not self.finished:
-                self._carry_out(self.monitor.message_received(
-                    Stop("0", Verdict(VerdictKind.CONNECTOR_LOST, self.monitor.seq, detail="the CONNECTOR went away"))))
+                self._halt(Verdict(VerdictKind.CONNECTOR_LOST, 0, detail="the CONNECTOR went away"))
             return
         for _peer, payload in records:
             if self.finished:
                 return
             message = link.decode(payload)
             if message is None:
-                # A heartbeat: the peer is inside a long native call. That
-                # excuses the wait of a live variant, not of one whose
-                # process has ended (no peer call can still be owed to it).
-                if self.alive:
-                    self.last_inbound = time.monotonic()
+                self.last_heartbeat_in = time.monotonic()
                 continue
             self.last_inbound = time.monotonic()
-            self._carry_out(self.monitor.message_received(message))
+            self._route(message)
+
+    def _route(self, message) -> None:
+        if isinstance(message, Stop):
+            proc = self.streams.get(message.stream) or self.root
+            if proc is not None:
+                proc.monitor.message_received(message)
+            self._halt(message.verdict)
+            return
+        stream = message.stream
+        if isinstance(message, Entry) and message.call.name == PID_CALL and message.seq == 0:
+            self._on_announce(stream, message.call.args[0])
+            return
+        if isinstance(message, Entry) and message.call.name == RESULT_CALL:
+            self._on_note(stream, message.seq, message.call.args[0])
+            return
+        proc = self.streams.get(stream)
+        if proc is None:
+            self.inbox.setdefault(stream, []).append(message)
+            return
+        self._deliver(proc, message)
+
+    def _deliver(self, proc: Proc, message) -> None:
+        if isinstance(message, Entry) and message.call.name == KILLED and not self.leader:
+            self._on_peer_killed(proc, message.call.args[0])
+        if isinstance(message, Entry) and message.kind is EntryKind.GO and message.call.name in _STEERED \
+                and not self.leader:
+            self.noted.add((proc.stream, message.seq))
+        if isinstance(message, Entry) and message.outcome is not None and not self.leader and (
+                message.call.name in _STEERED):
+            self.peek[(proc.stream, message.seq)] = message.outcome.result
+        elif isinstance(message, Entry) and message.kind is EntryKind.PREDICTED and message.call.name in _WRITES \
+                and not self.leader:
+            predicted = predicted_result(message.call)
+            if predicted is not None:
+                self.peek[(proc.stream, message.seq)] = predicted
+        self._carry_out(proc, proc.monitor.message_received(message))
+
+    def _on_peer_killed(self, proc: Proc, sig: int) -> None:
+        """The leader's process died of ``sig`` inside a call this one waits
+        at. If ``sig`` is pending here too (sent alike, say by the parent's
+        kill), let it land as it did there: the call returns EINTR without
+        running and the signal is delivered on the way back."""
+        held = proc.held
+        if held is None or held.stage not in ("entry", "await-note") or not proc.alive \
+                or not _pending(proc.pid, sig):
+            return
+        regs = ll.get_regs(proc.pid)
+        regs.orig_rax = _MASK64
+        regs.rax = -EINTR & _MASK64
+        ll.set_regs(proc.pid, regs)
+        proc.held = None
+        proc.waiting_since = None
+        ll.resume(proc.pid, False)
+
+    def _on_note(self, stream: str, seq: int, result: int) -> None:
+        self.peek[(stream, seq)] = result
+        proc = self.streams.get(stream)
+        held = proc.held if proc is not None else None
+        if held is not None and held.stage == "await-note" and held.seq == seq:
+            held.stage = "entry"
+            self._execute(proc, seq)
+
+    def _on_announce(self, stream: str, pid: int) -> None:
+        self.announced[stream] = pid
+        proc = self.streams.get(stream)
+        if proc is not None:
+            self.pids.add(proc.pid, pid)
+        for parent in list(self.procs.values()):
+            held = parent.held
+            if held is not None and held.stage == "await-pid" and held.child is not None and held.child.stream == stream:
+                self._finish_fork(parent, held, pid)
 
     # -- tracee events ---------------------------------------------------------------
 
     def _reap(self) -> None:
-        while self.alive:
+        """Handle the stops that are there. At most a round's worth: a tracee
+        resumed on this CPU often reaches its next stop before the monitor
+        asks again, and the link (a peer's verdict above all) must not wait
+        behind a busy variant; the next round's select then does not block."""
+        self.more_stops = False
+        for _ in range(_STOPS_PER_ROUND):
+            if self.finished:
+                return
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG | ll.WALL)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            if pid != self.pid:
+            proc = self.procs.get(pid)
+            if proc is None:
+                if os.WIFSTOPPED(status):
+                    self.orphans[pid] = status  # a new child, reported before its parent's event
                 continue
-            self._on_status(status)
+            self._on_status(proc, status)
+        self.more_stops = True
 
-    def _on_status(self, status: int) -> None:
+    def _on_status(self, proc: Proc, status: int) -> None:
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            self.alive = False
-            self.held = None
-            if self.finished:
-                return
-            if os.WIFEXITED(status):
-                self._carry_out(self.monitor.process_exited(os.WEXITSTATUS(status)))
-            else:
-                self._carry_out(self.monitor.process_killed(os.WTERMSIG(status)))
+            self._on_end(proc, status)
             return
-        if not os.WIFSTOPPED(status):
+        if not os.WIFSTOPPED(status) or not proc.alive:
             return
         sig = os.WSTOPSIG(status)
         event = status >> 16
-        pid = self.pid
-        if sig == signal.SIGTRAP and event == ll.PTRACE_EVENT_SECCOMP:
-            self._on_entry()
-        elif sig == signal.SIGTRAP | 0x80:
-            info = ll.syscall_info(pid)
+        if sig == signal.SIGTRAP | 0x80:
+            info = ll.syscall_info(proc.pid)
             if info.op == ll.OP_EXIT:
-                self._on_exit(info.rval)
+                self._on_exit(proc, info.rval)
             else:
-                ll.resume(pid, True)  # an entry stop we did not ask for
+                self._on_plain_entry(proc, info)
+        elif sig == signal.SIGTRAP and event == ll.PTRACE_EVENT_SECCOMP:
+            self._on_entry(proc)
+        elif sig == signal.SIGTRAP and event in (ll.PTRACE_EVENT_FORK, ll.PTRACE_EVENT_VFORK, ll.PTRACE_EVENT_CLONE):
+            self._on_fork_event(proc)
         elif sig == signal.SIGTRAP and event == ll.PTRACE_EVENT_EXEC:
-            self._hide_vdso()
-            # First exec: the launcher became the program; comparison starts now.
-            self.started = True
-            ll.resume(pid, self.held is not None)
+            self._on_exec(proc)
         elif sig == signal.SIGTRAP and event:
-            ll.resume(pid, False)
+            self._resume(proc)
         else:
-            ll.resume(pid, self.held is not None and self.held.stage != "entry", sig)
+            self._on_signal(proc, sig)
 
-    def _hide_vdso(self) -> None:
-        """Turn the new image's AT_SYSINFO_EHDR into AT_IGNORE (see the module doc)."""
-        regs = ll.get_regs(self.pid)
+    def _resume(self, proc: Proc, sig: int = 0) -> None:
+        """Resume ``proc``, stopping at the next syscall too when a held call
+        still has to return (or an interrupted one may restart)."""
+        held = proc.held
+        ll.resume(proc.pid, proc.passing or (held is not None and held.stage != "entry"), sig)
+
+    def _on_plain_entry(self, proc: Proc, info: ll.SyscallStop) -> None:
+        """A syscall-entry stop: only seen while a held call runs or restarts."""
+        held = proc.held
+        if held is not None and (held.restarting or held.continuing) and info.nr == held.raw.nr:
+            # The interrupted call restarts (or the program, told EINTR by a
+            # handler, makes it again): one call for the core; steer it again.
+            held.restarting = False
+            held.continuing = True
+            self._resteer(proc, held)
+        elif held is not None and held.restarting and info.nr == _restart_nr(info.arch):
+            held.restarting = False
+            held.continuing = True
+        else:
+            proc.passing = True  # a call of its own (a handler's, or a local one)
+        self._resume(proc)
+
+    def _on_entry(self, proc: Proc) -> None:
+        info = ll.syscall_info(proc.pid)
+        if proc.phase != "compare":
+            ll.resume(proc.pid, False)  # the launcher's exec, or the loader of an ABI-diverse pair
+            return
+        held = proc.held
+        proc.passing = False
+        if held is not None:
+            if held.continuing or (held.restarting and info.nr == held.raw.nr):
+                held.restarting = False
+                held.continuing = True
+                ll.resume(proc.pid, True)
+                return
+            if held.restarting:
+                # The interrupted call did not restart: the program got EINTR.
+                proc.held = None
+                self._carry_out(proc, proc.monitor.call_exited(Outcome(-EINTR)))
+                if self.finished or not proc.alive:
+                    return
+        arch = abi.arch_of(info.arch)
+        if arch is None:
+            raise Unsupported(f"variant {self.index} made a system call of unknown architecture {info.arch:#x}")
+        raw = proc.reader.call(arch, info.nr, info.args)
+        if raw.name in _PROCESS_CREATORS:
+            self._check_creator(proc, raw)
+        self.stats.stops += 1
+        proc.held = _Held(raw)
+        self._carry_out(proc, proc.monitor.call_entered(raw.call))
+
+    def _check_creator(self, proc: Proc, raw: abi.RawCall) -> None:
+        flags = 0
+        if raw.name == "clone":
+            flags = raw.args[0]
+        elif raw.name == "clone3" and raw.args[0]:
+            flags = int.from_bytes(ll.read_memory(proc.pid, raw.args[0], 8), "little")
+        if flags & CLONE_THREAD:
+            raise Unsupported(
+                f"{self.launch.argv[0]} created a thread ({raw.kernel_name} with CLONE_THREAD); "
+                f"real mode follows processes, not threads")
+        if flags & CLONE_UNTRACED:
+            raise Unsupported(f"{self.launch.argv[0]} asked for an untraced child ({raw.kernel_name} with CLONE_UNTRACED)")
+
+    def _on_exit(self, proc: Proc, rval: int) -> None:
+        held = proc.held
+        if proc.passing:
+            proc.passing = False
+            self._resume(proc)
+            return
+        if held is None or held.stage == "entry":
+            ll.resume(proc.pid, False)
+            return
+        if rval in _RESTART and held.fake is None:
+            held.restarting = True
+            held.continuing = False
+            ll.resume(proc.pid, True)
+            return
+        held.continuing = False
+        if held.stage == "skipping":
+            proc.held = None
+            self._finish_skip(proc, held, rval)
+            return
+        if self.leader:
+            held.child = None
+            self._complete(proc, held, rval)
+            return
+        steered = self._after_steering(proc, held, rval)
+        if steered is None:
+            return  # the steered call goes on
+        if held.child is not None and steered > 0:
+            virtual = self.announced.get(held.child.stream)
+            if virtual is None:
+                held.stage = "await-pid"  # stays stopped until the leader says
+                proc.waiting_since = time.monotonic()
+                return
+            self._finish_fork(proc, held, virtual)
+            return
+        if steered > 0 and held.raw.name in PID_RESULTS:
+            steered = self.pids.virtual(steered)
+        if steered != rval or held.restore:
+            self._set_result(proc, held, steered)
+        self._complete(proc, held, steered)
+
+    def _complete(self, proc: Proc, held: _Held, rval: int) -> None:
+        proc.held = None
+        if held.note:
+            self._send(EVERYONE, Entry(proc.stream, held.seq, Call(RESULT_CALL, (rval,)), EntryKind.RESULT,
+                                       Outcome(rval)))
+        outcome = proc.reader.outcome(held.raw, rval)
+        self._carry_out(proc, proc.monitor.call_exited(outcome))
+        if proc.alive and not self.finished:
+            ll.resume(proc.pid, False, held.inject)
+
+    def _finish_fork(self, proc: Proc, held: _Held, virtual: int) -> None:
+        self._set_result(proc, held, virtual)
+        held.child = None
+        self._complete(proc, held, virtual)
+
+    def _set_result(self, proc: Proc, held: _Held, value: int) -> None:
+        regs = ll.get_regs(proc.pid)
+        regs.rax = value & _MASK64
+        if held.restore:
+            for name, original in held.restore.items():
+                setattr(regs, name, original)
+            held.restore = None
+        ll.set_regs(proc.pid, regs)
+
+    def _on_fork_event(self, proc: Proc) -> None:
+        child_pid = ll.event_message(proc.pid)
+        child = self._adopt(child_pid, proc.monitor.child(), proc.phase)
+        child.fresh = True
+        if proc.held is not None:
+            proc.held.child = child
+        if self.leader:
+            self._announce(child)
+        for message in self.inbox.pop(child.stream, []):
+            self._deliver(child, message)
+        status = self.orphans.pop(child_pid, None)
+        if status is not None:
+            self._on_status(child, status)
+        ll.resume(proc.pid, True)
+
+    def _on_exec(self, proc: Proc) -> None:
+        entry = self._rewrite_auxv(proc.pid)
+        if self.launch.compare_from == "entry" and entry:
+            original = ll.read_memory(proc.pid, entry, 8)
+            ll.poke_word(proc.pid, entry, b"\xcc" + original[1:])
+            proc.breakpoint = (entry, original)
+            proc.phase = "loader"
+        else:
+            proc.phase = "compare"
+        self._resume(proc)
+
+    def _on_signal(self, proc: Proc, sig: int) -> None:
+        if proc.fresh and sig == signal.SIGSTOP:
+            proc.fresh = False
+            ll.resume(proc.pid, False)
+            return
+        if sig == signal.SIGTRAP and proc.breakpoint is not None:
+            regs = ll.get_regs(proc.pid)
+            address, original = proc.breakpoint
+            if (regs.rip - 1) & _MASK64 == address:
+                ll.poke_word(proc.pid, address, original)
+                regs.rip = address
+                ll.set_regs(proc.pid, regs)
+                proc.breakpoint = None
+                proc.phase = "compare"  # the program itself starts here
+                ll.resume(proc.pid, False)
+                return
+        if sig == proc.drop_signal or _ignored(proc.pid, sig):
+            proc.drop_signal = 0 if sig == proc.drop_signal else proc.drop_signal
+            sig = 0
+        self._resume(proc, sig)
+
+    def _on_end(self, proc: Proc, status: int) -> None:
+        proc.alive = False
+        proc.held = None
+        proc.waiting_since = None
+        if not proc.done and not self.finished:
+            if os.WIFEXITED(status):
+                self._carry_out(proc, proc.monitor.process_exited(os.WEXITSTATUS(status)))
+            else:
+                self._carry_out(proc, proc.monitor.process_killed(os.WTERMSIG(status)))
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self.finished or any(p.alive or not p.done for p in self.procs.values()):
+            return
+        self.finished = True
+        assert self.root is not None
+        self._flush()
+        self._report(event="done", status=self.root.status, stats=self._stats())
+
+    def _rewrite_auxv(self, pid: int) -> int:
+        """Hide the vDSO (AT_SYSINFO_EHDR becomes AT_IGNORE, see the module doc)
+        in the new image's auxiliary vector; return its AT_ENTRY."""
+        regs = ll.get_regs(pid)
         word = 8 if regs.cs == 0x33 else 4
         address = regs.rsp & (_MASK64 if word == 8 else 0xFFFFFFFF)
         data = b""
@@ -309,7 +733,7 @@ class MonitorProcess:
         def next_word() -> int:
             nonlocal data, position
             while len(data) - position < word:
-                more = ll.read_memory(self.pid, address + len(data), 4096 - ((address + len(data)) % 4096))
+                more = ll.read_memory(pid, address + len(data), 4096 - ((address + len(data)) % 4096))
                 if not more:
                     raise OSError("auxiliary vector not found on the new stack")
                 data += more
@@ -322,189 +746,342 @@ class MonitorProcess:
             next_word()
         while next_word():
             pass
+        entry = 0
         while True:
             kind = next_word()
-            next_word()
+            value = next_word()
             if kind == AT_NULL:
-                return
+                return entry
+            if kind == AT_ENTRY:
+                entry = value
             if kind == AT_SYSINFO_EHDR:
-                ll.write_memory(self.pid, address + position - 2 * word, AT_IGNORE.to_bytes(word, "little"))
-
-    def _on_entry(self) -> None:
-        info = ll.syscall_info(self.pid)
-        if not self.started:
-            ll.resume(self.pid, False)  # the launcher's exec: not compared
-            return
-        arch = abi.arch_of(info.arch)
-        if arch is None:
-            raise Unsupported(f"variant {self.index} made a system call of unknown architecture {info.arch:#x}")
-        assert self.reader is not None
-        raw = self.reader.call(arch, info.nr, info.args)
-        if raw.name in _PROCESS_CREATORS:
-            flags = info.args[0] if raw.name == "clone" else 0
-            what = "a thread" if flags & CLONE_THREAD or raw.name == "clone3" else "a process"
-            raise Unsupported(
-                f"{self.launch.argv[0]} created {what} ({raw.kernel_name}); real mode follows "
-                f"one process per variant and no threads yet")
-        self.stats.stops += 1
-        self.held = _Held(raw)
-        self._carry_out(self.monitor.call_entered(raw.call))
-
-    def _on_exit(self, rval: int) -> None:
-        held = self.held
-        if held is None:
-            ll.resume(self.pid, False)
-            return
-        self.held = None
-        if held.stage == "skipping":
-            self._finish_skip(held, rval)
-            return
-        assert self.reader is not None
-        outcome = self.reader.outcome(held.raw, rval)
-        actions = self.monitor.call_exited(outcome)
-        self._carry_out(actions)
-        if self.alive:
-            ll.resume(self.pid, False)
+                ll.write_memory(pid, address + position - 2 * word, AT_IGNORE.to_bytes(word, "little"))
 
     # -- actions -----------------------------------------------------------------------
 
-    def _carry_out(self, actions: list) -> None:
+    def _carry_out(self, proc: Proc, actions: list) -> None:
+        released = None
         for action in actions:
-            if isinstance(action, Send):
-                self._send(action.to, action.message)
-            elif isinstance(action, Execute):
-                self._execute()
-            elif isinstance(action, Skip):
-                self._skip(action)
-            elif isinstance(action, Wait):
-                if self.waiting_since is None:
-                    self.waiting_since = time.monotonic()
-            elif isinstance(action, Halt):
+            kind = type(action)
+            if kind is Send:
+                message = action.message
+                batch = self.batching and (type(message) is Ack or (type(message) is Entry and message.kind in (
+                    EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED)))
+                if type(message) is Entry and message.kind is EntryKind.GO:
+                    released = message.seq
+                self._send(action.to, message, batch)
+            elif kind is Execute:
+                if released is not None and released == action.seq and proc.held is not None \
+                        and proc.held.raw.name in _STEERED:
+                    proc.held.note = True  # every variant runs it: the followers steer by its result
+                self._execute(proc, action.seq)
+            elif kind is Skip:
+                self._skip(proc, action)
+            elif kind is Wait:
+                if proc.waiting_since is None:
+                    proc.waiting_since = time.monotonic()
+            elif kind is Halt:
                 self._halt(action.verdict)
                 return
-            elif isinstance(action, Done):
-                self.finished = True
-                self._report(event="done", status=action.exit_status, stats=self._stats())
+            elif kind is Done:
+                proc.done = True
+                proc.waiting_since = None
+                proc.status = action.exit_status
+                self._maybe_finish()
                 return
 
-    def _execute(self) -> None:
-        self.waiting_since = None
-        held = self.held
+    def _execute(self, proc: Proc, seq: int | None) -> None:
+        proc.waiting_since = None
+        held = proc.held
         if held is None or held.stage != "entry":
             return
+        held.seq = seq
+        key = (proc.stream, seq)
+        if key in self.noted:
+            self.noted.discard(key)
+            if key not in self.peek:
+                held.stage = "await-note"  # released by GO: run it once the leader's result is known
+                proc.waiting_since = time.monotonic()
+                return
         held.stage = "running"
         self.stats.executed += 1
-        self.last_heartbeat = time.monotonic()
-        ll.resume(self.pid, True)
+        if not self.leader and (self.pids.active or seq is not None):
+            self._steer(proc, held)
+        ll.resume(proc.pid, True)
 
-    def _skip(self, skip: Skip) -> None:
-        self.waiting_since = None
-        held = self.held
+    def _steer(self, proc: Proc, held: _Held) -> None:
+        """A follower runs this call itself: give it this variant's pids and
+        steer it towards the leader's result (see the module doc)."""
+        raw = held.raw
+        name = raw.name
+        registers = abi.ARG_REGISTERS[raw.arch]
+        mask = abi.WORD_MASK[raw.arch]
+        changes: dict[str, int] = {}
+        for index in self.pids.indexes(name, raw.call.args) if self.pids.active else ():
+            value = raw.call.args[index]
+            if isinstance(value, int) and value not in (0, -1):
+                real = self.pids.real(value)
+                if real != value:
+                    changes[registers[index]] = real & mask
+        expect = self.peek.pop((proc.stream, held.seq), None) if held.seq is not None else None
+        if expect is not None:
+            held.expect = expect
+            if name == "read" and expect > 0 and _signed(raw.args[2], raw.arch) > expect:
+                changes[registers[2]] = expect
+            elif name == "wait4":
+                if expect > 0:
+                    changes[registers[0]] = self.pids.real(expect) & mask
+                    changes[registers[2]] = (raw.args[2] & ~WNOHANG) & mask
+                elif expect == 0:
+                    held.fake = 0
+            elif name in _WRITES and expect == -EPIPE:
+                held.fake = -EPIPE
+                held.inject = signal.SIGPIPE
+        if held.fake is not None or changes:
+            regs = ll.get_regs(proc.pid)
+            held.steer = changes
+            held.restore = {}
+            for register, value in changes.items():
+                held.restore[register] = getattr(regs, register)
+                setattr(regs, register, value)
+            if held.fake is not None:
+                regs.orig_rax = _MASK64
+                regs.rax = held.fake & _MASK64
+            ll.set_regs(proc.pid, regs)
+
+    def _resteer(self, proc: Proc, held: _Held) -> None:
+        """At the entry of a restarted or repeated call: the steering again."""
+        registers = abi.ARG_REGISTERS[held.raw.arch]
+        values = dict(held.steer or {})
+        if held.done_bytes:
+            mask = abi.WORD_MASK[held.raw.arch]
+            values[registers[1]] = (held.raw.args[1] + held.done_bytes) & mask
+            values[registers[2]] = held.expect - held.done_bytes
+        if not values:
+            return
+        regs = ll.get_regs(proc.pid)
+        for register, value in values.items():
+            setattr(regs, register, value)
+        ll.set_regs(proc.pid, regs)
+
+    def _after_steering(self, proc: Proc, held: _Held, rval: int) -> int | None:
+        """The follower's own call returned ``rval``: finish the steering and
+        return the result the program is to see. None means the call goes on
+        (a read that has not read what the leader's read yet)."""
+        if held.fake is not None:
+            return held.fake
+        expect = held.expect
+        if expect is None:
+            return rval
+        name = held.raw.name
+        if name == "read" and rval > 0:
+            held.done_bytes += rval
+            if held.done_bytes < expect:
+                # Read the rest: back to the syscall instruction with buffer
+                # and count moved on, as the kernel itself restarts a call.
+                regs = ll.get_regs(proc.pid)
+                registers = abi.ARG_REGISTERS[held.raw.arch]
+                mask = abi.WORD_MASK[held.raw.arch]
+                if held.restore is None:
+                    held.restore = {}
+                for register in (registers[1], registers[2]):
+                    held.restore.setdefault(register, getattr(regs, register))
+                setattr(regs, registers[1], (held.raw.args[1] + held.done_bytes) & mask)
+                setattr(regs, registers[2], expect - held.done_bytes)
+                regs.rax = held.raw.nr
+                regs.rip = (regs.rip - 2) & mask
+                ll.set_regs(proc.pid, regs)
+                held.continuing = True
+                ll.resume(proc.pid, True)
+                return None
+            return held.done_bytes
+        if name in _WRITES and rval == -EPIPE and expect >= 0:
+            proc.drop_signal = signal.SIGPIPE  # the leader's reader took it; this one's had gone
+            return expect
+        return rval
+
+    def _skip(self, proc: Proc, skip: Skip) -> None:
+        proc.waiting_since = None
+        self.peek.pop((proc.stream, skip.seq), None)  # the leader's result is used as it is
+        held = proc.held
         if held is None or held.stage != "entry":
             return
-        assert self.reader is not None
-        if held.raw.name == "getpid" and skip.outcome.result > 0:
-            self.reader.self_pids.add(skip.outcome.result)
-        held.stage = "skipping"
-        held.skip = skip
         self.stats.skipped += 1
-        regs = ll.get_regs(self.pid)
+        regs = ll.get_regs(proc.pid)
         if skip.new_fds:
-            self._placeholder(held, regs, skip.new_fds)
-        else:
-            regs.orig_rax = _MASK64
-        ll.set_regs(self.pid, regs)
-        ll.resume(self.pid, True)
+            held.stage = "skipping"
+            held.skip = skip
+            self._placeholder(proc, held, regs, skip.new_fds)
+            ll.set_regs(proc.pid, regs)
+            ll.resume(proc.pid, True)
+            return
+        # One stop: at a seccomp stop the kernel skips a call numbered -1 and
+        # leaves the return register as the tracer set it.
+        proc.held = None
+        result = self._write_outcome(proc, held, skip)
+        if result is None:
+            return
+        regs.orig_rax = _MASK64
+        regs.rax = result & _MASK64
+        ll.set_regs(proc.pid, regs)
+        ll.resume(proc.pid, False)
 
-    def _placeholder(self, held: _Held, regs: ll.UserRegs, fds: tuple[int, ...]) -> None:
+    def _placeholder(self, proc: Proc, held: _Held, regs: ll.UserRegs, fds: tuple[int, ...]) -> None:
         """Make the skipped call open placeholders at the leader's numbers."""
         arch = held.raw.arch
-        cloexec = any(info.cloexec for fd, info in self.monitor.fds.snapshot().items() if fd in fds)
+        cloexec = any(info.cloexec for fd, info in proc.monitor.fds.snapshot().items() if fd in fds)
         address = (regs.rsp - 1024) & ~0xF
-        if arch == abi.I386_ARCH:
+        if arch is Arch.I386:
             address &= 0xFFFFFFFF
         flags = O_CLOEXEC if cloexec else 0
         raw = held.raw
         data = b"/dev/null\0" if len(fds) == 1 else b"\0" * 8
-        if len(fds) == 1 and raw.name in _PATH_OPENS and self._resolvable(raw):
+        openat = syscalls.number("openat", arch)
+        if len(fds) == 1 and raw.name in _PATH_OPENS and self._resolvable(proc, raw):
             # The same path as an O_PATH descriptor: no side effect (nothing is
             # read, no device opened), and fchdir or *at calls on it still work.
             path_index = _PATH_OPENS[raw.name]
-            dirfd = raw.args[0] if raw.name == "openat" else AT_FDCWD & _MASK64
-            original_flags = raw.args[path_index + 1]
-            regs.orig_rax = _OPENAT[arch]
-            args = [dirfd, raw.args[path_index], O_PATH | flags | (original_flags & (O_NOFOLLOW | O_DIRECTORY)), 0]
+            dirfd = raw.call.args[0] if raw.name == "openat" else AT_FDCWD
+            path_register = held.raw.args[0 if raw.kernel_name in ("open", "creat") else 1]
+            original_flags = raw.call.args[path_index + 1] if raw.kernel_name != "creat" else 0
+            regs.orig_rax = openat
+            args = [dirfd, path_register, O_PATH | flags | (original_flags & (O_NOFOLLOW | O_DIRECTORY)), 0]
         elif len(fds) == 1:
-            held.scratch = (address, ll.read_memory(self.pid, address, len(data)))
-            ll.write_memory(self.pid, address, data)
-            regs.orig_rax = _OPENAT[arch]
-            args = [AT_FDCWD & _MASK64, address, O_RDWR | flags, 0]
+            held.scratch = (address, ll.read_memory(proc.pid, address, len(data)))
+            ll.write_memory(proc.pid, address, data)
+            regs.orig_rax = openat
+            args = [AT_FDCWD, address, O_RDWR | flags, 0]
         else:
-            held.scratch = (address, ll.read_memory(self.pid, address, len(data)))
-            ll.write_memory(self.pid, address, data)
-            regs.orig_rax = _PIPE2[arch]
+            held.scratch = (address, ll.read_memory(proc.pid, address, len(data)))
+            ll.write_memory(proc.pid, address, data)
+            regs.orig_rax = syscalls.number("pipe2", arch)
             args = [address, flags]
-        names = ("rbx", "rcx", "rdx", "rsi") if arch == abi.I386_ARCH else ("rdi", "rsi", "rdx", "r10")
-        for name, value in zip(names, args):
-            setattr(regs, name, value & (0xFFFFFFFF if arch == abi.I386_ARCH else _MASK64))
+        mask = abi.WORD_MASK[arch]
+        for name, value in zip(abi.ARG_REGISTERS[arch], args):
+            setattr(regs, name, value & mask)
 
-    def _resolvable(self, raw: abi.RawCall) -> bool:
+    def _resolvable(self, proc: Proc, raw: abi.RawCall) -> bool:
         """Whether this variant can open the leader's path itself (not under
         /proc, where a path names a process, and existing from here)."""
         path = raw.call.args[_PATH_OPENS[raw.name]]
-        if not isinstance(path, str) or path.startswith("/proc"):
+        if not isinstance(path, str) or path.startswith("/proc") or raw.name not in _PATH_OPENS:
             return False
         if not path.startswith("/"):
             dirfd = raw.call.args[0] if raw.name == "openat" else AT_FDCWD
-            base = f"/proc/{self.pid}/cwd" if dirfd == AT_FDCWD else f"/proc/{self.pid}/fd/{dirfd}"
+            base = f"/proc/{proc.pid}/cwd" if dirfd == AT_FDCWD else f"/proc/{proc.pid}/fd/{dirfd}"
             path = f"{base}/{path}"
         return os.path.lexists(path)
 
-    def _finish_skip(self, held: _Held, rval: int) -> None:
+    def _finish_skip(self, proc: Proc, held: _Held, rval: int) -> None:
         skip = held.skip
-        assert skip is not None and self.reader is not None
-        if skip.new_fds:
-            got: tuple[int, ...] = (rval,)
+        assert skip is not None
+        got: tuple[int, ...] = (rval,)
         if held.scratch is not None:
             address, saved = held.scratch
             if len(skip.new_fds) == 2:
-                pair = ll.read_memory(self.pid, address, 8)
-                got = (int.from_bytes(pair[:4], "little", signed=True), int.from_bytes(pair[4:], "little", signed=True)) if rval == 0 else (rval,)
-            ll.write_memory(self.pid, address, saved)
-        if skip.new_fds and got != tuple(skip.new_fds):
+                pair = ll.read_memory(proc.pid, address, 8)
+                got = (int.from_bytes(pair[:4], "little", signed=True),
+                       int.from_bytes(pair[4:], "little", signed=True)) if rval == 0 else (rval,)
+            ll.write_memory(proc.pid, address, saved)
+        if got != tuple(skip.new_fds):
             self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, skip.seq, {self.index: held.raw.call},
                                detail=f"placeholder descriptor landed at {got}, the leader's is {skip.new_fds}"))
             return
-        try:
-            self.reader.write_outcome(held.raw, skip.outcome)
-        except OSError as error:
-            self._halt(Verdict(VerdictKind.OUTPUT_MISMATCH, skip.seq, {self.index: held.raw.call},
-                               detail=f"cannot write the leader's output into this variant: {error.strerror}"))
+        result = self._write_outcome(proc, held, skip)
+        if result is None:
             return
-        regs = ll.get_regs(self.pid)
-        regs.rax = skip.outcome.result & _MASK64
-        ll.set_regs(self.pid, regs)
-        ll.resume(self.pid, False)
+        regs = ll.get_regs(proc.pid)
+        regs.rax = result & _MASK64
+        ll.set_regs(proc.pid, regs)
+        ll.resume(proc.pid, False)
+
+    def _write_outcome(self, proc: Proc, held: _Held, skip: Skip) -> int | None:
+        """Write the leader's outcome into ``proc``; None (and a verdict) if it cannot be."""
+        try:
+            return proc.reader.write_outcome(held.raw, skip.outcome)
+        except (OSError, ValueError) as error:
+            if isinstance(error, OSError) and error.errno == errno.ESRCH:
+                raise
+            self._halt(Verdict(VerdictKind.OUTPUT_MISMATCH, skip.seq, {self.index: held.raw.call},
+                               detail=f"cannot write the leader's output into this variant: {error}"))
+            return None
 
     def _halt(self, verdict: Verdict) -> None:
-        self._kill()
+        self._kill_all()
         if not self.finished:
             self.finished = True
+            self._flush()
             self._report(event="verdict", stop=codec.dumps(Stop("0", verdict)).hex(), stats=self._stats())
 
-    def _kill(self) -> None:
-        if self.alive:
+    def _kill_all(self) -> None:
+        alive = [proc for proc in self.procs.values() if proc.alive]
+        for proc in alive:
             try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, ll.WALL)
-            except (ProcessLookupError, ChildProcessError):
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
-            self.alive = False
+        for proc in alive:
+            try:
+                os.waitpid(proc.pid, ll.WALL)
+            except ChildProcessError:
+                pass
+            proc.alive = False
 
     def _stats(self) -> dict:
-        routes = dict(self.monitor.routes)
-        return {"stops": self.stats.stops, "executed": self.stats.executed,
-                "skipped": self.stats.skipped, "routes": routes}
+        routes: dict[str, int] = {}
+        for proc in self.procs.values():
+            for route, count in proc.monitor.routes.items():
+                routes[route] = routes.get(route, 0) + count
+        return {"stops": self.stats.stops, "executed": self.stats.executed, "skipped": self.stats.skipped,
+                "processes": self.stats.processes, "routes": routes}
+
+
+def _signed(value: int, arch: Arch) -> int:
+    bits = 32 if arch is Arch.I386 else 64
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _restart_nr(audit_arch: int) -> int:
+    arch = abi.arch_of(audit_arch)
+    return syscalls.number("restart_syscall", arch) if arch is not None else -1
+
+
+_MASK_KEYS = frozenset({b"SigPnd", b"ShdPnd", b"SigBlk", b"SigIgn", b"SigCgt"})
+
+
+def _signal_masks(pid: int) -> dict[bytes, int]:
+    """The signal masks of /proc/<pid>/status (SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(b":")
+        if key in _MASK_KEYS:
+            out[key] = int(value.strip(), 16)
+    return out
+
+
+def _pending(pid: int, sig: int) -> bool:
+    masks = _signal_masks(pid)
+    bit = 1 << (sig - 1)
+    return bool((masks.get(b"SigPnd", 0) | masks.get(b"ShdPnd", 0)) & bit) and not masks.get(b"SigBlk", 0) & bit
+
+
+def _ignored(pid: int, sig: int) -> bool:
+    """Whether ``pid`` ignores ``sig`` (SIG_IGN, or SIG_DFL with a default of
+    nothing): the kernel drops such signals for untraced processes."""
+    if not 0 < sig < 65:
+        return False
+    fields = _signal_masks(pid)
+    bit = 1 << (sig - 1)
+    ignored, caught, blocked = fields.get(b"SigIgn", 0), fields.get(b"SigCgt", 0), fields.get(b"SigBlk", 0)
+    if blocked & bit:
+        return False
+    return bool(ignored & bit) or (sig in _DEFAULT_IGNORED and not caught & bit)
 
 
 def monitor_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:

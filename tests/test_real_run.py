@@ -21,10 +21,11 @@ from dmvx.policy import Policy
 from dmvx.verdict import VerdictKind
 from realmode import seccomp
 from realmode.orchestrator import make_policy, run
-from test_real_support import assert_no_survivors, captured, compile_target, native
+from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                                    reason="real mode traces x86-64 Linux processes")]
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
+              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
+                                 reason="real mode traces x86-64 Linux processes")]
 
 POLICIES = ("dmvx", "dmon")
 
@@ -208,22 +209,21 @@ def _variant_pids(argv: list[str]) -> list[int]:
     return pids
 
 
-def test_threads_are_refused_with_a_clear_message(build, tmp_path: Path) -> None:
-    source = tmp_path / "thread.c"
-    source.write_text("#include <pthread.h>\nstatic void *f(void *a){return a;}\n"
-                      "int main(void){pthread_t t; pthread_create(&t,0,f,0); pthread_join(t,0); return 0;}\n")
-    import subprocess
-    binary = tmp_path / "thread"
-    subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
-    started = time.monotonic()
-    result, _, _ = captured(lambda: run([[str(binary)], [str(binary)]], "dmvx"))
-    assert time.monotonic() - started < 5
-    assert result.exit_status is ExitStatus.UNAVAILABLE
-    assert "thread" in (result.unsupported or "")
-    assert_no_survivors(result)
-
-
 def test_missing_program_is_a_usage_error() -> None:
     from dmvx.errors import InputError
     with pytest.raises(InputError, match="no such program"):
         run([["/nonexistent/prog"], ["/nonexistent/prog"]], "dmvx")
+
+
+def test_json_owns_stdout_and_the_program_writes_to_stderr(build) -> None:
+    import json
+    import subprocess
+    hello = build("hello")
+    done = subprocess.run([sys.executable, "-m", "dmvx", "run", "--json", "--", hello, "3"],
+                          capture_output=True, timeout=60)
+    document = json.loads(done.stdout)  # nothing but the document
+    assert document["status"] == "ok" and document["program_status"] == 3
+    assert done.returncode == 3
+    assert b"hello from hello" in done.stderr and b"a line on stderr" in done.stderr
+    plain = subprocess.run([sys.executable, "-m", "dmvx", "run", "--", hello, "3"], capture_output=True, timeout=60)
+    assert plain.stdout.startswith(b"hello from hello") and plain.returncode == 3

@@ -1,5 +1,6 @@
 """Shared helpers of the real-mode tests (no tests of its own): compiling targets, native runs,
-capturing a run's stdio, and checking that no process outlives a run."""
+capturing a run's stdio, and checking that no process outlives a run (``assert_no_survivors``
+for one run's processes, the ``no_strays`` fixture for anything a test started)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,48 @@ def assert_no_survivors(result, within: float = 1.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"processes outlived the run: {alive}")
+
+
+def _session_processes(since: float) -> dict[int, str]:
+    """Processes of this session started after ``since`` (seconds since boot)
+    other than this one: what a run left behind, reparented or not."""
+    session = os.getsid(0)
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[3]) == session and int(fields[19]) / ticks >= since:
+            out[int(entry)] = name
+    return out
+
+
+def _uptime() -> float:
+    with open("/proc/uptime") as handle:
+        return float(handle.read().split()[0])
+
+
+@pytest.fixture
+def no_strays():
+    """Fail the test if any process it started (a variant, a monitor, a
+    CONNECTOR, a child of the program) is still running 2 s after it."""
+    since = _uptime() - 0.05
+    yield
+    deadline = time.monotonic() + 2.0
+    while True:
+        left = _session_processes(since)
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for pid in left:
+        try:
+            os.kill(pid, 9)  # do not let one test's leftovers spoil the next
+        except ProcessLookupError:
+            pass
+    assert not left, f"processes outlived the test: {left}"

@@ -1,7 +1,9 @@
 """Transparency: real programs under two variants behave exactly as natively.
 
 Same stdout, same stderr, same exit status, no verdict -- under both
-policies. Programs missing from the machine are skipped by name.
+policies. Programs missing from the machine are skipped by name. Python is
+called as /usr/bin/python3: a ``python3`` found first on PATH may be a
+wrapper script (pyenv's shim is a bash script that runs a dozen programs).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import shutil
 import pytest
 
 from realmode.orchestrator import run
-from test_real_support import captured, native
+from test_real_support import assert_no_survivors, captured, native, no_strays  # noqa: F401
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays")]
 
+PY = "/usr/bin/python3"
 PROGRAMS = [
     ["ls", "-la", "/etc/apt"], ["cat", "/etc/passwd"], ["sort", "-r", "/etc/passwd"],
     ["wc", "-l", "/etc/passwd"], ["sha256sum", "/etc/passwd"], ["md5sum", "/etc/passwd"],
@@ -26,6 +29,16 @@ PROGRAMS = [
     ["nl", "/etc/passwd"], ["tr", "a-z", "A-Z"], ["sqlite3", ":memory:", "select 1+1;"],
     ["perl", "-e", "print 6*7"], ["base64", "/etc/hostname"], ["comm", "/etc/passwd", "/etc/group"],
     ["diff", "/etc/passwd", "/etc/group"], ["id"], ["cat", "/no/such/file"],
+    # python3 scripts: start-up (hundreds of calls, stat storms, getrandom), stdin, files, processes
+    [PY, "-c", "import sys, json; print(json.dumps(sorted(sys.stdin.read().split())))"],
+    [PY, "-c", "import hashlib; print(hashlib.sha256(open('/etc/passwd', 'rb').read()).hexdigest())"],
+    [PY, "-c", "import os, pathlib; print(sorted(os.listdir('/etc/apt')), pathlib.Path('/etc/hostname').stat().st_size)"],
+    [PY, "-c", "import random, time, uuid; r = random.random(); u = uuid.uuid4(); print(0 <= r < 1, time.time() > 0)"],
+    [PY, "-c", "import csv, io, sys; rows = list(csv.reader(open('/etc/passwd'), delimiter=':')); print(len(rows)); sys.exit(3)"],
+    [PY, "-c", "import subprocess; print(subprocess.check_output(['sort', '-r', '/etc/passwd']).decode().splitlines()[0])"],
+    [PY, "-c", "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n"
+               "    open(os.path.join(d, 'f'), 'w').write('x' * 1000)\n    print(os.path.getsize(os.path.join(d, 'f')))"],
+    ["sh", "-c", "seq 100 | sort -r | head -3"], ["sh", "-c", "ls /etc/apt | wc -l; echo $((6 * 7))"],
 ]
 STDIN = b"hello from stdin\nsecond line\n"
 
@@ -42,3 +55,10 @@ def test_program_matches_native(argv: list[str], policy: str) -> None:
     assert out == expected.stdout
     assert err == expected.stderr
     assert result.program_status == expected.returncode
+    assert_no_survivors(result)
+
+
+def test_the_suite_is_large_enough() -> None:
+    # The issue asks for at least 20 distribution programs, python3 among them.
+    names = {argv[0].rsplit("/", 1)[-1] for argv in PROGRAMS}
+    assert len(names) >= 20 and "python3" in names

@@ -43,11 +43,13 @@ from dmvx.errors import InputError
 from dmvx.messages import Stop
 from dmvx.policy import Policy
 from dmvx.protocol import new_run_key
+from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import seccomp
 from realmode.connector import run_connector
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import Network
+from realmode.orchestrator import elf_arch
 from realmode.tracer import Launch, monitor_main
 
 CONNECTOR_PORT = 7070
@@ -103,7 +105,7 @@ class Agents:
 
     def __init__(self, net: Network, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
                  stall_timeout: float = 2.0, envs: list[dict[str, str]] | None = None,
-                 port: int = CONNECTOR_PORT) -> None:
+                 port: int = CONNECTOR_PORT, compare_from: str | None = None) -> None:
         if len(hosts) != len(argvs) or len(hosts) < 2:
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
         self.net = net
@@ -112,6 +114,12 @@ class Agents:
         self.port = port
         self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
         self.paths = [resolve(argv[0]) for argv in argvs]
+        # Variants of different ABIs are compared from each program's entry
+        # point: their dynamic loaders differ (as in dmvx run, docs/realmode.md).
+        if compare_from is None:
+            arches = {elf_arch(path) or Arch.X86_64 for path in self.paths}
+            compare_from = "entry" if len(arches) > 1 else "exec"
+        self.compare_from = compare_from
         base = dict(net.env)
         self.envs = [dict(base, **(envs[i] if envs else {})) for i in range(len(hosts))]
         self.outcome = AgentsOutcome()
@@ -170,7 +178,8 @@ class Agents:
         hint = self.net.topology.hosts[agent.host].cpu
         cpu = (hint if hint in cpus else None) if hint is not None else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
         launch = Launch(index=index, n_variants=n, policy=self.policy, path=self.paths[index], argv=agent.argv,
-                        env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu)
+                        env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu,
+                        compare_from=self.compare_from)
         def monitor() -> None:
             netns.enter(host_pid)
             # A served program's own stdin and stdout mean nothing here (its

@@ -2,12 +2,14 @@
    Under dmvx its stdout, stderr and exit status must equal a native run. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
     char cwd[256], buf[4096];
     ssize_t n;
-    printf("hello from %s\n", argv[0]);
+    const char *name = strrchr(argv[0], '/');
+    printf("hello from %s\n", name ? name + 1 : argv[0]);
     if (getcwd(cwd, sizeof cwd)) printf("cwd %s\n", cwd);
     fflush(stdout);
     fprintf(stderr, "a line on stderr\n");

@@ -1,0 +1,170 @@
+"""Real mode follows processes: fork, vfork, clone and exec in every variant.
+
+Each variant forks its own children, under its own pids; the program must
+see the leader's pids, a pipeline's timing must not show as a divergence,
+and the run must end as the native run ends. Threads are refused at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dmvx.exitstatus import ExitStatus
+from dmvx.verdict import VerdictKind
+from realmode.orchestrator import run
+from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
+              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
+                                 reason="real mode traces x86-64 Linux processes")]
+
+POLICIES = ("dmvx", "dmon")
+PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("targets")
+    return lambda name, *flags: compile_target(name, directory, *flags)
+
+
+def _status(returncode: int) -> int:
+    """A native returncode as a shell (and dmvx run) reports it: 128 + signal."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _same_as_native(argv: list[str], policy: str, stdin: bytes = b"") -> None:
+    expected = native(argv, stdin)
+    result, out, err = captured(lambda: run([argv, argv], policy), stdin=stdin)
+    assert result.verdict is None, result.verdict.summary()
+    assert result.unsupported is None and result.error is None, result.to_json()
+    assert (out, err) == (expected.stdout, expected.stderr)
+    assert result.process_exit_code == _status(expected.returncode)
+    assert_no_survivors(result)
+    return result
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_shell_pipeline_runs_as_natively(policy: str) -> None:
+    result = _same_as_native(["sh", "-c", "seq 100 | sort -r | head -3"], policy)
+    # Four processes per variant: the shell and the three commands.
+    assert all(v.stats["processes"] == 4 for v in result.variants)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("script", [
+    "seq 100000 | sort -rn | head -3",      # pipe reads whose sizes depend on timing
+    "yes | head -3",                         # the writer dies of SIGPIPE at a moment of its own
+    "for i in 1 2 3; do echo $i | cat; done; exit 3",
+    "echo $$ $PPID >/dev/null; sleep 0.1 & wait $!; echo waited $?",
+    "kill -TERM $$",
+], ids=["big-pipe", "sigpipe", "loop-status", "background-wait", "killed"])
+def test_shell_process_trees(policy: str, script: str) -> None:
+    _same_as_native(["sh", "-c", script], policy)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("mode", ["make", "pids", "spawn", "signals", "poll"])
+def test_parent_and_children(build, policy: str, mode: str) -> None:
+    # make: a make-like parent reaping jobs in whatever order they end;
+    # pids: fork's result, getppid, kill and waitpid with the leader's pids;
+    # spawn: vfork + exec; signals: a SIGCHLD handler while children end;
+    # poll: waitpid(WNOHANG) in a loop, empty as often as in the leader.
+    _same_as_native([build("procs"), mode], policy)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_python_starting_a_pipeline(policy: str) -> None:
+    if not os.path.exists(PYTHON):
+        pytest.skip("no /usr/bin/python3")
+    code = ("import subprocess\n"
+            "out = subprocess.run(['sh', '-c', 'seq 5000 | wc -l'], capture_output=True, check=True).stdout\n"
+            "print(out.decode().strip(), subprocess.check_output(['echo', 'hi']))\n")
+    _same_as_native([PYTHON, "-c", code], policy)
+
+
+def test_a_pid_differs_in_the_follower_but_the_program_sees_the_leaders(build) -> None:
+    procs = build("procs")
+    result, out, _ = captured(lambda: run([[procs, "pids"], [procs, "pids"]], "dmvx"))
+    assert result.verdict is None and b"fork said what the child said" in out
+    assert result.variants[1].stats["processes"] == 2
+
+
+def test_a_divergent_child_is_caught_in_its_own_stream(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    script = f'[ -n "$DMVX_EVIL" ] && touch {marker}; echo done'
+    env, evil = dict(os.environ), dict(os.environ, DMVX_EVIL="1")
+    argv = ["sh", "-c", f"(sh -c '{script}')"]
+    result, _, _ = captured(lambda: run([argv, argv], "dmvx", envs=[env, evil]))
+    assert result.verdict is not None and result.exit_status is ExitStatus.DIVERGENCE, result.to_json()
+    time.sleep(0.2)
+    assert not marker.exists()
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("how", ["pthread", "python"])
+def test_threads_are_refused_at_the_first_clone(tmp_path: Path, how: str) -> None:
+    if how == "pthread":
+        source = tmp_path / "thread.c"
+        source.write_text("#include <pthread.h>\nstatic void *f(void *a){return a;}\n"
+                          "int main(void){pthread_t t; pthread_create(&t,0,f,0); pthread_join(t,0); return 0;}\n")
+        binary = tmp_path / "thread"
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
+        argv = [str(binary)]
+    else:
+        argv = [PYTHON, "-c", "import threading; t = threading.Thread(target=print); t.start(); t.join()"]
+    started = time.monotonic()
+    result, _, err = captured(lambda: run([argv, argv], "dmvx"))
+    assert time.monotonic() - started < 5
+    assert result.exit_status is ExitStatus.UNAVAILABLE and result.process_exit_code == 5
+    assert "created a thread" in result.unsupported and "\n" not in result.unsupported
+    assert result.verdict is None
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
+    argv = ["sh", "-c", "sleep 30; echo never"]
+    holder: dict = {}
+
+    def sleepers() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                        if handle.read() == b"sleep\x0030\x00":
+                            found.append(int(entry))
+                except OSError:
+                    pass
+        return sorted(found)
+
+    import threading
+
+    def killer() -> None:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            found = sleepers()
+            if len(found) == 2:
+                time.sleep(0.2)
+                os.kill(found[victim], signal.SIGKILL)
+                holder["killed"] = time.monotonic()
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx"))
+    thread.join()
+    assert holder.get("killed")
+    assert time.monotonic() - holder["killed"] < 5  # a defined verdict within 5 s of the kill
+    assert result.verdict is not None and result.verdict.kind in (
+        VerdictKind.CRASH, VerdictKind.NO_PROGRESS), result.to_json()
+    assert_no_survivors(result)
