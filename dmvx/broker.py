@@ -50,6 +50,7 @@ _PATH_READS = {
     "fstatat": 1, "newfstatat": 1, "statx": 1, "faccessat": 1, "faccessat2": 1,
     "readlinkat": 1, "getxattr": 0, "lgetxattr": 0,
 }
+_AT_EMPTY_PATH_CALLS = frozenset({"fstatat", "newfstatat", "statx"})
 _OPEN_PATH = {"open": 0, "creat": 0, "openat": 1, "openat2": 1}
 _OPEN_FLAGS = {"open": 1, "openat": 2}
 _SOCKET_WRITES = frozenset(
@@ -144,6 +145,10 @@ class Broker:
             return self._open(name, args)
         if name in _PATH_READS:
             path = _arg(args, _PATH_READS[name])
+            if path == "" and name in _AT_EMPTY_PATH_CALLS:
+                # fstatat(fd, "", AT_EMPTY_PATH) is fstat(fd): glibc's fstat
+                # on x86-64. Route it by the descriptor, as fstat is.
+                return self._fd_call(name, args, fds)
             if isinstance(path, str) and self.policy.is_local_file(path):
                 return Decision(Route.LOCAL_FILE, Effect.EACH, not self.policy.async_replication)
             level, effect = LEVELS.get(name, (Level.NONSOCKET_RO, Effect.LEADER))

@@ -97,3 +97,14 @@ def test_unknown_presets_and_levels_are_clear_errors() -> None:
 def test_policy_page_is_generated_from_the_tables() -> None:
     page = Path(__file__).resolve().parent.parent / "docs" / "policy.md"
     assert page.read_text() == policy_doc.render(), "regenerate: python -m dmvx.policy_doc > docs/policy.md"
+
+
+def test_fstatat_with_an_empty_path_is_routed_by_its_descriptor() -> None:
+    policy = Policy.preset("dmvx", local_files=("/usr/lib/*",))
+    fds = FdTable()
+    fds.after(Call("openat", (-100, "/usr/lib/libc.so.6", 0, 0)), 3, local=True)
+    fds.after(Call("socket", (2, 1, 0)), 4)
+    assert decide(policy, Call("fstatat", (3, "", 1, 0x1000)), fds).route is Route.LOCAL_FILE
+    assert decide(policy, Call("fstatat", (4, "", 1, 0x1000)), fds).route is Route.REPLICATE
+    assert decide(Policy.preset("dmvx", relaxation="nonsocket-rw"), Call("fstatat", (4, "", 1, 0x1000)),
+                  fds).route is Route.LOCKSTEP
