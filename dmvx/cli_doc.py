@@ -12,7 +12,6 @@ exits 1 when the page is out of date.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +19,7 @@ from typing import Iterator
 import click
 
 from dmvx.cli import PROG, cli
+from dmvx import docpage
 from dmvx.yamlfile import SOURCE_ROOT
 
 PAGE = SOURCE_ROOT / "docs" / "guide" / "commands.md"
@@ -62,26 +62,11 @@ def render() -> str:
 
 def stale(page: Path = PAGE) -> bool:
     """Whether the committed page differs from :func:`render`."""
-    try:
-        return page.read_text(encoding="utf-8") != render()
-    except OSError:
-        return True
+    return docpage.stale(page, render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is out of date")
-    parser.add_argument("--page", type=Path, default=PAGE, help="where the page lives")
-    args = parser.parse_args(argv)
-    if args.check:
-        if stale(args.page):
-            print(f"{args.page}: out of date; run: {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    args.page.parent.mkdir(parents=True, exist_ok=True)
-    args.page.write_text(render(), encoding="utf-8")
-    print(f"wrote {args.page}")
-    return 0
+    return docpage.main(PAGE, render, REGENERATE, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

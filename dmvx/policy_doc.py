@@ -2,10 +2,15 @@
 
 The sensitive set, the local set and the relaxation families live in
 :mod:`dmvx.policy`; the page is generated from them so it cannot drift.
-Regenerate with ``python -m dmvx.policy_doc > docs/policy.md``.
+Regenerate with ``python -m dmvx.policy_doc``.
 """
 
 from __future__ import annotations
+
+import sys
+
+from dmvx import docpage
+from dmvx.yamlfile import SOURCE_ROOT
 
 from dmvx.policy import LAYOUT_ARGS, LEVELS, LOCAL_CALLS, PREDICTABLE, SENSITIVE, SENSITIVE_WHEN, Effect, Level
 
@@ -83,5 +88,18 @@ def render() -> str:
     return "\n".join(lines)
 
 
+PAGE = SOURCE_ROOT / "docs" / "policy.md"
+REGENERATE = "python -m dmvx.policy_doc"
+
+
+def stale() -> bool:
+    """Whether docs/policy.md differs from :func:`render`."""
+    return docpage.stale(PAGE, render)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return docpage.main(PAGE, render, REGENERATE, __doc__.splitlines()[0], argv)
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    sys.exit(main())

@@ -13,7 +13,6 @@ exits 1 when the page is out of date.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -24,6 +23,7 @@ from typing import Any, Iterable
 from dmvx.schema_export import schema_of
 from dmvx.scenario import Scenario
 from dmvx.topology import Topology
+from dmvx import docpage
 from dmvx.yamlfile import SOURCE_ROOT
 
 PAGE = SOURCE_ROOT / "docs" / "guide" / "files.md"
@@ -294,26 +294,11 @@ def _tidy(lines: list[str]) -> str:
 
 def stale(page: Path = PAGE) -> bool:
     """Whether the committed page differs from :func:`render`."""
-    try:
-        return page.read_text(encoding="utf-8") != render()
-    except OSError:
-        return True
+    return docpage.stale(page, render)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is out of date")
-    parser.add_argument("--page", type=Path, default=PAGE, help="where the page lives")
-    args = parser.parse_args(argv)
-    if args.check:
-        if stale(args.page):
-            print(f"{args.page}: out of date; run: {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    args.page.parent.mkdir(parents=True, exist_ok=True)
-    args.page.write_text(render(), encoding="utf-8")
-    print(f"wrote {args.page}")
-    return 0
+    return docpage.main(PAGE, render, REGENERATE, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
