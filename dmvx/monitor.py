@@ -154,6 +154,17 @@ class _Monitor:
         """Calls seen per route (route name -> count), for reports."""
         return {route.value: count for route, count in self._route_counts.items() if count}
 
+    def process_exited(self, status: int) -> list[Action]:
+        """The variant's process exited with ``status``."""
+        return self._process_end(Call(EXIT, (status,)), status)
+
+    def process_killed(self, signal: int) -> list[Action]:
+        """The variant's process was killed by ``signal``."""
+        return self._process_end(Call(KILLED, (signal,)), 128 + signal)
+
+    def _process_end(self, call: Call, status: int) -> list[Action]:
+        raise NotImplementedError
+
     def _halt(self, verdict: Verdict) -> list[Action]:
         if self.verdict is not None:
             return []
@@ -274,14 +285,6 @@ class LeaderMonitor(_Monitor):
             return self._on_report(message)
         return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
                                   detail=f"leader received a {type(message).__name__} message"))
-
-    def process_exited(self, status: int) -> list[Action]:
-        """The leader's process exited with ``status``."""
-        return self._process_end(Call(EXIT, (status,)), status)
-
-    def process_killed(self, signal: int) -> list[Action]:
-        """The leader's process was killed by ``signal``."""
-        return self._process_end(Call(KILLED, (signal,)), 128 + signal)
 
     def stalled(self) -> list[Action]:
         """A wait lasted longer than the stall timeout."""
@@ -550,14 +553,6 @@ class FollowerMonitor(_Monitor):
                                       detail=f"entry {message.seq} arrived after call {self.seq}"))
         self._inbox[message.seq] = message
         return []
-
-    def process_exited(self, status: int) -> list[Action]:
-        """The follower's process exited with ``status``."""
-        return self._process_end(Call(EXIT, (status,)), status)
-
-    def process_killed(self, signal: int) -> list[Action]:
-        """The follower's process was killed by ``signal``."""
-        return self._process_end(Call(KILLED, (signal,)), 128 + signal)
 
     def stalled(self) -> list[Action]:
         """A wait lasted longer than the stall timeout: the leader is silent."""
