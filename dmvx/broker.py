@@ -51,6 +51,8 @@ _PATH_READS = {
     "readlinkat": 1, "getxattr": 0, "lgetxattr": 0,
 }
 _AT_EMPTY_PATH_CALLS = frozenset({"fstatat", "newfstatat", "statx"})
+#: Calls that only read a descriptor's metadata.
+_METADATA = frozenset({"fstat", "fstatfs"}) | _AT_EMPTY_PATH_CALLS
 _OPEN_PATH = {"open": 0, "creat": 0, "openat": 1, "openat2": 1}
 _OPEN_FLAGS = {"open": 1, "openat": 2}
 _SOCKET_WRITES = frozenset(
@@ -188,6 +190,11 @@ class Broker:
             return self._relaxed(name, level, effect)
         if name in _FD_EACH_ALWAYS:
             return self._relaxed(name, level, Effect.EACH)
+        if name in _METADATA:
+            # A variant's own pipe or file copy has its own inode, device and
+            # times: the leader's answer is the canonical one, even for
+            # descriptors every variant holds for real.
+            return self._relaxed(name, level, Effect.LEADER)
         if kind is not None and kind.own:
             route = Route.LOCAL_FILE if kind is FdKind.LOCAL_FILE else Route.REPLICATE
             if route is Route.LOCAL_FILE:
