@@ -45,7 +45,9 @@ def test_hosts_switches_and_links_follow_the_file(clean_check) -> None:
             with open(f"/sys/class/net/{port}/master/uevent") as handle:
                 assert f"INTERFACE={bridge}" in handle.read()
         qdisc = net.popen("h1", ["tc", "class", "show", "dev", "h1-eth0"], text=True).communicate()[0]
-        assert "htb" in qdisc and "rate 100Mbit" in qdisc
+        bw = topo.links[0].bw
+        rate = f"rate {bw / 1e9:g}Gbit" if bw >= 1e9 else f"rate {bw / 1e6:g}Mbit"
+        assert "htb" in qdisc and rate in qdisc, (rate, qdisc)
         assert max(_ping(net, "h1", "h3")) < 1.0  # everyone reaches everyone, nothing routed out
         assert net.delay_mechanism == ("netem" if network.netem_available() else "relay")
     assert runs.run_links(run_id) == []
