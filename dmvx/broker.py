@@ -190,10 +190,10 @@ class Broker:
             return self._relaxed(name, level, effect)
         if name in _FD_EACH_ALWAYS:
             return self._relaxed(name, level, Effect.EACH)
-        if name in _METADATA:
-            # A variant's own pipe or file copy has its own inode, device and
-            # times: the leader's answer is the canonical one, even for
-            # descriptors every variant holds for real.
+        if name in _METADATA and kind is FdKind.PIPE:
+            # Each variant's own pipe has its own inode and times: the
+            # leader's answer is the canonical one. (A local file's metadata
+            # is part of what its digest compares.)
             return self._relaxed(name, level, Effect.LEADER)
         if kind is not None and kind.own:
             route = Route.LOCAL_FILE if kind is FdKind.LOCAL_FILE else Route.REPLICATE
