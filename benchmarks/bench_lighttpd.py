@@ -11,10 +11,9 @@ fetch a sample of them and compare each body's SHA-256 with the file's; run
 from ab; stop the run with SIGINT (lighttpd never ends by itself) and take a
 divergence as ``dmvx run`` reports it on stderr.
 
-ASLR is turned off for the variants (``setarch -R``): lighttpd keeps
-connection pointers in ``epoll_event.data``, which real mode replicates from
-the leader verbatim, so a follower with another heap layout would dereference
-the leader's pointers (docs/case-study.md, "the epoll gap").
+ASLR stays on: lighttpd keeps connection pointers in ``epoll_event.data``,
+and real mode hands each variant its own data for the descriptor an event is
+for (realmode/epoll.py; docs/case-study.md, "the epoll gap").
 
 Needs root (ptrace, port 8089 on 127.0.0.1), lighttpd and ab.
 """
@@ -63,8 +62,7 @@ def make_tree(directory: Path) -> tuple[Path, dict[str, str]]:
 
 
 def server_argv(config: Path, policy: str | None) -> list[str]:
-    program = [shutil.which("setarch") or "setarch", "x86_64", "-R", shutil.which("lighttpd") or "lighttpd",
-               "-D", "-f", str(config)]
+    program = [shutil.which("lighttpd") or "lighttpd", "-D", "-f", str(config)]
     if policy is None:
         return program
     return [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--"] + program
@@ -133,9 +131,9 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    for tool in ("lighttpd", "ab", "setarch"):
+    for tool in ("lighttpd", "ab"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is needed (Debian: lighttpd, apache2-utils, util-linux)")
+            raise SystemExit(f"{tool} is needed (Debian: lighttpd, apache2-utils)")
     with tempfile.TemporaryDirectory() as tmp:
         config, digests = make_tree(Path(tmp))
         rows = [one(config, digests, policy, args.requests, args.sample) for policy in (None, "dmon", "dmvx")]

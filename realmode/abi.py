@@ -48,6 +48,7 @@ from dmvx import structs, syscalls
 from dmvx.calls import Call, Outcome
 from dmvx.syscalls import Arch, Arg, ArgKind, SyscallSpec
 from realmode import ptrace_ll as ll
+from realmode.epoll import EVENTS_ARG, WAITS, EpollMap
 from realmode.pids import PID_ARGS, PidMap
 
 K = ArgKind
@@ -113,6 +114,9 @@ class RawCall:
     args: tuple[int, ...]  # raw argument values (registers, or socketcall's words)
     call: Call
     slots: tuple[Slot, ...] = ()
+    #: ``epoll_ctl``: ``(epfd, op, fd, data)`` as this variant passed them,
+    #: applied to its epoll map once the call succeeded (run or skipped).
+    epoll_ctl: tuple[int, int, int, int | None] | None = None
 
 
 class _Out:
@@ -156,6 +160,8 @@ class Reader:
         #: The variants differ in word size: lengths that are a word (glibc's
         #: getrandom of one random word for malloc) are not compared.
         self.abi_diverse = abi_diverse
+        #: This process's ``epoll_event.data`` per (epfd, fd) (realmode.epoll).
+        self.epoll = EpollMap()
 
     # -- calls ---------------------------------------------------------------
 
@@ -194,7 +200,31 @@ class Reader:
             slots = _moved_slots(plan, canonical, len(args))
         if name == "ioctl" and raw[1] & 0xFFFFFFFF in _IOCTL_OUT:
             slots = (Slot(2, 2, Arg("arg", K.OUT_BUF), None),)
-        return RawCall(canonical, plan.kernel_name, arch, nr, tuple(raw), Call(canonical, normal), slots)
+        registration = self._epoll_ctl(arch, raw, normal) if canonical == "epoll_ctl" else None
+        return RawCall(canonical, plan.kernel_name, arch, nr, tuple(raw), Call(canonical, normal), slots,
+                       registration)
+
+    def _epoll_ctl(self, arch: Arch, raw: tuple[int, ...], normal: tuple) -> tuple[int, int, int, int | None]:
+        """What this variant registers, its own ``data`` included (the
+        canonical argument reduces a pointer to 0/1 for comparison)."""
+        data = None
+        if raw[3]:
+            try:
+                data = EpollMap.parse(arch, ll.read_memory(self.pid, raw[3], structs.size("epoll_event", arch)))
+            except ll.PtraceError as error:
+                if error.errno != errno.EFAULT:
+                    raise
+        epfd, op, fd = (value if isinstance(value, int) else -1 for value in normal[:3])
+        return epfd, op, fd, data
+
+    def _committed(self, raw: RawCall, result: int) -> None:
+        """Keep this process's epoll map in step with a call that returned ``result``."""
+        if result < 0:
+            return
+        if raw.epoll_ctl is not None:
+            self.epoll.apply(*raw.epoll_ctl)
+        elif raw.name == "close" and raw.call.args and isinstance(raw.call.args[0], int):
+            self.epoll.forget_fd(raw.call.args[0])
 
     def _value(self, arg: Arg, index: int, raw: tuple[int, ...], bits: int, arch: Arch, spec: SyscallSpec):
         """One argument's canonical value; ``"<unreadable>"`` for memory the
@@ -328,6 +358,7 @@ class Reader:
 
     def outcome(self, raw: RawCall, result: int) -> Outcome:
         """The canonical outcome of ``raw``: its result and the bytes it wrote."""
+        self._committed(raw, result)
         if raw.kernel_name == "_llseek" and result == 0 and raw.args[3]:
             return Outcome(_signed(int.from_bytes(ll.read_memory(self.pid, raw.args[3], 8), "little"), 64))
         if result < 0 or not raw.slots or (result == 0 and raw.name == "wait4"):
@@ -347,6 +378,8 @@ class Reader:
                 continue
             if raw.name == "waitid" and slot.canon == 2:
                 data = self.pids.canonical_siginfo(data, raw.arch)
+            elif raw.name in WAITS and slot.canon == EVENTS_ARG:
+                data = self.epoll.to_canonical(raw.call.args[0], data)
             outputs.append((slot.canon, data))
         return Outcome(result, tuple(outputs))
 
@@ -395,6 +428,7 @@ class Reader:
     def write_outcome(self, raw: RawCall, outcome: Outcome) -> int:
         """Write ``outcome`` at this tracee's own pointers for ``raw``; return
         the value its return register must hold."""
+        self._committed(raw, outcome.result)
         if raw.kernel_name == "_llseek" and outcome.result >= 0:
             if raw.args[3]:
                 ll.write_memory(self.pid, raw.args[3], (outcome.result & ((1 << 64) - 1)).to_bytes(8, "little"))
@@ -428,6 +462,8 @@ class Reader:
             elif kind is K.OUT_MSGHDR:
                 self._msghdr_write(pointer, raw.arch, data)
             else:
+                if raw.name in WAITS and index == EVENTS_ARG:
+                    data = self.epoll.from_canonical(raw.call.args[0], data)
                 ll.write_memory(self.pid, pointer, from_canonical(data, slot.canon_struct, slot.arg.struct, raw.arch))
         return result
 

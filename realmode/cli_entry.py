@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dmvx.exitstatus import Unavailable
 from realmode.orchestrator import RunResult, run
 
 
@@ -15,9 +14,7 @@ def run_program(variants: list[list[str]], *, policy: str, record: Path | None, 
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the
     program's stdout goes to stderr (docs/realmode.md)."""
-    if record is not None:
-        raise Unavailable("dmvx run --record: trace recording is not built yet")
-    return run(variants, policy, stdout_to_stderr=as_json)
+    return run(variants, policy, stdout_to_stderr=as_json, record=record)
 
 
 def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any) -> Any:

@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from dmvx import codec
@@ -38,6 +39,7 @@ from dmvx.policy import Policy, Route
 from dmvx.syscalls import Arch
 from dmvx.protocol import new_run_key
 from dmvx.verdict import Verdict, VerdictKind, variant_name
+from realmode import record as record_mod
 from realmode import seccomp
 from realmode.connector import run_connector
 from realmode.tracer import Launch, monitor_main
@@ -231,6 +233,7 @@ def run(
     stdout_to_stderr: bool = False,
     compare_from: str | None = None,
     flush_delay: float = 0.001,
+    record: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run ``variants`` (argv lists, leader first) under the monitors.
 
@@ -239,7 +242,8 @@ def run(
     ``dmvx run --json``). ``compare_from`` is ``"exec"`` or ``"entry"``; by
     default ``"entry"`` when the variants' executables are of different
     architectures (their dynamic loaders differ; docs/realmode.md), else
-    ``"exec"``.
+    ``"exec"``. ``record`` names a file to write the run's trace into
+    (docs/trace-format.md; :mod:`realmode.record`).
     """
     if len(variants) < 2:
         raise InputError("dmvx run: MVX needs at least two variants")
@@ -257,6 +261,10 @@ def run(
     elif compare_from not in ("exec", "entry"):
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
     reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
+    trace = Path(record) if record is not None else None
+    parts = [f"{trace}.{run_id}.v{i}" for i in range(n)] if trace is not None else None
+    if trace is not None and not trace.parent.is_dir():
+        raise InputError(f"dmvx run: --record {trace}: no such directory {trace.parent}")
     result = RunResult(pol.name, reports)
     children: list[int] = []
     pipes: dict[int, int] = {}
@@ -266,6 +274,7 @@ def run(
     started = time.monotonic()
     sys.stdout.flush()
     sys.stderr.flush()
+    previous_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         for index in range(n):
             mon_end, con_end = socket.socketpair()
@@ -281,7 +290,7 @@ def run(
             env = dict(envs[index]) if envs is not None else dict(os.environ)
             launch = Launch(index, n, pol, paths[index], list(variants[index]), env, bpf, stall_timeout,
                             cpus[index][1], compare_from, stdout_to_stderr and index == 0, flush_delay,
-                            cpus[index][0])
+                            cpus[index][0], parts[index] if parts is not None else None)
             pid = os.fork()
             if pid == 0:  # monitor
                 _child(lambda: monitor_main(launch, mon_end, write_fd),
@@ -294,20 +303,40 @@ def run(
         listener.close()
         _collect(result, pipes, buffers)
     finally:
-        listener.close()
-        for fd in pipes:
-            os.close(fd)
-        _kill_all(children)
-        result.helpers = children
-        result.elapsed = time.monotonic() - started
+        # A second Ctrl-C or SIGTERM must not cut the cleanup short: the
+        # signals wait until it is done (and then interrupt, if they came).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            listener.close()
+            for fd in pipes:
+                os.close(fd)
+            _kill_all(children)
+            result.helpers = children
+            if trace is not None and parts is not None:
+                variants_info = [{"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}
+                                 for path, argv in zip(paths, variants)]
+                record_mod.join(trace, parts, variants_info, policy=pol.name, recorded="dmvx run")
+            result.elapsed = time.monotonic() - started
+        finally:
+            signal.signal(signal.SIGTERM, previous_term)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return result
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM ends a run the way Ctrl-C does: through the ``finally`` that
+    kills and reaps every process of the run (``dmvx run`` then exits 130)."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _child(body, keep: set[int], cpu: int | None = None) -> None:
     """Run ``body`` in a freshly forked child and never return."""
     status = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator ends the run on Ctrl-C
+        # The orchestrator ends the run on Ctrl-C and SIGTERM (sent to the
+        # whole process group too); its helpers leave that to it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
         for fd in range(3, 1024):

@@ -77,6 +77,7 @@ from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi, link
+from realmode.record import Recorder
 from realmode import ptrace_ll as ll
 from realmode.pids import PID_RESULTS, PidMap
 
@@ -130,6 +131,8 @@ class Launch:
     flush_delay: float = 0.001
     #: The CPU of the program itself when not the monitor's (``cpu``).
     program_cpu: int | None = None
+    #: Where to write this variant's part of the trace (``dmvx run --record``).
+    record: str | None = None
 
 
 @dataclass(slots=True)
@@ -151,6 +154,8 @@ class _Held:
     steer: dict[str, int] | None = None    # registers a follower set to steer it
     note: bool = False         # leader: tell the followers this call's result
     child: "Proc | None" = None  # fork family: the new process
+    entered: int = 0           # --record: when it stopped at its entry
+    ran: int | None = None     # --record: when it was resumed to run
 
 
 class Proc:
@@ -215,6 +220,7 @@ class MonitorProcess:
         self.flush_at: float | None = None
         self.batching = launch.policy.async_replication
         self.more_stops = False
+        self.recorder = Recorder(launch.record, launch.index) if launch.record else None
 
     # -- reporting to the orchestrator ------------------------------------------
 
@@ -241,8 +247,8 @@ class MonitorProcess:
                     os.dup2(2, 1)
                 os.closerange(3, 65536)
                 # As a shell would start it: Python ignores SIGPIPE and SIGXFSZ
-                # and the run's helpers SIGINT; none of that is the program's.
-                for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGCHLD):
+                # and the run's helpers SIGINT and SIGTERM; none of that is the program's.
+                for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                     signal.signal(number, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, ())
                 if launch.program_cpu is not None and launch.program_cpu != launch.cpu:
@@ -318,6 +324,8 @@ class MonitorProcess:
             self._report(event="unsupported", message=str(problem))
         finally:
             self._kill_all()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def _anyone_waiting(self) -> bool:
         return any(proc.waiting_since is not None for proc in self.procs.values())
@@ -576,6 +584,8 @@ class MonitorProcess:
             self._check_creator(proc, raw)
         self.stats.stops += 1
         proc.held = _Held(raw)
+        if self.recorder is not None and proc is self.root:
+            proc.held.entered = self.recorder.entered()
         self._carry_out(proc, proc.monitor.call_entered(raw.call))
 
     def _check_creator(self, proc: Proc, raw: abi.RawCall) -> None:
@@ -637,6 +647,8 @@ class MonitorProcess:
             self._send(EVERYONE, Entry(proc.stream, held.seq, Call(RESULT_CALL, (rval,)), EntryKind.RESULT,
                                        Outcome(rval)))
         outcome = proc.reader.outcome(held.raw, rval)
+        if self.recorder is not None and proc is self.root:
+            self.recorder.call(held.raw.call, outcome, held.entered, held.ran)
         self._carry_out(proc, proc.monitor.call_exited(outcome))
         if proc.alive and not self.finished:
             ll.resume(proc.pid, False, held.inject)
@@ -659,6 +671,7 @@ class MonitorProcess:
         child_pid = ll.event_message(proc.pid)
         child = self._adopt(child_pid, proc.monitor.child(), proc.phase)
         child.fresh = True
+        child.reader.epoll = proc.reader.epoll.copy()  # a copy of the parent's descriptor table
         if proc.held is not None:
             proc.held.child = child
         if self.leader:
@@ -706,6 +719,11 @@ class MonitorProcess:
         proc.alive = False
         proc.held = None
         proc.waiting_since = None
+        if self.recorder is not None and proc is self.root and not self.finished:
+            if os.WIFEXITED(status):
+                self.recorder.exited(os.WEXITSTATUS(status))
+            else:
+                self.recorder.killed(os.WTERMSIG(status))
         if not proc.done and not self.finished:
             if os.WIFEXITED(status):
                 self._carry_out(proc, proc.monitor.process_exited(os.WEXITSTATUS(status)))
@@ -719,6 +737,8 @@ class MonitorProcess:
         self.finished = True
         assert self.root is not None
         self._flush()
+        if self.recorder is not None:
+            self.recorder.close()
         self._report(event="done", status=self.root.status, stats=self._stats())
 
     def _rewrite_auxv(self, pid: int) -> int:
@@ -805,6 +825,8 @@ class MonitorProcess:
                 return
         held.stage = "running"
         self.stats.executed += 1
+        if self.recorder is not None and proc is self.root:
+            held.ran = time.perf_counter_ns()
         if not self.leader and (self.pids.active or seq is not None):
             self._steer(proc, held)
         ll.resume(proc.pid, True)
@@ -921,6 +943,7 @@ class MonitorProcess:
         result = self._write_outcome(proc, held, skip)
         if result is None:
             return
+        self._record_skip(proc, held, skip, result)
         regs.orig_rax = _MASK64
         regs.rax = result & _MASK64
         ll.set_regs(proc.pid, regs)
@@ -990,10 +1013,15 @@ class MonitorProcess:
         result = self._write_outcome(proc, held, skip)
         if result is None:
             return
+        self._record_skip(proc, held, skip, result)
         regs = ll.get_regs(proc.pid)
         regs.rax = result & _MASK64
         ll.set_regs(proc.pid, regs)
         ll.resume(proc.pid, False)
+
+    def _record_skip(self, proc: Proc, held: _Held, skip: Skip, result: int) -> None:
+        if self.recorder is not None and proc is self.root:
+            self.recorder.call(held.raw.call, Outcome(result, skip.outcome.outputs), held.entered, None)
 
     def _write_outcome(self, proc: Proc, held: _Held, skip: Skip) -> int | None:
         """Write the leader's outcome into ``proc``; None (and a verdict) if it cannot be."""
@@ -1011,6 +1039,8 @@ class MonitorProcess:
         if not self.finished:
             self.finished = True
             self._flush()
+            if self.recorder is not None:
+                self.recorder.close()
             self._report(event="verdict", stop=codec.dumps(Stop("0", verdict)).hex(), stats=self._stats())
 
     def _kill_all(self) -> None:

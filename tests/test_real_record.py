@@ -1,0 +1,73 @@
+"""``dmvx run --record FILE`` writes a trace that sim mode and the lab watcher replay.
+
+A real run of a small C program (stdin read by the leader, writes, exit 7)
+is recorded, read back with :func:`dmvx.trace.read_trace`, replayed by
+``dmvx sim`` as a ``trace`` workload (outcome ok, as expected) and by
+``dmvx lab watch`` (no verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dmvx.trace import TraceCall, TraceEnd, read_trace
+from test_real_support import compile_target, no_strays  # noqa: F401
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
+              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
+                                 reason="real mode traces x86-64 Linux processes")]
+
+ROOT = Path(__file__).resolve().parent.parent
+DMVX = [sys.executable, "-m", "dmvx"]
+
+
+def _dmvx(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([*DMVX, *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120)
+
+
+def test_recorded_run_replays_in_sim_and_lab_watch(tmp_path: Path) -> None:
+    hello = compile_target("hello", tmp_path)
+    trace_path = tmp_path / "hello.jsonl"
+    done = _dmvx("run", "--record", str(trace_path), "--", hello, "7", "echo", stdin=b"one\ntwo\n")
+    assert done.returncode == 7, done.stderr.decode()
+    assert done.stdout == subprocess.run([hello, "7", "echo"], input=b"one\ntwo\n", capture_output=True).stdout
+
+    trace = read_trace(trace_path)
+    assert trace.header["policy"] == "dmvx" and len(trace.header["variants"]) == 2
+    assert set(trace.streams) == {0, 1}
+    for index, events in trace.streams.items():
+        calls = [e for e in events if isinstance(e, TraceCall)]
+        assert calls and events[-1] == TraceEnd("exit", 7), index
+        assert all(c.gap is not None for c in calls)
+    leader_calls = [e for e in trace.streams[0] if isinstance(e, TraceCall)]
+    follower_calls = [e for e in trace.streams[1] if isinstance(e, TraceCall)]
+    assert [c.call for c in leader_calls] == [c.call for c in follower_calls]
+    assert all(c.ns is not None for c in leader_calls)          # the leader ran every call
+    assert any(c.ns is None for c in follower_calls)            # the follower skipped some
+    assert any(c.call.name == "read" and c.outcome.outputs for c in follower_calls)  # stdin, from the leader
+
+    scenario = tmp_path / "replay.yml"
+    scenario.write_text("name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+                        "policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: hello.jsonl\n"
+                        "expect:\n  verdict: ok\n")
+    sim = _dmvx("sim", "--json", str(scenario))
+    assert sim.returncode == 0, sim.stderr.decode()
+    point = json.loads(sim.stdout)["points"][0]
+    assert (point["outcome"], point["as_expected"], point["calls"]) == ("ok", True, len(leader_calls))
+
+    watch = _dmvx("lab", "watch", "--json", str(trace_path))
+    assert watch.returncode == 0, watch.stderr.decode()
+    watched = json.loads(watch.stdout)
+    assert watched["verdict"] is None and watched["variants"][1]["skipped"] > 0
+
+
+def test_record_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
+    done = _dmvx("run", "--record", str(tmp_path / "nowhere" / "t.jsonl"), "--", "true")
+    assert done.returncode != 0
+    assert b"Traceback" not in done.stderr and b"no such directory" in done.stderr

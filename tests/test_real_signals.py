@@ -1,0 +1,86 @@
+"""``dmvx run`` ends on SIGTERM as on Ctrl-C: every process killed, status 130.
+
+The run's program sleeps; the signal goes to the ``dmvx run`` process alone
+(as ``kill PID`` or a service manager sends it). Its monitors, CONNECTORs and
+both variants must be gone at once, and the exit status is the defined
+"interrupted" one, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dmvx.exitstatus import ExitStatus
+from test_real_support import no_strays, running  # noqa: F401
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
+              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
+                                 reason="real mode traces x86-64 Linux processes")]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else ():
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in out:
+                    out.add(child)
+                    todo.append(child)
+    return out
+
+
+def _sleeping_variants(pid: int, timeout: float = 10.0) -> set[int]:
+    """The run's processes once both variants are asleep in ``sleep``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _descendants(pid)
+        sleepers = [p for p in found if _comm(p) == "sleep"]
+        if len(sleepers) == 2:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"the variants never started: {sorted(found)}")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("policy", ["dmvx", "dmon"])
+def test_run_ends_on_signal_killing_everything(sig: signal.Signals, policy: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "dmvx", "run", "--policy", policy, "--", "sleep", "30"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        processes = _sleeping_variants(proc.pid)
+        assert len(processes) >= 6  # two monitors, two CONNECTORs, two variants
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == int(ExitStatus.INTERRUPTED), err.decode()
+    assert b"Traceback" not in err and b"interrupted" in err
+    assert took < 3.0
+    left = [pid for pid in processes if running(pid)]
+    assert not left, f"survived the {sig.name}: {left}"
