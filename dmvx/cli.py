@@ -88,7 +88,7 @@ REAL_CALIBRATE = _Entry("realmode.cli_entry", "calibrate", "calibration is not b
 VALIDATE = _Entry("dmvx.validate", "validate_file", "the file validator is not built yet")
 LAB_LIST = _Entry("dmvx.lab.entry", "list_labs", "the teaching labs are not built yet")
 LAB_CHECK = _Entry("dmvx.lab.entry", "check", "the lab checkers are not built yet")
-LAB_WATCH = _Entry("dmvx.lab.entry", "watch", "the trace watcher is not built yet")
+LAB_WATCH = _Entry("dmvx.lab.entry", "watch", "the trace watcher is missing from this installation")
 
 
 def _load(ctx: click.Context, entry: _Entry) -> Callable[..., Any]:
