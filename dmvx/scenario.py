@@ -61,6 +61,16 @@ AttackKind = Literal[
 ]
 #: Attacks on the monitor's network channel rather than on a variant.
 CONNECTOR_ATTACKS = frozenset({"connector-forgery", "connector-replay"})
+#: Real-mode exploits (vulnerable programs of realmode/vuln), and the attack
+#: class each one is an instance of.
+EXPLOIT_KIND = {
+    "stack-overflow": "rop-absolute", "heap-overflow": "rop-absolute", "partial-overwrite": "relative-rop",
+    "format-string": "pointer-leak", "struct-overflow": "data-only",
+}
+Exploit = Literal["stack-overflow", "heap-overflow", "partial-overwrite", "format-string", "struct-overflow"]
+#: The modes a diversity setting lists an expectation for.
+MODES = ("sim", "real")
+_SETTING_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 # ---------------------------------------------------------------------------
@@ -283,6 +293,21 @@ class Attack(FileModel):
         description="Host the attack is sent from (connector attacks). Default: the first attacker "
         "host, else the first client host.",
     )
+    exploit: Exploit | None = Field(
+        default=None,
+        description="Real mode: the vulnerable program and its exploit, an instance of kind -- "
+        "stack-overflow or heap-overflow (rop-absolute), partial-overwrite (relative-rop), "
+        "format-string (pointer-leak), struct-overflow (data-only). Default: the first of these for the kind.",
+    )
+
+    @model_validator(mode="after")
+    def _exploit_fits(self) -> "Attack":
+        if self.exploit is not None and EXPLOIT_KIND[self.exploit] != self.kind:
+            fitting = [name for name, kind in EXPLOIT_KIND.items() if kind == self.kind]
+            raise Problem(f"exploit {self.exploit!r} is a {EXPLOIT_KIND[self.exploit]} attack, not {self.kind}",
+                          path=("exploit",),
+                          expected=one_of(fitting) if fitting else f"no exploit with kind {self.kind}")
+        return self
 
 
 class Expect(FileModel):
@@ -296,9 +321,18 @@ class Expect(FileModel):
         default=None,
         description="The verdict kind expected with divergence or rejected, e.g. call-mismatch, auth-failure.",
     )
+    effect: bool | None = Field(
+        default=None,
+        description="Whether the attack reaches its goal (the shell it starts runs, the secret or the "
+        "pointer it is after reaches the attacker), verdict or not. Default: not checked.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> "Expect":
+        if self.effect is False and self.verdict == "missed":
+            raise Problem("a missed attack without effect", path=("effect",),
+                          expected="effect: true with verdict missed (an attack that fails in every "
+                          "variant is not missed)")
         if self.kind is None:
             return self
         if self.verdict in ("ok", "missed"):
@@ -313,6 +347,41 @@ class Expect(FileModel):
             raise Problem(f"{self.kind.value!r} is a divergence, not a rejection", path=("kind",),
                           expected=one_of(others))
         return self
+
+
+class NotRun(FileModel):
+    """A mode that cannot run a setting, and why."""
+
+    skip: str = Field(min_length=1, description="Why this mode does not run the setting, e.g. "
+                      "'an aarch64 variant needs a real aarch64 host'.")
+
+
+def _expect_tag(value: Any) -> str:
+    return "skip" if isinstance(value, (Mapping, NotRun)) and (
+        isinstance(value, NotRun) or "skip" in value) else "expect"
+
+
+ModeExpect = Annotated[
+    Union[Annotated[Expect, Tag("expect")], Annotated[NotRun, Tag("skip")]],
+    Discriminator(_expect_tag),
+]
+
+
+class ExpectByMode(FileModel):
+    """The outcome expected in each mode. Sim and real mode must agree where
+    both run (the suite reports any disagreement)."""
+
+    sim: ModeExpect = Field(description="What dmvx sim must find, or {skip: why}.")
+    real: ModeExpect = Field(description="What dmvx real must find, or {skip: why} where real mode "
+                             "cannot run the setting (say, a variant of another ISA).")
+
+
+class DiversitySetting(FileModel):
+    """One way to diversify the variants, and what each mode must find under it."""
+
+    description: str = Field(default="", description="What this setting varies, in a sentence.")
+    variants: list[VariantSpec] = Field(min_length=2, description="The variants, leader first.")
+    expect: ExpectByMode = Field(description="The expected outcome in sim and in real mode.")
 
 
 _SWEEP_PATH = re.compile(r"^[A-Za-z_*][\w*-]*(\[(\d+|\*)\])*(\.[A-Za-z_*][\w*-]*(\[(\d+|\*)\])*)*$")
@@ -391,17 +460,78 @@ class Scenario(FileModel):
         description="Repeat the run over values of one parameter, or, given a list of sweeps, over every "
         "combination of their values (the first varies slowest).",
     )
+    diversity: dict[str, DiversitySetting] | None = Field(
+        default=None,
+        description="Named diversity settings (identical, aslr, ...), each with its variants and the "
+        "outcome expected in sim and in real mode. The scenario then runs once per setting "
+        "(a sweep over setting); variants and expect come from the setting.",
+    )
+    setting: str | None = Field(
+        default=None,
+        description="Run only this diversity setting (a name under diversity).",
+    )
 
     @model_validator(mode="after")
     def _cross_check(self) -> "Scenario":
-        if self.expect is not None and self.expect.verdict == "missed" and self.attack is None:
-            raise Problem("verdict 'missed' without an attack", path=("expect", "verdict"),
-                          expected="an attack: section, or another verdict")
+        self._apply_setting()
+        for name, expect in self._expectations():
+            if expect is not None and expect.verdict == "missed" and self.attack is None:
+                raise Problem("verdict 'missed' without an attack", path=(*name, "verdict"),
+                              expected="an attack: section, or another verdict")
+            if expect is not None and expect.effect is not None and self.attack is None:
+                raise Problem("an expected effect without an attack", path=(*name, "effect"),
+                              expected="an attack: section, or no effect")
         if isinstance(self.topology, Topology):
-            self._check_against(self.topology)
+            if self.diversity is None or self.setting is not None:
+                # (with settings, each point is checked with its own variants)
+                self._check_against(self.topology)
             for index, sweep in enumerate(self.sweeps):
                 self._check_sweep(sweep, ("sweep", index) if isinstance(self.sweep, list) else ("sweep",))
         return self
+
+    def _expectations(self) -> list[tuple[tuple[Any, ...], "Expect | None"]]:
+        if self.diversity is None or self.setting is not None:
+            return [(("expect",), self.expect)]
+        return [(("diversity", name, "expect", mode), getattr(setting.expect, mode))
+                for name, setting in self.diversity.items() for mode in MODES
+                if isinstance(getattr(setting.expect, mode), Expect)]
+
+    def _apply_setting(self) -> None:
+        """Diversity settings: the selected one gives ``variants`` and
+        ``expect`` (sim's expectation: ``expect`` is what dmvx sim checks);
+        with none selected, the scenario sweeps over all of them."""
+        if self.diversity is None:
+            if self.setting is not None:
+                raise Problem("setting without diversity settings", path=("setting",), at="key",
+                              expected="a diversity: section naming the settings")
+            return
+        for name in self.diversity:
+            if not _SETTING_NAME.match(name):
+                raise Problem(f"{name!r} is not a setting name", path=("diversity", name), at="key",
+                              expected="lower-case letters, digits and dashes, e.g. aslr or abi-i386")
+        if self.setting is not None:
+            chosen = self.diversity.get(self.setting)
+            if chosen is None:
+                raise Problem(f"no diversity setting {self.setting!r}{did_you_mean(self.setting, self.diversity)}",
+                              path=("setting",), expected=one_of(self.diversity))
+            self.variants = [variant.model_copy(deep=True) for variant in chosen.variants]
+            sim = chosen.expect.sim
+            self.expect = sim.model_copy() if isinstance(sim, Expect) else None
+            return
+        for field in ("variants", "expect"):
+            if getattr(self, field) is not None:
+                raise Problem(f"{field} given beside diversity settings", path=(field,), at="key",
+                              expected=f"{field} under each setting of diversity: (each setting has its own)")
+        if not any(sweep.parameter == "setting" for sweep in self.sweeps):
+            by_setting = Sweep(parameter="setting", values=list(self.diversity))
+            self.sweep = [by_setting, *self.sweeps] if self.sweeps else by_setting
+
+    def expectation(self, mode: str) -> "Expect | NotRun | None":
+        """What ``mode`` (sim or real) must find: the selected setting's
+        expectation for it, else the scenario's ``expect``."""
+        if self.diversity is not None and self.setting is not None:
+            return getattr(self.diversity[self.setting].expect, mode)
+        return self.expect
 
     @property
     def sweeps(self) -> list[Sweep]:
@@ -517,6 +647,25 @@ class Scenario(FileModel):
             err = YamlDocument("", data, {}).validation_error(exc)
             names = ", ".join(f"{k}={v}" for k, v in settings.items())
             raise InputError(f"{err.message} (after setting {names})", field=err.field, expected=err.expected) from None
+
+    def resolved(self, base_dir: Path | None = None) -> "Scenario":
+        """This scenario with a topology given by name loaded and cross-checked
+        (after ``--set topology=wan``, say); itself when already resolved."""
+        if isinstance(self.topology, Topology):
+            return self
+        try:
+            topology = load_topology(resolve_topology(self.topology, base_dir or Path.cwd()))
+        except InputError as exc:
+            raise InputError(exc.message, field="topology", expected=exc.expected) from None
+        data = self.model_dump(mode="json")
+        data["topology"] = topology.model_dump(mode="json")
+        data["variants"] = None if self.variants is None else data["variants"]
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as exc:
+            err = YamlDocument("", data, {}).validation_error(exc)
+            raise InputError(f"{err.message} (with topology {self.topology!r})", field=err.field,
+                             expected=err.expected) from None
 
     def sweep_points(self) -> list[tuple[Any, "Scenario"]]:
         """One ``(values, scenario)`` per point of the sweep, the scenario with
@@ -684,6 +833,7 @@ def _check_cost_profile(doc: YamlDocument, data: dict[str, Any], base_dir: Path)
 
 
 __all__ = [
-    "Attack", "CB", "Expect", "Layout", "Microbench", "PolicySpec", "Scenario", "Server", "Sweep", "Trace",
-    "VariantSpec", "load_scenario", "resolve_scenario", "scenario_from_document",
+    "Attack", "CB", "DiversitySetting", "Expect", "ExpectByMode", "Layout", "Microbench", "NotRun", "PolicySpec",
+    "Scenario", "Server", "Sweep", "Trace", "VariantSpec", "load_scenario", "resolve_scenario",
+    "scenario_from_document",
 ]

@@ -16,6 +16,7 @@ A list for a field that is not a list sweeps the field: ``--set
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import yaml
 
 from dmvx.errors import InputError
 from dmvx.scenario import Scenario, Trace, load_scenario
+from sim.attacks import Cell, check_effects, render_cells, sim_cells
 from sim.profile import load_profile
 from sim.results import SimResult, SuiteResult
 from sim.sweep import expand, run_points, set_value
@@ -167,22 +169,65 @@ def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Pa
     return result
 
 
-def suite(directory: Path, *, console: "Console") -> SuiteResult:
-    """Run every scenario file in ``directory`` (sorted by name)."""
+@dataclass
+class AttackSuiteResult(SuiteResult):
+    """A sim suite that also draws its attacks as the attack x diversity
+    table (:func:`sim.attacks.render_cells`) and holds every attack point to
+    the effect its scenario expects."""
+
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
+
+    def cells(self) -> list[Cell]:
+        out: list[Cell] = []
+        for file, result, error in self.results:
+            if result is not None:
+                out += sim_cells(file, result.points, self.scenarios.get(file))
+        return out
+
+    def render(self, console: "Console") -> None:
+        super().render(console)
+        cells = self.cells()
+        if cells:
+            render_cells(cells, console, f"attacks in {self.directory}, sim mode")
+
+
+def scenario_files(path: Path) -> list[Path]:
+    """The scenario files a suite runs: ``path`` itself, or every scenario
+    file in the directory ``path`` (sorted by name; topologies are skipped)."""
     from dmvx.validate import detect_kind
     from dmvx.yamlfile import read_yaml
 
-    files = sorted(p for p in Path(directory).iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
-    results: list[tuple[str, SimResult | None, str | None]] = []
-    for path in files:
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    found = []
+    for file in files:
         try:
-            if detect_kind(read_yaml(path, display=str(path)), path) != "scenario":
+            if detect_kind(read_yaml(file, display=str(file)), file) != "scenario":
                 continue
+        except InputError:
+            pass  # reported when the file is run
+        found.append(file)
+    return found
+
+
+def suite(directory: Path, *, console: "Console") -> SuiteResult:
+    """Run every scenario file in ``directory`` (sorted by name), or the one
+    scenario file ``directory`` names."""
+    results: list[tuple[str, SimResult | None, str | None]] = []
+    scenarios: dict[str, Scenario] = {}
+    for path in scenario_files(directory):
+        try:
             console.print(f"[dim]sim: {path}[/dim]")
-            results.append((str(path), run(path, seed=None, overrides={}, plot=None, console=console), None))
+            result = run(path, seed=None, overrides={}, plot=None, console=console)
+            scenario = load_scenario(path)
+            check_effects(result.points, scenario)
+            scenarios[str(path)] = scenario
+            results.append((str(path), result, None))
         except InputError as exc:
             results.append((str(path), None, str(exc)))
     if not results:
         raise InputError(f"no scenario files in {directory}", file=str(directory),
                          expected="a directory with scenario .yml files")
-    return SuiteResult(str(directory), results)
+    return AttackSuiteResult(str(directory), results, scenarios)

@@ -59,7 +59,7 @@ def set_value(scenario: Scenario, parameter: str, value: Any, where: str) -> Sce
                          f"{parameter}={_show(value)}: {field}", file=where, expected=err.expected) from None
     except LookupError as exc:
         raise InputError(str(exc), field=parameter, file=where) from None
-    return point
+    return point.resolved()
 
 
 def _show(value: Any) -> str:

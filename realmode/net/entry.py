@@ -68,6 +68,9 @@ def _check_arch(topo: Topology, host: str, arch: Arch) -> None:
 def scenario_config(path: Path, topology: str | None, policy_name: str | None) -> Config:
     scenario = _load(path, topology)
     topo = scenario.topo
+    if scenario.diversity is not None:
+        raise Unavailable(f"{path}: a scenario with diversity settings runs in real mode with "
+                          f"'dmvx suite {path} --mode real' (docs/attacks.md)")
     assert scenario.variants is not None
     for i, variant in enumerate(scenario.variants):
         _check_arch(topo, variant.host, variant.arch or topo.hosts[variant.host].arch)

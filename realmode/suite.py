@@ -1,0 +1,261 @@
+"""``dmvx suite --mode real|both``: scenario files on emulated hosts, and the
+comparison with sim mode.
+
+Every scenario file of the directory (or the one file given) runs in real
+mode once per point: per diversity setting for the attack scenarios of
+``scenarios/attacks`` (docs/attacks.md), once for a plain scenario. A
+setting whose real expectation is ``{skip: why}`` is listed, not run.
+
+An attack scenario's point becomes a :class:`realmode.vuln.experiment.VulnExperiment`:
+the vulnerable program of its exploit (:mod:`realmode.vuln.exploits`) built
+as the setting's variants (:mod:`realmode.vuln.build`), served by the
+leader's host under the scenario's policy, with the workload's requests and
+then the exploit coming from the attacker host -- or, for a CONNECTOR attack,
+paced requests while the attacker works on the CONNECTOR stream. A plain
+scenario runs as ``dmvx real --scenario`` runs it (:mod:`realmode.net.entry`).
+
+Each point is a :class:`sim.attacks.Cell`: expected and found (outcome,
+verdict kind, whether the attack reached its goal) and the detection latency
+(from the exploit leaving the attacker to the first verdict a monitor
+reported). With ``--mode both``, :meth:`RealSuiteResult.agreement_with` sets
+the cells of both modes side by side: any (attack, setting) where sim and
+real mode found different things is a failure, whatever the files expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from dmvx.errors import InputError
+from dmvx.exitstatus import ExitStatus, Unavailable, worst
+from dmvx.policy import Policy
+from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server, load_scenario
+from realmode.net import experiment as ex
+from realmode.orchestrator import I386_LOCAL, SYSTEM_LOCAL_FILES
+from realmode.vuln.build import build_variants
+from realmode.vuln.exploits import DEFAULT_EXPLOIT, PROGRAM
+from realmode.vuln.experiment import VulnExperiment
+from sim.attacks import Cell, disagreements, render_cells, setting_label
+from sim.cli_entry import scenario_files
+
+#: The attacker program's name for each CONNECTOR attack.
+STREAM_KIND = {"connector-forgery": "forge", "connector-replay": "replay"}
+#: What a CONNECTOR attack's run serves (any target works: its bug is not triggered).
+STREAM_PROGRAM = "stack_overflow"
+#: Seconds between requests while the attacker works on the CONNECTOR stream.
+STREAM_PACE = 0.05
+#: Longest one point may run.
+POINT_TIMEOUT = 30.0
+
+
+def policy_of(spec: PolicySpec) -> Policy:
+    """The scenario's policy with real mode's system files local and the
+    i386-only calls routed as ``dmvx run`` routes them."""
+    base = spec.to_policy()
+    return replace(base, local_files=tuple(dict.fromkeys((*base.local_files, *SYSTEM_LOCAL_FILES))),
+                   overrides={**I386_LOCAL, **dict(base.overrides)})
+
+
+def _labels(scenario: Scenario, values: Any) -> dict[str, Any]:
+    sweeps = scenario.sweeps
+    if not sweeps:
+        return {}
+    if len(sweeps) == 1:
+        return {sweeps[0].parameter: values}
+    return {sweep.parameter: value for sweep, value in zip(sweeps, values)}
+
+
+def _expected(expect: Expect | None) -> dict[str, Any] | None:
+    if expect is None:
+        return None
+    return {"verdict": expect.verdict, "kind": expect.kind.value if expect.kind else None, "effect": expect.effect}
+
+
+def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> Cell:
+    """Run one attack scenario point (a setting) and report it as a cell."""
+    attack = point.attack
+    assert attack is not None and point.variants is not None
+    cell = Cell(file=file, attack=point.name or Path(file).stem, kind=attack.kind, setting=setting, mode="real")
+    wanted = point.expectation("real")
+    if isinstance(wanted, NotRun):
+        cell.skip = wanted.skip
+        return cell
+    cell.expected = _expected(wanted)
+    workload = point.workload
+    if not isinstance(workload, Server):
+        cell.error = f"workload kind {workload.kind!r}: real mode serves requests (kind server)"
+        return cell
+    stream = attack.kind in CONNECTOR_ATTACKS
+    exploit = attack.exploit or DEFAULT_EXPLOIT.get(attack.kind, "")
+    client = workload.client or ""
+    try:
+        builds = build_variants(STREAM_PROGRAM if stream else PROGRAM[exploit], point.variants)
+    except Unavailable as problem:
+        cell.error = str(problem)
+        return cell
+    source = attack.source or client
+    config = ex.Config(
+        point.topo, policy_of(point.policy), [v.host for v in point.variants], client,
+        ex.Workload(requests=workload.requests, body_bytes=int(workload.file_size),
+                    pace=STREAM_PACE if stream else 0.0),
+        attack=ex.Attack(STREAM_KIND[attack.kind] if stream else "exploit", source, target=attack.target),
+        native=False, measure_rtt=False, stall_timeout=float(point.policy.stall_timeout), timeout=POINT_TIMEOUT,
+        seed=point.seed, scenario=point.name)
+    result = VulnExperiment(config, builds, exploit or "stack-overflow", benign=max(0, workload.requests - 1),
+                            console=console).run()
+    return _cell_of(cell, result, stream)
+
+
+def _cell_of(cell: Cell, result: ex.NetResult, stream: bool) -> Cell:
+    outcome = result.outcome
+    report = result.attack or {}
+    cell.outcome = result.outcome_label
+    verdict = result.verdict
+    cell.verdict = verdict.kind.value if verdict is not None else None
+    cell.detail = verdict.summary() if verdict is not None else ""
+    cell.effect = None if stream else report.get("effect")
+    cell.latency_s = detection_latency(result)
+    cell.details = {"run_id": result.run_id, "injected": report.get("injected"),
+                    "answer": report.get("answer"),
+                    "verdict_calls": verdict.to_dict()["calls"] if verdict is not None else None}
+    if outcome is None:
+        cell.error = "the run did not start"
+    elif outcome.error or outcome.unsupported:
+        cell.error = outcome.error or outcome.unsupported
+    elif not report.get("injected"):
+        cell.error = f"the attack was never delivered: {report.get('error') or 'no word from the attacker'}"
+    return cell
+
+
+def detection_latency(result: ex.NetResult) -> float | None:
+    """Seconds from the injection that caused the verdict (the last one
+    before it: a stream attacker retries when the real sender won the race)
+    to the first verdict a monitor reported (both ``time.monotonic()``)."""
+    outcome, report = result.outcome, result.attack or {}
+    if result.verdict is None or outcome is None or not outcome.reported_at:
+        return None
+    verdict_at = min(outcome.reported_at.values())
+    times = report.get("injections")
+    if times is None:
+        times = [e["time"] for e in report.get("events", []) if e.get("event") == "injected"]
+    before = [t for t in times if t <= verdict_at]
+    return verdict_at - max(before) if before else None
+
+
+def _plain_cell(file: str, path: Path, console: Any) -> Cell:
+    """A scenario without diversity settings, run as ``dmvx real --scenario``."""
+    from realmode.net.entry import scenario_config
+
+    scenario = load_scenario(path)
+    attack = scenario.attack
+    cell = Cell(file=file, attack=scenario.name or path.stem, kind=attack.kind if attack else "-",
+                setting="-", mode="real", expected=_expected(scenario.expect))
+    try:
+        config = scenario_config(path, None, None)
+    except Unavailable as why:
+        cell.skip = str(why)
+        return cell
+    result = ex.Experiment(config, console=console).run()
+    return _cell_of(cell, result, stream=attack is None or attack.kind in CONNECTOR_ATTACKS)
+
+
+def suite(directory: Path, *, console: Any) -> "RealSuiteResult":
+    """Run every scenario of ``directory`` (or the scenario file it names)."""
+    cells: list[Cell] = []
+    errors: list[tuple[str, str]] = []
+    for path in scenario_files(Path(directory)):
+        file = str(path)
+        try:
+            scenario = load_scenario(path)
+            if scenario.diversity is None:
+                console.print(f"[dim]real: {file}[/dim]")
+                cells.append(_plain_cell(file, path, console=None))
+                continue
+            for values, point in scenario.sweep_points():
+                setting = setting_label(_labels(scenario, values))
+                console.print(f"[dim]real: {file} {setting}[/dim]")
+                cells.append(run_point(file, point, setting))
+        except InputError as problem:
+            errors.append((file, str(problem)))
+    if not cells and not errors:
+        raise InputError(f"no scenario files in {directory}", file=str(directory),
+                         expected="a directory with scenario .yml files")
+    return RealSuiteResult(str(directory), cells, errors)
+
+
+@dataclass
+class RealSuiteResult:
+    """The :class:`dmvx.output.Result` of ``dmvx suite --mode real``."""
+
+    directory: str
+    cells: list[Cell]
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        statuses = [ExitStatus.USAGE for _ in self.errors]
+        statuses += [ExitStatus.ATTACK_MISSED for c in self.cells if c.as_expected is False]
+        return worst(statuses)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"directory": self.directory, "mode": "real", "cells": [c.to_json() for c in self.cells],
+                "errors": [{"file": f, "error": e} for f, e in self.errors], "exit_status": self.exit_status.label}
+
+    def render(self, console: Any) -> None:
+        render_cells(self.cells, console, f"attacks in {self.directory}, real mode")
+        for file, message in self.errors:
+            console.print(f"{file}: {message}", style="red", markup=False)
+
+    def agreement_with(self, sim: Any) -> "BothResult":
+        """Both modes' results side by side (``dmvx suite --mode both``)."""
+        cells = sim.cells() if callable(getattr(sim, "cells", None)) else []
+        return BothResult(self.directory, sim, self, cells)
+
+
+@dataclass
+class BothResult:
+    """``dmvx suite --mode both``: each mode against its files, and the two
+    modes against each other."""
+
+    directory: str
+    sim: Any  # sim mode's suite result
+    real: RealSuiteResult
+    sim_cells: Sequence[Cell]
+
+    @property
+    def disagreements(self) -> list[tuple[Cell, Cell, str]]:
+        return disagreements(self.sim_cells, self.real.cells)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        agree = ExitStatus.ATTACK_MISSED if self.disagreements else ExitStatus.OK
+        return worst([ExitStatus(self.sim.exit_status), self.real.exit_status, agree])
+
+    def to_json(self) -> dict[str, Any]:
+        compared = {c.key for c in self.sim_cells if c.skip is None} & {c.key for c in self.real.cells if c.skip is None}
+        return {
+            "sim": self.sim.to_json(),
+            "real": self.real.to_json(),
+            "agreement": {
+                "compared": len(compared),
+                "disagreements": [{"file": real.file, "attack": real.attack, "setting": real.setting, "what": what}
+                                  for _, real, what in self.disagreements],
+            },
+        }
+
+    def render(self, console: Any) -> None:
+        disagree = self.disagreements
+        render_cells([*self.sim_cells, *self.real.cells], console, f"attacks in {self.directory}, sim and real mode",
+                     disagree)
+        for file, _, error in getattr(self.sim, "results", []):
+            if error is not None:
+                console.print(f"sim: {error}", style="red", markup=False)
+        for file, message in self.real.errors:
+            console.print(f"real: {file}: {message}", style="red", markup=False)
+        compared = len({c.key for c in self.sim_cells if c.skip is None}
+                       & {c.key for c in self.real.cells if c.skip is None})
+        console.print(f"{compared} (attack, setting) pairs run in both modes; "
+                      + (f"{len(disagree)} disagree" if disagree else "sim and real mode agree on every one"),
+                      style="red" if disagree else "green")
