@@ -8,8 +8,25 @@ runs anywhere; CI runs as root and runs them all.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without a terminal (CI, scripts), run the suite in a session of its own.
+
+    Real-mode tests check that nothing they started outlives them by looking
+    for new processes in the test run's session (a daemonised process leaves
+    the process tree but not the session). In a session of its own, commands
+    someone else runs meanwhile from the same shell session are not taken for
+    leftovers. At a terminal the session stays, so Ctrl-C still reaches pytest.
+    """
+    if not sys.stdin.isatty():
+        try:
+            os.setsid()
+        except OSError:  # already a process-group leader: keep the session
+            pass
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
