@@ -35,6 +35,10 @@ from dmvx.trace import TraceCall, TraceEnd, read_trace
 AT_FDCWD = syscalls.AT_FDCWD
 O_RDONLY, O_WRONLY, O_CLOEXEC, O_NONBLOCK = 0, 0o1, 0o2000000, 0o4000
 SIGSEGV = 11
+EFAULT = 14
+#: The canonical value of an argument a variant points at but does not have
+#: (``realmode.abi.UNREADABLE``; sim imports nothing of real mode).
+UNREADABLE = "<unreadable>"
 
 #: I/O a step does when the variant that owns the server socket runs it.
 IO_WAIT_CONNECTION = 1  # block until a client connection is ready (epoll_wait)
@@ -227,6 +231,14 @@ def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out
         return [Step(None, end=("killed", SIGSEGV))], False
     if reaction.reaction is Reaction.UNAFFECTED:
         return [], True
+    if kind in ("rop-absolute", "relative-rop") and reaction.reaction is Reaction.DIFFERS:
+        # Landed inside the goal function past its argument set-up: the
+        # execve comes with an argv the variant does not have, the kernel
+        # would refuse it (EFAULT) and the program's _exit(127) follows.
+        return [
+            b.step(call("execve", "/bin/sh", UNREADABLE, None), Outcome(-EFAULT)),
+            Step(None, end=("exit", 127)),
+        ], False
     if kind in ("rop-absolute", "relative-rop"):
         # Success: the gadget chain calls execve; the shell then talks to the attacker.
         shell = [

@@ -75,7 +75,10 @@ def test_the_table_of_design_section_3() -> None:
             found[path.stem, point["labels"]["setting"]] = verdict["kind"] if verdict else point["outcome"]
     for attack in ("stack-overflow", "heap-overflow"):
         assert [found[attack, s] for s in SETTINGS] == ["missed", "crash", "crash", "crash", "crash"]
-    assert [found["partial-overwrite", s] for s in SETTINGS] == ["missed", "missed", "missed", "crash", "crash"]
+    # Another ABI of the same ISA lands inside admin_reply and calls execve
+    # with an argv it does not have; another ISA has other code there.
+    assert [found["partial-overwrite", s] for s in SETTINGS] == ["missed", "missed", "missed", "arg-mismatch",
+                                                                 "crash"]
     assert [found["struct-overflow", s] for s in SETTINGS] == ["missed", "missed", "missed", "call-mismatch", "missed"]
     assert [found["format-string", s] for s in SETTINGS] == ["missed"] + ["output-mismatch"] * 4
     for attack in ("connector-forgery", "connector-replay"):

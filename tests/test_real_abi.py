@@ -195,3 +195,31 @@ def test_memory_a_variant_does_not_have_is_a_value_not_a_crash() -> None:
     assert written.call == Call("write", (1, abi.UNREADABLE, 5))
     read = reader.call(Arch.X86_64, _nr("read", Arch.X86_64), _regs(0, bad, 5))
     assert reader.outcome(read, 5) == Outcome(5)  # nothing this variant could read back
+
+
+def test_an_argv_a_variant_does_not_have_is_unreadable() -> None:
+    # partial-overwrite under ABI diversity: the i386 follower enters
+    # execve with argv[2] == 0x21. Its argv must read as UNREADABLE (and
+    # then differ from the leader's), whether the array or an element of
+    # it is what the variant does not have.
+    reader = abi.Reader(ME)
+    path = _string(b"/bin/sh")
+    strings = [_string(b"/bin/sh"), _string(b"-c")]
+    argv = (ctypes.c_uint64 * 4)(*(_address(s) for s in strings), 0x21, 0)
+    leader_argv = (ctypes.c_uint64 * 4)(*(_address(s) for s in strings), _address(path), 0)
+    execve = _nr("execve", Arch.X86_64)
+    bad = reader.call(Arch.X86_64, execve, _regs(_address(path), _address(argv), 0))
+    assert bad.call == Call("execve", ("/bin/sh", abi.UNREADABLE, None))
+    good = reader.call(Arch.X86_64, execve, _regs(_address(path), _address(leader_argv), 0))
+    assert good.call == Call("execve", ("/bin/sh", ("/bin/sh", "-c", "/bin/sh"), None))
+    unmapped = reader.call(Arch.X86_64, execve, _regs(_address(path), 0x21, 0))
+    assert unmapped.call.args[1] == abi.UNREADABLE
+    narrow = (ctypes.c_uint32 * 2)(0x21, 0)  # i386 words: the element itself is bad
+    i386 = reader.call(Arch.I386, _nr("execve", Arch.I386), _regs(_address(path), _address(narrow), 0))
+    assert i386.call == Call("execve", ("/bin/sh", abi.UNREADABLE, None))
+
+
+def test_sim_names_an_unreadable_argument_as_real_mode_does() -> None:
+    from sim import workload
+
+    assert workload.UNREADABLE == abi.UNREADABLE

@@ -57,6 +57,21 @@ def test_data_only_follows_the_data_model_not_the_isa() -> None:
     assert reactions("data-only", 0, [x86, arm], 1, {})[1].reaction is Reaction.SUCCEEDS
 
 
+def test_relative_code_reuse_in_another_abi_makes_the_call_without_its_arguments() -> None:
+    from sim.profile import load_profile
+    from sim.workload import UNREADABLE, attack_steps
+
+    i386 = VariantLayout(Arch.I386, True, None, False)
+    arm = VariantLayout(Arch.AARCH64, True, None, False)
+    abi = reactions("relative-rop", 0, [ASLR, i386], 1, {})[1]
+    assert abi.reaction is Reaction.DIFFERS
+    assert reactions("relative-rop", 0, [ASLR, arm], 1, {})[1].reaction is Reaction.CRASHES
+    steps, resume = attack_steps("relative-rop", abi, load_profile("vm"), 4)
+    assert not resume and [s.call.name for s in steps if s.call] == ["execve"]
+    assert steps[0].call.args[1] == UNREADABLE and not steps[0].harmful and steps[0].outcome.result < 0
+    assert steps[-1].end == ("exit", 127)
+
+
 def test_leaked_pointers_differ_with_layout_and_width() -> None:
     leaks = reactions("pointer-leak", 0, [ASLR, VariantLayout(Arch.I386, True, None, False)], 3,
                       {"x86_64": 28, "i386": 8})
