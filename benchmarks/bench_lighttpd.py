@@ -1,15 +1,21 @@
 """lighttpd natively, under dmon and under dmvx, in one run, with ab as the client.
 
     .venv/bin/python benchmarks/bench_lighttpd.py [--requests 10000] [--sample 500] [--json]
+    .venv/bin/python benchmarks/bench_lighttpd.py --topology two-host [--policy dmvx] ...
 
-On this machine (``dmvx run``: two variants, CONNECTORs on loopback), not yet
-on the two-host Mininet topology (docs/case-study.md says why). Per
-configuration: start Debian's lighttpd in the foreground, single process
+Without ``--topology``: on this machine (``dmvx run``: two variants,
+CONNECTORs on loopback). Per configuration: start Debian's lighttpd in the foreground, single process
 (``server.max-worker = 0``), serving a static tree of files of several sizes;
 fetch a sample of them and compare each body's SHA-256 with the file's; run
 ``ab -n REQUESTS -c 1`` on a 4 KiB file; read throughput and p50/p99 latency
 from ab; stop the run with SIGINT (lighttpd never ends by itself) and take a
 divergence as ``dmvx run`` reports it on stderr.
+
+With ``--topology``: ``dmvx real``'s experiment (realmode/net/experiment.py,
+``Served``) on the emulated hosts -- lighttpd natively on the leader's host,
+then as leader and follower on the first two variant hosts, with the same
+client on the client host each time (the digest sample, then ``ab``); the run
+ends once the client is done, and no verdict by then is a clean run.
 
 ASLR stays on: lighttpd keeps connection pointers in ``epoll_event.data``,
 and real mode hands each variant its own data for the descriptor an event is
@@ -33,6 +39,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from realmode.net.experiment import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8089
@@ -47,8 +57,9 @@ mimetype.assign = ( "" => "application/octet-stream" )
 """
 
 
-def make_tree(directory: Path) -> tuple[Path, dict[str, str]]:
-    """The static tree, its config file, and each file's SHA-256."""
+def make_tree(directory: Path, port: int = PORT, bind: str | None = "127.0.0.1") -> tuple[Path, dict[str, str]]:
+    """The static tree, its config file, and each file's SHA-256. ``bind``
+    None serves on every address of the host (each emulated host has its own)."""
     www = directory / "www"
     www.mkdir()
     digests = {}
@@ -57,7 +68,10 @@ def make_tree(directory: Path) -> tuple[Path, dict[str, str]]:
         (www / name).write_bytes(data)
         digests[name] = hashlib.sha256(data).hexdigest()
     config = directory / "lighttpd.conf"
-    config.write_text(CONFIG.format(root=www, port=PORT, log=directory / "error.log"))
+    text = CONFIG.format(root=www, port=port, log=directory / "error.log")
+    if bind is None:
+        text = "".join(line + "\n" for line in text.splitlines() if not line.startswith("server.bind"))
+    config.write_text(text)
     return config, digests
 
 
@@ -125,15 +139,92 @@ def one(config: Path, digests: dict[str, str], policy: str | None, requests: int
             "divergence": err.strip().splitlines()[0] if diverged else None}
 
 
+def two_host_config(directory: Path, topology: str, policy: str, requests: int, sample: int) -> Config:
+    """The :class:`realmode.net.experiment.Config` of lighttpd on ``topology``
+    (files of every size in the sample, ab on the 4 KiB one)."""
+    sys.path.insert(0, str(ROOT))
+    from dmvx.topology import load_topology
+    from realmode.net.experiment import SERVER_PORT, Config, Served, Workload
+    from realmode.orchestrator import make_policy
+
+    config, digests = make_tree(directory, port=SERVER_PORT, bind=None)
+    digest_file = directory / "digests.json"
+    digest_file.write_text(json.dumps({f"/{name}": digest for name, digest in digests.items()}))
+    topo = load_topology(topology)
+    variants = topo.variant_hosts()
+    clients = topo.hosts_with_role("client")
+    if len(variants) < 2 or not clients:
+        raise SystemExit(f"topology {topo.name!r} needs two variant hosts and a client host")
+    served = Served([shutil.which("lighttpd") or "lighttpd", "-D", "-f", str(config)], digest_file, "/f4k.bin",
+                    sample=sample)
+    return Config(topo, make_policy(policy), variants[:2], clients[0], Workload(requests=requests), served=served,
+                  timeout=60.0 + requests * 0.05)
+
+
+def two_host_row(report: dict, which: str) -> dict:
+    client = report[which] or {}
+    ab, digests = client.get("ab") or {}, client.get("digests") or {}
+    return {"run": which if which == "native" else report["config"], "requests": client.get("requests"),
+            "requests_per_s": ab.get("requests_per_s"), "p50_ms": ab.get("p50_ms"), "p99_ms": ab.get("p99_ms"),
+            "mean_ms": ab.get("mean_ms"), "failed": int(ab.get("failed") or 0) + int(ab.get("non_2xx") or 0),
+            "bodies_checked": digests.get("checked"), "bodies_wrong": digests.get("wrong"),
+            "error": client.get("error")}
+
+
+def run_topology(args: argparse.Namespace) -> int:
+    """lighttpd on the emulated hosts, one experiment per policy."""
+    if os.geteuid() != 0:
+        raise SystemExit("--topology needs root (network namespaces, tracing)")
+    sys.path.insert(0, str(ROOT))
+    from realmode.net.experiment import Experiment
+
+    reports = []
+    for policy in args.policy.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chmod(tmp, 0o755)
+            config = two_host_config(Path(tmp), args.topology, policy, args.requests, args.sample)
+            result = Experiment(config).run()
+        data = result.to_json()
+        reports.append({"config": policy, "outcome": data["outcome"], "verdict": data["verdict"],
+                        "error": data["error"], "native": result.native, "mvx": result.mvx_client,
+                        "slowdown": data["slowdown"], "link": data["link"], "lead": data["lead"],
+                        "connector_rtt": data["connector_rtt"], "elapsed_s": data["elapsed_s"]})
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k not in ("native", "mvx")}
+                          | {"rows": [two_host_row(r, "native"), two_host_row(r, "mvx")]} for r in reports], indent=2))
+    else:
+        print(f"lighttpd on {args.topology}: ab -n {args.requests} -c 1 on a 4 KiB file from the client host; "
+              f"{args.sample} bodies checked by SHA-256 per run")
+        print(f"{'run':<8}{'done':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'wrong':>7}  outcome")
+        for report in reports:
+            for which in ("native", "mvx"):
+                row = two_host_row(report, which)
+                outcome = "-" if which == "native" else report["outcome"] + (
+                    f" ({report['verdict']['summary']})" if report["verdict"] else "") + (
+                    f" ({report['error']})" if report["error"] else "")
+                wrong = (row["bodies_wrong"] or 0) + row["failed"]
+                print(f"{row['run']:<8}{row['requests'] or 0:>7}{row['requests_per_s'] or 0:>9.1f}"
+                      f"{row['p50_ms'] or 0:>8.0f}{row['p99_ms'] or 0:>8.0f}{row['mean_ms'] or 0:>9.3f}{wrong:>7}  "
+                      f"{outcome}{'; ' + row['error'] if row['error'] else ''}")
+            if report["slowdown"] is not None:
+                print(f"{'':<8}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
+                      f"lead max {report['lead'].get('max_calls')} calls")
+    return 0 if all(r["outcome"] == "ok" for r in reports) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--topology", help="run on this dmvx real topology (say two-host) instead of one machine")
+    parser.add_argument("--policy", default="dmvx", help="with --topology: policies, comma-separated (dmvx,dmon)")
     args = parser.parse_args()
     for tool in ("lighttpd", "ab"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed (Debian: lighttpd, apache2-utils)")
+    if args.topology:
+        return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
         config, digests = make_tree(Path(tmp))
         rows = [one(config, digests, policy, args.requests, args.sample) for policy in (None, "dmon", "dmvx")]

@@ -202,21 +202,35 @@ class Agents:
 
     # -- the run --------------------------------------------------------------------
 
-    def collect(self, timeout: float | None = None, tick: Callable[[], str | None] | None = None) -> AgentsOutcome:
+    def collect(self, timeout: float | None = None, tick: Callable[[], str | None] | None = None,
+                finished: Callable[[], bool] | None = None, settle: float = GRACE) -> AgentsOutcome:
         """Read the monitors' reports until every one has ended (or ``timeout``
         seconds pass: then the run is stopped with a no-progress verdict).
         ``tick`` is called about every 50 ms (the caller's own watch); when it
-        returns a reason, the run is stopped as an error with that reason."""
+        returns a reason, the run is stopped as an error with that reason.
+
+        A served program that never exits by itself (a web server) ends its
+        run through ``finished``, polled as often: once it says True with no
+        verdict yet, the reports are read ``settle`` seconds more -- time for
+        the followers to consume what the leader already did -- and, if no
+        verdict came by then, collecting ends with none: a clean run. The
+        variants still run; :meth:`stop` ends them."""
         outcome = self.outcome
         open_fds = set(self._pipes)
         pending = {agent.index for agent in self.variants}
         started: set[int] = set()
         grace_until: float | None = None
+        settle_until: float | None = None
         give_up = None if timeout is None else time.monotonic() + timeout
         while open_fds and (pending or (grace_until is not None and time.monotonic() < grace_until)):
             now = time.monotonic()
             if grace_until is not None and now >= grace_until:
                 break
+            if grace_until is None and outcome.verdict is None and outcome.error is None:
+                if settle_until is None and finished is not None and finished():
+                    settle_until = now + settle
+                if settle_until is not None and now >= settle_until:
+                    break
             if give_up is not None and now >= give_up and outcome.verdict is None:
                 outcome.verdict = Verdict(VerdictKind.NO_PROGRESS, 0, detail=f"the run took longer than {timeout:g} s")
                 self._kill_variants()
@@ -313,8 +327,10 @@ class Agents:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
 
-    def stop(self) -> None:
-        """End every agent and variant; keep what the CONNECTORs had to say."""
+    def stop(self, connector_exit: float = _CONNECTOR_EXIT) -> None:
+        """End every agent and variant; keep what the CONNECTORs had to say.
+        ``connector_exit``: how long the CONNECTORs get to report (a long run's
+        link log takes longer to summarise)."""
         if self._stopped:
             return
         self._stopped = True
@@ -334,14 +350,14 @@ class Agents:
         # A CONNECTOR leaves by itself once its monitor has hung up; its last
         # act is the summary of what crossed its links. One stuck sending
         # into a cut link is told to leave (SIGTERM), and reports all the same.
-        self._read_summaries(open_fds, buffers, _CONNECTOR_EXIT / 2)
+        self._read_summaries(open_fds, buffers, connector_exit / 2)
         for agent in self.variants:
             if agent.connector_pid and any(self._summary_pipes[fd] == agent.index for fd in open_fds):
                 try:
                     os.kill(agent.connector_pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        self._read_summaries(open_fds, buffers, _CONNECTOR_EXIT / 2)
+        self._read_summaries(open_fds, buffers, connector_exit / 2)
         for fd, index in self._summary_pipes.items():
             text = buffers.get(fd, b"").split(b"\n")[0]
             if text:

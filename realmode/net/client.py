@@ -8,13 +8,23 @@ every namespace of the machine), how many bytes came back, and the first
 error. Until the first answer a refused connection is retried (the server
 may still be starting); after it, an error ends the run -- the server is
 gone, which is how a run stopped by a verdict looks from outside.
+
+With ``--ab N`` it drives a served program of one's own (say lighttpd)
+instead: it fetches ``--sample`` bodies round-robin over the files named in
+``--digests`` (a JSON map of URL path to SHA-256) and compares each body's
+digest, then runs ``ab -n N -c 1`` on ``--path``. The report has the same
+keys, plus ``ab`` (ab's figures) and ``digests`` (checked, wrong); any wrong
+body or failed request makes it an error, and the exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import socket
+import subprocess
 import sys
 import time
 from typing import Any
@@ -74,6 +84,80 @@ def run(address: tuple[str, int], requests: int, path: str, pace: float, timeout
             "done": done, "error": error}
 
 
+def check_digests(address: tuple[str, int], digests: dict[str, str], sample: int,
+                  timeout: float) -> tuple[int, list[list[float]], str | None]:
+    """Fetch ``sample`` bodies round-robin over ``digests``' paths: how many
+    differ from their digest, each fetch's [start, end, bytes], the first error.
+    Refused connections are retried until the first answer (the server may
+    still be starting)."""
+    paths = list(digests)
+    wrong = 0
+    done: list[list[float]] = []
+    give_up = time.monotonic() + _READY_WAIT
+    i = 0
+    while i < sample:
+        path = paths[i % len(paths)]
+        start = time.monotonic()
+        try:
+            status, body = request(address, path, timeout)
+            if status != 200:
+                raise ConnectionError(f"status {status}")
+        except (OSError, ConnectionError, ValueError) as exc:
+            if not done and isinstance(exc, ConnectionRefusedError) and time.monotonic() < give_up:
+                time.sleep(0.05)
+                continue
+            return wrong, done, f"body {i + 1} ({path}): {type(exc).__name__}: {exc}"
+        done.append([start, time.monotonic(), len(body)])
+        wrong += hashlib.sha256(body).hexdigest() != digests[path]
+        i += 1
+    return wrong, done, None
+
+
+def run_ab(address: tuple[str, int], requests: int, path: str, timeout: float) -> dict[str, Any]:
+    """``ab -n REQUESTS -c 1`` on one path: ab's figures, or ``error``."""
+    url = f"http://{address[0]}:{address[1]}{path}"
+    try:
+        done = subprocess.run(["ab", "-q", "-s", str(int(max(1, timeout))), "-n", str(requests), "-c", "1", url],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        return {"error": "ab not found (Debian: apache2-utils)"}
+    out = done.stdout
+
+    def number(pattern: str) -> float | None:
+        match = re.search(pattern, out, re.M)
+        return float(match.group(1)) if match else None
+
+    figures = {"complete": number(r"^Complete requests:\s+(\d+)"), "failed": number(r"^Failed requests:\s+(\d+)"),
+               "non_2xx": number(r"^Non-2xx responses:\s+(\d+)") or 0.0,
+               "elapsed_s": number(r"^Time taken for tests:\s+([\d.]+) seconds"),
+               "body_bytes": number(r"^HTML transferred:\s+(\d+) bytes"),
+               "requests_per_s": number(r"^Requests per second:\s+([\d.]+)"),
+               "mean_ms": number(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)"),
+               "p50_ms": number(r"^\s+50%\s+(\d+)"), "p99_ms": number(r"^\s+99%\s+(\d+)")}
+    if done.returncode != 0 or figures["complete"] is None:
+        tail = (done.stderr.strip() or out.strip())[-300:]
+        figures["error"] = f"ab failed (status {done.returncode}): {tail}"
+    return figures
+
+
+def run_served(address: tuple[str, int], requests: int, path: str, digests: dict[str, str], sample: int,
+               timeout: float) -> dict[str, Any]:
+    """The digest sample, then ab; one report in :func:`run`'s shape."""
+    wrong, fetched, error = check_digests(address, digests, sample, timeout)
+    ab: dict[str, Any] = {}
+    if error is None:
+        ab = run_ab(address, requests, path, timeout)
+        error = ab.pop("error", None)
+    complete = int(ab.get("complete") or 0)
+    failed = int(ab.get("failed") or 0) + int(ab.get("non_2xx") or 0)
+    if error is None and (wrong or failed):
+        error = f"{wrong} of {sample} bodies differ from their digest, {failed} of {requests} requests failed"
+    return {"requests": complete - failed, "asked": requests, "elapsed_s": ab.get("elapsed_s") or 0.0,
+            "bytes": int(ab.get("body_bytes") or 0), "done": [], "error": error, "ab": ab,
+            "digests": {"checked": len(fetched), "wrong": wrong, "asked": sample,
+                        "bytes": sum(int(d[2]) for d in fetched)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realmode.net.client")
     parser.add_argument("--server", required=True, help="IP:PORT")
@@ -81,12 +165,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default="/file")
     parser.add_argument("--pace", type=float, default=0.0)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--ab", type=int, metavar="N", help="run ab -n N -c 1 on --path instead")
+    parser.add_argument("--digests", help="with --ab: JSON file mapping URL paths to their SHA-256")
+    parser.add_argument("--sample", type=int, default=0, help="with --ab: bodies to check against --digests")
     args = parser.parse_args(argv)
     host, _, port = args.server.rpartition(":")
-    report = run((host, int(port)), args.requests, args.path, args.pace, args.timeout)
+    if args.ab is None:
+        report = run((host, int(port)), args.requests, args.path, args.pace, args.timeout)
+    else:
+        try:
+            with open(args.digests or "") as handle:
+                digests = json.load(handle)
+        except (OSError, ValueError) as exc:
+            print(f"realmode.net.client: --digests {args.digests}: {exc}", file=sys.stderr)
+            return 2
+        report = run_served((host, int(port)), args.ab, args.path, digests, args.sample, args.timeout)
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
-    return 0
+    return 0 if args.ab is None or report["error"] is None else 1
 
 
 if __name__ == "__main__":

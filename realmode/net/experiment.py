@@ -40,6 +40,8 @@ SERVER_PORT = 8080
 #: Attacks real mode can run, by the name the attacker program knows them.
 STREAM_ATTACKS = frozenset({"forge", "replay", "reset"})
 ATTACKS = STREAM_ATTACKS | {"exploit"}
+#: Seconds a served program's CONNECTORs get to report after the run.
+SERVED_SUMMARY_WAIT = 20.0
 
 
 @dataclass
@@ -49,6 +51,28 @@ class Workload:
     requests: int = 20
     body_bytes: int = 4096
     pace: float = 0.0  # seconds between requests
+
+
+@dataclass
+class Served:
+    """A program of one's own served by every variant instead of the built-in
+    demo -- say Debian's lighttpd with a config file and a static tree.
+
+    The same ``argv`` runs natively and as each variant; it must serve HTTP
+    on :data:`SERVER_PORT` of every address of its host. Such a program
+    never exits by itself, so its run ends once the client is done: after
+    ``settle`` seconds more for the followers to catch up, the agents are
+    stopped, and no verdict by then is a clean run. The client
+    (:func:`realmode.net.client.run_served`) checks ``sample`` bodies against
+    ``digests`` (a JSON file: URL path -> SHA-256 of the body), then runs
+    ``ab -n <workload.requests> -c 1`` on ``path``.
+    """
+
+    argv: list[str]
+    digests: Path
+    path: str
+    sample: int = 100
+    settle: float = 1.0
 
 
 @dataclass
@@ -87,6 +111,7 @@ class Config:
     netem: bool | None = None
     expect: tuple[str, str | None] | None = None  # (outcome, verdict kind)
     scenario: str | None = None
+    served: Served | None = None
 
 
 @dataclass
@@ -316,7 +341,9 @@ class Experiment:
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             try:
                 if self.agents is not None:
-                    self.agents.stop()
+                    # A served program's run can be long: its CONNECTORs'
+                    # link logs take longer to summarise.
+                    self.agents.stop(**({"connector_exit": SERVED_SUMMARY_WAIT} if self.config.served else {}))
             finally:
                 try:
                     self.net.stop()
@@ -335,18 +362,27 @@ class Experiment:
     def _builds(self) -> list[str]:
         """The server build of each variant: the attacked one (the leader if
         none) in layout 0, the others in layout 1 -- diversified variants."""
+        if self.config.served is not None:
+            return [self.config.served.argv[0]] * len(self.config.variant_hosts)
         target = self.config.attack.target if self.config.attack is not None else 0
         return [targets.net_server(0 if i == target else 1) for i in range(len(self.config.variant_hosts))]
 
     def _server_argv(self, binary: str, requests: int) -> list[str]:
         workload = self.config.workload
+        if self.config.served is not None:
+            return [binary, *self.config.served.argv[1:]]
         return [binary, str(SERVER_PORT), str(requests), str(workload.body_bytes), f"touch {self.marker}"]
 
     def _client(self, server_host: str) -> subprocess.Popen:
         workload = self.config.workload
-        return self.net.popen(self.config.client_host, [
-            sys.executable, "-m", "realmode.net.client", "--server", f"{self.net.ip(server_host)}:{SERVER_PORT}",
-            "--requests", str(workload.requests), "--pace", str(workload.pace)], text=True)
+        argv = [sys.executable, "-m", "realmode.net.client", "--server", f"{self.net.ip(server_host)}:{SERVER_PORT}"]
+        served = self.config.served
+        if served is not None:
+            argv += ["--ab", str(workload.requests), "--path", served.path, "--digests", str(served.digests),
+                     "--sample", str(served.sample)]
+        else:
+            argv += ["--requests", str(workload.requests), "--pace", str(workload.pace)]
+        return self.net.popen(self.config.client_host, argv, text=True)
 
     def _native(self, binary: str) -> dict[str, Any]:
         leader = self.config.variant_hosts[0]
@@ -355,6 +391,8 @@ class Experiment:
         client = self._client(leader)
         try:
             out, _ = client.communicate(timeout=self.config.timeout)
+            if self.config.served is not None:
+                server.send_signal(signal.SIGTERM)  # it serves on; its client is done
             _, server_err = server.communicate(timeout=5)
         except subprocess.TimeoutExpired:
             server.kill()
@@ -387,13 +425,17 @@ class Experiment:
                 client_failed_at.append(now)
             if client_failed_at and client.returncode != 0:
                 return f"the client failed (status {client.returncode})"
-            if client_failed_at and now - client_failed_at[0] > max(2.0, 2 * config.stall_timeout):
+            if client_failed_at and config.served is None and now - client_failed_at[0] > max(2.0, 2 * config.stall_timeout):
                 # The client is done or gave up, yet the server runs on: it
                 # waits for requests that will not come.
                 return "the client stopped, the served program did not"
             return None
 
-        self.agents.collect(timeout=config.timeout, tick=watch)
+        if config.served is not None:
+            self.agents.collect(timeout=config.timeout, tick=watch, finished=lambda: client.poll() == 0,
+                                settle=config.served.settle)
+        else:
+            self.agents.collect(timeout=config.timeout, tick=watch)
         try:
             out, err = client.communicate(timeout=5)
         except subprocess.TimeoutExpired:
