@@ -42,6 +42,7 @@ from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
 from realmode import seccomp
 from realmode.connector import run_connector
+from realmode.helper_process import run_helper
 from realmode.tracer import Launch, monitor_main
 
 #: Files no outside process changes during a run: libraries, the loader
@@ -330,26 +331,10 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _child(body, keep: set[int], cpu: int | None = None) -> None:
-    """Run ``body`` in a freshly forked child and never return."""
-    status = 0
-    try:
-        # The orchestrator ends the run on Ctrl-C and SIGTERM (sent to the
-        # whole process group too); its helpers leave that to it.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-        for fd in range(3, 1024):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        body()
-    except BaseException:  # noqa: BLE001 - a child never unwinds into the parent's code
-        status = 70
-    finally:
-        os._exit(status)
+    """Run ``body`` in a freshly forked child and never return. The
+    orchestrator ends the run on Ctrl-C and SIGTERM (sent to the whole
+    process group too); its helpers leave both to it."""
+    run_helper(body, keep, cpu=cpu, ignore=(signal.SIGINT, signal.SIGTERM))
 
 
 def _collect(result: RunResult, pipes: dict[int, int], buffers: dict[int, bytes]) -> None:

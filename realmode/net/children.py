@@ -7,6 +7,8 @@ import os
 import signal
 from typing import Callable
 
+from realmode.helper_process import run_helper
+
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -35,20 +37,7 @@ def fork(body: Callable[[], None], keep: set[int]) -> int:
     pid = os.fork()
     if pid:
         return pid
-    status = 0
-    try:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            return
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for fd in range(3, 1024):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        body()
-    except BaseException:  # noqa: BLE001 - a child never unwinds into the parent's code
-        status = 70
-    finally:
-        os._exit(status)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(0)
+    run_helper(body, keep)
