@@ -519,12 +519,3 @@ def _child_failed(fd: int, error: BaseException) -> None:
         os.write(fd, (json.dumps({"event": "error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
     except OSError:
         pass
-
-
-def _close_fds_except(keep: set[int]) -> None:
-    for fd in range(3, 1024):
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
