@@ -27,7 +27,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +35,7 @@ from dmvx import codec
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.errors import InputError
 from dmvx.messages import Stop
-from dmvx.policy import Policy, Route
+from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from dmvx.protocol import new_run_key
 from dmvx.verdict import Verdict, VerdictKind, variant_name
@@ -55,9 +55,6 @@ SYSTEM_LOCAL_FILES: tuple[str, ...] = (
     "/usr/lib/locale/*", "/usr/share/i18n/*",
 )
 
-#: i386 calls the policy's tables do not name but that are as local as their
-#: x86-64 counterparts: the return from a non-RT signal handler.
-I386_LOCAL = {"sigreturn": Route.LOCAL}
 _ELF_MACHINES = {3: Arch.I386, 62: Arch.X86_64, 183: Arch.AARCH64}
 
 #: How long a variant may stay silent while another waits, by default.
@@ -133,15 +130,18 @@ class RunResult:
             console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
 
 
+def with_system_files_local(policy: Policy) -> Policy:
+    """``policy`` with real mode's system files (libraries, locale, the loader
+    cache) declared local: each variant's loader maps its own copies."""
+    return replace(policy, local_files=tuple(dict.fromkeys((*policy.local_files, *SYSTEM_LOCAL_FILES))))
+
+
 def make_policy(name: str, **knobs: Any) -> Policy:
     """The preset ``name`` with real mode's system files declared local."""
     try:
-        base = Policy.preset(name)
+        return with_system_files_local(Policy.preset(name, **knobs))
     except ValueError as error:
         raise InputError(str(error)) from None
-    local = tuple(dict.fromkeys(base.local_files + SYSTEM_LOCAL_FILES))
-    overrides = {**I386_LOCAL, **dict(knobs.pop("overrides", {}))}
-    return Policy.preset(name, local_files=local, overrides=overrides, **knobs)
 
 
 def elf_arch(path: str) -> Arch | None:

@@ -24,7 +24,7 @@ real mode found different things is a failure, whatever the files expect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +33,7 @@ from dmvx.exitstatus import ExitStatus, Unavailable, worst
 from dmvx.policy import Policy
 from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server, load_scenario
 from realmode.net import experiment as ex
-from realmode.orchestrator import I386_LOCAL, SYSTEM_LOCAL_FILES
+from realmode.orchestrator import with_system_files_local
 from realmode.vuln.build import build_variants
 from realmode.vuln.exploits import DEFAULT_EXPLOIT, PROGRAM
 from realmode.vuln.experiment import VulnExperiment
@@ -51,11 +51,8 @@ POINT_TIMEOUT = 30.0
 
 
 def policy_of(spec: PolicySpec) -> Policy:
-    """The scenario's policy with real mode's system files local and the
-    i386-only calls routed as ``dmvx run`` routes them."""
-    base = spec.to_policy()
-    return replace(base, local_files=tuple(dict.fromkeys((*base.local_files, *SYSTEM_LOCAL_FILES))),
-                   overrides={**I386_LOCAL, **dict(base.overrides)})
+    """The scenario's policy with real mode's system files local."""
+    return with_system_files_local(spec.to_policy())
 
 
 def _labels(scenario: Scenario, values: Any) -> dict[str, Any]:

@@ -66,7 +66,7 @@ import signal
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dmvx import codec, syscalls
 from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait

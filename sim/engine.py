@@ -45,10 +45,9 @@ from typing import Any, Iterator, Sequence
 import simpy
 
 from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait
-from dmvx.calls import Call
-from dmvx.messages import Ack, Entry, Message, Report, Stop
+from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
-from dmvx.policy import Decision, Policy, Route
+from dmvx.policy import Policy, Route
 from dmvx.protocol import FRAME_OVERHEAD
 from dmvx.verdict import Verdict
 from sim.network import Network, Path
@@ -65,11 +64,6 @@ ENDED = 3      # Done or halted
 
 # Resolutions of a stopped call.
 NONE, EXECUTE, SKIP = 0, 1, 2
-
-
-def message_size(message: Message) -> int:
-    """Approximate bytes a message takes on the wire (before framing)."""
-    return message.size
 
 
 # ---------------------------------------------------------------------------
@@ -426,7 +420,7 @@ class Variant(_Proc):
     def _send(self, action: Send) -> None:
         sim = self.sim
         message = action.message
-        size = message_size(message)
+        size = message.size
         t = self.t
         connector = sim.connectors[self.host]
         if action.to == EVERYONE:
@@ -624,7 +618,7 @@ class Variant(_Proc):
                     action = actions[0]
                     if len(actions) == 1 and type(action) is Send:
                         message = action.message
-                        size = pushed if pushed > 0 else message_size(message)
+                        size = pushed if pushed > 0 else message.size
                         if action.to == EVERYONE:
                             for dest in others:
                                 # The CONNECTOR is still busy with the previous

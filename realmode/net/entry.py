@@ -12,7 +12,6 @@ refused with one line and exit status 5.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from dmvx.syscalls import Arch
 from dmvx.topology import Topology, load_topology
 from dmvx.yamlfile import read_yaml
 from realmode.net.experiment import STREAM_ATTACKS, Attack, Config, Experiment, NetResult, Workload
-from realmode.orchestrator import SYSTEM_LOCAL_FILES, make_policy
+from realmode.orchestrator import make_policy, with_system_files_local
 
 DEFAULT_TOPOLOGY = "two-host"
 DEFAULT_POLICY = "dmvx"
@@ -118,4 +117,4 @@ def _policy(scenario: Scenario, name: str | None) -> Policy:
     if name is not None and name != spec.preset:
         spec = spec.model_copy(update={"preset": name})
     base = spec.to_policy()
-    return replace(base, local_files=tuple(dict.fromkeys((*base.local_files, *SYSTEM_LOCAL_FILES))))
+    return with_system_files_local(base)
