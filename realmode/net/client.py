@@ -61,15 +61,9 @@ def run(address: tuple[str, int], requests: int, path: str, pace: float, timeout
     give_up = time.monotonic() + _READY_WAIT
     i = 0
     while i < requests:
-        start = time.monotonic()
         try:
-            status, body = request(address, path, timeout)
-            if status != 200:
-                raise ConnectionError(f"status {status}")
+            start, body = _get_ok(address, path, timeout, None if done else give_up)
         except (OSError, ConnectionError, ValueError) as exc:
-            if not done and isinstance(exc, ConnectionRefusedError) and time.monotonic() < give_up:
-                time.sleep(0.02)
-                continue
             error = f"request {i + 1}: {type(exc).__name__}: {exc}"
             break
         end = time.monotonic()
@@ -82,6 +76,24 @@ def run(address: tuple[str, int], requests: int, path: str, pace: float, timeout
     elapsed = (done[-1][1] - first_start) if done and first_start is not None else 0.0
     return {"requests": len(done), "asked": requests, "elapsed_s": elapsed, "bytes": sum(int(d[2]) for d in done),
             "done": done, "error": error}
+
+
+def _get_ok(address: tuple[str, int], path: str, timeout: float, retry_until: float | None) -> tuple[float, bytes]:
+    """GET ``path`` expecting 200: when the attempt began, and the body. Until
+    ``retry_until`` (the server may still be starting) a refused connection
+    is tried again."""
+    while True:
+        start = time.monotonic()
+        try:
+            status, body = request(address, path, timeout)
+        except ConnectionRefusedError:
+            if retry_until is not None and time.monotonic() < retry_until:
+                time.sleep(0.02)
+                continue
+            raise
+        if status != 200:
+            raise ConnectionError(f"status {status}")
+        return start, body
 
 
 def check_digests(address: tuple[str, int], digests: dict[str, str], sample: int,
@@ -97,15 +109,9 @@ def check_digests(address: tuple[str, int], digests: dict[str, str], sample: int
     i = 0
     while i < sample:
         path = paths[i % len(paths)]
-        start = time.monotonic()
         try:
-            status, body = request(address, path, timeout)
-            if status != 200:
-                raise ConnectionError(f"status {status}")
+            start, body = _get_ok(address, path, timeout, None if done else give_up)
         except (OSError, ConnectionError, ValueError) as exc:
-            if not done and isinstance(exc, ConnectionRefusedError) and time.monotonic() < give_up:
-                time.sleep(0.05)
-                continue
             return wrong, done, f"body {i + 1} ({path}): {type(exc).__name__}: {exc}"
         done.append([start, time.monotonic(), len(body)])
         wrong += hashlib.sha256(body).hexdigest() != digests[path]
