@@ -11,10 +11,10 @@ with a line saying what each kind looks like.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from dmvx.errors import InputError
-from dmvx.scenario import Microbench, Scenario, Server, scenario_from_document
+from dmvx.scenario import MODES, DiversitySetting, Expect, Microbench, Scenario, Server, scenario_from_document
 from dmvx.topology import Topology
 from dmvx.yamlfile import YamlDocument, read_yaml
 
@@ -70,9 +70,20 @@ def describe_topology(topology: Topology, default_name: str = "") -> str:
 
 
 def describe_scenario(scenario: Scenario) -> str:
-    """``scenario 'default': topology 'two-host', 2 variants (leader h1), dmvx policy, microbench read x20000``."""
-    variants = scenario.variants or []
-    leader = f" (leader {variants[0].host})" if variants else ""
+    """``scenario 'default': topology 'two-host', 2 variants (leader h1), dmvx policy, microbench read x20000``.
+
+    A scenario with diversity settings and none selected has no variants of
+    its own: each setting brings them, with an expectation per mode, and the
+    run sweeps over the settings. Its line counts the settings, their
+    variants and what each mode expects, in place of variants, expect and
+    that implied sweep."""
+    settings = scenario.diversity if scenario.setting is None else None
+    if settings:
+        variants_part = _describe_settings(settings)
+    else:
+        variants = scenario.variants or []
+        leader = f" (leader {variants[0].host})" if variants else ""
+        variants_part = f"{_count(len(variants), 'variant')}{leader}"
     workload = scenario.workload
     if isinstance(workload, Microbench):
         what = f"microbench {workload.call} x{workload.iterations}"
@@ -80,16 +91,42 @@ def describe_scenario(scenario: Scenario) -> str:
         what = f"server, {workload.requests} requests from {workload.client}"
     else:
         what = f"trace {workload.path}"
-    parts = [
-        f"topology {scenario.topo.name!r}",
-        f"{_count(len(variants), 'variant')}{leader}",
-        f"{scenario.policy.preset} policy",
-        what,
-    ]
+    parts = [f"topology {scenario.topo.name!r}", variants_part]
+    if scenario.diversity is not None and scenario.setting is not None:
+        parts.append(f"setting {scenario.setting!r} of {len(scenario.diversity)}")
+    parts += [f"{scenario.policy.preset} policy", what]
     if scenario.attack is not None:
         parts.append(f"attack {scenario.attack.kind} at call #{scenario.attack.at_call}")
-    if scenario.expect is not None:
+    if settings:
+        parts.append(_describe_expectations(settings))
+    elif scenario.expect is not None:
         parts.append(f"expects {scenario.expect.verdict}")
     for sweep in scenario.sweeps:
+        if settings and sweep.parameter == "setting" and sweep.values == list(settings):
+            continue  # the sweep over every setting that settings imply
         parts.append(f"sweeps {sweep.parameter} over {_count(len(sweep.values), 'value')}")
     return f"scenario {scenario.name!r}: " + ", ".join(parts)
+
+
+def _describe_settings(settings: dict[str, DiversitySetting]) -> str:
+    """``5 diversity settings (identical, aslr, ...) of 2 variants each (leader h1)``."""
+    sizes = sorted({len(setting.variants) for setting in settings.values()})
+    each = f"{sizes[0]} variants each" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]} variants"
+    leaders = list(dict.fromkeys(setting.variants[0].host for setting in settings.values()))
+    names = ", ".join(settings)
+    return (f"{_count(len(settings), 'diversity setting')} ({names}) of {each} "
+            f"(leader {' or '.join(leaders)})")
+
+
+def _describe_expectations(settings: dict[str, DiversitySetting]) -> str:
+    """``expects 4 divergence + 1 missed in sim, 3 divergence + 1 missed + 1 skipped in real``."""
+    modes = []
+    for mode in MODES:
+        counts: dict[str, int] = {}
+        for setting in settings.values():
+            expect = getattr(setting.expect, mode)
+            key = expect.verdict if isinstance(expect, Expect) else "skipped"
+            counts[key] = counts.get(key, 0) + 1
+        order = [*get_args(Expect.model_fields["verdict"].annotation), "skipped"]
+        modes.append(" + ".join(f"{counts[key]} {key}" for key in order if key in counts) + f" in {mode}")
+    return "expects " + ", ".join(modes)

@@ -1,9 +1,11 @@
 """What ``dmvx sim`` and ``dmvx suite --mode sim`` call (see dmvx/cli.py).
 
 ``run`` loads the scenario, applies ``--seed`` and ``--set`` overrides, expands
-sweeps, runs every point (in parallel), draws ``--plot`` and returns a
+sweeps, runs every point (in parallel), holds each to its ``expect`` (the
+verdict and, for an attack, its ``effect``, by :func:`sim.attacks.check_effects`
+as the suite does), draws ``--plot`` and returns a
 :class:`~sim.results.SimResult`. ``suite`` does the same for every scenario
-file of a directory and checks each against its ``expect``.
+file of a directory.
 
 ``--set KEY=VALUE``: KEY is a path into the scenario as a ``sweep.parameter``
 writes it (``policy.cb.entries``, ``topology.links[*].delay``,
@@ -157,6 +159,7 @@ def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Pa
     else:
         results = run_points(points, profile, timeline=plot is not None)
     reports = [r for r, _ in results]
+    check_effects(reports, prepared)
     result = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, reports)
     if plot is not None:
         from sim.plot import draw
@@ -221,9 +224,7 @@ def suite(directory: Path, *, console: "Console") -> SuiteResult:
         try:
             console.print(f"[dim]sim: {path}[/dim]")
             result = run(path, seed=None, overrides={}, plot=None, console=console)
-            scenario = load_scenario(path)
-            check_effects(result.points, scenario)
-            scenarios[str(path)] = scenario
+            scenarios[str(path)] = load_scenario(path)
             results.append((str(path), result, None))
         except InputError as exc:
             results.append((str(path), None, str(exc)))

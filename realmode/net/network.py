@@ -14,6 +14,9 @@ switches (no controller, no Open vSwitch) and veth pairs for its links:
 * **Addresses**: hosts get ``10.0.0.<n>/24`` in file order; every link is on
   one broadcast domain, so no routing is needed whatever the switch layout.
   Nothing is routed out of the namespaces.
+* **Shells**: each node's Mininet shell must come up within
+  :data:`SHELL_START_TIMEOUT`; one that dies or hangs while the network is
+  built is an :class:`~dmvx.exitstatus.EnvironmentProblem` naming the node.
 
 Everything in the root namespace carries the run prefix (see
 :mod:`realmode.net.runs`); :meth:`Network.stop` removes it all, and is safe
@@ -28,6 +31,7 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,28 +85,30 @@ class LinkPlan:
 
 def _node_classes(env: dict[str, str]):
     """Mininet node classes that start their shells with this run's mark in
-    the environment, and a bridge that is set up with ``ip``."""
+    the environment and a time limit (:class:`_ShellStart`), and a bridge
+    that is set up with ``ip``."""
     _mininet.load()
     from mininet.node import Host
     from mininet.nodelib import LinuxBridge
 
-    class MarkedHost(Host):
+    class Marked(_ShellStart):
         def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
             params.setdefault("env", env)
             params.setdefault("preexec_fn", children.die_with_parent)
             return super()._popen(cmd, **params)
 
-    class Bridge(LinuxBridge):
+    class MarkedHost(Marked, Host):
+        @property
+        def role(self) -> str:
+            return "relay node" if self.name.startswith("_d") else "host"
+
+    class Bridge(Marked, LinuxBridge):
         """A Linux bridge without STP that forwards at once; in hub mode it
         forgets every address it learns (``ageing_time`` 0), so every frame
         floods to every port (an attacker on the segment sees the traffic)."""
 
         hub = False
-
-        def _popen(self, cmd, **params):  # noqa: ANN001
-            params.setdefault("env", env)
-            params.setdefault("preexec_fn", children.die_with_parent)
-            return super()._popen(cmd, **params)
+        role = "bridge"
 
         def start(self, _controllers) -> None:  # noqa: ANN001
             ports = [i.name for i in self.intfList() if i.name != "lo"]
@@ -118,9 +124,138 @@ def _node_classes(env: dict[str, str]):
 
         def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's name
             subprocess.run(["ip", "link", "del", self.name], capture_output=True)
-            self.terminate()
+            _discard_shell(self)
 
     return MarkedHost, Bridge
+
+
+#: Seconds a node's shell has to print its first prompt and answer Mininet's
+#: first command. A shell takes milliseconds; this is for a machine so loaded
+#: that it may never come.
+SHELL_START_TIMEOUT = 30.0
+
+
+class _ShellStart:
+    """Mixin for a Mininet node: a shell that dies or hangs while starting
+    is an :class:`EnvironmentProblem` naming the node, not a wait forever.
+
+    Mininet's ``startShell`` reads the shell's pty until the prompt with no
+    time limit, and the parent's own copy of the pty's slave end keeps the
+    read blocking after the shell is gone. So the slave end is closed in
+    the parent once the shell holds it (a dead shell then makes the read
+    fail at once with EIO), and a timer kills a shell that has not answered
+    within :data:`SHELL_START_TIMEOUT` (which makes the read fail too).
+    A failed node is discarded here: Mininet never hands it to the caller.
+    A shell that dies later, while Mininet configures the network through
+    it (:meth:`cmd`), is an :class:`EnvironmentProblem` too."""
+
+    role = "node"
+    _starting = False
+
+    def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
+        process = super()._popen(cmd, **params)
+        if self.shell is None and self.slave is not None and params.get("stdin") == self.slave:
+            os.close(self.slave)  # the shell's; see the class doc
+            self.slave = None
+        return process
+
+    def startShell(self, mnopts=None) -> None:  # noqa: ANN001, N802 - Mininet's names
+        timeout = SHELL_START_TIMEOUT
+        lock = threading.Lock()
+        state = {"started": False, "expired": False}
+
+        def expire() -> None:
+            with lock:
+                if state["started"]:
+                    return
+                state["expired"] = True
+            _kill_shell(self)
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+        failure: OSError | None = None
+        self._starting = True
+        try:
+            super().startShell(mnopts)
+        except OSError as error:  # reading or writing the pty of a shell that is gone, or no shell at all
+            failure = error
+        except BaseException:
+            _discard_shell(self)
+            raise
+        finally:
+            self._starting = False
+            timer.cancel()
+            with lock:
+                state["started"] = True
+        if failure is None and not state["expired"]:
+            return
+        status = _shell_status(self)
+        _discard_shell(self)
+        what = f"the shell of {self.role} {self.name}"
+        if state["expired"]:
+            raise EnvironmentProblem(f"dmvx real: {what} did not start within {timeout:g} s "
+                                     "(is the machine overloaded?)")
+        if status is not None:
+            raise EnvironmentProblem(f"dmvx real: {what} exited while starting ({status})")
+        raise EnvironmentProblem(f"dmvx real: {what} failed while starting: {failure.strerror or failure}")
+
+    def cmd(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - Mininet's signature
+        try:
+            return super().cmd(*args, **kwargs)
+        except OSError as error:  # the pty of a shell that is gone
+            if self._starting:
+                raise
+            status = _shell_status(self)
+            how = (f"exited while the network was set up ({status})" if status is not None
+                   else f"failed while the network was set up: {error.strerror or error}")
+            raise EnvironmentProblem(f"dmvx real: the shell of {self.role} {self.name} {how}") from None
+
+
+def _shell_status(node: Any) -> str | None:
+    """How a node's shell ended (``exit status 1``, ``killed by signal 9``),
+    or None if it is still running after a moment: called once its pty has
+    failed, so it is gone or going."""
+    shell = getattr(node, "shell", None)
+    if shell is None:
+        return None
+    try:
+        status = shell.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        return None
+    return f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+
+
+def _kill_shell(node: Any) -> None:
+    """SIGKILL a node's shell and everything in its session."""
+    shell = getattr(node, "shell", None)
+    if shell is None or shell.poll() is not None:
+        return
+    try:
+        os.killpg(shell.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # not yet its own group leader
+        shell.kill()
+
+
+def _discard_shell(node: Any) -> None:
+    """End a node's shell and close its pty (its namespace dies with it)."""
+    _kill_shell(node)
+    shell = getattr(node, "shell", None)
+    if shell is not None:
+        try:
+            shell.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+    stream = getattr(node, "stdin", None)  # the pty's master end (also its stdout)
+    if stream is not None:
+        type(node).outToNode.pop(stream.fileno(), None)
+        type(node).inToNode.pop(stream.fileno(), None)
+        stream.close()
+    elif getattr(node, "master", None) is not None:  # the shell never started
+        os.close(node.master)
+    if getattr(node, "slave", None) is not None:
+        os.close(node.slave)
+    node.stdin = node.stdout = node.master = node.slave = node.shell = None
 
 
 def _mininet_class():
@@ -399,30 +534,12 @@ class Network:
                 if stream is not None:
                     stream.close()
         self._stop_relay()
-        for node in list(self.nodes.values()):
-            shell = getattr(node, "shell", None)
-            if shell is not None and shell.poll() is None:
-                try:
-                    os.killpg(shell.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    shell.kill()
-        for node in list(self.nodes.values()):
-            shell = getattr(node, "shell", None)
-            if shell is not None:
-                try:
-                    shell.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-                stream = getattr(node, "stdin", None)  # the pty's master end (also its stdout)
-                if stream is not None:
-                    type(node).outToNode.pop(stream.fileno(), None)
-                    type(node).inToNode.pop(stream.fileno(), None)
-                    stream.close()
-                try:
-                    os.close(node.slave)
-                except (OSError, AttributeError, TypeError):
-                    pass
-                node.shell = None
+        nodes = list(self.nodes.values())
+        for node in nodes:  # all killed first, then each waited for
+            _kill_shell(node)
+        for node in nodes:
+            if getattr(node, "shell", None) is not None:
+                _discard_shell(node)
         runs.clean(self.run_id)
 
     def _stop_relay(self) -> None:
