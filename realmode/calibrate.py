@@ -2,42 +2,41 @@
 
 ``dmvx calibrate`` closes the loop between the two modes (issue 7): sim mode
 prices every action from a cost profile (docs/sim.md), real mode pays real
-costs. This module measures the *components* real mode is made of, each on
-its own, and writes them in the profile format of ``sim/profiles/*.yml``:
+costs. This module measures what real mode is made of and writes it in the
+profile format of ``sim/profiles/*.yml``:
 
 ``native``
     each microbenchmark call run natively (``realmode/targets/bench.c``);
 ``interception.seccomp_untraced``
     the same local loop under real mode's seccomp filter, never stopped;
-``interception.ptrace``
-    a call stopped twice by ptrace (entry and exit), with the tracer doing
-    what real mode's tracer does at each stop and nothing more:
-    ``PTRACE_GET_SYSCALL_INFO`` and decoding the call and its outcome with
-    :class:`realmode.abi.Reader`. The tracer shares its tracee's CPU, as real
-    mode places it;
-``interception.in_process``
-    what a replicated call costs in *our* dMVX path. Real mode has no
-    in-process monitor yet: a non-sensitive call stops at the seccomp filter
-    and once more at its exit, then the Python monitor handles it -- the same
-    two stops as ``ptrace``. So the value is the ptrace figure, on purpose;
-``monitor``
-    the core's own work per call (``dmvx.monitor``), timed in this process:
-    the leader's ``call_entered`` + ``call_exited`` (``cb_append``) and a
-    follower's ``message_received`` + ``call_entered`` (``compare``);
-    ``wakeup``: half the round trip of a one-byte ping-pong between two
-    processes on different CPUs;
+the monitors' own work
+    the core's (``dmvx.monitor``, timed in this process) and the local link
+    between a monitor and its CONNECTOR (:mod:`realmode.link`);
+the tracer
+    what real mode's monitor processes spend per call of a whole run, from
+    their CPU time (:func:`role_cpu_ns`): loops of ``getppid`` and ``uname``
+    under dmvx and of ``getppid`` under dmon. Stops, registers, decoding,
+    the event loop, sleeping and being woken: a stand-alone stop pair
+    (:func:`ptrace_pair_ns`, kept for reference) is a third of it;
 ``connector``
-    a frame of each size encoded and authenticated with
-    :mod:`dmvx.protocol` and sent over loopback TCP (``TCP_NODELAY``), and
-    received, checked and decoded on the other side; a straight line through
-    the sizes gives the fixed and per-byte parts. Real mode's CONNECTORs
-    serve DMON's monitors too, so ``used_by`` names both presets.
+    two real CONNECTOR processes passing batches of entries
+    (:func:`connector_costs`) and frames over loopback TCP
+    (:func:`message_costs`, for the cost per byte);
+wake-ups
+    a process woken on an idle CPU, and one woken on its waker's CPU.
+
+:func:`profile_document` says how these map onto sim's costs. The calls the
+check predicts (getpid, read, getcwd, sched_yield) are not among those the
+calibration runs use.
 
 :func:`check` then runs sim with that profile on the microbenchmarks and
 real mode on the same programs (``benchmarks/bench_real.py``'s functions),
 and sets the predicted and measured slowdowns side by side with the error.
-Nothing measured by :func:`check` goes into the profile: the profile holds
-component costs, the slowdowns are sim's output.
+Real mode packs its processes onto this machine's CPUs; sim gives each
+timeline a CPU of its own, so the prediction is also held to the work sim
+charged to each of real mode's CPUs (:class:`Prediction`). Nothing measured
+by :func:`check` goes into the profile: the profile holds component costs,
+the slowdowns are sim's output.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,8 +61,9 @@ from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.messages import Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.protocol import FrameReader, FrameWriter, new_run_key
-from realmode import abi
+from realmode import abi, link
 from realmode import ptrace_ll as ll
+from realmode.helper_process import run_helper
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_SOURCE = ROOT / "realmode" / "targets" / "bench.c"
@@ -204,17 +204,19 @@ def _pinned(cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
 
 
-def wakeup_ns(rounds: int = 2000) -> float:
-    """Waking a process on the other CPU: half a one-byte pipe ping-pong
-    between processes pinned to two CPUs, less a write and a read of one
-    byte in one process (the pipe calls themselves)."""
+def wakeup_ns(rounds: int = 2000, *, same_cpu: bool = False) -> float:
+    """Waking a process: half a one-byte pipe ping-pong between two
+    processes, less a write and a read of one byte in one process (the
+    pipe calls themselves). On two CPUs (an idle CPU woken: the costly case
+    on these VMs) or, with ``same_cpu``, on one (a switch of process)."""
     cpus = _cpus()
+    other = cpus[0] if same_cpu else cpus[-1]
     to_child_r, to_child_w = os.pipe()
     to_parent_r, to_parent_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            _pinned(cpus[-1])
+            _pinned(other)
             for _ in range(rounds):
                 os.read(to_child_r, 1)
                 os.write(to_parent_w, b"x")
@@ -228,19 +230,19 @@ def wakeup_ns(rounds: int = 2000) -> float:
             os.write(to_child_w, b"x")
             os.read(to_parent_r, 1)
         elapsed = time.perf_counter() - start
+        r, w = os.pipe()
+        start = time.perf_counter()
+        for _ in range(rounds):
+            os.write(w, b"x")
+            os.read(r, 1)
+        local = time.perf_counter() - start
+        os.close(r)
+        os.close(w)
     finally:
         os.sched_setaffinity(0, saved)
         os.waitpid(pid, 0)
         for fd in (to_child_r, to_child_w, to_parent_r, to_parent_w):
             os.close(fd)
-    r, w = os.pipe()
-    start = time.perf_counter()
-    for _ in range(rounds):
-        os.write(w, b"x")
-        os.read(r, 1)
-    local = time.perf_counter() - start
-    os.close(r)
-    os.close(w)
     return max((elapsed - 2 * local) / rounds / 2 * 1e9, 0.0)
 
 
@@ -306,6 +308,194 @@ def message_costs(sizes: tuple[int, ...] = MESSAGE_SIZES, count: int = 2000) -> 
     return costs
 
 
+def _small_entry(seq: int) -> Entry:
+    """What a leader sends for a replicated call without output (getppid's)."""
+    return Entry("0", seq, Call("getppid", ()), EntryKind.FULL, Outcome(4242))
+
+
+@dataclass
+class LinkCosts:
+    """A monitor's side of the local link (:mod:`realmode.link`), ns: handing
+    one message to its CONNECTOR (encode + send), and taking a read's worth
+    from it (one receive, then a decode per message)."""
+
+    send: float
+    receive: float
+    receive_message: float
+
+
+def _link_round(mine: socket.socket, theirs: socket.socket, reader: link.LinkReader, batch: int,
+                seq: int) -> tuple[float, float]:
+    """``batch`` messages sent one by one, then taken in one read: seconds."""
+    t0 = time.perf_counter()
+    for i in range(batch):
+        theirs.sendall(link.encode(0, _small_entry(seq + i)))
+    t1 = time.perf_counter()
+    got = 0
+    while got < batch:
+        records = link.receive(mine, reader)
+        for _, payload in records:
+            link.decode(payload)
+        got += len(records)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def link_costs(small: int = 1, large: int = 32, messages: int = 4000) -> LinkCosts:
+    mine, theirs = socket.socketpair()
+    reader = link.LinkReader()
+    per_read = {}
+    send = 0.0
+    try:
+        seq = 1
+        for batch in (small, large):
+            rounds = max(messages // batch, 1)
+            taken = 0.0
+            for _ in range(rounds):
+                sent, took = _link_round(mine, theirs, reader, batch, seq)
+                seq += batch
+                send += sent
+                taken += took
+            per_read[batch] = taken / rounds * 1e9
+    finally:
+        mine.close()
+        theirs.close()
+    per_message = max((per_read[large] - per_read[small]) / (large - small), 0.0)
+    count = max(messages // small, 1) * small + max(messages // large, 1) * large
+    return LinkCosts(send / count * 1e9, max(per_read[small] - small * per_message, 0.0), per_message)
+
+
+def _connectors_cpu(batch: int, rounds: int, cpu: int | None) -> tuple[float, float]:
+    """Two real CONNECTOR processes (:func:`realmode.connector.run_connector`)
+    on loopback: ``rounds`` batches of ``batch`` entries from the leader's
+    monitor end to the follower's, each batch read before the next is sent.
+    CPU seconds of the sending and of the receiving CONNECTOR."""
+    from realmode.connector import run_connector
+
+    key = new_run_key()
+    run_id = "calibration"
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1)
+    address = listener.getsockname()[:2]
+    ends = [socket.socketpair() for _ in range(2)]
+    pids: list[int] = []
+    try:
+        for index, (_, con_end) in enumerate(ends):
+            pid = os.fork()
+            if pid == 0:
+                run_helper(lambda: run_connector(index, 2, key, run_id, con_end,
+                                                 listener if index == 0 else None,
+                                                 None if index == 0 else address),
+                           keep={con_end.fileno(), listener.fileno()}, cpu=cpu)
+            pids.append(pid)
+            con_end.close()
+        listener.close()
+        leader_end, follower_end = ends[0][0], ends[1][0]
+        reader = link.LinkReader()
+        seq = 0
+        for _ in range(rounds):
+            frames = []
+            for _ in range(batch):
+                seq += 1
+                frames.append(link.encode(1, _small_entry(seq)))
+            leader_end.sendall(b"".join(frames))
+            got = 0
+            while got < batch:
+                got += len(link.receive(follower_end, reader))
+        leader_end.close()
+        follower_end.close()
+        seconds = []
+        for pid in pids:
+            _, _, usage = os.wait4(pid, 0)
+            seconds.append(usage.ru_utime + usage.ru_stime)
+        pids.clear()
+        return seconds[0], seconds[1]
+    finally:
+        listener.close()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+@dataclass
+class ConnectorCosts:
+    """Real mode's CONNECTOR, ns: per batch (one read from the monitor's
+    link, one TCP send; one TCP receive, one write to the link) and per
+    entry in it, on the sending and on the receiving side."""
+
+    send_batch: float
+    send_message: float
+    receive_batch: float
+    receive_message: float
+
+
+def connector_costs(small: int = 1, large: int = 32, messages: int = 2000) -> ConnectorCosts:
+    """:func:`_connectors_cpu` at two batch sizes, less a run with no
+    traffic (start-up, keys, the hello): a straight line per side."""
+    cpu = _cpus()[0]
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        base_send, base_receive = _connectors_cpu(1, 0, cpu)
+        per_batch = {}
+        for batch in (small, large):
+            rounds = max(messages // batch, 1)
+            send, receive = _connectors_cpu(batch, rounds, cpu)
+            per_batch[batch] = (max(send - base_send, 0.0) / rounds * 1e9,
+                                max(receive - base_receive, 0.0) / rounds * 1e9)
+    finally:
+        os.sched_setaffinity(0, saved)
+    send_message = max((per_batch[large][0] - per_batch[small][0]) / (large - small), 0.0)
+    receive_message = max((per_batch[large][1] - per_batch[small][1]) / (large - small), 0.0)
+    return ConnectorCosts(max(per_batch[small][0] - small * send_message, 0.0), send_message,
+                          max(per_batch[small][1] - small * receive_message, 0.0), receive_message)
+
+
+@dataclass
+class RoleCosts:
+    """Real mode's processes per call of a loop, ns of CPU: each variant's
+    monitor (with its program) and each CONNECTOR, leader first."""
+
+    monitor: tuple[float, float]
+    connector: tuple[float, float]
+
+
+def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2000, 12000)) -> RoleCosts:
+    """Real mode at work: ``dmvx run`` of a loop of ``kind`` under
+    ``policy`` (two variants, real mode's default placement), and the CPU
+    time of every process it forked per call -- the slope between a short
+    and a long run, so that start-up does not count.
+
+    These are the components measured on whole runs: the tracer's own event
+    loop (waitpid, registers, the broker, the link, sleeping in select and
+    being woken) is what a stand-alone stop pair (:func:`ptrace_pair_ns`)
+    leaves out. The kinds used, ``getppid`` (no output) and ``uname`` (one
+    output buffer), are no calls the check predicts."""
+    from realmode.orchestrator import run
+
+    points = []
+    for count in calls:
+        with tempfile.TemporaryFile() as out:
+            saved = os.dup(1)
+            try:
+                os.dup2(out.fileno(), 1)
+                result = run([[binary, kind, str(count)]] * 2, policy)
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+        if result.verdict is not None or result.error is not None:
+            raise EnvironmentProblem(f"dmvx calibrate: the calibration run of {kind} under {policy} failed: "
+                                     f"{result.verdict.summary() if result.verdict else result.error}")
+        points.append((count, [v.cpu_s for v in result.variants]))
+    (n0, short), (n1, long) = points
+
+    def slope(role: str, index: int) -> float:
+        return max(long[index][role] - short[index][role], 0.0) / (n1 - n0) * 1e9
+
+    return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)))
+
+
 # ---------------------------------------------------------------------------
 # The profile
 # ---------------------------------------------------------------------------
@@ -320,15 +510,25 @@ class Measurements:
     monitor_leader: float
     monitor_follower: float
     wakeup: float
+    wakeup_same_cpu: float
     messages: MessageCosts
+    link: LinkCosts
+    connector: ConnectorCosts
+    #: Real mode on loops of calls the check does not predict.
+    dmvx_getppid: RoleCosts
+    dmvx_uname: RoleCosts
+    dmon_getppid: RoleCosts
 
     def to_json(self) -> dict[str, Any]:
         m = self.messages
         return {"native_ns": self.native, "native_local_ns": self.native_local,
                 "seccomp_untraced_ns": self.seccomp_untraced, "ptrace_pair_ns": self.ptrace,
                 "monitor_leader_ns": self.monitor_leader, "monitor_follower_ns": self.monitor_follower,
-                "wakeup_ns": self.wakeup,
-                "messages": {"send_ns": m.send, "receive_ns": m.receive, "encode_ns": m.encode, "decode_ns": m.decode}}
+                "wakeup_ns": self.wakeup, "wakeup_same_cpu_ns": self.wakeup_same_cpu,
+                "messages": {"send_ns": m.send, "receive_ns": m.receive, "encode_ns": m.encode, "decode_ns": m.decode},
+                "link_ns": asdict(self.link), "connector_ns": asdict(self.connector),
+                "dmvx_getppid_ns": asdict(self.dmvx_getppid), "dmvx_uname_ns": asdict(self.dmvx_uname),
+                "dmon_getppid_ns": asdict(self.dmon_getppid)}
 
 
 def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5,
@@ -345,11 +545,32 @@ def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5
         seccomp_ns = median(seccomp_untraced_ns(binary, calls, native_local) for _ in range(repeat))
         note("ptrace stop pair with decoding")
         ptrace = median(ptrace_pair_ns(binary, traced_calls, native["getpid"]) for _ in range(repeat))
-    note("core monitors, cross-CPU wake-up, CONNECTOR frames over loopback TCP")
+        note("real mode's processes on getppid and uname loops")
+        runs = {(kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
+                for kind, policy in (("getppid", "dmvx"), ("uname", "dmvx"), ("getppid", "dmon"))}
+    note("core monitors, wake-ups, the local link, CONNECTORs")
     leader, follower = (median(v) for v in zip(*(monitor_ns() for _ in range(repeat))))
     wakeup = median(wakeup_ns() for _ in range(repeat))
+    wakeup_same = median(wakeup_ns(same_cpu=True) for _ in range(repeat))
     messages = message_costs()
-    return Measurements(native, native_local, seccomp_ns, ptrace, leader, follower, wakeup, messages)
+    links = [link_costs() for _ in range(repeat)]
+    connectors = [connector_costs() for _ in range(repeat)]
+    return Measurements(native, native_local, seccomp_ns, ptrace, leader, follower, wakeup, wakeup_same, messages,
+                        _median_of(links), _median_of(connectors),
+                        runs[("getppid", "dmvx")], runs[("uname", "dmvx")], runs[("getppid", "dmon")])
+
+
+def _median_of(samples: list[Any]) -> Any:
+    """A dataclass of field-wise medians (tuples element-wise)."""
+    first = samples[0]
+    fields = {}
+    for name in asdict(first):
+        values = [getattr(sample, name) for sample in samples]
+        if isinstance(values[0], tuple):
+            fields[name] = tuple(statistics.median(column) for column in zip(*values))
+        else:
+            fields[name] = statistics.median(values)
+    return type(first)(**fields)
 
 
 def _d(ns: float) -> str:
@@ -364,30 +585,79 @@ def _d(ns: float) -> str:
 def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, Any]:
     """The profile for ``m``, in the format of ``sim/profiles/*.yml``.
 
+    How real mode's parts map onto sim's costs (docs/case-study.md has the
+    figures):
+
+    * a monitor handing a message to its CONNECTOR (``cb_append``) is the
+      core's leader work plus a write on the local link; taking what the
+      CONNECTOR delivered (``receive``, ``receive_per_message``) is a read
+      on the link and a decode per message; comparing is the core's;
+    * a monitor woken for a message (``monitor.wakeup``) and a CONNECTOR
+      woken by its monitor (``connector.wakeup``) share a CPU under real
+      mode's placement: a switch of process. Frames from the network wake a
+      CONNECTOR on an idle CPU (``connector.receive_wakeup``);
+    * intercepting a call is what is left of a monitor's CPU time per call
+      of a real run (:func:`role_cpu_ns`) once the parts above are taken
+      out. Under dmvx (mechanism ``in_process``: real mode has no
+      in-process monitor, so it is its ptrace path) that is the leader's
+      monitor on a ``getppid`` loop; under dmon (``ptrace``) the mean of the
+      two monitors on the same loop in lockstep, which also sleep and wake
+      at every call;
+    * ``copy_per_buffer`` is what a call with an output buffer (``uname``)
+      costs the two monitors more than one without (``getppid``);
+    * a CONNECTOR's costs per entry are those of the real CONNECTOR code
+      between two processes (:func:`connector_costs`); its costs per batch
+      are scaled to what the CONNECTORs of the dmon run spend (one entry a
+      batch there); per byte, those of frames over loopback TCP.
+
     Fields not measured here (native costs of the server's calls, the
     network's packet sizes, the server's own work) come from ``vm``.
     """
     sizes = sorted(m.messages.send)
-    send0, send_slope = _fit([(s, m.messages.send[s]) for s in sizes])
-    recv0, recv_slope = _fit([(s, m.messages.receive[s]) for s in sizes])
-    per_message = m.messages.encode[sizes[0]]
-    per_message_in = m.messages.decode[sizes[0]]
+    _, send_slope = _fit([(s, m.messages.send[s]) for s in sizes])
+    _, recv_slope = _fit([(s, m.messages.receive[s]) for s in sizes])
+    link_ = m.link
+    cb_append = m.monitor_leader + link_.send
+    compare = m.monitor_follower
+    taking = link_.receive + link_.receive_message
+    in_process = max(m.dmvx_getppid.monitor[0] - cb_append, m.ptrace)
+    lockstep_side = statistics.mean(m.dmon_getppid.monitor)
+    ptrace = max(lockstep_side - cb_append - compare - taking - m.wakeup_same_cpu, m.ptrace)
+    copy = max(statistics.mean(m.dmvx_uname.monitor) - statistics.mean(m.dmvx_getppid.monitor), 0.0)
+    c = m.connector
+    batch_measured = statistics.mean(m.dmon_getppid.connector) - c.send_message - c.receive_message
+    scale = max(batch_measured, 0.0) / max(c.send_batch + c.receive_batch, 1.0)
     return {
         "name": name,
         "description": (f"Measured on this machine by dmvx calibrate ({time.strftime('%Y-%m-%d')}): "
-                        "native calls, real mode's seccomp filter, a ptrace stop pair with decoding, "
-                        "the core monitors, a cross-CPU wake-up and CONNECTOR frames over loopback TCP."),
+                        "native calls, real mode's seccomp filter, its processes on getppid and uname loops, "
+                        "the core monitors, the local link, wake-ups and real CONNECTORs over loopback TCP."),
         "base": "vm",
         "native": {"calls": {kind: _d(ns) for kind, ns in m.native.items()}},
-        "interception": {"ptrace": _d(m.ptrace), "in_process": _d(m.ptrace),
+        "interception": {"ptrace": _d(ptrace), "in_process": _d(in_process),
                          "seccomp_untraced": _d(m.seccomp_untraced)},
-        "monitor": {"compare": _d(m.monitor_follower), "cb_append": _d(m.monitor_leader), "wakeup": _d(m.wakeup)},
-        "connector": {"used_by": ["dmon", "dmvx"], "wakeup": _d(m.wakeup),
-                      "send": _d(max(send0 - per_message, 0.0)), "per_message": _d(per_message),
+        "mechanisms": {"dmon": {"default": "ptrace"},
+                       "dmvx": {"default": "in_process", "lockstep": "ptrace", "local": "seccomp_untraced"}},
+        "monitor": {"compare": _d(compare), "copy_per_buffer": _d(copy), "cb_append": _d(cb_append),
+                    "receive": _d(link_.receive), "receive_per_message": _d(link_.receive_message),
+                    "wakeup": _d(m.wakeup_same_cpu)},
+        "connector": {"used_by": ["dmon", "dmvx"], "wakeup": _d(m.wakeup_same_cpu), "receive_wakeup": _d(m.wakeup),
+                      "send": _d(c.send_batch * scale), "per_message": _d(c.send_message),
                       "send_per_byte": _d(send_slope),
-                      "receive": _d(max(recv0 - per_message_in, 0.0)), "receive_per_message": _d(per_message_in),
+                      "receive": _d(c.receive_batch * scale), "receive_per_message": _d(c.receive_message),
                       "receive_per_byte": _d(recv_slope)},
     }
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with every float to 0.1 (ns: finer is noise)."""
+    if isinstance(value, float):
+        return round(value, 1)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_rounded(item) for item in value)
+    return value
 
 
 def write_profile(document: dict[str, Any], path: Path, m: Measurements) -> None:
@@ -395,7 +665,7 @@ def write_profile(document: dict[str, Any], path: Path, m: Measurements) -> None
               "# this machine. Every number is a calibration INPUT; what sim predicts from them is",
               "# checked against real mode by `dmvx calibrate --check`. Raw measurements (ns):"]
     for key, value in m.to_json().items():
-        header.append(f"#   {key}: {value if not isinstance(value, float) else round(value, 1)}")
+        header.append(f"#   {key}: {_rounded(value)}")
     text = "\n".join(header) + "\n" + yaml.safe_dump(document, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -432,10 +702,38 @@ workload:
 """
 
 
-def predict_us(profile_path: Path, kind: str, policy: str, iterations: int) -> float:
-    """Sim's microseconds per call of the leader's loop (the figure the real
-    program prints: its own clock around the loop)."""
+@dataclass
+class Prediction:
+    """Sim's figures for one loop, microseconds per call.
+
+    ``span`` is the leader's loop as sim's timelines give it: each variant
+    and each CONNECTOR with a CPU of its own. Real mode packs six processes
+    onto this machine's CPUs (:func:`realmode.orchestrator.placement`), so
+    ``cpus`` adds up, per CPU, the work sim charged to what runs there, and
+    the loop can go no faster than the busiest CPU it depends on -- every
+    CPU in lockstep, the leader's own CPU when replication is asynchronous
+    (the CB, which sim simulates, decouples the rest).
+    """
+
+    span: float
+    cpus: dict[int, float]
+    binding: tuple[int, ...]
+
+    @property
+    def us(self) -> float:
+        return max([self.span, *(self.cpus.get(cpu, 0.0) for cpu in self.binding)])
+
+    @property
+    def bound(self) -> str:
+        """What sets the predicted figure: the timelines, or a CPU's work."""
+        busiest = max(self.binding, key=lambda cpu: self.cpus.get(cpu, 0.0))
+        return "timelines" if self.span >= self.cpus.get(busiest, 0.0) else f"cpu {busiest}"
+
+
+def predict(profile_path: Path, kind: str, policy: str, iterations: int) -> Prediction:
+    """Sim on the loop, and what real mode's CPU placement makes of it."""
     from dmvx.scenario import load_scenario
+    from realmode.orchestrator import make_policy, placement
     from sim.profile import load_profile
     from sim.runner import simulate
 
@@ -447,9 +745,25 @@ def predict_us(profile_path: Path, kind: str, policy: str, iterations: int) -> f
     policy_model = scenario.policy.model_copy(update={"preset": policy})
     scenario = scenario.model_copy(update={"workload": workload, "policy": policy_model})
     experiment = simulate(scenario, load_profile(str(profile_path.resolve())))
-    times = experiment.mvx.leader_times
-    loop = list(times)[-iterations:]
-    return (loop[-1] - loop[0]) / max(len(loop) - 1, 1) / 1000
+    mvx = experiment.mvx
+    loop = list(mvx.leader_times)[-iterations:]
+    span = (loop[-1] - loop[0]) / max(len(loop) - 1, 1) / 1000
+    pol = make_policy(policy)
+    places = placement(pol, len(mvx.variants), "auto")
+    cpus: dict[int, float] = {}
+    for variant, (_, monitor_cpu, connector_cpu) in zip(mvx.variants, places):
+        # A variant's work is its monitor's (its program's own is native).
+        for cpu, busy in ((monitor_cpu, variant.busy_time), (connector_cpu, mvx.connectors[variant.host]["busy_ns"])):
+            key = cpu if cpu is not None else -1
+            cpus[key] = cpus.get(key, 0.0) + busy / iterations / 1000
+    binding = (places[0][1] if places[0][1] is not None else -1,) if pol.async_replication else tuple(cpus)
+    return Prediction(span, cpus, binding)
+
+
+def predict_us(profile_path: Path, kind: str, policy: str, iterations: int) -> float:
+    """Sim's microseconds per call of the leader's loop (the figure the real
+    program prints: its own clock around the loop), on this machine's CPUs."""
+    return predict(profile_path, kind, policy, iterations).us
 
 
 def measure_us(binary: str, kind: str, policy: str, calls: int) -> float:
@@ -467,6 +781,7 @@ class CheckRow:
     native_us: float
     predicted_us: float
     measured_us: float
+    bound: str = "timelines"
 
     @property
     def predicted_x(self) -> float:
@@ -497,8 +812,8 @@ def check(profile_path: Path, *, calls: dict[str, int] | None = None, repeat: in
             for policy in policies:
                 note(f"{kind} under {policy}")
                 measured = median(measure_us(binary, kind, policy, calls[policy]) for _ in range(repeat))
-                predicted = predict_us(profile_path, kind, policy, calls[policy])
-                rows.append(CheckRow(kind, policy, native, predicted, measured))
+                predicted = predict(profile_path, kind, policy, calls[policy])
+                rows.append(CheckRow(kind, policy, native, predicted.us, measured, predicted.bound))
     return rows
 
 
@@ -531,7 +846,8 @@ class CalibrationResult:
             "check": [{"call": r.call, "policy": r.policy, "native_us": round(r.native_us, 4),
                        "predicted_us": round(r.predicted_us, 2), "measured_us": round(r.measured_us, 2),
                        "predicted_x": round(r.predicted_x, 1), "measured_x": round(r.measured_x, 1),
-                       "error": round(r.error, 3), "within_target": abs(r.error) <= TARGET_ERROR}
+                       "error": round(r.error, 3), "within_target": abs(r.error) <= TARGET_ERROR,
+                       "bound": r.bound}
                       for r in self.rows],
             "target_error": TARGET_ERROR,
         }
@@ -553,11 +869,11 @@ class CalibrationResult:
             table = Table(title=f"sim ({self.profile_path.name}) vs real mode, microbenchmarks "
                                 f"(us per call; slowdown vs native; target |error| <= {TARGET_ERROR:.0%})",
                           title_justify="left")
-            for column in ("call", "policy", "native us", "sim us", "real us", "sim x", "real x", "error"):
-                table.add_column(column, justify="left" if column in ("call", "policy") else "right")
+            for column in ("call", "policy", "native us", "sim us", "real us", "sim x", "real x", "error", "sim bound by"):
+                table.add_column(column, justify="left" if column in ("call", "policy", "sim bound by") else "right")
             for r in self.rows:
                 mark = "" if abs(r.error) <= TARGET_ERROR else " [red](!)[/]"
                 table.add_row(r.call, r.policy, f"{r.native_us:.3f}", f"{r.predicted_us:.1f}",
                               f"{r.measured_us:.1f}", f"{r.predicted_x:.0f}x", f"{r.measured_x:.0f}x",
-                              f"{r.error:+.0%}{mark}")
+                              f"{r.error:+.0%}{mark}", r.bound)
             console.print(table)

@@ -70,6 +70,10 @@ class VariantReport:
     pid: int | None = None
     status: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds (user + system) of this variant's monitor -- with the
+    #: variant's own processes, which it reaps -- and of its CONNECTOR:
+    #: where a run's overhead goes, and what ``dmvx calibrate`` prices.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,7 +118,8 @@ class RunResult:
             "error": self.error,
             "elapsed_s": round(self.elapsed, 6),
             "variants": [
-                {"variant": variant_name(v.index), "argv": v.argv, "status": v.status, **v.stats}
+                {"variant": variant_name(v.index), "argv": v.argv, "status": v.status, **v.stats,
+                 "cpu_s": {role: round(seconds, 6) for role, seconds in v.cpu_s.items()}}
                 for v in self.variants
             ],
         }
@@ -311,7 +316,8 @@ def run(
             listener.close()
             for fd in pipes:
                 os.close(fd)
-            _kill_all(children)
+            for i, seconds in enumerate(_kill_all(children)):
+                reports[i // len(_ROLES)].cpu_s[_ROLES[i % len(_ROLES)]] = seconds
             result.helpers = children
             if trace is not None and parts is not None:
                 variants_info = [{"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}
@@ -400,14 +406,23 @@ def _kill_variants(result: RunResult) -> None:
                 pass
 
 
-def _kill_all(children: list[int]) -> None:
+#: The processes the orchestrator forks per variant, in order.
+_ROLES = ("connector", "monitor")
+
+
+def _kill_all(children: list[int]) -> list[float]:
+    """SIGKILL and reap every child; the CPU seconds each used (with the
+    descendants it reaped itself), 0.0 for one reaped elsewhere."""
     for pid in children:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    seconds = []
     for pid in children:
         try:
-            os.waitpid(pid, 0)
+            _, _, usage = os.wait4(pid, 0)
+            seconds.append(usage.ru_utime + usage.ru_stime)
         except ChildProcessError:
-            pass
+            seconds.append(0.0)
+    return seconds

@@ -86,8 +86,15 @@ class VariantStats:
     entered_at_verdict: int | None = None
     entered_at_attack: int | None = None
     wait_time: int = 0          # time spent blocked on the monitor
+    io_wait_time: int = 0       # time spent blocked for a client (a server waiting for a connection)
     samples_t: array = field(default_factory=lambda: array("q"))
     samples_seq: array = field(default_factory=lambda: array("q"))
+
+    @property
+    def busy_time(self) -> int:
+        """How long this variant -- its program and its monitor -- kept a CPU
+        busy: its run less its waits (a variant starts at time 0)."""
+        return max(self.end_time - self.wait_time - self.io_wait_time, 0)
 
 
 @dataclass
@@ -132,7 +139,7 @@ class Connector:
     peer connection (the CONNECTOR serves whichever is readable)."""
 
     __slots__ = ("sim", "host", "free_at", "rfree", "open", "open_count", "open_bytes", "open_start",
-                 "batches", "messages", "bytes", "received_batches", "paths")
+                 "batches", "messages", "bytes", "received_batches", "paths", "busy")
 
     def __init__(self, sim: "Simulation", host: str) -> None:
         self.sim = sim
@@ -150,6 +157,9 @@ class Connector:
         self.messages = 0
         self.bytes = 0
         self.received_batches = 0
+        #: CPU time spent sending and receiving (ns): what this CONNECTOR
+        #: takes from the CPU it shares (:func:`sim.results.cpu_demand`).
+        self.busy = 0
 
     def post(self, dest: int, message: Message, size: int, t: int) -> None:
         """A monitor on this host sends ``message`` to variant ``dest`` at ``t``."""
@@ -190,9 +200,12 @@ class Connector:
         variants = sim.variants
         connectors = sim.connectors
         send_fixed, send_per_message, send_per_byte = sim.send_fixed, sim.send_per_message, sim.send_per_byte
+        busy = self.busy
         for dest, (messages, nbytes) in self.open.items():
             count = len(messages)
-            start += send_fixed + send_per_message * count + int(send_per_byte * nbytes)
+            work = send_fixed + send_per_message * count + int(send_per_byte * nbytes)
+            start += work
+            busy += work
             self.bytes += nbytes
             target = variants[dest]
             path = paths.get(dest) or self.path_to(dest)
@@ -202,14 +215,16 @@ class Connector:
                 continue
             receiver = connectors[target.host]
             free = receiver.rfree.get(host, -INF)
-            begin = free if free >= arrival else arrival + sim.connector_wakeup
+            begin = free if free >= arrival else arrival + sim.connector_receive_wakeup
             done = begin + sim.receive_fixed + sim.receive_per_message * count + int(sim.receive_per_byte * nbytes)
+            receiver.busy += done - begin
             receiver.rfree[host] = done
             receiver.received_batches += 1
             sim.order += 1
             heapq.heappush(target.inbox, (done, sim.order, messages))
             if target.blocked:
                 target.poke(done)
+        self.busy = busy
         self.batches += len(self.open)
         self.messages += self.open_count
         self.free_at = start
@@ -233,15 +248,16 @@ class Connector:
         handed to the monitor."""
         sim = self.sim
         free = self.rfree.get(peer, -INF)
-        start = free if free >= arrival else arrival + sim.connector_wakeup
+        start = free if free >= arrival else arrival + sim.connector_receive_wakeup
         done = start + sim.receive_fixed + sim.receive_per_message * count + int(sim.receive_per_byte * nbytes)
+        self.busy += done - start
         self.rfree[peer] = done
         self.received_batches += 1
         return done
 
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches, "messages": self.messages, "bytes": self.bytes,
-                "received_batches": self.received_batches}
+                "received_batches": self.received_batches, "busy_ns": self.busy}
 
 
 # ---------------------------------------------------------------------------
@@ -450,11 +466,14 @@ class Variant(_Proc):
         """Hand the monitor every message that has arrived by ``self.t``."""
         inbox = self.inbox
         received = self.monitor.message_received
+        per_read, per_message = self.sim.monitor_receive, self.sim.monitor_receive_per_message
         pop = heapq.heappop
         while inbox and inbox[0][0] <= self.t:
+            self.t += per_read
             for message in pop(inbox)[2]:
                 if self.state is ENDED:
                     return
+                self.t += per_message
                 actions = received(message)
                 if actions:
                     self.apply(actions)
@@ -592,9 +611,12 @@ class Variant(_Proc):
                             yield event
                             sim.running = self
                             self.blocked = False
+                            if env.now > self.t:
+                                stats.io_wait_time += env.now - self.t
                             t = self.t = max(self.t, env.now)
                             self.horizon = self.next_horizon()
                             continue
+                        stats.io_wait_time += ready - t
                         t = ready
                     t += step.native
                     self._do_io(step, t)
@@ -636,7 +658,7 @@ class Variant(_Proc):
                                 post(dest, message, size, t)
                         else:
                             post(action.to, message, size, t)
-                        t += cb_append + int(copy_per_byte * size)
+                        t += cb_append + int(copy_per_byte * size) + step.read_ns
                     else:
                         self.t = t
                         stats.entered, stats.executed, stats.skipped = entered, executed, skipped
@@ -789,7 +811,9 @@ class Simulation:
         self.compare_per_byte = p.compare_per_byte
         self.copy_per_byte = p.copy_per_byte
         self.cb_append = p.cb_append
+        self.monitor_receive, self.monitor_receive_per_message = p.monitor_receive, p.monitor_receive_per_message
         self.connector_wakeup = p.connector_wakeup_for(policy.name) if policy is not None else 0
+        self.connector_receive_wakeup = p.connector_receive_wakeup_for(policy.name) if policy is not None else 0
         self.send_fixed, self.send_per_message, self.send_per_byte = p.send, p.send_per_message, p.send_per_byte
         self.receive_fixed, self.receive_per_message = p.receive, p.receive_per_message
         self.receive_per_byte = p.receive_per_byte
@@ -856,9 +880,10 @@ class Simulation:
         # The receiving CONNECTOR (inline): it sleeps in epoll when idle.
         connector = self.connectors[target.host]
         free = connector.rfree.get(src_host, -INF)
-        start = free if free >= arrival else arrival + self.connector_wakeup
+        start = free if free >= arrival else arrival + self.connector_receive_wakeup
         done = (start + self.receive_fixed + self.receive_per_message * len(messages)
                 + int(self.receive_per_byte * nbytes))
+        connector.busy += done - start
         connector.rfree[src_host] = done
         connector.received_batches += 1
         target.deliver(done, messages)

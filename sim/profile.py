@@ -63,11 +63,21 @@ class _Native(FileModel):
 class _Monitor(FileModel):
     compare: Duration | None = Field(default=None, description="Comparing one call with the leader's (fixed part).")
     compare_per_byte: Duration | None = Field(default=None, description="Comparing, per byte of buffer arguments.")
+    copy_per_buffer: Duration | None = Field(
+        default=None,
+        description="Reading one output buffer of a call from the leader's variant, or writing it into a "
+        "follower's (fixed part, per buffer).",
+    )
     copy_per_byte: Duration | None = Field(
         default=None,
         description="Copying a result into the CB (leader) or into the variant's memory (follower skip).",
     )
-    cb_append: Duration | None = Field(default=None, description="The leader's in-process monitor appending one entry to the CB.")
+    cb_append: Duration | None = Field(default=None, description="A monitor handing one message to its CONNECTOR (the leader's "
+                                       "in-process monitor appending an entry to the CB).")
+    receive: Duration | None = Field(default=None, description="A monitor taking what its CONNECTOR delivered at once (in real "
+                                     "mode, one read on the local link).")
+    receive_per_message: Duration | None = Field(default=None, description="A monitor taking one message from its CONNECTOR "
+                                                 "(reading the CB; in real mode, decoding it from the local link).")
     wakeup: Duration | None = Field(default=None, description="Waking a variant that slept waiting for its monitor (a futex wake).")
 
 
@@ -78,6 +88,11 @@ class _Connector(FileModel):
         "monitors (DMON's ptrace monitors) send and receive on their own sockets: no CONNECTOR wake-ups.",
     )
     wakeup: Duration | None = Field(default=None, description="Waking an idle CONNECTOR when the CB gets its first entry.")
+    receive_wakeup: Duration | None = Field(
+        default=None,
+        description="Waking an idle CONNECTOR when frames arrive from the network. Default: wakeup. (They differ "
+        "where a CONNECTOR shares its monitor's CPU, as in real mode, but not its peers'.)",
+    )
     send: Duration | None = Field(default=None, description="One send system call carrying a batch of frames.")
     per_message: Duration | None = Field(default=None, description="Encoding and authenticating (HMAC) one frame.")
     send_per_byte: Duration | None = Field(default=None, description="Sending, per byte.")
@@ -183,10 +198,14 @@ class CostProfile:
     mechanisms: Mapping[str, Mapping[str, str]]
     compare: int
     compare_per_byte: float
+    copy_per_buffer: int
     copy_per_byte: float
     cb_append: int
+    monitor_receive: int
+    monitor_receive_per_message: int
     wakeup: int
     connector_wakeup: int
+    connector_receive_wakeup: int
     connector_used_by: tuple[str, ...]
     send: int
     send_per_message: int
@@ -219,6 +238,10 @@ class CostProfile:
     def connector_wakeup_for(self, preset: str) -> int:
         """The CONNECTOR wake-up cost under ``preset`` (0 where monitors send directly)."""
         return self.connector_wakeup if preset in self.connector_used_by else 0
+
+    def connector_receive_wakeup_for(self, preset: str) -> int:
+        """Waking a CONNECTOR with frames from the network under ``preset`` (0 as above)."""
+        return self.connector_receive_wakeup if preset in self.connector_used_by else 0
 
     def interception_costs(self, preset: str) -> dict[str, int]:
         """Route value -> cost of intercepting one call on that route under ``preset``."""
@@ -330,10 +353,14 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
         mechanisms=mechanisms,
         compare=_ns(get("monitor", "compare")),
         compare_per_byte=_ns_per_byte(get("monitor", "compare_per_byte")),
+        copy_per_buffer=_ns(get("monitor", "copy_per_buffer")),
         copy_per_byte=_ns_per_byte(get("monitor", "copy_per_byte")),
         cb_append=_ns(get("monitor", "cb_append")),
+        monitor_receive=_ns(get("monitor", "receive")),
+        monitor_receive_per_message=_ns(get("monitor", "receive_per_message")),
         wakeup=_ns(get("monitor", "wakeup")),
         connector_wakeup=_ns(get("connector", "wakeup")),
+        connector_receive_wakeup=_ns(m.get("connector", {}).get("receive_wakeup") or get("connector", "wakeup")),
         connector_used_by=tuple(get("connector", "used_by")),
         send=_ns(get("connector", "send")),
         send_per_message=_ns(get("connector", "per_message")),

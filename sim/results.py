@@ -102,7 +102,8 @@ def point_report(scenario: Scenario, exp: Experiment, labels: dict[str, Any]) ->
             report["mvx"]["latency_slowdown"] = sig(m["latency_mean_ns"] / n["latency_mean_ns"])
     report["variants"] = [
         {"index": v.index, "host": v.host, "arch": v.arch, "entered": v.entered, "executed": v.executed,
-         "skipped": v.skipped, "waited_ns": v.wait_time, "end_ns": v.end_time, "ended_by": v.ended_by,
+         "skipped": v.skipped, "waited_ns": v.wait_time, "io_waited_ns": v.io_wait_time,
+         "busy_ns": v.busy_time, "end_ns": v.end_time, "ended_by": v.ended_by,
          "exit_status": v.exit_status, "routes": dict(sorted(v.routes.items()))}
         for v in mvx.variants
     ]

@@ -51,7 +51,7 @@ class Step:
     """One call of one variant (or, with ``end`` set, the end of the process)."""
 
     __slots__ = ("call", "outcome", "native", "gap", "io", "io_bytes", "harmful", "out_bytes",
-                 "arg_bytes", "end", "copy_ns", "compare_ns")
+                 "arg_bytes", "end", "copy_ns", "compare_ns", "read_ns")
 
     def __init__(self, call: Call | None, outcome: Outcome | None = None, native: int = 0, *,
                  gap: int = 0, io: int = 0, io_bytes: int = 0, harmful: str = "",
@@ -66,14 +66,18 @@ class Step:
         self.end = end
         self.out_bytes = sum(len(data) for _, data in self.outcome.outputs)
         self.arg_bytes = sum(len(a) for a in call.args if isinstance(a, (bytes, str))) if call else 0
-        #: Per-byte parts of what the monitor spends on this call: copying
-        #: its outputs (a follower's skip) and comparing its buffer arguments.
+        #: What the monitor spends on this call's buffers: copying its
+        #: outputs into a follower's memory (a skip), comparing its buffer
+        #: arguments (per byte), and reading the outputs from the leader's
+        #: variant (per buffer; the bytes are priced with the entry).
         self.copy_ns = 0
         self.compare_ns = 0
+        self.read_ns = 0
 
     def priced(self, profile: CostProfile) -> "Step":
         """Set the per-byte monitor costs of this step from ``profile``."""
-        self.copy_ns = int(profile.copy_per_byte * self.out_bytes)
+        self.read_ns = profile.copy_per_buffer * len(self.outcome.outputs)
+        self.copy_ns = self.read_ns + int(profile.copy_per_byte * self.out_bytes)
         self.compare_ns = int(profile.compare_per_byte * self.arg_bytes)
         return self
 

@@ -10,32 +10,60 @@ from realmode import calibrate as cal
 from sim.profile import load_profile
 
 
-def _measurements(ptrace_ns: float) -> cal.Measurements:
+def _measurements(dmvx_leader_ns: float = 50000.0, dmon_side_ns: float = 170000.0) -> cal.Measurements:
     messages = cal.MessageCosts(send={64: 5000.0, 16384: 9000.0}, receive={64: 6000.0, 16384: 12000.0},
                                 encode={64: 3000.0, 16384: 6000.0}, decode={64: 4000.0, 16384: 8000.0})
-    return cal.Measurements(native={"getpid": 90.0, "read": 150.0, "getcwd": 190.0, "sched_yield": 210.0},
-                            native_local=100.0, seccomp_untraced=10.0, ptrace=ptrace_ns, monitor_leader=3500.0,
-                            monitor_follower=1700.0, wakeup=37000.0, messages=messages)
+    return cal.Measurements(
+        native={"getpid": 90.0, "read": 150.0, "getcwd": 190.0, "sched_yield": 210.0},
+        native_local=100.0, seccomp_untraced=10.0, ptrace=15000.0, monitor_leader=3500.0,
+        monitor_follower=1300.0, wakeup=37000.0, wakeup_same_cpu=800.0, messages=messages,
+        link=cal.LinkCosts(send=5000.0, receive=14000.0, receive_message=4000.0),
+        connector=cal.ConnectorCosts(send_batch=30000.0, send_message=10000.0, receive_batch=35000.0,
+                                     receive_message=10000.0),
+        dmvx_getppid=cal.RoleCosts((dmvx_leader_ns, 36000.0), (17000.0, 16000.0)),
+        dmvx_uname=cal.RoleCosts((dmvx_leader_ns + 20000.0, 56000.0), (23000.0, 20000.0)),
+        dmon_getppid=cal.RoleCosts((dmon_side_ns, dmon_side_ns), (130000.0, 130000.0)))
 
 
-def test_written_profile_loads_with_the_measured_values(tmp_path: Path) -> None:
-    m = _measurements(21000.0)
+def test_written_profile_loads_with_the_derived_values(tmp_path: Path) -> None:
+    m = _measurements()
     path = tmp_path / "measured.yml"
     cal.write_profile(cal.profile_document(m), path, m)
     profile = load_profile(str(path))
     assert profile.native_cost("getpid") == 90
-    assert profile.interception_costs("dmon")["lockstep"] == 21000
-    assert profile.connector_wakeup_for("dmon") == 37000  # real mode's DMON goes through CONNECTORs
+    # dmvx's interception: the leader's monitor per call less handing the entry over (core + link).
+    assert profile.interception_costs("dmvx")["replicate"] == 50000 - 3500 - 5000
+    # dmon's: a lockstep side less the hand-over, comparing, taking the reply and the wake-up.
+    assert profile.interception_costs("dmon")["replicate"] == 170000 - 8500 - 1300 - 18000 - 800
+    assert profile.copy_per_buffer == 20000  # uname's monitors cost 20 us more than getppid's
+    # CONNECTOR batches scaled to the dmon run: 130 us a call = 2 x 10 us per entry + 110 us of batches.
+    assert profile.send + profile.receive == pytest.approx(110000, abs=2)
+    assert profile.connector_wakeup_for("dmon") == 800  # woken by its monitor, on the monitor's CPU
+    assert profile.connector_receive_wakeup == 37000    # woken from the network, on an idle CPU
 
 
-def test_prediction_follows_the_ptrace_cost(tmp_path: Path) -> None:
-    predictions = []
-    for ptrace_ns in (10000.0, 40000.0):
-        m = _measurements(ptrace_ns)
-        path = tmp_path / f"p{int(ptrace_ns)}.yml"
+def test_prediction_follows_the_monitors_cost(tmp_path: Path) -> None:
+    predictions = {}
+    for leader_ns in (40000.0, 70000.0):
+        m = _measurements(dmvx_leader_ns=leader_ns)
+        path = tmp_path / f"p{int(leader_ns)}.yml"
         cal.write_profile(cal.profile_document(m), path, m)
-        predictions.append(cal.predict_us(path, "getpid", "dmvx", 500))
-    assert predictions[0] > 10 and predictions[1] - predictions[0] > 25  # +30 us of stops per call shows
+        predictions[leader_ns] = cal.predict(path, "getpid", "dmvx", 500)
+    low, high = predictions[40000.0], predictions[70000.0]
+    assert low.us > 30 and high.us - low.us == pytest.approx(30, abs=3)  # +30 us per call shows, one for one
+
+
+def test_lockstep_prediction_is_bound_by_the_shared_cpu(tmp_path: Path) -> None:
+    """Under dmon real mode puts every monitor and CONNECTOR on one CPU, so
+    the loop is as slow as the work sim charged to all of them together,
+    more than any one timeline."""
+    m = _measurements()
+    path = tmp_path / "measured.yml"
+    cal.write_profile(cal.profile_document(m), path, m)
+    prediction = cal.predict(path, "getpid", "dmon", 300)
+    assert prediction.bound.startswith("cpu")
+    shared = max(prediction.cpus.values())
+    assert prediction.us == pytest.approx(shared) and shared > prediction.span
 
 
 @pytest.mark.root
@@ -46,3 +74,9 @@ def test_component_measurements_are_positive(tmp_path: Path) -> None:
     assert cal.ptrace_pair_ns(binary, 2000, native) > 1000  # a stop pair costs microseconds
     costs = cal.message_costs(sizes=(64, 4096), count=200)
     assert costs.send[64] > 0 and costs.receive[4096] > 0
+    link = cal.link_costs(messages=200)
+    assert link.send > 0 and link.receive > 0
+    connector = cal.connector_costs(messages=200)
+    assert connector.send_batch + connector.send_message > 1000
+    roles = cal.role_cpu_ns(binary, "getppid", "dmvx", calls=(200, 1200))
+    assert roles.monitor[0] > 5000 and roles.connector[1] > 0  # a traced, replicated call costs microseconds

@@ -1,5 +1,8 @@
 /* System-call microbenchmark: COUNT calls of one kind, nanoseconds per call
-   on stdout. "local" is a call the seccomp filter lets through untraced. */
+   on stdout. "local" is a call the seccomp filter lets through untraced;
+   "getppid" and "uname" are what `dmvx calibrate` prices real mode's tracer
+   with (calls the calibration check does not predict, so that it checks,
+   not echoes): one without output, one with an output buffer. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -7,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include <sched.h>
@@ -21,12 +25,15 @@ int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "getpid";
     long count = argc > 2 ? atol(argv[2]) : 10000;
     char buf[256];
+    struct utsname names;
     sigset_t set;
     int fd = open("/dev/zero", O_RDONLY);
     sigemptyset(&set);
     double start = now();
     for (long i = 0; i < count; i++) {
         if (!strcmp(kind, "getpid")) syscall(SYS_getpid);
+        else if (!strcmp(kind, "getppid")) syscall(SYS_getppid);
+        else if (!strcmp(kind, "uname")) uname(&names);
         else if (!strcmp(kind, "read")) read(fd, buf, 1);
         else if (!strcmp(kind, "getcwd")) getcwd(buf, sizeof buf);
         else if (!strcmp(kind, "sched_yield")) sched_yield();
