@@ -45,34 +45,11 @@ if TYPE_CHECKING:
     from realmode.net.experiment import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# The tree, config and digests are dmvx real --server lighttpd's.
+from realmode.net import lighttpd  # noqa: E402
+
 PORT = 8089
-SIZES = {"f100.bin": 100, "f4k.bin": 4096, "f64k.bin": 65536, "f1m.bin": 1 << 20}
-CONFIG = """server.document-root = "{root}"
-server.port = {port}
-server.bind = "127.0.0.1"
-server.max-worker = 0
-server.errorlog = "{log}"
-server.modules = ()
-mimetype.assign = ( "" => "application/octet-stream" )
-"""
-
-
-def make_tree(directory: Path, port: int = PORT, bind: str | None = "127.0.0.1") -> tuple[Path, dict[str, str]]:
-    """The static tree, its config file, and each file's SHA-256. ``bind``
-    None serves on every address of the host (each emulated host has its own)."""
-    www = directory / "www"
-    www.mkdir()
-    digests = {}
-    for name, size in SIZES.items():
-        data = os.urandom(size)
-        (www / name).write_bytes(data)
-        digests[name] = hashlib.sha256(data).hexdigest()
-    config = directory / "lighttpd.conf"
-    text = CONFIG.format(root=www, port=port, log=directory / "error.log")
-    if bind is None:
-        text = "".join(line + "\n" for line in text.splitlines() if not line.startswith("server.bind"))
-    config.write_text(text)
-    return config, digests
 
 
 def server_argv(config: Path, policy: str | None) -> list[str]:
@@ -142,23 +119,17 @@ def one(config: Path, digests: dict[str, str], policy: str | None, requests: int
 def two_host_config(directory: Path, topology: str, policy: str, requests: int, sample: int) -> Config:
     """The :class:`realmode.net.experiment.Config` of lighttpd on ``topology``
     (files of every size in the sample, ab on the 4 KiB one)."""
-    sys.path.insert(0, str(ROOT))
     from dmvx.topology import load_topology
-    from realmode.net.experiment import SERVER_PORT, Config, Served, Workload
+    from realmode.net.experiment import Config, Workload
     from realmode.orchestrator import make_policy
 
-    config, digests = make_tree(directory, port=SERVER_PORT, bind=None)
-    digest_file = directory / "digests.json"
-    digest_file.write_text(json.dumps({f"/{name}": digest for name, digest in digests.items()}))
     topo = load_topology(topology)
     variants = topo.variant_hosts()
     clients = topo.hosts_with_role("client")
     if len(variants) < 2 or not clients:
         raise SystemExit(f"topology {topo.name!r} needs two variant hosts and a client host")
-    served = Served([shutil.which("lighttpd") or "lighttpd", "-D", "-f", str(config)], digest_file, "/f4k.bin",
-                    sample=sample)
-    return Config(topo, make_policy(policy), variants[:2], clients[0], Workload(requests=requests), served=served,
-                  timeout=60.0 + requests * 0.05)
+    return Config(topo, make_policy(policy), variants[:2], clients[0], Workload(requests=requests),
+                  served=lighttpd.served(directory, sample), timeout=lighttpd.timeout(requests, sample))
 
 
 def two_host_row(report: dict, which: str) -> dict:
@@ -175,7 +146,6 @@ def run_topology(args: argparse.Namespace) -> int:
     """lighttpd on the emulated hosts, one experiment per policy."""
     if os.geteuid() != 0:
         raise SystemExit("--topology needs root (network namespaces, tracing)")
-    sys.path.insert(0, str(ROOT))
     from realmode.net.experiment import Experiment
 
     reports = []
@@ -226,7 +196,7 @@ def main() -> int:
     if args.topology:
         return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
-        config, digests = make_tree(Path(tmp))
+        config, digests = lighttpd.make_tree(Path(tmp), PORT, "127.0.0.1")
         rows = [one(config, digests, policy, args.requests, args.sample) for policy in (None, "dmon", "dmvx")]
     native = rows[0]["requests_per_s"]
     for row in rows:

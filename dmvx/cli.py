@@ -21,7 +21,8 @@ on stderr for progress and notes to people. Each returns an
                       console) -> Result
     sim.cli_entry.suite(directory: Path, *, console) -> Result
     realmode.cli_entry.real(*, topology: str | None, scenario: Path | None,
-                            policy: str, console) -> Result
+                            policy: str, console, **options) -> Result
+        (options, each only when given: server, requests, sample, record)
     realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str, as_json: bool,
                                    record: Path | None, console) -> Result
     realmode.cli_entry.suite(directory: Path, *, console) -> Result
@@ -357,6 +358,31 @@ def sim_command(
     help="dmvx: hybrid, asynchronous and selective replication; dmon: every call in lockstep. "
     "Default: the scenario's preset, or dmvx for the built-in demo.",
 )
+@click.option(
+    "--server",
+    type=click.Choice(["lighttpd"]),
+    help="Serve Debian's lighttpd (a static tree, checked by digest, then ab) instead of "
+    "the built-in server.",
+)
+@click.option(
+    "--requests",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Requests from the client host (default: 20 for the built-in server, the "
+    "scenario's, 1000 for lighttpd).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="With --server: bodies checked against their SHA-256 before the requests (default 100).",
+)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Record the variants' calls into FILE (a trace workload for dmvx sim).",
+)
 @json_option
 @click.pass_context
 def real_command(
@@ -364,13 +390,22 @@ def real_command(
     topology: str | None,
     scenario: Path | None,
     policy: str | None,
+    server: str | None,
+    requests: int | None,
+    sample: int | None,
+    record: Path | None,
     as_json: bool,
 ) -> ExitStatus:
     """Run a scenario on emulated hosts (Mininet) with real programs. Needs root."""
     real = _load(ctx, REAL_RUN)
     _require_root(ctx, "it builds hosts in network namespaces and traces their processes")
+    options = {"server": server, "requests": requests, "sample": sample, "record": record}
     result = real(
-        topology=topology, scenario=scenario, policy=policy, console=output.stderr_console()
+        topology=topology,
+        scenario=scenario,
+        policy=policy,
+        console=output.stderr_console(),
+        **{name: value for name, value in options.items() if value is not None},
     )
     return output.emit(result, as_json=as_json)
 

@@ -17,11 +17,12 @@ def run_program(variants: list[list[str]], *, policy: str, record: Path | None, 
     return run(variants, policy, stdout_to_stderr=as_json, record=record)
 
 
-def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any) -> Any:
-    """``dmvx real``: variants on emulated hosts (realmode/net, docs/realmode-net.md)."""
+def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any, **options: Any) -> Any:
+    """``dmvx real``: variants on emulated hosts (realmode/net, docs/realmode-net.md).
+    ``options``: server, requests, sample, record (:func:`realmode.net.entry.real`)."""
     from realmode.net.entry import real as real_on_hosts
 
-    return real_on_hosts(topology=topology, scenario=scenario, policy=policy, console=console)
+    return real_on_hosts(topology=topology, scenario=scenario, policy=policy, console=console, **options)
 
 
 def suite(directory: Path, *, console: Any) -> Any:

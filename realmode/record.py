@@ -27,10 +27,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from dmvx.calls import Call, Outcome
 from dmvx.trace import TraceWriter
+
+
+_END_LINES = ('{"exit":', '{"killed":')
 
 
 class Recorder:
@@ -66,24 +69,69 @@ class Recorder:
             self._file.close()
 
 
-def join(path: Path, parts: Iterable[str], variants: list[dict[str, Any]], **header: Any) -> None:
+def join(path: Path, parts: Iterable[str], variants: list[dict[str, Any]], *, trim: bool = False,
+         **header: Any) -> dict[int, tuple[int, int]]:
     """Write ``path``: the header, then each part's events (its header line
-    skipped); the parts are removed."""
+    skipped); the parts are removed. By variant (a part's index): the calls
+    written, and those left out by ``trim``.
+
+    ``trim``: the run was stopped from outside (``dmvx real`` ends a server
+    that never exits once its client is done), so a follower may still be a
+    few calls behind the leader. Every variant's calls are cut to the fewest
+    any variant has, its end line kept, so the streams agree call for call
+    where the monitors had compared them.
+
+    ``path`` appears whole or not at all: the events go to a temporary file
+    beside it that replaces it at the end (and is removed if writing fails).
+    """
+    parts = list(parts)
+    keep = min(_calls(part) for part in parts) if trim and parts else None
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8") as out:
-        TraceWriter(out, variants, **header)
+    counts: dict[int, tuple[int, int]] = {}
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            TraceWriter(out, variants, **header)
+            for index, part in enumerate(parts):
+                written = dropped = 0
+                for line in _events(part):
+                    if _is_call(line):
+                        if keep is not None and written >= keep:
+                            dropped += 1
+                            continue
+                        written += 1
+                    out.write(line)
+                counts[index] = (written, dropped)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
         for part in parts:
             try:
-                with open(part, encoding="utf-8") as handle:
-                    handle.readline()
-                    for line in handle:
-                        if line.endswith("\n"):  # a line cut by a killed monitor is dropped
-                            out.write(line)
+                os.unlink(part)
             except FileNotFoundError:
-                continue
-            finally:
-                try:
-                    os.unlink(part)
-                except FileNotFoundError:
-                    pass
-    os.replace(tmp, path)
+                pass
+    return counts
+
+
+def _events(part: str) -> Iterator[str]:
+    """A part's event lines (its header skipped); a line cut short by a
+    killed monitor is dropped, and a missing part has none."""
+    try:
+        with open(part, encoding="utf-8") as handle:
+            handle.readline()
+            for line in handle:
+                if line.endswith("\n"):
+                    yield line
+    except FileNotFoundError:
+        return
+
+
+def _is_call(line: str) -> bool:
+    # Parts are TraceWriter's (sorted keys, no spaces): an end line starts
+    # with its only key besides "v", every other line is a call.
+    return not line.startswith(_END_LINES)
+
+
+def _calls(part: str) -> int:
+    return sum(1 for line in _events(part) if _is_call(line))

@@ -75,6 +75,9 @@ class VariantAgent:
     stats: dict[str, Any] = field(default_factory=dict)
     event: str | None = None
     connector_summary: dict[str, Any] = field(default_factory=dict)
+    #: How the monitor ended (a wait status), when it ended by itself within
+    #: :meth:`Agents.stop`'s wait; None if it had to be killed.
+    monitor_status: int | None = None
 
 
 @dataclass
@@ -105,7 +108,8 @@ class Agents:
 
     def __init__(self, net: Network, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
                  stall_timeout: float = 2.0, envs: list[dict[str, str]] | None = None,
-                 port: int = CONNECTOR_PORT, compare_from: str | None = None) -> None:
+                 port: int = CONNECTOR_PORT, compare_from: str | None = None,
+                 record: list[str] | None = None) -> None:
         if len(hosts) != len(argvs) or len(hosts) < 2:
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
         self.net = net
@@ -120,6 +124,9 @@ class Agents:
             arches = {elf_arch(path) or Arch.X86_64 for path in self.paths}
             compare_from = "entry" if len(arches) > 1 else "exec"
         self.compare_from = compare_from
+        # Each monitor writes its variant's part of the trace itself
+        # (realmode.record.Recorder): hosts share the filesystem.
+        self.record = record
         base = dict(net.env)
         self.envs = [dict(base, **(envs[i] if envs else {})) for i in range(len(hosts))]
         self.outcome = AgentsOutcome()
@@ -179,7 +186,7 @@ class Agents:
         cpu = (hint if hint in cpus else None) if hint is not None else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
         launch = Launch(index=index, n_variants=n, policy=self.policy, path=self.paths[index], argv=agent.argv,
                         env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu,
-                        compare_from=self.compare_from)
+                        compare_from=self.compare_from, record=self.record[index] if self.record else None)
         def monitor() -> None:
             netns.enter(host_pid)
             # A served program's own stdin and stdout mean nothing here (its
@@ -327,23 +334,28 @@ class Agents:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
 
-    def stop(self, connector_exit: float = _CONNECTOR_EXIT) -> None:
+    def stop(self, connector_exit: float = _CONNECTOR_EXIT, monitor_exit: float = 0.0) -> None:
         """End every agent and variant; keep what the CONNECTORs had to say.
         ``connector_exit``: how long the CONNECTORs get to report (a long run's
-        link log takes longer to summarise)."""
+        link log takes longer to summarise). ``monitor_exit``: how long the
+        monitors get to end by themselves once their variants are killed --
+        a recording monitor closes its part of the trace as it ends, one
+        killed outright loses what it had not written yet."""
         if self._stopped:
             return
         self._stopped = True
         self._kill_variants()
+        if monitor_exit > 0:
+            self._await_monitors(monitor_exit)
         # Every monitor has had its say (or never will): end them, so that a
         # CONNECTOR still waiting for its monitor -- say on a link an
         # attacker desynchronised, whose FIN never arrives -- sees its
         # monitor link close and leaves with its summary.
         for agent in self.variants:
-            if agent.monitor_pid:
+            if agent.monitor_pid and agent.monitor_status is None:
                 runs.kill(agent.monitor_pid)
         for agent in self.variants:
-            if agent.monitor_pid:
+            if agent.monitor_pid and agent.monitor_status is None:
                 runs.reap(agent.monitor_pid)
         open_fds = set(self._summary_pipes)
         buffers = {fd: b"" for fd in open_fds}
@@ -374,6 +386,24 @@ class Agents:
             runs.kill(pid)
         for pid in self._children:
             runs.reap(pid)
+
+    def _await_monitors(self, timeout: float) -> None:
+        """Reap the monitors that end within ``timeout`` seconds, noting how."""
+        waiting = {agent.monitor_pid: agent for agent in self.variants if agent.monitor_pid}
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            for pid, agent in list(waiting.items()):
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    del waiting[pid]
+                    continue
+                if done:
+                    agent.monitor_status = status
+                    self._children.remove(pid)  # reaped: its pid is no longer ours to kill
+                    del waiting[pid]
+            if waiting:
+                time.sleep(0.005)
 
     @staticmethod
     def _read_summaries(open_fds: set[int], buffers: dict[int, bytes], timeout: float) -> None:

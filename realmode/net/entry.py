@@ -6,12 +6,15 @@ variant host) and follower (second), 20 requests from the first client
 host, native baseline first. With ``--scenario FILE`` the scenario says the
 topology (``--topology`` replaces it), variants, policy, workload (kind
 ``server``), attack and expected verdict; what real mode cannot do yet is
-refused with one line and exit status 5.
+refused with one line and exit status 5. ``--server lighttpd`` serves
+Debian's lighttpd instead of the built-in server (:mod:`.lighttpd`), and
+``--record FILE`` writes the run's trace (:mod:`realmode.record`).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +25,87 @@ from dmvx.scenario import Scenario, Server, load_scenario, scenario_from_documen
 from dmvx.syscalls import Arch
 from dmvx.topology import Topology, load_topology
 from dmvx.yamlfile import read_yaml
+from realmode.net import lighttpd
 from realmode.net.experiment import STREAM_ATTACKS, Attack, Config, Experiment, NetResult, Workload
 from realmode.orchestrator import make_policy, with_system_files_local
 
 DEFAULT_TOPOLOGY = "two-host"
 DEFAULT_POLICY = "dmvx"
+#: Requests of the built-in demo, and of ``--server lighttpd``, by default.
+DEMO_REQUESTS = 20
+LIGHTTPD_REQUESTS = 1000
+#: Bodies ``--server lighttpd`` checks against their digests by default.
+LIGHTTPD_SAMPLE = 100
+#: Servers ``--server`` knows, besides the built-in one.
+SERVERS = ("lighttpd",)
 #: Scenario attack kinds real mode runs, and the attacker program's name for each.
 ATTACK_KINDS = {"data-only": "exploit", "connector-forgery": "forge", "connector-replay": "replay"}
 #: Seconds between requests while an attacker works on the CONNECTOR stream.
 STREAM_PACE = 0.05
 
 
-def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any) -> NetResult:
+def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any,
+         server: str | None = None, requests: int | None = None, sample: int | None = None,
+         record: Path | None = None) -> NetResult:
     """The ``dmvx real`` mode entry (see dmvx/cli.py). ``policy`` None means
-    the scenario's preset (dmvx for the built-in demo)."""
+    the scenario's preset (dmvx for the built-in demo). ``server``: a served
+    program of :data:`SERVERS` instead of the built-in one; ``requests``
+    replaces the workload's count, ``sample`` the bodies a served program's
+    client checks; ``record``: write the run's trace there."""
     if os.geteuid() != 0:
         raise EnvironmentProblem("dmvx real needs root (network namespaces, tracing)")
-    config = scenario_config(scenario, topology, policy) if scenario is not None else demo_config(
-        load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy or DEFAULT_POLICY))
+    if server is not None and server not in SERVERS:
+        raise InputError(f"dmvx real: --server {server}: expected one of {', '.join(SERVERS)}")
+    if server is not None and scenario is not None:
+        raise InputError("dmvx real: --server and --scenario: a scenario runs the built-in server; give one of them")
+    if sample is not None and server is None:
+        raise InputError("dmvx real: --sample counts the bodies a served program's client checks; it needs --server")
+    if record is not None and not record.parent.is_dir():
+        raise InputError(f"dmvx real: --record {record}: no such directory {record.parent}")
+    if server == "lighttpd":
+        programs = lighttpd.programs()
+        with tempfile.TemporaryDirectory(prefix="dmvx-lighttpd-") as tree:
+            config = lighttpd_config(Path(tree), load_topology(topology or DEFAULT_TOPOLOGY),
+                                     make_policy(policy or DEFAULT_POLICY), requests or LIGHTTPD_REQUESTS,
+                                     LIGHTTPD_SAMPLE if sample is None else sample, programs[0])
+            config.record = record
+            return Experiment(config, console=console).run()
+    if scenario is not None:
+        config = scenario_config(scenario, topology, policy)
+        if requests is not None:
+            config.workload.requests = requests
+    else:
+        config = demo_config(load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy or DEFAULT_POLICY),
+                             requests or DEMO_REQUESTS)
+    config.record = record
     return Experiment(config, console=console).run()
 
 
-def demo_config(topo: Topology, policy: Policy) -> Config:
+def demo_config(topo: Topology, policy: Policy, requests: int = DEMO_REQUESTS) -> Config:
+    variants, client = _hosts(topo, "the demo")
+    return Config(topo, policy, variants, client, Workload(requests=requests, body_bytes=4096))
+
+
+def lighttpd_config(directory: Path, topo: Topology, policy: Policy, requests: int, sample: int,
+                    program: str) -> Config:
+    """Debian's lighttpd (``program``) as every variant of ``topo``, its tree
+    in ``directory``: ``sample`` bodies checked, then ``ab -n requests``."""
+    variants, client = _hosts(topo, "lighttpd")
+    return Config(topo, policy, variants, client, Workload(requests=requests),
+                  served=lighttpd.served(directory, sample, program), timeout=lighttpd.timeout(requests, sample))
+
+
+def _hosts(topo: Topology, what: str) -> tuple[list[str], str]:
+    """The variant hosts of ``topo`` (x86_64, two or more) and the client host."""
     variants = topo.variant_hosts()
     if len(variants) < 2:
-        raise InputError(f"topology {topo.name!r} has {len(variants)} variant host(s); the demo needs two or more")
+        raise InputError(f"topology {topo.name!r} has {len(variants)} variant host(s); {what} needs two or more")
     for host in variants:
         _check_arch(topo, host, topo.hosts[host].arch)
     clients = topo.hosts_with_role("client") or topo.hosts_with_role("attacker")
     if not clients:
-        raise InputError(f"topology {topo.name!r} has no client host to send the demo's requests")
-    return Config(topo, policy, variants, clients[0], Workload(requests=20, body_bytes=4096))
+        raise InputError(f"topology {topo.name!r} has no client host to send {what}'s requests")
+    return variants, clients[0]
 
 
 def _check_arch(topo: Topology, host: str, arch: Arch) -> None:

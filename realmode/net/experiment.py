@@ -18,6 +18,8 @@ killed outright left behind.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -30,11 +32,14 @@ from typing import Any, Callable
 
 from dmvx.exitstatus import ExitStatus
 from dmvx.policy import Policy
+from dmvx.syscalls import Arch
 from dmvx.topology import Topology
-from dmvx.verdict import Verdict
+from dmvx.verdict import Verdict, variant_name
+from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import CONNECTOR_PORT, Agents, AgentsOutcome
 from realmode.net.network import Network
+from realmode.orchestrator import elf_arch
 
 SERVER_PORT = 8080
 #: Attacks real mode can run, by the name the attacker program knows them.
@@ -42,6 +47,9 @@ STREAM_ATTACKS = frozenset({"forge", "replay", "reset"})
 ATTACKS = STREAM_ATTACKS | {"exploit"}
 #: Seconds a served program's CONNECTORs get to report after the run.
 SERVED_SUMMARY_WAIT = 20.0
+#: Seconds, beyond the stall timeout, a recording monitor gets to end by
+#: itself (and close its part of the trace) once its variant is killed.
+RECORD_MONITOR_EXIT = 1.0
 
 
 @dataclass
@@ -112,6 +120,9 @@ class Config:
     expect: tuple[str, str | None] | None = None  # (outcome, verdict kind)
     scenario: str | None = None
     served: Served | None = None
+    #: Write the run's trace here (docs/trace-format.md): the variants' calls
+    #: under the monitors, as ``dmvx run --record`` writes them.
+    record: Path | None = None
 
 
 @dataclass
@@ -131,6 +142,9 @@ class NetResult:
     attack: dict[str, Any] | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
     harmful_ran: bool | None = None
+    #: ``record``: where the trace went and how many calls of each variant it
+    #: holds, or why none was written (``path`` None, ``reason``).
+    trace: dict[str, Any] | None = None
     elapsed_s: float = 0.0
     #: Every process the run started (for cleanup checks).
     pids: list[int] = field(default_factory=list)
@@ -175,10 +189,14 @@ class NetResult:
             return ExitStatus.UNAVAILABLE
         expected = self.as_expected
         if expected is not None:
-            return ExitStatus.OK if expected else ExitStatus.ATTACK_MISSED
-        if self.outcome_label == "missed":
-            return ExitStatus.ATTACK_MISSED
-        return ExitStatus.OK if self.verdict is None else ExitStatus.DIVERGENCE
+            status = ExitStatus.OK if expected else ExitStatus.ATTACK_MISSED
+        elif self.outcome_label == "missed":
+            status = ExitStatus.ATTACK_MISSED
+        else:
+            status = ExitStatus.OK if self.verdict is None else ExitStatus.DIVERGENCE
+        if status is ExitStatus.OK and self.trace is not None and self.trace["path"] is None:
+            return ExitStatus.INTERNAL  # a clean run whose asked-for trace could not be written
+        return status
 
     def to_json(self) -> dict[str, Any]:
         config = self.config
@@ -211,6 +229,7 @@ class NetResult:
             "attack": self.attack,
             "harmful_call_ran": self.harmful_ran,
             "faults": self.faults,
+            "trace": self.trace,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -264,6 +283,8 @@ class NetResult:
         for fault in self.faults:
             table.add_row("fault", f"{fault['label']} at +{fault['after_s']:.2f} s; run ended "
                           f"{fault['ended_after_s']:.2f} s later")
+        if self.trace is not None:
+            table.add_row("trace", _trace_text(self.trace))
         console.print(table)
 
 
@@ -276,14 +297,32 @@ def config_hosts(result: NetResult) -> str:
     return text
 
 
+def _trace_text(trace: dict[str, Any]) -> str:
+    if trace["path"] is None:
+        return f"[red]not written[/]: {trace['reason']}"
+    calls = ", ".join(f"{n} ({variant_name(int(v))})" for v, n in trace["calls"].items())
+    text = f"{trace['path']}: calls {calls}"
+    dropped = {v: n for v, n in trace["dropped"].items() if n}
+    if dropped:
+        text += "; left out, as not yet made by every variant when the run was stopped: " + ", ".join(
+            f"{n} ({variant_name(int(v))})" for v, n in dropped.items())
+    return text
+
+
 def _client_json(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if report is None:
         return None
     latencies = [end - start for start, end, _ in report.get("done", [])]
-    return {"requests": report.get("requests"), "asked": report.get("asked"),
-            "elapsed_s": round(report.get("elapsed_s", 0.0), 6), "bytes": report.get("bytes"),
-            "median_latency_s": round(statistics.median(latencies), 6) if latencies else None,
-            "error": report.get("error")}
+    out = {"requests": report.get("requests"), "asked": report.get("asked"),
+           "elapsed_s": round(report.get("elapsed_s", 0.0), 6), "bytes": report.get("bytes"),
+           "median_latency_s": round(statistics.median(latencies), 6) if latencies else None,
+           "error": report.get("error")}
+    # A served program's client (realmode.net.client.run_served) also says
+    # how the bodies compared with their digests, and what ab measured.
+    for key in ("digests", "ab"):
+        if key in report:
+            out[key] = report[key]
+    return out
 
 
 def _client_text(report: dict[str, Any]) -> str:
@@ -292,6 +331,13 @@ def _client_text(report: dict[str, Any]) -> str:
     text = f"{data['requests']}/{data['asked']} requests in {data['elapsed_s'] * 1e3:.1f} ms"
     if data["median_latency_s"] is not None:
         text += f" (median {data['median_latency_s'] * 1e3:.2f} ms each)"
+    ab = data.get("ab") or {}
+    if ab.get("p50_ms") is not None:
+        text += (f" (ab: {ab.get('requests_per_s') or 0:.1f} req/s, p50 {ab['p50_ms']:.0f} ms, "
+                 f"p99 {ab.get('p99_ms') or 0:.0f} ms)")
+    digests = data.get("digests")
+    if digests is not None:
+        text += f"; {digests['checked']}/{digests['asked']} bodies checked, {digests['wrong']} wrong"
     if data["error"]:
         text += f"; stopped: {data['error']}"
     return text
@@ -311,6 +357,8 @@ class Experiment:
                            watch_port=CONNECTOR_PORT, netem=config.netem)
         self.agents: Agents | None = None
         self.marker = Path(tempfile.gettempdir()) / f"dmvx{self.run_id}-harmful"
+        #: ``record``: where each monitor writes its variant's part of the trace.
+        self.trace_dir: Path | None = None
         self.result = NetResult(config, self.run_id, self.net.delay_mechanism)
 
     def _note(self, text: str) -> None:
@@ -322,7 +370,10 @@ class Experiment:
         runs.reap_stale()
         previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _terminate)
+        completed = False
         try:
+            if self.config.record is not None:
+                self.trace_dir = Path(tempfile.mkdtemp(prefix=f"{runs.prefix(self.run_id)}-trace-"))
             self._note(f"building {self.config.topology.name} ({self.net.delay_mechanism} link delay), run {self.run_id}")
             self.net.start()
             leader, follower = self.config.variant_hosts[0], self.config.variant_hosts[1]
@@ -335,6 +386,7 @@ class Experiment:
                 self.result.native = self._native(builds[0])
             self._note("run under the monitors")
             self._mvx(builds)
+            completed = True
         finally:
             # A second Ctrl-C must not cut the cleanup short: the signals wait
             # until it is done (and then interrupt, if they came).
@@ -343,13 +395,19 @@ class Experiment:
                 if self.agents is not None:
                     # A served program's run can be long: its CONNECTORs'
                     # link logs take longer to summarise.
-                    self.agents.stop(**({"connector_exit": SERVED_SUMMARY_WAIT} if self.config.served else {}))
+                    self.agents.stop(
+                        **({"connector_exit": SERVED_SUMMARY_WAIT} if self.config.served else {}),
+                        monitor_exit=self.config.stall_timeout + RECORD_MONITOR_EXIT if self.trace_dir and completed else 0.0)
+                    if self.trace_dir is not None and completed:
+                        self._save_trace()
             finally:
                 try:
                     self.net.stop()
                     self.result.pids = sorted(self.state.pids)
                     runs.clean(self.run_id, self.state.pids)
                     self.marker.unlink(missing_ok=True)
+                    if self.trace_dir is not None:
+                        shutil.rmtree(self.trace_dir, ignore_errors=True)
                     self.result.elapsed_s = time.monotonic() - started
                 finally:
                     signal.signal(signal.SIGTERM, previous)
@@ -407,7 +465,8 @@ class Experiment:
         config = self.config
         extra = 1 if config.attack is not None and config.attack.kind == "exploit" else 0
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
-        self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout)
+        self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout,
+                             record=self._trace_parts() if self.trace_dir is not None else None)
         self.agents.start()
         client = self._client(config.variant_hosts[0])
         attacker = self._start_attacker() if config.attack is not None else None
@@ -446,6 +505,46 @@ class Experiment:
             self.result.attack = self._finish_attacker(attacker)
         self.result.outcome = self.agents.outcome
         self.result.harmful_ran = self.marker.exists() if config.attack is not None and config.attack.kind == "exploit" else None
+
+    # -- the trace (``record``) ------------------------------------------------------
+
+    def _trace_parts(self) -> list[str]:
+        assert self.trace_dir is not None
+        return [str(self.trace_dir / f"v{i}.jsonl") for i in range(len(self.config.variant_hosts))]
+
+    def _save_trace(self) -> None:
+        """Join the monitors' parts into ``config.record`` -- only if the run
+        came to an end (a verdict included: its trace replays to the same
+        verdict in sim) and every part is whole. A failed run leaves no file
+        that could pass for its trace; ``result.trace`` says why."""
+        config, agents, outcome = self.config, self.agents, self.result.outcome
+        assert config.record is not None and agents is not None
+        reason = None
+        if outcome is None or outcome.error is not None or outcome.unsupported is not None:
+            reason = f"the run failed ({(outcome and (outcome.error or outcome.unsupported)) or 'no outcome'})"
+        else:
+            cut = [a.index for a in agents.variants
+                   if a.monitor_status is None or not os.WIFEXITED(a.monitor_status)]
+            if cut:
+                reason = f"the monitor of {variant_name(cut[0])} was killed before it closed its part of the trace"
+        if reason is not None:
+            self.result.trace = {"path": None, "reason": reason}
+            return
+        # A served program never exits: its run was stopped from outside,
+        # when a follower may still have been a few calls behind the leader.
+        trim = config.served is not None and outcome.verdict is None
+        variants = [{"arch": (elf_arch(path) or Arch.X86_64).value, "host": agent.host, "program": agent.argv}
+                    for agent, path in zip(agents.variants, agents.paths)]
+        try:
+            counts = record_mod.join(config.record, self._trace_parts(), variants, trim=trim,
+                                     policy=config.policy.name, recorded="dmvx real", topology=config.topology.name,
+                                     stall_timeout=config.stall_timeout)
+        except OSError as error:
+            self.result.trace = {"path": None, "reason": f"cannot write {config.record}: {error.strerror or error}"}
+            return
+        self.result.trace = {"path": str(config.record),
+                             "calls": {str(i): written for i, (written, _) in counts.items()},
+                             "dropped": {str(i): dropped for i, (_, dropped) in counts.items()}}
 
     def _start_attacker(self) -> subprocess.Popen:
         attack = self.config.attack
