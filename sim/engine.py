@@ -55,6 +55,10 @@ from sim.profile import CostProfile
 from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, Step
 
 INF = 1 << 62
+#: A monitor whose variant is inside a native call tells the others so this
+#: often (real mode's heartbeat, realmode/tracer.py), so that their wait for
+#: it is not taken for a stall.
+HEARTBEAT_EVERY = 500_000_000
 
 # Variant states.
 READY = 0      # between calls: the next step comes next
@@ -392,7 +396,7 @@ class Variant(_Proc):
     """One monitored variant: its workload, its monitor, its clock."""
 
     __slots__ = ("monitor", "interception", "stats", "res", "step", "awaiting", "monitor_wait", "block_since",
-                 "sample_every", "is_leader", "io_owner")
+                 "sample_every", "is_leader", "io_owner", "heard_until")
 
     def __init__(self, sim: "Simulation", index: int, host: str, arch: str, steps: Iterator[Step],
                  monitor: LeaderMonitor | FollowerMonitor, interception: dict[Route, int],
@@ -406,6 +410,9 @@ class Variant(_Proc):
         self.awaiting: tuple[int, ...] = ()
         self.monitor_wait = False
         self.block_since = 0
+        #: The end of this variant's last native call long enough for its
+        #: monitor to send heartbeats through it (:data:`HEARTBEAT_EVERY`).
+        self.heard_until = 0
         self.sample_every = sample_every
         self.is_leader = index == 0
         self.io_owner = False
@@ -622,6 +629,8 @@ class Variant(_Proc):
                     self._do_io(step, t)
                 else:
                     t += step.native
+                if step.native >= HEARTBEAT_EVERY:
+                    self.heard_until = t
                 executed += 1
                 if step.harmful:
                     self.t = t
@@ -965,7 +974,14 @@ class Simulation:
             for v in self.variants:
                 if not v.monitor_wait or v.state is ENDED or now - v.block_since < stall:
                     continue
-                if not idle and any(self._alive(p) for p in v.awaiting if 0 <= p < len(self.variants)):
+                peers = [self.variants[p] for p in v.awaiting if 0 <= p < len(self.variants)]
+                heard = max((p.heard_until for p in peers), default=0)
+                if now - heard < stall:
+                    # The peer spent the wait in a long native call, telling
+                    # this monitor so; its word may still be on the way.
+                    v.block_since = max(v.block_since, heard)
+                    continue
+                if not idle and any(self._alive(p.index) for p in peers):
                     v.block_since = now  # a heartbeat: the peer is slow, not stuck
                     continue
                 v.on_stall()

@@ -126,3 +126,37 @@ def test_a_recorded_crash_ends_in_a_crash_verdict(tmp_path: Path) -> None:
     report = point_report(scenario(path), simulate(scenario(path), load_profile("paper")), {})
     assert report["verdict"]["kind"] == "crash"
     assert report["outcome"] == "divergence"
+
+
+@pytest.mark.parametrize("heartbeats", [True, False])
+def test_a_long_native_call_is_not_a_stall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           heartbeats: bool) -> None:
+    """A recorded server's last epoll_wait timed out after 1 s, just longer
+    than the stall timeout, and then it was stopped. Real mode's monitor sent
+    heartbeats meanwhile, so the follower waiting for the leader's entry --
+    on its way while the leader already waits for the follower's end -- must
+    not call it a stall; without heartbeats it does (the check can fail)."""
+    from sim import engine
+
+    if not heartbeats:
+        monkeypatch.setattr(engine, "HEARTBEAT_EVERY", engine.INF)
+    program = [
+        (Call("getpid", ()), Outcome(77)),
+        (Call("epoll_wait", (3, 8, 1000)), Outcome(0)),
+        (Call("time", (None,)), Outcome(1795668352)),
+    ]
+    path = tmp_path / "t.jsonl"
+    with path.open("w") as out:
+        writer = TraceWriter(out, [{"arch": "x86_64"}, {"arch": "x86_64"}], program="server")
+        for index in (0, 1):
+            for call, outcome in program:
+                # The leader ran the wait; the follower was handed its result.
+                long = call.name == "epoll_wait" and index == 0
+                writer.call(index, call, outcome, ns=1_000_100_000 if long else 500, gap=100)
+            writer.killed(index, 9)
+    s = scenario(path).model_copy(update={"stall_timeout": 1.0})
+    outcome = simulate(s, load_profile("vm")).mvx
+    if heartbeats:
+        assert outcome.verdict is None
+    else:
+        assert outcome.verdict is not None and outcome.verdict.kind.value == "no-progress"
