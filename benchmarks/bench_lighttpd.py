@@ -52,11 +52,12 @@ from realmode.net import lighttpd  # noqa: E402
 PORT = 8089
 
 
-def server_argv(config: Path, policy: str | None) -> list[str]:
-    program = [shutil.which("lighttpd") or "lighttpd", "-D", "-f", str(config)]
+def server_argv(config: Path, policy: str | None, record: Path | None = None) -> list[str]:
+    program = [lighttpd.programs()[0], "-D", "-f", str(config)]
     if policy is None:
         return program
-    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--"] + program
+    recording = ["--record", str(record)] if record is not None else []
+    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *recording, "--"] + program
 
 
 def wait_listening(timeout: float = 10.0) -> None:
@@ -97,8 +98,11 @@ def run_ab(requests: int) -> dict[str, float]:
             "p50_ms": number(r"^\s+50%\s+(\d+)"), "p99_ms": number(r"^\s+99%\s+(\d+)")}
 
 
-def one(config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int) -> dict:
-    server = subprocess.Popen(server_argv(config, policy), cwd=ROOT, stdout=subprocess.DEVNULL,
+def one(config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int,
+        record: Path | None = None) -> dict:
+    """lighttpd natively (``policy`` None) or under ``dmvx run`` on this
+    machine, ``ab`` against it; with ``record``, the run's trace goes there."""
+    server = subprocess.Popen(server_argv(config, policy, record), cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
         wait_listening()
@@ -179,6 +183,9 @@ def run_topology(args: argparse.Namespace) -> int:
             if report["slowdown"] is not None:
                 print(f"{'':<8}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
                       f"lead max {report['lead'].get('max_calls')} calls")
+        slowdowns = {r["config"]: r["slowdown"] for r in reports if r["slowdown"]}
+        if "dmon" in slowdowns and "dmvx" in slowdowns:
+            print(f"dmon/dmvx: {slowdowns['dmon'] / slowdowns['dmvx']:.2f} (ratio of the two slowdowns)")
     return 0 if all(r["outcome"] == "ok" for r in reports) else 1
 
 
