@@ -273,6 +273,7 @@ def run(
         raise InputError(f"dmvx run: --record {trace}: no such directory {trace.parent}")
     result = RunResult(pol.name, reports)
     children: list[int] = []
+    interrupted = False
     pipes: dict[int, int] = {}
     buffers: dict[int, bytes] = {}
     listener = socket.create_server(("127.0.0.1", 0), backlog=n)
@@ -308,6 +309,9 @@ def run(
             buffers[read_fd] = b""
         listener.close()
         _collect(result, pipes, buffers)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         # A second Ctrl-C or SIGTERM must not cut the cleanup short: the
         # signals wait until it is done (and then interrupt, if they came).
@@ -322,7 +326,10 @@ def run(
             if trace is not None and parts is not None:
                 variants_info = [{"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}
                                  for path, argv in zip(paths, variants)]
-                record_mod.join(trace, parts, variants_info, policy=pol.name, recorded="dmvx run")
+                # A server stopped from outside (Ctrl-C, SIGTERM) leaves its
+                # followers a few calls behind: cut to what all of them made.
+                record_mod.join(trace, parts, variants_info, trim=interrupted and result.verdict is None,
+                                policy=pol.name, recorded="dmvx run")
             result.elapsed = time.monotonic() - started
         finally:
             signal.signal(signal.SIGTERM, previous_term)

@@ -71,3 +71,31 @@ def test_record_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
     done = _dmvx("run", "--record", str(tmp_path / "nowhere" / "t.jsonl"), "--", "true")
     assert done.returncode != 0
     assert b"Traceback" not in done.stderr and b"no such directory" in done.stderr
+
+
+def test_a_run_stopped_from_outside_records_calls_every_variant_made(tmp_path: Path) -> None:
+    """A server never exits: ``dmvx run`` is stopped with SIGINT, when the
+    follower (asynchronous) may be calls behind the leader. The trace cuts
+    every stream to the calls all variants made, so sim replays it without
+    taking the leader's extra calls for a divergence."""
+    import signal
+    import time
+
+    bench = compile_target("bench", tmp_path)
+    trace_path = tmp_path / "stopped.jsonl"
+    run = subprocess.Popen([*DMVX, "run", "--record", str(trace_path), "--", bench, "uname", "100000000"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err.decode()
+
+    trace = read_trace(trace_path)
+    counts = {index: sum(isinstance(e, TraceCall) for e in events) for index, events in trace.streams.items()}
+    assert counts[0] == counts[1] > 1000, counts
+    scenario = tmp_path / "replay.yml"
+    scenario.write_text("name: stopped\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+                        "policy:\n  preset: dmon\nworkload:\n  kind: trace\n  path: stopped.jsonl\n")
+    sim = _dmvx("sim", "--json", str(scenario))
+    point = json.loads(sim.stdout)["points"][0]
+    assert point["outcome"] == "ok", point.get("verdict")
