@@ -570,7 +570,7 @@ def lab_watch_command(
 @click.option(
     "--check/--no-check",
     default=False,
-    help="Also run the microbenchmarks in sim (with the profile) and in real mode, "
+    help="Also run the microbenchmarks and lighttpd in sim (with the profile) and in real mode, "
     "and print predicted vs measured slowdowns with the error.",
 )
 @click.option(
@@ -578,17 +578,20 @@ def lab_watch_command(
     is_flag=True,
     help="Check an existing profile (--output or the default) without measuring again.",
 )
+@click.option("--server/--no-server", default=True, show_default=True,
+              help="With the check: also lighttpd under ab (needs lighttpd and ab).")
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
               help="Runs per measurement (median).")
 @json_option
 @click.pass_context
 def calibrate_command(
-    ctx: click.Context, profile_out: Path | None, check: bool, check_only: bool, repeat: int, as_json: bool
+    ctx: click.Context, profile_out: Path | None, check: bool, check_only: bool, server: bool, repeat: int,
+    as_json: bool,
 ) -> ExitStatus:
-    """Measure this machine's MVX costs (ptrace stop, seccomp filter, monitors,
-    CONNECTOR frames) and write them as a sim cost profile."""
+    """Measure this machine's MVX costs (real mode's monitors and CONNECTORs,
+    the seccomp filter, wake-ups) and write them as a sim cost profile."""
     calibrate = _load(ctx, REAL_CALIBRATE)
-    result = calibrate(output=profile_out, check=check or check_only, measure=not check_only,
+    result = calibrate(output=profile_out, check=check or check_only, measure=not check_only, server=server,
                        repeat=repeat, console=output.stderr_console())
     return output.emit(result, as_json=as_json)
 

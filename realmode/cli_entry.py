@@ -33,10 +33,12 @@ def suite(directory: Path, *, console: Any) -> Any:
     return run_suite(directory, console=console)
 
 
-def calibrate(*, output: Path | None, check: bool, measure: bool, repeat: int, console: Any) -> Any:
+def calibrate(*, output: Path | None, check: bool, measure: bool, repeat: int, console: Any,
+              server: bool = True) -> Any:
     """``dmvx calibrate``: measure this machine's costs into a cost profile
     (realmode/calibrate.py) and, with ``check``, set sim's predictions with
-    it beside real mode's measurements of the microbenchmarks."""
+    it beside real mode's measurements of the microbenchmarks and, with
+    ``server``, of lighttpd."""
     from realmode import calibrate as cal
 
     path = output if output is not None else cal.DEFAULT_PROFILE
@@ -53,5 +55,5 @@ def calibrate(*, output: Path | None, check: bool, measure: bool, repeat: int, c
         from dmvx.errors import InputError
 
         raise InputError(f"{path}: no such profile; run dmvx calibrate first, or name one with --output")
-    rows = cal.check(path, repeat=repeat, note=note) if check else []
+    rows = cal.check(path, repeat=repeat, server=server, note=note) if check else []
     return cal.CalibrationResult(path, measurements, profile, rows)

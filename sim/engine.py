@@ -91,6 +91,7 @@ class VariantStats:
     entered_at_attack: int | None = None
     wait_time: int = 0          # time spent blocked on the monitor
     io_wait_time: int = 0       # time spent blocked for a client (a server waiting for a connection)
+    reads: int = 0              # deliveries taken from the CONNECTOR (each a read of the link)
     samples_t: array = field(default_factory=lambda: array("q"))
     samples_seq: array = field(default_factory=lambda: array("q"))
 
@@ -143,7 +144,8 @@ class Connector:
     peer connection (the CONNECTOR serves whichever is readable)."""
 
     __slots__ = ("sim", "host", "free_at", "rfree", "open", "open_count", "open_bytes", "open_start",
-                 "batches", "messages", "bytes", "received_batches", "paths", "busy")
+                 "batches", "messages", "bytes", "received_batches", "received_messages", "received_bytes",
+                 "paths", "busy")
 
     def __init__(self, sim: "Simulation", host: str) -> None:
         self.sim = sim
@@ -161,6 +163,8 @@ class Connector:
         self.messages = 0
         self.bytes = 0
         self.received_batches = 0
+        self.received_messages = 0
+        self.received_bytes = 0
         #: CPU time spent sending and receiving (ns): what this CONNECTOR
         #: takes from the CPU it shares (:func:`sim.results.cpu_demand`).
         self.busy = 0
@@ -224,6 +228,8 @@ class Connector:
             receiver.busy += done - begin
             receiver.rfree[host] = done
             receiver.received_batches += 1
+            receiver.received_messages += count
+            receiver.received_bytes += nbytes
             sim.order += 1
             heapq.heappush(target.inbox, (done, sim.order, messages))
             if target.blocked:
@@ -257,11 +263,14 @@ class Connector:
         self.busy += done - start
         self.rfree[peer] = done
         self.received_batches += 1
+        self.received_messages += count
+        self.received_bytes += nbytes
         return done
 
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches, "messages": self.messages, "bytes": self.bytes,
-                "received_batches": self.received_batches, "busy_ns": self.busy}
+                "received_batches": self.received_batches, "received_messages": self.received_messages,
+                "received_bytes": self.received_bytes, "busy_ns": self.busy}
 
 
 # ---------------------------------------------------------------------------
@@ -475,8 +484,10 @@ class Variant(_Proc):
         received = self.monitor.message_received
         per_read, per_message = self.sim.monitor_receive, self.sim.monitor_receive_per_message
         pop = heapq.heappop
+        stats = self.stats
         while inbox and inbox[0][0] <= self.t:
             self.t += per_read
+            stats.reads += 1
             for message in pop(inbox)[2]:
                 if self.state is ENDED:
                     return
@@ -571,10 +582,11 @@ class Variant(_Proc):
                 t += step.gap + interception[route]
                 if route is not LOCAL:
                     if is_leader:
+                        t += step.args_ns
                         if decision.sync:
                             t += sync_compare
                     else:
-                        t += compare + step.compare_ns
+                        t += compare + step.compare_ns + step.args_ns
                 if mon.seq != seq:
                     if is_leader:
                         record_time(t)
@@ -895,6 +907,8 @@ class Simulation:
         connector.busy += done - start
         connector.rfree[src_host] = done
         connector.received_batches += 1
+        connector.received_messages += len(messages)
+        connector.received_bytes += nbytes
         target.deliver(done, messages)
 
     def on_halt(self, variant: Variant, verdict: Verdict) -> None:

@@ -65,8 +65,8 @@ class _Monitor(FileModel):
     compare_per_byte: Duration | None = Field(default=None, description="Comparing, per byte of buffer arguments.")
     copy_per_buffer: Duration | None = Field(
         default=None,
-        description="Reading one output buffer of a call from the leader's variant, or writing it into a "
-        "follower's (fixed part, per buffer).",
+        description="A monitor reading one buffer of a call (an argument, or an output of the leader's) from "
+        "its variant's memory, or writing an output into a follower's (fixed part, per buffer).",
     )
     copy_per_byte: Duration | None = Field(
         default=None,

@@ -51,7 +51,7 @@ class Step:
     """One call of one variant (or, with ``end`` set, the end of the process)."""
 
     __slots__ = ("call", "outcome", "native", "gap", "io", "io_bytes", "harmful", "out_bytes",
-                 "arg_bytes", "end", "copy_ns", "compare_ns", "read_ns")
+                 "arg_bytes", "arg_buffers", "end", "copy_ns", "compare_ns", "read_ns", "args_ns")
 
     def __init__(self, call: Call | None, outcome: Outcome | None = None, native: int = 0, *,
                  gap: int = 0, io: int = 0, io_bytes: int = 0, harmful: str = "",
@@ -66,6 +66,7 @@ class Step:
         self.end = end
         self.out_bytes = sum(len(data) for _, data in self.outcome.outputs)
         self.arg_bytes = sum(len(a) for a in call.args if isinstance(a, (bytes, str))) if call else 0
+        self.arg_buffers = _buffers(call.args) if call else 0
         #: What the monitor spends on this call's buffers: copying its
         #: outputs into a follower's memory (a skip), comparing its buffer
         #: arguments (per byte), and reading the outputs from the leader's
@@ -73,16 +74,26 @@ class Step:
         self.copy_ns = 0
         self.compare_ns = 0
         self.read_ns = 0
+        #: Reading the buffer arguments (paths, data written) from the
+        #: variant's memory, per buffer: what each monitor does to compare them.
+        self.args_ns = 0
 
     def priced(self, profile: CostProfile) -> "Step":
         """Set the per-byte monitor costs of this step from ``profile``."""
         self.read_ns = profile.copy_per_buffer * len(self.outcome.outputs)
+        self.args_ns = profile.copy_per_buffer * self.arg_buffers
         self.copy_ns = self.read_ns + int(profile.copy_per_byte * self.out_bytes)
         self.compare_ns = int(profile.compare_per_byte * self.arg_bytes)
         return self
 
     def __repr__(self) -> str:
         return f"Step({self.call if self.call else self.end})"
+
+
+def _buffers(args: tuple) -> int:
+    """How many buffers a call's canonical arguments name (a string or bytes
+    each, inside tuples too: argv, iovecs)."""
+    return sum(1 if isinstance(a, (bytes, str)) else _buffers(a) if isinstance(a, tuple) else 0 for a in args)
 
 
 def call(name: str, *args: object) -> Call:

@@ -80,3 +80,22 @@ def test_component_measurements_are_positive(tmp_path: Path) -> None:
     assert connector.send_batch + connector.send_message > 1000
     roles = cal.role_cpu_ns(binary, "getppid", "dmvx", calls=(200, 1200))
     assert roles.monitor[0] > 5000 and roles.connector[1] > 0  # a traced, replicated call costs microseconds
+
+
+def test_asynchronous_leader_meets_the_other_cpu_beyond_the_cb(tmp_path: Path) -> None:
+    """Under dmvx the leader's CPU sets the pace until the CB is full; past
+    its 4096 entries the leader waits for the CPU that carries the followers
+    and the CONNECTORs, when that one has more work per call -- counted with
+    the largest batches, which a CPU that falls behind comes to take."""
+    m = _measurements()
+    m.connector = cal.ConnectorCosts(send_batch=30000.0, send_message=60000.0, receive_batch=35000.0,
+                                     receive_message=60000.0)  # costly entries: 120 us a call on CPU 1
+    path = tmp_path / "slow-connectors.yml"
+    cal.write_profile(cal.profile_document(m), path, m)
+    short = cal.predict(path, "getpid", "dmvx", 2000)
+    long = cal.predict(path, "getpid", "dmvx", 20000)
+    assert short.behind == 0.0 and short.bound == "cpu 0" and short.us == pytest.approx(short.cpus[0])
+    assert long.bound == "cpu 1" and long.behind == pytest.approx((20000 - 4096) / 20000, abs=0.01)
+    assert long.us == pytest.approx(long.saturated[1] * long.behind) and long.us > 1.5 * short.us
+    assert long.saturated[1] < long.cpus[1]  # batches as large as allowed: their fixed costs fade
+    assert long.span < 1.1 * short.span  # sim's own timelines, a CPU each, never feel it
