@@ -272,6 +272,12 @@ policy_option = click.option(
     show_default=True,
     help="dmvx: hybrid, asynchronous and selective replication; dmon: every call in lockstep.",
 )
+record_option = click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Record the variants' calls into FILE (a trace workload for dmvx sim).",
+)
 
 
 @click.group(name=PROG, cls=_DmvxGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -377,12 +383,7 @@ def sim_command(
     metavar="N",
     help="With --server: bodies checked against their SHA-256 before the requests (default 100).",
 )
-@click.option(
-    "--record",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="FILE",
-    help="Record the variants' calls into FILE (a trace workload for dmvx sim).",
-)
+@record_option
 @json_option
 @click.pass_context
 def real_command(
@@ -426,12 +427,7 @@ def real_command(
     metavar="CMD",
     help="A follower running CMD instead of PROG (e.g. a -m32 build). Repeatable.",
 )
-@click.option(
-    "--record",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="FILE",
-    help="Record the run's trace into FILE (a workload for dmvx sim).",
-)
+@record_option
 @json_option
 @click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG [ARGS]...")
 @click.pass_context
