@@ -491,8 +491,15 @@ class MonitorProcess:
         """Handle the stops that are there. At most a round's worth: a tracee
         resumed on this CPU often reaches its next stop before the monitor
         asks again, and the link (a peer's verdict above all) must not wait
-        behind a busy variant; the next round's select then does not block."""
+        behind a busy variant; the next round's select then does not block.
+
+        With no stop there, the monitor gives its CPU up once before it goes
+        to sleep in select: a variant resumed on this CPU that yields it back
+        before its next stop (``sched_yield``, a sleep of no time) then
+        reaches that stop meanwhile, without the trip through SIGCHLD, the
+        wake-up pipe and select that a sleeping monitor takes."""
         self.more_stops = False
+        yielded = False
         for _ in range(_STOPS_PER_ROUND):
             if self.finished:
                 return
@@ -501,7 +508,11 @@ class MonitorProcess:
             except ChildProcessError:
                 return
             if pid == 0:
-                return
+                if yielded:
+                    return
+                yielded = True
+                os.sched_yield()
+                continue
             proc = self.procs.get(pid)
             if proc is None:
                 if os.WIFSTOPPED(status):
