@@ -1,11 +1,18 @@
 """An in-memory driver: run N monitors over recorded call streams.
 
 This is the smallest possible mode. Each variant is a list of steps (the
-call it makes and the outcome it would get by running it itself); messages
-are delivered instantly, in order per link; the interleaving of variants and
-deliveries is chosen by a seeded random generator, so one seed is one
-schedule and many seeds explore many. It serves the property tests of the
-core, and replaying a real-mode trace through the core to explain a verdict.
+call it makes and the outcome it would get by running it itself) and how its
+process ends; messages are delivered instantly, in order per link. What is
+left open is the interleaving: at every turn some variants can move and some
+monitors have messages waiting, and a *schedule* picks one. The default is a
+seeded random choice, so one seed is one schedule and many seeds explore
+many -- what the property tests of the core want. :data:`eager` is the fixed
+schedule of ``dmvx lab watch``, which shows a student one readable run.
+
+The driver is also the one place that steps the monitors without time: an
+:class:`Observer` sees every event and what the monitor answered, which is
+how the lab watcher logs a run line by line without a loop of its own (two
+loops would drift apart, and the watcher must show what the core does).
 """
 
 from __future__ import annotations
@@ -13,14 +20,39 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Literal, Sequence
 
-from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
-from dmvx.policy import Policy
+from dmvx.policy import Decision, Policy, Route
+from dmvx.trace import TraceEnd
 from dmvx.verdict import Verdict
+
+#: One thing that can happen next: a monitor takes the first message of its
+#: inbox (``"msg"``), or a variant takes its next step (``"var"``).
+Choice = tuple[Literal["msg", "var"], int]
+#: Picks the next :data:`Choice` among those possible (never an empty list).
+Schedule = Callable[[Sequence[Choice]], Choice]
+
+
+def seeded(seed: int) -> Schedule:
+    """A random schedule: one seed, one interleaving, the same every time."""
+    return random.Random(seed).choice
+
+
+def eager(choices: Sequence[Choice]) -> Choice:
+    """The schedule asynchronous replication is about, and a readable one.
+
+    Messages arrive at once (pending deliveries go first, lowest variant
+    first), then the lowest-numbered variant that can move does: the leader
+    runs whenever it can. Under ``dmvx`` it runs ahead until a lockstep call,
+    a full connector buffer or its end holds it, and the followers then catch
+    up from the entries it left; under ``dmon`` every call waits for them.
+    Candidates come messages first, each kind by variant, so this is the first.
+    """
+    return choices[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +71,9 @@ class VariantLog:
     skipped: list[Call] = field(default_factory=list)    # calls fed from the leader
     entered: int = 0
     done: bool = False
-    exit_status: int | None = None
+    exit_status: int | None = None  # 128 + the signal when killed, as a shell reports it
+    #: Calls its monitor saw per route (route name -> count).
+    routes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,43 +83,88 @@ class ReplayResult:
     messages: int
     max_lead: int
     verdict_at_entered: list[int] = field(default_factory=list)
+    #: The run hit ``max_events`` with neither a verdict nor every variant done.
+    cut_short: bool = False
 
     @property
     def ok(self) -> bool:
         return self.verdict is None and all(log.done for log in self.logs)
 
 
-class _Variant:
-    __slots__ = ("steps", "position", "state", "exit_status", "log")
+class Observer:
+    """Sees every event of a replay and the actions the monitor returned.
 
-    def __init__(self, steps: Sequence[Step], exit_status: int) -> None:
+    Each method is called after the driver carried the actions out, in the
+    order the schedule chose; the defaults do nothing, so an observer
+    overrides what it cares about. ``variant`` is the variant's index (0 is
+    the leader).
+    """
+
+    def received(self, variant: int, message: Message, actions: list[Action]) -> None:
+        """The variant's monitor took ``message`` from its inbox."""
+
+    def entered(self, variant: int, call: Call, decision: Decision | None, seq: int | None,
+                actions: list[Action]) -> None:
+        """The variant entered ``call``; ``decision`` is the broker's route for
+        it, ``seq`` its place in the compared sequence (None for a local call)."""
+
+    def returned(self, variant: int, outcome: Outcome, actions: list[Action]) -> None:
+        """A call the variant ran itself returned ``outcome``."""
+
+    def ended(self, variant: int, end: TraceEnd, actions: list[Action]) -> None:
+        """The variant's process exited or was killed (``end.how``)."""
+
+    def stalled(self, variant: int, actions: list[Action]) -> None:
+        """Nothing could move, and the variant's stall timer fired."""
+
+
+class _Variant:
+    __slots__ = ("steps", "position", "state", "end", "log")
+
+    def __init__(self, steps: Sequence[Step], end: int | TraceEnd) -> None:
         self.steps = steps
         self.position = 0
         self.state = "ready"  # ready | waiting | running | exited | ended
-        self.exit_status = exit_status
+        self.end = end if isinstance(end, TraceEnd) else TraceEnd("exit", end)
         self.log = VariantLog()
 
 
 def replay(
     policy: Policy,
     streams: Sequence[Sequence[Step]],
-    exit_statuses: Sequence[int] | None = None,
+    exit_statuses: Sequence[int | TraceEnd] | None = None,
     seed: int = 0,
     max_events: int = 1_000_000,
+    *,
+    schedule: Schedule | None = None,
+    observer: Observer | None = None,
 ) -> ReplayResult:
-    """Run one leader (``streams[0]``) and followers over their streams."""
+    """Run one leader (``streams[0]``) and followers over their streams.
+
+    ``exit_statuses`` says how each variant's process ends: an exit status,
+    or a :class:`~dmvx.trace.TraceEnd` (exit, or killed by a signal); by
+    default every variant exits 0. ``schedule`` picks the interleaving
+    (:func:`seeded` with ``seed`` unless given). The run ends at the first
+    verdict, when every variant is done, or after ``max_events`` events.
+    """
     n = len(streams)
-    statuses = list(exit_statuses) if exit_statuses is not None else [0] * n
-    monitors = [LeaderMonitor(policy, n)] + [FollowerMonitor(policy, i, n) for i in range(1, n)]
-    variants = [_Variant(s, statuses[i]) for i, s in enumerate(streams)]
+    ends = list(exit_statuses) if exit_statuses is not None else [0] * n
+    leader = LeaderMonitor(policy, n)
+    monitors: list[LeaderMonitor | FollowerMonitor] = [leader] + [FollowerMonitor(policy, i, n) for i in range(1, n)]
+    variants = [_Variant(s, ends[i]) for i, s in enumerate(streams)]
     inboxes: list[deque[Message]] = [deque() for _ in range(n)]
-    rng = random.Random(seed)
+    pick = schedule if schedule is not None else seeded(seed)
     verdict: Verdict | None = None
     messages = 0
     max_lead = 0
     at_verdict: list[int] = []
+    cut_short = False
 
-    def carry_out(index: int, actions: list) -> None:
+    def carry_out(index: int, actions: list[Action]) -> None:
+        # A Wait changes nothing here: the variant is already held at its
+        # call (it waits from entry until an Execute or Skip), and a call
+        # that is running returns whatever its monitor thinks, as in a real
+        # process; the monitor holds the variant again at its next call.
         nonlocal verdict, messages
         variant = variants[index]
         for action in actions:
@@ -107,13 +186,11 @@ def replay(
             elif isinstance(action, Done):
                 variant.log.done = True
                 variant.state = "ended"
-            elif isinstance(action, Wait):
-                pass
 
     for _ in range(max_events):
         if verdict is not None:
             break
-        runnable = [("msg", i) for i in range(n) if inboxes[i]]
+        runnable: list[Choice] = [("msg", i) for i in range(n) if inboxes[i]]
         for i, variant in enumerate(variants):
             if variant.state in ("ready", "running"):
                 runnable.append(("var", i))
@@ -121,30 +198,59 @@ def replay(
             if all(v.state == "ended" for v in variants):
                 break
             for i in range(n):  # everyone waits on everyone: the stall timer fires
-                carry_out(i, monitors[i].stalled())
+                actions = monitors[i].stalled()
+                carry_out(i, actions)
+                if observer is not None:
+                    observer.stalled(i, actions)
                 if verdict is not None:
-                    break
+                    break  # the first verdict ends the run, as everywhere else
             break
-        kind, i = rng.choice(runnable)
+        kind, i = pick(runnable)
         monitor, variant = monitors[i], variants[i]
         if kind == "msg":
-            carry_out(i, monitor.message_received(inboxes[i].popleft()))
+            message = inboxes[i].popleft()
+            actions = monitor.message_received(message)
+            carry_out(i, actions)
+            if observer is not None:
+                observer.received(i, message, actions)
         elif variant.state == "ready":
             if variant.position >= len(variant.steps):
+                end = variant.end
                 variant.state = "exited"
-                carry_out(i, monitor.process_exited(variant.exit_status))
-                variant.log.exit_status = variant.exit_status
+                if end.how == "exit":
+                    actions = monitor.process_exited(end.value)
+                    variant.log.exit_status = end.value
+                else:
+                    actions = monitor.process_killed(end.value)
+                    variant.log.exit_status = 128 + end.value
+                carry_out(i, actions)
+                if observer is not None:
+                    observer.ended(i, end, actions)
             else:
-                variant.state = "waiting"
+                call = variant.steps[variant.position].call
+                variant.state = "waiting"  # until an Execute or Skip says otherwise
                 variant.log.entered += 1
-                carry_out(i, monitor.call_entered(variant.steps[variant.position].call))
+                actions = monitor.call_entered(call)
+                carry_out(i, actions)
+                if observer is not None:
+                    decision = monitor.last_decision
+                    seq = None if decision is not None and decision.route is Route.LOCAL else monitor.seq
+                    observer.entered(i, call, decision, seq, actions)
         else:  # running: the call returns
             step = variant.steps[variant.position]
             variant.log.executed.append(step.call)
             variant.position += 1
             variant.state = "ready"
-            carry_out(i, monitor.call_exited(step.outcome))
-        leader = monitors[0]
-        assert isinstance(leader, LeaderMonitor)
+            actions = monitor.call_exited(step.outcome)
+            carry_out(i, actions)
+            if observer is not None:
+                observer.returned(i, step.outcome, actions)
         max_lead = max(max_lead, leader.lead())
-    return ReplayResult(verdict, [v.log for v in variants], messages, max_lead, at_verdict)
+    else:
+        cut_short = verdict is None and not all(v.state == "ended" for v in variants)
+    for log, monitor in zip((v.log for v in variants), monitors):
+        log.routes = monitor.routes
+    return ReplayResult(verdict, [v.log for v in variants], messages, max_lead, at_verdict, cut_short)
+
+
+__all__ = ["Choice", "Observer", "ReplayResult", "Schedule", "Step", "VariantLog", "eager", "replay", "seeded"]

@@ -2,23 +2,24 @@
 
 Sim mode reports a run in totals (calls per route, messages, slowdown); to
 *see* calls being compared and replicated, a student needs each event with
-what the monitor decided. This driver runs the core's own
+what the monitor decided. This runs the core's own
 :class:`~dmvx.monitor.LeaderMonitor` and :class:`~dmvx.monitor.FollowerMonitor`
-over a recorded trace (:mod:`dmvx.trace`) and logs, for every event, the
+over a recorded trace (:mod:`dmvx.trace`) with the core's in-memory driver
+(:func:`dmvx.replay.replay`, the one the property tests use, so the watcher
+cannot show a run the core would not make) and logs, for every event, the
 broker's route and the actions the monitor returned: run the call, skip it
 with the leader's result, send an entry, wait, halt with a verdict.
 
-The schedule is fixed so that the log reads the same every time, and it is
-the one asynchronous replication is about: messages arrive at once, and the
-leader runs whenever it can, so under ``dmvx`` it runs ahead until a lockstep
-call or its end holds it, and the followers then catch up from the entries
-it left; under ``dmon`` every call waits for the followers. There is no
-time here -- sim mode adds it.
+The schedule is fixed (:func:`dmvx.replay.eager`) so that the log reads the
+same every time, and it is the one asynchronous replication is about:
+messages arrive at once, and the leader runs whenever it can, so under
+``dmvx`` it runs ahead until a lockstep call or its end holds it, and the
+followers then catch up from the entries it left; under ``dmon`` every call
+waits for the followers. There is no time here -- sim mode adds it.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,8 +28,8 @@ from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.calls import Call, Outcome
 from dmvx.exitstatus import ExitStatus
 from dmvx.messages import Ack, Entry, Message, Report, Stop
-from dmvx.monitor import FollowerMonitor, LeaderMonitor
-from dmvx.policy import Policy, Route
+from dmvx.policy import Decision, Policy
+from dmvx.replay import Observer, Step, eager, replay
 from dmvx.trace import TraceCall, TraceEnd, TraceEvent, read_trace
 from dmvx.verdict import Verdict, variant_name
 
@@ -53,17 +54,6 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "variant": variant_name(self.variant), "seq": self.seq, "event": self.what,
                 "route": self.route or None, "actions": self.actions}
-
-
-@dataclass
-class _Variant:
-    steps: list[tuple[Call, Outcome]]
-    end: tuple[str, int]
-    position: int = 0
-    phase: str = "ready"   # ready | waiting | running | exited | ended
-    executed: int = 0
-    skipped: int = 0
-    ran: list[Call] = field(default_factory=list)
 
 
 @dataclass
@@ -115,17 +105,16 @@ class WatchResult:
                                      else escape(self.verdict.summary())))
 
 
-def _streams(events: dict[int, list[TraceEvent]], n: int) -> list[_Variant]:
+def _streams(events: dict[int, list[TraceEvent]], n: int) -> tuple[list[list[Step]], list[TraceEnd]]:
     """Each variant's calls and end; a variant without events replays the leader's."""
     leader = events.get(0) or next(iter(events.values()), [])
-    out = []
+    streams: list[list[Step]] = []
+    ends: list[TraceEnd] = []
     for index in range(n):
         own = events.get(index) or leader
-        steps = [(e.call, e.outcome) for e in own if isinstance(e, TraceCall)]
-        ends = [e for e in own if isinstance(e, TraceEnd)]
-        end = (ends[0].how, ends[0].value) if ends else ("exit", 0)
-        out.append(_Variant(steps, end))
-    return out
+        streams.append([Step(e.call, e.outcome) for e in own if isinstance(e, TraceCall)])
+        ends.append(next((e for e in own if isinstance(e, TraceEnd)), TraceEnd("exit", 0)))
+    return streams, ends
 
 
 def _message(message: Message) -> str:
@@ -160,94 +149,44 @@ def _action(action: Action) -> str:
     return type(action).__name__
 
 
+class _Log(Observer):
+    """Writes one :class:`Event` per event of the replay, as it happens."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def _add(self, variant: int, seq: int | None, what: str, route: str, actions: list[Action]) -> None:
+        self.events.append(Event(len(self.events) + 1, variant, seq, what, route,
+                                 "; ".join(_action(a) for a in actions)))
+
+    def received(self, variant: int, message: Message, actions: list[Action]) -> None:
+        self._add(variant, None, f"receives {_message(message)}", "", actions)
+
+    def entered(self, variant: int, call: Call, decision: Decision | None, seq: int | None,
+                actions: list[Action]) -> None:
+        self._add(variant, seq, f"enters {call}", decision.route.value if decision is not None else "", actions)
+
+    def returned(self, variant: int, outcome: Outcome, actions: list[Action]) -> None:
+        self._add(variant, None, f"returns {outcome.result}", "", actions)
+
+    def ended(self, variant: int, end: TraceEnd, actions: list[Action]) -> None:
+        what = f"exits with status {end.value}" if end.how == "exit" else f"killed by signal {end.value}"
+        self._add(variant, None, what, "", actions)
+
+    def stalled(self, variant: int, actions: list[Action]) -> None:
+        if actions:  # a monitor with nothing to say about the stall is not news
+            self._add(variant, None, "stalls", "", actions)
+
+
 def watch(policy: Policy, events: dict[int, list[TraceEvent]], n_variants: int = 2) -> WatchResult:
     """Replay ``events`` (a trace's streams) through the core; see the module doc."""
-    monitors = [LeaderMonitor(policy, n_variants)] + [FollowerMonitor(policy, i, n_variants)
-                                                      for i in range(1, n_variants)]
-    variants = _streams(events, n_variants)
-    inboxes: list[deque[Message]] = [deque() for _ in range(n_variants)]
-    log: list[Event] = []
-    verdict: Verdict | None = None
-    messages = 0
-
-    def carry_out(index: int, actions: list[Action]) -> str:
-        nonlocal verdict, messages
-        v = variants[index]
-        for action in actions:
-            if isinstance(action, Execute):
-                v.phase = "running"
-            elif isinstance(action, Skip):
-                v.position += 1
-                v.skipped += 1
-                v.phase = "ready"
-            elif isinstance(action, Send):
-                targets = [i for i in range(n_variants) if i != index] if action.to == EVERYONE else [action.to]
-                for target in targets:
-                    inboxes[target].append(action.message)
-                    messages += 1
-            elif isinstance(action, Wait):
-                if v.phase in ("ready", "running"):
-                    v.phase = "waiting"
-            elif isinstance(action, Halt):
-                verdict = verdict or action.verdict
-            elif isinstance(action, Done):
-                v.phase = "ended"
-        return "; ".join(_action(a) for a in actions)
-
-    def record(index: int, seq: int | None, what: str, route: str, actions: str) -> None:
-        log.append(Event(len(log) + 1, index, seq, what, route, actions))
-
-    cut_short = True
-    while len(log) < MAX_EVENTS:
-        if verdict is not None:
-            cut_short = False
-            break
-        delivered = next((i for i in range(n_variants) if inboxes[i]), None)
-        if delivered is not None:
-            message = inboxes[delivered].popleft()
-            done = carry_out(delivered, monitors[delivered].message_received(message))
-            record(delivered, None, f"receives {_message(message)}", "", done)
-            continue
-        runnable = next((i for i, v in enumerate(variants) if v.phase in ("ready", "running")), None)
-        if runnable is None:
-            if all(v.phase == "ended" for v in variants):
-                cut_short = False
-                break
-            for i in range(n_variants):  # everyone waits on someone: the stall timer fires
-                done = carry_out(i, monitors[i].stalled())
-                if done:
-                    record(i, None, "stalls", "", done)
-            cut_short = False
-            break
-        v, monitor = variants[runnable], monitors[runnable]
-        if v.phase == "running":
-            call, outcome = v.steps[v.position]
-            v.position += 1
-            v.executed += 1
-            v.ran.append(call)
-            v.phase = "ready"
-            done = carry_out(runnable, monitor.call_exited(outcome))
-            record(runnable, None, f"returns {outcome.result}", "", done)
-        elif v.position < len(v.steps):
-            call, _ = v.steps[v.position]
-            actions = monitor.call_entered(call)
-            decision = monitor.last_decision
-            route = decision.route.value if decision is not None else ""
-            seq = None if decision is not None and decision.route is Route.LOCAL else monitor.seq
-            if v.phase == "ready":
-                v.phase = "waiting"  # until an Execute or Skip says otherwise
-            done = carry_out(runnable, actions)
-            record(runnable, seq, f"enters {call}", route, done)
-        else:
-            how, value = v.end
-            v.phase = "exited"
-            actions = monitor.process_exited(value) if how == "exit" else monitor.process_killed(value)
-            done = carry_out(runnable, actions)
-            record(runnable, None, f"exits with status {value}" if how == "exit" else f"killed by signal {value}",
-                   "", done)
-    summaries = [{"variant": variant_name(i), "executed": v.executed, "skipped": v.skipped,
-                  "routes": monitors[i].routes} for i, v in enumerate(variants)]
-    return WatchResult("", "", log, verdict, summaries, messages, cut_short, [v.ran for v in variants])
+    streams, ends = _streams(events, n_variants)
+    log = _Log()
+    result = replay(policy, streams, ends, max_events=MAX_EVENTS, schedule=eager, observer=log)
+    summaries = [{"variant": variant_name(i), "executed": len(v.executed), "skipped": len(v.skipped),
+                  "routes": v.routes} for i, v in enumerate(result.logs)]
+    return WatchResult("", "", log.events, result.verdict, summaries, result.messages, result.cut_short,
+                       [v.executed for v in result.logs])
 
 
 def watch_trace(path: Path, preset: str, n_variants: int = 2) -> WatchResult:
