@@ -427,6 +427,13 @@ def real_command(
     metavar="CMD",
     help="A follower running CMD instead of PROG (e.g. a -m32 build). Repeatable.",
 )
+@click.option(
+    "--stall-timeout",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="How long a variant may go without a system call while another waits for it before the run "
+    "ends with no-progress (default 2; raise it for programs that compute longer between calls).",
+)
 @record_option
 @json_option
 @click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG [ARGS]...")
@@ -436,6 +443,7 @@ def run_command(
     policy: str,
     count: int | None,
     variant_cmds: tuple[str, ...],
+    stall_timeout: float | None,
     record: Path | None,
     as_json: bool,
     program: tuple[str, ...],
@@ -446,7 +454,9 @@ def run_command(
     (divergence) when a verdict stopped them; --json tells the two apart."""
     run_program = _load(ctx, REAL_PROGRAM)
     variants = _variant_commands(program, count, variant_cmds)
-    result = run_program(variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json)
+    options = {"stall_timeout": stall_timeout} if stall_timeout is not None else {}
+    result = run_program(variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json,
+                         **options)
     status = output.emit(result, as_json=as_json)
     if status is ExitStatus.OK:
         # Transparency: when the variants agree, dmvx run ends as the

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from realmode.orchestrator import RunResult, run
+from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, RunResult, run
 
 
 def run_program(variants: list[list[str]], *, policy: str, record: Path | None, console: Any,
-                as_json: bool = False) -> RunResult:
+                as_json: bool = False, stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> RunResult:
     """``dmvx run``: the variants under ptrace monitors on this machine.
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the
     program's stdout goes to stderr (docs/realmode.md)."""
-    return run(variants, policy, stdout_to_stderr=as_json, record=record)
+    return run(variants, policy, stdout_to_stderr=as_json, record=record, stall_timeout=stall_timeout)
 
 
 def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any, **options: Any) -> Any:

@@ -87,6 +87,8 @@ class RunResult:
     unsupported: str | None = None
     error: str | None = None
     elapsed: float = 0.0
+    #: How long a variant may stay silent while another waits (seconds).
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
     #: Every process the run forked (monitors, CONNECTORs), for cleanup checks.
     helpers: list[int] = field(default_factory=list)
 
@@ -131,6 +133,10 @@ class RunResult:
         elif self.verdict is not None:
             console.print(f"[bold red]dmvx: divergence[/] {self.verdict.summary()}", markup=True, soft_wrap=True)
             console.print("dmvx: every variant was stopped before the call ran.", soft_wrap=True)
+            if self.verdict.kind is VerdictKind.NO_PROGRESS:
+                console.print(f"dmvx: a variant made no system call for {self.stall_timeout:g} s while another "
+                              f"waited for it: a hang, or a program that computes longer than that between "
+                              f"calls (dmvx run --stall-timeout).", soft_wrap=True, markup=False)
         elif self.error is not None:
             console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
 
@@ -271,7 +277,7 @@ def run(
     parts = [f"{trace}.{run_id}.v{i}" for i in range(n)] if trace is not None else None
     if trace is not None and not trace.parent.is_dir():
         raise InputError(f"dmvx run: --record {trace}: no such directory {trace.parent}")
-    result = RunResult(pol.name, reports)
+    result = RunResult(pol.name, reports, stall_timeout=stall_timeout)
     children: list[int] = []
     interrupted = False
     pipes: dict[int, int] = {}

@@ -7,6 +7,7 @@ benign divergence, detection before the harmful call, and cleanup.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from dmvx.exitstatus import ExitStatus
 from dmvx.policy import Policy
@@ -164,6 +166,29 @@ def test_hanging_variant_ends_the_run_within_five_seconds(build, hung: int) -> N
     assert time.monotonic() - started < 5
     assert result.verdict is not None and result.verdict.kind is VerdictKind.NO_PROGRESS, result.to_json()
     assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("hung", [0, 1])
+def test_stall_timeout_tells_a_long_computation_from_a_hang(build, hung: int) -> None:
+    """One variant computes for a while between two calls (1.2e9 empty
+    iterations: about 2 s here, and at least 0.3 s on any CPU). Past the
+    stall timeout that is no-progress -- the run cannot tell it from a hang
+    -- and the CLI says what to raise; with a timeout above it the run ends
+    as the program does."""
+    diverge = build("diverge")
+    argv = [diverge, "compute", "1200000000"]
+    envs = [_env(), _env()]
+    envs[hung]["DMVX_EVIL"] = "1"
+    short, _, _ = captured(lambda: run([argv, argv], "dmvx", envs=envs, stall_timeout=0.2))
+    assert short.verdict is not None and short.verdict.kind is VerdictKind.NO_PROGRESS, short.to_json()
+    assert_no_survivors(short)
+    console = Console(file=io.StringIO(), width=400)
+    short.render(console)
+    assert "--stall-timeout" in console.file.getvalue()
+    patient, out, _ = captured(lambda: run([argv, argv], "dmvx", envs=envs, stall_timeout=30))
+    assert patient.verdict is None and patient.program_status == 0, patient.to_json()
+    assert out.endswith(b"done\nend\n")
+    assert_no_survivors(patient)
 
 
 @pytest.mark.parametrize("victim", [0, 1])

@@ -33,6 +33,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "hang")) {
         if (evil) for (volatile int spin = 1; spin;) {}
         write(1, "done\n", 5);
+    } else if (!strcmp(mode, "compute")) {
+        /* Not misbehaviour: a long computation between two calls, slower
+           in one variant (a busier CPU, another ABI). */
+        long spins = evil && argc > 2 ? atol(argv[2]) : 0;
+        for (volatile long i = 0; i < spins; i++) {}
+        write(1, "done\n", 5);
     } else if (!strcmp(mode, "sleep")) {
         sleep(argc > 2 ? atoi(argv[2]) : 30);
     }
