@@ -49,7 +49,7 @@ import select
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -58,8 +58,44 @@ _MOD = 1 << 32
 
 
 def emit(**event: Any) -> None:
+    """One JSON line on stdout, flushed at once: the orchestrator reads the
+    events while this program runs (``injected`` carries a time)."""
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
+
+
+def run_reported(work: Callable[[], None]) -> int:
+    """Run an attacker program's ``work``; exit status 0, or 1 after a
+    ``failed`` event naming the exception -- reported, not raised, because
+    what a failed attack means is the orchestrator's to decide."""
+    try:
+        work()
+    except Exception as error:  # noqa: BLE001 - reported as an event, the orchestrator decides
+        emit(event="failed", message=f"{type(error).__name__}: {error}")
+        return 1
+    return 0
+
+
+def server_address(text: str) -> tuple[str, int]:
+    """``IP:PORT`` as a socket address."""
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def read_to_end(sock: socket.socket, ends: tuple[type[OSError], ...] = ()) -> bytes:
+    """Every byte the server sends on ``sock`` until it closes the
+    connection. An error of a type in ``ends`` also ends the answer (what
+    came before it is kept); any other error is raised."""
+    answer = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ends:
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return answer
 
 
 def later(a: int | None, b: int | None) -> int | None:
@@ -83,12 +119,7 @@ def exploit(server: tuple[str, int], timeout: float) -> None:
         with socket.create_connection(server, timeout=timeout) as sock:
             sock.sendall(exploit_request())
             emit(event="injected", time=sent, attempt=1)
-            answer = b""
-            while True:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
+            answer = read_to_end(sock)
     except OSError as error:
         emit(event="done", answer=None, error=str(error))
         return
@@ -262,18 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=20.0)
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.timeout
-    try:
+
+    def work() -> None:
         if args.kind == "exploit":
-            host, _, port = args.server.rpartition(":")
+            server = server_address(args.server)
             time.sleep(args.wait)
-            exploit((host, int(port)), args.timeout)
+            exploit(server, args.timeout)
         else:
             stream_attack(args.kind, args.towards, args.iface, args.leader, args.follower, args.port, args.wait,
                           args.tries, deadline, args.quiet)
-    except Exception as error:  # noqa: BLE001 - reported as an event, the orchestrator decides
-        emit(event="failed", message=f"{type(error).__name__}: {error}")
-        return 1
-    return 0
+
+    return run_reported(work)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """Building the C programs real mode serves over the network.
 
 ``realmode/targets/net_*.c`` are compiled on first use into a cache
-directory keyed by the source's hash and the flags, so an edited source is
-rebuilt and an unchanged one is not. ``gcc`` missing is an environment
-problem (exit status 4), never a traceback.
+directory keyed by the hash of the source, the headers it includes and the
+flags, so an edited source or header is rebuilt and an unchanged one is
+not. ``gcc`` missing is an environment problem (exit status 4), never a
+traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +20,7 @@ from pathlib import Path
 from dmvx.exitstatus import EnvironmentProblem
 
 SOURCES = Path(__file__).resolve().parent.parent / "targets"
+_LOCAL_INCLUDE = re.compile(rb'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
 
 
 def cache_dir() -> Path:
@@ -26,10 +29,24 @@ def cache_dir() -> Path:
     return base
 
 
+def source_text(source: Path, seen: frozenset[Path] = frozenset()) -> bytes:
+    """The bytes of a C file and of every header it includes with
+    ``#include "..."`` (found beside the including file, as gcc finds them),
+    depth first: what a build's cache key must cover."""
+    text = source.read_bytes()
+    seen = seen | {source.resolve()}
+    parts = [text]
+    for name in _LOCAL_INCLUDE.findall(text):
+        header = (source.parent / name.decode()).resolve()
+        if header not in seen and header.is_file():
+            parts.append(source_text(header, seen))
+    return b"\0".join(parts)
+
+
 def build(name: str, *flags: str) -> str:
     """The path of ``realmode/targets/NAME.c`` compiled with ``flags``."""
     source = SOURCES / f"{name}.c"
-    text = source.read_bytes()
+    text = source_text(source)
     digest = hashlib.sha256(text + b"\0" + "\0".join(flags).encode()).hexdigest()[:12]
     out = cache_dir() / f"{name}-{digest}"
     if out.exists():

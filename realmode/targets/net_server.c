@@ -17,15 +17,11 @@
    session runs ADMIN_COMMAND through /bin/sh (execve: the harmful call);
    in layout 1 it lands in unused space and nothing happens. The same input
    thus makes one variant misbehave, and only the monitors' comparison can
-   tell. */
-#define _GNU_SOURCE
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+   tell.
+
+   The serving loop (accept, read the request, answer, close) is the one
+   the vulnerable targets of the attack suite use. */
+#include "../vuln/src/serve_loop.h"
 
 #ifndef LAYOUT
 #define LAYOUT 0
@@ -48,26 +44,11 @@ static struct session session;
 static char request[2048];
 static char response[1 << 16];
 
-static int write_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n <= 0) return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static void serve(int fd, size_t body_bytes, const char *admin_command) {
-    size_t have = 0;
-    while (have < sizeof request - 1) {
-        ssize_t n = read(fd, request + have, sizeof request - 1 - have);
-        if (n <= 0) break;
-        have += (size_t)n;
-        request[have] = 0;
-        if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n")) break;
-    }
-    request[have] = 0;
+/* args: BODY_BYTES ADMIN_COMMAND */
+static void serve(int fd, char **args) {
+    size_t body_bytes = (size_t)atol(args[0]);
+    const char *admin_command = args[1];
+    read_request(fd, request, sizeof request, 1);
     int len;
     if (!strncmp(request, "GET /file", 9)) {
         if (body_bytes > sizeof response - 128) body_bytes = sizeof response - 128;
@@ -91,29 +72,5 @@ static void serve(int fd, size_t body_bytes, const char *admin_command) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 5) {
-        fprintf(stderr, "usage: %s PORT REQUESTS BODY_BYTES ADMIN_COMMAND\n", argv[0]);
-        return 2;
-    }
-    int port = atoi(argv[1]);
-    long requests = atol(argv[2]);
-    size_t body_bytes = (size_t)atol(argv[3]);
-    int one = 1;
-    int server = socket(AF_INET, SOCK_STREAM, 0);
-    if (server < 0) return 1;
-    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-    if (bind(server, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(server, 16) < 0) {
-        perror("net_server: bind/listen");
-        return 1;
-    }
-    for (long i = 0; i < requests; i++) {
-        int fd = accept(server, NULL, NULL);
-        if (fd < 0) return 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        serve(fd, body_bytes, argv[4]);
-        close(fd);
-    }
-    close(server);
-    return 0;
+    return serve_connections(argc, argv, "BODY_BYTES ADMIN_COMMAND", 2, "net_server: bind/listen", serve);
 }

@@ -14,26 +14,22 @@ Output: JSON lines on stdout -- ``ready``; ``answer`` per benign request;
 ``injected`` when the exploit is sent (``time.monotonic()``, the clock of
 the orchestrator); ``exploit-answer`` with every byte that came back (hex),
 which is how a leak or a stolen secret reaches the attacker; ``done`` or
-``failed``.
+``failed``. The event plumbing is :mod:`realmode.net.attacker`'s, the
+other program of the attacker host.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
 import time
-from typing import Any
+
+from realmode.net.attacker import emit, read_to_end, run_reported, server_address
 
 #: How long to keep retrying a refused first connection (the server starting).
 _READY_WAIT = 20.0
-
-
-def emit(**event: Any) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 def exchange(server: tuple[str, int], path: bytes, timeout: float) -> bytes:
@@ -47,16 +43,8 @@ def exchange(server: tuple[str, int], path: bytes, timeout: float) -> bytes:
     stream = StreamSocket(sock, Raw)
     try:
         stream.send(HTTP() / HTTPRequest(Method=b"GET", Path=path, Http_Version=b"HTTP/1.0"))
-        answer = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not chunk:
-                break
-            answer += chunk
-        return answer
+        # A target that crashes resets the connection: what came before is the answer.
+        return read_to_end(sock, ends=(ConnectionResetError, socket.timeout))
     finally:
         stream.close()
 
@@ -96,14 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=0.0, help="seconds before the first request")
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args(argv)
-    host, _, port = args.server.rpartition(":")
-    try:
+
+    def work() -> None:
+        server = server_address(args.server)
         time.sleep(args.wait)
-        attack((host, int(port)), args.benign, bytes.fromhex(args.value), args.timeout)
-    except Exception as error:  # noqa: BLE001 - reported as an event, the orchestrator decides
-        emit(event="failed", message=f"{type(error).__name__}: {error}")
-        return 1
-    return 0
+        attack(server, args.benign, bytes.fromhex(args.value), args.timeout)
+
+    return run_reported(work)
 
 
 if __name__ == "__main__":

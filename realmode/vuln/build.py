@@ -44,7 +44,7 @@ from typing import Sequence
 from dmvx.exitstatus import EnvironmentProblem, Unavailable
 from dmvx.scenario import VariantSpec
 from dmvx.syscalls import Arch
-from realmode.net.targets import cache_dir
+from realmode.net.targets import cache_dir, source_text
 
 SOURCES = Path(__file__).resolve().parent / "src"
 COMMON_FLAGS = ("-O0", "-fno-stack-protector", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", "-fcf-protection=none",
@@ -95,7 +95,7 @@ def compile_target(program: str, flags: Sequence[str]) -> str:
     gcc = shutil.which("gcc")
     if gcc is None:
         raise EnvironmentProblem("gcc not found; it builds the vulnerable targets (./run setup installs it)")
-    text = source.read_bytes() + b"\0" + (SOURCES / "common.h").read_bytes()
+    text = source_text(source)
     all_flags = (*COMMON_FLAGS, *flags)
     digest = hashlib.sha256(text + b"\0" + "\0".join(all_flags).encode() + gcc.encode()).hexdigest()[:12]
     out = cache_dir() / f"vuln-{program}-{digest}"

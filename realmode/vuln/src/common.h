@@ -1,11 +1,10 @@
-/* common.h: the serving loop the vulnerable targets share.
+/* common.h: what the vulnerable targets share: the serving loop of
+   serve_loop.h and every answer but the buggy one.
 
    usage: PROG PORT REQUESTS ARG
 
-   One process, one connection at a time (HTTP/1.0 style: one request, one
-   response, close), REQUESTS connections, then exit 0. ARG is the target's
-   own: the command an "admin" runs (stack, heap) or the file holding the
-   secret (struct). Requests:
+   ARG is the target's own: the command an "admin" runs (stack, heap) or
+   the file holding the secret (struct). Requests:
 
      GET /file          -> 200 with FILE_BYTES bytes of a fixed pattern
      GET /hello?name=N  -> the target's handler (where its bug is)
@@ -18,14 +17,7 @@
 #ifndef DMVX_VULN_COMMON_H
 #define DMVX_VULN_COMMON_H
 
-#define _GNU_SOURCE
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "serve_loop.h"
 
 #define FILE_BYTES 1024
 
@@ -35,16 +27,6 @@ static char response_buf[8192];
 /* The target's handler for GET /hello?name=VALUE: `value` holds `len`
    decoded bytes (any byte, NUL included) and is followed by a NUL. */
 static void handle_hello(int fd, const char *value, size_t len, const char *arg);
-
-static int write_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n <= 0) return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static void reply(int fd, const char *status, const char *body, size_t len) {
     int head = snprintf(response_buf, sizeof response_buf, "HTTP/1.0 %s\r\nContent-Length: %zu\r\n\r\n", status, len);
@@ -77,54 +59,23 @@ static size_t url_decode(char *dst, const char *src, size_t cap) {
     return n;
 }
 
-static void serve(int fd, const char *arg) {
+static void serve(int fd, char **args) {
     static char value[2048];
-    size_t have = 0;
-    while (have < sizeof request_buf - 1) {
-        ssize_t n = read(fd, request_buf + have, sizeof request_buf - 1 - have);
-        if (n <= 0) break;
-        have += (size_t)n;
-        request_buf[have] = 0;
-        if (strstr(request_buf, "\r\n\r\n")) break;
-    }
-    request_buf[have] = 0;
+    read_request(fd, request_buf, sizeof request_buf, 0);
     if (!strncmp(request_buf, "GET /file", 9)) {
         static char body[FILE_BYTES];
         for (size_t i = 0; i < sizeof body; i++) body[i] = (char)('a' + i % 26);
         reply(fd, "200 OK", body, sizeof body);
     } else if (!strncmp(request_buf, "GET /hello?name=", 16)) {
         size_t len = url_decode(value, request_buf + 16, sizeof value);
-        handle_hello(fd, value, len, arg);
+        handle_hello(fd, value, len, args[0]);
     } else {
         reply(fd, "404 Not Found", "", 0);
     }
 }
 
 static int serve_main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s PORT REQUESTS ARG\n", argv[0]);
-        return 2;
-    }
-    int port = atoi(argv[1]);
-    long requests = atol(argv[2]);
-    int one = 1;
-    int server = socket(AF_INET, SOCK_STREAM, 0);
-    if (server < 0) return 1;
-    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-    if (bind(server, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(server, 16) < 0) {
-        perror("bind/listen");
-        return 1;
-    }
-    for (long i = 0; i < requests; i++) {
-        int fd = accept(server, NULL, NULL);
-        if (fd < 0) return 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        serve(fd, argv[3]);
-        close(fd);
-    }
-    close(server);
-    return 0;
+    return serve_connections(argc, argv, "ARG", 1, "bind/listen", serve);
 }
 
 /* What an admin may do: run a command through the shell (execve, in this
