@@ -458,10 +458,12 @@ def connector_costs(small: int = 1, large: int = 32, messages: int = 2000) -> Co
 @dataclass
 class RoleCosts:
     """Real mode's processes per call of a loop, ns of CPU: each variant's
-    monitor (with its program) and each CONNECTOR, leader first."""
+    monitor (with its program) and each CONNECTOR, leader first; and the
+    loop's own time per call, as the leader's program clocks it."""
 
     monitor: tuple[float, float]
     connector: tuple[float, float]
+    loop: float = 0.0
 
 
 def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2000, 12000)) -> RoleCosts:
@@ -487,16 +489,19 @@ def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2
             finally:
                 os.dup2(saved, 1)
                 os.close(saved)
+            out.seek(0)
+            printed = out.read().decode()
         if result.verdict is not None or result.error is not None:
             raise EnvironmentProblem(f"dmvx calibrate: the calibration run of {kind} under {policy} failed: "
                                      f"{result.verdict.summary() if result.verdict else result.error}")
-        points.append((count, [v.cpu_s for v in result.variants]))
-    (n0, short), (n1, long) = points
+        points.append((count, [v.cpu_s for v in result.variants], _per_call_ns(printed)))
+    (n0, short, _), (n1, long, loop) = points
 
     def slope(role: str, index: int) -> float:
         return max(long[index][role] - short[index][role], 0.0) / (n1 - n0) * 1e9
 
-    return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)))
+    return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)),
+                     loop)
 
 
 # ---------------------------------------------------------------------------
@@ -599,13 +604,14 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
       woken by its monitor (``connector.wakeup``) share a CPU under real
       mode's placement: a switch of process. Frames from the network wake a
       CONNECTOR on an idle CPU (``connector.receive_wakeup``);
-    * intercepting a call is what is left of a monitor's CPU time per call
-      of a real run (:func:`role_cpu_ns`) once the parts above are taken
-      out. Under dmvx (mechanism ``in_process``: real mode has no
-      in-process monitor, so it is its ptrace path) that is the leader's
-      monitor on a ``getppid`` loop; under dmon (``ptrace``) the mean of the
-      two monitors on the same loop in lockstep, which also sleep and wake
-      at every call;
+    * intercepting a call is what is left of a monitor's time per call of a
+      real run (:func:`role_cpu_ns`) once the parts above are taken out.
+      Under dmvx (mechanism ``in_process``: real mode has no in-process
+      monitor, so it is its ptrace path) that is the leader's loop on a
+      ``getppid`` loop, as its program clocks it -- its monitor's CPU and
+      the scheduling gaps between the two, on the CPU they have to
+      themselves; under dmon (``ptrace``) the mean CPU of the two monitors
+      on the same loop in lockstep, which also sleep and wake at every call;
     * ``copy_per_buffer`` is what a call with an output buffer (``uname``)
       costs the two monitors more than one without (``getppid``): moving a
       buffer between a variant's memory and its monitor, which a buffer
@@ -625,7 +631,9 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
     cb_append = m.monitor_leader + link_.send
     compare = m.monitor_follower
     taking = link_.receive + link_.receive_message
-    in_process = max(m.dmvx_getppid.monitor[0] - cb_append, m.ptrace)
+    # The leader's loop on a CPU of its own: its monitor's CPU, and the
+    # scheduling gaps between it and its program, which the loop also waits.
+    in_process = max(max(m.dmvx_getppid.loop, m.dmvx_getppid.monitor[0]) - cb_append, m.ptrace)
     lockstep_side = statistics.mean(m.dmon_getppid.monitor)
     ptrace = max(lockstep_side - cb_append - compare - taking - m.wakeup_same_cpu, m.ptrace)
     copy = max(statistics.mean(m.dmvx_uname.monitor) - statistics.mean(m.dmvx_getppid.monitor), 0.0)

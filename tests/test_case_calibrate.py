@@ -42,6 +42,16 @@ def test_written_profile_loads_with_the_derived_values(tmp_path: Path) -> None:
     assert profile.connector_receive_wakeup == 37000    # woken from the network, on an idle CPU
 
 
+def test_dmvx_interception_is_the_leaders_loop_when_it_waits_beyond_its_cpu(tmp_path: Path) -> None:
+    """The leader's program clocks its loop at 60 us a call while its monitor
+    used 50 us of CPU: the 10 us of scheduling gaps are part of a call's cost."""
+    m = _measurements()
+    m.dmvx_getppid = cal.RoleCosts((50000.0, 36000.0), (17000.0, 16000.0), loop=60000.0)
+    path = tmp_path / "measured.yml"
+    cal.write_profile(cal.profile_document(m), path, m)
+    assert load_profile(str(path)).interception_costs("dmvx")["replicate"] == 60000 - 3500 - 5000
+
+
 def test_prediction_follows_the_monitors_cost(tmp_path: Path) -> None:
     predictions = {}
     for leader_ns in (40000.0, 70000.0):
