@@ -8,7 +8,7 @@ CONNECTORs on loopback). Per configuration: start Debian's lighttpd in the foreg
 (``server.max-worker = 0``), serving a static tree of files of several sizes;
 fetch a sample of them and compare each body's SHA-256 with the file's; run
 ``ab -n REQUESTS -c 1`` on a 4 KiB file; read throughput and p50/p99 latency
-from ab; stop the run with SIGINT (lighttpd never ends by itself) and take a
+from ab; stop the run with SIGTERM (lighttpd never ends by itself) and take a
 divergence as ``dmvx run`` reports it on stderr.
 
 With ``--topology``: ``dmvx real``'s experiment (realmode/net/experiment.py,
@@ -109,7 +109,8 @@ def one(config: Path, digests: dict[str, str], policy: str | None, requests: int
         wrong = check_bodies(digests, sample)
         ab = run_ab(requests)
     finally:
-        server.send_signal(signal.SIGINT)
+        # SIGTERM ends dmvx run as Ctrl-C does; a background job ignores SIGINT.
+        server.send_signal(signal.SIGTERM)
         try:
             _, err = server.communicate(timeout=10)
         except subprocess.TimeoutExpired:

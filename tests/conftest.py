@@ -8,6 +8,7 @@ runs anywhere; CI runs as root and runs them all.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import pytest
@@ -27,6 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
             os.setsid()
         except OSError:  # already a process-group leader: keep the session
             pass
+    # A shell starts a background job with SIGINT ignored, and a child keeps
+    # that (Python then never raises KeyboardInterrupt): the tests that stop
+    # ``dmvx run`` and ``dmvx real`` with SIGINT need their children to hear it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
