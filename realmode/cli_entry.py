@@ -36,7 +36,7 @@ def suite(directory: Path, *, console: Any) -> Any:
 def calibrate(*, output: Path | None, check: bool, measure: bool, repeat: int, console: Any,
               server: bool = True) -> Any:
     """``dmvx calibrate``: measure this machine's costs into a cost profile
-    (realmode/calibrate.py) and, with ``check``, set sim's predictions with
+    (realmode/calibrate/) and, with ``check``, set sim's predictions with
     it beside real mode's measurements of the microbenchmarks and, with
     ``server``, of lighttpd."""
     from realmode import calibrate as cal

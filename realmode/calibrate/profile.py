@@ -1,0 +1,217 @@
+"""From measurements to a cost profile: what real mode's parts cost in
+sim's terms (:func:`profile_document`), written as ``sim/profiles/*.yml``."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from realmode.calibrate.components import (
+    KINDS,
+    ROOT,
+    ConnectorCosts,
+    LinkCosts,
+    MessageCosts,
+    RoleCosts,
+    available_cpus,
+    fit_line,
+    build_bench,
+    connector_costs,
+    link_costs,
+    message_costs,
+    monitor_ns,
+    native_ns,
+    ptrace_pair_ns,
+    role_cpu_ns,
+    seccomp_untraced_ns,
+    wakeup_ns,
+)
+
+#: Where ``dmvx calibrate`` writes by default; sim finds it as ``cost_profile: measured``.
+DEFAULT_PROFILE = ROOT / "sim" / "profiles" / "measured.yml"
+
+
+# ---------------------------------------------------------------------------
+# The profile
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Measurements:
+    native: dict[str, float]
+    native_local: float
+    seccomp_untraced: float
+    ptrace: float
+    monitor_leader: float
+    monitor_follower: float
+    wakeup: float
+    wakeup_same_cpu: float
+    messages: MessageCosts
+    link: LinkCosts
+    connector: ConnectorCosts
+    #: Real mode on loops of calls the check does not predict.
+    dmvx_getppid: RoleCosts
+    dmvx_uname: RoleCosts
+    dmon_getppid: RoleCosts
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.messages
+        return {"native_ns": self.native, "native_local_ns": self.native_local,
+                "seccomp_untraced_ns": self.seccomp_untraced, "ptrace_pair_ns": self.ptrace,
+                "monitor_leader_ns": self.monitor_leader, "monitor_follower_ns": self.monitor_follower,
+                "wakeup_ns": self.wakeup, "wakeup_same_cpu_ns": self.wakeup_same_cpu,
+                "messages": {"send_ns": m.send, "receive_ns": m.receive, "encode_ns": m.encode, "decode_ns": m.decode},
+                "link_ns": asdict(self.link), "connector_ns": asdict(self.connector),
+                "dmvx_getppid_ns": asdict(self.dmvx_getppid), "dmvx_uname_ns": asdict(self.dmvx_uname),
+                "dmon_getppid_ns": asdict(self.dmon_getppid)}
+
+
+def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5,
+            note: Callable[[str], None] = lambda text: None) -> Measurements:
+    """Every component, median of ``repeat`` runs where a run is short."""
+    median = statistics.median
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = build_bench(tmp)
+        cpu = available_cpus()[0]
+        note("native calls")
+        native = {kind: median(native_ns(binary, kind, calls, cpu) for _ in range(repeat)) for kind in KINDS}
+        native_local = median(native_ns(binary, "local", calls, cpu) for _ in range(repeat))
+        note("seccomp filter, calls not traced")
+        seccomp_ns = median(seccomp_untraced_ns(binary, calls, native_local) for _ in range(repeat))
+        note("ptrace stop pair with decoding")
+        ptrace = median(ptrace_pair_ns(binary, traced_calls, native["getpid"]) for _ in range(repeat))
+        note("real mode's processes on getppid and uname loops")
+        runs = {(kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
+                for kind, policy in (("getppid", "dmvx"), ("uname", "dmvx"), ("getppid", "dmon"))}
+    note("core monitors, wake-ups, the local link, CONNECTORs")
+    leader, follower = (median(v) for v in zip(*(monitor_ns() for _ in range(repeat))))
+    wakeup = median(wakeup_ns() for _ in range(repeat))
+    wakeup_same = median(wakeup_ns(same_cpu=True) for _ in range(repeat))
+    messages = message_costs()
+    links = [link_costs() for _ in range(repeat)]
+    connectors = [connector_costs() for _ in range(repeat)]
+    return Measurements(native, native_local, seccomp_ns, ptrace, leader, follower, wakeup, wakeup_same, messages,
+                        _median_of(links), _median_of(connectors),
+                        runs[("getppid", "dmvx")], runs[("uname", "dmvx")], runs[("getppid", "dmon")])
+
+
+def _median_of(samples: list[Any]) -> Any:
+    """A dataclass of field-wise medians (tuples element-wise)."""
+    first = samples[0]
+    fields = {}
+    for name in asdict(first):
+        values = [getattr(sample, name) for sample in samples]
+        if isinstance(values[0], tuple):
+            fields[name] = tuple(statistics.median(column) for column in zip(*values))
+        else:
+            fields[name] = statistics.median(values)
+    return type(first)(**fields)
+
+
+def _d(ns: float) -> str:
+    """A duration with units, as profiles write them."""
+    if ns >= 10_000:
+        return f"{ns / 1000:.1f}us"
+    if ns >= 1:
+        return f"{ns:.0f}ns"
+    return f"{ns:.3f}ns"
+
+
+def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, Any]:
+    """The profile for ``m``, in the format of ``sim/profiles/*.yml``.
+
+    How real mode's parts map onto sim's costs (docs/case-study.md has the
+    figures):
+
+    * a monitor handing a message to its CONNECTOR (``cb_append``) is the
+      core's leader work plus a write on the local link; taking what the
+      CONNECTOR delivered (``receive``, ``receive_per_message``) is a read
+      on the link and a decode per message; comparing is the core's;
+    * a monitor woken for a message (``monitor.wakeup``) and a CONNECTOR
+      woken by its monitor (``connector.wakeup``) share a CPU under real
+      mode's placement: a switch of process. Frames from the network wake a
+      CONNECTOR on an idle CPU (``connector.receive_wakeup``);
+    * intercepting a call is what is left of a monitor's time per call of a
+      real run (:func:`role_cpu_ns`) once the parts above are taken out.
+      Under dmvx (mechanism ``in_process``: real mode has no in-process
+      monitor, so it is its ptrace path) that is the leader's loop on a
+      ``getppid`` loop, as its program clocks it -- its monitor's CPU and
+      the scheduling gaps between the two, on the CPU they have to
+      themselves; under dmon (``ptrace``) the mean CPU of the two monitors
+      on the same loop in lockstep, which also sleep and wake at every call;
+    * ``copy_per_buffer`` is what a call with an output buffer (``uname``)
+      costs the two monitors more than one without (``getppid``): moving a
+      buffer between a variant's memory and its monitor, which a buffer
+      argument (a path, data written) costs too;
+    * a CONNECTOR's costs per entry are those of the real CONNECTOR code
+      between two processes (:func:`connector_costs`); its costs per batch
+      are scaled to what the CONNECTORs of the dmon run spend (one entry a
+      batch there); per byte, those of frames over loopback TCP.
+
+    Fields not measured here (native costs of the server's calls, the
+    network's packet sizes, the server's own work) come from ``vm``.
+    """
+    sizes = sorted(m.messages.send)
+    _, send_slope = fit_line([(s, m.messages.send[s]) for s in sizes])
+    _, recv_slope = fit_line([(s, m.messages.receive[s]) for s in sizes])
+    link_ = m.link
+    cb_append = m.monitor_leader + link_.send
+    compare = m.monitor_follower
+    taking = link_.receive + link_.receive_message
+    # The leader's loop on a CPU of its own: its monitor's CPU, and the
+    # scheduling gaps between it and its program, which the loop also waits.
+    in_process = max(max(m.dmvx_getppid.loop, m.dmvx_getppid.monitor[0]) - cb_append, m.ptrace)
+    lockstep_side = statistics.mean(m.dmon_getppid.monitor)
+    ptrace = max(lockstep_side - cb_append - compare - taking - m.wakeup_same_cpu, m.ptrace)
+    copy = max(statistics.mean(m.dmvx_uname.monitor) - statistics.mean(m.dmvx_getppid.monitor), 0.0)
+    c = m.connector
+    batch_measured = statistics.mean(m.dmon_getppid.connector) - c.send_message - c.receive_message
+    scale = max(batch_measured, 0.0) / max(c.send_batch + c.receive_batch, 1.0)
+    return {
+        "name": name,
+        "description": (f"Measured on this machine by dmvx calibrate ({time.strftime('%Y-%m-%d')}): "
+                        "native calls, real mode's seccomp filter, its processes on getppid and uname loops, "
+                        "the core monitors, the local link, wake-ups and real CONNECTORs over loopback TCP."),
+        "base": "vm",
+        "native": {"calls": {kind: _d(ns) for kind, ns in m.native.items()}},
+        "interception": {"ptrace": _d(ptrace), "in_process": _d(in_process),
+                         "seccomp_untraced": _d(m.seccomp_untraced)},
+        "mechanisms": {"dmon": {"default": "ptrace"},
+                       "dmvx": {"default": "in_process", "lockstep": "ptrace", "local": "seccomp_untraced"}},
+        "monitor": {"compare": _d(compare), "copy_per_buffer": _d(copy), "cb_append": _d(cb_append),
+                    "receive": _d(link_.receive), "receive_per_message": _d(link_.receive_message),
+                    "wakeup": _d(m.wakeup_same_cpu)},
+        "connector": {"used_by": ["dmon", "dmvx"], "wakeup": _d(m.wakeup_same_cpu), "receive_wakeup": _d(m.wakeup),
+                      "send": _d(c.send_batch * scale), "per_message": _d(c.send_message),
+                      "send_per_byte": _d(send_slope),
+                      "receive": _d(c.receive_batch * scale), "receive_per_message": _d(c.receive_message),
+                      "receive_per_byte": _d(recv_slope)},
+    }
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with every float to 0.1 (ns: finer is noise)."""
+    if isinstance(value, float):
+        return round(value, 1)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_rounded(item) for item in value)
+    return value
+
+
+def write_profile(document: dict[str, Any], path: Path, m: Measurements) -> None:
+    header = ["# Written by `dmvx calibrate` (realmode/calibrate/): component costs measured on",
+              "# this machine. Every number is a calibration INPUT; what sim predicts from them is",
+              "# checked against real mode by `dmvx calibrate --check`. Raw measurements (ns):"]
+    for key, value in m.to_json().items():
+        header.append(f"#   {key}: {_rounded(value)}")
+    text = "\n".join(header) + "\n" + yaml.safe_dump(document, sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
