@@ -72,20 +72,8 @@ def _filtered(binary: str, calls: int, policy: str) -> float:
     """The local loop in one process under ``policy``'s filter, traced but never stopped in it."""
     program = seccomp.build_filter(make_policy(policy))
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.dup2(write_fd, 1)
-            os.closerange(3, 1024)
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            ll.traceme()
-            os.kill(os.getpid(), signal.SIGSTOP)
-            ll.install_filter(program)
-            os.execv(binary, [binary, "local", str(calls)])
-        finally:
-            os._exit(127)
+    pid = ll.spawn_stopped([binary, "local", str(calls)], write_fd, program)
     os.close(write_fd)
-    os.waitpid(pid, ll.WALL)
     ll.set_options(pid, ll.PTRACE_O_TRACESECCOMP | ll.PTRACE_O_EXITKILL)
     ll.resume(pid, False)
     while True:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 from dataclasses import dataclass
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -227,3 +228,27 @@ def install_filter(program: list[tuple[int, int, int, int]]) -> None:
     if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.cast(ctypes.byref(prog), ctypes.c_void_p), 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_SECCOMP): {os.strerror(err)}")
+
+
+def spawn_stopped(argv: list[str], stdout: int, program: list[tuple[int, int, int, int]] | None = None) -> int:
+    """Fork ``argv[0]`` with ``argv`` as a tracee of this process, its
+    stdout on ``stdout`` and nothing else open, under the seccomp
+    ``program`` if given. The child stops itself (SIGSTOP) before it execs:
+    its pid is returned once that stop is reaped, ready for
+    :func:`set_options` and :func:`resume`. For the benchmarks and the
+    calibration, which trace one program without the monitors."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(stdout, 1)
+            os.closerange(3, 1024)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            traceme()
+            os.kill(os.getpid(), signal.SIGSTOP)
+            if program is not None:
+                install_filter(program)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.waitpid(pid, WALL)
+    return pid

@@ -97,18 +97,8 @@ def ptrace_pair_ns(binary: str, calls: int, native_getpid: float) -> float:
     read_fd, write_fd = os.pipe()
     os.sched_setaffinity(0, {cpu})
     try:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.dup2(write_fd, 1)
-                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-                ll.traceme()
-                os.kill(os.getpid(), signal.SIGSTOP)
-                os.execv(binary, [binary, "getpid", str(calls)])
-            finally:
-                os._exit(127)
+        pid = ll.spawn_stopped([binary, "getpid", str(calls)], write_fd)
         os.close(write_fd)
-        os.waitpid(pid, ll.WALL)
         ll.set_options(pid, ll.PTRACE_O_TRACESYSGOOD | ll.PTRACE_O_EXITKILL)
         reader = abi.Reader(pid)
         held: Any = None
