@@ -65,7 +65,9 @@ class Outcome:
     @property
     def size(self) -> int:
         """Bytes of payload this outcome carries (for CB and link accounting)."""
-        return 8 + sum(len(data) for _, data in self.outputs)
+        outputs = self.outputs
+        # Most outcomes carry no output: skip building a generator for them.
+        return 8 + sum(len(data) for _, data in outputs) if outputs else 8
 
 
 def _short(value: Any, limit: int = 24) -> str:

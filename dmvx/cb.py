@@ -46,18 +46,20 @@ class ConnectorBuffer:
         An entry larger than the whole byte capacity still fits into an
         empty buffer: otherwise one big read would stop the leader forever.
         """
-        if not self._entries:
+        entries = self._entries
+        if not entries:
             return True
-        return len(self._entries) < self.capacity_entries and self._bytes + size <= self.capacity_bytes
+        return len(entries) < self.capacity_entries and self._bytes + size <= self.capacity_bytes
 
     def push(self, seq: int, size: int, call: Call) -> None:
-        self._entries.append((seq, size, call))
-        self._bytes += size
-        occupancy = len(self._entries)
+        entries = self._entries
+        entries.append((seq, size, call))
+        occupancy = len(entries)
+        held = self._bytes = self._bytes + size
         if occupancy > self.max_entries:
             self.max_entries = occupancy
-        if self._bytes > self.max_bytes:
-            self.max_bytes = self._bytes
+        if held > self.max_bytes:
+            self.max_bytes = held
         self._samples += 1
         self._sample_sum += occupancy
 

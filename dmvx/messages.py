@@ -51,12 +51,13 @@ class Entry:
 
         Computed once: the leader charges it to the CB, the follower to its
         acknowledgement budget, a simulated link to its bandwidth."""
-        if self._size < 0:
+        size = self._size
+        if size < 0:
             size = 24 + len(self.call.name) + _args_size(self.call.args) + len(self.digest)
             if self.outcome is not None:
                 size += self.outcome.size
             self._size = size
-        return self._size
+        return size
 
 
 @dataclass(slots=True)

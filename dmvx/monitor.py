@@ -54,6 +54,16 @@ _FD_RETURNING = frozenset(
 _FD_PAIR_ARG = {"pipe": 0, "pipe2": 0, "socketpair": 3}
 
 _EXECUTE_LOCAL = (Execute(None),)
+
+# Enum members the per-call paths test, bound to module names once: on Python
+# 3.11 reading a member off its Enum class costs three times a global lookup
+# (``EnumType`` defines ``__getattr__``, which keeps class attribute reads off
+# the interpreter's fast path), and these are read at every call of every variant.
+_ROUTE_LOCAL, _ROUTE_PREDICT = Route.LOCAL, Route.PREDICT
+_EFFECT_LEADER = Effect.LEADER
+_WAIT_ENTRY = WaitReason.ENTRY
+_KIND_FULL, _KIND_PREDICTED, _KIND_GO = EntryKind.FULL, EntryKind.PREDICTED, EntryKind.GO
+_KIND_VOTE, _KIND_ANNOUNCE = EntryKind.VOTE, EntryKind.ANNOUNCE
 _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
 
 
@@ -220,19 +230,18 @@ class LeaderMonitor(_Monitor):
         if self.verdict is not None:
             return []
         decision = self.last_decision = self.broker.decide(call, self.fds)
-        self._route_counts[decision.route] += 1
+        route = decision.route
+        self._route_counts[route] += 1
         if self._voting:
             # A divergence is being decided: nothing more runs until it is.
             self._current = (None, call, decision)
             return [Wait(WaitReason.VOTE, self._vote_seq, self._vote_missing())]
-        if decision.route is Route.LOCAL:
+        if route is _ROUTE_LOCAL:
             self._current = (None, call, decision)
             self._state = "executing"
             return list(_EXECUTE_LOCAL)
-        self.seq += 1
-        seq = self.seq
+        seq = self.seq = self.seq + 1
         self._current = (seq, call, decision)
-        waiting = self._reports.get(seq)
         if decision.sync:
             self._state = "sync-wait"
             actions = self._try_release()
@@ -241,6 +250,7 @@ class LeaderMonitor(_Monitor):
                 # wait for an entry that will not come: tell them to report.
                 actions.insert(0, Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.ANNOUNCE)))
             return actions
+        waiting = self._reports.get(seq)
         if waiting:
             # A follower already reported a lockstep call at this point, and
             # the leader's call here is not one: they differ.
@@ -306,10 +316,10 @@ class LeaderMonitor(_Monitor):
     # -- internals ---------------------------------------------------------------
 
     def _entry(self, seq: int, call: Call, decision: Decision, outcome: Outcome) -> Entry:
-        if decision.route is Route.PREDICT and not outcome.outputs and predicted_result(call) == outcome.result:
-            return Entry(self.stream, seq, call, EntryKind.PREDICTED)
-        if decision.effect is Effect.LEADER:
-            return Entry(self.stream, seq, call, EntryKind.FULL, outcome)
+        if decision.route is _ROUTE_PREDICT and not outcome.outputs and predicted_result(call) == outcome.result:
+            return Entry(self.stream, seq, call, _KIND_PREDICTED)
+        if decision.effect is _EFFECT_LEADER:
+            return Entry(self.stream, seq, call, _KIND_FULL, outcome)
         return Entry(self.stream, seq, call, EntryKind.DIGEST, Outcome(outcome.result), outcome_digest(outcome))
 
     def _laggards(self) -> tuple[int, ...]:
@@ -471,13 +481,13 @@ class FollowerMonitor(_Monitor):
         if self.verdict is not None:
             return []
         decision = self.last_decision = self.broker.decide(call, self.fds)
-        self._route_counts[decision.route] += 1
-        if decision.route is Route.LOCAL:
+        route = decision.route
+        self._route_counts[route] += 1
+        if route is _ROUTE_LOCAL:
             self._current = (None, call, decision)
             self._state = "executing"
             return list(_EXECUTE_LOCAL)
-        self.seq += 1
-        seq = self.seq
+        seq = self.seq = self.seq + 1
         self._current = (seq, call, decision)
         if decision.sync:
             self._state = "sync-wait"
@@ -495,7 +505,7 @@ class FollowerMonitor(_Monitor):
                 return self._report_divergence(seq, call)
             if self._announced == seq:
                 return self._report_at_lockstep(seq, call)
-            return [Wait(WaitReason.ENTRY, seq, (LEADER,))]
+            return [Wait(_WAIT_ENTRY, seq, (LEADER,))]
         return self._consume(entry)
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
@@ -534,24 +544,26 @@ class FollowerMonitor(_Monitor):
         if not isinstance(message, Entry):
             return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
                                       detail=f"follower received a {type(message).__name__} message"))
-        if message.kind is EntryKind.VOTE:
-            return self._on_vote(message)
-        if message.kind is EntryKind.ANNOUNCE:
-            current = self._current
-            if current is not None and current[0] == message.seq and self._state == "entry-wait":
-                return self._report_at_lockstep(message.seq, current[1])
-            if message.seq > self.seq:
-                self._announced = message.seq
-            return []
+        kind = message.kind
+        seq = message.seq
         current = self._current
-        if current is not None and current[0] == message.seq and self._state in ("entry-wait", "sync-wait", "finish-wait"):
+        at_current = current is not None and current[0] == seq
+        if kind is _KIND_VOTE:
+            return self._on_vote(message)
+        if kind is _KIND_ANNOUNCE:
+            if at_current and self._state == "entry-wait":
+                return self._report_at_lockstep(seq, current[1])  # type: ignore[index]
+            if seq > self.seq:
+                self._announced = seq
+            return []
+        if at_current and self._state in ("entry-wait", "sync-wait", "finish-wait"):
             if self._state == "entry-wait":
                 return self._consume(message)
             return self._on_entry(message)
-        if message.seq <= self.seq and self._state != "diverged" and not (current and current[0] == message.seq):
-            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, message.seq,
-                                      detail=f"entry {message.seq} arrived after call {self.seq}"))
-        self._inbox[message.seq] = message
+        if seq <= self.seq and self._state != "diverged" and not at_current:
+            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq,
+                                      detail=f"entry {seq} arrived after call {self.seq}"))
+        self._inbox[seq] = message
         return []
 
     def stalled(self) -> list[Action]:
@@ -575,16 +587,16 @@ class FollowerMonitor(_Monitor):
         self._unacked_bytes += entry.size
         kind = entry.kind
         leader_call = entry.call
-        if (kind is EntryKind.GO or (leader_call != call and not same_call(leader_call, call))
+        if (kind is _KIND_GO or (leader_call != call and not same_call(leader_call, call))
                 or leader_call.name in PSEUDO_CALLS):
             return self._report_divergence(seq, call)
-        if decision.effect is not Effect.LEADER:
+        if decision.effect is not _EFFECT_LEADER:
             self._expect = entry
             self._state = "executing"
             return [Execute(seq)]
-        if kind is EntryKind.FULL and entry.outcome is not None:
+        if kind is _KIND_FULL and entry.outcome is not None:
             outcome = entry.outcome
-        elif kind is EntryKind.PREDICTED:
+        elif kind is _KIND_PREDICTED:
             outcome = _predicted_outcome(call)
         else:
             return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, {LEADER: leader_call, self.index: call},

@@ -145,7 +145,7 @@ class Connector:
 
     __slots__ = ("sim", "host", "free_at", "rfree", "open", "open_count", "open_bytes", "open_start",
                  "batches", "messages", "bytes", "received_batches", "received_messages", "received_bytes",
-                 "paths", "busy")
+                 "paths", "peers", "busy")
 
     def __init__(self, sim: "Simulation", host: str) -> None:
         self.sim = sim
@@ -155,6 +155,9 @@ class Connector:
         #: a CONNECTOR serves its connections as they become readable.
         self.rfree: dict[str, int] = {}
         self.paths: dict[int, Path] = {}
+        #: Per destination variant: the variant, the connection to it and
+        #: its host's CONNECTOR (:meth:`peer`).
+        self.peers: dict[int, tuple[Variant, Path, Connector]] = {}
         self.open: dict[int, list] = {}   # destination variant -> [messages, bytes]
         self.open_count = 0
         self.open_bytes = 0
@@ -172,10 +175,12 @@ class Connector:
     def post(self, dest: int, message: Message, size: int, t: int) -> None:
         """A monitor on this host sends ``message`` to variant ``dest`` at ``t``."""
         sim = self.sim
-        if self.open_count and (self.open_start <= t or self.open_count >= sim.max_batch_messages
-                                or self.open_bytes >= sim.max_batch_bytes):
+        count = self.open_count
+        if count and (self.open_start <= t or count >= sim.max_batch_messages
+                      or self.open_bytes >= sim.max_batch_bytes):
             self.emit()
-        if not self.open_count:
+            count = 0
+        if not count:
             # An idle CONNECTOR sleeps and must be woken; a busy one finds the
             # entry when it comes back to the CB.
             self.open_start = self.free_at if self.free_at >= t else t + sim.connector_wakeup
@@ -204,24 +209,22 @@ class Connector:
         start = self.open_start
         host = self.host
         deliver_along = sim.network.deliver_along
-        paths = self.paths
-        variants = sim.variants
-        connectors = sim.connectors
+        peers = self.peers
         send_fixed, send_per_message, send_per_byte = sim.send_fixed, sim.send_per_message, sim.send_per_byte
         busy = self.busy
-        for dest, (messages, nbytes) in self.open.items():
+        sent = 0
+        batch = self.open
+        for dest, (messages, nbytes) in batch.items():
             count = len(messages)
             work = send_fixed + send_per_message * count + int(send_per_byte * nbytes)
             start += work
             busy += work
-            self.bytes += nbytes
-            target = variants[dest]
-            path = paths.get(dest) or self.path_to(dest)
+            sent += nbytes
+            target, path, receiver = peers.get(dest) or self.peer(dest)
             arrival = deliver_along(path, nbytes, start, path)
             if arrival is None:
                 sim.outcome.lost_messages += count
                 continue
-            receiver = connectors[target.host]
             free = receiver.rfree.get(host, -INF)
             begin = free if free >= arrival else arrival + sim.connector_receive_wakeup
             done = begin + sim.receive_fixed + sim.receive_per_message * count + int(sim.receive_per_byte * nbytes)
@@ -235,12 +238,22 @@ class Connector:
             if target.blocked:
                 target.poke(done)
         self.busy = busy
-        self.batches += len(self.open)
+        self.bytes += sent
+        self.batches += len(batch)
         self.messages += self.open_count
         self.free_at = start
-        self.open.clear()
+        batch.clear()
         self.open_count = 0
         self.open_bytes = 0
+
+    def peer(self, dest: int) -> tuple["Variant", Path, "Connector"]:
+        """Where a send to variant ``dest`` goes: the variant, the connection
+        to it (:meth:`path_to`) and the CONNECTOR of its host."""
+        peer = self.peers.get(dest)
+        if peer is None:
+            target = self.sim.variants[dest]
+            peer = self.peers[dest] = (target, self.path_to(dest), self.sim.connectors[target.host])
+        return peer
 
     def path_to(self, dest: int) -> Path:
         """The connection to variant ``dest``: a :class:`Path` of its own
@@ -478,24 +491,6 @@ class Variant(_Proc):
         if self.blocked:
             self.poke(when)
 
-    def _drain(self) -> None:
-        """Hand the monitor every message that has arrived by ``self.t``."""
-        inbox = self.inbox
-        received = self.monitor.message_received
-        per_read, per_message = self.sim.monitor_receive, self.sim.monitor_receive_per_message
-        pop = heapq.heappop
-        stats = self.stats
-        while inbox and inbox[0][0] <= self.t:
-            self.t += per_read
-            stats.reads += 1
-            for message in pop(inbox)[2]:
-                if self.state is ENDED:
-                    return
-                self.t += per_message
-                actions = received(message)
-                if actions:
-                    self.apply(actions)
-
     def on_stall(self) -> None:
         """The watchdog found this variant waiting longer than the stall timeout."""
         self.t = max(self.t, self.env.now)
@@ -511,21 +506,23 @@ class Variant(_Proc):
         # locals; they are written back to ``self`` / ``self.stats`` only
         # where other code may read them: around :meth:`apply` (which stamps
         # sends with ``self.t`` and may end the run), the simulation's
-        # callbacks, and every yield. The common one-action answers (Execute,
-        # Skip, one Send) are handled inline: at a million calls a run,
-        # every avoided method call shows.
+        # callbacks, and every yield. Reading the inbox and the common
+        # one-action answers (Execute, Skip, Wait, one Send) are handled
+        # inline: at a million calls a run, every avoided method call shows.
         env = self.env
         sim = self.sim
         mon = self.monitor
         call_entered = mon.call_entered
         call_exited = mon.call_exited
+        received = mon.message_received
+        per_read, per_message = sim.monitor_receive, sim.monitor_receive_per_message
+        heappop = heapq.heappop
         interception = self.interception
         inbox = self.inbox
         stats = self.stats
         steps = self.steps
         apply = self.apply
         is_leader = self.is_leader
-        cb = mon.cb if is_leader else None  # type: ignore[union-attr]
         record_time = sim.outcome.leader_times.append
         samples_t = stats.samples_t
         samples_seq = stats.samples_seq
@@ -548,10 +545,24 @@ class Variant(_Proc):
         self.horizon = self.next_horizon()
         while True:
             if inbox and inbox[0][0] <= t:
-                self.t = t
+                # Hand the monitor every message that has arrived by ``t``: one
+                # read of the CONNECTOR per delivery, then each message.
                 stats.entered, stats.executed, stats.skipped = entered, executed, skipped
-                self._drain()
-                t = self.t
+                drained = False
+                while not drained and inbox and inbox[0][0] <= t:
+                    t += per_read
+                    stats.reads += 1
+                    for message in heappop(inbox)[2]:
+                        if self.state is ENDED:
+                            drained = True
+                            break
+                        t += per_message
+                        actions = received(message)
+                        if actions:
+                            self.t = t
+                            apply(actions)
+                            t = self.t
+                self.t = t
             state = self.state
             if state is ENDED:
                 break
@@ -598,6 +609,13 @@ class Variant(_Proc):
                     res = EXECUTE
                 elif kind is Skip:
                     res = SKIP
+                elif kind is Wait:
+                    # Held at the call until a message resolves it (a
+                    # follower ahead of the leader's entries, often).
+                    self.step = step
+                    state = self.state = AT_CALL
+                    res = self.res = NONE
+                    self.awaiting = actions[0].awaiting
                 else:
                     self.step = step
                     self.state = AT_CALL
@@ -650,18 +668,12 @@ class Variant(_Proc):
                 if state is not READY:
                     self.state = READY
                     self.res = NONE
-                if is_leader:
-                    before = cb.bytes  # type: ignore[union-attr]
-                    actions = call_exited(step.outcome)
-                    pushed = cb.bytes - before  # type: ignore[union-attr]
-                else:
-                    actions = call_exited(step.outcome)
-                    pushed = 0
+                actions = call_exited(step.outcome)
                 if actions:
                     action = actions[0]
                     if len(actions) == 1 and type(action) is Send:
                         message = action.message
-                        size = pushed if pushed > 0 else message.size
+                        size = message.size
                         if action.to == EVERYONE:
                             for dest in others:
                                 # The CONNECTOR is still busy with the previous
