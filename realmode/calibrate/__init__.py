@@ -29,9 +29,11 @@ wake-ups
 check predicts (getpid, read, getcwd, sched_yield) are not among those the
 calibration runs use.
 
-:func:`check` then runs sim with that profile on the microbenchmarks and
-real mode on the same programs (``benchmarks/bench_real.py``'s functions),
-and sets the predicted and measured slowdowns side by side with the error.
+:func:`check` (:mod:`.check`) then runs sim with that profile on the
+microbenchmarks and real mode on the same programs (``benchmarks/bench_real.py``'s
+functions), and lighttpd under ``ab`` in both (a recorded run replayed in sim),
+and sets the predicted and measured slowdowns side by side with the error
+(:mod:`.result`).
 Real mode packs its processes onto this machine's CPUs; sim gives each
 timeline a CPU of its own, so the prediction is also held to the work sim
 charged to each of real mode's CPUs (:class:`Prediction`). Nothing measured
