@@ -4,6 +4,7 @@ measurements, for the microbenchmarks and for lighttpd."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -108,10 +109,11 @@ def _saturated(mvx: Any, variant: Any, profile: Any) -> tuple[float, float]:
     most = profile.max_batch_messages
     stats = mvx.connectors[variant.host]  # the check's hosts have a variant each
     sent, taken = stats["messages"], stats["received_messages"]
-    monitor = variant.busy_time - profile.monitor_receive * (variant.reads - -(-taken // most))
-    connector = (profile.send * -(-sent // most) + profile.send_per_message * sent
+    batches_out, batches_in = math.ceil(sent / most), math.ceil(taken / most)
+    monitor = variant.busy_time - profile.monitor_receive * (variant.reads - batches_in)
+    connector = (profile.send * batches_out + profile.send_per_message * sent
                  + profile.send_per_byte * stats["bytes"]
-                 + profile.receive * -(-taken // most) + profile.receive_per_message * taken
+                 + profile.receive * batches_in + profile.receive_per_message * taken
                  + profile.receive_per_byte * stats["received_bytes"])
     return max(monitor, 0.0), connector
 

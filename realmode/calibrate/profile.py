@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import yaml
 
+from dmvx.units import format_duration
+
 from realmode.calibrate.components import (
     KINDS,
     ROOT,
@@ -115,12 +117,9 @@ def _median_of(samples: list[Any]) -> Any:
 
 
 def _d(ns: float) -> str:
-    """A duration with units, as profiles write them."""
-    if ns >= 10_000:
-        return f"{ns / 1000:.1f}us"
-    if ns >= 1:
-        return f"{ns:.0f}ns"
-    return f"{ns:.3f}ns"
+    """A duration with units, as profiles write them: whole nanoseconds
+    (sim's clock counts no finer), finer only below one (costs per byte)."""
+    return format_duration((round(ns) if ns >= 1 else round(ns, 3)) / 1e9)
 
 
 def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, Any]:
