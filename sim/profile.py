@@ -343,6 +343,8 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
     for mechanism in MECHANISMS[:-1]:
         interception[mechanism] = _ns(get("interception", mechanism))
     mechanisms = {preset: dict(get("mechanisms", preset)) for preset in ("dmon", "dmvx")}
+    # Not given anywhere: a CONNECTOR wakes the same way for both (0 is a value).
+    receive_wakeup = m.get("connector", {}).get("receive_wakeup")
     return CostProfile(
         name=name,
         description=description,
@@ -360,7 +362,7 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
         monitor_receive_per_message=_ns(get("monitor", "receive_per_message")),
         wakeup=_ns(get("monitor", "wakeup")),
         connector_wakeup=_ns(get("connector", "wakeup")),
-        connector_receive_wakeup=_ns(m.get("connector", {}).get("receive_wakeup") or get("connector", "wakeup")),
+        connector_receive_wakeup=_ns(receive_wakeup if receive_wakeup is not None else get("connector", "wakeup")),
         connector_used_by=tuple(get("connector", "used_by")),
         send=_ns(get("connector", "send")),
         send_per_message=_ns(get("connector", "per_message")),

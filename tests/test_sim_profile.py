@@ -85,3 +85,14 @@ def test_base_cycle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_profile(str(tmp_path / "a.yml"))
     assert "its own base" in str(info.value)
+
+
+def test_receive_wakeup_defaults_to_the_wakeup_and_zero_is_a_value(tmp_path) -> None:
+    from sim.profile import load_profile
+
+    inherited = load_profile("vm")
+    assert inherited.connector_receive_wakeup == inherited.connector_wakeup
+    path = tmp_path / "zero.yml"
+    path.write_text("name: zero\nbase: vm\nconnector:\n  receive_wakeup: 0ns\n")
+    zero = load_profile(str(path))
+    assert zero.connector_receive_wakeup == 0 and zero.connector_wakeup == inherited.connector_wakeup
