@@ -106,6 +106,9 @@ HEARTBEAT_EVERY = 0.5
 #: Stops handled before the link is looked at again.
 _STOPS_PER_ROUND = 16
 _BATCH_BYTES = 1 << 16
+#: How often a process held while its leader's died of a signal looks for
+#: that signal here (see MonitorProcess._on_peer_killed).
+_PEER_SIGNAL_POLL = 0.005
 _MASK64 = (1 << 64) - 1
 
 
@@ -176,6 +179,7 @@ class Proc:
         self.waiting_since: float | None = None
         self.passing = False      # a call the monitor does not hold is running
         self.drop_signal = 0      # a signal to drop once (SIGPIPE of a steered write)
+        self.peer_killed = 0      # the signal the leader's process died of, once it did
         self.status: int | None = None
 
 
@@ -343,9 +347,18 @@ class MonitorProcess:
             deadlines.append(self.last_heartbeat + HEARTBEAT_EVERY)
         if self.flush_at is not None:
             deadlines.append(self.flush_at)
+        if any(self._awaiting_peer_signal(proc) for proc in self.procs.values()):
+            deadlines.append(now + _PEER_SIGNAL_POLL)
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)
+
+    @staticmethod
+    def _awaiting_peer_signal(proc: Proc) -> bool:
+        """Whether ``proc`` waits at a call while the leader's process has
+        died of a signal: a signal that may yet come here too."""
+        return bool(proc.peer_killed) and proc.alive and proc.held is not None \
+            and proc.held.stage in ("entry", "await-note")
 
     def _wait_reference(self, proc: Proc) -> float:
         """Since when ``proc`` has waited without word from the others. A
@@ -369,6 +382,8 @@ class MonitorProcess:
         for proc in list(self.procs.values()):
             if self.finished:
                 return
+            if self._awaiting_peer_signal(proc):
+                self._on_peer_killed(proc)
             since = proc.waiting_since
             if since is not None and now - self._wait_reference(proc) >= self.launch.stall_timeout:
                 proc.waiting_since = None
@@ -436,7 +451,8 @@ class MonitorProcess:
 
     def _deliver(self, proc: Proc, message) -> None:
         if isinstance(message, Entry) and message.call.name == KILLED and not self.leader:
-            self._on_peer_killed(proc, message.call.args[0])
+            proc.peer_killed = message.call.args[0]
+            self._on_peer_killed(proc)
         if isinstance(message, Entry) and message.kind is EntryKind.GO and message.call.name in _STEERED \
                 and not self.leader:
             self.noted.add((proc.stream, message.seq))
@@ -450,14 +466,19 @@ class MonitorProcess:
                 self.peek[(proc.stream, message.seq)] = predicted
         self._carry_out(proc, proc.monitor.message_received(message))
 
-    def _on_peer_killed(self, proc: Proc, sig: int) -> None:
-        """The leader's process died of ``sig`` inside a call this one waits
-        at. If ``sig`` is pending here too (sent alike, say by the parent's
-        kill), let it land as it did there: the call returns EINTR without
-        running and the signal is delivered on the way back."""
+    def _on_peer_killed(self, proc: Proc) -> None:
+        """The leader's process died of ``proc.peer_killed`` and this one is
+        held at a call. If that signal is pending here too (sent alike, say
+        by the parent's kill), let it land as it did there: the call returns
+        EINTR without running and the signal is delivered on the way back.
+
+        The signal need not be pending yet when the leader's death is heard:
+        the sender here (this variant's parent, running its own ``kill``) may
+        come later, so the loop asks again while the process waits
+        (:meth:`_awaiting_peer_signal`)."""
         held = proc.held
         if held is None or held.stage not in ("entry", "await-note") or not proc.alive \
-                or not _pending(proc.pid, sig):
+                or not _pending(proc.pid, proc.peer_killed):
             return
         regs = ll.get_regs(proc.pid)
         regs.orig_rax = _MASK64

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import pytest
 from dmvx.exitstatus import ExitStatus
 from dmvx.verdict import VerdictKind
 from realmode.orchestrator import run
-from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
+from test_real_support import (  # noqa: F401
+    assert_no_survivors, captured, compile_target, descendants, native, no_strays)
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
               pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
@@ -146,8 +148,6 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
                     pass
         return sorted(found)
 
-    import threading
-
     def killer() -> None:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
@@ -167,4 +167,51 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
     assert time.monotonic() - holder["killed"] < 5  # a defined verdict within 5 s of the kill
     assert result.verdict is not None and result.verdict.kind in (
         VerdictKind.CRASH, VerdictKind.NO_PROGRESS), result.to_json()
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_signal_that_reaches_the_follower_after_the_leader_died_of_it(policy: str) -> None:
+    # The leader's sleep dies of SIGTERM; the follower's, held at the same
+    # call while it waits for the leader's result, gets the same SIGTERM half
+    # a second later (its sender is slower, as a parent's kill running in the
+    # follower's own time is). It must die of it too, as the leader's did,
+    # and the run end as natively, never as a stall.
+    argv = ["sleep", "30"]
+    envs = [dict(os.environ, DMVX_TEST_VARIANT=str(i)) for i in range(2)]
+    sent: dict[int, float] = {}
+
+    def variant_sleepers() -> dict[int, int]:
+        found = {}
+        for pid in descendants(os.getpid()):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() != b"sleep\x0030\x00":
+                    continue
+                for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    if entry.startswith(b"DMVX_TEST_VARIANT="):
+                        found[int(entry.split(b"=")[1])] = pid
+            except OSError:
+                continue
+        return found
+
+    def leader_first() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = variant_sleepers()
+            if len(found) == 2:
+                time.sleep(0.2)  # both inside (or held at) their clock_nanosleep
+                for index in (0, 1):
+                    os.kill(found[index], signal.SIGTERM)
+                    sent[index] = time.monotonic()
+                    time.sleep(0.5)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=leader_first)
+    thread.start()
+    result, out, _ = captured(lambda: run([argv, argv], policy, envs=envs))
+    thread.join()
+    assert sorted(sent) == [0, 1], "the variants never started"
+    assert result.verdict is None, result.verdict.summary()
+    assert result.process_exit_code == 128 + signal.SIGTERM
     assert_no_survivors(result)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dmvx.exitstatus import ExitStatus
-from test_real_support import no_strays, running  # noqa: F401
+from test_real_support import descendants, no_strays, running  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
               pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
@@ -27,28 +27,11 @@ pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _descendants(pid: int) -> set[int]:
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else ():
-            try:
-                children = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in out:
-                    out.add(child)
-                    todo.append(child)
-    return out
-
-
 def _sleeping_variants(pid: int, timeout: float = 10.0) -> set[int]:
     """The run's processes once both variants are asleep in ``sleep``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = _descendants(pid)
+        found = descendants(pid)
         sleepers = [p for p in found if _comm(p) == "sleep"]
         if len(sleepers) == 2:
             return found

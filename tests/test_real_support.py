@@ -65,6 +65,24 @@ def running(pid: int) -> bool:
         return False
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (children, their children, ...)."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else ():
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in out:
+                    out.add(child)
+                    todo.append(child)
+    return out
+
+
 def assert_no_survivors(result, within: float = 1.0) -> None:
     pids = [v.pid for v in result.variants if v.pid] + list(result.helpers)
     deadline = time.monotonic() + within
