@@ -60,8 +60,29 @@ _SOCKET_WRITES = frozenset(
 )
 _FD_EACH_ALWAYS = frozenset({"close", "dup", "dup2", "dup3"})
 _ARG_DEPENDENT = (
-    FD_CALLS | OPEN_CALLS | frozenset(_PATH_READS) | frozenset(SENSITIVE_WHEN) | {"fcntl", "sendfile"}
+    FD_CALLS | OPEN_CALLS | frozenset(_PATH_READS) | frozenset(SENSITIVE_WHEN) | {"fcntl", "sendfile", "getrandom"}
 )
+GRND_NONBLOCK = 0x1
+#: The most bytes a *word draw* asks for (see :func:`is_word_draw`).
+WORD_DRAW_BYTES = 8
+
+
+def is_word_draw(call: Call) -> bool:
+    """Whether ``call`` is ``getrandom`` of one word without blocking: what
+    glibc draws for itself -- malloc's tcache key at start-up, and a second
+    draw of a temporary name's letters when the first, from the clock and a
+    stack address, fell in the biased range (:mod:`dmvx.tempnames`). Such a
+    draw runs locally in each variant: a per-variant secret is diversity, not
+    divergence, and the second draw is made by whichever variants' stack
+    addresses happened to need it, so replicating it would misalign the
+    sequences. (An ABI-diverse pair asks for words of two sizes: the length
+    then reads as unknown.) A program that seeds its own generator from one
+    such word should say ``overrides: {getrandom: replicate}``."""
+    args = call.args
+    if len(args) != 3 or args[2] != GRND_NONBLOCK:
+        return False
+    count = args[1]
+    return count is None or (isinstance(count, int) and 0 <= count <= WORD_DRAW_BYTES)
 
 
 class Broker:
@@ -138,6 +159,8 @@ class Broker:
 
     def _decide_by_args(self, call: Call, fds: FdTable) -> Decision:
         name, args = call.name, call.args
+        if name == "getrandom":
+            return LOCAL if is_word_draw(call) else self._decide_by_name(name)
         when = SENSITIVE_WHEN.get(name)
         if when is not None:
             index, bit, _reason = when

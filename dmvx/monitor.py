@@ -37,6 +37,7 @@ from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Route, comparable
+from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
 
 LEADER = 0
@@ -380,7 +381,8 @@ class LeaderMonitor(_Monitor):
         reports = self._reports.get(seq, {})
         mine = comparable(call)
         for follower, theirs in reports.items():
-            if comparable(theirs) != mine:
+            if comparable(theirs) != mine and (decision.effect is not _EFFECT_LEADER
+                                               or adopted_path(call, theirs) is None):
                 return self._open_vote(seq, call, follower, theirs)
         missing = self._missing_reports(seq)
         if missing:
@@ -587,9 +589,10 @@ class FollowerMonitor(_Monitor):
         self._unacked_bytes += entry.size
         kind = entry.kind
         leader_call = entry.call
-        if (kind is _KIND_GO or (leader_call != call and not same_call(leader_call, call))
-                or leader_call.name in PSEUDO_CALLS):
+        if kind is _KIND_GO or leader_call.name in PSEUDO_CALLS:
             return self._report_divergence(seq, call)
+        if leader_call != call and not same_call(leader_call, call):
+            return self._adopt_or_diverge(seq, call, decision, entry)
         if decision.effect is not _EFFECT_LEADER:
             self._expect = entry
             self._state = "executing"
@@ -618,14 +621,30 @@ class FollowerMonitor(_Monitor):
         if entry.kind is EntryKind.GO:
             self._state = "executing"
             return [Execute(seq)]
-        if entry.kind is EntryKind.FULL and entry.outcome is not None and same_call(entry.call, call):
-            return self._skip(seq, call, decision, entry.outcome)
+        if entry.kind is EntryKind.FULL and entry.outcome is not None:
+            if same_call(entry.call, call):
+                return self._skip(seq, call, decision, entry.outcome)
+            if decision.effect is _EFFECT_LEADER and adopted_path(entry.call, call) is not None:
+                return self._adopt_or_diverge(seq, call, decision, entry)
         if entry.kind is EntryKind.PREDICTED and same_call(entry.call, call):
             return self._skip(seq, call, decision, _predicted_outcome(call))
         # The leader handled this point asynchronously: different calls. The
         # report already sent tells the leader; wait for its verdict.
         self._state = "diverged"
         return [Wait(WaitReason.VOTE, seq, (LEADER,))]
+
+    def _adopt_or_diverge(self, seq: int, call: Call, decision: Decision, entry: Entry) -> list[Action]:
+        """The leader's entry differs from this variant's call: a divergence,
+        unless they are one exclusive create whose names libc made up apart
+        (:mod:`dmvx.tempnames`). Then the variant takes the leader's outcome
+        and, as one more output, the leader's name into its own path buffer."""
+        adopt = adopted_path(entry.call, call) if decision.effect is _EFFECT_LEADER else None
+        if adopt is None or entry.kind is not _KIND_FULL or entry.outcome is None:
+            return self._report_divergence(seq, call)
+        index, path = adopt
+        outcome = entry.outcome
+        adopted = Outcome(outcome.result, (*outcome.outputs, (index, path.encode("utf-8", "surrogateescape"))))
+        return self._skip(seq, entry.call, decision, adopted)
 
     def _skip(self, seq: int, call: Call, decision: Decision, outcome: Outcome) -> list[Action]:
         name = call.name

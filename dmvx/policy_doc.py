@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 
 from dmvx import docpage
-from dmvx.yamlfile import SOURCE_ROOT
-
+from dmvx.broker import WORD_DRAW_BYTES
 from dmvx.policy import LAYOUT_ARGS, LEVELS, LOCAL_CALLS, PREDICTABLE, SENSITIVE, SENSITIVE_WHEN, Effect, Level
+from dmvx.tempnames import WINDOW
+from dmvx.yamlfile import SOURCE_ROOT
 
 
 def render() -> str:
@@ -72,6 +73,19 @@ def render() -> str:
         "(very different across ABIs), so they take no place in the compared sequence. Arguments",
         "that are facts of memory layout are left out of comparison: "
         + "; ".join(f"`{n}` arguments {sorted(a)}" for n, a in sorted(LAYOUT_ARGS.items())) + ".",
+        "",
+        f"A *word draw* -- `getrandom` of at most {WORD_DRAW_BYTES} bytes with `GRND_NONBLOCK` -- is local too:",
+        "it is what glibc draws for itself (malloc's tcache key; a temporary name's letters drawn again",
+        "after a biased first draw, in some variants only). Any other `getrandom` is replicated; a",
+        "program that seeds its own generator from one word says `overrides: {getrandom: replicate}`.",
+        "",
+        "## Temporary names",
+        "",
+        "An exclusive create (`openat` with `O_CREAT|O_EXCL`, `mkdirat`) whose path differs from the",
+        f"leader's only inside one run of {WINDOW} letters of its last component is the same call:",
+        "libc made those letters up from the clock and a stack address. Only the leader creates it, and the",
+        "follower adopts the leader's name into its own template buffer, so every later use of the name",
+        "is compared as strictly as any call (`dmvx/tempnames.py`).",
         "",
         "## Predictable results",
         "",

@@ -438,7 +438,10 @@ class Reader:
         result = outcome.result
         for index, data in outcome.outputs:
             slot = by_canon.get(index)
-            if slot is None or not raw.args[slot.raw]:
+            if slot is None:
+                self._adopt_path(raw, index, data)
+                continue
+            if not raw.args[slot.raw]:
                 continue
             pointer = raw.args[slot.raw]
             kind = slot.arg.kind
@@ -466,6 +469,15 @@ class Reader:
                     data = self.epoll.from_canonical(raw.call.args[0], data)
                 ll.write_memory(self.pid, pointer, from_canonical(data, slot.canon_struct, slot.arg.struct, raw.arch))
         return result
+
+    def _adopt_path(self, raw: RawCall, index: int, name: bytes) -> None:
+        """Put the leader's ``name`` into this variant's own path buffer, the
+        path that is argument ``index`` of the canonical call (a temporary
+        name libc made up apart, :mod:`dmvx.tempnames`). Only over a string of
+        the same length: the buffer is the caller's template, filled in place."""
+        pointer = _path_pointer(raw, index)
+        if pointer and len(ll.read_string(self.pid, pointer)) == len(name):
+            ll.write_memory(self.pid, pointer, name)
 
     def _scatter(self, address: int, count: int, arch: Arch, data: bytes) -> None:
         offset = 0
@@ -572,6 +584,27 @@ def _slots(plan: _Plan, canonical: str, moved: dict[int, int]) -> tuple[Slot, ..
             canon_struct = canon_spec.args[position].struct
         slots.append(Slot(index, position, arg, canon_struct))
     return tuple(slots)
+
+
+def _path_pointer(raw: RawCall, index: int) -> int | None:
+    """The pointer this variant passed for the path that is argument
+    ``index`` of the canonical call (wherever normalisation moved it)."""
+    plan = _plan(raw.arch, raw.nr)
+    if plan is None:
+        return None
+    n_args = len(plan.spec.layout) if plan.spec.layout is not None else len(plan.spec.args)
+    for raw_index, arg in enumerate(plan.spec.args):
+        position = plan.canon_index.get(raw_index)
+        if arg.kind is not K.PATH or position is None or position >= n_args:
+            continue
+        if raw.name != plan.name:
+            markers: list = [0] * n_args
+            markers[position] = _Out(position)
+            _, normal = syscalls.normalize(plan.name, tuple(markers))
+            position = next((i for i, value in enumerate(normal) if isinstance(value, _Out)), None)
+        if position == index:
+            return raw.args[raw_index]
+    return None
 
 
 def _moved_slots(plan: _Plan, canonical: str, n_args: int) -> tuple[Slot, ...]:

@@ -223,3 +223,20 @@ def test_sim_names_an_unreadable_argument_as_real_mode_does() -> None:
     from sim import workload
 
     assert workload.UNREADABLE == abi.UNREADABLE
+
+
+@pytest.mark.parametrize("raw_name, canonical", [("open", "openat"), ("openat", "openat"), ("mkdir", "mkdirat")])
+def test_an_adopted_name_is_written_over_the_followers_own_template(raw_name: str, canonical: str) -> None:
+    # dmvx.tempnames: a skip's extra output at the path's canonical index is the
+    # leader's name, written over this variant's buffer wherever the raw call had it.
+    reader = abi.Reader(ME)
+    template = _string(b"/tmp/x-zzzzzz")
+    args = {"open": (_address(template), 0o302, 0o600), "openat": (AT_FDCWD, _address(template), 0o302, 0o600),
+            "mkdir": (_address(template), 0o700)}[raw_name]
+    raw = reader.call(Arch.X86_64, _nr(raw_name, Arch.X86_64), _regs(*args))
+    assert raw.call.name == canonical and raw.call.args[1] == "/tmp/x-zzzzzz"
+    assert reader.write_outcome(raw, Outcome(3, ((1, b"/tmp/x-AbC123"),))) == 3
+    assert template.raw == b"/tmp/x-AbC123\0"
+    # Never over a string of another length (not a template filled in place).
+    reader.write_outcome(raw, Outcome(3, ((1, b"/tmp/x-AbC1234"),)))
+    assert template.raw == b"/tmp/x-AbC123\0"

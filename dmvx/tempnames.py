@@ -1,0 +1,81 @@
+"""Temporary names that libc made up differently in each variant.
+
+``mkstemp``, ``mkdtemp`` and ``tmpfile`` replace the ``XXXXXX`` of a
+template with letters drawn from the clock and from the address of a
+variable on the stack (glibc 2.36; gnulib's copy does the same). The clock
+is replicated, but every variant has its own stack layout -- that is what
+address-space diversity is for -- so the letters differ while the program
+does the same thing. Compared as they are, the exclusive create that
+follows would be a divergence in every program that makes a temporary file.
+(When a draw lands in the biased top of its range, about one time in 22,
+libc draws again with ``getrandom``: in some variants and not others. That
+word draw runs locally, :func:`dmvx.broker.is_word_draw`.)
+
+Two calls agree *up to a made-up name* when they are the same exclusive
+create (``openat`` with ``O_CREAT|O_EXCL``, or ``mkdirat``, which is
+exclusive by nature), every argument but the path is equal, and the two
+paths differ only inside one run of :data:`WINDOW` name letters in their
+last component. Only the leader runs such a call, so nothing is created
+under the follower's name; the follower *adopts* the leader's: its own path
+buffer (the caller's template, which libc filled in place) is overwritten
+with the leader's letters, as if its libc had drawn them. Every later use of
+the name -- ``unlink``, ``rename``, a message that prints it -- is then the
+leader's in every variant, and is compared as strictly as any other call.
+
+What is not covered: names that are only probed (``mktemp``, ``tempnam``
+check with ``lstat`` and leave the create to the caller) and a variant
+that creates with a name of its own on a descriptor the policy lets each
+variant run itself (a ``local_files`` path).
+"""
+
+from __future__ import annotations
+
+from dmvx.calls import Call
+
+#: The letters glibc's ``__gen_tempname`` draws from.
+LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+#: How many letters a template makes up (its ``XXXXXX``).
+WINDOW = 6
+O_CREAT, O_EXCL = 0o100, 0o200
+
+#: Canonical exclusive creates: name -> (path argument, flags argument or None
+#: when the call is exclusive whatever its flags).
+_CREATES: dict[str, tuple[int, int | None]] = {"openat": (1, 2), "mkdirat": (1, None)}
+
+
+def adopted_path(leader: Call, mine: Call) -> tuple[int, str] | None:
+    """The argument index and the leader's path that ``mine`` must adopt, when
+    the two calls differ only in the made-up letters of an exclusive create's
+    name (see the module docstring); None for any other difference."""
+    where = _CREATES.get(leader.name)
+    if where is None or mine.name != leader.name or len(mine.args) != len(leader.args):
+        return None
+    path_index, flags_index = where
+    if flags_index is not None:
+        flags = leader.args[flags_index]
+        if not isinstance(flags, int) or flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL:
+            return None
+    theirs, ours = leader.args[path_index], mine.args[path_index]
+    if not isinstance(theirs, str) or not isinstance(ours, str) or not _made_up_apart(theirs, ours):
+        return None
+    if any(a != b for i, (a, b) in enumerate(zip(leader.args, mine.args)) if i != path_index):
+        return None
+    return path_index, theirs
+
+
+def _made_up_apart(a: str, b: str) -> bool:
+    """Whether two paths of one length differ only within one run of
+    ``WINDOW`` name letters of their last component."""
+    if len(a) != len(b) or a == b:
+        return False
+    differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    first, last = differ[0], differ[-1]
+    if last - first >= WINDOW or "/" in a[first:]:
+        return False  # too far apart, or not in the last component
+    component = a.rfind("/", 0, first) + 1
+    # Some run of WINDOW letters in both names must cover every difference.
+    for start in range(max(component, last - WINDOW + 1), first + 1):
+        end = start + WINDOW
+        if end <= len(a) and all(c in LETTERS for c in a[start:end]) and all(c in LETTERS for c in b[start:end]):
+            return True
+    return False
