@@ -98,6 +98,10 @@ EINTR, EPIPE = 4, 32
 #: Results with which the kernel says "interrupted, to be restarted or turned into EINTR".
 _RESTART = frozenset({-512, -513, -514, -516})
 _WRITES = frozenset({"write", "pwrite64", "writev", "pwritev", "pwritev2"})
+#: The send calls that raise SIGPIPE with EPIPE unless their flags (this
+#: argument) say MSG_NOSIGNAL; every call in _WRITES always does.
+_SEND_FLAGS = {"sendto": 3, "sendmsg": 2}
+MSG_NOSIGNAL = 0x4000
 #: Calls a follower may steer towards the leader's result (see _steer).
 _STEERED = _WRITES | {"read", "wait4"}
 #: Signals whose default action is to do nothing.
@@ -979,6 +983,11 @@ class MonitorProcess:
         regs.orig_rax = _MASK64
         regs.rax = result & _MASK64
         ll.set_regs(proc.pid, regs)
+        if _raised_sigpipe(held.raw.call, result):
+            # The kernel sent the leader SIGPIPE with its EPIPE; a signal
+            # given at a seccomp stop is dropped, so send it: it is pending
+            # when the skipped call returns, as the leader's was.
+            os.kill(proc.pid, signal.SIGPIPE)
         ll.resume(proc.pid, False)
 
     def _placeholder(self, proc: Proc, held: _Held, regs: ll.UserRegs, fds: tuple[int, ...]) -> None:
@@ -1110,6 +1119,18 @@ def _restart_nr(audit_arch: int) -> int:
 
 
 _MASK_KEYS = frozenset({b"SigPnd", b"ShdPnd", b"SigBlk", b"SigIgn", b"SigCgt"})
+
+
+def _raised_sigpipe(call: Call, result: int) -> bool:
+    """Whether the kernel sends SIGPIPE along with ``result`` of ``call``: a
+    write to a pipe or socket whose reader is gone."""
+    if result != -EPIPE:
+        return False
+    if call.name in _WRITES:
+        return True
+    index = _SEND_FLAGS.get(call.name)
+    flags = call.args[index] if index is not None and len(call.args) > index else None
+    return isinstance(flags, int) and not flags & MSG_NOSIGNAL
 
 
 def _signal_masks(pid: int) -> dict[bytes, int]:

@@ -8,16 +8,21 @@ wrapper script (pyenv's shim is a bash script that runs a dozen programs).
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from realmode.orchestrator import run
-from test_real_support import assert_no_survivors, captured, native, no_strays  # noqa: F401
+from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays")]
 
 PY = "/usr/bin/python3"
+ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = [
     ["ls", "-la", "/etc/apt"], ["cat", "/etc/passwd"], ["sort", "-r", "/etc/passwd"],
     ["wc", "-l", "/etc/passwd"], ["sha256sum", "/etc/passwd"], ["md5sum", "/etc/passwd"],
@@ -62,3 +67,31 @@ def test_the_suite_is_large_enough() -> None:
     # The issue asks for at least 20 distribution programs, python3 among them.
     names = {argv[0].rsplit("/", 1)[-1] for argv in PROGRAMS}
     assert len(names) >= 20 and "python3" in names
+
+
+@pytest.mark.parametrize("policy", ["dmvx", "dmon"])
+def test_a_program_whose_stdout_reader_goes_away(policy: str, tmp_path: Path) -> None:
+    # Its stdout is a pipe the run inherits, so only the leader writes it;
+    # the kernel sends the leader SIGPIPE with the EPIPE, and the follower's
+    # handler must run at the same write, never its error path after it.
+    program = compile_target("sigpipe", tmp_path)
+    script = "{} | head -c 1 >/dev/null; echo status ${{PIPESTATUS[0]}} >&2"
+    expected = subprocess.run(["bash", "-c", script.format(shlex.quote(program))], capture_output=True)
+    dmvx_run = f"{shlex.quote(sys.executable)} -m dmvx run --policy {policy} -- {shlex.quote(program)}"
+    got = subprocess.run(["bash", "-c", script.format(dmvx_run)], capture_output=True, cwd=ROOT)
+    assert expected.stderr == b"handled SIGPIPE\nstatus 7\n"
+    assert got.stderr == expected.stderr
+
+
+@pytest.mark.parametrize("policy", ["dmvx", "dmon"])
+def test_sort_spilling_to_temporary_files(policy: str, tmp_path: Path) -> None:
+    # A tiny buffer makes sort write sorted runs to mkstemp files in -T and
+    # merge them: names libc made up in every variant (dmvx.tempnames).
+    numbers = "".join(f"{(i * 7919) % 100003}\n" for i in range(60000)).encode()
+    argv = ["sort", "-n", "--parallel=1", "-S", "64K", "-T", str(tmp_path)]
+    expected = native(argv, numbers)
+    result, out, err = captured(lambda: run([argv, argv], policy), stdin=numbers)
+    assert result.verdict is None, result.verdict.summary()
+    assert (out, err, result.program_status) == (expected.stdout, expected.stderr, expected.returncode)
+    assert not list(tmp_path.iterdir())
+    assert_no_survivors(result)
