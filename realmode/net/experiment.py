@@ -575,6 +575,9 @@ class Experiment:
         failed = [e for e in events if e.get("event") == "failed"]
         return {"kind": attack.kind, "source": attack.source, "towards": attack.towards, "injected": len(injected),
                 "first_injection": injected[0]["time"] if injected else None,
+                # A try that lost the race to a real segment is followed by
+                # another 0.3 s later: the last one is the one that took.
+                "last_injection": injected[-1]["time"] if injected else None,
                 "events": events, "error": (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None)}
 
     def _summarise(self) -> None:
