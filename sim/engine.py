@@ -825,6 +825,9 @@ class Simulation:
                  sample_every: int = 1) -> None:
         self.env = simpy.Environment()
         self.network = topology_network
+        # Every message is sent at or after env.now, so the links may forget
+        # reservations that ended before it (a long run's memory stays flat).
+        topology_network.env = self.env
         self.profile = profile
         self.policy = policy
         self.outcome = RunOutcome(0, [])

@@ -354,6 +354,9 @@ class Network:
         retransmits = 0
         start = t
         floor = self.env.now if self.env is not None else 0
+        if t < floor:
+            # Reservations before env.now may have been forgotten already.
+            raise RuntimeError(f"sim: a message from {path.hops[0].name} sent at {t} ns, before now ({floor} ns)")
         while True:
             first = last = start
             for hop in hops:

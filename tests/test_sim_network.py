@@ -133,3 +133,32 @@ def test_loss_is_random_but_seeded_and_in_order_per_flow(seed: int) -> None:
         own = (t - i * MS - MS) % recovery == 0  # its own retransmissions
         blocked = i > 0 and t == times[i - 1]    # waited for an earlier one
         assert own or blocked, (i, t)
+
+
+class _Clock:
+    """Stands for the simulation's environment: only ``now`` is read."""
+
+    now = 0
+
+
+def test_links_forget_what_ended_before_now_and_times_do_not_change() -> None:
+    # A long run must not keep every reservation it ever made: with the
+    # simulation's clock attached, links drop those that ended before now.
+    remembering, forgetting = network(TWO_HOPS), network(TWO_HOPS)
+    clock = forgetting.env = _Clock()
+    # About half the link's capacity (0.5-1.4 ms of wire per 2 ms, bursts of
+    # two at once): often queued, never without end.
+    sends = [((i // 2) * 4 * MS, 500 + (i * 37) % 900) for i in range(20_000)]
+    for t, size in sends:
+        clock.now = t
+        assert forgetting.transmit("h1", "h2", size, t).arrival == remembering.transmit("h1", "h2", size, t).arrival
+    assert max(len(hop.res) for hop in forgetting.route("h1", "h2")) <= 1024 + 256 + 2
+    assert min(len(hop.res) for hop in remembering.route("h1", "h2")) == 20_000
+
+
+def test_a_message_sent_before_now_is_an_internal_error() -> None:
+    net = network(TWO_HOPS)
+    net.env = _Clock()
+    net.env.now = 5 * MS
+    with pytest.raises(RuntimeError, match="before now"):
+        net.transmit("h1", "h2", 1000, 4 * MS)
