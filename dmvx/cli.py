@@ -135,6 +135,29 @@ def _parse_overrides(
     return overrides
 
 
+def _parse_routes(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> dict[str, str]:
+    """``--route getrandom=replicate`` -> ``{"getrandom": "replicate"}``: a
+    scenario's ``policy.overrides`` for a real run. Names and routes are
+    checked here, so a typo is a usage error, not a silent no-op."""
+    from dmvx.policy import Route
+    from dmvx.syscalls import names
+
+    routes: dict[str, str] = {}
+    known = {route.value for route in Route}
+    for item in values:
+        call, sep, route = (part.strip() for part in item.partition("="))
+        if not sep or not call:
+            raise click.BadParameter(f"{item!r} is not CALL=ROUTE (e.g. getrandom=replicate)")
+        if call not in names():
+            raise click.BadParameter(f"{item!r}: {call!r} is not a system call dmvx knows")
+        if route not in known:
+            raise click.BadParameter(f"{item!r}: route {route!r} is not one of {', '.join(sorted(known))}")
+        routes[call] = route
+    return routes
+
+
 def _variant_commands(
     program: Sequence[str], count: int | None, variant_cmds: Sequence[str]
 ) -> list[list[str]]:
@@ -434,6 +457,15 @@ def real_command(
     help="How long a variant may go without a system call while another waits for it before the run "
     "ends with no-progress (default 2; raise it for programs that compute longer between calls).",
 )
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="CALL=ROUTE",
+    callback=_parse_routes,
+    help="Route CALL as ROUTE (lockstep, replicate, local, local-file, predict) whatever the preset says, "
+    "as a scenario's policy.overrides do; e.g. getrandom=replicate. Repeatable.",
+)
 @record_option
 @json_option
 @click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG [ARGS]...")
@@ -444,6 +476,7 @@ def run_command(
     count: int | None,
     variant_cmds: tuple[str, ...],
     stall_timeout: float | None,
+    routes: dict[str, str],
     record: Path | None,
     as_json: bool,
     program: tuple[str, ...],
@@ -454,7 +487,9 @@ def run_command(
     (divergence) when a verdict stopped them; --json tells the two apart."""
     run_program = _load(ctx, REAL_PROGRAM)
     variants = _variant_commands(program, count, variant_cmds)
-    options = {"stall_timeout": stall_timeout} if stall_timeout is not None else {}
+    options: dict[str, Any] = {"stall_timeout": stall_timeout} if stall_timeout is not None else {}
+    if routes:
+        options["routes"] = routes
     result = run_program(variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json,
                          **options)
     status = output.emit(result, as_json=as_json)

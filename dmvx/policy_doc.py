@@ -77,7 +77,8 @@ def render() -> str:
         f"A *word draw* -- `getrandom` of at most {WORD_DRAW_BYTES} bytes with `GRND_NONBLOCK` -- is local too:",
         "it is what glibc draws for itself (malloc's tcache key; a temporary name's letters drawn again",
         "after a biased first draw, in some variants only). Any other `getrandom` is replicated; a",
-        "program that seeds its own generator from one word says `overrides: {getrandom: replicate}`.",
+        "program that seeds its own generator from one word says `overrides: {getrandom: replicate}`",
+        "in its scenario, or `dmvx run --route getrandom=replicate`.",
         "",
         "## Temporary names",
         "",
@@ -96,7 +97,8 @@ def render() -> str:
         lines.append(f"| `{name}` | {'the requested count' if value is None else value} |")
     lines += [
         "",
-        "Per-call overrides come from a scenario's `policy.overrides` (`name: route`).",
+        "Per-call overrides come from a scenario's `policy.overrides` (`name: route`), and for",
+        "`dmvx run` from `--route name=route`.",
         "",
     ]
     return "\n".join(lines)

@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, RunResult, run
+from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, RunResult, make_policy, run
 
 
 def run_program(variants: list[list[str]], *, policy: str, record: Path | None, console: Any,
-                as_json: bool = False, stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> RunResult:
+                as_json: bool = False, stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+                routes: dict[str, str] | None = None) -> RunResult:
     """``dmvx run``: the variants under ptrace monitors on this machine.
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the
-    program's stdout goes to stderr (docs/realmode.md)."""
-    return run(variants, policy, stdout_to_stderr=as_json, record=record, stall_timeout=stall_timeout)
+    program's stdout goes to stderr (docs/realmode.md). ``routes`` are
+    ``--route`` overrides of the preset's routing."""
+    chosen = make_policy(policy).with_overrides(routes) if routes else policy
+    return run(variants, chosen, stdout_to_stderr=as_json, record=record, stall_timeout=stall_timeout)
 
 
 def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any, **options: Any) -> Any:

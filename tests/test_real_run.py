@@ -252,3 +252,31 @@ def test_json_owns_stdout_and_the_program_writes_to_stderr(build) -> None:
     assert b"hello from hello" in done.stderr and b"a line on stderr" in done.stderr
     plain = subprocess.run([sys.executable, "-m", "dmvx", "run", "--", hello, "3"], capture_output=True, timeout=60)
     assert plain.stdout.startswith(b"hello from hello") and plain.returncode == 3
+
+
+def test_route_sets_how_a_call_is_handled(build) -> None:
+    # A program seeding itself from one word of getrandom without blocking:
+    # dmvx runs such a draw in each variant (glibc's own, docs/policy.md), so
+    # the variants print different numbers; --route getrandom=replicate gives
+    # every variant the leader's word.
+    import subprocess
+    seedword = build("seedword")
+    own = subprocess.run([sys.executable, "-m", "dmvx", "run", "--", seedword], capture_output=True, timeout=60)
+    assert own.returncode == int(ExitStatus.DIVERGENCE) and b"output-mismatch" in own.stderr, own.stderr
+    for policy in ("dmvx", "dmon"):
+        shared = subprocess.run([sys.executable, "-m", "dmvx", "run", "--policy", policy,
+                                 "--route", "getrandom=replicate", "--", seedword], capture_output=True, timeout=60)
+        assert shared.returncode == 0, shared.stderr
+        assert len(shared.stdout) == 17 and shared.stderr == b""
+
+
+@pytest.mark.parametrize("route, message", [
+    ("getrandom", "is not CALL=ROUTE"), ("nosuchcall=local", "is not a system call dmvx knows"),
+    ("getrandom=sometimes", "is not one of"),
+])
+def test_a_bad_route_is_a_usage_error(route: str, message: str) -> None:
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "dmvx", "run", "--route", route, "--", "true"],
+                          capture_output=True, timeout=60)
+    assert done.returncode == int(ExitStatus.USAGE) and message.encode() in done.stderr
+    assert b"Traceback" not in done.stderr
