@@ -262,12 +262,24 @@ class FrameWriter:
     def encode(self, message: Frame) -> bytes:
         """The frame for ``message``, with the next sequence number."""
         code, payload = _encode(message)
+        return self._frame(code, payload, type(message).__name__)
+
+    def encode_record(self, record: bytes) -> bytes:
+        """The frame for a monitor message already encoded as a
+        :func:`dmvx.codec.dumps` record (type byte + payload), as a CONNECTOR
+        gets it from its monitor: framed as it is, not decoded and encoded
+        again. Only the type is checked here; the receiver decodes the
+        payload and refuses it unless it is canonical, as for any frame."""
+        if not record or record[0] not in codec.MESSAGE_TYPES:
+            kind = f"type 0x{record[0]:02x}" if record else "an empty record"
+            raise CodecError(f"cannot frame {kind}: not a monitor message")
+        return self._frame(record[0], record[1:], f"message type 0x{record[0]:02x}")
+
+    def _frame(self, code: int, payload: bytes, what: str) -> bytes:
         size = FRAME_OVERHEAD + len(payload)
         seq = self._seq + 1
         if size > self.max_frame:
-            raise OversizedFrame(
-                f"{type(message).__name__} needs a {size}-byte frame, limit is {self.max_frame}", seq=seq
-            )
+            raise OversizedFrame(f"{what} needs a {size}-byte frame, limit is {self.max_frame}", seq=seq)
         if seq > _MAX_SEQ:
             raise ProtocolError("sequence numbers exhausted on this link")
         body = _HEADER.pack(MAGIC, PROTOCOL_VERSION, code, 0, seq, self.sender, len(payload)) + payload
@@ -308,7 +320,9 @@ class FrameReader:
         self._buf = bytearray()
         self._offset = 0  # stream offset of _buf[0]
         self._header: tuple[int, int, int, int, int] | None = None  # type, flags, seq, length, total
-        self._ready: deque[Frame] = deque()
+        #: Frames decoded and not yet taken, each with the type code and
+        #: payload it came as (for :meth:`records`).
+        self._ready: deque[tuple[Frame, int, bytes]] = deque()
         self._error: ProtocolError | None = None
         self._closed = False
 
@@ -358,7 +372,7 @@ class FrameReader:
         """The next message, ``None`` if none is complete yet, or raise the
         error that ended the stream."""
         if self._ready:
-            return self._ready.popleft()
+            return self._ready.popleft()[0]
         if self._error is not None:
             raise self._error.with_traceback(None)
         return None
@@ -366,6 +380,21 @@ class FrameReader:
     def __iter__(self) -> Iterator[Frame]:
         while (message := self.next_message()) is not None:
             yield message
+
+    def records(self) -> Iterator[tuple[Frame, bytes]]:
+        """As iteration, with each monitor message's :func:`dmvx.codec.dumps`
+        record beside it (``b""`` for a hello or a heartbeat): what a
+        CONNECTOR hands its monitor, decoded here (and so checked) but not
+        encoded again. Raises as :meth:`next_message` does."""
+        ready = self._ready
+        while True:
+            if ready:
+                frame, code, payload = ready.popleft()
+                yield frame, (bytes((code,)) + payload if code in codec.MESSAGE_TYPES else b"")
+            elif self._error is not None:
+                raise self._error.with_traceback(None)
+            else:
+                return
 
     # -- internals ---------------------------------------------------------
 
@@ -396,7 +425,7 @@ class FrameReader:
             total = header[4]
             if avail < total:
                 break
-            frame = self._read_frame(buf, start, header)
+            frame = self._read_frame(buf, start, header)  # (frame, code, payload)
             if frame is None:
                 return
             self._ready.append(frame)
@@ -432,7 +461,8 @@ class FrameReader:
         self._header = (code, flags, seq, length, total)
         return self._header
 
-    def _read_frame(self, buf: bytearray, start: int, header: tuple[int, int, int, int, int]) -> Frame | None:
+    def _read_frame(self, buf: bytearray, start: int,
+                    header: tuple[int, int, int, int, int]) -> tuple[Frame, int, bytes] | None:
         code, flags, seq, length, total = header
         offset = self._offset + start
         body_end = start + HEADER_SIZE + length
@@ -468,4 +498,4 @@ class FrameReader:
             self._fail(error.at(seq=seq, offset=offset))
             return None
         self._last_seq = seq
-        return frame
+        return frame, code, payload

@@ -99,16 +99,18 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
     out: list[bytes] = []
     try:
         peer.reader.feed(data)
-        for frame in peer.reader:
+        # Each message is decoded by the reader (so a bad one ends the link
+        # here) and passed on as the record it came as, not encoded again.
+        for frame, record in peer.reader.records():
             if not peer.greeted:
                 check_hello(frame, run_id=run_id, variant=peer.peer)
                 peer.greeted = True
             elif isinstance(frame, Heartbeat):
-                out.append(link.encode(peer.peer, None))
+                out.append(link.encode_record(peer.peer, b""))
             elif isinstance(frame, Hello):
                 raise ProtocolError("a second hello on an open link")
             else:
-                out.append(link.encode(peer.peer, frame))
+                out.append(link.encode_record(peer.peer, record))
     except ProtocolError as error:
         if out:
             monitor.sendall(b"".join(out))  # what arrived before the bad frame is genuine
@@ -136,9 +138,11 @@ def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: 
                 batches: dict[int, list[bytes]] = {}
                 for dest, payload in records:
                     targets = peers.values() if dest == link.BROADCAST else [peers[dest]] if dest in peers else []
-                    frame = link.decode(payload) if payload else Heartbeat()
+                    # The monitor's record is framed as it is: no decoding
+                    # and encoding again on the way out.
                     for peer in targets:
-                        batches.setdefault(peer.peer, []).append(peer.writer.encode(frame))
+                        frame = peer.writer.encode_record(payload) if payload else peer.writer.heartbeat()
+                        batches.setdefault(peer.peer, []).append(frame)
                 for number, frames in batches.items():
                     try:
                         peers[number].sock.sendall(b"".join(frames))  # one write per batch

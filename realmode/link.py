@@ -27,7 +27,12 @@ class LinkClosed(EOFError):
 
 
 def encode(peer: int, message: Message | None) -> bytes:
-    payload = b"" if message is None else codec.dumps(message)
+    return encode_record(peer, b"" if message is None else codec.dumps(message))
+
+
+def encode_record(peer: int, payload: bytes) -> bytes:
+    """The link record for a message already encoded (``codec.dumps``; empty:
+    a heartbeat), as a CONNECTOR passes on what the network brought."""
     return _HEAD.pack(len(payload), BROADCAST if peer == EVERYONE else peer) + payload
 
 

@@ -552,3 +552,38 @@ def test_fuzzed_streams_fail_closed():
     run()
     print(f"protocol fuzz: {counts['frames']} frames in {counts['examples']} streams, {counts['errors']} rejected")
     assert counts["frames"] >= 10_000
+
+
+def test_a_record_is_framed_as_its_message_would_be() -> None:
+    # A CONNECTOR frames its monitor's codec records as they are, and hands
+    # its monitor the records it received, decoded (checked) but not encoded again.
+    from dmvx import codec
+    by_message, by_record = FrameWriter(KEY, LEADER, FOLLOWER), FrameWriter(KEY, LEADER, FOLLOWER)
+    messages = [ENTRY, REPORT, ACK, STOP]
+    frames = [by_message.encode(m) for m in messages]
+    assert [by_record.encode_record(codec.dumps(m)) for m in messages] == frames
+    reader = FrameReader(KEY, LEADER, FOLLOWER)
+    reader.feed(b"".join(frames_of([HELLO, Heartbeat()])))
+    assert list(reader.records()) == [(HELLO, b""), (Heartbeat(), b"")]
+    reader = FrameReader(KEY, LEADER, FOLLOWER)
+    reader.feed(b"".join(frames))
+    assert list(reader.records()) == [(m, codec.dumps(m)) for m in messages]
+
+
+@pytest.mark.parametrize("record", [b"", b"\xee", b"\x00"])
+def test_only_monitor_messages_are_framed_from_records(record: bytes) -> None:
+    writer = FrameWriter(KEY, LEADER, FOLLOWER)
+    with pytest.raises(CodecError, match="cannot frame"):
+        writer.encode_record(record)
+    assert writer.seq == 0  # no number used
+
+
+def test_records_raise_what_ended_the_stream() -> None:
+    forged = bytearray(frames_of([ENTRY])[0])
+    forged[-1] ^= 1
+    reader = FrameReader(KEY, LEADER, FOLLOWER)
+    reader.feed(frames_of([REPORT])[0] + bytes(forged))
+    records = reader.records()
+    assert next(records)[0] == REPORT
+    with pytest.raises(AuthenticationFailed):
+        next(records)
