@@ -77,7 +77,8 @@ def is_word_draw(call: Call) -> bool:
     addresses happened to need it, so replicating it would misalign the
     sequences. (An ABI-diverse pair asks for words of two sizes: the length
     then reads as unknown.) A program that seeds its own generator from one
-    such word should say ``overrides: {getrandom: replicate}``."""
+    such word should say ``overrides: {getrandom: replicate}`` (a real run:
+    ``dmvx run --route getrandom=replicate``)."""
     args = call.args
     if len(args) != 3 or args[2] != GRND_NONBLOCK:
         return False
