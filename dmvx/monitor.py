@@ -635,8 +635,8 @@ class FollowerMonitor(_Monitor):
 
     def _adopt_or_diverge(self, seq: int, call: Call, decision: Decision, entry: Entry) -> list[Action]:
         """The leader's entry differs from this variant's call: a divergence,
-        unless they are one exclusive create whose names libc made up apart
-        (:mod:`dmvx.tempnames`). Then the variant takes the leader's outcome
+        unless they are one call taking a fresh name whose letters libc made
+        up apart (:mod:`dmvx.tempnames`). Then the variant takes the leader's outcome
         and, as one more output, the leader's name into its own path buffer."""
         adopt = adopted_path(entry.call, call) if decision.effect is _EFFECT_LEADER else None
         if adopt is None or entry.kind is not _KIND_FULL or entry.outcome is None:

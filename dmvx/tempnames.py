@@ -11,21 +11,26 @@ follows would be a divergence in every program that makes a temporary file.
 libc draws again with ``getrandom``: in some variants and not others. That
 word draw runs locally, :func:`dmvx.broker.is_word_draw`.)
 
-Two calls agree *up to a made-up name* when they are the same exclusive
-create (``openat`` with ``O_CREAT|O_EXCL``, or ``mkdirat``, which is
-exclusive by nature), every argument but the path is equal, and the two
-paths differ only inside one run of :data:`WINDOW` name letters in their
-last component. Only the leader runs such a call, so nothing is created
-under the follower's name; the follower *adopts* the leader's: its own path
+``mktemp``, ``tmpnam`` and ``tempnam`` draw their letters with
+``getrandom`` of one word, which runs locally too, and probe the name with
+``lstat`` before handing it back.
+
+Two calls agree *up to a made-up name* when they are the same call that
+takes a fresh name -- an exclusive create (``openat`` with
+``O_CREAT|O_EXCL``, or ``mkdirat``, exclusive by nature) or the ``lstat``
+probe -- every argument but the path is equal, and the two paths differ
+only inside one run of :data:`WINDOW` name letters in their last
+component. Only the leader runs such a call, so nothing is created under
+the follower's name; the follower *adopts* the leader's: its own path
 buffer (the caller's template, which libc filled in place) is overwritten
 with the leader's letters, as if its libc had drawn them. Every later use of
-the name -- ``unlink``, ``rename``, a message that prints it -- is then the
-leader's in every variant, and is compared as strictly as any other call.
+the name -- ``unlink``, ``rename``, the ``open`` after ``mktemp``, a message
+that prints it -- is then the leader's in every variant, and is compared as
+strictly as any other call.
 
-What is not covered: names that are only probed (``mktemp``, ``tempnam``
-check with ``lstat`` and leave the create to the caller) and a variant
-that creates with a name of its own on a descriptor the policy lets each
-variant run itself (a ``local_files`` path).
+What is not covered: a variant that creates with a name of its own on a
+descriptor the policy lets each variant run itself (a ``local_files``
+path).
 """
 
 from __future__ import annotations
@@ -37,23 +42,28 @@ LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456
 #: How many letters a template makes up (its ``XXXXXX``).
 WINDOW = 6
 O_CREAT, O_EXCL = 0o100, 0o200
+AT_SYMLINK_NOFOLLOW = 0x100
 
-#: Canonical exclusive creates: name -> (path argument, flags argument or None
-#: when the call is exclusive whatever its flags).
-_CREATES: dict[str, tuple[int, int | None]] = {"openat": (1, 2), "mkdirat": (1, None)}
+#: The canonical calls that take a fresh name: name -> (path argument, flags
+#: argument, the bits those flags must carry); no flags argument: any call.
+_NAME_CALLS: dict[str, tuple[int, int | None, int]] = {
+    "openat": (1, 2, O_CREAT | O_EXCL),       # mkstemp, mkstemps, tmpfile: the exclusive create
+    "mkdirat": (1, None, 0),                  # mkdtemp
+    "fstatat": (1, 3, AT_SYMLINK_NOFOLLOW),   # mktemp, tmpnam, tempnam: the lstat probe
+}
 
 
 def adopted_path(leader: Call, mine: Call) -> tuple[int, str] | None:
     """The argument index and the leader's path that ``mine`` must adopt, when
-    the two calls differ only in the made-up letters of an exclusive create's
-    name (see the module docstring); None for any other difference."""
-    where = _CREATES.get(leader.name)
+    the two calls differ only in the made-up letters of a fresh name (see the
+    module docstring); None for any other difference."""
+    where = _NAME_CALLS.get(leader.name)
     if where is None or mine.name != leader.name or len(mine.args) != len(leader.args):
         return None
-    path_index, flags_index = where
+    path_index, flags_index, required = where
     if flags_index is not None:
         flags = leader.args[flags_index]
-        if not isinstance(flags, int) or flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL:
+        if not isinstance(flags, int) or flags & required != required:
             return None
     theirs, ours = leader.args[path_index], mine.args[path_index]
     if not isinstance(theirs, str) or not isinstance(ours, str) or not _made_up_apart(theirs, ours):

@@ -220,10 +220,11 @@ def test_a_signal_that_reaches_the_follower_after_the_leader_died_of_it(policy: 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_temporary_files_whose_names_libc_made_up(build, policy: str, tmp_path: Path) -> None:
     # mkstemp, mkstemps, mkdtemp and tmpfile take their letters from the
-    # clock and a stack address: each variant makes up its own, and the
-    # follower adopts the leader's (dmvx.tempnames). One first draw in 22 is
-    # biased and drawn again with getrandom in that variant alone: ten runs
-    # of four names each meet that in most test runs.
+    # clock and a stack address, mktemp from a word of getrandom each variant
+    # draws itself: each variant makes up its own, and the follower adopts
+    # the leader's (dmvx.tempnames). One clock draw in 22 is biased and drawn
+    # again with getrandom in that variant alone: ten runs of five names each
+    # meet that in most test runs.
     tempfiles = build("tempfiles")
     for _ in range(10):
         _same_as_native([tempfiles, str(tmp_path)], policy)

@@ -32,6 +32,8 @@ def _open(path: str, flags: int = EXCL, mode: int = 0o600) -> Call:
     (_open("/tmp/dmvx-temp-pzGbbJ"), _open("/tmp/dmvx-temp-ZI0hmJ")),           # letters alike at an end
     (Call("mkdirat", (AT, "/tmp/dmvx-temp-pzGbba", 0o700)), Call("mkdirat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0o700))),
     (_open("tmpAAAAAA"), _open("tmpBBBBBB")),                                   # relative, no directory
+    (Call("fstatat", (AT, "/tmp/dmvx-temp-pzGbba", 144, 0x100)),                # mktemp's lstat probe
+     Call("fstatat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 144, 0x100))),
 ])
 def test_names_made_up_apart_are_adopted(leader: Call, mine: Call) -> None:
     assert adopted_path(leader, mine) == (1, leader.args[1])
@@ -48,6 +50,8 @@ def test_names_made_up_apart_are_adopted(leader: Call, mine: Call) -> None:
     (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJJ")),               # another length
     (_open("/tmp/dmvx-temp-pzGbba"), Call("mkdirat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0o600))),
     (Call("unlinkat", (AT, "/tmp/dmvx-temp-pzGbba", 0)), Call("unlinkat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0))),
+    (Call("fstatat", (AT, "/tmp/dmvx-temp-pzGbba", 144, 0)),                    # stat, not the lstat probe
+     Call("fstatat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 144, 0))),
 ])
 def test_any_other_difference_is_not(leader: Call, mine: Call) -> None:
     assert adopted_path(leader, mine) is None

@@ -1,7 +1,8 @@
 /* Temporary files and directories, as programs make them: mkstemp,
-   mkstemps (a suffix after the letters), mkdtemp with a file inside, and
-   tmpfile. libc makes the letters up from the clock and a stack address, so
-   every variant draws its own; the program must still run as natively and
+   mkstemps (a suffix after the letters), mkdtemp with a file inside,
+   tmpfile, and mktemp's name created by the caller. libc makes the letters
+   up from the clock and a stack address (mktemp: from getrandom), so every
+   variant draws its own; the program must still run as natively and
    print the same (the names themselves are not printed: they differ from
    run to run natively too).
 
@@ -61,6 +62,13 @@ int main(int argc, char **argv) {
     close(fd);
     got = unlink(inside);
     printf("unlink: %d, rmdir: %d\n", got, rmdir(name));
+
+    snprintf(name, sizeof name, "%sXXXXXX", base);
+    if (!*mktemp(name)) { perror("mktemp"); return 5; }
+    fd = open(name, O_RDWR | O_CREAT, 0600);  /* no O_EXCL: the name was only probed */
+    printf("mktemp: %s, round trip %d\n", fd >= 0 ? "made" : "refused", round_trip(fd, "fifth"));
+    close(fd);
+    printf("unlink: %d\n", unlink(name));
 
     FILE *file = tmpfile();
     if (!file) { perror("tmpfile"); return 4; }
