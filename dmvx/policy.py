@@ -249,7 +249,7 @@ LEVELS: Mapping[str, tuple[Level, Effect]] = _levels()
 #: Calls that only read: at levels that replicate them, opening a file for
 #: reading is one of these; opening for writing is a write.
 OPEN_CALLS = frozenset({"open", "openat", "openat2", "creat"})
-O_ACCMODE, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND = 0o3, 0o1, 0o2, 0o100, 0o1000, 0o2000
+O_ACCMODE, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o3, 0o1, 0o2, 0o100, 0o200, 0o1000, 0o2000
 
 
 @dataclass(frozen=True, slots=True)

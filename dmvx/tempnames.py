@@ -36,13 +36,13 @@ path).
 from __future__ import annotations
 
 from dmvx.calls import Call
+from dmvx.policy import O_CREAT, O_EXCL
+from dmvx.syscalls import AT_SYMLINK_NOFOLLOW
 
 #: The letters glibc's ``__gen_tempname`` draws from.
 LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 #: How many letters a template makes up (its ``XXXXXX``).
 WINDOW = 6
-O_CREAT, O_EXCL = 0o100, 0o200
-AT_SYMLINK_NOFOLLOW = 0x100
 
 #: The canonical calls that take a fresh name: name -> (path argument, flags
 #: argument, the bits those flags must carry); no flags argument: any call.
