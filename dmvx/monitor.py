@@ -109,6 +109,17 @@ def _predicted_outcome(call: Call) -> Outcome:
     return outcome
 
 
+def _adoptable(call: Call, decision: Decision, entry: Entry) -> tuple[int, str] | None:
+    """Where ``call`` differs from the leader's ``entry``: whether the two are
+    one call taking a fresh name whose letters libc made up apart
+    (:mod:`dmvx.tempnames`), which only the leader ran and whose outcome the
+    entry carries. Then the argument index and the leader's path the variant
+    adopts; None for a divergence."""
+    if decision.effect is not _EFFECT_LEADER or entry.kind is not _KIND_FULL or entry.outcome is None:
+        return None
+    return adopted_path(entry.call, call)
+
+
 def fd_pair(call: Call, outcome: Outcome) -> tuple[int, int] | None:
     """The two descriptors pipe/pipe2/socketpair wrote, if any."""
     index = _FD_PAIR_ARG.get(call.name)
@@ -592,7 +603,8 @@ class FollowerMonitor(_Monitor):
         if kind is _KIND_GO or leader_call.name in PSEUDO_CALLS:
             return self._report_divergence(seq, call)
         if leader_call != call and not same_call(leader_call, call):
-            return self._adopt_or_diverge(seq, call, decision, entry)
+            adopt = _adoptable(call, decision, entry)
+            return self._adopt(seq, decision, entry, adopt) if adopt else self._report_divergence(seq, call)
         if decision.effect is not _EFFECT_LEADER:
             self._expect = entry
             self._state = "executing"
@@ -624,8 +636,9 @@ class FollowerMonitor(_Monitor):
         if entry.kind is EntryKind.FULL and entry.outcome is not None:
             if same_call(entry.call, call):
                 return self._skip(seq, call, decision, entry.outcome)
-            if decision.effect is _EFFECT_LEADER and adopted_path(entry.call, call) is not None:
-                return self._adopt_or_diverge(seq, call, decision, entry)
+            adopt = _adoptable(call, decision, entry)
+            if adopt:
+                return self._adopt(seq, decision, entry, adopt)
         if entry.kind is EntryKind.PREDICTED and same_call(entry.call, call):
             return self._skip(seq, call, decision, _predicted_outcome(call))
         # The leader handled this point asynchronously: different calls. The
@@ -633,16 +646,12 @@ class FollowerMonitor(_Monitor):
         self._state = "diverged"
         return [Wait(WaitReason.VOTE, seq, (LEADER,))]
 
-    def _adopt_or_diverge(self, seq: int, call: Call, decision: Decision, entry: Entry) -> list[Action]:
-        """The leader's entry differs from this variant's call: a divergence,
-        unless they are one call taking a fresh name whose letters libc made
-        up apart (:mod:`dmvx.tempnames`). Then the variant takes the leader's outcome
-        and, as one more output, the leader's name into its own path buffer."""
-        adopt = adopted_path(entry.call, call) if decision.effect is _EFFECT_LEADER else None
-        if adopt is None or entry.kind is not _KIND_FULL or entry.outcome is None:
-            return self._report_divergence(seq, call)
+    def _adopt(self, seq: int, decision: Decision, entry: Entry, adopt: tuple[int, str]) -> list[Action]:
+        """Skip the call as the leader's (see :func:`_adoptable`), with the
+        leader's name as one more output, into this variant's path buffer."""
         index, path = adopt
         outcome = entry.outcome
+        assert outcome is not None
         adopted = Outcome(outcome.result, (*outcome.outputs, (index, path.encode("utf-8", "surrogateescape"))))
         return self._skip(seq, entry.call, decision, adopted)
 
