@@ -347,12 +347,12 @@ class MonitorProcess:
                 deadlines.append(self._wait_reference(proc) + self.launch.stall_timeout)
             if proc.held is not None and proc.held.stage in ("running", "skipping") and proc.alive:
                 running = True
+            if self._awaiting_peer_signal(proc):
+                deadlines.append(now + _PEER_SIGNAL_POLL)
         if running:
             deadlines.append(self.last_heartbeat + HEARTBEAT_EVERY)
         if self.flush_at is not None:
             deadlines.append(self.flush_at)
-        if any(self._awaiting_peer_signal(proc) for proc in self.procs.values()):
-            deadlines.append(now + _PEER_SIGNAL_POLL)
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)
