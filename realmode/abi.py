@@ -593,18 +593,26 @@ def _path_pointer(raw: RawCall, index: int) -> int | None:
     if plan is None:
         return None
     n_args = len(plan.spec.layout) if plan.spec.layout is not None else len(plan.spec.args)
-    for raw_index, arg in enumerate(plan.spec.args):
-        position = plan.canon_index.get(raw_index)
-        if arg.kind is not K.PATH or position is None or position >= n_args:
-            continue
-        if raw.name != plan.name:
-            markers: list = [0] * n_args
-            markers[position] = _Out(position)
-            _, normal = syscalls.normalize(plan.name, tuple(markers))
-            position = next((i for i, value in enumerate(normal) if isinstance(value, _Out)), None)
+    paths = {raw_index: position for raw_index, arg in enumerate(plan.spec.args)
+             if arg.kind is K.PATH and (position := plan.canon_index.get(raw_index)) is not None and position < n_args}
+    if raw.name != plan.name:
+        moved = _moved_positions(plan, set(paths.values()), n_args)
+        paths = {raw_index: moved.get(position) for raw_index, position in paths.items()}
+    for raw_index, position in paths.items():
         if position == index:
             return raw.args[raw_index]
     return None
+
+
+def _moved_positions(plan: _Plan, positions: set[int], n_args: int) -> dict[int, int]:
+    """Where :func:`syscalls.normalize` moves the arguments at ``positions``
+    of ``plan``'s call, found by normalising stand-ins (a dropped one is
+    missing from the answer)."""
+    markers: list = [0] * n_args
+    for position in positions:
+        markers[position] = _Out(position)
+    _, normal = syscalls.normalize(plan.name, tuple(markers))
+    return {value.index: at for at, value in enumerate(normal) if isinstance(value, _Out)}
 
 
 def _moved_slots(plan: _Plan, canonical: str, n_args: int) -> tuple[Slot, ...]:
@@ -613,12 +621,7 @@ def _moved_slots(plan: _Plan, canonical: str, n_args: int) -> tuple[Slot, ...]:
     key = (plan.spec.arch or Arch.X86_64, id(plan), plan.name, canonical)
     slots = _MOVED.get(key)
     if slots is None:
-        markers: list = [0] * n_args
-        for index, _ in plan.outs:
-            position = plan.canon_index.get(index)
-            if position is not None and position < n_args:
-                markers[position] = _Out(position)
-        _, normal = syscalls.normalize(plan.name, tuple(markers))
-        moved = {value.index: position for position, value in enumerate(normal) if isinstance(value, _Out)}
-        slots = _MOVED[key] = _slots(plan, canonical, moved)
+        outs = {position for index, _ in plan.outs
+                if (position := plan.canon_index.get(index)) is not None and position < n_args}
+        slots = _MOVED[key] = _slots(plan, canonical, _moved_positions(plan, outs, n_args))
     return slots
