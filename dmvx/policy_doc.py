@@ -12,7 +12,7 @@ import sys
 from dmvx import docpage
 from dmvx.broker import WORD_DRAW_BYTES
 from dmvx.policy import LAYOUT_ARGS, LEVELS, LOCAL_CALLS, PREDICTABLE, SENSITIVE, SENSITIVE_WHEN, Effect, Level
-from dmvx.tempnames import WINDOW
+from dmvx.tempnames import MIN_RUN
 from dmvx.yamlfile import SOURCE_ROOT
 
 
@@ -83,11 +83,22 @@ def render() -> str:
         "## Temporary names",
         "",
         "An exclusive create (`openat` with `O_CREAT|O_EXCL`, `mkdirat`) or an `lstat` probe (`fstatat`",
-        "with `AT_SYMLINK_NOFOLLOW`) whose path differs from the leader's only inside one run of",
-        f"{WINDOW} letters of its last component is the same call: libc made those letters up (mkstemp",
-        "from the clock and a stack address, mktemp from a word draw). Only the leader runs it, and the",
+        "with `AT_SYMLINK_NOFOLLOW`) whose path has the leader's length and differs from it only inside",
+        f"one run of at least {MIN_RUN} name characters (letters, digits, `_`) of its last component is the",
+        "same call: libc or the program made those characters up (glibc's mkstemp from the clock and a",
+        "stack address, mktemp from a word draw; coreutils' `mktemp` from a template of any number of",
+        "X's, ten by default; Python's `tempfile` eight of `[a-z0-9_]`). Only the leader runs it, and the",
         "follower adopts the leader's name into its own template buffer, so every later use of the name",
         "is compared as strictly as any call (`dmvx/tempnames.py`).",
+        "",
+        "The trade-off: the call carries no template, so a fixed letter next to the made-up ones",
+        "(`dataXXXXXX`) cannot be told from a drawn one. A compromised variant can therefore create,",
+        "create a directory at, or probe a *new* name of its choosing that has the benign name's length,",
+        "directory and separators and differs only inside that run. It cannot reach an existing file",
+        "(the create is exclusive and follows no symbolic link), another directory, or a call that is",
+        "not one of these three; every other argument is compared as usual, and every later use of the",
+        "name is compared strictly, so what it gains is the choice of an empty file's or directory's",
+        "name within what the template allows. Any other difference in a path is a divergence.",
         "",
         "## Predictable results",
         "",

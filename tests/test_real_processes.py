@@ -232,6 +232,28 @@ def test_temporary_files_whose_names_libc_made_up(build, policy: str, tmp_path: 
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+def test_names_programs_make_up_with_templates_of_any_length(policy: str, tmp_path: Path) -> None:
+    # coreutils' mktemp fills ten X's (or as many as given, three at least)
+    # with gnulib's gen_tempname; Python's tempfile draws eight of [a-z0-9_].
+    # Each variant draws its own; the follower adopts the leader's name.
+    script = (f"cd {tmp_path}; mktemp -u; d=$(mktemp -d); f=$(mktemp -p $d x.XXX); echo hi > $f; cat $f; "
+              f"mktemp -u -p . -t {'X' * 24}; rm -r $d; "
+              "/usr/bin/python3 -c 'import tempfile, os\n"
+              "with tempfile.NamedTemporaryFile(suffix=\".csv\") as f: print(len(os.path.basename(f.name)))\n"
+              "d = tempfile.mkdtemp(); os.rmdir(d); print(tempfile.mktemp() != d)'")
+    argv = ["sh", "-c", script]
+    result, out, err = captured(lambda: run([argv, argv], policy))
+    assert result.verdict is None, result.verdict.summary()
+    assert result.process_exit_code == 0 and err == b"", err
+    lines = out.decode().splitlines()
+    assert len(lines) == 5 and lines[1:2] == ["hi"] and lines[3:] == ["15", "True"], lines
+    assert lines[0].startswith("/tmp/tmp.") and len(lines[0]) == len("/tmp/tmp.") + 10
+    assert len(os.path.basename(lines[2])) == 24
+    assert not list(tmp_path.iterdir())
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
 def test_another_template_in_one_variant_is_still_caught(build, policy: str, tmp_path: Path) -> None:
     argv = [build("tempfiles"), str(tmp_path)]
     env = dict(os.environ)
