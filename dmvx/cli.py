@@ -40,80 +40,42 @@ own children needs no root.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import click
 
-from dmvx import __version__, output
+from dmvx import __version__, modeloader, output
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Unavailable
+from dmvx.modeloader import (
+    LAB_CHECK,
+    LAB_LIST,
+    LAB_WATCH,
+    REAL_CALIBRATE,
+    REAL_PROGRAM,
+    REAL_RUN,
+    REAL_SUITE,
+    SIM_RUN,
+    SIM_SUITE,
+    VALIDATE,
+    ModeEntry,
+)
 
 PROG = output.PROG
 
 #: The scenario ``dmvx sim`` runs when given none; ``./run demo`` relies on it.
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.yml"
 
-#: Our own top-level packages: a missing module among them is a bug in dmvx,
-#: while any other missing module is a broken environment.
-_OWN_PACKAGES = frozenset({"dmvx", "sim", "realmode"})
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """Where a command's work lives, and what to say while it does not."""
-
-    module: str
-    function: str
-    missing: str
-
-
-_REAL_LATER = "(see issue 5)"
-SIM_RUN = _Entry("sim.cli_entry", "run", "simulation mode is not built yet (see issue 3)")
-SIM_SUITE = _Entry("sim.cli_entry", "suite", "the suite runner of simulation mode is not built yet")
-REAL_RUN = _Entry("realmode.cli_entry", "real", f"real mode is not built yet {_REAL_LATER}")
-REAL_PROGRAM = _Entry(
-    "realmode.cli_entry", "run_program", f"real mode is not built yet {_REAL_LATER}"
-)
-REAL_SUITE = _Entry(
-    "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}"
-)
-REAL_CALIBRATE = _Entry("realmode.cli_entry", "calibrate", "calibration is not built yet (see issue 7)")
-VALIDATE = _Entry("dmvx.validate", "validate_file", "the file validator is not built yet")
-LAB_LIST = _Entry("dmvx.lab.entry", "list_labs", "the teaching labs are not built yet")
-LAB_CHECK = _Entry("dmvx.lab.entry", "check", "the lab checkers are not built yet")
-LAB_WATCH = _Entry("dmvx.lab.entry", "watch", "the trace watcher is missing from this installation")
-
-
-def _load(ctx: click.Context, entry: _Entry) -> Callable[..., Any]:
-    """Import ``entry`` or raise :class:`Unavailable` naming the command.
-
-    Only the absence of the entry module itself (or of its package) means
-    "not built yet". A module *inside* it that fails to import is a bug and
-    propagates; a third-party package missing is the environment's fault.
-    """
-    try:
-        module = importlib.import_module(entry.module)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if entry.module == missing or entry.module.startswith(missing + "."):
-            raise Unavailable(f"{ctx.command_path}: {entry.missing}") from None
-        if missing.partition(".")[0] not in _OWN_PACKAGES:
-            raise EnvironmentProblem(
-                f"the Python package {missing!r} is missing; run ./run setup"
-            ) from exc
-        raise
-    function = getattr(module, entry.function, None)
-    if function is None:
-        raise Unavailable(f"{ctx.command_path}: {entry.missing}")
-    return function
+def _load(ctx: click.Context, entry: ModeEntry) -> Callable[..., Any]:
+    """``entry``'s function (:func:`dmvx.modeloader.load`), or
+    :class:`Unavailable` naming the command the user typed."""
+    return modeloader.load(entry, ctx.command_path)
 
 
 def _require_root(ctx: click.Context, why: str) -> None:

@@ -27,6 +27,7 @@ import dmvx.cli as cli_module
 from dmvx.cli import DEFAULT_SCENARIO, cli
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Unavailable, worst
+from dmvx.modeloader import ModeEntry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -385,7 +386,7 @@ def test_entry_import_failures(
     (tmp_path / "dmvx_fake_entry.py").write_text(body)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "dmvx_fake_entry", raising=False)
-    entry = cli_module._Entry("dmvx_fake_entry", "run", "fake mode is not built yet")
+    entry = ModeEntry("dmvx_fake_entry", "run", "fake mode is not built yet")
     with pytest.raises(outcome) as caught:
         cli_module._load(click.Context(cli, info_name="dmvx"), entry)
     if outcome is EnvironmentProblem:

@@ -3,9 +3,10 @@
 A checker recomputes the truth by running what the student ran: sim mode on a
 scenario (with ``--set``-style overrides), real mode on emulated hosts, or
 ``dmvx run`` on a program. It reaches each through the same entry functions
-``dmvx/cli.py`` calls (docs/cli.md, "Mode entry contract"), imported by name
-when first needed, and reads their results through ``to_json()`` -- the
-document ``--json`` prints, so a checker sees exactly what the student sees.
+``dmvx/cli.py`` calls (docs/cli.md, "Mode entry contract"), found by the
+same loader (:mod:`dmvx.modeloader`) when first needed, and reads their
+results through ``to_json()`` -- the document ``--json`` prints, so a
+checker sees exactly what the student sees.
 
 Several tasks of a lab often read the same run; :class:`Modes` keeps each
 result for the length of one ``dmvx lab check``.
@@ -13,45 +14,17 @@ result for the length of one ``dmvx lab check``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from dmvx.exitstatus import EnvironmentProblem, Unavailable
+from dmvx import modeloader
 from dmvx.lab.model import NeedsRoot
 
-#: Our own top-level packages: a missing module among them is a bug, any
-#: other missing module a broken environment (as in dmvx/cli.py).
-_OWN_PACKAGES = frozenset({"dmvx", "sim", "realmode"})
-
-SIM = ("sim.cli_entry", "run", "dmvx sim: simulation mode is not built")
-REAL = ("realmode.cli_entry", "real", "dmvx real: real mode on emulated hosts is not built")
-PROGRAM = ("realmode.cli_entry", "run_program", "dmvx run: real mode is not built")
-
-
-def entry(module_name: str, function: str, missing: str) -> Callable[..., Any]:
-    """The mode function ``module_name.function``, imported now.
-
-    Raises :class:`Unavailable` when the mode is not built (its module or
-    function is absent) and :class:`EnvironmentProblem` when a third-party
-    package it needs is missing; a missing module of dmvx's own is a bug
-    and propagates.
-    """
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        name = exc.name or ""
-        if module_name == name or module_name.startswith(name + "."):
-            raise Unavailable(missing) from None
-        if name.partition(".")[0] not in _OWN_PACKAGES:
-            raise EnvironmentProblem(f"the Python package {name!r} is missing; run ./run setup") from exc
-        raise
-    function_object = getattr(module, function, None)
-    if function_object is None:
-        raise Unavailable(missing)
-    return function_object
+SIM = modeloader.SIM_RUN
+REAL = modeloader.REAL_RUN
+PROGRAM = modeloader.REAL_PROGRAM
 
 
 def _yaml_text(value: Any) -> str:
@@ -77,7 +50,7 @@ class Modes:
         settings = {key: _yaml_text(value) for key, value in (overrides or {}).items()}
         cache_key = ("sim", str(Path(scenario).resolve()), json.dumps(settings, sort_keys=True), seed)
         if cache_key not in self._cache:
-            run = entry(*SIM)
+            run = modeloader.load(SIM)
             result = run(Path(scenario), seed=seed, overrides=settings, plot=None, console=self.console)
             self._cache[cache_key] = result.to_json()
         return self._cache[cache_key]
@@ -93,7 +66,7 @@ class Modes:
         """``dmvx real --scenario SCENARIO --json`` (root only)."""
         cache_key = ("real", str(Path(scenario).resolve()))
         if cache_key not in self._cache:
-            run = entry(*REAL)
+            run = modeloader.load(REAL)
             if os.geteuid() != 0:
                 raise NeedsRoot("real mode builds hosts in network namespaces; run the check as root")
             result = run(topology=None, scenario=Path(scenario), policy=None, console=self.console)
@@ -104,7 +77,7 @@ class Modes:
         """``dmvx run --policy P --json -- ARGV`` with ``variants`` copies."""
         cache_key = ("run", tuple(argv), policy, variants)
         if cache_key not in self._cache:
-            run = entry(*PROGRAM)
+            run = modeloader.load(PROGRAM)
             result = run([list(argv) for _ in range(variants)], policy=policy, record=None, console=self.console)
             self._cache[cache_key] = result.to_json()
         return self._cache[cache_key]
