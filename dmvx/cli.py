@@ -51,6 +51,7 @@ from typing import Any, Callable, Mapping, Sequence
 import click
 
 from dmvx import __version__, modeloader, output
+from dmvx.attacktable import BothModesResult
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Unavailable
 from dmvx.modeloader import (
@@ -488,12 +489,10 @@ def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool)
     parts: Mapping[str, output.Result] = {
         name: suite(directory, console=output.stderr_console()) for name, suite in entries.items()
     }
-    result: output.Result = parts[mode] if mode != "both" else output.Combined(parts)
-    # A real-mode part that can set itself beside sim's reports where the
-    # two modes disagree (realmode/suite.py); the comparison is the mode's.
-    agreement = getattr(parts.get("real"), "agreement_with", None) if mode == "both" else None
-    if callable(agreement):
-        result = agreement(parts["sim"])
+    # Both modes side by side: the comparison lives here, above the modes,
+    # which never import each other (dmvx/attacktable.py).
+    result: output.Result = (parts[mode] if mode != "both"
+                             else BothModesResult(str(directory), parts["sim"], parts["real"]))
     return output.emit(result, as_json=as_json)
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dmvx.exitstatus import ExitStatus, worst
+from dmvx.exitstatus import ExitStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,23 +141,3 @@ class Validation:
                 error(str(check.error))
 
 
-@dataclass(frozen=True)
-class Combined:
-    """Results of several modes reported as one (``dmvx suite --mode both``).
-
-    The exit status is the worst of the parts (:func:`dmvx.exitstatus.worst`);
-    the JSON document maps each mode's name to its own document."""
-
-    parts: Mapping[str, Result] = field(default_factory=dict)
-
-    @property
-    def exit_status(self) -> ExitStatus:
-        return worst(ExitStatus(part.exit_status) for part in self.parts.values())
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: part.to_json() for name, part in self.parts.items()}
-
-    def render(self, console: Console) -> None:
-        for name, part in self.parts.items():
-            console.rule(f"{name} mode")
-            part.render(console)

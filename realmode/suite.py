@@ -14,31 +14,33 @@ then the exploit coming from the attacker host -- or, for a CONNECTOR attack,
 paced requests while the attacker works on the CONNECTOR stream. A plain
 scenario runs as ``dmvx real --scenario`` runs it (:mod:`realmode.net.entry`).
 
-Each point is a :class:`sim.attacks.Cell`: expected and found (outcome,
+Each point is a :class:`dmvx.attacktable.Cell`: expected and found (outcome,
 verdict kind, whether the attack reached its goal) and the detection latency
 (from the exploit leaving the attacker to the first verdict a monitor
-reported). With ``--mode both``, :meth:`RealSuiteResult.agreement_with` sets
-the cells of both modes side by side: any (attack, setting) where sim and
-real mode found different things is a failure, whatever the files expect.
+reported). With ``--mode both``, the CLI sets the cells of both modes side
+by side (:class:`dmvx.attacktable.BothModesResult`): any (attack, setting)
+where sim and real mode found different things is a failure, whatever the
+files expect.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from dmvx.attacktable import Cell, render_cells, setting_label
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus, Unavailable, worst
 from dmvx.policy import Policy
-from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server, load_scenario
+from dmvx.scenario import (
+    CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server, load_scenario, scenario_files,
+)
 from realmode.net import experiment as ex
 from realmode.orchestrator import with_system_files_local
 from realmode.vuln.build import build_variants
 from realmode.vuln.exploits import DEFAULT_EXPLOIT, PROGRAM
 from realmode.vuln.experiment import VulnExperiment
-from sim.attacks import Cell, disagreements, render_cells, setting_label
-from sim.cli_entry import scenario_files
 
 #: The attacker program's name for each CONNECTOR attack.
 STREAM_KIND = {"connector-forgery": "forge", "connector-replay": "replay"}
@@ -205,54 +207,8 @@ class RealSuiteResult:
         for file, message in self.errors:
             console.print(f"{file}: {message}", style="red", markup=False)
 
-    def agreement_with(self, sim: Any) -> "BothResult":
-        """Both modes' results side by side (``dmvx suite --mode both``)."""
-        cells = sim.cells() if callable(getattr(sim, "cells", None)) else []
-        return BothResult(self.directory, sim, self, cells)
+    def attack_cells(self) -> list[Cell]:
+        return self.cells
 
-
-@dataclass
-class BothResult:
-    """``dmvx suite --mode both``: each mode against its files, and the two
-    modes against each other."""
-
-    directory: str
-    sim: Any  # sim mode's suite result
-    real: RealSuiteResult
-    sim_cells: Sequence[Cell]
-
-    @property
-    def disagreements(self) -> list[tuple[Cell, Cell, str]]:
-        return disagreements(self.sim_cells, self.real.cells)
-
-    @property
-    def exit_status(self) -> ExitStatus:
-        agree = ExitStatus.ATTACK_MISSED if self.disagreements else ExitStatus.OK
-        return worst([ExitStatus(self.sim.exit_status), self.real.exit_status, agree])
-
-    def to_json(self) -> dict[str, Any]:
-        compared = {c.key for c in self.sim_cells if c.skip is None} & {c.key for c in self.real.cells if c.skip is None}
-        return {
-            "sim": self.sim.to_json(),
-            "real": self.real.to_json(),
-            "agreement": {
-                "compared": len(compared),
-                "disagreements": [{"file": real.file, "attack": real.attack, "setting": real.setting, "what": what}
-                                  for _, real, what in self.disagreements],
-            },
-        }
-
-    def render(self, console: Any) -> None:
-        disagree = self.disagreements
-        render_cells([*self.sim_cells, *self.real.cells], console, f"attacks in {self.directory}, sim and real mode",
-                     disagree)
-        for file, _, error in getattr(self.sim, "results", []):
-            if error is not None:
-                console.print(f"sim: {error}", style="red", markup=False)
-        for file, message in self.real.errors:
-            console.print(f"real: {file}: {message}", style="red", markup=False)
-        compared = len({c.key for c in self.sim_cells if c.skip is None}
-                       & {c.key for c in self.real.cells if c.skip is None})
-        console.print(f"{compared} (attack, setting) pairs run in both modes; "
-                      + (f"{len(disagree)} disagree" if disagree else "sim and real mode agree on every one"),
-                      style="red" if disagree else "green")
+    def problems(self) -> list[str]:
+        return [f"{file}: {message}" for file, message in self.errors]

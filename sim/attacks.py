@@ -1,14 +1,13 @@
-"""Attacks in sim mode, and the attack table both modes report.
+"""Attacks in sim mode, and sim's rows of the attack table.
 
 Two parts. First, attacks on the monitors' channel: forged and replayed
-CONNECTOR frames (below). Second, what an attack *achieved* and the table of
-attack x diversity x mode that ``dmvx suite`` prints: :data:`EFFECT_CALLS`
-says which harmful calls mean the attacker reached its goal,
-:func:`check_effects` holds a sim result to the ``effect`` its scenario
-expects, and :class:`Cell` is one (attack, diversity setting, mode) outcome,
-made from a sim point here (:func:`sim_cells`) and from a real run by
-:mod:`realmode.suite`, compared and drawn by :func:`disagreements` and
-:func:`render_cells`. This half imports no SimPy and no ptrace.
+CONNECTOR frames (below). Second, what an attack *achieved*:
+:data:`EFFECT_CALLS` says which harmful calls mean the attacker reached its
+goal, :func:`check_effects` holds a sim result to the ``effect`` its
+scenario expects, and :func:`sim_cells` makes a sim point into the
+(attack, diversity setting, mode) :class:`~dmvx.attacktable.Cell` of the
+table both modes report (:mod:`dmvx.attacktable`). This half imports no
+SimPy.
 
 Forged and replayed frames
 --------------------------
@@ -29,10 +28,9 @@ as a genuine message; the run records that as a harmful event.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from dmvx.attacktable import Cell, setting_label
 from dmvx.calls import Call, Outcome
 from dmvx.codec import ProtocolError
 from dmvx.messages import Ack, Entry, EntryKind, Stop
@@ -40,8 +38,6 @@ from dmvx.protocol import FrameReader, FrameWriter
 from dmvx.verdict import Verdict, VerdictKind
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from dmvx.scenario import Scenario
     from sim.engine import Simulation, Variant
 
@@ -153,73 +149,6 @@ def check_effects(points: Iterable[dict[str, Any]], scenario: "Scenario") -> Non
             point["as_expected"] = bool(point["as_expected"]) and point["effect"] == wanted
 
 
-@dataclass
-class Cell:
-    """One attack under one diversity setting in one mode: expected and found."""
-
-    file: str
-    attack: str                 # the scenario's name
-    kind: str                   # the attack class
-    setting: str                # the diversity setting (or the point's labels)
-    mode: str                   # sim | real
-    expected: dict[str, Any] | None = None   # verdict, kind, effect
-    skip: str | None = None     # why this mode does not run it
-    outcome: str | None = None  # ok | divergence | missed | rejected | error
-    verdict: str | None = None  # the verdict kind
-    effect: bool | None = None
-    latency_s: float | None = None  # attack to verdict
-    detail: str = ""
-    error: str | None = None
-    #: Mode-specific evidence (real mode: what came back to the attacker,
-    #: the calls the verdict names).
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.file, self.setting
-
-    @property
-    def as_expected(self) -> bool | None:
-        """None when skipped or nothing was expected."""
-        if self.skip is not None or self.expected is None:
-            return None
-        want = self.expected
-        if self.error is not None or self.outcome != want["verdict"]:
-            return False
-        if want.get("kind") is not None and self.verdict != want["kind"]:
-            return False
-        return want.get("effect") is None or self.effect == want["effect"]
-
-    def found(self) -> str:
-        """What happened, in the words of ``expect``."""
-        if self.skip is not None:
-            return "not run"
-        if self.error is not None:
-            return f"error: {self.error}"
-        return describe(self.outcome, self.verdict, self.effect)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["as_expected"] = self.as_expected
-        return data
-
-
-def describe(outcome: str | None, verdict: str | None, effect: bool | None) -> str:
-    text = outcome or "-"
-    if verdict:
-        text += f" ({verdict})"
-    if effect is not None:
-        text += ", effect" if effect else ", no effect"
-    return text
-
-
-def setting_label(labels: dict[str, Any]) -> str:
-    """How a point is named in the table: its setting, else its labels."""
-    if set(labels) == {"setting"}:
-        return str(labels["setting"])
-    return json.dumps(labels, sort_keys=True, separators=(",", ":")) if labels else "-"
-
-
 def sim_cells(file: str, points: Sequence[dict[str, Any]], scenario: "Scenario | None") -> list[Cell]:
     """The cells of one scenario's sim result (only points with an attack)."""
     cells = []
@@ -244,66 +173,3 @@ def sim_cells(file: str, points: Sequence[dict[str, Any]], scenario: "Scenario |
             latency_s=None if detection is None else detection["time_ns"] / 1e9,
             detail=verdict["summary"] if verdict else ""))
     return cells
-
-
-def disagreements(sim: Sequence[Cell], real: Sequence[Cell]) -> list[tuple[Cell, Cell, str]]:
-    """Every (attack, setting) both modes ran whose findings differ: the
-    outcome, the verdict kind or the effect."""
-    by_key = {cell.key: cell for cell in sim if cell.skip is None}
-    out = []
-    for cell in real:
-        other = by_key.get(cell.key)
-        if other is None or cell.skip is not None:
-            continue
-        mine = (cell.outcome, cell.verdict, cell.effect)
-        theirs = (other.outcome, other.verdict, other.effect)
-        if cell.error is not None or mine != theirs:
-            out.append((other, cell, f"sim: {other.found()}; real: {cell.found()}"))
-    return out
-
-
-def _expected_text(cell: Cell) -> str:
-    if cell.skip is not None:
-        return f"skip: {cell.skip}"
-    if cell.expected is None:
-        return "-"
-    return describe(cell.expected["verdict"], cell.expected.get("kind"), cell.expected.get("effect"))
-
-
-def _latency_text(cell: Cell) -> str:
-    if cell.latency_s is None:
-        return "-"
-    return f"{cell.latency_s * 1e3:.2f} ms"
-
-
-def render_cells(cells: Sequence[Cell], console: "Console", title: str,
-                 disagree: Sequence[tuple[Cell, Cell, str]] = ()) -> None:
-    """The attack x diversity x mode table, then any disagreement between modes."""
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in ("attack", "diversity", "mode", "expected", "found", "latency", "status"):
-        table.add_column(column, justify="right" if column == "latency" else "left")
-    bad = {id(c) for pair in disagree for c in pair[:2]}
-    previous = None
-    for cell in sorted(cells, key=lambda c: (c.file, _order(c, cells), c.mode != "sim")):
-        status = {None: "-", True: "as expected", False: "NOT as expected"}[cell.as_expected]
-        if id(cell) in bad:
-            status += "; modes disagree"
-        style = "red" if cell.as_expected is False or id(cell) in bad else ("dim" if cell.skip else "")
-        first = previous != cell.key
-        previous = cell.key
-        table.add_row(cell.attack if first else "", cell.setting if first else "", cell.mode, _expected_text(cell),
-                      cell.found(), _latency_text(cell), status, style=style)
-    console.print(table)
-    for sim, real, text in disagree:
-        console.print(f"DISAGREEMENT {real.attack} / {real.setting}: {text}", style="red", markup=False)
-
-
-def _order(cell: Cell, cells: Sequence[Cell]) -> int:
-    """Rows of a file in the order its settings were first seen."""
-    seen: list[str] = []
-    for other in cells:
-        if other.file == cell.file and other.setting not in seen:
-            seen.append(other.setting)
-    return seen.index(cell.setting)

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dmvx.errors import InputError
-from dmvx.scenario import Scenario, Trace, load_scenario
-from sim.attacks import Cell, check_effects, render_cells, sim_cells
+from dmvx.attacktable import Cell, render_cells
+from dmvx.scenario import Scenario, Trace, load_scenario, scenario_files
+from sim.attacks import check_effects, sim_cells
 from sim.profile import load_profile
 from sim.results import SimResult, SuiteResult
 from sim.sweep import expand, run_points, set_value
@@ -175,12 +176,12 @@ def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Pa
 @dataclass
 class AttackSuiteResult(SuiteResult):
     """A sim suite that also draws its attacks as the attack x diversity
-    table (:func:`sim.attacks.render_cells`) and holds every attack point to
+    table (:func:`dmvx.attacktable.render_cells`) and holds every attack point to
     the effect its scenario expects."""
 
     scenarios: dict[str, Scenario] = field(default_factory=dict)
 
-    def cells(self) -> list[Cell]:
+    def attack_cells(self) -> list[Cell]:
         out: list[Cell] = []
         for file, result, error in self.results:
             if result is not None:
@@ -189,30 +190,12 @@ class AttackSuiteResult(SuiteResult):
 
     def render(self, console: "Console") -> None:
         super().render(console)
-        cells = self.cells()
+        cells = self.attack_cells()
         if cells:
             render_cells(cells, console, f"attacks in {self.directory}, sim mode")
 
-
-def scenario_files(path: Path) -> list[Path]:
-    """The scenario files a suite runs: ``path`` itself, or every scenario
-    file in the directory ``path`` (sorted by name; topologies are skipped)."""
-    from dmvx.validate import detect_kind
-    from dmvx.yamlfile import read_yaml
-
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
-    found = []
-    for file in files:
-        try:
-            if detect_kind(read_yaml(file, display=str(file)), file) != "scenario":
-                continue
-        except InputError:
-            pass  # reported when the file is run
-        found.append(file)
-    return found
+    def problems(self) -> list[str]:
+        return [error for _, _, error in self.results if error is not None]
 
 
 def suite(directory: Path, *, console: "Console") -> SuiteResult:

@@ -23,7 +23,8 @@ from dmvx.cli import cli
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
 from dmvx.scenario import Expect, NotRun, load_scenario
-from sim.attacks import Cell, disagreements, sim_cells
+from dmvx.attacktable import BothModesResult, Cell, disagreements
+from sim.attacks import sim_cells
 from sim.cli_entry import run, suite
 
 ATTACKS = Path(__file__).resolve().parent.parent / "scenarios" / "attacks"
@@ -106,7 +107,7 @@ def test_an_effect_that_does_not_happen_fails_the_file(tmp_path: Path) -> None:
   disjoint:"""))
     result = suite(copy, console=quiet())
     assert result.exit_status is ExitStatus.ATTACK_MISSED
-    bad = [c for c in result.cells() if c.as_expected is False]
+    bad = [c for c in result.attack_cells() if c.as_expected is False]
     assert [(c.setting, c.effect) for c in bad] == [("aslr", False)]
 
 
@@ -210,15 +211,18 @@ def test_both_modes_fail_on_disagreement_even_when_each_matches_its_file() -> No
     class SimPart:
         exit_status = ExitStatus.OK
 
-        def cells(self) -> list[Cell]:
+        def attack_cells(self) -> list[Cell]:
             return [_cell("sim", "abi", "divergence", "crash", False, expected=want)]
+
+        def problems(self) -> list[str]:
+            return []
 
         def to_json(self) -> dict:
             return {}
 
     real = RealSuiteResult("d", [_cell("real", "abi", "divergence", "arg-mismatch", False, expected=want)])
     assert real.exit_status is ExitStatus.OK
-    both = real.agreement_with(SimPart())
+    both = BothModesResult("d", SimPart(), real)
     assert both.exit_status is ExitStatus.ATTACK_MISSED
     assert both.to_json()["agreement"]["disagreements"][0]["setting"] == "abi"
     console = Console(file=io.StringIO(), width=200)

@@ -47,6 +47,12 @@ class FakeResult:
     def render(self, console: Any) -> None:
         console.print("TABLE FOR PEOPLE")
 
+    def attack_cells(self) -> list:
+        return []
+
+    def problems(self) -> list:
+        return []
+
 
 def fake_mode(monkeypatch: pytest.MonkeyPatch, name: str, **functions: Any) -> list:
     """Install a fake entry module; return the list its functions log calls to."""
@@ -291,7 +297,8 @@ def test_suite_both_combines_and_reports_the_worst(
     monkeypatch.setattr("os.geteuid", lambda: 0)
     result = invoke("suite", str(tmp_path), "--mode", "both", "--json")
     assert result.exit_code == ExitStatus.ATTACK_MISSED
-    assert json.loads(result.stdout) == {"sim": {"n": 1}, "real": {"n": 2}}
+    assert json.loads(result.stdout) == {"sim": {"n": 1}, "real": {"n": 2},
+                                         "agreement": {"compared": 0, "disagreements": []}}
 
 
 def test_suite_both_checks_every_part_before_running_any(
