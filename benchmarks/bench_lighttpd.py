@@ -27,114 +27,20 @@ Needs root (ptrace, port 8089 on 127.0.0.1), lighttpd and ab.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from realmode.net.experiment import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The tree, config and digests are dmvx real --server lighttpd's.
+from dmvx.exitstatus import EnvironmentProblem  # noqa: E402
+from realmode.lighttpd_local import PORT, serve  # noqa: E402
 from realmode.net import lighttpd  # noqa: E402
-
-PORT = 8089
-
-
-def server_argv(config: Path, policy: str | None, record: Path | None = None) -> list[str]:
-    program = [lighttpd.programs()[0], "-D", "-f", str(config)]
-    if policy is None:
-        return program
-    recording = ["--record", str(record)] if record is not None else []
-    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *recording, "--"] + program
-
-
-def wait_listening(timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/f100.bin", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("lighttpd did not start listening")
-
-
-def check_bodies(digests: dict[str, str], sample: int) -> int:
-    """Fetch ``sample`` bodies round-robin over the files; the number that differ."""
-    names = list(digests)
-    wrong = 0
-    for i in range(sample):
-        name = names[i % len(names)]
-        body = urllib.request.urlopen(f"http://127.0.0.1:{PORT}/{name}", timeout=10).read()
-        wrong += hashlib.sha256(body).hexdigest() != digests[name]
-    return wrong
-
-
-def run_ab(requests: int) -> dict[str, float]:
-    out = subprocess.run(["ab", "-q", "-n", str(requests), "-c", "1", f"http://127.0.0.1:{PORT}/f4k.bin"],
-                         capture_output=True, text=True, check=True).stdout
-
-    def number(pattern: str) -> float:
-        match = re.search(pattern, out, re.M)
-        if match is None:
-            raise SystemExit(f"ab printed no {pattern!r}:\n{out}")
-        return float(match.group(1))
-
-    return {"requests_per_s": number(r"^Requests per second:\s+([\d.]+)"),
-            "failed": number(r"^Failed requests:\s+(\d+)"),
-            "mean_ms": number(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)"),
-            "p50_ms": number(r"^\s+50%\s+(\d+)"), "p99_ms": number(r"^\s+99%\s+(\d+)")}
-
-
-def one(config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int,
-        record: Path | None = None) -> dict:
-    """lighttpd natively (``policy`` None) or under ``dmvx run`` on this
-    machine, ``ab`` against it; with ``record``, the run's trace goes there."""
-    server = subprocess.Popen(server_argv(config, policy, record), cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        wait_listening()
-        wrong = check_bodies(digests, sample)
-        ab = run_ab(requests)
-    finally:
-        # SIGTERM ends dmvx run as Ctrl-C does; a background job ignores SIGINT.
-        server.send_signal(signal.SIGTERM)
-        try:
-            _, err = server.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _, err = server.communicate()
-    diverged = "divergence" in err
-    return {"policy": policy or "native", "bodies_checked": sample, "bodies_wrong": wrong, **ab,
-            "divergence": err.strip().splitlines()[0] if diverged else None}
-
-
-def two_host_config(directory: Path, topology: str, policy: str, requests: int, sample: int) -> Config:
-    """The :class:`realmode.net.experiment.Config` of lighttpd on ``topology``
-    (files of every size in the sample, ab on the 4 KiB one)."""
-    from dmvx.topology import load_topology
-    from realmode.net.experiment import Config, Workload
-    from realmode.orchestrator import make_policy
-
-    topo = load_topology(topology)
-    variants = topo.variant_hosts()
-    clients = topo.hosts_with_role("client")
-    if len(variants) < 2 or not clients:
-        raise SystemExit(f"topology {topo.name!r} needs two variant hosts and a client host")
-    return Config(topo, make_policy(policy), variants[:2], clients[0], Workload(requests=requests),
-                  served=lighttpd.served(directory, sample), timeout=lighttpd.timeout(requests, sample))
+from realmode.net.lighttpd import two_host_config  # noqa: E402
 
 
 def two_host_row(report: dict, which: str) -> dict:
@@ -205,7 +111,7 @@ def main() -> int:
         return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
         config, digests = lighttpd.make_tree(Path(tmp), PORT, "127.0.0.1")
-        rows = [one(config, digests, policy, args.requests, args.sample) for policy in (None, "dmon", "dmvx")]
+        rows = [serve(config, digests, policy, args.requests, args.sample) for policy in (None, "dmon", "dmvx")]
     native = rows[0]["requests_per_s"]
     for row in rows:
         row["slowdown"] = native / row["requests_per_s"]
@@ -222,4 +128,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except EnvironmentProblem as problem:  # no lighttpd or ab, a topology without the hosts, ...
+        raise SystemExit(str(problem)) from None

@@ -28,11 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,67 +36,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from realmode import ptrace_ll as ll  # noqa: E402
-from realmode import seccomp  # noqa: E402
-from realmode.orchestrator import make_policy, run  # noqa: E402
+from dmvx.exitstatus import EnvironmentProblem  # noqa: E402
+from realmode import microbench  # noqa: E402
 
-KINDS = ("getpid", "read", "getcwd", "sched_yield")
+KINDS = microbench.KINDS
 POLICIES = ("dmon", "dmvx")
 
 
-def _per_call(text: str) -> float:
-    """bench prints ``kind count ns-per-call``; microseconds per call."""
-    return float(text.split()[2]) / 1000
-
-
-def _native(binary: str, kind: str, calls: int, cpu: int | None = None) -> float:
-    argv = [binary, kind, str(calls)]
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu)] + argv
-    return _per_call(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+def _native(binary: str, kind: str, calls: int) -> float:
+    return microbench.native_ns(binary, kind, calls) / 1000
 
 
 def _native_pair(binary: str, calls: int) -> float:
-    """Two native copies of the local loop at once, one per CPU (the mean of both)."""
-    cpus = sorted(os.sched_getaffinity(0))[:2]
-    procs = [subprocess.Popen(["taskset", "-c", str(cpu), binary, "local", str(calls)], stdout=subprocess.PIPE,
-                              text=True) for cpu in cpus]
-    return statistics.mean(_per_call(p.communicate()[0]) for p in procs)
+    return microbench.native_pair_ns(binary, calls) / 1000
 
 
 def _filtered(binary: str, calls: int, policy: str) -> float:
-    """The local loop in one process under ``policy``'s filter, traced but never stopped in it."""
-    program = seccomp.build_filter(make_policy(policy))
-    read_fd, write_fd = os.pipe()
-    pid = ll.spawn_stopped([binary, "local", str(calls)], write_fd, program)
-    os.close(write_fd)
-    ll.set_options(pid, ll.PTRACE_O_TRACESECCOMP | ll.PTRACE_O_EXITKILL)
-    ll.resume(pid, False)
-    while True:
-        _, status = os.waitpid(pid, ll.WALL)
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            break
-        sig = os.WSTOPSIG(status)
-        ll.resume(pid, False, 0 if sig == signal.SIGTRAP else sig)
-    with os.fdopen(read_fd) as out:
-        return _per_call(out.read())
+    return microbench.filtered_ns(binary, calls, policy) / 1000
 
 
 def _traced(binary: str, kind: str, calls: int, policy: str, place: str) -> float:
-    argv = [binary, kind, str(calls)]
-    with tempfile.TemporaryFile() as out:
-        saved = os.dup(1)
-        try:
-            os.dup2(out.fileno(), 1)
-            result = run([argv, argv], policy, place=place)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-        out.seek(0)
-        text = out.read().decode()
-    if result.verdict is not None:
-        raise SystemExit(f"{kind} under {policy}: {result.verdict.summary()}")
-    return _per_call(text)
+    return microbench.traced_ns(binary, kind, calls, policy, place) / 1000
 
 
 def main() -> int:
@@ -116,13 +72,9 @@ def main() -> int:
     parser.add_argument("--place", default="auto", help="CPU placement (see realmode.orchestrator.placement)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise SystemExit("gcc is needed to build the benchmark target")
     median = statistics.median
     with tempfile.TemporaryDirectory() as tmp:
-        binary = str(Path(tmp) / "bench")
-        subprocess.run([gcc, "-O2", "-o", binary, str(ROOT / "realmode/targets/bench.c")], check=True)
+        binary = microbench.build(tmp)
         rows = []
         for kind in KINDS:
             native = median(_native(binary, kind, args.native_calls) for _ in range(args.repeat))
@@ -162,4 +114,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except EnvironmentProblem as problem:  # no gcc, or a divergence on this machine
+        raise SystemExit(str(problem)) from None

@@ -26,6 +26,17 @@ on stderr for progress and notes to people. Each returns an
     realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str, as_json: bool,
                                    record: Path | None, console) -> Result
     realmode.cli_entry.suite(directory: Path, *, console) -> Result
+    realmode.cli_entry.calibrate(*, output: Path | None, measure: bool, repeat: int,
+                                 console) -> dmvx.calibration.CalibrationResult
+    realmode.cli_entry.calibration_measurements(*, directory: Path, repeat: int, server: bool,
+                                                console) -> dmvx.calibration.RealMeasurements
+    sim.cli_entry.calibration_predictions(profile: Path, asks: list[PredictionAsk], *,
+                                          console) -> list[dmvx.calibration.Predicted]
+
+Neither mode imports the other. A command that needs both (``suite --mode
+both``, ``calibrate --check``) loads each through :mod:`dmvx.modeloader` and
+combines their results here, with the core's types
+(:mod:`dmvx.attacktable`, :mod:`dmvx.calibration`).
 
 A mode reports trouble by raising: :class:`dmvx.errors.InputError` for a bad
 file (status 2), :class:`dmvx.exitstatus.EnvironmentProblem` for a missing
@@ -52,6 +63,7 @@ import click
 
 from dmvx import __version__, modeloader, output
 from dmvx.attacktable import BothModesResult
+from dmvx.calibration import check_rows
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Unavailable
 from dmvx.modeloader import (
@@ -59,9 +71,11 @@ from dmvx.modeloader import (
     LAB_LIST,
     LAB_WATCH,
     REAL_CALIBRATE,
+    REAL_MEASURE,
     REAL_PROGRAM,
     REAL_RUN,
     REAL_SUITE,
+    SIM_PREDICT,
     SIM_RUN,
     SIM_SUITE,
     VALIDATE,
@@ -593,8 +607,17 @@ def calibrate_command(
     """Measure this machine's MVX costs (real mode's monitors and CONNECTORs,
     the seccomp filter, wake-ups) and write them as a sim cost profile."""
     calibrate = _load(ctx, REAL_CALIBRATE)
-    result = calibrate(output=profile_out, check=check or check_only, measure=not check_only, server=server,
-                       repeat=repeat, console=output.stderr_console())
+    checking = check or check_only
+    if checking:  # both halves of the check found before anything runs
+        measure_real, predict = _load(ctx, REAL_MEASURE), _load(ctx, SIM_PREDICT)
+    console = output.stderr_console()
+    result = calibrate(output=profile_out, measure=not check_only, repeat=repeat, console=console)
+    if checking:
+        # Real mode measures, sim predicts the same runs; the comparison is
+        # made here, above both modes (dmvx/calibration.py).
+        with tempfile.TemporaryDirectory(prefix="dmvx-calibrate-") as tmp:
+            real = measure_real(directory=Path(tmp), repeat=repeat, server=server, console=console)
+            result.rows = check_rows(real, lambda asks: predict(result.profile_path, asks, console=console))
     return output.emit(result, as_json=as_json)
 
 

@@ -36,27 +36,38 @@ def suite(directory: Path, *, console: Any) -> Any:
     return run_suite(directory, console=console)
 
 
-def calibrate(*, output: Path | None, check: bool, measure: bool, repeat: int, console: Any,
-              server: bool = True) -> Any:
+def calibrate(*, output: Path | None, measure: bool, repeat: int, console: Any) -> Any:
     """``dmvx calibrate``: measure this machine's costs into a cost profile
-    (realmode/calibrate/) and, with ``check``, set sim's predictions with
-    it beside real mode's measurements of the microbenchmarks and, with
-    ``server``, of lighttpd."""
+    (realmode/calibrate/). Without ``measure``, the profile at ``output``
+    (or the default) must exist already: ``--check-only`` checks it."""
+    from dmvx.calibration import CalibrationResult
     from realmode import calibrate as cal
 
     path = output if output is not None else cal.DEFAULT_PROFILE
     measurements = profile = None
-
-    def note(text: str) -> None:
-        console.print(f"dmvx calibrate: {text}", markup=False, highlight=False)
-
     if measure:
-        measurements = cal.measure(repeat=repeat, note=note)
+        measurements = cal.measure(repeat=repeat, note=_note(console))
         profile = cal.profile_document(measurements)
         cal.write_profile(profile, path, measurements)
     elif not path.is_file():
         from dmvx.errors import InputError
 
         raise InputError(f"{path}: no such profile; run dmvx calibrate first, or name one with --output")
-    rows = cal.check(path, repeat=repeat, server=server, note=note) if check else []
-    return cal.CalibrationResult(path, measurements, profile, rows)
+    return CalibrationResult(path, measurements, profile)
+
+
+def calibration_measurements(*, directory: Path, repeat: int, server: bool, console: Any) -> Any:
+    """``dmvx calibrate --check``, real mode's half: the microbenchmarks and,
+    with ``server``, lighttpd measured natively and under each policy
+    (a :class:`dmvx.calibration.RealMeasurements`); the run recorded for
+    sim goes into ``directory``."""
+    from realmode import calibrate as cal
+
+    return cal.measure_check(directory, repeat=repeat, server=server, note=_note(console))
+
+
+def _note(console: Any) -> Any:
+    def note(text: str) -> None:
+        console.print(f"dmvx calibrate: {text}", markup=False, highlight=False)
+
+    return note

@@ -215,3 +215,13 @@ def suite(directory: Path, *, console: "Console") -> SuiteResult:
         raise InputError(f"no scenario files in {directory}", file=str(directory),
                          expected="a directory with scenario .yml files")
     return AttackSuiteResult(str(directory), results, scenarios)
+
+
+def calibration_predictions(profile: Path, asks: list[Any], *, console: "Console") -> list[Any]:
+    """``dmvx calibrate --check``, sim's half: a
+    :class:`dmvx.calibration.Predicted` for each
+    :class:`~dmvx.calibration.PredictionAsk`, run with the cost profile at
+    ``profile`` (:mod:`sim.calibration`)."""
+    from sim.calibration import predictions
+
+    return predictions(profile, asks)

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from realmode import calibrate as cal
+from realmode import microbench
+from realmode.orchestrator import make_policy, placement
+from sim.calibration import predict as sim_predict
 from sim.profile import load_profile
+
+
+def predict(path: Path, kind: str, policy: str, iterations: int):
+    """Sim's prediction on the CPUs real mode would use here (the CLI hands
+    sim real mode's placement the same way)."""
+    return sim_predict(path, kind, policy, iterations, placement(make_policy(policy), 2, "auto"))
 
 
 def _measurements(dmvx_leader_ns: float = 50000.0, dmon_side_ns: float = 170000.0) -> cal.Measurements:
@@ -58,7 +67,7 @@ def test_prediction_follows_the_monitors_cost(tmp_path: Path) -> None:
         m = _measurements(dmvx_leader_ns=leader_ns)
         path = tmp_path / f"p{int(leader_ns)}.yml"
         cal.write_profile(cal.profile_document(m), path, m)
-        predictions[leader_ns] = cal.predict(path, "getpid", "dmvx", 500)
+        predictions[leader_ns] = predict(path, "getpid", "dmvx", 500)
     low, high = predictions[40000.0], predictions[70000.0]
     assert low.us > 30 and high.us - low.us == pytest.approx(30, abs=3)  # +30 us per call shows, one for one
 
@@ -70,7 +79,7 @@ def test_lockstep_prediction_is_bound_by_the_shared_cpu(tmp_path: Path) -> None:
     m = _measurements()
     path = tmp_path / "measured.yml"
     cal.write_profile(cal.profile_document(m), path, m)
-    prediction = cal.predict(path, "getpid", "dmon", 300)
+    prediction = predict(path, "getpid", "dmon", 300)
     assert prediction.bound.startswith("cpu")
     shared = max(prediction.cpus.values())
     assert prediction.us == pytest.approx(shared) and shared > prediction.span
@@ -78,8 +87,8 @@ def test_lockstep_prediction_is_bound_by_the_shared_cpu(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_component_measurements_are_positive(tmp_path: Path) -> None:
-    binary = cal.build_bench(str(tmp_path))
-    native = cal.native_ns(binary, "getpid", 20000)
+    binary = microbench.build(str(tmp_path))
+    native = microbench.native_ns(binary, "getpid", 20000)
     assert native > 0
     assert cal.ptrace_pair_ns(binary, 2000, native) > 1000  # a stop pair costs microseconds
     costs = cal.message_costs(sizes=(64, 4096), count=200)
@@ -102,8 +111,8 @@ def test_asynchronous_leader_meets_the_other_cpu_beyond_the_cb(tmp_path: Path) -
                                      receive_message=60000.0)  # costly entries: 120 us a call on CPU 1
     path = tmp_path / "slow-connectors.yml"
     cal.write_profile(cal.profile_document(m), path, m)
-    short = cal.predict(path, "getpid", "dmvx", 2000)
-    long = cal.predict(path, "getpid", "dmvx", 20000)
+    short = predict(path, "getpid", "dmvx", 2000)
+    long = predict(path, "getpid", "dmvx", 20000)
     assert short.behind == 0.0 and short.bound == "cpu 0" and short.us == pytest.approx(short.cpus[0])
     assert long.bound == "cpu 1" and long.behind == pytest.approx((20000 - 4096) / 20000, abs=0.01)
     assert long.us == pytest.approx(long.saturated[1] * long.behind) and long.us > 1.5 * short.us

@@ -13,17 +13,14 @@ the full 10,000 requests and 500 bodies (docs/case-study.md).
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
-from test_net_support import REPO, clean_check, needs_mininet  # noqa: F401 - fixture
-
-sys.path.insert(0, str(REPO))
-from benchmarks.bench_lighttpd import two_host_config  # noqa: E402
+from realmode.net.lighttpd import two_host_config
+from test_net_support import clean_check, needs_mininet  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet,
               pytest.mark.skipif(shutil.which("lighttpd") is None or shutil.which("ab") is None,

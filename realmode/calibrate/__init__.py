@@ -29,56 +29,43 @@ wake-ups
 check predicts (getpid, read, getcwd, sched_yield) are not among those the
 calibration runs use.
 
-:func:`check` (:mod:`.check`) then runs sim with that profile on the
-microbenchmarks and real mode on the same programs (``benchmarks/bench_real.py``'s
-functions), and lighttpd under ``ab`` in both (a recorded run replayed in sim),
-and sets the predicted and measured slowdowns side by side with the error
-(:mod:`.result`).
+:func:`measure_check` (:mod:`.check`) then measures, for ``--check``, the
+microbenchmarks (:mod:`realmode.microbench`) and lighttpd under ``ab``
+(:mod:`realmode.lighttpd_local`, with a run recorded for sim to replay) in
+real mode. Sim predicts the same runs with that profile
+(:mod:`sim.calibration`) and the CLI sets the predicted and measured
+slowdowns side by side with the error (:mod:`dmvx.calibration`): the
+comparison lives above both modes, which never import each other.
 Real mode packs its processes onto this machine's CPUs; sim gives each
 timeline a CPU of its own, so the prediction is also held to the work sim
-charged to each of real mode's CPUs (:class:`Prediction`). Nothing measured
-by :func:`check` goes into the profile: the profile holds component costs,
-the slowdowns are sim's output.
+charged to each of real mode's CPUs (:class:`sim.calibration.Prediction`).
+Nothing measured for the check goes into the profile: the profile holds
+component costs, the slowdowns are sim's output.
 """
 
 from __future__ import annotations
 
-from realmode.calibrate.check import (
-    CheckRow,
-    Prediction,
-    check,
-    predict,
-    predict_server,
-    predict_us,
-    server_rows,
-    untimed_trace,
-)
+from realmode.calibrate.check import measure as measure_check
 from realmode.calibrate.components import (
-    KINDS,
     ConnectorCosts,
     LinkCosts,
     MessageCosts,
     RoleCosts,
-    build_bench,
     connector_costs,
     link_costs,
     message_costs,
     monitor_ns,
-    native_ns,
     ptrace_pair_ns,
     role_cpu_ns,
     seccomp_untraced_ns,
     wakeup_ns,
 )
 from realmode.calibrate.profile import DEFAULT_PROFILE, Measurements, measure, profile_document, write_profile
-from realmode.calibrate.result import TARGET_ERROR, CalibrationResult
 
 __all__ = [
-    "KINDS", "DEFAULT_PROFILE", "TARGET_ERROR",
-    "MessageCosts", "LinkCosts", "ConnectorCosts", "RoleCosts", "Measurements", "Prediction", "CheckRow",
-    "CalibrationResult",
-    "build_bench", "native_ns", "seccomp_untraced_ns", "ptrace_pair_ns", "monitor_ns", "wakeup_ns",
+    "DEFAULT_PROFILE",
+    "MessageCosts", "LinkCosts", "ConnectorCosts", "RoleCosts", "Measurements",
+    "seccomp_untraced_ns", "ptrace_pair_ns", "monitor_ns", "wakeup_ns",
     "message_costs", "link_costs", "connector_costs", "role_cpu_ns",
-    "measure", "profile_document", "write_profile",
-    "predict", "predict_us", "predict_server", "untimed_trace", "server_rows", "check",
+    "measure", "profile_document", "write_profile", "measure_check",
 ]

@@ -6,12 +6,9 @@ CONNECTOR processes, and real mode's processes on whole runs."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,11 +23,9 @@ from dmvx.protocol import FrameReader, FrameWriter, new_run_key
 from realmode import abi, link
 from realmode import ptrace_ll as ll
 from realmode.helper_process import run_helper
+from realmode.microbench import KINDS, filtered_ns, per_call_ns
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-BENCH_SOURCE = ROOT / "realmode" / "targets" / "bench.c"
-#: The calls the check predicts (the calibration itself uses others).
-KINDS = ("getpid", "read", "getcwd", "sched_yield")
 MESSAGE_SIZES = (64, 1024, 16384)
 
 
@@ -39,30 +34,8 @@ MESSAGE_SIZES = (64, 1024, 16384)
 # ---------------------------------------------------------------------------
 
 
-def build_bench(directory: str) -> str:
-    """Compile the microbenchmark program into ``directory``; its path."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise EnvironmentProblem("dmvx calibrate needs gcc to build realmode/targets/bench.c")
-    binary = str(Path(directory) / "bench")
-    subprocess.run([gcc, "-O2", "-o", binary, str(BENCH_SOURCE)], check=True)
-    return binary
-
-
-def _per_call_ns(text: str) -> float:
-    """bench prints ``kind count ns-per-call``."""
-    return float(text.split()[2])
-
-
 def available_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
-
-
-def native_ns(binary: str, kind: str, calls: int, cpu: int | None = None) -> float:
-    argv = [binary, kind, str(calls)]
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu)] + argv
-    return _per_call_ns(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
 
 
 def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -80,10 +53,7 @@ def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 def seccomp_untraced_ns(binary: str, calls: int, native_local: float) -> float:
     """The local loop under real mode's filter (traced, never stopped) minus native."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.bench_real import _filtered
-
-    return max(_filtered(binary, calls, "dmvx") * 1000 - native_local, 0.0)
+    return max(filtered_ns(binary, calls, "dmvx") - native_local, 0.0)
 
 
 def ptrace_pair_ns(binary: str, calls: int, native_getpid: float) -> float:
@@ -123,7 +93,7 @@ def ptrace_pair_ns(binary: str, calls: int, native_getpid: float) -> float:
     finally:
         os.sched_setaffinity(0, saved)
     with os.fdopen(read_fd) as out:
-        return max(_per_call_ns(out.read()) - native_getpid, 0.0)
+        return max(per_call_ns(out.read()) - native_getpid, 0.0)
 
 
 def monitor_ns(calls: int = 20000) -> tuple[float, float]:
@@ -444,7 +414,7 @@ def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2
         if result.verdict is not None or result.error is not None:
             raise EnvironmentProblem(f"dmvx calibrate: the calibration run of {kind} under {policy} failed: "
                                      f"{result.verdict.summary() if result.verdict else result.error}")
-        points.append((count, [v.cpu_s for v in result.variants], _per_call_ns(printed)))
+        points.append((count, [v.cpu_s for v in result.variants], per_call_ns(printed)))
     (n0, short, _), (n1, long, loop) = points
 
     def slope(role: str, index: int) -> float:

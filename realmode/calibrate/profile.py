@@ -15,7 +15,6 @@ import yaml
 from dmvx.units import format_duration
 
 from realmode.calibrate.components import (
-    KINDS,
     ROOT,
     ConnectorCosts,
     LinkCosts,
@@ -23,17 +22,17 @@ from realmode.calibrate.components import (
     RoleCosts,
     available_cpus,
     fit_line,
-    build_bench,
     connector_costs,
     link_costs,
     message_costs,
     monitor_ns,
-    native_ns,
     ptrace_pair_ns,
     role_cpu_ns,
     seccomp_untraced_ns,
     wakeup_ns,
 )
+from realmode import microbench
+from realmode.microbench import KINDS, native_ns
 
 #: Where ``dmvx calibrate`` writes by default; sim finds it as ``cost_profile: measured``.
 DEFAULT_PROFILE = ROOT / "sim" / "profiles" / "measured.yml"
@@ -79,7 +78,7 @@ def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5
     """Every component, median of ``repeat`` runs where a run is short."""
     median = statistics.median
     with tempfile.TemporaryDirectory() as tmp:
-        binary = build_bench(tmp)
+        binary = microbench.build(tmp)
         cpu = available_cpus()[0]
         note("native calls")
         native = {kind: median(native_ns(binary, kind, calls, cpu) for _ in range(repeat)) for kind in KINDS}

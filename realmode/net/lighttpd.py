@@ -1,7 +1,7 @@
 """Debian's lighttpd as a served program: ``dmvx real --server lighttpd``.
 
 The case study's set-up (docs/case-study.md), shared with
-``benchmarks/bench_lighttpd.py``: lighttpd in the foreground, one process
+``benchmarks/bench_lighttpd.py`` and :mod:`realmode.lighttpd_local`: lighttpd in the foreground, one process
 (``server.max-worker = 0``), no modules, serving a static tree of random
 files of 100 B, 4 KiB, 64 KiB and 1 MiB. The client host checks a sample of
 bodies against the files' SHA-256 (round-robin over the sizes), then runs
@@ -20,7 +20,9 @@ import shutil
 from pathlib import Path
 
 from dmvx.exitstatus import EnvironmentProblem
-from realmode.net.experiment import SERVER_PORT, Served
+from dmvx.topology import load_topology
+from realmode.net.experiment import SERVER_PORT, Config, Served, Workload
+from realmode.orchestrator import make_policy
 
 #: The files of the tree and their sizes.
 SIZES = {"f100.bin": 100, "f4k.bin": 4096, "f64k.bin": 65536, "f1m.bin": 1 << 20}
@@ -82,3 +84,16 @@ def timeout(requests: int, sample: int) -> float:
     """Seconds a run of ``requests`` ab requests and ``sample`` checked bodies
     may take before it counts as stuck: generous, for dmon over slow links."""
     return 60.0 + 0.05 * requests + 0.1 * sample
+
+
+def two_host_config(directory: Path, topology: str, policy: str, requests: int, sample: int) -> Config:
+    """The :class:`realmode.net.experiment.Config` of lighttpd on ``topology``
+    (files of every size in the sample, ab on the 4 KiB one), between its
+    first two variant hosts and its first client host."""
+    topo = load_topology(topology)
+    variants = topo.variant_hosts()
+    clients = topo.hosts_with_role("client")
+    if len(variants) < 2 or not clients:
+        raise EnvironmentProblem(f"topology {topo.name!r} needs two variant hosts and a client host")
+    return Config(topo, make_policy(policy), variants[:2], clients[0], Workload(requests=requests),
+                  served=served(directory, sample), timeout=timeout(requests, sample))

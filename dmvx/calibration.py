@@ -1,0 +1,183 @@
+"""``dmvx calibrate --check``: sim's prediction beside real mode's measurement.
+
+The check combines the two modes, so it lives above both: real mode measures
+(:func:`realmode.cli_entry.calibration_measurements` gives a
+:class:`RealMeasurements`), sim predicts each measured row
+(:func:`sim.cli_entry.calibration_predictions` answers a
+:class:`PredictionAsk` with a :class:`Predicted`), and the CLI sets them side
+by side with :func:`check_rows`. Neither mode imports the other; what they
+hand each other is defined here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from dmvx.exitstatus import ExitStatus
+
+#: The issue's target: each predicted slowdown within 25% of the measured one.
+TARGET_ERROR = 0.25
+
+#: Where each of a variant's processes runs: (CPU of its program, of its
+#: monitor, of its CONNECTOR), None for unpinned; one triple per variant.
+Placement = Sequence[tuple[int | None, int | None, int | None]]
+
+
+@dataclass(frozen=True)
+class MeasuredCall:
+    """Real mode on one microbenchmark loop: native and as two variants."""
+
+    call: str
+    policy: str
+    iterations: int
+    native_us: float
+    measured_us: float
+
+
+@dataclass(frozen=True)
+class MeasuredServer:
+    """lighttpd under ``ab -c 1`` natively and under each policy (us per
+    request), and a run recorded under dmvx (``trace``) for sim to replay."""
+
+    native_us: float
+    trace: Path
+    measured_us: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RealMeasurements:
+    """Everything real mode measured for the check, and where it placed its
+    processes under each policy (sim charges each CPU the work that real
+    mode puts there)."""
+
+    calls: list[MeasuredCall]
+    server: MeasuredServer | None
+    placements: dict[str, Placement]
+
+
+@dataclass(frozen=True)
+class PredictionAsk:
+    """What sim is asked: ``call`` (a microbenchmark kind, ``iterations``
+    long) or, with ``trace``, the recorded server run, under ``policy`` on
+    real mode's ``placement``."""
+
+    policy: str
+    placement: Placement
+    call: str = ""
+    iterations: int = 0
+    trace: Path | None = None
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """Sim's answer: microseconds per call (for a trace: what MVX adds per
+    request) and what bounds the figure (the timelines, or a CPU's work)."""
+
+    us: float
+    bound: str
+
+
+@dataclass
+class CheckRow:
+    call: str
+    policy: str
+    native_us: float
+    predicted_us: float
+    measured_us: float
+    bound: str = "timelines"
+
+    @property
+    def predicted_x(self) -> float:
+        return self.predicted_us / self.native_us
+
+    @property
+    def measured_x(self) -> float:
+        return self.measured_us / self.native_us
+
+    @property
+    def error(self) -> float:
+        """Relative error of the predicted slowdown against the measured one."""
+        return (self.predicted_x - self.measured_x) / self.measured_x
+
+
+def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk]], list[Predicted]]) -> list[CheckRow]:
+    """Real mode's measurements beside sim's predictions of the same runs.
+
+    A server row's prediction is native plus what sim says MVX adds per
+    request to the recorded run."""
+    asks = [PredictionAsk(m.policy, real.placements[m.policy], call=m.call, iterations=m.iterations)
+            for m in real.calls]
+    server = real.server
+    policies = list(server.measured_us) if server is not None else []
+    if server is not None:
+        asks += [PredictionAsk(policy, real.placements[policy], trace=server.trace) for policy in policies]
+    answers = predict(asks)
+    rows = [CheckRow(m.call, m.policy, m.native_us, p.us, m.measured_us, p.bound)
+            for m, p in zip(real.calls, answers)]
+    if server is not None:
+        for policy, p in zip(policies, answers[len(real.calls):]):
+            rows.append(CheckRow("lighttpd", policy, server.native_us, server.native_us + p.us,
+                                 server.measured_us[policy], p.bound))
+    return rows
+
+
+class _Measurements(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class CalibrationResult:
+    """The :class:`dmvx.output.Result` of ``dmvx calibrate``: the profile
+    real mode measured and wrote, and the check's rows."""
+
+    profile_path: Path
+    measurements: _Measurements | None
+    profile: dict[str, Any] | None
+    rows: list[CheckRow] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile_path": str(self.profile_path),
+            "measurements": self.measurements.to_json() if self.measurements else None,
+            "profile": self.profile,
+            "check": [{"call": r.call, "policy": r.policy, "native_us": round(r.native_us, 4),
+                       "predicted_us": round(r.predicted_us, 2), "measured_us": round(r.measured_us, 2),
+                       "predicted_x": round(r.predicted_x, 1), "measured_x": round(r.measured_x, 1),
+                       "error": round(r.error, 3), "within_target": abs(r.error) <= TARGET_ERROR,
+                       "bound": r.bound}
+                      for r in self.rows],
+            "target_error": TARGET_ERROR,
+        }
+
+    def render(self, console: Any) -> None:
+        from rich.table import Table
+
+        if self.profile is not None:
+            table = Table(title=f"dmvx calibrate: wrote {self.profile_path}", title_justify="left")
+            table.add_column("section")
+            table.add_column("values")
+            for section in ("native", "interception", "monitor", "connector"):
+                values = self.profile.get(section, {})
+                if section == "native":
+                    values = values.get("calls", {})
+                table.add_row(section, ", ".join(f"{k} {v}" for k, v in values.items() if k != "used_by"))
+            console.print(table)
+        if self.rows:
+            table = Table(title=f"sim ({self.profile_path.name}) vs real mode: microbenchmarks in us per call, "
+                                f"lighttpd in us per request; slowdown vs native; target |error| <= "
+                                f"{TARGET_ERROR:.0%}",
+                          title_justify="left")
+            for column in ("call", "policy", "native us", "sim us", "real us", "sim x", "real x", "error", "sim bound by"):
+                table.add_column(column, justify="left" if column in ("call", "policy", "sim bound by") else "right")
+            for r in self.rows:
+                mark = "" if abs(r.error) <= TARGET_ERROR else " [red](!)[/]"
+                table.add_row(r.call, r.policy, f"{r.native_us:.3f}", f"{r.predicted_us:.1f}",
+                              f"{r.measured_us:.1f}", f"{r.predicted_x:.0f}x", f"{r.measured_x:.0f}x",
+                              f"{r.error:+.0%}{mark}", r.bound)
+            console.print(table)

@@ -1,0 +1,98 @@
+"""The system-call microbenchmark (``realmode/targets/bench.c``): built, and
+run natively, under real mode's seccomp filter, and as traced variants.
+
+``benchmarks/bench_real.py`` prints these side by side and ``dmvx calibrate``
+(:mod:`realmode.calibrate`) measures the same runs, so both take them from
+here. The program times its own loop and prints ``kind count ns-per-call``:
+every figure is the program's own clock (the leader's, which every variant
+reads), in nanoseconds per call.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from dmvx.exitstatus import EnvironmentProblem
+from realmode import ptrace_ll as ll
+from realmode import seccomp
+from realmode.orchestrator import make_policy, run
+
+BENCH_SOURCE = Path(__file__).resolve().parent / "targets" / "bench.c"
+#: The traced call kinds of the program (``local`` is the one the filter lets through).
+KINDS = ("getpid", "read", "getcwd", "sched_yield")
+
+
+def build(directory: str) -> str:
+    """Compile the program into ``directory``; its path."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise EnvironmentProblem("gcc is needed to build realmode/targets/bench.c")
+    binary = str(Path(directory) / "bench")
+    subprocess.run([gcc, "-O2", "-o", binary, str(BENCH_SOURCE)], check=True)
+    return binary
+
+
+def per_call_ns(text: str) -> float:
+    """What the program printed (``kind count ns-per-call``): ns per call."""
+    return float(text.split()[2])
+
+
+def native_ns(binary: str, kind: str, calls: int, cpu: int | None = None) -> float:
+    """One native run of ``calls`` calls of ``kind`` (pinned to ``cpu``)."""
+    argv = [binary, kind, str(calls)]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu)] + argv
+    return per_call_ns(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+def native_pair_ns(binary: str, calls: int) -> float:
+    """Two native copies of the local loop at once, one per CPU (the mean of both)."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    procs = [subprocess.Popen(["taskset", "-c", str(cpu), binary, "local", str(calls)], stdout=subprocess.PIPE,
+                              text=True) for cpu in cpus]
+    return statistics.mean(per_call_ns(p.communicate()[0]) for p in procs)
+
+
+def filtered_ns(binary: str, calls: int, policy: str) -> float:
+    """The local loop in one process under ``policy``'s filter, traced but never stopped in it."""
+    program = seccomp.build_filter(make_policy(policy))
+    read_fd, write_fd = os.pipe()
+    pid = ll.spawn_stopped([binary, "local", str(calls)], write_fd, program)
+    os.close(write_fd)
+    ll.set_options(pid, ll.PTRACE_O_TRACESECCOMP | ll.PTRACE_O_EXITKILL)
+    ll.resume(pid, False)
+    while True:
+        _, status = os.waitpid(pid, ll.WALL)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            break
+        sig = os.WSTOPSIG(status)
+        ll.resume(pid, False, 0 if sig == signal.SIGTRAP else sig)
+    with os.fdopen(read_fd) as out:
+        return per_call_ns(out.read())
+
+
+def traced_ns(binary: str, kind: str, calls: int, policy: str, place: str = "auto") -> float:
+    """Two variants of the loop under ``dmvx run`` with ``policy``, CPUs
+    placed by ``place`` (:func:`realmode.orchestrator.placement`). A
+    divergence is an :class:`EnvironmentProblem`: the program is
+    deterministic, so this machine's tracing is what went wrong."""
+    argv = [binary, kind, str(calls)]
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(1)
+        try:
+            os.dup2(out.fileno(), 1)
+            result = run([argv, argv], policy, place=place)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode()
+    if result.verdict is not None:
+        raise EnvironmentProblem(f"{kind} under {policy}: {result.verdict.summary()}")
+    return per_call_ns(text)

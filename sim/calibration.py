@@ -1,0 +1,213 @@
+"""Sim's side of ``dmvx calibrate --check``: what sim predicts for the runs
+real mode measures, on the CPUs real mode puts them on.
+
+The check itself (measurement beside prediction) lives above both modes
+(:mod:`dmvx.calibration`); real mode hands over where it placed its
+processes (:data:`dmvx.calibration.Placement`), so sim never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from dmvx.calibration import Placement, PredictionAsk, Predicted
+from dmvx.exitstatus import EnvironmentProblem
+from dmvx.policy import Policy
+from dmvx.scenario import load_scenario
+from sim.profile import load_profile
+from sim.runner import simulate
+
+#: Real mode's ``dmvx run`` puts both variants on this machine, CONNECTORs on
+#: loopback: two hosts one switch apart, a few microseconds per hop.
+_CHECK_SCENARIO = """\
+name: calibration-check
+topology:
+  name: loopback
+  hosts:
+    h1: {arch: x86_64, role: variant}
+    h2: {arch: x86_64, role: variant}
+  switches: [s1]
+  links:
+    - {a: h1, b: s1, delay: 5us, bw: 10Gbit}
+    - {a: h2, b: s1, delay: 5us, bw: 10Gbit}
+seed: 1
+cost_profile: PROFILE
+variants:
+  - host: h1
+  - host: h2
+policy:
+  preset: POLICY
+workload: WORKLOAD
+"""
+
+
+@dataclass
+class Prediction:
+    """Sim's figures for a run, microseconds per call (or per request).
+
+    ``span`` is the leader's run as sim's timelines give it: each variant
+    and each CONNECTOR with a CPU of its own. Real mode packs six processes
+    onto this machine's CPUs (:func:`realmode.orchestrator.placement`), so
+    ``cpus`` adds up, per CPU, the work sim charged to what runs there, and
+    the leader can go no faster than the CPUs it depends on allow.
+
+    In lockstep that is every CPU. With asynchronous replication it is its
+    own CPU, and the others only beyond what the CB holds: a leader may
+    finish ``cb_entries`` ahead, so for the share ``behind`` of its entries
+    it can go no faster than the others take them. A CPU that falls behind
+    finds more waiting at each wake-up: its CONNECTORs' batches and its
+    monitors' reads grow to the CONNECTOR's limit and their fixed costs
+    fade, which sim's timelines, a CPU each, never see. ``saturated`` is
+    each CPU's work so counted.
+    """
+
+    span: float
+    cpus: dict[int, float]
+    binding: tuple[int, ...]
+    behind: float = 0.0
+    saturated: dict[int, float] = field(default_factory=dict)
+
+    def _limits(self) -> dict[str, float]:
+        limits = {"timelines": self.span}
+        for cpu, work in self.cpus.items():
+            limits[f"cpu {cpu}"] = work if cpu in self.binding else self.saturated.get(cpu, work) * self.behind
+        return limits
+
+    @property
+    def us(self) -> float:
+        return max(self._limits().values())
+
+    @property
+    def bound(self) -> str:
+        """What sets the predicted figure: the timelines, or a CPU's work."""
+        limits = self._limits()
+        return max(limits, key=lambda name: limits[name])
+
+
+def _simulate(profile_path: Path, workload: dict[str, Any], policy: str) -> tuple[Any, Any]:
+    """Sim's :class:`sim.runner.Experiment` of ``workload`` on the check's
+    two loopback hosts under ``policy``, and the profile it ran with."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "check.yml"
+        path.write_text(_CHECK_SCENARIO.replace("PROFILE", json.dumps(str(profile_path.resolve())))
+                        .replace("POLICY", policy).replace("WORKLOAD", json.dumps(workload)))
+        scenario = load_scenario(path)
+    profile = load_profile(str(profile_path.resolve()))
+    return simulate(scenario, profile), profile
+
+
+def _saturated(mvx: Any, variant: Any, profile: Any) -> tuple[float, float]:
+    """``variant``'s monitor and its CONNECTOR, ns of work, with every batch
+    and every read of the link as large as the CONNECTOR allows."""
+    most = profile.max_batch_messages
+    stats = mvx.connectors[variant.host]  # the check's hosts have a variant each
+    sent, taken = stats["messages"], stats["received_messages"]
+    batches_out, batches_in = math.ceil(sent / most), math.ceil(taken / most)
+    monitor = variant.busy_time - profile.monitor_receive * (variant.reads - batches_in)
+    connector = (profile.send * batches_out + profile.send_per_message * sent
+                 + profile.send_per_byte * stats["bytes"]
+                 + profile.receive * batches_in + profile.receive_per_message * taken
+                 + profile.receive_per_byte * stats["received_bytes"])
+    return max(monitor, 0.0), connector
+
+
+def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, places: Placement) -> Prediction:
+    """``mvx`` (a sim run under ``profile``) on real mode's CPUs (``places``,
+    a triple per variant as :data:`dmvx.calibration.Placement` says), ``per``
+    calls or requests."""
+    pol = Policy.preset(policy)
+    cpus: dict[int, float] = {}
+    saturated: dict[int, float] = {}
+    for variant, (_, monitor_cpu, connector_cpu) in zip(mvx.variants, places):
+        # A variant's work is its monitor's (its program's own is native).
+        monitor_sat, connector_sat = _saturated(mvx, variant, profile)
+        for cpu, busy, sat in ((monitor_cpu, variant.busy_time, monitor_sat),
+                               (connector_cpu, mvx.connectors[variant.host]["busy_ns"], connector_sat)):
+            key = cpu if cpu is not None else -1
+            cpus[key] = cpus.get(key, 0.0) + busy / per / 1000
+            saturated[key] = saturated.get(key, 0.0) + sat / per / 1000
+    span = span_ns / per / 1000
+    if not pol.async_replication:
+        return Prediction(span, cpus, tuple(cpus))
+    leader_cpu = places[0][1] if places[0][1] is not None else -1
+    entries = len(mvx.leader_times)
+    behind = max(entries - pol.cb_entries, 0) / max(entries, 1)
+    return Prediction(span, cpus, (leader_cpu,), behind, saturated)
+
+
+def predict(profile_path: Path, kind: str, policy: str, iterations: int, places: Placement) -> Prediction:
+    """Sim on a microbenchmark loop, and what real mode's CPU placement makes of it."""
+    experiment, profile = _simulate(profile_path, {"kind": "microbench", "call": kind, "iterations": iterations},
+                                    policy)
+    mvx = experiment.mvx
+    loop = list(mvx.leader_times)[-iterations:]
+    span = (loop[-1] - loop[0]) * iterations / max(len(loop) - 1, 1)
+    return _placed(mvx, policy, span, iterations, profile, places)
+
+
+def predict_us(profile_path: Path, kind: str, policy: str, iterations: int, places: Placement) -> float:
+    """Sim's microseconds per call of the leader's loop (the figure the real
+    program prints: its own clock around the loop), on real mode's CPUs."""
+    return predict(profile_path, kind, policy, iterations, places).us
+
+
+# -- the server row ----------------------------------------------------------------
+
+_ACCEPTS = ("accept", "accept4")
+
+
+def untimed_trace(source: Path, target: Path) -> int:
+    """Copy a recorded trace without its times, and count the requests.
+
+    A recorded call's ``ns`` and ``gap`` include real mode's stops, and its
+    waits (``epoll_wait``) are the waits for a client that was itself slowed
+    by MVX: neither is native. Without them sim prices each call from the
+    profile. The requests are the connections the leader accepted."""
+    requests = 0
+    with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
+        for number, line in enumerate(src):
+            if number and line.strip():
+                event = json.loads(line)
+                event.pop("ns", None)
+                event.pop("gap", None)
+                if event.get("v") == 0 and event.get("call") in _ACCEPTS and event.get("result", -1) >= 0:
+                    requests += 1
+                line = json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n"
+            out.write(line)
+    return requests
+
+
+def predict_server(profile_path: Path, trace: Path, policy: str, places: Placement) -> tuple[float, str]:
+    """What MVX adds per request to the recorded lighttpd run, in sim: the
+    leader's run under ``policy`` on real mode's CPUs less the same calls
+    run natively, per request (us), and what bounds it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        untimed = Path(tmp) / "untimed.jsonl"
+        requests = untimed_trace(trace, untimed)
+        if requests == 0:
+            raise EnvironmentProblem(f"dmvx calibrate: the recorded lighttpd run {trace} accepted no connection")
+        experiment, profile = _simulate(profile_path, {"kind": "trace", "path": str(untimed)}, policy)
+    mvx = experiment.mvx
+    if mvx.verdict is not None:
+        raise EnvironmentProblem(f"dmvx calibrate: sim found a divergence in the recorded lighttpd run: "
+                                 f"{mvx.verdict.summary()}")
+    prediction = _placed(mvx, policy, mvx.variants[0].end_time, requests, profile, places)
+    return prediction.us - experiment.native.makespan / requests / 1000, prediction.bound
+
+
+def predictions(profile_path: Path, asks: Sequence[PredictionAsk]) -> list[Predicted]:
+    """Sim's answer to each of the check's questions, in order."""
+    out = []
+    for ask in asks:
+        if ask.trace is not None:
+            added, bound = predict_server(profile_path, ask.trace, ask.policy, ask.placement)
+            out.append(Predicted(added, bound))
+        else:
+            prediction = predict(profile_path, ask.call, ask.policy, ask.iterations, ask.placement)
+            out.append(Predicted(prediction.us, prediction.bound))
+    return out
