@@ -21,6 +21,17 @@ a file). Frames are never signed with it directly: each direction ``a -> b``
 has its own key derived with HKDF-SHA256 (RFC 5869), so a frame sent from
 ``a`` to ``b`` does not authenticate as ``b -> a`` and cannot be reflected.
 
+Admission: before any frame, a link opens with a challenge-response
+handshake (:class:`Admission` on the leader's side, :class:`Join` on a
+follower's): the leader sends a fresh nonce, the follower answers with its
+variant index, its own nonce and an HMAC over both nonces under its
+direction key, and the leader proves itself the same way. Only then does the
+leader's CONNECTOR give the peer a slot, so a stranger, a silent connection or
+an impostor claiming a follower's index never takes one. Frames on the link
+are then keyed by a *session key* derived from the run key and both nonces,
+so nothing recorded on an earlier link (a hello, any frame) replays on this
+one.
+
 A writer/reader pair lives as long as the run: sequence numbers are never
 reset, and a lost link is the end of the run (``connector-lost``), not a
 reconnect -- a reconnect that restarted at 1 would make old frames
@@ -34,7 +45,7 @@ import secrets
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import AbstractSet, Iterator, Union
 
 from dmvx import codec
 from dmvx.codec import CodecError, ProtocolError
@@ -47,7 +58,8 @@ __all__ = [
     "TYPE_HELLO", "TYPE_HEARTBEAT", "Hello", "Heartbeat", "Frame",
     "ProtocolError", "CodecError", "TruncatedFrame", "OversizedFrame", "GarbageFrame", "BadMagic",
     "AuthenticationFailed", "ReplayedFrame", "ReorderedFrame", "UnsupportedVersion",
-    "HandshakeFailed", "new_run_key", "direction_key", "FrameWriter", "FrameReader", "check_hello",
+    "HandshakeFailed", "AdmissionFailed", "new_run_key", "direction_key", "FrameWriter", "FrameReader", "check_hello",
+    "NONCE_SIZE", "CHALLENGE_SIZE", "RESPONSE_SIZE", "WELCOME_SIZE", "session_key", "Admission", "Join",
 ]
 
 PROTOCOL_VERSION = 1
@@ -118,6 +130,14 @@ class UnsupportedVersion(ProtocolError):
 
 class HandshakeFailed(ProtocolError):
     """The peer's first message is not the :class:`Hello` this link expects."""
+
+
+class AdmissionFailed(HandshakeFailed):
+    """The peer did not prove it holds the run key in the challenge-response
+    that opens a link (:class:`Admission`, :class:`Join`): garbage, a wrong
+    key, a replayed answer, or an index that has no free slot."""
+
+    verdict_kind = VerdictKind.AUTH_FAILURE
 
 
 # --------------------------------------------------------------------------
@@ -227,6 +247,153 @@ def direction_key(run_key: bytes, sender: int, receiver: int) -> bytes:
         raise ValueError(f"sender and receiver are both {sender}: a link joins two different monitors")
     info = b"dmvx/v%d frames %d->%d" % (PROTOCOL_VERSION, sender, receiver)
     return _hkdf_sha256(bytes(run_key), _HKDF_SALT, info)
+
+
+# --------------------------------------------------------------------------
+# Admission: the challenge-response handshake that opens every link.
+#
+# Fixed-size, unframed messages (the frame keys come out of the handshake):
+#   challenge  leader -> follower  "DMVX" version 'C' nonce_L(32)                     38 bytes
+#   response   follower -> leader  "DMVX" version 'R' variant(u32) nonce_F(32) tag(32) 74 bytes
+#   welcome    leader -> follower  "DMVX" version 'W' tag(32)                          38 bytes
+# response tag = HMAC(direction_key(run, F, 0), "dmvx/v1 join" || nonce_L || nonce_F || F)
+# welcome tag  = HMAC(direction_key(run, 0, F), "dmvx/v1 welcome" || nonce_L || nonce_F)
+
+NONCE_SIZE = 32
+_HS_HEAD = MAGIC + bytes((PROTOCOL_VERSION,))
+CHALLENGE_SIZE = len(_HS_HEAD) + 1 + NONCE_SIZE
+RESPONSE_SIZE = len(_HS_HEAD) + 1 + 4 + NONCE_SIZE + TAG_SIZE
+WELCOME_SIZE = len(_HS_HEAD) + 1 + TAG_SIZE
+
+
+def session_key(run_key: bytes, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
+    """The key a link's frames are authenticated under (through
+    :func:`direction_key`): bound to both nonces, so frames of another link
+    of the same run -- or of an earlier try -- do not authenticate here."""
+    direction_key(run_key, 1, 0)  # the same checks on the run key
+    info = b"dmvx/v%d session " % PROTOCOL_VERSION + leader_nonce + follower_nonce
+    return _hkdf_sha256(bytes(run_key), _HKDF_SALT, info)
+
+
+def _join_tag(run_key: bytes, variant: int, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
+    msg = b"dmvx/v%d join " % PROTOCOL_VERSION + leader_nonce + follower_nonce + variant.to_bytes(4, "big")
+    return hmac.digest(direction_key(run_key, variant, 0), msg, "sha256")
+
+
+def _welcome_tag(run_key: bytes, variant: int, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
+    msg = b"dmvx/v%d welcome " % PROTOCOL_VERSION + leader_nonce + follower_nonce
+    return hmac.digest(direction_key(run_key, 0, variant), msg, "sha256")
+
+
+def _nonce(nonce: bytes | None) -> bytes:
+    if nonce is None:
+        return secrets.token_bytes(NONCE_SIZE)
+    if not isinstance(nonce, (bytes, bytearray)) or len(nonce) != NONCE_SIZE:
+        raise ValueError(f"a nonce is {NONCE_SIZE} bytes")
+    return bytes(nonce)
+
+
+def _check_head(data: bytes, code: bytes, what: str) -> None:
+    """Refuse a handshake message from its first bytes: garbage is told
+    apart as soon as it arrives, not after a full message's worth."""
+    head = _HS_HEAD + code
+    n = min(len(data), len(head))
+    if data[:n] != head[:n]:
+        raise AdmissionFailed(f"not a dmvx {what}: starts with {bytes(data[:n]).hex()}, expected {head.hex()}")
+
+
+class Admission:
+    """The leader's side of one link's handshake.
+
+    Send :attr:`challenge` on accepting a connection, :meth:`receive` what
+    the peer sends until :attr:`variant` is set, then send :attr:`welcome`.
+    ``waiting`` is the set of follower indexes still without a slot: a valid
+    answer for any other index (a follower already in, an index out of
+    range) is refused like a forged one. Every refusal is a
+    :class:`AdmissionFailed`; the caller drops that connection and keeps
+    waiting for the real peers.
+    """
+
+    def __init__(self, run_key: bytes, waiting: AbstractSet[int], *, nonce: bytes | None = None) -> None:
+        self._run_key = bytes(run_key)
+        direction_key(self._run_key, 1, 0)
+        self._waiting = waiting  # the caller's, live: a slot taken meanwhile is no longer free
+        self.nonce = _nonce(nonce)
+        self.challenge = _HS_HEAD + b"C" + self.nonce
+        self._buf = b""
+        #: Set once the peer has proved it holds the run key.
+        self.variant: int | None = None
+        self.session_key: bytes | None = None
+        self.welcome: bytes | None = None
+        #: Bytes received after the handshake (the peer's first frames).
+        self.rest = b""
+
+    def receive(self, data: bytes) -> int | None:
+        """Take bytes from the peer; the admitted variant index once the
+        answer is complete and right, None while more is needed."""
+        if self.variant is not None:
+            self.rest += data
+            return self.variant
+        self._buf += data
+        _check_head(self._buf, b"R", "join answer")
+        if len(self._buf) < RESPONSE_SIZE:
+            return None
+        answer, self.rest = self._buf[:RESPONSE_SIZE], self._buf[RESPONSE_SIZE:]
+        self._buf = b""
+        at = len(_HS_HEAD) + 1
+        variant = int.from_bytes(answer[at:at + 4], "big")
+        theirs = answer[at + 4:at + 4 + NONCE_SIZE]
+        tag = answer[at + 4 + NONCE_SIZE:]
+        if variant not in self._waiting:
+            raise AdmissionFailed(f"peer claims variant {variant}, which has no free slot")
+        if not hmac.compare_digest(tag, _join_tag(self._run_key, variant, self.nonce, theirs)):
+            raise AdmissionFailed(f"peer claiming variant {variant} failed the challenge (wrong run key or a replayed answer)")
+        self.variant = variant
+        self.session_key = session_key(self._run_key, self.nonce, theirs)
+        self.welcome = _HS_HEAD + b"W" + _welcome_tag(self._run_key, variant, self.nonce, theirs)
+        return variant
+
+
+class Join:
+    """A follower's side of its link's handshake: :meth:`receive` the
+    leader's bytes; once the challenge is in, :attr:`answer` is set (send
+    it); once the leader's welcome proves it holds the run key too,
+    :attr:`session_key` is set and :meth:`receive` returns True."""
+
+    def __init__(self, run_key: bytes, variant: int, *, nonce: bytes | None = None) -> None:
+        self._run_key = bytes(run_key)
+        direction_key(self._run_key, variant, 0)
+        self.variant = variant
+        self.nonce = _nonce(nonce)
+        self._leader_nonce: bytes | None = None
+        self._buf = b""
+        self.answer: bytes | None = None
+        self.session_key: bytes | None = None
+        self.rest = b""
+
+    def receive(self, data: bytes) -> bool:
+        if self.session_key is not None:
+            self.rest += data
+            return True
+        self._buf += data
+        if self._leader_nonce is None:
+            _check_head(self._buf, b"C", "challenge")
+            if len(self._buf) < CHALLENGE_SIZE:
+                return False
+            self._leader_nonce = self._buf[len(_HS_HEAD) + 1:CHALLENGE_SIZE]
+            self._buf = self._buf[CHALLENGE_SIZE:]
+            tag = _join_tag(self._run_key, self.variant, self._leader_nonce, self.nonce)
+            self.answer = _HS_HEAD + b"R" + self.variant.to_bytes(4, "big") + self.nonce + tag
+        _check_head(self._buf, b"W", "welcome")
+        if len(self._buf) < WELCOME_SIZE:
+            return False
+        tag = self._buf[len(_HS_HEAD) + 1:WELCOME_SIZE]
+        if not hmac.compare_digest(tag, _welcome_tag(self._run_key, self.variant, self._leader_nonce, self.nonce)):
+            raise AdmissionFailed("the leader's welcome does not authenticate (wrong run key, or not our leader)")
+        self.rest = self._buf[WELCOME_SIZE:]
+        self._buf = b""
+        self.session_key = session_key(self._run_key, self._leader_nonce, self.nonce)
+        return True
 
 
 # --------------------------------------------------------------------------

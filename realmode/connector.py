@@ -6,7 +6,11 @@ core's authenticated protocol (:mod:`dmvx.protocol`) on the network side:
 every frame is sequenced and HMAC-tagged under a per-direction key derived
 from the run key, and each link opens with a :class:`~dmvx.protocol.Hello`.
 The leader's CONNECTOR listens and every follower's connects: the core only
-ever sends leader <-> follower, so that star is all the topology needed.
+ever sends leader <-> follower, so that star is all the topology needed. A
+connection gets a follower's slot only once it has passed the
+challenge-response of :class:`~dmvx.protocol.Admission` under the run key;
+strangers, silent connections and impostors are dropped and the wait goes
+on, up to :data:`ADMISSION_TIMEOUT`.
 
 Anything the protocol layer refuses (forged, replayed, reordered, garbage,
 a peer that hangs up mid-run) becomes a :class:`~dmvx.messages.Stop` with the
@@ -18,22 +22,38 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 
 from dmvx.messages import Stop
 from dmvx.protocol import (
-    HEADER_SIZE,
+    Admission,
+    AdmissionFailed,
     FrameReader,
     FrameWriter,
     Heartbeat,
     Hello,
+    Join,
     ProtocolError,
     check_hello,
 )
 from dmvx.syscalls import Arch
-from dmvx.verdict import Verdict, VerdictKind
+from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import link
 
 LEADER = 0
+#: How long the leader's CONNECTOR waits for every follower to be admitted,
+#: and a follower's for its admission, before the run ends (connector-lost).
+ADMISSION_TIMEOUT = 10.0
+#: How long one connection may take over its handshake before it is dropped
+#: (a silent connection must not hold anything for long).
+HANDSHAKE_TIMEOUT = 2.0
+#: Connections in handshake at once; the oldest is dropped to make room, so
+#: a flood of silent connections delays a real follower by one handshake at
+#: most rather than locking it out.
+MAX_PENDING = 16
+#: The listen backlog the leader's listening socket is made with: room for
+#: the followers' connections behind a few strangers'.
+BACKLOG = 64
 
 
 class _Peer:
@@ -51,39 +71,163 @@ def _nodelay(sock: socket.socket) -> socket.socket:
 
 
 def run_connector(index: int, n: int, key: bytes, run_id: str, monitor: socket.socket,
-                  listener: socket.socket | None, address: tuple[str, int] | None) -> None:
-    """Serve until the monitor hangs up (the normal end) or a link fails."""
+                  listener: socket.socket | None, address: tuple[str, int] | None,
+                  admission_timeout: float = ADMISSION_TIMEOUT) -> None:
+    """Serve until the monitor hangs up (the normal end) or a link fails.
+
+    The leader's CONNECTOR (``listener`` given) admits followers one
+    handshake at a time (:class:`~dmvx.protocol.Admission`) and closes the
+    listener once every follower is in; a follower's connects to ``address``
+    and proves itself (:class:`~dmvx.protocol.Join`). A wait that outlasts
+    ``admission_timeout`` ends the run with ``connector-lost``, naming who
+    is missing; the peers already in are served, so the stop reaches them."""
+    deadline = time.monotonic() + admission_timeout
     peers: dict[int, _Peer] = {}
     if index == LEADER:
         assert listener is not None
-        pending = []
-        while len(peers) < n - 1:
-            conn, _ = listener.accept()
-            _nodelay(conn)
-            head = b""
-            while len(head) < HEADER_SIZE:
-                chunk = conn.recv(HEADER_SIZE - len(head))
-                if not chunk:
-                    break
-                head += chunk
-            sender = int.from_bytes(head[16:20], "big") if len(head) == HEADER_SIZE else -1
-            if not 1 <= sender < n or sender in peers:
-                conn.close()  # not one of ours: the frame cannot authenticate anyway
-                continue
-            peer = _Peer(conn, key, LEADER, sender)
-            peers[sender] = peer
-            pending.append((peer, head))
-        listener.close()
-        for peer, head in pending:
-            peer.sock.sendall(peer.writer.encode(Hello(run_id, LEADER, Arch.X86_64)))
-            _feed(peer, head, monitor, run_id)
+        admitted = _admit(listener, n, key, deadline)
+        for number, (sock, session, rest) in sorted(admitted.items()):
+            peer = _Peer(sock, session, LEADER, number)
+            peers[number] = peer
+            sock.sendall(peer.writer.encode(Hello(run_id, LEADER, Arch.X86_64)))
+            if rest and not _feed(peer, rest, monitor, run_id):
+                del peers[number]
+                sock.close()
+        missing = [i for i in range(1, n) if i not in admitted]
+        if missing:
+            names = ", ".join(variant_name(i) for i in missing)
+            _lost(monitor, VerdictKind.CONNECTOR_LOST,
+                  f"no CONNECTOR proved to be {names} within {admission_timeout:g} s")
+            if not peers:
+                _drain_until_closed(monitor)
+                return
     else:
+        if listener is not None:
+            listener.close()  # only the leader's CONNECTOR listens
         assert address is not None
-        sock = _nodelay(socket.create_connection(address))
-        peer = _Peer(sock, key, index, LEADER)
+        joined = _join(index, key, address, deadline, monitor, admission_timeout)
+        if joined is None:
+            _drain_until_closed(monitor)
+            return
+        sock, session, rest = joined
+        peer = _Peer(sock, session, index, LEADER)
         peers[LEADER] = peer
         sock.sendall(peer.writer.encode(Hello(run_id, index, Arch.X86_64)))
+        if rest and not _feed(peer, rest, monitor, run_id):
+            sock.close()
+            _drain_until_closed(monitor)
+            return
     _serve(index, peers, monitor, run_id)
+
+
+def _admit(listener: socket.socket, n: int, key: bytes,
+           deadline: float) -> dict[int, tuple[socket.socket, bytes, bytes]]:
+    """Accept connections until every follower has authenticated or
+    ``deadline`` passes; each admitted follower's socket, session key and
+    the bytes it sent after its answer. Whoever fails the handshake, says
+    nothing for :data:`HANDSHAKE_TIMEOUT`, or hangs up is dropped, and the
+    wait goes on. The listener is closed on return."""
+    waiting = set(range(1, n))
+    admitted: dict[int, tuple[socket.socket, bytes, bytes]] = {}
+    pending: dict[socket.socket, tuple[Admission, float]] = {}  # insertion order: oldest first
+
+    def drop(conn: socket.socket) -> None:
+        del pending[conn]
+        conn.close()
+
+    listener.setblocking(False)
+    try:
+        while waiting:
+            now = time.monotonic()
+            for conn, (_, until) in list(pending.items()):
+                if now >= until:
+                    drop(conn)
+            if now >= deadline:
+                break
+            wake = min([deadline, *(until for _, until in pending.values())])
+            readable, _, _ = select.select([listener, *pending], [], [], max(0.0, wake - now))
+            for sock in readable:
+                if sock is listener:
+                    try:
+                        conn, _ = listener.accept()
+                    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                        continue
+                    conn.setblocking(True)
+                    if len(pending) >= MAX_PENDING:
+                        drop(next(iter(pending)))
+                    admission = Admission(key, waiting)
+                    try:
+                        _nodelay(conn).sendall(admission.challenge)
+                    except OSError:
+                        conn.close()
+                        continue
+                    pending[conn] = (admission, time.monotonic() + HANDSHAKE_TIMEOUT)
+                    continue
+                if sock not in pending:
+                    continue  # dropped earlier in this pass
+                admission = pending[sock][0]
+                try:
+                    data = sock.recv(4096)
+                    if not data:
+                        drop(sock)
+                        continue
+                    variant = admission.receive(data)
+                    if variant is None:
+                        continue
+                    assert admission.session_key is not None and admission.welcome is not None
+                    sock.sendall(admission.welcome)
+                except (AdmissionFailed, OSError):
+                    drop(sock)  # a stranger or an impostor: its slot stays free
+                    continue
+                del pending[sock]
+                waiting.discard(variant)
+                admitted[variant] = (sock, admission.session_key, admission.rest)
+    finally:
+        listener.close()
+        for conn in list(pending):
+            conn.close()
+    return admitted
+
+
+def _join(index: int, key: bytes, address: tuple[str, int], deadline: float, monitor: socket.socket,
+          timeout: float) -> tuple[socket.socket, bytes, bytes] | None:
+    """Connect to the leader's CONNECTOR and pass its challenge; None (the
+    monitor told why) if that fails or outlasts ``deadline``."""
+    join = Join(key, index)
+    where = f"the leader's CONNECTOR at {address[0]}:{address[1]}"
+    try:
+        sock = socket.create_connection(address, timeout=max(0.001, deadline - time.monotonic()))
+    except OSError as error:
+        _lost(monitor, VerdictKind.CONNECTOR_LOST, f"cannot reach {where}: {error.strerror or error}")
+        return None
+    try:
+        _nodelay(sock)
+        while join.session_key is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            data = sock.recv(4096)
+            if not data:
+                raise ConnectionResetError(f"{where} hung up during the handshake")
+            sent = join.answer
+            join.receive(data)
+            if join.answer is not None and sent is None:
+                sock.sendall(join.answer)
+        sock.settimeout(None)
+    except AdmissionFailed as error:
+        sock.close()
+        _lost(monitor, VerdictKind.AUTH_FAILURE, f"link to {where}: {error}")
+        return None
+    except TimeoutError:
+        sock.close()
+        _lost(monitor, VerdictKind.CONNECTOR_LOST, f"{where} did not admit {variant_name(index)} within {timeout:g} s")
+        return None
+    except OSError as error:
+        sock.close()
+        _lost(monitor, VerdictKind.CONNECTOR_LOST, f"{where}: {error.strerror or error}")
+        return None
+    return sock, join.session_key, join.rest
 
 
 def _lost(monitor: socket.socket, kind: VerdictKind, detail: str) -> None:

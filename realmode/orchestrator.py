@@ -41,7 +41,7 @@ from dmvx.protocol import new_run_key
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
 from realmode import seccomp
-from realmode.connector import run_connector
+from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
 from realmode.tracer import Launch, monitor_main
 
@@ -282,7 +282,7 @@ def run(
     interrupted = False
     pipes: dict[int, int] = {}
     buffers: dict[int, bytes] = {}
-    listener = socket.create_server(("127.0.0.1", 0), backlog=n)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=max(n, BACKLOG))
     address = listener.getsockname()[:2]
     started = time.monotonic()
     sys.stdout.flush()
@@ -296,7 +296,8 @@ def run(
                 _child(lambda: run_connector(index, n, key, run_id, con_end,
                                              listener if index == 0 else None,
                                              None if index == 0 else address),
-                       keep={con_end.fileno(), listener.fileno()}, cpu=cpus[index][2])
+                       keep={con_end.fileno(), *([listener.fileno()] if index == 0 else [])},
+                       cpu=cpus[index][2])
             children.append(pid)
             con_end.close()
             read_fd, write_fd = os.pipe()

@@ -13,7 +13,7 @@ import pytest
 
 from realmode.net import experiment as ex
 from realmode.net import netns
-from realmode.net.agents import CONNECTOR_PORT
+from realmode.net.agents import CONNECTOR_PORTS
 from realmode.orchestrator import make_policy
 from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
@@ -61,6 +61,7 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
         client_ns = netns.inode(net.node_pid("h3"))
         agent_pids = set(agents.pids)
         seen["client_agents"] = [pid for pid in agent_pids if netns.inode(pid) == client_ns]
+        seen["port"] = agents.port
 
     config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=40, pace=0.01),
                        native=False, measure_rtt=False)
@@ -70,8 +71,10 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
     for host in ("h1", "h2"):
         facts = seen[host]
         assert all(facts[k] for k in ("monitor", "connector", "variant", "traced_by_monitor", "separate")), facts
-    assert any(c[:2] == (leader_ip, CONNECTOR_PORT) and c[2] == follower_ip for c in seen["h1"]["tcp"])
-    assert any(c[0] == follower_ip and c[2:] == (leader_ip, CONNECTOR_PORT) for c in seen["h2"]["tcp"])
+    port = seen["port"]  # drawn for this run, not a fixed well-known one
+    assert port in CONNECTOR_PORTS
+    assert any(c[:2] == (leader_ip, port) and c[2] == follower_ip for c in seen["h1"]["tcp"])
+    assert any(c[0] == follower_ip and c[2:] == (leader_ip, port) for c in seen["h2"]["tcp"])
     assert seen["client_agents"] == []
     # The authenticated stream crossed the emulated link: frames on the
     # follower's access link, and messages through both CONNECTORs.

@@ -587,3 +587,116 @@ def test_records_raise_what_ended_the_stream() -> None:
     assert next(records)[0] == REPORT
     with pytest.raises(AuthenticationFailed):
         next(records)
+
+
+# --------------------------------------------------------------------------
+# Admission: the challenge-response that opens a link.
+
+from dmvx.protocol import (  # noqa: E402 - grouped with the tests that use them
+    CHALLENGE_SIZE,
+    RESPONSE_SIZE,
+    WELCOME_SIZE,
+    Admission,
+    AdmissionFailed,
+    Join,
+)
+
+RUN_KEY = bytes(range(32))
+
+
+def _handshake(leader: Admission, follower: Join) -> int:
+    assert follower.receive(leader.challenge) is False
+    assert follower.answer is not None and len(follower.answer) == RESPONSE_SIZE
+    variant = leader.receive(follower.answer)
+    assert leader.welcome is not None and len(leader.welcome) == WELCOME_SIZE
+    assert follower.receive(leader.welcome) is True
+    return variant
+
+
+def test_admission_admits_the_follower_and_both_sides_share_a_fresh_session_key():
+    leader, follower = Admission(RUN_KEY, {1, 2}), Join(RUN_KEY, 2)
+    assert len(leader.challenge) == CHALLENGE_SIZE
+    assert _handshake(leader, follower) == 2
+    assert leader.session_key == follower.session_key != RUN_KEY
+    again = Admission(RUN_KEY, {1, 2}), Join(RUN_KEY, 2)
+    _handshake(*again)
+    assert again[0].session_key != leader.session_key  # fresh nonces, fresh key
+
+
+def test_admission_in_any_chunking_keeps_what_follows_the_handshake():
+    leader, follower = Admission(RUN_KEY, {1}), Join(RUN_KEY, 1)
+    for byte in leader.challenge:
+        follower.receive(bytes((byte,)))
+    answer = follower.answer + b"first frame"
+    for i, byte in enumerate(answer):
+        got = leader.receive(bytes((byte,)))
+        assert got == (1 if i >= RESPONSE_SIZE - 1 else None)
+    assert leader.rest == b"first frame"
+    assert follower.receive(leader.welcome + b"reply") and follower.rest == b"reply"
+
+
+def test_frames_of_one_link_do_not_authenticate_on_another():
+    first, second = (Admission(RUN_KEY, {1}), Join(RUN_KEY, 1)), (Admission(RUN_KEY, {1}), Join(RUN_KEY, 1))
+    _handshake(*first)
+    _handshake(*second)
+    hello = FrameWriter(first[1].session_key, 1, 0).encode(Hello("run", 1, Arch.X86_64))
+    reader = FrameReader(second[0].session_key, 1, 0)
+    reader.feed(hello)
+    with pytest.raises(AuthenticationFailed):
+        reader.next_message()
+
+
+@pytest.mark.parametrize("attack,needle", [
+    (b"GET / HTTP/1.0\r\n\r\n", "not a dmvx join answer"),
+    # the old opening: a frame header claiming to be follower 1
+    (FrameWriter(bytes(32), 1, 0).encode(Hello("run", 1, Arch.X86_64)), "not a dmvx join answer"),
+])
+def test_garbage_and_frames_are_refused_from_their_first_bytes(attack, needle):
+    leader = Admission(RUN_KEY, {1})
+    with pytest.raises(AdmissionFailed, match=needle):
+        leader.receive(attack[:6])
+    assert leader.variant is None
+
+
+def test_a_replayed_answer_fails_the_new_challenge():
+    recorded = Admission(RUN_KEY, {1}), Join(RUN_KEY, 1)
+    _handshake(*recorded)
+    leader = Admission(RUN_KEY, {1})
+    with pytest.raises(AdmissionFailed, match="failed the challenge") as error:
+        leader.receive(recorded[1].answer)
+    assert error.value.verdict_kind is VerdictKind.AUTH_FAILURE
+    assert leader.variant is None and leader.session_key is None
+
+
+def test_an_impostor_without_the_key_is_refused():
+    leader, impostor = Admission(RUN_KEY, {1}), Join(bytes(32), 1)
+    impostor.receive(leader.challenge)
+    with pytest.raises(AdmissionFailed, match="variant 1 failed the challenge"):
+        leader.receive(impostor.answer)
+
+
+def test_a_slot_taken_or_out_of_range_is_refused_even_with_the_key():
+    waiting = {1, 2}
+    leader, follower = Admission(RUN_KEY, waiting), Join(RUN_KEY, 1)
+    follower.receive(leader.challenge)
+    waiting.discard(1)  # follower 1 got in over another connection meanwhile
+    with pytest.raises(AdmissionFailed, match="variant 1, which has no free slot"):
+        leader.receive(follower.answer)
+    leader, follower = Admission(RUN_KEY, waiting), Join(RUN_KEY, 7)
+    follower.receive(leader.challenge)
+    with pytest.raises(AdmissionFailed, match="variant 7"):
+        leader.receive(follower.answer)
+
+
+def test_a_follower_refuses_an_impostor_leader():
+    impostor, follower = Admission(bytes(32), {1}), Join(RUN_KEY, 1)
+    follower.receive(impostor.challenge)
+    impostor_welcome = b"DMVX\x01W" + bytes(32)
+    with pytest.raises(AdmissionFailed, match="welcome does not authenticate"):
+        follower.receive(impostor_welcome)
+    assert follower.session_key is None
+
+
+def test_nonces_must_be_32_bytes():
+    with pytest.raises(ValueError, match="32 bytes"):
+        Admission(RUN_KEY, {1}, nonce=b"short")

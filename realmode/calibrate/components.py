@@ -307,7 +307,7 @@ def _connectors_cpu(batch: int, rounds: int, cpu: int | None) -> tuple[float, fl
                 run_helper(lambda: run_connector(index, 2, key, run_id, con_end,
                                                  listener if index == 0 else None,
                                                  None if index == 0 else address),
-                           keep={con_end.fileno(), listener.fileno()}, cpu=cpu)
+                           keep={con_end.fileno(), *([listener.fileno()] if index == 0 else [])}, cpu=cpu)
             pids.append(pid)
             con_end.close()
         listener.close()

@@ -5,8 +5,10 @@ does (:mod:`realmode.orchestrator`), but each moves into its host's network
 namespace first (:mod:`realmode.net.netns`):
 
 * the **CONNECTOR** (:func:`realmode.connector.run_connector`) -- the
-  leader's listens on ``<leader ip>:7070`` of the leader host, each
-  follower's connects to it across the emulated links. Frames are the
+  leader's listens on ``<leader ip>:<port>`` of the leader host (a port
+  drawn per run, :func:`connector_port`), each follower's connects to it
+  across the emulated links and is admitted once it has passed the
+  challenge under the run key. Frames are the
   authenticated ones of :mod:`dmvx.protocol`; the run key reaches the
   CONNECTORs by inheritance only, never through the network or a file.
   Its end of the monitor link is a :class:`~realmode.net.linklog.LoggedLink`,
@@ -30,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -46,13 +49,17 @@ from dmvx.protocol import new_run_key
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import seccomp
-from realmode.connector import run_connector
+from realmode.connector import BACKLOG, run_connector
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import Network
 from realmode.orchestrator import elf_arch
 from realmode.tracer import Launch, monitor_main
 
-CONNECTOR_PORT = 7070
+#: The leader CONNECTOR's port is drawn from here per run: above Linux's
+#: default ephemeral range (32768-60999), so no outgoing connection on the
+#: leader host holds it, and in the dynamic range of RFC 6335, where no
+#: service lives.
+CONNECTOR_PORTS = range(61000, 65536)
 #: After the first verdict, how long the other monitors have to say theirs.
 GRACE = 0.5
 #: How long a CONNECTOR may take to leave after its monitor did.
@@ -94,6 +101,13 @@ class AgentsOutcome:
     reported_at: dict[int, float] = field(default_factory=dict)
 
 
+def connector_port() -> int:
+    """The port of one run's leader CONNECTOR: drawn at random, not a fixed
+    well-known one, so nothing can be aimed at it before the run exists
+    (what connects anyway must still pass the challenge)."""
+    return CONNECTOR_PORTS[secrets.randbelow(len(CONNECTOR_PORTS))]
+
+
 def resolve(program: str) -> str:
     path = program if "/" in program else shutil.which(program)
     if path is None or not os.path.isfile(path):
@@ -108,14 +122,14 @@ class Agents:
 
     def __init__(self, net: Network, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
                  stall_timeout: float = 2.0, envs: list[dict[str, str]] | None = None,
-                 port: int = CONNECTOR_PORT, compare_from: str | None = None,
+                 port: int | None = None, compare_from: str | None = None,
                  record: list[str] | None = None) -> None:
         if len(hosts) != len(argvs) or len(hosts) < 2:
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
         self.net = net
         self.policy = policy
         self.stall_timeout = stall_timeout
-        self.port = port
+        self.port = port if port is not None else connector_port()
         self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
         self.paths = [resolve(argv[0]) for argv in argvs]
         # Variants of different ABIs are compared from each program's entry
@@ -147,7 +161,7 @@ class Agents:
         bpf = seccomp.build_filter(self.policy)
         leader_host = self.variants[0].host
         with netns.inside(self.net.node_pid(leader_host)):
-            listener = socket.create_server(self.leader_address, backlog=n)
+            listener = socket.create_server(self.leader_address, backlog=max(n, BACKLOG))
         try:
             for agent in self.variants:
                 self._start_one(agent, n, key, hello_id, bpf, listener)
@@ -173,7 +187,7 @@ class Agents:
             summary = linklog.summarise(logged.log, index, n)
             os.write(summary_w, (json.dumps(summary) + "\n").encode())
 
-        pid = children.fork(connector, keep={con_end.fileno(), listener.fileno(), summary_w})
+        pid = children.fork(connector, keep={con_end.fileno(), summary_w, *([listener.fileno()] if index == 0 else [])})
         agent.connector_pid = pid
         self._children.append(pid)
         self.net.state.add(pid)

@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iface", default="")
     parser.add_argument("--leader", default="")
     parser.add_argument("--follower", default="")
-    parser.add_argument("--port", type=int, default=7070)
+    parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--towards", choices=("leader", "follower"), default="leader",
                         help="which CONNECTOR receives the injected segments")
     parser.add_argument("--server", default="", help="IP:PORT of the served program (exploit)")

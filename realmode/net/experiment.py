@@ -37,7 +37,7 @@ from dmvx.topology import Topology
 from dmvx.verdict import Verdict, variant_name
 from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
-from realmode.net.agents import CONNECTOR_PORT, Agents, AgentsOutcome
+from realmode.net.agents import Agents, AgentsOutcome, connector_port
 from realmode.net.network import Network
 from realmode.orchestrator import elf_arch
 
@@ -353,8 +353,10 @@ class Experiment:
         self.run_id = runs.new_run_id()
         self.state = runs.RunState(self.run_id)
         hub = config.attack is not None and config.attack.kind in STREAM_ATTACKS
+        #: The leader CONNECTOR's port: drawn per run (the relay counts its flow).
+        self.connector_port = connector_port()
         self.net = Network(config.topology, self.run_id, state=self.state, hub=hub, seed=config.seed,
-                           watch_port=CONNECTOR_PORT, netem=config.netem)
+                           watch_port=self.connector_port, netem=config.netem)
         self.agents: Agents | None = None
         self.marker = Path(tempfile.gettempdir()) / f"dmvx{self.run_id}-harmful"
         #: ``record``: where each monitor writes its variant's part of the trace.
@@ -466,6 +468,7 @@ class Experiment:
         extra = 1 if config.attack is not None and config.attack.kind == "exploit" else 0
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
         self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout,
+                             port=self.connector_port,
                              record=self._trace_parts() if self.trace_dir is not None else None)
         self.agents.start()
         client = self._client(config.variant_hosts[0])
@@ -556,7 +559,7 @@ class Experiment:
             argv += ["--server", f"{self.net.ip(hosts[0])}:{SERVER_PORT}"]
         else:
             argv += ["--iface", self.net.host_intf(attack.source), "--leader", self.net.ip(hosts[0]),
-                     "--follower", self.net.ip(hosts[1]), "--port", str(CONNECTOR_PORT), "--towards", attack.towards]
+                     "--follower", self.net.ip(hosts[1]), "--port", str(self.connector_port), "--towards", attack.towards]
         return self.net.popen(attack.source, argv, text=True)
 
     def _finish_attacker(self, attacker: subprocess.Popen) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from realmode.net.network import Network
 
 
 def connector_rtt(net: Network, leader: str, follower: str, samples: int = 20,
-                  port: int = 7071, timeout: float = 5.0) -> list[float]:
+                  port: int = 0, timeout: float = 5.0) -> list[float]:
     """``samples`` CONNECTOR round trips between two hosts, in seconds.
 
     The two CONNECTORs and the caller share one CPU while they measure:
@@ -50,6 +50,7 @@ def _connector_rtt(net: Network, leader: str, follower: str, samples: int, port:
     address = (net.ip(leader), port)
     with netns.inside(net.node_pid(leader)):
         listener = socket.create_server(address, backlog=1)
+    address = listener.getsockname()[:2]  # port 0: the kernel picks a free one
     ends = []
     pids: list[int] = []
     try:
@@ -61,7 +62,7 @@ def _connector_rtt(net: Network, leader: str, follower: str, samples: int, port:
                 run_connector(index, 2, key, hello_id, theirs, listener if index == 0 else None,
                               None if index == 0 else address)
 
-            pid = children.fork(body, keep={theirs.fileno(), listener.fileno()})
+            pid = children.fork(body, keep={theirs.fileno(), *([listener.fileno()] if index == 0 else [])})
             pids.append(pid)
             net.state.add(pid)
             theirs.close()
