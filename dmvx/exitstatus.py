@@ -9,6 +9,7 @@ about the machine and the build, not about a file the user wrote:
 :class:`EnvironmentProblem` (not root, a binary or kernel feature missing) and
 :class:`Unavailable` (the command's mode is not built yet). Either may be
 raised by a mode; the CLI turns it into one line on stderr and its status.
+A third, :class:`Interrupted`, is Ctrl-C carrying what was finished before it.
 """
 
 from __future__ import annotations
@@ -86,3 +87,21 @@ class Unavailable(Exception):
     """
 
     exit_status = ExitStatus.UNAVAILABLE
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a run that had finished part of its work.
+
+    ``partial`` is a result (:class:`dmvx.output.Result`) of the points done
+    so far, or None when none was; the CLI prints it, then exits 130. It is a
+    :class:`KeyboardInterrupt`, so code that does not know it (a lab check
+    running a sweep) stops as for any Ctrl-C.
+    """
+
+    exit_status = ExitStatus.INTERRUPTED
+
+    def __init__(self, partial: object | None, done: str) -> None:
+        super().__init__(done)
+        self.partial = partial
+        #: What was done, for the note: "3 of 8 points".
+        self.done = done

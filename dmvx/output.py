@@ -141,3 +141,29 @@ class Validation:
                 error(str(check.error))
 
 
+@dataclass(frozen=True)
+class Partial:
+    """What an interrupted run finished (:class:`dmvx.exitstatus.Interrupted`).
+
+    The run's own result, limited to the work done, reported as usual and
+    marked interrupted: status 130 and ``"interrupted": true`` in the JSON."""
+
+    result: Result
+    done: str
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.INTERRUPTED
+
+    def to_json(self) -> Any:
+        document = self.result.to_json()
+        if isinstance(document, dict):
+            return {**document, "interrupted": True, "done": self.done,
+                    "exit_status": ExitStatus.INTERRUPTED.label}
+        return {"result": document, "interrupted": True, "done": self.done,
+                "exit_status": ExitStatus.INTERRUPTED.label}
+
+    def render(self, console: Console) -> None:
+        # The CLI's own "interrupted after ..." line follows it.
+        self.result.render(console)
+

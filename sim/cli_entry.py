@@ -1,7 +1,8 @@
 """What ``dmvx sim`` and ``dmvx suite --mode sim`` call (see dmvx/cli.py).
 
 ``run`` loads the scenario, applies ``--seed`` and ``--set`` overrides, expands
-sweeps, runs every point (in parallel), holds each to its ``expect`` (the
+sweeps, runs every point (in parallel, with progress on stderr; Ctrl-C
+keeps the points finished, :class:`~dmvx.exitstatus.Interrupted`), holds each to its ``expect`` (the
 verdict and, for an attack, its ``effect``, by :func:`sim.attacks.check_effects`
 as the suite does), draws ``--plot`` and returns a
 :class:`~sim.results.SimResult`. ``suite`` does the same for every scenario
@@ -25,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dmvx.errors import InputError
+from dmvx.exitstatus import Interrupted
 from dmvx.attacktable import Cell, render_cells
 from dmvx.scenario import Scenario, Trace, load_scenario, scenario_files
 from sim.attacks import check_effects, sim_cells
 from sim.profile import load_profile
+from sim.progress import Progress
 from sim.results import SimResult, SuiteResult
 from sim.sweep import expand, run_points, set_value
 from dmvx.trace import read_trace
@@ -150,15 +153,13 @@ def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Pa
     prepared, extra = prepare(scenario, seed=seed, overrides=overrides)
     profile = load_profile(prepared.cost_profile, relative_to=Path(scenario).parent)
     dimensions, points = expand(prepared, extra)
-    if len(points) > 1:
-        from rich.progress import Progress
-
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"simulating {len(points)} points", total=len(points))
-            results = run_points(points, profile, timeline=plot is not None,
-                                 progress=lambda done, _total: bar.update(task, completed=done))
-    else:
-        results = run_points(points, profile, timeline=plot is not None)
+    try:
+        with Progress("simulating", len(points), "points") as progress:
+            results = run_points(points, profile, timeline=plot is not None, progress=progress)
+    except Interrupted as stopped:
+        finished = [r for r, _ in stopped.partial or []]
+        partial = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, finished)
+        raise Interrupted(partial if finished else None, stopped.done) from None
     reports = [r for r, _ in results]
     check_effects(reports, prepared)
     result = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, reports)
@@ -203,7 +204,8 @@ def suite(directory: Path, *, console: "Console") -> SuiteResult:
     scenario file ``directory`` names."""
     results: list[tuple[str, SimResult | None, str | None]] = []
     scenarios: dict[str, Scenario] = {}
-    for path in scenario_files(directory):
+    files = scenario_files(directory)
+    for path in files:
         try:
             console.print(f"[dim]sim: {path}[/dim]")
             result = run(path, seed=None, overrides={}, plot=None, console=console)
@@ -211,6 +213,15 @@ def suite(directory: Path, *, console: "Console") -> SuiteResult:
             results.append((str(path), result, None))
         except InputError as exc:
             results.append((str(path), None, str(exc)))
+        except Interrupted as stopped:
+            # What is finished is reported: the files before, and this one's points.
+            complete = len(results)
+            if isinstance(stopped.partial, SimResult):
+                scenarios[str(path)] = load_scenario(path)
+                results.append((str(path), stopped.partial, None))
+            partial = AttackSuiteResult(str(directory), results, scenarios) if results else None
+            raise Interrupted(partial, f"{complete} of {len(files)} scenario files "
+                              f"({path}: {stopped.done})") from None
     if not results:
         raise InputError(f"no scenario files in {directory}", file=str(directory),
                          expected="a directory with scenario .yml files")

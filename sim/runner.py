@@ -11,7 +11,7 @@ raw observations of both. :mod:`sim.results` turns them into a report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from dmvx.scenario import Microbench, Scenario, Server, Trace
 from sim.attacks import CONNECTOR_ATTACKS, connector_attack
@@ -67,8 +67,16 @@ def _streams(scenario: Scenario, profile: CostProfile, n: int) -> tuple[list[Ite
     return [iter(steps) for steps in lists], calls, iter(lists[0])
 
 
-def simulate(scenario: Scenario, profile: CostProfile) -> Experiment:
-    """Run ``scenario`` natively and under its policy; see the module docstring."""
+#: Told of each run before it starts: what it is, the outcome its leader's
+#: calls are recorded into as it goes (``leader_times``), and the calls it makes.
+Watch = Callable[[str, RunOutcome, int], None]
+
+
+def simulate(scenario: Scenario, profile: CostProfile, watch: Watch | None = None) -> Experiment:
+    """Run ``scenario`` natively and under its policy; see the module docstring.
+
+    ``watch`` lets a caller follow a long run (a progress bar) without the
+    engine knowing of it."""
     topology = scenario.topo
     variants = scenario.variants or []
     n = len(variants)
@@ -80,9 +88,12 @@ def simulate(scenario: Scenario, profile: CostProfile) -> Experiment:
         assert w.client is not None
         client = ClientSetup(w.client, w.requests, w.concurrency, w.request_size)
 
-    native = Simulation(Network(topology, profile, scenario.seed), profile, policy=None,
-                        variants=[VariantSetup(variants[0].host, variants[0].arch.value if variants[0].arch else "", native_stream)],
-                        client=client).run()
+    native_sim = Simulation(Network(topology, profile, scenario.seed), profile, policy=None,
+                            variants=[VariantSetup(variants[0].host, variants[0].arch.value if variants[0].arch else "", native_stream)],
+                            client=client)
+    if watch is not None:
+        watch("native run", native_sim.outcome, calls)
+    native = native_sim.run()
 
     layouts = layouts_of(scenario)
     attack = scenario.attack
@@ -111,5 +122,7 @@ def simulate(scenario: Scenario, profile: CostProfile) -> Experiment:
         attack_at=attack_at, sample_every=sample_every,
     )
     sim.attack_hook = hook
+    if watch is not None:
+        watch("MVX run", sim.outcome, calls)
     mvx = sim.run()
     return Experiment(native, mvx, calls, found, layouts)

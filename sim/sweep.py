@@ -8,27 +8,32 @@ file's sweep varies slowest, so rows group by it.
 Each point is a complete scenario, validated by :mod:`dmvx.scenario` (a value
 that does not fit its field is one line naming the point), and runs in a
 worker process of its own; results come back in point order, so the output
-does not depend on which worker finished first.
+does not depend on which worker finished first. Ctrl-C stops the workers at
+once and keeps the points already finished (:func:`run_points`).
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+import signal
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import yaml
 from pydantic import ValidationError
 
 from dmvx.errors import InputError
+from dmvx.exitstatus import Interrupted
 from dmvx.scenario import Scenario
 from dmvx.yamlfile import YamlDocument
 from sim.profile import CostProfile
 from sim.results import point_report
-from sim.runner import simulate
+from sim.progress import Poller, Progress
+from sim.runner import Watch, simulate
+
 
 #: Plot data kept per point: progress samples, at most this many per variant.
 TIMELINE_POINTS = 2000
@@ -104,28 +109,63 @@ def _timeline(exp: Any) -> dict[str, Any]:
     return {"lines": lines, "attack_ns": mvx.attack_time, "verdict_ns": mvx.verdict_time}
 
 
-def run_point(args: tuple[dict[str, Any], dict[str, Any], CostProfile, bool]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def run_point(args: tuple[dict[str, Any], dict[str, Any], CostProfile, bool],
+              watch: Watch | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Run one point (in a worker): its report and, if asked, its timeline."""
     scenario_data, labels, profile, timeline = args
     scenario = Scenario.model_validate(scenario_data)
-    exp = simulate(scenario, profile)
+    exp = simulate(scenario, profile, watch)
     return point_report(scenario, exp, labels), (_timeline(exp) if timeline else None)
 
 
+def _indexed(job: tuple[int, tuple[dict[str, Any], dict[str, Any], CostProfile, bool]]) -> tuple[int, Any]:
+    index, args = job
+    return index, run_point(args)
+
+
+def _worker_start() -> None:
+    """Workers leave Ctrl-C to the parent: it stops them at once (terminate),
+    where a worker interrupted by itself would print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_points(points: Sequence[Point], profile: CostProfile, *, timeline: bool = False, workers: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Run every point, in parallel when there are several; results in point order."""
+               progress: Progress | None = None) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Run every point, in parallel when there are several; results in point order.
+
+    Ctrl-C stops every worker at once and raises
+    :class:`~dmvx.exitstatus.Interrupted` whose ``partial`` is the results of
+    the points finished so far (in point order), instead of waiting for the
+    points under way to finish."""
     jobs = [(p.scenario.model_dump(mode="json"), p.labels, profile, timeline) for p in points]
     if len(jobs) == 1:
-        out = [run_point(jobs[0])]
-        if progress:
-            progress(1, 1)
-        return out
+        if progress is None:
+            return [run_point(jobs[0])]
+        try:
+            with Poller(progress) as poller:
+                return [run_point(jobs[0], poller.watch)]
+        except KeyboardInterrupt:
+            raise Interrupted([], "0 of 1 point") from None
     workers = workers or min(len(jobs), os.cpu_count() or 1)
-    results: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for done, result in enumerate(pool.map(run_point, jobs), start=1):
-            results.append(result)
-            if progress:
-                progress(done, len(jobs))
-    return results
+    done: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    pool = multiprocessing.Pool(workers, initializer=_worker_start)
+    try:
+        finished = pool.imap_unordered(_indexed, enumerate(jobs))
+        while len(done) < len(jobs):
+            try:
+                index, result = finished.next(timeout=Poller.seconds)
+            except multiprocessing.TimeoutError:
+                pass
+            else:
+                done[index] = result
+            if progress is not None:
+                progress.update(len(done), len(jobs))
+    except KeyboardInterrupt:
+        pool.terminate()
+        raise Interrupted([done[i] for i in sorted(done)], f"{len(done)} of {len(jobs)} points") from None
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()
+    pool.join()
+    return [done[i] for i in range(len(jobs))]
