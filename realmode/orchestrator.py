@@ -9,8 +9,9 @@ follower can connect too early). The run key is made here and reaches the
 CONNECTORs by inheritance only.
 
 The orchestrator is also the last line of cleanup. Each monitor reports on
-a pipe (started / done / verdict / unsupported / error). On the first
-verdict every variant is killed at once; whatever way the run ends --
+a pipe (:mod:`realmode.reports`, read by :func:`realmode.reports.collect` as
+the agents on emulated hosts read theirs). On the first verdict every
+variant is killed at once; whatever way the run ends --
 verdict, normal end, an exception, Ctrl-C -- every process it forked is
 SIGKILLed and reaped by pid before :func:`run` returns, and the variants,
 traced with ``PTRACE_O_EXITKILL``, die with their monitors in any case.
@@ -19,9 +20,7 @@ traced with ``PTRACE_O_EXITKILL``, die with their monitors in any case.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -31,16 +30,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from dmvx import codec
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.errors import InputError
-from dmvx.messages import Stop
 from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from dmvx.protocol import new_run_key
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
-from realmode import seccomp
+from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
 from realmode.tracer import Launch, monitor_main
@@ -59,8 +56,6 @@ _ELF_MACHINES = {3: Arch.I386, 62: Arch.X86_64, 183: Arch.AARCH64}
 
 #: How long a variant may stay silent while another waits, by default.
 DEFAULT_STALL_TIMEOUT = 2.0
-#: After the first verdict, how long to wait for the other monitors' word.
-_GRACE = 0.5
 
 
 @dataclass
@@ -70,6 +65,8 @@ class VariantReport:
     pid: int | None = None
     status: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: How its monitor's last report ended it (:mod:`realmode.reports`).
+    end: str | None = None
     #: CPU seconds (user + system) of this variant's monitor -- with the
     #: variant's own processes, which it reaps -- and of its CONNECTOR:
     #: where a run's overhead goes, and what ``dmvx calibrate`` prices.
@@ -272,16 +269,15 @@ def run(
         compare_from = "entry" if len(arches) > 1 else "exec"
     elif compare_from not in ("exec", "entry"):
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
-    reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
+    variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
     trace = Path(record) if record is not None else None
     parts = [f"{trace}.{run_id}.v{i}" for i in range(n)] if trace is not None else None
     if trace is not None and not trace.parent.is_dir():
         raise InputError(f"dmvx run: --record {trace}: no such directory {trace.parent}")
-    result = RunResult(pol.name, reports, stall_timeout=stall_timeout)
+    result = RunResult(pol.name, variant_reports, stall_timeout=stall_timeout)
     children: list[int] = []
     interrupted = False
     pipes: dict[int, int] = {}
-    buffers: dict[int, bytes] = {}
     listener = socket.create_server(("127.0.0.1", 0), backlog=max(n, BACKLOG))
     address = listener.getsockname()[:2]
     started = time.monotonic()
@@ -313,9 +309,11 @@ def run(
             mon_end.close()
             os.close(write_fd)
             pipes[read_fd] = index
-            buffers[read_fd] = b""
         listener.close()
-        _collect(result, pipes, buffers)
+        collected = reports.RunReports()
+        reports.collect(pipes, variant_reports, collected)
+        result.verdict, result.unsupported, result.error = collected.verdict, collected.unsupported, collected.error
+        result.program_status = collected.program_status
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -328,7 +326,7 @@ def run(
             for fd in pipes:
                 os.close(fd)
             for i, seconds in enumerate(_kill_all(children)):
-                reports[i // len(_ROLES)].cpu_s[_ROLES[i % len(_ROLES)]] = seconds
+                variant_reports[i // len(_ROLES)].cpu_s[_ROLES[i % len(_ROLES)]] = seconds
             result.helpers = children
             if trace is not None and parts is not None:
                 variants_info = [{"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}
@@ -355,69 +353,6 @@ def _child(body, keep: set[int], cpu: int | None = None) -> None:
     orchestrator ends the run on Ctrl-C and SIGTERM (sent to the whole
     process group too); its helpers leave both to it."""
     run_helper(body, keep, cpu=cpu, ignore=(signal.SIGINT, signal.SIGTERM))
-
-
-def _collect(result: RunResult, pipes: dict[int, int], buffers: dict[int, bytes]) -> None:
-    open_fds = set(pipes)
-    deadline: float | None = None
-    pending = set(pipes.values())
-    while open_fds and pending:
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        readable, _, _ = select.select(list(open_fds), [], [], timeout)
-        if not readable:
-            break  # grace period over
-        for fd in readable:
-            index = pipes[fd]
-            data = os.read(fd, 65536)
-            if not data:
-                open_fds.discard(fd)
-                if index in pending:
-                    pending.discard(index)
-                    if result.verdict is None and result.unsupported is None and result.error is None:
-                        result.verdict = Verdict(VerdictKind.CONNECTOR_LOST, 0,
-                                                 detail=f"the monitor of {variant_name(index)} died")
-                        _kill_variants(result)
-                        deadline = time.monotonic() + _GRACE
-                continue
-            buffers[fd] += data
-            *lines, buffers[fd] = buffers[fd].split(b"\n")
-            for line in lines:
-                event = json.loads(line)
-                report = result.variants[index]
-                kind = event["event"]
-                if kind == "started":
-                    report.pid = event["pid"]
-                    continue
-                pending.discard(index)
-                report.stats = event.get("stats", {})
-                if kind == "done":
-                    report.status = event["status"]
-                    if index == 0:
-                        result.program_status = event["status"]
-                elif kind == "verdict":
-                    stop = codec.loads(bytes.fromhex(event["stop"]))
-                    assert isinstance(stop, Stop)
-                    if result.verdict is None and result.unsupported is None:
-                        result.verdict = stop.verdict  # (after "unsupported" it is only its echo)
-                elif kind == "unsupported":
-                    result.unsupported = result.unsupported or event["message"]
-                    result.verdict = None  # a peer's verdict can only be the echo of this stop
-                elif result.verdict is None and result.unsupported is None:
-                    # A monitor that fails after the run was decided (its
-                    # variant killed under it) changes nothing.
-                    result.error = result.error or event.get("message", "monitor failed")
-                if kind != "done" and deadline is None:
-                    _kill_variants(result)
-                    deadline = time.monotonic() + _GRACE
-
-
-def _kill_variants(result: RunResult) -> None:
-    for report in result.variants:
-        if report.pid is not None:
-            try:
-                os.kill(report.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 #: The processes the orchestrator forks per variant, in order.

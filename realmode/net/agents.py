@@ -21,9 +21,9 @@ Client and attacker hosts get no agents. The leader's listening socket is
 made by the orchestrator inside the leader's namespace before anything
 starts, so no follower can connect too early and no port is guessed.
 
-:meth:`Agents.collect` reads the monitors' reports (one JSON line per event
-on a pipe, as in part 1): on the first verdict every variant is killed at
-once, whichever host it is on. Each run ends with every agent and variant
+:meth:`Agents.collect` reads the monitors' reports exactly as ``dmvx run``
+does (:mod:`realmode.reports`): on the first verdict every variant is killed
+at once, whichever host it is on. Each run ends with every agent and variant
 killed and reaped by pid (:meth:`Agents.stop`).
 """
 
@@ -41,18 +41,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from dmvx import codec
 from dmvx.errors import InputError
-from dmvx.messages import Stop
 from dmvx.policy import Policy
 from dmvx.protocol import new_run_key
 from dmvx.syscalls import Arch
-from dmvx.verdict import Verdict, VerdictKind, variant_name
-from realmode import seccomp
+from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import Network
 from realmode.orchestrator import elf_arch
+from realmode.reports import GRACE, RunReports
 from realmode.tracer import Launch, monitor_main
 
 #: The leader CONNECTOR's port is drawn from here per run: above Linux's
@@ -60,14 +58,8 @@ from realmode.tracer import Launch, monitor_main
 #: leader host holds it, and in the dynamic range of RFC 6335, where no
 #: service lives.
 CONNECTOR_PORTS = range(61000, 65536)
-#: After the first verdict, how long the other monitors have to say theirs.
-GRACE = 0.5
 #: How long a CONNECTOR may take to leave after its monitor did.
 _CONNECTOR_EXIT = 0.6
-#: Verdicts that explain a lost link: when one of these arrives within the
-#: grace period after a ``connector-lost``, it is the verdict of the run (the
-#: link was lost *because* a CONNECTOR refused what came over it).
-_CAUSES = frozenset({VerdictKind.AUTH_FAILURE, VerdictKind.PROTOCOL_ERROR})
 
 
 @dataclass
@@ -80,25 +72,12 @@ class VariantAgent:
     pid: int | None = None  # the variant
     status: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
-    event: str | None = None
+    #: How its monitor's last report ended it (:mod:`realmode.reports`).
+    end: str | None = None
     connector_summary: dict[str, Any] = field(default_factory=dict)
     #: How the monitor ended (a wait status), when it ended by itself within
     #: :meth:`Agents.stop`'s wait; None if it had to be killed.
     monitor_status: int | None = None
-
-
-@dataclass
-class AgentsOutcome:
-    verdict: Verdict | None = None
-    unsupported: str | None = None
-    error: str | None = None
-    program_status: int | None = None
-    #: When every monitor had reported its variant started, and when the last
-    #: word came (time.monotonic()).
-    started_at: float | None = None
-    ended_at: float | None = None
-    #: When each variant's monitor reported its end (index -> monotonic time).
-    reported_at: dict[int, float] = field(default_factory=dict)
 
 
 def connector_port() -> int:
@@ -143,10 +122,9 @@ class Agents:
         self.record = record
         base = dict(net.env)
         self.envs = [dict(base, **(envs[i] if envs else {})) for i in range(len(hosts))]
-        self.outcome = AgentsOutcome()
+        self.outcome = RunReports()
         self._pipes: dict[int, int] = {}  # report fd -> variant index
         self._summary_pipes: dict[int, int] = {}
-        self._buffers: dict[int, bytes] = {}
         self._children: list[int] = []
         self._stopped = False
 
@@ -219,127 +197,21 @@ class Agents:
         mon_end.close()
         os.close(write_fd)
         self._pipes[read_fd] = index
-        self._buffers[read_fd] = b""
 
     # -- the run --------------------------------------------------------------------
 
     def collect(self, timeout: float | None = None, tick: Callable[[], str | None] | None = None,
-                finished: Callable[[], bool] | None = None, settle: float = GRACE) -> AgentsOutcome:
-        """Read the monitors' reports until every one has ended (or ``timeout``
-        seconds pass: then the run is stopped with a no-progress verdict).
-        ``tick`` is called about every 50 ms (the caller's own watch); when it
-        returns a reason, the run is stopped as an error with that reason.
-
-        A served program that never exits by itself (a web server) ends its
-        run through ``finished``, polled as often: once it says True with no
-        verdict yet, the reports are read ``settle`` seconds more -- time for
-        the followers to consume what the leader already did -- and, if no
-        verdict came by then, collecting ends with none: a clean run. The
-        variants still run; :meth:`stop` ends them."""
-        outcome = self.outcome
-        open_fds = set(self._pipes)
-        pending = {agent.index for agent in self.variants}
-        started: set[int] = set()
-        grace_until: float | None = None
-        settle_until: float | None = None
-        give_up = None if timeout is None else time.monotonic() + timeout
-        while open_fds and (pending or (grace_until is not None and time.monotonic() < grace_until)):
-            now = time.monotonic()
-            if grace_until is not None and now >= grace_until:
-                break
-            if grace_until is None and outcome.verdict is None and outcome.error is None:
-                if settle_until is None and finished is not None and finished():
-                    settle_until = now + settle
-                if settle_until is not None and now >= settle_until:
-                    break
-            if give_up is not None and now >= give_up and outcome.verdict is None:
-                outcome.verdict = Verdict(VerdictKind.NO_PROGRESS, 0, detail=f"the run took longer than {timeout:g} s")
-                self._kill_variants()
-                grace_until = now + GRACE
-            limit = 0.05
-            if grace_until is not None:
-                limit = min(limit, max(0.0, grace_until - now))
-            readable, _, _ = select.select(list(open_fds), [], [], limit)
-            if tick is not None and grace_until is None:
-                reason = tick()
-                if reason is not None and self._first_error(reason):
-                    self._kill_variants()
-                    grace_until = time.monotonic() + GRACE
-            for fd in readable:
-                index = self._pipes[fd]
-                data = os.read(fd, 65536)
-                if not data:
-                    open_fds.discard(fd)
-                    if index in pending:
-                        pending.discard(index)
-                        outcome.reported_at.setdefault(index, time.monotonic())
-                        if self._first(VerdictKind.CONNECTOR_LOST, f"the monitor of {variant_name(index)} died"):
-                            self._kill_variants()
-                            grace_until = time.monotonic() + GRACE
-                    continue
-                self._buffers[fd] += data
-                *lines, self._buffers[fd] = self._buffers[fd].split(b"\n")
-                for line in lines:
-                    event = json.loads(line)
-                    kind = event["event"]
-                    agent = self.variants[index]
-                    if kind == "started":
-                        agent.pid = event["pid"]
-                        started.add(index)
-                        if len(started) == len(self.variants):
-                            outcome.started_at = time.monotonic()
-                        continue
-                    pending.discard(index)
-                    outcome.reported_at[index] = time.monotonic()
-                    agent.event = kind
-                    agent.stats = event.get("stats", {})
-                    if kind == "done":
-                        agent.status = event["status"]
-                        if index == 0:
-                            outcome.program_status = event["status"]
-                        continue
-                    if kind == "verdict":
-                        stop = codec.loads(bytes.fromhex(event["stop"]))
-                        assert isinstance(stop, Stop)
-                        first = self._first(stop.verdict.kind, verdict=stop.verdict)
-                    elif kind == "unsupported":
-                        outcome.unsupported = outcome.unsupported or event["message"]
-                        first = True
-                    else:
-                        first = outcome.verdict is None and outcome.unsupported is None and outcome.error is None
-                        if first:
-                            outcome.error = event.get("message", "monitor failed")
-                    if first and grace_until is None:
-                        self._kill_variants()
-                        grace_until = time.monotonic() + GRACE
-        outcome.ended_at = time.monotonic()
-        return outcome
-
-    def _first(self, kind: VerdictKind, detail: str = "", verdict: Verdict | None = None) -> bool:
-        """Record a verdict; True if it is the first word that ends the run."""
-        outcome = self.outcome
-        verdict = verdict or Verdict(kind, 0, detail=detail)
-        if outcome.verdict is None and outcome.unsupported is None and outcome.error is None:
-            outcome.verdict = verdict
-            return True
-        if outcome.verdict is not None and outcome.verdict.kind is VerdictKind.CONNECTOR_LOST and kind in _CAUSES:
-            outcome.verdict = verdict
-        return False
-
-    def _first_error(self, message: str) -> bool:
-        outcome = self.outcome
-        if outcome.verdict is None and outcome.unsupported is None and outcome.error is None:
-            outcome.error = message
-            return True
-        return False
+                finished: Callable[[], bool] | None = None, settle: float = GRACE) -> RunReports:
+        """Read the monitors' reports until every one has ended: the same
+        reading as ``dmvx run``'s (:func:`realmode.reports.collect`, which
+        says what ``timeout``, ``tick``, ``finished`` and ``settle`` do).
+        The variants may still run afterwards; :meth:`stop` ends them."""
+        reports.collect(self._pipes, self.variants, self.outcome, timeout=timeout, tick=tick, finished=finished,
+                        settle=settle)
+        return self.outcome
 
     def _kill_variants(self) -> None:
-        for agent in self.variants:
-            if agent.pid is not None:
-                try:
-                    os.kill(agent.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        reports.kill_variants(self.variants)
 
     def kill_agent(self, index: int, which: str = "monitor") -> None:
         """SIGKILL one agent process (a fault injected by tests)."""

@@ -37,9 +37,10 @@ from dmvx.topology import Topology
 from dmvx.verdict import Verdict, variant_name
 from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
-from realmode.net.agents import Agents, AgentsOutcome, connector_port
+from realmode.net.agents import Agents, connector_port
 from realmode.net.network import Network
 from realmode.orchestrator import elf_arch
+from realmode.reports import RunReports
 
 SERVER_PORT = 8080
 #: Attacks real mode can run, by the name the attacker program knows them.
@@ -132,7 +133,7 @@ class NetResult:
     config: Config
     run_id: str
     delay_mechanism: str
-    outcome: AgentsOutcome | None = None
+    outcome: RunReports | None = None
     native: dict[str, Any] | None = None
     mvx_client: dict[str, Any] | None = None
     rtt: dict[str, float] | None = None
@@ -601,7 +602,7 @@ class Experiment:
         if wire:
             result.link.update(wire)
         result.variants = [
-            {"variant": a.index, "host": a.host, "argv": a.argv, "status": a.status, "end": a.event, **a.stats}
+            {"variant": a.index, "host": a.host, "argv": a.argv, "status": a.status, "end": a.end, **a.stats}
             for a in agents.variants
         ]
         outcome = agents.outcome

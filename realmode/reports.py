@@ -1,0 +1,289 @@
+"""What a monitor process reports to the process that launched it, and the
+one place those reports are read.
+
+Each monitor (:mod:`realmode.tracer`) writes its reports on a pipe, one JSON
+line each: :class:`Started` once its variant runs, then exactly one end --
+:class:`Done` (the variant exited), :class:`Halted` (a verdict ended the
+run), :class:`Unsupported` (the program did something real mode cannot
+follow) or :class:`Failed` (the monitor itself broke). ``dmvx run``
+(:mod:`realmode.orchestrator`) and the agents on emulated hosts
+(:mod:`realmode.net.agents`) both read them with :func:`collect`, so the
+rules of who decides a run are written once (:class:`RunReports`):
+
+* the first end that is not :class:`Done` decides the run; every variant is
+  then killed at once and the other monitors get a grace period to speak;
+* a monitor whose pipe closes before its end report died: ``connector-lost``;
+* an ``auth-failure`` or ``protocol-error`` arriving after a
+  ``connector-lost`` replaces it: it is why the link was lost;
+* :class:`Unsupported` outranks any verdict, before or after it: a monitor
+  that cannot follow its program kills its variant, and the verdict a peer
+  then reports (the lost link, a stop) is only the echo of that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Union
+
+from dmvx import codec
+from dmvx.messages import Stop
+from dmvx.verdict import Verdict, VerdictKind, variant_name
+
+#: After the run is decided, how long the other monitors have to say theirs.
+GRACE = 0.5
+#: Verdicts that explain a lost link: when one of these arrives within the
+#: grace period after a ``connector-lost``, it is the verdict of the run (the
+#: link was lost *because* a CONNECTOR refused what came over it).
+_CAUSES = frozenset({VerdictKind.AUTH_FAILURE, VerdictKind.PROTOCOL_ERROR})
+
+
+@dataclass(frozen=True)
+class Started:
+    """The monitor's variant runs, as process ``pid``."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Done:
+    """The variant ended by itself with wait ``status``."""
+
+    status: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Halted:
+    """The monitor ended the run with ``verdict`` (its own or a peer's)."""
+
+    verdict: Verdict
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """The program did something real mode cannot follow (``message`` says what)."""
+
+    message: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The monitor itself broke: a bug, with its traceback."""
+
+    message: str
+    traceback: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+Report = Union[Started, Done, Halted, Unsupported, Failed]
+#: Each report's name on the wire.
+_TAGS: dict[type, str] = {Started: "started", Done: "done", Halted: "verdict", Unsupported: "unsupported",
+                          Failed: "error"}
+
+
+def encode(report: Report) -> bytes:
+    """One JSON line. A verdict travels as the :class:`~dmvx.messages.Stop`
+    the core's codec encodes, so it arrives exactly as it was decided."""
+    data: dict[str, Any] = {"event": _TAGS[type(report)]}
+    if isinstance(report, Started):
+        data["pid"] = report.pid
+    elif isinstance(report, Done):
+        data.update(status=report.status, stats=report.stats)
+    elif isinstance(report, Halted):
+        data.update(stop=codec.dumps(Stop("0", report.verdict)).hex(), stats=report.stats)
+    elif isinstance(report, Unsupported):
+        data.update(message=report.message, stats=report.stats)
+    else:
+        data.update(message=report.message, traceback=report.traceback, stats=report.stats)
+    return (json.dumps(data) + "\n").encode()
+
+
+def decode(line: bytes) -> Report:
+    """The report of one line :func:`encode` wrote."""
+    data = json.loads(line)
+    tag, stats = data["event"], data.get("stats", {})
+    if tag == "started":
+        return Started(data["pid"])
+    if tag == "done":
+        return Done(data["status"], stats)
+    if tag == "verdict":
+        stop = codec.loads(bytes.fromhex(data["stop"]))
+        if not isinstance(stop, Stop):
+            raise ValueError(f"a verdict report carries a {type(stop).__name__}, not a Stop")
+        return Halted(stop.verdict, stats)
+    if tag == "unsupported":
+        return Unsupported(data["message"], stats)
+    if tag == "error":
+        return Failed(data.get("message", "monitor failed"), data.get("traceback", ""), stats)
+    raise ValueError(f"unknown monitor report {tag!r}")
+
+
+def write(fd: int, report: Report) -> None:
+    """Send ``report`` on the pipe ``fd`` (one write: lines do not interleave)."""
+    os.write(fd, encode(report))
+
+
+class VariantRecord(Protocol):
+    """What the launcher keeps per variant, filled in from its reports."""
+
+    index: int
+    pid: int | None
+    status: int | None
+    stats: dict[str, Any]
+    end: str | None
+
+
+@dataclass
+class RunReports:
+    """What the monitors' reports say about a run, and when they said it."""
+
+    verdict: Verdict | None = None
+    unsupported: str | None = None
+    error: str | None = None
+    program_status: int | None = None
+    #: When every monitor had reported its variant started, and when
+    #: collecting ended (time.monotonic()).
+    started_at: float | None = None
+    ended_at: float | None = None
+    #: When each variant's monitor reported its end (index -> monotonic time).
+    reported_at: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict is not None or self.unsupported is not None or self.error is not None
+
+    def decide_verdict(self, verdict: Verdict) -> bool:
+        """Record a verdict; True if it is the first word that ends the run."""
+        if not self.decided:
+            self.verdict = verdict
+            return True
+        if self.verdict is not None and self.verdict.kind is VerdictKind.CONNECTOR_LOST and verdict.kind in _CAUSES:
+            self.verdict = verdict
+        return False
+
+    def decide_unsupported(self, message: str) -> bool:
+        """Record an unsupported program; it outranks any verdict (the
+        module's docstring says why). True if it ends the run now."""
+        first = not self.decided
+        if self.error is None:
+            self.unsupported = self.unsupported or message
+            self.verdict = None
+        return first
+
+    def decide_error(self, message: str) -> bool:
+        """Record a failure; a monitor that fails after the run was decided
+        (its variant killed under it) changes nothing."""
+        if not self.decided:
+            self.error = message
+            return True
+        return False
+
+
+def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
+            timeout: float | None = None, tick: Callable[[], str | None] | None = None,
+            finished: Callable[[], bool] | None = None, settle: float = GRACE) -> None:
+    """Read the monitors' reports from ``pipes`` (fd -> variant index) into
+    ``variants`` (each a :class:`VariantRecord`) and ``reports`` until every
+    monitor has ended, or ``timeout`` seconds pass (then the run is stopped
+    with a no-progress verdict).
+
+    ``tick`` is called about every 50 ms (the caller's own watch); when it
+    returns a reason, the run is stopped as an error with that reason. A
+    served program that never exits by itself (a web server) ends its run
+    through ``finished``, polled as often: once it says True with no verdict
+    yet, the reports are read ``settle`` seconds more -- time for the
+    followers to consume what the leader already did -- and, if no verdict
+    came by then, collecting ends with none: a clean run. The variants still
+    run then; the caller ends them. The pipes stay open: the caller closes
+    them."""
+    buffers = {fd: b"" for fd in pipes}
+    open_fds = set(pipes)
+    pending = {v.index for v in variants}
+    started: set[int] = set()
+    grace_until: float | None = None
+    settle_until: float | None = None
+    give_up = None if timeout is None else time.monotonic() + timeout
+
+    def end_now() -> None:
+        nonlocal grace_until
+        kill_variants(variants)
+        grace_until = time.monotonic() + GRACE
+
+    while open_fds and (pending or (grace_until is not None and time.monotonic() < grace_until)):
+        now = time.monotonic()
+        if grace_until is not None and now >= grace_until:
+            break
+        if grace_until is None and reports.verdict is None and reports.error is None:
+            if settle_until is None and finished is not None and finished():
+                settle_until = now + settle
+            if settle_until is not None and now >= settle_until:
+                break
+        if give_up is not None and now >= give_up and reports.verdict is None:
+            reports.verdict = Verdict(VerdictKind.NO_PROGRESS, 0, detail=f"the run took longer than {timeout:g} s")
+            end_now()
+        limit = 0.05
+        if grace_until is not None:
+            limit = min(limit, max(0.0, grace_until - now))
+        readable, _, _ = select.select(list(open_fds), [], [], limit)
+        if tick is not None and grace_until is None:
+            reason = tick()
+            if reason is not None and reports.decide_error(reason):
+                end_now()
+        for fd in readable:
+            index = pipes[fd]
+            data = os.read(fd, 65536)
+            if not data:
+                open_fds.discard(fd)
+                if index in pending:
+                    pending.discard(index)
+                    reports.reported_at.setdefault(index, time.monotonic())
+                    lost = Verdict(VerdictKind.CONNECTOR_LOST, 0, detail=f"the monitor of {variant_name(index)} died")
+                    if reports.decide_verdict(lost) and grace_until is None:
+                        end_now()
+                continue
+            buffers[fd] += data
+            *lines, buffers[fd] = buffers[fd].split(b"\n")
+            for line in lines:
+                report = decode(line)
+                variant = variants[index]
+                if isinstance(report, Started):
+                    variant.pid = report.pid
+                    started.add(index)
+                    if len(started) == len(variants):
+                        reports.started_at = time.monotonic()
+                    continue
+                pending.discard(index)
+                reports.reported_at[index] = time.monotonic()
+                variant.end = _TAGS[type(report)]
+                variant.stats = report.stats
+                if isinstance(report, Done):
+                    variant.status = report.status
+                    if index == 0:
+                        reports.program_status = report.status
+                    continue
+                if isinstance(report, Halted):
+                    first = reports.decide_verdict(report.verdict)
+                elif isinstance(report, Unsupported):
+                    first = reports.decide_unsupported(report.message)
+                else:
+                    first = reports.decide_error(report.message)
+                if first and grace_until is None:
+                    end_now()
+    reports.ended_at = time.monotonic()
+
+
+def kill_variants(variants: list[Any]) -> None:
+    """SIGKILL every variant that has started (its monitor reaps it)."""
+    for variant in variants:
+        if variant.pid is not None:
+            try:
+                os.kill(variant.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
