@@ -12,6 +12,8 @@ simulation a million times a second.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dmvx.calls import Call
 from dmvx.fdtable import F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, OPEN_CALLS, FdKind, FdTable
 from dmvx.policy import (
@@ -145,7 +147,7 @@ class Broker:
         return Decision(route, effect, not policy.async_replication)
 
     def _override(self, name: str, route: Route) -> Decision:
-        level, effect = LEVELS.get(name, (Level.BASE, Effect.LEADER))
+        _, effect = LEVELS.get(name, (Level.BASE, Effect.LEADER))  # an override is not relaxed
         if name in SENSITIVE:
             effect = Effect.LEADER if name in _SENSITIVE_LEADER else Effect.EACH
         if route is Route.LOCAL:
@@ -181,7 +183,7 @@ class Broker:
             return self._relaxed(name, level, effect)
         return self._fd_call(name, args, fds)
 
-    def _open(self, name: str, args: tuple) -> Decision:
+    def _open(self, name: str, args: tuple[Any, ...]) -> Decision:
         path = _arg(args, _OPEN_PATH[name])
         flags = _arg(args, _OPEN_FLAGS.get(name, -1))
         flags = flags if isinstance(flags, int) else 0
@@ -191,7 +193,7 @@ class Broker:
         level = Level.NONSOCKET_RW if writes else Level.NONSOCKET_RO
         return self._relaxed(name, level, Effect.LEADER)
 
-    def _fd_call(self, name: str, args: tuple, fds: FdTable) -> Decision:
+    def _fd_call(self, name: str, args: tuple[Any, ...], fds: FdTable) -> Decision:
         fd = _arg(args, 1 if name == "sendfile" else 0)
         kind = fds.kind(fd)
         level, effect = LEVELS.get(name, (Level.NONSOCKET_RO, Effect.LEADER))
@@ -227,5 +229,5 @@ class Broker:
         return self._relaxed(name, level, effect)
 
 
-def _arg(args: tuple, index: int) -> object:
+def _arg(args: tuple[Any, ...], index: int) -> object:
     return args[index] if 0 <= index < len(args) else None

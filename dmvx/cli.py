@@ -253,7 +253,7 @@ class _DmvxGroup(click.Group):
     Overriding ``main`` (rather than wrapping it in a function) puts the
     mapping in the path of click's test runner too."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,

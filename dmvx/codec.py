@@ -157,11 +157,12 @@ def put_str(out: bytearray, text: str, what: str = "string") -> None:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         try:
-            data = text.encode("utf-8", "surrogateescape")
+            escaped: bytes | None = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
-            data = None
-        if data is None or data.decode("utf-8", "surrogateescape") != text:
+            escaped = None
+        if escaped is None or escaped.decode("utf-8", "surrogateescape") != text:
             raise CodecError(f"cannot encode {what}: contains surrogates that are not escaped bytes") from None
+        data = escaped
     put_uint(out, len(data))
     out += data
 

@@ -15,9 +15,10 @@ leader; followers hold a placeholder at the same number. *Own* descriptors
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Mapping
+from typing import Any
 
 from dmvx.calls import Call
 
@@ -91,7 +92,7 @@ class FdTable:
     def snapshot(self) -> dict[int, FdInfo]:
         return dict(self._fds)
 
-    def copy(self) -> "FdTable":
+    def copy(self) -> FdTable:
         """The table a forked child starts with."""
         return FdTable(self._fds)
 
@@ -154,7 +155,8 @@ class FdTable:
             self._fds.pop(fd, None)
 
 
-def _int(args: tuple, index: int) -> int:
-    if 0 <= index < len(args) and isinstance(args[index], int):
-        return args[index]
+def _int(args: tuple[Any, ...], index: int) -> int:
+    value = args[index] if 0 <= index < len(args) else None
+    if isinstance(value, int):
+        return value
     return 0

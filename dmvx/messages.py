@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
+from typing import Any
 
 from dmvx.calls import Call, Outcome
 from dmvx.verdict import Verdict
@@ -108,10 +108,10 @@ class Stop:
         return 64 + sum(24 + len(c.name) + _args_size(c.args) for c in self.verdict.calls.values() if c)
 
 
-Message = Union[Entry, Report, Ack, Stop]
+Message = Entry | Report | Ack | Stop
 
 
-def _args_size(args: tuple) -> int:
+def _args_size(args: tuple[Any, ...]) -> int:
     total = 0
     for value in args:
         if isinstance(value, (bytes, str)):

@@ -78,7 +78,7 @@ def load(entry: ModeEntry, who: str | None = None) -> Callable[..., Any]:
         if missing.partition(".")[0] not in OWN_PACKAGES:
             raise EnvironmentProblem(f"the Python package {missing!r} is missing; run ./run setup") from exc
         raise
-    function = getattr(module, entry.function, None)
+    function: Callable[..., Any] | None = getattr(module, entry.function, None)
     if function is None:
         raise Unavailable(f"{prefix}: {entry.missing}")
     return function

@@ -302,7 +302,7 @@ class Policy:
         else:
             raise ValueError(f"unknown policy preset {name!r}; expected dmon or dmvx")
         if "relaxation" in knobs and isinstance(knobs["relaxation"], str):
-            knobs["relaxation"] = Level.parse(knobs["relaxation"])  # type: ignore[arg-type]
+            knobs["relaxation"] = Level.parse(knobs["relaxation"])
         if "overrides" in knobs:
             knobs["overrides"] = {k: Route(v) for k, v in dict(knobs["overrides"]).items()}  # type: ignore[call-overload]
         if "local_files" in knobs:

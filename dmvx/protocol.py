@@ -187,10 +187,9 @@ def _decode_hello(payload: bytes) -> Hello:
 
 
 def _encode(message: Frame) -> tuple[int, bytes]:
-    kind = type(message)
-    if kind is Heartbeat:
+    if isinstance(message, Heartbeat):
         return TYPE_HEARTBEAT, b""
-    if kind is Hello:
+    if isinstance(message, Hello):
         return TYPE_HELLO, _encode_hello(message)
     return codec.encode_message(message)
 

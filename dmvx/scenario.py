@@ -530,7 +530,8 @@ class Scenario(FileModel):
         """What ``mode`` (sim or real) must find: the selected setting's
         expectation for it, else the scenario's ``expect``."""
         if self.diversity is not None and self.setting is not None:
-            return getattr(self.diversity[self.setting].expect, mode)
+            chosen: Expect | NotRun | None = getattr(self.diversity[self.setting].expect, mode)
+            return chosen
         return self.expect
 
     @property

@@ -26,6 +26,7 @@ All supported architectures are little-endian.
 from __future__ import annotations
 
 import struct as _struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ _SCALARS_32 = {**_SCALARS_64, "long": "i", "ulong": "I", "ptr": "I", "handler": 
 _POINTERS = frozenset({"ptr", "ptr64"})
 RLIM_INFINITY = (1 << 64) - 1
 
-_Decl = tuple  # (name, ctype) or (name, ctype, mirrored field)
+_Decl = tuple[str, ...]  # (name, ctype) or (name, ctype, mirrored field)
 
 _TIMES = [("tv_sec", "long"), ("tv_nsec", "long")]
 _RUSAGE = [(f"ru_{name}", "long") for name in (
@@ -83,7 +84,7 @@ _RUSAGE = [(f"ru_{name}", "long") for name in (
 _STATX_TS = ("sec", "s64"), ("nsec", "u32"), ("__reserved", "s32")
 
 #: struct name -> {arch or "*": [field declarations]}; "*" serves every arch.
-_DECLS: dict[str, dict[Any, list[_Decl]]] = {
+_DECLS: dict[str, dict[Any, Sequence[_Decl]]] = {
     "stat": {
         # arch/x86/include/uapi/asm/stat.h (x86-64 struct stat)
         Arch.X86_64: [
@@ -211,7 +212,7 @@ _PACKED = frozenset({("epoll_event", Arch.X86_64)})
 BITMAPS = frozenset({"fd_set"})
 
 
-def _lay_out(name: str, arch: Arch, decls: list[_Decl]) -> Layout:
+def _lay_out(name: str, arch: Arch, decls: Sequence[_Decl]) -> Layout:
     scalars = _SCALARS_32 if arch is Arch.I386 else _SCALARS_64
     packed = (name, arch) in _PACKED
     fmt, fields, offset, struct_align = ["<"], [], 0, 1
@@ -303,8 +304,8 @@ def encode(struct: str, arch: Arch, fields: dict[str, Any]) -> bytes:
     missing = [k for k in lay.keys if k not in fields]
     extra = [k for k in fields if k not in lay.keys]
     if missing or extra:
-        what = "; ".join(filter(None, (missing and f"missing {', '.join(missing)}",
-                                       extra and f"unknown {', '.join(extra)}")))
+        what = "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
+                         + ([f"unknown {', '.join(extra)}"] if extra else []))
         raise StructError(f"{struct} on {lay.arch.value}: {what}")
     values = []
     for f in lay.fields:
@@ -331,7 +332,7 @@ def _fit_bytes(lay: Layout, f: Field, value: bytes) -> bytes:
     return value[:f.size]
 
 
-def _overflow(lay: Layout, values: list) -> str:
+def _overflow(lay: Layout, values: list[Any]) -> str:
     for f, value in zip(lay.fields, values, strict=True):
         if f.ctype.endswith("]"):
             continue

@@ -636,7 +636,7 @@ _TIME64 = {"timespec": "timespec64", "itimerspec": "itimerspec64", "timespec_pai
 def _variants(canon_specs: dict[str, SyscallSpec]) -> dict[tuple[Arch, str], SyscallSpec]:
     out: dict[tuple[Arch, str], SyscallSpec] = {}
 
-    def add(arch: Arch, raw: str, args: tuple[Arg, ...], layout: tuple | None, note: str = "") -> None:
+    def add(arch: Arch, raw: str, args: tuple[Arg, ...], layout: tuple[Any, ...] | None, note: str = "") -> None:
         canon = _table.ALIASES[arch.value].get(raw, raw)
         base = canon_specs[canon]
         out[(arch, raw)] = replace(base, args=args, arch=arch, raw=raw, layout=layout, note=note)
@@ -784,8 +784,9 @@ SOCKETCALL = {
 
 
 def _socketcall_specs() -> dict[int, SyscallSpec]:
-    out = {}
+    out: dict[int, SyscallSpec] = {}
     for sub, raw in SOCKETCALL.items():
+        layout: tuple[Any, ...] | None
         if raw == "send":
             base = _SPECS["sendto"]
             args, layout = base.args[:4], (0, 1, 2, 3, ("const", None), ("const", 0))
@@ -884,7 +885,7 @@ STATX_BASIC_STATS = 0x7FF
 _O_CREAT_WRONLY_TRUNC = 0o100 | 0o1 | 0o1000
 
 
-def _statx(args: tuple) -> tuple[str, tuple] | None:
+def _statx(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]] | None:
     dirfd, path, flags, mask, buf = args
     if mask & ~STATX_BASIC_STATS or flags & AT_STATX_SYNC_TYPE:
         return None  # asks for more than stat(2) can say

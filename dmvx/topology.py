@@ -189,13 +189,13 @@ class Topology(FileModel):
         """Hosts with any of ``roles``, in file order."""
         return [name for name, host in self.hosts.items() if host.role in roles]
 
-    def _undirected(self) -> nx.Graph:
-        graph = nx.Graph()
+    def _undirected(self) -> nx.Graph[str]:
+        graph: nx.Graph[str] = nx.Graph()
         graph.add_nodes_from([*self.hosts, *self.switches])
         graph.add_edges_from((link.a, link.b) for link in self.links)
         return graph
 
-    def graph(self) -> nx.DiGraph:
+    def graph(self) -> nx.DiGraph[str]:
         """The topology as a directed graph, one edge per direction of a link.
 
         Node attributes: ``kind`` (``host`` or ``switch``), and for hosts
@@ -206,7 +206,7 @@ class Topology(FileModel):
         ``link`` (the index in :attr:`links`). Always directed, so that
         per-direction delays need no special case in the modes.
         """
-        graph = nx.DiGraph(name=self.name or "")
+        graph: nx.DiGraph[str] = nx.DiGraph(name=self.name or "")
         for name, host in self.hosts.items():
             graph.add_node(name, kind="host", arch=host.arch, role=host.role, cpu=host.cpu)
         for name in self.switches:

@@ -57,7 +57,7 @@ class Modes:
 
     def sim_point(self, scenario: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The report of a run that has exactly one point."""
-        points = self.sim(scenario, overrides)["points"]
+        points: list[dict[str, Any]] = self.sim(scenario, overrides)["points"]
         if len(points) != 1:
             raise ValueError(f"{scenario} with {dict(overrides or {})} ran {len(points)} points, not one")
         return points[0]
