@@ -108,7 +108,7 @@ def _parse_overrides(
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE (e.g. links.h1-h2.delay=5ms)")
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (e.g. links.h1-s1.delay=5ms)")
         overrides[key.strip()] = value
     return overrides
 
@@ -312,14 +312,14 @@ def cli() -> None:
 @json_option
 @click.pass_context
 def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> ExitStatus:
-    """Check scenario and topology FILES; report each, exit 2 if any is bad."""
+    """Check scenario and topology FILES; report each (every error of a bad one), exit 2 if any is bad."""
     validate_file = _load(ctx, VALIDATE)
     checks = []
     for path in files:
         try:
             checks.append(output.FileCheck(str(path), summary=validate_file(path)))
         except InputError as exc:
-            checks.append(output.FileCheck(str(path), error=str(exc)))
+            checks.append(output.FileCheck(str(path), errors=tuple(str(e) for e in exc.every())))
     return output.emit(output.Validation(tuple(checks)), as_json=as_json)
 
 
@@ -334,7 +334,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> Exit
     multiple=True,
     metavar="KEY=VALUE",
     callback=_parse_overrides,
-    help="Override a scenario field, e.g. --set links.h1-h2.delay=5ms. Repeatable.",
+    help="Override a scenario field, e.g. --set links.h1-s1.delay=5ms. Repeatable.",
 )
 @click.option(
     "--plot",

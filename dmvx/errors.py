@@ -55,6 +55,14 @@ class InputError(Exception):
         self.field = field
         self.message = message
         self.expected = expected
+        #: Further errors found in the same pass over the same file (pydantic
+        #: reports every field at once), in file order. Commands that stop at
+        #: an error print this one; ``dmvx validate`` prints them all.
+        self.more: tuple[InputError, ...] = ()
+
+    def every(self) -> tuple["InputError", ...]:
+        """This error and the :attr:`more` found with it, in file order."""
+        return (self, *self.more)
 
     def __str__(self) -> str:
         where = ":".join(

@@ -101,15 +101,16 @@ def emit(result: Result, *, as_json: bool) -> ExitStatus:
 
 @dataclass(frozen=True)
 class FileCheck:
-    """The outcome of validating one file: a summary if good, an error if not."""
+    """The outcome of validating one file: a summary if good, its errors if not
+    (every one found, in file order, so one run shows all there is to fix)."""
 
     file: str
     summary: str | None = None
-    error: str | None = None
+    errors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return not self.errors
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Validation:
             "files": [
                 {"file": c.file, "ok": True, "summary": c.summary}
                 if c.ok
-                else {"file": c.file, "ok": False, "error": c.error}
+                else {"file": c.file, "ok": False, "error": c.errors[0], "errors": list(c.errors)}
                 for c in self.checks
             ],
         }
@@ -138,7 +139,8 @@ class Validation:
             if check.ok:
                 note(f"{check.file}: ok — {check.summary}")
             else:
-                error(str(check.error))
+                for line in check.errors:
+                    error(line)
 
 
 @dataclass(frozen=True)

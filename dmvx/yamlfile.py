@@ -38,6 +38,12 @@ from dmvx.errors import FieldPath, InputError, Problem, did_you_mean, format_pat
 #: file into billions of nodes ("billion laughs"); real files stay far below.
 MAX_NODES = 200_000
 
+#: Nesting of lists and mappings, at most. Real files nest a few levels;
+#: PyYAML composes a node tree recursively, and validation and the error
+#: messages recurse through the data as well, so a file nested thousands
+#: deep would end in a RecursionError (a bug, status 70) instead of a line.
+MAX_DEPTH = 64
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 M = TypeVar("M", bound=BaseModel)
@@ -87,7 +93,8 @@ class YamlDocument:
 
     def validate(self, model: type[M], data: Any = None, context: Any = None) -> M:
         """Validate ``data`` (default: the whole document) as ``model``;
-        a failure becomes one :class:`InputError` at the earliest problem."""
+        a failure becomes one :class:`InputError` at the earliest problem
+        (the others in its ``more``)."""
         try:
             return model.model_validate(self.data if data is None else data, context=context)
         except ValidationError as exc:
@@ -96,9 +103,14 @@ class YamlDocument:
     def validation_error(self, exc: ValidationError, prefix: FieldPath = ()) -> InputError:
         """Translate a pydantic error whose locations are relative to the
         value at ``prefix`` in this document."""
-        found = [self._translate(err, tuple(prefix)) for err in exc.errors()]
-        found.sort(key=lambda e: (e.line or 0, e.column or 0))
-        return found[0]
+        found: dict[str, InputError] = {}
+        for err in exc.errors():
+            error = self._translate(err, tuple(prefix))
+            found.setdefault(str(error), error)  # a union's branches can report the same place twice
+        ordered = sorted(found.values(), key=lambda e: (e.line or 0, e.column or 0))
+        first = ordered[0]
+        first.more = tuple(ordered[1:])
+        return first
 
     def scalar_text(self, path: FieldPath) -> str | None:
         marks = self.index.get(tuple(path))
@@ -292,6 +304,12 @@ def parse_yaml(raw: bytes | str, *, file: str, expect_mapping: bool = True) -> Y
         index: dict[FieldPath, Marks] = {}
         _Indexer(loader, file, index).walk(node, ())
         data = loader.construct_document(node)
+    except RecursionError:
+        # Composing (or constructing) recurses per level: too deep for
+        # Python's stack before MAX_DEPTH could be checked on the tree.
+        assert loader is not None
+        mark = loader.get_mark()
+        raise _too_deep(file, mark.line + 1, mark.column + 1) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from None
     except yaml.reader.ReaderError as exc:
@@ -351,6 +369,11 @@ def _char_position(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - start + 1
 
 
+def _too_deep(file: str, line: int, column: int) -> InputError:
+    return InputError(f"lists and mappings nested more than {MAX_DEPTH} deep", file=file, line=line, column=column,
+                      expected=f"at most {MAX_DEPTH} levels of nesting")
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -373,6 +396,8 @@ class _Indexer:
                 f"the document expands to more than {MAX_NODES} values", file=self.file,
                 line=line, column=column, expected="a file without runaway aliases",
             )
+        if len(path) > MAX_DEPTH:
+            raise _too_deep(self.file, *_mark(node))
         text = node.value if isinstance(node, yaml.ScalarNode) else None
         self.index.setdefault(path, Marks(_mark(key) if key is not None else None, _mark(node), text))
         if id(node) in self.active:  # a recursive alias: its positions are already indexed

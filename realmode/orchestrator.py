@@ -170,7 +170,7 @@ def placement(policy: Policy, n: int, how: str = "auto") -> list[tuple[int | Non
     of its CONNECTOR)`` per variant.
 
     Waking a process on another, idle vCPU costs 20-45 us on these VMs
-    (DESIGN.md section 4), and two busy programs on one CPU each get half of
+    (measured on this project's VMs), and two busy programs on one CPU each get half of
     it. The choices:
 
     ``split``

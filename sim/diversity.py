@@ -2,7 +2,7 @@
 
 An exploit is crafted for one variant (the scenario's ``attack.target``): its
 addresses, offsets or struct layout. Whether it also works in another variant
-depends on what the two share, as DESIGN.md section 3 lays out:
+depends on what the two share, as the attack table (docs/attacks.md) lays out:
 
 ==================  ==========================================  =======================
 attack              works in another variant when it shares     otherwise the variant

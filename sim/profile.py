@@ -6,7 +6,7 @@ of a native call, of stopping a variant with ptrace, of an in-process
 interception, of comparing, of copying a byte, of a CONNECTOR sending a frame.
 A profile is a calibration, so it is data: ``paper.yml`` is tuned so that the
 simulated slowdowns have the shape the dMVX paper reports, ``vm.yml`` holds
-what DESIGN.md section 4 measured on the 2-core VMs this project runs on.
+what was measured on the 2-core VMs this project runs on.
 
 Durations are written with units (``15us``, ``0.2ns``) and held here as
 nanoseconds: whole nanoseconds for fixed costs (the simulation clock counts

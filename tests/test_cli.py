@@ -428,7 +428,8 @@ def test_validate_reports_every_file_and_fails_if_any_is_bad(
         "ok": False,
         "files": [
             {"file": "good.yml", "ok": True, "summary": "topology, 2 hosts"},
-            {"file": "bad.yml", "ok": False, "error": "bad.yml:2:3: unknown field 'delya'"},
+            {"file": "bad.yml", "ok": False, "error": "bad.yml:2:3: unknown field 'delya'",
+             "errors": ["bad.yml:2:3: unknown field 'delya'"]},
         ],
     }
 

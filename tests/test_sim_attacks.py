@@ -1,4 +1,4 @@
-"""Attacks in sim mode: the diversity model, and the DESIGN.md section 3 table.
+"""Attacks in sim mode: the diversity model, and the attack table of docs/attacks.md.
 
 The diversity model only says how each variant reacts; these tests check
 that the *monitors* then stop (or miss) the attack as the design's table
@@ -23,7 +23,7 @@ QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
 ATTACKS = ["rop-absolute", "pointer-leak", "relative-rop", "data-only", "connector-forgery", "connector-replay"]
 SETTINGS = ["identical", "aslr", "disjoint", "abi:i386+x86_64", "isa:aarch64+x86_64"]
 
-# DESIGN.md section 3: which diversity stops which attack ("missed" where
+# The attack table (docs/attacks.md): which diversity stops which attack ("missed" where
 # none of the settings' diversity applies; forged traffic is always refused).
 EXPECTED = {
     "rop-absolute": ["missed", "divergence", "divergence", "divergence", "divergence"],

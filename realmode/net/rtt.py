@@ -34,7 +34,7 @@ def connector_rtt(net: Network, leader: str, follower: str, samples: int = 20,
 
     The two CONNECTORs and the caller share one CPU while they measure:
     waking a process on the other vCPU costs 20-45 us on these VMs
-    (DESIGN.md, section 4), which would otherwise be counted as link delay."""
+    (measured on this project's VMs), which would otherwise be counted as link delay."""
     saved = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(saved)})
     try:
