@@ -37,6 +37,7 @@ from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Route, comparable
+from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
 
@@ -66,6 +67,7 @@ _WAIT_ENTRY = WaitReason.ENTRY
 _KIND_FULL, _KIND_PREDICTED, _KIND_GO = EntryKind.FULL, EntryKind.PREDICTED, EntryKind.GO
 _KIND_VOTE, _KIND_ANNOUNCE = EntryKind.VOTE, EntryKind.ANNOUNCE
 _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
+_L, _F = LeaderState, FollowerState
 
 
 def same_call(a: Call, b: Call) -> bool:
@@ -220,11 +222,16 @@ class LeaderMonitor(_Monitor):
         self.acked = {f: 0 for f in self.followers}
         self._reports: dict[int, dict[int, Call]] = {}
         self._current: tuple[int | None, Call, Decision] | None = None
-        self._state = "running"  # running | executing | cb-wait | sync-wait | finish-wait | vote
-        self._voting = False
+        self._state = _L.RUNNING
         self._vote_seq = 0
         self._vote_calls: dict[int, Call | None] = {}
         self._exit_status = 0
+
+    def _to(self, state: LeaderState) -> None:
+        """Move to ``state`` (:data:`dmvx.states.LEADER_TRANSITIONS` must list the move)."""
+        if state not in self._state.successors:  # type: ignore[attr-defined]
+            raise InvalidTransition("leader monitor", self._state, state)
+        self._state = state
 
     # -- observation -----------------------------------------------------------
 
@@ -244,18 +251,18 @@ class LeaderMonitor(_Monitor):
         decision = self.last_decision = self.broker.decide(call, self.fds)
         route = decision.route
         self._route_counts[route] += 1
-        if self._voting:
+        if self._state is _L.VOTING:
             # A divergence is being decided: nothing more runs until it is.
             self._current = (None, call, decision)
             return [Wait(WaitReason.VOTE, self._vote_seq, self._vote_missing())]
         if route is _ROUTE_LOCAL:
             self._current = (None, call, decision)
-            self._state = "executing"
+            self._to(_L.EXECUTING)
             return list(_EXECUTE_LOCAL)
         seq = self.seq = self.seq + 1
         self._current = (seq, call, decision)
         if decision.sync:
-            self._state = "sync-wait"
+            self._to(_L.SYNC_WAIT)
             actions = self._try_release()
             if self.policy.async_replication and actions and isinstance(actions[-1], Wait):
                 # Followers may see this point as an asynchronous call and
@@ -269,9 +276,9 @@ class LeaderMonitor(_Monitor):
             variant, other = next(iter(waiting.items()))
             return self._open_vote(seq, call, variant, other)
         if not self.cb.has_room():
-            self._state = "cb-wait"
+            self._to(_L.CB_WAIT)
             return [Wait(WaitReason.CB_FULL, seq, self._laggards())]
-        self._state = "executing"
+        self._to(_L.EXECUTING)
         return [Execute(seq)]
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
@@ -280,9 +287,9 @@ class LeaderMonitor(_Monitor):
             return []
         seq, call, decision = self._current
         self._current = None
-        if self._voting:
+        if self._state is _L.VOTING:
             return []
-        self._state = "running"
+        self._to(_L.RUNNING)
         if seq is None:
             return []
         if call.name in CHANGES_FDS:
@@ -312,18 +319,18 @@ class LeaderMonitor(_Monitor):
         """A wait lasted longer than the stall timeout."""
         if self.verdict is not None or self.finished:
             return []
-        if self._voting:
+        if self._state is _L.VOTING:
             return self._decide_vote(force=True)
         seq, call = (self._current[0], self._current[1]) if self._current else (self.seq, None)
         seq = seq if seq is not None else self.seq
-        missing = self._missing_reports(seq) if self._state in ("sync-wait", "finish-wait") else self._laggards()
+        missing = self._missing_reports(seq) if self._state in (_L.SYNC_WAIT, _L.FINISH_WAIT) else self._laggards()
         calls: dict[int, Call | None] = {LEADER: call}
         calls.update(self._reports.get(seq, {}))
         for follower in missing:
             calls[follower] = None
         names = ", ".join(f"follower {f}" for f in missing) or "no one"
         return self._halt(Verdict(VerdictKind.NO_PROGRESS, seq, calls, tuple(missing),
-                                  detail=f"waiting for {names} ({self._state})"))
+                                  detail=f"waiting for {names} ({self._state.value})"))
 
     # -- internals ---------------------------------------------------------------
 
@@ -348,10 +355,10 @@ class LeaderMonitor(_Monitor):
         if seq > self.acked[follower]:
             self.acked[follower] = seq
             self.cb.release_upto(min(self.acked.values()))
-        if self._voting:
+        if self._state is _L.VOTING:
             return self._decide_vote()
-        if self._state == "cb-wait" and self.cb.has_room() and self._current is not None:
-            self._state = "executing"
+        if self._state is _L.CB_WAIT and self.cb.has_room() and self._current is not None:
+            self._to(_L.EXECUTING)
             return [Execute(self._current[0])]
         return []
 
@@ -363,12 +370,12 @@ class LeaderMonitor(_Monitor):
         if seq - 1 > self.acked[follower]:
             self.acked[follower] = seq - 1  # a report implies every earlier entry was consumed
             self.cb.release_upto(min(self.acked.values()))
-        if self._voting:
+        if self._state is _L.VOTING:
             return self._decide_vote()
         current_seq = self._current[0] if self._current is not None else None
         if seq > self.seq:
             return []  # the leader has not reached that call yet
-        if seq == current_seq and self._state in ("sync-wait", "finish-wait"):
+        if seq == current_seq and self._state in (_L.SYNC_WAIT, _L.FINISH_WAIT):
             return self._try_release()
         # The follower is at a call the leader handled asynchronously, or
         # has already passed: unless the calls are equal, they differ.
@@ -397,18 +404,18 @@ class LeaderMonitor(_Monitor):
                 return self._open_vote(seq, call, follower, theirs)
         missing = self._missing_reports(seq)
         if missing:
-            reason = WaitReason.FINISH if self._state == "finish-wait" else (
+            reason = WaitReason.FINISH if self._state is _L.FINISH_WAIT else (
                 WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC)
             return [Wait(reason, seq, missing)]
         del self._reports[seq]
         for follower in self.followers:
             if seq - 1 > self.acked[follower]:
                 self.acked[follower] = seq - 1
-        if self._state == "finish-wait":
+        if self._state is _L.FINISH_WAIT:
             self.finished = True
-            self._state = "done"
+            self._to(_L.DONE)
             return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Done(self._exit_status)]
-        self._state = "executing"
+        self._to(_L.EXECUTING)
         if decision.effect is Effect.EACH:
             return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Execute(seq)]
         return [Execute(seq)]
@@ -416,20 +423,20 @@ class LeaderMonitor(_Monitor):
     def _process_end(self, call: Call, status: int) -> list[Action]:
         if self.verdict is not None or self.finished:
             return []
-        if self._voting:
+        if self._state is _L.VOTING:
             return self._decide_vote()
         self.seq += 1
         seq = self.seq
         self._exit_status = status
         self._current = (seq, call, _PROCESS_END)
-        self._state = "finish-wait"
+        self._to(_L.FINISH_WAIT)
         return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.RESULT, Outcome(status)))] + self._try_release()
 
     def _vote_missing(self) -> tuple[int, ...]:
         return tuple(f for f in self.followers if f not in self._vote_calls)
 
     def _open_vote(self, seq: int, leader_call: Call | None, follower: int, theirs: Call) -> list[Action]:
-        self._voting = True
+        self._to(_L.VOTING)
         self._vote_seq = seq
         self._vote_calls = {LEADER: leader_call, follower: theirs}
         actions: list[Action] = []
@@ -477,7 +484,7 @@ class FollowerMonitor(_Monitor):
         self._inbox: dict[int, Entry] = {}
         self._current: tuple[int | None, Call, Decision] | None = None
         self._expect: Entry | None = None  # the entry a running call will be checked against
-        self._state = "running"  # running | executing | entry-wait | sync-wait | finish-wait | diverged
+        self._state = _F.RUNNING
         self._acked = 0
         self._ack_every = max(1, min(policy.ack_every, policy.cb_entries // 2 or 1))
         # Acknowledge before half the CB's bytes are in flight unacknowledged,
@@ -486,6 +493,12 @@ class FollowerMonitor(_Monitor):
         self._unacked_bytes = 0
         self._vote_seq = 0
         self._announced = 0
+
+    def _to(self, state: FollowerState) -> None:
+        """Move to ``state`` (:data:`dmvx.states.FOLLOWER_TRANSITIONS` must list the move)."""
+        if state not in self._state.successors:  # type: ignore[attr-defined]
+            raise InvalidTransition("follower monitor", self._state, state)
+        self._state = state
 
     # -- events ----------------------------------------------------------------
 
@@ -498,12 +511,12 @@ class FollowerMonitor(_Monitor):
         self._route_counts[route] += 1
         if route is _ROUTE_LOCAL:
             self._current = (None, call, decision)
-            self._state = "executing"
+            self._to(_F.EXECUTING)
             return list(_EXECUTE_LOCAL)
         seq = self.seq = self.seq + 1
         self._current = (seq, call, decision)
         if decision.sync:
-            self._state = "sync-wait"
+            self._to(_F.SYNC_WAIT)
             actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
             entry = self._inbox.pop(seq, None)
             if entry is not None:
@@ -513,7 +526,7 @@ class FollowerMonitor(_Monitor):
             return actions
         entry = self._inbox.pop(seq, None)
         if entry is None:
-            self._state = "entry-wait"
+            self._to(_F.ENTRY_WAIT)
             if self._vote_seq == seq:
                 return self._report_divergence(seq, call)
             if self._announced == seq:
@@ -527,7 +540,7 @@ class FollowerMonitor(_Monitor):
             return []
         seq, call, decision = self._current
         self._current = None
-        self._state = "running"
+        self._to(_F.RUNNING)
         if seq is None:
             return []
         self._update_fds(call, decision, outcome)
@@ -564,16 +577,16 @@ class FollowerMonitor(_Monitor):
         if kind is _KIND_VOTE:
             return self._on_vote(message)
         if kind is _KIND_ANNOUNCE:
-            if at_current and self._state == "entry-wait":
+            if at_current and self._state is _F.ENTRY_WAIT:
                 return self._report_at_lockstep(seq, current[1])  # type: ignore[index]
             if seq > self.seq:
                 self._announced = seq
             return []
-        if at_current and self._state in ("entry-wait", "sync-wait", "finish-wait"):
-            if self._state == "entry-wait":
+        if at_current and self._state in (_F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT):
+            if self._state is _F.ENTRY_WAIT:
                 return self._consume(message)
             return self._on_entry(message)
-        if seq <= self.seq and self._state != "diverged" and not at_current:
+        if seq <= self.seq and self._state is not _F.DIVERGED and not at_current:
             return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq,
                                       detail=f"entry {seq} arrived after call {self.seq}"))
         self._inbox[seq] = message
@@ -586,7 +599,7 @@ class FollowerMonitor(_Monitor):
         seq = self._current[0] if self._current and self._current[0] is not None else self.seq
         mine = self._current[1] if self._current else None
         return self._halt(Verdict(VerdictKind.NO_PROGRESS, seq, {LEADER: None, self.index: mine}, (LEADER,),
-                                  detail=f"no word from the leader ({self._state})"))
+                                  detail=f"no word from the leader ({self._state.value})"))
 
     # -- internals ---------------------------------------------------------------
 
@@ -607,7 +620,7 @@ class FollowerMonitor(_Monitor):
             return self._adopt(seq, decision, entry, adopt) if adopt else self._report_divergence(seq, call)
         if decision.effect is not _EFFECT_LEADER:
             self._expect = entry
-            self._state = "executing"
+            self._to(_F.EXECUTING)
             return [Execute(seq)]
         if kind is _KIND_FULL and entry.outcome is not None:
             outcome = entry.outcome
@@ -623,15 +636,15 @@ class FollowerMonitor(_Monitor):
         assert self._current is not None
         seq, call, decision = self._current
         assert seq is not None
-        if self._state == "finish-wait":
+        if self._state is _F.FINISH_WAIT:
             if entry.kind is EntryKind.GO:
                 self.finished = True
-                self._state = "done"
+                self._to(_F.DONE)
                 return [Done(call.args[0] if call.name == EXIT else 128 + call.args[0])]
             self._inbox[entry.seq] = entry
             return []
         if entry.kind is EntryKind.GO:
-            self._state = "executing"
+            self._to(_F.EXECUTING)
             return [Execute(seq)]
         if entry.kind is EntryKind.FULL and entry.outcome is not None:
             if same_call(entry.call, call):
@@ -643,7 +656,7 @@ class FollowerMonitor(_Monitor):
             return self._skip(seq, call, decision, _predicted_outcome(call))
         # The leader handled this point asynchronously: different calls. The
         # report already sent tells the leader; wait for its verdict.
-        self._state = "diverged"
+        self._to(_F.DIVERGED)
         return [Wait(WaitReason.VOTE, seq, (LEADER,))]
 
     def _adopt(self, seq: int, decision: Decision, entry: Entry, adopt: tuple[int, str]) -> list[Action]:
@@ -667,7 +680,7 @@ class FollowerMonitor(_Monitor):
                     pair = fd_pair(call, outcome)
                     if pair is not None:
                         new_fds = pair
-        self._state = "running"
+        self._to(_F.RUNNING)
         self._current = None
         skip = Skip(seq, outcome, new_fds)
         if decision.sync:
@@ -686,11 +699,11 @@ class FollowerMonitor(_Monitor):
     def _report_at_lockstep(self, seq: int, call: Call) -> list[Action]:
         """The leader waits at a lockstep call where this variant made a call
         it would not hold: report it and let the leader compare."""
-        self._state = "sync-wait"
+        self._to(_F.SYNC_WAIT)
         return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(WaitReason.LOCKSTEP, seq, (LEADER,))]
 
     def _report_divergence(self, seq: int, call: Call) -> list[Action]:
-        self._state = "diverged"
+        self._to(_F.DIVERGED)
         return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(WaitReason.VOTE, seq, (LEADER,))]
 
     def _on_vote(self, vote: Entry) -> list[Action]:
@@ -699,7 +712,7 @@ class FollowerMonitor(_Monitor):
         self._vote_seq = seq
         current = self._current
         if current is not None and current[0] == seq:
-            if self._state == "entry-wait":
+            if self._state is _F.ENTRY_WAIT:
                 return self._report_divergence(seq, current[1])
             return []  # already reported (sync, diverged) or consumed (acks on exit)
         if self.seq >= seq:
@@ -714,7 +727,7 @@ class FollowerMonitor(_Monitor):
         self.seq += 1
         seq = self.seq
         self._current = (seq, call, _PROCESS_END)
-        self._state = "finish-wait"
+        self._to(_F.FINISH_WAIT)
         actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
         entry = self._inbox.pop(seq, None)
         if entry is not None and entry.kind is EntryKind.GO:
