@@ -17,8 +17,15 @@ from dmvx.calls import Outcome
 from dmvx.messages import Message
 from dmvx.verdict import Verdict
 
+#: The leader's variant index (``Send.to`` of a follower's messages); followers are 1..n-1.
+LEADER = 0
 #: ``Send.to`` value meaning "every other variant's monitor".
 EVERYONE = -1
+#: While its variant is inside a native call, a mode tells the others so this
+#: often (nanoseconds): a peer held waiting for that call must not take the
+#: wait for a stall (see :meth:`dmvx.monitor.LeaderMonitor.stalled`). Real
+#: mode sends a heartbeat; sim marks the call as heard through.
+HEARTBEAT_EVERY = 500_000_000
 
 
 class WaitReason(str, Enum):

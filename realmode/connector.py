@@ -24,6 +24,7 @@ import select
 import socket
 import time
 
+from dmvx.actions import LEADER
 from dmvx.messages import Stop
 from dmvx.protocol import (
     Admission,
@@ -40,7 +41,6 @@ from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import link
 
-LEADER = 0
 #: How long the leader's CONNECTOR waits for every follower to be admitted,
 #: and a follower's for its admission, before the run ends (connector-lost).
 ADMISSION_TIMEOUT = 10.0

@@ -44,7 +44,7 @@ from typing import Any, Iterator, Sequence
 
 import simpy
 
-from dmvx.actions import EVERYONE, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.actions import EVERYONE, HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy, Route
@@ -55,10 +55,6 @@ from sim.profile import CostProfile
 from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, Step
 
 INF = 1 << 62
-#: A monitor whose variant is inside a native call tells the others so this
-#: often (real mode's heartbeat, realmode/tracer.py), so that their wait for
-#: it is not taken for a stall.
-HEARTBEAT_EVERY = 500_000_000
 
 # Variant states.
 READY = 0      # between calls: the next step comes next

@@ -1,0 +1,332 @@
+"""The monitor process: its event loop, its timers and the actions it carries out.
+
+One :class:`MonitorProcess` per variant launches it (:mod:`.launch`) and then
+waits, in one ``select``, for two things: stops of its traced processes
+(:mod:`.stops`; a SIGCHLD wakes the loop through a pipe) and messages from
+its CONNECTOR (:mod:`.routing`). It hands each to the process's core monitor
+and carries out the actions the monitor returns (:meth:`carry_out`).
+
+Time is the loop's: a wait the core asked for that lasts longer than the
+stall timeout becomes ``stalled()``; a variant inside a long native call
+sends heartbeats (every :data:`dmvx.actions.HEARTBEAT_EVERY`) so the others'
+wait is not mistaken for a stall; an open send batch goes out by its
+deadline (:mod:`.outbox`).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import time
+import traceback
+
+from dmvx import codec
+from dmvx.actions import HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.messages import Ack, Entry, EntryKind, Stop
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.verdict import Verdict, VerdictKind
+from realmode import link
+from realmode import ptrace_ll as ll
+from realmode.pids import PidMap
+from realmode.record import Recorder
+from realmode.tracer import steering
+from dmvx.actions import LEADER
+from realmode.tracer.launch import Launch, spawn
+from realmode.tracer.outbox import Outbox
+from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
+from realmode.tracer.routing import Router
+from realmode.tracer.skipping import Skipping
+from realmode.tracer.steering import STEERED
+from realmode.tracer.stops import Stops
+
+#: The heartbeat period in this loop's seconds.
+_HEARTBEAT_S = HEARTBEAT_EVERY / 1e9
+#: How often a process held while its leader's died of a signal looks for
+#: that signal here (see :meth:`Router.on_peer_killed`).
+_PEER_SIGNAL_POLL = 0.005
+
+
+class MonitorProcess:
+    """The tracer of one variant: its processes, its link, its loop."""
+
+    def __init__(self, launch: Launch, link_sock: socket.socket, report_fd: int) -> None:
+        self.launch = launch
+        self.link = link_sock
+        self.report_fd = report_fd
+        self.index = launch.index
+        self.leader = launch.index == LEADER
+        self.pids = PidMap()
+        self.procs: dict[int, Proc] = {}
+        self.streams: dict[str, Proc] = {}
+        self.root: Proc | None = None
+        self.inbox: dict[str, list] = {}
+        self.announced: dict[str, int] = {}
+        self.orphans: dict[int, int] = {}
+        #: Followers: the leader's result of calls they may steer, by (stream, seq).
+        self.peek: dict[tuple[str, int], int] = {}
+        #: Followers: calls released by GO whose result note is still to come.
+        self.noted: set[tuple[str, int]] = set()
+        self.finished = False
+        self.last_inbound = time.monotonic()
+        self.last_heartbeat_in = self.last_inbound
+        self.last_heartbeat = 0.0
+        self.stats = Stats()
+        self.link_reader = link.LinkReader()
+        self.out = Outbox(link_sock, launch.flush_delay)
+        self.batching = launch.policy.async_replication
+        self.more_stops = False
+        self.recorder = Recorder(launch.record, launch.index) if launch.record else None
+        self.router = Router(self)
+        self.stops = Stops(self)
+        self.skipping = Skipping(self)
+
+    def _report(self, **event: object) -> None:
+        os.write(self.report_fd, (json.dumps(event) + "\n").encode())
+
+    def launch_variant(self) -> None:
+        launch = self.launch
+        pid = spawn(launch)
+        monitor: LeaderMonitor | FollowerMonitor
+        if self.leader:
+            monitor = LeaderMonitor(launch.policy, launch.n_variants)
+        else:
+            monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants)
+        self.root = self.adopt(pid, monitor, "launch")
+        if self.leader:
+            self.router.announce(self.root)
+        ll.resume(pid, False)
+        self._report(event="started", pid=pid)
+
+    def adopt(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, phase: str) -> Proc:
+        proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry")
+        self.procs[pid] = proc
+        self.streams[proc.stream] = proc
+        self.stats.processes += 1
+        if not self.leader and proc.stream in self.announced:
+            self.pids.add(pid, self.announced[proc.stream])
+        return proc
+
+    def run(self) -> None:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.launch_variant()
+        try:
+            while not self.finished:
+                timeout = 0.0 if self.more_stops else self._timeout()
+                if self.out.records and self._anyone_waiting():
+                    self.out.flush()
+                readable, _, _ = select.select([self.link, wake_r], [], [], timeout)
+                if wake_r in readable:
+                    try:
+                        os.read(wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                try:
+                    self.stops.reap()
+                    if self.link in readable and not self.finished:
+                        self._read_link()
+                    self._timers()
+                except ll.PtraceError as error:
+                    if error.errno != errno.ESRCH:
+                        raise
+                    # A process died under us (killed from outside, or by
+                    # the orchestrator): its exit status is reaped next round.
+                    continue
+            self.out.flush()
+        except Unsupported as problem:
+            self._kill_all()
+            self._report(event="unsupported", message=str(problem))
+        finally:
+            self._kill_all()
+            if self.recorder is not None:
+                self.recorder.close()
+
+    def _anyone_waiting(self) -> bool:
+        return any(proc.waiting_since is not None for proc in self.procs.values())
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = []
+        running = False
+        for proc in self.procs.values():
+            if proc.waiting_since is not None:
+                deadlines.append(self._wait_reference(proc) + self.launch.stall_timeout)
+            if proc.held is not None and proc.held.stage in (Stage.RUNNING, Stage.SKIPPING) and proc.alive:
+                running = True
+            if self._awaiting_peer_signal(proc):
+                deadlines.append(now + _PEER_SIGNAL_POLL)
+        if running:
+            deadlines.append(self.last_heartbeat + _HEARTBEAT_S)
+        if self.out.flush_at is not None:
+            deadlines.append(self.out.flush_at)
+        if not deadlines:
+            return 1.0
+        return max(0.0, min(deadlines) - now)
+
+    @staticmethod
+    def _awaiting_peer_signal(proc: Proc) -> bool:
+        """Whether ``proc`` waits at a call while the leader's process has
+        died of a signal: a signal that may yet come here too."""
+        return bool(proc.peer_killed) and proc.alive and proc.held is not None \
+            and proc.held.stage in (Stage.ENTRY, Stage.AWAIT_NOTE)
+
+    def _wait_reference(self, proc: Proc) -> float:
+        """Since when ``proc`` has waited without word from the others. A
+        heartbeat (a peer inside a long native call) excuses the wait of a
+        live process, not of one that has ended: no peer call can be owed
+        to it, only the peer's own end."""
+        reference = max(proc.waiting_since or 0.0, self.last_inbound)
+        return max(reference, self.last_heartbeat_in) if proc.alive else reference
+
+    def _timers(self) -> None:
+        if self.finished:
+            return
+        now = time.monotonic()
+        if self.out.flush_at is not None and now >= self.out.flush_at:
+            self.out.flush()
+        if now - self.last_heartbeat >= _HEARTBEAT_S and any(
+                p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING) for p in self.procs.values()):
+            # Inside a native call (possibly a blocking one): tell the others.
+            self.last_heartbeat = now
+            self.out.send(link.BROADCAST if self.leader else LEADER, None)
+        for proc in list(self.procs.values()):
+            if self.finished:
+                return
+            if self._awaiting_peer_signal(proc):
+                self.router.on_peer_killed(proc)
+            since = proc.waiting_since
+            if since is not None and now - self._wait_reference(proc) >= self.launch.stall_timeout:
+                proc.waiting_since = None
+                self.carry_out(proc, proc.monitor.stalled())
+
+    def _read_link(self) -> None:
+        try:
+            records = link.receive(self.link, self.link_reader)
+        except (link.LinkClosed, OSError):
+            if not self.finished:
+                self.halt(Verdict(VerdictKind.CONNECTOR_LOST, 0, detail="the CONNECTOR went away"))
+            return
+        for _peer, payload in records:
+            if self.finished:
+                return
+            message = link.decode(payload)
+            if message is None:
+                self.last_heartbeat_in = time.monotonic()
+                continue
+            self.last_inbound = time.monotonic()
+            self.router.route(message)
+
+    def maybe_finish(self) -> None:
+        if self.finished or any(p.alive or not p.done for p in self.procs.values()):
+            return
+        self.finished = True
+        assert self.root is not None
+        self.out.flush()
+        if self.recorder is not None:
+            self.recorder.close()
+        self._report(event="done", status=self.root.status, stats=self._stats())
+
+    def carry_out(self, proc: Proc, actions: list) -> None:
+        released = None
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                message = action.message
+                batch = self.batching and (type(message) is Ack or (type(message) is Entry and message.kind in (
+                    EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED)))
+                if type(message) is Entry and message.kind is EntryKind.GO:
+                    released = message.seq
+                self.out.send(action.to, message, batch)
+            elif kind is Execute:
+                if released is not None and released == action.seq and proc.held is not None \
+                        and proc.held.raw.name in STEERED:
+                    proc.held.note = True  # every variant runs it: the followers steer by its result
+                self.execute(proc, action.seq)
+            elif kind is Skip:
+                self.skipping.skip(proc, action)
+            elif kind is Wait:
+                if proc.waiting_since is None:
+                    proc.waiting_since = time.monotonic()
+            elif kind is Halt:
+                self.halt(action.verdict)
+                return
+            elif kind is Done:
+                proc.done = True
+                proc.waiting_since = None
+                proc.status = action.exit_status
+                self.maybe_finish()
+                return
+
+    def execute(self, proc: Proc, seq: int | None) -> None:
+        proc.waiting_since = None
+        held = proc.held
+        if held is None or held.stage is not Stage.ENTRY:
+            return
+        held.seq = seq
+        key = (proc.stream, seq)
+        if key in self.noted:
+            self.noted.discard(key)
+            if key not in self.peek:
+                held.to(Stage.AWAIT_NOTE)  # released by GO: run it once the leader's result is known
+                proc.waiting_since = time.monotonic()
+                return
+        held.to(Stage.RUNNING)
+        self.stats.executed += 1
+        if self.recorder is not None and proc is self.root:
+            held.ran = time.perf_counter_ns()
+        if not self.leader and (self.pids.active or seq is not None):
+            expect = self.peek.pop((proc.stream, held.seq), None) if held.seq is not None else None
+            steering.steer(proc, held, self.pids, expect)
+        ll.resume(proc.pid, True)
+
+    def halt(self, verdict: Verdict) -> None:
+        self._kill_all()
+        if not self.finished:
+            self.finished = True
+            self.out.flush()
+            if self.recorder is not None:
+                self.recorder.close()
+            self._report(event="verdict", stop=codec.dumps(Stop("0", verdict)).hex(), stats=self._stats())
+
+    def _kill_all(self) -> None:
+        alive = [proc for proc in self.procs.values() if proc.alive]
+        for proc in alive:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for proc in alive:
+            try:
+                os.waitpid(proc.pid, ll.WALL)
+            except ChildProcessError:
+                pass
+            proc.alive = False
+
+    def _stats(self) -> dict:
+        routes: dict[str, int] = {}
+        for proc in self.procs.values():
+            for route, count in proc.monitor.routes.items():
+                routes[route] = routes.get(route, 0) + count
+        return {"stops": self.stats.stops, "executed": self.stats.executed, "skipped": self.stats.skipped,
+                "processes": self.stats.processes, "routes": routes}
+
+
+def monitor_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:
+    """Entry of a forked monitor process. Never returns."""
+    status = 0
+    try:
+        MonitorProcess(launch, link_sock, report_fd).run()
+    except BaseException as error:  # noqa: BLE001 - reported, then the process ends
+        try:
+            os.write(report_fd, (json.dumps({"event": "error", "message": f"{type(error).__name__}: {error}",
+                                             "traceback": traceback.format_exc()}) + "\n").encode())
+        except OSError:
+            pass
+        status = 70
+    finally:
+        os._exit(status)

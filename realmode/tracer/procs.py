@@ -1,0 +1,102 @@
+"""What the tracer knows of each traced process and of the call it holds.
+
+A :class:`Proc` is one traced process of the variant with its core monitor;
+its :class:`Held` is the call it is stopped at and how far the tracer got
+with it. The held call's :class:`Stage` moves only along
+:data:`STAGE_TRANSITIONS` (as the core's monitors do, :mod:`dmvx.states`), so
+a stop that finds a call in a stage nobody planned for fails loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from dmvx.actions import Skip
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.states import install, move
+from realmode import abi
+from realmode.pids import PidMap
+
+
+class Stage(Enum):
+    """Where the tracer is with a held call."""
+
+    ENTRY = "entry"             # stopped at its entry; the core has not released it yet
+    AWAIT_NOTE = "await-note"   # follower: released by GO, runs once the leader's result is known
+    RUNNING = "running"         # resumed to run natively; its exit stop is to come
+    SKIPPING = "skipping"       # follower: turned into a placeholder open, whose exit is to come
+    AWAIT_PID = "await-pid"     # follower: a fork returned; stays stopped until the leader's pid is known
+
+
+_S = Stage
+#: Every move of a held call. It leaves the tracer (``Proc.held = None``)
+#: from any stage; these are the moves while it is held.
+STAGE_TRANSITIONS = install({
+    _S.ENTRY: (_S.RUNNING, _S.SKIPPING, _S.AWAIT_NOTE),
+    _S.AWAIT_NOTE: (_S.ENTRY,),
+    _S.RUNNING: (_S.AWAIT_PID,),
+    _S.SKIPPING: (),
+    _S.AWAIT_PID: (),
+})
+
+
+@dataclass(slots=True)
+class Held:
+    """The call a process is stopped at, and what is being done with it."""
+
+    raw: abi.RawCall
+    stage: Stage = Stage.ENTRY
+    seq: int | None = None
+    skip: Skip | None = None
+    scratch: tuple[int, bytes] | None = None  # address, saved bytes
+    restarting: bool = False   # the kernel interrupted it; a restart may come
+    continuing: bool = False   # its restart (or the next part of a steered read) runs
+    expect: int | None = None  # the leader's result a follower steers towards
+    fake: int | None = None    # a result the follower returns without running the call
+    inject: int = 0            # a signal to deliver when the call returns
+    done_bytes: int = 0        # a steered read: bytes read so far
+    restore: dict[str, int] | None = None  # registers to put back when it returns
+    steer: dict[str, int] | None = None    # registers a follower set to steer it
+    note: bool = False         # leader: tell the followers this call's result
+    child: "Proc | None" = None  # fork family: the new process
+    entered: int = 0           # --record: when it stopped at its entry
+    ran: int | None = None     # --record: when it was resumed to run
+
+    def to(self, stage: Stage) -> None:
+        """Move to ``stage`` (:data:`STAGE_TRANSITIONS` must list the move)."""
+        self.stage = move("held call", self.stage, stage)
+
+
+class Proc:
+    """One traced process of the variant and its core monitor."""
+
+    def __init__(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, pids: PidMap, phase: str,
+                 abi_diverse: bool = False) -> None:
+        self.pid = pid
+        self.monitor = monitor
+        self.stream = monitor.stream
+        self.reader = abi.Reader(pid, pids, abi_diverse)
+        self.held: Held | None = None
+        self.alive = True
+        self.done = False
+        self.phase = phase        # launch | loader | compare
+        self.fresh = False        # auto-attached child whose first SIGSTOP is still to come
+        self.breakpoint: tuple[int, bytes] | None = None  # entry address, original word
+        self.waiting_since: float | None = None
+        self.passing = False      # a call the monitor does not hold is running
+        self.drop_signal = 0      # a signal to drop once (SIGPIPE of a steered write)
+        self.peer_killed = 0      # the signal the leader's process died of, once it did
+        self.status: int | None = None
+
+
+@dataclass
+class Stats:
+    stops: int = 0
+    executed: int = 0
+    skipped: int = 0
+    processes: int = 0
+
+
+class Unsupported(Exception):
+    """The program did something real mode does not follow."""

@@ -1,0 +1,300 @@
+"""Stop dispatch: what the tracer does at each stop of a traced process.
+
+A seccomp stop is a call's entry (handed to the core); a syscall-exit stop
+is the return of a call the tracer let run (handed back, steered where the
+core asked, :mod:`.steering`); fork, exec and signal stops follow the
+process tree: every new process gets its own core monitor, every exec hides
+the vDSO (:mod:`.auxv`) and, for variants of different ABIs
+(``compare_from="entry"``), plants an ``int3`` at ``AT_ENTRY`` so comparison
+starts where the program itself begins, after each variant's own loader.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from dmvx.actions import EVERYONE
+from dmvx.calls import Call, Outcome
+from dmvx.messages import Entry, EntryKind
+from realmode import abi
+from realmode import ptrace_ll as ll
+from realmode.pids import PID_RESULTS
+from realmode.tracer import steering
+from realmode.tracer.auxv import rewrite_auxv
+from realmode.tracer.procs import Held, Proc, Stage, Unsupported
+from realmode.tracer.routing import RESULT_CALL
+from realmode.tracer.signals import EINTR, RESTART, ignored, restart_nr
+from realmode.tracer.steering import MASK64
+
+if TYPE_CHECKING:
+    from realmode.tracer.process import MonitorProcess
+
+_PROCESS_CREATORS = frozenset({"fork", "vfork", "clone", "clone3"})
+CLONE_VM, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x10000, 0x800000
+#: Stops handled before the link is looked at again.
+_STOPS_PER_ROUND = 16
+
+
+class Stops:
+    """Handles the stops of a monitor process's traced processes."""
+
+    def __init__(self, tracer: "MonitorProcess") -> None:
+        self.t = tracer
+
+    def reap(self) -> None:
+        """Handle the stops that are there. At most a round's worth: a tracee
+        resumed on this CPU often reaches its next stop before the monitor
+        asks again, and the link (a peer's verdict above all) must not wait
+        behind a busy variant; the next round's select then does not block.
+
+        With no stop there, the monitor gives its CPU up once before it goes
+        to sleep in select: a variant resumed on this CPU that yields it back
+        before its next stop (``sched_yield``, a sleep of no time) then
+        reaches that stop meanwhile, without the trip through SIGCHLD, the
+        wake-up pipe and select that a sleeping monitor takes."""
+        self.t.more_stops = False
+        yielded = False
+        for _ in range(_STOPS_PER_ROUND):
+            if self.t.finished:
+                return
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG | ll.WALL)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                if yielded:
+                    return
+                yielded = True
+                os.sched_yield()
+                continue
+            proc = self.t.procs.get(pid)
+            if proc is None:
+                if os.WIFSTOPPED(status):
+                    self.t.orphans[pid] = status  # a new child, reported before its parent's event
+                continue
+            self._on_status(proc, status)
+        self.t.more_stops = True
+
+    def _on_status(self, proc: Proc, status: int) -> None:
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self._on_end(proc, status)
+            return
+        if not os.WIFSTOPPED(status) or not proc.alive:
+            return
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+        if sig == signal.SIGTRAP | 0x80:
+            info = ll.syscall_info(proc.pid)
+            if info.op == ll.OP_EXIT:
+                self._on_exit(proc, info.rval)
+            else:
+                self._on_plain_entry(proc, info)
+        elif sig == signal.SIGTRAP and event == ll.PTRACE_EVENT_SECCOMP:
+            self._on_entry(proc)
+        elif sig == signal.SIGTRAP and event in (ll.PTRACE_EVENT_FORK, ll.PTRACE_EVENT_VFORK, ll.PTRACE_EVENT_CLONE):
+            self._on_fork_event(proc)
+        elif sig == signal.SIGTRAP and event == ll.PTRACE_EVENT_EXEC:
+            self._on_exec(proc)
+        elif sig == signal.SIGTRAP and event:
+            self._resume(proc)
+        else:
+            self._on_signal(proc, sig)
+
+    def _resume(self, proc: Proc, sig: int = 0) -> None:
+        """Resume ``proc``, stopping at the next syscall too when a held call
+        still has to return (or an interrupted one may restart)."""
+        held = proc.held
+        ll.resume(proc.pid, proc.passing or (held is not None and held.stage is not Stage.ENTRY), sig)
+
+    def _on_plain_entry(self, proc: Proc, info: ll.SyscallStop) -> None:
+        """A syscall-entry stop: only seen while a held call runs or restarts."""
+        held = proc.held
+        if held is not None and (held.restarting or held.continuing) and info.nr == held.raw.nr:
+            # The interrupted call restarts (or the program, told EINTR by a
+            # handler, makes it again): one call for the core; steer it again.
+            held.restarting = False
+            held.continuing = True
+            steering.resteer(proc, held)
+        elif held is not None and held.restarting and info.nr == restart_nr(info.arch):
+            held.restarting = False
+            held.continuing = True
+        else:
+            proc.passing = True  # a call of its own (a handler's, or a local one)
+        self._resume(proc)
+
+    def _on_entry(self, proc: Proc) -> None:
+        info = ll.syscall_info(proc.pid)
+        if proc.phase != "compare":
+            ll.resume(proc.pid, False)  # the launcher's exec, or the loader of an ABI-diverse pair
+            return
+        held = proc.held
+        proc.passing = False
+        if held is not None:
+            if held.continuing or (held.restarting and info.nr == held.raw.nr):
+                held.restarting = False
+                held.continuing = True
+                ll.resume(proc.pid, True)
+                return
+            if held.restarting:
+                # The interrupted call did not restart: the program got EINTR.
+                proc.held = None
+                self.t.carry_out(proc, proc.monitor.call_exited(Outcome(-EINTR)))
+                if self.t.finished or not proc.alive:
+                    return
+        arch = abi.arch_of(info.arch)
+        if arch is None:
+            raise Unsupported(f"variant {self.t.index} made a system call of unknown architecture {info.arch:#x}")
+        raw = proc.reader.call(arch, info.nr, info.args)
+        if raw.name in _PROCESS_CREATORS:
+            self._check_creator(proc, raw)
+        self.t.stats.stops += 1
+        proc.held = Held(raw)
+        if self.t.recorder is not None and proc is self.t.root:
+            proc.held.entered = self.t.recorder.entered()
+        self.t.carry_out(proc, proc.monitor.call_entered(raw.call))
+
+    def _check_creator(self, proc: Proc, raw: abi.RawCall) -> None:
+        flags = 0
+        if raw.name == "clone":
+            flags = raw.args[0]
+        elif raw.name == "clone3" and raw.args[0]:
+            flags = int.from_bytes(ll.read_memory(proc.pid, raw.args[0], 8), "little")
+        if flags & CLONE_THREAD:
+            raise Unsupported(
+                f"{self.t.launch.argv[0]} created a thread ({raw.kernel_name} with CLONE_THREAD); "
+                f"real mode follows processes, not threads")
+        if flags & CLONE_UNTRACED:
+            raise Unsupported(f"{self.t.launch.argv[0]} asked for an untraced child ({raw.kernel_name} with CLONE_UNTRACED)")
+
+    def _on_exit(self, proc: Proc, rval: int) -> None:
+        held = proc.held
+        if proc.passing:
+            proc.passing = False
+            self._resume(proc)
+            return
+        if held is None or held.stage is Stage.ENTRY:
+            ll.resume(proc.pid, False)
+            return
+        if rval in RESTART and held.fake is None:
+            held.restarting = True
+            held.continuing = False
+            ll.resume(proc.pid, True)
+            return
+        held.continuing = False
+        if held.stage is Stage.SKIPPING:
+            proc.held = None
+            self.t.skipping.finish_skip(proc, held, rval)
+            return
+        if self.t.leader:
+            held.child = None
+            self._complete(proc, held, rval)
+            return
+        steered = steering.after_steering(proc, held, rval)
+        if steered is None:
+            return  # the steered call goes on
+        if held.child is not None and steered > 0:
+            virtual = self.t.announced.get(held.child.stream)
+            if virtual is None:
+                held.to(Stage.AWAIT_PID)  # stays stopped until the leader says
+                proc.waiting_since = time.monotonic()
+                return
+            self.finish_fork(proc, held, virtual)
+            return
+        if steered > 0 and held.raw.name in PID_RESULTS:
+            steered = self.t.pids.virtual(steered)
+        if steered != rval or held.restore:
+            self._set_result(proc, held, steered)
+        self._complete(proc, held, steered)
+
+    def _complete(self, proc: Proc, held: Held, rval: int) -> None:
+        proc.held = None
+        if held.note:
+            self.t.out.send(EVERYONE, Entry(proc.stream, held.seq, Call(RESULT_CALL, (rval,)), EntryKind.RESULT,
+                                       Outcome(rval)))
+        outcome = proc.reader.outcome(held.raw, rval)
+        if self.t.recorder is not None and proc is self.t.root:
+            self.t.recorder.call(held.raw.call, outcome, held.entered, held.ran)
+        self.t.carry_out(proc, proc.monitor.call_exited(outcome))
+        if proc.alive and not self.t.finished:
+            ll.resume(proc.pid, False, held.inject)
+
+    def finish_fork(self, proc: Proc, held: Held, virtual: int) -> None:
+        self._set_result(proc, held, virtual)
+        held.child = None
+        self._complete(proc, held, virtual)
+
+    def _set_result(self, proc: Proc, held: Held, value: int) -> None:
+        regs = ll.get_regs(proc.pid)
+        regs.rax = value & MASK64
+        if held.restore:
+            for name, original in held.restore.items():
+                setattr(regs, name, original)
+            held.restore = None
+        ll.set_regs(proc.pid, regs)
+
+    def _on_fork_event(self, proc: Proc) -> None:
+        child_pid = ll.event_message(proc.pid)
+        child = self.t.adopt(child_pid, proc.monitor.child(), proc.phase)
+        child.fresh = True
+        child.reader.epoll = proc.reader.epoll.copy()  # a copy of the parent's descriptor table
+        if proc.held is not None:
+            proc.held.child = child
+        if self.t.leader:
+            self.t.router.announce(child)
+        for message in self.t.inbox.pop(child.stream, []):
+            self.t.router.deliver(child, message)
+        status = self.t.orphans.pop(child_pid, None)
+        if status is not None:
+            self._on_status(child, status)
+        ll.resume(proc.pid, True)
+
+    def _on_exec(self, proc: Proc) -> None:
+        entry = rewrite_auxv(proc.pid)
+        if self.t.launch.compare_from == "entry" and entry:
+            original = ll.read_memory(proc.pid, entry, 8)
+            ll.poke_word(proc.pid, entry, b"\xcc" + original[1:])
+            proc.breakpoint = (entry, original)
+            proc.phase = "loader"
+        else:
+            proc.phase = "compare"
+        self._resume(proc)
+
+    def _on_signal(self, proc: Proc, sig: int) -> None:
+        if proc.fresh and sig == signal.SIGSTOP:
+            proc.fresh = False
+            ll.resume(proc.pid, False)
+            return
+        if sig == signal.SIGTRAP and proc.breakpoint is not None:
+            regs = ll.get_regs(proc.pid)
+            address, original = proc.breakpoint
+            if (regs.rip - 1) & MASK64 == address:
+                ll.poke_word(proc.pid, address, original)
+                regs.rip = address
+                ll.set_regs(proc.pid, regs)
+                proc.breakpoint = None
+                proc.phase = "compare"  # the program itself starts here
+                ll.resume(proc.pid, False)
+                return
+        if sig == proc.drop_signal or ignored(proc.pid, sig):
+            proc.drop_signal = 0 if sig == proc.drop_signal else proc.drop_signal
+            sig = 0
+        self._resume(proc, sig)
+
+    def _on_end(self, proc: Proc, status: int) -> None:
+        proc.alive = False
+        proc.held = None
+        proc.waiting_since = None
+        if self.t.recorder is not None and proc is self.t.root and not self.t.finished:
+            if os.WIFEXITED(status):
+                self.t.recorder.exited(os.WEXITSTATUS(status))
+            else:
+                self.t.recorder.killed(os.WTERMSIG(status))
+        if not proc.done and not self.t.finished:
+            if os.WIFEXITED(status):
+                self.t.carry_out(proc, proc.monitor.process_exited(os.WEXITSTATUS(status)))
+            else:
+                self.t.carry_out(proc, proc.monitor.process_killed(os.WTERMSIG(status)))
+        self.t.maybe_finish()
