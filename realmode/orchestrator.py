@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.errors import InputError
@@ -40,7 +39,8 @@ from realmode import record as record_mod
 from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
-from realmode.tracer import Launch, monitor_main
+from realmode.spawn import default_compare_from, elf_arch, spawn_variant, resolve
+from realmode.tracer import Launch
 
 #: Files no outside process changes during a run: libraries, the loader
 #: cache, locale and time-zone data. Each variant reads its own copy (the
@@ -51,8 +51,6 @@ SYSTEM_LOCAL_FILES: tuple[str, ...] = (
     "/usr/share/locale/*", "/usr/share/zoneinfo/*", "/etc/localtime",
     "/usr/lib/locale/*", "/usr/share/i18n/*",
 )
-
-_ELF_MACHINES = {3: Arch.I386, 62: Arch.X86_64, 183: Arch.AARCH64}
 
 #: How long a variant may stay silent while another waits, by default.
 DEFAULT_STALL_TIMEOUT = 2.0
@@ -152,19 +150,6 @@ def make_policy(name: str, **knobs: Any) -> Policy:
         raise InputError(str(error)) from None
 
 
-def elf_arch(path: str) -> Arch | None:
-    """The architecture an ELF executable runs as, None for anything else
-    (a script runs its interpreter, which is of this machine)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(20)
-    except OSError:
-        return None
-    if len(head) < 20 or head[:4] != b"\x7fELF":
-        return None
-    return _ELF_MACHINES.get(int.from_bytes(head[18:20], "little"))
-
-
 def placement(policy: Policy, n: int, how: str = "auto") -> list[tuple[int | None, int | None, int | None]]:
     """Where each variant's side runs: ``(CPU of its program, of its monitor,
     of its CONNECTOR)`` per variant.
@@ -212,16 +197,6 @@ def placement(policy: Policy, n: int, how: str = "auto") -> list[tuple[int | Non
     return [(first, first, others[0])] + [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
 
 
-def _resolve(argv: Sequence[str]) -> str:
-    program = argv[0]
-    path = program if "/" in program else shutil.which(program)
-    if path is None or not os.path.isfile(path):
-        raise InputError(f"dmvx run: {program}: no such program")
-    if not os.access(path, os.X_OK):
-        raise InputError(f"dmvx run: {program}: not executable")
-    return os.path.abspath(path)
-
-
 def _check_kernel() -> None:
     try:
         with open("/proc/sys/kernel/yama/ptrace_scope") as handle:
@@ -258,15 +233,14 @@ def run(
         raise InputError("dmvx run: MVX needs at least two variants")
     _check_kernel()
     pol = policy if isinstance(policy, Policy) else make_policy(policy)
-    paths = [_resolve(argv) for argv in variants]
+    paths = [resolve(argv[0], "dmvx run") for argv in variants]
     bpf = seccomp.build_filter(pol)
     key = new_run_key()
     run_id = hashlib.sha256(key).hexdigest()[:16]
     n = len(variants)
     cpus = placement(pol, n, place if pin else "none")
     if compare_from is None:
-        arches = {elf_arch(path) or Arch.X86_64 for path in paths}
-        compare_from = "entry" if len(arches) > 1 else "exec"
+        compare_from = default_compare_from(paths)
     elif compare_from not in ("exec", "entry"):
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
     variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
@@ -286,29 +260,24 @@ def run(
     previous_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         for index in range(n):
-            mon_end, con_end = socket.socketpair()
-            pid = os.fork()
-            if pid == 0:  # CONNECTOR
-                _child(lambda: run_connector(index, n, key, run_id, con_end,
-                                             listener if index == 0 else None,
-                                             None if index == 0 else address),
-                       keep={con_end.fileno(), *([listener.fileno()] if index == 0 else [])},
-                       cpu=cpus[index][2])
-            children.append(pid)
-            con_end.close()
-            read_fd, write_fd = os.pipe()
+            def fork(role: str, body: Callable[[], None], keep: set[int], index: int = index) -> int:
+                pid = os.fork()
+                if pid == 0:  # the CONNECTOR pinned by the placement; the monitor pins itself
+                    _child(body, keep=keep | ({0, 1, 2} if role == "monitor" else set()),
+                           cpu=cpus[index][2] if role == "connector" else None)
+                children.append(pid)
+                return pid
+
+            def connector(con_end: socket.socket, index: int = index) -> None:
+                run_connector(index, n, key, run_id, con_end, listener if index == 0 else None,
+                              None if index == 0 else address)
+
             env = dict(envs[index]) if envs is not None else dict(os.environ)
             launch = Launch(index, n, pol, paths[index], list(variants[index]), env, bpf, stall_timeout,
                             cpus[index][1], compare_from, stdout_to_stderr and index == 0, flush_delay,
                             cpus[index][0], parts[index] if parts is not None else None)
-            pid = os.fork()
-            if pid == 0:  # monitor
-                _child(lambda: monitor_main(launch, mon_end, write_fd),
-                       keep={mon_end.fileno(), write_fd, 0, 1, 2})
-            children.append(pid)
-            mon_end.close()
-            os.close(write_fd)
-            pipes[read_fd] = index
+            spawned = spawn_variant(launch, fork, connector, [listener.fileno()] if index == 0 else [])
+            pipes[spawned.report_fd] = index
         listener.close()
         collected = reports.RunReports()
         reports.collect(pipes, variant_reports, collected)

@@ -21,7 +21,8 @@ from dmvx import structs, syscalls
 from dmvx.calls import Call, Outcome
 from dmvx.syscalls import Arch
 from realmode import abi, seccomp
-from realmode.orchestrator import elf_arch, make_policy, placement
+from realmode.spawn import elf_arch
+from realmode.orchestrator import make_policy, placement
 from realmode.pids import PidMap
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads memory with process_vm_readv")

@@ -17,6 +17,10 @@ namespace first (:mod:`realmode.net.netns`):
   variant as its traced child -- so the variant, too, lives in the host's
   namespace and serves on the host's address.
 
+Both are launched by :func:`realmode.spawn.spawn_variant`, as ``dmvx run``
+launches them; only the fork (into the host's namespace) and the CONNECTOR's
+logged link are the agents' own.
+
 Client and attacker hosts get no agents. The leader's listening socket is
 made by the orchestrator inside the leader's namespace before anything
 starts, so no follower can connect too early and no port is guessed.
@@ -34,7 +38,6 @@ import json
 import os
 import secrets
 import select
-import shutil
 import signal
 import socket
 import time
@@ -44,14 +47,13 @@ from typing import Any, Callable
 from dmvx.errors import InputError
 from dmvx.policy import Policy
 from dmvx.protocol import new_run_key
-from dmvx.syscalls import Arch
 from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import Network
-from realmode.orchestrator import elf_arch
+from realmode.spawn import default_compare_from, spawn_variant, resolve
 from realmode.reports import GRACE, RunReports
-from realmode.tracer import Launch, monitor_main
+from realmode.tracer import Launch
 
 #: The leader CONNECTOR's port is drawn from here per run: above Linux's
 #: default ephemeral range (32768-60999), so no outgoing connection on the
@@ -87,15 +89,6 @@ def connector_port() -> int:
     return CONNECTOR_PORTS[secrets.randbelow(len(CONNECTOR_PORTS))]
 
 
-def resolve(program: str) -> str:
-    path = program if "/" in program else shutil.which(program)
-    if path is None or not os.path.isfile(path):
-        raise InputError(f"dmvx real: {program}: no such program")
-    if not os.access(path, os.X_OK):
-        raise InputError(f"dmvx real: {program}: not executable")
-    return os.path.abspath(path)
-
-
 class Agents:
     """The monitors and CONNECTORs of one MVX run on a :class:`Network`."""
 
@@ -110,13 +103,10 @@ class Agents:
         self.stall_timeout = stall_timeout
         self.port = port if port is not None else connector_port()
         self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
-        self.paths = [resolve(argv[0]) for argv in argvs]
+        self.paths = [resolve(argv[0], "dmvx real") for argv in argvs]
         # Variants of different ABIs are compared from each program's entry
-        # point: their dynamic loaders differ (as in dmvx run, docs/realmode.md).
-        if compare_from is None:
-            arches = {elf_arch(path) or Arch.X86_64 for path in self.paths}
-            compare_from = "entry" if len(arches) > 1 else "exec"
-        self.compare_from = compare_from
+        # point, as in dmvx run.
+        self.compare_from = compare_from if compare_from is not None else default_compare_from(self.paths)
         # Each monitor writes its variant's part of the trace itself
         # (realmode.record.Recorder): hosts share the filesystem.
         self.record = record
@@ -150,11 +140,20 @@ class Agents:
                    listener: socket.socket) -> None:
         index = agent.index
         host_pid = self.net.node_pid(agent.host)
-        mon_end, con_end = socket.socketpair()
         summary_r, summary_w = os.pipe()
         address = None if index == 0 else self.leader_address
-        def connector() -> None:
-            netns.enter(host_pid)
+
+        def fork(role: str, body: Callable[[], None], keep: set[int]) -> int:
+            def inside() -> None:
+                netns.enter(host_pid)
+                body()
+
+            pid = children.fork(inside, keep=keep)
+            self._children.append(pid)
+            self.net.state.add(pid)
+            return pid
+
+        def connector(con_end: socket.socket) -> None:
             logged = linklog.LoggedLink(con_end)
             signal.signal(signal.SIGTERM, _leave)
             try:
@@ -165,22 +164,7 @@ class Agents:
             summary = linklog.summarise(logged.log, index, n)
             os.write(summary_w, (json.dumps(summary) + "\n").encode())
 
-        pid = children.fork(connector, keep={con_end.fileno(), summary_w, *([listener.fileno()] if index == 0 else [])})
-        agent.connector_pid = pid
-        self._children.append(pid)
-        self.net.state.add(pid)
-        con_end.close()
-        os.close(summary_w)
-        self._summary_pipes[summary_r] = index
-        read_fd, write_fd = os.pipe()
-        cpus = sorted(os.sched_getaffinity(0))
-        hint = self.net.topology.hosts[agent.host].cpu
-        cpu = (hint if hint in cpus else None) if hint is not None else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
-        launch = Launch(index=index, n_variants=n, policy=self.policy, path=self.paths[index], argv=agent.argv,
-                        env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu,
-                        compare_from=self.compare_from, record=self.record[index] if self.record else None)
-        def monitor() -> None:
-            netns.enter(host_pid)
+        def quiet_stdio() -> None:
             # A served program's own stdin and stdout mean nothing here (its
             # input comes over the network), and the orchestrator's stdout
             # may be carrying --json.
@@ -188,15 +172,21 @@ class Agents:
             os.dup2(null, 0)
             os.dup2(null, 1)
             os.close(null)
-            monitor_main(launch, mon_end, write_fd)
 
-        pid = children.fork(monitor, keep={mon_end.fileno(), write_fd})
-        agent.monitor_pid = pid
-        self._children.append(pid)
-        self.net.state.add(pid)
-        mon_end.close()
-        os.close(write_fd)
-        self._pipes[read_fd] = index
+        cpus = sorted(os.sched_getaffinity(0))
+        hint = self.net.topology.hosts[agent.host].cpu
+        cpu = (hint if hint in cpus else None) if hint is not None else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
+        launch = Launch(index=index, n_variants=n, policy=self.policy, path=self.paths[index], argv=agent.argv,
+                        env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu,
+                        compare_from=self.compare_from, record=self.record[index] if self.record else None)
+        try:
+            spawned = spawn_variant(launch, fork, connector,
+                                      [summary_w, *([listener.fileno()] if index == 0 else [])], quiet_stdio)
+        finally:
+            os.close(summary_w)
+        agent.connector_pid, agent.monitor_pid = spawned.connector_pid, spawned.monitor_pid
+        self._summary_pipes[summary_r] = index
+        self._pipes[spawned.report_fd] = index
 
     # -- the run --------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
 from realmode.net.network import Network
-from realmode.orchestrator import elf_arch
+from realmode.spawn import elf_arch
 from realmode.reports import RunReports
 
 SERVER_PORT = 8080
