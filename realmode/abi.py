@@ -276,16 +276,18 @@ class Reader:
             return _signed(raw[arg.size_arg], bits)
         if kind is K.STR_ARRAY:
             return self._argv(value, bits // 8)
-        if kind is K.IN_IOVEC:
-            return b"".join(self._iov_read(value, _signed(raw[arg.size_arg], bits), arch, None))
-        if kind is K.OUT_IOVEC:
-            return sum(length for _, length in self._iovecs(value, _signed(raw[arg.size_arg], bits), arch))
+        if kind is K.IN_IOVEC or kind is K.OUT_IOVEC:
+            assert arg.size_arg is not None, f"{spec.name}: an iovec argument names its count"
+            count = _signed(raw[arg.size_arg], bits)
+            if kind is K.IN_IOVEC:
+                return b"".join(self._iov_read(value, count, arch, None))
+            return sum(length for _, length in self._iovecs(value, count, arch))
         if kind is K.IN_MSGHDR:
             return self._msghdr_in(value, arch)
         if kind is K.OUT_MSGHDR:
             header = self._msghdr(value, arch)
-            data = sum(length for _, length in self._iovecs(header["msg_iov"], header["msg_iovlen"], arch))
-            return (header["msg_namelen"], data, header["msg_controllen"])
+            total = sum(length for _, length in self._iovecs(header["msg_iov"], header["msg_iovlen"], arch))
+            return (header["msg_namelen"], total, header["msg_controllen"])
         raise ValueError(f"{spec.name}: unknown argument kind {kind!r}")
 
     def _in_size(self, arg: Arg, raw: tuple[int, ...], bits: int, arch: Arch) -> int:
@@ -387,6 +389,7 @@ class Reader:
         arg, arch = slot.arg, raw.arch
         bits = 32 if arch is I386 else 64
         if arg.kind is K.OUT_IOVEC:
+            assert arg.size_arg is not None, f"{raw.name}: an iovec argument names its count"
             return b"".join(self._iov_read(pointer, _signed(raw.args[arg.size_arg], bits), arch, result))
         if arg.kind is K.OUT_MSGHDR:
             return self._msghdr_out(pointer, arch, result)
@@ -461,6 +464,7 @@ class Reader:
                 if raw.name == "getdents64" and raw.arch is I386:
                     data = _dirents_for_32bit(data)
             if kind is K.OUT_IOVEC:
+                assert slot.arg.size_arg is not None, f"{raw.name}: an iovec argument names its count"
                 self._scatter(pointer, _signed(raw.args[slot.arg.size_arg], bits), raw.arch, data)
             elif kind is K.OUT_MSGHDR:
                 self._msghdr_write(pointer, raw.arch, data)
@@ -597,7 +601,7 @@ def _path_pointer(raw: RawCall, index: int) -> int | None:
              if arg.kind is K.PATH and (position := plan.canon_index.get(raw_index)) is not None and position < n_args}
     if raw.name != plan.name:
         moved = _moved_positions(plan, set(paths.values()), n_args)
-        paths = {raw_index: moved.get(position) for raw_index, position in paths.items()}
+        paths = {raw_index: moved[position] for raw_index, position in paths.items() if position in moved}
     for raw_index, position in paths.items():
         if position == index:
             return raw.args[raw_index]

@@ -150,7 +150,7 @@ def make_policy(name: str, **knobs: Any) -> Policy:
         raise InputError(str(error)) from None
 
 
-def placement(policy: Policy, n: int, how: str = "auto") -> list[tuple[int | None, int | None, int | None]]:
+def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int | None, int | None, int | None]]:
     """Where each variant's side runs: ``(CPU of its program, of its monitor,
     of its CONNECTOR)`` per variant.
 

@@ -133,7 +133,7 @@ def run_ab(address: tuple[str, int], requests: int, path: str, timeout: float) -
         match = re.search(pattern, out, re.M)
         return float(match.group(1)) if match else None
 
-    figures = {"complete": number(r"^Complete requests:\s+(\d+)"), "failed": number(r"^Failed requests:\s+(\d+)"),
+    figures: dict[str, Any] = {"complete": number(r"^Complete requests:\s+(\d+)"), "failed": number(r"^Failed requests:\s+(\d+)"),
                "non_2xx": number(r"^Non-2xx responses:\s+(\d+)") or 0.0,
                "elapsed_s": number(r"^Time taken for tests:\s+([\d.]+) seconds"),
                "body_bytes": number(r"^HTML transferred:\s+(\d+) bytes"),

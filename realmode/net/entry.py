@@ -13,6 +13,7 @@ Debian's lighttpd instead of the built-in server (:mod:`.lighttpd`), and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -159,7 +160,7 @@ def _load(path: Path, topology: str | None) -> Scenario:
     if topology is None:
         return load_scenario(path)
     doc = read_yaml(path)
-    doc.data = dict(doc.data, topology=topology)
+    doc = dataclasses.replace(doc, data=dict(doc.data, topology=topology))
     return scenario_from_document(doc, path.parent, default_name=path.stem)
 
 

@@ -459,7 +459,7 @@ class Experiment:
             server.kill()
             client.kill()
             raise
-        report = json.loads(out) if out.strip() else {"requests": 0, "error": "the client said nothing"}
+        report: dict[str, Any] = json.loads(out) if out.strip() else {"requests": 0, "error": "the client said nothing"}
         if report.get("error") and server_err.strip():
             report["error"] += f" (server: {server_err.strip()[-200:]})"
         return report
@@ -468,17 +468,17 @@ class Experiment:
         config = self.config
         extra = 1 if config.attack is not None and config.attack.kind == "exploit" else 0
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
-        self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout,
-                             port=self.connector_port,
-                             record=self._trace_parts() if self.trace_dir is not None else None)
-        self.agents.start()
+        agents = self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy,
+                                      stall_timeout=config.stall_timeout, port=self.connector_port,
+                                      record=self._trace_parts() if self.trace_dir is not None else None)
+        agents.start()
         client = self._client(config.variant_hosts[0])
         attacker = self._start_attacker() if config.attack is not None else None
         client_failed_at: list[float] = []
 
         def watch() -> str | None:
             now = time.monotonic()
-            outcome = self.agents.outcome
+            outcome = agents.outcome
             if outcome.started_at is not None:
                 for fault in self.faults:
                     if fault.fired_at is None and now - outcome.started_at >= fault.after:
@@ -534,6 +534,7 @@ class Experiment:
         if reason is not None:
             self.result.trace = {"path": None, "reason": reason}
             return
+        assert outcome is not None  # reason says so otherwise
         # A served program never exits: its run was stopped from outside,
         # when a follower may still have been a few calls behind the leader.
         trim = config.served is not None and outcome.verdict is None

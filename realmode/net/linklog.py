@@ -20,12 +20,15 @@ import socket
 import statistics
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmvx import codec
 from dmvx.messages import Ack, Entry, EntryKind, Report
 from dmvx.protocol import FRAME_OVERHEAD
 from realmode import link
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 OUT, IN = 0, 1
 _RECORD_CODES = {codec.TYPE_ENTRY, codec.TYPE_ACK, codec.TYPE_REPORT}
@@ -45,7 +48,7 @@ class LoggedLink(socket.socket):
             self.log.append((time.monotonic(), OUT, data))
         return data
 
-    def sendall(self, data: bytes, flags: int = 0) -> None:  # to the monitor: incoming
+    def sendall(self, data: Buffer, flags: int = 0) -> None:  # to the monitor: incoming
         self.log.append((time.monotonic(), IN, bytes(data)))
         super().sendall(data, flags)
 

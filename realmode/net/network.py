@@ -82,6 +82,12 @@ class LinkPlan:
     #: Every (node, interface) of this link, relay node included.
     intfs: list[tuple[str, str]] = field(default_factory=list)
 
+    def ends(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(node, interface) at the a end and at the b end, once the link is built."""
+        if self.a_intf is None or self.b_intf is None:
+            raise RuntimeError(f"link {self.a}-{self.b} is not built yet")
+        return self.a_intf, self.b_intf
+
 
 def _node_classes(env: dict[str, str]):
     """Mininet node classes that start their shells with this run's mark in
@@ -135,7 +141,11 @@ def _node_classes(env: dict[str, str]):
 SHELL_START_TIMEOUT = 30.0
 
 
-class _ShellStart:
+# Mininet's Node, for the type checker (Mininet is Debian's, outside the venv).
+_Node: Any = object
+
+
+class _ShellStart(_Node):
     """Mixin for a Mininet node: a shell that dies or hangs while starting
     is an :class:`EnvironmentProblem` naming the node, not a wait forever.
 
@@ -149,8 +159,14 @@ class _ShellStart:
     A shell that dies later, while Mininet configures the network through
     it (:meth:`cmd`), is an :class:`EnvironmentProblem` too."""
 
-    role = "node"
     _starting = False
+    #: Mininet's: the pty end the shell reads, until closed here (see above).
+    slave: int | None
+
+    @property
+    def role(self) -> str:
+        """What the node is, for messages."""
+        return "node"
 
     def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
         process = super()._popen(cmd, **params)
@@ -198,6 +214,7 @@ class _ShellStart:
                                      "(is the machine overloaded?)")
         if status is not None:
             raise EnvironmentProblem(f"dmvx real: {what} exited while starting ({status})")
+        assert failure is not None  # neither expired nor returned above
         raise EnvironmentProblem(f"dmvx real: {what} failed while starting: {failure.strerror or failure}")
 
     def cmd(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - Mininet's signature
@@ -473,7 +490,7 @@ class Network:
     def host_intf(self, host: str) -> str:
         """The interface of ``host`` on its first link."""
         for plan in self.links:
-            for node, intf in (plan.a_intf, plan.b_intf):
+            for node, intf in plan.ends():
                 if node == host:
                     return intf
         raise KeyError(f"host {host!r} has no link")
@@ -486,7 +503,7 @@ class Network:
 
     def set_link_up(self, plan: LinkPlan, up: bool) -> None:
         """Take both ends of a link down (or up again): a cut cable."""
-        for node, intf in (plan.a_intf, plan.b_intf):
+        for node, intf in plan.ends():
             with self._in(node):
                 subprocess.run(["ip", "link", "set", "dev", intf, "up" if up else "down"], check=True,
                                capture_output=True)
@@ -498,7 +515,8 @@ class Network:
             order = {"link": f"{plan.a}-{plan.b}", "delay_ab": delay_ab, "delay_ba": delay_ba}
             os.write(self._relay_control, (json.dumps(order) + "\n").encode())
         elif self.use_netem:
-            for (node, intf), delay in ((plan.a_intf, delay_ab), (plan.b_intf, delay_ba)):
+            a_end, b_end = plan.ends()
+            for (node, intf), delay in ((a_end, delay_ab), (b_end, delay_ba)):
                 with self._in(node):
                     commands = _tc_commands(intf, plan.bw_bps, plan.queue, delay, plan.loss, change=True)
                     _tc_batch([line for line in commands if "netem" in line])
@@ -508,7 +526,7 @@ class Network:
         """Change a shaped link's bandwidth while the run goes on."""
         if not plan.bw_bps:
             raise ValueError(f"link {plan.a}-{plan.b} is not shaped; give it a bw in the topology")
-        for node, intf in (plan.a_intf, plan.b_intf):
+        for node, intf in plan.ends():
             with self._in(node):
                 _tc_batch([f"class change dev {intf} parent 5: classid 5:1 htb rate {_rate(bw_bps)} "
                            f"burst 15k quantum {_HTB_QUANTUM}"])

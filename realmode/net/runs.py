@@ -25,8 +25,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PREFIX = "dmvx"
 ENV = "DMVX_RUN"
@@ -189,7 +191,7 @@ def run_links(run_id: str) -> list[str]:
     return [name for name in root_links() if name.startswith(mine)]
 
 
-def leftovers(run_id: str, pids: list[int] = ()) -> dict[str, list]:
+def leftovers(run_id: str, pids: Sequence[int] = ()) -> dict[str, list[Any]]:
     """What of run ``run_id`` still exists: root-namespace links, marked
     processes, and any of ``pids`` (with the state file's) still alive."""
     state = RunState.load(run_id)
@@ -228,7 +230,7 @@ def clean(run_id: str, pids: dict[int, int | None] | None = None) -> None:
 def reap_stale() -> list[str]:
     """Clean up after runs whose orchestrator died without doing it; the
     ids cleaned."""
-    cleaned = []
+    cleaned: list[str] = []
     try:
         files = list(_state_dir().glob("*.json"))
     except OSError:

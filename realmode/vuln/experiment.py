@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from realmode.net.agents import Agents
-from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, Config, Experiment, NetResult
+from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, Attack, Config, Experiment, NetResult
 from realmode.vuln import exploits, study
 from realmode.vuln.build import Build, no_randomize
 
@@ -80,15 +80,20 @@ class VulnExperiment(Experiment):
         self.native_only = native
         #: With ``native``: whose build runs (default: the attacked
         #: variant's). Another build shows what the same bytes do there.
-        self.native_build = config.attack.target if native_build is None else native_build
+        self.native_build = self.attack.target if native_build is None else native_build
         self.secret_path = Path(str(self.marker).replace("-harmful", "-secret"))
         self.secret = f"dmvx-secret-{secrets.token_hex(8)}"
         self.details: dict[str, Any] = {}
 
     @property
-    def attack_kind(self) -> str:
+    def attack(self) -> Attack:
+        """The attack of this run (a run of this class always has one)."""
         assert self.config.attack is not None
-        return self.config.attack.kind
+        return self.config.attack
+
+    @property
+    def attack_kind(self) -> str:
+        return self.attack.kind
 
     def run(self) -> NetResult:
         self.secret_path.write_text(self.secret + "\n")
@@ -102,7 +107,7 @@ class VulnExperiment(Experiment):
     def _builds(self) -> list[str]:
         """The builds (the network is up: the attacker's homework happens now)."""
         if self.attack_kind == "exploit" and self.exploit == "format-string":
-            target = self.builds[self.config.attack.target].path
+            target = self.builds[self.attack.target].path
             self.details["slot"] = study.leak_slot(target, self.net, self.config.variant_hosts[0])
         return [b.path for b in self.builds]
 
@@ -131,8 +136,8 @@ class VulnExperiment(Experiment):
     def _value(self, pid: int) -> bytes:
         """The exploit crafted for the attacked variant (process ``pid``,
         which must have mapped its program: the attack waits for that)."""
-        target = self.builds[self.config.attack.target]
-        running = self.builds[self.native_build if self.native_only else self.config.attack.target]
+        target = self.builds[self.attack.target]
+        running = self.builds[self.native_build if self.native_only else self.attack.target]
         low, high = exploits.image_range(pid, running.path)
         self.details["target_image"] = [low, high]
         if self.exploit == "format-string":
@@ -158,7 +163,7 @@ class VulnExperiment(Experiment):
             return None  # not exec'd yet: try again at the next tick
         self.details["value"] = value.hex()
         leader = self.config.variant_hosts[0]
-        attack = self.config.attack
+        attack = self.attack
         return self.net.popen(attack.source, [
             sys.executable, "-m", "realmode.vuln.attacker", "--server", f"{self.net.ip(leader)}:{SERVER_PORT}",
             "--benign", str(self.benign), "--value", value.hex(), "--timeout", str(min(10.0, self.config.timeout))],
@@ -166,16 +171,17 @@ class VulnExperiment(Experiment):
 
     def _exploit_under_mvx(self, builds: list[str]) -> None:
         config = self.config
-        target = config.attack.target
+        target = self.attack.target
         argvs = [self._server_argv(b, self.benign + 1) for b in builds]
-        self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout)
+        agents = self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy,
+                                      stall_timeout=config.stall_timeout)
         with personality(self.fixed_layout):  # the monitors fork the variants: they inherit it
-            self.agents.start()
+            agents.start()
         attacker: list[subprocess.Popen] = []
         attacker_done: list[float] = []
 
         def watch() -> str | None:
-            agent = self.agents.variants[target]
+            agent = agents.variants[target]
             if not attacker and agent.pid is not None:
                 started = self._start_exploit(agent.pid)
                 if started is not None:
@@ -238,9 +244,8 @@ class VulnExperiment(Experiment):
         answer = bytes.fromhex(answers[0]["answer"]) if answers else b""
         effect = self._effect(answer)
         self.result.harmful_ran = effect
-        assert self.config.attack is not None
-        return {"kind": "exploit", "exploit": self.exploit, "source": self.config.attack.source,
-                "target": self.config.attack.target, "injected": len(injected),
+        return {"kind": "exploit", "exploit": self.exploit, "source": self.attack.source,
+                "target": self.attack.target, "injected": len(injected),
                 "first_injection": injected[0]["time"] if injected else None,
                 "injections": [e["time"] for e in injected],
                 "benign_answers": sum(1 for e in events if e.get("event") == "answer"),
