@@ -7,16 +7,28 @@ from dataclasses import replace
 
 import pytest
 
-from dmvx.actions import Execute, Halt, Send, Skip, Wait, WaitReason
+from dmvx.actions import Action, Execute, Halt, Send, Skip, Wait, WaitReason
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Ack, Entry, EntryKind, Report
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy
 from dmvx.replay import Step, replay
-from dmvx.verdict import VerdictKind
+from dmvx.verdict import Verdict, VerdictKind
 
 GETPID = Step(Call("getpid"), Outcome(4242))
 EXECVE = Call("execve", ("/bin/sh", None, None))
+
+
+def sent_entry(action: Action) -> Entry:
+    """The entry a :class:`Send` action carries (the test fails on anything else)."""
+    assert isinstance(action, Send) and isinstance(action.message, Entry), action
+    return action.message
+
+
+def halted(action: Action) -> Verdict:
+    """The verdict of a :class:`Halt` action (the test fails on anything else)."""
+    assert isinstance(action, Halt), action
+    return action.verdict
 
 
 def test_leader_runs_ahead_until_the_cb_is_full_then_waits() -> None:
@@ -43,7 +55,7 @@ def test_lockstep_call_waits_for_every_follower_and_none_runs_early() -> None:
     assert leader.message_received(Report("0", 1, EXECVE, 1))[-1] == Wait(WaitReason.LOCKSTEP, 1, (2,))
     released = leader.message_received(Report("0", 1, EXECVE, 2))
     assert released[-1] == Execute(1)
-    assert isinstance(released[0], Send) and released[0].message.kind is EntryKind.GO
+    assert sent_entry(released[0]).kind is EntryKind.GO
 
 
 def test_follower_skips_with_the_leaders_outcome_and_mirrors_new_descriptors() -> None:
@@ -73,7 +85,7 @@ def test_three_variants_vote_can_name_the_leader() -> None:
     attacked = [GETPID, Step(EXECVE), GETPID]
     for seed in range(20):
         result = replay(Policy.preset("dmvx"), [attacked, honest, honest], seed=seed)
-        assert result.verdict is not None and result.verdict.odd_one_out == (0,), result.verdict.summary()
+        assert result.verdict is not None and result.verdict.odd_one_out == (0,), result.verdict and result.verdict.summary()
         assert all(EXECVE not in log.executed for log in result.logs)
 
 
@@ -120,7 +132,7 @@ def test_a_silent_variant_is_no_progress() -> None:
     assert halt.verdict.kind is VerdictKind.NO_PROGRESS and halt.verdict.odd_one_out == (2,)
     follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
     follower.call_entered(Call("getpid"))
-    assert follower.stalled()[-1].verdict.odd_one_out == (0,)
+    assert halted(follower.stalled()[-1]).odd_one_out == (0,)
 
 
 def test_dmon_is_synchronous_and_dmvx_batches_acks() -> None:
@@ -139,20 +151,20 @@ def test_predicted_results_send_no_outcome() -> None:
     leader = LeaderMonitor(Policy.preset("dmvx"), 2)
     leader.call_entered(Call("sched_yield"))
     [send] = leader.call_exited(Outcome(0))
-    assert send.message.kind is EntryKind.PREDICTED and send.message.outcome is None
+    assert sent_entry(send).kind is EntryKind.PREDICTED and sent_entry(send).outcome is None
     off = LeaderMonitor(replace(Policy.preset("dmvx"), predict=False), 2)
     off.call_entered(Call("sched_yield"))
     [send] = off.call_exited(Outcome(0))
-    assert send.message.kind is EntryKind.FULL
+    assert sent_entry(send).kind is EntryKind.FULL
 
 
 def test_forged_message_types_are_protocol_errors() -> None:
     leader = LeaderMonitor(Policy.preset("dmvx"), 2)
     halt = leader.message_received(Entry("0", 1, Call("getpid"), EntryKind.FULL, Outcome(1)))[-1]
-    assert halt.verdict.kind is VerdictKind.PROTOCOL_ERROR
+    assert halted(halt).kind is VerdictKind.PROTOCOL_ERROR
     follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
     halt = follower.message_received(Ack("0", 1, 1))[-1]
-    assert halt.verdict.kind is VerdictKind.PROTOCOL_ERROR
+    assert halted(halt).kind is VerdictKind.PROTOCOL_ERROR
 
 
 def test_monitors_need_a_follower() -> None:

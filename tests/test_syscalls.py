@@ -12,12 +12,27 @@ import pytest
 from dmvx import _syscall_numbers as table
 from dmvx import syscalls
 from dmvx.syscalls import (
-    Arch, ArgKind, RetKind, UnknownFlags, UnknownSyscall, all_numbers, by_number, canonical_args,
+    Arch, ArgKind, RetKind, SyscallSpec, UnknownFlags, UnknownSyscall, all_numbers, by_number, canonical_args,
     canonical_flags, names, normalize, number, socketcall, spec,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 X64, I386, A64 = Arch.X86_64, Arch.I386, Arch.AARCH64
+
+
+def known(arch: Arch, nr: int | None) -> SyscallSpec:
+    """:func:`by_number` for a call the table must know."""
+    assert nr is not None
+    found = by_number(arch, nr)
+    assert found is not None, (arch, nr)
+    return found
+
+
+def subcall(sub: int) -> SyscallSpec:
+    """:func:`socketcall` for a sub-call the table must know."""
+    found = socketcall(sub)
+    assert found is not None, sub
+    return found
 
 # Kernel ABI facts (arch/x86/entry/syscalls/syscall_{64,32}.tbl, asm-generic/unistd.h).
 WELL_KNOWN = {
@@ -56,7 +71,7 @@ def test_well_known_numbers(name):
     expected = dict(zip((X64, I386, A64), WELL_KNOWN[name], strict=True))
     for arch, nr in expected.items():
         assert number(name, arch) == nr, (name, arch)
-        assert by_number(arch, nr).name == name
+        assert known(arch, nr).name == name
     assert spec(name).numbers == expected
 
 
@@ -78,7 +93,7 @@ def test_aliases_canonicalise():
         (I386, 191, "getrlimit", "ugetrlimit"), (I386, 403, "clock_gettime", "clock_gettime64"),
     ]
     for arch, nr, canon, raw in cases:
-        assert by_number(arch, nr).name == canon
+        assert known(arch, nr).name == canon
         assert syscalls.raw_name(arch, nr) == raw
     # both i386 fstat calls mean fstat; the filter builder needs both numbers
     assert all_numbers("fstat", I386) == (108, 197)
@@ -93,14 +108,14 @@ def test_every_number_round_trips():
             assert nr in all_numbers(sp.name, arch)
             preferred = number(sp.name, arch)
             assert preferred in all_numbers(sp.name, arch)
-            assert by_number(arch, preferred).name == sp.name
+            assert known(arch, preferred).name == sp.name
     for name in names():
         sp = spec(name)
         assert sp.numbers, name
         for arch, nr in sp.numbers.items():
-            assert by_number(arch, nr).name == name
+            assert known(arch, nr).name == name
     assert by_number(X64, 100_000) is None
-    assert by_number("i386", 197) is by_number(I386, 197)  # plain strings work too
+    assert by_number("i386", 197) is by_number(I386, 197)  # type: ignore[arg-type]  # plain strings work too
 
 
 def test_unknown_names_are_clear_errors():
@@ -208,51 +223,51 @@ def test_other_flag_families():
     assert canonical_flags("fcntl_cmd", X64, 12) == 12
     sock = 1 | 0o4000 | 0o2000000                                           # STREAM|NONBLOCK|CLOEXEC
     assert {canonical_flags("socket_type", a, sock) for a in Arch} == {sock}
-    assert canonical_flags("open", "i386", 0o100000) == 0                    # plain strings work too
+    assert canonical_flags("open", "i386", 0o100000) == 0  # type: ignore[arg-type]  # plain strings work too
 
 
 def test_variants_rebuild_canonical_arguments():
-    llseek = by_number(I386, 140)
+    llseek = known(I386, 140)
     assert llseek.is_variant and llseek.raw == "_llseek" and "result" in llseek.note
     assert canonical_args(llseek, (3, 1, 2, None, 0)) == (3, (1 << 32) + 2, 0)
     assert canonical_args(llseek, (3, 0xFFFFFFFF, 0xFFFFFFFE, None, 1)) == (3, -2, 1)
-    mmap2 = by_number(I386, 192)
+    mmap2 = known(I386, 192)
     assert canonical_args(mmap2, (None, 8192, 1, 2, 3, 1)) == (None, 8192, 1, 2, 3, 4096)
     assert len(canonical_args(mmap2, (None, 0, 0, 0, 0, 0))) == len(spec("mmap").args)
-    pread = by_number(I386, 180)
+    pread = known(I386, 180)
     assert pread.raw == "pread64" and canonical_args(pread, (3, 10, 10, 5, 1)) == (3, 10, 10, (1 << 32) + 5)
     # preadv: the 64-bit ABIs take the whole offset in pos_l
-    assert canonical_args(by_number(X64, 295), (3, None, 1, 7, 0)) == (3, None, 1, 7)
-    assert canonical_args(by_number(I386, 333), (3, None, 1, 7, 2)) == (3, None, 1, (2 << 32) + 7)
+    assert canonical_args(known(X64, 295), (3, None, 1, 7, 0)) == (3, None, 1, 7)
+    assert canonical_args(known(I386, 333), (3, None, 1, 7, 2)) == (3, None, 1, (2 << 32) + 7)
     # clone: tls and child_tid swap places on i386 and aarch64
     for arch in (I386, A64):
-        raw = by_number(arch, number("clone", arch))
+        raw = known(arch, number("clone", arch))
         assert [a.name for a in raw.args][3:] == ["tls", "child_tid"]
         assert canonical_args(raw, (0x11, "s", "p", "t", "c")) == (0x11, "s", "p", "c", "t")
-    assert not by_number(X64, 56).is_variant
+    assert not known(X64, 56).is_variant
     # not a variant: identical raw registers
-    assert by_number(X64, 0) is spec("read") and canonical_args(spec("read"), (1, 2, 3)) == (1, 2, 3)
+    assert known(X64, 0) is spec("read") and canonical_args(spec("read"), (1, 2, 3)) == (1, 2, 3)
 
 
 def test_variants_name_the_structs_they_write():
-    assert by_number(I386, 197).args[1].struct == "stat"        # fstat64: canonical i386 stat
-    assert by_number(I386, 108).args[1].struct == "stat32"      # the old 32-bit fstat
-    assert by_number(I386, 403).args[1].struct == "timespec64"  # clock_gettime64
-    assert by_number(I386, 265).args[1].struct == "timespec"
-    assert by_number(I386, 80).args[1].struct == "gid16"        # 16-bit getgroups
-    assert by_number(I386, 205).args[1].struct == "gid_t"       # getgroups32
-    statfs64 = by_number(I386, 268)
+    assert known(I386, 197).args[1].struct == "stat"        # fstat64: canonical i386 stat
+    assert known(I386, 108).args[1].struct == "stat32"      # the old 32-bit fstat
+    assert known(I386, 403).args[1].struct == "timespec64"  # clock_gettime64
+    assert known(I386, 265).args[1].struct == "timespec"
+    assert known(I386, 80).args[1].struct == "gid16"        # 16-bit getgroups
+    assert known(I386, 205).args[1].struct == "gid_t"       # getgroups32
+    statfs64 = known(I386, 268)
     assert statfs64.name == "statfs" and canonical_args(statfs64, ("/", None, 1)) == ("/", 1)
 
 
 def test_socketcall_subcalls():
-    send = socketcall(9)
+    send = subcall(9)
     assert send.name == "sendto" and len(send.args) == 4
     assert canonical_args(send, (4, b"x", 1, 0)) == (4, b"x", 1, 0, None, 0)
-    recv = socketcall(10)
+    recv = subcall(10)
     assert recv.name == "recvfrom" and canonical_args(recv, (5, 1, 1, 0)) == (5, 1, 1, 0, None, None)
-    assert socketcall(1).name == "socket" and len(socketcall(1).args) == 3
-    assert socketcall(5).name == "accept" and socketcall(5).ret is RetKind.FD
+    assert subcall(1).name == "socket" and len(subcall(1).args) == 3
+    assert subcall(5).name == "accept" and subcall(5).ret is RetKind.FD
     assert socketcall(0) is None and socketcall(21) is None
 
 
