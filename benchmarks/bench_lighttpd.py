@@ -57,14 +57,14 @@ def run_topology(args: argparse.Namespace) -> int:
     """lighttpd on the emulated hosts, one experiment per policy."""
     if os.geteuid() != 0:
         raise SystemExit("--topology needs root (network namespaces, tracing)")
-    from realmode.net.experiment import Experiment
+    from realmode.net.experiment import NetExperiment
 
     reports = []
     for policy in args.policy.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             os.chmod(tmp, 0o755)
             config = two_host_config(Path(tmp), args.topology, policy, args.requests, args.sample)
-            result = Experiment(config).run()
+            result = NetExperiment(config).run()
         data = result.to_json()
         reports.append({"config": policy, "outcome": data["outcome"], "verdict": data["verdict"],
                         "error": data["error"], "native": result.native, "mvx": result.mvx_client,

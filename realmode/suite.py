@@ -99,7 +99,7 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
         point.topo, policy_of(point.policy), [v.host for v in point.variants], client,
         ex.Workload(requests=workload.requests, body_bytes=int(workload.file_size),
                     pace=STREAM_PACE if stream else 0.0),
-        attack=ex.Attack(STREAM_KIND[attack.kind] if stream else "exploit", source, target=attack.target),
+        attack=ex.NetAttack(STREAM_KIND[attack.kind] if stream else "exploit", source, target=attack.target),
         native=False, measure_rtt=False, stall_timeout=float(point.policy.stall_timeout), timeout=POINT_TIMEOUT,
         seed=point.seed, scenario=point.name)
     result = VulnExperiment(config, builds, exploit or "stack-overflow", benign=max(0, workload.requests - 1),
@@ -156,7 +156,7 @@ def _plain_cell(file: str, path: Path, console: Any) -> Cell:
     except Unavailable as why:
         cell.skip = str(why)
         return cell
-    result = ex.Experiment(config, console=console).run()
+    result = ex.NetExperiment(config, console=console).run()
     return _cell_of(cell, result, stream=attack is None or attack.kind in CONNECTOR_ATTACKS)
 
 

@@ -39,7 +39,7 @@ def _config(tmp_path: Path, **changes: object) -> ex.Config:
 
 
 def test_lighttpd_two_host_agrees_and_serves_the_files(clean_check, tmp_path: Path) -> None:
-    result = ex.Experiment(_config(tmp_path)).run()
+    result = ex.NetExperiment(_config(tmp_path)).run()
     print({"native": result.native and result.native["ab"], "mvx": result.mvx_client and result.mvx_client["ab"],
            "slowdown": result.slowdown, "link": result.link.get("messages"), "lead": result.lead.get("max_calls")})
     assert result.outcome is not None and result.outcome.error is None, result.outcome
@@ -65,6 +65,6 @@ def test_a_verdict_while_serving_still_ends_the_run(clean_check, tmp_path: Path)
     """The client's end is not the only way out: killing the follower's
     monitor mid-run gives connector-lost, as for the built-in server."""
     fault = ex.Fault(after=1.0, action=lambda run: run.agents.kill_agent(1, "monitor"), label="follower monitor killed")
-    result = ex.Experiment(_config(tmp_path, native=False), faults=[fault]).run()
+    result = ex.NetExperiment(_config(tmp_path, native=False), faults=[fault]).run()
     assert result.verdict is not None and result.verdict.kind is VerdictKind.CONNECTOR_LOST, result.outcome
     assert result.mvx_client is not None and result.mvx_client["error"] is not None

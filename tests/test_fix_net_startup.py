@@ -1,5 +1,5 @@
 """A Mininet node shell that dies, or never answers, while the network starts:
-:class:`realmode.net.network.Network` raises one line naming the host
+:class:`realmode.net.network.EmulatedNetwork` raises one line naming the host
 instead of waiting forever, and its cleanup still removes everything.
 
 The failing shell is simulated: Mininet's ``Popen`` (what starts each node's
@@ -16,7 +16,7 @@ import pytest
 
 from dmvx.exitstatus import EnvironmentProblem
 from realmode.net import _mininet, network, runs
-from realmode.net.network import Network
+from realmode.net.network import EmulatedNetwork
 from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
@@ -52,7 +52,7 @@ def shell_of(monkeypatch: pytest.MonkeyPatch, host: str, argv: list[str]) -> Non
 
 def start(run_id: str) -> EnvironmentProblem:
     with pytest.raises(EnvironmentProblem) as failed:
-        with Network(two_host(), run_id):
+        with EmulatedNetwork(two_host(), run_id):
             pass
     return failed.value
 

@@ -87,7 +87,7 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
     monkeypatch.setattr(agents_mod.Agents, "start", start)
     config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=80, pace=0.05),
                        native=False, measure_rtt=False, timeout=30)
-    result = ex.Experiment(config).run()
+    result = ex.NetExperiment(config).run()
     assert len(attackers) == 1
     attackers[0].wait(timeout=15)
     out = report.read_text().splitlines()

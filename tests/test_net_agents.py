@@ -46,7 +46,7 @@ def _tcp_connections(pid: int) -> set[tuple[str, int, str, int]]:
 def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> None:
     seen: dict = {}
 
-    def look(experiment: ex.Experiment) -> None:
+    def look(experiment: ex.NetExperiment) -> None:
         net, agents = experiment.net, experiment.agents
         for agent in agents.variants:
             host_ns = netns.inode(net.node_pid(agent.host))
@@ -65,7 +65,7 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
 
     config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=40, pace=0.01),
                        native=False, measure_rtt=False)
-    result = ex.Experiment(config, faults=[ex.Fault(0.2, look, "look")]).run()
+    result = ex.NetExperiment(config, faults=[ex.Fault(0.2, look, "look")]).run()
     assert result.verdict is None and result.outcome.error is None, result.to_json()
     leader_ip, follower_ip = "10.0.0.1", "10.0.0.2"
     for host in ("h1", "h2"):

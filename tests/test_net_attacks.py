@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.root, needs_mininet]
 def _run(kind: str, *, policy: str = "dmvx", target: int = 0, towards: str = "leader",
          requests: int = 200, pace: float = 0.05) -> ex.NetResult:
     config = ex.Config(two_host(), make_policy(policy), ["h1", "h2"], "h3", ex.Workload(requests=requests, pace=pace),
-                       attack=ex.Attack(kind, "h3", target=target, towards=towards), native=False,
+                       attack=ex.NetAttack(kind, "h3", target=target, towards=towards), native=False,
                        measure_rtt=False, timeout=30)
-    return ex.Experiment(config).run()
+    return ex.NetExperiment(config).run()
 
 
 def _first_injection(result: ex.NetResult) -> float:

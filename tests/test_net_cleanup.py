@@ -42,10 +42,10 @@ def _assert_clean(before: Snapshot) -> None:
 
 def test_clean_end_and_divergence_leave_nothing() -> None:
     before = Snapshot()
-    ok = ex.Experiment(_config()).run()
+    ok = ex.NetExperiment(_config()).run()
     assert ok.verdict is None and ok.outcome.error is None
     _assert_clean(before)
-    diverged = ex.Experiment(_config(attack=ex.Attack("exploit", "h3"))).run()
+    diverged = ex.NetExperiment(_config(attack=ex.NetAttack("exploit", "h3"))).run()
     assert diverged.verdict is not None
     _assert_clean(before)
     for result in (ok, diverged):
@@ -57,13 +57,13 @@ def test_an_exception_mid_run_leaves_nothing() -> None:
     before = Snapshot()
     seen = {}
 
-    def fail(experiment: ex.Experiment) -> None:
+    def fail(experiment: ex.NetExperiment) -> None:
         seen["run_id"] = experiment.run_id
         seen["links"] = runs.run_links(experiment.run_id)
         raise RuntimeError("a failure injected mid-run")
 
     with pytest.raises(RuntimeError, match="injected"):
-        ex.Experiment(_config(), faults=[ex.Fault(0.2, fail, "fail")]).run()
+        ex.NetExperiment(_config(), faults=[ex.Fault(0.2, fail, "fail")]).run()
     assert seen["links"], "the network was up when the failure came"
     _assert_clean(before)
     assert runs.leftovers(seen["run_id"]) == {"links": [], "processes": []}
@@ -165,7 +165,7 @@ def test_cleanup_removes_only_what_this_run_made() -> None:
     for name in (other_run, foreign):
         subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
     try:
-        result = ex.Experiment(_config(workload=ex.Workload(requests=5))).run()
+        result = ex.NetExperiment(_config(workload=ex.Workload(requests=5))).run()
         assert result.verdict is None
         assert {other_run, foreign} <= ip_links()
         assert runs.run_links(result.run_id) == []

@@ -28,7 +28,7 @@ def _run(fault: ex.Fault, *, requests: int = 300, cb_entries: int | None = None)
         policy = replace(policy, cb_entries=cb_entries)
     config = ex.Config(two_host(), policy, ["h1", "h2"], "h3", ex.Workload(requests=requests, pace=0.005),
                        native=False, measure_rtt=False, stall_timeout=1.0, timeout=30)
-    result = ex.Experiment(config, faults=[fault]).run()
+    result = ex.NetExperiment(config, faults=[fault]).run()
     assert fault.fired_at is not None, "the run ended before the fault"
     assert result.outcome.ended_at - fault.fired_at < WITHIN, result.to_json()
     return result
@@ -41,7 +41,7 @@ def test_follower_agent_killed(clean_check, which: str) -> None:
 
 
 def test_link_taken_down(clean_check) -> None:
-    def cut(experiment: ex.Experiment) -> None:
+    def cut(experiment: ex.NetExperiment) -> None:
         net = experiment.net
         net.set_link_up(net.link_between("h2", "s1"), False)
 
@@ -51,7 +51,7 @@ def test_link_taken_down(clean_check) -> None:
 
 
 def test_ten_times_slower_link(clean_check) -> None:
-    def slow(experiment: ex.Experiment) -> None:
+    def slow(experiment: ex.NetExperiment) -> None:
         net = experiment.net
         plan = net.link_between("h2", "s1")
         net.set_link_delay(plan, plan.delay_ab * 10, plan.delay_ba * 10)

@@ -16,14 +16,14 @@ import pytest
 
 from dmvx.topology import Topology, load_topology
 from realmode.net import network, netns, runs
-from realmode.net.network import Network
+from realmode.net.network import EmulatedNetwork
 from realmode.net.rtt import connector_rtt
 from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
 
-def _ping(net: Network, src: str, dst: str, count: int = 12) -> list[float]:
+def _ping(net: EmulatedNetwork, src: str, dst: str, count: int = 12) -> list[float]:
     done = net.popen(src, ["ping", "-c", str(count), "-i", "0.02", "-W", "2", net.ip(dst)], text=True)
     out, err = done.communicate(timeout=30)
     assert done.returncode == 0, err
@@ -34,7 +34,7 @@ def _ping(net: Network, src: str, dst: str, count: int = 12) -> list[float]:
 def test_hosts_switches_and_links_follow_the_file(clean_check) -> None:
     topo = load_topology("two-host")
     run_id = runs.new_run_id()
-    with Network(topo, run_id) as net:
+    with EmulatedNetwork(topo, run_id) as net:
         root = netns.inode(1)
         inodes = {name: netns.inode(net.node_pid(name)) for name in topo.hosts}
         assert root not in inodes.values() and len(set(inodes.values())) == 3
@@ -59,7 +59,7 @@ def test_switch_to_switch_links_and_per_direction_delay(clean_check) -> None:
         "switches": ["s1", "s2"],
         "links": [{"a": "h1", "b": "s1"}, {"a": "s1", "b": "s2", "delay_ab": "2ms", "delay_ba": "6ms"},
                   {"a": "s2", "b": "h2"}]})
-    with Network(topo, runs.new_run_id()) as net:
+    with EmulatedNetwork(topo, runs.new_run_id()) as net:
         rtt = statistics.median(_ping(net, "h1", "h2", 15))
     assert 0.008 * 0.9 <= rtt <= 0.008 * 1.15, f"ping round trip {rtt * 1e3:.2f} ms, links say 2 + 6 ms"
 
@@ -70,7 +70,7 @@ def test_connector_round_trip_is_twice_the_one_way_delay(clean_check, delay: str
     # h1 to h2 crosses two of them, and the round trip crosses four.
     topo = two_host(delay)
     expected = 2 * topo.path_delay("h1", "h2")
-    with Network(topo, runs.new_run_id()) as net:
+    with EmulatedNetwork(topo, runs.new_run_id()) as net:
         rtts = connector_rtt(net, "h1", "h2", samples=20)
     median = statistics.median(rtts)
     print(f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median {median * 1e3:.3f} ms, "
@@ -88,7 +88,7 @@ def test_bandwidth_is_shaped(clean_check) -> None:
             "print(json.dumps({'bytes':n,'seconds':time.monotonic()-t}))")
     source = (f"import socket,time\nfor _ in range(200):\n try: c=socket.create_connection(('10.0.0.2',9000)); break\n"
               f" except OSError: time.sleep(0.02)\nc.sendall(b'x'*{size});c.close()")
-    with Network(topo, runs.new_run_id()) as net:
+    with EmulatedNetwork(topo, runs.new_run_id()) as net:
         receiver = net.popen("h2", [sys.executable, "-c", sink], text=True)
         sender = net.popen("h1", [sys.executable, "-c", source], text=True)
         sender.communicate(timeout=30)

@@ -79,7 +79,7 @@ def test_a_run_whose_monitor_was_killed_writes_no_trace(clean_check, tmp_path: P
     config.native = config.measure_rtt = False
     config.record = trace_path
     fault = ex.Fault(after=0.5, action=lambda run: run.agents.kill_agent(1, "monitor"), label="follower monitor killed")
-    result = ex.Experiment(config, faults=[fault]).run()
+    result = ex.NetExperiment(config, faults=[fault]).run()
     assert result.verdict is not None and result.verdict.kind.value == "connector-lost", result.outcome
     assert result.trace is not None and result.trace["path"] is None
     assert "follower 1" in result.trace["reason"]

@@ -50,7 +50,7 @@ from dmvx.protocol import new_run_key
 from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.net import children, linklog, netns, runs
-from realmode.net.network import Network
+from realmode.net.network import EmulatedNetwork
 from realmode.spawn import default_compare_from, spawn_variant, resolve
 from realmode.reports import GRACE, RunReports
 from realmode.tracer import Launch
@@ -90,9 +90,9 @@ def connector_port() -> int:
 
 
 class Agents:
-    """The monitors and CONNECTORs of one MVX run on a :class:`Network`."""
+    """The monitors and CONNECTORs of one MVX run on a :class:`EmulatedNetwork`."""
 
-    def __init__(self, net: Network, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
+    def __init__(self, net: EmulatedNetwork, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
                  stall_timeout: float = 2.0, envs: list[dict[str, str]] | None = None,
                  port: int | None = None, compare_from: str | None = None,
                  record: list[str] | None = None) -> None:

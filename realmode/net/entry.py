@@ -1,4 +1,4 @@
-"""``dmvx real``: from the command line's values to an :class:`.experiment.Experiment`.
+"""``dmvx real``: from the command line's values to an :class:`.experiment.NetExperiment`.
 
 Without a scenario, ``dmvx real --topology T`` runs the built-in demo on T:
 the small server of ``realmode/targets/net_server.c`` as leader (first
@@ -27,7 +27,7 @@ from dmvx.syscalls import Arch
 from dmvx.topology import Topology, load_topology
 from dmvx.yamlfile import read_yaml
 from realmode.net import lighttpd
-from realmode.net.experiment import STREAM_ATTACKS, Attack, Config, Experiment, NetResult, Workload
+from realmode.net.experiment import STREAM_ATTACKS, Config, NetAttack, NetExperiment, NetResult, Workload
 from realmode.orchestrator import make_policy, with_system_files_local
 
 DEFAULT_TOPOLOGY = "two-host"
@@ -70,7 +70,7 @@ def real(*, topology: str | None, scenario: Path | None, policy: str | None, con
                                      make_policy(policy or DEFAULT_POLICY), requests or LIGHTTPD_REQUESTS,
                                      LIGHTTPD_SAMPLE if sample is None else sample, programs[0])
             config.record = record
-            return Experiment(config, console=console).run()
+            return NetExperiment(config, console=console).run()
     if scenario is not None:
         config = scenario_config(scenario, topology, policy)
         if requests is not None:
@@ -79,7 +79,7 @@ def real(*, topology: str | None, scenario: Path | None, policy: str | None, con
         config = demo_config(load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy or DEFAULT_POLICY),
                              requests or DEMO_REQUESTS)
     config.record = record
-    return Experiment(config, console=console).run()
+    return NetExperiment(config, console=console).run()
 
 
 def demo_config(topo: Topology, policy: Policy, requests: int = DEMO_REQUESTS) -> Config:
@@ -142,7 +142,7 @@ def scenario_config(path: Path, topology: str | None, policy_name: str | None) -
             raise Unavailable(f"{path}: attack kind {scenario.attack.kind!r} is simulated only; real mode runs "
                               f"{', '.join(ATTACK_KINDS)}")
         source = scenario.attack.source or (topo.hosts_with_role("attacker") or topo.hosts_with_role("client"))[0]
-        attack = Attack(kind, source, target=scenario.attack.target)
+        attack = NetAttack(kind, source, target=scenario.attack.target)
     expect = None
     if scenario.expect is not None:
         expect = (scenario.expect.verdict, scenario.expect.kind.value if scenario.expect.kind else None)

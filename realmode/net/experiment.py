@@ -1,6 +1,6 @@
 """One ``dmvx real`` experiment: a served program under MVX on emulated hosts.
 
-An :class:`Experiment` builds the topology's network (:mod:`.network`),
+A :class:`NetExperiment` builds the topology's network (:mod:`.network`),
 measures the CONNECTOR round trip on it (:mod:`.rtt`), runs the workload
 natively on the leader's host for the baseline, then runs it again with the
 server as leader and followers under the monitors (:mod:`.agents`) while the
@@ -10,7 +10,7 @@ given time after the variants started (kill an agent, cut a link, slow it).
 
 Every way out -- a clean end, a verdict, an error, Ctrl-C, SIGTERM -- goes
 through the same ``finally``: agents stopped, attacker and client killed,
-network removed (:meth:`.network.Network.stop`), leftovers of the run id
+network removed (:meth:`.network.EmulatedNetwork.stop`), leftovers of the run id
 cleaned. :func:`.runs.reap_stale` first removes what earlier runs that were
 killed outright left behind.
 """
@@ -38,7 +38,7 @@ from dmvx.verdict import Verdict, variant_name
 from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
-from realmode.net.network import Network
+from realmode.net.network import EmulatedNetwork
 from realmode.spawn import elf_arch
 from realmode.reports import RunReports
 
@@ -85,7 +85,7 @@ class Served:
 
 
 @dataclass
-class Attack:
+class NetAttack:
     kind: str  # exploit | forge | replay | reset
     source: str  # host the attack comes from
     target: int = 0  # exploit: the variant that gets the vulnerable layout
@@ -99,7 +99,7 @@ class Fault:
     """Something done to the run ``after`` seconds after the variants started."""
 
     after: float
-    action: Callable[["Experiment"], None]
+    action: Callable[["NetExperiment"], None]
     label: str = ""
     fired_at: float | None = None
 
@@ -111,7 +111,7 @@ class Config:
     variant_hosts: list[str]
     client_host: str
     workload: Workload = field(default_factory=Workload)
-    attack: Attack | None = None
+    attack: NetAttack | None = None
     native: bool = True
     measure_rtt: bool = True
     stall_timeout: float = 2.0
@@ -344,7 +344,7 @@ def _client_text(report: dict[str, Any]) -> str:
     return text
 
 
-class Experiment:
+class NetExperiment:
     """One run of :class:`Config`; :meth:`run` returns its :class:`NetResult`."""
 
     def __init__(self, config: Config, faults: list[Fault] | None = None, console: Any = None) -> None:
@@ -356,7 +356,7 @@ class Experiment:
         hub = config.attack is not None and config.attack.kind in STREAM_ATTACKS
         #: The leader CONNECTOR's port: drawn per run (the relay counts its flow).
         self.connector_port = connector_port()
-        self.net = Network(config.topology, self.run_id, state=self.state, hub=hub, seed=config.seed,
+        self.net = EmulatedNetwork(config.topology, self.run_id, state=self.state, hub=hub, seed=config.seed,
                            watch_port=self.connector_port, netem=config.netem)
         self.agents: Agents | None = None
         self.marker = Path(tempfile.gettempdir()) / f"dmvx{self.run_id}-harmful"

@@ -19,7 +19,7 @@ switches (no controller, no Open vSwitch) and veth pairs for its links:
   built is an :class:`~dmvx.exitstatus.EnvironmentProblem` naming the node.
 
 Everything in the root namespace carries the run prefix (see
-:mod:`realmode.net.runs`); :meth:`Network.stop` removes it all, and is safe
+:mod:`realmode.net.runs`); :meth:`EmulatedNetwork.stop` removes it all, and is safe
 to call at any point of a half-built network, and more than once.
 """
 
@@ -305,7 +305,7 @@ def _disable_ipv6(ifname: str | None = None) -> None:
             pass
 
 
-class Network:
+class EmulatedNetwork:
     """A topology's Mininet network for one run. Use as a context manager,
     or call :meth:`start` and, in a ``finally``, :meth:`stop`."""
 
@@ -337,7 +337,7 @@ class Network:
 
     # -- building ---------------------------------------------------------------
 
-    def __enter__(self) -> "Network":
+    def __enter__(self) -> "EmulatedNetwork":
         try:
             self.start()
         except BaseException:

@@ -25,10 +25,10 @@ from dmvx.protocol import new_run_key
 from realmode import link
 from realmode.connector import run_connector
 from realmode.net import children, netns, runs
-from realmode.net.network import Network
+from realmode.net.network import EmulatedNetwork
 
 
-def connector_rtt(net: Network, leader: str, follower: str, samples: int = 20,
+def connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: int = 20,
                   port: int = 0, timeout: float = 5.0) -> list[float]:
     """``samples`` CONNECTOR round trips between two hosts, in seconds.
 
@@ -43,7 +43,7 @@ def connector_rtt(net: Network, leader: str, follower: str, samples: int = 20,
         os.sched_setaffinity(0, saved)
 
 
-def _connector_rtt(net: Network, leader: str, follower: str, samples: int, port: int,
+def _connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: int, port: int,
                    timeout: float) -> list[float]:
     key = new_run_key()
     hello_id = hashlib.sha256(key).hexdigest()[:16]

@@ -1,6 +1,6 @@
 """One real-mode attack run: a vulnerable target, diversified, under attack.
 
-:class:`VulnExperiment` is a :class:`realmode.net.experiment.Experiment`
+:class:`VulnExperiment` is a :class:`realmode.net.experiment.NetExperiment`
 (the same network, agents, cleanup by run id, ``finally`` on every way out)
 that serves a target of ``realmode/vuln/src`` built as the scenario's
 variants (:mod:`realmode.vuln.build`) and attacks it:
@@ -14,7 +14,7 @@ variants (:mod:`realmode.vuln.build`) and attacks it:
   came back, or a pointer into the attacked image came back;
 * **CONNECTOR attacks** (``forge``, ``replay``): the target serves a paced
   client while :mod:`realmode.net.attacker` works on the CONNECTOR stream,
-  exactly as :class:`~realmode.net.experiment.Experiment` does it.
+  exactly as :class:`~realmode.net.experiment.NetExperiment` does it.
 
 ``native=True`` runs the attacked variant's build alone, unmonitored, on the
 leader's host, and fires the same exploit from the same host: what the
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from realmode.net.agents import Agents
-from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, Attack, Config, Experiment, NetResult
+from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, NetAttack, Config, NetExperiment, NetResult
 from realmode.vuln import exploits, study
 from realmode.vuln.build import Build, no_randomize
 
@@ -66,7 +66,7 @@ def personality(no_random: bool) -> Iterator[None]:
         _libc.personality(before)
 
 
-class VulnExperiment(Experiment):
+class VulnExperiment(NetExperiment):
     """See the module docstring. ``exploit`` names the target program
     (:data:`realmode.vuln.exploits.EXPLOITS`); ``benign`` is how many benign
     requests precede the exploit."""
@@ -86,7 +86,7 @@ class VulnExperiment(Experiment):
         self.details: dict[str, Any] = {}
 
     @property
-    def attack(self) -> Attack:
+    def attack(self) -> NetAttack:
         """The attack of this run (a run of this class always has one)."""
         assert self.config.attack is not None
         return self.config.attack

@@ -30,7 +30,7 @@ from realmode.net import netns
 from realmode.vuln.exploits import absolute_address, image_range, request_path
 
 if TYPE_CHECKING:
-    from realmode.net.network import Network
+    from realmode.net.network import EmulatedNetwork
 
 #: The function whose address ``greet`` keeps on its stack (format_string.c).
 CALLBACK = "finish"
@@ -52,7 +52,7 @@ def _get(port: int, path: bytes, timeout: float = 5.0) -> bytes:
     return answer
 
 
-def leak_slot(binary: str, net: "Network", host: str) -> int:
+def leak_slot(binary: str, net: "EmulatedNetwork", host: str) -> int:
     """The ``%N$p`` slot that prints the address of :data:`CALLBACK` in
     ``binary``, found by running it on ``host`` of the started network ``net``."""
     cache = Path(binary + ".callback-slot")
