@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from realmode.net.agents import Agents
-from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, NetAttack, Config, NetExperiment, NetResult
+from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, Config, NetAttack, NetExperiment, NetResult
 from realmode.vuln import exploits, study
 from realmode.vuln.build import Build, no_randomize
 
