@@ -242,6 +242,14 @@ def _guarded(call: Callable[[], Any]) -> int:
     except Unavailable as exc:
         output.note(str(exc))
         return ExitStatus.UNAVAILABLE
+    except OSError as exc:
+        if exc.filename is None:
+            _report_bug(exc)
+            return ExitStatus.INTERNAL
+        # A file the command could not read or write (a full disk, a
+        # read-only filesystem met late): the user's to fix, not a bug.
+        output.error(f"{exc.filename}: {exc.strerror or exc}")
+        return ExitStatus.USAGE
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         _report_bug(exc)
         return ExitStatus.INTERNAL

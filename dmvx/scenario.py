@@ -657,6 +657,8 @@ class Scenario(FileModel):
         try:
             topology = load_topology(resolve_topology(self.topology, base_dir or Path.cwd()))
         except InputError as exc:
+            if exc.file is not None:
+                raise  # a problem inside the topology file: it says where
             raise InputError(exc.message, field="topology", expected=exc.expected) from None
         data = self.model_dump(mode="json")
         data["topology"] = topology.model_dump(mode="json")
@@ -773,6 +775,7 @@ def load_scenario(ref: str | Path) -> Scenario:
 def scenario_from_document(doc: YamlDocument, base_dir: Path, default_name: str | None = None) -> Scenario:
     """Validate a parsed scenario document whose relative paths are taken
     from ``base_dir``."""
+    doc.check_kind(Scenario)  # before the default topology is filled in
     data = dict(doc.data)
     ref = data.get("topology", Scenario.model_fields["topology"].default)
     if isinstance(ref, str):

@@ -26,6 +26,7 @@ from typing import IO, Any, Iterable
 
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
+from dmvx.yamlfile import MAX_TRACE_BYTES, read_input
 
 VERSION = 1
 
@@ -138,10 +139,9 @@ def read_trace(path: str | Path) -> Trace:
     """Read a trace; any problem is one :class:`InputError` naming the line."""
     path = Path(path)
     shown = str(path)
+    raw = read_input(path, file=shown, limit=MAX_TRACE_BYTES, what="JSON-lines trace file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read trace: {exc.strerror or exc}", file=shown) from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("trace is not UTF-8 text", file=shown, expected="a JSON-lines trace file") from None
     lines = text.splitlines()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,10 +96,26 @@ class YamlDocument:
         """Validate ``data`` (default: the whole document) as ``model``;
         a failure becomes one :class:`InputError` at the earliest problem
         (the others in its ``more``)."""
+        value = self.data if data is None else data
+        self.check_kind(model, value)
         try:
-            return model.model_validate(self.data if data is None else data, context=context)
+            return model.model_validate(value, context=context)
         except ValidationError as exc:
             raise self.validation_error(exc) from None
+
+    def check_kind(self, model: type[BaseModel], value: Any = None) -> None:
+        """Refuse ``value`` (default: the document) if it is a mapping none of
+        whose keys is a field of ``model``: most likely not a dmvx file at all
+        (``/etc/shadow`` reads as a mapping), so its keys -- the file's
+        content -- are not shown."""
+        value = self.data if value is None else value
+        if not isinstance(value, Mapping) or not value or not model.model_fields:
+            return
+        names = set(model.model_fields) | {info.alias for info in model.model_fields.values() if info.alias}
+        if not any(key in names for key in value):
+            kind = getattr(model, "file_kind", model.__name__.lower())
+            raise InputError(f"not a {kind} file: none of its top-level keys is a {kind} field", file=self.file,
+                             expected=f"a {kind} with fields " + ", ".join(sorted(model.model_fields)))
 
     def validation_error(self, exc: ValidationError, prefix: FieldPath = ()) -> InputError:
         """Translate a pydantic error whose locations are relative to the
@@ -260,20 +277,69 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+#: Largest YAML file read (scenarios, topologies, profiles, lab answers):
+#: hand-written files are a few kilobytes.
+MAX_YAML_BYTES = 1 << 20
+#: Largest trace read (``dmvx sim`` trace workloads, ``dmvx lab``): a
+#: recorded run of a few million calls.
+MAX_TRACE_BYTES = 256 << 20
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_input(path: str | Path, *, file: str | None = None, limit: int = MAX_YAML_BYTES,
+               what: str = "regular file") -> bytes:
+    """The bytes of the input file ``path``: the one way dmvx reads a file a
+    user named, so every input has the same limits. ``what`` names the
+    kind of file for the error (``.yml file``).
+
+    The file is opened non-blocking and checked with ``fstat`` on the open
+    descriptor before anything is read: a FIFO, a device (``/dev/zero``
+    would be read for ever), a socket or a directory is refused at once,
+    never waited on; a file over ``limit`` bytes is refused (checked again
+    while reading, for a file that grows). Any failure is one
+    :class:`InputError` that names the file and never shows its content."""
+    file = file if file is not None else str(path)
+    expected = f"a {what}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError("no such file", file=file, expected=f"an existing {what}") from None
+    except PermissionError:
+        raise InputError("permission denied", file=file, expected="a readable file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=file, expected=expected) from None
+    try:
+        info = os.fstat(fd)
+        for test, kind in _FILE_KINDS:
+            if test(info.st_mode):
+                raise InputError(f"is {kind}, not a regular file", file=file, expected=expected)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError("is not a regular file", file=file, expected=expected)
+        too_big = InputError(f"is larger than {limit:,} bytes, the limit for this kind of file", file=file,
+                             expected=expected)
+        if info.st_size > limit:
+            raise too_big
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=file, expected=expected) from None
+    finally:
+        os.close(fd)
+
+
 def read_yaml(path: str | Path, *, display: str | None = None, expect_mapping: bool = True) -> YamlDocument:
     """Read and parse one YAML file; any failure is one :class:`InputError`."""
     path = Path(path)
     file = display if display is not None else str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", file=file, expected="an existing .yml file") from None
-    except IsADirectoryError:
-        raise InputError("is a directory", file=file, expected="a .yml file") from None
-    except PermissionError:
-        raise InputError("permission denied", file=file, expected="a readable file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=file) from None
+    raw = read_input(path, file=file, what=".yml file")
     return parse_yaml(raw, file=file, expect_mapping=expect_mapping)
 
 

@@ -245,9 +245,9 @@ def run(
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
     variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
     trace = Path(record) if record is not None else None
-    parts = [f"{trace}.{run_id}.v{i}" for i in range(n)] if trace is not None else None
-    if trace is not None and not trace.parent.is_dir():
-        raise InputError(f"dmvx run: --record {trace}: no such directory {trace.parent}")
+    parts = [record_mod.part_path(trace, run_id, i) for i in range(n)] if trace is not None else None
+    if trace is not None:
+        record_mod.check_target(trace, "dmvx run")
     result = RunResult(pol.name, variant_reports, stall_timeout=stall_timeout)
     children: list[int] = []
     interrupted = False
@@ -258,12 +258,13 @@ def run(
     sys.stdout.flush()
     sys.stderr.flush()
     previous_term = signal.signal(signal.SIGTERM, _terminate)
+    me = os.getpid()
     try:
         for index in range(n):
             def fork(role: str, body: Callable[[], None], keep: set[int], index: int = index) -> int:
                 pid = os.fork()
                 if pid == 0:  # the CONNECTOR pinned by the placement; the monitor pins itself
-                    _child(body, keep=keep | ({0, 1, 2} if role == "monitor" else set()),
+                    _child(body, keep=keep | ({0, 1, 2} if role == "monitor" else set()), parent=me,
                            cpu=cpus[index][2] if role == "connector" else None)
                 children.append(pid)
                 return pid
@@ -317,11 +318,12 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _child(body, keep: set[int], cpu: int | None = None) -> None:
-    """Run ``body`` in a freshly forked child and never return. The
-    orchestrator ends the run on Ctrl-C and SIGTERM (sent to the whole
-    process group too); its helpers leave both to it."""
-    run_helper(body, keep, cpu=cpu, ignore=(signal.SIGINT, signal.SIGTERM))
+def _child(body, keep: set[int], parent: int, cpu: int | None = None) -> None:
+    """Run ``body`` in a freshly forked child of ``parent`` and never return.
+    The orchestrator ends the run on Ctrl-C and SIGTERM (sent to the whole
+    process group too); its helpers leave both to it, and die with it if it
+    is killed outright (``kill -9``)."""
+    run_helper(body, keep, cpu=cpu, ignore=(signal.SIGINT, signal.SIGTERM), parent=parent)
 
 
 #: The processes the orchestrator forks per variant, in order.

@@ -25,15 +25,61 @@ from variant to variant). Times, measured by the tracer:
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from dmvx.calls import Call, Outcome
+from dmvx.errors import InputError
 from dmvx.trace import TraceWriter
 
 
 _END_LINES = ('{"exit":', '{"killed":')
+
+
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: Path) -> str | None:
+    """What ``path`` is if it exists and is not a regular file (a symbolic
+    link counts as one of those, whatever it points to)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_target(path: Path, command: str) -> None:
+    """Refuse, before a run starts, a ``--record FILE`` that is not a regular
+    file or cannot be written: replacing ``/dev/null`` or a symbolic link
+    with a trace, or failing on a read-only filesystem after the run, is
+    worse than saying so now. The check creates and removes a temporary file
+    beside ``path`` -- the same kind of file :func:`join` writes."""
+    where = f"{command}: --record {path}"
+    kind = _not_regular(path)
+    if kind is not None:
+        raise InputError(f"{where}: is {kind}; --record writes only regular files")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(f"{where}: no such directory {parent}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise InputError(f"{where}: cannot write in {parent}: {error.strerror or error}") from None
+
+
+def part_path(path: Path, run_id: str, index: int) -> str:
+    """Where variant ``index``'s monitor writes its part, beside ``path``."""
+    return str(path.with_name(f".{path.name}.{run_id}.v{index}"))
 
 
 class Recorder:
@@ -41,7 +87,10 @@ class Recorder:
 
     def __init__(self, path: str, index: int) -> None:
         self.index = index
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        # A fresh file of our own: never one that was there (a link planted
+        # under the part's name is not followed).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self._file = os.fdopen(fd, "w", encoding="utf-8")
         # The part's own header line is dropped by join(); TraceWriter always writes one.
         self._writer = TraceWriter(self._file)
         self._last = time.perf_counter_ns()
@@ -81,15 +130,21 @@ def join(path: Path, parts: Iterable[str], variants: list[dict[str, Any]], *, tr
     any variant has, its end line kept, so the streams agree call for call
     where the monitors had compared them.
 
-    ``path`` appears whole or not at all: the events go to a temporary file
-    beside it that replaces it at the end (and is removed if writing fails).
+    ``path`` appears whole or not at all: the events go to a fresh temporary
+    file beside it (``mkstemp``: an unpredictable name, created exclusively)
+    that replaces it at the end by ``rename``, and is removed if writing
+    fails; a failure is one :class:`InputError`. ``path`` is replaced only
+    if it is a regular file or absent.
     """
     parts = list(parts)
     keep = min(_calls(part) for part in parts) if trim and parts else None
-    tmp = path.with_name(path.name + ".part")
     counts: dict[int, tuple[int, int]] = {}
+    tmp: Path | None = None
     try:
-        with open(tmp, "w", encoding="utf-8") as out:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
             TraceWriter(out, variants, **header)
             for index, part in enumerate(parts):
                 written = dropped = 0
@@ -101,9 +156,17 @@ def join(path: Path, parts: Iterable[str], variants: list[dict[str, Any]], *, tr
                         written += 1
                     out.write(line)
                 counts[index] = (written, dropped)
+        kind = _not_regular(path)  # made one since the run started?
+        if kind is not None:
+            raise InputError(f"--record {path}: is {kind} now; --record writes only regular files")
         os.replace(tmp, path)
+    except OSError as error:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"--record {path}: cannot write the trace: {error.strerror or error}") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     finally:
         for part in parts:

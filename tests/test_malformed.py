@@ -140,3 +140,57 @@ def test_dmvx_validate_prints_one_line_per_bad_file_and_fails() -> None:
     for path in FIXTURES:
         line = expectation(path)[0]
         assert f"{path}:{line}:" in result.stderr, path.name
+
+
+# --- inputs that are not files to read: bounded, never waited on, never shown ---
+
+import os  # noqa: E402
+import threading  # noqa: E402
+
+from dmvx.yamlfile import MAX_YAML_BYTES, read_input  # noqa: E402
+
+
+@pytest.mark.parametrize("target,kind", [("/dev/zero", "a character device"), ("/dev/null", "a character device")])
+def test_devices_are_refused_before_any_read(target: str, kind: str) -> None:
+    with pytest.raises(InputError, match=f"^{target}: is {kind}, not a regular file; expected a .yml file$"):
+        validate_file(Path(target))
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yml"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+    reader = threading.Thread(target=lambda: outcome.append(pytest.raises(InputError, validate_file, fifo).value),
+                              daemon=True)
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive(), "validating a FIFO blocked"
+    assert "is a FIFO, not a regular file" in str(outcome[0])
+
+
+def test_a_directory_and_a_file_over_the_limit_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory, not a regular file"):
+        read_yaml(tmp_path)
+    big = tmp_path / "big.yml"
+    big.write_bytes(b"# " + b"x" * MAX_YAML_BYTES + b"\n")
+    with pytest.raises(InputError, match=f"is larger than {MAX_YAML_BYTES:,} bytes"):
+        validate_file(big)
+    assert read_input(big, limit=MAX_YAML_BYTES + 10) == big.read_bytes()
+
+
+SECRET = "root:$6$S3cr3tHash:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n"
+
+
+def test_a_file_that_is_not_a_dmvx_file_is_not_shown(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.write_text(SECRET)
+    for load in (load_topology, load_scenario):
+        with pytest.raises(InputError) as caught:
+            load(shadow)
+        assert "S3cr3t" not in str(caught.value) and "99999" not in str(caught.value), caught.value
+        assert "none of its top-level keys" in str(caught.value)
+    scenario = tmp_path / "s.yml"
+    scenario.write_text(f"workload: {{kind: microbench, call: getpid}}\ntopology: {shadow}\n")
+    with pytest.raises(InputError) as caught:
+        load_scenario(scenario)
+    assert "S3cr3t" not in str(caught.value) and str(shadow) in str(caught.value)

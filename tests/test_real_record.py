@@ -85,7 +85,10 @@ def test_a_run_stopped_from_outside_records_calls_every_variant_made(tmp_path: P
     trace_path = tmp_path / "stopped.jsonl"
     run = subprocess.Popen([*DMVX, "run", "--record", str(trace_path), "--", bench, "uname", "100000000"],
                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    started = time.monotonic()  # the variants are running once their parts exist (slow to start under load)
+    while not list(tmp_path.glob(".stopped.jsonl.*")) and time.monotonic() - started < 30:
+        time.sleep(0.05)
+    time.sleep(1.0)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err.decode()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 from typing import Callable
 
+from realmode import helper_process
 from realmode.helper_process import run_helper
-
-PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def die_with_parent() -> None:
@@ -21,10 +17,7 @@ def die_with_parent() -> None:
     ``PTRACE_O_EXITKILL``), so an orchestrator killed outright takes the
     whole run with it; only the root namespace's bridges wait for the next
     run's :func:`realmode.net.runs.reap_stale`. Safe in ``preexec_fn``."""
-    parent = os.getppid()
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request was made
-        os._exit(1)
+    helper_process.die_with_parent(os.getppid())
 
 
 def fork(body: Callable[[], None], keep: set[int]) -> int:
@@ -37,7 +30,4 @@ def fork(body: Callable[[], None], keep: set[int]) -> int:
     pid = os.fork()
     if pid:
         return pid
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request was made
-        os._exit(0)
-    run_helper(body, keep)
+    run_helper(body, keep, parent=parent)

@@ -26,6 +26,7 @@ from dmvx.scenario import Scenario, Server, load_scenario, scenario_from_documen
 from dmvx.syscalls import Arch
 from dmvx.topology import Topology, load_topology
 from dmvx.yamlfile import read_yaml
+from realmode import record as record_mod
 from realmode.net import lighttpd
 from realmode.net.experiment import STREAM_ATTACKS, Config, NetAttack, NetExperiment, NetResult, Workload
 from realmode.orchestrator import make_policy, with_system_files_local
@@ -61,8 +62,8 @@ def real(*, topology: str | None, scenario: Path | None, policy: str | None, con
         raise InputError("dmvx real: --server and --scenario: a scenario runs the built-in server; give one of them")
     if sample is not None and server is None:
         raise InputError("dmvx real: --sample counts the bodies a served program's client checks; it needs --server")
-    if record is not None and not record.parent.is_dir():
-        raise InputError(f"dmvx real: --record {record}: no such directory {record.parent}")
+    if record is not None:
+        record_mod.check_target(record, "dmvx real")
     if server == "lighttpd":
         programs = lighttpd.programs()
         with tempfile.TemporaryDirectory(prefix="dmvx-lighttpd-") as tree:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
 from dmvx.policy import Policy
 from dmvx.syscalls import Arch
@@ -544,8 +545,8 @@ class NetExperiment:
             counts = record_mod.join(config.record, self._trace_parts(), variants, trim=trim,
                                      policy=config.policy.name, recorded="dmvx real", topology=config.topology.name,
                                      stall_timeout=config.stall_timeout)
-        except OSError as error:
-            self.result.trace = {"path": None, "reason": f"cannot write {config.record}: {error.strerror or error}"}
+        except InputError as error:
+            self.result.trace = {"path": None, "reason": error.message}
             return
         self.result.trace = {"path": str(config.record),
                              "calls": {str(i): written for i, (written, _) in counts.items()},
