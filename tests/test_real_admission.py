@@ -183,14 +183,14 @@ def test_followers_do_not_keep_the_leaders_listening_socket(monkeypatch) -> None
     """Only the leader's CONNECTOR holds the listening socket, and only until
     the followers are in: in the middle of a run, no process of it listens."""
     seen: list[set[int]] = []
-    real_collect = orch._collect
+    real_collect = orch.reports.collect
 
-    def collect(result, pipes, buffers):
+    def collect(*args, **kwargs):
         time.sleep(0.5)  # every follower is in by now
         seen.append(_listening_pids(_children_of(os.getpid())))
-        return real_collect(result, pipes, buffers)
+        return real_collect(*args, **kwargs)
 
-    monkeypatch.setattr(orch, "_collect", collect)
+    monkeypatch.setattr(orch.reports, "collect", collect)
     result, _, _ = captured(lambda: orch.run([["/bin/sleep", "1"]] * 3, "dmvx"))
     assert result.verdict is None and result.error is None
     assert seen == [set()]

@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iface", default="")
     parser.add_argument("--leader", default="")
     parser.add_argument("--follower", default="")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, help="the leader CONNECTOR's port, drawn per run (forge, replay, reset)")
     parser.add_argument("--towards", choices=("leader", "follower"), default="leader",
                         help="which CONNECTOR receives the injected segments")
     parser.add_argument("--server", default="", help="IP:PORT of the served program (exploit)")
@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", type=float, default=0.02, help="seconds of silence on the stream before firing")
     parser.add_argument("--timeout", type=float, default=20.0)
     args = parser.parse_args(argv)
+    if args.kind != "exploit" and args.port is None:
+        parser.error(f"{args.kind} needs --port")
     deadline = time.monotonic() + args.timeout
 
     def work() -> None:
