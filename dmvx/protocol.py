@@ -235,7 +235,7 @@ def _hkdf_sha256(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return hmac.digest(prk, info + b"\x01", "sha256")
 
 
-def direction_key(run_key: bytes, sender: int, receiver: int) -> bytes:
+def direction_key(run_key: bytes | bytearray, sender: int, receiver: int) -> bytes:
     """The key that authenticates frames from ``sender`` to ``receiver``."""
     if not isinstance(run_key, (bytes, bytearray)) or len(run_key) < _MIN_RUN_KEY:
         raise ValueError(f"run key must be at least {_MIN_RUN_KEY} bytes (use new_run_key())")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from dmvx import protocol
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryKind, Report, Stop
+from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
 from dmvx.protocol import (
     FRAME_OVERHEAD,
     HEADER_SIZE,
@@ -24,6 +24,7 @@ from dmvx.protocol import (
     AuthenticationFailed,
     BadMagic,
     CodecError,
+    Frame,
     FrameReader,
     FrameWriter,
     GarbageFrame,
@@ -390,12 +391,13 @@ def test_errors_are_one_line_protocol_errors_with_a_verdict_kind():
 
 def test_check_hello():
     assert check_hello(HELLO, run_id="run-7", variant=LEADER) is HELLO
-    for message, needle in [
+    cases: list[tuple[Frame, str]] = [
         (ACK, "expected a hello first, got Ack"),
         (Hello("run-8", 0, Arch.I386), "run 'run-8', this is run 'run-7'"),
         (Hello("run-7", 2, Arch.I386), "variant 2, this link expects variant 0"),
         (Hello("run-7", 0, Arch.I386, version=9), "version 9"),
-    ]:
+    ]
+    for message, needle in cases:
         with pytest.raises(HandshakeFailed, match=needle):
             check_hello(message, run_id="run-7", variant=LEADER)
 
@@ -450,10 +452,10 @@ def _mutate(kind: str, frames: list[bytes], data: st.DataObject) -> tuple[bytes,
         if kind == "splice_other_run":
             other = b"".join(frames_of(others, key=OTHER_KEY))
         else:  # the reverse direction's frames with the header made to look right
-            other = bytearray(b"".join(frames_of(others, sender=FOLLOWER, receiver=LEADER)))
-            for offset in _frame_offsets(bytes(other)):
-                other[offset + 16 : offset + 20] = LEADER.to_bytes(4, "big")
-            other = bytes(other)
+            spliced = bytearray(b"".join(frames_of(others, sender=FOLLOWER, receiver=LEADER)))
+            for offset in _frame_offsets(bytes(spliced)):
+                spliced[offset + 16 : offset + 20] = LEADER.to_bytes(4, "big")
+            other = bytes(spliced)
         cut, resume = draw(st.integers(0, len(joined))), draw(st.integers(0, len(other)))
         other_frames = [other[o : o + FRAME_OVERHEAD + int.from_bytes(other[o + 20 : o + 24], "big")] for o in _frame_offsets(other)]
         return joined[:cut] + other[resume:], _overlapping(frames, 0, cut) + _overlapping(other_frames, resume, len(other))
@@ -559,7 +561,7 @@ def test_a_record_is_framed_as_its_message_would_be() -> None:
     # its monitor the records it received, decoded (checked) but not encoded again.
     from dmvx import codec
     by_message, by_record = FrameWriter(KEY, LEADER, FOLLOWER), FrameWriter(KEY, LEADER, FOLLOWER)
-    messages = [ENTRY, REPORT, ACK, STOP]
+    messages: list[Message] = [ENTRY, REPORT, ACK, STOP]
     frames = [by_message.encode(m) for m in messages]
     assert [by_record.encode_record(codec.dumps(m)) for m in messages] == frames
     reader = FrameReader(KEY, LEADER, FOLLOWER)
@@ -604,10 +606,17 @@ from dmvx.protocol import (  # noqa: E402 - grouped with the tests that use them
 RUN_KEY = bytes(range(32))
 
 
+def answer(follower: Join) -> bytes:
+    """The follower's answer to the challenge it was given."""
+    assert follower.answer is not None
+    return follower.answer
+
+
 def _handshake(leader: Admission, follower: Join) -> int:
     assert follower.receive(leader.challenge) is False
     assert follower.answer is not None and len(follower.answer) == RESPONSE_SIZE
     variant = leader.receive(follower.answer)
+    assert variant is not None
     assert leader.welcome is not None and len(leader.welcome) == WELCOME_SIZE
     assert follower.receive(leader.welcome) is True
     return variant
@@ -627,11 +636,12 @@ def test_admission_in_any_chunking_keeps_what_follows_the_handshake():
     leader, follower = Admission(RUN_KEY, {1}), Join(RUN_KEY, 1)
     for byte in leader.challenge:
         follower.receive(bytes((byte,)))
-    answer = follower.answer + b"first frame"
-    for i, byte in enumerate(answer):
+    replied = answer(follower) + b"first frame"
+    for i, byte in enumerate(replied):
         got = leader.receive(bytes((byte,)))
         assert got == (1 if i >= RESPONSE_SIZE - 1 else None)
     assert leader.rest == b"first frame"
+    assert leader.welcome is not None
     assert follower.receive(leader.welcome + b"reply") and follower.rest == b"reply"
 
 
@@ -639,6 +649,7 @@ def test_frames_of_one_link_do_not_authenticate_on_another():
     first, second = (Admission(RUN_KEY, {1}), Join(RUN_KEY, 1)), (Admission(RUN_KEY, {1}), Join(RUN_KEY, 1))
     _handshake(*first)
     _handshake(*second)
+    assert first[1].session_key is not None and second[0].session_key is not None
     hello = FrameWriter(first[1].session_key, 1, 0).encode(Hello("run", 1, Arch.X86_64))
     reader = FrameReader(second[0].session_key, 1, 0)
     reader.feed(hello)
@@ -663,7 +674,7 @@ def test_a_replayed_answer_fails_the_new_challenge():
     _handshake(*recorded)
     leader = Admission(RUN_KEY, {1})
     with pytest.raises(AdmissionFailed, match="failed the challenge") as error:
-        leader.receive(recorded[1].answer)
+        leader.receive(answer(recorded[1]))
     assert error.value.verdict_kind is VerdictKind.AUTH_FAILURE
     assert leader.variant is None and leader.session_key is None
 
@@ -672,7 +683,7 @@ def test_an_impostor_without_the_key_is_refused():
     leader, impostor = Admission(RUN_KEY, {1}), Join(bytes(32), 1)
     impostor.receive(leader.challenge)
     with pytest.raises(AdmissionFailed, match="variant 1 failed the challenge"):
-        leader.receive(impostor.answer)
+        leader.receive(answer(impostor))
 
 
 def test_a_slot_taken_or_out_of_range_is_refused_even_with_the_key():
@@ -681,11 +692,11 @@ def test_a_slot_taken_or_out_of_range_is_refused_even_with_the_key():
     follower.receive(leader.challenge)
     waiting.discard(1)  # follower 1 got in over another connection meanwhile
     with pytest.raises(AdmissionFailed, match="variant 1, which has no free slot"):
-        leader.receive(follower.answer)
+        leader.receive(answer(follower))
     leader, follower = Admission(RUN_KEY, waiting), Join(RUN_KEY, 7)
     follower.receive(leader.challenge)
     with pytest.raises(AdmissionFailed, match="variant 7"):
-        leader.receive(follower.answer)
+        leader.receive(answer(follower))
 
 
 def test_a_follower_refuses_an_impostor_leader():
