@@ -566,10 +566,15 @@ def lab_list_command(ctx: click.Context, as_json: bool) -> ExitStatus:
     metavar="K",
     help="Check only task K. Repeatable.",
 )
+@click.option(
+    "--sim-only",
+    is_flag=True,
+    help="Leave out the tasks that run real mode on emulated hosts (they need root and take minutes).",
+)
 @json_option
 @click.pass_context
 def lab_check_command(
-    ctx: click.Context, number: int, answers: Path | None, tasks: tuple[int, ...], as_json: bool
+    ctx: click.Context, number: int, answers: Path | None, tasks: tuple[int, ...], sim_only: bool, as_json: bool
 ) -> ExitStatus:
     """Check your answers to lab N: a PASS or FAIL line per task, a hint for each failure.
 
@@ -577,7 +582,8 @@ def lab_check_command(
     answer is wrong or missing, 4 a task needs root (real mode) or something
     this machine lacks, 5 a mode it needs is not built."""
     check = _load(ctx, LAB_CHECK)
-    result = check(number, answers=answers, tasks=tasks, console=output.stderr_console())
+    options = {"sim_only": True} if sim_only else {}
+    result = check(number, answers=answers, tasks=tasks, console=output.stderr_console(), **options)
     return output.emit(result, as_json=as_json)
 
 
@@ -590,14 +596,30 @@ def lab_check_command(
     help="The preset (default: the scenario's, or dmvx for a trace).",
 )
 @click.option("--variants", "count", type=click.IntRange(min=2), metavar="N", help="How many variants (default 2).")
+@click.option("--call", "calls", multiple=True, metavar="NAME",
+              help="Show only the events of this system call (its entry, return and messages). Repeatable.")
+@click.option("--route", "routes", multiple=True,
+              type=click.Choice(["lockstep", "replicate", "local", "local-file", "predict"]),
+              help="Show only the calls the broker put on this route. Repeatable.")
+@click.option("--seq", "seqs", metavar="N|A-B", help="Show only the calls with these sequence numbers (the # column).")
+@click.option("--stdout", "to_stdout", is_flag=True,
+              help="Write the events to stdout as plain lines (for grep or less); the summary stays on stderr.")
 @json_option
 @click.pass_context
 def lab_watch_command(
-    ctx: click.Context, file: Path, policy: str | None, count: int | None, as_json: bool
+    ctx: click.Context, file: Path, policy: str | None, count: int | None, calls: tuple[str, ...],
+    routes: tuple[str, ...], seqs: str | None, to_stdout: bool, as_json: bool
 ) -> ExitStatus:
-    """Replay a trace (or a scenario with a trace workload) through the monitors, one line per event."""
+    """Replay a trace (or a scenario with a trace workload) through the monitors, one line per event.
+
+    Calls are shown as strace shows them (flag names, full paths); --call,
+    --route and --seq keep the events of the calls asked for."""
+    if to_stdout and as_json:
+        raise click.UsageError("--stdout and --json both write to stdout; give one", ctx)
     watch = _load(ctx, LAB_WATCH)
-    result = watch(file, policy=policy, variants=count, console=output.stderr_console())
+    options: dict[str, Any] = {"calls": calls, "routes": routes, "seqs": seqs, "to_stdout": to_stdout}
+    result = watch(file, policy=policy, variants=count, console=output.stderr_console(),
+                   **{name: value for name, value in options.items() if value})
     return output.emit(result, as_json=as_json)
 
 

@@ -89,6 +89,15 @@ def json_document(data: Any) -> None:
     sys.stdout.flush()
 
 
+def text_lines(lines: Iterable[str]) -> None:
+    """Plain text on stdout, one line each, for a command asked to write its
+    lines there (``dmvx lab watch --stdout``, to pipe into grep or less) in
+    place of a table on stderr. Never together with a JSON document."""
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def emit(result: Result, *, as_json: bool) -> ExitStatus:
     """Print ``result`` for its audience and return its exit status."""
     status = ExitStatus(result.exit_status)

@@ -13,11 +13,13 @@ mapping, and hold only keys of the lab (a misspelt key would otherwise leave
 a right answer unread; the error names the closest key). Each *value* is
 checked only when a task reads it, so a value of the wrong form fails that
 task with one line naming the file, line and column, and the other tasks are
-still checked.
+still checked. Numbers may be written as the tables show them (``1.91k``,
+``9559.46x``, ``+3.1%``): a student copies what the tool printed.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -78,6 +80,12 @@ class Answers:
             return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
         return str(value)
 
+    def resolution(self, key: Key) -> float:
+        """How precise the answer is as written (:func:`shown_number`): 5 for
+        ``1.91k``, 0 for an exact number or anything else."""
+        shown = shown_number(self.doc.data.get(key.name))
+        return shown[1] if shown is not None else 0.0
+
     def get(self, key: Key) -> Any:
         """The value of ``key`` in the form its kind says, or raise
         :class:`NotAnswered` / :class:`InputError` (naming the place)."""
@@ -90,18 +98,49 @@ class Answers:
             raise self.doc.error((key.name, *problem.path), problem.message, problem.expected) from None
 
 
+#: A number as dmvx's tables show it: ``1.91k``, ``9559.46x``, ``+3.1%``, ``40,000``.
+_SHOWN = re.compile(r"^([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.(\d+))?)\s*([kMG]?)\s*([x%]?)$")
+_SCALE = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def shown_number(value: Any) -> tuple[float, float] | None:
+    """A number written as a table shows it, and how precise that is.
+
+    ``"1.91k"`` is ``(1910.0, 5.0)``: a table rounds counts to three digits
+    with a k, M or G, so the answer stands for anything within half its last
+    digit. ``"9559.46x"`` (a slowdown), ``"+3.1%"`` (an overhead) and
+    ``"40,000"`` are their numbers, as precise as written (0). A YAML number is
+    itself. None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value), 0.0
+    if not isinstance(value, str):
+        return None
+    match = _SHOWN.match(value.strip())
+    if match is None or not any(c.isdigit() for c in match.group(1)):
+        return None
+    number, decimals, scale, _ = match.groups()
+    factor = _SCALE[scale]
+    resolution = 0.5 * 10 ** -len(decimals or "") * factor if factor > 1 else 0.0
+    return float(number.replace(",", "")) * factor, resolution
+
+
 def _convert(key: Key, value: Any, base_dir: Path) -> Any:
     kind = key.kind
     if kind is Kind.NUMBER:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Problem(f"{value!r} is not a number", expected="a number such as 4.02 or 1e3")
-        return float(value)
+        shown = shown_number(value)
+        if shown is None:
+            raise Problem(f"{value!r} is not a number",
+                          expected="a number such as 4.02, 1e3, or as a table shows it (9559.46x, 1.91k)")
+        return shown[0]
     if kind is Kind.INTEGER:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Problem(f"{value!r} is not a whole number", expected="a whole number such as 15")
-        return value
+        shown = shown_number(value)
+        number = None if shown is None else shown[0]
+        if number is None or (shown[1] == 0 and not number.is_integer()):  # type: ignore[index]
+            raise Problem(f"{value!r} is not a whole number",
+                          expected="a whole number such as 15, or as a table shows it (1.91k)")
+        return int(round(number))
     if kind is Kind.DURATION:
         return parse_duration(value)
     if kind is Kind.BOOL:
@@ -117,9 +156,10 @@ def _convert(key: Key, value: Any, base_dir: Path) -> Any:
                           expected=one_of(key.choices))
         return word
     if kind is Kind.WORD:
-        if not isinstance(value, str) or not value.strip() or len(value.split()) != 1:
-            raise Problem(f"{value!r} is not one word", expected="one word, e.g. a system call name such as openat")
-        return value.strip()
+        if not isinstance(value, str) or not value.strip() or "\n" in value.strip():
+            raise Problem(f"{value!r} is not a word", expected="a word, e.g. a system call name such as openat, "
+                          "or the text a table shows")
+        return " ".join(value.split())
     if kind is Kind.FILE:
         if not isinstance(value, str) or not value.strip():
             raise Problem(f"{value!r} is not a file name", expected="a path relative to the answers file")

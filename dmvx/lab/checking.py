@@ -9,7 +9,8 @@ sees every line at once. How a task ends (:class:`~dmvx.lab.model.Status`):
   (:class:`~dmvx.errors.InputError`): FAIL, with the one-line error;
 * it needs real mode and this is not root: NEEDS ROOT;
 * a mode is missing a package or kernel feature: ENVIRONMENT; a mode is not
-  built: UNAVAILABLE.
+  built: UNAVAILABLE;
+* it runs real mode and the check was asked for ``--sim-only``: SKIPPED.
 
 Anything else escaping a check is a bug and propagates to the CLI (70).
 The helpers on :class:`Context` are what check functions are written with.
@@ -25,7 +26,7 @@ from typing import Any, Iterable
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, Unavailable
 from dmvx.lab.answers import Answers
-from dmvx.lab.model import Check, Lab, NeedsRoot, NotAnswered, Status, Task, TaskOutcome
+from dmvx.lab.model import Check, Kind, Lab, NeedsRoot, NotAnswered, Status, Task, TaskOutcome
 from dmvx.lab.modes import Modes
 from dmvx.yamlfile import builtin_dirs
 
@@ -76,30 +77,93 @@ def numeric(ctx: Context, name: str, truth: float, *, relative: float, absolute:
             what: str, unit: str = "") -> Check:
     """Compare a numeric answer (number, integer or duration in seconds) with ``truth``.
 
-    The line names what was compared and the tolerance, never the truth: a
-    failed answer should send the student back to the run, not to a number."""
-    answer = ctx.value(name)
+    An answer copied from a table (``1.91k``) counts as anything it could
+    stand for. The line names what was compared and the tolerance, never the
+    truth: a failed answer should send the student back to the run, not to a
+    number. The hint says what kind of mistake it looks like
+    (:func:`mistake`)."""
+    try:
+        answer = ctx.value(name)
+    except InputError as exc:
+        return Check(False, str(exc), exc.expected and f"{name}: write {exc.expected}")
     tolerance = f"±{relative:.0%}" if relative else f"±{absolute:g}{unit}"
-    if close_to(answer, truth, relative, absolute):
+    key = ctx.lab.keys()[name]
+    slack = max(absolute, ctx.answers.resolution(key))
+    if close_to(answer, truth, relative, slack):
         return Check(True, f"{what}: {ctx.written(name)}")
-    return Check(False, f"{what}: {ctx.written(name)} is not it (tolerance {tolerance})")
+    return Check(False, f"{name}: {what}: {ctx.written(name)} is not it (tolerance {tolerance})",
+                 f"{name}: {mistake(answer, truth, key.kind is Kind.DURATION)}")
 
 
-def same(ctx: Context, name: str, truth: Any, *, what: str) -> Check:
-    """Compare an answer that must be exactly ``truth``."""
-    answer = ctx.value(name)
-    if answer == truth:
+def mistake(answer: float, truth: float, duration: bool = False) -> str:
+    """What a wrong number looks like it got wrong, without giving the truth
+    away: a unit, a factor of two (one way for a round trip), a decimal
+    point, a sign -- or, failing those, only whether it is too high or low."""
+    if truth == 0 or answer == 0:
+        return "too high" if answer > truth else "too low"
+    ratio = answer / truth
+    if ratio < 0:
+        return "the sign is wrong"
+    for factor, what in ((1e9, "a factor of 10^9"), (1e6, "a factor of a million"), (1e3, "a factor of 1000")):
+        if math.isclose(ratio, factor, rel_tol=0.15) or math.isclose(ratio, 1 / factor, rel_tol=0.15):
+            return (f"off by {what}: check the unit (s, ms, us, ns)" if duration else
+                    f"off by {what}: a k in a table is 1000 (1.91k is 1910), an M a million")
+    if math.isclose(ratio, 2, rel_tol=0.1):
+        return "about twice the value: a round trip where one way was asked, or counted twice?"
+    if math.isclose(ratio, 0.5, rel_tol=0.1):
+        return "about half the value: one way where a round trip was asked, or half of the calls?"
+    for power in (10, 100):
+        if math.isclose(ratio, power, rel_tol=0.05) or math.isclose(ratio, 1 / power, rel_tol=0.05):
+            return "off by a power of ten: check the decimal point"
+    direction = "too high" if ratio > 1 else "too low"
+    return f"{direction}, and by more than the tolerance: read it again off the run the task names"
+
+
+def same(ctx: Context, name: str, truth: Any, *, what: str, also: Iterable[Any] = ()) -> Check:
+    """Compare an answer that must be exactly ``truth`` (or one of ``also``:
+    the same thing as a table shows it). A number copied from a table
+    (``1.91k``) counts as anything it could stand for."""
+    try:
+        answer = ctx.value(name)
+    except InputError as exc:
+        return Check(False, str(exc), exc.expected and f"{name}: write {exc.expected}")
+    key = ctx.lab.keys()[name]
+    accepted = [truth, *also]
+    if isinstance(answer, str):
+        # Enum members with str mixed in compare by value (str() would add the class name).
+        hit = any(isinstance(a, str) and answer.lower() == a.lower() for a in accepted)
+    elif isinstance(answer, (int, float)) and not isinstance(answer, bool) and isinstance(truth, (int, float)):
+        hit = abs(answer - truth) <= ctx.answers.resolution(key)
+    else:
+        hit = answer in accepted
+    if hit:
         return Check(True, f"{what}: {ctx.written(name)}")
-    return Check(False, f"{what}: {ctx.written(name)} is not it")
+    hint = None
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and isinstance(truth, (int, float)) \
+            and not isinstance(truth, bool):
+        hint = f"{name}: {mistake(answer, truth)}"
+    return Check(False, f"{name}: {what}: {ctx.written(name)} is not it", hint)
+
+
+def shown_harm(harmful: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The first harmful call as the attack table shows it ("yes: open of
+    /etc/shadow"), with and without the "yes: ", so a student may answer with
+    what the table says as well as with the call's name (openat)."""
+    if not harmful:
+        return ()
+    what = str(harmful[0]["what"])
+    return what, f"yes: {what}"
 
 
 def all_of(checks: Iterable[Check]) -> Check:
-    """Several comparisons as one task: it passes when all do; the line
-    shows the first failure, or every success."""
+    """Several comparisons as one task: it passes when all do. A failure
+    lists every wrong answer, each with its own hint; a success lists
+    every answer."""
     checks = list(checks)
     failed = [c for c in checks if not c.passed]
     if failed:
-        return Check(False, failed[0].detail, failed[0].hint)
+        hints = list(dict.fromkeys(c.hint for c in failed if c.hint))
+        return Check(False, "; ".join(c.detail for c in failed), "; ".join(hints) or None)
     return Check(True, "; ".join(c.detail for c in checks))
 
 
@@ -120,6 +184,9 @@ def run_task(task: Task, ctx: Context) -> TaskOutcome:
         check = task.check(ctx)
     except NotAnswered as exc:
         still = [key.name for key in task.keys if not ctx.answers.has(key)] or [exc.key]
+        malformed = _malformed(task, ctx)
+        if malformed:  # a value written wrong is news too, not only the missing ones
+            return outcome(Status.FAIL, "; ".join([*malformed, _missing(still, ctx)]), task.hint)
         return outcome(Status.NOT_ANSWERED, _missing(still, ctx), task.hint)
     except InputError as exc:
         in_answers = exc.file == ctx.answers.file
@@ -133,7 +200,20 @@ def run_task(task: Task, ctx: Context) -> TaskOutcome:
         return outcome(Status.UNAVAILABLE, f"cannot run yet: {exc}")
     if check.passed:
         return outcome(Status.PASS, check.detail)
-    return outcome(Status.FAIL, check.detail, check.hint or task.hint)
+    # What this mistake looks like first, then how the task is done.
+    return outcome(Status.FAIL, check.detail, f"{check.hint}; {task.hint}" if check.hint else task.hint)
+
+
+def _malformed(task: Task, ctx: Context) -> list[str]:
+    """The errors of the task's answers that are there but written wrong."""
+    found = []
+    for key in task.keys:
+        if ctx.answers.has(key):
+            try:
+                ctx.answers.get(key)
+            except InputError as exc:
+                found.append(str(exc))
+    return found
 
 
 def _missing(keys: list[str], ctx: Context) -> str:
@@ -141,8 +221,18 @@ def _missing(keys: list[str], ctx: Context) -> str:
     return f"not answered: add {names} to {ctx.answers.file}"
 
 
-def run_lab(lab: Lab, answers: Answers, modes: Modes, only: Iterable[int] = ()) -> list[TaskOutcome]:
-    """Run the tasks of ``lab`` (all, or the numbers in ``only``), in order."""
+def run_lab(lab: Lab, answers: Answers, modes: Modes, only: Iterable[int] = (),
+            sim_only: bool = False) -> list[TaskOutcome]:
+    """Run the tasks of ``lab`` (all, or the numbers in ``only``), in order;
+    with ``sim_only``, the tasks that run real mode are left out (SKIP), so a
+    student can check the rest as root without starting emulated hosts."""
     wanted = set(only)
     ctx = Context(lab, answers, modes)
-    return [run_task(task, ctx) for task in lab.tasks if not wanted or task.number in wanted]
+    return [_skipped(task, lab) if sim_only and task.needs_root else run_task(task, ctx)
+            for task in lab.tasks if not wanted or task.number in wanted]
+
+
+def _skipped(task: Task, lab: Lab) -> TaskOutcome:
+    return TaskOutcome(lab.number, task.number, task.title, Status.SKIPPED,
+                       "not run (--sim-only): it runs real mode on emulated hosts", None,
+                       tuple(key.name for key in task.keys))

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dmvx import output
-from dmvx.errors import InputError
+from dmvx.errors import InputError, did_you_mean
 from dmvx.lab.answers import Answers
 from dmvx.lab.checking import run_lab
 from dmvx.lab.labs import LABS, get_lab
 from dmvx.lab.modes import Modes
 from dmvx.lab.results import LabCheck, LabList
-from dmvx.lab.watch import WatchResult, watch_file
+from dmvx.lab.watch import EventFilter, WatchResult, parse_seqs, watch_file
 
 
 def default_answers(number: int) -> Path:
@@ -30,8 +30,9 @@ def list_labs(*, console: Any) -> LabList:
     return LabList(LABS)
 
 
-def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: Any) -> LabCheck:
-    """``dmvx lab check N [--answers FILE] [--task K]...``.
+def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: Any,
+          sim_only: bool = False) -> LabCheck:
+    """``dmvx lab check N [--answers FILE] [--task K]... [--sim-only]``.
 
     Without ``--answers`` the file is ``labN-answers.yml`` in the working
     directory; if there is none yet, every task reports the keys it needs
@@ -50,10 +51,24 @@ def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: A
         loaded = Answers.empty(lab, str(default_answers(number)))
     else:
         loaded = Answers.load(answers or default_answers(number), lab)
-    outcomes = run_lab(lab, loaded, Modes(console), tasks)
+    outcomes = run_lab(lab, loaded, Modes(console), tasks, sim_only)
     return LabCheck(lab, loaded.file, tuple(outcomes))
 
 
-def watch(file: Path, *, policy: str | None, variants: int | None, console: Any) -> WatchResult:
-    """``dmvx lab watch FILE [--policy P] [--variants N]``."""
-    return watch_file(file, policy, variants)
+def watch(file: Path, *, policy: str | None, variants: int | None, console: Any, calls: Sequence[str] = (),
+          routes: Sequence[str] = (), seqs: str | None = None, to_stdout: bool = False) -> WatchResult:
+    """``dmvx lab watch FILE [--policy P] [--variants N] [--call C]... [--route R]... [--seq N|A-B] [--stdout]``."""
+    from dmvx.syscalls import names
+
+    unknown = [call for call in calls if call not in names()]
+    if unknown:
+        raise InputError(f"{unknown[0]!r} is not a system call dmvx knows{did_you_mean(unknown[0], names())}",
+                         field="--call", expected="a system call name such as openat")
+    try:
+        span = parse_seqs(seqs) if seqs is not None else None
+    except ValueError as exc:
+        raise InputError(str(exc), field="--seq", expected="N, A-B or A- (sequence numbers, the # column)") from None
+    result = watch_file(file, policy, variants)
+    result.shown_filter = EventFilter(frozenset(calls), frozenset(routes), span)
+    result.to_stdout = to_stdout
+    return result

@@ -60,7 +60,7 @@ class Check:
 
     passed: bool
     detail: str
-    #: Replaces the task's own hint when the failure has a more precise one.
+    #: What this failure looks like it got wrong, shown before the task's own hint.
     hint: str | None = None
 
 
@@ -121,6 +121,8 @@ class Status(str, Enum):
     NEEDS_ROOT = "needs-root"
     ENVIRONMENT = "environment"
     UNAVAILABLE = "unavailable"
+    #: Left out on request: ``--sim-only`` and the task runs real mode.
+    SKIPPED = "skipped"
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -142,6 +144,7 @@ _EXIT = {
     Status.NEEDS_ROOT: ExitStatus.ENVIRONMENT,
     Status.ENVIRONMENT: ExitStatus.ENVIRONMENT,
     Status.UNAVAILABLE: ExitStatus.UNAVAILABLE,
+    Status.SKIPPED: ExitStatus.OK,
 }
 _LABEL = {
     Status.PASS: "PASS",
@@ -150,6 +153,7 @@ _LABEL = {
     Status.NEEDS_ROOT: "ROOT",
     Status.ENVIRONMENT: "SKIP",
     Status.UNAVAILABLE: "SKIP",
+    Status.SKIPPED: "SKIP",
 }
 
 

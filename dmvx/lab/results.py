@@ -1,7 +1,8 @@
 """What ``dmvx lab list`` and ``dmvx lab check`` hand the CLI (:class:`dmvx.output.Result`).
 
 A check prints one line per task -- ``PASS``, ``FAIL``, ``TODO`` (not
-answered), ``ROOT`` (needs root) or ``SKIP`` (cannot run here) -- with what
+answered), ``ROOT`` (needs root) or ``SKIP`` (cannot run here, or left out
+by ``--sim-only``) -- with what
 was compared, and a hint under every task that did not pass. The exit status
 is the worst of the tasks' (:func:`dmvx.exitstatus.worst`): 0 when every
 task passed, 3 when an answer is wrong or missing, 4 when a task needs root
@@ -26,6 +27,7 @@ _STYLE = {
     Status.NEEDS_ROOT: "bold magenta",
     Status.ENVIRONMENT: "bold magenta",
     Status.UNAVAILABLE: "bold magenta",
+    Status.SKIPPED: "dim",
 }
 
 
@@ -57,6 +59,7 @@ class LabCheck:
             ],
             "passed": self.passed,
             "total": len(self.outcomes),
+            "skipped": sum(1 for o in self.outcomes if o.status is Status.SKIPPED),
             "exit_status": self.exit_status.label,
         }
 
@@ -69,9 +72,11 @@ class LabCheck:
             console.print(f"{label} task {o.task} ({escape(o.title)}): {escape(o.detail)}", soft_wrap=True)
             if o.hint and o.status is not Status.PASS:
                 console.print(f"     hint: {escape(o.hint)}", soft_wrap=True)
-        total = len(self.outcomes)
+        skipped = sum(1 for o in self.outcomes if o.status is Status.SKIPPED)
+        total = len(self.outcomes) - skipped
         tail = "" if self.passed == total else f"; see {self.lab.doc}"
-        console.print(f"{self.passed}/{total} tasks passed{tail}")
+        left = f" ({skipped} real-mode {'task' if skipped == 1 else 'tasks'} not run: --sim-only)" if skipped else ""
+        console.print(f"{self.passed}/{total} tasks passed{left}{tail}")
 
 
 @dataclass(frozen=True)

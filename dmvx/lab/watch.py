@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dmvx import output
 from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.callformat import strace_call, strace_result
 from dmvx.calls import Call, Outcome
 from dmvx.exitstatus import ExitStatus
 from dmvx.messages import Ack, Entry, Message, Report, Stop
@@ -42,7 +44,11 @@ MAX_EVENTS = 20_000
 
 @dataclass(frozen=True)
 class Event:
-    """One line of the log: who, what happened, the route, what the monitor did."""
+    """One line of the log: who, what happened, the route, what the monitor did.
+
+    ``call`` and ``about`` name the call the event concerns and its sequence
+    number -- for a return or a message as well as for the call's entry --
+    so that a filter keeps every line of a call (:class:`EventFilter`)."""
 
     step: int
     variant: int
@@ -50,10 +56,59 @@ class Event:
     what: str
     route: str
     actions: str
+    call: str | None = None
+    about: int | None = None
+    #: The route of the call the event concerns (shown only on its entry).
+    on_route: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "variant": variant_name(self.variant), "seq": self.seq, "event": self.what,
-                "route": self.route or None, "actions": self.actions}
+                "route": self.route or None, "actions": self.actions, "call": self.call}
+
+    def line(self) -> str:
+        """The event as one plain line (``--stdout``), columns as in the table."""
+        seq = "" if self.seq is None else f"#{self.seq}"
+        route = f"  [{self.route}]" if self.route else ""
+        actions = f"  -> {self.actions}" if self.actions else ""
+        return f"{self.step:>6} {variant_name(self.variant):<11} {seq:>6}  {self.what}{route}{actions}"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events ``dmvx lab watch`` shows: those of the given calls, routes
+    and sequence numbers (each empty: any). A call's return and the messages
+    about it go with it, so a filter keeps whole calls, not halves.
+    The summary below the events always counts the whole run."""
+
+    calls: frozenset[str] = frozenset()
+    routes: frozenset[str] = frozenset()
+    seqs: tuple[int, int] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.routes or self.seqs)
+
+    def keeps(self, event: Event) -> bool:
+        if self.calls and event.call not in self.calls:
+            return False
+        if self.seqs is not None and (event.about is None or not self.seqs[0] <= event.about <= self.seqs[1]):
+            return False
+        return not self.routes or event.on_route in self.routes
+
+    def apply(self, events: list[Event]) -> list[Event]:
+        return [e for e in events if self.keeps(e)] if self else events
+
+
+def parse_seqs(text: str) -> tuple[int, int]:
+    """``14`` -> (14, 14); ``10-20`` -> (10, 20); ``10-`` -> from 10 on."""
+    first, dash, last = text.strip().partition("-")
+    try:
+        low = int(first)
+        high = (int(last) if last.strip() else 1 << 62) if dash else low
+    except ValueError:
+        raise ValueError(f"{text!r} is not a sequence number or range") from None
+    if low < 0 or high < low:
+        raise ValueError(f"{text!r} is not a range from low to high")
+    return low, high
 
 
 @dataclass
@@ -76,12 +131,24 @@ class WatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "trace": self.trace, "policy": self.policy, "events": [e.to_json() for e in self.events],
+            "trace": self.trace, "policy": self.policy, "events": [e.to_json() for e in self.shown()],
             "verdict": None if self.verdict is None else {**self.verdict.to_dict(), "summary": self.verdict.summary()},
             "variants": self.variants, "messages": self.messages, "cut_short": self.cut_short,
         }
 
+    #: What the events shown were filtered by (the summary counts them all).
+    shown_filter: EventFilter = field(default_factory=EventFilter)
+    #: ``--stdout``: the events as plain lines on stdout, the summary on stderr.
+    to_stdout: bool = False
+
+    def shown(self) -> list[Event]:
+        return self.shown_filter.apply(self.events)
+
     def render(self, console: "Console") -> None:
+        if self.to_stdout:
+            output.text_lines(e.line() for e in self.shown())
+            self._summary(console)
+            return
         from rich.markup import escape
         from rich.table import Table
 
@@ -89,11 +156,18 @@ class WatchResult:
         for column, justify in (("step", "right"), ("variant", "left"), ("#", "right"), ("event", "left"),
                                 ("route", "left"), ("the monitor's actions", "left")):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
-        for e in self.events:
+        for e in self.shown():
             style = "bold red" if "VERDICT" in e.actions else ("dim" if e.what.startswith("receives") else None)
             table.add_row(str(e.step), variant_name(e.variant), "" if e.seq is None else str(e.seq),
                           escape(e.what), e.route, escape(e.actions), style=style)
         console.print(table)
+        self._summary(console)
+
+    def _summary(self, console: "Console") -> None:
+        from rich.markup import escape
+
+        if self.shown_filter:
+            console.print(f"{len(self.shown())} of {len(self.events)} events shown")
         for v in self.variants:
             routes = ", ".join(f"{k} {n}" for k, n in v["routes"].items())
             console.print(f"{v['variant']}: ran {v['executed']}, skipped {v['skipped']} (took the leader's "
@@ -154,20 +228,33 @@ class _Log(Observer):
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        #: The call each variant is in, for its return: (name, seq, route).
+        self.inside: dict[int, tuple[str | None, int | None, str]] = {}
+        #: The route of each compared call, by seq, for the messages about it.
+        self.routes: dict[int, str] = {}
 
-    def _add(self, variant: int, seq: int | None, what: str, route: str, actions: list[Action]) -> None:
+    def _add(self, variant: int, seq: int | None, what: str, route: str, actions: list[Action],
+             call: str | None = None, about: int | None = None, on_route: str = "") -> None:
         self.events.append(Event(len(self.events) + 1, variant, seq, what, route,
-                                 "; ".join(_action(a) for a in actions)))
+                                 "; ".join(_action(a) for a in actions), call, about, on_route or route))
 
     def received(self, variant: int, message: Message, actions: list[Action]) -> None:
-        self._add(variant, None, f"receives {_message(message)}", "", actions)
+        about = getattr(message, "seq", None)
+        inner = getattr(message, "call", None)
+        self._add(variant, None, f"receives {_message(message)}", "", actions,
+                  inner.name if isinstance(inner, Call) else None, about, self.routes.get(about or -1, ""))
 
     def entered(self, variant: int, call: Call, decision: Decision | None, seq: int | None,
                 actions: list[Action]) -> None:
-        self._add(variant, seq, f"enters {call}", decision.route.value if decision is not None else "", actions)
+        route = decision.route.value if decision is not None else ""
+        self.inside[variant] = (call.name, seq, route)
+        if seq is not None and route:
+            self.routes.setdefault(seq, route)
+        self._add(variant, seq, f"enters {strace_call(call)}", route, actions, call.name, seq)
 
     def returned(self, variant: int, outcome: Outcome, actions: list[Action]) -> None:
-        self._add(variant, None, f"returns {outcome.result}", "", actions)
+        name, seq, route = self.inside.get(variant, (None, None, ""))
+        self._add(variant, None, f"returns {strace_result(outcome)}", "", actions, name, seq, route)
 
     def ended(self, variant: int, end: TraceEnd, actions: list[Action]) -> None:
         what = f"exits with status {end.value}" if end.how == "exit" else f"killed by signal {end.value}"
@@ -229,8 +316,9 @@ def first_call_on_route(result: WatchResult, route: str, variant: int = 0) -> st
     """The name of the first call ``variant`` entered on ``route``."""
     for event in result.events:
         if event.variant == variant and event.route == route and event.what.startswith("enters "):
-            return event.what.removeprefix("enters ").partition("(")[0]
+            return event.call
     return None
 
 
-__all__ = ["Event", "WatchResult", "first_call_on_route", "watch", "watch_file", "watch_trace"]
+__all__ = ["Event", "EventFilter", "WatchResult", "first_call_on_route", "parse_seqs", "watch", "watch_file",
+           "watch_trace"]

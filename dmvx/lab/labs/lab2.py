@@ -9,7 +9,7 @@ ABI or ISA does), and looks at a pointer leak.
 
 from __future__ import annotations
 
-from dmvx.lab.checking import Context, all_of, numeric, same
+from dmvx.lab.checking import Context, all_of, numeric, same, shown_harm
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
 from dmvx.verdict import VerdictKind
 
@@ -37,7 +37,8 @@ def _task1(ctx: Context) -> Check:
     harmful = point["attack"]["harmful_calls"]
     return all_of([
         same(ctx, IDENTICAL_OUTCOME.name, point["outcome"], what="outcome with identical variants"),
-        same(ctx, IDENTICAL_HARM.name, harmful[0]["call"] if harmful else None, what="first harmful call"),
+        same(ctx, IDENTICAL_HARM.name, harmful[0]["call"] if harmful else None, what="first harmful call",
+             also=shown_harm(harmful)),
     ])
 
 

@@ -111,8 +111,8 @@ LAB = Lab(
              "time per call = the mvx time / the number of calls; under DMON each call waits until the "
              "follower has seen it: count the links between h1 and h2, both ways"),
         Task(3, "dMVX: how far ahead the leader runs", (DMVX_LEAD,), _task3,
-             "the 'lead max' column in calls; estimate it first: the one-way delay from h1 to h2 divided by "
-             "the leader's time per call"),
+             "'lead over follower 1' of a single run (or a sweep's 'lead max' column), in calls; estimate it "
+             "first: the one-way delay from h1 to h2 divided by the leader's time per call"),
         Task(4, "when the CB fills", (CB_FULL_FROM,), _task4,
              f"sweep the delay over {', '.join(DELAYS)} under dmvx and compare 'CB max' with the CB size "
              "in the policy line (4096 entries)"),

@@ -130,10 +130,11 @@ LAB = Lab(
     modes="sim",
     tasks=(
         Task(1, "the lead in calls", (LEAD_CB16,), _task1,
-             "run with --set policy.cb.entries=16 and read 'lead max (calls / time)'; compare with other CB sizes"),
+             "run the one point with --set policy.cb.entries=16 and read 'lead over follower 1' in its details "
+             "(max N calls / T); the sweep's attack table has no lead column; compare with other CB sizes"),
         Task(2, "the lead in time", (LEAD_TIME, LEAD_TIME_CB), _task2,
-             "the second half of 'lead max'; compare it at CB=16 and with the default CB, and with the "
-             "one-way delay from h1 to h2"),
+             "the time in 'lead over follower 1' (max N calls / T) of a single run; compare it at CB=16 and with "
+             "the default CB, and with the one-way delay from h1 to h2"),
         Task(3, "the window of a compromised leader", (WINDOW_CALLS, WINDOW_TIME), _task3,
              "the 'detection' column: calls the leader entered after the attack until the verdict, and the time "
              "(--json: attack.detection)"),

@@ -11,7 +11,7 @@ one lockstep call, and runs the real exploit in real mode (root).
 
 from __future__ import annotations
 
-from dmvx.lab.checking import Context, all_of, numeric, same
+from dmvx.lab.checking import Context, all_of, numeric, same, shown_harm
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
 from dmvx.syscalls import Arch
 from dmvx.syscalls import names as syscall_names
@@ -45,7 +45,8 @@ def _task1(ctx: Context) -> Check:
     harmful = point["attack"]["harmful_calls"]
     return all_of([
         same(ctx, DISJOINT_OUTCOME.name, point["outcome"], what="outcome with disjoint variants"),
-        same(ctx, DISJOINT_HARM.name, harmful[0]["call"] if harmful else None, what="first harmful call"),
+        same(ctx, DISJOINT_HARM.name, harmful[0]["call"] if harmful else None, what="first harmful call",
+             also=shown_harm(harmful)),
     ])
 
 
