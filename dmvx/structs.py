@@ -51,7 +51,7 @@ class Field:
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
+class StructLayout:
     """One struct on one architecture: its fields, size and packer."""
 
     name: str
@@ -212,7 +212,7 @@ _PACKED = frozenset({("epoll_event", Arch.X86_64)})
 BITMAPS = frozenset({"fd_set"})
 
 
-def _lay_out(name: str, arch: Arch, decls: Sequence[_Decl]) -> Layout:
+def _lay_out(name: str, arch: Arch, decls: Sequence[_Decl]) -> StructLayout:
     scalars = _SCALARS_32 if arch is Arch.I386 else _SCALARS_64
     packed = (name, arch) in _PACKED
     fmt, fields, offset, struct_align = ["<"], [], 0, 1
@@ -238,10 +238,10 @@ def _lay_out(name: str, arch: Arch, decls: Sequence[_Decl]) -> Layout:
     if tail:
         fmt.append(f"{tail}x")
     packer = _struct.Struct("".join(fmt))
-    return Layout(name, arch, packer.size, tuple(fields), packer)
+    return StructLayout(name, arch, packer.size, tuple(fields), packer)
 
 
-_LAYOUTS: dict[tuple[str, Arch], Layout] = {}
+_LAYOUTS: dict[tuple[str, Arch], StructLayout] = {}
 for _name, _per_arch in _DECLS.items():
     for _arch in Arch:
         _decls = _per_arch.get(_arch, _per_arch.get("*"))
@@ -252,7 +252,7 @@ del _name, _per_arch, _arch, _decls
 NAMES = frozenset(_DECLS) | BITMAPS
 
 
-def layout(struct: str, arch: Arch) -> Layout:
+def layout(struct: str, arch: Arch) -> StructLayout:
     """The layout of ``struct`` on ``arch``; :class:`StructError` if there is none."""
     try:
         return _LAYOUTS[struct, arch]
@@ -325,14 +325,14 @@ def encode(struct: str, arch: Arch, fields: dict[str, Any]) -> bytes:
         raise StructError(_overflow(lay, values)) from None
 
 
-def _fit_bytes(lay: Layout, f: Field, value: bytes) -> bytes:
+def _fit_bytes(lay: StructLayout, f: Field, value: bytes) -> bytes:
     if len(value) > f.size and value[f.size:].strip(b"\0"):
         raise StructError(f"{lay.name}.{f.name} on {lay.arch.value} holds {f.size} bytes, "
                           f"got {len(value)}")
     return value[:f.size]
 
 
-def _overflow(lay: Layout, values: list[Any]) -> str:
+def _overflow(lay: StructLayout, values: list[Any]) -> str:
     for f, value in zip(lay.fields, values, strict=True):
         if f.ctype.endswith("]"):
             continue

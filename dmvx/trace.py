@@ -53,7 +53,7 @@ TraceEvent = TraceCall | TraceEnd
 
 
 @dataclass
-class Trace:
+class RecordedTrace:
     """A whole trace: the header and each variant's events in order."""
 
     header: dict[str, Any]
@@ -135,7 +135,7 @@ class TraceWriter:
 # ---------------------------------------------------------------------------
 
 
-def read_trace(path: str | Path) -> Trace:
+def read_trace(path: str | Path) -> RecordedTrace:
     """Read a trace; any problem is one :class:`InputError` naming the line."""
     path = Path(path)
     shown = str(path)
@@ -151,7 +151,7 @@ def read_trace(path: str | Path) -> Trace:
     if not isinstance(header, dict) or header.get("dmvx_trace") != VERSION:
         raise InputError("the first line is not a dmvx trace header", file=shown, line=1,
                          expected=f'{{"dmvx_trace": {VERSION}, ...}}')
-    trace = Trace(header)
+    trace = RecordedTrace(header)
     ended: set[int] = set()
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():

@@ -50,7 +50,7 @@ from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy, Route
 from dmvx.protocol import FRAME_OVERHEAD
 from dmvx.verdict import Verdict
-from sim.network import Network, Path
+from sim.network import LinkPath, Network
 from sim.profile import CostProfile
 from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, Step
 
@@ -150,10 +150,10 @@ class Connector:
         #: When receiving on each incoming connection is done (keyed by peer):
         #: a CONNECTOR serves its connections as they become readable.
         self.rfree: dict[str, int] = {}
-        self.paths: dict[int, Path] = {}
+        self.paths: dict[int, LinkPath] = {}
         #: Per destination variant: the variant, the connection to it and
         #: its host's CONNECTOR (:meth:`peer`).
-        self.peers: dict[int, tuple[Variant, Path, Connector]] = {}
+        self.peers: dict[int, tuple[Variant, LinkPath, Connector]] = {}
         self.open: dict[int, list] = {}   # destination variant -> [messages, bytes]
         self.open_count = 0
         self.open_bytes = 0
@@ -242,7 +242,7 @@ class Connector:
         self.open_count = 0
         self.open_bytes = 0
 
-    def peer(self, dest: int) -> tuple["Variant", Path, "Connector"]:
+    def peer(self, dest: int) -> tuple["Variant", LinkPath, "Connector"]:
         """Where a send to variant ``dest`` goes: the variant, the connection
         to it (:meth:`path_to`) and the CONNECTOR of its host."""
         peer = self.peers.get(dest)
@@ -251,14 +251,14 @@ class Connector:
             peer = self.peers[dest] = (target, self.path_to(dest), self.sim.connectors[target.host])
         return peer
 
-    def path_to(self, dest: int) -> Path:
-        """The connection to variant ``dest``: a :class:`Path` of its own
+    def path_to(self, dest: int) -> LinkPath:
+        """The connection to variant ``dest``: a :class:`LinkPath` of its own
         (even when two peers share a host), so it is the flow's identity."""
         path = self.paths.get(dest)
         if path is None:
             network = self.sim.network
             target = self.sim.variants[dest].host
-            path = self.paths[dest] = Path(self.host, target, network.path(self.host, target).hops,
+            path = self.paths[dest] = LinkPath(self.host, target, network.path(self.host, target).hops,
                                            network.min_latency(self.host, target))
         return path
 

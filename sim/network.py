@@ -220,7 +220,7 @@ class LinkDirection:
                 "held_back": self.held, "max_queue_packets": self.max_queued, "losses": self.losses}
 
 
-class Path:
+class LinkPath:
     """The link directions from one host to another, and their least delay.
 
     A CONNECTOR keeps one per peer and passes it as the *flow* of its
@@ -245,20 +245,27 @@ class Delivery:
 
 
 class Network:
-    """Every link direction of a topology, and the routes between hosts."""
+    """Every link direction of a topology, and the routes between hosts.
 
-    def __init__(self, topology: Topology, profile: CostProfile, seed: int) -> None:
+    The link model is passed in, as Mininet takes ``Mininet(link=Link)``:
+    ``link`` is the class of each direction of each link, built as
+    :class:`LinkDirection` is (name, delay in seconds, bandwidth in bit/s or
+    None, loss rate, queue limit, seed) and used through its ``send``,
+    ``delay`` and ``stats``. A different model of a link (say, one with
+    jitter) is a subclass passed here; nothing else changes."""
+
+    def __init__(self, topology: Topology, profile: CostProfile, seed: int,
+                 link: type[LinkDirection] = LinkDirection) -> None:
         self.profile = profile
         self.graph = topology.graph()
         self.links: dict[tuple[str, str], LinkDirection] = {}
         for u, v, data in self.graph.edges(data=True):
             queue = data["queue"] if data["queue"] is not None else profile.default_queue
-            self.links[(u, v)] = LinkDirection(f"{u}->{v}", data["delay_s"], data["bw_bps"],
-                                               data["loss"], queue, seed)
+            self.links[(u, v)] = link(f"{u}->{v}", data["delay_s"], data["bw_bps"], data["loss"], queue, seed)
         self._routes: dict[tuple[str, str], tuple[LinkDirection, ...]] = {}
         self._latency: dict[tuple[str, str], int] = {}
         self._delivered: dict[object, int] = {}
-        self._paths: dict[tuple[str, str], Path] = {}
+        self._paths: dict[tuple[str, str], LinkPath] = {}
         self._retransmits = 0
         #: The simulation's environment, once one runs on this network: links
         #: forget reservations that ended before ``env.now``.
@@ -310,15 +317,15 @@ class Network:
         """:meth:`transmit`, returning only the arrival time."""
         return self.deliver_along(self.path(src, dst), payload, t, flow)
 
-    def path(self, src: str, dst: str) -> "Path":
+    def path(self, src: str, dst: str) -> "LinkPath":
         """The path from ``src`` to ``dst`` (cached: one object per pair)."""
         key = (src, dst)
         path = self._paths.get(key)
         if path is None:
-            path = self._paths[key] = Path(src, dst, self.route(src, dst), self.min_latency(src, dst))
+            path = self._paths[key] = LinkPath(src, dst, self.route(src, dst), self.min_latency(src, dst))
         return path
 
-    def deliver_along(self, path: "Path", payload: int, t: int, flow: object = None) -> int | None:
+    def deliver_along(self, path: "LinkPath", payload: int, t: int, flow: object = None) -> int | None:
         """The hot path of :meth:`transmit`: the arrival time along ``path``
         (None if given up), for ``payload`` bytes sent at ``t``."""
         hops = path.hops

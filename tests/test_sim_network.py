@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dmvx.topology import Topology
-from sim.network import Network
+from sim.network import LinkDirection, Network
 from sim.profile import load_profile
 
 MS = 1_000_000
@@ -162,3 +162,19 @@ def test_a_message_sent_before_now_is_an_internal_error() -> None:
     net.env.now = 5 * MS
     with pytest.raises(RuntimeError, match="before now"):
         net.transmit("h1", "h2", 1000, 4 * MS)
+
+
+def test_the_link_model_is_passed_in() -> None:
+    """``Network(..., link=Model)``: every link direction is the model's, and
+    a model that costs more shows up in the arrival times."""
+
+    class SlowerLink(LinkDirection):
+        __slots__ = ()
+
+        def __init__(self, name: str, delay_s: float, *args: object) -> None:
+            super().__init__(name, 2 * delay_s, *args)  # type: ignore[arg-type]
+
+    profile = load_profile("paper").with_values(packet_overhead=0, mss=10**9)
+    net = Network(topology(TWO_HOPS), profile, 0, link=SlowerLink)
+    assert all(isinstance(direction, SlowerLink) for direction in net.links.values())
+    assert net.transmit("h1", "h2", 1000, 0).arrival == 6 * MS  # 2 x 1 ms serialised, 2 x 2 ms across

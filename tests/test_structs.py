@@ -27,7 +27,7 @@ STAT = {
 }
 
 
-def _fields_for(lay: structs.Layout, draw) -> dict:
+def _fields_for(lay: structs.StructLayout, draw) -> dict:
     """Hypothesis: a canonical dict whose values fit ``lay``."""
     out = {}
     for f in lay.fields:
