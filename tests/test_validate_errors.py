@@ -59,8 +59,17 @@ def test_a_5000_deep_list_is_a_bad_file_not_a_bug(tmp_path: Path) -> None:
 
 def test_a_deep_block_list_is_a_bad_file_too(tmp_path: Path) -> None:
     deep = tmp_path / "block.yml"
-    deep.write_text("name: deep\nworkload:\n" + "".join("  " * i + "-\n" for i in range(1, 3000)))
+    deep.write_text("name: deep\nworkload:\n" + "".join("  " * i + "-\n" for i in range(1, 600)))
     result = CliRunner().invoke(cli, ["validate", str(deep)])
     assert result.exit_code == 2
     (line,) = result.stderr.splitlines()
     assert "nested more than 64 deep" in line
+
+
+def test_a_huge_file_is_one_line_and_status_2(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yml"
+    huge.write_text("name: huge\ndescription: " + "x" * 2_000_000 + "\n")
+    result = CliRunner().invoke(cli, ["validate", str(huge)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"dmvx: error: {huge}: ")
