@@ -3,19 +3,19 @@ one place those reports are read.
 
 Each monitor (:mod:`realmode.tracer`) writes its reports on a pipe, one JSON
 line each: :class:`Started` once its variant runs, then exactly one end --
-:class:`Done` (the variant exited), :class:`Halted` (a verdict ended the
-run), :class:`Unsupported` (the program did something real mode cannot
-follow) or :class:`Failed` (the monitor itself broke). ``dmvx run``
+:class:`Exited` (the variant exited), :class:`Halted` (a verdict ended the
+run), :class:`UnsupportedProgram` (the program did something real mode cannot
+follow) or :class:`MonitorFailed` (the monitor itself broke). ``dmvx run``
 (:mod:`realmode.orchestrator`) and the agents on emulated hosts
 (:mod:`realmode.net.agents`) both read them with :func:`collect`, so the
 rules of who decides a run are written once (:class:`RunReports`):
 
-* the first end that is not :class:`Done` decides the run; every variant is
+* the first end that is not :class:`Exited` decides the run; every variant is
   then killed at once and the other monitors get a grace period to speak;
 * a monitor whose pipe closes before its end report died: ``connector-lost``;
 * an ``auth-failure`` or ``protocol-error`` arriving after a
   ``connector-lost`` replaces it: it is why the link was lost;
-* :class:`Unsupported` outranks any verdict, before or after it: a monitor
+* :class:`UnsupportedProgram` outranks any verdict, before or after it: a monitor
   that cannot follow its program kills its variant, and the verdict a peer
   then reports (the lost link, a stop) is only the echo of that.
 """
@@ -50,7 +50,7 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Done:
+class Exited:
     """The variant ended by itself with wait ``status``."""
 
     status: int
@@ -66,7 +66,7 @@ class Halted:
 
 
 @dataclass(frozen=True)
-class Unsupported:
+class UnsupportedProgram:
     """The program did something real mode cannot follow (``message`` says what)."""
 
     message: str
@@ -74,7 +74,7 @@ class Unsupported:
 
 
 @dataclass(frozen=True)
-class Failed:
+class MonitorFailed:
     """The monitor itself broke: a bug, with its traceback."""
 
     message: str
@@ -82,10 +82,10 @@ class Failed:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-Report = Union[Started, Done, Halted, Unsupported, Failed]
+Report = Union[Started, Exited, Halted, UnsupportedProgram, MonitorFailed]
 #: Each report's name on the wire.
-_TAGS: dict[type, str] = {Started: "started", Done: "done", Halted: "verdict", Unsupported: "unsupported",
-                          Failed: "error"}
+_TAGS: dict[type, str] = {Started: "started", Exited: "done", Halted: "verdict", UnsupportedProgram: "unsupported",
+                          MonitorFailed: "error"}
 
 
 def encode(report: Report) -> bytes:
@@ -94,11 +94,11 @@ def encode(report: Report) -> bytes:
     data: dict[str, Any] = {"event": _TAGS[type(report)]}
     if isinstance(report, Started):
         data["pid"] = report.pid
-    elif isinstance(report, Done):
+    elif isinstance(report, Exited):
         data.update(status=report.status, stats=report.stats)
     elif isinstance(report, Halted):
         data.update(stop=codec.dumps(Stop("0", report.verdict)).hex(), stats=report.stats)
-    elif isinstance(report, Unsupported):
+    elif isinstance(report, UnsupportedProgram):
         data.update(message=report.message, stats=report.stats)
     else:
         data.update(message=report.message, traceback=report.traceback, stats=report.stats)
@@ -112,16 +112,16 @@ def decode(line: bytes) -> Report:
     if tag == "started":
         return Started(data["pid"])
     if tag == "done":
-        return Done(data["status"], stats)
+        return Exited(data["status"], stats)
     if tag == "verdict":
         stop = codec.loads(bytes.fromhex(data["stop"]))
         if not isinstance(stop, Stop):
             raise ValueError(f"a verdict report carries a {type(stop).__name__}, not a Stop")
         return Halted(stop.verdict, stats)
     if tag == "unsupported":
-        return Unsupported(data["message"], stats)
+        return UnsupportedProgram(data["message"], stats)
     if tag == "error":
-        return Failed(data.get("message", "monitor failed"), data.get("traceback", ""), stats)
+        return MonitorFailed(data.get("message", "monitor failed"), data.get("traceback", ""), stats)
     raise ValueError(f"unknown monitor report {tag!r}")
 
 
@@ -263,14 +263,14 @@ def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
                 reports.reported_at[index] = time.monotonic()
                 variant.end = _TAGS[type(report)]
                 variant.stats = report.stats
-                if isinstance(report, Done):
+                if isinstance(report, Exited):
                     variant.status = report.status
                     if index == 0:
                         reports.program_status = report.status
                     continue
                 if isinstance(report, Halted):
                     first = reports.decide_verdict(report.verdict)
-                elif isinstance(report, Unsupported):
+                elif isinstance(report, UnsupportedProgram):
                     first = reports.decide_unsupported(report.message)
                 else:
                     first = reports.decide_error(report.message)

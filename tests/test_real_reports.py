@@ -54,10 +54,10 @@ def run_reports(*said: tuple[int, reports.Report], variants: int = 2) -> tuple[r
 
 @pytest.mark.parametrize("report", [
     reports.Started(4242),
-    reports.Done(0, {"calls": 7}),
+    reports.Exited(0, {"calls": 7}),
     reports.Halted(Verdict(VerdictKind.ARG_MISMATCH, 12, detail="write(1, ...)"), {"calls": 12}),
-    reports.Unsupported("asked for an untraced child"),
-    reports.Failed("ZeroDivisionError: boom", "Traceback ..."),
+    reports.UnsupportedProgram("asked for an untraced child"),
+    reports.MonitorFailed("ZeroDivisionError: boom", "Traceback ..."),
 ])
 def test_a_report_arrives_as_it_was_sent(report: reports.Report) -> None:
     assert reports.decode(reports.encode(report).rstrip(b"\n")) == report
@@ -65,7 +65,7 @@ def test_a_report_arrives_as_it_was_sent(report: reports.Report) -> None:
 
 def test_a_clean_run_is_every_variant_done() -> None:
     outcome, records = run_reports((0, reports.Started(1 << 30)), (1, reports.Started(1 << 30)),
-                                   (0, reports.Done(3 << 8)), (1, reports.Done(3 << 8)))
+                                   (0, reports.Exited(3 << 8)), (1, reports.Exited(3 << 8)))
     assert not outcome.decided and outcome.program_status == 3 << 8
     assert [r.end for r in records] == ["done", "done"] and outcome.started_at is not None
 
@@ -75,15 +75,15 @@ def test_unsupported_outranks_the_verdict_it_caused() -> None:
     then reports the lost link. Whichever word arrives first, the run is
     unsupported, not a divergence (``dmvx run`` said so; the agents kept the
     echo as the run's verdict)."""
-    for order in ([(1, reports.Halted(lost())), (0, reports.Unsupported("unknown architecture 0x1234"))],
-                  [(0, reports.Unsupported("unknown architecture 0x1234")), (1, reports.Halted(lost()))]):
+    for order in ([(1, reports.Halted(lost())), (0, reports.UnsupportedProgram("unknown architecture 0x1234"))],
+                  [(0, reports.UnsupportedProgram("unknown architecture 0x1234")), (1, reports.Halted(lost()))]):
         outcome, _ = run_reports(*order)
         assert outcome.unsupported == "unknown architecture 0x1234"
         assert outcome.verdict is None
 
 
 def test_a_monitor_that_dies_silently_loses_the_link_and_its_cause_replaces_that() -> None:
-    outcome, _ = run_reports((1, reports.Done(0)))
+    outcome, _ = run_reports((1, reports.Exited(0)))
     assert outcome.verdict is not None and outcome.verdict.kind is VerdictKind.CONNECTOR_LOST
     forged = Verdict(VerdictKind.AUTH_FAILURE, 0, detail="a frame failed its HMAC")
     outcome, _ = run_reports((1, reports.Halted(lost())), (0, reports.Halted(forged)))
@@ -92,7 +92,7 @@ def test_a_monitor_that_dies_silently_loses_the_link_and_its_cause_replaces_that
 
 def test_a_failure_after_the_verdict_changes_nothing() -> None:
     verdict = Verdict(VerdictKind.CALL_MISMATCH, 5, detail="open vs execve")
-    outcome, _ = run_reports((0, reports.Halted(verdict)), (1, reports.Failed("ESRCH")))
+    outcome, _ = run_reports((0, reports.Halted(verdict)), (1, reports.MonitorFailed("ESRCH")))
     assert outcome.verdict == verdict and outcome.error is None
 
 

@@ -16,7 +16,6 @@ deadline (:mod:`.outbox`).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import select
 import signal
@@ -24,12 +23,11 @@ import socket
 import time
 import traceback
 
-from dmvx import codec
 from dmvx.actions import HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
-from dmvx.messages import Ack, Entry, EntryKind, Stop
+from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.verdict import Verdict, VerdictKind
-from realmode import link
+from realmode import link, reports
 from realmode import ptrace_ll as ll
 from realmode.pids import PidMap
 from realmode.record import Recorder
@@ -84,9 +82,6 @@ class MonitorProcess:
         self.stops = Stops(self)
         self.skipping = Skipping(self)
 
-    def _report(self, **event: object) -> None:
-        os.write(self.report_fd, (json.dumps(event) + "\n").encode())
-
     def launch_variant(self) -> None:
         launch = self.launch
         pid = spawn(launch)
@@ -99,7 +94,7 @@ class MonitorProcess:
         if self.leader:
             self.router.announce(self.root)
         ll.resume(pid, False)
-        self._report(event="started", pid=pid)
+        reports.write(self.report_fd, reports.Started(pid))
 
     def adopt(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, phase: str) -> Proc:
         proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry")
@@ -140,7 +135,7 @@ class MonitorProcess:
             self.out.flush()
         except Unsupported as problem:
             self._kill_all()
-            self._report(event="unsupported", message=str(problem))
+            reports.write(self.report_fd, reports.UnsupportedProgram(str(problem)))
         finally:
             self._kill_all()
             if self.recorder is not None:
@@ -229,7 +224,7 @@ class MonitorProcess:
         self.out.flush()
         if self.recorder is not None:
             self.recorder.close()
-        self._report(event="done", status=self.root.status, stats=self._stats())
+        reports.write(self.report_fd, reports.Exited(self.root.status, self._stats()))
 
     def carry_out(self, proc: Proc, actions: list) -> None:
         released = None
@@ -291,7 +286,7 @@ class MonitorProcess:
             self.out.flush()
             if self.recorder is not None:
                 self.recorder.close()
-            self._report(event="verdict", stop=codec.dumps(Stop("0", verdict)).hex(), stats=self._stats())
+            reports.write(self.report_fd, reports.Halted(verdict, self._stats()))
 
     def _kill_all(self) -> None:
         alive = [proc for proc in self.procs.values() if proc.alive]
@@ -323,8 +318,7 @@ def monitor_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> No
         MonitorProcess(launch, link_sock, report_fd).run()
     except BaseException as error:  # noqa: BLE001 - reported, then the process ends
         try:
-            os.write(report_fd, (json.dumps({"event": "error", "message": f"{type(error).__name__}: {error}",
-                                             "traceback": traceback.format_exc()}) + "\n").encode())
+            reports.write(report_fd, reports.MonitorFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
         except OSError:
             pass
         status = 70
