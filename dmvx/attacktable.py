@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from dmvx.exitstatus import ExitStatus, worst
+from dmvx.outcome import Ending, Expectation
+from dmvx.verdict import VerdictKind
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,12 +53,13 @@ class Cell:
         """None when skipped or nothing was expected."""
         if self.skip is not None or self.expected is None:
             return None
+        if self.error is not None or self.outcome is None:
+            return False
         want = self.expected
-        if self.error is not None or self.outcome != want["verdict"]:
-            return False
-        if want.get("kind") is not None and self.verdict != want["kind"]:
-            return False
-        return want.get("effect") is None or self.effect == want["effect"]
+        expectation = Expectation(Ending(want["verdict"]), None if want.get("kind") is None else
+                                  VerdictKind(want["kind"]), want.get("effect"))
+        return expectation.met_by(Ending(self.outcome), None if self.verdict is None else VerdictKind(self.verdict),
+                                  self.effect)
 
     def found(self) -> str:
         """What happened, in the words of ``expect``."""

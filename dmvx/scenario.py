@@ -841,24 +841,3 @@ __all__ = [
     "Scenario", "Server", "Sweep", "Trace", "VariantSpec", "load_scenario", "resolve_scenario",
     "scenario_from_document",
 ]
-
-
-def scenario_files(path: Path) -> list[Path]:
-    """The scenario files a suite runs: ``path`` itself, or every scenario
-    file in the directory ``path`` (sorted by name; topologies are skipped)."""
-    from dmvx.validate import detect_kind
-    from dmvx.yamlfile import read_yaml
-
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
-    found = []
-    for file in files:
-        try:
-            if detect_kind(read_yaml(file, display=str(file)), file) != "scenario":
-                continue
-        except InputError:
-            pass  # reported when the file is run
-        found.append(file)
-    return found

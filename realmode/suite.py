@@ -33,9 +33,8 @@ from dmvx.attacktable import Cell, render_cells, setting_label
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus, Unavailable, worst
 from dmvx.policy import Policy
-from dmvx.scenario import (
-    CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server, load_scenario, scenario_files,
-)
+from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server
+from dmvx.suitefiles import read_suite
 from realmode.net import experiment as ex
 from realmode.orchestrator import with_system_files_local
 from realmode.vuln.build import build_variants
@@ -143,16 +142,15 @@ def detection_latency(result: ex.NetResult) -> float | None:
     return verdict_at - max(before) if before else None
 
 
-def _plain_cell(file: str, path: Path, console: Any) -> Cell:
+def _plain_cell(file: str, path: Path, scenario: Scenario, console: Any) -> Cell:
     """A scenario without diversity settings, run as ``dmvx real --scenario``."""
     from realmode.net.entry import scenario_config
 
-    scenario = load_scenario(path)
     attack = scenario.attack
     cell = Cell(file=file, attack=scenario.name or path.stem, kind=attack.kind if attack else "-",
                 setting="-", mode="real", expected=_expected(scenario.expect))
     try:
-        config = scenario_config(path, None, None)
+        config = scenario_config(path, None, None, loaded=scenario)
     except Unavailable as why:
         cell.skip = str(why)
         return cell
@@ -164,13 +162,15 @@ def suite(directory: Path, *, console: Any) -> "RealSuiteResult":
     """Run every scenario of ``directory`` (or the scenario file it names)."""
     cells: list[Cell] = []
     errors: list[tuple[str, str]] = []
-    for path in scenario_files(Path(directory)):
-        file = str(path)
+    for found in read_suite(Path(directory)):
+        file, path, scenario = str(found.path), found.path, found.scenario
+        if scenario is None:
+            errors.append((file, str(found.error)))
+            continue
         try:
-            scenario = load_scenario(path)
             if scenario.diversity is None:
                 console.print(f"[dim]real: {file}[/dim]")
-                cells.append(_plain_cell(file, path, console=None))
+                cells.append(_plain_cell(file, path, scenario, console=None))
                 continue
             for values, point in scenario.sweep_points():
                 setting = setting_label(_labels(scenario, values))

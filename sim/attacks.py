@@ -28,7 +28,8 @@ as a genuine message; the run records that as a harmful event.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from dmvx.attacktable import Cell, setting_label
 from dmvx.calls import Call, Outcome
@@ -40,6 +41,7 @@ from dmvx.verdict import Verdict, VerdictKind
 if TYPE_CHECKING:
     from dmvx.scenario import Scenario
     from sim.engine import Simulation, Variant
+    from sim.report import AttackReport, PointReport
 
 CONNECTOR_ATTACKS = ("connector-forgery", "connector-replay")
 
@@ -115,17 +117,16 @@ EFFECT_CALLS: dict[str, frozenset[str]] = {
 }
 
 
-def effect_of(point: dict[str, Any]) -> bool | None:
+def effect_of(attack: "AttackReport | None") -> bool | None:
     """Whether the attack of a sim point reached its goal (None: no attack,
     or an attack on the CONNECTORs, whose goal is the verdict itself)."""
-    attack = point.get("attack")
-    if not attack or attack["kind"] not in EFFECT_CALLS:
+    if attack is None or attack.kind not in EFFECT_CALLS:
         return None
-    goals = EFFECT_CALLS[attack["kind"]]
-    return any(h["what"] in goals for h in attack.get("harmful_calls", []))
+    goals = EFFECT_CALLS[attack.kind]
+    return any(h.what in goals for h in attack.harmful_calls)
 
 
-def expected_effect(scenario: "Scenario", labels: dict[str, Any], mode: str = "sim") -> bool | None:
+def expected_effect(scenario: "Scenario", labels: Mapping[str, Any], mode: str = "sim") -> bool | None:
     """The effect a scenario expects at the point with ``labels``."""
     setting = labels.get("setting")
     if scenario.diversity is not None and setting in scenario.diversity:
@@ -135,41 +136,46 @@ def expected_effect(scenario: "Scenario", labels: dict[str, Any], mode: str = "s
     return getattr(expect, "effect", None)
 
 
-def check_effects(points: Iterable[dict[str, Any]], scenario: "Scenario") -> None:
-    """Add ``effect`` to each attack point of a sim result and hold it to
-    the scenario's expected effect (``as_expected`` turns False on a miss)."""
+def check_effects(points: Iterable["PointReport"], scenario: "Scenario") -> list["PointReport"]:
+    """The points of a sim result, each attack point with its ``effect`` and
+    held to the effect the scenario expects at it (``as_expected`` turns
+    False on a miss); other points as they were."""
+    out = []
     for point in points:
-        if point.get("attack") is None:
+        if point.attack is None:
+            out.append(point)
             continue
-        point["effect"] = effect_of(point)
-        wanted = expected_effect(scenario, point.get("labels", {}))
-        if point.get("expected") is not None:
-            point["expected"]["effect"] = wanted
-        if wanted is not None and point.get("as_expected") is not None:
-            point["as_expected"] = bool(point["as_expected"]) and point["effect"] == wanted
+        effect = effect_of(point.attack)
+        expected = point.expected
+        if expected is not None:
+            expected = replace(expected, effect=expected_effect(scenario, point.labels))
+        as_expected = None if expected is None else expected.met_by(
+            point.outcome, point.verdict.verdict if point.verdict else None, effect)
+        out.append(replace(point, effect=effect, expected=expected, as_expected=as_expected))
+    return out
 
 
-def sim_cells(file: str, points: Sequence[dict[str, Any]], scenario: "Scenario | None") -> list[Cell]:
+def sim_cells(file: str, points: Sequence["PointReport"], scenario: "Scenario | None") -> list[Cell]:
     """The cells of one scenario's sim result (only points with an attack)."""
     cells = []
     for point in points:
-        attack = point.get("attack")
+        attack = point.attack
         if attack is None:
             continue
-        labels = point.get("labels", {})
-        expect = point.get("expected")
+        labels = point.labels
+        expect = point.expected
         skip = None
         if scenario is not None and scenario.diversity is not None and labels.get("setting") in scenario.diversity:
             wanted = scenario.diversity[labels["setting"]].expect.sim
             skip = getattr(wanted, "skip", None)
-        detection = attack.get("detection")
-        verdict = point.get("verdict")
+        verdict = None if point.verdict is None else point.verdict.verdict
         cells.append(Cell(
-            file=file, attack=point.get("scenario") or file, kind=attack["kind"], setting=setting_label(labels),
+            file=file, attack=point.scenario or file, kind=attack.kind, setting=setting_label(labels),
             mode="sim", expected=None if expect is None else {
-                "verdict": expect["verdict"], "kind": expect.get("kind"), "effect": expect.get("effect")},
-            skip=skip, outcome=point["outcome"], verdict=verdict["kind"] if verdict else None,
-            effect=point.get("effect", effect_of(point)),
-            latency_s=None if detection is None else detection["time_ns"] / 1e9,
-            detail=verdict["summary"] if verdict else ""))
+                "verdict": expect.ending.value, "kind": None if expect.kind is None else expect.kind.value,
+                "effect": expect.effect},
+            skip=skip, outcome=point.outcome.value, verdict=verdict.kind.value if verdict else None,
+            effect=effect_of(attack),
+            latency_s=None if attack.detection is None else attack.detection.time_ns / 1e9,
+            detail=verdict.summary() if verdict else ""))
     return cells

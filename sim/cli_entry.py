@@ -6,7 +6,7 @@ keeps the points finished, :class:`~dmvx.exitstatus.Interrupted`), holds each to
 verdict and, for an attack, its ``effect``, by :func:`sim.attacks.check_effects`
 as the suite does), draws ``--plot`` and returns a
 :class:`~sim.results.SimResult`. ``suite`` does the same for every scenario
-file of a directory.
+file of a directory, as :func:`dmvx.suitefiles.read_suite` read them (once).
 
 ``--set KEY=VALUE``: KEY is a path into the scenario as a ``sweep.parameter``
 writes it (``policy.cb.entries``, ``topology.links[*].delay``,
@@ -28,12 +28,13 @@ import yaml
 from dmvx.errors import InputError
 from dmvx.exitstatus import Interrupted
 from dmvx.attacktable import Cell, render_cells
-from dmvx.scenario import Scenario, Trace, load_scenario, scenario_files
+from dmvx.scenario import Scenario, Trace, load_scenario
 from sim.attacks import check_effects, sim_cells
 from sim.profile import load_profile
 from sim.progress import Progress
-from sim.results import SimResult, SuiteResult
+from sim.results import SimResult, SuiteEntry, SuiteResult
 from sim.sweep import expand, run_points, set_value
+from dmvx.suitefiles import read_suite
 from dmvx.trace import read_trace
 
 if TYPE_CHECKING:
@@ -112,9 +113,11 @@ def _pin(scenario: Scenario, parameter: str) -> Scenario:
     return scenario.model_copy(update={"sweep": kept if len(kept) > 1 else (kept[0] if kept else None)})
 
 
-def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str]) -> tuple[Scenario, list[tuple[str, list[Any]]]]:
-    """The scenario with overrides applied, and the extra sweep dimensions."""
-    scenario = load_scenario(scenario_path)
+def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str],
+            loaded: Scenario | None = None) -> tuple[Scenario, list[tuple[str, list[Any]]]]:
+    """The scenario with overrides applied, and the extra sweep dimensions
+    (``loaded``: the scenario of ``scenario_path``, when already read)."""
+    scenario = loaded if loaded is not None else load_scenario(scenario_path)
     if seed is not None:
         if seed < 0:
             raise InputError(f"--seed {seed} is negative", expected="a seed of 0 or more")
@@ -149,19 +152,18 @@ def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str])
 
 
 def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Path | None,
-        console: "Console") -> SimResult:
-    prepared, extra = prepare(scenario, seed=seed, overrides=overrides)
+        console: "Console", loaded: Scenario | None = None) -> SimResult:
+    prepared, extra = prepare(scenario, seed=seed, overrides=overrides, loaded=loaded)
     profile = load_profile(prepared.cost_profile, relative_to=Path(scenario).parent)
     dimensions, points = expand(prepared, extra)
     try:
         with Progress("simulating", len(points), "points") as progress:
             results = run_points(points, profile, timeline=plot is not None, progress=progress)
     except Interrupted as stopped:
-        finished = [r for r, _ in stopped.partial or []]
+        finished = check_effects([r for r, _ in stopped.partial or []], prepared)
         partial = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, finished)
         raise Interrupted(partial if finished else None, stopped.done) from None
-    reports = [r for r, _ in results]
-    check_effects(reports, prepared)
+    reports = check_effects([r for r, _ in results], prepared)
     result = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, reports)
     if plot is not None:
         from sim.plot import draw
@@ -196,32 +198,37 @@ class AttackSuiteResult(SuiteResult):
             render_cells(cells, console, f"attacks in {self.directory}, sim mode")
 
     def problems(self) -> list[str]:
-        return [error for _, _, error in self.results if error is not None]
+        return [entry.error for entry in self.results if entry.error is not None]
 
 
 def suite(directory: Path, *, console: "Console") -> SuiteResult:
     """Run every scenario file in ``directory`` (sorted by name), or the one
     scenario file ``directory`` names."""
-    results: list[tuple[str, SimResult | None, str | None]] = []
+    results: list[SuiteEntry] = []
     scenarios: dict[str, Scenario] = {}
-    files = scenario_files(directory)
-    for path in files:
+    files = read_suite(directory)
+    for found in files:
+        file = str(found.path)
+        console.print(f"[dim]sim: {file}[/dim]")
+        if found.scenario is None:
+            results.append(SuiteEntry(file, None, str(found.error)))
+            continue
         try:
-            console.print(f"[dim]sim: {path}[/dim]")
-            result = run(path, seed=None, overrides={}, plot=None, console=console)
-            scenarios[str(path)] = load_scenario(path)
-            results.append((str(path), result, None))
+            result = run(found.path, seed=None, overrides={}, plot=None, console=console, loaded=found.scenario)
         except InputError as exc:
-            results.append((str(path), None, str(exc)))
+            results.append(SuiteEntry(file, None, str(exc)))
+            continue
         except Interrupted as stopped:
             # What is finished is reported: the files before, and this one's points.
             complete = len(results)
             if isinstance(stopped.partial, SimResult):
-                scenarios[str(path)] = load_scenario(path)
-                results.append((str(path), stopped.partial, None))
+                scenarios[file] = found.scenario
+                results.append(SuiteEntry(file, stopped.partial, None))
             partial = AttackSuiteResult(str(directory), results, scenarios) if results else None
             raise Interrupted(partial, f"{complete} of {len(files)} scenario files "
-                              f"({path}: {stopped.done})") from None
+                              f"({file}: {stopped.done})") from None
+        scenarios[file] = found.scenario
+        results.append(SuiteEntry(file, result, None))
     if not results:
         raise InputError(f"no scenario files in {directory}", file=str(directory),
                          expected="a directory with scenario .yml files")

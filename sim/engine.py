@@ -38,7 +38,6 @@ from __future__ import annotations
 import gc
 import heapq
 from array import array
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -1069,34 +1068,3 @@ class Simulation:
         out.links = self.network.stats()
         out.connectors = {host: c.stats() for host, c in sorted(self.connectors.items())} if self.variants else {}
         return out
-
-
-def lead_stats(leader_times: array, follower: VariantStats) -> dict[str, float]:
-    """How far the leader was ahead of one follower: in calls (entered by
-    the leader but not yet by the follower) and in time (how long after the
-    leader the follower reached the same call), max and mean over samples."""
-    if not follower.samples_seq or not leader_times:
-        return {"calls_max": 0, "calls_mean": 0.0, "time_max": 0, "time_mean": 0.0}
-    calls_max = 0
-    time_max = 0
-    calls_sum = 0
-    time_sum = 0
-    n = 0
-    limit = len(leader_times)
-    for t, seq in zip(follower.samples_t, follower.samples_seq):
-        if seq > limit:
-            continue
-        behind = t - leader_times[seq - 1]
-        ahead = bisect_right(leader_times, t) - seq
-        if ahead < 0:
-            ahead = 0
-        if behind < 0:
-            behind = 0
-        calls_max = max(calls_max, ahead)
-        time_max = max(time_max, behind)
-        calls_sum += ahead
-        time_sum += behind
-        n += 1
-    if not n:
-        return {"calls_max": 0, "calls_mean": 0.0, "time_max": 0, "time_mean": 0.0}
-    return {"calls_max": calls_max, "calls_mean": calls_sum / n, "time_max": time_max, "time_mean": time_sum / n}

@@ -14,26 +14,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-
-def _value(point: dict[str, Any]) -> float:
-    mvx = point["mvx"]
-    if point["workload"]["kind"] == "server":
-        return float(mvx.get("overhead_pct", 0.0))
-    return float(mvx.get("slowdown", 0.0))
+from dmvx.outcome import Ending
+from sim.report import PointReport, Timeline
 
 
-def _text(point: dict[str, Any], key: str) -> str:
+def _value(point: PointReport) -> float:
+    mvx = point.mvx
+    if point.server:
+        return float(mvx.overhead_pct or 0.0)
+    return float(mvx.slowdown)
+
+
+def _text(point: PointReport, key: str) -> str:
     from sim.table import shown
 
     text = shown(point, key)
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-def _point_label(point: dict[str, Any]) -> str:
-    return " / ".join(_text(point, key) for key in point["labels"]) or point["policy"]["preset"]
+def _point_label(point: PointReport) -> str:
+    return " / ".join(_text(point, key) for key in point.labels) or point.policy.name
 
 
-def _headline(axes: Any, points: Sequence[dict[str, Any]], dimensions: Sequence[tuple[str, list[Any]]],
+def _headline(axes: Any, points: Sequence[PointReport], dimensions: Sequence[tuple[str, list[Any]]],
               server: bool) -> None:
     values = [_value(p) for p in points]
     if len(dimensions) >= 1 and len(dimensions[0][1]) >= 3 and len(dimensions) <= 2:
@@ -52,7 +55,7 @@ def _headline(axes: Any, points: Sequence[dict[str, Any]], dimensions: Sequence[
         if len(groups) > 1:
             axes.legend(title=dimensions[1][0])
     else:
-        colors = ["tab:red" if p["policy"]["preset"] == "dmon" else "tab:blue" for p in points]
+        colors = ["tab:red" if p.policy.name == "dmon" else "tab:blue" for p in points]
         axes.bar(range(len(points)), values, color=colors)
         axes.set_xticks(range(len(points)), [_point_label(p) for p in points], rotation=30, ha="right")
         for x, v in enumerate(values):
@@ -64,32 +67,32 @@ def _headline(axes: Any, points: Sequence[dict[str, Any]], dimensions: Sequence[
     axes.grid(True, axis="y", alpha=0.3)
 
 
-def _detection_bars(axes: Any, points: Sequence[dict[str, Any]]) -> None:
+def _detection_bars(axes: Any, points: Sequence[PointReport]) -> None:
     """Attack runs: time from the attack to the verdict; misses marked."""
     heights, colors = [], []
     for p in points:
-        detection = p["attack"]["detection"] if p["attack"] else None
-        heights.append(detection["time_ns"] / 1e3 if detection else 0.0)
-        colors.append("tab:red" if p["outcome"] == "missed" else
-                      "tab:orange" if p["attack"] and p["attack"]["harmful_before_verdict"] else "tab:green")
+        detection = p.attack.detection if p.attack else None
+        heights.append(detection.time_ns / 1e3 if detection else 0.0)
+        colors.append("tab:red" if p.outcome is Ending.MISSED else
+                      "tab:orange" if p.attack and p.attack.harmful_before_verdict else "tab:green")
     axes.bar(range(len(points)), heights, color=colors)
     for x, (p, h) in enumerate(zip(points, heights)):
-        axes.annotate("missed" if p["outcome"] == "missed" else f"{h:.0f} us", (x, h), ha="center",
+        axes.annotate("missed" if p.outcome is Ending.MISSED else f"{h:.0f} us", (x, h), ha="center",
                       va="bottom", fontsize=8)
     axes.set_xticks(range(len(points)), [_point_label(p) for p in points], rotation=30, ha="right")
     axes.set_ylabel("detection latency (us); orange: harmful call ran first")
     axes.grid(True, axis="y", alpha=0.3)
 
 
-def draw(path: Path, points: Sequence[dict[str, Any]], timelines: Sequence[dict[str, Any] | None],
+def draw(path: Path, points: Sequence[PointReport], timelines: Sequence[Timeline | None],
          dimensions: Sequence[tuple[str, list[Any]]], title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    server = points[0]["workload"]["kind"] == "server"
-    attack = any(p["attack"] is not None for p in points)
+    server = points[0].server
+    attack = any(p.attack is not None for p in points)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     fig.suptitle(title)
     if attack:
@@ -98,20 +101,20 @@ def draw(path: Path, points: Sequence[dict[str, Any]], timelines: Sequence[dict[
         _headline(left, points, dimensions, server)
 
 
-    index = next((i for i, p in enumerate(points) if p["attack"] is not None), 0)
+    index = next((i for i, p in enumerate(points) if p.attack is not None), 0)
     timeline = timelines[index] if index < len(timelines) else None
     if timeline:
-        for name, samples in timeline["lines"].items():
+        for name, samples in timeline.lines.items():
             if samples:
                 right.plot([t / 1e6 for t, _ in samples], [s for _, s in samples], label=name,
                            drawstyle="steps-post")
-        if timeline["attack_ns"] is not None:
-            right.axvline(timeline["attack_ns"] / 1e6, color="tab:red", linestyle="--", label="attack")
-        if timeline["verdict_ns"] is not None:
-            right.axvline(timeline["verdict_ns"] / 1e6, color="black", linestyle=":", label="verdict")
+        if timeline.attack_ns is not None:
+            right.axvline(timeline.attack_ns / 1e6, color="tab:red", linestyle="--", label="attack")
+        if timeline.verdict_ns is not None:
+            right.axvline(timeline.verdict_ns / 1e6, color="black", linestyle=":", label="verdict")
         right.set_xlabel("virtual time (ms)")
         right.set_ylabel("compared calls entered")
-        labels = " / ".join(_text(points[index], key) for key in points[index]["labels"])
+        labels = " / ".join(_text(points[index], key) for key in points[index].labels)
         right.set_title(f"progress{': ' + labels if labels else ''}")
         right.legend()
         right.grid(True, alpha=0.3)

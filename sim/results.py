@@ -1,11 +1,13 @@
 """Reports: what a simulated run found, for people and for programs.
 
 :func:`point_report` turns the raw :class:`~sim.runner.Experiment` of one
-scenario point into plain data: slowdown against the native run, messages and
-bytes per link direction, CB occupancy, the leader's lead over each follower,
-the verdict, and for an attack its detection latency and whether a harmful
-call ran first. :class:`SimResult` holds the points of a run or sweep and is
-the :class:`dmvx.output.Result` the CLI prints.
+scenario point into a :class:`~sim.report.PointReport`: slowdown against the
+native run, messages and bytes per link direction, CB occupancy, the leader's
+lead over each follower, the verdict, how the run ended (the core's
+:class:`~dmvx.outcome.Ending`, held to the scenario's expectation), and for an
+attack its detection latency and whether a harmful call ran first.
+:class:`SimResult` holds the points of a run or sweep and is the
+:class:`dmvx.output.Result` the CLI prints.
 
 Same scenario and seed, same JSON, byte for byte: times are integer
 nanoseconds, ratios are rounded to :data:`DIGITS` significant digits, keys
@@ -16,14 +18,38 @@ enters the document.
 from __future__ import annotations
 
 import math
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from dmvx.exitstatus import ExitStatus, worst
-from dmvx.scenario import Microbench, Scenario, Server, Trace
+from dmvx.outcome import Ending, Expectation, ending_of
+from dmvx.scenario import Expect, Microbench, Scenario, Server, Trace
 from sim.diversity import setting_name
-from sim.engine import RunOutcome, lead_stats
+from sim.engine import RunOutcome, VariantStats
 from sim.profile import CostProfile
+from sim.report import (
+    AttackReport,
+    CbOccupancy,
+    ConnectorStats,
+    Detection,
+    HarmfulReport,
+    Lead,
+    LinkStats,
+    Load,
+    MicrobenchLoad,
+    MvxRun,
+    NativeRun,
+    PointReport,
+    ReactionReport,
+    ServerLoad,
+    ServerNumbers,
+    TraceLoad,
+    Traffic,
+    VariantReport,
+    VerdictReport,
+)
 from sim.runner import Experiment
 
 if TYPE_CHECKING:
@@ -40,155 +66,151 @@ def sig(value: float, digits: int = DIGITS) -> float:
     return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 
-def _workload(scenario: Scenario) -> dict[str, Any]:
+def _workload(scenario: Scenario) -> Load:
     w = scenario.workload
     if isinstance(w, Microbench):
-        return {"kind": "microbench", "call": w.call, "iterations": w.iterations}
+        return MicrobenchLoad(w.call, w.iterations)
     if isinstance(w, Server):
-        return {"kind": "server", "requests": w.requests, "concurrency": w.concurrency,
-                "request_size": w.request_size, "file_size": w.file_size, "client": w.client}
+        return ServerLoad(w.requests, w.concurrency, w.request_size, w.file_size, w.client)
     assert isinstance(w, Trace)
-    return {"kind": "trace", "path": w.path}
+    return TraceLoad(w.path)
 
 
-def _server_numbers(run: RunOutcome) -> dict[str, Any]:
+def _server_numbers(run: RunOutcome) -> ServerNumbers:
     span = (run.last_response - run.first_request) if run.first_request is not None and run.last_response else 0
     lat = sorted(run.latencies)
-    return {
-        "requests_done": run.requests_done,
-        "throughput_rps": sig(run.requests_done / (span / 1e9)) if span > 0 else 0.0,
-        "latency_mean_ns": int(round(sum(lat) / len(lat))) if lat else 0,
-        "latency_p99_ns": lat[min(len(lat) - 1, int(math.ceil(0.99 * len(lat))) - 1)] if lat else 0,
-    }
+    return ServerNumbers(
+        requests_done=run.requests_done,
+        throughput_rps=sig(run.requests_done / (span / 1e9)) if span > 0 else 0.0,
+        latency_mean_ns=int(round(sum(lat) / len(lat))) if lat else 0,
+        latency_p99_ns=lat[min(len(lat) - 1, int(math.ceil(0.99 * len(lat))) - 1)] if lat else 0,
+    )
 
 
-def outcome_label(run: RunOutcome, attacked: bool) -> str:
-    """ok | divergence | rejected | missed: the vocabulary of ``expect.verdict``."""
-    if run.verdict is not None:
-        return "divergence" if run.verdict.kind.is_divergence else "rejected"
-    if attacked:
-        return "missed"  # an attack ran and no verdict stopped it
-    return "ok"
+def _runs(scenario: Scenario, native: RunOutcome, mvx: RunOutcome) -> tuple[NativeRun, MvxRun]:
+    """Both runs' times; a server's throughput, latency and the overhead."""
+    slowdown = sig(mvx.makespan / native.makespan) if native.makespan else 0.0
+    if not isinstance(scenario.workload, Server):
+        return NativeRun(native.makespan), MvxRun(mvx.makespan, slowdown)
+    n, m = _server_numbers(native), _server_numbers(mvx)
+    slowdown, overhead = 0.0, 0.0
+    if m.throughput_rps and n.throughput_rps:
+        ratio = n.throughput_rps / m.throughput_rps
+        slowdown, overhead = sig(ratio), sig((ratio - 1.0) * 100.0)
+    latency = sig(m.latency_mean_ns / n.latency_mean_ns) if n.latency_mean_ns and m.latency_mean_ns else None
+    return NativeRun(native.makespan, n), MvxRun(mvx.makespan, slowdown, m, overhead, latency)
 
 
-def point_report(scenario: Scenario, exp: Experiment, labels: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-able report of one scenario point."""
+def _variant(v: VariantStats) -> VariantReport:
+    return VariantReport(index=v.index, host=v.host, arch=v.arch, entered=v.entered, executed=v.executed,
+                         skipped=v.skipped, waited_ns=v.wait_time, io_waited_ns=v.io_wait_time,
+                         busy_ns=v.busy_time, end_ns=v.end_time, ended_by=v.ended_by, exit_status=v.exit_status,
+                         routes=dict(sorted(v.routes.items())))
+
+
+def _lead(leader_times: array, follower: VariantStats) -> Lead:
+    """How far the leader was ahead of one follower: in calls (entered by
+    the leader but not yet by the follower) and in time (how long after the
+    leader the follower reached the same call), max and mean over samples."""
+    calls_max = time_max = calls_sum = time_sum = n = 0
+    limit = len(leader_times)
+    for t, seq in zip(follower.samples_t, follower.samples_seq):
+        if seq > limit:
+            continue
+        behind = max(t - leader_times[seq - 1], 0)
+        ahead = max(bisect_right(leader_times, t) - seq, 0)
+        calls_max = max(calls_max, ahead)
+        time_max = max(time_max, behind)
+        calls_sum += ahead
+        time_sum += behind
+        n += 1
+    if not n:
+        return Lead(follower.index, calls_max=0, calls_mean=0.0, time_max_ns=0, time_mean_ns=0)
+    return Lead(follower.index, calls_max=calls_max, calls_mean=sig(calls_sum / n), time_max_ns=time_max,
+                time_mean_ns=int(round(time_sum / n)))
+
+
+def expectation_of(expect: Expect | None) -> Expectation | None:
+    """A scenario's ``expect`` as the core's :class:`Expectation` (the
+    effect is added for attack points by :func:`sim.attacks.check_effects`)."""
+    if expect is None:
+        return None
+    return Expectation(Ending(expect.verdict), expect.kind)
+
+
+def point_report(scenario: Scenario, exp: Experiment, labels: dict[str, Any]) -> PointReport:
+    """The report of one scenario point."""
     mvx, native = exp.mvx, exp.native
-    policy = scenario.policy.to_policy()
-    report: dict[str, Any] = {
-        "labels": labels,
-        "scenario": scenario.name,
-        "seed": scenario.seed,
-        "topology": scenario.topo.name,
-        "workload": _workload(scenario),
-        "policy": policy.to_dict(),
-        "diversity": setting_name(exp.layouts),
-        "calls": exp.calls,
-    }
-    report["native"] = {"time_ns": native.makespan}
-    report["mvx"] = {"time_ns": mvx.makespan, "slowdown": sig(mvx.makespan / native.makespan) if native.makespan else 0.0}
-    if isinstance(scenario.workload, Server):
-        n, m = _server_numbers(native), _server_numbers(mvx)
-        report["native"].update(n)
-        report["mvx"].update(m)
-        if m["throughput_rps"] and n["throughput_rps"]:
-            slowdown = n["throughput_rps"] / m["throughput_rps"]
-            report["mvx"]["slowdown"] = sig(slowdown)
-            report["mvx"]["overhead_pct"] = sig((slowdown - 1.0) * 100.0)
-        else:
-            report["mvx"]["slowdown"] = 0.0
-            report["mvx"]["overhead_pct"] = 0.0
-        if n["latency_mean_ns"] and m["latency_mean_ns"]:
-            report["mvx"]["latency_slowdown"] = sig(m["latency_mean_ns"] / n["latency_mean_ns"])
-    report["variants"] = [
-        {"index": v.index, "host": v.host, "arch": v.arch, "entered": v.entered, "executed": v.executed,
-         "skipped": v.skipped, "waited_ns": v.wait_time, "io_waited_ns": v.io_wait_time,
-         "busy_ns": v.busy_time, "end_ns": v.end_time, "ended_by": v.ended_by,
-         "exit_status": v.exit_status, "routes": dict(sorted(v.routes.items()))}
-        for v in mvx.variants
-    ]
-    report["links"] = {name: stats for name, stats in mvx.links.items() if stats["messages"]}
-    report["connectors"] = mvx.connectors
-    report["messages"] = {"total": sum(c["messages"] for c in mvx.connectors.values()),
-                          "bytes": sum(c["bytes"] for c in mvx.connectors.values()),
-                          "lost": mvx.lost_messages}
-    report["cb"] = {"max_entries": mvx.cb.get("max_entries", 0),
-                    "mean_entries": sig(mvx.cb.get("mean_entries", 0.0)),
-                    "max_bytes": mvx.cb.get("max_bytes", 0)}
-    report["lead"] = {}
-    for v in mvx.variants[1:]:
-        lead = lead_stats(mvx.leader_times, v)
-        report["lead"][f"follower {v.index}"] = {
-            "calls_max": lead["calls_max"], "calls_mean": sig(lead["calls_mean"]),
-            "time_max_ns": lead["time_max"], "time_mean_ns": int(round(lead["time_mean"])),
-        }
-    verdict = mvx.verdict
-    report["verdict"] = None if verdict is None else {
-        **verdict.to_dict(), "summary": verdict.summary(), "time_ns": mvx.verdict_time,
-        "by": "leader" if mvx.verdict_by == 0 else f"follower {mvx.verdict_by}",
-    }
-    attack = scenario.attack
-    report["attack"] = None
-    if attack is not None:
-        report["attack"] = _attack_report(scenario, exp)
-    report["outcome"] = outcome_label(mvx, attack is not None)
-    if mvx.ended_by_starvation:
-        report["note"] = "the run ended waiting for input that never came (a request given up)"
-    expect = scenario.expect
-    report["expected"] = None if expect is None else {
-        "verdict": expect.verdict, "kind": expect.kind.value if expect.kind else None}
-    report["as_expected"] = None if expect is None else _as_expected(report, expect.verdict,
-                                                                    expect.kind.value if expect.kind else None)
-    return report
+    native_run, mvx_run = _runs(scenario, native, mvx)
+    verdict = None if mvx.verdict is None else VerdictReport(mvx.verdict, mvx.verdict_time, mvx.verdict_by)
+    ending = ending_of(mvx.verdict, scenario.attack is not None)
+    expected = expectation_of(scenario.expect)
+    # The engine's counters, field for field (LinkDirection.stats, Connector.stats).
+    links = {name: LinkStats(**stats) for name, stats in mvx.links.items()}
+    connectors = {host: ConnectorStats(**stats) for host, stats in mvx.connectors.items()}
+    return PointReport(
+        labels=labels,
+        scenario=scenario.name,
+        seed=scenario.seed,
+        topology=scenario.topo.name,
+        workload=_workload(scenario),
+        policy=scenario.policy.to_policy(),
+        diversity=setting_name(exp.layouts),
+        calls=exp.calls,
+        native=native_run,
+        mvx=mvx_run,
+        variants=tuple(_variant(v) for v in mvx.variants),
+        links={name: link for name, link in links.items() if link.messages},
+        connectors=connectors,
+        messages=Traffic(total=sum(c.messages for c in connectors.values()),
+                         bytes=sum(c.bytes for c in connectors.values()), lost=mvx.lost_messages),
+        cb=CbOccupancy(max_entries=int(mvx.cb.get("max_entries", 0)),
+                       mean_entries=sig(mvx.cb.get("mean_entries", 0.0)),
+                       max_bytes=int(mvx.cb.get("max_bytes", 0))),
+        lead=tuple(_lead(mvx.leader_times, v) for v in mvx.variants[1:]),
+        verdict=verdict,
+        attack=None if scenario.attack is None else _attack_report(scenario, exp),
+        outcome=ending,
+        note="the run ended waiting for input that never came (a request given up)"
+        if mvx.ended_by_starvation else None,
+        expected=expected,
+        as_expected=None if expected is None else expected.met_by(ending, mvx.verdict),
+    )
 
 
-def _attack_report(scenario: Scenario, exp: Experiment) -> dict[str, Any]:
+def _attack_report(scenario: Scenario, exp: Experiment) -> AttackReport:
     attack = scenario.attack
     assert attack is not None
     mvx = exp.mvx
-    out: dict[str, Any] = {"kind": attack.kind, "at_call": attack.at_call, "target": attack.target,
-                           "time_ns": mvx.attack_time}
-    if attack.source is not None:
-        out["source"] = attack.source
-    out["reactions"] = [
-        {"variant": i, "reaction": r.reaction.value, "reason": r.reason} for i, r in enumerate(exp.reactions or [])
-    ]
     detected = mvx.verdict is not None and mvx.attack_time is not None and (mvx.verdict_time or 0) >= mvx.attack_time
-    out["detected"] = detected
+    detection = None
     if detected:
         leader = mvx.variants[0]
         at = leader.entered_at_attack if leader.entered_at_attack is not None else attack.at_call
-        out["detection"] = {
-            "time_ns": (mvx.verdict_time or 0) - (mvx.attack_time or 0),
-            "leader_calls": max(0, (leader.entered_at_verdict or 0) - at),
-        }
-    else:
-        out["detection"] = None
-    cutoff = mvx.verdict_time if mvx.verdict_time is not None else None
-    out["harmful_calls"] = [
-        {"variant": h.variant, "call": h.call, "what": h.what, "time_ns": h.time,
-         "before_verdict": cutoff is None or h.time < cutoff}
-        for h in sorted(mvx.harmful, key=lambda h: (h.time, h.variant, h.call))
-    ]
-    out["harmful_before_verdict"] = any(h["before_verdict"] for h in out["harmful_calls"])
-    return out
+        detection = Detection(time_ns=(mvx.verdict_time or 0) - (mvx.attack_time or 0),
+                              leader_calls=max(0, (leader.entered_at_verdict or 0) - at))
+    cutoff = mvx.verdict_time
+    return AttackReport(
+        kind=attack.kind, at_call=attack.at_call, target=attack.target, time_ns=mvx.attack_time,
+        source=attack.source,
+        reactions=tuple(ReactionReport(i, r.reaction.value, r.reason) for i, r in enumerate(exp.reactions or [])),
+        detected=detected, detection=detection,
+        harmful_calls=tuple(HarmfulReport(h.variant, h.call, h.what, h.time, cutoff is None or h.time < cutoff)
+                            for h in sorted(mvx.harmful, key=lambda h: (h.time, h.variant, h.call))),
+    )
 
 
-def _as_expected(report: dict[str, Any], verdict: str, kind: str | None) -> bool:
-    if report["outcome"] != verdict:
-        return False
-    if kind is not None:
-        return report["verdict"] is not None and report["verdict"]["kind"] == kind
-    return True
+#: Exit status of a point held to no expectation, by how it ended.
+_STATUS_OF = {Ending.OK: ExitStatus.OK, Ending.DIVERGENCE: ExitStatus.DIVERGENCE,
+              Ending.REJECTED: ExitStatus.DIVERGENCE, Ending.MISSED: ExitStatus.ATTACK_MISSED}
 
 
-def point_status(report: dict[str, Any]) -> ExitStatus:
+def point_status(report: PointReport) -> ExitStatus:
     """Exit status of one point. With ``expect``: OK if the run ended as the
     file says, else ATTACK_MISSED. Without: what happened."""
-    if report["as_expected"] is not None:
-        return ExitStatus.OK if report["as_expected"] else ExitStatus.ATTACK_MISSED
-    return {"ok": ExitStatus.OK, "divergence": ExitStatus.DIVERGENCE, "rejected": ExitStatus.DIVERGENCE,
-            "missed": ExitStatus.ATTACK_MISSED}[report["outcome"]]
+    if report.as_expected is not None:
+        return ExitStatus.OK if report.as_expected else ExitStatus.ATTACK_MISSED
+    return _STATUS_OF[report.outcome]
 
 
 # ---------------------------------------------------------------------------
@@ -204,7 +226,7 @@ class SimResult:
     file: str
     profile: CostProfile
     dimensions: list[tuple[str, list[Any]]]
-    points: list[dict[str, Any]]
+    points: list[PointReport]
     plot: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -219,7 +241,7 @@ class SimResult:
             "cost_profile": self.profile.name,
             "profile_values": self.profile.to_dict(),
             "sweep": [{"parameter": p, "values": v} for p, v in self.dimensions],
-            "points": self.points,
+            "points": [p.to_json() for p in self.points],
             "exit_status": self.exit_status.label,
         })
 
@@ -229,12 +251,20 @@ class SimResult:
         render_result(self, console)
 
 
+class SuiteEntry(NamedTuple):
+    """One scenario file of a suite: its result, or why it could not run."""
+
+    file: str
+    result: SimResult | None
+    error: str | None
+
+
 @dataclass
 class SuiteResult:
     """The :class:`dmvx.output.Result` of ``dmvx suite``: a result per file."""
 
     directory: str
-    results: list[tuple[str, SimResult | None, str | None]]  # (file, result, error)
+    results: list[SuiteEntry]
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -245,7 +275,7 @@ class SuiteResult:
             else:
                 assert result is not None
                 statuses.append(ExitStatus.OK if all(
-                    p["as_expected"] is not False for p in result.points) else ExitStatus.ATTACK_MISSED)
+                    p.as_expected is not False for p in result.points) else ExitStatus.ATTACK_MISSED)
         return worst(statuses)
 
     def to_json(self) -> dict[str, Any]:
@@ -274,10 +304,11 @@ def sorted_keys(value: Any) -> Any:
     return value
 
 
-def ordered_labels(points: Sequence[dict[str, Any]]) -> list[str]:
+def ordered_labels(points: Sequence[PointReport]) -> list[str]:
+    """The swept parameters of ``points``, in the order they were first seen."""
     keys: list[str] = []
     for p in points:
-        for k in p["labels"]:
+        for k in p.labels:
             if k not in keys:
                 keys.append(k)
     return keys

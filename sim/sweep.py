@@ -30,6 +30,7 @@ from dmvx.exitstatus import Interrupted
 from dmvx.scenario import Scenario
 from dmvx.yamlfile import YamlDocument
 from sim.profile import CostProfile
+from sim.report import PointReport, Timeline
 from sim.results import point_report
 from sim.progress import Poller, Progress
 from sim.runner import Watch, simulate
@@ -96,7 +97,7 @@ def expand(scenario: Scenario, extra: Sequence[tuple[str, list[Any]]]) -> tuple[
 # ---------------------------------------------------------------------------
 
 
-def _timeline(exp: Any) -> dict[str, Any]:
+def _timeline(exp: Any) -> Timeline:
     """Downsampled progress of every variant: (time ns, compared calls)."""
     mvx = exp.mvx
     lines = {}
@@ -106,11 +107,11 @@ def _timeline(exp: Any) -> dict[str, Any]:
     for v in mvx.variants[1:]:
         step = max(1, len(v.samples_t) // TIMELINE_POINTS)
         lines[f"follower {v.index}"] = [(v.samples_t[i], v.samples_seq[i]) for i in range(0, len(v.samples_t), step)]
-    return {"lines": lines, "attack_ns": mvx.attack_time, "verdict_ns": mvx.verdict_time}
+    return Timeline(lines, mvx.attack_time, mvx.verdict_time)
 
 
 def run_point(args: tuple[dict[str, Any], dict[str, Any], CostProfile, bool],
-              watch: Watch | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+              watch: Watch | None = None) -> tuple[PointReport, Timeline | None]:
     """Run one point (in a worker): its report and, if asked, its timeline."""
     scenario_data, labels, profile, timeline = args
     scenario = Scenario.model_validate(scenario_data)
@@ -130,7 +131,7 @@ def _worker_start() -> None:
 
 
 def run_points(points: Sequence[Point], profile: CostProfile, *, timeline: bool = False, workers: int | None = None,
-               progress: Progress | None = None) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+               progress: Progress | None = None) -> list[tuple[PointReport, Timeline | None]]:
     """Run every point, in parallel when there are several; results in point order.
 
     Ctrl-C stops every worker at once and raises
@@ -147,7 +148,7 @@ def run_points(points: Sequence[Point], profile: CostProfile, *, timeline: bool 
         except KeyboardInterrupt:
             raise Interrupted([], "0 of 1 point") from None
     workers = workers or min(len(jobs), os.cpu_count() or 1)
-    done: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    done: dict[int, tuple[PointReport, Timeline | None]] = {}
     pool = multiprocessing.Pool(workers, initializer=_worker_start)
     try:
         finished = pool.imap_unordered(_indexed, enumerate(jobs))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from dmvx.outcome import Ending
+from sim.report import AttackReport, Load, MicrobenchLoad, PointReport, ServerLoad, ServerNumbers
 from sim.results import SimResult, SuiteResult, ordered_labels
 
 if TYPE_CHECKING:
@@ -51,31 +53,31 @@ def _3(x: float) -> str:
     return f"{x:.2f}"
 
 
-def headline(point: dict[str, Any]) -> str:
+def headline(point: PointReport) -> str:
     """The number a row is about: slowdown (x) or server overhead (%)."""
-    mvx = point["mvx"]
-    if point["workload"]["kind"] == "server":
-        if not mvx.get("throughput_rps"):
+    mvx = point.mvx
+    if point.server:
+        if mvx.server is None or not mvx.server.throughput_rps:
             return "-"
-        return f"{mvx['overhead_pct']:+.1f}%"
-    return f"{mvx['slowdown']:.2f}x" if mvx["slowdown"] else "-"
+        return f"{mvx.overhead_pct:+.1f}%"
+    return f"{mvx.slowdown:.2f}x" if mvx.slowdown else "-"
 
 
-def outcome_text(point: dict[str, Any]) -> str:
-    verdict = point["verdict"]
-    text = point["outcome"]
+def outcome_text(point: PointReport) -> str:
+    verdict = point.verdict
+    text = point.outcome.value
     if verdict is not None:
-        text = f"{text}: {verdict['kind']} at #{verdict['seq']}"
-    if point["as_expected"] is False:
-        text += f" (expected {point['expected']['verdict']})"
+        text = f"{text}: {verdict.verdict.kind.value} at #{verdict.verdict.seq}"
+    if point.as_expected is False and point.expected is not None:
+        text += f" (expected {point.expected.ending.value})"
     return text
 
 
-def _style(point: dict[str, Any]) -> str:
-    if point["as_expected"] is False or point["outcome"] == "missed":
+def _style(point: PointReport) -> str:
+    if point.as_expected is False or point.outcome is Ending.MISSED:
         return "red"
-    if point["outcome"] in ("divergence", "rejected"):
-        return "yellow" if point["attack"] is None and point["as_expected"] is None else "green"
+    if point.outcome.stopped:
+        return "yellow" if point.attack is None and point.as_expected is None else "green"
     return ""
 
 
@@ -88,33 +90,38 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-def shown(point: dict[str, Any], key: str) -> str:
+def shown(point: PointReport, key: str) -> str:
     """A point's value for a swept parameter, as a table shows it: swept
     variant lists by the diversity they make."""
     if key == "variants":
-        return point["diversity"]
-    return _label(point["labels"].get(key, ""))
+        return point.diversity
+    return _label(point.labels.get(key, ""))
 
 
-def _lead(point: dict[str, Any]) -> str:
-    leads = point["lead"]
+def _lead(point: PointReport) -> str:
+    leads = point.lead
     if not leads:
         return "-"
-    worst_calls = max(v["calls_max"] for v in leads.values())
-    worst_time = max(v["time_max_ns"] for v in leads.values())
+    worst_calls = max(v.calls_max for v in leads)
+    worst_time = max(v.time_max_ns for v in leads)
     return f"{fmt_count(worst_calls)} / {fmt_time(worst_time)}"
 
 
-def _traffic(point: dict[str, Any]) -> str:
-    m = point["messages"]
-    return f"{fmt_count(m['total'])} / {fmt_bytes(m['bytes'])}"
+def _traffic(point: PointReport) -> str:
+    m = point.messages
+    return f"{fmt_count(m.total)} / {fmt_bytes(m.bytes)}"
+
+
+def _rps(server: ServerNumbers | None) -> str:
+    """A run's requests per second (0 for a run without a server)."""
+    return f"{server.throughput_rps if server is not None else 0:.0f}"
 
 
 def render_result(result: SimResult, console: "Console") -> None:
     from rich.table import Table
 
     first = result.points[0]
-    title = (f"{result.scenario} — {first['topology']}, {len(first['variants'])} variants, "
+    title = (f"{result.scenario} — {first.topology}, {len(first.variants)} variants, "
              f"profile {result.profile.name}")
     if len(result.points) == 1 and not result.dimensions:
         _render_point(first, title, console)
@@ -123,8 +130,8 @@ def render_result(result: SimResult, console: "Console") -> None:
         table = Table(title=title, title_justify="left", header_style="bold")
         for key in keys:
             table.add_column(key)
-        attack = any(p["attack"] is not None for p in result.points)
-        server = first["workload"]["kind"] == "server"
+        attack = any(p.attack is not None for p in result.points)
+        server = first.server
         if not attack:
             if server:
                 table.add_column("native req/s", justify="right")
@@ -148,14 +155,14 @@ def render_result(result: SimResult, console: "Console") -> None:
             cells = [shown(p, k) for k in keys]
             if not attack:
                 if server:
-                    cells += [f"{p['native'].get('throughput_rps', 0):.0f}", f"{p['mvx'].get('throughput_rps', 0):.0f}",
-                              headline(p)]
+                    cells += [_rps(p.native.server), _rps(p.mvx.server), headline(p)]
                 else:
-                    cells += [fmt_time(p["native"]["time_ns"]), fmt_time(p["mvx"]["time_ns"]), headline(p)]
-                cells += [_traffic(p), f"{p['cb']['max_entries']} / {p['cb']['mean_entries']:.1f}", _lead(p)]
+                    cells += [fmt_time(p.native.time_ns), fmt_time(p.mvx.time_ns), headline(p)]
+                cells += [_traffic(p), f"{p.cb.max_entries} / {p.cb.mean_entries:.1f}", _lead(p)]
             else:
-                a = p["attack"]
-                cells += ([] if "variants" in keys else [p["diversity"]]) + [_reactions(a), _detection(a), _harmful(a)]
+                a = p.attack
+                assert a is not None
+                cells += ([] if "variants" in keys else [p.diversity]) + [_reactions(a), _detection(a), _harmful(a)]
             cells.append(outcome_text(p))
             table.add_row(*cells, style=_style(p))
         console.print(table)
@@ -167,29 +174,27 @@ def render_result(result: SimResult, console: "Console") -> None:
         console.print(f"plot written to {result.plot}", style="dim")
 
 
-def _reactions(attack: dict[str, Any]) -> str:
-    return ", ".join(r["reaction"] for r in attack["reactions"])
+def _reactions(attack: AttackReport) -> str:
+    return ", ".join(r.reaction for r in attack.reactions)
 
 
-def _detection(attack: dict[str, Any]) -> str:
-    d = attack["detection"]
+def _detection(attack: AttackReport) -> str:
+    d = attack.detection
     if d is None:
         return "-"
-    return f"{d['leader_calls']} / {fmt_time(d['time_ns'])}"
+    return f"{d.leader_calls} / {fmt_time(d.time_ns)}"
 
 
-def _harmful(attack: dict[str, Any]) -> str:
-    if attack["harmful_before_verdict"]:
-        first = next(h for h in attack["harmful_calls"] if h["before_verdict"])
-        return f"yes: {first['what']}"
-    return "no"
+def _harmful(attack: AttackReport) -> str:
+    first = attack.first_harm
+    return "no" if first is None else f"yes: {first.what}"
 
 
 def _render_pivot(result: SimResult, console: "Console") -> None:
     from rich.table import Table
 
     (outer, _), (inner, _) = result.dimensions
-    attack = any(p["attack"] is not None for p in result.points)
+    attack = any(p.attack is not None for p in result.points)
     table = Table(title=f"{'outcome' if attack else 'headline'} by {outer} and {inner}", title_justify="left",
                   header_style="bold")
     table.add_column(f"{outer} \\ {inner}")
@@ -203,8 +208,8 @@ def _render_pivot(result: SimResult, console: "Console") -> None:
         if key[1] not in columns:
             columns.append(key[1])
         if attack:
-            a = p["attack"]
-            cells[key] = p["outcome"] + (" (harm first)" if a and a["harmful_before_verdict"] else "")
+            a = p.attack
+            cells[key] = p.outcome.value + (" (harm first)" if a and a.harmful_before_verdict else "")
         else:
             cells[key] = headline(p)
     for column in columns:
@@ -214,70 +219,74 @@ def _render_pivot(result: SimResult, console: "Console") -> None:
     console.print(table)
 
 
-def _render_point(p: dict[str, Any], title: str, console: "Console") -> None:
+def _workload_text(w: Load) -> str:
+    if isinstance(w, ServerLoad):
+        return f"{w.requests} requests, concurrency {w.concurrency}, {w.file_size} B files"
+    if isinstance(w, MicrobenchLoad):
+        return f"{w.call} x {w.iterations}"
+    return f"trace {w.path}"
+
+
+def _render_point(p: PointReport, title: str, console: "Console") -> None:
     from rich.table import Table
 
-    w = p["workload"]
-    what = (f"{w['call']} x {w['iterations']}" if w["kind"] == "microbench" else
-            f"{w['requests']} requests, concurrency {w['concurrency']}, {w['file_size']} B files"
-            if w["kind"] == "server" else f"trace {w['path']}")
+    w = p.workload
     summary = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
     summary.add_column(style="bold")
     summary.add_column()
-    pol = p["policy"]
-    summary.add_row("workload", f"{w['kind']}: {what}")
-    summary.add_row("policy", f"{pol['preset']} (relaxation {pol['relaxation']}, async "
-                              f"{'on' if pol['async_replication'] else 'off'}, predict "
-                              f"{'on' if pol['predict'] else 'off'}, CB {pol['cb_entries']} entries)")
-    summary.add_row("diversity", p["diversity"])
-    if w["kind"] == "server":
-        n, m = p["native"], p["mvx"]
-        summary.add_row("native", f"{n.get('throughput_rps', 0):.0f} req/s, latency {fmt_time(n.get('latency_mean_ns'))}")
-        summary.add_row("mvx", f"{m.get('throughput_rps', 0):.0f} req/s, latency {fmt_time(m.get('latency_mean_ns'))}")
+    pol = p.policy
+    summary.add_row("workload", f"{w.kind}: {_workload_text(w)}")
+    summary.add_row("policy", f"{pol.name} (relaxation {pol.relaxation.label}, async "
+                              f"{'on' if pol.async_replication else 'off'}, predict "
+                              f"{'on' if pol.predict else 'off'}, CB {pol.cb_entries} entries)")
+    summary.add_row("diversity", p.diversity)
+    if p.server:
+        n, m = p.native.server, p.mvx.server
+        summary.add_row("native", f"{_rps(n)} req/s, latency {fmt_time(n.latency_mean_ns if n else None)}")
+        summary.add_row("mvx", f"{_rps(m)} req/s, latency {fmt_time(m.latency_mean_ns if m else None)}")
         summary.add_row("overhead", headline(p))
     else:
-        summary.add_row("native", fmt_time(p["native"]["time_ns"]))
-        summary.add_row("mvx", fmt_time(p["mvx"]["time_ns"]))
+        summary.add_row("native", fmt_time(p.native.time_ns))
+        summary.add_row("mvx", fmt_time(p.mvx.time_ns))
         summary.add_row("slowdown", headline(p))
-    summary.add_row("messages", f"{fmt_count(p['messages']['total'])} ({fmt_bytes(p['messages']['bytes'])})"
-                    + (f", {p['messages']['lost']} lost" if p["messages"]["lost"] else ""))
-    summary.add_row("CB occupancy", f"max {p['cb']['max_entries']} entries ({fmt_bytes(p['cb']['max_bytes'])}), "
-                                    f"mean {p['cb']['mean_entries']:.1f}")
-    for name, lead in p["lead"].items():
-        summary.add_row(f"lead over {name}", f"max {fmt_count(lead['calls_max'])} calls / "
-                        f"{fmt_time(lead['time_max_ns'])}, mean {lead['calls_mean']:.1f} calls / "
-                        f"{fmt_time(lead['time_mean_ns'])}")
+    summary.add_row("messages", f"{fmt_count(p.messages.total)} ({fmt_bytes(p.messages.bytes)})"
+                    + (f", {p.messages.lost} lost" if p.messages.lost else ""))
+    summary.add_row("CB occupancy", f"max {p.cb.max_entries} entries ({fmt_bytes(p.cb.max_bytes)}), "
+                                    f"mean {p.cb.mean_entries:.1f}")
+    for lead in p.lead:
+        summary.add_row(f"lead over {lead.name}", f"max {fmt_count(lead.calls_max)} calls / "
+                        f"{fmt_time(lead.time_max_ns)}, mean {lead.calls_mean:.1f} calls / "
+                        f"{fmt_time(lead.time_mean_ns)}")
     summary.add_row("outcome", outcome_text(p), style=_style(p))
-    if p["verdict"] is not None:
-        summary.add_row("verdict", f"{p['verdict']['summary']} (by the {p['verdict']['by']} at "
-                                   f"{fmt_time(p['verdict']['time_ns'])})")
+    if p.verdict is not None:
+        summary.add_row("verdict", f"{p.verdict.verdict.summary()} (by the {p.verdict.by_name} at "
+                                   f"{fmt_time(p.verdict.time_ns)})")
     console.print(summary)
     links = Table(title="links", title_justify="left", header_style="bold")
     for column in ("direction", "messages", "bytes", "max queue", "held back", "lost"):
         links.add_column(column, justify="left" if column == "direction" else "right")
-    for name, s in p["links"].items():
-        links.add_row(name, fmt_count(s["messages"]), fmt_bytes(s["bytes"]), str(s["max_queue_packets"]),
-                      str(s["held_back"]), str(s["losses"]))
-    if p["links"]:
+    for name, s in p.links.items():
+        links.add_row(name, fmt_count(s.messages), fmt_bytes(s.bytes), str(s.max_queue_packets),
+                      str(s.held_back), str(s.losses))
+    if p.links:
         console.print(links)
     routes = Table(title="variants", title_justify="left", header_style="bold")
     for column in ("variant", "host", "arch", "calls", "ran", "skipped", "waited", "ended", "routes"):
         routes.add_column(column)
-    for v in p["variants"]:
-        routes.add_row("leader" if v["index"] == 0 else f"follower {v['index']}", v["host"], v["arch"],
-                       fmt_count(v["entered"]), fmt_count(v["executed"]), fmt_count(v["skipped"]),
-                       fmt_time(v["waited_ns"]), f"{v['ended_by']} at {fmt_time(v['end_ns'])}",
-                       ", ".join(f"{k} {fmt_count(c)}" for k, c in v["routes"].items()))
+    for v in p.variants:
+        routes.add_row(v.name, v.host, v.arch, fmt_count(v.entered), fmt_count(v.executed), fmt_count(v.skipped),
+                       fmt_time(v.waited_ns), f"{v.ended_by} at {fmt_time(v.end_ns)}",
+                       ", ".join(f"{k} {fmt_count(c)}" for k, c in v.routes.items()))
     console.print(routes)
-    a = p["attack"]
+    a = p.attack
     if a is not None:
-        attack = Table(title=f"attack {a['kind']} at call {a['at_call']} (crafted for variant {a['target']})",
+        attack = Table(title=f"attack {a.kind} at call {a.at_call} (crafted for variant {a.target})",
                        title_justify="left", header_style="bold")
         attack.add_column("variant")
         attack.add_column("reaction")
         attack.add_column("why")
-        for r in a["reactions"]:
-            attack.add_row(str(r["variant"]), r["reaction"], r["reason"])
+        for r in a.reactions:
+            attack.add_row(str(r.variant), r.reaction, r.reason)
         console.print(attack)
         console.print(f"detection: {_detection(a)} after the attack; harmful call before the verdict: {_harmful(a)}")
 
@@ -294,11 +303,11 @@ def render_suite(result: SuiteResult, console: "Console") -> None:
             table.add_row(file, "-", "-", error, "error", style="red")
             continue
         assert sim_result is not None
-        points: Sequence[dict[str, Any]] = sim_result.points
-        statuses = [p["as_expected"] for p in points]
+        points: Sequence[PointReport] = sim_result.points
+        statuses = [p.as_expected for p in points]
         ok = all(s is not False for s in statuses)
         heads = ", ".join(headline(p) for p in points[:4]) + (" ..." if len(points) > 4 else "")
-        outcomes = ", ".join(sorted({p["outcome"] for p in points}))
+        outcomes = ", ".join(sorted({p.outcome.value for p in points}))
         table.add_row(file, str(len(points)), heads, outcomes, "as expected" if ok else "NOT as expected",
                       style="" if ok else "red")
     console.print(table)

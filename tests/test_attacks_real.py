@@ -14,6 +14,7 @@ import io
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ ABSOLUTE = ("stack-overflow", "heap-overflow")
 def _sim_cell(path: Path, setting: str, overrides: dict[str, str] | None = None):
     result = sim_run(path, seed=None, overrides={"setting": setting, **(overrides or {})}, plot=None,
                      console=Console(file=io.StringIO()))
-    (cell,) = sim_cells(str(path), [dict(p, labels={"setting": setting}) for p in result.points],
+    (cell,) = sim_cells(str(path), [replace(p, labels={"setting": setting}) for p in result.points],
                         load_scenario(path))
     return cell
 

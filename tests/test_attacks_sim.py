@@ -24,6 +24,7 @@ from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
 from dmvx.scenario import Expect, NotRun, load_scenario
 from dmvx.attacktable import BothModesResult, Cell, disagreements
+from dmvx.verdict import VerdictKind
 from sim.attacks import sim_cells
 from sim.cli_entry import run, suite
 
@@ -71,8 +72,8 @@ def test_the_table_of_design_section_3() -> None:
     for path in FILES:
         result = run(path, seed=None, overrides={}, plot=None, console=quiet())
         for point in result.points:
-            verdict = point["verdict"]
-            found[path.stem, point["labels"]["setting"]] = verdict["kind"] if verdict else point["outcome"]
+            verdict = point.verdict
+            found[path.stem, point.labels["setting"]] = verdict.verdict.kind.value if verdict else point.outcome.value
     for attack in ("stack-overflow", "heap-overflow"):
         assert [found[attack, s] for s in SETTINGS] == ["missed", "crash", "crash", "crash", "crash"]
     # Another ABI of the same ISA lands inside admin_reply and calls execve
@@ -91,9 +92,9 @@ def test_whether_the_leak_leaves_depends_on_socket_writes_in_lockstep(relaxation
     result = run(path, seed=None, overrides={"setting": "aslr", "policy.relaxation": relaxation}, plot=None,
                  console=quiet())
     (point,) = result.points
-    assert point["verdict"]["kind"] == "output-mismatch"
-    assert point["effect"] is effect
-    assert point["attack"]["harmful_before_verdict"] is effect
+    assert point.verdict is not None and point.verdict.verdict.kind is VerdictKind.OUTPUT_MISMATCH
+    assert point.effect is effect
+    assert point.attack is not None and point.attack.harmful_before_verdict is effect
 
 
 def test_an_effect_that_does_not_happen_fails_the_file(tmp_path: Path) -> None:

@@ -128,9 +128,9 @@ def test_asynchronous_replication_lets_a_leak_out_before_the_verdict() -> None:
     # Pinning the swept attack kind leaves the one sweep over variants.
     base = {"attack.kind": "pointer-leak", "sweep.values": "[[{host: h1}, {host: h2}]]"}
     dmvx = cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET,
-                         overrides=base).points[0]
+                         overrides=base).points[0].to_json()
     dmon = cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET,
-                         overrides={**base, "policy.preset": "dmon"}).points[0]
+                         overrides={**base, "policy.preset": "dmon"}).points[0].to_json()
     assert dmvx["verdict"]["kind"] == dmon["verdict"]["kind"] == "output-mismatch"
     assert dmvx["attack"]["harmful_before_verdict"]      # the leader wrote the pointer out already
     assert not dmon["attack"]["harmful_before_verdict"]  # DMON compared the write before it ran
@@ -149,4 +149,4 @@ def test_expectations_decide_the_exit_status(tmp_path: Path) -> None:
                                       "sweep.values": "[[{host: h1, layout: {aslr: false}}, "
                                                       "{host: h2, layout: {aslr: false}}]]"})
     assert result.exit_status is ExitStatus.ATTACK_MISSED
-    assert result.points[0]["as_expected"] is False
+    assert result.points[0].as_expected is False

@@ -43,7 +43,8 @@ def scenario(workload: dict[str, Any], preset: str = "dmvx", variants: int = 2, 
 
 
 def report(sc: Scenario) -> dict[str, Any]:
-    return point_report(sc, simulate(sc, load_profile(sc.cost_profile)), {})
+    """The point's ``--json`` document (the contract these tests hold it to)."""
+    return point_report(sc, simulate(sc, load_profile(sc.cost_profile)), {}).to_json()
 
 
 def test_dmon_is_much_slower_than_dmvx_on_the_paper_profile() -> None:
@@ -159,7 +160,7 @@ def test_a_list_for_a_scalar_field_is_a_second_dimension(tmp_path: Path) -> None
     result = cli_entry.run(path, seed=None, plot=tmp_path / "p.png", console=QUIET,
                            overrides={"workload.iterations": "300", "policy.preset": "[dmon, dmvx]",
                                       "sweep.values": "[read, getcwd]"})
-    labels = [p["labels"] for p in result.points]
+    labels = [p.labels for p in result.points]
     assert labels == [{"workload.call": c, "policy.preset": p} for c in ("read", "getcwd") for p in ("dmon", "dmvx")]
     assert result.dimensions == [("workload.call", ["read", "getcwd"]), ("policy.preset", ["dmon", "dmvx"])]
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -199,7 +200,7 @@ def test_results_do_not_depend_on_how_often_variants_yield(monkeypatch: pytest.M
     from sim import engine
     from sim.sweep import expand
 
-    def reports() -> list[dict[str, Any]]:
+    def reports() -> list[Any]:
         out = []
         for name, over in (("paper-microbench", {"workload.iterations": "800"}),
                            ("paper-lighttpd", {"workload.requests": "60"}),

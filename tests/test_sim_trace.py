@@ -92,7 +92,7 @@ def test_bad_traces_name_the_line(tmp_path: Path, lines: list[str], where: int, 
 def test_identical_recorded_variants_replay_clean(tmp_path: Path) -> None:
     path = tmp_path / "same.jsonl"
     record(path, [PROGRAM, PROGRAM])
-    report = point_report(scenario(path), simulate(scenario(path), load_profile("paper")), {})
+    report = point_report(scenario(path), simulate(scenario(path), load_profile("paper")), {}).to_json()
     assert report["outcome"] == "ok"
     assert [v["ended_by"] for v in report["variants"]] == ["done", "done"]
     # Recorded durations are the native costs: 6 calls of 500..505 ns plus gaps.
@@ -123,7 +123,7 @@ def test_a_recorded_crash_ends_in_a_crash_verdict(tmp_path: Path) -> None:
         writer.call(0, *PROGRAM[3])
         writer.exit(0, 0)
         writer.killed(1, 11)
-    report = point_report(scenario(path), simulate(scenario(path), load_profile("paper")), {})
+    report = point_report(scenario(path), simulate(scenario(path), load_profile("paper")), {}).to_json()
     assert report["verdict"]["kind"] == "crash"
     assert report["outcome"] == "divergence"
 

@@ -119,8 +119,10 @@ def _check_arch(topo: Topology, host: str, arch: Arch) -> None:
                           f"this x86_64 machine, so an {arch.value} variant needs a real {arch.value} host")
 
 
-def scenario_config(path: Path, topology: str | None, policy_name: str | None) -> Config:
-    scenario = _load(path, topology)
+def scenario_config(path: Path, topology: str | None, policy_name: str | None,
+                    loaded: Scenario | None = None) -> Config:
+    """The run of scenario file ``path`` (``loaded``: its scenario, when already read)."""
+    scenario = loaded if loaded is not None else _load(path, topology)
     topo = scenario.topo
     if scenario.diversity is not None:
         raise Unavailable(f"{path}: a scenario with diversity settings runs in real mode with "

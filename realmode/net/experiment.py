@@ -32,10 +32,11 @@ from typing import Any, Callable
 
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
+from dmvx.outcome import Ending, Expectation, ending_of
 from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from dmvx.topology import Topology
-from dmvx.verdict import Verdict, variant_name
+from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
@@ -156,23 +157,25 @@ class NetResult:
         return self.outcome.verdict if self.outcome else None
 
     @property
+    def ending(self) -> Ending:
+        """How the run ended, in the core's words (:mod:`dmvx.outcome`);
+        a run that failed or could not run here is an error."""
+        if self.outcome is None or self.outcome.error or self.outcome.unsupported:
+            return Ending.ERROR
+        return ending_of(self.verdict, self.config.attack is not None)
+
+    @property
     def outcome_label(self) -> str:
         """ok | divergence | rejected | missed | error, as sim mode says it."""
-        if self.outcome is None or self.outcome.error or self.outcome.unsupported:
-            return "error"
-        verdict = self.verdict
-        if verdict is None:
-            return "missed" if self.config.attack is not None else "ok"
-        return "divergence" if verdict.kind.is_divergence else "rejected"
+        return self.ending.value
 
     @property
     def as_expected(self) -> bool | None:
         if self.config.expect is None:
             return None
         label, kind = self.config.expect
-        if self.outcome_label != label:
-            return False
-        return kind is None or (self.verdict is not None and self.verdict.kind.value == kind)
+        expected = Expectation(Ending(label), None if kind is None else VerdictKind(kind))
+        return expected.met_by(self.ending, self.verdict)
 
     @property
     def slowdown(self) -> float | None:
@@ -192,7 +195,7 @@ class NetResult:
         expected = self.as_expected
         if expected is not None:
             status = ExitStatus.OK if expected else ExitStatus.ATTACK_MISSED
-        elif self.outcome_label == "missed":
+        elif self.ending is Ending.MISSED:
             status = ExitStatus.ATTACK_MISSED
         else:
             status = ExitStatus.OK if self.verdict is None else ExitStatus.DIVERGENCE

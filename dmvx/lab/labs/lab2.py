@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dmvx.lab.checking import Context, all_of, numeric, same, shown_harm
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
+from dmvx.outcome import EXPECTABLE
 from dmvx.verdict import VerdictKind
 
 SCENARIO = "lab2-exploit.yml"
 I386 = "lab2-i386.yml"
 ASLR = {"variants": [{"host": "h1"}, {"host": "h2"}]}
-OUTCOMES = ("ok", "divergence", "missed", "rejected")
+OUTCOMES = tuple(ending.value for ending in EXPECTABLE)  # the words of expect.verdict
 KINDS = tuple(kind.value for kind in VerdictKind)
 WHO = ("leader", "follower")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dmvx.lab.checking import Context, all_of, numeric, same, shown_harm
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
+from dmvx.outcome import EXPECTABLE
 from dmvx.syscalls import Arch
 from dmvx.syscalls import names as syscall_names
 from dmvx.verdict import VerdictKind
@@ -21,7 +22,7 @@ SCENARIO = "lab5-data-only.yml"
 REAL = "lab5-real.yml"
 ABI = {"variants": [{"host": "h1"}, {"host": "h2", "arch": "i386"}]}
 ISA = {"variants": [{"host": "h1"}, {"host": "h3"}]}
-OUTCOMES = ("ok", "divergence", "missed", "rejected")
+OUTCOMES = tuple(ending.value for ending in EXPECTABLE)  # the words of expect.verdict
 KINDS = tuple(kind.value for kind in VerdictKind)
 
 DISJOINT_OUTCOME = Key("disjoint_outcome", Kind.CHOICE, "the outcome with two disjoint x86_64 variants", OUTCOMES)
