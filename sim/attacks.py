@@ -170,7 +170,7 @@ def sim_cells(file: str, points: Sequence["PointReport"], scenario: "Scenario | 
             skip = getattr(wanted, "skip", None)
         verdict = None if point.verdict is None else point.verdict.verdict
         cells.append(Cell(
-            file=file, attack=point.scenario or file, kind=attack.kind, setting=setting_label(labels),
+            file=file, attack=point.scenario or file, kind=attack.kind, setting=setting_label(dict(labels)),
             mode="sim", expected=None if expect is None else {
                 "verdict": expect.ending.value, "kind": None if expect.kind is None else expect.kind.value,
                 "effect": expect.effect},

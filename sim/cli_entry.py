@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dmvx.attacktable import Cell, render_cells
 from dmvx.errors import InputError
 from dmvx.exitstatus import Interrupted
-from dmvx.attacktable import Cell, render_cells
 from dmvx.scenario import Scenario, Trace, load_scenario
+from dmvx.suitefiles import read_suite
+from dmvx.trace import read_trace
 from sim.attacks import check_effects, sim_cells
 from sim.profile import load_profile
 from sim.progress import Progress
 from sim.results import SimResult, SuiteEntry, SuiteResult
 from sim.sweep import expand, run_points, set_value
-from dmvx.suitefiles import read_suite
-from dmvx.trace import read_trace
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -186,9 +186,9 @@ class AttackSuiteResult(SuiteResult):
 
     def attack_cells(self) -> list[Cell]:
         out: list[Cell] = []
-        for file, result, error in self.results:
-            if result is not None:
-                out += sim_cells(file, result.points, self.scenarios.get(file))
+        for entry in self.results:
+            if entry.result is not None:
+                out += sim_cells(entry.file, entry.result.points, self.scenarios.get(entry.file))
         return out
 
     def render(self, console: "Console") -> None:

@@ -17,13 +17,13 @@ an attack) make a new one with :func:`dataclasses.replace`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 from dmvx.outcome import Ending, Expectation
 from dmvx.policy import Policy
 from dmvx.verdict import Verdict
-
 
 # ---------------------------------------------------------------------------
 # The workload of the point
@@ -69,7 +69,7 @@ class TraceLoad:
         return {"kind": self.kind, "path": self.path}
 
 
-Load = Union[MicrobenchLoad, ServerLoad, TraceLoad]
+Load = MicrobenchLoad | ServerLoad | TraceLoad
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +312,7 @@ class PointReport:
     labels: Mapping[str, Any]  # the swept parameters' values at this point
     scenario: str | None
     seed: int
-    topology: str
+    topology: str | None
     workload: Load
     policy: Policy
     diversity: str

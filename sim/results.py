@@ -82,8 +82,8 @@ def _server_numbers(run: RunOutcome) -> ServerNumbers:
     return ServerNumbers(
         requests_done=run.requests_done,
         throughput_rps=sig(run.requests_done / (span / 1e9)) if span > 0 else 0.0,
-        latency_mean_ns=int(round(sum(lat) / len(lat))) if lat else 0,
-        latency_p99_ns=lat[min(len(lat) - 1, int(math.ceil(0.99 * len(lat))) - 1)] if lat else 0,
+        latency_mean_ns=round(sum(lat) / len(lat)) if lat else 0,
+        latency_p99_ns=lat[min(len(lat) - 1, math.ceil(0.99 * len(lat)) - 1)] if lat else 0,
     )
 
 
@@ -127,7 +127,7 @@ def _lead(leader_times: array, follower: VariantStats) -> Lead:
     if not n:
         return Lead(follower.index, calls_max=0, calls_mean=0.0, time_max_ns=0, time_mean_ns=0)
     return Lead(follower.index, calls_max=calls_max, calls_mean=sig(calls_sum / n), time_max_ns=time_max,
-                time_mean_ns=int(round(time_sum / n)))
+                time_mean_ns=round(time_sum / n))
 
 
 def expectation_of(expect: Expect | None) -> Expectation | None:

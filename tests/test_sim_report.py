@@ -45,6 +45,7 @@ def test_an_attack_run_reports_typed_frozen_points(attacked: list[PointReport]) 
 def test_the_json_of_a_point_is_written_from_its_typed_values(attacked: list[PointReport]) -> None:
     point = next(p for p in attacked if p.verdict is not None)
     doc = point.to_json()
+    assert point.verdict is not None
     assert doc["outcome"] == point.outcome.value == "divergence"
     assert doc["verdict"]["kind"] == "crash" and doc["verdict"]["by"] == point.verdict.by_name
     assert doc["attack"]["harmful_before_verdict"] is False and doc["effect"] is False
