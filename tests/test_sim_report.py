@@ -78,15 +78,17 @@ def test_a_suite_reads_each_scenario_file_once(tmp_path: Path, monkeypatch: pyte
     scenario = scenario.replace("iterations: 20000", "iterations: 100")
     (tmp_path / "a.yml").write_text(scenario)
     (tmp_path / "b.yml").write_text("workload: [not, a, mapping\n")
+    import dmvx.yamlfile
+
     reads: list[str] = []
-    real = Path.read_bytes
+    real = dmvx.yamlfile.parse_yaml
 
-    def counting(self: Path) -> bytes:
-        if self.parent == tmp_path:
-            reads.append(self.name)
-        return real(self)
+    def counting(raw: bytes | str, *, file: str, expect_mapping: bool = True) -> dmvx.yamlfile.YamlDocument:
+        if Path(file).parent == tmp_path:
+            reads.append(Path(file).name)
+        return real(raw, file=file, expect_mapping=expect_mapping)
 
-    monkeypatch.setattr(Path, "read_bytes", counting)
+    monkeypatch.setattr(dmvx.yamlfile, "parse_yaml", counting)
     result = cli_entry.suite(tmp_path, console=quiet())
     assert sorted(reads) == ["a.yml", "b.yml"]
     (a, b) = result.results
