@@ -1,6 +1,6 @@
 """The CONNECTOR: one process per variant that carries monitor traffic between hosts.
 
-It sits between its monitor (a local socketpair, :mod:`realmode.link`) and
+It sits between its monitor (a local socketpair, :mod:`realmode.monitor_socket`) and
 the other variants' CONNECTORs (TCP with ``TCP_NODELAY``), and speaks the
 core's authenticated protocol (:mod:`dmvx.protocol`) on the network side:
 every frame is sequenced and HMAC-tagged under a per-direction key derived
@@ -39,7 +39,7 @@ from dmvx.protocol import (
 )
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
-from realmode import link
+from realmode import monitor_socket
 
 #: How long the leader's CONNECTOR waits for every follower to be admitted,
 #: and a follower's for its admission, before the run ends (connector-lost).
@@ -232,7 +232,7 @@ def _join(index: int, key: bytes, address: tuple[str, int], deadline: float, mon
 
 def _lost(monitor: socket.socket, kind: VerdictKind, detail: str) -> None:
     try:
-        monitor.sendall(link.encode(LEADER, Stop("0", Verdict(kind, 0, detail=detail))))
+        monitor.sendall(monitor_socket.encode(LEADER, Stop("0", Verdict(kind, 0, detail=detail))))
     except OSError:
         pass
 
@@ -250,11 +250,11 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
                 check_hello(frame, run_id=run_id, variant=peer.peer)
                 peer.greeted = True
             elif isinstance(frame, Heartbeat):
-                out.append(link.encode_record(peer.peer, b""))
+                out.append(monitor_socket.encode_record(peer.peer, b""))
             elif isinstance(frame, Hello):
                 raise ProtocolError("a second hello on an open link")
             else:
-                out.append(link.encode_record(peer.peer, record))
+                out.append(monitor_socket.encode_record(peer.peer, record))
     except ProtocolError as error:
         if out:
             monitor.sendall(b"".join(out))  # what arrived before the bad frame is genuine
@@ -267,21 +267,21 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
 
 
 def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: str) -> None:
-    reader = link.LinkReader()
+    reader = monitor_socket.RecordReader()
     by_sock = {p.sock: p for p in peers.values()}
     while True:
         readable, _, _ = select.select([monitor, *by_sock], [], [])
         for sock in readable:
             if sock is monitor:
                 try:
-                    records = link.receive(monitor, reader)
-                except (link.LinkClosed, OSError):
+                    records = monitor_socket.receive(monitor, reader)
+                except (monitor_socket.SocketClosed, OSError):
                     for peer in peers.values():
                         peer.sock.close()
                     return
                 batches: dict[int, list[bytes]] = {}
                 for dest, payload in records:
-                    targets = peers.values() if dest == link.BROADCAST else [peers[dest]] if dest in peers else []
+                    targets = peers.values() if dest == monitor_socket.BROADCAST else [peers[dest]] if dest in peers else []
                     # The monitor's record is framed as it is: no decoding
                     # and encoding again on the way out.
                     for peer in targets:

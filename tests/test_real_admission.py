@@ -22,7 +22,7 @@ from dmvx.messages import Stop
 from dmvx.protocol import Admission, FrameWriter, Hello, Join
 from dmvx.syscalls import Arch
 from dmvx.verdict import VerdictKind
-from realmode import connector, link
+from realmode import connector, monitor_socket
 from realmode import orchestrator as orch
 from test_real_support import captured, no_strays  # noqa: F401 - fixture
 
@@ -53,9 +53,9 @@ def _leader_in_thread(n: int, listener: socket.socket, timeout: float = connecto
 
 
 def _records(sock: socket.socket, timeout: float) -> list[tuple[int, bytes]]:
-    reader = link.LinkReader()
+    reader = monitor_socket.RecordReader()
     sock.settimeout(timeout)
-    return link.receive(sock, reader)
+    return monitor_socket.receive(sock, reader)
 
 
 def test_attackers_first_then_the_real_follower_gets_its_slot() -> None:
@@ -71,7 +71,7 @@ def test_attackers_first_then_the_real_follower_gets_its_slot() -> None:
     try:
         # A record from the follower's monitor reaches the leader's monitor:
         # the link is up, and it is the follower's.
-        f_mon.sendall(link.encode_record(0, b""))  # a heartbeat to the leader
+        f_mon.sendall(monitor_socket.encode_record(0, b""))  # a heartbeat to the leader
         got = _records(mon, 5.0)
         assert got == [(1, b"")], got
         assert time.monotonic() - started < connector.HANDSHAKE_TIMEOUT  # not held up by the silent one

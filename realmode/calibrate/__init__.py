@@ -11,7 +11,7 @@ writes it in the profile format of ``sim/profiles/*.yml`` (:mod:`.profile`):
     the same local loop under real mode's seccomp filter, never stopped;
 the monitors' own work
     the core's (``dmvx.monitor``, timed in this process) and the local link
-    between a monitor and its CONNECTOR (:mod:`realmode.link`);
+    between a monitor and its CONNECTOR (:mod:`realmode.monitor_socket`);
 the tracer
     what real mode's monitor processes spend per call of a whole run, from
     their CPU time (:func:`role_cpu_ns`): loops of ``getppid`` and ``uname``

@@ -20,7 +20,7 @@ from dmvx.exitstatus import EnvironmentProblem
 from dmvx.messages import Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.protocol import FrameReader, FrameWriter, new_run_key
-from realmode import abi, link
+from realmode import abi, monitor_socket
 from realmode import ptrace_ll as ll
 from realmode.helper_process import run_helper
 from realmode.microbench import KINDS, filtered_ns, per_call_ns
@@ -236,7 +236,7 @@ def _small_entry(seq: int) -> Entry:
 
 @dataclass
 class LinkCosts:
-    """A monitor's side of the local link (:mod:`realmode.link`), ns: handing
+    """A monitor's side of the local link (:mod:`realmode.monitor_socket`), ns: handing
     one message to its CONNECTOR (encode + send), and taking a read's worth
     from it (one receive, then a decode per message)."""
 
@@ -245,18 +245,18 @@ class LinkCosts:
     receive_message: float
 
 
-def _link_round(mine: socket.socket, theirs: socket.socket, reader: link.LinkReader, batch: int,
+def _link_round(mine: socket.socket, theirs: socket.socket, reader: monitor_socket.RecordReader, batch: int,
                 seq: int) -> tuple[float, float]:
     """``batch`` messages sent one by one, then taken in one read: seconds."""
     t0 = time.perf_counter()
     for i in range(batch):
-        theirs.sendall(link.encode(0, _small_entry(seq + i)))
+        theirs.sendall(monitor_socket.encode(0, _small_entry(seq + i)))
     t1 = time.perf_counter()
     got = 0
     while got < batch:
-        records = link.receive(mine, reader)
+        records = monitor_socket.receive(mine, reader)
         for _, payload in records:
-            link.decode(payload)
+            monitor_socket.decode(payload)
         got += len(records)
     return t1 - t0, time.perf_counter() - t1
 
@@ -265,7 +265,7 @@ def link_costs(small: int = 1, large: int = 32, messages: int = 4000) -> LinkCos
     """:func:`_link_round` at two batch sizes: a straight line gives the cost
     of a read and of a decode; the sends are timed one by one."""
     mine, theirs = socket.socketpair()
-    reader = link.LinkReader()
+    reader = monitor_socket.RecordReader()
     per_read = {}
     send = 0.0
     try:
@@ -312,17 +312,17 @@ def _connectors_cpu(batch: int, rounds: int, cpu: int | None) -> tuple[float, fl
             con_end.close()
         listener.close()
         leader_end, follower_end = ends[0][0], ends[1][0]
-        reader = link.LinkReader()
+        reader = monitor_socket.RecordReader()
         seq = 0
         for _ in range(rounds):
             frames = []
             for _ in range(batch):
                 seq += 1
-                frames.append(link.encode(1, _small_entry(seq)))
+                frames.append(monitor_socket.encode(1, _small_entry(seq)))
             leader_end.sendall(b"".join(frames))
             got = 0
             while got < batch:
-                got += len(link.receive(follower_end, reader))
+                got += len(monitor_socket.receive(follower_end, reader))
         leader_end.close()
         follower_end.close()
         seconds = []

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dmvx import codec
 from dmvx.messages import Ack, Entry, EntryKind, Report
 from dmvx.protocol import FRAME_OVERHEAD
-from realmode import link
+from realmode import monitor_socket
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -55,7 +55,7 @@ class LoggedLink(socket.socket):
 
 def _records(log: list[tuple[float, int, bytes]]) -> list[tuple[float, int, int, bytes]]:
     """(time, direction, peer, payload) per link record, in order."""
-    readers = {OUT: link.LinkReader(), IN: link.LinkReader()}
+    readers = {OUT: monitor_socket.RecordReader(), IN: monitor_socket.RecordReader()}
     out = []
     for when, direction, data in log:
         for peer, payload in readers[direction].feed(data):
@@ -77,7 +77,7 @@ def summarise(log: list[tuple[float, int, bytes]], index: int, n_variants: int) 
     waits: list[float] = []
     pending: deque[int] = deque()  # sequence numbers sent and not yet acknowledged by all, in order
     for when, direction, peer, payload in _records(log):
-        targets = peers if (direction == OUT and peer == link.BROADCAST) else [peer]
+        targets = peers if (direction == OUT and peer == monitor_socket.BROADCAST) else [peer]
         size = FRAME_OVERHEAD + max(0, len(payload) - 1)
         key = "out" if direction == OUT else "in"
         for target in targets:

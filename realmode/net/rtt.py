@@ -22,7 +22,7 @@ import time
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.protocol import new_run_key
-from realmode import link
+from realmode import monitor_socket
 from realmode.connector import run_connector
 from realmode.net import children, netns, runs
 from realmode.net.network import EmulatedNetwork
@@ -79,30 +79,30 @@ def _connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: in
             runs.reap(pid)
 
 
-def _receive(sock: socket.socket, reader: link.LinkReader, deadline: float) -> link.Message:
+def _receive(sock: socket.socket, reader: monitor_socket.RecordReader, deadline: float) -> monitor_socket.Message:
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("no answer over the CONNECTOR link")
         readable, _, _ = select.select([sock], [], [], remaining)
         if readable:
-            for _peer, payload in link.receive(sock, reader):
-                message = link.decode(payload)
+            for _peer, payload in monitor_socket.receive(sock, reader):
+                message = monitor_socket.decode(payload)
                 if message is not None:
                     return message
 
 
 def _measure(leader: socket.socket, follower: socket.socket, samples: int, timeout: float) -> list[float]:
-    lead_reader, follow_reader = link.LinkReader(), link.LinkReader()
+    lead_reader, follow_reader = monitor_socket.RecordReader(), monitor_socket.RecordReader()
     call = Call("getpid", ())
     rtts = []
     for seq in range(1, samples + 2):
         deadline = time.monotonic() + timeout
         started = time.monotonic()
-        leader.sendall(link.encode(1, Entry("0", seq, call, EntryKind.FULL, Outcome(seq))))
+        leader.sendall(monitor_socket.encode(1, Entry("0", seq, call, EntryKind.FULL, Outcome(seq))))
         message = _receive(follower, follow_reader, deadline)
         assert isinstance(message, Entry) and message.seq == seq
-        follower.sendall(link.encode(0, Ack("0", seq, 1)))
+        follower.sendall(monitor_socket.encode(0, Ack("0", seq, 1)))
         message = _receive(leader, lead_reader, deadline)
         assert isinstance(message, Ack) and message.seq == seq
         if seq > 1:  # the first includes TCP's and ARP's first exchanges

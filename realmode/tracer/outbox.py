@@ -11,7 +11,7 @@ import socket
 import time
 
 from dmvx.messages import Message
-from realmode import link
+from realmode import monitor_socket
 
 #: A batch this big goes at once.
 _BATCH_BYTES = 1 << 16
@@ -31,7 +31,7 @@ class Outbox:
     def send(self, to: int, message: Message | None, batch: bool = False) -> None:
         """Send ``message`` (None: a heartbeat) to variant ``to``; with
         ``batch``, it may wait up to ``flush_delay`` for company."""
-        record = link.encode(to, message)
+        record = monitor_socket.encode(to, message)
         self.records.append(record)
         self.size += len(record)
         if not batch or self.size >= _BATCH_BYTES:

@@ -27,7 +27,7 @@ from dmvx.actions import HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.verdict import Verdict, VerdictKind
-from realmode import link, reports
+from realmode import monitor_socket, reports
 from realmode import ptrace_ll as ll
 from realmode.pids import PidMap
 from realmode.record import Recorder
@@ -73,7 +73,7 @@ class MonitorProcess:
         self.last_heartbeat_in = self.last_inbound
         self.last_heartbeat = 0.0
         self.stats = Stats()
-        self.link_reader = link.LinkReader()
+        self.link_reader = monitor_socket.RecordReader()
         self.out = Outbox(link_sock, launch.flush_delay)
         self.batching = launch.policy.async_replication
         self.more_stops = False
@@ -188,7 +188,7 @@ class MonitorProcess:
                 p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING) for p in self.procs.values()):
             # Inside a native call (possibly a blocking one): tell the others.
             self.last_heartbeat = now
-            self.out.send(link.BROADCAST if self.leader else LEADER, None)
+            self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, None)
         for proc in list(self.procs.values()):
             if self.finished:
                 return
@@ -201,15 +201,15 @@ class MonitorProcess:
 
     def _read_link(self) -> None:
         try:
-            records = link.receive(self.link, self.link_reader)
-        except (link.LinkClosed, OSError):
+            records = monitor_socket.receive(self.link, self.link_reader)
+        except (monitor_socket.SocketClosed, OSError):
             if not self.finished:
                 self.halt(Verdict(VerdictKind.CONNECTOR_LOST, 0, detail="the CONNECTOR went away"))
             return
         for _peer, payload in records:
             if self.finished:
                 return
-            message = link.decode(payload)
+            message = monitor_socket.decode(payload)
             if message is None:
                 self.last_heartbeat_in = time.monotonic()
                 continue

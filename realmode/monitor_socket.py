@@ -1,4 +1,8 @@
-"""The local link between a monitor and its CONNECTOR (a socketpair).
+"""The socket between a monitor and its CONNECTOR (a socketpair on one host).
+
+Not a network link (those are the topology's): the records here never leave
+the host; the CONNECTOR frames and authenticates what crosses the network
+(:mod:`dmvx.protocol`).
 
 Both ends are processes of the same run on the same host, created by the
 orchestrator before any variant starts, so this hop needs framing but no
@@ -22,8 +26,8 @@ _HEAD = struct.Struct("<IB")
 BROADCAST = 255
 
 
-class LinkClosed(EOFError):
-    """The other end of the link went away."""
+class SocketClosed(EOFError):
+    """The other end of the monitor socket went away."""
 
 
 def encode(peer: int, message: Message | None) -> bytes:
@@ -36,7 +40,7 @@ def encode_record(peer: int, payload: bytes) -> bytes:
     return _HEAD.pack(len(payload), BROADCAST if peer == EVERYONE else peer) + payload
 
 
-class LinkReader:
+class RecordReader:
     """Splits received bytes into ``(peer, message or None)`` records."""
 
     def __init__(self) -> None:
@@ -55,11 +59,11 @@ class LinkReader:
         return out
 
 
-def receive(sock: socket.socket, reader: LinkReader) -> list[tuple[int, bytes]]:
+def receive(sock: socket.socket, reader: RecordReader) -> list[tuple[int, bytes]]:
     """What is readable now on ``sock`` (call when select says so)."""
     data = sock.recv(1 << 20)
     if not data:
-        raise LinkClosed("link closed")
+        raise SocketClosed("the other end of the monitor socket closed")
     return reader.feed(data)
 
 
