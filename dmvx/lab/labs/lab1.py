@@ -83,7 +83,9 @@ def _task3(ctx: Context) -> Check:
             checks.append(Check(True, f"{key.name}: {ctx.written(key.name)}"))
         else:
             wrong = sorted(r for r in set(answer) | set(truth) if answer.get(r) != truth.get(r))
-            checks.append(Check(False, f"{key.name}: the counts of {', '.join(wrong)} are not right"))
+            off = ", ".join(f"{r} too {'high' if answer.get(r, 0) > truth.get(r, 0) else 'low'}" for r in wrong)
+            checks.append(Check(False, f"{key.name}: the counts of {', '.join(wrong)} are not right",
+                                hint=f"{key.name}: {off} (count the leader's calls only, each once)"))
     return all_of(checks)
 
 

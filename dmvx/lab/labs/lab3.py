@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dmvx.errors import InputError
 from dmvx.lab.checking import Context, all_of, numeric
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
 from dmvx.scenario import Microbench
@@ -34,6 +35,10 @@ CB_NEEDED = Key("cb_entries_5ms", Kind.INTEGER, "the CB entries a 20000-read run
 
 
 def _task1(ctx: Context) -> Check:
+    return all_of([_sweep_file(ctx), _plot(ctx)])
+
+
+def _sweep_file(ctx: Context) -> Check:
     path, scenario = ctx.student_scenario(SWEEP_FILE.name)
     sweeps = {sweep.parameter: sweep.values for sweep in scenario.sweeps}
     delays = next((values for parameter, values in sweeps.items() if parameter.endswith(".delay")), None)
@@ -51,10 +56,17 @@ def _task1(ctx: Context) -> Check:
                      hint="a second sweep: {parameter: policy.preset, values: [dmon, dmvx]}")
     if not isinstance(scenario.workload, Microbench):
         return Check(False, f"{path} runs a {scenario.workload.kind} workload", hint="keep the read microbenchmark")
-    plot: Path = ctx.value(PLOT.name)
+    return Check(True, f"{path}: {len(seconds)} delays x 2 presets")
+
+
+def _plot(ctx: Context) -> Check:
+    try:
+        plot: Path = ctx.value(PLOT.name)
+    except InputError as exc:
+        return Check(False, str(exc), hint=f"{PLOT.name}: the PNG file dmvx sim drew, relative to the answers file")
     if plot.read_bytes()[:8] != PNG:
         return Check(False, f"{plot} is not a PNG image", hint="draw it with dmvx sim YOUR-SWEEP --plot lab3.png")
-    return Check(True, f"{path}: {len(seconds)} delays x 2 presets; plot {plot}")
+    return Check(True, f"plot {plot}")
 
 
 def _task2(ctx: Context) -> Check:
