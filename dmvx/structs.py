@@ -371,12 +371,25 @@ def convert(struct: str, from_arch: Arch, to_arch: Arch, data: bytes,
                     for i in range(0, len(data), step))
 
 
+#: ``utimensat``'s special nanoseconds: set this time to now, or leave it.
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+#: Fields a call ignores, by the value of another: struct -> (ignored field,
+#: deciding field, the deciding values). With UTIME_NOW or UTIME_OMIT in
+#: ``tv_nsec`` the kernel never reads ``tv_sec``, and callers leave it
+#: uninitialised (tar, touch): stack garbage, different in every variant.
+_IGNORED_WHEN: dict[str, tuple[tuple[str, str, frozenset[int]], ...]] = {
+    pair: tuple((f"{t}_sec", f"{t}_nsec", frozenset({UTIME_NOW, UTIME_OMIT})) for t in ("atime", "mtime"))
+    for pair in ("timespec_pair", "timespec64_pair")
+}
+
+
 def canonical_bytes(struct: str, arch: Arch, data: bytes) -> bytes:
     """The form in which an input struct is compared across variants.
 
     Re-laid for x86-64, with addresses reduced to what they mean across
     variants: a pointer field becomes 0 (NULL) or 1 (set); a signal handler
     keeps SIG_DFL (0) and SIG_IGN (1) and becomes 2 when it is a function.
+    A field the call ignores (:data:`_IGNORED_WHEN`) becomes 0.
     """
     if struct in BITMAPS:
         return convert(struct, arch, Arch.X86_64, data)
@@ -393,8 +406,38 @@ def canonical_bytes(struct: str, arch: Arch, data: bytes) -> bytes:
             fields[name] = 1 if fields[name] else 0
         for name in handlers:
             fields[name] = fields[name] if fields[name] in (0, 1) else 2
+        for ignored, decides, values in _IGNORED_WHEN.get(struct, ()):
+            if fields[decides] in values:
+                fields[ignored] = 0
         out.append(encode(struct, Arch.X86_64, fields))
     return b"".join(out)
+
+
+def dirents_canonical(call: str, arch: Arch, data: bytes) -> bytes:
+    """The entries ``getdents64`` or ``getdents`` wrote, as they compare:
+    each record's bytes between the NUL of its name and its end (the
+    alignment the kernel pads to, which holds what the buffer held before)
+    become zeros; ``getdents``' ``d_type``, the last byte of its record, is
+    kept. Record lengths and offsets stay, so the bytes remain a valid
+    buffer for a follower of the same ABI. Bytes that are not whole records
+    are returned as they are."""
+    word = 8 if call == "getdents64" else arch.word_size  # d_ino and d_off
+    name_at = 2 * word + (3 if call == "getdents64" else 2)  # after d_reclen (and d_type)
+    keep_last = call != "getdents64"
+    out = bytearray(data)
+    at = 0
+    while at + name_at <= len(data):
+        reclen = int.from_bytes(data[at + 2 * word: at + 2 * word + 2], "little")
+        end = at + reclen
+        if reclen <= name_at or end > len(data):
+            return bytes(data)
+        nul = data.find(b"\0", at + name_at, end)
+        if nul < 0:
+            return bytes(data)
+        pad_end = end - 1 if keep_last else end
+        out[nul + 1:pad_end] = bytes(max(0, pad_end - nul - 1))
+        at = end
+    return bytes(out) if at == len(data) else bytes(data)
 
 
 def iovecs(arch: Arch, data: bytes) -> list[tuple[int, int]]:

@@ -162,6 +162,48 @@ def test_canonical_bytes_hide_addresses_but_keep_meaning():
         encode("timespec", X64, ts)
 
 
+@pytest.mark.parametrize("arch", [Arch.X86_64, Arch.I386])
+def test_utimensat_seconds_are_ignored_when_the_nanoseconds_say_now_or_omit(arch):
+    def pair(asec, ansec, msec, mnsec):
+        return encode("timespec_pair", arch, dict(atime_sec=asec, atime_nsec=ansec, mtime_sec=msec, mtime_nsec=mnsec))
+    omit, now = structs.UTIME_OMIT, structs.UTIME_NOW
+    # tar and touch leave tv_sec uninitialised next to UTIME_OMIT / UTIME_NOW.
+    assert structs.canonical_bytes("timespec_pair", arch, pair(12345, omit, 981173106, 0)) == \
+        structs.canonical_bytes("timespec_pair", arch, pair(-77, omit, 981173106, 0))
+    assert structs.canonical_bytes("timespec_pair", arch, pair(5, now, 7, now)) == \
+        structs.canonical_bytes("timespec_pair", arch, pair(9, now, 3, now))
+    # Seconds the kernel does use are still compared.
+    assert structs.canonical_bytes("timespec_pair", arch, pair(1, 0, 2, omit)) != \
+        structs.canonical_bytes("timespec_pair", arch, pair(3, 0, 2, omit))
+    wide = encode("timespec64_pair", arch, dict(atime_sec=4, atime_nsec=omit, mtime_sec=5, mtime_nsec=0))
+    assert decode("timespec64_pair", Arch.X86_64, structs.canonical_bytes("timespec64_pair", arch, wide))["atime_sec"] == 0
+
+
+def _dirent64(ino, off, dtype, name, garbage):
+    body = bytes([dtype]) + name + b"\0"
+    reclen = (19 + len(name) + 1 + 7) // 8 * 8
+    return ino.to_bytes(8, "little") + off.to_bytes(8, "little") + reclen.to_bytes(2, "little") + \
+        (body + garbage * 8)[: reclen - 18]
+
+
+def test_dirents_compare_without_the_padding_between_records():
+    one = _dirent64(11, 1, 8, b"words.txt", b"\xaa") + _dirent64(12, 2, 4, b"a", b"\xbb")
+    two = _dirent64(11, 1, 8, b"words.txt", b"\x00") + _dirent64(12, 2, 4, b"a", b"\x17")
+    assert one != two
+    assert structs.dirents_canonical("getdents64", Arch.X86_64, one) == \
+        structs.dirents_canonical("getdents64", Arch.X86_64, two) == two.replace(b"\x17", b"\0")
+    # What the entries say still counts: another name, inode or type differs.
+    for other in (_dirent64(11, 1, 8, b"words.txu", b"\0"), _dirent64(13, 1, 8, b"words.txt", b"\0"),
+                  _dirent64(11, 1, 4, b"words.txt", b"\0")):
+        assert structs.dirents_canonical("getdents64", Arch.X86_64, other + two[len(other):]) != \
+            structs.dirents_canonical("getdents64", Arch.X86_64, two)
+    # The old getdents keeps d_type in the last byte of its record.
+    old = (7).to_bytes(8, "little") + (1).to_bytes(8, "little") + (24).to_bytes(2, "little") + b"ab\0\xcc\xcc\x08"
+    assert structs.dirents_canonical("getdents", Arch.X86_64, old) == old[:21] + b"\0\0\x08"
+    # Bytes that are not whole records are left alone.
+    assert structs.dirents_canonical("getdents64", Arch.X86_64, one[:30]) == one[:30]
+
+
 def test_stat_and_statx_describe_each_other():
     stx = structs.statx_from_stat(STAT)
     raw = encode("statx", I386, stx)
