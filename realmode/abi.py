@@ -32,7 +32,13 @@ What real mode adds to the table, because only a reader of real memory can:
   variant's :class:`~realmode.pids.PidMap`: the canonical value of a pid is
   the leader's;
 * per-variant facts in outputs every variant produces itself are left out of
-  the comparison: ``wait4``'s ``rusage``, the CPU times in ``waitid``'s siginfo.
+  the comparison: ``wait4``'s ``rusage``, the CPU times in ``waitid``'s siginfo;
+  ``getdents`` records are compared without the padding between them
+  (:func:`dmvx.structs.dirents_canonical`);
+* a variant sees the machine as a native run does: ``sched_getaffinity`` of
+  itself answers the CPUs the run started with (``machine_cpus``), not the
+  one CPU its placement pins it to, so ``nproc`` and thread pools size
+  themselves as they do natively.
 """
 
 from __future__ import annotations
@@ -86,6 +92,9 @@ _INT32_ARGS: dict[str, frozenset[int]] = {
 _PROC_PID = re.compile(r"^/proc/(\d+)(?=/|$)")
 #: The canonical value of an argument whose memory cannot be read.
 UNREADABLE = "<unreadable>"
+#: Calls whose answer is where this process may run: stopped even when local
+#: (realmode.seccomp), and answered with ``Reader.machine_cpus``.
+AFFINITY_CALLS = frozenset({"sched_getaffinity"})
 
 
 def arch_of(audit_arch: int) -> Arch | None:
@@ -154,8 +163,12 @@ def from_canonical(data: bytes, canon_struct: str | None, raw_struct: str | None
 class Reader:
     """Builds calls and outcomes for one tracee."""
 
-    def __init__(self, pid: int, pids: PidMap | None = None, abi_diverse: bool = False) -> None:
+    def __init__(self, pid: int, pids: PidMap | None = None, abi_diverse: bool = False,
+                 machine_cpus: frozenset[int] | None = None) -> None:
         self.pid = pid
+        #: The CPUs a native run would see (before placement pinned the
+        #: variant); None: report what the kernel says.
+        self.machine_cpus = machine_cpus
         self.pids = pids if pids is not None else PidMap()
         #: The variants differ in word size: lengths that are a word (glibc's
         #: getrandom of one random word for malloc) are not compared.
@@ -365,6 +378,8 @@ class Reader:
             return Outcome(_signed(int.from_bytes(ll.read_memory(self.pid, raw.args[3], 8), "little"), 64))
         if result < 0 or not raw.slots or (result == 0 and raw.name == "wait4"):
             return Outcome(result)  # (wait4 writes its status only when it reaped a child)
+        if raw.name in AFFINITY_CALLS and self.machine_cpus is not None and raw.args[0] & 0xFFFFFFFF in (0, self.pid):
+            return self._machine_affinity(raw, result)
         outputs: list[tuple[int, bytes]] = []
         for slot in raw.slots:
             pointer = raw.args[slot.raw]
@@ -382,8 +397,18 @@ class Reader:
                 data = self.pids.canonical_siginfo(data, raw.arch)
             elif raw.name in WAITS and slot.canon == EVENTS_ARG:
                 data = self.epoll.to_canonical(raw.call.args[0], data)
+            elif raw.name in ("getdents64", "getdents"):
+                data = structs.dirents_canonical(raw.name, raw.arch, data)
             outputs.append((slot.canon, data))
         return Outcome(result, tuple(outputs))
+
+    def _machine_affinity(self, raw: RawCall, result: int) -> Outcome:
+        """``sched_getaffinity`` of this process as a native run sees it: the
+        ``result`` bytes of mask the kernel wrote, rewritten to ``machine_cpus``."""
+        assert self.machine_cpus is not None
+        mask = sum(1 << cpu for cpu in self.machine_cpus if cpu < 8 * result).to_bytes(result, "little")
+        ll.write_memory(self.pid, raw.args[2], mask)
+        return Outcome(result, ((2, mask),))
 
     def _read_output(self, raw: RawCall, slot: Slot, pointer: int, result: int) -> bytes | None:
         arg, arch = slot.arg, raw.arch

@@ -24,6 +24,7 @@ from dmvx.fdtable import FdTable
 from dmvx.policy import LOCAL_CALLS, PROT_EXEC, SENSITIVE_WHEN, Policy, Route
 from dmvx.syscalls import Arch
 from realmode import ptrace_ll as ll
+from realmode.abi import AFFINITY_CALLS
 
 # classic BPF opcodes
 _LD_W_ABS = 0x20
@@ -57,8 +58,8 @@ def local_names(policy: Policy) -> tuple[frozenset[str], frozenset[str]]:
             marked = Call(name, (None, 0, PROT_EXEC, 0, -1, 0))
             if broker.decide(plain, FdTable()).route is Route.LOCAL and broker.decide(marked, FdTable()).route is not Route.LOCAL:
                 checked.add(name)
-        elif broker.decide(Call(name, ()), FdTable()).route is Route.LOCAL:
-            always.add(name)
+        elif broker.decide(Call(name, ()), FdTable()).route is Route.LOCAL and name not in AFFINITY_CALLS:
+            always.add(name)  # (the monitor answers AFFINITY_CALLS with the machine's CPUs)
     return frozenset(always), frozenset(checked)
 
 

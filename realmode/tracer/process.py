@@ -78,6 +78,9 @@ class MonitorProcess:
         self.batching = launch.policy.async_replication
         self.more_stops = False
         self.recorder = Recorder(launch.record, launch.index) if launch.record else None
+        #: The CPUs the run started with, before placement pins anything: what
+        #: the variant's sched_getaffinity answers (realmode.abi).
+        self.machine_cpus = frozenset(os.sched_getaffinity(0))
         self.router = Router(self)
         self.stops = Stops(self)
         self.skipping = Skipping(self)
@@ -97,7 +100,7 @@ class MonitorProcess:
         reports.write(self.report_fd, reports.Started(pid))
 
     def adopt(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, phase: str) -> Proc:
-        proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry")
+        proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry", self.machine_cpus)
         self.procs[pid] = proc
         self.streams[proc.stream] = proc
         self.stats.processes += 1

@@ -72,11 +72,11 @@ class Proc:
     """One traced process of the variant and its core monitor."""
 
     def __init__(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, pids: PidMap, phase: str,
-                 abi_diverse: bool = False) -> None:
+                 abi_diverse: bool = False, machine_cpus: frozenset[int] | None = None) -> None:
         self.pid = pid
         self.monitor = monitor
         self.stream = monitor.stream
-        self.reader = abi.Reader(pid, pids, abi_diverse)
+        self.reader = abi.Reader(pid, pids, abi_diverse, machine_cpus)
         self.held: Held | None = None
         self.alive = True
         self.done = False

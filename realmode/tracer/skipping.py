@@ -4,7 +4,8 @@ At a seccomp stop, in one stop: the number becomes -1, the return register
 gets the leader's result and its output bytes go to the follower's own
 pointers (:mod:`realmode.abi`). When the leader alone opened a descriptor
 (placeholders), the follower's call is turned into ``openat(O_PATH)`` of the
-same path or ``openat("/dev/null")`` (``pipe2`` for a pair); the kernel
+same path (read-only for a regular file the leader opened read-only,
+:mod:`realmode.placeholder`) or ``openat("/dev/null")`` (``pipe2`` for a pair); the kernel
 picks the lowest free number and the tables are equal, so it lands at the
 leader's number, which is checked.
 """
@@ -21,7 +22,7 @@ from dmvx.actions import Skip
 from dmvx.calls import Outcome
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind
-from realmode import abi
+from realmode import abi, placeholder
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Held, Proc, Stage
 from realmode.tracer.signals import raised_sigpipe
@@ -30,7 +31,7 @@ from realmode.tracer.steering import MASK64
 if TYPE_CHECKING:
     from realmode.tracer.process import MonitorProcess
 
-O_RDWR, O_CLOEXEC, O_PATH, O_NOFOLLOW, O_DIRECTORY = 0o2, 0o2000000, 0o10000000, 0o400000, 0o200000
+O_RDWR, O_CLOEXEC = 0o2, 0o2000000
 _PATH_OPENS = {"open": 0, "openat": 1}
 AT_FDCWD = -100
 
@@ -84,15 +85,15 @@ class Skipping:
         raw = held.raw
         data = b"/dev/null\0" if len(fds) == 1 else b"\0" * 8
         openat = syscalls.number("openat", arch)
-        if len(fds) == 1 and raw.name in _PATH_OPENS and self._resolvable(proc, raw):
-            # The same path as an O_PATH descriptor: no side effect (nothing is
-            # read, no device opened), and fchdir or *at calls on it still work.
+        target = self._resolved(proc, raw) if len(fds) == 1 and raw.name in _PATH_OPENS else None
+        if target is not None:
+            # The same path, as O_PATH or a read-only regular file (realmode.placeholder).
             path_index = _PATH_OPENS[raw.name]
             dirfd = raw.call.args[0] if raw.name == "openat" else AT_FDCWD
             path_register = held.raw.args[0 if raw.kernel_name in ("open", "creat") else 1]
             original_flags = raw.call.args[path_index + 1] if raw.kernel_name != "creat" else 0
             regs.orig_rax = openat
-            args = [dirfd, path_register, O_PATH | flags | (original_flags & (O_NOFOLLOW | O_DIRECTORY)), 0]
+            args = [dirfd, path_register, placeholder.open_flags(original_flags, target) | flags, 0]
         elif len(fds) == 1:
             held.scratch = (address, ll.read_memory(proc.pid, address, len(data)))
             ll.write_memory(proc.pid, address, data)
@@ -107,17 +108,18 @@ class Skipping:
         for name, value in zip(abi.ARG_REGISTERS[arch], args):
             setattr(regs, name, value & mask)
 
-    def _resolvable(self, proc: Proc, raw: abi.RawCall) -> bool:
-        """Whether this variant can open the leader's path itself (not under
-        /proc, where a path names a process, and existing from here)."""
+    def _resolved(self, proc: Proc, raw: abi.RawCall) -> str | None:
+        """The leader's path as this monitor reaches it, when this variant can
+        open it itself (not under /proc, where a path names a process, and
+        existing from here); None otherwise."""
         path = raw.call.args[_PATH_OPENS[raw.name]]
         if not isinstance(path, str) or path.startswith("/proc") or raw.name not in _PATH_OPENS:
-            return False
+            return None
         if not path.startswith("/"):
             dirfd = raw.call.args[0] if raw.name == "openat" else AT_FDCWD
             base = f"/proc/{proc.pid}/cwd" if dirfd == AT_FDCWD else f"/proc/{proc.pid}/fd/{dirfd}"
             path = f"{base}/{path}"
-        return os.path.lexists(path)
+        return path if os.path.lexists(path) else None
 
     def finish_skip(self, proc: Proc, held: Held, rval: int) -> None:
         skip = held.skip
