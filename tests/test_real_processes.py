@@ -232,6 +232,26 @@ def test_temporary_files_whose_names_libc_made_up(build, policy: str, tmp_path: 
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+def test_variants_see_the_machines_cpus_whatever_their_placement(policy: str) -> None:
+    # Placement pins each variant to one CPU; nproc and os.sched_getaffinity
+    # must still say what they say natively.
+    _same_as_native(["sh", "-c", "nproc; /usr/bin/python3 -c 'import os; print(sorted(os.sched_getaffinity(0)))'"],
+                    policy)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_follower_maps_a_file_only_the_leader_opened(policy: str, tmp_path: Path) -> None:
+    # The follower's descriptor is a placeholder; for a regular file opened
+    # read-only it is that file, read-only, so its mmap works as the leader's.
+    data = tmp_path / "data"
+    data.write_bytes(b"0123456789" * 1000)
+    script = ("import mmap\n"
+              f"with open({str(data)!r}, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:\n"
+              "    print(m.find(b'789012'), m[9995:], len(m))")
+    _same_as_native(["/usr/bin/python3", "-c", script], policy)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
 def test_names_programs_make_up_with_templates_of_any_length(policy: str, tmp_path: Path) -> None:
     # coreutils' mktemp fills ten X's (or as many as given, three at least)
     # with gnulib's gen_tempname; Python's tempfile draws eight of [a-z0-9_].
