@@ -252,6 +252,30 @@ def test_a_follower_maps_a_file_only_the_leader_opened(policy: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+def test_a_non_blocking_pipe_read_waits_for_the_variants_own_writer(policy: str) -> None:
+    # The reader's select is the leader's; in the follower the child that
+    # writes is slower (it computes without calls first), so its own
+    # non-blocking read finds the pipe empty: EAGAIN where the leader read
+    # five bytes. The steered read tries again until its writer has written.
+    script = ("import os, select\n"
+              "r, w = os.pipe()\n"
+              "if os.fork() == 0:\n"
+              "    os.close(r)\n"
+              "    if os.environ.get('DMVX_SLOW'):\n"
+              "        for _ in range(3_000_000): pass\n"
+              "    os.write(w, b'hello'); os._exit(0)\n"
+              "os.close(w); os.set_blocking(r, False)\n"
+              "select.select([r], [], [])\n"
+              "print(os.read(r, 100)); os.wait()")
+    argv = ["/usr/bin/python3", "-c", script]
+    env = dict(os.environ)
+    result, out, _ = captured(lambda: run([argv, argv], policy, envs=[env, dict(env, DMVX_SLOW="1")]))
+    assert result.verdict is None, result.verdict.summary()
+    assert out == b"b'hello'\n" and result.process_exit_code == 0
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
 def test_names_programs_make_up_with_templates_of_any_length(policy: str, tmp_path: Path) -> None:
     # coreutils' mktemp fills ten X's (or as many as given, three at least)
     # with gnulib's gen_tempname; Python's tempfile draws eight of [a-z0-9_].

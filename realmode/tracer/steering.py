@@ -20,7 +20,7 @@ from realmode.pids import PidMap
 from realmode.tracer.procs import Held, Proc
 
 WNOHANG = 1
-EPIPE = 32
+EAGAIN, EPIPE = 11, 32
 MASK64 = (1 << 64) - 1
 WRITES = frozenset({"write", "pwrite64", "writev", "pwritev", "pwritev2"})
 #: Calls a follower may steer towards the leader's result (see :func:`steer`).
@@ -99,9 +99,13 @@ def after_steering(proc: Proc, held: Held, rval: int) -> int | None:
     if expect is None:
         return rval
     name = held.raw.name
-    if name == "read" and rval > 0:
-        held.done_bytes += rval
-        if held.done_bytes < expect:
+    # EAGAIN where the leader read data or the end: a non-blocking pipe,
+    # after a poll this variant took from the leader; its own writer is
+    # late. Read again (the whole count again when the leader read the end).
+    again = name == "read" and rval == -EAGAIN and expect >= 0
+    if name == "read" and (rval > 0 or again):
+        held.done_bytes += max(rval, 0)
+        if held.done_bytes < expect or again:
             # Read the rest: back to the syscall instruction with buffer
             # and count moved on, as the kernel itself restarts a call.
             regs = ll.get_regs(proc.pid)
@@ -112,7 +116,7 @@ def after_steering(proc: Proc, held: Held, rval: int) -> int | None:
             for register in (registers[1], registers[2]):
                 held.restore.setdefault(register, getattr(regs, register))
             setattr(regs, registers[1], (held.raw.args[1] + held.done_bytes) & mask)
-            setattr(regs, registers[2], expect - held.done_bytes)
+            setattr(regs, registers[2], expect - held.done_bytes if expect > held.done_bytes else held.raw.args[2])
             regs.rax = held.raw.nr
             regs.rip = (regs.rip - 2) & mask
             ll.set_regs(proc.pid, regs)
