@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from dmvx.calls import Call
+from dmvx.calls import Call, Outcome
 
 
 class ConnectorBuffer:
@@ -26,7 +26,7 @@ class ConnectorBuffer:
             raise ValueError("connector buffer capacity must be at least one entry and one byte")
         self.capacity_entries = capacity_entries
         self.capacity_bytes = capacity_bytes
-        self._entries: deque[tuple[int, int, Call]] = deque()
+        self._entries: deque[tuple[int, int, Call, Outcome | None]] = deque()
         self._bytes = 0
         self.max_entries = 0
         self.max_bytes = 0
@@ -51,9 +51,9 @@ class ConnectorBuffer:
             return True
         return len(entries) < self.capacity_entries and self._bytes + size <= self.capacity_bytes
 
-    def push(self, seq: int, size: int, call: Call) -> None:
+    def push(self, seq: int, size: int, call: Call, outcome: Outcome | None = None) -> None:
         entries = self._entries
-        entries.append((seq, size, call))
+        entries.append((seq, size, call, outcome))
         occupancy = len(entries)
         held = self._bytes = self._bytes + size
         if occupancy > self.max_entries:
@@ -68,17 +68,22 @@ class ConnectorBuffer:
         released = 0
         entries = self._entries
         while entries and entries[0][0] <= seq:
-            _, size, _ = entries.popleft()
+            _, size, _, _ = entries.popleft()
             self._bytes -= size
             released += 1
         return released
 
     def call_at(self, seq: int) -> Call | None:
         """The leader's call at ``seq`` if it is still buffered."""
-        for entry_seq, _, call in self._entries:
+        for entry_seq, _, call, _ in self._entries:
             if entry_seq == seq:
                 return call
         return None
+
+    def unconfirmed(self) -> tuple[tuple[int, Call, Outcome | None], ...]:
+        """``(seq, call, outcome)`` of every entry still buffered: calls the
+        leader ran that not every follower has acknowledged."""
+        return tuple((seq, call, outcome) for seq, _, call, outcome in self._entries)
 
     @property
     def mean_entries(self) -> float:

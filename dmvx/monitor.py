@@ -241,6 +241,18 @@ class LeaderMonitor(_Monitor):
             return self.seq - min(self.acked.values())
         return self.seq - self.acked[follower]
 
+    def unconfirmed(self) -> tuple[tuple[int, Call, Outcome | None], ...]:
+        """``(seq, call, outcome)`` of the compared calls this leader ran that
+        not every follower has confirmed: the connector buffer, then a
+        replicated call still running (outcome None). A verdict arriving now
+        comes after these ran (:mod:`dmvx.ranahead`)."""
+        running = ()
+        if self._state is _L.EXECUTING and self._current is not None:
+            seq, call, decision = self._current
+            if seq is not None and not decision.sync:
+                running = ((seq, call, None),)
+        return self.cb.unconfirmed() + running
+
     # -- events ----------------------------------------------------------------
 
     def call_entered(self, call: Call) -> list[Action]:
@@ -298,7 +310,7 @@ class LeaderMonitor(_Monitor):
                 return []  # released with a GO entry before it ran
             return [Send(EVERYONE, self._entry(seq, call, decision, outcome))]
         entry = self._entry(seq, call, decision, outcome)
-        self.cb.push(seq, entry.size, call)
+        self.cb.push(seq, entry.size, call, outcome)
         return [Send(EVERYONE, entry)]
 
     def message_received(self, message: Message) -> list[Action]:

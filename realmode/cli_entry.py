@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, RunResult, make_policy, run
+from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, Interrupted, RunResult, make_policy, run
 
 
 def run_program(variants: list[list[str]], *, policy: str, record: Path | None, console: Any,
@@ -15,9 +15,13 @@ def run_program(variants: list[list[str]], *, policy: str, record: Path | None, 
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the
     program's stdout goes to stderr (docs/realmode.md). ``routes`` are
-    ``--route`` overrides of the preset's routing."""
+    ``--route`` overrides of the preset's routing. A run interrupted by
+    Ctrl-C or SIGTERM is reported too (status interrupted, figures so far)."""
     chosen = make_policy(policy).with_overrides(routes) if routes else policy
-    return run(variants, chosen, stdout_to_stderr=as_json, record=record, stall_timeout=stall_timeout)
+    try:
+        return run(variants, chosen, stdout_to_stderr=as_json, record=record, stall_timeout=stall_timeout)
+    except Interrupted as stop:
+        return stop.result
 
 
 def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any, **options: Any) -> Any:

@@ -34,6 +34,7 @@ from dmvx.errors import InputError
 from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from dmvx.protocol import new_run_key
+from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
 from realmode import reports, seccomp
@@ -86,11 +87,18 @@ class RunResult:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     #: Every process the run forked (monitors, CONNECTORs), for cleanup checks.
     helpers: list[int] = field(default_factory=list)
+    #: With a verdict: the calls the leader ran that no follower had
+    #: confirmed (asynchronous replication), as its monitor reported them.
+    ran_ahead: RanAhead | None = None
+    #: The signal that interrupted the run (SIGINT, SIGTERM); None if none did.
+    interrupted: str | None = None
 
     @property
     def exit_status(self) -> ExitStatus:
         if self.error is not None:
             return ExitStatus.INTERNAL
+        if self.interrupted is not None:
+            return ExitStatus.INTERRUPTED
         if self.unsupported is not None:
             return ExitStatus.UNAVAILABLE
         if self.verdict is not None:
@@ -111,8 +119,10 @@ class RunResult:
             "status": self.exit_status.label,
             "program_status": self.program_status,
             "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+            "ran_ahead": self.ran_ahead.to_dict() if self.verdict is not None and self.ran_ahead is not None else None,
             "unsupported": self.unsupported,
             "error": self.error,
+            "interrupted_by": self.interrupted,
             "elapsed_s": round(self.elapsed, 6),
             "variants": [
                 {"variant": variant_name(v.index), "argv": v.argv, "status": v.status, **v.stats,
@@ -123,11 +133,16 @@ class RunResult:
 
     def render(self, console: Any) -> None:
         # A clean run prints nothing: its stderr must be the program's alone.
-        if self.unsupported is not None:
+        if self.interrupted is not None:
+            console.print(f"dmvx: interrupted by {self.interrupted} after {self.elapsed:.1f} s",
+                          soft_wrap=True, markup=False)
+        elif self.unsupported is not None:
             console.print(f"dmvx run: {self.unsupported}", soft_wrap=True, markup=False)
         elif self.verdict is not None:
             console.print(f"[bold red]dmvx: divergence[/] {self.verdict.summary()}", markup=True, soft_wrap=True)
-            console.print("dmvx: every variant was stopped before the call ran.", soft_wrap=True)
+            ran = self.ran_ahead if self.ran_ahead is not None else RanAhead()
+            console.print(f"dmvx: {ran.summary(self.verdict.seq, self.verdict.calls.get(0))}",
+                          soft_wrap=True, markup=False)
             if self.verdict.kind is VerdictKind.NO_PROGRESS:
                 console.print(f"dmvx: a variant made no system call for {self.stall_timeout:g} s while another "
                               f"waited for it: a hang, or a program that computes longer than that between "
@@ -284,15 +299,19 @@ def run(
         reports.collect(pipes, variant_reports, collected)
         result.verdict, result.unsupported, result.error = collected.verdict, collected.unsupported, collected.error
         result.program_status = collected.program_status
-    except KeyboardInterrupt:
+        result.ran_ahead = collected.ran_ahead
+    except KeyboardInterrupt as stop:
         interrupted = True
-        raise
+        result.interrupted = str(stop) if str(stop).startswith("SIG") else "SIGINT"
+        raise Interrupted(result) from None
     finally:
         # A second Ctrl-C or SIGTERM must not cut the cleanup short: the
         # signals wait until it is done (and then interrupt, if they came).
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             listener.close()
+            if interrupted:
+                reports.progress(pipes, variant_reports, children[_ROLES.index("monitor")::len(_ROLES)])
             for fd in pipes:
                 os.close(fd)
             for i, seconds in enumerate(_kill_all(children)):
@@ -312,10 +331,19 @@ def run(
     return result
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended a run; ``result`` holds its figures so far
+    (``dmvx run --json`` still writes its document)."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.interrupted)
+        self.result = result
+
+
 def _terminate(signum: int, _frame: object) -> None:
     """SIGTERM ends a run the way Ctrl-C does: through the ``finally`` that
     kills and reaps every process of the run (``dmvx run`` then exits 130)."""
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _child(body, keep: set[int], parent: int, cpu: int | None = None) -> None:

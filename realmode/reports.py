@@ -18,6 +18,11 @@ rules of who decides a run are written once (:class:`RunReports`):
 * :class:`UnsupportedProgram` outranks any verdict, before or after it: a monitor
   that cannot follow its program kills its variant, and the verdict a peer
   then reports (the lost link, a stop) is only the echo of that.
+
+The leader's :class:`Halted` also says what it ran before the verdict
+(:mod:`dmvx.ranahead`). A run interrupted from outside asks every monitor
+for a :class:`Progress` report, its figures so far, before it kills them
+(:func:`progress`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, Callable, Protocol, Union
 
 from dmvx import codec
 from dmvx.messages import Stop
+from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 
 #: After the run is decided, how long the other monitors have to say theirs.
@@ -63,6 +69,8 @@ class Halted:
 
     verdict: Verdict
     stats: dict[str, Any] = field(default_factory=dict)
+    #: The leader's: the calls it ran that no follower had confirmed.
+    ran_ahead: RanAhead | None = None
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,21 @@ class MonitorFailed:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-Report = Union[Started, Exited, Halted, UnsupportedProgram, MonitorFailed]
+@dataclass(frozen=True)
+class Progress:
+    """The monitor's figures so far, when asked (:data:`PROGRESS_SIGNAL`);
+    not an end: the variant may still run."""
+
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+#: The signal that asks a monitor for a :class:`Progress` report.
+PROGRESS_SIGNAL = signal.SIGUSR1
+
+Report = Union[Started, Exited, Halted, UnsupportedProgram, MonitorFailed, Progress]
 #: Each report's name on the wire.
 _TAGS: dict[type, str] = {Started: "started", Exited: "done", Halted: "verdict", UnsupportedProgram: "unsupported",
-                          MonitorFailed: "error"}
+                          MonitorFailed: "error", Progress: "progress"}
 
 
 def encode(report: Report) -> bytes:
@@ -98,6 +117,10 @@ def encode(report: Report) -> bytes:
         data.update(status=report.status, stats=report.stats)
     elif isinstance(report, Halted):
         data.update(stop=codec.dumps(Stop("0", report.verdict)).hex(), stats=report.stats)
+        if report.ran_ahead is not None:
+            data["ran_ahead"] = report.ran_ahead.to_dict()
+    elif isinstance(report, Progress):
+        data.update(stats=report.stats)
     elif isinstance(report, UnsupportedProgram):
         data.update(message=report.message, stats=report.stats)
     else:
@@ -117,7 +140,10 @@ def decode(line: bytes) -> Report:
         stop = codec.loads(bytes.fromhex(data["stop"]))
         if not isinstance(stop, Stop):
             raise ValueError(f"a verdict report carries a {type(stop).__name__}, not a Stop")
-        return Halted(stop.verdict, stats)
+        ran = data.get("ran_ahead")
+        return Halted(stop.verdict, stats, RanAhead.from_dict(ran) if ran is not None else None)
+    if tag == "progress":
+        return Progress(stats)
     if tag == "unsupported":
         return UnsupportedProgram(data["message"], stats)
     if tag == "error":
@@ -148,6 +174,8 @@ class RunReports:
     unsupported: str | None = None
     error: str | None = None
     program_status: int | None = None
+    #: What the leader ran before the verdict, as its Halted report says.
+    ran_ahead: RanAhead | None = None
     #: When every monitor had reported its variant started, and when
     #: collecting ended (time.monotonic()).
     started_at: float | None = None
@@ -259,6 +287,9 @@ def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
                     if len(started) == len(variants):
                         reports.started_at = time.monotonic()
                     continue
+                if isinstance(report, Progress):
+                    variant.stats = report.stats
+                    continue
                 pending.discard(index)
                 reports.reported_at[index] = time.monotonic()
                 variant.end = _TAGS[type(report)]
@@ -269,6 +300,8 @@ def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
                         reports.program_status = report.status
                     continue
                 if isinstance(report, Halted):
+                    if index == 0 and report.ran_ahead is not None:
+                        reports.ran_ahead = report.ran_ahead
                     first = reports.decide_verdict(report.verdict)
                 elif isinstance(report, UnsupportedProgram):
                     first = reports.decide_unsupported(report.message)
@@ -277,6 +310,38 @@ def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
                 if first and grace_until is None:
                     end_now()
     reports.ended_at = time.monotonic()
+
+
+def progress(pipes: dict[int, int], variants: list[Any], monitors: list[int], wait: float = GRACE) -> None:
+    """Ask every monitor (pids ``monitors``) for its figures so far and take
+    them into ``variants``' stats, waiting at most ``wait`` seconds: a run
+    interrupted from outside still reports what it did."""
+    for pid in monitors:
+        try:
+            os.kill(pid, PROGRESS_SIGNAL)
+        except ProcessLookupError:
+            pass
+    buffers = {fd: b"" for fd in pipes}
+    waiting = set(pipes)
+    deadline = time.monotonic() + wait
+    while waiting:
+        readable, _, _ = select.select(list(waiting), [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            return
+        for fd in readable:
+            data = os.read(fd, 65536)
+            if not data:
+                waiting.discard(fd)
+                continue
+            buffers[fd] += data
+            *lines, buffers[fd] = buffers[fd].split(b"\n")
+            for line in lines:
+                report = decode(line)
+                stats = getattr(report, "stats", None)
+                if stats:
+                    variants[pipes[fd]].stats = stats
+                if isinstance(report, Progress):
+                    waiting.discard(fd)
 
 
 def kill_variants(variants: list[Any]) -> None:

@@ -26,6 +26,7 @@ import traceback
 from dmvx.actions import HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import monitor_socket, reports
 from realmode import ptrace_ll as ll
@@ -112,6 +113,9 @@ class MonitorProcess:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        # An interrupted run asks each monitor for its figures so far.
+        signal.signal(reports.PROGRESS_SIGNAL,
+                      lambda *_: reports.write(self.report_fd, reports.Progress(self._stats())))
         self.launch_variant()
         try:
             while not self.finished:
@@ -289,7 +293,9 @@ class MonitorProcess:
             self.out.flush()
             if self.recorder is not None:
                 self.recorder.close()
-            reports.write(self.report_fd, reports.Halted(verdict, self._stats()))
+            # The leader tells what it ran before the verdict (dmvx.ranahead).
+            ran = self._ran_ahead() if self.leader else None
+            reports.write(self.report_fd, reports.Halted(verdict, self._stats(), ran))
 
     def _kill_all(self) -> None:
         alive = [proc for proc in self.procs.values() if proc.alive]
@@ -304,6 +310,10 @@ class MonitorProcess:
             except ChildProcessError:
                 pass
             proc.alive = False
+
+    def _ran_ahead(self) -> RanAhead:
+        return RanAhead.gather((p.stream, p.monitor.unconfirmed()) for p in self.procs.values()
+                               if isinstance(p.monitor, LeaderMonitor))
 
     def _stats(self) -> dict:
         routes: dict[str, int] = {}
