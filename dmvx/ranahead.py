@@ -13,8 +13,9 @@ reports it with the verdict (``dmvx run``'s message and ``--json``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from dmvx.calls import Call, Outcome
 from dmvx.policy import OUTPUT_ARGS
@@ -35,7 +36,7 @@ class RanCall:
     text: str
 
     @classmethod
-    def of(cls, stream: str, seq: int, call: Call, outcome: Outcome | None) -> "RanCall":
+    def of(cls, stream: str, seq: int, call: Call, outcome: Outcome | None) -> RanCall:
         fd = call.args[0] if call.name in OUTPUT_ARGS and call.args and isinstance(call.args[0], int) else None
         return cls(stream, seq, call.name, fd, None if outcome is None else outcome.result, str(call))
 
@@ -55,7 +56,7 @@ class RanAhead:
     calls: tuple[RanCall, ...] = ()
 
     @classmethod
-    def gather(cls, streams: Iterable[tuple[str, Iterable[tuple[int, Call, Outcome | None]]]]) -> "RanAhead":
+    def gather(cls, streams: Iterable[tuple[str, Iterable[tuple[int, Call, Outcome | None]]]]) -> RanAhead:
         """From each stream's ``(seq, call, outcome)`` unconfirmed calls
         (:meth:`dmvx.monitor.LeaderMonitor.unconfirmed`)."""
         return cls(tuple(RanCall.of(stream, seq, call, outcome)
@@ -85,7 +86,8 @@ class RanAhead:
         which = ("the call at the verdict among them" if self.includes(verdict_seq, verdict_call)
                  else "the call at the verdict did not run")
         written = self.written()
-        out = ("; what left the process: " + ", ".join(f"{size} bytes to fd {fd}" for fd, size in sorted(written.items()))
+        sizes = ", ".join(f"{size} bytes to fd {fd}" for fd, size in sorted(written.items()))
+        out = ("; what left the process: " + sizes
                if written else "; none of them wrote to a descriptor")
         count = len(self.calls)
         return (f"the leader ran {count} call{'s' if count != 1 else ''} the followers had not confirmed "
@@ -100,7 +102,7 @@ class RanAhead:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RanAhead":
+    def from_dict(cls, data: dict[str, Any]) -> RanAhead:
         """What :meth:`to_dict` made, back (a monitor's report crossing a pipe)."""
         return cls(tuple(RanCall(c["stream"], c["seq"], c["name"], c["fd"], c["result"], c["call"])
                          for c in data.get("calls", [])))

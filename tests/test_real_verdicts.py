@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from test_real_support import assert_no_survivors, captured, descendants, no_strays  # noqa: F401
 
 from dmvx.exitstatus import ExitStatus
 from realmode.orchestrator import run
-from test_real_support import assert_no_survivors, captured, descendants, no_strays  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
               pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
@@ -48,7 +48,7 @@ def test_a_verdict_after_the_leader_ran_ahead_says_what_ran_and_what_it_wrote() 
     # The leader wrote "good" (the call at the verdict) and ran on before the
     # follower compared it: those bytes left the process, and the message says so.
     assert "write(1, b'good\\n', 5)" in ran, document
-    assert out.endswith(b"good\n") or out.endswith(b"after\n"), out
+    assert out.endswith((b"good\n", b"after\n")), out
     assert int(document["written"]["1"]) >= 5
     assert "every variant was stopped before the call ran" not in message
     assert "the call at the verdict among them" in message and "bytes to fd 1" in message, message
