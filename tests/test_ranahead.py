@@ -3,8 +3,9 @@ the message says which calls ran and what they wrote, not that nothing ran."""
 
 from __future__ import annotations
 
+from dmvx.actions import Execute
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack
+from dmvx.messages import Ack, Report
 from dmvx.monitor import LeaderMonitor
 from dmvx.policy import Policy
 from dmvx.ranahead import RanAhead
@@ -12,7 +13,7 @@ from dmvx.ranahead import RanAhead
 WRITE = Call("write", (1, b"ok\n", 3))
 
 
-def _leader(preset: str) -> LeaderMonitor:
+def _leader(preset: str = "dmvx") -> LeaderMonitor:
     leader = LeaderMonitor(Policy.preset(preset), 2)
     for call, result in ((Call("getpid"), 7), (WRITE, 3), (Call("sendto", (4, b"x" * 10, 10, 0, None, 0)), 10)):
         leader.call_entered(call)
@@ -31,7 +32,12 @@ def test_the_leader_knows_what_ran_unconfirmed_under_asynchronous_replication() 
 
 
 def test_nothing_runs_unconfirmed_in_lockstep() -> None:
-    assert _leader("dmon").unconfirmed() == ()
+    leader = LeaderMonitor(Policy.preset("dmon"), 2)
+    leader.call_entered(WRITE)
+    assert leader.unconfirmed() == ()  # held until the follower reports the same call
+    assert leader.message_received(Report("0", 1, WRITE, 1))[-1] == Execute(1)
+    leader.call_exited(Outcome(3))
+    assert leader.unconfirmed() == ()  # the follower had agreed before it ran
 
 
 def test_the_summary_says_which_calls_ran_and_what_left_the_process() -> None:
