@@ -1,0 +1,69 @@
+"""``python -m realmode.corpus``: run the corpus and print the false-divergence
+count per preset (docs/realmode.md, "The corpus").
+
+Exits 0 when every entry without a known reason agreed under every preset,
+1 (as a divergence) otherwise, 2 on a bad command line, 4 when not root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from dmvx.exitstatus import ExitStatus
+from realmode.corpus.commands import ENTRIES
+from realmode.corpus.run import Comparison, available, compare
+
+POLICIES = ("dmvx", "dmon")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m realmode.corpus", description=__doc__.splitlines()[0])
+    parser.add_argument("-k", dest="only", action="append", default=[],
+                        help="run only entries whose name contains this (repeatable)")
+    parser.add_argument("--policy", action="append", choices=POLICIES, help="a preset (repeatable; default both)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run each entry N times per preset")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every entry, not only divergences")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("corpus: dmvx run needs root (ptrace of every variant)", file=sys.stderr)
+        return ExitStatus.ENVIRONMENT
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    policies = tuple(args.policy or POLICIES)
+    entries = [e for e in ENTRIES if not args.only or any(k in e.name for k in args.only)]
+    if not entries:
+        parser.error(f"no corpus entry matches {args.only}")
+    skipped = [e.name for e in entries if not available(e)]
+    entries = [e for e in entries if available(e)]
+    failures: dict[str, list[Comparison]] = {p: [] for p in policies}
+    with tempfile.TemporaryDirectory(prefix="dmvx-corpus-") as base:
+        work = Path(base) / "work"
+        for entry in entries:
+            for _ in range(args.repeat):
+                for result in compare(entry, work, policies):
+                    if not result.agrees:
+                        failures[result.policy].append(result)
+                    if not result.agrees or args.verbose:
+                        mark = "ok" if result.agrees else ("KNOWN" if entry.known else "FALSE")
+                        detail = "; ".join(result.problems) or f"{result.under.seconds:.2f}s"
+                        print(f"[{result.policy}] {mark:5} {entry.name}: {detail}"
+                              + (f" ({entry.known})" if entry.known and not result.agrees else ""), flush=True)
+    runs = len(entries) * args.repeat
+    if skipped:
+        print(f"skipped (programs missing): {', '.join(skipped)}")
+    unexpected = 0
+    for policy in policies:
+        found = failures[policy]
+        known = sum(1 for r in found if r.entry.known)
+        unexpected += len(found) - known
+        print(f"false divergences under {policy}: {len(found)} of {runs} runs "
+              f"({known} known: {', '.join(sorted({r.entry.name for r in found if r.entry.known})) or 'none'})")
+    return ExitStatus.DIVERGENCE if unexpected else ExitStatus.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Run corpus entries natively and under ``dmvx run``, and say where they differ."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from realmode.corpus.commands import Entry
+from realmode.corpus.fixtures import environment, lay_out
+
+#: How long one run may take before it counts as hung.
+RUN_TIMEOUT = 60.0
+_DMVX_LINE = b"dmvx: "
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What one run of an entry produced."""
+
+    status: int | None      # None: killed after RUN_TIMEOUT
+    stdout: bytes
+    stderr: bytes           # the program's own, dmvx's lines left out
+    dmvx_says: str          # dmvx's own lines (a verdict, a refusal), joined
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One entry under one preset against its native run."""
+
+    entry: Entry
+    policy: str
+    native: Ran
+    under: Ran
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        found = []
+        if self.under.status != self.native.status:
+            found.append(f"status {self.under.status} where native {self.native.status}")
+        if self.entry.output and self.under.stdout != self.native.stdout:
+            found.append("stdout differs")
+        if self.entry.output and self.under.stderr != self.native.stderr:
+            found.append("stderr differs")
+        if self.under.dmvx_says:
+            found.append(self.under.dmvx_says)
+        return tuple(found)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.problems
+
+
+def available(entry: Entry) -> bool:
+    """Whether every program the entry needs is on PATH."""
+    return all(shutil.which(name) for name in entry.needs)
+
+
+def run_once(entry: Entry, work: Path, policy: str | None) -> Ran:
+    """One run of ``entry`` in a fresh ``work``: natively (policy None) or
+    under ``dmvx run --policy policy``."""
+    lay_out(work)
+    argv = list(entry.argv)
+    if policy is not None:
+        argv = [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--", *argv]
+    env = environment(work)
+    if policy is not None:  # dmvx itself runs from this interpreter's installation
+        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    start = time.monotonic()
+    with subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=RUN_TIMEOUT)
+            status: int | None = process.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            status = None
+    if status is not None and status < 0:
+        status = 128 - status  # as a shell (and dmvx run) reports a death by signal
+    mine = [line for line in err.splitlines(keepends=True) if line.startswith(_DMVX_LINE)]
+    theirs = b"".join(line for line in err.splitlines(keepends=True) if not line.startswith(_DMVX_LINE))
+    said = " ".join(line.decode(errors="replace").strip() for line in mine)
+    return Ran(status, out, theirs if policy is not None else err, said, time.monotonic() - start)
+
+
+def compare(entry: Entry, work: Path, policies: tuple[str, ...]) -> list[Comparison]:
+    """The entry run natively once and under each preset once, compared."""
+    native = run_once(entry, work, None)
+    return [Comparison(entry, policy, native, run_once(entry, work, policy)) for policy in policies]

@@ -1,0 +1,54 @@
+"""The corpus of real commands (realmode.corpus): its shape, and a subset of
+it run natively and under both presets. The whole corpus is
+``python -m realmode.corpus`` (docs/realmode.md, "The corpus")."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from realmode.corpus.commands import ENTRIES
+from realmode.corpus.run import available, compare
+
+ROOT = Path(__file__).resolve().parent.parent
+#: One entry of each kind the issue names; each has diverged before a fix.
+SUBSET = ("mktemp", "tar-xzf", "nproc", "python-mmap", "git-init-commit-log", "sqlite3-csv", "make-gcc",
+          "dash-subshells", "python-http-server", "python-tempfile", "bzip2")
+#: Debian package of each program an entry needs (deps/debian-packages.txt).
+_PACKAGES = {"git": "git", "sqlite3": "sqlite3", "make": "make", "gcc": "gcc", "xz": "xz-utils",
+             "bzip2": "bzip2", "zip": "zip", "unzip": "unzip", "jq": "jq", "dash": "dash"}
+
+
+def test_the_corpus_has_sixty_commands_of_every_kind_with_unique_names() -> None:
+    names = [e.name for e in ENTRIES]
+    assert len(names) >= 60 and len(set(names)) == len(names)
+    programs = {word for e in ENTRIES for word in re.findall(r"[\w./+-]+", " ".join(e.argv))}
+    for needed in ("tar", "gzip", "git", "sqlite3", "make", "gcc", "bash", "dash", "/usr/bin/python3", "sed", "awk"):
+        assert needed in programs, needed
+    assert all(name in names for name in SUBSET)
+    # A known failure says why, and names the work that will fix it.
+    assert all("issue 15" in e.known for e in ENTRIES if e.known)
+
+
+def test_every_program_an_entry_needs_is_a_listed_debian_package() -> None:
+    listed = {line.split()[0] for line in (ROOT / "deps" / "debian-packages.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    for entry in ENTRIES:
+        for program in entry.needs:
+            assert _PACKAGES[program] in listed or program == "dash", (entry.name, program)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
+                    reason="real mode traces x86-64 Linux processes")
+@pytest.mark.parametrize("name", SUBSET)
+def test_a_corpus_subset_runs_as_natively_under_both_presets(name: str, tmp_path: Path) -> None:
+    entry = next(e for e in ENTRIES if e.name == name)
+    if not available(entry):
+        pytest.skip(f"{name} needs {entry.needs}")
+    for result in compare(entry, tmp_path / "work", ("dmvx", "dmon")):
+        assert result.agrees, f"[{result.policy}] {name}: {'; '.join(result.problems)}"
