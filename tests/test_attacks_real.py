@@ -51,6 +51,7 @@ def test_attack_in_real_mode_and_against_sim(clean_check, path: Path, setting: s
     assert cell.error is None, cell.to_json()
     assert cell.as_expected, f"expected {cell.expected}, found {cell.found()}: {cell.detail}"
     # Item 3 in detail.
+    assert point.attack is not None
     attack = point.attack.kind
     if cell.outcome == "divergence":
         assert cell.latency_s is not None and cell.latency_s < 1.0

@@ -26,7 +26,7 @@ from dmvx.scenario import Expect, NotRun, load_scenario
 from dmvx.attacktable import BothModesResult, Cell, disagreements
 from dmvx.verdict import VerdictKind
 from sim.attacks import sim_cells
-from sim.cli_entry import run, suite
+from sim.cli_entry import AttackSuiteResult, run, suite
 
 ATTACKS = Path(__file__).resolve().parent.parent / "scenarios" / "attacks"
 FILES = sorted(ATTACKS.glob("*.yml"))
@@ -47,6 +47,7 @@ def test_every_attack_file_lists_every_setting_for_both_modes() -> None:
             assert isinstance(setting.expect.sim, Expect), (path.name, name)
             assert isinstance(setting.expect.real, (Expect, NotRun)), (path.name, name)
         assert isinstance(scenario.diversity["isa"].expect.real, NotRun)  # no aarch64 host here
+        assert scenario.attack is not None, path.name
         kinds.add(scenario.attack.kind)
     assert kinds == {"rop-absolute", "relative-rop", "pointer-leak", "data-only", "connector-forgery",
                      "connector-replay"}
@@ -107,7 +108,7 @@ def test_an_effect_that_does_not_happen_fails_the_file(tmp_path: Path) -> None:
       real: {verdict: divergence, kind: crash, effect: false}
   disjoint:"""))
     result = suite(copy, console=quiet())
-    assert result.exit_status is ExitStatus.ATTACK_MISSED
+    assert isinstance(result, AttackSuiteResult) and result.exit_status is ExitStatus.ATTACK_MISSED
     bad = [c for c in result.attack_cells() if c.as_expected is False]
     assert [(c.setting, c.effect) for c in bad] == [("aslr", False)]
 
@@ -150,11 +151,13 @@ def test_setting_selects_variants_and_sim_expectation() -> None:
     scenario = load_scenario(ATTACKS / "struct-overflow.yml")
     assert scenario.variants is None and [s.parameter for s in scenario.sweeps] == ["setting"]
     abi = scenario.with_values({"setting": "abi"})
-    assert [v.arch.value for v in abi.variants] == ["x86_64", "i386"]
+    assert abi.variants is not None and [v.arch and v.arch.value for v in abi.variants] == ["x86_64", "i386"]
+    assert abi.expect is not None and abi.expect.kind is not None
     assert abi.expect.kind.value == "call-mismatch" and abi.expect.effect is False
-    assert abi.expectation("real").kind.value == "call-mismatch"
-    isa = scenario.with_values({"setting": "isa"})
-    assert isinstance(isa.expectation("real"), NotRun) and "aarch64" in isa.expectation("real").skip
+    real = abi.expectation("real")
+    assert isinstance(real, Expect) and real.kind is not None and real.kind.value == "call-mismatch"
+    isa = scenario.with_values({"setting": "isa"}).expectation("real")
+    assert isinstance(isa, NotRun) and "aarch64" in isa.skip
 
 
 def test_variants_beside_settings_are_refused(tmp_path: Path) -> None:
@@ -226,9 +229,9 @@ def test_both_modes_fail_on_disagreement_even_when_each_matches_its_file() -> No
     both = BothModesResult("d", SimPart(), real)
     assert both.exit_status is ExitStatus.ATTACK_MISSED
     assert both.to_json()["agreement"]["disagreements"][0]["setting"] == "abi"
-    console = Console(file=io.StringIO(), width=200)
-    both.render(console)
-    assert "DISAGREEMENT a / abi" in console.file.getvalue()
+    shown = io.StringIO()
+    both.render(Console(file=shown, width=200))
+    assert "DISAGREEMENT a / abi" in shown.getvalue()
 
 
 def test_real_suite_status_is_a_miss_for_any_unexpected_cell_and_usage_for_a_bad_file() -> None:

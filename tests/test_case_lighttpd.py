@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_net_support import clean_check, client_of, kill_agent, needs_mininet, outcome_of  # noqa: F401 - fixture
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.net.lighttpd import two_host_config
-from test_net_support import clean_check, needs_mininet  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet,
               pytest.mark.skipif(shutil.which("lighttpd") is None or shutil.which("ab") is None,
@@ -64,7 +64,7 @@ def test_lighttpd_two_host_agrees_and_serves_the_files(clean_check, tmp_path: Pa
 def test_a_verdict_while_serving_still_ends_the_run(clean_check, tmp_path: Path) -> None:
     """The client's end is not the only way out: killing the follower's
     monitor mid-run gives connector-lost, as for the built-in server."""
-    fault = ex.Fault(after=1.0, action=lambda run: run.agents.kill_agent(1, "monitor"), label="follower monitor killed")
+    fault = ex.Fault(after=1.0, action=kill_agent(1, "monitor"), label="follower monitor killed")
     result = ex.NetExperiment(_config(tmp_path, native=False), faults=[fault]).run()
     assert result.verdict is not None and result.verdict.kind is VerdictKind.CONNECTOR_LOST, result.outcome
     assert result.mvx_client is not None and result.mvx_client["error"] is not None

@@ -16,13 +16,13 @@ import sys
 import time
 
 import pytest
+from test_net_support import clean_check, client_of, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from dmvx.protocol import Admission, FrameWriter, Hello, Join
 from dmvx.syscalls import Arch
 from realmode.net import agents as agents_mod
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -57,6 +57,7 @@ while got and time.monotonic() < until:
 def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_path) -> None:
     recorded = Join(KEY, 1)
     recorded.receive(Admission(KEY, {1}).challenge)
+    assert recorded.answer is not None
     payloads = [b"GET / HTTP/1.0\r\n\r\n".hex(),
                 FrameWriter(bytes(32), 1, 0).encode(Hello("run", 1, Arch.X86_64)).hex(),
                 recorded.answer.hex()]
@@ -92,8 +93,8 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
     attackers[0].wait(timeout=15)
     out = report.read_text().splitlines()
     assert out[0] == "connected", out
-    assert result.verdict is None and result.outcome.error is None, result.to_json()
-    assert result.mvx_client["requests"] == 80, result.mvx_client
+    assert result.verdict is None and outcome_of(result).error is None, result.to_json()
+    assert client_of(result)["requests"] == 80, result.mvx_client
     # Every attack got the challenge ("DMVX" 01 'C') and then the hang-up
     # (the silent one after 2 s):
     # never a welcome, never a frame.

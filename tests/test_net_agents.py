@@ -10,12 +10,12 @@ links, where the relay counts its frames); the client host runs no agent.
 from __future__ import annotations
 
 import pytest
+from test_net_support import clean_check, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from realmode.net import experiment as ex
 from realmode.net import netns
 from realmode.net.agents import CONNECTOR_PORTS
 from realmode.orchestrator import make_policy
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -48,7 +48,9 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
 
     def look(experiment: ex.NetExperiment) -> None:
         net, agents = experiment.net, experiment.agents
+        assert agents is not None
         for agent in agents.variants:
+            assert agent.monitor_pid is not None and agent.connector_pid is not None
             host_ns = netns.inode(net.node_pid(agent.host))
             seen[agent.host] = {
                 "monitor": netns.inode(agent.monitor_pid) == host_ns,
@@ -66,7 +68,7 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
     config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=40, pace=0.01),
                        native=False, measure_rtt=False)
     result = ex.NetExperiment(config, faults=[ex.Fault(0.2, look, "look")]).run()
-    assert result.verdict is None and result.outcome.error is None, result.to_json()
+    assert result.verdict is None and outcome_of(result).error is None, result.to_json()
     leader_ip, follower_ip = "10.0.0.1", "10.0.0.2"
     for host in ("h1", "h2"):
         facts = seen[host]

@@ -10,11 +10,11 @@ and end the run fail-safe; (d) an injected RST ends the run with
 from __future__ import annotations
 
 import pytest
+from test_net_support import attack_of, clean_check, client_of, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -36,7 +36,7 @@ def _last_injection(result: ex.NetResult) -> float:
     """When the try that took was sent: a try whose sequence number a real
     segment made stale is ignored by the receiver, and repeated 0.3 s later."""
     _first_injection(result)
-    return result.attack["last_injection"]
+    return attack_of(result)["last_injection"]
 
 
 @pytest.mark.parametrize("policy,target", [("dmvx", 0), ("dmvx", 1), ("dmon", 0)])
@@ -44,8 +44,9 @@ def test_malicious_input_is_caught_before_the_harmful_call(clean_check, policy: 
     result = _run("exploit", policy=policy, target=target, requests=10, pace=0.02)
     verdict = result.verdict
     assert verdict is not None and verdict.kind is VerdictKind.CALL_MISMATCH, result.to_json()
-    assert verdict.calls[target].name == "execve"  # the variant with the vulnerable layout went for the shell
-    assert verdict.calls[1 - target].name == "write"  # the other answered the request
+    attacked, other = verdict.calls[target], verdict.calls[1 - target]
+    assert attacked is not None and attacked.name == "execve"  # the variant with the vulnerable layout went for the shell
+    assert other is not None and other.name == "write"  # the other answered the request
     assert result.harmful_ran is False
     assert result.outcome_label == "divergence"
     _first_injection(result)
@@ -64,9 +65,10 @@ def test_forged_and_replayed_frames_are_rejected(clean_check, kind: str, towards
     # Fail-safe: the run ended at once, every variant stopped by a verdict,
     # the client's later requests unanswered.
     injected = _first_injection(result)
-    assert result.outcome.ended_at - injected < 2.0
+    ended = outcome_of(result).ended_at
+    assert ended is not None and ended - injected < 2.0
     assert all(v["end"] == "verdict" for v in result.variants if v["end"] is not None)
-    assert result.mvx_client["requests"] < 200 and result.mvx_client["error"]
+    assert client_of(result)["requests"] < 200 and client_of(result)["error"]
 
 
 @pytest.mark.parametrize("towards", ["leader", "follower"])
@@ -75,9 +77,9 @@ def test_reset_ends_the_run_and_the_leader_sends_no_more(clean_check, towards: s
     verdict = result.verdict
     assert verdict is not None and verdict.kind is VerdictKind.CONNECTOR_LOST, result.to_json()
     injected = _last_injection(result)
-    stopped = result.outcome.reported_at[0]  # the leader's monitor killed its variant, then reported
+    stopped = outcome_of(result).reported_at[0]  # the leader's monitor killed its variant, then reported
     assert injected < stopped < injected + 1.0
-    responses = result.mvx_client["done"]
+    responses = client_of(result)["done"]
     assert responses, "the server answered before the attack"
     one_way = result.config.topology.path_delay("h1", "h3")
     # No response leaves the leader after it was stopped; at most the one in

@@ -15,14 +15,15 @@ import select
 import signal
 import subprocess
 import time
+from typing import Any
 
 import pytest
+from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, outcome_of, two_host
 
 from dmvx.exitstatus import ExitStatus
 from realmode.net import experiment as ex
 from realmode.net import runs
 from realmode.orchestrator import make_policy
-from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -43,7 +44,7 @@ def _assert_clean(before: Snapshot) -> None:
 def test_clean_end_and_divergence_leave_nothing() -> None:
     before = Snapshot()
     ok = ex.NetExperiment(_config()).run()
-    assert ok.verdict is None and ok.outcome.error is None
+    assert ok.verdict is None and outcome_of(ok).error is None
     _assert_clean(before)
     diverged = ex.NetExperiment(_config(attack=ex.NetAttack("exploit", "h3"))).run()
     assert diverged.verdict is not None
@@ -55,7 +56,7 @@ def test_clean_end_and_divergence_leave_nothing() -> None:
 
 def test_an_exception_mid_run_leaves_nothing() -> None:
     before = Snapshot()
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def fail(experiment: ex.NetExperiment) -> None:
         seen["run_id"] = experiment.run_id
@@ -99,11 +100,13 @@ def _wait_for(process: subprocess.Popen, text: str, timeout: float = 30) -> tupl
     """Read stderr until a line containing ``text``; (run id, lines so far)."""
     deadline = time.monotonic() + timeout
     seen = ""
+    stderr = process.stderr
+    assert stderr is not None
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
+        ready, _, _ = select.select([stderr], [], [], deadline - time.monotonic())
         if not ready:
             break
-        line = process.stderr.readline()
+        line = stderr.readline()
         if not line:
             break
         seen += line

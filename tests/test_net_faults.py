@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from test_net_support import clean_check, client_of, kill_agent, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -30,13 +30,14 @@ def _run(fault: ex.Fault, *, requests: int = 300, cb_entries: int | None = None)
                        native=False, measure_rtt=False, stall_timeout=1.0, timeout=30)
     result = ex.NetExperiment(config, faults=[fault]).run()
     assert fault.fired_at is not None, "the run ended before the fault"
-    assert result.outcome.ended_at - fault.fired_at < WITHIN, result.to_json()
+    ended = outcome_of(result).ended_at
+    assert ended is not None and ended - fault.fired_at < WITHIN, result.to_json()
     return result
 
 
 @pytest.mark.parametrize("which", ["monitor", "connector"])
 def test_follower_agent_killed(clean_check, which: str) -> None:
-    result = _run(ex.Fault(FAULT_AT, lambda e: e.agents.kill_agent(1, which), f"kill the follower's {which}"))
+    result = _run(ex.Fault(FAULT_AT, kill_agent(1, which), f"kill the follower's {which}"))
     assert result.verdict is not None and result.verdict.kind is VerdictKind.CONNECTOR_LOST, result.to_json()
 
 
@@ -47,7 +48,7 @@ def test_link_taken_down(clean_check) -> None:
 
     result = _run(ex.Fault(FAULT_AT, cut, "cut h2-s1"))
     assert result.verdict is not None and result.verdict.kind in (VerdictKind.NO_PROGRESS, VerdictKind.CONNECTOR_LOST)
-    assert result.mvx_client["requests"] < 300
+    assert client_of(result)["requests"] < 300
 
 
 def test_ten_times_slower_link(clean_check) -> None:
@@ -55,12 +56,13 @@ def test_ten_times_slower_link(clean_check) -> None:
         net = experiment.net
         plan = net.link_between("h2", "s1")
         net.set_link_delay(plan, plan.delay_ab * 10, plan.delay_ba * 10)
+        assert plan.bw_bps is not None  # two_host() shapes its links
         net.set_link_rate(plan, plan.bw_bps / 10)
 
     cb = 16
     result = _run(ex.Fault(FAULT_AT, slow, "h2-s1 ten times slower"), requests=100, cb_entries=cb)
-    assert result.verdict is None and result.outcome.error is None, result.to_json()
-    assert result.mvx_client["requests"] == 100
+    assert result.verdict is None and outcome_of(result).error is None, result.to_json()
+    assert client_of(result)["requests"] == 100
     lead = result.lead
     print(f"slow link: lead max {lead['max_calls']} calls, {lead['max_cb_entries']} in the CB (bound {cb}), "
           f"{lead['max_seconds'] * 1e3:.1f} ms")

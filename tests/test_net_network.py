@@ -13,12 +13,12 @@ import subprocess
 import sys
 
 import pytest
+from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 from dmvx.topology import Topology, load_topology
-from realmode.net import network, netns, runs
+from realmode.net import netns, network, runs
 from realmode.net.network import EmulatedNetwork
 from realmode.net.rtt import connector_rtt
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -46,6 +46,7 @@ def test_hosts_switches_and_links_follow_the_file(clean_check) -> None:
                 assert f"INTERFACE={bridge}" in handle.read()
         qdisc = net.popen("h1", ["tc", "class", "show", "dev", "h1-eth0"], text=True).communicate()[0]
         bw = topo.links[0].bw
+        assert bw is not None
         rate = f"rate {bw / 1e9:g}Gbit" if bw >= 1e9 else f"rate {bw / 1e6:g}Mbit"
         assert "htb" in qdisc and rate in qdisc, (rate, qdisc)
         assert max(_ping(net, "h1", "h3")) < 1.0  # everyone reaches everyone, nothing routed out

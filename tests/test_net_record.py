@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_net_support import clean_check, kill_agent, needs_mininet, run_dmvx  # noqa: F401 - fixture
 
 from dmvx.exitstatus import ExitStatus
 from dmvx.topology import load_topology
@@ -21,7 +22,6 @@ from dmvx.trace import TraceCall, TraceEnd, read_trace
 from realmode.net import experiment as ex
 from realmode.net.entry import demo_config
 from realmode.orchestrator import make_policy
-from test_net_support import clean_check, needs_mininet, run_dmvx  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -78,7 +78,7 @@ def test_a_run_whose_monitor_was_killed_writes_no_trace(clean_check, tmp_path: P
     config.workload.pace = 0.1
     config.native = config.measure_rtt = False
     config.record = trace_path
-    fault = ex.Fault(after=0.5, action=lambda run: run.agents.kill_agent(1, "monitor"), label="follower monitor killed")
+    fault = ex.Fault(after=0.5, action=kill_agent(1, "monitor"), label="follower monitor killed")
     result = ex.NetExperiment(config, faults=[fault]).run()
     assert result.verdict is not None and result.verdict.kind.value == "connector-lost", result.outcome
     assert result.trace is not None and result.trace["path"] is None

@@ -17,13 +17,17 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dmvx.topology import Topology, load_topology
 from realmode.net import runs
+from realmode.net.experiment import NetExperiment, NetResult
+from realmode.reports import RunReports
 
 REPO = Path(__file__).resolve().parent.parent
 needs_mininet = pytest.mark.skipif(
@@ -70,7 +74,7 @@ def _netns_inode(pid: int) -> int:
 
 def _processes() -> dict[int, tuple[int | None, int, bytes]]:
     """pid -> (start time, network namespace inode, environ) of every process."""
-    table = {}
+    table: dict[int, tuple[int | None, int, bytes]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -150,6 +154,32 @@ def clean_check():
         for pid in left["marked_processes"] + left["processes_in_new_namespaces"] + left["children"]:
             runs.kill(pid)
         pytest.fail(f"the run left things behind: {left}")
+
+
+def outcome_of(result: NetResult) -> RunReports:
+    """What the monitors reported (a run that started its agents has it)."""
+    assert result.outcome is not None, result.to_json()
+    return result.outcome
+
+
+def client_of(result: NetResult) -> dict[str, Any]:
+    """The report of the client that ran against the variants."""
+    assert result.mvx_client is not None, result.to_json()
+    return result.mvx_client
+
+
+def attack_of(result: NetResult) -> dict[str, Any]:
+    """The attacker's report."""
+    assert result.attack is not None, result.to_json()
+    return result.attack
+
+
+def kill_agent(index: int, which: str) -> Callable[[NetExperiment], None]:
+    """A fault's action: kill the ``which`` (monitor, connector) of variant ``index``."""
+    def action(experiment: NetExperiment) -> None:
+        assert experiment.agents is not None, "a fault fires while the agents run"
+        experiment.agents.kill_agent(index, which)
+    return action
 
 
 def dmvx_command(*args: str) -> list[str]:

@@ -46,7 +46,9 @@ def _regs(*values: int) -> tuple[int, ...]:
 
 def _nr(name: str, arch: Arch, raw: str | None = None) -> int:
     if raw is None:
-        return syscalls.number(name, arch)
+        nr = syscalls.number(name, arch)
+        assert nr is not None, (name, arch)
+        return nr
     return next(nr for nr in range(1000) if syscalls.raw_name(arch, nr) == raw)
 
 

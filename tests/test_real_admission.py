@@ -140,6 +140,7 @@ def test_a_follower_refuses_an_impostor_leader() -> None:
         conn.sendall(b"DMVX\x01W" + bytes(32))
         [(_, record)] = _records(f_mon, 5.0)
         stop = codec.loads(record)
+        assert isinstance(stop, Stop), stop
         assert stop.verdict.kind is VerdictKind.AUTH_FAILURE and "welcome does not authenticate" in stop.verdict.detail
     finally:
         conn.close()

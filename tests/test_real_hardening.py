@@ -111,7 +111,7 @@ def test_kill_9_of_dmvx_run_ends_every_process_of_the_run_within_1_s() -> None:
         took = time.monotonic() - killed
         assert not [pid for pid in pids if running(pid)]
         assert took < 1.0, f"the run's processes outlived dmvx run by {took:.2f} s"
-        assert run.stdout.read() == b""  # nothing kept running long enough to say "late"
+        assert run.stdout is not None and run.stdout.read() == b""  # nothing kept running long enough to say "late"
     finally:
         for pid in _descendants(run.pid) if run.poll() is None else ():
             os.kill(pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ import pytest
 
 from dmvx.exitstatus import ExitStatus
 from dmvx.verdict import VerdictKind
-from realmode.orchestrator import run
+from realmode.orchestrator import RunResult, run
 from test_real_support import (  # noqa: F401
     assert_no_survivors, captured, compile_target, descendants, native, no_strays)
 
@@ -42,7 +42,7 @@ def _status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _same_as_native(argv: list[str], policy: str, stdin: bytes = b"") -> None:
+def _same_as_native(argv: list[str], policy: str, stdin: bytes = b"") -> RunResult:
     expected = native(argv, stdin)
     result, out, err = captured(lambda: run([argv, argv], policy), stdin=stdin)
     assert result.verdict is None, result.verdict.summary()

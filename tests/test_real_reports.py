@@ -75,8 +75,10 @@ def test_unsupported_outranks_the_verdict_it_caused() -> None:
     then reports the lost link. Whichever word arrives first, the run is
     unsupported, not a divergence (``dmvx run`` said so; the agents kept the
     echo as the run's verdict)."""
-    for order in ([(1, reports.Halted(lost())), (0, reports.UnsupportedProgram("unknown architecture 0x1234"))],
-                  [(0, reports.UnsupportedProgram("unknown architecture 0x1234")), (1, reports.Halted(lost()))]):
+    orders: list[list[tuple[int, reports.Report]]] = [
+        [(1, reports.Halted(lost())), (0, reports.UnsupportedProgram("unknown architecture 0x1234"))],
+        [(0, reports.UnsupportedProgram("unknown architecture 0x1234")), (1, reports.Halted(lost()))]]
+    for order in orders:
         outcome, _ = run_reports(*order)
         assert outcome.unsupported == "unknown architecture 0x1234"
         assert outcome.verdict is None

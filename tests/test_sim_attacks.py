@@ -68,6 +68,7 @@ def test_relative_code_reuse_in_another_abi_makes_the_call_without_its_arguments
     assert reactions("relative-rop", 0, [ASLR, arm], 1, {})[1].reaction is Reaction.CRASHES
     steps, resume = attack_steps("relative-rop", abi, load_profile("vm"), 4)
     assert not resume and [s.call.name for s in steps if s.call] == ["execve"]
+    assert steps[0].call is not None and steps[0].outcome is not None
     assert steps[0].call.args[1] == UNREADABLE and not steps[0].harmful and steps[0].outcome.result < 0
     assert steps[-1].end == ("exit", 127)
 

@@ -123,7 +123,7 @@ def test_a_silent_leader_ends_in_no_progress() -> None:
 
 
 def test_same_scenario_and_seed_give_byte_identical_json() -> None:
-    args = {"seed": None, "overrides": {"workload.requests": "100"}, "plot": None, "console": QUIET}
+    args: dict[str, Any] = {"seed": None, "overrides": {"workload.requests": "100"}, "plot": None, "console": QUIET}
     first = cli_entry.run(REPO / "scenarios" / "paper-lighttpd.yml", **args)
     second = cli_entry.run(REPO / "scenarios" / "paper-lighttpd.yml", **args)
     dump = lambda r: json.dumps(r.to_json(), indent=2, allow_nan=False)  # noqa: E731 - as dmvx.output writes it

@@ -57,7 +57,7 @@ def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
     assert trace.header["program"] == "demo" and trace.calls == len(PROGRAM)
     events = trace.streams[0]
     assert [(e.call, e.outcome) for e in events if isinstance(e, TraceCall)] == PROGRAM
-    assert events[0].ns == 500 and events[0].gap == 100
+    assert isinstance(events[0], TraceCall) and events[0].ns == 500 and events[0].gap == 100
     assert events[-1] == TraceEnd("exit", 0)
 
 
@@ -155,8 +155,8 @@ def test_a_long_native_call_is_not_a_stall(tmp_path: Path, monkeypatch: pytest.M
                 writer.call(index, call, outcome, ns=1_000_100_000 if long else 500, gap=100)
             writer.killed(index, 9)
     s = scenario(path).model_copy(update={"stall_timeout": 1.0})
-    outcome = simulate(s, load_profile("vm")).mvx
+    mvx = simulate(s, load_profile("vm")).mvx
     if heartbeats:
-        assert outcome.verdict is None
+        assert mvx.verdict is None
     else:
-        assert outcome.verdict is not None and outcome.verdict.kind.value == "no-progress"
+        assert mvx.verdict is not None and mvx.verdict.kind.value == "no-progress"

@@ -234,6 +234,7 @@ def test_every_struct_the_table_names_has_a_layout_where_the_call_exists():
         if arch is Arch.I386:
             specs += [socketcall(sub) for sub in range(1, 21)]
         for sp in specs:
+            assert sp is not None
             for arg in sp.args:
                 if arg.struct:
                     size(arg.struct, arch, 1)  # raises if missing
@@ -337,7 +338,8 @@ def _program(prelude: str, entries: list, arch: Arch) -> tuple[str, list]:
     overrides names (an empty string skips the field); ``SIZE_ONLY`` checks
     the size alone.
     """
-    lines, expected = [prelude, "int main(void) {", 'printf("[");'], []
+    lines: list[str] = [prelude, "int main(void) {", 'printf("[");']
+    expected: list[tuple[str, structs.Layout, dict[str, str]]] = []
     for name, ctype, fieldmap in entries:
         ctype = ctype.get(arch) if isinstance(ctype, dict) else ctype
         if ctype is None:

@@ -94,7 +94,7 @@ def test_in_lockstep_the_leader_lets_a_name_made_up_apart_through() -> None:
     other = LeaderMonitor(Policy.preset("dmon"), 2)
     other.call_entered(_open("/tmp/x-AbC123"))
     actions = other.message_received(Report("0", 1, _open("/tmp/y-zzzzzz"), 1))
-    assert isinstance(actions[-1], Halt) and other.verdict.kind is VerdictKind.ARG_MISMATCH
+    assert isinstance(actions[-1], Halt) and actions[-1].verdict.kind is VerdictKind.ARG_MISMATCH
 
 
 @pytest.mark.parametrize("preset", ["dmvx", "dmon"])

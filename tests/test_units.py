@@ -84,7 +84,7 @@ def test_queue_limits_are_packets_or_bytes() -> None:
         (parse_queue, "5ms", "'5ms' is a duration, not a queue limit", "100packets or 64KiB"),
     ],
 )
-def test_refusals_say_what_to_write(parser, value, message, expected) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_say_what_to_write(parser, value, message, expected) -> None:
     with pytest.raises(UnitError) as caught:
         parser(value)
     assert message in caught.value.message
@@ -162,7 +162,7 @@ def test_the_published_pattern_agrees_with_the_parser() -> None:
 
 def test_a_bare_number_fails_validation_with_the_hint() -> None:
     with pytest.raises(ValidationError) as caught:
-        _Knobs(delay=5, bw="1Mbit", buffer="1B", loss="0%", queue="1p")  # type: ignore[arg-type]
+        _Knobs(delay=5, bw="1Mbit", buffer="1B", loss="0%", queue="1p")
     (error,) = caught.value.errors()
     assert error["loc"] == ("delay",)
     assert "write 5ms, not 5" in str(error["ctx"]["error"])
