@@ -35,5 +35,6 @@ def test_lighttpd_has_the_papers_shape() -> None:
                            overrides={"workload.requests": "300"})
     assert result.exit_status is ExitStatus.OK
     overhead = {p.labels["policy.preset"]: p.mvx.overhead_pct for p in result.points}
-    assert overhead["dmon"] > 50
-    assert 0 <= overhead["dmvx"] < 5
+    dmon, dmvx = overhead["dmon"], overhead["dmvx"]
+    assert dmon is not None and dmon > 50
+    assert dmvx is not None and 0 <= dmvx < 5

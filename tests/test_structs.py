@@ -339,7 +339,7 @@ def _program(prelude: str, entries: list, arch: Arch) -> tuple[str, list]:
     the size alone.
     """
     lines: list[str] = [prelude, "int main(void) {", 'printf("[");']
-    expected: list[tuple[str, structs.Layout, dict[str, str]]] = []
+    expected: list[tuple[str, structs.StructLayout, dict[str, str]]] = []
     for name, ctype, fieldmap in entries:
         ctype = ctype.get(arch) if isinstance(ctype, dict) else ctype
         if ctype is None:
