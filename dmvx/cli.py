@@ -52,6 +52,7 @@ own children needs no root.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import sys
@@ -65,6 +66,7 @@ import click
 from dmvx import __version__, modeloader, output
 from dmvx.attacktable import BothModesResult
 from dmvx.calibration import check_rows
+from dmvx.bounds import MAX_REPEAT, MAX_REQUESTS, MAX_SAMPLE, MAX_STALL_TIMEOUT, MAX_VARIANTS
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Interrupted, Unavailable
 from dmvx.modeloader import (
@@ -167,6 +169,8 @@ def _variant_commands(
         variants = [list(program) for _ in range(count or 2)]
     if len(variants) < 2:
         raise click.UsageError("MVX needs at least two variants: add a --variant CMD")
+    if len(variants) > MAX_VARIANTS:
+        raise click.UsageError(f"{len(variants)} variants given; at most {MAX_VARIANTS}")
     return variants
 
 
@@ -283,6 +287,17 @@ class _DmvxGroup(click.Group):
         return status
 
 
+class _FiniteRange(click.FloatRange):
+    """A float range that also refuses ``nan`` (which no comparison with a
+    bound catches: ``--stall-timeout nan`` would turn stall detection off)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
 json_option = click.option(
     "--json",
     "as_json",
@@ -397,14 +412,14 @@ def sim_command(
 )
 @click.option(
     "--requests",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_REQUESTS),
     metavar="N",
     help="Requests from the client host (default: 20 for the built-in server, the "
     "scenario's, 1000 for lighttpd).",
 )
 @click.option(
     "--sample",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SAMPLE),
     metavar="N",
     help="With --server: bodies checked against their SHA-256 before the requests (default 100).",
 )
@@ -441,7 +456,7 @@ def real_command(
 @click.option(
     "--variants",
     "count",
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=2, max=MAX_VARIANTS),
     metavar="N",
     help="How many variants of PROG to run (default 2).",
 )
@@ -454,7 +469,7 @@ def real_command(
 )
 @click.option(
     "--stall-timeout",
-    type=click.FloatRange(min=0.1),
+    type=_FiniteRange(min=0.1, max=MAX_STALL_TIMEOUT),
     metavar="SECONDS",
     help="How long a variant may go without a system call while another waits for it before the run "
     "ends with no-progress (default 2; raise it for programs that compute longer between calls).",
@@ -595,7 +610,8 @@ def lab_check_command(
     default=None,
     help="The preset (default: the scenario's, or dmvx for a trace).",
 )
-@click.option("--variants", "count", type=click.IntRange(min=2), metavar="N", help="How many variants (default 2).")
+@click.option("--variants", "count", type=click.IntRange(min=2, max=MAX_VARIANTS), metavar="N",
+              help="How many variants (default 2).")
 @click.option("--call", "calls", multiple=True, metavar="NAME",
               help="Show only the events of this system call (its entry, return and messages). Repeatable.")
 @click.option("--route", "routes", multiple=True,
@@ -644,7 +660,7 @@ def lab_watch_command(
 )
 @click.option("--server/--no-server", default=True, show_default=True,
               help="With the check: also lighttpd under ab (needs lighttpd and ab).")
-@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--repeat", type=click.IntRange(min=1, max=MAX_REPEAT), default=5, show_default=True,
               help="Runs per measurement (median).")
 @json_option
 @click.pass_context

@@ -36,6 +36,9 @@ from pydantic import (
     Discriminator, Field, PlainSerializer, PlainValidator, Tag, ValidationError, WithJsonSchema, model_validator,
 )
 
+from dmvx.bounds import (
+    MAX_AT_CALL, MAX_CB_ENTRIES, MAX_CONCURRENCY, MAX_ITERATIONS, MAX_REQUESTS, MAX_STALL_TIMEOUT, MAX_VARIANTS,
+)
 from dmvx.errors import InputError, Problem, did_you_mean, format_path, one_of
 from dmvx.syscalls import Arch
 from dmvx.syscalls import names as syscall_names
@@ -153,7 +156,8 @@ class VariantSpec(FileModel):
 class CB(FileModel):
     """The connector buffer (CB): the ring between DIP-MON and the CONNECTOR."""
 
-    entries: int | None = Field(default=None, ge=1, description="Capacity in entries. Default: the preset's.")
+    entries: int | None = Field(default=None, ge=1, le=MAX_CB_ENTRIES,
+                                description="Capacity in entries. Default: the preset's.")
     bytes: Size | None = Field(default=None, description="Capacity in bytes, e.g. 16MiB. Default: the preset's.")
 
 
@@ -188,7 +192,7 @@ class PolicySpec(FileModel):
     )
     cb: CB = Field(default_factory=CB, description="Connector buffer size.")
     ack_every: int | None = Field(
-        default=None, ge=1,
+        default=None, ge=1, le=MAX_CB_ENTRIES,
         description="Followers acknowledge every N entries (flow control of the CB). Default: the preset's.",
     )
     overrides: dict[str, RouteName] = Field(
@@ -201,6 +205,13 @@ class PolicySpec(FileModel):
         description="How long a variant may make no progress before the run is stopped with a "
         "no-progress verdict, e.g. 1s.",
     )
+
+    @model_validator(mode="after")
+    def _bounded_stall_timeout(self) -> "PolicySpec":
+        if self.stall_timeout > MAX_STALL_TIMEOUT:
+            raise Problem(f"a stall timeout of {self.stall_timeout:g} s is too long", path=("stall_timeout",),
+                          expected=f"at most {MAX_STALL_TIMEOUT:g} s")
+        return self
 
     @model_validator(mode="after")
     def _known_calls(self) -> "PolicySpec":
@@ -244,15 +255,15 @@ class Microbench(FileModel):
     call: MicrobenchCall = Field(
         description="The call: getpid, read (1 byte), read4k (4 KiB), getcwd, sched_yield or write."
     )
-    iterations: int = Field(default=20000, ge=1, description="How many times the call is made.")
+    iterations: int = Field(default=20000, ge=1, le=MAX_ITERATIONS, description="How many times the call is made.")
 
 
 class Server(FileModel):
     """A file server (lighttpd-like) answering requests from a client host."""
 
     kind: Literal["server"] = Field(description="Workload kind.")
-    requests: int = Field(default=1000, ge=1, description="Requests the client sends in total.")
-    concurrency: int = Field(default=1, ge=1, description="Requests in flight at once.")
+    requests: int = Field(default=1000, ge=1, le=MAX_REQUESTS, description="Requests the client sends in total.")
+    concurrency: int = Field(default=1, ge=1, le=MAX_CONCURRENCY, description="Requests in flight at once.")
     request_size: Size = Field(default="200B", validate_default=True, description="Size of one request, e.g. 200B.")
     file_size: Size = Field(
         default="4KiB", validate_default=True, description="Size of the file each request fetches, e.g. 4KiB."
@@ -286,8 +297,8 @@ class Attack(FileModel):
         description="rop-absolute, pointer-leak, relative-rop, data-only (against a variant), "
         "connector-forgery, connector-replay (against the monitors' channel).",
     )
-    at_call: int = Field(ge=0, description="Sequence number of the system call at which the attack fires.")
-    target: int = Field(default=0, ge=0, description="Index of the attacked variant: 0 is the leader.")
+    at_call: int = Field(ge=0, le=MAX_AT_CALL, description="Sequence number of the system call at which the attack fires.")
+    target: int = Field(default=0, ge=0, lt=MAX_VARIANTS, description="Index of the attacked variant: 0 is the leader.")
     source: str | None = Field(
         default=None,
         description="Host the attack is sent from (connector attacks). Default: the first attacker "
@@ -380,7 +391,7 @@ class DiversitySetting(FileModel):
     """One way to diversify the variants, and what each mode must find under it."""
 
     description: str = Field(default="", description="What this setting varies, in a sentence.")
-    variants: list[VariantSpec] = Field(min_length=2, description="The variants, leader first.")
+    variants: list[VariantSpec] = Field(min_length=2, max_length=MAX_VARIANTS, description="The variants, leader first.")
     expect: ExpectByMode = Field(description="The expected outcome in sim and in real mode.")
 
 
@@ -443,7 +454,7 @@ class Scenario(FileModel):
     )
     seed: int = Field(default=0, ge=0, description="Seed of every random choice in the run, for repeatable results.")
     variants: list[VariantSpec] | None = Field(
-        default=None, min_length=2,
+        default=None, min_length=2, max_length=MAX_VARIANTS,
         description="The variants, leader first. Default: one per variant host of the topology, in its order.",
     )
     policy: PolicySpec = Field(default_factory=PolicySpec, description="Monitor policy.")

@@ -63,6 +63,15 @@ Rules that hold everywhere:
   the built-ins; relative paths (a topology file, a trace, a cost profile, a
   variant's `binary`) are taken from the scenario file's directory.
 - **A bad file gets one line**: `file:line:column: field: what is wrong; expected ...`.
+- **Files are bounded**: only regular files are read (a FIFO, a device, a
+  socket or a directory is refused at once, never waited on), of at most
+  1 MiB for YAML and 256 MiB for a trace. A file none of whose top-level
+  keys is a field of its kind is refused without showing its content.
+- **Counts are bounded** (`dmvx.bounds`): at most 16 variants, 10,000,000
+  microbench iterations, 1,000,000 requests, 1,024 requests in flight, a
+  stall timeout of 1 hour; `nan` and `inf` are refused wherever a number is.
+- **Switches form a tree**: real mode builds them as bridges without STP, so
+  a loop of switches is refused, naming the link that closes it.
 - A field whose default is "—" is absent unless given.
 """
 
@@ -109,7 +118,12 @@ class _Renderer:
                 return f"{unit} (e.g. `{example}`)" if unit else f"string (e.g. `{example}`)"
             return "string" + (f" (at least {s['minLength']} character)" if s.get("minLength") else "")
         if kind == "integer":
-            return "integer" + (f" ≥ {s['minimum']}" if "minimum" in s else "")
+            bounds = [f"≥ {s['minimum']}"] if "minimum" in s else []
+            if "maximum" in s:
+                bounds.append(f"≤ {s['maximum']:,}")
+            elif "exclusiveMaximum" in s:
+                bounds.append(f"< {s['exclusiveMaximum']:,}")
+            return "integer" + (" " + ", ".join(bounds) if bounds else "")
         if kind == "number":
             return "number"
         if kind == "boolean":

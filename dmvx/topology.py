@@ -167,6 +167,7 @@ class Topology(FileModel):
                 raise Problem(f"a second link between {link.a!r} and {link.b!r} (first is links[{pairs[pair]}])",
                               path=("links", i), expected="at most one link per pair of nodes")
             pairs[pair] = i
+        self._check_no_switch_loop()
         variants = self.variant_hosts()
         if not variants:
             raise Problem("no host has role 'variant'", path=("hosts",), at="key",
@@ -178,6 +179,21 @@ class Topology(FileModel):
                     raise Problem(f"host {host!r} cannot reach variant host {target!r}", path=("hosts", host),
                                   at="key", expected="links connecting every host to every variant host")
         return self
+
+    def _check_no_switch_loop(self) -> None:
+        """Refuse switches linked in a loop. Real mode builds each switch as a
+        Linux learning bridge without STP, on which a loop makes every
+        broadcast circle for ever; the link that closes the loop is named."""
+        switches: nx.Graph[str] = nx.Graph()
+        switches.add_nodes_from(self.switches)
+        for i, link in enumerate(self.links):
+            if link.a in switches and link.b in switches:
+                if nx.has_path(switches, link.a, link.b):
+                    loop = nx.shortest_path(switches, link.b, link.a)
+                    raise Problem(f"switches {' - '.join([*loop, link.b])} form a loop (this link closes it); "
+                                  "switches are bridges without STP", path=("links", i),
+                                  expected="switches linked as a tree (no loop)")
+                switches.add_edge(link.a, link.b)
 
     # -- queries -------------------------------------------------------------
 

@@ -494,3 +494,15 @@ def test_help_imports_no_mode_library() -> None:
 def test_documented_exit_statuses_match_the_enum(doc: str) -> None:
     rows = re.findall(r"^\|\s*(\d+)\s*\|\s*`(\w+)`\s*\|", (REPO / doc).read_text(), re.M)
     assert {int(code): name for code, name in rows} == {s.value: s.name for s in ExitStatus}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--stall-timeout", "nan", "--", "true"], "'nan' is not a number"),
+    (["run", "--stall-timeout", "inf", "--", "true"], "inf is not in the range 0.1<=x<=3600.0"),
+    (["run", "--variants", "99999999999999999999", "--", "true"], "is not in the range 2<=x<=16"),
+    (["run", *[a for i in range(17) for a in ("--variant", "true")], "--", "true"], "18 variants given; at most 16"),
+])
+def test_counts_and_durations_are_bounded_and_finite(args: list[str], needle: str) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == ExitStatus.USAGE, result.output
+    assert needle in result.output
