@@ -108,3 +108,25 @@ def test_netem_probe_leaves_nothing_and_is_cached(clean_check) -> None:
     tc = subprocess.run(["unshare", "--net", "sh", "-c", "tc qdisc add dev lo root netem delay 1ms"],
                         capture_output=True)
     assert first == (tc.returncode == 0)
+
+
+def test_the_host_kind_is_passed_in(clean_check) -> None:
+    """``EmulatedNetwork(..., host=Kind)``: every host of the topology is a
+    ``Kind``, with the run's mark added."""
+    from realmode.net import _mininet
+
+    _mininet.load()
+    from mininet.node import Host
+
+    class CountedHost(Host):
+        made: list[str] = []
+
+        def __init__(self, name: str, *args: object, **params: object) -> None:
+            CountedHost.made.append(name)
+            super().__init__(name, *args, **params)
+
+    topo = load_topology("two-host")
+    with EmulatedNetwork(topo, runs.new_run_id(), host=CountedHost) as net:
+        assert all(isinstance(net.nodes[name], CountedHost) for name in topo.hosts)
+        assert max(_ping(net, "h1", "h2", count=3)) < 1.0
+    assert set(topo.hosts) <= set(CountedHost.made)

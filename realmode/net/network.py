@@ -89,13 +89,16 @@ class LinkPlan:
         return self.a_intf, self.b_intf
 
 
-def _node_classes(env: dict[str, str]):
+def _node_classes(env: dict[str, str], host: type | None = None):
     """Mininet node classes that start their shells with this run's mark in
     the environment and a time limit (:class:`_ShellStart`), and a bridge
-    that is set up with ``ip``."""
+    that is set up with ``ip``. ``host`` is the Mininet host class the mark
+    is added to (default ``mininet.node.Host``)."""
     _mininet.load()
     from mininet.node import Host
     from mininet.nodelib import LinuxBridge
+
+    host = host or Host
 
     class Marked(_ShellStart):
         def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
@@ -103,7 +106,7 @@ def _node_classes(env: dict[str, str]):
             params.setdefault("preexec_fn", children.die_with_parent)
             return super()._popen(cmd, **params)
 
-    class MarkedHost(Marked, Host):
+    class MarkedHost(Marked, host):  # type: ignore[valid-type,misc]
         @property
         def role(self) -> str:
             return "relay node" if self.name.startswith("_d") else "host"
@@ -307,12 +310,18 @@ def _disable_ipv6(ifname: str | None = None) -> None:
 
 class EmulatedNetwork:
     """A topology's Mininet network for one run. Use as a context manager,
-    or call :meth:`start` and, in a ``finally``, :meth:`stop`."""
+    or call :meth:`start` and, in a ``finally``, :meth:`stop`.
+
+    The kind of host is passed in, as Mininet takes ``Mininet(host=Host)``:
+    ``host`` is a Mininet host class (a subclass of ``mininet.node.Host``,
+    say one with CPU limits); every host of the topology is one, with the
+    run's mark and time limit added. None is Mininet's plain ``Host``."""
 
     def __init__(self, topology: Topology, run_id: str, *, state: runs.RunState | None = None,
                  hub: bool = False, seed: int = 0, watch_port: int | None = None,
-                 netem: bool | None = None) -> None:
+                 netem: bool | None = None, host: type | None = None) -> None:
         self.topology = topology
+        self.host_class = host
         self.run_id = run_id
         self.state = state or runs.RunState(run_id)
         self.hub = hub
@@ -356,7 +365,7 @@ class EmulatedNetwork:
         """Build the network and start its relay; raise on failure (after
         which :meth:`stop` still cleans up what was made)."""
         self.state.save()
-        host_cls, bridge_cls = _node_classes(self.env)
+        host_cls, bridge_cls = _node_classes(self.env, self.host_class)
         from mininet.link import Link
         from mininet.log import setLogLevel
 
