@@ -63,15 +63,21 @@ def _words(line: str) -> list[str]:
                                                   and "=" not in word else [word])]
 
 
-def _leaf(words: list[str]) -> tuple[click.Command, str, list[str]]:
+def _leaf(words: list[str]) -> tuple[click.Command, str, list[str], click.Context]:
+    """The command the words name, its name, its own words, and its parent
+    context (made as dmvx makes it, so settings such as -h carry over and
+    nothing is cached on the command that ``dmvx --help`` would then show)."""
     command: click.Command = cli
     name = "dmvx"
+    parent = cli.make_context("dmvx", [], resilient_parsing=True)
     while isinstance(command, click.Group):
         assert words, "a group without its command"
+        if command is not cli:
+            parent = command.make_context(name, [], parent=parent, resilient_parsing=True)
         name = words[0]
         command = command.commands[words[0]]
         words = words[1:]
-    return command, name, words
+    return command, name, words, parent
 
 
 EXAMPLES = examples()
@@ -88,14 +94,14 @@ def test_a_documented_command_works(page: str, line: str, monkeypatch: pytest.Mo
     words = _words(line)
     if "{...}" in line or any(STUDENT_FILE.search(w) for w in words):
         # A template: only its command and options must exist.
-        command, _, rest = _leaf([w for w in words if not STUDENT_FILE.search(w) and "{...}" not in w])
+        command, _, rest, _ = _leaf([w for w in words if not STUDENT_FILE.search(w) and "{...}" not in w])
         known = {opt for param in command.params for opt in param.opts}
         for word in rest:
             if word.startswith("--"):
                 assert word.partition("=")[0] in known, f"{page}: {line}: no option {word}"
         return
-    command, name, rest = _leaf(words)
-    ctx = command.make_context(name, list(rest))  # parses and checks every option and argument
+    command, name, rest, parent = _leaf(words)
+    ctx = command.make_context(name, list(rest), parent=parent)  # parses and checks every option and argument
     top = words[0]
     if top == "sim":
         from sim.cli_entry import prepare
