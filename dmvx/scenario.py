@@ -798,7 +798,19 @@ def scenario_from_document(doc: YamlDocument, base_dir: Path, default_name: str 
     elif isinstance(ref, dict) and "name" not in ref:
         data["topology"] = {**ref, "name": "inline"}
     _absolute_paths(data, base_dir)
-    _check_cost_profile(doc, data, base_dir)
+    try:
+        _check_cost_profile(doc, data, base_dir)
+    except InputError as bad_profile:
+        # Report the fields' errors with it (dmvx validate shows them all).
+        try:
+            doc.validate(Scenario, data)
+        except InputError as also:
+            places = {(bad_profile.line, bad_profile.column)}
+            others = [e for e in also.every() if (e.line, e.column) not in places]
+            found = sorted((bad_profile, *others), key=lambda e: (e.line or 0, e.column or 0))
+            found[0].more = tuple(found[1:])
+            raise found[0] from None
+        raise
     scenario = doc.validate(Scenario, data)
     if scenario.name is None:
         scenario.name = default_name
