@@ -104,7 +104,7 @@ def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable
 # What an attack achieved, and the attack table
 # ---------------------------------------------------------------------------
 
-#: The harmful calls (``Step.harmful`` of :mod:`sim.workload`) that mean the
+#: The harmful calls (``WorkloadStep.harmful`` of :mod:`sim.workload`) that mean the
 #: attacker reached its goal -- the shell ran, the secret or the pointer
 #: reached it -- per attack kind. Other harmful calls (the leader opening
 #: the secret file before the verdict) are steps on the way, which the

@@ -51,7 +51,7 @@ from dmvx.protocol import FRAME_OVERHEAD
 from dmvx.verdict import Verdict
 from sim.network import LinkPath, Network
 from sim.profile import CostProfile
-from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, Step
+from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, WorkloadStep
 
 INF = 1 << 62
 
@@ -333,7 +333,7 @@ class _Proc:
     __slots__ = ("sim", "env", "index", "host", "steps", "t", "window", "inbox", "blocked", "wake_at",
                  "wake_event", "socket", "connection", "state", "horizon")
 
-    def __init__(self, sim: "Simulation", index: int, host: str, steps: Iterator[Step]) -> None:
+    def __init__(self, sim: "Simulation", index: int, host: str, steps: Iterator[WorkloadStep]) -> None:
         self.sim = sim
         self.env = sim.env
         self.index = index
@@ -396,7 +396,7 @@ class _Proc:
                 return when + self.sim.wakeup
         return None
 
-    def _do_io(self, step: Step, t: int) -> None:
+    def _do_io(self, step: WorkloadStep, t: int) -> None:
         io = step.io
         socket = self.socket
         assert socket is not None
@@ -415,7 +415,7 @@ class Variant(_Proc):
     __slots__ = ("monitor", "interception", "stats", "res", "step", "awaiting", "monitor_wait", "block_since",
                  "sample_every", "is_leader", "io_owner", "heard_until")
 
-    def __init__(self, sim: "Simulation", index: int, host: str, arch: str, steps: Iterator[Step],
+    def __init__(self, sim: "Simulation", index: int, host: str, arch: str, steps: Iterator[WorkloadStep],
                  monitor: LeaderMonitor | FollowerMonitor, interception: dict[Route, int],
                  sample_every: int) -> None:
         super().__init__(sim, index, host, steps)
@@ -423,7 +423,7 @@ class Variant(_Proc):
         self.interception = interception
         self.stats = VariantStats(index, host, arch)
         self.res = NONE
-        self.step: Step | None = None
+        self.step: WorkloadStep | None = None
         self.awaiting: tuple[int, ...] = ()
         self.monitor_wait = False
         self.block_since = 0
@@ -748,7 +748,7 @@ class NativeProgram(_Proc):
 
     __slots__ = ("calls", "end_time")
 
-    def __init__(self, sim: "Simulation", host: str, steps: Iterator[Step]) -> None:
+    def __init__(self, sim: "Simulation", host: str, steps: Iterator[WorkloadStep]) -> None:
         super().__init__(sim, 0, host, steps)
         self.calls = 0
         self.end_time = 0
@@ -800,7 +800,7 @@ class NativeProgram(_Proc):
 class VariantSetup:
     host: str
     arch: str
-    steps: Iterator[Step]
+    steps: Iterator[WorkloadStep]
 
 
 @dataclass
@@ -938,7 +938,7 @@ class Simulation:
         if self.attack_hook is not None:
             self.attack_hook(self, variant)
 
-    def on_harmful(self, variant: Variant, step: Step) -> None:
+    def on_harmful(self, variant: Variant, step: WorkloadStep) -> None:
         self.outcome.harmful.append(HarmfulCall(variant.index, step.call.name if step.call else "", step.harmful,
                                                 variant.t))
 

@@ -21,7 +21,7 @@ from sim.network import Network
 from sim.profile import CostProfile
 from sim.workload import (
     CONN_FD,
-    Step,
+    WorkloadStep,
     attack_steps,
     microbench_steps,
     repeat,
@@ -50,7 +50,7 @@ def layouts_of(scenario: Scenario) -> list[VariantLayout]:
             for v in scenario.variants or []]
 
 
-def _streams(scenario: Scenario, profile: CostProfile, n: int) -> tuple[list[Iterator[Step]], int, Iterator[Step]]:
+def _streams(scenario: Scenario, profile: CostProfile, n: int) -> tuple[list[Iterator[WorkloadStep]], int, Iterator[WorkloadStep]]:
     """Per-variant streams, the program's call count, and the native stream."""
     workload = scenario.workload
     if isinstance(workload, Microbench):

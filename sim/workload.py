@@ -1,6 +1,6 @@
 """Workloads: the system calls each simulated variant makes.
 
-A workload becomes one stream of :class:`Step` per variant: the canonical
+A workload becomes one stream of :class:`WorkloadStep` per variant: the canonical
 call, the outcome the variant gets if it runs the call itself, what running
 it costs natively, and, for a server, the I/O the call does (wait for a
 connection, send a response). Three kinds, as the scenario schema names them:
@@ -47,7 +47,7 @@ IO_RESPOND = 3          # send ``io_bytes`` of the response to the client
 IO_RESPOND_LAST = 4     # send the last part of the response: the request is served
 
 
-class Step:
+class WorkloadStep:
     """One call of one variant (or, with ``end`` set, the end of the process)."""
 
     __slots__ = ("call", "outcome", "native", "gap", "io", "io_bytes", "harmful", "out_bytes",
@@ -78,7 +78,7 @@ class Step:
         #: variant's memory, per buffer: what each monitor does to compare them.
         self.args_ns = 0
 
-    def priced(self, profile: CostProfile) -> "Step":
+    def priced(self, profile: CostProfile) -> "WorkloadStep":
         """Set the per-byte monitor costs of this step from ``profile``."""
         self.read_ns = profile.copy_per_buffer * len(self.outcome.outputs)
         self.args_ns = profile.copy_per_buffer * self.arg_buffers
@@ -87,7 +87,7 @@ class Step:
         return self
 
     def __repr__(self) -> str:
-        return f"Step({self.call if self.call else self.end})"
+        return f"WorkloadStep({self.call if self.call else self.end})"
 
 
 def _buffers(args: tuple) -> int:
@@ -108,8 +108,8 @@ class Builder:
     def __init__(self, profile: CostProfile) -> None:
         self.profile = profile
 
-    def step(self, c: Call, outcome: Outcome, nbytes: int = 0, **extra: object) -> Step:
-        step = Step(c, outcome, self.profile.native_cost(c.name, nbytes), **extra)  # type: ignore[arg-type]
+    def step(self, c: Call, outcome: Outcome, nbytes: int = 0, **extra: object) -> WorkloadStep:
+        step = WorkloadStep(c, outcome, self.profile.native_cost(c.name, nbytes), **extra)  # type: ignore[arg-type]
         return step.priced(self.profile)
 
 
@@ -121,10 +121,10 @@ BENCH_FILE = "/var/tmp/dmvx-bench.dat"
 CWD = b"/home/dmvx/bench\x00"
 
 
-def microbench_steps(spec: Microbench, profile: CostProfile, pid: int = 4242) -> tuple[list[Step], Step, int]:
+def microbench_steps(spec: Microbench, profile: CostProfile, pid: int = 4242) -> tuple[list[WorkloadStep], WorkloadStep, int]:
     """``(set-up steps, the looped step, iterations)`` of a microbenchmark."""
     b = Builder(profile)
-    setup: list[Step] = []
+    setup: list[WorkloadStep] = []
     name = spec.call
     if name in ("read", "read4k"):
         setup.append(b.step(call("openat", AT_FDCWD, BENCH_FILE, O_RDONLY, 0), Outcome(3)))
@@ -155,7 +155,7 @@ EPOLL_CTL_ADD, EPOLL_IN = 1, 1
 SOCK_STREAM, AF_INET, SOL_SOCKET, SO_REUSEADDR = 1, 2, 1, 2
 
 
-def server_setup(profile: CostProfile) -> list[Step]:
+def server_setup(profile: CostProfile) -> list[WorkloadStep]:
     b = Builder(profile)
     sockaddr = bytes(16)
     return [
@@ -168,7 +168,7 @@ def server_setup(profile: CostProfile) -> list[Step]:
     ]
 
 
-def request_steps(spec: Server, profile: CostProfile, number: int) -> list[Step]:
+def request_steps(spec: Server, profile: CostProfile, number: int) -> list[WorkloadStep]:
     """The calls the server makes to answer request ``number``."""
     b = Builder(profile)
     size = spec.request_size
@@ -194,7 +194,7 @@ def request_steps(spec: Server, profile: CostProfile, number: int) -> list[Step]
     ]
 
 
-def server_stream(spec: Server, profile: CostProfile) -> Iterator[Step]:
+def server_stream(spec: Server, profile: CostProfile) -> Iterator[WorkloadStep]:
     yield from server_setup(profile)
     for number in range(spec.requests):
         yield from request_steps(spec, profile, number)
@@ -205,7 +205,7 @@ def server_stream(spec: Server, profile: CostProfile) -> Iterator[Step]:
 # ---------------------------------------------------------------------------
 
 
-def trace_streams(spec: Trace, profile: CostProfile, n_variants: int) -> tuple[list[list[Step]], int]:
+def trace_streams(spec: Trace, profile: CostProfile, n_variants: int) -> tuple[list[list[WorkloadStep]], int]:
     """One step list per variant from a recorded trace, and the leader's call count.
 
     Variants the trace has no stream for replay the leader's (as identical
@@ -221,7 +221,7 @@ def trace_streams(spec: Trace, profile: CostProfile, n_variants: int) -> tuple[l
         steps = []
         for event in events:
             if isinstance(event, TraceEnd):
-                steps.append(Step(None, end=(event.how, event.value)))
+                steps.append(WorkloadStep(None, end=(event.how, event.value)))
                 break
             assert isinstance(event, TraceCall)
             nbytes = event.outcome.result if event.outcome.outputs and event.outcome.result > 0 else 0
@@ -238,12 +238,12 @@ def trace_streams(spec: Trace, profile: CostProfile, n_variants: int) -> tuple[l
 # ---------------------------------------------------------------------------
 
 
-def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out_fd: int) -> tuple[list[Step], bool]:
+def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out_fd: int) -> tuple[list[WorkloadStep], bool]:
     """What a variant does at the attack point: ``(steps, then continue the
     normal stream)``. ``out_fd`` is where the program's output goes."""
     b = Builder(profile)
     if reaction.reaction is Reaction.CRASHES:
-        return [Step(None, end=("killed", SIGSEGV))], False
+        return [WorkloadStep(None, end=("killed", SIGSEGV))], False
     if reaction.reaction is Reaction.UNAFFECTED:
         return [], True
     if kind in ("rop-absolute", "relative-rop") and reaction.reaction is Reaction.DIFFERS:
@@ -252,7 +252,7 @@ def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out
         # would refuse it (EFAULT) and the program's _exit(127) follows.
         return [
             b.step(call("execve", "/bin/sh", UNREADABLE, None), Outcome(-EFAULT)),
-            Step(None, end=("exit", 127)),
+            WorkloadStep(None, end=("exit", 127)),
         ], False
     if kind in ("rop-absolute", "relative-rop"):
         # Success: the gadget chain calls execve; the shell then talks to the attacker.
@@ -260,7 +260,7 @@ def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out
             b.step(call("execve", "/bin/sh", ("/bin/sh", "-i"), ()), Outcome(0), harmful="execve of a shell"),
             b.step(call("write", out_fd, b"# ", 2), Outcome(2), 2, harmful="shell prompt to the attacker"),
             b.step(call("read", 0, 1024, 1024), Outcome(3, ((1, b"id\n"),)), 3),
-            Step(None, end=("exit", 0)),
+            WorkloadStep(None, end=("exit", 0)),
         ]
         return shell, False
     if kind == "data-only":
@@ -282,7 +282,7 @@ def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out
     return [], True
 
 
-def with_attack(stream: Iterable[Step], at_call: int, injected: Sequence[Step], resume: bool) -> Iterator[Step]:
+def with_attack(stream: Iterable[WorkloadStep], at_call: int, injected: Sequence[WorkloadStep], resume: bool) -> Iterator[WorkloadStep]:
     """``stream`` with ``injected`` in place at call number ``at_call``
     (0-based: after ``at_call`` calls), or before the end if the stream is
     shorter; the rest of the stream follows only when ``resume``."""
@@ -302,5 +302,5 @@ def with_attack(stream: Iterable[Step], at_call: int, injected: Sequence[Step], 
         yield from injected
 
 
-def repeat(setup: Sequence[Step], loop: Step, iterations: int) -> Iterator[Step]:
+def repeat(setup: Sequence[WorkloadStep], loop: WorkloadStep, iterations: int) -> Iterator[WorkloadStep]:
     return itertools.chain(setup, itertools.repeat(loop, iterations))
