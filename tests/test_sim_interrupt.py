@@ -28,7 +28,7 @@ policy: {preset: dmvx}
 workload: {kind: microbench, call: read, iterations: 1000}
 sweep:
   parameter: workload.iterations
-  values: [1000, 1500, 50000000, 50000000]
+  values: [1000, 1500, 10000000, 10000000]
 """
 
 
@@ -94,7 +94,7 @@ def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path) ->
 
 
 def test_a_long_single_run_shows_progress_and_stops_at_once() -> None:
-    process = _start("sim", "--set", "policy.preset=dmvx", "--set", "workload.iterations=50000000")
+    process = _start("sim", "--set", "policy.preset=dmvx", "--set", "workload.iterations=10000000")
     try:
         lines = _wait_for_line(process, " calls ")
         took, out, err = _interrupt(process)
