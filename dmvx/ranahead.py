@@ -2,7 +2,7 @@
 replication, told call by call.
 
 Under asynchronous replication the leader runs a replicated call at once and
-the followers compare it later (DESIGN.md, "Asynchronous replication"). When
+the followers compare it later (docs/policy.md, the routes). When
 a verdict comes, the calls the leader ran that no follower had confirmed yet
 *did* run: "every variant was stopped before the call ran" is true only of a
 lockstep call. :class:`RanAhead` lists them -- the connector buffer's

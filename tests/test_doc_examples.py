@@ -127,3 +127,13 @@ def test_the_set_examples_in_the_help_fit_the_default_scenario() -> None:
     for example in found:
         key, _, value = example.partition("=")
         prepare(REPO / "scenarios" / "default.yml", seed=None, overrides={key: value})
+
+
+def test_nothing_points_at_a_design_file_outside_the_repository() -> None:
+    """The design brief lives outside the tree; pages and docstrings must say what they mean in place."""
+    outside = "DESIGN" + ".md"
+    files = [*PAGES, *sorted(p for d in ("dmvx", "sim", "realmode", "tests", "benchmarks")
+                             for p in (REPO / d).rglob("*.py"))]
+    mentions = [str(f.relative_to(REPO)) for f in files if outside in f.read_text(encoding="utf-8", errors="replace")]
+    assert not (REPO / outside).exists() or not mentions
+    assert mentions == [], mentions
