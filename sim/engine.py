@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import simpy
+from simpy.events import ProcessGenerator
 
 from dmvx.actions import EVERYONE, HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.messages import Message
@@ -54,6 +55,16 @@ from sim.profile import CostProfile
 from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, WorkloadStep
 
 INF = 1 << 62
+
+
+class Clock(simpy.Environment):
+    """SimPy's environment, its time in integer nanoseconds: the engine only
+    ever waits integer delays from time 0, so ``now`` stays an int (SimPy
+    itself allows floats too)."""
+
+    @property
+    def now(self) -> int:
+        return self._now  # type: ignore[return-value]  # an int, as said above
 
 # Variant states.
 READY = 0      # between calls: the next step comes next
@@ -317,7 +328,11 @@ class ServerSocket:
             return
         done = connection.done
         timer = sim.env.timeout(max(0, delivery.arrival - sim.env.now))
-        timer.callbacks.append(lambda _e: done.succeed() if not done.triggered else None)
+        def release(_event: simpy.Event) -> None:
+            if not done.triggered:
+                done.succeed()
+
+        timer.callbacks.append(release)
         sim.scheduled(delivery.arrival)
 
 
@@ -409,6 +424,11 @@ class _Proc:
             socket.respond(self.connection, step.io_bytes, t, io == IO_RESPOND_LAST)
 
 
+    def run(self) -> ProcessGenerator:
+        """The SimPy process of this program, from its first step to its end."""
+        raise NotImplementedError
+
+
 class Variant(_Proc):
     """One monitored variant: its workload, its monitor, its clock."""
 
@@ -496,7 +516,7 @@ class Variant(_Proc):
 
     # -- the process ---------------------------------------------------------------
 
-    def run(self) -> Iterator[simpy.Event]:
+    def run(self) -> ProcessGenerator:
         # The hot loop. ``t`` is the variant's clock and the counters are
         # locals; they are written back to ``self`` / ``self.stats`` only
         # where other code may read them: around :meth:`apply` (which stamps
@@ -563,15 +583,16 @@ class Variant(_Proc):
                 break
             if state is READY:
                 step = next(steps, None)
-                if step is None or step.end is not None:
+                end = step.end if step is not None else None
+                if step is None or end is not None:
                     self.state = FINISHING
                     self.res = NONE
                     self.t = t
                     stats.entered, stats.executed, stats.skipped = entered, executed, skipped
-                    if step is not None and step.end[0] == "killed":
-                        apply(mon.process_killed(step.end[1]))
+                    if end is not None and end[0] == "killed":
+                        apply(mon.process_killed(end[1]))
                     else:
-                        apply(mon.process_exited(step.end[1] if step is not None else 0))
+                        apply(mon.process_exited(end[1] if end is not None else 0))
                     t = self.t
                     continue
                 if entered == attack_at:
@@ -580,10 +601,12 @@ class Variant(_Proc):
                     sim.on_attack_point(self, attack_at)
                 entered += 1
                 seq = mon.seq
+                assert step.call is not None  # a step without an end is a call
                 actions = call_entered(step.call)
                 # The interception, priced by the route the monitor's broker
                 # just chose; then comparing, for calls in the sequence.
                 decision = mon.last_decision
+                assert decision is not None  # call_entered has just decided
                 route = decision.route
                 t += step.gap + interception[route]
                 if route is not LOCAL:
@@ -610,7 +633,9 @@ class Variant(_Proc):
                     self.step = step
                     state = self.state = AT_CALL
                     res = self.res = NONE
-                    self.awaiting = actions[0].awaiting
+                    wait = actions[0]
+                    assert isinstance(wait, Wait)
+                    self.awaiting = wait.awaiting
                 else:
                     self.step = step
                     self.state = AT_CALL
@@ -627,6 +652,7 @@ class Variant(_Proc):
                 res = self.res
                 step = self.step
             if res == EXECUTE:
+                assert step is not None  # resolved: the step of the call it was held at
                 if step.io and io_owner:
                     if step.io == IO_WAIT_CONNECTION:
                         ready = self._io_ready(t, self.horizon)
@@ -695,6 +721,7 @@ class Variant(_Proc):
                         if self.state is ENDED:
                             break
             elif res == SKIP:
+                assert step is not None  # resolved: the step of the call it was held at
                 t += step.copy_ns
                 skipped += 1
                 if state is not READY:
@@ -753,7 +780,7 @@ class NativeProgram(_Proc):
         self.calls = 0
         self.end_time = 0
 
-    def run(self) -> Iterator[simpy.Event]:
+    def run(self) -> ProcessGenerator:
         env = self.env
         sim = self.sim
         self.t = env.now
@@ -818,7 +845,7 @@ class Simulation:
                  variants: Sequence[VariantSetup], client: ClientSetup | None = None,
                  stall_timeout: int = 1_000_000_000, attack_at: int = -1,
                  sample_every: int = 1) -> None:
-        self.env = simpy.Environment()
+        self.env = Clock()
         self.network = topology_network
         # Every message is sent at or after env.now, so the links may forget
         # reservations that ended before it (a long run's memory stays flat).
@@ -950,7 +977,7 @@ class Simulation:
 
     # -- the client ----------------------------------------------------------------
 
-    def _client_user(self, counter: list[int]) -> Iterator[simpy.Event]:
+    def _client_user(self, counter: list[int]) -> ProcessGenerator:
         client = self.client
         socket = self.socket
         assert client is not None and socket is not None
@@ -975,7 +1002,7 @@ class Simulation:
 
     # -- the watchdog --------------------------------------------------------------
 
-    def _watchdog(self) -> Iterator[simpy.Event]:
+    def _watchdog(self) -> ProcessGenerator:
         """Call ``stalled()`` on monitors that waited longer than the stall
         timeout for peers that are stuck too; end the run when nothing can
         happen any more.
