@@ -67,7 +67,7 @@ from dmvx import __version__, modeloader, output
 from dmvx.attacktable import BothModesResult
 from dmvx.calibration import check_rows
 from dmvx.bounds import MAX_REPEAT, MAX_REQUESTS, MAX_SAMPLE, MAX_STALL_TIMEOUT, MAX_VARIANTS
-from dmvx.errors import InputError
+from dmvx.errors import InputError, NotExecutable
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Interrupted, Unavailable
 from dmvx.modeloader import (
     LAB_CHECK,
@@ -237,6 +237,9 @@ def _guarded(call: Callable[[], Any]) -> int:
         done = f" after {stopped.done}" if isinstance(stopped, Interrupted) else ""
         output.note(f"{PROG}: interrupted{done}")
         return ExitStatus.INTERRUPTED
+    except NotExecutable as exc:
+        output.error(str(exc))
+        return ExitStatus(exc.exit_status)
     except InputError as exc:
         output.error(str(exc))
         return ExitStatus.USAGE
@@ -326,7 +329,8 @@ def cli() -> None:
 
     Exit status: 0 ok, 1 divergence detected, 2 usage or input error,
     3 attack missed, 4 environment missing (e.g. not root), 5 mode not built
-    yet, 70 internal error, 130 interrupted.
+    yet, 70 internal error, 126/127 program cannot be executed / not found,
+    130 interrupted.
     """
 
 
@@ -507,8 +511,15 @@ def run_command(
     options: dict[str, Any] = {"stall_timeout": stall_timeout} if stall_timeout is not None else {}
     if routes:
         options["routes"] = routes
-    result = run_program(variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json,
-                         **options)
+    try:
+        result = run_program(variants, policy=policy, record=record, console=output.stderr_console(),
+                             as_json=as_json, **options)
+    except NotExecutable as exc:
+        # As a shell says it, with its status; --json still gets a document.
+        if as_json:
+            output.json_document({"status": ExitStatus(exc.exit_status).label, "program_status": None,
+                                  "error": str(exc)})
+        raise
     status = output.emit(result, as_json=as_json)
     if status is ExitStatus.OK:
         # Transparency: when the variants agree, dmvx run ends as the

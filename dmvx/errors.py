@@ -136,3 +136,15 @@ def one_of(choices: Iterable[str]) -> str:
     if len(items) == 1:
         return items[0]
     return "one of: " + ", ".join(items)
+
+
+class NotExecutable(InputError):
+    """The program a run was asked to start cannot be executed. The message
+    is the shell's (``./x: Exec format error``, ``x: command not found``)
+    and ``exit_status`` the shell's status: 127 for a program that does not
+    exist, 126 for one the kernel refuses."""
+
+    def __init__(self, program: str, reason: str, *, found: bool) -> None:
+        super().__init__(f"{program}: {reason}")
+        self.program = program
+        self.exit_status = 126 if found else 127

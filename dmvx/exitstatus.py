@@ -39,6 +39,11 @@ class ExitStatus(IntEnum):
     #: A bug in dmvx. The user sees one line and the path of a file holding
     #: the traceback (70 is EX_SOFTWARE in sysexits.h).
     INTERNAL = 70
+    #: The program to run exists but the kernel cannot execute it (no x bit,
+    #: a directory, a script without ``#!``): 126, as shells report it.
+    CANNOT_EXECUTE = 126
+    #: The program to run does not exist: 127, as shells report it.
+    NOT_FOUND = 127
     #: Stopped by Ctrl-C (128 + SIGINT, as shells report it).
     INTERRUPTED = 130
 
@@ -58,6 +63,8 @@ _SEVERITY = (
     ExitStatus.ATTACK_MISSED,
     ExitStatus.UNAVAILABLE,
     ExitStatus.USAGE,
+    ExitStatus.CANNOT_EXECUTE,
+    ExitStatus.NOT_FOUND,
     ExitStatus.ENVIRONMENT,
     ExitStatus.INTERNAL,
     ExitStatus.INTERRUPTED,

@@ -248,7 +248,7 @@ def run(
         raise InputError("dmvx run: MVX needs at least two variants")
     _check_kernel()
     pol = policy if isinstance(policy, Policy) else make_policy(policy)
-    paths = [resolve(argv[0], "dmvx run") for argv in variants]
+    paths = [resolve(argv[0]) for argv in variants]
     bpf = seccomp.build_filter(pol)
     key = new_run_key()
     run_id = hashlib.sha256(key).hexdigest()[:16]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from dmvx.errors import InputError
+from dmvx.errors import NotExecutable
 from dmvx.syscalls import Arch
 from realmode.tracer import Launch, monitor_main
 
@@ -51,15 +52,44 @@ def elf_arch(path: str) -> Arch | None:
     return _ELF_MACHINES.get(int.from_bytes(head[18:20], "little"))
 
 
-def resolve(program: str, command: str) -> str:
-    """The absolute path of ``program`` (searched on PATH without a slash);
-    an :class:`InputError` naming ``command`` if it is missing or not executable."""
-    path = program if "/" in program else shutil.which(program)
-    if path is None or not os.path.isfile(path):
-        raise InputError(f"{command}: {program}: no such program")
-    if not os.access(path, os.X_OK):
-        raise InputError(f"{command}: {program}: not executable")
-    return os.path.abspath(path)
+#: How an executable begins: an ELF image, or a script naming its interpreter.
+_EXECUTABLE_MAGIC = (b"\x7fELF", b"#!")
+
+
+def resolve(program: str) -> str:
+    """The absolute path of ``program`` (searched on PATH without a slash).
+
+    A program the kernel would not execute is refused before anything
+    starts, as a shell reports it (:class:`~dmvx.errors.NotExecutable`,
+    status 127 or 126): otherwise its variants would fail their ``execve``
+    unseen and the run would pass for one that ended with status 127."""
+    if "/" not in program:
+        found = shutil.which(program)
+        if found is None:
+            raise NotExecutable(program, "command not found", found=False)
+        program_path = found
+    else:
+        program_path = program
+    try:
+        with open(program_path, "rb", opener=_no_block) as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise NotExecutable(program, "Is a directory", found=True)
+            if not stat.S_ISREG(info.st_mode) or not os.access(program_path, os.X_OK):
+                raise NotExecutable(program, "Permission denied", found=True)
+            if not handle.read(4).startswith(_EXECUTABLE_MAGIC):
+                raise NotExecutable(program, "Exec format error", found=True)
+    except IsADirectoryError:
+        raise NotExecutable(program, "Is a directory", found=True) from None
+    except FileNotFoundError:
+        raise NotExecutable(program, "No such file or directory", found=False) from None
+    except OSError as error:
+        raise NotExecutable(program, error.strerror or str(error), found=True) from None
+    return os.path.abspath(program_path)
+
+
+def _no_block(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def default_compare_from(paths: Iterable[str]) -> str:

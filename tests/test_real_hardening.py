@@ -117,3 +117,32 @@ def test_kill_9_of_dmvx_run_ends_every_process_of_the_run_within_1_s() -> None:
             os.kill(pid, signal.SIGKILL)
         if run.poll() is None:
             run.kill()
+
+
+def _script(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize("make,message,status,label", [
+    (lambda d: _script(d / "x", "echo hi\n"), "Exec format error", 126, "cannot-execute"),
+    (lambda d: (d / "x").write_text("#!/bin/sh\necho hi\n"), "Permission denied", 126, "cannot-execute"),
+    (lambda d: (d / "x").mkdir(), "Is a directory", 126, "cannot-execute"),
+    (lambda d: None, "No such file or directory", 127, "not-found"),
+])
+def test_a_program_the_kernel_cannot_execute_is_reported_as_a_shell_does(tmp_path: Path, make, message: str,
+                                                                         status: int, label: str) -> None:
+    import json
+
+    make(tmp_path)
+    program = str(tmp_path / "x")
+    done = _dmvx("run", "--", program)
+    assert (done.returncode, done.stderr) == (status, f"dmvx: error: {program}: {message}\n")
+    done = _dmvx("run", "--json", "--", program)
+    assert done.returncode == status
+    assert json.loads(done.stdout)["status"] == label != "ok"
+
+
+def test_a_command_not_on_path_is_not_found() -> None:
+    done = _dmvx("run", "--", "dmvx-no-such-command")
+    assert (done.returncode, done.stderr) == (127, "dmvx: error: dmvx-no-such-command: command not found\n")

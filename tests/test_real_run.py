@@ -236,7 +236,7 @@ def _variant_pids(argv: list[str]) -> list[int]:
 
 def test_missing_program_is_a_usage_error() -> None:
     from dmvx.errors import InputError
-    with pytest.raises(InputError, match="no such program"):
+    with pytest.raises(InputError, match="^/nonexistent/prog: No such file or directory$"):
         run([["/nonexistent/prog"], ["/nonexistent/prog"]], "dmvx")
 
 

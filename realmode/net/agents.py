@@ -103,7 +103,7 @@ class Agents:
         self.stall_timeout = stall_timeout
         self.port = port if port is not None else connector_port()
         self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
-        self.paths = [resolve(argv[0], "dmvx real") for argv in argvs]
+        self.paths = [resolve(argv[0]) for argv in argvs]
         # Variants of different ABIs are compared from each program's entry
         # point, as in dmvx run.
         self.compare_from = compare_from if compare_from is not None else default_compare_from(self.paths)
