@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,7 +93,7 @@ def main() -> int:
             for policy in POLICIES:
                 samples[policy].append(_traced(binary, "local", n, policy, args.place))
         native = median(samples["native"])
-        local = {"call": "local", **{f"{key}_us": median(values) for key, values in samples.items()}}
+        local: dict[str, Any] = {"call": "local", **{f"{key}_us": median(values) for key, values in samples.items()}}
         for key in ("filter", "native_x2", "dmon", "dmvx"):
             local[f"{key}_x"] = local[f"{key}_us"] / native
         local["dmon_over_dmvx"] = local["dmon_us"] / local["dmvx_us"]

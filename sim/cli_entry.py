@@ -72,7 +72,7 @@ def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
     N-th sweep of a grid), likewise ``.parameter``: edit the sweep itself."""
     match = _SWEEP_KEY.match(key)
     data = scenario.model_dump(mode="json")
-    sweeps = data.get("sweep")
+    sweeps: Any = data.get("sweep")  # JSON: a list (a grid), one sweep's dict, or None
     grid = isinstance(sweeps, list)
     if match is None or (match.group(2) is None and not (key == "sweep" and isinstance(value, (dict, list)))):
         raise InputError(f"cannot set {key!r}", file="--set", field=key,
@@ -160,7 +160,8 @@ def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Pa
         with Progress("simulating", len(points), "points") as progress:
             results = run_points(points, profile, timeline=plot is not None, progress=progress)
     except Interrupted as stopped:
-        finished = check_effects([r for r, _ in stopped.partial or []], prepared)
+        done = stopped.partial if isinstance(stopped.partial, list) else []  # run_points' finished points
+        finished = check_effects([r for r, _ in done], prepared)
         partial = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, finished)
         raise Interrupted(partial if finished else None, stopped.done) from None
     reports = check_effects([r for r, _ in results], prepared)

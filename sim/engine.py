@@ -38,8 +38,9 @@ from __future__ import annotations
 import gc
 import heapq
 from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import simpy
 from simpy.events import ProcessGenerator
@@ -861,7 +862,7 @@ class Simulation:
         self._ended = 0
         #: The process whose generator is running (its horizon may shrink).
         self.running: _Proc | None = None
-        self.attack_hook = None
+        self.attack_hook: Callable[[Simulation, Variant], None] | None = None
         self.harmful_hook = None
         p = profile
         self.wakeup = p.wakeup
