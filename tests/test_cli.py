@@ -506,3 +506,20 @@ def test_counts_and_durations_are_bounded_and_finite(args: list[str], needle: st
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == ExitStatus.USAGE, result.output
     assert needle in result.output
+
+
+def test_a_file_error_met_late_is_one_line_and_status_2_not_70(capsys) -> None:
+    import errno
+
+    from dmvx.cli import _guarded
+
+    def fails() -> None:
+        raise OSError(errno.EROFS, "Read-only file system", "/mnt/ro/out.png")
+
+    assert _guarded(fails) == ExitStatus.USAGE
+    assert capsys.readouterr().err == "dmvx: error: /mnt/ro/out.png: Read-only file system\n"
+
+    def bug() -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")  # no file named: a bug, as before
+
+    assert _guarded(bug) == ExitStatus.INTERNAL
