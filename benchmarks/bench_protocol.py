@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dmvx.calls import Call, Outcome  # noqa: E402
-from dmvx.codec import decode_message, encode_message  # noqa: E402
-from dmvx.messages import Ack, Entry, EntryKind  # noqa: E402
-from dmvx.protocol import FrameReader, FrameWriter, new_run_key  # noqa: E402
+from dmvx.calls import Call, Outcome
+from dmvx.codec import decode_message, encode_message
+from dmvx.messages import Ack, Entry, EntryKind
+from dmvx.protocol import FrameReader, FrameWriter, new_run_key
 
 SHAPES = {
     "small entry (write 12 B, result)": Entry("0", 41, Call("write", (1, b"hello world\n", 12)), EntryKind.RESULT, Outcome(12)),
@@ -37,7 +37,7 @@ def rate(fn, seconds: float) -> float:
     """Calls of ``fn`` per second, over batches until ``seconds`` have passed."""
     done, batch = 0, 1
     start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
+    while time.perf_counter() - start < seconds:
         for _ in range(batch):
             fn()
         done += batch
@@ -62,7 +62,6 @@ def bench(message, seconds: float) -> tuple[float, float, float, int]:
         reader.next_message()
     decode_rate = count / (time.perf_counter() - start)
 
-    code, payload = encode_message(message)
     codec_rate = rate(lambda: decode_message(*encode_message(message)), seconds)
     return encode_rate, decode_rate, codec_rate, frame_size
 

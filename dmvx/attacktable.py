@@ -141,7 +141,7 @@ def render_cells(cells: Sequence[Cell], console: "Console", title: str,
         table.add_row(cell.attack if first else "", cell.setting if first else "", cell.mode, _expected_text(cell),
                       cell.found(), _latency_text(cell), status, style=style)
     console.print(table)
-    for sim, real, text in disagree:
+    for _, real, text in disagree:
         console.print(f"DISAGREEMENT {real.attack} / {real.setting}: {text}", style="red", markup=False)
 
 

@@ -65,8 +65,8 @@ import click
 
 from dmvx import __version__, modeloader, output
 from dmvx.attacktable import BothModesResult
-from dmvx.calibration import check_rows
 from dmvx.bounds import MAX_REPEAT, MAX_REQUESTS, MAX_SAMPLE, MAX_STALL_TIMEOUT, MAX_VARIANTS
+from dmvx.calibration import check_rows
 from dmvx.errors import InputError, NotExecutable
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus, Interrupted, Unavailable
 from dmvx.modeloader import (
@@ -257,7 +257,7 @@ def _guarded(call: Callable[[], Any]) -> int:
         # read-only filesystem met late): the user's to fix, not a bug.
         output.error(f"{exc.filename}: {exc.strerror or exc}")
         return ExitStatus.USAGE
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:
         _report_bug(exc)
         return ExitStatus.INTERNAL
 

@@ -18,8 +18,8 @@ from typing import Iterator
 
 import click
 
-from dmvx.cli import PROG, cli
 from dmvx import docpage
+from dmvx.cli import PROG, cli
 from dmvx.yamlfile import SOURCE_ROOT
 
 PAGE = SOURCE_ROOT / "docs" / "guide" / "commands.md"

@@ -80,7 +80,7 @@ class ProtocolError(Exception):
 
     verdict_kind: VerdictKind = VerdictKind.PROTOCOL_ERROR
 
-    def __init__(self, reason: str, *, seq: int | None = None, offset: int | None = None):
+    def __init__(self, reason: str, *, seq: int | None = None, offset: int | None = None) -> None:
         self.reason = reason
         self.seq = seq
         self.offset = offset
@@ -334,7 +334,7 @@ class PayloadReader:
 
     __slots__ = ("_data", "_pos", "_end")
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes) -> None:
         self._data = bytes(data)
         self._pos = 0
         self._end = len(self._data)

@@ -30,6 +30,7 @@ the local variant and a :class:`~dmvx.messages.Stop` for everyone else.
 from __future__ import annotations
 
 import hashlib
+
 from dmvx.actions import EVERYONE, LEADER, Action, Done, Execute, Halt, Send, Skip, Wait, WaitReason
 from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
@@ -40,7 +41,6 @@ from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Rout
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
-
 
 #: Calls that hand the leader a new descriptor that followers must mirror
 #: with a placeholder when only the leader ran them.

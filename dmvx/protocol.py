@@ -413,7 +413,7 @@ class FrameWriter:
     ``max_frame``, raises and uses no number.
     """
 
-    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME):
+    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._key = direction_key(key, sender, receiver)
         self.sender = sender
         self.receiver = receiver
@@ -477,7 +477,7 @@ class FrameReader:
     never raises (it belongs in ``finally`` blocks).
     """
 
-    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME):
+    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._key = direction_key(key, sender, receiver)
         self.sender = sender
         self.receiver = receiver

@@ -60,7 +60,7 @@ class Step:
     """One call of a variant and the outcome it gets if it runs it."""
 
     call: Call
-    outcome: Outcome = Outcome(0)
+    outcome: Outcome = field(default_factory=lambda: Outcome(0))  # each step its own: Outcome is mutable
 
 
 @dataclass

@@ -33,11 +33,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (
-    Discriminator, Field, PlainSerializer, PlainValidator, Tag, ValidationError, WithJsonSchema, model_validator,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
 )
 
 from dmvx.bounds import (
-    MAX_AT_CALL, MAX_CB_ENTRIES, MAX_CONCURRENCY, MAX_ITERATIONS, MAX_REQUESTS, MAX_STALL_TIMEOUT, MAX_VARIANTS,
+    MAX_AT_CALL,
+    MAX_CB_ENTRIES,
+    MAX_CONCURRENCY,
+    MAX_ITERATIONS,
+    MAX_REQUESTS,
+    MAX_STALL_TIMEOUT,
+    MAX_VARIANTS,
 )
 from dmvx.errors import InputError, Problem, did_you_mean, format_path, one_of
 from dmvx.syscalls import Arch
@@ -46,7 +59,14 @@ from dmvx.topology import Topology, load_topology, resolve_topology
 from dmvx.units import Duration, Size
 from dmvx.verdict import VerdictKind
 from dmvx.yamlfile import (
-    SOURCE_ROOT, FileModel, YamlDocument, display_path, find_named, is_path_like, not_found_message, read_yaml,
+    SOURCE_ROOT,
+    FileModel,
+    YamlDocument,
+    display_path,
+    find_named,
+    is_path_like,
+    not_found_message,
+    read_yaml,
 )
 
 if TYPE_CHECKING:

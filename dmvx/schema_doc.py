@@ -20,10 +20,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterable
 
-from dmvx.schema_export import schema_of
-from dmvx.scenario import Scenario
-from dmvx.topology import Topology
 from dmvx import docpage
+from dmvx.scenario import Scenario
+from dmvx.schema_export import schema_of
+from dmvx.topology import Topology
 from dmvx.yamlfile import SOURCE_ROOT
 
 PAGE = SOURCE_ROOT / "docs" / "guide" / "files.md"

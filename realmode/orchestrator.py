@@ -29,18 +29,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.errors import InputError
+from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.policy import Policy
-from dmvx.syscalls import Arch
 from dmvx.protocol import new_run_key
 from dmvx.ranahead import RanAhead
+from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
 from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
-from realmode.spawn import default_compare_from, elf_arch, spawn_variant, resolve
+from realmode.spawn import default_compare_from, elf_arch, resolve, spawn_variant
 from realmode.tracer import Launch
 
 #: Files no outside process changes during a run: libraries, the loader

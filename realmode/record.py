@@ -35,7 +35,6 @@ from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
 from dmvx.trace import TraceWriter
 
-
 _END_LINES = ('{"exit":', '{"killed":')
 
 

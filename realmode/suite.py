@@ -38,8 +38,8 @@ from dmvx.suitefiles import read_suite
 from realmode.net import experiment as ex
 from realmode.orchestrator import with_system_files_local
 from realmode.vuln.build import build_variants
-from realmode.vuln.exploits import DEFAULT_EXPLOIT, PROGRAM
 from realmode.vuln.experiment import VulnExperiment
+from realmode.vuln.exploits import DEFAULT_EXPLOIT, PROGRAM
 
 #: The attacker program's name for each CONNECTOR attack.
 STREAM_KIND = {"connector-forgery": "forge", "connector-replay": "replay"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from dmvx.calibration import Placement, PredictionAsk, Predicted
+from dmvx.calibration import Placement, Predicted, PredictionAsk
 from dmvx.exitstatus import EnvironmentProblem
 from dmvx.policy import Policy
 from dmvx.scenario import load_scenario

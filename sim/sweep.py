@@ -30,11 +30,10 @@ from dmvx.exitstatus import Interrupted
 from dmvx.scenario import Scenario
 from dmvx.yamlfile import YamlDocument
 from sim.profile import CostProfile
+from sim.progress import Poller, Progress
 from sim.report import PointReport, Timeline
 from sim.results import point_report
-from sim.progress import Poller, Progress
 from sim.runner import Watch, simulate
-
 
 #: Plot data kept per point: progress samples, at most this many per variant.
 TIMELINE_POINTS = 2000

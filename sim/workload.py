@@ -28,9 +28,9 @@ from dmvx import syscalls
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
 from dmvx.scenario import Microbench, Server, Trace
+from dmvx.trace import TraceCall, TraceEnd, read_trace
 from sim.diversity import Reaction, VariantReaction
 from sim.profile import CostProfile
-from dmvx.trace import TraceCall, TraceEnd, read_trace
 
 AT_FDCWD = syscalls.AT_FDCWD
 O_RDONLY, O_WRONLY, O_CLOEXEC, O_NONBLOCK = 0, 0o1, 0o2000000, 0o4000
@@ -287,8 +287,7 @@ def with_attack(stream: Iterable[WorkloadStep], at_call: int, injected: Sequence
     (0-based: after ``at_call`` calls), or before the end if the stream is
     shorter; the rest of the stream follows only when ``resume``."""
     fired = False
-    count = 0
-    for step in stream:
+    for count, step in enumerate(stream):
         if not fired and (count == at_call or step.end is not None):
             fired = True
             yield from injected
@@ -297,7 +296,6 @@ def with_attack(stream: Iterable[WorkloadStep], at_call: int, injected: Sequence
         yield step
         if step.end is not None:
             return
-        count += 1
     if not fired:
         yield from injected
 

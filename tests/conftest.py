@@ -10,8 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from test_net_support import Snapshot
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,3 +49,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("root") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def clean_check() -> Iterator[Snapshot]:
+    """Fails the test if anything dmvx made outlives it: see
+    :func:`test_net_support.leftovers_checked` (imported here, when a test
+    asks for it, so that the other tests do not load real mode)."""
+    from test_net_support import leftovers_checked
+
+    yield from leftovers_checked()

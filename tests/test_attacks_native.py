@@ -24,7 +24,7 @@ from realmode.orchestrator import make_policy
 from realmode.vuln import exploits
 from realmode.vuln.build import Build, build_variants
 from realmode.vuln.experiment import VulnExperiment
-from test_net_support import clean_check, needs_mininet  # noqa: F401 - fixture
+from test_net_support import needs_mininet
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

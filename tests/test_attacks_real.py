@@ -24,7 +24,7 @@ from dmvx.scenario import NotRun, load_scenario
 from realmode.suite import run_point
 from sim.attacks import sim_cells
 from sim.cli_entry import run as sim_run
-from test_net_support import REPO, clean_check, needs_mininet  # noqa: F401 - fixture
+from test_net_support import REPO, needs_mininet
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from dmvx.attacktable import BothModesResult, Cell, disagreements
 from dmvx.cli import cli
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
 from dmvx.scenario import Expect, NotRun, load_scenario
-from dmvx.attacktable import BothModesResult, Cell, disagreements
 from dmvx.verdict import VerdictKind
 from sim.attacks import sim_cells
 from sim.cli_entry import AttackSuiteResult, run, suite

@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_net_support import clean_check, client_of, kill_agent, needs_mininet, outcome_of  # noqa: F401 - fixture
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.net.lighttpd import two_host_config
+from test_net_support import kill_agent, needs_mininet
 
 pytestmark = [pytest.mark.root, needs_mininet,
               pytest.mark.skipif(shutil.which("lighttpd") is None or shutil.which("ab") is None,

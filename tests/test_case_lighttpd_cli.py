@@ -21,7 +21,7 @@ from dmvx.exitstatus import ExitStatus
 from dmvx.trace import TraceCall, TraceEnd, read_trace
 from realmode.net.lighttpd import SIZES
 from test_net_record import replay
-from test_net_support import REPO, clean_check, dmvx_command, needs_mininet, run_dmvx  # noqa: F401 - fixture
+from test_net_support import REPO, dmvx_command, needs_mininet, run_dmvx
 
 pytestmark = [pytest.mark.root]
 needs_lighttpd = pytest.mark.skipif(shutil.which("lighttpd", path=os.environ.get("PATH", "") + ":/usr/sbin") is None

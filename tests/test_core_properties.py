@@ -19,13 +19,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from core_streams import streams
 from dmvx.broker import Broker
 from dmvx.calls import Call
 from dmvx.fdtable import FdTable
 from dmvx.policy import Level, Policy, Route, comparable
 from dmvx.replay import Step, replay
-
-from core_streams import streams
 
 
 def _policies() -> list[Policy]:

@@ -17,7 +17,7 @@ import pytest
 from dmvx.exitstatus import EnvironmentProblem
 from realmode.net import _mininet, network, runs
 from realmode.net.network import EmulatedNetwork
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
+from test_net_support import needs_mininet, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -42,7 +42,7 @@ def shell_of(monkeypatch: pytest.MonkeyPatch, host: str, argv: list[str]) -> Non
 
     real = mininet.node.Popen
 
-    def popen(cmd: list[str], **params: Any):  # noqa: ANN202 - a Popen
+    def popen(cmd: list[str], **params: Any):
         if cmd and cmd[-1] == f"mininet:{host}":
             cmd = argv
         return real(cmd, **params)

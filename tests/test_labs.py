@@ -238,7 +238,8 @@ def test_without_an_answers_file_every_task_lists_its_keys(tmp_path: Path, monke
     assert result.exit_code == ExitStatus.ATTACK_MISSED
     assert set(task_lines(result.stderr).values()) == {"TODO"}
     assert "no lab2-answers.yml here yet" in result.stderr
-    assert all(name in result.stderr for name in get_lab(2).keys())
+    questions = get_lab(2).keys()  # a Lab, not a dict: its keys() names its questions
+    assert all(name in result.stderr for name in questions)
 
 
 @pytest.mark.parametrize(

@@ -144,10 +144,10 @@ def test_dmvx_validate_prints_one_line_per_bad_file_and_fails() -> None:
 
 # --- inputs that are not files to read: bounded, never waited on, never shown ---
 
-import os  # noqa: E402
-import threading  # noqa: E402
+import os
+import threading
 
-from dmvx.yamlfile import MAX_YAML_BYTES, read_input  # noqa: E402
+from dmvx.yamlfile import MAX_YAML_BYTES, read_input
 
 
 @pytest.mark.parametrize("target,kind", [("/dev/zero", "a character device"), ("/dev/null", "a character device")])
@@ -160,8 +160,12 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.yml"
     os.mkfifo(fifo)
     outcome: list[BaseException] = []
-    reader = threading.Thread(target=lambda: outcome.append(pytest.raises(InputError, validate_file, fifo).value),
-                              daemon=True)
+    def read() -> None:
+        with pytest.raises(InputError) as refused:
+            validate_file(fifo)
+        outcome.append(refused.value)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(5)
     assert not reader.is_alive(), "validating a FIFO blocked"

@@ -16,13 +16,13 @@ import sys
 import time
 
 import pytest
-from test_net_support import clean_check, client_of, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from dmvx.protocol import Admission, FrameWriter, Hello, Join
 from dmvx.syscalls import Arch
 from realmode.net import agents as agents_mod
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
+from test_net_support import client_of, needs_mininet, outcome_of, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

@@ -10,12 +10,12 @@ links, where the relay counts its frames); the client host runs no agent.
 from __future__ import annotations
 
 import pytest
-from test_net_support import clean_check, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from realmode.net import experiment as ex
 from realmode.net import netns
 from realmode.net.agents import CONNECTOR_PORTS
 from realmode.orchestrator import make_policy
+from test_net_support import needs_mininet, outcome_of, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

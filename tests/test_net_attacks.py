@@ -10,11 +10,11 @@ and end the run fail-safe; (d) an injected RST ends the run with
 from __future__ import annotations
 
 import pytest
-from test_net_support import attack_of, clean_check, client_of, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
+from test_net_support import attack_of, client_of, needs_mininet, outcome_of, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

@@ -18,12 +18,12 @@ import time
 from typing import Any
 
 import pytest
-from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, outcome_of, two_host
 
 from dmvx.exitstatus import ExitStatus
 from realmode.net import experiment as ex
 from realmode.net import runs
 from realmode.orchestrator import make_policy
+from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, outcome_of, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

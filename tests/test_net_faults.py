@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from test_net_support import clean_check, client_of, kill_agent, needs_mininet, outcome_of, two_host  # noqa: F401 - fixture
 
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
+from test_net_support import client_of, kill_agent, needs_mininet, outcome_of, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

@@ -11,14 +11,15 @@ import json
 import statistics
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
-from test_net_support import clean_check, needs_mininet, two_host  # noqa: F401 - fixture
 
 from dmvx.topology import Topology, load_topology
 from realmode.net import netns, network, runs
 from realmode.net.network import EmulatedNetwork
 from realmode.net.rtt import connector_rtt
+from test_net_support import needs_mininet, two_host
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -93,7 +94,7 @@ def test_bandwidth_is_shaped(clean_check) -> None:
         receiver = net.popen("h2", [sys.executable, "-c", sink], text=True)
         sender = net.popen("h1", [sys.executable, "-c", source], text=True)
         sender.communicate(timeout=30)
-        out, err = receiver.communicate(timeout=30)
+        out, _ = receiver.communicate(timeout=30)
     report = json.loads(out)
     rate = report["bytes"] * 8 / report["seconds"]
     assert report["bytes"] == size
@@ -119,7 +120,7 @@ def test_the_host_kind_is_passed_in(clean_check) -> None:
     from mininet.node import Host
 
     class CountedHost(Host):
-        made: list[str] = []
+        made: ClassVar[list[str]] = []
 
         def __init__(self, name: str, *args: object, **params: object) -> None:
             CountedHost.made.append(name)

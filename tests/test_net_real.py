@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_net_support import REPO, clean_check, needs_mininet, run_dmvx  # noqa: F401 - fixture
 
 from dmvx.exitstatus import ExitStatus
+from test_net_support import REPO, needs_mininet, run_dmvx
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

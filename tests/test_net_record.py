@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_net_support import clean_check, kill_agent, needs_mininet, run_dmvx  # noqa: F401 - fixture
 
 from dmvx.exitstatus import ExitStatus
 from dmvx.topology import load_topology
@@ -22,6 +21,7 @@ from dmvx.trace import TraceCall, TraceEnd, read_trace
 from realmode.net import experiment as ex
 from realmode.net.entry import demo_config
 from realmode.orchestrator import make_policy
+from test_net_support import kill_agent, needs_mininet, run_dmvx
 
 pytestmark = [pytest.mark.root, needs_mininet]
 

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,10 +140,10 @@ class Snapshot:
                 "children": children, "changed_settings": changed}
 
 
-@pytest.fixture
-def clean_check():
-    """Fails the test if anything dmvx made outlives it (and removes it, so
-    one failure does not spill into the next test)."""
+def leftovers_checked() -> Iterator[Snapshot]:
+    """The ``clean_check`` fixture (tests/conftest.py): fails the test if
+    anything dmvx made outlives it (and removes it, so one failure does not
+    spill into the next test)."""
     before = Snapshot()
     yield before
     left = before.leftovers()

@@ -268,7 +268,7 @@ def test_garbage_after_valid_frames_names_its_offset():
 
 
 def test_unsupported_version():
-    got, error, _ = read_all(header(version=2) + bytes(40))
+    _, error, _ = read_all(header(version=2) + bytes(40))
     assert isinstance(error, UnsupportedVersion) and "version 2" in str(error)
 
 
@@ -300,18 +300,18 @@ def test_wrong_run_key_fails_authentication():
 def test_reflected_frame_fails_authentication():
     # A follower's own frame sent back at it: the header says so...
     reflected = frames_of([ACK], sender=FOLLOWER, receiver=LEADER)[0]
-    got, error, _ = read_all(reflected)
+    _, error, _ = read_all(reflected)
     assert isinstance(error, AuthenticationFailed) and "reflected" in str(error)
     # ...and editing the header to claim the leader does not help: the tag
     # was made with the follower->leader key.
     forged = bytearray(reflected)
     forged[16:20] = LEADER.to_bytes(4, "big")
-    got, error, _ = read_all(bytes(forged))
+    _, error, _ = read_all(bytes(forged))
     assert isinstance(error, AuthenticationFailed) and "HMAC" in str(error)
 
 
 def test_frame_from_a_third_monitor_is_refused():
-    got, error, _ = read_all(frames_of([ACK], sender=2, receiver=FOLLOWER)[0])
+    _, error, _ = read_all(frames_of([ACK], sender=2, receiver=FOLLOWER)[0])
     assert isinstance(error, AuthenticationFailed) and "claims sender 2" in str(error)
 
 
@@ -331,25 +331,25 @@ def test_reordered_frames():
 
 
 def test_authentic_but_malformed_payload_is_a_codec_error_with_its_seq():
-    got, error, _ = read_all(sign(header(length=3), b"\x010\x02"))
+    _, error, _ = read_all(sign(header(length=3), b"\x010\x02"))
     assert isinstance(error, CodecError) and error.seq == 1 and "truncated" in str(error)
 
 
 def test_heartbeat_with_a_payload_is_a_codec_error():
-    got, error, _ = read_all(sign(header(protocol.TYPE_HEARTBEAT, length=1), b"\x00"))
+    _, error, _ = read_all(sign(header(protocol.TYPE_HEARTBEAT, length=1), b"\x00"))
     assert isinstance(error, CodecError) and "heartbeat" in str(error)
 
 
 @pytest.mark.parametrize("code, flags, needle", [(0x7E, 0, "unknown message type 0x7e"), (0x12, 0x8000, "flags 0x8000")])
 def test_authentic_frame_with_unknown_type_or_flags(code, flags, needle):
     payload = b"\x010\x02\x00"
-    got, error, _ = read_all(sign(header(code, flags=flags, length=len(payload)), payload))
+    _, error, _ = read_all(sign(header(code, flags=flags, length=len(payload)), payload))
     assert isinstance(error, UnsupportedVersion) and needle in str(error) and error.seq == 1
 
 
 def test_bad_hello_payload_is_a_codec_error():
     payload = b"\x03run\x00\x05sparc\x02"
-    got, error, _ = read_all(sign(header(protocol.TYPE_HELLO, length=len(payload)), payload))
+    _, error, _ = read_all(sign(header(protocol.TYPE_HELLO, length=len(payload)), payload))
     assert isinstance(error, CodecError) and "unknown hello arch 'sparc'" in str(error)
 
 

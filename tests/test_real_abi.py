@@ -21,9 +21,9 @@ from dmvx import structs, syscalls
 from dmvx.calls import Call, Outcome
 from dmvx.syscalls import Arch
 from realmode import abi, seccomp
-from realmode.spawn import elf_arch
 from realmode.orchestrator import make_policy, placement
 from realmode.pids import PidMap
+from realmode.spawn import elf_arch
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads memory with process_vm_readv")
 
@@ -153,7 +153,7 @@ def test_getdents_offsets_fit_a_32_bit_reader() -> None:
 
 def test_the_filter_takes_its_numbers_from_the_core_table() -> None:
     policy = make_policy("dmvx")
-    always, checked = seccomp.local_names(policy)
+    always, _ = seccomp.local_names(policy)
     assert "sigreturn" in always  # i386 returns from non-RT handlers with it
     program = seccomp.build_filter(policy)
     allowed = {k for code, jt, jf, k in program if code == 0x15}

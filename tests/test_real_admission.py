@@ -115,7 +115,7 @@ def test_a_follower_that_never_comes_ends_the_wait_with_a_clear_verdict() -> Non
     attackers = _attacks(listener.getsockname()[:2])
     mon, mon_theirs, thread = _leader_in_thread(3, listener, timeout=0.5)
     try:
-        [(source, record)] = _records(mon, 5.0)
+        [(_, record)] = _records(mon, 5.0)
         stop = codec.loads(record)
         assert isinstance(stop, Stop) and stop.verdict.kind is VerdictKind.CONNECTOR_LOST
         assert stop.verdict.detail == "no CONNECTOR proved to be follower 1, follower 2 within 0.5 s"

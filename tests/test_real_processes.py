@@ -20,8 +20,7 @@ import pytest
 from dmvx.exitstatus import ExitStatus
 from dmvx.verdict import VerdictKind
 from realmode.orchestrator import RunResult, run
-from test_real_support import (  # noqa: F401
-    assert_no_survivors, captured, compile_target, descendants, native, no_strays)
+from test_real_support import assert_no_survivors, captured, compile_target, descendants, native, no_strays  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
               pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
@@ -123,7 +122,7 @@ def test_threads_are_refused_at_the_first_clone(tmp_path: Path, how: str) -> Non
     else:
         argv = [PYTHON, "-c", "import threading; t = threading.Thread(target=print); t.start(); t.join()"]
     started = time.monotonic()
-    result, _, err = captured(lambda: run([argv, argv], "dmvx"))
+    result, _, _ = captured(lambda: run([argv, argv], "dmvx"))
     assert time.monotonic() - started < 5
     assert result.exit_status is ExitStatus.UNAVAILABLE and result.process_exit_code == 5
     assert "created a thread" in result.unsupported and "\n" not in result.unsupported
@@ -161,7 +160,7 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
 
     thread = threading.Thread(target=killer)
     thread.start()
-    result, out, _ = captured(lambda: run([argv, argv], "dmvx"))
+    result, _, _ = captured(lambda: run([argv, argv], "dmvx"))
     thread.join()
     assert holder.get("killed")
     assert time.monotonic() - holder["killed"] < 5  # a defined verdict within 5 s of the kill
@@ -209,7 +208,7 @@ def test_a_signal_that_reaches_the_follower_after_the_leader_died_of_it(policy: 
 
     thread = threading.Thread(target=leader_first)
     thread.start()
-    result, out, _ = captured(lambda: run([argv, argv], policy, envs=envs))
+    result, _, _ = captured(lambda: run([argv, argv], policy, envs=envs))
     thread.join()
     assert sorted(sent) == [0, 1], "the variants never started"
     assert result.verdict is None, result.verdict.summary()

@@ -7,6 +7,7 @@ benign divergence, detection before the harmful call, and cleanup.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import signal
@@ -19,7 +20,6 @@ import pytest
 from rich.console import Console
 
 from dmvx.exitstatus import ExitStatus
-from dmvx.policy import Policy
 from dmvx.verdict import VerdictKind
 from realmode import seccomp
 from realmode.orchestrator import make_policy, run
@@ -55,7 +55,7 @@ def test_clean_run_matches_native_output_and_status(build, policy: str) -> None:
     assert (out, err, result.program_status) == (expected.stdout, expected.stderr, expected.returncode)
     assert result.exit_status is ExitStatus.OK and result.process_exit_code == 7
     # stdin was read once, by the leader; the follower got the bytes from it.
-    leader, follower = result.variants
+    _, follower = result.variants
     assert follower.stats["skipped"] > 0
     assert_no_survivors(result)
 
@@ -64,7 +64,7 @@ def test_clean_run_matches_native_output_and_status(build, policy: str) -> None:
 def test_system_programs_run_without_divergence(policy: str) -> None:
     for argv in (["cat", "/etc/passwd"], ["sort", "/etc/passwd"], ["ls", "-l", "/etc/apt"], ["find", "/etc/apt"]):
         expected = native(argv)
-        result, out, err = captured(lambda: run([argv, argv], policy))
+        result, out, err = captured(functools.partial(run, [argv, argv], policy))
         assert result.verdict is None, f"{argv}: {result.verdict.summary()}"
         assert (out, err, result.program_status) == (expected.stdout, expected.stderr, expected.returncode), argv
 
@@ -236,7 +236,7 @@ def _variant_pids(argv: list[str]) -> list[int]:
 
 def test_missing_program_is_a_usage_error() -> None:
     from dmvx.errors import InputError
-    with pytest.raises(InputError, match="^/nonexistent/prog: No such file or directory$"):
+    with pytest.raises(InputError, match=r"^/nonexistent/prog: No such file or directory$"):
         run([["/nonexistent/prog"], ["/nonexistent/prog"]], "dmvx")
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from test_real_support import assert_no_survivors, captured, descendants, no_strays  # noqa: F401
 
 from dmvx.exitstatus import ExitStatus
 from realmode.orchestrator import run
+from test_real_support import assert_no_survivors, captured, descendants, no_strays  # noqa: F401
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
               pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",

@@ -13,7 +13,7 @@ from dmvx.cli import cli
 REPO = Path(__file__).resolve().parent.parent
 
 
-def invoke(*args: str):  # noqa: ANN201 - click's Result
+def invoke(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 

@@ -16,10 +16,10 @@ from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
 from dmvx.replay import Step, replay
 from dmvx.scenario import Scenario
+from dmvx.trace import TraceCall, TraceEnd, TraceWriter, read_trace
 from sim.profile import load_profile
 from sim.results import point_report
 from sim.runner import simulate
-from dmvx.trace import TraceCall, TraceEnd, TraceWriter, read_trace
 
 PROGRAM = [
     (Call("openat", (-100, "/etc/hosts", 0, 0)), Outcome(3)),

@@ -13,8 +13,15 @@ from dmvx.messages import Entry, EntryKind, Report
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy
 from dmvx.replay import Step, replay
-from dmvx.states import (FOLLOWER_TRANSITIONS, LEADER_TRANSITIONS, FollowerState, InvalidTransition, LeaderState,
-                         install, move)
+from dmvx.states import (
+    FOLLOWER_TRANSITIONS,
+    LEADER_TRANSITIONS,
+    FollowerState,
+    InvalidTransition,
+    LeaderState,
+    install,
+    move,
+)
 
 EXIT_CALL = Call("exit_group", (0,))
 

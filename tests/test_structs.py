@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dmvx import structs
 from dmvx.structs import StructError, convert, decode, encode, size
-from dmvx.syscalls import Arch, ArgKind, by_number, names, spec, socketcall
+from dmvx.syscalls import Arch, ArgKind, by_number, names, socketcall, spec
 
 X64, I386, A64 = Arch.X86_64, Arch.I386, Arch.AARCH64
 
@@ -165,7 +165,7 @@ def test_canonical_bytes_hide_addresses_but_keep_meaning():
 @pytest.mark.parametrize("arch", [Arch.X86_64, Arch.I386])
 def test_utimensat_seconds_are_ignored_when_the_nanoseconds_say_now_or_omit(arch):
     def pair(asec, ansec, msec, mnsec):
-        return encode("timespec_pair", arch, dict(atime_sec=asec, atime_nsec=ansec, mtime_sec=msec, mtime_nsec=mnsec))
+        return encode("timespec_pair", arch, {"atime_sec": asec, "atime_nsec": ansec, "mtime_sec": msec, "mtime_nsec": mnsec})
     omit, now = structs.UTIME_OMIT, structs.UTIME_NOW
     # tar and touch leave tv_sec uninitialised next to UTIME_OMIT / UTIME_NOW.
     assert structs.canonical_bytes("timespec_pair", arch, pair(12345, omit, 981173106, 0)) == \
@@ -175,7 +175,7 @@ def test_utimensat_seconds_are_ignored_when_the_nanoseconds_say_now_or_omit(arch
     # Seconds the kernel does use are still compared.
     assert structs.canonical_bytes("timespec_pair", arch, pair(1, 0, 2, omit)) != \
         structs.canonical_bytes("timespec_pair", arch, pair(3, 0, 2, omit))
-    wide = encode("timespec64_pair", arch, dict(atime_sec=4, atime_nsec=omit, mtime_sec=5, mtime_nsec=0))
+    wide = encode("timespec64_pair", arch, {"atime_sec": 4, "atime_nsec": omit, "mtime_sec": 5, "mtime_nsec": 0})
     assert decode("timespec64_pair", Arch.X86_64, structs.canonical_bytes("timespec64_pair", arch, wide))["atime_sec"] == 0
 
 
@@ -214,13 +214,13 @@ def test_stat_and_statx_describe_each_other():
 def test_bad_input_gets_one_clear_error():
     with pytest.raises(StructError, match="unknown struct 'nope'"):
         size("nope", X64)
-    with pytest.raises(StructError, match="stat32.*does not exist on x86_64"):
+    with pytest.raises(StructError, match=r"stat32.*does not exist on x86_64"):
         size("stat32", X64)
     with pytest.raises(StructError, match="stat on i386 is 96 bytes, got 144"):
         decode("stat", I386, bytes(144))
     with pytest.raises(StructError, match="missing st_ino"):
         encode("stat", X64, {k: v for k, v in STAT.items() if k != "st_ino"})
-    with pytest.raises(StructError, match="utsname.sysname on x86_64 holds 65 bytes"):
+    with pytest.raises(StructError, match=r"utsname\.sysname on x86_64 holds 65 bytes"):
         encode("utsname", X64, {"sysname": b"x" * 70, "nodename": b"", "release": b"",
                                 "version": b"", "machine": b"", "domainname": b""})
 

@@ -12,8 +12,21 @@ import pytest
 from dmvx import _syscall_numbers as table
 from dmvx import syscalls
 from dmvx.syscalls import (
-    Arch, ArgKind, RetKind, SyscallSpec, UnknownFlags, UnknownSyscall, all_numbers, by_number, canonical_args,
-    canonical_flags, names, normalize, number, socketcall, spec,
+    Arch,
+    ArgKind,
+    RetKind,
+    SyscallSpec,
+    UnknownFlags,
+    UnknownSyscall,
+    all_numbers,
+    by_number,
+    canonical_args,
+    canonical_flags,
+    names,
+    normalize,
+    number,
+    socketcall,
+    spec,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -144,7 +144,7 @@ def test_lookup_order_and_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         load_topology("tow-host")
     assert "no topology named 'tow-host' (did you mean 'two-host'?)" in str(caught.value)
     assert "wan" in str(caught.value)
-    with pytest.raises(InputError, match="no topology file 'nope/x.yml'"):
+    with pytest.raises(InputError, match=r"no topology file 'nope/x\.yml'"):
         load_topology("nope/x.yml")
 
 

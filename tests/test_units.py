@@ -10,8 +10,22 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from dmvx.units import (
-    Duration, Fraction, Queue, QueueLimit, Rate, Size, UnitError, format_duration, format_fraction,
-    format_rate, format_size, parse_duration, parse_fraction, parse_queue, parse_rate, parse_size,
+    Duration,
+    Fraction,
+    Queue,
+    QueueLimit,
+    Rate,
+    Size,
+    UnitError,
+    format_duration,
+    format_fraction,
+    format_rate,
+    format_size,
+    parse_duration,
+    parse_fraction,
+    parse_queue,
+    parse_rate,
+    parse_size,
 )
 
 

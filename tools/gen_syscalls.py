@@ -223,7 +223,7 @@ def read_generic(path: Path, wants: frozenset[str], bits: int = 64) -> dict[str,
     for lineno, line in enumerate(_read(path).splitlines(), 1):
         directive = line.strip()
         where = f"{path}:{lineno}"
-        if directive.startswith("#ifdef") or directive.startswith("#ifndef"):
+        if directive.startswith(("#ifdef", "#ifndef")):
             name = directive.split()[1]
             cond = (name in macros) == directive.startswith("#ifdef")
             stack.append((active, cond))

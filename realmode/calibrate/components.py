@@ -5,6 +5,7 @@ CONNECTOR processes, and real mode's processes on whole runs."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ from dmvx.protocol import FrameReader, FrameWriter, new_run_key
 from realmode import abi, monitor_socket
 from realmode import ptrace_ll as ll
 from realmode.helper_process import run_helper
-from realmode.microbench import KINDS, filtered_ns, per_call_ns
+from realmode.microbench import filtered_ns, per_call_ns
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MESSAGE_SIZES = (64, 1024, 16384)
@@ -304,9 +305,8 @@ def _connectors_cpu(batch: int, rounds: int, cpu: int | None) -> tuple[float, fl
         for index, (_, con_end) in enumerate(ends):
             pid = os.fork()
             if pid == 0:
-                run_helper(lambda: run_connector(index, 2, key, run_id, con_end,
-                                                 listener if index == 0 else None,
-                                                 None if index == 0 else address),
+                run_helper(functools.partial(run_connector, index, 2, key, run_id, con_end,
+                                             listener if index == 0 else None, None if index == 0 else address),
                            keep={con_end.fileno(), *([listener.fileno()] if index == 0 else [])}, cpu=cpu)
             pids.append(pid)
             con_end.close()

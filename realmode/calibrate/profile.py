@@ -13,7 +13,7 @@ from typing import Any, Callable
 import yaml
 
 from dmvx.units import format_duration
-
+from realmode import microbench
 from realmode.calibrate.components import (
     ROOT,
     ConnectorCosts,
@@ -21,8 +21,8 @@ from realmode.calibrate.components import (
     MessageCosts,
     RoleCosts,
     available_cpus,
-    fit_line,
     connector_costs,
+    fit_line,
     link_costs,
     message_costs,
     monitor_ns,
@@ -31,7 +31,6 @@ from realmode.calibrate.components import (
     seccomp_untraced_ns,
     wakeup_ns,
 )
-from realmode import microbench
 from realmode.microbench import KINDS, native_ns
 
 #: Where ``dmvx calibrate`` writes by default; sim finds it as ``cost_profile: measured``.

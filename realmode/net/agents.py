@@ -51,8 +51,8 @@ from realmode import reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import EmulatedNetwork
-from realmode.spawn import default_compare_from, spawn_variant, resolve
 from realmode.reports import GRACE, RunReports
+from realmode.spawn import default_compare_from, resolve, spawn_variant
 from realmode.tracer import Launch
 
 #: The leader CONNECTOR's port is drawn from here per run: above Linux's

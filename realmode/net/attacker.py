@@ -70,7 +70,7 @@ def run_reported(work: Callable[[], None]) -> int:
     what a failed attack means is the orchestrator's to decide."""
     try:
         work()
-    except Exception as error:  # noqa: BLE001 - reported as an event, the orchestrator decides
+    except Exception as error:
         emit(event="failed", message=f"{type(error).__name__}: {error}")
         return 1
     return 0
@@ -147,12 +147,12 @@ class Stream:
         if IP not in pkt or TCP not in pkt:
             return None
         ip, tcp = pkt[IP], pkt[TCP]
-        if ip.src == self.leader and ip.dst == self.follower and tcp.sport == self.port:
-            if self.fport is None or tcp.dport == self.fport:
-                return "lf"
-        if ip.src == self.follower and ip.dst == self.leader and tcp.dport == self.port:
-            if self.fport is None or tcp.sport == self.fport:
-                return "fl"
+        if (ip.src == self.leader and ip.dst == self.follower and tcp.sport == self.port
+                and (self.fport is None or tcp.dport == self.fport)):
+            return "lf"
+        if (ip.src == self.follower and ip.dst == self.leader and tcp.dport == self.port
+                and (self.fport is None or tcp.sport == self.fport)):
+            return "fl"
         return None
 
     def update(self, pkt: Any) -> tuple[str, int] | None:

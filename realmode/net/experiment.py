@@ -41,8 +41,8 @@ from realmode import record as record_mod
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
 from realmode.net.network import EmulatedNetwork
-from realmode.spawn import elf_arch
 from realmode.reports import RunReports
+from realmode.spawn import elf_arch
 
 SERVER_PORT = 8080
 #: Attacks real mode can run, by the name the attacker program knows them.

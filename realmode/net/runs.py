@@ -179,7 +179,7 @@ class RunState:
             data = json.loads((_state_dir() / f"{run_id}.json").read_text())
         except (OSError, ValueError):
             return None
-        return cls(run_id, data["owner"], data["owner_start"], {pid: started for pid, started in data["pids"]})
+        return cls(run_id, data["owner"], data["owner_start"], dict(data["pids"]))
 
 
 # -- cleanup ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import socket
 import time
 import traceback
 
-from dmvx.actions import HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.actions import HEARTBEAT_EVERY, LEADER, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
@@ -33,7 +33,6 @@ from realmode import ptrace_ll as ll
 from realmode.pids import PidMap
 from realmode.record import Recorder
 from realmode.tracer import steering
-from dmvx.actions import LEADER
 from realmode.tracer.launch import Launch, spawn
 from realmode.tracer.outbox import Outbox
 from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
@@ -329,7 +328,7 @@ def monitor_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> No
     status = 0
     try:
         MonitorProcess(launch, link_sock, report_fd).run()
-    except BaseException as error:  # noqa: BLE001 - reported, then the process ends
+    except BaseException as error:
         try:
             reports.write(report_fd, reports.MonitorFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
         except OSError:
