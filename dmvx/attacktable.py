@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from dmvx.exitstatus import ExitStatus, worst
 from dmvx.outcome import Ending, Expectation
@@ -154,6 +154,7 @@ def _order(cell: Cell, cells: Sequence[Cell]) -> int:
     return seen.index(cell.setting)
 
 
+@runtime_checkable
 class AttackSuite(Protocol):
     """What ``dmvx suite --mode both`` needs of each mode's suite result."""
 

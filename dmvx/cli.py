@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import click
 
 from dmvx import __version__, modeloader, output
-from dmvx.attacktable import BothModesResult
+from dmvx.attacktable import AttackSuite, BothModesResult
 from dmvx.bounds import MAX_REPEAT, MAX_REQUESTS, MAX_SAMPLE, MAX_STALL_TIMEOUT, MAX_VARIANTS
 from dmvx.calibration import check_rows
 from dmvx.errors import InputError, NotExecutable
@@ -181,7 +181,8 @@ def _partial_on_interrupt(as_json: bool) -> Iterator[None]:
     try:
         yield
     except Interrupted as stopped:
-        if stopped.partial is not None:
+        # Interrupted's contract: what reaches the CLI is a mode's result.
+        if isinstance(stopped.partial, output.Result):
             output.emit(output.Partial(stopped.partial, stopped.done), as_json=as_json)
         raise
 
@@ -557,8 +558,12 @@ def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool)
         }
     # Both modes side by side: the comparison lives here, above the modes,
     # which never import each other (dmvx/attacktable.py).
-    result: output.Result = (parts[mode] if mode != "both"
-                             else BothModesResult(str(directory), parts["sim"], parts["real"]))
+    if mode == "both":
+        sim_part, real_part = parts["sim"], parts["real"]
+        assert isinstance(sim_part, AttackSuite) and isinstance(real_part, AttackSuite)  # what the suites return
+        result: output.Result = BothModesResult(str(directory), sim_part, real_part)
+    else:
+        result = parts[mode]
     return output.emit(result, as_json=as_json)
 
 

@@ -246,7 +246,7 @@ class LeaderMonitor(_Monitor):
         not every follower has confirmed: the connector buffer, then a
         replicated call still running (outcome None). A verdict arriving now
         comes after these ran (:mod:`dmvx.ranahead`)."""
-        running = ()
+        running: tuple[tuple[int, Call, Outcome | None], ...] = ()
         if self._state is _L.EXECUTING and self._current is not None:
             seq, call, decision = self._current
             if seq is not None and not decision.sync:
@@ -620,7 +620,10 @@ class FollowerMonitor(_Monitor):
         This is the hot path of asynchronous replication (once per call per
         follower), so the common case -- equal calls, a call only the leader
         runs -- is written out here rather than spread over helpers."""
-        seq, call, decision = self._current  # type: ignore[misc]
+        current = self._current
+        assert current is not None  # the call this entry is for
+        seq, call, decision = current
+        assert seq is not None  # only a compared call waits for the leader's entry
         self._unacked_bytes += entry.size
         kind = entry.kind
         leader_call = entry.call

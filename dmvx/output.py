@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dmvx.exitstatus import ExitStatus
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 PROG = "dmvx"
 
 
+@runtime_checkable
 class Result(Protocol):
     """What every mode entry returns (see docs/cli.md, "Mode entry contract").
 
