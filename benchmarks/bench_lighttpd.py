@@ -32,6 +32,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +112,8 @@ def main() -> int:
         return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
         config, digests = lighttpd.make_tree(Path(tmp), PORT, "127.0.0.1")
-        rows = [serve(config, digests, policy, args.requests, args.sample) for policy in (None, "dmon", "dmvx")]
+        rows = [asdict(serve(config, digests, policy, args.requests, args.sample))
+                for policy in (None, "dmon", "dmvx")]
     native = rows[0]["requests_per_s"]
     for row in rows:
         row["slowdown"] = native / row["requests_per_s"]

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dmvx.exitstatus import EnvironmentProblem
 from realmode.net import client, lighttpd
@@ -51,16 +51,27 @@ def wait_listening(timeout: float = 10.0) -> None:
     raise EnvironmentProblem("lighttpd did not start listening on 127.0.0.1:8089")
 
 
+@dataclass(frozen=True)
+class ServedRun:
+    """One run of lighttpd under ab: ab's figures, the bodies checked, and
+    the first line ``dmvx run`` printed about a divergence (None: none)."""
+
+    policy: str  # "native" without MVX
+    bodies_checked: int
+    bodies_wrong: int
+    requests_per_s: float
+    failed: float
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    divergence: str | None
+
+
 def serve(config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int,
-          record: Path | None = None) -> dict[str, Any]:
+          record: Path | None = None) -> ServedRun:
     """lighttpd natively (``policy`` None) or under ``dmvx run``, ``sample``
     bodies checked against ``digests`` and then ``ab -n requests -c 1`` on
-    the 4 KiB file; with ``record``, the run's trace goes there.
-
-    The report: ``policy``, ``bodies_checked``, ``bodies_wrong``, ab's
-    figures (``requests_per_s``, ``failed``, ``mean_ms``, ``p50_ms``,
-    ``p99_ms``) and ``divergence`` (the first line ``dmvx run`` printed
-    about one, or None)."""
+    the 4 KiB file; with ``record``, the run's trace goes there."""
     server = subprocess.Popen(server_argv(config, policy, record), cwd=_ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
@@ -80,7 +91,6 @@ def serve(config: Path, digests: dict[str, str], policy: str | None, requests: i
         except subprocess.TimeoutExpired:
             server.kill()
             _, err = server.communicate()
-    figures = {key: ab[key] for key in ("requests_per_s", "failed", "mean_ms", "p50_ms", "p99_ms")}
     diverged = "divergence" in err
-    return {"policy": policy or "native", "bodies_checked": sample, "bodies_wrong": wrong, **figures,
-            "divergence": err.strip().splitlines()[0] if diverged else None}
+    return ServedRun(policy or "native", sample, wrong, ab["requests_per_s"], ab["failed"], ab["mean_ms"],
+                     ab["p50_ms"], ab["p99_ms"], err.strip().splitlines()[0] if diverged else None)

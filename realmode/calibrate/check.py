@@ -63,11 +63,11 @@ def measure_server(directory: Path, policies: tuple[str, ...], repeat: int,
     config, digests = lighttpd.make_tree(directory, port=PORT, bind="127.0.0.1")
 
     def mean_us(policy: str | None, requests: int, record: Path | None = None) -> float:
-        report = serve(config, digests, policy, requests, 0, record=record)
-        if report["divergence"] or report["failed"]:
+        run = serve(config, digests, policy, requests, 0, record=record)
+        if run.divergence or run.failed:
             raise EnvironmentProblem(f"dmvx calibrate: lighttpd under {policy or 'no MVX'}: "
-                                     f"{report['divergence'] or str(int(report['failed'])) + ' failed requests'}")
-        return report["mean_ms"] * 1000
+                                     f"{run.divergence or str(int(run.failed)) + ' failed requests'}")
+        return run.mean_ms * 1000
 
     note("lighttpd natively")
     native = median(mean_us(None, SERVER_REQUESTS["native"]) for _ in range(repeat))
