@@ -523,3 +523,41 @@ def test_a_file_error_met_late_is_one_line_and_status_2_not_70(capsys) -> None:
         raise OSError(errno.EBADF, "Bad file descriptor")  # no file named: a bug, as before
 
     assert _guarded(bug) == ExitStatus.INTERNAL
+
+
+def test_calibrate_check_combines_the_modes_in_the_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Real mode measures, sim predicts what real mode measured on the CPUs
+    real mode used, and the CLI sets the two side by side: neither mode
+    calls the other."""
+    from dmvx.calibration import (
+        CalibrationResult,
+        MeasuredCall,
+        MeasuredServer,
+        Predicted,
+        RealMeasurements,
+    )
+
+    profile = tmp_path / "measured.yml"
+    places = {"dmvx": [(0, 0, 1), (1, 1, 1)]}
+    real = RealMeasurements([MeasuredCall("getpid", "dmvx", 500, 0.1, 3.0)],
+                            MeasuredServer(50.0, tmp_path / "trace.jsonl", {"dmvx": 60.0}), places)
+    asked: list = []
+
+    def predictions(path: Path, asks: list, *, console: Any) -> list:
+        asked.append((path, asks))
+        return [Predicted(2.5, "cpu 0"), Predicted(12.0, "timelines")]
+
+    fake_mode(monkeypatch, "realmode.cli_entry",
+              calibrate=lambda **kw: CalibrationResult(profile, None, None),
+              calibration_measurements=lambda **kw: real)
+    fake_mode(monkeypatch, "sim.cli_entry", calibration_predictions=predictions)
+    result = invoke("calibrate", "--check-only", "--json")
+    assert result.exit_code == ExitStatus.OK, result.stderr
+    rows = json.loads(result.stdout)["check"]
+    assert [(r["call"], r["native_us"], r["predicted_us"], r["measured_us"], r["bound"]) for r in rows] == [
+        ("getpid", 0.1, 2.5, 3.0, "cpu 0"), ("lighttpd", 50.0, 62.0, 60.0, "timelines")]
+    ((path, asks),) = asked
+    assert path == profile and [a.placement for a in asks] == [places["dmvx"]] * 2
+    assert asks[0].call == "getpid" and asks[0].iterations == 500 and asks[1].trace == tmp_path / "trace.jsonl"
