@@ -1,13 +1,14 @@
-"""Spawning one variant's processes: its CONNECTOR and its monitor.
+"""Spawning one variant's processes: its CONNECTOR and its tracer.
 
 ``dmvx run`` (:mod:`realmode.orchestrator`) and the agents on emulated hosts
 (:mod:`realmode.net.agents`) spawn a variant the same way, here: a
-socketpair joins the monitor (:func:`realmode.tracer.monitor_main`, which
-forks the variant itself) to its CONNECTOR, and the monitor reports on a
+socketpair (:mod:`realmode.monitor_socket`) joins the tracer
+(:func:`realmode.tracer.tracer_main`, which forks the variant itself and
+drives its monitor) to its CONNECTOR, and the tracer reports on a
 pipe that :func:`realmode.reports.collect` reads. What differs stays with
 the caller: how a process is forked (pinned to a CPU on this machine, moved
 into a host's namespace on emulated hosts) and what the CONNECTOR does
-around its link (log it, say).
+around its socket (log it, say).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable, Iterable
 
 from dmvx.errors import NotExecutable
 from dmvx.syscalls import Arch
-from realmode.tracer import Launch, monitor_main
+from realmode.tracer import Launch, tracer_main
 
 _ELF_MACHINES = {3: Arch.I386, 62: Arch.X86_64, 183: Arch.AARCH64}
 
@@ -113,7 +114,7 @@ def spawn_variant(launch: Launch, fork: Fork, connector: Callable[[socket.socket
     def monitor() -> None:
         if before_monitor is not None:
             before_monitor()
-        monitor_main(launch, mon_end, write_fd)
+        tracer_main(launch, mon_end, write_fd)
 
     monitor_pid = fork("monitor", monitor, {mon_end.fileno(), write_fd})
     mon_end.close()

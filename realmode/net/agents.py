@@ -1,4 +1,4 @@
-"""The agents on each variant host: a DCP-MON monitor and a CONNECTOR.
+"""The agents on each variant host: a tracer (DCP-MON) and a CONNECTOR.
 
 For every variant the orchestrator forks two processes, as ``dmvx run``
 does (:mod:`realmode.orchestrator`), but each moves into its host's network
@@ -11,11 +11,11 @@ namespace first (:mod:`realmode.net.netns`):
   challenge under the run key. Frames are the
   authenticated ones of :mod:`dmvx.protocol`; the run key reaches the
   CONNECTORs by inheritance only, never through the network or a file.
-  Its end of the monitor link is a :class:`~realmode.net.linklog.LoggedLink`,
+  Its end of the monitor socket is a :class:`~realmode.net.linklog.LoggedLink`,
   so it can say afterwards what crossed the network.
-* the **monitor** (:func:`realmode.tracer.monitor_main`), which launches the
-  variant as its traced child -- so the variant, too, lives in the host's
-  namespace and serves on the host's address.
+* the **tracer** (:func:`realmode.tracer.tracer_main`), which launches the
+  variant as its traced child and drives its monitor -- so the variant,
+  too, lives in the host's namespace and serves on the host's address.
 
 Both are launched by :func:`realmode.spawn.spawn_variant`, as ``dmvx run``
 launches them; only the fork (into the host's namespace) and the CONNECTOR's

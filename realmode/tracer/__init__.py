@@ -58,8 +58,8 @@ What it does do, because only a tracer can:
 The package, one job per module:
 
 * :mod:`.launch` -- :class:`Launch` and starting the variant traced;
-* :mod:`.process` -- :class:`MonitorProcess`: the event loop, its timers and
-  carrying out the core's actions; :func:`monitor_main`, the entry point;
+* :mod:`.process` -- :class:`TracerProcess`: the event loop, its timers and
+  carrying out the core's actions; :func:`tracer_main`, the entry point;
 * :mod:`.outbox` -- batching what goes to the CONNECTOR;
 * :mod:`.routing` -- each message to its process's monitor;
 * :mod:`.stops` -- what to do at each ptrace stop;
@@ -70,7 +70,7 @@ The package, one job per module:
 """
 
 from realmode.tracer.launch import Launch
-from realmode.tracer.process import MonitorProcess, monitor_main
+from realmode.tracer.process import TracerProcess, tracer_main
 from realmode.tracer.procs import Unsupported
 
-__all__ = ["Launch", "MonitorProcess", "Unsupported", "monitor_main"]
+__all__ = ["Launch", "TracerProcess", "Unsupported", "tracer_main"]

@@ -1,6 +1,6 @@
 """The monitor process: its event loop, its timers and the actions it carries out.
 
-One :class:`MonitorProcess` per variant launches it (:mod:`.launch`) and then
+One :class:`TracerProcess` per variant launches it (:mod:`.launch`) and then
 waits, in one ``select``, for two things: stops of its traced processes
 (:mod:`.stops`; a SIGCHLD wakes the loop through a pipe) and messages from
 its CONNECTOR (:mod:`.routing`). It hands each to the process's core monitor
@@ -48,7 +48,7 @@ _HEARTBEAT_S = HEARTBEAT_EVERY / 1e9
 _PEER_SIGNAL_POLL = 0.005
 
 
-class MonitorProcess:
+class TracerProcess:
     """The tracer of one variant: its processes, its link, its loop."""
 
     def __init__(self, launch: Launch, link_sock: socket.socket, report_fd: int) -> None:
@@ -323,11 +323,11 @@ class MonitorProcess:
                 "processes": self.stats.processes, "routes": routes}
 
 
-def monitor_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:
+def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:
     """Entry of a forked monitor process. Never returns."""
     status = 0
     try:
-        MonitorProcess(launch, link_sock, report_fd).run()
+        TracerProcess(launch, link_sock, report_fd).run()
     except BaseException as error:
         try:
             reports.write(report_fd, reports.MonitorFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))

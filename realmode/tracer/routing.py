@@ -23,7 +23,7 @@ from realmode.tracer.signals import EINTR, pending
 from realmode.tracer.steering import MASK64, STEERED, WRITES
 
 if TYPE_CHECKING:
-    from realmode.tracer.process import MonitorProcess
+    from realmode.tracer.process import TracerProcess
 
 #: The pseudo-call of a pid announcement: the leader's pid of a stream's process.
 PID_CALL = "<pid>"
@@ -35,7 +35,7 @@ RESULT_CALL = "<result>"
 class Router:
     """Routes the messages a monitor process receives."""
 
-    def __init__(self, tracer: "MonitorProcess") -> None:
+    def __init__(self, tracer: "TracerProcess") -> None:
         self.t = tracer
 
     def announce(self, proc: Proc) -> None:
@@ -88,7 +88,7 @@ class Router:
         The signal need not be pending yet when the leader's death is heard:
         the sender here (this variant's parent, running its own ``kill``) may
         come later, so the loop asks again while the process waits
-        (:meth:`MonitorProcess._awaiting_peer_signal`)."""
+        (:meth:`TracerProcess._awaiting_peer_signal`)."""
         held = proc.held
         if held is None or held.stage not in (Stage.ENTRY, Stage.AWAIT_NOTE) or not proc.alive \
                 or not pending(proc.pid, proc.peer_killed):

@@ -29,7 +29,7 @@ from realmode.tracer.signals import raised_sigpipe
 from realmode.tracer.steering import MASK64
 
 if TYPE_CHECKING:
-    from realmode.tracer.process import MonitorProcess
+    from realmode.tracer.process import TracerProcess
 
 O_RDWR, O_CLOEXEC = 0o2, 0o2000000
 _PATH_OPENS = {"open": 0, "openat": 1}
@@ -39,7 +39,7 @@ AT_FDCWD = -100
 class Skipping:
     """Makes a follower's held call return the leader's outcome."""
 
-    def __init__(self, tracer: "MonitorProcess") -> None:
+    def __init__(self, tracer: "TracerProcess") -> None:
         self.t = tracer
 
     def skip(self, proc: Proc, skip: Skip) -> None:

@@ -30,7 +30,7 @@ from realmode.tracer.signals import EINTR, RESTART, ignored, restart_nr
 from realmode.tracer.steering import MASK64
 
 if TYPE_CHECKING:
-    from realmode.tracer.process import MonitorProcess
+    from realmode.tracer.process import TracerProcess
 
 _PROCESS_CREATORS = frozenset({"fork", "vfork", "clone", "clone3"})
 CLONE_VM, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x10000, 0x800000
@@ -41,7 +41,7 @@ _STOPS_PER_ROUND = 16
 class Stops:
     """Handles the stops of a monitor process's traced processes."""
 
-    def __init__(self, tracer: "MonitorProcess") -> None:
+    def __init__(self, tracer: "TracerProcess") -> None:
         self.t = tracer
 
     def reap(self) -> None:
