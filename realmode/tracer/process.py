@@ -116,12 +116,13 @@ class TracerProcess:
         signal.signal(reports.PROGRESS_SIGNAL,
                       lambda *_: reports.write(self.report_fd, reports.Progress(self._stats())))
         self.launch_variant()
+        watched: list[socket.socket | int] = [self.link, wake_r]
         try:
             while not self.finished:
                 timeout = 0.0 if self.more_stops else self._timeout()
                 if self.out.records and self._anyone_waiting():
                     self.out.flush()
-                readable, _, _ = select.select([self.link, wake_r], [], [], timeout)
+                readable, _, _ = select.select(watched, [], [], timeout)
                 if wake_r in readable:
                     try:
                         os.read(wake_r, 4096)
@@ -226,7 +227,7 @@ class TracerProcess:
         if self.finished or any(p.alive or not p.done for p in self.procs.values()):
             return
         self.finished = True
-        assert self.root is not None
+        assert self.root is not None and self.root.status is not None  # done, so Done set its status
         self.out.flush()
         if self.recorder is not None:
             self.recorder.close()

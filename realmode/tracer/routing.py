@@ -105,7 +105,7 @@ class Router:
         self.t.peek[(stream, seq)] = result
         proc = self.t.streams.get(stream)
         held = proc.held if proc is not None else None
-        if held is not None and held.stage is Stage.AWAIT_NOTE and held.seq == seq:
+        if proc is not None and held is not None and held.stage is Stage.AWAIT_NOTE and held.seq == seq:
             held.to(Stage.ENTRY)
             self.t.execute(proc, seq)
 

@@ -30,7 +30,8 @@ _MASK_KEYS = frozenset({b"SigPnd", b"ShdPnd", b"SigBlk", b"SigIgn", b"SigCgt"})
 
 def restart_nr(audit_arch: int) -> int:
     arch = abi.arch_of(audit_arch)
-    return syscalls.number("restart_syscall", arch) if arch is not None else -1
+    nr = syscalls.number("restart_syscall", arch) if arch is not None else None
+    return nr if nr is not None else -1
 
 
 def raised_sigpipe(call: Call, result: int) -> bool:

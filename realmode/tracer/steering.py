@@ -78,6 +78,7 @@ def resteer(proc: Proc, held: Held) -> None:
     registers = abi.ARG_REGISTERS[held.raw.arch]
     values = dict(held.steer or {})
     if held.done_bytes:
+        assert held.expect is not None  # a partly done read knows the length it expects
         mask = abi.WORD_MASK[held.raw.arch]
         values[registers[1]] = (held.raw.args[1] + held.done_bytes) & mask
         values[registers[2]] = held.expect - held.done_bytes

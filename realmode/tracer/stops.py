@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from dmvx.actions import EVERYONE
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Entry, EntryKind
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from realmode import abi
 from realmode import ptrace_ll as ll
 from realmode.pids import PID_RESULTS
@@ -212,6 +213,7 @@ class Stops:
     def _complete(self, proc: Proc, held: Held, rval: int) -> None:
         proc.held = None
         if held.note:
+            assert held.seq is not None  # a noted call is a compared one
             self.t.out.send(EVERYONE, Entry(proc.stream, held.seq, Call(RESULT_CALL, (rval,)), EntryKind.RESULT,
                                        Outcome(rval)))
         outcome = proc.reader.outcome(held.raw, rval)
@@ -237,7 +239,9 @@ class Stops:
 
     def _on_fork_event(self, proc: Proc) -> None:
         child_pid = ll.event_message(proc.pid)
-        child = self.t.adopt(child_pid, proc.monitor.child(), proc.phase)
+        monitor = proc.monitor.child()
+        assert isinstance(monitor, (LeaderMonitor, FollowerMonitor))  # as its parent's
+        child = self.t.adopt(child_pid, monitor, proc.phase)
         child.fresh = True
         child.reader.epoll = proc.reader.epoll.copy()  # a copy of the parent's descriptor table
         if proc.held is not None:
