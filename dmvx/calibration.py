@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from dmvx.exitstatus import ExitStatus
 
@@ -54,7 +54,7 @@ class RealMeasurements:
 
     calls: list[MeasuredCall]
     server: MeasuredServer | None
-    placements: dict[str, Placement]
+    placements: Mapping[str, Placement]
 
 
 @dataclass(frozen=True)
