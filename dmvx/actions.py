@@ -37,13 +37,21 @@ class WaitReason(str, Enum):
     ENTRY = "entry"                # follower: the leader's entry has not arrived
     VOTE = "vote"                  # a divergence is being decided
     FINISH = "finish"              # exited; waiting for the others to finish
+    NOTE = "note"                  # follower: released, waiting for the leader's result to steer by
 
 
 @dataclass(slots=True)
 class Execute:
-    """Let the variant run the call natively. ``seq`` is None for local calls."""
+    """Let the variant run the call natively. ``seq`` is None for local calls.
+
+    ``expect``, from a steering follower's monitor only, is the leader's
+    result of this call: the mode steers the variant's own run towards it
+    where only timing could make the two differ (a pipe read reads as many
+    bytes, ``wait4`` reaps the same child; see :data:`dmvx.monitor.STEERED`).
+    """
 
     seq: int | None
+    expect: int | None = None
 
 
 @dataclass(slots=True)
@@ -94,4 +102,12 @@ class Done:
     exit_status: int
 
 
-Action = Union[Execute, Skip, Send, Wait, Halt, Done]
+@dataclass(slots=True)
+class LeaderPid:
+    """The leader's process of this monitor's stream has pid ``pid``: the
+    mode maps this variant's process to it (see :class:`~dmvx.messages.PidNote`)."""
+
+    pid: int
+
+
+Action = Union[Execute, Skip, Send, Wait, Halt, Done, LeaderPid]

@@ -34,7 +34,7 @@ from enum import Enum
 from typing import Any, Callable, TypeVar
 
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
+from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
 from dmvx.verdict import Verdict, VerdictKind
 
 #: Deepest tuple nesting accepted inside call arguments (the argument tuple
@@ -68,6 +68,8 @@ TYPE_ENTRY = 0x10
 TYPE_REPORT = 0x11
 TYPE_ACK = 0x12
 TYPE_STOP = 0x13
+TYPE_PID_NOTE = 0x14
+TYPE_RESULT_NOTE = 0x15
 
 
 class ProtocolError(Exception):
@@ -296,11 +298,24 @@ def _put_stop(out: bytearray, m: Stop) -> None:
     _put_verdict(out, m.verdict)
 
 
+def _put_pid_note(out: bytearray, m: PidNote) -> None:
+    put_str(out, m.stream, "stream")
+    put_int(out, m.pid, "pid")
+
+
+def _put_result_note(out: bytearray, m: ResultNote) -> None:
+    put_str(out, m.stream, "stream")
+    put_int(out, m.seq, "note seq")
+    put_int(out, m.result, "note result")
+
+
 _ENCODERS: dict[type, tuple[int, Callable[[bytearray, Any], None]]] = {
     Entry: (TYPE_ENTRY, _put_entry),
     Report: (TYPE_REPORT, _put_report),
     Ack: (TYPE_ACK, _put_ack),
     Stop: (TYPE_STOP, _put_stop),
+    PidNote: (TYPE_PID_NOTE, _put_pid_note),
+    ResultNote: (TYPE_RESULT_NOTE, _put_result_note),
 }
 
 
@@ -501,11 +516,21 @@ def _read_stop(r: PayloadReader) -> Stop:
     return Stop(r.text("stream"), r.verdict())
 
 
+def _read_pid_note(r: PayloadReader) -> PidNote:
+    return PidNote(r.text("stream"), r.integer("pid"))
+
+
+def _read_result_note(r: PayloadReader) -> ResultNote:
+    return ResultNote(r.text("stream"), r.integer("note seq"), r.integer("note result"))
+
+
 _DECODERS: dict[int, Callable[[PayloadReader], Message]] = {
     TYPE_ENTRY: _read_entry,
     TYPE_REPORT: _read_report,
     TYPE_ACK: _read_ack,
     TYPE_STOP: _read_stop,
+    TYPE_PID_NOTE: _read_pid_note,
+    TYPE_RESULT_NOTE: _read_result_note,
 }
 
 #: The type codes :func:`decode_message` understands.

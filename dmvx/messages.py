@@ -108,7 +108,47 @@ class Stop:
         return 64 + sum(24 + len(c.name) + _args_size(c.args) for c in self.verdict.calls.values() if c)
 
 
-Message = Entry | Report | Ack | Stop
+@dataclass(slots=True)
+class PidNote:
+    """Leader -> followers: the leader's process of ``stream`` has pid ``pid``.
+
+    Pids differ from variant to variant, and the canonical value of a pid is
+    the leader's. A mode whose processes have pids of their own (real mode)
+    maps each follower's to these: the leader's monitor says when
+    (:meth:`dmvx.monitor.LeaderMonitor.process_started`), a follower's
+    monitor answers with a :class:`~dmvx.actions.LeaderPid` action.
+    """
+
+    stream: str
+    pid: int
+
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 24
+
+
+@dataclass(slots=True)
+class ResultNote:
+    """Leader -> followers: what the leader's own run of call ``seq`` returned.
+
+    Sent for a call every variant runs itself (released by a GO entry) whose
+    result only timing could make differ (:data:`dmvx.monitor.STEERED`), when
+    the monitors steer: a follower holds its own run until it knows the
+    leader's result, then runs it steered towards it (``Execute.expect``).
+    """
+
+    stream: str
+    seq: int
+    result: int
+
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 24
+
+
+Message = Entry | Report | Ack | Stop | PidNote | ResultNote
 
 
 def _args_size(args: tuple[Any, ...]) -> int:

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import hashlib
 
-from dmvx.actions import EVERYONE, LEADER, Action, Done, Execute, Halt, Send, Skip, Wait, WaitReason
+from dmvx.actions import EVERYONE, LEADER, Action, Done, Execute, Halt, LeaderPid, Send, Skip, Wait, WaitReason
 from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, FdTable
-from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
+from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Route, comparable
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
@@ -51,6 +51,15 @@ _FD_RETURNING = frozenset(
         "inotify_init", "inotify_init1", "pidfd_open",
     }
 )
+#: Calls every variant runs itself whose result only timing can make differ
+#: (how much a pipe held when it was read, which child ended first, whether a
+#: pipe's reader had gone yet). A monitor made with ``steer`` tells its mode
+#: the leader's result of such a call when the variant runs it
+#: (``Execute.expect``), from the leader's entry or, for a call released by GO
+#: before the leader ran it, from the leader's :class:`ResultNote`.
+WRITES = frozenset({"write", "pwrite64", "writev", "pwritev", "pwritev2"})
+STEERED = WRITES | {"read", "wait4"}
+
 #: Calls that write a pair of descriptors into an output argument.
 _FD_PAIR_ARG = {"pipe": 0, "pipe2": 0, "socketpair": 3}
 
@@ -121,6 +130,16 @@ def _adoptable(call: Call, decision: Decision, entry: Entry) -> tuple[int, str] 
     return adopted_path(entry.call, call)
 
 
+def _leader_result(entry: Entry) -> int | None:
+    """The leader's result a follower running its own call steers towards:
+    the entry's, or for a predicted write the count it predicts."""
+    if entry.outcome is not None:
+        return entry.outcome.result
+    if entry.kind is _KIND_PREDICTED and entry.call.name in WRITES:
+        return predicted_result(entry.call)
+    return None
+
+
 def fd_pair(call: Call, outcome: Outcome) -> tuple[int, int] | None:
     """The two descriptors pipe/pipe2/socketpair wrote, if any."""
     index = _FD_PAIR_ARG.get(call.name)
@@ -137,13 +156,17 @@ class _Monitor:
     """What leader and follower monitors share."""
 
     def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None) -> None:
+                 fds: FdTable | None = None, steer: bool = False) -> None:
         if n_variants < 2:
             raise ValueError("MVX needs at least two variants (a leader and a follower)")
         self.policy = policy
         self.index = index
         self.n_variants = n_variants
         self.stream = stream
+        #: Whether the mode steers followers' own runs towards the leader's
+        #: results (:data:`STEERED`): real mode does; in sim and replay a
+        #: variant's outcomes are given, so only tests turn it on there.
+        self.steer = steer
         self.broker = Broker(policy)
         self.fds = fds if fds is not None else FdTable()
         #: Sequence number of the last compared call this variant entered.
@@ -169,13 +192,18 @@ class _Monitor:
         self._children += 1
         stream = f"{self.stream}.{self._children}"
         if isinstance(self, LeaderMonitor):
-            return LeaderMonitor(self.policy, self.n_variants, stream, self.fds.copy())
-        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, self.fds.copy())
+            return LeaderMonitor(self.policy, self.n_variants, stream, self.fds.copy(), self.steer)
+        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, self.fds.copy(), self.steer)
 
     @property
     def routes(self) -> dict[str, int]:
         """Calls seen per route (route name -> count), for reports."""
         return {route.value: count for route, count in self._route_counts.items() if count}
+
+    def process_started(self, pid: int) -> list[Action]:
+        """The variant's process of this stream runs, as ``pid`` (a mode whose
+        processes have pids says so; followers map theirs to the leader's)."""
+        return []
 
     def process_exited(self, status: int) -> list[Action]:
         """The variant's process exited with ``status``."""
@@ -213,8 +241,8 @@ class LeaderMonitor(_Monitor):
     """
 
     def __init__(self, policy: Policy, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None) -> None:
-        super().__init__(policy, LEADER, n_variants, stream, fds)
+                 fds: FdTable | None = None, steer: bool = False) -> None:
+        super().__init__(policy, LEADER, n_variants, stream, fds, steer)
         self.followers = tuple(range(1, n_variants))
         self.cb = ConnectorBuffer(policy.cb_entries, policy.cb_bytes)
         #: Highest entry each follower has acknowledged (consumed and found equal).
@@ -254,6 +282,10 @@ class LeaderMonitor(_Monitor):
         return self.cb.unconfirmed() + running
 
     # -- events ----------------------------------------------------------------
+
+    def process_started(self, pid: int) -> list[Action]:
+        """The leader's process of this stream is ``pid``: tell the followers."""
+        return [Send(EVERYONE, PidNote(self.stream, pid))]
 
     def call_entered(self, call: Call) -> list[Action]:
         """The leader stopped at the entry of ``call``."""
@@ -307,7 +339,11 @@ class LeaderMonitor(_Monitor):
             self._update_fds(call, decision, outcome)
         if decision.sync:
             if decision.effect is Effect.EACH:
-                return []  # released with a GO entry before it ran
+                # Released with a GO entry before it ran: followers that steer
+                # their own run hold it until they know this result.
+                if self.steer and call.name in STEERED:
+                    return [Send(EVERYONE, ResultNote(self.stream, seq, outcome.result))]
+                return []
             return [Send(EVERYONE, self._entry(seq, call, decision, outcome))]
         entry = self._entry(seq, call, decision, outcome)
         self.cb.push(seq, entry.size, call, outcome)
@@ -488,10 +524,14 @@ class FollowerMonitor(_Monitor):
     and feeds it the leader's outcomes."""
 
     def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None) -> None:
+                 fds: FdTable | None = None, steer: bool = False) -> None:
         if not 1 <= index < n_variants:
             raise ValueError(f"follower index {index} out of range for {n_variants} variants")
-        super().__init__(policy, index, n_variants, stream, fds)
+        super().__init__(policy, index, n_variants, stream, fds, steer)
+        #: The leader's pid of this stream's process, once its PidNote came.
+        self.leader_pid: int | None = None
+        #: Results of GO-released calls the leader sent before this variant got there.
+        self._notes: dict[int, int] = {}
         self._inbox: dict[int, Entry] = {}
         self._current: tuple[int | None, Call, Decision] | None = None
         self._expect: Entry | None = None  # the entry a running call will be checked against
@@ -579,6 +619,11 @@ class FollowerMonitor(_Monitor):
         if self.verdict is not None:
             return []
         if not isinstance(message, Entry):
+            if isinstance(message, ResultNote):
+                return self._on_note(message)
+            if isinstance(message, PidNote):
+                self.leader_pid = message.pid
+                return [LeaderPid(message.pid)]
             return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
                                       detail=f"follower received a {type(message).__name__} message"))
         kind = message.kind
@@ -635,6 +680,8 @@ class FollowerMonitor(_Monitor):
         if decision.effect is not _EFFECT_LEADER:
             self._expect = entry
             self._to(_F.EXECUTING)
+            if self.steer and leader_call.name in STEERED:
+                return [Execute(seq, _leader_result(entry))]
             return [Execute(seq)]
         if kind is _KIND_FULL and entry.outcome is not None:
             outcome = entry.outcome
@@ -658,6 +705,15 @@ class FollowerMonitor(_Monitor):
             self._inbox[entry.seq] = entry
             return []
         if entry.kind is EntryKind.GO:
+            if self.steer and entry.call.name in STEERED:
+                # Every variant runs it, the leader too: hold ours until the
+                # leader's result is known, then run it towards that result.
+                result = self._notes.pop(seq, None)
+                if result is None:
+                    self._to(_F.NOTE_WAIT)
+                    return [Wait(WaitReason.NOTE, seq, (LEADER,))]
+                self._to(_F.EXECUTING)
+                return [Execute(seq, result)]
             self._to(_F.EXECUTING)
             return [Execute(seq)]
         if entry.kind is EntryKind.FULL and entry.outcome is not None:
@@ -672,6 +728,16 @@ class FollowerMonitor(_Monitor):
         # report already sent tells the leader; wait for its verdict.
         self._to(_F.DIVERGED)
         return [Wait(WaitReason.VOTE, seq, (LEADER,))]
+
+    def _on_note(self, note: ResultNote) -> list[Action]:
+        """The leader's result of GO-released call ``note.seq``: run ours now
+        if it waits for it, else keep it for when this variant gets there."""
+        current = self._current
+        if self._state is _F.NOTE_WAIT and current is not None and current[0] == note.seq:
+            self._to(_F.EXECUTING)
+            return [Execute(note.seq, note.result)]
+        self._notes[note.seq] = note.result
+        return []
 
     def _adopt(self, seq: int, decision: Decision, entry: Entry, adopt: tuple[int, str]) -> list[Action]:
         """Skip the call as the leader's (see :func:`_adoptable`), with the
@@ -751,9 +817,9 @@ class FollowerMonitor(_Monitor):
         return actions + [Wait(WaitReason.FINISH, seq, (LEADER,))]
 
 
-def monitors(policy: Policy, n_variants: int, stream: str = "0") -> list[_Monitor]:
+def monitors(policy: Policy, n_variants: int, stream: str = "0", steer: bool = False) -> list[_Monitor]:
     """One leader and ``n_variants - 1`` followers for ``policy``."""
-    return [LeaderMonitor(policy, n_variants, stream)] + [
-        FollowerMonitor(policy, i, n_variants, stream) for i in range(1, n_variants)
+    return [LeaderMonitor(policy, n_variants, stream, steer=steer)] + [
+        FollowerMonitor(policy, i, n_variants, stream, steer=steer) for i in range(1, n_variants)
     ]
 

@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
-from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, Send, Skip
+from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, LeaderPid, Send, Skip
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
@@ -74,6 +74,10 @@ class VariantLog:
     exit_status: int | None = None  # 128 + the signal when killed, as a shell reports it
     #: Calls its monitor saw per route (route name -> count).
     routes: dict[str, int] = field(default_factory=dict)
+    #: With ``steer``: the pid the replay gave its process, and (followers)
+    #: the leader's as its monitor reported it (a LeaderPid action).
+    pid: int | None = None
+    leader_pid: int | None = None
 
 
 @dataclass
@@ -138,6 +142,7 @@ def replay(
     *,
     schedule: Schedule | None = None,
     observer: Observer | None = None,
+    steer: bool = False,
 ) -> ReplayResult:
     """Run one leader (``streams[0]``) and followers over their streams.
 
@@ -146,11 +151,19 @@ def replay(
     default every variant exits 0. ``schedule`` picks the interleaving
     (:func:`seeded` with ``seed`` unless given). The run ends at the first
     verdict, when every variant is done, or after ``max_events`` events.
+
+    ``steer`` runs the monitors as real mode does: each process starts with
+    a pid (``1000 * (index + 1)``) the leader announces, and followers are
+    told the leader's result of the calls they steer (``Execute.expect``),
+    waiting for its result note where the leader had not run the call yet.
+    The steps' outcomes are given, so nothing is steered here; what the
+    monitors say is (see the observer, and the property tests).
     """
     n = len(streams)
     ends = list(exit_statuses) if exit_statuses is not None else [0] * n
-    leader = LeaderMonitor(policy, n)
-    monitors: list[LeaderMonitor | FollowerMonitor] = [leader] + [FollowerMonitor(policy, i, n) for i in range(1, n)]
+    leader = LeaderMonitor(policy, n, steer=steer)
+    monitors: list[LeaderMonitor | FollowerMonitor] = [leader] + [
+        FollowerMonitor(policy, i, n, steer=steer) for i in range(1, n)]
     variants = [_Variant(s, ends[i]) for i, s in enumerate(streams)]
     inboxes: list[deque[Message]] = [deque() for _ in range(n)]
     pick = schedule if schedule is not None else seeded(seed)
@@ -186,7 +199,13 @@ def replay(
             elif isinstance(action, Done):
                 variant.log.done = True
                 variant.state = "ended"
+            elif isinstance(action, LeaderPid):
+                variant.log.leader_pid = action.pid
 
+    if steer:
+        for i, (monitor, variant) in enumerate(zip(monitors, variants)):
+            variant.log.pid = 1000 * (i + 1)
+            carry_out(i, monitor.process_started(variant.log.pid))
     for _ in range(max_events):
         if verdict is not None:
             break

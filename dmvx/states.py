@@ -86,6 +86,7 @@ class FollowerState(Enum):
     ENTRY_WAIT = "entry-wait"      # held: the leader's entry has not arrived
     SYNC_WAIT = "sync-wait"        # held at a synchronous call: reported, awaiting GO or the outcome
     FINISH_WAIT = "finish-wait"    # the process ended; waiting for the leader's GO
+    NOTE_WAIT = "note-wait"        # released by GO; awaiting the leader's result to steer by
     DIVERGED = "diverged"          # reported a difference; awaiting the leader's verdict
     DONE = "done"                  # the leader agreed to the end
 
@@ -98,7 +99,8 @@ FOLLOWER_TRANSITIONS = install({
     _F.RUNNING: (_F.RUNNING, _F.EXECUTING, _F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
     _F.EXECUTING: (_F.RUNNING, _F.FINISH_WAIT),
     _F.ENTRY_WAIT: (_F.RUNNING, _F.EXECUTING, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
-    _F.SYNC_WAIT: (_F.RUNNING, _F.EXECUTING, _F.FINISH_WAIT, _F.DIVERGED),
+    _F.SYNC_WAIT: (_F.RUNNING, _F.EXECUTING, _F.NOTE_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
+    _F.NOTE_WAIT: (_F.EXECUTING, _F.FINISH_WAIT),
     _F.FINISH_WAIT: (_F.DONE,),
     _F.DIVERGED: (_F.FINISH_WAIT,),
     _F.DONE: (),

@@ -8,6 +8,10 @@
    mutant is a local call (which drops out of the compared sequence), at the
    next compared call that differs. The test reports how many compared calls
    after the mutation the verdict came.
+
+Both run with and without ``steer`` (pid notes, result notes and the results
+followers steer towards, as real mode runs the monitors); tests/test_notes.py
+checks what steering monitors say.
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ policy_choice = st.sampled_from(POLICIES)
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams(), policy=policy_choice, n=st.integers(2, 4), seed=st.integers(0, 2**16))
-def test_identical_variants_never_diverge(stream: list[Step], policy: Policy, n: int, seed: int) -> None:
-    result = replay(policy, [stream] * n, seed=seed)
+@given(stream=streams(), policy=policy_choice, n=st.integers(2, 4), seed=st.integers(0, 2**16), steer=st.booleans())
+def test_identical_variants_never_diverge(stream: list[Step], policy: Policy, n: int, seed: int, steer: bool) -> None:
+    result = replay(policy, [stream] * n, seed=seed, steer=steer)
     assert result.verdict is None, result.verdict.summary()
     assert all(log.done for log in result.logs)
     assert all(log.exit_status == 0 for log in result.logs)
@@ -83,9 +87,9 @@ LATENESS: Counter[int] = Counter()
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(), policy=policy_choice, n=st.integers(2, 3), seed=st.integers(0, 2**16),
-       data=st.data())
+       data=st.data(), steer=st.booleans())
 def test_mutated_call_is_detected_by_the_next_compared_call(stream: list[Step], policy: Policy, n: int,
-                                                              seed: int, data: st.DataObject) -> None:
+                                                              seed: int, data: st.DataObject, steer: bool) -> None:
     assume(stream)
     victim = data.draw(st.integers(0, n - 1), label="victim")
     position = data.draw(st.integers(0, len(stream) - 1), label="position")
@@ -98,7 +102,7 @@ def test_mutated_call_is_detected_by_the_next_compared_call(stream: list[Step], 
     streams_ = [stream] * n
     streams_[victim] = mutated
 
-    result = replay(policy, streams_, seed=seed)
+    result = replay(policy, streams_, seed=seed, steer=steer)
 
     assert result.verdict is not None, "mutation went unnoticed"
     honest, changed = _compared(policy, stream), _compared(policy, mutated)

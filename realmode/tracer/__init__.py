@@ -34,15 +34,18 @@ What it does do, because only a tracer can:
   ``openat("/dev/null")`` (``pipe2`` for a pair); the kernel picks the lowest
   free number and the tables are equal, so it lands at the leader's number,
   which is checked.
-* **Pids** (:mod:`realmode.pids`): the leader announces each new process's pid
-  on the child's stream; a follower maps its own pids to the leader's in
-  results and back in the arguments of calls it runs itself.
+* **Pids** (:mod:`realmode.pids`): the leader's monitor announces each new
+  process's pid on the child's stream (``process_started``, a
+  :class:`~dmvx.messages.PidNote`); a follower's monitor answers with a
+  :class:`~dmvx.actions.LeaderPid` action and the tracer maps its own pids to
+  the leader's in results and back in the arguments of calls it runs itself.
 * **Steer** calls a follower runs itself towards the leader's result where
-  only timing could make them differ (asynchronous replication tells the
-  follower that result first): a pipe ``read`` reads exactly as many bytes as
-  the leader's did, ``wait4`` reaps the child the leader's reaped, and a
-  write that met a closed pipe in one variant but not the other ends as in
-  the leader.
+  only timing could make them differ: the core's monitors (made with
+  ``steer=True``) say which result (``Execute.expect``, from the leader's
+  entry or :class:`~dmvx.messages.ResultNote`); a pipe ``read`` reads exactly
+  as many bytes as the leader's did, ``wait4`` reaps the child the leader's
+  reaped, and a write that met a closed pipe in one variant but not the
+  other ends as in the leader.
 * **Signals**: a signal the process ignores (by disposition or by default,
   like ``SIGCHLD``) is dropped at its delivery stop, as the kernel would have
   dropped it untraced; a call it interrupted restarts and is reported once

@@ -23,7 +23,7 @@ import socket
 import time
 import traceback
 
-from dmvx.actions import HEARTBEAT_EVERY, LEADER, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.actions import HEARTBEAT_EVERY, LEADER, Done, Execute, Halt, LeaderPid, Send, Skip, Wait
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
@@ -38,7 +38,6 @@ from realmode.tracer.outbox import Outbox
 from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
 from realmode.tracer.routing import Router
 from realmode.tracer.skipping import Skipping
-from realmode.tracer.steering import STEERED
 from realmode.tracer.stops import Stops
 
 #: The heartbeat period in this loop's seconds.
@@ -62,12 +61,9 @@ class TracerProcess:
         self.streams: dict[str, Proc] = {}
         self.root: Proc | None = None
         self.inbox: dict[str, list] = {}
+        #: Followers: the leader's pid of each stream's process (LeaderPid actions).
         self.announced: dict[str, int] = {}
         self.orphans: dict[int, int] = {}
-        #: Followers: the leader's result of calls they may steer, by (stream, seq).
-        self.peek: dict[tuple[str, int], int] = {}
-        #: Followers: calls released by GO whose result note is still to come.
-        self.noted: set[tuple[str, int]] = set()
         self.finished = False
         self.last_inbound = time.monotonic()
         self.last_heartbeat_in = self.last_inbound
@@ -90,12 +86,11 @@ class TracerProcess:
         pid = spawn(launch)
         monitor: LeaderMonitor | FollowerMonitor
         if self.leader:
-            monitor = LeaderMonitor(launch.policy, launch.n_variants)
+            monitor = LeaderMonitor(launch.policy, launch.n_variants, steer=True)
         else:
-            monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants)
+            monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants, steer=True)
         self.root = self.adopt(pid, monitor, "launch")
-        if self.leader:
-            self.router.announce(self.root)
+        self.carry_out(self.root, monitor.process_started(pid))
         ll.resume(pid, False)
         reports.write(self.report_fd, reports.Started(pid))
 
@@ -104,8 +99,6 @@ class TracerProcess:
         self.procs[pid] = proc
         self.streams[proc.stream] = proc
         self.stats.processes += 1
-        if not self.leader and proc.stream in self.announced:
-            self.pids.add(pid, self.announced[proc.stream])
         return proc
 
     def run(self) -> None:
@@ -175,7 +168,7 @@ class TracerProcess:
         """Whether ``proc`` waits at a call while the leader's process has
         died of a signal: a signal that may yet come here too."""
         return bool(proc.peer_killed) and proc.alive and proc.held is not None \
-            and proc.held.stage in (Stage.ENTRY, Stage.AWAIT_NOTE)
+            and proc.held.stage is Stage.ENTRY
 
     def _wait_reference(self, proc: Proc) -> float:
         """Since when ``proc`` has waited without word from the others. A
@@ -234,21 +227,15 @@ class TracerProcess:
         reports.write(self.report_fd, reports.Exited(self.root.status, self._stats()))
 
     def carry_out(self, proc: Proc, actions: list) -> None:
-        released = None
         for action in actions:
             kind = type(action)
             if kind is Send:
                 message = action.message
                 batch = self.batching and (type(message) is Ack or (type(message) is Entry and message.kind in (
                     EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED)))
-                if type(message) is Entry and message.kind is EntryKind.GO:
-                    released = message.seq
                 self.out.send(action.to, message, batch)
             elif kind is Execute:
-                if released is not None and released == action.seq and proc.held is not None \
-                        and proc.held.raw.name in STEERED:
-                    proc.held.note = True  # every variant runs it: the followers steer by its result
-                self.execute(proc, action.seq)
+                self.execute(proc, action.seq, action.expect)
             elif kind is Skip:
                 self.skipping.skip(proc, action)
             elif kind is Wait:
@@ -257,6 +244,8 @@ class TracerProcess:
             elif kind is Halt:
                 self.halt(action.verdict)
                 return
+            elif kind is LeaderPid:
+                self.router.on_leader_pid(proc, action.pid)
             elif kind is Done:
                 proc.done = True
                 proc.waiting_since = None
@@ -264,25 +253,19 @@ class TracerProcess:
                 self.maybe_finish()
                 return
 
-    def execute(self, proc: Proc, seq: int | None) -> None:
+    def execute(self, proc: Proc, seq: int | None, expect: int | None = None) -> None:
+        """Let the held call run natively; a follower's steered towards the
+        leader's result ``expect`` (see :mod:`.steering`)."""
         proc.waiting_since = None
         held = proc.held
         if held is None or held.stage is not Stage.ENTRY:
             return
         held.seq = seq
-        key = (proc.stream, seq)
-        if key in self.noted:
-            self.noted.discard(key)
-            if key not in self.peek:
-                held.to(Stage.AWAIT_NOTE)  # released by GO: run it once the leader's result is known
-                proc.waiting_since = time.monotonic()
-                return
         held.to(Stage.RUNNING)
         self.stats.executed += 1
         if self.recorder is not None and proc is self.root:
             held.ran = time.perf_counter_ns()
         if not self.leader and (self.pids.active or seq is not None):
-            expect = self.peek.pop((proc.stream, held.seq), None) if held.seq is not None else None
             steering.steer(proc, held, self.pids, expect)
         ll.resume(proc.pid, True)
 

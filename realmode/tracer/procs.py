@@ -23,7 +23,7 @@ class Stage(Enum):
     """Where the tracer is with a held call."""
 
     ENTRY = "entry"             # stopped at its entry; the core has not released it yet
-    AWAIT_NOTE = "await-note"   # follower: released by GO, runs once the leader's result is known
+                                # (a follower's monitor may hold it for the leader's result note)
     RUNNING = "running"         # resumed to run natively; its exit stop is to come
     SKIPPING = "skipping"       # follower: turned into a placeholder open, whose exit is to come
     AWAIT_PID = "await-pid"     # follower: a fork returned; stays stopped until the leader's pid is known
@@ -33,8 +33,7 @@ _S = Stage
 #: Every move of a held call. It leaves the tracer (``Proc.held = None``)
 #: from any stage; these are the moves while it is held.
 STAGE_TRANSITIONS = install({
-    _S.ENTRY: (_S.RUNNING, _S.SKIPPING, _S.AWAIT_NOTE),
-    _S.AWAIT_NOTE: (_S.ENTRY,),
+    _S.ENTRY: (_S.RUNNING, _S.SKIPPING),
     _S.RUNNING: (_S.AWAIT_PID,),
     _S.SKIPPING: (),
     _S.AWAIT_PID: (),
@@ -58,7 +57,6 @@ class Held:
     done_bytes: int = 0        # a steered read: bytes read so far
     restore: dict[str, int] | None = None  # registers to put back when it returns
     steer: dict[str, int] | None = None    # registers a follower set to steer it
-    note: bool = False         # leader: tell the followers this call's result
     child: "Proc | None" = None  # fork family: the new process
     entered: int = 0           # --record: when it stopped at its entry
     ran: int | None = None     # --record: when it was resumed to run

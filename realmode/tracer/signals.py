@@ -14,7 +14,8 @@ import signal
 from dmvx import syscalls
 from dmvx.calls import Call
 from realmode import abi
-from realmode.tracer.steering import EPIPE, WRITES
+from dmvx.monitor import WRITES
+from realmode.tracer.steering import EPIPE
 
 EINTR = 4
 #: Results with which the kernel says "interrupted, to be restarted or turned into EINTR".

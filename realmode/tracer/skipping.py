@@ -44,7 +44,6 @@ class Skipping:
 
     def skip(self, proc: Proc, skip: Skip) -> None:
         proc.waiting_since = None
-        self.t.peek.pop((proc.stream, skip.seq), None)  # the leader's result is used as it is
         held = proc.held
         if held is None or held.stage is not Stage.ENTRY:
             return

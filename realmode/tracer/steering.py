@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 
+from dmvx.monitor import WRITES
 from dmvx.syscalls import Arch
 from realmode import abi
 from realmode import ptrace_ll as ll
@@ -22,9 +23,6 @@ from realmode.tracer.procs import Held, Proc
 WNOHANG = 1
 EAGAIN, EPIPE = 11, 32
 MASK64 = (1 << 64) - 1
-WRITES = frozenset({"write", "pwrite64", "writev", "pwritev", "pwritev2"})
-#: Calls a follower may steer towards the leader's result (see :func:`steer`).
-STEERED = WRITES | {"read", "wait4"}
 
 
 def signed(value: int, arch: Arch) -> int:

@@ -16,9 +16,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from dmvx.actions import EVERYONE
-from dmvx.calls import Call, Outcome
-from dmvx.messages import Entry, EntryKind
+from dmvx.calls import Outcome
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from realmode import abi
 from realmode import ptrace_ll as ll
@@ -26,7 +24,6 @@ from realmode.pids import PID_RESULTS
 from realmode.tracer import steering
 from realmode.tracer.auxv import rewrite_auxv
 from realmode.tracer.procs import Held, Proc, Stage, Unsupported
-from realmode.tracer.routing import RESULT_CALL
 from realmode.tracer.signals import EINTR, RESTART, ignored, restart_nr
 from realmode.tracer.steering import MASK64
 
@@ -212,10 +209,6 @@ class Stops:
 
     def _complete(self, proc: Proc, held: Held, rval: int) -> None:
         proc.held = None
-        if held.note:
-            assert held.seq is not None  # a noted call is a compared one
-            self.t.out.send(EVERYONE, Entry(proc.stream, held.seq, Call(RESULT_CALL, (rval,)), EntryKind.RESULT,
-                                       Outcome(rval)))
         outcome = proc.reader.outcome(held.raw, rval)
         if self.t.recorder is not None and proc is self.t.root:
             self.t.recorder.call(held.raw.call, outcome, held.entered, held.ran)
@@ -246,8 +239,7 @@ class Stops:
         child.reader.epoll = proc.reader.epoll.copy()  # a copy of the parent's descriptor table
         if proc.held is not None:
             proc.held.child = child
-        if self.t.leader:
-            self.t.router.announce(child)
+        self.t.carry_out(child, child.monitor.process_started(child_pid))
         for message in self.t.inbox.pop(child.stream, []):
             self.t.router.deliver(child, message)
         status = self.t.orphans.pop(child_pid, None)
