@@ -251,18 +251,20 @@ def test_a_follower_maps_a_file_only_the_leader_opened(policy: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_a_non_blocking_pipe_read_waits_for_the_variants_own_writer(policy: str) -> None:
+@pytest.mark.parametrize("payload", ["hello", ""], ids=["data", "end"])
+def test_a_non_blocking_pipe_read_waits_for_the_variants_own_writer(policy: str, payload: str) -> None:
     # The reader's select is the leader's; in the follower the child that
     # writes is slower (it computes without calls first), so its own
     # non-blocking read finds the pipe empty: EAGAIN where the leader read
-    # five bytes. The steered read tries again until its writer has written.
+    # five bytes (or the end of the pipe, when the writer writes nothing and
+    # exits). The steered read tries again until its own writer has written.
     script = ("import os, select\n"
               "r, w = os.pipe()\n"
               "if os.fork() == 0:\n"
               "    os.close(r)\n"
               "    if os.environ.get('DMVX_SLOW'):\n"
               "        for _ in range(3_000_000): pass\n"
-              "    os.write(w, b'hello'); os._exit(0)\n"
+              f"    os.write(w, b'{payload}'); os._exit(0)\n"
               "os.close(w); os.set_blocking(r, False)\n"
               "select.select([r], [], [])\n"
               "print(os.read(r, 100)); os.wait()")
@@ -270,7 +272,7 @@ def test_a_non_blocking_pipe_read_waits_for_the_variants_own_writer(policy: str)
     env = dict(os.environ)
     result, out, _ = captured(lambda: run([argv, argv], policy, envs=[env, dict(env, DMVX_SLOW="1")]))
     assert result.verdict is None, result.verdict.summary()
-    assert out == b"b'hello'\n" and result.process_exit_code == 0
+    assert out == f"b'{payload}'\n".encode() and result.process_exit_code == 0
     assert_no_survivors(result)
 
 
