@@ -38,10 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The tree, config and digests are dmvx real --server lighttpd's.
-from dmvx.exitstatus import EnvironmentProblem
-from realmode.lighttpd_local import PORT, serve
-from realmode.net import lighttpd
-from realmode.net.lighttpd import two_host_config
+from dmvx.exitstatus import EnvironmentProblem  # noqa: E402
+from realmode.lighttpd_local import PORT, serve  # noqa: E402
+from realmode.net import lighttpd  # noqa: E402
+from realmode.net.lighttpd import two_host_config  # noqa: E402
 
 
 def two_host_row(report: dict, which: str) -> dict:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dmvx.calls import Call, Outcome
-from dmvx.codec import decode_message, encode_message
-from dmvx.messages import Ack, Entry, EntryKind
-from dmvx.protocol import FrameReader, FrameWriter, new_run_key
+from dmvx.calls import Call, Outcome  # noqa: E402
+from dmvx.codec import decode_message, encode_message  # noqa: E402
+from dmvx.messages import Ack, Entry, EntryKind  # noqa: E402
+from dmvx.protocol import FrameReader, FrameWriter, new_run_key  # noqa: E402
 
 SHAPES = {
     "small entry (write 12 B, result)": Entry("0", 41, Call("write", (1, b"hello world\n", 12)), EntryKind.RESULT, Outcome(12)),

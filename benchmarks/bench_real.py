@@ -37,8 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dmvx.exitstatus import EnvironmentProblem
-from realmode import microbench
+from dmvx.exitstatus import EnvironmentProblem  # noqa: E402
+from realmode import microbench  # noqa: E402
 
 KINDS = microbench.KINDS
 POLICIES = ("dmon", "dmvx")

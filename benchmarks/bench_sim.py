@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dmvx.scenario import Scenario
-from sim.engine import Simulation, VariantSetup
-from sim.network import Network
-from sim.profile import load_profile
-from sim.workload import microbench_steps, repeat
+from dmvx.scenario import Scenario  # noqa: E402
+from sim.engine import Simulation, VariantSetup  # noqa: E402
+from sim.network import Network  # noqa: E402
+from sim.profile import load_profile  # noqa: E402
+from sim.workload import microbench_steps, repeat  # noqa: E402
 
 
 def scenario(call: str, calls: int, preset: str, delay: str = "5us") -> Scenario:

@@ -258,7 +258,7 @@ def _guarded(call: Callable[[], Any]) -> int:
         # read-only filesystem met late): the user's to fix, not a bug.
         output.error(f"{exc.filename}: {exc.strerror or exc}")
         return ExitStatus.USAGE
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
         _report_bug(exc)
         return ExitStatus.INTERNAL
 

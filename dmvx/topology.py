@@ -25,6 +25,7 @@ referring file, in the working directory, then among the built-ins (see
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Literal
@@ -243,14 +244,14 @@ class Topology(FileModel):
         """One-way propagation delay from ``a`` to ``b`` along :meth:`path`, seconds."""
         graph = self.graph()
         nodes = self.path(a, b)
-        return float(sum(graph.edges[u, v]["delay_s"] for u, v in zip(nodes, nodes[1:], strict=False)))
+        return float(sum(graph.edges[u, v]["delay_s"] for u, v in itertools.pairwise(nodes)))
 
     def path_bandwidth(self, a: str, b: str) -> float | None:
         """The narrowest bandwidth on :meth:`path` from ``a`` to ``b``, bits/s;
         ``None`` when no link on it is shaped."""
         graph = self.graph()
         nodes = self.path(a, b)
-        rates = [graph.edges[u, v]["bw_bps"] for u, v in zip(nodes, nodes[1:], strict=False)]
+        rates = [graph.edges[u, v]["bw_bps"] for u, v in itertools.pairwise(nodes)]
         shaped = [r for r in rates if r is not None]
         return min(shaped) if shaped else None
 

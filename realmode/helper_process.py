@@ -51,7 +51,7 @@ def run_helper(body: Callable[[], None], keep: set[int], *, cpu: int | None = No
                 except OSError:
                     pass
         body()
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - a child never unwinds into the parent's code
         status = 70
     finally:
         os._exit(status)

@@ -27,6 +27,7 @@ when several hosts share a link direction.
 
 from __future__ import annotations
 
+import itertools
 import random
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -281,7 +282,7 @@ class Network:
         hops = self._routes.get(key)
         if hops is None:
             nodes = [src] if src == dst else nx.shortest_path(self.graph, src, dst, weight="delay_s")
-            hops = tuple(self.links[(a, b)] for a, b in zip(nodes, nodes[1:]))
+            hops = tuple(self.links[(a, b)] for a, b in itertools.pairwise(nodes))
             self._routes[key] = hops
         return hops
 

@@ -42,7 +42,7 @@ def shell_of(monkeypatch: pytest.MonkeyPatch, host: str, argv: list[str]) -> Non
 
     real = mininet.node.Popen
 
-    def popen(cmd: list[str], **params: Any):
+    def popen(cmd: list[str], **params: Any):  # noqa: ANN202 - a Popen
         if cmd and cmd[-1] == f"mininet:{host}":
             cmd = argv
         return real(cmd, **params)

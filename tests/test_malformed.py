@@ -144,10 +144,10 @@ def test_dmvx_validate_prints_one_line_per_bad_file_and_fails() -> None:
 
 # --- inputs that are not files to read: bounded, never waited on, never shown ---
 
-import os
-import threading
+import os  # noqa: E402
+import threading  # noqa: E402
 
-from dmvx.yamlfile import MAX_YAML_BYTES, read_input
+from dmvx.yamlfile import MAX_YAML_BYTES, read_input  # noqa: E402
 
 
 @pytest.mark.parametrize("target,kind", [("/dev/zero", "a character device"), ("/dev/null", "a character device")])

@@ -19,7 +19,7 @@ from sim import cli_entry
 from sim.diversity import Reaction, VariantLayout, image_bases, reactions, setting_name
 
 REPO = Path(__file__).resolve().parent.parent
-QUIET = Console(file=open("/dev/null", "w"), width=200)
+QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
 ATTACKS = ["rop-absolute", "pointer-leak", "relative-rop", "data-only", "connector-forgery", "connector-replay"]
 SETTINGS = ["identical", "aslr", "disjoint", "abi:i386+x86_64", "isa:aarch64+x86_64"]
 

@@ -13,7 +13,7 @@ from dmvx.cli import cli
 REPO = Path(__file__).resolve().parent.parent
 
 
-def invoke(*args: str):
+def invoke(*args: str):  # noqa: ANN201 - click's Result
     return CliRunner().invoke(cli, list(args))
 
 

@@ -16,7 +16,7 @@ from dmvx.exitstatus import ExitStatus
 from sim import cli_entry
 
 REPO = Path(__file__).resolve().parent.parent
-QUIET = Console(file=open("/dev/null", "w"), width=200)
+QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
 
 
 def test_microbenchmarks_have_the_papers_shape() -> None:

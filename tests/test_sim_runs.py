@@ -17,7 +17,7 @@ from sim.results import point_report
 from sim.runner import simulate
 
 REPO = Path(__file__).resolve().parent.parent
-QUIET = Console(file=open("/dev/null", "w"), width=200)
+QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115 - lives as long as the tests
 
 
 def lan(delay: str = "500ns", bw: str = "10Gbit", **extra: Any) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def test_same_scenario_and_seed_give_byte_identical_json() -> None:
     args: dict[str, Any] = {"seed": None, "overrides": {"workload.requests": "100"}, "plot": None, "console": QUIET}
     first = cli_entry.run(REPO / "scenarios" / "paper-lighttpd.yml", **args)
     second = cli_entry.run(REPO / "scenarios" / "paper-lighttpd.yml", **args)
-    dump = lambda r: json.dumps(r.to_json(), indent=2, allow_nan=False)
+    dump = lambda r: json.dumps(r.to_json(), indent=2, allow_nan=False)  # noqa: E731 - as dmvx.output writes it
     assert dump(first) == dump(second)
     assert [p["labels"] for p in first.to_json()["points"]] == [{"policy.preset": "dmon"}, {"policy.preset": "dmvx"}]
 

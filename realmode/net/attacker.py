@@ -70,7 +70,7 @@ def run_reported(work: Callable[[], None]) -> int:
     what a failed attack means is the orchestrator's to decide."""
     try:
         work()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - reported as an event, the orchestrator decides
         emit(event="failed", message=f"{type(error).__name__}: {error}")
         return 1
     return 0

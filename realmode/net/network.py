@@ -101,7 +101,7 @@ def _node_classes(env: dict[str, str], host: type | None = None):
     host = host or Host
 
     class Marked(_ShellStart):
-        def _popen(self, cmd, **params):
+        def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
             params.setdefault("env", env)
             params.setdefault("preexec_fn", children.die_with_parent)
             return super()._popen(cmd, **params)
@@ -119,7 +119,7 @@ def _node_classes(env: dict[str, str], host: type | None = None):
         hub = False
         role = "bridge"
 
-        def start(self, _controllers) -> None:
+        def start(self, _controllers) -> None:  # noqa: ANN001
             ports = [i.name for i in self.intfList() if i.name != "lo"]
             lines = [f"link add {self.name} type bridge forward_delay 0 stp_state 0"
                      + (" ageing_time 0" if self.hub else "")]
@@ -131,7 +131,7 @@ def _node_classes(env: dict[str, str], host: type | None = None):
             _ip_batch(lines)
             _disable_ipv6(self.name)
 
-        def stop(self, deleteIntfs: bool = True) -> None:
+        def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's name
             subprocess.run(["ip", "link", "del", self.name], capture_output=True)
             _discard_shell(self)
 
@@ -171,14 +171,14 @@ class _ShellStart(_Node):
         """What the node is, for messages."""
         return "node"
 
-    def _popen(self, cmd, **params):
+    def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
         process = super()._popen(cmd, **params)
         if self.shell is None and self.slave is not None and params.get("stdin") == self.slave:
             os.close(self.slave)  # the shell's; see the class doc
             self.slave = None
         return process
 
-    def startShell(self, mnopts=None) -> None:
+    def startShell(self, mnopts=None) -> None:  # noqa: ANN001, N802 - Mininet's names
         timeout = SHELL_START_TIMEOUT
         lock = threading.Lock()
         state = {"started": False, "expired": False}
@@ -220,7 +220,7 @@ class _ShellStart(_Node):
         assert failure is not None  # neither expired nor returned above
         raise EnvironmentProblem(f"dmvx real: {what} failed while starting: {failure.strerror or failure}")
 
-    def cmd(self, *args, **kwargs):
+    def cmd(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - Mininet's signature
         try:
             return super().cmd(*args, **kwargs)
         except OSError as error:  # the pty of a shell that is gone

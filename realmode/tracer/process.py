@@ -312,7 +312,7 @@ def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> Non
     status = 0
     try:
         TracerProcess(launch, link_sock, report_fd).run()
-    except BaseException as error:
+    except BaseException as error:  # noqa: BLE001 - reported, then the process ends
         try:
             reports.write(report_fd, reports.MonitorFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
         except OSError:
