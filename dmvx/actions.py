@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 from dmvx.calls import Outcome
 from dmvx.messages import Message
@@ -110,4 +109,4 @@ class LeaderPid:
     pid: int
 
 
-Action = Union[Execute, Skip, Send, Wait, Halt, Done, LeaderPid]
+Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid

@@ -44,8 +44,9 @@ import hmac
 import secrets
 import struct
 from collections import deque
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import AbstractSet, Iterator, Union
 
 from dmvx import codec
 from dmvx.codec import CodecError, ProtocolError
@@ -167,7 +168,7 @@ class Heartbeat:
     so a replayed heartbeat cannot fake a live peer."""
 
 
-Frame = Union[Message, Hello, Heartbeat]
+Frame = Message | Hello | Heartbeat
 
 
 def _encode_hello(hello: Hello) -> bytes:

@@ -33,7 +33,7 @@ import select
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Callable, Protocol
 
 from dmvx import codec
 from dmvx.messages import Stop
@@ -101,7 +101,7 @@ class Progress:
 #: The signal that asks a monitor for a :class:`Progress` report.
 PROGRESS_SIGNAL = signal.SIGUSR1
 
-Report = Union[Started, Exited, Halted, UnsupportedProgram, MonitorFailed, Progress]
+Report = Started | Exited | Halted | UnsupportedProgram | MonitorFailed | Progress
 #: Each report's name on the wire.
 _TAGS: dict[type, str] = {Started: "started", Exited: "done", Halted: "verdict", UnsupportedProgram: "unsupported",
                           MonitorFailed: "error", Progress: "progress"}
