@@ -12,12 +12,18 @@ simulation a million times a second.
 
 from __future__ import annotations
 
-from typing import Any
+import posixpath
+from typing import Any, Callable
 
 from dmvx.calls import Call
 from dmvx.fdtable import F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, OPEN_CALLS, FdKind, FdTable
 from dmvx.policy import (
+    ALWAYS_REFUSED,
+    EACCES,
+    EPERM,
     FD_CALLS,
+    INSPECTING,
+    SIGNALLING,
     LEVELS,
     LOCAL,
     LOCAL_CALLS,
@@ -31,6 +37,7 @@ from dmvx.policy import (
     Effect,
     Level,
     Policy,
+    Reach,
     Route,
 )
 
@@ -64,6 +71,45 @@ _FD_EACH_ALWAYS = frozenset({"close", "dup", "dup2", "dup3"})
 _ARG_DEPENDENT = (
     FD_CALLS | OPEN_CALLS | frozenset(_PATH_READS) | frozenset(SENSITIVE_WHEN) | {"fcntl", "sendfile", "getrandom"}
 )
+#: Calls that name a path: argument index of the path, and of the
+#: directory descriptor a relative path starts from (None: the cwd).
+_PATHS: dict[str, tuple[int, int | None]] = {
+    "open": (0, None), "creat": (0, None), "openat": (1, 0), "openat2": (1, 0),
+    "stat": (0, None), "lstat": (0, None), "access": (0, None), "readlink": (0, None),
+    "statfs": (0, None), "getxattr": (0, None), "lgetxattr": (0, None), "chdir": (0, None),
+    "execve": (0, None), "fstatat": (1, 0), "newfstatat": (1, 0), "statx": (1, 0),
+    "faccessat": (1, 0), "faccessat2": (1, 0), "readlinkat": (1, 0), "execveat": (1, 0),
+}
+#: Calls that only look at a path: they may see that ``/proc/<pid>`` exists.
+_PATH_LOOKS = frozenset(_PATH_READS) - {"readlink", "readlinkat", "getxattr", "lgetxattr"}
+F_SETOWN, F_SETOWN_EX = 8, 15
+PTRACE_TRACEME = 0
+#: Everything whose decision depends on which processes it reaches.
+_REACHING = frozenset(SIGNALLING) | frozenset(INSPECTING) | frozenset(ALWAYS_REFUSED) | frozenset(_PATHS) | {"fcntl"}
+_REACH_ORDER = {Reach.TREE: 0, Reach.OUTSIDE: 1, Reach.RUN: 2}
+_IN_STEP = Decision(Route.LOCKSTEP, Effect.EACH, True)
+_ONCE = Decision(Route.LOCKSTEP, Effect.LEADER, True)
+_REFUSED = {code: Decision(Route.LOCKSTEP, Effect.LEADER, True, code) for code in (EPERM, EACCES)}
+
+
+def everything_in_tree(pid: int) -> Reach:
+    """The reach of a pid where no mode says otherwise (simulation, replay):
+    every process is one of the variant's own."""
+    return Reach.TREE
+
+
+def proc_pids(path: str) -> tuple[int, ...] | None:
+    """The pids an absolute ``/proc`` path names (``/proc/<pid>/...``, also
+    further down, as in ``/proc/self/root/proc/<pid>``), after ``..`` is
+    folded; None for a path outside ``/proc``."""
+    if not path.startswith("/proc"):
+        return None
+    parts = posixpath.normpath(path).split("/")[1:]
+    if not parts or parts[0] != "proc":
+        return None
+    return tuple(int(after) for here, after in zip(parts, parts[1:]) if here == "proc" and after.isdigit())
+
+
 GRND_NONBLOCK = 0x1
 #: The most bytes a *word draw* asks for (see :func:`is_word_draw`).
 WORD_DRAW_BYTES = 8
@@ -91,10 +137,12 @@ def is_word_draw(call: Call) -> bool:
 class Broker:
     """Routes calls for one policy. Cheap to create; one per monitor."""
 
-    __slots__ = ("policy", "_cache", "_fd_cache", "_fd_names")
+    __slots__ = ("policy", "reach", "_cache", "_fd_cache", "_fd_names")
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, reach: Callable[[int], Reach] | None = None) -> None:
         self.policy = policy
+        #: Where a (canonical) pid lands: the mode's answer (see :class:`Reach`).
+        self.reach = reach or everything_in_tree
         self._cache: dict[str, Decision] = {}
         # Descriptor calls whose decision depends only on the kind of their
         # first argument's descriptor: cached per (name, kind).
@@ -113,6 +161,12 @@ class Broker:
             if decision is None:
                 decision = self._fd_cache[key] = self._decide_by_args(call, fds)
             return decision
+        reaching = name in _REACHING
+        if reaching:
+            # Before any override: no policy makes a call reach what it may not.
+            decision = self._reach(call, fds)
+            if decision is not None:
+                return decision
         override = self.policy.overrides.get(name)
         if override is not None:
             decision = self._override(name, override)
@@ -120,8 +174,75 @@ class Broker:
             return self._decide_by_args(call, fds)
         else:
             decision = self._decide_by_name(name)
-        self._cache[name] = decision
+        if not reaching:
+            self._cache[name] = decision
         return decision
+
+    # -- calls that reach other processes ----------------------------------------
+
+    def _reach(self, call: Call, fds: FdTable) -> Decision | None:
+        """The decision for a call that names another process, when its
+        target decides it; None when the ordinary routing applies."""
+        name, args = call.name, call.args
+        if name in ALWAYS_REFUSED:
+            return _REFUSED[EPERM]
+        indexes = SIGNALLING.get(name)
+        if indexes is not None:
+            where = self._where(args, indexes)
+            if where is Reach.RUN:
+                return _REFUSED[EPERM]
+            if where is Reach.OUTSIDE:
+                return _ONCE  # the world outside sees it once: the leader's
+            return _IN_STEP if name in SENSITIVE else None
+        indexes = INSPECTING.get(name)
+        if indexes is not None:
+            if name == "ptrace" and args and args[0] == PTRACE_TRACEME:
+                return _IN_STEP
+            return _IN_STEP if self._where(args, indexes) is Reach.TREE else _REFUSED[EPERM]
+        if name == "fcntl":
+            command = _arg(args, 1)
+            if command == F_SETOWN:
+                # Signals (SIGIO, SIGURG) go to this owner when I/O comes.
+                return None if self._where(args, (2,)) is Reach.TREE else _REFUSED[EPERM]
+            return _REFUSED[EPERM] if command == F_SETOWN_EX else None
+        path_at, dir_at = _PATHS[name]
+        path = _arg(args, path_at)
+        if not isinstance(path, str):
+            return None
+        if not path.startswith("/"):
+            base = fds.path(_arg(args, dir_at)) if dir_at is not None else None
+            if base is None:
+                return None
+            path = f"{base}/{path}"
+        if "proc" not in path:
+            return None
+        pids = proc_pids(path)
+        if not pids or all(self._target(pid) is Reach.TREE for pid in pids):
+            return None
+        if name in _PATH_LOOKS and len(pids) == 1 and posixpath.normpath(path).count("/") == 2:
+            return None  # only whether /proc/<pid> is there: what ps and pidfile checks ask
+        return _REFUSED[EACCES]
+
+    def _where(self, args: tuple, indexes: tuple[int, ...]) -> Reach:
+        """The farthest any of ``args[indexes]`` reaches."""
+        worst = Reach.TREE
+        for index in indexes:
+            where = self._target(_arg(args, index))
+            if _REACH_ORDER[where] > _REACH_ORDER[worst]:
+                worst = where
+        return worst
+
+    def _target(self, pid: object) -> Reach:
+        """Where a pid argument lands: 0 is the caller's own process group
+        (the mode keeps each variant in a session of its own), -1 every
+        process, -N the group N, which must be one of the tree's."""
+        if not isinstance(pid, int) or pid == -1:
+            return Reach.RUN
+        if pid == 0:
+            return Reach.TREE
+        if pid < 0:
+            return Reach.TREE if self.reach(-pid) is Reach.TREE else Reach.RUN
+        return self.reach(pid)
 
     # -- by name -----------------------------------------------------------
 

@@ -83,6 +83,11 @@ class FdTable:
         info = self._fds.get(fd) if isinstance(fd, int) else None
         return info.kind if info is not None else None
 
+    def path(self, fd: object) -> str | None:
+        """The path ``fd`` was opened with, if it was opened by path."""
+        info = self._fds.get(fd) if isinstance(fd, int) else None
+        return info.path if info is not None else None
+
     def __contains__(self, fd: object) -> bool:
         return fd in self._fds
 

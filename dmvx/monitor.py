@@ -30,6 +30,7 @@ the local variant and a :class:`~dmvx.messages.Stop` for everyone else.
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 from dmvx.actions import EVERYONE, LEADER, Action, Done, Execute, Halt, LeaderPid, Send, Skip, Wait, WaitReason
 from dmvx.broker import Broker
@@ -37,7 +38,7 @@ from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
-from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Route, comparable
+from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
@@ -156,7 +157,8 @@ class _Monitor:
     """What leader and follower monitors share."""
 
     def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None, steer: bool = False) -> None:
+                 fds: FdTable | None = None, steer: bool = False,
+                 reach: Callable[[int], Reach] | None = None) -> None:
         if n_variants < 2:
             raise ValueError("MVX needs at least two variants (a leader and a follower)")
         self.policy = policy
@@ -167,7 +169,9 @@ class _Monitor:
         #: results (:data:`STEERED`): real mode does; in sim and replay a
         #: variant's outcomes are given, so only tests turn it on there.
         self.steer = steer
-        self.broker = Broker(policy)
+        #: ``reach`` is the mode's answer to "where does this pid land"
+        #: (:class:`~dmvx.policy.Reach`); without one every pid is the tree's.
+        self.broker = Broker(policy, reach)
         self.fds = fds if fds is not None else FdTable()
         #: Sequence number of the last compared call this variant entered.
         self.seq = 0
@@ -191,9 +195,10 @@ class _Monitor:
         """
         self._children += 1
         stream = f"{self.stream}.{self._children}"
+        reach = self.broker.reach
         if isinstance(self, LeaderMonitor):
-            return LeaderMonitor(self.policy, self.n_variants, stream, self.fds.copy(), self.steer)
-        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, self.fds.copy(), self.steer)
+            return LeaderMonitor(self.policy, self.n_variants, stream, self.fds.copy(), self.steer, reach)
+        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, self.fds.copy(), self.steer, reach)
 
     @property
     def routes(self) -> dict[str, int]:
@@ -241,8 +246,9 @@ class LeaderMonitor(_Monitor):
     """
 
     def __init__(self, policy: Policy, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None, steer: bool = False) -> None:
-        super().__init__(policy, LEADER, n_variants, stream, fds, steer)
+                 fds: FdTable | None = None, steer: bool = False,
+                 reach: Callable[[int], Reach] | None = None) -> None:
+        super().__init__(policy, LEADER, n_variants, stream, fds, steer, reach)
         self.followers = tuple(range(1, n_variants))
         self.cb = ConnectorBuffer(policy.cb_entries, policy.cb_bytes)
         #: Highest entry each follower has acknowledged (consumed and found equal).
@@ -462,6 +468,13 @@ class LeaderMonitor(_Monitor):
             self.finished = True
             self._to(_L.DONE)
             return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Done(self._exit_status)]
+        if decision.refuse:
+            # Agreed, and nobody runs it: every variant gets the refusal,
+            # the leader too (its call is skipped as a follower's is).
+            outcome = Outcome(-decision.refuse)
+            self._current = None
+            self._to(_L.RUNNING)
+            return [Send(EVERYONE, self._entry(seq, call, decision, outcome)), Skip(seq, outcome)]
         self._to(_L.EXECUTING)
         if decision.effect is Effect.EACH:
             return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Execute(seq)]
@@ -524,10 +537,11 @@ class FollowerMonitor(_Monitor):
     and feeds it the leader's outcomes."""
 
     def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None, steer: bool = False) -> None:
+                 fds: FdTable | None = None, steer: bool = False,
+                 reach: Callable[[int], Reach] | None = None) -> None:
         if not 1 <= index < n_variants:
             raise ValueError(f"follower index {index} out of range for {n_variants} variants")
-        super().__init__(policy, index, n_variants, stream, fds, steer)
+        super().__init__(policy, index, n_variants, stream, fds, steer, reach)
         #: The leader's pid of this stream's process, once its PidNote came.
         self.leader_pid: int | None = None
         #: Results of GO-released calls the leader sent before this variant got there.

@@ -128,7 +128,56 @@ SENSITIVE: Mapping[str, str] = {
     "io_uring_setup": "a second syscall interface that bypasses the monitor",
     "io_uring_enter": "a second syscall interface that bypasses the monitor",
     "io_uring_register": "a second syscall interface that bypasses the monitor",
+    "pidfd_open": "a handle on another process (to signal it, or take its descriptors)",
+    "pidfd_getfd": "takes a descriptor out of another process",
+    "kcmp": "compares another process's kernel objects (an information leak channel)",
+    "process_madvise": "changes another process's memory",
+    "process_mrelease": "releases another process's memory",
 }
+
+# --------------------------------------------------------------------------
+# Calls that reach other processes. Where they land decides who runs them.
+# --------------------------------------------------------------------------
+
+
+class Reach(str, Enum):
+    """Where a call that names a process lands, as the mode sees it.
+
+    The core cannot see processes; the mode answers for each pid a call
+    names (the canonical pid: the leader's), and the broker decides from
+    the answer. The variants' own trees are theirs to signal, trace and
+    inspect in step; dmvx's processes (monitors, CONNECTORs, orchestrator,
+    agents) and the other variants' processes are nobody's; anything else is
+    the world outside, which sees a call at most once.
+    """
+
+    TREE = "tree"        # a process of the variant's own tree
+    OUTSIDE = "outside"  # a process that is no part of the run
+    RUN = "run"          # a process of the run itself (dmvx, another variant), or every process
+
+
+#: Calls that signal or act on another process: name -> the arguments that
+#: name it. Into the variant's own tree every variant runs them (on its own
+#: process, through its pid map); outside the run only the leader runs them,
+#: once, and every variant gets its result; at the run itself nobody does.
+SIGNALLING: Mapping[str, tuple[int, ...]] = {
+    "kill": (0,), "tkill": (0,), "tgkill": (0, 1), "rt_sigqueueinfo": (0,),
+    "rt_tgsigqueueinfo": (0, 1), "pidfd_open": (0,), "prlimit64": (0,),
+}
+#: Calls that read, write or trace another process (or take its
+#: descriptors): name -> the arguments that name it. Only the variant's own
+#: tree: outside it nobody runs them.
+INSPECTING: Mapping[str, tuple[int, ...]] = {
+    "ptrace": (1,), "process_vm_readv": (0,), "process_vm_writev": (0,), "kcmp": (0, 1),
+}
+#: Calls refused whatever their arguments: the process they reach is given
+#: by a pidfd, which the core cannot place.
+ALWAYS_REFUSED: Mapping[str, str] = {
+    "pidfd_getfd": "takes a descriptor out of another process",
+    "process_madvise": "changes another process's memory",
+    "process_mrelease": "releases another process's memory",
+}
+EPERM, EACCES = 1, 13
 
 #: Calls that are sensitive only with certain arguments: name -> (argument
 #: index of a protection word, bit that makes it sensitive, reason).
@@ -254,11 +303,18 @@ O_ACCMODE, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o3, 0o1, 0o2,
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """How one call is handled. See the module docstring."""
+    """How one call is handled. See the module docstring.
+
+    ``refuse`` is an errno: nobody runs the call; once every variant has
+    reached it (it is a lockstep call), each gets ``-refuse`` as its result.
+    Only the leader's decision counts for it (the leader hands out the
+    outcome), so a follower's different view of the run's processes cannot
+    make a call run."""
 
     route: Route
     effect: Effect = Effect.LEADER
     sync: bool = False
+    refuse: int = 0
 
     @property
     def checked(self) -> bool:

@@ -11,7 +11,8 @@ import sys
 
 from dmvx import docpage
 from dmvx.broker import WORD_DRAW_BYTES
-from dmvx.policy import LAYOUT_ARGS, LEVELS, LOCAL_CALLS, PREDICTABLE, SENSITIVE, SENSITIVE_WHEN, Effect, Level
+from dmvx.policy import (ALWAYS_REFUSED, INSPECTING, LAYOUT_ARGS, LEVELS, LOCAL_CALLS, PREDICTABLE, SENSITIVE,
+                         SENSITIVE_WHEN, SIGNALLING, Effect, Level)
 from dmvx.tempnames import MIN_RUN
 from dmvx.yamlfile import SOURCE_ROOT
 
@@ -64,6 +65,32 @@ def render() -> str:
     lines += [
         "",
         "Calls unknown to the policy run in lockstep, and only the leader runs them.",
+        "",
+        "## Calls that reach other processes",
+        "",
+        "The mode says where each pid a call names lands (`Reach`, the canonical pid: the leader's):",
+        "the variant's own **tree**, a process **outside** the run, or the **run** itself (dmvx's",
+        "monitors, CONNECTORs, orchestrator and agents, another variant's processes). `0` is the",
+        "caller's own process group (each variant has a session of its own), `-1` every process (the",
+        "run), `-N` the group N (the run unless N is one of the tree's). This comes before any",
+        "override. A *refused* call runs nowhere: it is a lockstep call, and once every variant has",
+        "reached it each gets the error (`EPERM`; `EACCES` for a path).",
+        "",
+        "| calls | pid arguments | tree | outside | run |",
+        "|---|---|---|---|---|",
+        "| " + ", ".join(f"`{n}`" for n in sorted(SIGNALLING)) + " | "
+        + "; ".join(f"`{n}` {list(a)}" for n, a in sorted(SIGNALLING.items()))
+        + " | lockstep, each variant its own (`prlimit64`: as routed above) | lockstep, the leader's only, once | refused |",
+        "| " + ", ".join(f"`{n}`" for n in sorted(INSPECTING)) + " | "
+        + "; ".join(f"`{n}` {list(a)}" for n, a in sorted(INSPECTING.items()))
+        + " | lockstep, each variant its own | refused | refused |",
+        "| `fcntl(F_SETOWN)` | the owner (argument 2) | as routed above | refused | refused |",
+        "| a path under `/proc/<pid>/` (also `/proc/<pid>` opened, `/proc/.../root/proc/<pid>/...`, relative to a descriptor of one) | the pids in it | as routed above | refused | refused |",
+        "",
+        "Refused whatever their arguments: "
+        + "; ".join(f"`{n}` ({why})" for n, why in sorted(ALWAYS_REFUSED.items()))
+        + ", and `fcntl(F_SETOWN_EX)`. `stat`-like calls on `/proc/<pid>` itself are not refused: whether a process",
+        "exists is what `ps` and pidfile checks ask.",
         "",
         "## Local calls (never compared)",
         "",

@@ -66,12 +66,14 @@ class LeaderState(Enum):
 
 _L = LeaderState
 #: Every move of the leader's monitor. A process may end (FINISH_WAIT) and a
-#: divergence may be found (VOTING) whatever the leader was doing.
+#: divergence may be found (VOTING) whatever the leader was doing. A call
+#: the broker refuses goes from SYNC_WAIT straight back to RUNNING: agreed,
+#: and nobody runs it.
 LEADER_TRANSITIONS = install({
     _L.RUNNING: (_L.EXECUTING, _L.SYNC_WAIT, _L.CB_WAIT, _L.FINISH_WAIT, _L.VOTING),
     _L.EXECUTING: (_L.RUNNING, _L.FINISH_WAIT, _L.VOTING),
     _L.CB_WAIT: (_L.EXECUTING, _L.FINISH_WAIT, _L.VOTING),
-    _L.SYNC_WAIT: (_L.EXECUTING, _L.FINISH_WAIT, _L.VOTING),
+    _L.SYNC_WAIT: (_L.EXECUTING, _L.RUNNING, _L.FINISH_WAIT, _L.VOTING),
     _L.FINISH_WAIT: (_L.DONE, _L.VOTING),
     _L.VOTING: (),
     _L.DONE: (),
