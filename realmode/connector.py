@@ -39,7 +39,7 @@ from dmvx.protocol import (
 )
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
-from realmode import monitor_socket
+from realmode import isolation, monitor_socket
 
 #: How long the leader's CONNECTOR waits for every follower to be admitted,
 #: and a follower's for its admission, before the run ends (connector-lost).
@@ -81,6 +81,7 @@ def run_connector(index: int, n: int, key: bytes, run_id: str, monitor: socket.s
     and proves itself (:class:`~dmvx.protocol.Join`). A wait that outlasts
     ``admission_timeout`` ends the run with ``connector-lost``, naming who
     is missing; the peers already in are served, so the stop reaches them."""
+    isolation.shield()
     deadline = time.monotonic() + admission_timeout
     peers: dict[int, _Peer] = {}
     if index == LEADER:

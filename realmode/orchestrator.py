@@ -6,7 +6,9 @@ forks the variant itself. Monitor and CONNECTOR share a socketpair; the
 CONNECTORs talk over TCP on loopback, the leader's listening on a socket the
 orchestrator opened before anything started (so no port is guessed and no
 follower can connect too early). The run key is made here and reaches the
-CONNECTORs by inheritance only.
+CONNECTORs by inheritance only: each monitor wipes its inherited copy before
+anything else, and the orchestrator its own once every CONNECTOR is forked
+(:class:`realmode.isolation.RunKey`), so no monitor and no variant holds it.
 
 The orchestrator is also the last line of cleanup. Each monitor reports on
 a pipe (:mod:`realmode.reports`, read by :func:`realmode.reports.collect` as
@@ -19,8 +21,8 @@ traced with ``PTRACE_O_EXITKILL``, die with their monitors in any case.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -32,12 +34,11 @@ from typing import Any, Callable, Sequence
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.policy import Policy
-from dmvx.protocol import new_run_key
 from dmvx.ranahead import RanAhead
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import record as record_mod
-from realmode import reports, seccomp
+from realmode import isolation, reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
 from realmode.spawn import default_compare_from, elf_arch, resolve, spawn_variant
@@ -250,8 +251,8 @@ def run(
     pol = policy if isinstance(policy, Policy) else make_policy(policy)
     paths = [resolve(argv[0]) for argv in variants]
     bpf = seccomp.build_filter(pol)
-    key = new_run_key()
-    run_id = hashlib.sha256(key).hexdigest()[:16]
+    key = isolation.RunKey()
+    run_id = secrets.token_hex(8)
     n = len(variants)
     cpus = placement(pol, n, place if pin else "none")
     if compare_from is None:
@@ -279,13 +280,15 @@ def run(
             def fork(role: str, body: Callable[[], None], keep: set[int], index: int = index) -> int:
                 pid = os.fork()
                 if pid == 0:  # the CONNECTOR pinned by the placement; the monitor pins itself
+                    if role == "monitor":
+                        key.wipe()  # the key lives only where it is used
                     _child(body, keep=keep | ({0, 1, 2} if role == "monitor" else set()), parent=me,
                            cpu=cpus[index][2] if role == "connector" else None)
                 children.append(pid)
                 return pid
 
             def connector(con_end: socket.socket, index: int = index) -> None:
-                run_connector(index, n, key, run_id, con_end, listener if index == 0 else None,
+                run_connector(index, n, key.secret, run_id, con_end, listener if index == 0 else None,
                               None if index == 0 else address)
 
             env = dict(envs[index]) if envs is not None else dict(os.environ)
@@ -294,6 +297,7 @@ def run(
                             cpus[index][0], parts[index] if parts is not None else None)
             spawned = spawn_variant(launch, fork, connector, [listener.fileno()] if index == 0 else [])
             pipes[spawned.report_fd] = index
+        key.wipe()
         listener.close()
         collected = reports.RunReports()
         reports.collect(pipes, variant_reports, collected)

@@ -95,9 +95,11 @@ def assert_no_survivors(result, within: float = 1.0) -> None:
 
 
 def _session_processes(since: float) -> dict[int, str]:
-    """Processes of this session started after ``since`` (seconds since boot)
-    other than this one: what a run left behind, reparented or not."""
+    """Processes of this session, or below this process (a variant has a
+    session of its own), started after ``since`` (seconds since boot) other
+    than this one: what a run left behind, reparented or not."""
     session = os.getsid(0)
+    below = descendants(os.getpid())
     ticks = os.sysconf("SC_CLK_TCK")
     out = {}
     for entry in os.listdir("/proc"):
@@ -109,7 +111,7 @@ def _session_processes(since: float) -> dict[int, str]:
         except OSError:
             continue
         name, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[3]) == session and int(fields[19]) / ticks >= since:
+        if fields[0] != "Z" and (int(fields[3]) == session or int(entry) in below) and int(fields[19]) / ticks >= since:
             out[int(entry)] = name
     return out
 

@@ -10,7 +10,8 @@ namespace first (:mod:`realmode.net.netns`):
   across the emulated links and is admitted once it has passed the
   challenge under the run key. Frames are the
   authenticated ones of :mod:`dmvx.protocol`; the run key reaches the
-  CONNECTORs by inheritance only, never through the network or a file.
+  CONNECTORs by inheritance only, never through the network or a file (each
+  monitor wipes its inherited copy first, :class:`realmode.isolation.RunKey`).
   Its end of the monitor socket is a :class:`~realmode.net.linklog.LoggedLink`,
   so it can say afterwards what crossed the network.
 * the **tracer** (:func:`realmode.tracer.tracer_main`), which launches the
@@ -33,7 +34,6 @@ killed and reaped by pid (:meth:`Agents.stop`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -46,8 +46,7 @@ from typing import Any, Callable
 
 from dmvx.errors import InputError
 from dmvx.policy import Policy
-from dmvx.protocol import new_run_key
-from realmode import reports, seccomp
+from realmode import isolation, reports, seccomp
 from realmode.connector import BACKLOG, run_connector
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import EmulatedNetwork
@@ -124,8 +123,8 @@ class Agents:
 
     def start(self) -> None:
         n = len(self.variants)
-        key = new_run_key()
-        hello_id = hashlib.sha256(key).hexdigest()[:16]
+        key = isolation.RunKey()
+        hello_id = secrets.token_hex(8)
         bpf = seccomp.build_filter(self.policy)
         leader_host = self.variants[0].host
         with netns.inside(self.net.node_pid(leader_host)):
@@ -134,9 +133,10 @@ class Agents:
             for agent in self.variants:
                 self._start_one(agent, n, key, hello_id, bpf, listener)
         finally:
+            key.wipe()  # every CONNECTOR has its copy; nobody else needs one
             listener.close()
 
-    def _start_one(self, agent: VariantAgent, n: int, key: bytes, hello_id: str, bpf: list,
+    def _start_one(self, agent: VariantAgent, n: int, key: isolation.RunKey, hello_id: str, bpf: list,
                    listener: socket.socket) -> None:
         index = agent.index
         host_pid = self.net.node_pid(agent.host)
@@ -145,6 +145,8 @@ class Agents:
 
         def fork(role: str, body: Callable[[], None], keep: set[int]) -> int:
             def inside() -> None:
+                if role == "monitor":
+                    key.wipe()  # the key lives only where it is used
                 netns.enter(host_pid)
                 body()
 
@@ -157,7 +159,7 @@ class Agents:
             logged = linklog.LoggedLink(con_end)
             signal.signal(signal.SIGTERM, _leave)
             try:
-                run_connector(index, n, key, hello_id, logged, listener if index == 0 else None, address)
+                run_connector(index, n, key.secret, hello_id, logged, listener if index == 0 else None, address)
             except _Leave:
                 pass  # told to go (say, stuck sending on a cut link): still report
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

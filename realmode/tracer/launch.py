@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from dmvx.actions import LEADER
 from dmvx.policy import Policy
+from realmode import isolation
 from realmode import ptrace_ll as ll
 
 
@@ -91,6 +92,7 @@ def _become_variant(launch: Launch) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     if launch.program_cpu is not None and launch.program_cpu != launch.cpu:
         os.sched_setaffinity(0, {launch.program_cpu})
+    isolation.confine_variant()
     ll.traceme()
     os.kill(os.getpid(), signal.SIGSTOP)
     ll.install_filter(launch.filter)

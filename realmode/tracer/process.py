@@ -28,7 +28,7 @@ from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, VerdictKind
-from realmode import monitor_socket, reports
+from realmode import isolation, monitor_socket, reports
 from realmode import ptrace_ll as ll
 from realmode.pids import PidMap
 from realmode.record import Recorder
@@ -80,19 +80,26 @@ class TracerProcess:
         self.router = Router(self)
         self.stops = Stops(self)
         self.skipping = Skipping(self)
+        #: Where a pid a call names lands, for the core (realmode.isolation).
+        self.scope = isolation.ProcessScope(self.in_tree, os.getppid())
 
     def launch_variant(self) -> None:
         launch = self.launch
         pid = spawn(launch)
         monitor: LeaderMonitor | FollowerMonitor
         if self.leader:
-            monitor = LeaderMonitor(launch.policy, launch.n_variants, steer=True)
+            monitor = LeaderMonitor(launch.policy, launch.n_variants, steer=True, reach=self.scope)
         else:
-            monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants, steer=True)
+            monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants, steer=True, reach=self.scope)
         self.root = self.adopt(pid, monitor, "launch")
         self.carry_out(self.root, monitor.process_started(pid))
         ll.resume(pid, False)
         reports.write(self.report_fd, reports.Started(pid))
+
+    def in_tree(self, pid: int) -> bool:
+        """Whether canonical ``pid`` is one of this variant's processes: the
+        leader's pids are its own; a follower's are the leader's announced ones."""
+        return pid in self.procs if self.leader else pid in self.announced.values()
 
     def adopt(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, phase: str) -> Proc:
         proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry", self.machine_cpus)
@@ -311,6 +318,7 @@ def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> Non
     """Entry of a forked monitor process. Never returns."""
     status = 0
     try:
+        isolation.shield()
         TracerProcess(launch, link_sock, report_fd).run()
     except BaseException as error:  # noqa: BLE001 - reported, then the process ends
         try:
