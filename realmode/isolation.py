@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 
 from dmvx.policy import Reach
 
@@ -50,7 +51,7 @@ from dmvx.policy import Reach
 #: next to Debian's ``nobody`` and unassigned.
 RUN_UID = 65533
 
-PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 PR_CAPBSET_DROP = 24
 CAP_KILL, CAP_SETUID, CAP_SYS_PTRACE = 5, 7, 19
 #: Capabilities a variant never gets: each one would reach dmvx's processes.
@@ -77,6 +78,12 @@ def confine_variant() -> None:
     """In the variant's launch child, before exec: a session of its own, uid
     0 back where :func:`shield` took it, and no capability that reaches
     dmvx's processes (without ``CAP_SETPCAP`` there is none to drop)."""
+    # Dies with its monitor even before it is traced (PTRACE_O_EXITKILL
+    # covers it only from then on): a child orphaned here would otherwise
+    # ask init to trace it, and stop for good.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(1)
     os.setsid()
     if os.getuid() == RUN_UID and os.geteuid() == 0:
         os.setresuid(0, 0, 0)
@@ -127,8 +134,8 @@ class RunKey:
     """The run key, held where it can be wiped.
 
     Only the CONNECTORs use the key. A process forked while the
-    orchestrator holds it has a copy in its memory, so each monitor
-    :meth:`wipe`\ s its inherited copy before anything else, and the
+    orchestrator holds it has a copy in its memory, so each monitor wipes
+    (:meth:`wipe`) its inherited copy before anything else, and the
     orchestrator its own once every CONNECTOR is forked: no monitor (and so
     no variant, and nothing a variant could read) holds it. The bytes are
     read straight into this buffer (no intermediate ``bytes`` object is
