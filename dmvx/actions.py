@@ -9,6 +9,7 @@ modes can time the wait and draw it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -110,3 +111,66 @@ class LeaderPid:
 
 
 Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid
+
+
+class Carrier:
+    """A mode's hands: one method per kind of action, and :meth:`carry_out`,
+    the one loop that hands each action of a monitor's answer to its method.
+
+    Replay, sim and real mode each subclass it and say only what differs --
+    what "execute" or "send" means to them -- so an action added to the core
+    is one method here and one per mode that cares, not a fourth hand-written
+    ``isinstance`` chain. A :class:`Halt` or :class:`Done` ends the answer
+    (the monitors put them last): nothing after a verdict or the end is
+    carried out.
+    """
+
+    __slots__ = ()
+
+    def carry_out(self, actions: Iterable[Action]) -> None:
+        """Carry ``actions`` out in order."""
+        for action in actions:
+            name, last = _METHODS[type(action)]
+            getattr(self, name)(action)
+            if last:
+                return
+
+    def execute(self, action: Execute) -> None:
+        """Let the variant run its held call."""
+        raise NotImplementedError
+
+    def skip(self, action: Skip) -> None:
+        """Make the held call return the leader's outcome without running."""
+        raise NotImplementedError
+
+    def send(self, action: Send) -> None:
+        """Send the message to the other monitors."""
+        raise NotImplementedError
+
+    def wait(self, action: Wait) -> None:
+        """The variant stays held (it already is, from its call's entry on);
+        a mode that times or draws waits says so here."""
+
+    def halt(self, action: Halt) -> None:
+        """Stop every variant: a verdict."""
+        raise NotImplementedError
+
+    def done(self, action: Done) -> None:
+        """This monitor's part of the run is over."""
+        raise NotImplementedError
+
+    def leader_pid(self, action: LeaderPid) -> None:
+        """Map this variant's process to the leader's pid; modes whose
+        processes have no pids of their own have nothing to do."""
+
+
+#: Action type -> (Carrier method, whether it ends the answer).
+_METHODS: dict[type, tuple[str, bool]] = {
+    Execute: ("execute", False),
+    Skip: ("skip", False),
+    Send: ("send", False),
+    Wait: ("wait", False),
+    Halt: ("halt", True),
+    Done: ("done", True),
+    LeaderPid: ("leader_pid", False),
+}

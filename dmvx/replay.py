@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
-from dmvx.actions import EVERYONE, Action, Done, Execute, Halt, LeaderPid, Send, Skip
+from dmvx.actions import EVERYONE, Action, Carrier, Done, Execute, Halt, LeaderPid, Send, Skip
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
@@ -133,6 +133,65 @@ class _Variant:
         self.log = VariantLog()
 
 
+class _Run:
+    """What every variant's hands share during a replay."""
+
+    __slots__ = ("variants", "inboxes", "verdict", "messages", "at_verdict")
+
+    def __init__(self, variants: list[_Variant], inboxes: list[deque[Message]]) -> None:
+        self.variants = variants
+        self.inboxes = inboxes
+        self.verdict: Verdict | None = None
+        self.messages = 0
+        self.at_verdict: list[int] = []
+
+
+class _Hands(Carrier):
+    """What replay does with one variant's monitor's actions: messages are
+    delivered instantly, and a call runs or is skipped by moving on in the
+    variant's steps. A Wait changes nothing here (the Carrier default): the
+    variant is already held at its call, from its entry until an Execute or
+    Skip, and a call that is running returns whatever its monitor thinks, as
+    in a real process."""
+
+    __slots__ = ("run", "index", "variant")
+
+    def __init__(self, run: _Run, index: int) -> None:
+        self.run = run
+        self.index = index
+        self.variant = run.variants[index]
+
+    def execute(self, action: Execute) -> None:
+        self.variant.state = "running"
+
+    def skip(self, action: Skip) -> None:
+        variant = self.variant
+        variant.log.skipped.append(variant.steps[variant.position].call)
+        variant.position += 1
+        variant.state = "ready"
+
+    def send(self, action: Send) -> None:
+        run = self.run
+        n = len(run.inboxes)
+        targets = [i for i in range(n) if i != self.index] if action.to == EVERYONE else [action.to]
+        for target in targets:
+            run.inboxes[target].append(action.message)
+            run.messages += 1
+
+    def halt(self, action: Halt) -> None:
+        run = self.run
+        if run.verdict is None:
+            run.verdict = action.verdict
+            run.at_verdict.extend(v.log.entered for v in run.variants)
+
+    def done(self, action: Done) -> None:
+        self.variant.log.done = True
+        self.variant.state = "ended"
+
+    def leader_pid(self, action: LeaderPid) -> None:
+        self.variant.log.leader_pid = action.pid
+
+
 def replay(
     policy: Policy,
     streams: Sequence[Sequence[Step]],
@@ -167,47 +226,20 @@ def replay(
     variants = [_Variant(s, ends[i]) for i, s in enumerate(streams)]
     inboxes: list[deque[Message]] = [deque() for _ in range(n)]
     pick = schedule if schedule is not None else seeded(seed)
-    verdict: Verdict | None = None
-    messages = 0
+    run = _Run(variants, inboxes)
+    hands = [_Hands(run, i) for i in range(n)]
     max_lead = 0
-    at_verdict: list[int] = []
     cut_short = False
 
     def carry_out(index: int, actions: list[Action]) -> None:
-        # A Wait changes nothing here: the variant is already held at its
-        # call (it waits from entry until an Execute or Skip), and a call
-        # that is running returns whatever its monitor thinks, as in a real
-        # process; the monitor holds the variant again at its next call.
-        nonlocal verdict, messages
-        variant = variants[index]
-        for action in actions:
-            if isinstance(action, Execute):
-                variant.state = "running"
-            elif isinstance(action, Skip):
-                variant.log.skipped.append(variant.steps[variant.position].call)
-                variant.position += 1
-                variant.state = "ready"
-            elif isinstance(action, Send):
-                targets = [i for i in range(n) if i != index] if action.to == EVERYONE else [action.to]
-                for target in targets:
-                    inboxes[target].append(action.message)
-                    messages += 1
-            elif isinstance(action, Halt):
-                if verdict is None:
-                    verdict = action.verdict
-                    at_verdict.extend(v.log.entered for v in variants)
-            elif isinstance(action, Done):
-                variant.log.done = True
-                variant.state = "ended"
-            elif isinstance(action, LeaderPid):
-                variant.log.leader_pid = action.pid
+        hands[index].carry_out(actions)
 
     if steer:
         for i, (monitor, variant) in enumerate(zip(monitors, variants)):
             variant.log.pid = 1000 * (i + 1)
             carry_out(i, monitor.process_started(variant.log.pid))
     for _ in range(max_events):
-        if verdict is not None:
+        if run.verdict is not None:
             break
         runnable: list[Choice] = [("msg", i) for i in range(n) if inboxes[i]]
         for i, variant in enumerate(variants):
@@ -221,7 +253,7 @@ def replay(
                 carry_out(i, actions)
                 if observer is not None:
                     observer.stalled(i, actions)
-                if verdict is not None:
+                if run.verdict is not None:
                     break  # the first verdict ends the run, as everywhere else
             break
         kind, i = pick(runnable)
@@ -266,10 +298,11 @@ def replay(
                 observer.returned(i, step.outcome, actions)
         max_lead = max(max_lead, leader.lead())
     else:
-        cut_short = verdict is None and not all(v.state == "ended" for v in variants)
+        cut_short = run.verdict is None and not all(v.state == "ended" for v in variants)
     for log, monitor in zip((v.log for v in variants), monitors):
         log.routes = monitor.routes
-    return ReplayResult(verdict, [v.log for v in variants], messages, max_lead, at_verdict, cut_short)
+    return ReplayResult(run.verdict, [v.log for v in variants], run.messages, max_lead, run.at_verdict,
+                        cut_short)
 
 
 __all__ = ["Choice", "Observer", "ReplayResult", "Schedule", "Step", "VariantLog", "eager", "replay", "seeded"]

@@ -45,7 +45,7 @@ from typing import Any
 import simpy
 from simpy.events import ProcessGenerator
 
-from dmvx.actions import EVERYONE, HEARTBEAT_EVERY, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.actions import EVERYONE, HEARTBEAT_EVERY, Carrier, Done, Execute, Halt, Send, Skip, Wait
 from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy, Route
@@ -430,7 +430,7 @@ class _Proc:
         raise NotImplementedError
 
 
-class Variant(_Proc):
+class Variant(_Proc, Carrier):
     """One monitored variant: its workload, its monitor, its clock."""
 
     __slots__ = ("monitor", "interception", "stats", "res", "step", "awaiting", "monitor_wait", "block_since",
@@ -458,27 +458,29 @@ class Variant(_Proc):
     # -- actions ----------------------------------------------------------------
 
     def apply(self, actions: list) -> None:
-        """Carry out a monitor's actions at the variant's clock ``self.t``."""
-        for action in actions:
-            kind = type(action)
-            if kind is Send:
-                self._send(action)
-            elif kind is Execute:
-                self.res = EXECUTE
-            elif kind is Skip:
-                self.res = SKIP
-            elif kind is Wait:
-                self.awaiting = action.awaiting
-            elif kind is Halt:
-                self._end("halt")
-                self.sim.on_halt(self, action.verdict)
-                return
-            elif kind is Done:
-                self.stats.exit_status = action.exit_status
-                self._end("done")
-                return
+        """Carry out a monitor's actions at the variant's clock ``self.t``
+        (:meth:`~dmvx.actions.Carrier.carry_out`; :meth:`run` does the common
+        one-action answers inline)."""
+        self.carry_out(actions)
 
-    def _send(self, action: Send) -> None:
+    def execute(self, action: Execute) -> None:
+        self.res = EXECUTE
+
+    def skip(self, action: Skip) -> None:
+        self.res = SKIP
+
+    def wait(self, action: Wait) -> None:
+        self.awaiting = action.awaiting
+
+    def halt(self, action: Halt) -> None:
+        self._end("halt")
+        self.sim.on_halt(self, action.verdict)
+
+    def done(self, action: Done) -> None:
+        self.stats.exit_status = action.exit_status
+        self._end("done")
+
+    def send(self, action: Send) -> None:
         sim = self.sim
         message = action.message
         size = message.size

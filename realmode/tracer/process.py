@@ -23,7 +23,7 @@ import socket
 import time
 import traceback
 
-from dmvx.actions import HEARTBEAT_EVERY, LEADER, Done, Execute, Halt, LeaderPid, Send, Skip, Wait
+from dmvx.actions import HEARTBEAT_EVERY, LEADER, Carrier, Done, Execute, Halt, LeaderPid, Send, Skip, Wait
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
@@ -103,6 +103,7 @@ class TracerProcess:
 
     def adopt(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, phase: str) -> Proc:
         proc = Proc(pid, monitor, self.pids, phase, self.launch.compare_from == "entry", self.machine_cpus)
+        proc.hands = Hands(self, proc)
         self.procs[pid] = proc
         self.streams[proc.stream] = proc
         self.stats.processes += 1
@@ -234,31 +235,10 @@ class TracerProcess:
         reports.write(self.report_fd, reports.Exited(self.root.status, self._stats()))
 
     def carry_out(self, proc: Proc, actions: list) -> None:
-        for action in actions:
-            kind = type(action)
-            if kind is Send:
-                message = action.message
-                batch = self.batching and (type(message) is Ack or (type(message) is Entry and message.kind in (
-                    EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED)))
-                self.out.send(action.to, message, batch)
-            elif kind is Execute:
-                self.execute(proc, action.seq, action.expect)
-            elif kind is Skip:
-                self.skipping.skip(proc, action)
-            elif kind is Wait:
-                if proc.waiting_since is None:
-                    proc.waiting_since = time.monotonic()
-            elif kind is Halt:
-                self.halt(action.verdict)
-                return
-            elif kind is LeaderPid:
-                self.router.on_leader_pid(proc, action.pid)
-            elif kind is Done:
-                proc.done = True
-                proc.waiting_since = None
-                proc.status = action.exit_status
-                self.maybe_finish()
-                return
+        """Carry out the actions ``proc``'s monitor returned (:class:`Hands`)."""
+        hands = proc.hands
+        assert hands is not None
+        hands.carry_out(actions)
 
     def execute(self, proc: Proc, seq: int | None, expect: int | None = None) -> None:
         """Let the held call run natively; a follower's steered towards the
@@ -312,6 +292,47 @@ class TracerProcess:
                 routes[route] = routes.get(route, 0) + count
         return {"stops": self.stats.stops, "executed": self.stats.executed, "skipped": self.stats.skipped,
                 "processes": self.stats.processes, "routes": routes}
+
+
+class Hands(Carrier):
+    """What the tracer does with the actions of one process's monitor."""
+
+    __slots__ = ("t", "proc")
+
+    def __init__(self, tracer: TracerProcess, proc: Proc) -> None:
+        self.t = tracer
+        self.proc = proc
+
+    def send(self, action: Send) -> None:
+        # Entries of asynchronous calls and acknowledgements may wait for
+        # company in the batch; anything somebody may be waiting for goes now.
+        message = action.message
+        batch = self.t.batching and (type(message) is Ack or (type(message) is Entry and message.kind in (
+            EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED)))
+        self.t.out.send(action.to, message, batch)
+
+    def execute(self, action: Execute) -> None:
+        self.t.execute(self.proc, action.seq, action.expect)
+
+    def skip(self, action: Skip) -> None:
+        self.t.skipping.skip(self.proc, action)
+
+    def wait(self, action: Wait) -> None:
+        if self.proc.waiting_since is None:
+            self.proc.waiting_since = time.monotonic()
+
+    def halt(self, action: Halt) -> None:
+        self.t.halt(action.verdict)
+
+    def done(self, action: Done) -> None:
+        proc = self.proc
+        proc.done = True
+        proc.waiting_since = None
+        proc.status = action.exit_status
+        self.t.maybe_finish()
+
+    def leader_pid(self, action: LeaderPid) -> None:
+        self.t.router.on_leader_pid(self.proc, action.pid)
 
 
 def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:

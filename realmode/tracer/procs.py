@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from dmvx.actions import Skip
+from dmvx.actions import Carrier, Skip
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.states import install, move
 from realmode import abi
@@ -86,6 +86,8 @@ class Proc:
         self.drop_signal = 0      # a signal to drop once (SIGPIPE of a steered write)
         self.peer_killed = 0      # the signal the leader's process died of, once it did
         self.status: int | None = None
+        #: What carries out this process's monitor's actions (set on adoption).
+        self.hands: Carrier | None = None
 
 
 @dataclass
