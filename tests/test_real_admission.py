@@ -22,7 +22,7 @@ from dmvx.messages import Stop
 from dmvx.protocol import Admission, FrameWriter, Hello, Join
 from dmvx.syscalls import Arch
 from dmvx.verdict import VerdictKind
-from realmode import connector, monitor_socket
+from realmode import connector, isolation, monitor_socket
 from realmode import orchestrator as orch
 from test_real_support import captured, no_strays  # noqa: F401 - fixture
 
@@ -42,6 +42,15 @@ def _attacks(address: tuple[str, int]) -> list[socket.socket]:
             sock.sendall(payload)
         socks.append(sock)
     return socks
+
+
+@pytest.fixture(autouse=True)
+def _unshielded(request, monkeypatch):
+    """The CONNECTOR tests here run CONNECTORs in threads of this process:
+    its shield (an unprivileged uid, not dumpable; realmode.isolation) would
+    be raised on pytest itself. The runs through ``dmvx run`` keep it."""
+    if "dmvx_run" not in request.node.name and "listening_socket" not in request.node.name:
+        monkeypatch.setattr(connector.isolation, "shield", lambda: None)
 
 
 def _leader_in_thread(n: int, listener: socket.socket, timeout: float = connector.ADMISSION_TIMEOUT):
@@ -153,7 +162,7 @@ def test_a_follower_refuses_an_impostor_leader() -> None:
 @pytest.mark.root
 @pytest.mark.usefixtures("no_strays")
 @pytest.mark.parametrize("n", [2, 3])
-def test_dmvx_run_survives_the_attacks_on_its_listening_socket(monkeypatch, n: int) -> None:
+def test_dmvx_run_survives_the_attacks_on_its_listening_socket(monkeypatch, tmp_path, n: int) -> None:
     """``dmvx run`` end to end: the attacks reach the leader CONNECTOR's
     listening socket before any follower does, and the run ends as it would
     without them."""
@@ -165,7 +174,9 @@ def test_dmvx_run_survives_the_attacks_on_its_listening_socket(monkeypatch, n: i
         held.extend(_attacks(listener.getsockname()[:2]))
         return listener
 
-    monkeypatch.setattr(orch, "new_run_key", lambda: KEY)
+    key_file = tmp_path / "run.key"  # the run's key is one the attacker recorded an answer under
+    key_file.write_bytes(KEY)
+    monkeypatch.setattr(isolation.RunKey, "source", str(key_file))
     monkeypatch.setattr(orch.socket, "create_server", create_server)
     try:
         result, out, _ = captured(lambda: orch.run([["/bin/echo", "hi"]] * n, "dmvx"))
