@@ -19,6 +19,7 @@ import pytest
 
 from dmvx.protocol import Admission, FrameWriter, Hello, Join
 from dmvx.syscalls import Arch
+from realmode import isolation
 from realmode.net import agents as agents_mod
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
@@ -84,7 +85,9 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
         finally:
             monkeypatch.setattr(agents_mod.socket, "create_server", real_create_server)
 
-    monkeypatch.setattr(agents_mod, "new_run_key", lambda: KEY)
+    key_file = tmp_path / "run.key"  # the run's key is one the attacker recorded an answer under
+    key_file.write_bytes(KEY)
+    monkeypatch.setattr(isolation.RunKey, "source", str(key_file))
     monkeypatch.setattr(agents_mod.Agents, "start", start)
     config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=80, pace=0.05),
                        native=False, measure_rtt=False, timeout=30)
