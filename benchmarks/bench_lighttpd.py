@@ -47,11 +47,18 @@ from realmode.net.lighttpd import two_host_config  # noqa: E402
 def two_host_row(report: dict, which: str) -> dict:
     client = report[which] or {}
     ab, digests = client.get("ab") or {}, client.get("digests") or {}
-    return {"run": which if which == "native" else report["config"], "requests": client.get("requests"),
-            "requests_per_s": ab.get("requests_per_s"), "p50_ms": ab.get("p50_ms"), "p99_ms": ab.get("p99_ms"),
-            "mean_ms": ab.get("mean_ms"), "failed": int(ab.get("failed") or 0) + int(ab.get("non_2xx") or 0),
-            "bodies_checked": digests.get("checked"), "bodies_wrong": digests.get("wrong"),
-            "error": client.get("error")}
+    return {
+        "run": which if which == "native" else report["config"],
+        "requests": client.get("requests"),
+        "requests_per_s": ab.get("requests_per_s"),
+        "p50_ms": ab.get("p50_ms"),
+        "p99_ms": ab.get("p99_ms"),
+        "mean_ms": ab.get("mean_ms"),
+        "failed": int(ab.get("failed") or 0) + int(ab.get("non_2xx") or 0),
+        "bodies_checked": digests.get("checked"),
+        "bodies_wrong": digests.get("wrong"),
+        "error": client.get("error"),
+    }
 
 
 def run_topology(args: argparse.Namespace) -> int:
@@ -67,30 +74,59 @@ def run_topology(args: argparse.Namespace) -> int:
             config = two_host_config(Path(tmp), args.topology, policy, args.requests, args.sample)
             result = NetExperiment(config).run()
         data = result.to_json()
-        reports.append({"config": policy, "outcome": data["outcome"], "verdict": data["verdict"],
-                        "error": data["error"], "native": result.native, "mvx": result.mvx_client,
-                        "slowdown": data["slowdown"], "link": data["link"], "lead": data["lead"],
-                        "connector_rtt": data["connector_rtt"], "elapsed_s": data["elapsed_s"]})
+        reports.append(
+            {
+                "config": policy,
+                "outcome": data["outcome"],
+                "verdict": data["verdict"],
+                "error": data["error"],
+                "native": result.native,
+                "mvx": result.mvx_client,
+                "slowdown": data["slowdown"],
+                "link": data["link"],
+                "lead": data["lead"],
+                "connector_rtt": data["connector_rtt"],
+                "elapsed_s": data["elapsed_s"],
+            }
+        )
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k not in ("native", "mvx")}
-                          | {"rows": [two_host_row(r, "native"), two_host_row(r, "mvx")]} for r in reports], indent=2))
+        print(
+            json.dumps(
+                [
+                    {k: v for k, v in r.items() if k not in ("native", "mvx")}
+                    | {"rows": [two_host_row(r, "native"), two_host_row(r, "mvx")]}
+                    for r in reports
+                ],
+                indent=2,
+            )
+        )
     else:
-        print(f"lighttpd on {args.topology}: ab -n {args.requests} -c 1 on a 4 KiB file from the client host; "
-              f"{args.sample} bodies checked by SHA-256 per run")
+        print(
+            f"lighttpd on {args.topology}: ab -n {args.requests} -c 1 on a 4 KiB file from the client host; "
+            f"{args.sample} bodies checked by SHA-256 per run"
+        )
         print(f"{'run':<8}{'done':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'wrong':>7}  outcome")
         for report in reports:
             for which in ("native", "mvx"):
                 row = two_host_row(report, which)
-                outcome = "-" if which == "native" else report["outcome"] + (
-                    f" ({report['verdict']['summary']})" if report["verdict"] else "") + (
-                    f" ({report['error']})" if report["error"] else "")
+                outcome = (
+                    "-"
+                    if which == "native"
+                    else report["outcome"]
+                    + (f" ({report['verdict']['summary']})" if report["verdict"] else "")
+                    + (f" ({report['error']})" if report["error"] else "")
+                )
                 wrong = (row["bodies_wrong"] or 0) + row["failed"]
-                print(f"{row['run']:<8}{row['requests'] or 0:>7}{row['requests_per_s'] or 0:>9.1f}"
-                      f"{row['p50_ms'] or 0:>8.0f}{row['p99_ms'] or 0:>8.0f}{row['mean_ms'] or 0:>9.3f}{wrong:>7}  "
-                      f"{outcome}{'; ' + row['error'] if row['error'] else ''}")
+                print(
+                    f"{row['run']:<8}{row['requests'] or 0:>7}{row['requests_per_s'] or 0:>9.1f}"
+                    f"{row['p50_ms'] or 0:>8.0f}{row['p99_ms'] or 0:>8.0f}{row['mean_ms'] or 0:>9.3f}{wrong:>7}  "
+                    f"{outcome}{'; ' + row['error'] if row['error'] else ''}"
+                )
             if report["slowdown"] is not None:
-                print(f"{'':<8}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
-                      f"lead max {report['lead'].get('max_calls')} calls")
+                print(
+                    f"{'':<8}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
+                    f"lead max {report['lead'].get('max_calls')} calls"
+                )
         slowdowns = {r["config"]: r["slowdown"] for r in reports if r["slowdown"]}
         if "dmon" in slowdowns and "dmvx" in slowdowns:
             print(f"dmon/dmvx: {slowdowns['dmon'] / slowdowns['dmvx']:.2f} (ratio of the two slowdowns)")
@@ -112,8 +148,7 @@ def main() -> int:
         return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
         config, digests = lighttpd.make_tree(Path(tmp), PORT, "127.0.0.1")
-        rows = [asdict(serve(config, digests, policy, args.requests, args.sample))
-                for policy in (None, "dmon", "dmvx")]
+        rows = [asdict(serve(config, digests, policy, args.requests, args.sample)) for policy in (None, "dmon", "dmvx")]
     native = rows[0]["requests_per_s"]
     for row in rows:
         row["slowdown"] = native / row["requests_per_s"]
@@ -123,9 +158,11 @@ def main() -> int:
     print(f"lighttpd, ab -n {args.requests} -c 1 on a 4 KiB file; {args.sample} bodies checked by SHA-256")
     print(f"{'run':<8}{'req/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'slowdown':>10}{'wrong':>7}  divergence")
     for r in rows:
-        print(f"{r['policy']:<8}{r['requests_per_s']:>10.1f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
-              f"{r['mean_ms']:>9.3f}{r['slowdown']:>9.2f}x{r['bodies_wrong'] + r['failed']:>7.0f}  "
-              f"{r['divergence'] or 'none'}")
+        print(
+            f"{r['policy']:<8}{r['requests_per_s']:>10.1f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
+            f"{r['mean_ms']:>9.3f}{r['slowdown']:>9.2f}x{r['bodies_wrong'] + r['failed']:>7.0f}  "
+            f"{r['divergence'] or 'none'}"
+        )
     return 0
 
 

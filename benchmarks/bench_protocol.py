@@ -20,16 +20,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dmvx.calls import Call, Outcome  # noqa: E402
-from dmvx.codec import decode_message, encode_message  # noqa: E402
-from dmvx.messages import Ack, Entry, EntryKind  # noqa: E402
-from dmvx.protocol import FrameReader, FrameWriter, new_run_key  # noqa: E402
+from dmvx.calls import Call, Outcome
+from dmvx.codec import decode_message, encode_message
+from dmvx.messages import Ack, Entry, EntryKind
+from dmvx.protocol import FrameReader, FrameWriter, new_run_key
 
 SHAPES = {
-    "small entry (write 12 B, result)": Entry("0", 41, Call("write", (1, b"hello world\n", 12)), EntryKind.RESULT, Outcome(12)),
-    "read entry (4 KiB output)": Entry("0", 42, Call("read", (3, 4096)), EntryKind.FULL, Outcome(4096, ((1, os.urandom(4096)),))),
+    "small entry (write 12 B, result)": Entry(
+        "0", 41, Call("write", (1, b"hello world\n", 12)), EntryKind.RESULT, Outcome(12)
+    ),
+    "read entry (4 KiB output)": Entry(
+        "0", 42, Call("read", (3, 4096)), EntryKind.FULL, Outcome(4096, ((1, os.urandom(4096)),))
+    ),
     "ack": Ack("0", 41, 1),
-    "read entry (1 MiB output)": Entry("0", 43, Call("read", (3, 1 << 20)), EntryKind.FULL, Outcome(1 << 20, ((1, os.urandom(1 << 20)),))),
+    "read entry (1 MiB output)": Entry(
+        "0", 43, Call("read", (3, 1 << 20)), EntryKind.FULL, Outcome(1 << 20, ((1, os.urandom(1 << 20)),))
+    ),
 }
 
 

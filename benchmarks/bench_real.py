@@ -62,14 +62,23 @@ def _traced(binary: str, kind: str, calls: int, policy: str, place: str) -> floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=10000, help="calls per dmvx run (beyond the CB's 4096 "
-                        "entries, so the leader cannot finish before the followers are fed)")
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=10000,
+        help="calls per dmvx run (beyond the CB's 4096 "
+        "entries, so the leader cannot finish before the followers are fed)",
+    )
     parser.add_argument("--sync-calls", type=int, default=2000, help="calls per dmon run")
     parser.add_argument("--native-calls", type=int, default=200000, help="calls per native run")
     parser.add_argument("--local-calls", type=int, default=2000000, help="calls of the local loop")
     parser.add_argument("--repeat", type=int, default=5, help="runs per cell (median)")
-    parser.add_argument("--local-repeat", type=int, default=11, help="runs per cell of the local loop, "
-                        "whose spread on a shared VM is wide (median)")
+    parser.add_argument(
+        "--local-repeat",
+        type=int,
+        default=11,
+        help="runs per cell of the local loop, whose spread on a shared VM is wide (median)",
+    )
     parser.add_argument("--place", default="auto", help="CPU placement (see realmode.orchestrator.placement)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -79,11 +88,24 @@ def main() -> int:
         rows = []
         for kind in KINDS:
             native = median(_native(binary, kind, args.native_calls) for _ in range(args.repeat))
-            cells = {p: median(_traced(binary, kind, args.calls if p == "dmvx" else args.sync_calls, p, args.place)
-                               for _ in range(args.repeat)) for p in POLICIES}
-            rows.append({"call": kind, "native_us": native, "dmon_us": cells["dmon"], "dmvx_us": cells["dmvx"],
-                         "dmon_x": cells["dmon"] / native, "dmvx_x": cells["dmvx"] / native,
-                         "dmon_over_dmvx": cells["dmon"] / cells["dmvx"]})
+            cells = {
+                p: median(
+                    _traced(binary, kind, args.calls if p == "dmvx" else args.sync_calls, p, args.place)
+                    for _ in range(args.repeat)
+                )
+                for p in POLICIES
+            }
+            rows.append(
+                {
+                    "call": kind,
+                    "native_us": native,
+                    "dmon_us": cells["dmon"],
+                    "dmvx_us": cells["dmvx"],
+                    "dmon_x": cells["dmon"] / native,
+                    "dmvx_x": cells["dmvx"] / native,
+                    "dmon_over_dmvx": cells["dmon"] / cells["dmvx"],
+                }
+            )
         n, reps = args.local_calls, args.local_repeat
         samples: dict[str, list[float]] = {key: [] for key in ("native", "filter", "native_x2", *POLICIES)}
         for _ in range(reps):  # interleaved, so that drift on the host spreads over every column
@@ -104,13 +126,17 @@ def main() -> int:
     print(f"placement: {args.place}; microseconds per call, median of {args.repeat} runs")
     print(f"{'call':<12}{'native':>9}{'dmon':>10}{'dmvx':>10}{'dmon x':>9}{'dmvx x':>9}{'dmon/dmvx':>11}")
     for r in rows:
-        print(f"{r['call']:<12}{r['native_us']:>9.3f}{r['dmon_us']:>10.3f}{r['dmvx_us']:>10.3f}"
-              f"{r['dmon_x']:>9.1f}{r['dmvx_x']:>9.1f}{r['dmon_over_dmvx']:>11.2f}")
-    print(f"local call (median of {args.local_repeat} interleaved runs): filter alone {local['filter_x']:.2f}x "
-          f"native, two native copies at once {local['native_x2_x']:.2f}x, dmon {local['dmon_x']:.2f}x, "
-          f"dmvx {local['dmvx_x']:.2f}x "
-          f"(two variants at once: dmon {local['dmon_us'] / local['native_x2_us']:.2f}x, "
-          f"dmvx {local['dmvx_us'] / local['native_x2_us']:.2f}x of two native copies)")
+        print(
+            f"{r['call']:<12}{r['native_us']:>9.3f}{r['dmon_us']:>10.3f}{r['dmvx_us']:>10.3f}"
+            f"{r['dmon_x']:>9.1f}{r['dmvx_x']:>9.1f}{r['dmon_over_dmvx']:>11.2f}"
+        )
+    print(
+        f"local call (median of {args.local_repeat} interleaved runs): filter alone {local['filter_x']:.2f}x "
+        f"native, two native copies at once {local['native_x2_x']:.2f}x, dmon {local['dmon_x']:.2f}x, "
+        f"dmvx {local['dmvx_x']:.2f}x "
+        f"(two variants at once: dmon {local['dmon_us'] / local['native_x2_us']:.2f}x, "
+        f"dmvx {local['dmvx_us'] / local['native_x2_us']:.2f}x of two native copies)"
+    )
     return 0
 
 

@@ -27,26 +27,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dmvx.scenario import Scenario  # noqa: E402
-from sim.engine import Simulation, VariantSetup  # noqa: E402
-from sim.network import Network  # noqa: E402
-from sim.profile import load_profile  # noqa: E402
-from sim.workload import microbench_steps, repeat  # noqa: E402
+from dmvx.scenario import Scenario
+from sim.engine import Simulation, VariantSetup
+from sim.network import Network
+from sim.profile import load_profile
+from sim.workload import microbench_steps, repeat
 
 
 def scenario(call: str, calls: int, preset: str, delay: str = "5us") -> Scenario:
-    return Scenario.model_validate({
-        "name": "bench-sim",
-        "topology": {
-            "name": "bench-lan",
-            "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
-            "switches": ["s1"],
-            "links": [{"a": "h1", "b": "s1", "delay": delay, "bw": "10Gbit"},
-                      {"a": "h2", "b": "s1", "delay": delay, "bw": "10Gbit"}],
-        },
-        "policy": {"preset": preset},
-        "workload": {"kind": "microbench", "call": call, "iterations": calls},
-    })
+    return Scenario.model_validate(
+        {
+            "name": "bench-sim",
+            "topology": {
+                "name": "bench-lan",
+                "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
+                "switches": ["s1"],
+                "links": [
+                    {"a": "h1", "b": "s1", "delay": delay, "bw": "10Gbit"},
+                    {"a": "h2", "b": "s1", "delay": delay, "bw": "10Gbit"},
+                ],
+            },
+            "policy": {"preset": preset},
+            "workload": {"kind": "microbench", "call": call, "iterations": calls},
+        }
+    )
 
 
 def run_once(sc: Scenario) -> tuple[float, float, int, int]:
@@ -69,11 +73,16 @@ def run_once(sc: Scenario) -> tuple[float, float, int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=1_000_000, help="calls of the program (default 1,000,000)")
-    parser.add_argument("--call", default="getpid", choices=["getpid", "read", "read4k", "getcwd", "sched_yield", "write"])
+    parser.add_argument(
+        "--call", default="getpid", choices=["getpid", "read", "read4k", "getcwd", "sched_yield", "write"]
+    )
     parser.add_argument("--preset", default="dmvx", choices=["dmvx", "dmon"])
-    parser.add_argument("--delay", default="5us",
-                        help="one-way delay of each of the two links (default 5us: 10us host to host, a kernel-TCP "
-                        "LAN); shorter delays mean a shorter lookahead and more SimPy round trips")
+    parser.add_argument(
+        "--delay",
+        default="5us",
+        help="one-way delay of each of the two links (default 5us: 10us host to host, a kernel-TCP "
+        "LAN); shorter delays mean a shorter lookahead and more SimPy round trips",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs; the best is reported")
     parser.add_argument("--require", type=float, default=100_000, help="calls per second to pass (default 100,000)")
     args = parser.parse_args()
@@ -82,15 +91,19 @@ def main() -> int:
     for attempt in range(1, args.repeat + 1):
         wall, cpu, entered, virtual = run_once(sc)
         rate = args.calls / wall
-        print(f"run {attempt}: {args.calls:,} calls ({entered:,} variant calls) of {args.call} under {args.preset} "
-              f"in {wall:.2f} s wall, {cpu:.2f} s CPU: {rate:,.0f} calls/s "
-              f"({args.calls / cpu:,.0f} per CPU second); {virtual / 1e6:.1f} ms simulated")
+        print(
+            f"run {attempt}: {args.calls:,} calls ({entered:,} variant calls) of {args.call} under {args.preset} "
+            f"in {wall:.2f} s wall, {cpu:.2f} s CPU: {rate:,.0f} calls/s "
+            f"({args.calls / cpu:,.0f} per CPU second); {virtual / 1e6:.1f} ms simulated"
+        )
         best = rate if best is None else max(best, rate)
     assert best is not None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     verdict = "PASS" if best >= args.require else "FAIL"
-    print(f"{verdict}: best {best:,.0f} simulated calls per wall-second (required {args.require:,.0f}; "
-          f"load average {load:.2f} on {os.cpu_count()} CPUs)")
+    print(
+        f"{verdict}: best {best:,.0f} simulated calls per wall-second (required {args.require:,.0f}; "
+        f"load average {load:.2f} on {os.cpu_count()} CPUs)"
+    )
     return 0 if best >= args.require else 1
 
 

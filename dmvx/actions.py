@@ -31,13 +31,13 @@ HEARTBEAT_EVERY = 500_000_000
 class WaitReason(str, Enum):
     """Why a variant is held at a call."""
 
-    LOCKSTEP = "lockstep"          # waiting for every variant to reach this call
-    SYNC = "sync"                  # DMON: waiting for the others before executing
-    CB_FULL = "cb-full"            # leader: the connector buffer is full
-    ENTRY = "entry"                # follower: the leader's entry has not arrived
-    VOTE = "vote"                  # a divergence is being decided
-    FINISH = "finish"              # exited; waiting for the others to finish
-    NOTE = "note"                  # follower: released, waiting for the leader's result to steer by
+    LOCKSTEP = "lockstep"  # waiting for every variant to reach this call
+    SYNC = "sync"  # DMON: waiting for the others before executing
+    CB_FULL = "cb-full"  # leader: the connector buffer is full
+    ENTRY = "entry"  # follower: the leader's entry has not arrived
+    VOTE = "vote"  # a divergence is being decided
+    FINISH = "finish"  # exited; waiting for the others to finish
+    NOTE = "note"  # follower: released, waiting for the leader's result to steer by
 
 
 @dataclass(slots=True)

@@ -12,8 +12,9 @@ different things is a failure, whatever the files expect.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dmvx.exitstatus import ExitStatus, worst
 from dmvx.outcome import Ending, Expectation
@@ -28,12 +29,12 @@ class Cell:
     """One attack under one diversity setting in one mode: expected and found."""
 
     file: str
-    attack: str                 # the scenario's name
-    kind: str                   # the attack class
-    setting: str                # the diversity setting (or the point's labels)
-    mode: str                   # sim | real
-    expected: dict[str, Any] | None = None   # verdict, kind, effect
-    skip: str | None = None     # why this mode does not run it
+    attack: str  # the scenario's name
+    kind: str  # the attack class
+    setting: str  # the diversity setting (or the point's labels)
+    mode: str  # sim | real
+    expected: dict[str, Any] | None = None  # verdict, kind, effect
+    skip: str | None = None  # why this mode does not run it
     outcome: str | None = None  # ok | divergence | missed | rejected | error
     verdict: str | None = None  # the verdict kind
     effect: bool | None = None
@@ -56,10 +57,12 @@ class Cell:
         if self.error is not None or self.outcome is None:
             return False
         want = self.expected
-        expectation = Expectation(Ending(want["verdict"]), None if want.get("kind") is None else
-                                  VerdictKind(want["kind"]), want.get("effect"))
-        return expectation.met_by(Ending(self.outcome), None if self.verdict is None else VerdictKind(self.verdict),
-                                  self.effect)
+        expectation = Expectation(
+            Ending(want["verdict"]), None if want.get("kind") is None else VerdictKind(want["kind"]), want.get("effect")
+        )
+        return expectation.met_by(
+            Ending(self.outcome), None if self.verdict is None else VerdictKind(self.verdict), self.effect
+        )
 
     def found(self) -> str:
         """What happened, in the words of ``expect``."""
@@ -121,8 +124,9 @@ def _latency_text(cell: Cell) -> str:
     return f"{cell.latency_s * 1e3:.2f} ms"
 
 
-def render_cells(cells: Sequence[Cell], console: "Console", title: str,
-                 disagree: Sequence[tuple[Cell, Cell, str]] = ()) -> None:
+def render_cells(
+    cells: Sequence[Cell], console: Console, title: str, disagree: Sequence[tuple[Cell, Cell, str]] = ()
+) -> None:
     """The attack x diversity x mode table, then any disagreement between modes."""
     from rich.table import Table
 
@@ -138,8 +142,16 @@ def render_cells(cells: Sequence[Cell], console: "Console", title: str,
         style = "red" if cell.as_expected is False or id(cell) in bad else ("dim" if cell.skip else "")
         first = previous != cell.key
         previous = cell.key
-        table.add_row(cell.attack if first else "", cell.setting if first else "", cell.mode, _expected_text(cell),
-                      cell.found(), _latency_text(cell), status, style=style)
+        table.add_row(
+            cell.attack if first else "",
+            cell.setting if first else "",
+            cell.mode,
+            _expected_text(cell),
+            cell.found(),
+            _latency_text(cell),
+            status,
+            style=style,
+        )
     console.print(table)
     for _, real, text in disagree:
         console.print(f"DISAGREEMENT {real.attack} / {real.setting}: {text}", style="red", markup=False)
@@ -195,8 +207,9 @@ class BothModesResult:
 
     def compared(self) -> int:
         """How many (attack, setting) pairs both modes ran."""
-        return len({c.key for c in self.sim_cells if c.skip is None}
-                   & {c.key for c in self.real_cells if c.skip is None})
+        return len(
+            {c.key for c in self.sim_cells if c.skip is None} & {c.key for c in self.real_cells if c.skip is None}
+        )
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -209,19 +222,24 @@ class BothModesResult:
             "real": self.real.to_json(),
             "agreement": {
                 "compared": self.compared(),
-                "disagreements": [{"file": real.file, "attack": real.attack, "setting": real.setting, "what": what}
-                                  for _, real, what in self.disagreements],
+                "disagreements": [
+                    {"file": real.file, "attack": real.attack, "setting": real.setting, "what": what}
+                    for _, real, what in self.disagreements
+                ],
             },
         }
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         disagree = self.disagreements
-        render_cells([*self.sim_cells, *self.real_cells], console, f"attacks in {self.directory}, sim and real mode",
-                     disagree)
+        render_cells(
+            [*self.sim_cells, *self.real_cells], console, f"attacks in {self.directory}, sim and real mode", disagree
+        )
         for mode, part in (("sim", self.sim), ("real", self.real)):
             for problem in part.problems():
                 console.print(f"{mode}: {problem}", style="red", markup=False)
         compared = self.compared()
-        console.print(f"{compared} (attack, setting) pairs run in both modes; "
-                      + (f"{len(disagree)} disagree" if disagree else "sim and real mode agree on every one"),
-                      style="red" if disagree else "green")
+        console.print(
+            f"{compared} (attack, setting) pairs run in both modes; "
+            + (f"{len(disagree)} disagree" if disagree else "sim and real mode agree on every one"),
+            style="red" if disagree else "green",
+        )

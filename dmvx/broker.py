@@ -12,8 +12,10 @@ simulation a million times a second.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dmvx.calls import Call
 from dmvx.fdtable import F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, OPEN_CALLS, FdKind, FdTable
@@ -23,7 +25,6 @@ from dmvx.policy import (
     EPERM,
     FD_CALLS,
     INSPECTING,
-    SIGNALLING,
     LEVELS,
     LOCAL,
     LOCAL_CALLS,
@@ -33,6 +34,7 @@ from dmvx.policy import (
     PREDICTABLE,
     SENSITIVE,
     SENSITIVE_WHEN,
+    SIGNALLING,
     Decision,
     Effect,
     Level,
@@ -46,18 +48,47 @@ from dmvx.policy import (
 #: run in every variant.
 _SENSITIVE_LEADER = frozenset(
     {
-        "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown",
-        "fchownat", "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2",
-        "link", "linkat", "symlink", "symlinkat", "mkdir", "mkdirat", "mknod",
-        "mknodat", "truncate",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "fchmodat2",
+        "chown",
+        "fchown",
+        "lchown",
+        "fchownat",
+        "unlink",
+        "unlinkat",
+        "rmdir",
+        "rename",
+        "renameat",
+        "renameat2",
+        "link",
+        "linkat",
+        "symlink",
+        "symlinkat",
+        "mkdir",
+        "mkdirat",
+        "mknod",
+        "mknodat",
+        "truncate",
     }
 )
 #: Path-based calls that read a file or its metadata; with a local-file path
 #: each variant answers from its own copy.
 _PATH_READS = {
-    "stat": 0, "lstat": 0, "access": 0, "readlink": 0, "statfs": 0,
-    "fstatat": 1, "newfstatat": 1, "statx": 1, "faccessat": 1, "faccessat2": 1,
-    "readlinkat": 1, "getxattr": 0, "lgetxattr": 0,
+    "stat": 0,
+    "lstat": 0,
+    "access": 0,
+    "readlink": 0,
+    "statfs": 0,
+    "fstatat": 1,
+    "newfstatat": 1,
+    "statx": 1,
+    "faccessat": 1,
+    "faccessat2": 1,
+    "readlinkat": 1,
+    "getxattr": 0,
+    "lgetxattr": 0,
 }
 _AT_EMPTY_PATH_CALLS = frozenset({"fstatat", "newfstatat", "statx"})
 #: Calls that only read a descriptor's metadata.
@@ -74,11 +105,26 @@ _ARG_DEPENDENT = (
 #: Calls that name a path: argument index of the path, and of the
 #: directory descriptor a relative path starts from (None: the cwd).
 _PATHS: dict[str, tuple[int, int | None]] = {
-    "open": (0, None), "creat": (0, None), "openat": (1, 0), "openat2": (1, 0),
-    "stat": (0, None), "lstat": (0, None), "access": (0, None), "readlink": (0, None),
-    "statfs": (0, None), "getxattr": (0, None), "lgetxattr": (0, None), "chdir": (0, None),
-    "execve": (0, None), "fstatat": (1, 0), "newfstatat": (1, 0), "statx": (1, 0),
-    "faccessat": (1, 0), "faccessat2": (1, 0), "readlinkat": (1, 0), "execveat": (1, 0),
+    "open": (0, None),
+    "creat": (0, None),
+    "openat": (1, 0),
+    "openat2": (1, 0),
+    "stat": (0, None),
+    "lstat": (0, None),
+    "access": (0, None),
+    "readlink": (0, None),
+    "statfs": (0, None),
+    "getxattr": (0, None),
+    "lgetxattr": (0, None),
+    "chdir": (0, None),
+    "execve": (0, None),
+    "fstatat": (1, 0),
+    "newfstatat": (1, 0),
+    "statx": (1, 0),
+    "faccessat": (1, 0),
+    "faccessat2": (1, 0),
+    "readlinkat": (1, 0),
+    "execveat": (1, 0),
 }
 #: Calls that only look at a path: they may see that ``/proc/<pid>`` exists.
 _PATH_LOOKS = frozenset(_PATH_READS) - {"readlink", "readlinkat", "getxattr", "lgetxattr"}
@@ -107,7 +153,7 @@ def proc_pids(path: str) -> tuple[int, ...] | None:
     parts = posixpath.normpath(path).split("/")[1:]
     if not parts or parts[0] != "proc":
         return None
-    return tuple(int(after) for here, after in zip(parts, parts[1:]) if here == "proc" and after.isdigit())
+    return tuple(int(after) for here, after in itertools.pairwise(parts) if here == "proc" and after.isdigit())
 
 
 GRND_NONBLOCK = 0x1
@@ -223,7 +269,7 @@ class Broker:
             return None  # only whether /proc/<pid> is there: what ps and pidfile checks ask
         return _REFUSED[EACCES]
 
-    def _where(self, args: tuple, indexes: tuple[int, ...]) -> Reach:
+    def _where(self, args: tuple[Any, ...], indexes: tuple[int, ...]) -> Reach:
         """The farthest any of ``args[indexes]`` reaches."""
         worst = Reach.TREE
         for index in indexes:

@@ -11,9 +11,10 @@ hand each other is defined here.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from dmvx.exitstatus import ExitStatus
 
@@ -107,19 +108,22 @@ def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk
 
     A server row's prediction is native plus what sim says MVX adds per
     request to the recorded run."""
-    asks = [PredictionAsk(m.policy, real.placements[m.policy], call=m.call, iterations=m.iterations)
-            for m in real.calls]
+    asks = [
+        PredictionAsk(m.policy, real.placements[m.policy], call=m.call, iterations=m.iterations) for m in real.calls
+    ]
     server = real.server
     policies = list(server.measured_us) if server is not None else []
     if server is not None:
         asks += [PredictionAsk(policy, real.placements[policy], trace=server.trace) for policy in policies]
     answers = predict(asks)
-    rows = [CheckRow(m.call, m.policy, m.native_us, p.us, m.measured_us, p.bound)
-            for m, p in zip(real.calls, answers)]
+    rows = [CheckRow(m.call, m.policy, m.native_us, p.us, m.measured_us, p.bound) for m, p in zip(real.calls, answers)]
     if server is not None:
-        for policy, p in zip(policies, answers[len(real.calls):]):
-            rows.append(CheckRow("lighttpd", policy, server.native_us, server.native_us + p.us,
-                                 server.measured_us[policy], p.bound))
+        for policy, p in zip(policies, answers[len(real.calls) :]):
+            rows.append(
+                CheckRow(
+                    "lighttpd", policy, server.native_us, server.native_us + p.us, server.measured_us[policy], p.bound
+                )
+            )
     return rows
 
 
@@ -146,12 +150,21 @@ class CalibrationResult:
             "profile_path": str(self.profile_path),
             "measurements": self.measurements.to_json() if self.measurements else None,
             "profile": self.profile,
-            "check": [{"call": r.call, "policy": r.policy, "native_us": round(r.native_us, 4),
-                       "predicted_us": round(r.predicted_us, 2), "measured_us": round(r.measured_us, 2),
-                       "predicted_x": round(r.predicted_x, 1), "measured_x": round(r.measured_x, 1),
-                       "error": round(r.error, 3), "within_target": abs(r.error) <= TARGET_ERROR,
-                       "bound": r.bound}
-                      for r in self.rows],
+            "check": [
+                {
+                    "call": r.call,
+                    "policy": r.policy,
+                    "native_us": round(r.native_us, 4),
+                    "predicted_us": round(r.predicted_us, 2),
+                    "measured_us": round(r.measured_us, 2),
+                    "predicted_x": round(r.predicted_x, 1),
+                    "measured_x": round(r.measured_x, 1),
+                    "error": round(r.error, 3),
+                    "within_target": abs(r.error) <= TARGET_ERROR,
+                    "bound": r.bound,
+                }
+                for r in self.rows
+            ],
             "target_error": TARGET_ERROR,
         }
 
@@ -169,15 +182,35 @@ class CalibrationResult:
                 table.add_row(section, ", ".join(f"{k} {v}" for k, v in values.items() if k != "used_by"))
             console.print(table)
         if self.rows:
-            table = Table(title=f"sim ({self.profile_path.name}) vs real mode: microbenchmarks in us per call, "
-                                f"lighttpd in us per request; slowdown vs native; target |error| <= "
-                                f"{TARGET_ERROR:.0%}",
-                          title_justify="left")
-            for column in ("call", "policy", "native us", "sim us", "real us", "sim x", "real x", "error", "sim bound by"):
+            table = Table(
+                title=f"sim ({self.profile_path.name}) vs real mode: microbenchmarks in us per call, "
+                f"lighttpd in us per request; slowdown vs native; target |error| <= "
+                f"{TARGET_ERROR:.0%}",
+                title_justify="left",
+            )
+            for column in (
+                "call",
+                "policy",
+                "native us",
+                "sim us",
+                "real us",
+                "sim x",
+                "real x",
+                "error",
+                "sim bound by",
+            ):
                 table.add_column(column, justify="left" if column in ("call", "policy", "sim bound by") else "right")
             for r in self.rows:
                 mark = "" if abs(r.error) <= TARGET_ERROR else " [red](!)[/]"
-                table.add_row(r.call, r.policy, f"{r.native_us:.3f}", f"{r.predicted_us:.1f}",
-                              f"{r.measured_us:.1f}", f"{r.predicted_x:.0f}x", f"{r.measured_x:.0f}x",
-                              f"{r.error:+.0%}{mark}", r.bound)
+                table.add_row(
+                    r.call,
+                    r.policy,
+                    f"{r.native_us:.3f}",
+                    f"{r.predicted_us:.1f}",
+                    f"{r.measured_us:.1f}",
+                    f"{r.predicted_x:.0f}x",
+                    f"{r.measured_x:.0f}x",
+                    f"{r.error:+.0%}{mark}",
+                    r.bound,
+                )
             console.print(table)

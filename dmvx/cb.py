@@ -18,8 +18,16 @@ from dmvx.calls import Call, Outcome
 class ConnectorBuffer:
     """Bounded FIFO accounting of unacknowledged entries."""
 
-    __slots__ = ("capacity_entries", "capacity_bytes", "_entries", "_bytes", "max_entries",
-                 "max_bytes", "_samples", "_sample_sum")
+    __slots__ = (
+        "capacity_entries",
+        "capacity_bytes",
+        "_entries",
+        "_bytes",
+        "max_entries",
+        "max_bytes",
+        "_samples",
+        "_sample_sum",
+    )
 
     def __init__(self, capacity_entries: int, capacity_bytes: int) -> None:
         if capacity_entries < 1 or capacity_bytes < 1:

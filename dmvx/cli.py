@@ -58,8 +58,9 @@ import shlex
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import click
 
@@ -90,6 +91,7 @@ PROG = output.PROG
 #: The scenario ``dmvx sim`` runs when given none; ``./run demo`` relies on it.
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "default.yml"
 
+
 def _load(ctx: click.Context, entry: ModeEntry) -> Callable[..., Any]:
     """``entry``'s function (:func:`dmvx.modeloader.load`), or
     :class:`Unavailable` naming the command the user typed."""
@@ -101,9 +103,7 @@ def _require_root(ctx: click.Context, why: str) -> None:
         raise EnvironmentProblem(f"{ctx.command_path} needs root ({why}); run it as root")
 
 
-def _parse_overrides(
-    ctx: click.Context, param: click.Parameter, values: Sequence[str]
-) -> dict[str, str]:
+def _parse_overrides(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
     """``--set a.b=5ms --set c=x`` -> ``{"a.b": "5ms", "c": "x"}``; the last
     of a repeated key wins, so scripts can append to a base command line."""
     overrides: dict[str, str] = {}
@@ -115,9 +115,7 @@ def _parse_overrides(
     return overrides
 
 
-def _parse_routes(
-    ctx: click.Context, param: click.Parameter, values: Sequence[str]
-) -> dict[str, str]:
+def _parse_routes(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
     """``--route getrandom=replicate`` -> ``{"getrandom": "replicate"}``: a
     scenario's ``policy.overrides`` for a real run. Names and routes are
     checked here, so a typo is a usage error, not a silent no-op."""
@@ -138,9 +136,7 @@ def _parse_routes(
     return routes
 
 
-def _variant_commands(
-    program: Sequence[str], count: int | None, variant_cmds: Sequence[str]
-) -> list[list[str]]:
+def _variant_commands(program: Sequence[str], count: int | None, variant_cmds: Sequence[str]) -> list[list[str]]:
     """The argv of every variant, leader first.
 
     ``-- PROG ARGS`` alone runs ``--variants`` copies of it (2 by default),
@@ -162,9 +158,7 @@ def _variant_commands(
     if extra:
         variants = ([list(program)] if program else []) + extra
         if count is not None and count != len(variants):
-            raise click.UsageError(
-                f"--variants {count} does not match the {len(variants)} variants given"
-            )
+            raise click.UsageError(f"--variants {count} does not match the {len(variants)} variants given")
     else:
         variants = [list(program) for _ in range(count or 2)]
     if len(variants) < 2:
@@ -352,9 +346,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> Exit
 
 
 @cli.command(name="sim")
-@click.argument(
-    "scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--seed", type=int, help="Seed of the random streams (default: the scenario's).")
 @click.option(
     "--set",
@@ -384,14 +376,10 @@ def sim_command(
     run = _load(ctx, SIM_RUN)
     if scenario is None:
         if not DEFAULT_SCENARIO.is_file():
-            raise click.UsageError(
-                f"the built-in scenario {DEFAULT_SCENARIO} is missing; name a scenario file", ctx
-            )
+            raise click.UsageError(f"the built-in scenario {DEFAULT_SCENARIO} is missing; name a scenario file", ctx)
         scenario = DEFAULT_SCENARIO
     with _partial_on_interrupt(as_json):
-        result = run(
-            scenario, seed=seed, overrides=overrides, plot=plot, console=output.stderr_console()
-        )
+        result = run(scenario, seed=seed, overrides=overrides, plot=plot, console=output.stderr_console())
     return output.emit(result, as_json=as_json)
 
 
@@ -412,15 +400,13 @@ def sim_command(
 @click.option(
     "--server",
     type=click.Choice(["lighttpd"]),
-    help="Serve Debian's lighttpd (a static tree, checked by digest, then ab) instead of "
-    "the built-in server.",
+    help="Serve Debian's lighttpd (a static tree, checked by digest, then ab) instead of the built-in server.",
 )
 @click.option(
     "--requests",
     type=click.IntRange(min=1, max=MAX_REQUESTS),
     metavar="N",
-    help="Requests from the client host (default: 20 for the built-in server, the "
-    "scenario's, 1000 for lighttpd).",
+    help="Requests from the client host (default: 20 for the built-in server, the scenario's, 1000 for lighttpd).",
 )
 @click.option(
     "--sample",
@@ -513,13 +499,15 @@ def run_command(
     if routes:
         options["routes"] = routes
     try:
-        result = run_program(variants, policy=policy, record=record, console=output.stderr_console(),
-                             as_json=as_json, **options)
+        result = run_program(
+            variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json, **options
+        )
     except NotExecutable as exc:
         # As a shell says it, with its status; --json still gets a document.
         if as_json:
-            output.json_document({"status": ExitStatus(exc.exit_status).label, "program_status": None,
-                                  "error": str(exc)})
+            output.json_document(
+                {"status": ExitStatus(exc.exit_status).label, "program_status": None, "error": str(exc)}
+            )
         raise
     status = output.emit(result, as_json=as_json)
     if status is ExitStatus.OK:
@@ -626,21 +614,46 @@ def lab_check_command(
     default=None,
     help="The preset (default: the scenario's, or dmvx for a trace).",
 )
-@click.option("--variants", "count", type=click.IntRange(min=2, max=MAX_VARIANTS), metavar="N",
-              help="How many variants (default 2).")
-@click.option("--call", "calls", multiple=True, metavar="NAME",
-              help="Show only the events of this system call (its entry, return and messages). Repeatable.")
-@click.option("--route", "routes", multiple=True,
-              type=click.Choice(["lockstep", "replicate", "local", "local-file", "predict"]),
-              help="Show only the calls the broker put on this route. Repeatable.")
+@click.option(
+    "--variants",
+    "count",
+    type=click.IntRange(min=2, max=MAX_VARIANTS),
+    metavar="N",
+    help="How many variants (default 2).",
+)
+@click.option(
+    "--call",
+    "calls",
+    multiple=True,
+    metavar="NAME",
+    help="Show only the events of this system call (its entry, return and messages). Repeatable.",
+)
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    type=click.Choice(["lockstep", "replicate", "local", "local-file", "predict"]),
+    help="Show only the calls the broker put on this route. Repeatable.",
+)
 @click.option("--seq", "seqs", metavar="N|A-B", help="Show only the calls with these sequence numbers (the # column).")
-@click.option("--stdout", "to_stdout", is_flag=True,
-              help="Write the events to stdout as plain lines (for grep or less); the summary stays on stderr.")
+@click.option(
+    "--stdout",
+    "to_stdout",
+    is_flag=True,
+    help="Write the events to stdout as plain lines (for grep or less); the summary stays on stderr.",
+)
 @json_option
 @click.pass_context
 def lab_watch_command(
-    ctx: click.Context, file: Path, policy: str | None, count: int | None, calls: tuple[str, ...],
-    routes: tuple[str, ...], seqs: str | None, to_stdout: bool, as_json: bool
+    ctx: click.Context,
+    file: Path,
+    policy: str | None,
+    count: int | None,
+    calls: tuple[str, ...],
+    routes: tuple[str, ...],
+    seqs: str | None,
+    to_stdout: bool,
+    as_json: bool,
 ) -> ExitStatus:
     """Replay a trace (or a scenario with a trace workload) through the monitors, one line per event.
 
@@ -650,8 +663,13 @@ def lab_watch_command(
         raise click.UsageError("--stdout and --json both write to stdout; give one", ctx)
     watch = _load(ctx, LAB_WATCH)
     options: dict[str, Any] = {"calls": calls, "routes": routes, "seqs": seqs, "to_stdout": to_stdout}
-    result = watch(file, policy=policy, variants=count, console=output.stderr_console(),
-                   **{name: value for name, value in options.items() if value})
+    result = watch(
+        file,
+        policy=policy,
+        variants=count,
+        console=output.stderr_console(),
+        **{name: value for name, value in options.items() if value},
+    )
     return output.emit(result, as_json=as_json)
 
 
@@ -674,14 +692,28 @@ def lab_watch_command(
     is_flag=True,
     help="Check an existing profile (--output or the default) without measuring again.",
 )
-@click.option("--server/--no-server", default=True, show_default=True,
-              help="With the check: also lighttpd under ab (needs lighttpd and ab).")
-@click.option("--repeat", type=click.IntRange(min=1, max=MAX_REPEAT), default=5, show_default=True,
-              help="Runs per measurement (median).")
+@click.option(
+    "--server/--no-server",
+    default=True,
+    show_default=True,
+    help="With the check: also lighttpd under ab (needs lighttpd and ab).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1, max=MAX_REPEAT),
+    default=5,
+    show_default=True,
+    help="Runs per measurement (median).",
+)
 @json_option
 @click.pass_context
 def calibrate_command(
-    ctx: click.Context, profile_out: Path | None, check: bool, check_only: bool, server: bool, repeat: int,
+    ctx: click.Context,
+    profile_out: Path | None,
+    check: bool,
+    check_only: bool,
+    server: bool,
+    repeat: int,
     as_json: bool,
 ) -> ExitStatus:
     """Measure this machine's MVX costs (real mode's monitors and CONNECTORs,

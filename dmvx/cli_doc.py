@@ -13,8 +13,8 @@ exits 1 when the page is out of date.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import click
 

@@ -30,8 +30,9 @@ sent as their string value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
@@ -388,9 +389,7 @@ class PayloadReader:
         start = self._pos
         n = self._varint(_MAX_LEN_VARINT, what)
         if n > self._end - self._pos:
-            raise CodecError(
-                f"{what} {n} at byte {start} exceeds the {self._end - self._pos} bytes left"
-            )
+            raise CodecError(f"{what} {n} at byte {start} exceeds the {self._end - self._pos} bytes left")
         return n
 
     def integer(self, what: str = "integer") -> int:

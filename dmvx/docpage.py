@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def stale(page: Path, render: Callable[[], str]) -> bool:
@@ -21,8 +21,9 @@ def stale(page: Path, render: Callable[[], str]) -> bool:
         return True
 
 
-def main(page: Path, render: Callable[[], str], regenerate: str, description: str,
-         argv: list[str] | None = None) -> int:
+def main(
+    page: Path, render: Callable[[], str], regenerate: str, description: str, argv: list[str] | None = None
+) -> int:
     """The command line of a page generator: write the page, or check it."""
     parser = argparse.ArgumentParser(prog=regenerate, description=description)
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is out of date")

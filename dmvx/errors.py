@@ -23,7 +23,8 @@ classes carry that:
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 #: A place in a document: mapping keys and list indexes, outermost first.
 FieldPath = tuple["str | int", ...]
@@ -60,14 +61,12 @@ class InputError(Exception):
         #: an error print this one; ``dmvx validate`` prints them all.
         self.more: tuple[InputError, ...] = ()
 
-    def every(self) -> tuple["InputError", ...]:
+    def every(self) -> tuple[InputError, ...]:
         """This error and the :attr:`more` found with it, in file order."""
         return (self, *self.more)
 
     def __str__(self) -> str:
-        where = ":".join(
-            str(part) for part in (self.file, self.line, self.column) if part is not None
-        )
+        where = ":".join(str(part) for part in (self.file, self.line, self.column) if part is not None)
         parts = [p for p in (where, self.field) if p]
         text = self.message if self.expected is None else f"{self.message}; expected {self.expected}"
         # Messages may quote user text; a newline in it must not break the one-line promise.

@@ -14,8 +14,8 @@ A third, :class:`Interrupted`, is Ctrl-C carrying what was finished before it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
-from typing import Iterable
 
 
 class ExitStatus(IntEnum):

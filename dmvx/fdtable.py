@@ -24,13 +24,13 @@ from dmvx.calls import Call
 
 
 class FdKind(str, Enum):
-    STREAM = "stream"          # inherited stdio: terminal, pipe or file from outside
-    FILE = "file"              # a file opened for replicated I/O
+    STREAM = "stream"  # inherited stdio: terminal, pipe or file from outside
+    FILE = "file"  # a file opened for replicated I/O
     LOCAL_FILE = "local-file"  # a file every variant reads from its own copy
     SOCKET = "socket"
-    PIPE = "pipe"              # a pipe created inside the variant
+    PIPE = "pipe"  # a pipe created inside the variant
     EPOLL = "epoll"
-    OTHER = "other"            # eventfd, timerfd, signalfd, inotify
+    OTHER = "other"  # eventfd, timerfd, signalfd, inotify
 
     @property
     def own(self) -> bool:
@@ -52,8 +52,19 @@ FD_CLOEXEC = 1
 
 _SOCKET_CREATORS = frozenset({"socket", "accept", "accept4"})
 _OTHER_CREATORS = frozenset(
-    {"eventfd", "eventfd2", "timerfd_create", "signalfd", "signalfd4", "inotify_init",
-     "inotify_init1", "memfd_create", "userfaultfd", "pidfd_open", "fanotify_init"}
+    {
+        "eventfd",
+        "eventfd2",
+        "timerfd_create",
+        "signalfd",
+        "signalfd4",
+        "inotify_init",
+        "inotify_init1",
+        "memfd_create",
+        "userfaultfd",
+        "pidfd_open",
+        "fanotify_init",
+    }
 )
 _EPOLL_CREATORS = frozenset({"epoll_create", "epoll_create1"})
 OPEN_CALLS = frozenset({"open", "openat", "openat2", "creat"})
@@ -63,9 +74,13 @@ _FLAGS_ARG = {"open": 1, "openat": 2}
 
 #: Calls after which a descriptor table may change; others leave it alone.
 CHANGES_FDS = (
-    OPEN_CALLS | _SOCKET_CREATORS | _OTHER_CREATORS | _EPOLL_CREATORS
-    | frozenset({"pipe", "pipe2", "socketpair", "dup", "dup2", "dup3", "fcntl", "close",
-                 "close_range", "execve", "execveat"})
+    OPEN_CALLS
+    | _SOCKET_CREATORS
+    | _OTHER_CREATORS
+    | _EPOLL_CREATORS
+    | frozenset(
+        {"pipe", "pipe2", "socketpair", "dup", "dup2", "dup3", "fcntl", "close", "close_range", "execve", "execveat"}
+    )
 )
 
 

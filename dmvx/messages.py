@@ -19,13 +19,13 @@ from dmvx.verdict import Verdict
 class EntryKind(str, Enum):
     """How much of the leader's outcome an entry carries."""
 
-    FULL = "full"            # result and output bytes: the follower skips with them
-    RESULT = "result"        # result only: every variant executed its own call
+    FULL = "full"  # result and output bytes: the follower skips with them
+    RESULT = "result"  # result only: every variant executed its own call
     PREDICTED = "predicted"  # nothing: the follower derives the result itself
-    DIGEST = "digest"        # result and a digest of outputs: local-file reads
-    GO = "go"                # lockstep released: every variant may execute
-    VOTE = "vote"            # a divergence at ``seq`` is being decided: report your call
-    ANNOUNCE = "announce"    # the leader waits at lockstep call ``seq``: report yours
+    DIGEST = "digest"  # result and a digest of outputs: local-file reads
+    GO = "go"  # lockstep released: every variant may execute
+    VOTE = "vote"  # a divergence at ``seq`` is being decided: report your call
+    ANNOUNCE = "announce"  # the leader waits at lockstep call ``seq``: report yours
 
 
 @dataclass(slots=True)

@@ -15,8 +15,9 @@ name, which is what lets the core stay sans-IO (tests/test_core_purity.py).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from dmvx.exitstatus import EnvironmentProblem, Unavailable
 
@@ -42,21 +43,32 @@ class ModeEntry:
 _REAL_LATER = "(see issue 5)"
 SIM_RUN = ModeEntry("sim.cli_entry", "run", "simulation mode is not built yet (see issue 3)", "dmvx sim")
 SIM_SUITE = ModeEntry("sim.cli_entry", "suite", "the suite runner of simulation mode is not built yet", "dmvx suite")
-SIM_PREDICT = ModeEntry("sim.cli_entry", "calibration_predictions",
-                        "sim's predictions for the calibration check are not built yet", "dmvx calibrate")
+SIM_PREDICT = ModeEntry(
+    "sim.cli_entry",
+    "calibration_predictions",
+    "sim's predictions for the calibration check are not built yet",
+    "dmvx calibrate",
+)
 REAL_RUN = ModeEntry("realmode.cli_entry", "real", f"real mode is not built yet {_REAL_LATER}", "dmvx real")
 REAL_PROGRAM = ModeEntry("realmode.cli_entry", "run_program", f"real mode is not built yet {_REAL_LATER}", "dmvx run")
-REAL_SUITE = ModeEntry("realmode.cli_entry", "suite",
-                       f"the suite runner of real mode is not built yet {_REAL_LATER}", "dmvx suite")
-REAL_CALIBRATE = ModeEntry("realmode.cli_entry", "calibrate", "calibration is not built yet (see issue 7)",
-                           "dmvx calibrate")
-REAL_MEASURE = ModeEntry("realmode.cli_entry", "calibration_measurements",
-                         "real mode's measurements for the calibration check are not built yet", "dmvx calibrate")
+REAL_SUITE = ModeEntry(
+    "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}", "dmvx suite"
+)
+REAL_CALIBRATE = ModeEntry(
+    "realmode.cli_entry", "calibrate", "calibration is not built yet (see issue 7)", "dmvx calibrate"
+)
+REAL_MEASURE = ModeEntry(
+    "realmode.cli_entry",
+    "calibration_measurements",
+    "real mode's measurements for the calibration check are not built yet",
+    "dmvx calibrate",
+)
 VALIDATE = ModeEntry("dmvx.validate", "validate_file", "the file validator is not built yet", "dmvx validate")
 LAB_LIST = ModeEntry("dmvx.lab.entry", "list_labs", "the teaching labs are not built yet", "dmvx lab list")
 LAB_CHECK = ModeEntry("dmvx.lab.entry", "check", "the lab checkers are not built yet", "dmvx lab check")
-LAB_WATCH = ModeEntry("dmvx.lab.entry", "watch", "the trace watcher is missing from this installation",
-                      "dmvx lab watch")
+LAB_WATCH = ModeEntry(
+    "dmvx.lab.entry", "watch", "the trace watcher is missing from this installation", "dmvx lab watch"
+)
 
 
 def load(entry: ModeEntry, who: str | None = None) -> Callable[..., Any]:

@@ -30,7 +30,7 @@ the local variant and a :class:`~dmvx.messages.Stop` for everyone else.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from collections.abc import Callable
 
 from dmvx.actions import EVERYONE, LEADER, Action, Done, Execute, Halt, LeaderPid, Send, Skip, Wait, WaitReason
 from dmvx.broker import Broker
@@ -47,9 +47,23 @@ from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
 #: with a placeholder when only the leader ran them.
 _FD_RETURNING = frozenset(
     {
-        "open", "openat", "openat2", "creat", "socket", "accept", "accept4", "epoll_create",
-        "epoll_create1", "eventfd", "eventfd2", "timerfd_create", "signalfd", "signalfd4",
-        "inotify_init", "inotify_init1", "pidfd_open",
+        "open",
+        "openat",
+        "openat2",
+        "creat",
+        "socket",
+        "accept",
+        "accept4",
+        "epoll_create",
+        "epoll_create1",
+        "eventfd",
+        "eventfd2",
+        "timerfd_create",
+        "signalfd",
+        "signalfd4",
+        "inotify_init",
+        "inotify_init1",
+        "pidfd_open",
     }
 )
 #: Calls every variant runs itself whose result only timing can make differ
@@ -148,17 +162,23 @@ def fd_pair(call: Call, outcome: Outcome) -> tuple[int, int] | None:
         return None
     for arg, data in outcome.outputs:
         if arg == index and len(data) >= 8:
-            return (int.from_bytes(data[0:4], "little", signed=True),
-                    int.from_bytes(data[4:8], "little", signed=True))
+            return (int.from_bytes(data[0:4], "little", signed=True), int.from_bytes(data[4:8], "little", signed=True))
     return None
 
 
 class _Monitor:
     """What leader and follower monitors share."""
 
-    def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None, steer: bool = False,
-                 reach: Callable[[int], Reach] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        index: int,
+        n_variants: int,
+        stream: str = "0",
+        fds: FdTable | None = None,
+        steer: bool = False,
+        reach: Callable[[int], Reach] | None = None,
+    ) -> None:
         if n_variants < 2:
             raise ValueError("MVX needs at least two variants (a leader and a follower)")
         self.policy = policy
@@ -183,7 +203,7 @@ class _Monitor:
         #: The broker's decision for the call most recently entered.
         self.last_decision: Decision | None = None
 
-    def child(self) -> "_Monitor":
+    def child(self) -> _Monitor:
         """The monitor of a process this one's variant just created.
 
         Call it after a successful fork/vfork/clone of a process (a lockstep
@@ -245,14 +265,20 @@ class LeaderMonitor(_Monitor):
     is ahead of a follower), :attr:`cb` (occupancy), :attr:`routes`.
     """
 
-    def __init__(self, policy: Policy, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None, steer: bool = False,
-                 reach: Callable[[int], Reach] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        n_variants: int,
+        stream: str = "0",
+        fds: FdTable | None = None,
+        steer: bool = False,
+        reach: Callable[[int], Reach] | None = None,
+    ) -> None:
         super().__init__(policy, LEADER, n_variants, stream, fds, steer, reach)
         self.followers = tuple(range(1, n_variants))
         self.cb = ConnectorBuffer(policy.cb_entries, policy.cb_bytes)
         #: Highest entry each follower has acknowledged (consumed and found equal).
-        self.acked = {f: 0 for f in self.followers}
+        self.acked = dict.fromkeys(self.followers, 0)
         self._reports: dict[int, dict[int, Call]] = {}
         self._current: tuple[int | None, Call, Decision] | None = None
         self._state = _L.RUNNING
@@ -365,8 +391,9 @@ class LeaderMonitor(_Monitor):
             return self._on_ack(message.variant, message.seq)
         if isinstance(message, Report):
             return self._on_report(message)
-        return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
-                                  detail=f"leader received a {type(message).__name__} message"))
+        return self._halt(
+            Verdict(VerdictKind.PROTOCOL_ERROR, self.seq, detail=f"leader received a {type(message).__name__} message")
+        )
 
     def stalled(self) -> list[Action]:
         """A wait lasted longer than the stall timeout."""
@@ -382,8 +409,11 @@ class LeaderMonitor(_Monitor):
         for follower in missing:
             calls[follower] = None
         names = ", ".join(f"follower {f}" for f in missing) or "no one"
-        return self._halt(Verdict(VerdictKind.NO_PROGRESS, seq, calls, tuple(missing),
-                                  detail=f"waiting for {names} ({self._state.value})"))
+        return self._halt(
+            Verdict(
+                VerdictKind.NO_PROGRESS, seq, calls, tuple(missing), detail=f"waiting for {names} ({self._state.value})"
+            )
+        )
 
     # -- internals ---------------------------------------------------------------
 
@@ -418,7 +448,9 @@ class LeaderMonitor(_Monitor):
     def _on_report(self, report: Report) -> list[Action]:
         follower, seq = report.variant, report.seq
         if follower not in self.acked:
-            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"report from unknown variant {follower}"))
+            return self._halt(
+                Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"report from unknown variant {follower}")
+            )
         self._reports.setdefault(seq, {})[follower] = report.call
         if seq - 1 > self.acked[follower]:
             self.acked[follower] = seq - 1  # a report implies every earlier entry was consumed
@@ -452,13 +484,17 @@ class LeaderMonitor(_Monitor):
         reports = self._reports.get(seq, {})
         mine = comparable(call)
         for follower, theirs in reports.items():
-            if comparable(theirs) != mine and (decision.effect is not _EFFECT_LEADER
-                                               or adopted_path(call, theirs) is None):
+            if comparable(theirs) != mine and (
+                decision.effect is not _EFFECT_LEADER or adopted_path(call, theirs) is None
+            ):
                 return self._open_vote(seq, call, follower, theirs)
         missing = self._missing_reports(seq)
         if missing:
-            reason = WaitReason.FINISH if self._state is _L.FINISH_WAIT else (
-                WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC)
+            reason = (
+                WaitReason.FINISH
+                if self._state is _L.FINISH_WAIT
+                else (WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC)
+            )
             return [Wait(reason, seq, missing)]
         del self._reports[seq]
         for follower in self.followers:
@@ -525,8 +561,12 @@ class LeaderMonitor(_Monitor):
         reference = leader_call
         if odd and LEADER in odd:
             reference = next(c for v, c in calls.items() if v not in odd)
-        other = next((c for v, c in calls.items() if comparable_calls[v] != (comparable(reference) if reference else None)), None)
-        kind, detail = classify_mismatch(reference, other, OUTPUT_ARGS.get(reference.name if reference else "", frozenset()))
+        other = next(
+            (c for v, c in calls.items() if comparable_calls[v] != (comparable(reference) if reference else None)), None
+        )
+        kind, detail = classify_mismatch(
+            reference, other, OUTPUT_ARGS.get(reference.name if reference else "", frozenset())
+        )
         if any(c is not None and c.name == KILLED for c in calls.values()):
             kind, detail = VerdictKind.CRASH, "killed by a signal in some variants"
         return self._halt(Verdict(kind, seq, dict(sorted(calls.items())), odd, detail))
@@ -536,9 +576,16 @@ class FollowerMonitor(_Monitor):
     """A follower's monitor: checks its variant against the leader's entries
     and feeds it the leader's outcomes."""
 
-    def __init__(self, policy: Policy, index: int, n_variants: int, stream: str = "0",
-                 fds: FdTable | None = None, steer: bool = False,
-                 reach: Callable[[int], Reach] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        index: int,
+        n_variants: int,
+        stream: str = "0",
+        fds: FdTable | None = None,
+        steer: bool = False,
+        reach: Callable[[int], Reach] | None = None,
+    ) -> None:
         if not 1 <= index < n_variants:
             raise ValueError(f"follower index {index} out of range for {n_variants} variants")
         super().__init__(policy, index, n_variants, stream, fds, steer, reach)
@@ -587,7 +634,9 @@ class FollowerMonitor(_Monitor):
             if entry is not None:
                 actions += self._on_entry(entry)
             else:
-                actions.append(Wait(WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC, seq, (LEADER,)))
+                actions.append(
+                    Wait(WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC, seq, (LEADER,))
+                )
             return actions
         entry = self._inbox.pop(seq, None)
         if entry is None:
@@ -616,14 +665,22 @@ class FollowerMonitor(_Monitor):
             if expect.kind is EntryKind.PREDICTED:
                 same = outcome.result == predicted_result(call)
             else:
-                same = expect.outcome is not None and expect.outcome.result == outcome.result and (
-                    expect.kind is not EntryKind.DIGEST or outcome_digest(outcome) == expect.digest)
+                same = (
+                    expect.outcome is not None
+                    and expect.outcome.result == outcome.result
+                    and (expect.kind is not EntryKind.DIGEST or outcome_digest(outcome) == expect.digest)
+                )
             if not same:
                 leader_result = expect.outcome.result if expect.outcome is not None else predicted_result(call)
-                return self._halt(Verdict(
-                    VerdictKind.OUTPUT_MISMATCH, seq, {LEADER: expect.call, self.index: call},
-                    detail=f"{call.name} returned {leader_result} in the leader and {outcome.result} "
-                           f"here{'' if outcome.result != leader_result else ' with different data'}"))
+                return self._halt(
+                    Verdict(
+                        VerdictKind.OUTPUT_MISMATCH,
+                        seq,
+                        {LEADER: expect.call, self.index: call},
+                        detail=f"{call.name} returned {leader_result} in the leader and {outcome.result} "
+                        f"here{'' if outcome.result != leader_result else ' with different data'}",
+                    )
+                )
         return self._consumed(seq)
 
     def message_received(self, message: Message) -> list[Action]:
@@ -638,8 +695,11 @@ class FollowerMonitor(_Monitor):
             if isinstance(message, PidNote):
                 self.leader_pid = message.pid
                 return [LeaderPid(message.pid)]
-            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.seq,
-                                      detail=f"follower received a {type(message).__name__} message"))
+            return self._halt(
+                Verdict(
+                    VerdictKind.PROTOCOL_ERROR, self.seq, detail=f"follower received a {type(message).__name__} message"
+                )
+            )
         kind = message.kind
         seq = message.seq
         current = self._current
@@ -657,8 +717,9 @@ class FollowerMonitor(_Monitor):
                 return self._consume(message)
             return self._on_entry(message)
         if seq <= self.seq and self._state is not _F.DIVERGED and not at_current:
-            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq,
-                                      detail=f"entry {seq} arrived after call {self.seq}"))
+            return self._halt(
+                Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"entry {seq} arrived after call {self.seq}")
+            )
         self._inbox[seq] = message
         return []
 
@@ -668,8 +729,15 @@ class FollowerMonitor(_Monitor):
             return []
         seq = self._current[0] if self._current and self._current[0] is not None else self.seq
         mine = self._current[1] if self._current else None
-        return self._halt(Verdict(VerdictKind.NO_PROGRESS, seq, {LEADER: None, self.index: mine}, (LEADER,),
-                                  detail=f"no word from the leader ({self._state.value})"))
+        return self._halt(
+            Verdict(
+                VerdictKind.NO_PROGRESS,
+                seq,
+                {LEADER: None, self.index: mine},
+                (LEADER,),
+                detail=f"no word from the leader ({self._state.value})",
+            )
+        )
 
     # -- internals ---------------------------------------------------------------
 
@@ -702,8 +770,14 @@ class FollowerMonitor(_Monitor):
         elif kind is _KIND_PREDICTED:
             outcome = _predicted_outcome(call)
         else:
-            return self._halt(Verdict(VerdictKind.PROTOCOL_ERROR, seq, {LEADER: leader_call, self.index: call},
-                                      detail=f"{kind.value} entry for a call only the leader runs"))
+            return self._halt(
+                Verdict(
+                    VerdictKind.PROTOCOL_ERROR,
+                    seq,
+                    {LEADER: leader_call, self.index: call},
+                    detail=f"{kind.value} entry for a call only the leader runs",
+                )
+            )
         return self._skip(seq, call, decision, outcome)
 
     def _on_entry(self, entry: Entry) -> list[Action]:
@@ -783,8 +857,11 @@ class FollowerMonitor(_Monitor):
         return [skip, *ack] if ack else [skip]
 
     def _consumed(self, seq: int) -> list[Action]:
-        if (seq - self._acked >= self._ack_every or self._unacked_bytes >= self._ack_bytes
-                or (self._vote_seq and seq >= self._vote_seq)):
+        if (
+            seq - self._acked >= self._ack_every
+            or self._unacked_bytes >= self._ack_bytes
+            or (self._vote_seq and seq >= self._vote_seq)
+        ):
             self._acked = seq
             self._unacked_bytes = 0
             return [Send(LEADER, Ack(self.stream, seq, self.index))]
@@ -836,4 +913,3 @@ def monitors(policy: Policy, n_variants: int, stream: str = "0", steer: bool = F
     return [LeaderMonitor(policy, n_variants, stream, steer=steer)] + [
         FollowerMonitor(policy, i, n_variants, stream, steer=steer) for i in range(1, n_variants)
     ]
-

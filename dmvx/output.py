@@ -171,12 +171,9 @@ class Partial:
     def to_json(self) -> Any:
         document = self.result.to_json()
         if isinstance(document, dict):
-            return {**document, "interrupted": True, "done": self.done,
-                    "exit_status": ExitStatus.INTERRUPTED.label}
-        return {"result": document, "interrupted": True, "done": self.done,
-                "exit_status": ExitStatus.INTERRUPTED.label}
+            return {**document, "interrupted": True, "done": self.done, "exit_status": ExitStatus.INTERRUPTED.label}
+        return {"result": document, "interrupted": True, "done": self.done, "exit_status": ExitStatus.INTERRUPTED.label}
 
     def render(self, console: Console) -> None:
         # The CLI's own "interrupted after ..." line follows it.
         self.result.render(console)
-

@@ -25,9 +25,9 @@ level lets DIP-MON take one more family of calls away from DCP-MON.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Mapping
 
 from dmvx.calls import Call
 
@@ -46,7 +46,7 @@ class Effect(str, Enum):
     """Who runs a call that is not local."""
 
     LEADER = "leader"  # the leader runs it; followers skip and take its outcome
-    EACH = "each"      # every variant runs it on its own resources
+    EACH = "each"  # every variant runs it on its own resources
 
 
 class Level(int, Enum):
@@ -63,7 +63,7 @@ class Level(int, Enum):
     SOCKET_RW = 4
 
     @classmethod
-    def parse(cls, text: str) -> "Level":
+    def parse(cls, text: str) -> Level:
         try:
             return cls[text.upper().replace("-", "_")]
         except KeyError:
@@ -96,34 +96,60 @@ SENSITIVE: Mapping[str, str] = {
     "rt_sigqueueinfo": "signals another process with data",
     "rt_tgsigqueueinfo": "signals another thread with data",
     "pidfd_send_signal": "signals another process",
-    "setuid": "changes privileges", "setgid": "changes privileges",
-    "setreuid": "changes privileges", "setregid": "changes privileges",
-    "setresuid": "changes privileges", "setresgid": "changes privileges",
-    "setfsuid": "changes privileges", "setfsgid": "changes privileges",
-    "setgroups": "changes privileges", "capset": "changes capabilities",
-    "chmod": "changes file permissions", "fchmod": "changes file permissions",
-    "fchmodat": "changes file permissions", "fchmodat2": "changes file permissions",
-    "chown": "changes file ownership", "fchown": "changes file ownership",
-    "lchown": "changes file ownership", "fchownat": "changes file ownership",
-    "unlink": "removes a file", "unlinkat": "removes a file", "rmdir": "removes a directory",
-    "rename": "replaces a file", "renameat": "replaces a file", "renameat2": "replaces a file",
-    "link": "creates a hard link to a file", "linkat": "creates a hard link to a file",
-    "symlink": "creates a symbolic link", "symlinkat": "creates a symbolic link",
-    "mkdir": "creates a directory", "mkdirat": "creates a directory",
-    "mknod": "creates a device or special file", "mknodat": "creates a device or special file",
+    "setuid": "changes privileges",
+    "setgid": "changes privileges",
+    "setreuid": "changes privileges",
+    "setregid": "changes privileges",
+    "setresuid": "changes privileges",
+    "setresgid": "changes privileges",
+    "setfsuid": "changes privileges",
+    "setfsgid": "changes privileges",
+    "setgroups": "changes privileges",
+    "capset": "changes capabilities",
+    "chmod": "changes file permissions",
+    "fchmod": "changes file permissions",
+    "fchmodat": "changes file permissions",
+    "fchmodat2": "changes file permissions",
+    "chown": "changes file ownership",
+    "fchown": "changes file ownership",
+    "lchown": "changes file ownership",
+    "fchownat": "changes file ownership",
+    "unlink": "removes a file",
+    "unlinkat": "removes a file",
+    "rmdir": "removes a directory",
+    "rename": "replaces a file",
+    "renameat": "replaces a file",
+    "renameat2": "replaces a file",
+    "link": "creates a hard link to a file",
+    "linkat": "creates a hard link to a file",
+    "symlink": "creates a symbolic link",
+    "symlinkat": "creates a symbolic link",
+    "mkdir": "creates a directory",
+    "mkdirat": "creates a directory",
+    "mknod": "creates a device or special file",
+    "mknodat": "creates a device or special file",
     "truncate": "destroys file content by path",
-    "mount": "changes the filesystem view", "umount2": "changes the filesystem view",
-    "pivot_root": "changes the filesystem view", "chroot": "changes the filesystem view",
-    "unshare": "changes namespaces", "setns": "changes namespaces",
-    "init_module": "loads kernel code", "finit_module": "loads kernel code",
-    "delete_module": "unloads kernel code", "kexec_load": "replaces the kernel",
-    "kexec_file_load": "replaces the kernel", "reboot": "reboots the machine",
-    "bpf": "loads kernel programs", "seccomp": "changes the syscall filter",
+    "mount": "changes the filesystem view",
+    "umount2": "changes the filesystem view",
+    "pivot_root": "changes the filesystem view",
+    "chroot": "changes the filesystem view",
+    "unshare": "changes namespaces",
+    "setns": "changes namespaces",
+    "init_module": "loads kernel code",
+    "finit_module": "loads kernel code",
+    "delete_module": "unloads kernel code",
+    "kexec_load": "replaces the kernel",
+    "kexec_file_load": "replaces the kernel",
+    "reboot": "reboots the machine",
+    "bpf": "loads kernel programs",
+    "seccomp": "changes the syscall filter",
     "prctl": "changes process attributes (no-new-privs, dumpable, seccomp)",
     "personality": "changes the execution domain (can disable ASLR for children)",
     "perf_event_open": "kernel performance interface, a known attack surface",
-    "iopl": "raises I/O privilege", "ioperm": "raises I/O privilege",
-    "modify_ldt": "changes segment descriptors", "userfaultfd": "a known exploitation aid",
+    "iopl": "raises I/O privilege",
+    "ioperm": "raises I/O privilege",
+    "modify_ldt": "changes segment descriptors",
+    "userfaultfd": "a known exploitation aid",
     "memfd_create": "anonymous executable memory via a file (fileless payloads)",
     "io_uring_setup": "a second syscall interface that bypasses the monitor",
     "io_uring_enter": "a second syscall interface that bypasses the monitor",
@@ -151,9 +177,9 @@ class Reach(str, Enum):
     the world outside, which sees a call at most once.
     """
 
-    TREE = "tree"        # a process of the variant's own tree
+    TREE = "tree"  # a process of the variant's own tree
     OUTSIDE = "outside"  # a process that is no part of the run
-    RUN = "run"          # a process of the run itself (dmvx, another variant), or every process
+    RUN = "run"  # a process of the run itself (dmvx, another variant), or every process
 
 
 #: Calls that signal or act on another process: name -> the arguments that
@@ -161,14 +187,22 @@ class Reach(str, Enum):
 #: process, through its pid map); outside the run only the leader runs them,
 #: once, and every variant gets its result; at the run itself nobody does.
 SIGNALLING: Mapping[str, tuple[int, ...]] = {
-    "kill": (0,), "tkill": (0,), "tgkill": (0, 1), "rt_sigqueueinfo": (0,),
-    "rt_tgsigqueueinfo": (0, 1), "pidfd_open": (0,), "prlimit64": (0,),
+    "kill": (0,),
+    "tkill": (0,),
+    "tgkill": (0, 1),
+    "rt_sigqueueinfo": (0,),
+    "rt_tgsigqueueinfo": (0, 1),
+    "pidfd_open": (0,),
+    "prlimit64": (0,),
 }
 #: Calls that read, write or trace another process (or take its
 #: descriptors): name -> the arguments that name it. Only the variant's own
 #: tree: outside it nobody runs them.
 INSPECTING: Mapping[str, tuple[int, ...]] = {
-    "ptrace": (1,), "process_vm_readv": (0,), "process_vm_writev": (0,), "kcmp": (0, 1),
+    "ptrace": (1,),
+    "process_vm_readv": (0,),
+    "process_vm_writev": (0,),
+    "kcmp": (0, 1),
 }
 #: Calls refused whatever their arguments: the process they reach is given
 #: by a pidfd, which the core cannot place.
@@ -194,15 +228,48 @@ SENSITIVE_WHEN: Mapping[str, tuple[int, int, str]] = {
 #: no place in the compared sequence.
 LOCAL_CALLS: frozenset[str] = frozenset(
     {
-        "brk", "mmap", "munmap", "mremap", "madvise", "mprotect", "pkey_mprotect",
-        "mlock", "mlock2", "munlock", "mlockall", "munlockall", "msync", "mincore",
-        "pkey_alloc", "pkey_free", "membarrier",
-        "rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "sigreturn", "sigaltstack", "rt_sigsuspend",
-        "rt_sigpending", "rt_sigtimedwait",
-        "arch_prctl", "set_thread_area", "get_thread_area", "set_tid_address",
-        "set_robust_list", "get_robust_list", "rseq", "futex", "futex_waitv",
-        "restart_syscall", "exit", "exit_group", "sched_getaffinity",
-        "sched_setaffinity", "getrlimit", "setrlimit", "ugetrlimit",
+        "brk",
+        "mmap",
+        "munmap",
+        "mremap",
+        "madvise",
+        "mprotect",
+        "pkey_mprotect",
+        "mlock",
+        "mlock2",
+        "munlock",
+        "mlockall",
+        "munlockall",
+        "msync",
+        "mincore",
+        "pkey_alloc",
+        "pkey_free",
+        "membarrier",
+        "rt_sigprocmask",
+        "rt_sigaction",
+        "rt_sigreturn",
+        "sigreturn",
+        "sigaltstack",
+        "rt_sigsuspend",
+        "rt_sigpending",
+        "rt_sigtimedwait",
+        "arch_prctl",
+        "set_thread_area",
+        "get_thread_area",
+        "set_tid_address",
+        "set_robust_list",
+        "get_robust_list",
+        "rseq",
+        "futex",
+        "futex_waitv",
+        "restart_syscall",
+        "exit",
+        "exit_group",
+        "sched_getaffinity",
+        "sched_setaffinity",
+        "getrlimit",
+        "setrlimit",
+        "ugetrlimit",
     }
 )
 
@@ -210,52 +277,203 @@ LOCAL_CALLS: frozenset[str] = frozenset(
 # which DIP-MON may take it, and who runs it.
 
 _BASE_LEADER = {  # identity, time and randomness: the leader's value wins
-    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid",
-    "getresuid", "getresgid", "getgroups", "getpgrp", "getpgid", "getsid",
-    "getcwd", "uname", "sysinfo", "getrandom", "clock_gettime", "clock_getres",
-    "gettimeofday", "time", "times", "getrusage", "getcpu", "capget",
-    "sched_yield", "nanosleep", "clock_nanosleep", "getpriority", "prlimit64",
-    "sched_getscheduler", "sched_getparam", "getitimer", "alarm", "setitimer",
+    "getpid",
+    "getppid",
+    "gettid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getresuid",
+    "getresgid",
+    "getgroups",
+    "getpgrp",
+    "getpgid",
+    "getsid",
+    "getcwd",
+    "uname",
+    "sysinfo",
+    "getrandom",
+    "clock_gettime",
+    "clock_getres",
+    "gettimeofday",
+    "time",
+    "times",
+    "getrusage",
+    "getcpu",
+    "capget",
+    "sched_yield",
+    "nanosleep",
+    "clock_nanosleep",
+    "getpriority",
+    "prlimit64",
+    "sched_getscheduler",
+    "sched_getparam",
+    "getitimer",
+    "alarm",
+    "setitimer",
 }
 _BASE_EACH = {  # process state that every variant must change in step
-    "umask", "setpgid", "setsid", "chdir", "fchdir", "wait4", "waitid",
-    "set_mempolicy", "sched_setscheduler", "sched_setparam", "setpriority",
+    "umask",
+    "setpgid",
+    "setsid",
+    "chdir",
+    "fchdir",
+    "wait4",
+    "waitid",
+    "set_mempolicy",
+    "sched_setscheduler",
+    "sched_setparam",
+    "setpriority",
 }
 _NONSOCKET_RO = {  # reading files and metadata
-    "read", "pread64", "readv", "preadv", "preadv2", "lseek", "fstat", "stat",
-    "lstat", "fstatat", "statx", "newfstatat", "access", "faccessat", "faccessat2",
-    "readlink", "readlinkat", "getdents", "getdents64", "open", "openat", "openat2",
-    "creat", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl",
-    "statfs", "fstatfs", "getxattr", "lgetxattr", "fgetxattr", "listxattr",
-    "llistxattr", "flistxattr", "pipe", "pipe2", "fadvise64", "readahead",
-    "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-    "eventfd", "eventfd2", "timerfd_create", "timerfd_settime", "timerfd_gettime",
-    "signalfd", "signalfd4", "utime", "utimes", "utimensat", "futimesat",
+    "read",
+    "pread64",
+    "readv",
+    "preadv",
+    "preadv2",
+    "lseek",
+    "fstat",
+    "stat",
+    "lstat",
+    "fstatat",
+    "statx",
+    "newfstatat",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "getdents",
+    "getdents64",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "close",
+    "close_range",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
+    "ioctl",
+    "statfs",
+    "fstatfs",
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
+    "pipe",
+    "pipe2",
+    "fadvise64",
+    "readahead",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
+    "inotify_rm_watch",
+    "eventfd",
+    "eventfd2",
+    "timerfd_create",
+    "timerfd_settime",
+    "timerfd_gettime",
+    "signalfd",
+    "signalfd4",
+    "utime",
+    "utimes",
+    "utimensat",
+    "futimesat",
 }
 _NONSOCKET_RW = {  # writing files
-    "write", "pwrite64", "writev", "pwritev", "pwritev2", "fsync", "fdatasync",
-    "ftruncate", "fallocate", "sync", "syncfs", "sync_file_range", "flock",
-    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
-    "fremovexattr", "copy_file_range", "splice", "tee", "vmsplice",
+    "write",
+    "pwrite64",
+    "writev",
+    "pwritev",
+    "pwritev2",
+    "fsync",
+    "fdatasync",
+    "ftruncate",
+    "fallocate",
+    "sync",
+    "syncfs",
+    "sync_file_range",
+    "flock",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "copy_file_range",
+    "splice",
+    "tee",
+    "vmsplice",
 }
 _SOCKET_RO = {  # receiving, waiting, inspecting sockets
-    "recvfrom", "recvmsg", "recvmmsg", "getsockname", "getpeername", "getsockopt",
-    "accept", "accept4", "poll", "ppoll", "select", "pselect6", "epoll_wait",
-    "epoll_pwait", "epoll_pwait2", "epoll_create", "epoll_create1", "epoll_ctl",
+    "recvfrom",
+    "recvmsg",
+    "recvmmsg",
+    "getsockname",
+    "getpeername",
+    "getsockopt",
+    "accept",
+    "accept4",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
 }
 _SOCKET_RW = {  # creating sockets and sending
-    "socket", "socketpair", "bind", "listen", "connect", "sendto", "sendmsg",
-    "sendmmsg", "setsockopt", "shutdown", "sendfile",
+    "socket",
+    "socketpair",
+    "bind",
+    "listen",
+    "connect",
+    "sendto",
+    "sendmsg",
+    "sendmmsg",
+    "setsockopt",
+    "shutdown",
+    "sendfile",
 }
 
 #: Calls whose file descriptor in argument 0 decides their level and effect:
 #: on a socket they belong to the socket families.
 FD_CALLS: frozenset[str] = frozenset(
     {
-        "read", "pread64", "readv", "preadv", "preadv2", "write", "pwrite64", "writev",
-        "pwritev", "pwritev2", "lseek", "fstat", "getdents", "getdents64", "fcntl",
-        "ioctl", "fstatfs", "fsync", "fdatasync", "ftruncate", "fallocate",
-        "fgetxattr", "flistxattr", "fadvise64", "readahead", "close",
+        "read",
+        "pread64",
+        "readv",
+        "preadv",
+        "preadv2",
+        "write",
+        "pwrite64",
+        "writev",
+        "pwritev",
+        "pwritev2",
+        "lseek",
+        "fstat",
+        "getdents",
+        "getdents64",
+        "fcntl",
+        "ioctl",
+        "fstatfs",
+        "fsync",
+        "fdatasync",
+        "ftruncate",
+        "fallocate",
+        "fgetxattr",
+        "flistxattr",
+        "fadvise64",
+        "readahead",
+        "close",
     }
 )
 _READS = frozenset({"read", "pread64", "readv", "preadv", "preadv2"})
@@ -268,10 +486,23 @@ _FD_EACH = frozenset({"close", "close_range", "dup", "dup2", "dup3", "fcntl"})
 #: Results a follower can derive without being told: name -> predicted result.
 #: ``None`` means "the requested count" (argument 2), as for write.
 PREDICTABLE: Mapping[str, int | None] = {
-    "sched_yield": 0, "nanosleep": 0, "clock_nanosleep": 0, "close": 0,
-    "write": None, "pwrite64": None, "fsync": 0, "fdatasync": 0,
-    "setsockopt": 0, "shutdown": 0, "listen": 0, "bind": 0, "epoll_ctl": 0,
-    "fadvise64": 0, "umask": None, "chdir": 0, "fchdir": 0,
+    "sched_yield": 0,
+    "nanosleep": 0,
+    "clock_nanosleep": 0,
+    "close": 0,
+    "write": None,
+    "pwrite64": None,
+    "fsync": 0,
+    "fdatasync": 0,
+    "setsockopt": 0,
+    "shutdown": 0,
+    "listen": 0,
+    "bind": 0,
+    "epoll_ctl": 0,
+    "fadvise64": 0,
+    "umask": None,
+    "chdir": 0,
+    "fchdir": 0,
 }
 
 
@@ -345,13 +576,19 @@ class Policy:
     overrides: Mapping[str, Route] = field(default_factory=dict)
 
     @classmethod
-    def preset(cls, name: str, **knobs: object) -> "Policy":
+    def preset(cls, name: str, **knobs: object) -> Policy:
         """``dmon``: everything checked and replicated synchronously.
         ``dmvx``: hybrid, asynchronous and selective."""
         if name == "dmon":
             base = cls(
-                name="dmon", relaxation=Level.BASE, async_replication=False,
-                local_files=(), predict=False, cb_entries=1, cb_bytes=1 << 30, ack_every=1,
+                name="dmon",
+                relaxation=Level.BASE,
+                async_replication=False,
+                local_files=(),
+                predict=False,
+                cb_entries=1,
+                cb_bytes=1 << 30,
+                ack_every=1,
             )
         elif name == "dmvx":
             base = cls(name="dmvx")
@@ -365,7 +602,7 @@ class Policy:
             knobs["local_files"] = tuple(knobs["local_files"])  # type: ignore[arg-type]
         return replace(base, **knobs)  # type: ignore[arg-type]
 
-    def with_overrides(self, overrides: Mapping[str, str | Route]) -> "Policy":
+    def with_overrides(self, overrides: Mapping[str, str | Route]) -> Policy:
         merged = dict(self.overrides)
         merged.update({k: Route(v) for k, v in overrides.items()})
         return replace(self, overrides=merged)
@@ -400,8 +637,7 @@ LAYOUT_ARGS: Mapping[str, frozenset[int]] = {
 #: Arguments whose content leaves the process: a difference there is
 #: reported as different output bytes.
 OUTPUT_ARGS: Mapping[str, frozenset[int]] = {
-    name: frozenset({1})
-    for name in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg", "send")
+    name: frozenset({1}) for name in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg", "send")
 }
 
 

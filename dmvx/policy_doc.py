@@ -11,8 +11,19 @@ import sys
 
 from dmvx import docpage
 from dmvx.broker import WORD_DRAW_BYTES
-from dmvx.policy import (ALWAYS_REFUSED, INSPECTING, LAYOUT_ARGS, LEVELS, LOCAL_CALLS, PREDICTABLE, SENSITIVE,
-                         SENSITIVE_WHEN, SIGNALLING, Effect, Level)
+from dmvx.policy import (
+    ALWAYS_REFUSED,
+    INSPECTING,
+    LAYOUT_ARGS,
+    LEVELS,
+    LOCAL_CALLS,
+    PREDICTABLE,
+    SENSITIVE,
+    SENSITIVE_WHEN,
+    SIGNALLING,
+    Effect,
+    Level,
+)
 from dmvx.tempnames import MIN_RUN
 from dmvx.yamlfile import SOURCE_ROOT
 
@@ -28,9 +39,11 @@ def render() -> str:
         "| route | handled by | meaning |",
         "|---|---|---|",
         "| `lockstep` | DCP-MON | every variant must reach the call with equivalent arguments before any runs it |",
-        "| `replicate` | DIP-MON | the leader runs it; followers compare and take its outcome (asynchronously under `dmvx`) |",
+        "| `replicate` | DIP-MON | the leader runs it; followers compare and take its outcome "
+        "(asynchronously under `dmvx`) |",
         "| `local` | nobody | each variant runs its own, unchecked (memory management, signal masks, threads) |",
-        "| `local-file` | DIP-MON | each variant reads its own copy of a file no outside process changes; a digest is compared |",
+        "| `local-file` | DIP-MON | each variant reads its own copy of a file no outside process changes; "
+        "a digest is compared |",
         "| `predict` | DIP-MON | the follower derives the result itself; the leader sends no outcome when it matches |",
         "",
         "Presets: **`dmon`** checks every non-local call synchronously over the network (relaxation",
@@ -78,14 +91,20 @@ def render() -> str:
         "",
         "| calls | pid arguments | tree | outside | run |",
         "|---|---|---|---|---|",
-        "| " + ", ".join(f"`{n}`" for n in sorted(SIGNALLING)) + " | "
+        "| "
+        + ", ".join(f"`{n}`" for n in sorted(SIGNALLING))
+        + " | "
         + "; ".join(f"`{n}` {list(a)}" for n, a in sorted(SIGNALLING.items()))
-        + " | lockstep, each variant its own (`prlimit64`: as routed above) | lockstep, the leader's only, once | refused |",
-        "| " + ", ".join(f"`{n}`" for n in sorted(INSPECTING)) + " | "
+        + " | lockstep, each variant its own (`prlimit64`: as routed above) "
+        "| lockstep, the leader's only, once | refused |",
+        "| "
+        + ", ".join(f"`{n}`" for n in sorted(INSPECTING))
+        + " | "
         + "; ".join(f"`{n}` {list(a)}" for n, a in sorted(INSPECTING.items()))
         + " | lockstep, each variant its own | refused | refused |",
         "| `fcntl(F_SETOWN)` | the owner (argument 2) | as routed above | refused | refused |",
-        "| a path under `/proc/<pid>/` (also `/proc/<pid>` opened, `/proc/.../root/proc/<pid>/...`, relative to a descriptor of one) | the pids in it | as routed above | refused | refused |",
+        "| a path under `/proc/<pid>/` (also `/proc/<pid>` opened, `/proc/.../root/proc/<pid>/...`, "
+        "relative to a descriptor of one) | the pids in it | as routed above | refused | refused |",
         "",
         "Refused whatever their arguments: "
         + "; ".join(f"`{n}` ({why})" for n, why in sorted(ALWAYS_REFUSED.items()))
@@ -99,7 +118,8 @@ def render() -> str:
         "Allocators and thread libraries make different numbers of these in different variants",
         "(very different across ABIs), so they take no place in the compared sequence. Arguments",
         "that are facts of memory layout are left out of comparison: "
-        + "; ".join(f"`{n}` arguments {sorted(a)}" for n, a in sorted(LAYOUT_ARGS.items())) + ".",
+        + "; ".join(f"`{n}` arguments {sorted(a)}" for n, a in sorted(LAYOUT_ARGS.items()))
+        + ".",
         "",
         f"A *word draw* -- `getrandom` of at most {WORD_DRAW_BYTES} bytes with `GRND_NONBLOCK` -- is local too:",
         "it is what glibc draws for itself (malloc's tcache key; a temporary name's letters drawn again",

@@ -55,12 +55,41 @@ from dmvx.syscalls import Arch
 from dmvx.verdict import VerdictKind
 
 __all__ = [
-    "PROTOCOL_VERSION", "MAGIC", "HEADER_SIZE", "TAG_SIZE", "FRAME_OVERHEAD", "DEFAULT_MAX_FRAME",
-    "TYPE_HELLO", "TYPE_HEARTBEAT", "Hello", "Heartbeat", "Frame",
-    "ProtocolError", "CodecError", "TruncatedFrame", "OversizedFrame", "GarbageFrame", "BadMagic",
-    "AuthenticationFailed", "ReplayedFrame", "ReorderedFrame", "UnsupportedVersion",
-    "HandshakeFailed", "AdmissionFailed", "new_run_key", "direction_key", "FrameWriter", "FrameReader", "check_hello",
-    "NONCE_SIZE", "CHALLENGE_SIZE", "RESPONSE_SIZE", "WELCOME_SIZE", "session_key", "Admission", "Join",
+    "PROTOCOL_VERSION",
+    "MAGIC",
+    "HEADER_SIZE",
+    "TAG_SIZE",
+    "FRAME_OVERHEAD",
+    "DEFAULT_MAX_FRAME",
+    "TYPE_HELLO",
+    "TYPE_HEARTBEAT",
+    "Hello",
+    "Heartbeat",
+    "Frame",
+    "ProtocolError",
+    "CodecError",
+    "TruncatedFrame",
+    "OversizedFrame",
+    "GarbageFrame",
+    "BadMagic",
+    "AuthenticationFailed",
+    "ReplayedFrame",
+    "ReorderedFrame",
+    "UnsupportedVersion",
+    "HandshakeFailed",
+    "AdmissionFailed",
+    "new_run_key",
+    "direction_key",
+    "FrameWriter",
+    "FrameReader",
+    "check_hello",
+    "NONCE_SIZE",
+    "CHALLENGE_SIZE",
+    "RESPONSE_SIZE",
+    "WELCOME_SIZE",
+    "session_key",
+    "Admission",
+    "Join",
 ]
 
 PROTOCOL_VERSION = 1
@@ -182,7 +211,9 @@ def _encode_hello(hello: Hello) -> bytes:
 
 def _decode_hello(payload: bytes) -> Hello:
     r = codec.PayloadReader(payload)
-    hello = Hello(r.text("hello run id"), r.integer("hello variant"), r.enum(Arch, "hello arch"), r.integer("hello version"))
+    hello = Hello(
+        r.text("hello run id"), r.integer("hello variant"), r.enum(Arch, "hello arch"), r.integer("hello version")
+    )
     r.done()
     return hello
 
@@ -266,7 +297,7 @@ RESPONSE_SIZE = len(_HS_HEAD) + 1 + 4 + NONCE_SIZE + TAG_SIZE
 WELCOME_SIZE = len(_HS_HEAD) + 1 + TAG_SIZE
 
 
-def session_key(run_key: bytes, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
+def session_key(run_key: bytes | bytearray, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
     """The key a link's frames are authenticated under (through
     :func:`direction_key`): bound to both nonces, so frames of another link
     of the same run -- or of an earlier try -- do not authenticate here."""
@@ -275,12 +306,12 @@ def session_key(run_key: bytes, leader_nonce: bytes, follower_nonce: bytes) -> b
     return _hkdf_sha256(bytes(run_key), _HKDF_SALT, info)
 
 
-def _join_tag(run_key: bytes, variant: int, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
+def _join_tag(run_key: bytes | bytearray, variant: int, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
     msg = b"dmvx/v%d join " % PROTOCOL_VERSION + leader_nonce + follower_nonce + variant.to_bytes(4, "big")
     return hmac.digest(direction_key(run_key, variant, 0), msg, "sha256")
 
 
-def _welcome_tag(run_key: bytes, variant: int, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
+def _welcome_tag(run_key: bytes | bytearray, variant: int, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
     msg = b"dmvx/v%d welcome " % PROTOCOL_VERSION + leader_nonce + follower_nonce
     return hmac.digest(direction_key(run_key, 0, variant), msg, "sha256")
 
@@ -314,7 +345,7 @@ class Admission:
     waiting for the real peers.
     """
 
-    def __init__(self, run_key: bytes, waiting: AbstractSet[int], *, nonce: bytes | None = None) -> None:
+    def __init__(self, run_key: bytes | bytearray, waiting: AbstractSet[int], *, nonce: bytes | None = None) -> None:
         self._run_key = bytes(run_key)
         direction_key(self._run_key, 1, 0)
         self._waiting = waiting  # the caller's, live: a slot taken meanwhile is no longer free
@@ -341,13 +372,15 @@ class Admission:
         answer, self.rest = self._buf[:RESPONSE_SIZE], self._buf[RESPONSE_SIZE:]
         self._buf = b""
         at = len(_HS_HEAD) + 1
-        variant = int.from_bytes(answer[at:at + 4], "big")
-        theirs = answer[at + 4:at + 4 + NONCE_SIZE]
-        tag = answer[at + 4 + NONCE_SIZE:]
+        variant = int.from_bytes(answer[at : at + 4], "big")
+        theirs = answer[at + 4 : at + 4 + NONCE_SIZE]
+        tag = answer[at + 4 + NONCE_SIZE :]
         if variant not in self._waiting:
             raise AdmissionFailed(f"peer claims variant {variant}, which has no free slot")
         if not hmac.compare_digest(tag, _join_tag(self._run_key, variant, self.nonce, theirs)):
-            raise AdmissionFailed(f"peer claiming variant {variant} failed the challenge (wrong run key or a replayed answer)")
+            raise AdmissionFailed(
+                f"peer claiming variant {variant} failed the challenge (wrong run key or a replayed answer)"
+            )
         self.variant = variant
         self.session_key = session_key(self._run_key, self.nonce, theirs)
         self.welcome = _HS_HEAD + b"W" + _welcome_tag(self._run_key, variant, self.nonce, theirs)
@@ -360,7 +393,7 @@ class Join:
     it); once the leader's welcome proves it holds the run key too,
     :attr:`session_key` is set and :meth:`receive` returns True."""
 
-    def __init__(self, run_key: bytes, variant: int, *, nonce: bytes | None = None) -> None:
+    def __init__(self, run_key: bytes | bytearray, variant: int, *, nonce: bytes | None = None) -> None:
         self._run_key = bytes(run_key)
         direction_key(self._run_key, variant, 0)
         self.variant = variant
@@ -380,14 +413,14 @@ class Join:
             _check_head(self._buf, b"C", "challenge")
             if len(self._buf) < CHALLENGE_SIZE:
                 return False
-            self._leader_nonce = self._buf[len(_HS_HEAD) + 1:CHALLENGE_SIZE]
+            self._leader_nonce = self._buf[len(_HS_HEAD) + 1 : CHALLENGE_SIZE]
             self._buf = self._buf[CHALLENGE_SIZE:]
             tag = _join_tag(self._run_key, self.variant, self._leader_nonce, self.nonce)
             self.answer = _HS_HEAD + b"R" + self.variant.to_bytes(4, "big") + self.nonce + tag
         _check_head(self._buf, b"W", "welcome")
         if len(self._buf) < WELCOME_SIZE:
             return False
-        tag = self._buf[len(_HS_HEAD) + 1:WELCOME_SIZE]
+        tag = self._buf[len(_HS_HEAD) + 1 : WELCOME_SIZE]
         if not hmac.compare_digest(tag, _welcome_tag(self._run_key, self.variant, self._leader_nonce, self.nonce)):
             raise AdmissionFailed("the leader's welcome does not authenticate (wrong run key, or not our leader)")
         self.rest = self._buf[WELCOME_SIZE:]
@@ -580,10 +613,13 @@ class FrameReader:
                 if avail < HEADER_SIZE:
                     n = min(avail, len(MAGIC))
                     if buf[start : start + n] != MAGIC[:n]:
-                        self._fail(BadMagic(
-                            f"not a dmvx frame: starts with {bytes(buf[start:start + n]).hex()}, expected {MAGIC.hex()}",
-                            offset=self._offset + start,
-                        ))
+                        self._fail(
+                            BadMagic(
+                                f"not a dmvx frame: starts with {bytes(buf[start : start + n]).hex()}, "
+                                f"expected {MAGIC.hex()}",
+                                offset=self._offset + start,
+                            )
+                        )
                         return
                     break
                 header = self._read_header(buf, start)
@@ -609,27 +645,32 @@ class FrameReader:
             self._fail(BadMagic(f"not a dmvx frame: starts with {magic.hex()}, expected {MAGIC.hex()}", offset=offset))
             return None
         if version != PROTOCOL_VERSION:
-            self._fail(UnsupportedVersion(
-                f"frame of protocol version {version}, this build speaks {PROTOCOL_VERSION}", offset=offset
-            ))
+            self._fail(
+                UnsupportedVersion(
+                    f"frame of protocol version {version}, this build speaks {PROTOCOL_VERSION}", offset=offset
+                )
+            )
             return None
         total = FRAME_OVERHEAD + length
         if total > self.max_frame:
-            self._fail(OversizedFrame(
-                f"header announces a {total}-byte frame, limit is {self.max_frame}", offset=offset
-            ))
+            self._fail(
+                OversizedFrame(f"header announces a {total}-byte frame, limit is {self.max_frame}", offset=offset)
+            )
             return None
         if sender != self.sender:
             own = " (our own id: a reflected frame)" if sender == self.receiver else ""
-            self._fail(AuthenticationFailed(
-                f"frame claims sender {sender}{own}, this link's peer is {self.sender}", offset=offset
-            ))
+            self._fail(
+                AuthenticationFailed(
+                    f"frame claims sender {sender}{own}, this link's peer is {self.sender}", offset=offset
+                )
+            )
             return None
         self._header = (code, flags, seq, length, total)
         return self._header
 
-    def _read_frame(self, buf: bytearray, start: int,
-                    header: tuple[int, int, int, int, int]) -> tuple[Frame, int, bytes] | None:
+    def _read_frame(
+        self, buf: bytearray, start: int, header: tuple[int, int, int, int, int]
+    ) -> tuple[Frame, int, bytes] | None:
         code, flags, seq, length, total = header
         offset = self._offset + start
         body_end = start + HEADER_SIZE + length
@@ -638,26 +679,33 @@ class FrameReader:
             authentic = hmac.compare_digest(tag, view[body_end : start + total])
             payload = bytes(view[start + HEADER_SIZE : body_end]) if authentic else b""
         if not authentic:
-            self._fail(AuthenticationFailed(
-                "HMAC tag mismatch: forged or corrupted frame, or wrong run key or direction", offset=offset
-            ))
+            self._fail(
+                AuthenticationFailed(
+                    "HMAC tag mismatch: forged or corrupted frame, or wrong run key or direction", offset=offset
+                )
+            )
             return None
         # From here on the header is authentic: the peer really sent it.
         if seq <= self._last_seq:
-            self._fail(ReplayedFrame(
-                f"sequence number already used (last accepted {self._last_seq})", seq=seq, offset=offset
-            ))
+            self._fail(
+                ReplayedFrame(f"sequence number already used (last accepted {self._last_seq})", seq=seq, offset=offset)
+            )
             return None
         if seq != self._last_seq + 1:
-            self._fail(ReorderedFrame(
-                f"frames {self._last_seq + 1}..{seq - 1} missing before this one", seq=seq, offset=offset
-            ))
+            self._fail(
+                ReorderedFrame(
+                    f"frames {self._last_seq + 1}..{seq - 1} missing before this one", seq=seq, offset=offset
+                )
+            )
             return None
         if flags:
-            self._fail(UnsupportedVersion(
-                f"frame flags 0x{flags:04x} are not defined in protocol version {PROTOCOL_VERSION}",
-                seq=seq, offset=offset,
-            ))
+            self._fail(
+                UnsupportedVersion(
+                    f"frame flags 0x{flags:04x} are not defined in protocol version {PROTOCOL_VERSION}",
+                    seq=seq,
+                    offset=offset,
+                )
+            )
             return None
         try:
             frame = _decode(code, payload)

@@ -59,8 +59,11 @@ class RanAhead:
     def gather(cls, streams: Iterable[tuple[str, Iterable[tuple[int, Call, Outcome | None]]]]) -> RanAhead:
         """From each stream's ``(seq, call, outcome)`` unconfirmed calls
         (:meth:`dmvx.monitor.LeaderMonitor.unconfirmed`)."""
-        return cls(tuple(RanCall.of(stream, seq, call, outcome)
-                         for stream, entries in streams for seq, call, outcome in entries))
+        return cls(
+            tuple(
+                RanCall.of(stream, seq, call, outcome) for stream, entries in streams for seq, call, outcome in entries
+            )
+        )
 
     def written(self) -> dict[int, int]:
         """Bytes that left the process, per descriptor."""
@@ -83,26 +86,36 @@ class RanAhead:
         for ran in self.calls:
             names[ran.name] = names.get(ran.name, 0) + 1
         ran_list = ", ".join(f"{name} x{count}" if count > 1 else name for name, count in names.items())
-        which = ("the call at the verdict among them" if self.includes(verdict_seq, verdict_call)
-                 else "the call at the verdict did not run")
+        which = (
+            "the call at the verdict among them"
+            if self.includes(verdict_seq, verdict_call)
+            else "the call at the verdict did not run"
+        )
         written = self.written()
         sizes = ", ".join(f"{size} bytes to fd {fd}" for fd, size in sorted(written.items()))
-        out = ("; what left the process: " + sizes
-               if written else "; none of them wrote to a descriptor")
+        out = "; what left the process: " + sizes if written else "; none of them wrote to a descriptor"
         count = len(self.calls)
-        return (f"the leader ran {count} call{'s' if count != 1 else ''} the followers had not confirmed "
-                f"before the verdict (asynchronous replication): {ran_list}; {which}{out}.")
+        return (
+            f"the leader ran {count} call{'s' if count != 1 else ''} the followers had not confirmed "
+            f"before the verdict (asynchronous replication): {ran_list}; {which}{out}."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` and the monitors' reports."""
         return {
-            "calls": [{"stream": r.stream, "seq": r.seq, "name": r.name, "fd": r.fd, "result": r.result,
-                       "call": r.text} for r in self.calls],
+            "calls": [
+                {"stream": r.stream, "seq": r.seq, "name": r.name, "fd": r.fd, "result": r.result, "call": r.text}
+                for r in self.calls
+            ],
             "written": {str(fd): size for fd, size in sorted(self.written().items())},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RanAhead:
         """What :meth:`to_dict` made, back (a monitor's report crossing a pipe)."""
-        return cls(tuple(RanCall(c["stream"], c["seq"], c["name"], c["fd"], c["result"], c["call"])
-                         for c in data.get("calls", [])))
+        return cls(
+            tuple(
+                RanCall(c["stream"], c["seq"], c["name"], c["fd"], c["result"], c["call"])
+                for c in data.get("calls", [])
+            )
+        )

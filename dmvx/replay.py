@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 from dmvx.actions import EVERYONE, Action, Carrier, Done, Execute, Halt, LeaderPid, Send, Skip
 from dmvx.calls import Call, Outcome
@@ -67,8 +68,8 @@ class Step:
 class VariantLog:
     """What happened to one variant during a replay."""
 
-    executed: list[Call] = field(default_factory=list)   # calls it ran natively
-    skipped: list[Call] = field(default_factory=list)    # calls fed from the leader
+    executed: list[Call] = field(default_factory=list)  # calls it ran natively
+    skipped: list[Call] = field(default_factory=list)  # calls fed from the leader
     entered: int = 0
     done: bool = False
     exit_status: int | None = None  # 128 + the signal when killed, as a shell reports it
@@ -107,8 +108,9 @@ class Observer:
     def received(self, variant: int, message: Message, actions: list[Action]) -> None:
         """The variant's monitor took ``message`` from its inbox."""
 
-    def entered(self, variant: int, call: Call, decision: Decision | None, seq: int | None,
-                actions: list[Action]) -> None:
+    def entered(
+        self, variant: int, call: Call, decision: Decision | None, seq: int | None, actions: list[Action]
+    ) -> None:
         """The variant entered ``call``; ``decision`` is the broker's route for
         it, ``seq`` its place in the compared sequence (None for a local call)."""
 
@@ -222,7 +224,8 @@ def replay(
     ends = list(exit_statuses) if exit_statuses is not None else [0] * n
     leader = LeaderMonitor(policy, n, steer=steer)
     monitors: list[LeaderMonitor | FollowerMonitor] = [leader] + [
-        FollowerMonitor(policy, i, n, steer=steer) for i in range(1, n)]
+        FollowerMonitor(policy, i, n, steer=steer) for i in range(1, n)
+    ]
     variants = [_Variant(s, ends[i]) for i, s in enumerate(streams)]
     inboxes: list[deque[Message]] = [deque() for _ in range(n)]
     pick = schedule if schedule is not None else seeded(seed)
@@ -301,8 +304,7 @@ def replay(
         cut_short = run.verdict is None and not all(v.state == "ended" for v in variants)
     for log, monitor in zip((v.log for v in variants), monitors):
         log.routes = monitor.routes
-    return ReplayResult(run.verdict, [v.log for v in variants], run.messages, max_lead, run.at_verdict,
-                        cut_short)
+    return ReplayResult(run.verdict, [v.log for v in variants], run.messages, max_lead, run.at_verdict, cut_short)
 
 
 __all__ = ["Choice", "Observer", "ReplayResult", "Schedule", "Step", "VariantLog", "eager", "replay", "seeded"]

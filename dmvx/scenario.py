@@ -29,8 +29,9 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Discriminator,
@@ -87,8 +88,11 @@ CONNECTOR_ATTACKS = frozenset({"connector-forgery", "connector-replay"})
 #: Real-mode exploits (vulnerable programs of realmode/vuln), and the attack
 #: class each one is an instance of.
 EXPLOIT_KIND = {
-    "stack-overflow": "rop-absolute", "heap-overflow": "rop-absolute", "partial-overwrite": "relative-rop",
-    "format-string": "pointer-leak", "struct-overflow": "data-only",
+    "stack-overflow": "rop-absolute",
+    "heap-overflow": "rop-absolute",
+    "partial-overwrite": "relative-rop",
+    "format-string": "pointer-leak",
+    "struct-overflow": "data-only",
 }
 Exploit = Literal["stack-overflow", "heap-overflow", "partial-overwrite", "format-string", "struct-overflow"]
 #: The modes a diversity setting lists an expectation for.
@@ -110,8 +114,10 @@ def _parse_address(value: object) -> int:
             raise Problem(f"{value!r} is not an address", expected="an integer or a hex string such as 0x400000")
         value = int(text, 0)
     if value < 0 or value % PAGE_SIZE:
-        raise Problem(f"{hex(value) if value >= 0 else value} is not page-aligned",
-                      expected=f"a non-negative multiple of {PAGE_SIZE} (0x{PAGE_SIZE:x})")
+        raise Problem(
+            f"{hex(value) if value >= 0 else value} is not page-aligned",
+            expected=f"a non-negative multiple of {PAGE_SIZE} (0x{PAGE_SIZE:x})",
+        )
     return value
 
 
@@ -119,13 +125,15 @@ Address = Annotated[
     int,
     PlainValidator(_parse_address),
     PlainSerializer(hex, return_type=str),
-    WithJsonSchema({
-        "anyOf": [
-            {"type": "integer", "minimum": 0},
-            {"type": "string", "pattern": r"^\s*(0[xX][0-9a-fA-F]+|[0-9]+)\s*$"},
-        ],
-        "description": "A page-aligned address: an integer or a hex string such as 0x400000.",
-    }),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*(0[xX][0-9a-fA-F]+|[0-9]+)\s*$"},
+            ],
+            "description": "A page-aligned address: an integer or a hex string such as 0x400000.",
+        }
+    ),
 ]
 
 
@@ -144,10 +152,14 @@ class Layout(FileModel):
     )
 
     @model_validator(mode="after")
-    def _base_needs_fixed_layout(self) -> "Layout":
+    def _base_needs_fixed_layout(self) -> Layout:
         if self.base is not None and self.aslr:
-            raise Problem("base is set while aslr is on", path=("base",), at="key",
-                          expected="aslr: false together with a fixed base, or no base")
+            raise Problem(
+                "base is set while aslr is on",
+                path=("base",),
+                at="key",
+                expected="aslr: false together with a fixed base, or no base",
+            )
         return self
 
 
@@ -176,8 +188,9 @@ class VariantSpec(FileModel):
 class CB(FileModel):
     """The connector buffer (CB): the ring between DIP-MON and the CONNECTOR."""
 
-    entries: int | None = Field(default=None, ge=1, le=MAX_CB_ENTRIES,
-                                description="Capacity in entries. Default: the preset's.")
+    entries: int | None = Field(
+        default=None, ge=1, le=MAX_CB_ENTRIES, description="Capacity in entries. Default: the preset's."
+    )
     bytes: Size | None = Field(default=None, description="Capacity in bytes, e.g. 16MiB. Default: the preset's.")
 
 
@@ -212,7 +225,9 @@ class PolicySpec(FileModel):
     )
     cb: CB = Field(default_factory=CB, description="Connector buffer size.")
     ack_every: int | None = Field(
-        default=None, ge=1, le=MAX_CB_ENTRIES,
+        default=None,
+        ge=1,
+        le=MAX_CB_ENTRIES,
         description="Followers acknowledge every N entries (flow control of the CB). Default: the preset's.",
     )
     overrides: dict[str, RouteName] = Field(
@@ -221,29 +236,36 @@ class PolicySpec(FileModel):
         "Routes: lockstep, replicate, local, local-file, predict.",
     )
     stall_timeout: Duration = Field(
-        default="1s", validate_default=True,
+        default="1s",
+        validate_default=True,
         description="How long a variant may make no progress before the run is stopped with a "
         "no-progress verdict, e.g. 1s.",
     )
 
     @model_validator(mode="after")
-    def _bounded_stall_timeout(self) -> "PolicySpec":
+    def _bounded_stall_timeout(self) -> PolicySpec:
         if self.stall_timeout > MAX_STALL_TIMEOUT:
-            raise Problem(f"a stall timeout of {self.stall_timeout:g} s is too long", path=("stall_timeout",),
-                          expected=f"at most {MAX_STALL_TIMEOUT:g} s")
+            raise Problem(
+                f"a stall timeout of {self.stall_timeout:g} s is too long",
+                path=("stall_timeout",),
+                expected=f"at most {MAX_STALL_TIMEOUT:g} s",
+            )
         return self
 
     @model_validator(mode="after")
-    def _known_calls(self) -> "PolicySpec":
+    def _known_calls(self) -> PolicySpec:
         known = syscall_names()
         for name in self.overrides:
             if name not in known:
-                raise Problem(f"unknown system call {name!r}{did_you_mean(name, known)}",
-                              path=("overrides", name), at="key",
-                              expected="a canonical system call name, e.g. read, openat, execve")
+                raise Problem(
+                    f"unknown system call {name!r}{did_you_mean(name, known)}",
+                    path=("overrides", name),
+                    at="key",
+                    expected="a canonical system call name, e.g. read, openat, execve",
+                )
         return self
 
-    def to_policy(self) -> "Policy":
+    def to_policy(self) -> Policy:
         """The :class:`dmvx.policy.Policy` this spec describes."""
         from dmvx.policy import Policy
 
@@ -301,13 +323,13 @@ class Trace(FileModel):
     path: str = Field(description="The trace file; a relative path is taken from the scenario file's directory.")
 
     @model_validator(mode="after")
-    def _exists(self) -> "Trace":
+    def _exists(self) -> Trace:
         if not Path(self.path).is_file():
             raise Problem(f"no trace file {self.path!r}", path=("path",), expected="an existing trace file")
         return self
 
 
-Workload = Annotated[Union[Microbench, Server, Trace], Field(discriminator="kind")]
+Workload = Annotated[Microbench | Server | Trace, Field(discriminator="kind")]
 
 
 class Attack(FileModel):
@@ -317,7 +339,9 @@ class Attack(FileModel):
         description="rop-absolute, pointer-leak, relative-rop, data-only (against a variant), "
         "connector-forgery, connector-replay (against the monitors' channel).",
     )
-    at_call: int = Field(ge=0, le=MAX_AT_CALL, description="Sequence number of the system call at which the attack fires.")
+    at_call: int = Field(
+        ge=0, le=MAX_AT_CALL, description="Sequence number of the system call at which the attack fires."
+    )
     target: int = Field(default=0, ge=0, lt=MAX_VARIANTS, description="Index of the attacked variant: 0 is the leader.")
     source: str | None = Field(
         default=None,
@@ -332,12 +356,14 @@ class Attack(FileModel):
     )
 
     @model_validator(mode="after")
-    def _exploit_fits(self) -> "Attack":
+    def _exploit_fits(self) -> Attack:
         if self.exploit is not None and EXPLOIT_KIND[self.exploit] != self.kind:
             fitting = [name for name, kind in EXPLOIT_KIND.items() if kind == self.kind]
-            raise Problem(f"exploit {self.exploit!r} is a {EXPLOIT_KIND[self.exploit]} attack, not {self.kind}",
-                          path=("exploit",),
-                          expected=one_of(fitting) if fitting else f"no exploit with kind {self.kind}")
+            raise Problem(
+                f"exploit {self.exploit!r} is a {EXPLOIT_KIND[self.exploit]} attack, not {self.kind}",
+                path=("exploit",),
+                expected=one_of(fitting) if fitting else f"no exploit with kind {self.kind}",
+            )
         return self
 
 
@@ -359,41 +385,50 @@ class Expect(FileModel):
     )
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Expect":
+    def _coherent(self) -> Expect:
         if self.effect is False and self.verdict == "missed":
-            raise Problem("a missed attack without effect", path=("effect",),
-                          expected="effect: true with verdict missed (an attack that fails in every "
-                          "variant is not missed)")
+            raise Problem(
+                "a missed attack without effect",
+                path=("effect",),
+                expected="effect: true with verdict missed (an attack that fails in every variant is not missed)",
+            )
         if self.kind is None:
             return self
         if self.verdict in ("ok", "missed"):
-            raise Problem(f"a verdict kind with verdict {self.verdict!r}", path=("kind",), at="key",
-                          expected="kind only with verdict divergence or rejected")
+            raise Problem(
+                f"a verdict kind with verdict {self.verdict!r}",
+                path=("kind",),
+                at="key",
+                expected="kind only with verdict divergence or rejected",
+            )
         divergences = [k.value for k in VerdictKind if k.is_divergence]
         if self.verdict == "divergence" and not self.kind.is_divergence:
-            raise Problem(f"{self.kind.value!r} is not a divergence", path=("kind",),
-                          expected=one_of(divergences))
+            raise Problem(f"{self.kind.value!r} is not a divergence", path=("kind",), expected=one_of(divergences))
         if self.verdict == "rejected" and self.kind.is_divergence:
             others = [k.value for k in VerdictKind if not k.is_divergence]
-            raise Problem(f"{self.kind.value!r} is a divergence, not a rejection", path=("kind",),
-                          expected=one_of(others))
+            raise Problem(
+                f"{self.kind.value!r} is a divergence, not a rejection", path=("kind",), expected=one_of(others)
+            )
         return self
 
 
 class NotRun(FileModel):
     """A mode that cannot run a setting, and why."""
 
-    skip: str = Field(min_length=1, description="Why this mode does not run the setting, e.g. "
-                      "'an aarch64 variant needs a real aarch64 host'.")
+    skip: str = Field(
+        min_length=1,
+        description="Why this mode does not run the setting, e.g. 'an aarch64 variant needs a real aarch64 host'.",
+    )
 
 
 def _expect_tag(value: Any) -> str:
-    return "skip" if isinstance(value, (Mapping, NotRun)) and (
-        isinstance(value, NotRun) or "skip" in value) else "expect"
+    return (
+        "skip" if isinstance(value, (Mapping, NotRun)) and (isinstance(value, NotRun) or "skip" in value) else "expect"
+    )
 
 
 ModeExpect = Annotated[
-    Union[Annotated[Expect, Tag("expect")], Annotated[NotRun, Tag("skip")]],
+    Annotated[Expect, Tag("expect")] | Annotated[NotRun, Tag("skip")],
     Discriminator(_expect_tag),
 ]
 
@@ -403,15 +438,19 @@ class ExpectByMode(FileModel):
     both run (the suite reports any disagreement)."""
 
     sim: ModeExpect = Field(description="What dmvx sim must find, or {skip: why}.")
-    real: ModeExpect = Field(description="What dmvx real must find, or {skip: why} where real mode "
-                             "cannot run the setting (say, a variant of another ISA).")
+    real: ModeExpect = Field(
+        description="What dmvx real must find, or {skip: why} where real mode "
+        "cannot run the setting (say, a variant of another ISA)."
+    )
 
 
 class DiversitySetting(FileModel):
     """One way to diversify the variants, and what each mode must find under it."""
 
     description: str = Field(default="", description="What this setting varies, in a sentence.")
-    variants: list[VariantSpec] = Field(min_length=2, max_length=MAX_VARIANTS, description="The variants, leader first.")
+    variants: list[VariantSpec] = Field(
+        min_length=2, max_length=MAX_VARIANTS, description="The variants, leader first."
+    )
     expect: ExpectByMode = Field(description="The expected outcome in sim and in real mode.")
 
 
@@ -428,10 +467,13 @@ class Sweep(FileModel):
     values: list[Any] = Field(min_length=1, description="The values, written as in the file, e.g. [1ms, 5ms, 10ms].")
 
     @model_validator(mode="after")
-    def _syntax(self) -> "Sweep":
+    def _syntax(self) -> Sweep:
         if not _SWEEP_PATH.match(self.parameter):
-            raise Problem(f"{self.parameter!r} is not a parameter path", path=("parameter",),
-                          expected="a dotted path such as topology.links[*].delay")
+            raise Problem(
+                f"{self.parameter!r} is not a parameter path",
+                path=("parameter",),
+                expected="a dotted path such as topology.links[*].delay",
+            )
         return self
 
 
@@ -442,7 +484,7 @@ def _sweep_tag(value: Any) -> str:
 #: One sweep, or a list of sweeps (a grid). Tagged by shape, so an error in
 #: a single sweep is reported at its own field, not at a union member.
 SweepSpec = Annotated[
-    Union[Annotated[Sweep, Tag("one")], Annotated[list[Sweep], Tag("grid")]],
+    Annotated[Sweep, Tag("one")] | Annotated[list[Sweep], Tag("grid")],
     Discriminator(_sweep_tag),
 ]
 
@@ -452,7 +494,7 @@ def _topology_tag(value: Any) -> str:
 
 
 TopologyRef = Annotated[
-    Union[Annotated[str, Tag("name")], Annotated[Topology, Tag("inline")]],
+    Annotated[str, Tag("name")] | Annotated[Topology, Tag("inline")],
     Discriminator(_topology_tag),
 ]
 
@@ -474,7 +516,9 @@ class Scenario(FileModel):
     )
     seed: int = Field(default=0, ge=0, description="Seed of every random choice in the run, for repeatable results.")
     variants: list[VariantSpec] | None = Field(
-        default=None, min_length=2, max_length=MAX_VARIANTS,
+        default=None,
+        min_length=2,
+        max_length=MAX_VARIANTS,
         description="The variants, leader first. Default: one per variant host of the topology, in its order.",
     )
     policy: PolicySpec = Field(default_factory=PolicySpec, description="Monitor policy.")
@@ -503,15 +547,21 @@ class Scenario(FileModel):
     )
 
     @model_validator(mode="after")
-    def _cross_check(self) -> "Scenario":
+    def _cross_check(self) -> Scenario:
         self._apply_setting()
         for name, expect in self._expectations():
             if expect is not None and expect.verdict == "missed" and self.attack is None:
-                raise Problem("verdict 'missed' without an attack", path=(*name, "verdict"),
-                              expected="an attack: section, or another verdict")
+                raise Problem(
+                    "verdict 'missed' without an attack",
+                    path=(*name, "verdict"),
+                    expected="an attack: section, or another verdict",
+                )
             if expect is not None and expect.effect is not None and self.attack is None:
-                raise Problem("an expected effect without an attack", path=(*name, "effect"),
-                              expected="an attack: section, or no effect")
+                raise Problem(
+                    "an expected effect without an attack",
+                    path=(*name, "effect"),
+                    expected="an attack: section, or no effect",
+                )
         if isinstance(self.topology, Topology):
             if self.diversity is None or self.setting is not None:
                 # (with settings, each point is checked with its own variants)
@@ -520,12 +570,15 @@ class Scenario(FileModel):
                 self._check_sweep(sweep, ("sweep", index) if isinstance(self.sweep, list) else ("sweep",))
         return self
 
-    def _expectations(self) -> list[tuple[tuple[Any, ...], "Expect | None"]]:
+    def _expectations(self) -> list[tuple[tuple[Any, ...], Expect | None]]:
         if self.diversity is None or self.setting is not None:
             return [(("expect",), self.expect)]
-        return [(("diversity", name, "expect", mode), getattr(setting.expect, mode))
-                for name, setting in self.diversity.items() for mode in MODES
-                if isinstance(getattr(setting.expect, mode), Expect)]
+        return [
+            (("diversity", name, "expect", mode), getattr(setting.expect, mode))
+            for name, setting in self.diversity.items()
+            for mode in MODES
+            if isinstance(getattr(setting.expect, mode), Expect)
+        ]
 
     def _apply_setting(self) -> None:
         """Diversity settings: the selected one gives ``variants`` and
@@ -533,31 +586,46 @@ class Scenario(FileModel):
         with none selected, the scenario sweeps over all of them."""
         if self.diversity is None:
             if self.setting is not None:
-                raise Problem("setting without diversity settings", path=("setting",), at="key",
-                              expected="a diversity: section naming the settings")
+                raise Problem(
+                    "setting without diversity settings",
+                    path=("setting",),
+                    at="key",
+                    expected="a diversity: section naming the settings",
+                )
             return
         for name in self.diversity:
             if not _SETTING_NAME.match(name):
-                raise Problem(f"{name!r} is not a setting name", path=("diversity", name), at="key",
-                              expected="lower-case letters, digits and dashes, e.g. aslr or abi-i386")
+                raise Problem(
+                    f"{name!r} is not a setting name",
+                    path=("diversity", name),
+                    at="key",
+                    expected="lower-case letters, digits and dashes, e.g. aslr or abi-i386",
+                )
         if self.setting is not None:
             chosen = self.diversity.get(self.setting)
             if chosen is None:
-                raise Problem(f"no diversity setting {self.setting!r}{did_you_mean(self.setting, self.diversity)}",
-                              path=("setting",), expected=one_of(self.diversity))
+                raise Problem(
+                    f"no diversity setting {self.setting!r}{did_you_mean(self.setting, self.diversity)}",
+                    path=("setting",),
+                    expected=one_of(self.diversity),
+                )
             self.variants = [variant.model_copy(deep=True) for variant in chosen.variants]
             sim = chosen.expect.sim
             self.expect = sim.model_copy() if isinstance(sim, Expect) else None
             return
         for field in ("variants", "expect"):
             if getattr(self, field) is not None:
-                raise Problem(f"{field} given beside diversity settings", path=(field,), at="key",
-                              expected=f"{field} under each setting of diversity: (each setting has its own)")
+                raise Problem(
+                    f"{field} given beside diversity settings",
+                    path=(field,),
+                    at="key",
+                    expected=f"{field} under each setting of diversity: (each setting has its own)",
+                )
         if not any(sweep.parameter == "setting" for sweep in self.sweeps):
             by_setting = Sweep(parameter="setting", values=list(self.diversity))
             self.sweep = [by_setting, *self.sweeps] if self.sweeps else by_setting
 
-    def expectation(self, mode: str) -> "Expect | NotRun | None":
+    def expectation(self, mode: str) -> Expect | NotRun | None:
         """What ``mode`` (sim or real) must find: the selected setting's
         expectation for it, else the scenario's ``expect``."""
         if self.diversity is not None and self.setting is not None:
@@ -579,50 +647,74 @@ class Scenario(FileModel):
         if self.variants is None:
             names = topo.variant_hosts()
             if len(names) < 2:
-                raise Problem(f"topology {topo.name!r} has only one variant host", path=("topology",),
-                              expected="a variants: list (several variants may share a host)")
+                raise Problem(
+                    f"topology {topo.name!r} has only one variant host",
+                    path=("topology",),
+                    expected="a variants: list (several variants may share a host)",
+                )
             self.variants = [VariantSpec(host=name) for name in names]
         for i, variant in enumerate(self.variants):
             host = topo.hosts.get(variant.host)
             if host is None:
-                raise Problem(f"no host {variant.host!r} in topology {topo.name!r}{did_you_mean(variant.host, hosts)}",
-                              path=("variants", i, "host"),
-                              expected=f"a variant host: {', '.join(topo.variant_hosts())}")
+                raise Problem(
+                    f"no host {variant.host!r} in topology {topo.name!r}{did_you_mean(variant.host, hosts)}",
+                    path=("variants", i, "host"),
+                    expected=f"a variant host: {', '.join(topo.variant_hosts())}",
+                )
             if host.role != "variant":
-                raise Problem(f"host {variant.host!r} has role {host.role!r}", path=("variants", i, "host"),
-                              expected=f"a host with role variant: {', '.join(topo.variant_hosts())}")
+                raise Problem(
+                    f"host {variant.host!r} has role {host.role!r}",
+                    path=("variants", i, "host"),
+                    expected=f"a host with role variant: {', '.join(topo.variant_hosts())}",
+                )
             if variant.arch is None:
                 variant.arch = host.arch
             elif variant.arch != host.arch and not (variant.arch is Arch.I386 and host.arch is Arch.X86_64):
-                raise Problem(f"an {variant.arch.value} variant cannot run on {host.arch.value} host {variant.host!r}",
-                              path=("variants", i, "arch"),
-                              expected=f"{host.arch.value}" + (" or i386" if host.arch is Arch.X86_64 else ""))
+                raise Problem(
+                    f"an {variant.arch.value} variant cannot run on {host.arch.value} host {variant.host!r}",
+                    path=("variants", i, "arch"),
+                    expected=f"{host.arch.value}" + (" or i386" if host.arch is Arch.X86_64 else ""),
+                )
         others = topo.hosts_with_role("client", "attacker")
         if isinstance(self.workload, Server):
             if self.workload.client is None:
                 clients = topo.hosts_with_role("client") or others
                 if not clients:
-                    raise Problem(f"topology {topo.name!r} has no client host", path=("workload",),
-                                  expected="a host with role client, or workload.client naming one")
+                    raise Problem(
+                        f"topology {topo.name!r} has no client host",
+                        path=("workload",),
+                        expected="a host with role client, or workload.client naming one",
+                    )
                 self.workload.client = clients[0]
             elif self.workload.client not in others:
                 client = self.workload.client
-                raise Problem(f"{client!r} is not a client or attacker host{did_you_mean(client, others)}",
-                              path=("workload", "client"),
-                              expected=one_of(others) if others else "a host with role client")
+                raise Problem(
+                    f"{client!r} is not a client or attacker host{did_you_mean(client, others)}",
+                    path=("workload", "client"),
+                    expected=one_of(others) if others else "a host with role client",
+                )
         if self.attack is not None:
             if self.attack.target >= len(self.variants):
-                raise Problem(f"variant {self.attack.target} does not exist", path=("attack", "target"),
-                              expected=f"a variant index from 0 (leader) to {len(self.variants) - 1}")
+                raise Problem(
+                    f"variant {self.attack.target} does not exist",
+                    path=("attack", "target"),
+                    expected=f"a variant index from 0 (leader) to {len(self.variants) - 1}",
+                )
             if self.attack.source is not None and self.attack.source not in others:
                 source = self.attack.source
-                raise Problem(f"{source!r} is not a client or attacker host{did_you_mean(source, others)}",
-                              path=("attack", "source"), expected=one_of(others) if others else "a non-variant host")
+                raise Problem(
+                    f"{source!r} is not a client or attacker host{did_you_mean(source, others)}",
+                    path=("attack", "source"),
+                    expected=one_of(others) if others else "a non-variant host",
+                )
             if self.attack.source is None and self.attack.kind in CONNECTOR_ATTACKS:
                 sources = topo.hosts_with_role("attacker") or topo.hosts_with_role("client")
                 if not sources:
-                    raise Problem(f"topology {topo.name!r} has no attacker or client host", path=("attack",),
-                                  expected="a host with role attacker to send the forged traffic")
+                    raise Problem(
+                        f"topology {topo.name!r} has no attacker or client host",
+                        path=("attack",),
+                        expected="a host with role attacker to send the forged traffic",
+                    )
                 self.attack.source = sources[0]
 
     def _check_sweep(self, sweep: Sweep, where: tuple[Any, ...]) -> None:
@@ -630,18 +722,27 @@ class Scenario(FileModel):
         try:
             targets = _select(base, sweep.parameter)
         except LookupError as exc:
-            raise Problem(str(exc), path=(*where, "parameter"),
-                          expected="a path to a field of this scenario, e.g. topology.links[*].delay") from None
+            raise Problem(
+                str(exc),
+                path=(*where, "parameter"),
+                expected="a path to a field of this scenario, e.g. topology.links[*].delay",
+            ) from None
         if not targets:
-            raise Problem(f"{sweep.parameter!r} selects nothing", path=(*where, "parameter"),
-                          expected="a path to a field of this scenario")
+            raise Problem(
+                f"{sweep.parameter!r} selects nothing",
+                path=(*where, "parameter"),
+                expected="a path to a field of this scenario",
+            )
         for i, value in enumerate(sweep.values):
             try:
                 Scenario.model_validate(_with_value(base, sweep.parameter, value))
             except ValidationError as exc:
                 err = YamlDocument("", _with_value(base, sweep.parameter, value), {}).validation_error(exc)
-                raise Problem(f"{value!r} does not fit {sweep.parameter}: at {err.field}: {err.message}",
-                              path=(*where, "values", i), expected=err.expected) from None
+                raise Problem(
+                    f"{value!r} does not fit {sweep.parameter}: at {err.field}: {err.message}",
+                    path=(*where, "values", i),
+                    expected=err.expected,
+                ) from None
 
     # -- conveniences for the modes -------------------------------------------------
 
@@ -659,7 +760,7 @@ class Scenario(FileModel):
             raise TypeError("variants are not resolved: load the scenario with load_scenario()")
         return self.variants[0]
 
-    def with_values(self, settings: Mapping[str, Any]) -> "Scenario":
+    def with_values(self, settings: Mapping[str, Any]) -> Scenario:
         """A copy with each ``parameter -> value`` applied (paths as in
         :class:`Sweep`, values as they would be written in the file, e.g.
         ``{"policy.cb.entries": 16, "topology.links[*].delay": "5ms"}``).
@@ -671,8 +772,11 @@ class Scenario(FileModel):
                     raise LookupError(f"{parameter!r} is not a parameter path")
                 data = _with_value(data, parameter, value)
             except LookupError as exc:
-                raise InputError(str(exc).strip('"'), field=parameter,
-                                 expected="a path to a field of the scenario, e.g. policy.cb.entries") from None
+                raise InputError(
+                    str(exc).strip('"'),
+                    field=parameter,
+                    expected="a path to a field of the scenario, e.g. policy.cb.entries",
+                ) from None
         try:
             return Scenario.model_validate(data)
         except ValidationError as exc:
@@ -680,7 +784,7 @@ class Scenario(FileModel):
             names = ", ".join(f"{k}={v}" for k, v in settings.items())
             raise InputError(f"{err.message} (after setting {names})", field=err.field, expected=err.expected) from None
 
-    def resolved(self, base_dir: Path | None = None) -> "Scenario":
+    def resolved(self, base_dir: Path | None = None) -> Scenario:
         """This scenario with a topology given by name loaded and cross-checked
         (after ``--set topology=wan``, say); itself when already resolved."""
         if isinstance(self.topology, Topology):
@@ -698,10 +802,11 @@ class Scenario(FileModel):
             return Scenario.model_validate(data)
         except ValidationError as exc:
             err = YamlDocument("", data, {}).validation_error(exc)
-            raise InputError(f"{err.message} (with topology {self.topology!r})", field=err.field,
-                             expected=err.expected) from None
+            raise InputError(
+                f"{err.message} (with topology {self.topology!r})", field=err.field, expected=err.expected
+            ) from None
 
-    def sweep_points(self) -> list[tuple[Any, "Scenario"]]:
+    def sweep_points(self) -> list[tuple[Any, Scenario]]:
         """One ``(values, scenario)`` per point of the sweep, the scenario with
         the values applied and no sweep; ``[(None, self)]`` without a sweep.
         With one sweep ``values`` is that sweep's value; with a grid, the
@@ -756,7 +861,8 @@ def _select(data: Any, parameter: str) -> list[tuple[Any, str | int]]:
             for k in keys:
                 label = format_path([*([where] if where else []), k]) if where else format_path([k])
                 ok = (isinstance(node, dict) and (k in node or (last and isinstance(k, str)))) or (
-                    isinstance(node, list) and isinstance(k, int) and k < len(node))
+                    isinstance(node, list) and isinstance(k, int) and k < len(node)
+                )
                 if not ok:
                     choices = [str(c) for c in node] if isinstance(node, dict) else []
                     raise LookupError(f"{label} does not exist{did_you_mean(str(k), choices)}")
@@ -846,7 +952,8 @@ def _absolute_paths(data: dict[str, Any], base_dir: Path) -> None:
     if isinstance(variants, list):
         data["variants"] = [
             {**v, "binary": str(_under(base_dir, v["binary"]))}
-            if isinstance(v, dict) and isinstance(v.get("binary"), str) and is_path_like(v["binary"]) else v
+            if isinstance(v, dict) and isinstance(v.get("binary"), str) and is_path_like(v["binary"])
+            else v
             for v in variants
         ]
     profile = data.get("cost_profile")
@@ -869,18 +976,38 @@ def _check_cost_profile(doc: YamlDocument, data: dict[str, Any], base_dir: Path)
         return
     if is_path_like(profile):
         if not Path(profile).is_file():
-            raise doc.error(("cost_profile",), f"no cost profile file {doc.scalar_text(('cost_profile',))!r}",
-                            "an existing profile file or a profile name")
+            raise doc.error(
+                ("cost_profile",),
+                f"no cost profile file {doc.scalar_text(('cost_profile',))!r}",
+                "an existing profile file or a profile name",
+            )
         return
     if PROFILE_DIR.is_dir():
         names = sorted(p.stem for p in PROFILE_DIR.glob("*.yml"))
         if names and profile not in names:
-            raise doc.error(("cost_profile",), f"no cost profile named {profile!r}{did_you_mean(profile, names)}",
-                            f"a profile name ({', '.join(names)}) or a path to a profile file")
+            raise doc.error(
+                ("cost_profile",),
+                f"no cost profile named {profile!r}{did_you_mean(profile, names)}",
+                f"a profile name ({', '.join(names)}) or a path to a profile file",
+            )
 
 
 __all__ = [
-    "Attack", "CB", "DiversitySetting", "Expect", "ExpectByMode", "Layout", "Microbench", "NotRun", "PolicySpec",
-    "Scenario", "Server", "Sweep", "Trace", "VariantSpec", "load_scenario", "resolve_scenario",
+    "Attack",
+    "CB",
+    "DiversitySetting",
+    "Expect",
+    "ExpectByMode",
+    "Layout",
+    "Microbench",
+    "NotRun",
+    "PolicySpec",
+    "Scenario",
+    "Server",
+    "Sweep",
+    "Trace",
+    "VariantSpec",
+    "load_scenario",
+    "resolve_scenario",
     "scenario_from_document",
 ]

@@ -17,8 +17,9 @@ import json
 import re
 import sys
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dmvx import docpage
 from dmvx.scenario import Scenario
@@ -184,8 +185,10 @@ class _Renderer:
             meaning = prop.get("description")
             if meaning is None and "$ref" in prop:
                 meaning = self.defs[self.ref_name(prop["$ref"])].get("description", "")
-            lines.append(f"| `{name}` | {self.type_of(prop)} | {self.default_of(name, prop, required)} | "
-                         f"{_escape(meaning or '')} |")
+            lines.append(
+                f"| `{name}` | {self.type_of(prop)} | {self.default_of(name, prop, required)} | "
+                f"{_escape(meaning or '')} |"
+            )
         return lines
 
     def located(self, s: dict[str, Any], path: str) -> list[tuple[str, str]]:
@@ -209,8 +212,9 @@ class _Renderer:
             found += self.located(prop, f"{path}.{name}" if path else name)
         return found
 
-    def definitions(self, roots: Iterable[tuple[str, str]], skip: frozenset[str] = frozenset()
-                    ) -> tuple[list[str], dict[str, list[str]]]:
+    def definitions(
+        self, roots: Iterable[tuple[str, str]], skip: frozenset[str] = frozenset()
+    ) -> tuple[list[str], dict[str, list[str]]]:
         """Sections for every definition reachable from ``roots`` (``(name,
         place)`` pairs), breadth first, leaving out ``skip``: the objects'
         text, and each enumeration's section by name (both schemas share
@@ -230,11 +234,25 @@ class _Renderer:
         for name, place in order.items():
             d = self.defs[name]
             if "enum" in d:
-                enums[name] = [f'<a id="{_anchor(name)}"></a>', "", f"### {name}", "",
-                               _escape(d.get("description", "")), "", f"Values: {self._enum(d['enum'])}.", ""]
+                enums[name] = [
+                    f'<a id="{_anchor(name)}"></a>',
+                    "",
+                    f"### {name}",
+                    "",
+                    _escape(d.get("description", "")),
+                    "",
+                    f"Values: {self._enum(d['enum'])}.",
+                    "",
+                ]
             else:
-                objects += [f'<a id="{_anchor(name)}"></a>', "", f"### {name}: `{place}`", "",
-                            _escape(d.get("description", "")), ""]
+                objects += [
+                    f'<a id="{_anchor(name)}"></a>',
+                    "",
+                    f"### {name}: `{place}`",
+                    "",
+                    _escape(d.get("description", "")),
+                    "",
+                ]
                 objects += self.fields_table(d) + [""]
         return objects, enums
 
@@ -246,16 +264,29 @@ def render() -> str:
     sr, tr = _Renderer(scenario), _Renderer(topology)
     topo_defs = frozenset({"Topology", *tr.defs})
     lines = [_INTRO]
-    lines += ["## Scenario files", "", _escape(scenario.get("description", "")), "",
-              "A scenario file is a mapping with these fields:", ""]
+    lines += [
+        "## Scenario files",
+        "",
+        _escape(scenario.get("description", "")),
+        "",
+        "A scenario file is a mapping with these fields:",
+        "",
+    ]
     lines += sr.fields_table(scenario) + [""]
     lines += ["The `topology` field takes a name, a path, or a [topology](#topology-files) written inline.", ""]
     objects, enums = sr.definitions(sr.fields_located(scenario), skip=topo_defs)
     lines += ["## Parts of a scenario", "", "Each part below is a mapping; the tables name its fields.", ""]
     lines += objects
-    lines += [f'<a id="{_anchor("Topology")}"></a>', "", "## Topology files", "",
-              _escape(topology.get("description", "")), "",
-              "A topology file (or a scenario's inline `topology:`) is a mapping with these fields:", ""]
+    lines += [
+        f'<a id="{_anchor("Topology")}"></a>',
+        "",
+        "## Topology files",
+        "",
+        _escape(topology.get("description", "")),
+        "",
+        "A topology file (or a scenario's inline `topology:`) is a mapping with these fields:",
+        "",
+    ]
     lines += tr.fields_table(topology) + [""]
     topo_objects, topo_enums = tr.definitions(tr.fields_located(topology))
     lines += topo_objects
@@ -294,8 +325,10 @@ def _value_types(*schemas: dict[str, Any]) -> list[str]:
         if family in found:
             description, units = found[family]
             lines.append(f"| {family} | {_escape(description)} | {', '.join(f'`{u}`' for u in units)} |")
-    lines += ["| address | A page-aligned address (a multiple of 4096): an integer or a hex string such as "
-              "`0x400000`. | |", ""]
+    lines += [
+        "| address | A page-aligned address (a multiple of 4096): an integer or a hex string such as `0x400000`. | |",
+        "",
+    ]
     return lines
 
 

@@ -17,8 +17,9 @@ call), filled in from the table once, at import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
-from typing import Mapping, TypeVar
+from typing import TypeVar
 
 S = TypeVar("S", bound=Enum)
 
@@ -55,13 +56,13 @@ def move(machine: str, old: S, new: S) -> S:
 class LeaderState(Enum):
     """Where the leader's monitor is with its variant's current call."""
 
-    RUNNING = "running"            # between calls
-    EXECUTING = "executing"        # the call runs (released to the variant)
-    CB_WAIT = "cb-wait"            # held: the connector buffer is full
-    SYNC_WAIT = "sync-wait"        # held at a synchronous call for the followers' reports
-    FINISH_WAIT = "finish-wait"    # the process ended; waiting for every follower's end
-    VOTING = "voting"              # a divergence is being decided; nothing more runs
-    DONE = "done"                  # every variant agreed to the end
+    RUNNING = "running"  # between calls
+    EXECUTING = "executing"  # the call runs (released to the variant)
+    CB_WAIT = "cb-wait"  # held: the connector buffer is full
+    SYNC_WAIT = "sync-wait"  # held at a synchronous call for the followers' reports
+    FINISH_WAIT = "finish-wait"  # the process ended; waiting for every follower's end
+    VOTING = "voting"  # a divergence is being decided; nothing more runs
+    DONE = "done"  # every variant agreed to the end
 
 
 _L = LeaderState
@@ -69,41 +70,45 @@ _L = LeaderState
 #: divergence may be found (VOTING) whatever the leader was doing. A call
 #: the broker refuses goes from SYNC_WAIT straight back to RUNNING: agreed,
 #: and nobody runs it.
-LEADER_TRANSITIONS = install({
-    _L.RUNNING: (_L.EXECUTING, _L.SYNC_WAIT, _L.CB_WAIT, _L.FINISH_WAIT, _L.VOTING),
-    _L.EXECUTING: (_L.RUNNING, _L.FINISH_WAIT, _L.VOTING),
-    _L.CB_WAIT: (_L.EXECUTING, _L.FINISH_WAIT, _L.VOTING),
-    _L.SYNC_WAIT: (_L.EXECUTING, _L.RUNNING, _L.FINISH_WAIT, _L.VOTING),
-    _L.FINISH_WAIT: (_L.DONE, _L.VOTING),
-    _L.VOTING: (),
-    _L.DONE: (),
-})
+LEADER_TRANSITIONS = install(
+    {
+        _L.RUNNING: (_L.EXECUTING, _L.SYNC_WAIT, _L.CB_WAIT, _L.FINISH_WAIT, _L.VOTING),
+        _L.EXECUTING: (_L.RUNNING, _L.FINISH_WAIT, _L.VOTING),
+        _L.CB_WAIT: (_L.EXECUTING, _L.FINISH_WAIT, _L.VOTING),
+        _L.SYNC_WAIT: (_L.EXECUTING, _L.RUNNING, _L.FINISH_WAIT, _L.VOTING),
+        _L.FINISH_WAIT: (_L.DONE, _L.VOTING),
+        _L.VOTING: (),
+        _L.DONE: (),
+    }
+)
 
 
 class FollowerState(Enum):
     """Where a follower's monitor is with its variant's current call."""
 
-    RUNNING = "running"            # between calls
-    EXECUTING = "executing"        # the variant runs the call itself
-    ENTRY_WAIT = "entry-wait"      # held: the leader's entry has not arrived
-    SYNC_WAIT = "sync-wait"        # held at a synchronous call: reported, awaiting GO or the outcome
-    FINISH_WAIT = "finish-wait"    # the process ended; waiting for the leader's GO
-    NOTE_WAIT = "note-wait"        # released by GO; awaiting the leader's result to steer by
-    DIVERGED = "diverged"          # reported a difference; awaiting the leader's verdict
-    DONE = "done"                  # the leader agreed to the end
+    RUNNING = "running"  # between calls
+    EXECUTING = "executing"  # the variant runs the call itself
+    ENTRY_WAIT = "entry-wait"  # held: the leader's entry has not arrived
+    SYNC_WAIT = "sync-wait"  # held at a synchronous call: reported, awaiting GO or the outcome
+    FINISH_WAIT = "finish-wait"  # the process ended; waiting for the leader's GO
+    NOTE_WAIT = "note-wait"  # released by GO; awaiting the leader's result to steer by
+    DIVERGED = "diverged"  # reported a difference; awaiting the leader's verdict
+    DONE = "done"  # the leader agreed to the end
 
 
 _F = FollowerState
 #: Every move of a follower's monitor. A skipped call goes back to RUNNING
 #: from wherever the leader's entry found it, RUNNING included (the entry
 #: was already there when the call was entered).
-FOLLOWER_TRANSITIONS = install({
-    _F.RUNNING: (_F.RUNNING, _F.EXECUTING, _F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
-    _F.EXECUTING: (_F.RUNNING, _F.FINISH_WAIT),
-    _F.ENTRY_WAIT: (_F.RUNNING, _F.EXECUTING, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
-    _F.SYNC_WAIT: (_F.RUNNING, _F.EXECUTING, _F.NOTE_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
-    _F.NOTE_WAIT: (_F.EXECUTING, _F.FINISH_WAIT),
-    _F.FINISH_WAIT: (_F.DONE,),
-    _F.DIVERGED: (_F.FINISH_WAIT,),
-    _F.DONE: (),
-})
+FOLLOWER_TRANSITIONS = install(
+    {
+        _F.RUNNING: (_F.RUNNING, _F.EXECUTING, _F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
+        _F.EXECUTING: (_F.RUNNING, _F.FINISH_WAIT),
+        _F.ENTRY_WAIT: (_F.RUNNING, _F.EXECUTING, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
+        _F.SYNC_WAIT: (_F.RUNNING, _F.EXECUTING, _F.NOTE_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
+        _F.NOTE_WAIT: (_F.EXECUTING, _F.FINISH_WAIT),
+        _F.FINISH_WAIT: (_F.DONE,),
+        _F.DIVERGED: (_F.FINISH_WAIT,),
+        _F.DONE: (),
+    }
+)

@@ -67,8 +67,20 @@ class StructLayout:
 
 # ctype -> (format char, size) on LP64; i386 differs for the word types.
 _SCALARS_64 = {
-    "u8": "B", "s8": "b", "u16": "H", "s16": "h", "u32": "I", "s32": "i", "u64": "Q", "s64": "q",
-    "long": "q", "ulong": "Q", "ptr": "Q", "handler": "Q", "rlim": "Q", "ptr64": "Q",
+    "u8": "B",
+    "s8": "b",
+    "u16": "H",
+    "s16": "h",
+    "u32": "I",
+    "s32": "i",
+    "u64": "Q",
+    "s64": "q",
+    "long": "q",
+    "ulong": "Q",
+    "ptr": "Q",
+    "handler": "Q",
+    "rlim": "Q",
+    "ptr64": "Q",
 }
 _SCALARS_32 = {**_SCALARS_64, "long": "i", "ulong": "I", "ptr": "I", "handler": "I", "rlim": "I"}
 _POINTERS = frozenset({"ptr", "ptr64"})
@@ -77,10 +89,29 @@ RLIM_INFINITY = (1 << 64) - 1
 _Decl = tuple[str, ...]  # (name, ctype) or (name, ctype, mirrored field)
 
 _TIMES = [("tv_sec", "long"), ("tv_nsec", "long")]
-_RUSAGE = [(f"ru_{name}", "long") for name in (
-    "utime_sec", "utime_usec", "stime_sec", "stime_usec", "maxrss", "ixrss", "idrss", "isrss",
-    "minflt", "majflt", "nswap", "inblock", "oublock", "msgsnd", "msgrcv", "nsignals", "nvcsw",
-    "nivcsw")]
+_RUSAGE = [
+    (f"ru_{name}", "long")
+    for name in (
+        "utime_sec",
+        "utime_usec",
+        "stime_sec",
+        "stime_usec",
+        "maxrss",
+        "ixrss",
+        "idrss",
+        "isrss",
+        "minflt",
+        "majflt",
+        "nswap",
+        "inblock",
+        "oublock",
+        "msgsnd",
+        "msgrcv",
+        "nsignals",
+        "nvcsw",
+        "nivcsw",
+    )
+]
 _STATX_TS = ("sec", "s64"), ("nsec", "u32"), ("__reserved", "s32")
 
 #: struct name -> {arch or "*": [field declarations]}; "*" serves every arch.
@@ -88,95 +119,223 @@ _DECLS: dict[str, dict[Any, Sequence[_Decl]]] = {
     "stat": {
         # arch/x86/include/uapi/asm/stat.h (x86-64 struct stat)
         Arch.X86_64: [
-            ("st_dev", "ulong"), ("st_ino", "ulong"), ("st_nlink", "ulong"), ("st_mode", "u32"),
-            ("st_uid", "u32"), ("st_gid", "u32"), ("__pad0", "u32"), ("st_rdev", "ulong"),
-            ("st_size", "long"), ("st_blksize", "long"), ("st_blocks", "long"),
-            ("st_atime", "long"), ("st_atime_nsec", "ulong"), ("st_mtime", "long"),
-            ("st_mtime_nsec", "ulong"), ("st_ctime", "long"), ("st_ctime_nsec", "ulong"),
+            ("st_dev", "ulong"),
+            ("st_ino", "ulong"),
+            ("st_nlink", "ulong"),
+            ("st_mode", "u32"),
+            ("st_uid", "u32"),
+            ("st_gid", "u32"),
+            ("__pad0", "u32"),
+            ("st_rdev", "ulong"),
+            ("st_size", "long"),
+            ("st_blksize", "long"),
+            ("st_blocks", "long"),
+            ("st_atime", "long"),
+            ("st_atime_nsec", "ulong"),
+            ("st_mtime", "long"),
+            ("st_mtime_nsec", "ulong"),
+            ("st_ctime", "long"),
+            ("st_ctime_nsec", "ulong"),
             ("__unused", "bytes[24]"),
         ],
         # i386 struct stat64 (what fstat64/stat64/lstat64/fstatat64 write)
         Arch.I386: [
-            ("st_dev", "u64"), ("__pad0", "bytes[4]"), ("__st_ino", "u32", "st_ino"),
-            ("st_mode", "u32"), ("st_nlink", "u32"), ("st_uid", "u32"), ("st_gid", "u32"),
-            ("st_rdev", "u64"), ("__pad3", "bytes[4]"), ("st_size", "s64"), ("st_blksize", "u32"),
-            ("st_blocks", "u64"), ("st_atime", "s32"), ("st_atime_nsec", "u32"),
-            ("st_mtime", "s32"), ("st_mtime_nsec", "u32"), ("st_ctime", "s32"),
-            ("st_ctime_nsec", "u32"), ("st_ino", "u64"),
+            ("st_dev", "u64"),
+            ("__pad0", "bytes[4]"),
+            ("__st_ino", "u32", "st_ino"),
+            ("st_mode", "u32"),
+            ("st_nlink", "u32"),
+            ("st_uid", "u32"),
+            ("st_gid", "u32"),
+            ("st_rdev", "u64"),
+            ("__pad3", "bytes[4]"),
+            ("st_size", "s64"),
+            ("st_blksize", "u32"),
+            ("st_blocks", "u64"),
+            ("st_atime", "s32"),
+            ("st_atime_nsec", "u32"),
+            ("st_mtime", "s32"),
+            ("st_mtime_nsec", "u32"),
+            ("st_ctime", "s32"),
+            ("st_ctime_nsec", "u32"),
+            ("st_ino", "u64"),
         ],
         # include/uapi/asm-generic/stat.h (aarch64 struct stat)
         Arch.AARCH64: [
-            ("st_dev", "ulong"), ("st_ino", "ulong"), ("st_mode", "u32"), ("st_nlink", "u32"),
-            ("st_uid", "u32"), ("st_gid", "u32"), ("st_rdev", "ulong"), ("__pad1", "ulong"),
-            ("st_size", "long"), ("st_blksize", "s32"), ("__pad2", "s32"), ("st_blocks", "long"),
-            ("st_atime", "long"), ("st_atime_nsec", "ulong"), ("st_mtime", "long"),
-            ("st_mtime_nsec", "ulong"), ("st_ctime", "long"), ("st_ctime_nsec", "ulong"),
-            ("__unused4", "u32"), ("__unused5", "u32"),
+            ("st_dev", "ulong"),
+            ("st_ino", "ulong"),
+            ("st_mode", "u32"),
+            ("st_nlink", "u32"),
+            ("st_uid", "u32"),
+            ("st_gid", "u32"),
+            ("st_rdev", "ulong"),
+            ("__pad1", "ulong"),
+            ("st_size", "long"),
+            ("st_blksize", "s32"),
+            ("__pad2", "s32"),
+            ("st_blocks", "long"),
+            ("st_atime", "long"),
+            ("st_atime_nsec", "ulong"),
+            ("st_mtime", "long"),
+            ("st_mtime_nsec", "ulong"),
+            ("st_ctime", "long"),
+            ("st_ctime_nsec", "ulong"),
+            ("__unused4", "u32"),
+            ("__unused5", "u32"),
         ],
     },
     # i386 struct stat: what the 32-bit stat/fstat/lstat (106-108) write
-    "stat32": {Arch.I386: [
-        ("st_dev", "u32"), ("st_ino", "u32"), ("st_mode", "u16"), ("st_nlink", "u16"),
-        ("st_uid", "u16"), ("st_gid", "u16"), ("st_rdev", "u32"), ("st_size", "u32"),
-        ("st_blksize", "u32"), ("st_blocks", "u32"), ("st_atime", "s32"), ("st_atime_nsec", "u32"),
-        ("st_mtime", "s32"), ("st_mtime_nsec", "u32"), ("st_ctime", "s32"), ("st_ctime_nsec", "u32"),
-        ("__unused4", "u32"), ("__unused5", "u32"),
-    ]},
-    "statx": {"*": [
-        ("stx_mask", "u32"), ("stx_blksize", "u32"), ("stx_attributes", "u64"), ("stx_nlink", "u32"),
-        ("stx_uid", "u32"), ("stx_gid", "u32"), ("stx_mode", "u16"), ("__spare0", "u16"),
-        ("stx_ino", "u64"), ("stx_size", "u64"), ("stx_blocks", "u64"),
-        ("stx_attributes_mask", "u64"),
-        *[(f"stx_{ts}_{part}" if not part.startswith("__") else f"__{ts}{part}", ctype)
-          for ts in ("atime", "btime", "ctime", "mtime") for part, ctype in _STATX_TS],
-        ("stx_rdev_major", "u32"), ("stx_rdev_minor", "u32"), ("stx_dev_major", "u32"),
-        ("stx_dev_minor", "u32"), ("stx_mnt_id", "u64"), ("stx_dio_mem_align", "u32"),
-        ("stx_dio_offset_align", "u32"), ("stx_spare", "bytes[96]"),
-    ]},
+    "stat32": {
+        Arch.I386: [
+            ("st_dev", "u32"),
+            ("st_ino", "u32"),
+            ("st_mode", "u16"),
+            ("st_nlink", "u16"),
+            ("st_uid", "u16"),
+            ("st_gid", "u16"),
+            ("st_rdev", "u32"),
+            ("st_size", "u32"),
+            ("st_blksize", "u32"),
+            ("st_blocks", "u32"),
+            ("st_atime", "s32"),
+            ("st_atime_nsec", "u32"),
+            ("st_mtime", "s32"),
+            ("st_mtime_nsec", "u32"),
+            ("st_ctime", "s32"),
+            ("st_ctime_nsec", "u32"),
+            ("__unused4", "u32"),
+            ("__unused5", "u32"),
+        ]
+    },
+    "statx": {
+        "*": [
+            ("stx_mask", "u32"),
+            ("stx_blksize", "u32"),
+            ("stx_attributes", "u64"),
+            ("stx_nlink", "u32"),
+            ("stx_uid", "u32"),
+            ("stx_gid", "u32"),
+            ("stx_mode", "u16"),
+            ("__spare0", "u16"),
+            ("stx_ino", "u64"),
+            ("stx_size", "u64"),
+            ("stx_blocks", "u64"),
+            ("stx_attributes_mask", "u64"),
+            *[
+                (f"stx_{ts}_{part}" if not part.startswith("__") else f"__{ts}{part}", ctype)
+                for ts in ("atime", "btime", "ctime", "mtime")
+                for part, ctype in _STATX_TS
+            ],
+            ("stx_rdev_major", "u32"),
+            ("stx_rdev_minor", "u32"),
+            ("stx_dev_major", "u32"),
+            ("stx_dev_minor", "u32"),
+            ("stx_mnt_id", "u64"),
+            ("stx_dio_mem_align", "u32"),
+            ("stx_dio_offset_align", "u32"),
+            ("stx_spare", "bytes[96]"),
+        ]
+    },
     # asm-generic/statfs.h: __statfs_word is the word (u32 on i386)
     "statfs": {
-        arch: [("f_type", "long"), ("f_bsize", "long"), ("f_blocks", "long"), ("f_bfree", "long"),
-               ("f_bavail", "long"), ("f_files", "long"), ("f_ffree", "long"), ("f_fsid0", "s32"),
-               ("f_fsid1", "s32"), ("f_namelen", "long"), ("f_frsize", "long"), ("f_flags", "long"),
-               ("f_spare", f"bytes[{4 * arch.word_size}]")]
+        arch: [
+            ("f_type", "long"),
+            ("f_bsize", "long"),
+            ("f_blocks", "long"),
+            ("f_bfree", "long"),
+            ("f_bavail", "long"),
+            ("f_files", "long"),
+            ("f_ffree", "long"),
+            ("f_fsid0", "s32"),
+            ("f_fsid1", "s32"),
+            ("f_namelen", "long"),
+            ("f_frsize", "long"),
+            ("f_flags", "long"),
+            ("f_spare", f"bytes[{4 * arch.word_size}]"),
+        ]
         for arch in Arch
     },
-    "statfs64": {Arch.I386: [
-        ("f_type", "u32"), ("f_bsize", "u32"), ("f_blocks", "u64"), ("f_bfree", "u64"),
-        ("f_bavail", "u64"), ("f_files", "u64"), ("f_ffree", "u64"), ("f_fsid0", "s32"),
-        ("f_fsid1", "s32"), ("f_namelen", "u32"), ("f_frsize", "u32"), ("f_flags", "u32"),
-        ("f_spare", "bytes[16]"),
-    ]},
-    "timespec": {"*": _TIMES},            # struct timespec / __kernel_old_timespec
+    "statfs64": {
+        Arch.I386: [
+            ("f_type", "u32"),
+            ("f_bsize", "u32"),
+            ("f_blocks", "u64"),
+            ("f_bfree", "u64"),
+            ("f_bavail", "u64"),
+            ("f_files", "u64"),
+            ("f_ffree", "u64"),
+            ("f_fsid0", "s32"),
+            ("f_fsid1", "s32"),
+            ("f_namelen", "u32"),
+            ("f_frsize", "u32"),
+            ("f_flags", "u32"),
+            ("f_spare", "bytes[16]"),
+        ]
+    },
+    "timespec": {"*": _TIMES},  # struct timespec / __kernel_old_timespec
     "timespec64": {"*": [("tv_sec", "s64"), ("tv_nsec", "s64")]},  # __kernel_timespec
-    "timespec_pair": {"*": [("atime_sec", "long"), ("atime_nsec", "long"),
-                            ("mtime_sec", "long"), ("mtime_nsec", "long")]},
-    "timespec64_pair": {"*": [("atime_sec", "s64"), ("atime_nsec", "s64"),
-                              ("mtime_sec", "s64"), ("mtime_nsec", "s64")]},
+    "timespec_pair": {
+        "*": [("atime_sec", "long"), ("atime_nsec", "long"), ("mtime_sec", "long"), ("mtime_nsec", "long")]
+    },
+    "timespec64_pair": {
+        "*": [("atime_sec", "s64"), ("atime_nsec", "s64"), ("mtime_sec", "s64"), ("mtime_nsec", "s64")]
+    },
     "timeval": {"*": [("tv_sec", "long"), ("tv_usec", "long")]},
-    "timeval_pair": {"*": [("atime_sec", "long"), ("atime_usec", "long"),
-                           ("mtime_sec", "long"), ("mtime_usec", "long")]},
+    "timeval_pair": {
+        "*": [("atime_sec", "long"), ("atime_usec", "long"), ("mtime_sec", "long"), ("mtime_usec", "long")]
+    },
     "timezone": {"*": [("tz_minuteswest", "s32"), ("tz_dsttime", "s32")]},
-    "itimerspec": {"*": [("it_interval_sec", "long"), ("it_interval_nsec", "long"),
-                         ("it_value_sec", "long"), ("it_value_nsec", "long")]},
-    "itimerspec64": {"*": [("it_interval_sec", "s64"), ("it_interval_nsec", "s64"),
-                           ("it_value_sec", "s64"), ("it_value_nsec", "s64")]},
-    "itimerval": {"*": [("it_interval_sec", "long"), ("it_interval_usec", "long"),
-                        ("it_value_sec", "long"), ("it_value_usec", "long")]},
+    "itimerspec": {
+        "*": [
+            ("it_interval_sec", "long"),
+            ("it_interval_nsec", "long"),
+            ("it_value_sec", "long"),
+            ("it_value_nsec", "long"),
+        ]
+    },
+    "itimerspec64": {
+        "*": [
+            ("it_interval_sec", "s64"),
+            ("it_interval_nsec", "s64"),
+            ("it_value_sec", "s64"),
+            ("it_value_nsec", "s64"),
+        ]
+    },
+    "itimerval": {
+        "*": [
+            ("it_interval_sec", "long"),
+            ("it_interval_usec", "long"),
+            ("it_value_sec", "long"),
+            ("it_value_usec", "long"),
+        ]
+    },
     "utimbuf": {"*": [("actime", "long"), ("modtime", "long")]},
     "rusage": {"*": _RUSAGE},
-    "tms": {"*": [("tms_utime", "long"), ("tms_stime", "long"), ("tms_cutime", "long"),
-                  ("tms_cstime", "long")]},
+    "tms": {"*": [("tms_utime", "long"), ("tms_stime", "long"), ("tms_cutime", "long"), ("tms_cstime", "long")]},
     "rlimit": {"*": [("rlim_cur", "rlim"), ("rlim_max", "rlim")]},
     "rlimit64": {"*": [("rlim_cur", "u64"), ("rlim_max", "u64")]},
-    "utsname": {"*": [(name, "char[65]") for name in (
-        "sysname", "nodename", "release", "version", "machine", "domainname")]},
+    "utsname": {
+        "*": [(name, "char[65]") for name in ("sysname", "nodename", "release", "version", "machine", "domainname")]
+    },
     "sysinfo": {
-        arch: [("uptime", "long"), ("loads0", "ulong"), ("loads1", "ulong"), ("loads2", "ulong"),
-               ("totalram", "ulong"), ("freeram", "ulong"), ("sharedram", "ulong"),
-               ("bufferram", "ulong"), ("totalswap", "ulong"), ("freeswap", "ulong"),
-               ("procs", "u16"), ("__pad", "u16"), ("totalhigh", "ulong"), ("freehigh", "ulong"),
-               ("mem_unit", "u32")] + ([("__f", "bytes[8]")] if arch is Arch.I386 else [])
+        arch: [
+            ("uptime", "long"),
+            ("loads0", "ulong"),
+            ("loads1", "ulong"),
+            ("loads2", "ulong"),
+            ("totalram", "ulong"),
+            ("freeram", "ulong"),
+            ("sharedram", "ulong"),
+            ("bufferram", "ulong"),
+            ("totalswap", "ulong"),
+            ("freeswap", "ulong"),
+            ("procs", "u16"),
+            ("__pad", "u16"),
+            ("totalhigh", "ulong"),
+            ("freehigh", "ulong"),
+            ("mem_unit", "u32"),
+        ]
+        + ([("__f", "bytes[8]")] if arch is Arch.I386 else [])
         for arch in Arch
     },
     "fd_pair": {"*": [("fd0", "s32"), ("fd1", "s32")]},
@@ -189,22 +348,40 @@ _DECLS: dict[str, dict[Any, Sequence[_Decl]]] = {
     "gid16": {Arch.I386: [("value", "u16")]},
     "sigset": {"*": [("sig", "u64")]},
     # the kernel's struct sigaction for rt_sigaction (compat_sigaction on i386)
-    "sigaction": {"*": [("sa_handler", "handler"), ("sa_flags", "ulong"), ("sa_restorer", "ptr"),
-                        ("sa_mask", "u64")]},
+    "sigaction": {"*": [("sa_handler", "handler"), ("sa_flags", "ulong"), ("sa_restorer", "ptr"), ("sa_mask", "u64")]},
     "stack_t": {"*": [("ss_sp", "ptr"), ("ss_flags", "s32"), ("ss_size", "ulong")]},
     "siginfo": {"*": [("data", "bytes[128]")]},
     "pollfd": {"*": [("fd", "s32"), ("events", "s16"), ("revents", "s16")]},
     # EPOLL_PACKED on x86-64 only: 12 bytes on both x86 ABIs, 16 on aarch64.
     "epoll_event": {"*": [("events", "u32"), ("data", "ptr64")]},
     "iovec": {"*": [("iov_base", "ptr"), ("iov_len", "ulong")]},
-    "msghdr": {"*": [("msg_name", "ptr"), ("msg_namelen", "u32"), ("msg_iov", "ptr"),
-                     ("msg_iovlen", "ulong"), ("msg_control", "ptr"), ("msg_controllen", "ulong"),
-                     ("msg_flags", "s32")]},
+    "msghdr": {
+        "*": [
+            ("msg_name", "ptr"),
+            ("msg_namelen", "u32"),
+            ("msg_iov", "ptr"),
+            ("msg_iovlen", "ulong"),
+            ("msg_control", "ptr"),
+            ("msg_controllen", "ulong"),
+            ("msg_flags", "s32"),
+        ]
+    },
     "open_how": {"*": [("flags", "u64"), ("mode", "u64"), ("resolve", "u64")]},
-    "clone_args": {"*": [("flags", "u64"), ("pidfd", "ptr64"), ("child_tid", "ptr64"),
-                         ("parent_tid", "ptr64"), ("exit_signal", "u64"), ("stack", "ptr64"),
-                         ("stack_size", "u64"), ("tls", "ptr64"), ("set_tid", "ptr64"),
-                         ("set_tid_size", "u64"), ("cgroup", "u64")]},
+    "clone_args": {
+        "*": [
+            ("flags", "u64"),
+            ("pidfd", "ptr64"),
+            ("child_tid", "ptr64"),
+            ("parent_tid", "ptr64"),
+            ("exit_signal", "u64"),
+            ("stack", "ptr64"),
+            ("stack_size", "u64"),
+            ("tls", "ptr64"),
+            ("set_tid", "ptr64"),
+            ("set_tid_size", "u64"),
+            ("cgroup", "u64"),
+        ]
+    },
 }
 #: (struct, arch) laid out packed, as the kernel declares them.
 _PACKED = frozenset({("epoll_event", Arch.X86_64)})
@@ -219,7 +396,7 @@ def _lay_out(name: str, arch: Arch, decls: Sequence[_Decl]) -> StructLayout:
     for decl in decls:
         fname, ctype = decl[0], decl[1]
         if ctype.endswith("]"):
-            size, align, code = int(ctype[ctype.index("[") + 1:-1]), 1, None
+            size, align, code = int(ctype[ctype.index("[") + 1 : -1]), 1, None
         else:
             code = scalars[ctype]
             size = _struct.calcsize(code)
@@ -304,8 +481,9 @@ def encode(struct: str, arch: Arch, fields: dict[str, Any]) -> bytes:
     missing = [k for k in lay.keys if k not in fields]
     extra = [k for k in fields if k not in lay.keys]
     if missing or extra:
-        what = "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
-                         + ([f"unknown {', '.join(extra)}"] if extra else []))
+        what = "; ".join(
+            ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])
+        )
         raise StructError(f"{struct} on {lay.arch.value}: {what}")
     values = []
     for f in lay.fields:
@@ -326,10 +504,9 @@ def encode(struct: str, arch: Arch, fields: dict[str, Any]) -> bytes:
 
 
 def _fit_bytes(lay: StructLayout, f: Field, value: bytes) -> bytes:
-    if len(value) > f.size and value[f.size:].strip(b"\0"):
-        raise StructError(f"{lay.name}.{f.name} on {lay.arch.value} holds {f.size} bytes, "
-                          f"got {len(value)}")
-    return value[:f.size]
+    if len(value) > f.size and value[f.size :].strip(b"\0"):
+        raise StructError(f"{lay.name}.{f.name} on {lay.arch.value} holds {f.size} bytes, got {len(value)}")
+    return value[: f.size]
 
 
 def _overflow(lay: StructLayout, values: list[Any]) -> str:
@@ -340,13 +517,13 @@ def _overflow(lay: StructLayout, values: list[Any]) -> str:
         signed = f.ctype.startswith("s") or f.ctype == "long"
         low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
         if not isinstance(value, int) or not low <= value <= high:
-            return (f"{lay.name}.{f.name}={value!r} does not fit {f.ctype} "
-                    f"({bits}-bit) on {lay.arch.value}")
+            return f"{lay.name}.{f.name}={value!r} does not fit {f.ctype} ({bits}-bit) on {lay.arch.value}"
     return f"{lay.name} on {lay.arch.value}: values do not fit the layout"
 
 
-def convert(struct: str, from_arch: Arch, to_arch: Arch, data: bytes,
-            to_struct: str | None = None, bits: int | None = None) -> bytes:
+def convert(
+    struct: str, from_arch: Arch, to_arch: Arch, data: bytes, to_struct: str | None = None, bits: int | None = None
+) -> bytes:
     """Re-lay ``data`` -- one ``struct`` or an array of them -- from one ABI to another.
 
     ``to_struct`` names the target struct when it differs but has the same
@@ -365,10 +542,12 @@ def convert(struct: str, from_arch: Arch, to_arch: Arch, data: bytes,
         return bytes(data)
     step = layout(struct, from_arch).size
     if len(data) % step:
-        raise StructError(f"{len(data)} bytes are not a whole number of {struct} "
-                          f"({step} bytes on {Arch(from_arch).value})")
-    return b"".join(encode(target, to_arch, decode(struct, from_arch, data[i:i + step]))
-                    for i in range(0, len(data), step))
+        raise StructError(
+            f"{len(data)} bytes are not a whole number of {struct} ({step} bytes on {Arch(from_arch).value})"
+        )
+    return b"".join(
+        encode(target, to_arch, decode(struct, from_arch, data[i : i + step])) for i in range(0, len(data), step)
+    )
 
 
 #: ``utimensat``'s special nanoseconds: set this time to now, or leave it.
@@ -395,13 +574,14 @@ def canonical_bytes(struct: str, arch: Arch, data: bytes) -> bytes:
         return convert(struct, arch, Arch.X86_64, data)
     lay = layout(struct, arch)
     if len(data) % lay.size:
-        raise StructError(f"{len(data)} bytes are not a whole number of {struct} "
-                          f"({lay.size} bytes on {lay.arch.value})")
+        raise StructError(
+            f"{len(data)} bytes are not a whole number of {struct} ({lay.size} bytes on {lay.arch.value})"
+        )
     pointers = [f.name for f in lay.fields if f.ctype in _POINTERS]
     handlers = [f.name for f in lay.fields if f.ctype == "handler"]
     out = []
     for i in range(0, len(data), lay.size):
-        fields = decode(struct, arch, data[i:i + lay.size])
+        fields = decode(struct, arch, data[i : i + lay.size])
         for name in pointers:
             fields[name] = 1 if fields[name] else 0
         for name in handlers:
@@ -427,7 +607,7 @@ def dirents_canonical(call: str, arch: Arch, data: bytes) -> bytes:
     out = bytearray(data)
     at = 0
     while at + name_at <= len(data):
-        reclen = int.from_bytes(data[at + 2 * word: at + 2 * word + 2], "little")
+        reclen = int.from_bytes(data[at + 2 * word : at + 2 * word + 2], "little")
         end = at + reclen
         if reclen <= name_at or end > len(data):
             return bytes(data)
@@ -435,7 +615,7 @@ def dirents_canonical(call: str, arch: Arch, data: bytes) -> bytes:
         if nul < 0:
             return bytes(data)
         pad_end = end - 1 if keep_last else end
-        out[nul + 1:pad_end] = bytes(max(0, pad_end - nul - 1))
+        out[nul + 1 : pad_end] = bytes(max(0, pad_end - nul - 1))
         at = end
     return bytes(out) if at == len(data) else bytes(data)
 
@@ -444,8 +624,7 @@ def iovecs(arch: Arch, data: bytes) -> list[tuple[int, int]]:
     """``(base, length)`` of each iovec in an iovec array read from a tracee."""
     lay = layout("iovec", arch)
     if len(data) % lay.size:
-        raise StructError(f"{len(data)} bytes are not a whole number of iovec "
-                          f"({lay.size} bytes on {lay.arch.value})")
+        raise StructError(f"{len(data)} bytes are not a whole number of iovec ({lay.size} bytes on {lay.arch.value})")
     return [(base, length) for base, length in lay.packer.iter_unpack(data)]
 
 
@@ -468,13 +647,21 @@ def stat_from_statx(stx: dict[str, Any]) -> dict[str, Any]:
     """The canonical ``stat`` dict that a statx result describes."""
     return {
         "st_dev": _dev_encode(stx["stx_dev_major"], stx["stx_dev_minor"]),
-        "st_ino": stx["stx_ino"], "st_nlink": stx["stx_nlink"], "st_mode": stx["stx_mode"],
-        "st_uid": stx["stx_uid"], "st_gid": stx["stx_gid"],
+        "st_ino": stx["stx_ino"],
+        "st_nlink": stx["stx_nlink"],
+        "st_mode": stx["stx_mode"],
+        "st_uid": stx["stx_uid"],
+        "st_gid": stx["stx_gid"],
         "st_rdev": _dev_encode(stx["stx_rdev_major"], stx["stx_rdev_minor"]),
-        "st_size": stx["stx_size"], "st_blksize": stx["stx_blksize"], "st_blocks": stx["stx_blocks"],
-        "st_atime": stx["stx_atime_sec"], "st_atime_nsec": stx["stx_atime_nsec"],
-        "st_mtime": stx["stx_mtime_sec"], "st_mtime_nsec": stx["stx_mtime_nsec"],
-        "st_ctime": stx["stx_ctime_sec"], "st_ctime_nsec": stx["stx_ctime_nsec"],
+        "st_size": stx["stx_size"],
+        "st_blksize": stx["stx_blksize"],
+        "st_blocks": stx["stx_blocks"],
+        "st_atime": stx["stx_atime_sec"],
+        "st_atime_nsec": stx["stx_atime_nsec"],
+        "st_mtime": stx["stx_mtime_sec"],
+        "st_mtime_nsec": stx["stx_mtime_nsec"],
+        "st_ctime": stx["stx_ctime_sec"],
+        "st_ctime_nsec": stx["stx_ctime_nsec"],
     }
 
 
@@ -483,13 +670,25 @@ def statx_from_stat(st: dict[str, Any]) -> dict[str, Any]:
     dev_major, dev_minor = _dev_decode(st["st_dev"])
     rdev_major, rdev_minor = _dev_decode(st["st_rdev"])
     out = {
-        "stx_mask": STATX_BASIC_STATS, "stx_blksize": st["st_blksize"], "stx_attributes": 0,
-        "stx_nlink": st["st_nlink"], "stx_uid": st["st_uid"], "stx_gid": st["st_gid"],
-        "stx_mode": st["st_mode"], "stx_ino": st["st_ino"], "stx_size": st["st_size"],
-        "stx_blocks": st["st_blocks"], "stx_attributes_mask": 0,
-        "stx_rdev_major": rdev_major, "stx_rdev_minor": rdev_minor,
-        "stx_dev_major": dev_major, "stx_dev_minor": dev_minor, "stx_mnt_id": 0,
-        "stx_dio_mem_align": 0, "stx_dio_offset_align": 0, "stx_spare": b"",
+        "stx_mask": STATX_BASIC_STATS,
+        "stx_blksize": st["st_blksize"],
+        "stx_attributes": 0,
+        "stx_nlink": st["st_nlink"],
+        "stx_uid": st["st_uid"],
+        "stx_gid": st["st_gid"],
+        "stx_mode": st["st_mode"],
+        "stx_ino": st["st_ino"],
+        "stx_size": st["st_size"],
+        "stx_blocks": st["st_blocks"],
+        "stx_attributes_mask": 0,
+        "stx_rdev_major": rdev_major,
+        "stx_rdev_minor": rdev_minor,
+        "stx_dev_major": dev_major,
+        "stx_dev_minor": dev_minor,
+        "stx_mnt_id": 0,
+        "stx_dio_mem_align": 0,
+        "stx_dio_offset_align": 0,
+        "stx_spare": b"",
     }
     for ts in ("atime", "mtime", "ctime"):
         out[f"stx_{ts}_sec"], out[f"stx_{ts}_nsec"] = st[f"st_{ts}"], st[f"st_{ts}_nsec"]

@@ -90,29 +90,29 @@ class ArgKind(str, Enum):
     ==========  ===============================================================
     """
 
-    FD = "fd"              # a descriptor number
-    IN_BUF = "in_buf"      # memory the call reads; ``size_arg`` / ``struct`` give its length
-    OUT_BUF = "out_buf"    # memory the call writes; ``size_arg`` / ``struct`` give its length
+    FD = "fd"  # a descriptor number
+    IN_BUF = "in_buf"  # memory the call reads; ``size_arg`` / ``struct`` give its length
+    OUT_BUF = "out_buf"  # memory the call writes; ``size_arg`` / ``struct`` give its length
     INOUT_BUF = "inout_buf"  # memory the call reads and writes back (poll fds, select sets)
-    PATH = "path"          # a NUL-terminated path string
-    STR = "str"            # a NUL-terminated string that is not a path (names, fs types)
+    PATH = "path"  # a NUL-terminated path string
+    STR = "str"  # a NUL-terminated string that is not a path (names, fs types)
     STR_ARRAY = "str_array"  # a NULL-terminated array of string pointers (argv, envp)
-    IN_IOVEC = "in_iovec"    # an iovec array the call reads; ``size_arg`` counts entries
+    IN_IOVEC = "in_iovec"  # an iovec array the call reads; ``size_arg`` counts entries
     OUT_IOVEC = "out_iovec"  # an iovec array the call fills; ``size_arg`` counts entries
-    IN_MSGHDR = "in_msghdr"    # a struct msghdr the call reads (sendmsg)
+    IN_MSGHDR = "in_msghdr"  # a struct msghdr the call reads (sendmsg)
     OUT_MSGHDR = "out_msghdr"  # a struct msghdr the call fills (recvmsg)
-    FLAGS = "flags"        # a flag word; ``flags`` names its family
-    INT = "int"            # a plain integer (lengths, modes, offsets, pids)
-    PTR = "ptr"            # an address; never compared by value
-    SIZEOF = "sizeof"      # sizeof an ABI structure (robust list head); never compared
+    FLAGS = "flags"  # a flag word; ``flags`` names its family
+    INT = "int"  # a plain integer (lengths, modes, offsets, pids)
+    PTR = "ptr"  # an address; never compared by value
+    SIZEOF = "sizeof"  # sizeof an ABI structure (robust list head); never compared
 
 
 class RetKind(str, Enum):
     """What a call returns on success."""
 
-    INT = "int"    # a status or count
-    FD = "fd"      # a new descriptor
-    PTR = "ptr"    # an address (mmap, brk)
+    INT = "int"  # a status or count
+    FD = "fd"  # a new descriptor
+    PTR = "ptr"  # an address (mmap, brk)
     NONE = "none"  # never returns (exit, exit_group)
 
 
@@ -215,8 +215,9 @@ def _in(name: str, size: int | None = None, struct: str | None = None, *, in_mem
     return Arg(name, K.IN_BUF, size_arg=size, struct=struct, size_in_mem=in_mem)
 
 
-def _out(name: str, size: int | None = None, struct: str | None = None, *,
-         ret: bool = False, in_mem: bool = False) -> Arg:
+def _out(
+    name: str, size: int | None = None, struct: str | None = None, *, ret: bool = False, in_mem: bool = False
+) -> Arg:
     return Arg(name, K.OUT_BUF, size_arg=size, struct=struct, ret_len=ret, size_in_mem=in_mem)
 
 
@@ -248,13 +249,18 @@ _def("pread64", R.INT, _fd(), _out("buf", 2, ret=True), _int("count"), _int("off
 _def("pwrite64", R.INT, _fd(), _in("buf", 2), _int("count"), _int("offset"))
 _def("readv", R.INT, _fd(), Arg("iov", K.OUT_IOVEC, size_arg=2, ret_len=True), _int("iovcnt"))
 _def("writev", R.INT, _fd(), Arg("iov", K.IN_IOVEC, size_arg=2), _int("iovcnt"))
-_def("preadv", R.INT, _fd(), Arg("iov", K.OUT_IOVEC, size_arg=2, ret_len=True), _int("iovcnt"),
-     _int("offset"))
+_def("preadv", R.INT, _fd(), Arg("iov", K.OUT_IOVEC, size_arg=2, ret_len=True), _int("iovcnt"), _int("offset"))
 _def("pwritev", R.INT, _fd(), Arg("iov", K.IN_IOVEC, size_arg=2), _int("iovcnt"), _int("offset"))
-_def("preadv2", R.INT, _fd(), Arg("iov", K.OUT_IOVEC, size_arg=2, ret_len=True), _int("iovcnt"),
-     _int("offset"), _int("flags"))
-_def("pwritev2", R.INT, _fd(), Arg("iov", K.IN_IOVEC, size_arg=2), _int("iovcnt"), _int("offset"),
-     _int("flags"))
+_def(
+    "preadv2",
+    R.INT,
+    _fd(),
+    Arg("iov", K.OUT_IOVEC, size_arg=2, ret_len=True),
+    _int("iovcnt"),
+    _int("offset"),
+    _int("flags"),
+)
+_def("pwritev2", R.INT, _fd(), Arg("iov", K.IN_IOVEC, size_arg=2), _int("iovcnt"), _int("offset"), _int("flags"))
 _def("open", R.FD, _path(), _flags("flags", _OPEN), _int("mode"))
 _def("openat", R.FD, _AT_FDCWD_FD, _path(), _flags("flags", _OPEN), _int("mode"))
 _def("openat2", R.FD, _AT_FDCWD_FD, _path(), _in("how", 3), _int("size"))
@@ -280,10 +286,26 @@ _def("fadvise64", R.INT, _fd(), _int("offset"), _int("len"), _int("advice"))
 _def("readahead", R.INT, _fd(), _int("offset"), _int("count"))
 _def("sync_file_range", R.INT, _fd(), _int("offset"), _int("nbytes"), _int("flags"))
 _def("sendfile", R.INT, _fd("out_fd"), _fd("in_fd"), _inout("offset", struct="loff_t"), _int("count"))
-_def("copy_file_range", R.INT, _fd("fd_in"), _inout("off_in", struct="loff_t"), _fd("fd_out"),
-     _inout("off_out", struct="loff_t"), _int("len"), _int("flags"))
-_def("splice", R.INT, _fd("fd_in"), _inout("off_in", struct="loff_t"), _fd("fd_out"),
-     _inout("off_out", struct="loff_t"), _int("len"), _int("flags"))
+_def(
+    "copy_file_range",
+    R.INT,
+    _fd("fd_in"),
+    _inout("off_in", struct="loff_t"),
+    _fd("fd_out"),
+    _inout("off_out", struct="loff_t"),
+    _int("len"),
+    _int("flags"),
+)
+_def(
+    "splice",
+    R.INT,
+    _fd("fd_in"),
+    _inout("off_in", struct="loff_t"),
+    _fd("fd_out"),
+    _inout("off_out", struct="loff_t"),
+    _int("len"),
+    _int("flags"),
+)
 _def("tee", R.INT, _fd("fd_in"), _fd("fd_out"), _int("len"), _int("flags"))
 _def("vmsplice", R.INT, _fd(), Arg("iov", K.IN_IOVEC, size_arg=2), _int("nr_segs"), _int("flags"))
 _def("flock", R.INT, _fd(), _int("operation"))
@@ -292,8 +314,7 @@ _def("stat", R.INT, _path(), _out("statbuf", struct="stat"))
 _def("lstat", R.INT, _path(), _out("statbuf", struct="stat"))
 _def("fstat", R.INT, _fd(), _out("statbuf", struct="stat"))
 _def("fstatat", R.INT, _AT_FDCWD_FD, _path(), _out("statbuf", struct="stat"), _flags("flags", _AT))
-_def("statx", R.INT, _AT_FDCWD_FD, _path(), _flags("flags", _AT), _int("mask"),
-     _out("statxbuf", struct="statx"))
+_def("statx", R.INT, _AT_FDCWD_FD, _path(), _flags("flags", _AT), _int("mask"), _out("statxbuf", struct="statx"))
 _def("statfs", R.INT, _path(), _out("buf", struct="statfs"))
 _def("fstatfs", R.INT, _fd(), _out("buf", struct="statfs"))
 _def("access", R.INT, _path(), _int("mode"))
@@ -311,8 +332,7 @@ _def("chown", R.INT, _path(), _int("owner"), _int("group"))
 _def("lchown", R.INT, _path(), _int("owner"), _int("group"))
 _def("fchown", R.INT, _fd(), _int("owner"), _int("group"))
 _def("fchownat", R.INT, _AT_FDCWD_FD, _path(), _int("owner"), _int("group"), _flags("flags", _AT))
-_def("utimensat", R.INT, _AT_FDCWD_FD, _path(), _in("times", struct="timespec_pair"),
-     _flags("flags", _AT))
+_def("utimensat", R.INT, _AT_FDCWD_FD, _path(), _in("times", struct="timespec_pair"), _flags("flags", _AT))
 _def("utimes", R.INT, _path(), _in("times", struct="timeval_pair"))
 _def("futimesat", R.INT, _AT_FDCWD_FD, _path(), _in("times", struct="timeval_pair"))
 _def("utime", R.INT, _path(), _in("times", struct="utimbuf"))
@@ -323,11 +343,9 @@ _def("unlink", R.INT, _path())
 _def("unlinkat", R.INT, _AT_FDCWD_FD, _path(), _flags("flags", _AT))
 _def("rename", R.INT, _path("oldpath"), _path("newpath"))
 _def("renameat", R.INT, _fd("olddirfd"), _path("oldpath"), _fd("newdirfd"), _path("newpath"))
-_def("renameat2", R.INT, _fd("olddirfd"), _path("oldpath"), _fd("newdirfd"), _path("newpath"),
-     _int("flags"))
+_def("renameat2", R.INT, _fd("olddirfd"), _path("oldpath"), _fd("newdirfd"), _path("newpath"), _int("flags"))
 _def("link", R.INT, _path("oldpath"), _path("newpath"))
-_def("linkat", R.INT, _fd("olddirfd"), _path("oldpath"), _fd("newdirfd"), _path("newpath"),
-     _flags("flags", _AT))
+_def("linkat", R.INT, _fd("olddirfd"), _path("oldpath"), _fd("newdirfd"), _path("newpath"), _flags("flags", _AT))
 _def("symlink", R.INT, _path("target"), _path("linkpath"))
 _def("symlinkat", R.INT, _path("target"), _fd("newdirfd"), _path("linkpath"))
 _def("mknod", R.INT, _path(), _int("mode"), _int("dev"))
@@ -357,14 +375,14 @@ _def("mount", R.INT, _path("source"), _path("target"), _str("fstype"), _int("fla
 _def("umount2", R.INT, _path("target"), _int("flags"))
 _def("memfd_create", R.FD, _str("name"), _int("flags"))
 # --- memory
-_def("mmap", R.PTR, _ptr("addr"), _int("length"), _flags("prot", "prot"), _flags("flags", "mmap"),
-     _fd(), _int("offset"))
+_def(
+    "mmap", R.PTR, _ptr("addr"), _int("length"), _flags("prot", "prot"), _flags("flags", "mmap"), _fd(), _int("offset")
+)
 _def("munmap", R.INT, _ptr("addr"), _int("length"))
 _def("mprotect", R.INT, _ptr("addr"), _int("length"), _flags("prot", "prot"))
 _def("pkey_mprotect", R.INT, _ptr("addr"), _int("length"), _flags("prot", "prot"), _int("pkey"))
 _def("brk", R.PTR, _ptr("addr"))
-_def("mremap", R.PTR, _ptr("old_address"), _int("old_size"), _int("new_size"), _int("flags"),
-     _ptr("new_address"))
+_def("mremap", R.PTR, _ptr("old_address"), _int("old_size"), _int("new_size"), _int("flags"), _ptr("new_address"))
 _def("madvise", R.INT, _ptr("addr"), _int("length"), _int("advice"))
 _def("msync", R.INT, _ptr("addr"), _int("length"), _int("flags"))
 _def("mlock", R.INT, _ptr("addr"), _int("length"))
@@ -382,19 +400,23 @@ _def("get_robust_list", R.INT, _int("pid"), _ptr("head_ptr"), _ptr("len_ptr"))
 _def("rseq", R.INT, _ptr("rseq"), _sizeof("rseq_len"), _int("flags"), _int("sig"))
 # --- processes
 _def("execve", R.INT, _path(), Arg("argv", K.STR_ARRAY), Arg("envp", K.STR_ARRAY))
-_def("execveat", R.INT, _AT_FDCWD_FD, _path(), Arg("argv", K.STR_ARRAY), Arg("envp", K.STR_ARRAY),
-     _flags("flags", _AT))
+_def("execveat", R.INT, _AT_FDCWD_FD, _path(), Arg("argv", K.STR_ARRAY), Arg("envp", K.STR_ARRAY), _flags("flags", _AT))
 _def("exit", R.NONE, _int("status"))
 _def("exit_group", R.NONE, _int("status"))
 _def("fork", R.INT)
 _def("vfork", R.INT)
-_def("clone", R.INT, _flags("flags", "clone"), _ptr("stack"), _ptr("parent_tid"), _ptr("child_tid"),
-     _ptr("tls"))
+_def("clone", R.INT, _flags("flags", "clone"), _ptr("stack"), _ptr("parent_tid"), _ptr("child_tid"), _ptr("tls"))
 _def("clone3", R.INT, _in("cl_args", struct="clone_args"), _sizeof("size"))
-_def("wait4", R.INT, _int("pid"), _out("wstatus", struct="int"), _int("options"),
-     _out("rusage", struct="rusage"))
-_def("waitid", R.INT, _int("idtype"), _int("id"), _out("infop", struct="siginfo"), _int("options"),
-     _out("rusage", struct="rusage"))
+_def("wait4", R.INT, _int("pid"), _out("wstatus", struct="int"), _int("options"), _out("rusage", struct="rusage"))
+_def(
+    "waitid",
+    R.INT,
+    _int("idtype"),
+    _int("id"),
+    _out("infop", struct="siginfo"),
+    _int("options"),
+    _out("rusage", struct="rusage"),
+)
 _def("kill", R.INT, _int("pid"), _int("sig"))
 _def("tkill", R.INT, _int("tid"), _int("sig"))
 _def("tgkill", R.INT, _int("tgid"), _int("tid"), _int("sig"))
@@ -414,18 +436,22 @@ _def("setreuid", R.INT, _int("ruid"), _int("euid"))
 _def("setregid", R.INT, _int("rgid"), _int("egid"))
 _def("setresuid", R.INT, _int("ruid"), _int("euid"), _int("suid"))
 _def("setresgid", R.INT, _int("rgid"), _int("egid"), _int("sgid"))
-_def("getresuid", R.INT, _out("ruid", struct="uid_t"), _out("euid", struct="uid_t"),
-     _out("suid", struct="uid_t"))
-_def("getresgid", R.INT, _out("rgid", struct="gid_t"), _out("egid", struct="gid_t"),
-     _out("sgid", struct="gid_t"))
+_def("getresuid", R.INT, _out("ruid", struct="uid_t"), _out("euid", struct="uid_t"), _out("suid", struct="uid_t"))
+_def("getresgid", R.INT, _out("rgid", struct="gid_t"), _out("egid", struct="gid_t"), _out("sgid", struct="gid_t"))
 _def("getgroups", R.INT, _int("size"), _out("list", 0, "gid_t", ret=True))
 _def("setgroups", R.INT, _int("size"), _in("list", 0, "gid_t"))
 _def("prctl", R.INT, _int("option"), _ptr("arg2"), _ptr("arg3"), _ptr("arg4"), _ptr("arg5"))
 _def("ptrace", R.INT, _int("request"), _int("pid"), _ptr("addr"), _ptr("data"))
 _def("getrlimit", R.INT, _int("resource"), _out("rlim", struct="rlimit"))
 _def("setrlimit", R.INT, _int("resource"), _in("rlim", struct="rlimit"))
-_def("prlimit64", R.INT, _int("pid"), _int("resource"), _in("new_limit", struct="rlimit64"),
-     _out("old_limit", struct="rlimit64"))
+_def(
+    "prlimit64",
+    R.INT,
+    _int("pid"),
+    _int("resource"),
+    _in("new_limit", struct="rlimit64"),
+    _out("old_limit", struct="rlimit64"),
+)
 _def("getrusage", R.INT, _int("who"), _out("usage", struct="rusage"))
 _def("times", R.INT, _out("buf", struct="tms"))
 _def("uname", R.INT, _out("buf", struct="utsname"))
@@ -451,15 +477,33 @@ _def("pidfd_open", R.FD, _int("pid"), _int("flags"))
 _def("pidfd_getfd", R.FD, _fd("pidfd"), _int("targetfd"), _int("flags"))
 _def("pidfd_send_signal", R.INT, _fd("pidfd"), _int("sig"), _ptr("info"), _int("flags"))
 # --- signals
-_def("rt_sigaction", R.INT, _int("signum"), _in("act", struct="sigaction"),
-     _out("oldact", struct="sigaction"), _sizeof("sigsetsize"))
-_def("rt_sigprocmask", R.INT, _int("how"), _in("set", struct="sigset"), _out("oldset", struct="sigset"),
-     _sizeof("sigsetsize"))
+_def(
+    "rt_sigaction",
+    R.INT,
+    _int("signum"),
+    _in("act", struct="sigaction"),
+    _out("oldact", struct="sigaction"),
+    _sizeof("sigsetsize"),
+)
+_def(
+    "rt_sigprocmask",
+    R.INT,
+    _int("how"),
+    _in("set", struct="sigset"),
+    _out("oldset", struct="sigset"),
+    _sizeof("sigsetsize"),
+)
 _def("rt_sigreturn", R.INT)
 _def("rt_sigsuspend", R.INT, _in("mask", struct="sigset"), _sizeof("sigsetsize"))
 _def("rt_sigpending", R.INT, _out("set", struct="sigset"), _sizeof("sigsetsize"))
-_def("rt_sigtimedwait", R.INT, _in("set", struct="sigset"), _out("info", struct="siginfo"),
-     _in("timeout", struct="timespec"), _sizeof("sigsetsize"))
+_def(
+    "rt_sigtimedwait",
+    R.INT,
+    _in("set", struct="sigset"),
+    _out("info", struct="siginfo"),
+    _in("timeout", struct="timespec"),
+    _sizeof("sigsetsize"),
+)
 _def("rt_sigqueueinfo", R.INT, _int("tgid"), _int("sig"), _in("info", struct="siginfo"))
 _def("rt_tgsigqueueinfo", R.INT, _int("tgid"), _int("tid"), _int("sig"), _in("info", struct="siginfo"))
 _def("sigaltstack", R.INT, _in("ss", struct="stack_t"), _out("old_ss", struct="stack_t"))
@@ -472,96 +516,224 @@ _def("nanosleep", R.INT, _in("req", struct="timespec"), _out("rem", struct="time
 _def("clock_gettime", R.INT, _int("clockid"), _out("tp", struct="timespec"))
 _def("clock_getres", R.INT, _int("clockid"), _out("res", struct="timespec"))
 _def("clock_settime", R.INT, _int("clockid"), _in("tp", struct="timespec"))
-_def("clock_nanosleep", R.INT, _int("clockid"), _int("flags"), _in("req", struct="timespec"),
-     _out("rem", struct="timespec"))
+_def(
+    "clock_nanosleep",
+    R.INT,
+    _int("clockid"),
+    _int("flags"),
+    _in("req", struct="timespec"),
+    _out("rem", struct="timespec"),
+)
 _def("gettimeofday", R.INT, _out("tv", struct="timeval"), _out("tz", struct="timezone"))
 _def("settimeofday", R.INT, _in("tv", struct="timeval"), _in("tz", struct="timezone"))
 _def("time", R.INT, _out("tloc", struct="long"))
 _def("getitimer", R.INT, _int("which"), _out("curr_value", struct="itimerval"))
-_def("setitimer", R.INT, _int("which"), _in("new_value", struct="itimerval"),
-     _out("old_value", struct="itimerval"))
+_def("setitimer", R.INT, _int("which"), _in("new_value", struct="itimerval"), _out("old_value", struct="itimerval"))
 _def("timer_create", R.INT, _int("clockid"), _ptr("sevp"), _out("timerid", struct="int"))
-_def("timer_settime", R.INT, _int("timerid"), _int("flags"), _in("new_value", struct="itimerspec"),
-     _out("old_value", struct="itimerspec"))
+_def(
+    "timer_settime",
+    R.INT,
+    _int("timerid"),
+    _int("flags"),
+    _in("new_value", struct="itimerspec"),
+    _out("old_value", struct="itimerspec"),
+)
 _def("timer_gettime", R.INT, _int("timerid"), _out("curr_value", struct="itimerspec"))
 _def("timer_getoverrun", R.INT, _int("timerid"))
 _def("timer_delete", R.INT, _int("timerid"))
 _def("timerfd_create", R.FD, _int("clockid"), _flags("flags", _OPEN))
-_def("timerfd_settime", R.INT, _fd(), _int("flags"), _in("new_value", struct="itimerspec"),
-     _out("old_value", struct="itimerspec"))
+_def(
+    "timerfd_settime",
+    R.INT,
+    _fd(),
+    _int("flags"),
+    _in("new_value", struct="itimerspec"),
+    _out("old_value", struct="itimerspec"),
+)
 _def("timerfd_gettime", R.INT, _fd(), _out("curr_value", struct="itimerspec"))
 # --- poll, select, epoll, eventfd
 _def("poll", R.INT, _inout("fds", 1, "pollfd"), _int("nfds"), _int("timeout"))
-_def("ppoll", R.INT, _inout("fds", 1, "pollfd"), _int("nfds"), _inout("tmo", struct="timespec"),
-     _in("sigmask", struct="sigset"), _sizeof("sigsetsize"))
-_def("select", R.INT, _int("nfds"), _inout("readfds", 0, "fd_set"), _inout("writefds", 0, "fd_set"),
-     _inout("exceptfds", 0, "fd_set"), _inout("timeout", struct="timeval"))
-_def("pselect6", R.INT, _int("nfds"), _inout("readfds", 0, "fd_set"), _inout("writefds", 0, "fd_set"),
-     _inout("exceptfds", 0, "fd_set"), _inout("timeout", struct="timespec"), _ptr("sigmask"))
+_def(
+    "ppoll",
+    R.INT,
+    _inout("fds", 1, "pollfd"),
+    _int("nfds"),
+    _inout("tmo", struct="timespec"),
+    _in("sigmask", struct="sigset"),
+    _sizeof("sigsetsize"),
+)
+_def(
+    "select",
+    R.INT,
+    _int("nfds"),
+    _inout("readfds", 0, "fd_set"),
+    _inout("writefds", 0, "fd_set"),
+    _inout("exceptfds", 0, "fd_set"),
+    _inout("timeout", struct="timeval"),
+)
+_def(
+    "pselect6",
+    R.INT,
+    _int("nfds"),
+    _inout("readfds", 0, "fd_set"),
+    _inout("writefds", 0, "fd_set"),
+    _inout("exceptfds", 0, "fd_set"),
+    _inout("timeout", struct="timespec"),
+    _ptr("sigmask"),
+)
 _def("epoll_create", R.FD, _int("size"))
 _def("epoll_create1", R.FD, _flags("flags", _OPEN))
 _def("epoll_ctl", R.INT, _fd("epfd"), _int("op"), _fd(), _in("event", struct="epoll_event"))
-_def("epoll_wait", R.INT, _fd("epfd"), _out("events", 2, "epoll_event", ret=True), _int("maxevents"),
-     _int("timeout"))
-_def("epoll_pwait", R.INT, _fd("epfd"), _out("events", 2, "epoll_event", ret=True), _int("maxevents"),
-     _int("timeout"), _in("sigmask", struct="sigset"), _sizeof("sigsetsize"))
-_def("epoll_pwait2", R.INT, _fd("epfd"), _out("events", 2, "epoll_event", ret=True),
-     _int("maxevents"), _in("timeout", struct="timespec64"), _in("sigmask", struct="sigset"),
-     _sizeof("sigsetsize"))
+_def("epoll_wait", R.INT, _fd("epfd"), _out("events", 2, "epoll_event", ret=True), _int("maxevents"), _int("timeout"))
+_def(
+    "epoll_pwait",
+    R.INT,
+    _fd("epfd"),
+    _out("events", 2, "epoll_event", ret=True),
+    _int("maxevents"),
+    _int("timeout"),
+    _in("sigmask", struct="sigset"),
+    _sizeof("sigsetsize"),
+)
+_def(
+    "epoll_pwait2",
+    R.INT,
+    _fd("epfd"),
+    _out("events", 2, "epoll_event", ret=True),
+    _int("maxevents"),
+    _in("timeout", struct="timespec64"),
+    _in("sigmask", struct="sigset"),
+    _sizeof("sigsetsize"),
+)
 _def("eventfd", R.FD, _int("initval"))
 _def("eventfd2", R.FD, _int("initval"), _flags("flags", _OPEN))
 # --- sockets
 _ST = "socket_type"
 _MSG = "msg"
 _def("socket", R.FD, _int("domain"), _flags("type", _ST), _int("protocol"))
-_def("socketpair", R.INT, _int("domain"), _flags("type", _ST), _int("protocol"),
-     _out("sv", struct="fd_pair"))
+_def("socketpair", R.INT, _int("domain"), _flags("type", _ST), _int("protocol"), _out("sv", struct="fd_pair"))
 _def("bind", R.INT, _fd("sockfd"), _in("addr", 2), _int("addrlen"))
 _def("connect", R.INT, _fd("sockfd"), _in("addr", 2), _int("addrlen"))
 _def("listen", R.INT, _fd("sockfd"), _int("backlog"))
 _def("accept", R.FD, _fd("sockfd"), _out("addr", 2, in_mem=True), _inout("addrlen", struct="int"))
-_def("accept4", R.FD, _fd("sockfd"), _out("addr", 2, in_mem=True), _inout("addrlen", struct="int"),
-     _flags("flags", _ST))
+_def(
+    "accept4", R.FD, _fd("sockfd"), _out("addr", 2, in_mem=True), _inout("addrlen", struct="int"), _flags("flags", _ST)
+)
 _def("getsockname", R.INT, _fd("sockfd"), _out("addr", 2, in_mem=True), _inout("addrlen", struct="int"))
 _def("getpeername", R.INT, _fd("sockfd"), _out("addr", 2, in_mem=True), _inout("addrlen", struct="int"))
-_def("sendto", R.INT, _fd("sockfd"), _in("buf", 2), _int("len"), _flags("flags", _MSG),
-     _in("dest_addr", 5), _int("addrlen"))
-_def("recvfrom", R.INT, _fd("sockfd"), _out("buf", 2, ret=True), _int("len"), _flags("flags", _MSG),
-     _out("src_addr", 5, in_mem=True), _inout("addrlen", struct="int"))
+_def(
+    "sendto",
+    R.INT,
+    _fd("sockfd"),
+    _in("buf", 2),
+    _int("len"),
+    _flags("flags", _MSG),
+    _in("dest_addr", 5),
+    _int("addrlen"),
+)
+_def(
+    "recvfrom",
+    R.INT,
+    _fd("sockfd"),
+    _out("buf", 2, ret=True),
+    _int("len"),
+    _flags("flags", _MSG),
+    _out("src_addr", 5, in_mem=True),
+    _inout("addrlen", struct="int"),
+)
 _def("sendmsg", R.INT, _fd("sockfd"), Arg("msg", K.IN_MSGHDR, struct="msghdr"), _flags("flags", _MSG))
-_def("recvmsg", R.INT, _fd("sockfd"), Arg("msg", K.OUT_MSGHDR, struct="msghdr"),
-     _flags("flags", _MSG))
+_def("recvmsg", R.INT, _fd("sockfd"), Arg("msg", K.OUT_MSGHDR, struct="msghdr"), _flags("flags", _MSG))
 _def("sendmmsg", R.INT, _fd("sockfd"), _ptr("msgvec"), _int("vlen"), _flags("flags", _MSG))
-_def("recvmmsg", R.INT, _fd("sockfd"), _ptr("msgvec"), _int("vlen"), _flags("flags", _MSG),
-     _inout("timeout", struct="timespec"))
+_def(
+    "recvmmsg",
+    R.INT,
+    _fd("sockfd"),
+    _ptr("msgvec"),
+    _int("vlen"),
+    _flags("flags", _MSG),
+    _inout("timeout", struct="timespec"),
+)
 _def("shutdown", R.INT, _fd("sockfd"), _int("how"))
-_def("setsockopt", R.INT, _fd("sockfd"), _int("level"), _int("optname"), _in("optval", 4),
-     _int("optlen"))
-_def("getsockopt", R.INT, _fd("sockfd"), _int("level"), _int("optname"),
-     _out("optval", 4, in_mem=True), _inout("optlen", struct="int"))
+_def("setsockopt", R.INT, _fd("sockfd"), _int("level"), _int("optname"), _in("optval", 4), _int("optlen"))
+_def(
+    "getsockopt",
+    R.INT,
+    _fd("sockfd"),
+    _int("level"),
+    _int("optname"),
+    _out("optval", 4, in_mem=True),
+    _inout("optlen", struct="int"),
+)
 # --- futex and friends
-_def("futex", R.INT, _ptr("uaddr"), _int("futex_op"), _int("val"), _ptr("timeout"), _ptr("uaddr2"),
-     _int("val3"))
+_def("futex", R.INT, _ptr("uaddr"), _int("futex_op"), _int("val"), _ptr("timeout"), _ptr("uaddr2"), _int("val3"))
 _def("restart_syscall", R.INT)
 del _name
 
 #: Calls whose successful return is a new descriptor (beyond those above).
-_RET_FD = frozenset({
-    "perf_event_open", "userfaultfd", "fanotify_init", "io_uring_setup", "open_by_handle_at",
-    "memfd_secret", "fsopen", "fsmount", "fspick", "open_tree", "open_tree_attr",
-    "landlock_create_ruleset", "mq_open", "pidfd_open", "pidfd_getfd",
-})
+_RET_FD = frozenset(
+    {
+        "perf_event_open",
+        "userfaultfd",
+        "fanotify_init",
+        "io_uring_setup",
+        "open_by_handle_at",
+        "memfd_secret",
+        "fsopen",
+        "fsmount",
+        "fspick",
+        "open_tree",
+        "open_tree_attr",
+        "landlock_create_ruleset",
+        "mq_open",
+        "pidfd_open",
+        "pidfd_getfd",
+    }
+)
 #: Conservative argument kinds by x86-64 argument name, for calls without a hand spec.
-_FD_NAMES = frozenset({
-    "fd", "dfd", "olddfd", "newdfd", "fd_in", "fd_out", "fdin", "fdout", "epfd", "out_fd", "in_fd",
-    "kernel_fd", "initrd_fd", "pidfd", "ufd", "fildes", "oldfd", "newfd", "fanotify_fd",
-    "mountdirfd", "from_dfd", "to_dfd", "ruleset_fd", "mqdes",
-})
+_FD_NAMES = frozenset(
+    {
+        "fd",
+        "dfd",
+        "olddfd",
+        "newdfd",
+        "fd_in",
+        "fd_out",
+        "fdin",
+        "fdout",
+        "epfd",
+        "out_fd",
+        "in_fd",
+        "kernel_fd",
+        "initrd_fd",
+        "pidfd",
+        "ufd",
+        "fildes",
+        "oldfd",
+        "newfd",
+        "fanotify_fd",
+        "mountdirfd",
+        "from_dfd",
+        "to_dfd",
+        "ruleset_fd",
+        "mqdes",
+    }
+)
 _POINTER_TYPEDEFS = frozenset({"cap_user_header_t", "cap_user_data_t", "__sighandler_t"})
-_PATH_NAMES = frozenset({
-    "filename", "pathname", "path", "oldname", "newname", "specialfile", "library", "dir_name",
-    "from_pathname", "to_pathname", "name_user",
-})
+_PATH_NAMES = frozenset(
+    {
+        "filename",
+        "pathname",
+        "path",
+        "oldname",
+        "newname",
+        "specialfile",
+        "library",
+        "dir_name",
+        "from_pathname",
+        "to_pathname",
+        "name_user",
+    }
+)
 
 
 def _conservative(name: str) -> tuple[RetKind, tuple[Arg, ...]]:
@@ -584,40 +756,68 @@ def _conservative(name: str) -> tuple[RetKind, tuple[Arg, ...]]:
 # --------------------------------------------------------------------------
 # Variants (see the module docstring).
 
+
 def _join(lo: int, hi: int) -> tuple[str, int, int]:
     return ("join", lo, hi)
 
 
 _I386_SPLIT = {
     # raw name -> (raw args, layout, note); the canonical name is the alias target or the name.
-    "_llseek": ((_fd(), _int("offset_high"), _int("offset_low"), _out("result", struct="loff_t"),
-                 _int("whence")), (0, _join(2, 1), 4),
-                "returns 0 and stores the new offset at result (8 bytes); the canonical result "
-                "is that offset: a follower skipping the call writes the leader's result there "
-                "and returns 0"),
-    "pread64": ((_fd(), _out("buf", 2, ret=True), _int("count"), _int("offset_low"),
-                 _int("offset_high")), (0, 1, 2, _join(3, 4)), ""),
-    "pwrite64": ((_fd(), _in("buf", 2), _int("count"), _int("offset_low"), _int("offset_high")),
-                 (0, 1, 2, _join(3, 4)), ""),
+    "_llseek": (
+        (_fd(), _int("offset_high"), _int("offset_low"), _out("result", struct="loff_t"), _int("whence")),
+        (0, _join(2, 1), 4),
+        "returns 0 and stores the new offset at result (8 bytes); the canonical result "
+        "is that offset: a follower skipping the call writes the leader's result there "
+        "and returns 0",
+    ),
+    "pread64": (
+        (_fd(), _out("buf", 2, ret=True), _int("count"), _int("offset_low"), _int("offset_high")),
+        (0, 1, 2, _join(3, 4)),
+        "",
+    ),
+    "pwrite64": (
+        (_fd(), _in("buf", 2), _int("count"), _int("offset_low"), _int("offset_high")),
+        (0, 1, 2, _join(3, 4)),
+        "",
+    ),
     "truncate64": ((_path(), _int("length_low"), _int("length_high")), (0, _join(1, 2)), ""),
     "ftruncate64": ((_fd(), _int("length_low"), _int("length_high")), (0, _join(1, 2)), ""),
-    "fallocate": ((_fd(), _int("mode"), _int("offset_low"), _int("offset_high"), _int("len_low"),
-                   _int("len_high")), (0, 1, _join(2, 3), _join(4, 5)), ""),
-    "readahead": ((_fd(), _int("offset_low"), _int("offset_high"), _int("count")),
-                  (0, _join(1, 2), 3), ""),
-    "fadvise64_64": ((_fd(), _int("offset_low"), _int("offset_high"), _int("len_low"),
-                      _int("len_high"), _int("advice")), (0, _join(1, 2), _join(3, 4), 5), ""),
-    "fadvise64": ((_fd(), _int("offset_low"), _int("offset_high"), _int("len"), _int("advice")),
-                  (0, _join(1, 2), 3, 4), ""),
-    "sync_file_range": ((_fd(), _int("offset_low"), _int("offset_high"), _int("nbytes_low"),
-                         _int("nbytes_high"), _int("flags")), (0, _join(1, 2), _join(3, 4), 5), ""),
-    "mmap2": ((_ptr("addr"), _int("length"), _flags("prot", "prot"), _flags("flags", "mmap"), _fd(),
-               _int("pgoffset")), (0, 1, 2, 3, 4, ("pages", 5)),
-              "the offset counts 4096-byte pages; canonical offset is in bytes"),
-    "statfs64": ((_path(), _sizeof("sz"), _out("buf", struct="statfs64")), (0, 2),
-                 "fills struct statfs64; convert with structs.convert(..., to_struct='statfs')"),
-    "fstatfs64": ((_fd(), _sizeof("sz"), _out("buf", struct="statfs64")), (0, 2),
-                  "fills struct statfs64; convert with structs.convert(..., to_struct='statfs')"),
+    "fallocate": (
+        (_fd(), _int("mode"), _int("offset_low"), _int("offset_high"), _int("len_low"), _int("len_high")),
+        (0, 1, _join(2, 3), _join(4, 5)),
+        "",
+    ),
+    "readahead": ((_fd(), _int("offset_low"), _int("offset_high"), _int("count")), (0, _join(1, 2), 3), ""),
+    "fadvise64_64": (
+        (_fd(), _int("offset_low"), _int("offset_high"), _int("len_low"), _int("len_high"), _int("advice")),
+        (0, _join(1, 2), _join(3, 4), 5),
+        "",
+    ),
+    "fadvise64": (
+        (_fd(), _int("offset_low"), _int("offset_high"), _int("len"), _int("advice")),
+        (0, _join(1, 2), 3, 4),
+        "",
+    ),
+    "sync_file_range": (
+        (_fd(), _int("offset_low"), _int("offset_high"), _int("nbytes_low"), _int("nbytes_high"), _int("flags")),
+        (0, _join(1, 2), _join(3, 4), 5),
+        "",
+    ),
+    "mmap2": (
+        (_ptr("addr"), _int("length"), _flags("prot", "prot"), _flags("flags", "mmap"), _fd(), _int("pgoffset")),
+        (0, 1, 2, 3, 4, ("pages", 5)),
+        "the offset counts 4096-byte pages; canonical offset is in bytes",
+    ),
+    "statfs64": (
+        (_path(), _sizeof("sz"), _out("buf", struct="statfs64")),
+        (0, 2),
+        "fills struct statfs64; convert with structs.convert(..., to_struct='statfs')",
+    ),
+    "fstatfs64": (
+        (_fd(), _sizeof("sz"), _out("buf", struct="statfs64")),
+        (0, 2),
+        "fills struct statfs64; convert with structs.convert(..., to_struct='statfs')",
+    ),
 }
 _POSV = {
     "preadv": (_fd(), Arg("iov", K.OUT_IOVEC, size_arg=2, ret_len=True), _int("iovcnt")),
@@ -625,9 +825,13 @@ _POSV = {
 }
 _STRUCT_RENAMES_I386 = {
     # raw name -> {canonical struct: struct this raw call uses}
-    "stat": {"stat": "stat32"}, "fstat": {"stat": "stat32"}, "lstat": {"stat": "stat32"},
-    "getgroups": {"gid_t": "gid16"}, "setgroups": {"gid_t": "gid16"},
-    "getresuid": {"uid_t": "uid16"}, "getresgid": {"gid_t": "gid16"},
+    "stat": {"stat": "stat32"},
+    "fstat": {"stat": "stat32"},
+    "lstat": {"stat": "stat32"},
+    "getgroups": {"gid_t": "gid16"},
+    "setgroups": {"gid_t": "gid16"},
+    "getresuid": {"uid_t": "uid16"},
+    "getresgid": {"gid_t": "gid16"},
     "sendfile": {"loff_t": "long"},
 }
 _TIME64 = {"timespec": "timespec64", "itimerspec": "itimerspec64", "timespec_pair": "timespec64_pair"}
@@ -647,9 +851,13 @@ def _variants(canon_specs: dict[str, SyscallSpec]) -> dict[tuple[Arch, str], Sys
             add(Arch.I386, raw, args, layout, note)
     for raw, renames in _STRUCT_RENAMES_I386.items():
         canon = _table.ALIASES["i386"].get(raw, raw)
-        add(Arch.I386, raw, tuple(_renamed(a, renames) for a in canon_specs[canon].args), None,
-            f"uses struct {', '.join(renames.values())} where the canonical spec says "
-            f"{', '.join(renames)}")
+        add(
+            Arch.I386,
+            raw,
+            tuple(_renamed(a, renames) for a in canon_specs[canon].args),
+            None,
+            f"uses struct {', '.join(renames.values())} where the canonical spec says {', '.join(renames)}",
+        )
     for raw, canon in _table.ALIASES["i386"].items():
         if raw.endswith("time64"):
             args = tuple(_renamed(a, _TIME64) for a in canon_specs[canon].args)
@@ -661,12 +869,16 @@ def _variants(canon_specs: dict[str, SyscallSpec]) -> dict[tuple[Arch, str], Sys
                 raw_args = head + (_int("pos_l"), _int("pos_h")) + extra
                 pos = _join(3, 4) if arch is Arch.I386 else 3
                 layout = (0, 1, 2, pos) + ((5,) if extra else ())
-                add(arch, name + suffix, raw_args, layout,
-                    "offset in pos_l (64-bit ABIs) or pos_l/pos_h halves (i386)")
+                add(arch, name + suffix, raw_args, layout, "offset in pos_l (64-bit ABIs) or pos_l/pos_h halves (i386)")
     for arch in (Arch.I386, Arch.AARCH64):
         flags, stack, ptid, ctid, tls = canon_specs["clone"].args
-        add(arch, "clone", (flags, stack, ptid, tls, ctid), (0, 1, 2, 4, 3),
-            "tls and child_tid are swapped (CLONE_BACKWARDS)")
+        add(
+            arch,
+            "clone",
+            (flags, stack, ptid, tls, ctid),
+            (0, 1, 2, 4, 3),
+            "tls and child_tid are swapped (CLONE_BACKWARDS)",
+        )
     return out
 
 
@@ -677,8 +889,13 @@ def _renamed(arg: Arg, renames: dict[str, str]) -> Arg:
 # --------------------------------------------------------------------------
 # Build the lookup tables once, at import.
 
-def _build() -> tuple[dict[str, SyscallSpec], dict[Any, dict[int, SyscallSpec]], dict[Any, dict[int, str]],
-                      dict[tuple[str, Arch], tuple[int, ...]]]:
+
+def _build() -> tuple[
+    dict[str, SyscallSpec],
+    dict[Any, dict[int, SyscallSpec]],
+    dict[Any, dict[int, str]],
+    dict[tuple[str, Arch], tuple[int, ...]],
+]:
     preferred: dict[str, dict[Arch, int]] = {}
     every: dict[tuple[str, Arch], list[int]] = {}
     for arch in Arch:
@@ -713,6 +930,7 @@ _NAMES = frozenset(_SPECS)
 
 # --------------------------------------------------------------------------
 # Public API
+
 
 def spec(name: str) -> SyscallSpec:
     """The canonical spec of ``name``; :class:`UnknownSyscall` if there is none."""
@@ -776,10 +994,26 @@ def canonical_args(spec: SyscallSpec, values: tuple[Any, ...]) -> tuple[Any, ...
 
 #: SYS_* numbers of socketcall(2) -> raw sub-call name.
 SOCKETCALL = {
-    1: "socket", 2: "bind", 3: "connect", 4: "listen", 5: "accept", 6: "getsockname",
-    7: "getpeername", 8: "socketpair", 9: "send", 10: "recv", 11: "sendto", 12: "recvfrom",
-    13: "shutdown", 14: "setsockopt", 15: "getsockopt", 16: "sendmsg", 17: "recvmsg",
-    18: "accept4", 19: "recvmmsg", 20: "sendmmsg",
+    1: "socket",
+    2: "bind",
+    3: "connect",
+    4: "listen",
+    5: "accept",
+    6: "getsockname",
+    7: "getpeername",
+    8: "socketpair",
+    9: "send",
+    10: "recv",
+    11: "sendto",
+    12: "recvfrom",
+    13: "shutdown",
+    14: "setsockopt",
+    15: "getsockopt",
+    16: "sendmsg",
+    17: "recvmsg",
+    18: "accept4",
+    19: "recvmmsg",
+    20: "sendmmsg",
 }
 
 
@@ -796,9 +1030,14 @@ def _socketcall_specs() -> dict[int, SyscallSpec]:
         else:
             base = _SPECS[raw]
             args, layout = base.args, None
-        out[sub] = replace(base, args=args, arch=Arch.I386, raw=f"socketcall/{raw}", layout=layout,
-                           note=f"socketcall({sub}, args): {len(args)} 32-bit words at args are "
-                                "the registers")
+        out[sub] = replace(
+            base,
+            args=args,
+            arch=Arch.I386,
+            raw=f"socketcall/{raw}",
+            layout=layout,
+            note=f"socketcall({sub}, args): {len(args)} 32-bit words at args are the registers",
+        )
     return out
 
 
@@ -822,16 +1061,15 @@ _O_LARGEFILE = {Arch.X86_64: 0o100000, Arch.I386: 0o100000, Arch.AARCH64: 0o4000
 #: aarch64 keeps the 32-bit ARM encoding of four open flags (asm/fcntl.h):
 #: O_DIRECTORY 040000, O_NOFOLLOW 0100000, O_DIRECT 0200000, O_LARGEFILE 0400000.
 _AARCH64_OPEN_MOVES = ((0o40000, 0o200000), (0o100000, 0o400000), (0o200000, 0o40000))
-_PROT_AARCH64_ONLY = 0x10 | 0x20        # PROT_BTI, PROT_MTE
-_MAP_X86_64_ONLY = 0x40 | 0x80          # MAP_32BIT, MAP_ABOVE4G
-_MSG_CMSG_COMPAT = 0x80000000           # kernel-internal marker of 32-bit callers
-_FCNTL_LK64 = {12: 5, 13: 6, 14: 7}    # F_GETLK64/F_SETLK64/F_SETLKW64 on 32-bit ABIs
+_PROT_AARCH64_ONLY = 0x10 | 0x20  # PROT_BTI, PROT_MTE
+_MAP_X86_64_ONLY = 0x40 | 0x80  # MAP_32BIT, MAP_ABOVE4G
+_MSG_CMSG_COMPAT = 0x80000000  # kernel-internal marker of 32-bit callers
+_FCNTL_LK64 = {12: 5, 13: 6, 14: 7}  # F_GETLK64/F_SETLK64/F_SETLKW64 on 32-bit ABIs
 
 #: (family, arch) -> (bits to drop, (from, to) bit moves, whole-value translations)
 _FLAGS: dict[tuple[str, Arch], tuple[int, tuple[tuple[int, int], ...], dict[int, int] | None]] = {}
 for _arch in Arch:
-    _FLAGS["open", _arch] = (_O_LARGEFILE[_arch], _AARCH64_OPEN_MOVES if _arch is Arch.AARCH64 else (),
-                             None)
+    _FLAGS["open", _arch] = (_O_LARGEFILE[_arch], _AARCH64_OPEN_MOVES if _arch is Arch.AARCH64 else (), None)
     _FLAGS["prot", _arch] = (_PROT_AARCH64_ONLY if _arch is Arch.AARCH64 else 0, (), None)
     _FLAGS["mmap", _arch] = (_MAP_X86_64_ONLY if _arch is Arch.X86_64 else 0, (), None)
     _FLAGS["msg", _arch] = (_MSG_CMSG_COMPAT, (), None)
@@ -856,8 +1094,7 @@ def canonical_flags(family: str, arch: Arch, value: int) -> int:
         drop, moves, values = _FLAGS[family, arch]
     except KeyError:
         if family not in FLAG_FAMILIES:
-            raise UnknownFlags(f"unknown flag family {family!r}; known: "
-                               f"{', '.join(sorted(FLAG_FAMILIES))}") from None
+            raise UnknownFlags(f"unknown flag family {family!r}; known: {', '.join(sorted(FLAG_FAMILIES))}") from None
         drop, moves, values = _FLAGS[family, Arch(arch)]
     if values is not None:
         return values.get(value, value)

@@ -65,9 +65,9 @@ MIN_RUN = 3
 #: The canonical calls that take a fresh name: name -> (path argument, flags
 #: argument, the bits those flags must carry); no flags argument: any call.
 _NAME_CALLS: dict[str, tuple[int, int | None, int]] = {
-    "openat": (1, 2, O_CREAT | O_EXCL),       # mkstemp, mkstemps, tmpfile: the exclusive create
-    "mkdirat": (1, None, 0),                  # mkdtemp
-    "fstatat": (1, 3, AT_SYMLINK_NOFOLLOW),   # mktemp, tmpnam, tempnam: the lstat probe
+    "openat": (1, 2, O_CREAT | O_EXCL),  # mkstemp, mkstemps, tmpfile: the exclusive create
+    "mkdirat": (1, None, 0),  # mkdtemp
+    "fstatat": (1, 3, AT_SYMLINK_NOFOLLOW),  # mktemp, tmpnam, tempnam: the lstat probe
 }
 
 
@@ -98,7 +98,7 @@ def _made_up_apart(a: str, b: str) -> bool:
         return False
     differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
     first, last = differ[0], differ[-1]
-    if any(c not in LETTERS for c in a[first:last + 1] + b[first:last + 1]):
+    if any(c not in LETTERS for c in a[first : last + 1] + b[first : last + 1]):
         return False  # a separator, a dot or a slash moved: not one run, or not the last component
     # The run holding the differences; outside the span both names are equal.
     start, end = first, last + 1

@@ -61,7 +61,8 @@ class Host(FileModel):
         "attacker: sends attack traffic; either non-variant role may do both jobs.",
     )
     cpu: int | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="CPU to pin this host's processes to, a hint: monitors trace much faster "
         "when tracer and tracee share a CPU. Omit to let the scheduler decide.",
     )
@@ -83,12 +84,8 @@ class Link(FileModel):
     delay_ba: Duration | None = Field(
         default=None, description="One-way delay from b to a (set together with delay_ab)."
     )
-    bw: Rate | None = Field(
-        default=None, description="Bandwidth in each direction, e.g. 100Mbit. Default: not shaped."
-    )
-    loss: Fraction | None = Field(
-        default=None, description="Packet loss in each direction, e.g. 0.1%. Default: none."
-    )
+    bw: Rate | None = Field(default=None, description="Bandwidth in each direction, e.g. 100Mbit. Default: not shaped.")
+    loss: Fraction | None = Field(default=None, description="Packet loss in each direction, e.g. 0.1%. Default: none.")
     queue: Queue | None = Field(
         default=None,
         description="Queue limit at each sending end: packets (100packets) or bytes (64KiB). "
@@ -96,18 +93,22 @@ class Link(FileModel):
     )
 
     @model_validator(mode="after")
-    def _one_delay_form(self) -> "Link":
+    def _one_delay_form(self) -> Link:
         per_direction = (self.delay_ab is not None, self.delay_ba is not None)
         if self.delay is not None and any(per_direction):
             field = "delay_ab" if per_direction[0] else "delay_ba"
             raise Problem(
-                f"{field} given together with delay", path=(field,), at="key",
+                f"{field} given together with delay",
+                path=(field,),
+                at="key",
                 expected="either delay (both directions) or delay_ab and delay_ba",
             )
         if any(per_direction) and not all(per_direction):
             given, other = ("delay_ab", "delay_ba") if per_direction[0] else ("delay_ba", "delay_ab")
             raise Problem(
-                f"{given} given without {other}", path=(given,), at="key",
+                f"{given} given without {other}",
+                path=(given,),
+                at="key",
                 expected="both delay_ab and delay_ba, or delay for both directions",
             )
         return self
@@ -126,9 +127,7 @@ class Link(FileModel):
 class Topology(FileModel):
     """Hosts, switches and the links between them."""
 
-    name: str | None = Field(
-        default=None, description="Name of the topology. Default: the file name without .yml."
-    )
+    name: str | None = Field(default=None, description="Name of the topology. Default: the file name without .yml.")
     description: str = Field(default="", description="What this topology is for, in a sentence or two.")
     hosts: dict[str, Host] = Field(
         min_length=1,
@@ -139,18 +138,24 @@ class Topology(FileModel):
     links: list[Link] = Field(default_factory=list, description="Links between hosts and switches.")
 
     @model_validator(mode="after")
-    def _check(self) -> "Topology":
+    def _check(self) -> Topology:
         for name in self.hosts:
             _check_name(name, ("hosts", name))
         seen_switches: dict[str, int] = {}
         for i, name in enumerate(self.switches):
             _check_name(name, ("switches", i), at="value")
             if name in self.hosts:
-                raise Problem(f"switch {name!r} has the name of a host", path=("switches", i),
-                              expected="node names that are unique across hosts and switches")
+                raise Problem(
+                    f"switch {name!r} has the name of a host",
+                    path=("switches", i),
+                    expected="node names that are unique across hosts and switches",
+                )
             if name in seen_switches:
-                raise Problem(f"switch {name!r} is listed twice (first at switches[{seen_switches[name]}])",
-                              path=("switches", i), expected="each switch once")
+                raise Problem(
+                    f"switch {name!r} is listed twice (first at switches[{seen_switches[name]}])",
+                    path=("switches", i),
+                    expected="each switch once",
+                )
             seen_switches[name] = i
         nodes = [*self.hosts, *self.switches]
         pairs: dict[frozenset[str], int] = {}
@@ -158,27 +163,39 @@ class Topology(FileModel):
             for end in ("a", "b"):
                 node = getattr(link, end)
                 if node not in self.hosts and node not in seen_switches:
-                    raise Problem(f"unknown node {node!r}{did_you_mean(node, nodes)}",
-                                  path=("links", i, end), expected=f"a host or switch: {', '.join(nodes)}")
+                    raise Problem(
+                        f"unknown node {node!r}{did_you_mean(node, nodes)}",
+                        path=("links", i, end),
+                        expected=f"a host or switch: {', '.join(nodes)}",
+                    )
             if link.a == link.b:
-                raise Problem(f"link from {link.a!r} to itself", path=("links", i, "b"),
-                              expected="a different node than a")
+                raise Problem(
+                    f"link from {link.a!r} to itself", path=("links", i, "b"), expected="a different node than a"
+                )
             pair = frozenset((link.a, link.b))
             if pair in pairs:
-                raise Problem(f"a second link between {link.a!r} and {link.b!r} (first is links[{pairs[pair]}])",
-                              path=("links", i), expected="at most one link per pair of nodes")
+                raise Problem(
+                    f"a second link between {link.a!r} and {link.b!r} (first is links[{pairs[pair]}])",
+                    path=("links", i),
+                    expected="at most one link per pair of nodes",
+                )
             pairs[pair] = i
         self._check_no_switch_loop()
         variants = self.variant_hosts()
         if not variants:
-            raise Problem("no host has role 'variant'", path=("hosts",), at="key",
-                          expected="at least one host with role: variant")
+            raise Problem(
+                "no host has role 'variant'", path=("hosts",), at="key", expected="at least one host with role: variant"
+            )
         graph = self._undirected()
         for host in self.hosts:
             for target in variants:
                 if not nx.has_path(graph, host, target):
-                    raise Problem(f"host {host!r} cannot reach variant host {target!r}", path=("hosts", host),
-                                  at="key", expected="links connecting every host to every variant host")
+                    raise Problem(
+                        f"host {host!r} cannot reach variant host {target!r}",
+                        path=("hosts", host),
+                        at="key",
+                        expected="links connecting every host to every variant host",
+                    )
         return self
 
     def _check_no_switch_loop(self) -> None:
@@ -191,9 +208,12 @@ class Topology(FileModel):
             if link.a in switches and link.b in switches:
                 if nx.has_path(switches, link.a, link.b):
                     loop = nx.shortest_path(switches, link.b, link.a)
-                    raise Problem(f"switches {' - '.join([*loop, link.b])} form a loop (this link closes it); "
-                                  "switches are bridges without STP", path=("links", i),
-                                  expected="switches linked as a tree (no loop)")
+                    raise Problem(
+                        f"switches {' - '.join([*loop, link.b])} form a loop (this link closes it); "
+                        "switches are bridges without STP",
+                        path=("links", i),
+                        expected="switches linked as a tree (no loop)",
+                    )
                 switches.add_edge(link.a, link.b)
 
     # -- queries -------------------------------------------------------------
@@ -290,4 +310,3 @@ def load_topology(name_or_path: str | Path, relative_to: Path | None = None) -> 
     if topology.name is None:
         topology = topology.model_copy(update={"name": path.stem})
     return topology
-

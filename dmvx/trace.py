@@ -20,9 +20,10 @@ Canonical argument values map to JSON as: ``int`` and ``str`` as themselves,
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
@@ -37,8 +38,8 @@ class TraceCall:
 
     call: Call
     outcome: Outcome
-    ns: int | None = None    # native duration measured in real mode (entry to exit)
-    gap: int | None = None   # user-space time since the previous call returned
+    ns: int | None = None  # native duration measured in real mode (entry to exit)
+    gap: int | None = None  # user-space time since the previous call returned
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def encode_value(value: Any) -> Any:
 def decode_value(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) != {"hex"} or not isinstance(value["hex"], str):
-            raise ValueError(f"an object argument must be {{\"hex\": ...}}, not {json.dumps(value)[:60]}")
+            raise ValueError(f'an object argument must be {{"hex": ...}}, not {json.dumps(value)[:60]}')
         return bytes.fromhex(value["hex"])
     if isinstance(value, list):
         return tuple(decode_value(v) for v in value)
@@ -111,10 +112,15 @@ class TraceWriter:
     def _write(self, obj: dict[str, Any]) -> None:
         self._out.write(json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n")
 
-    def call(self, variant: int, call: Call, outcome: Outcome, *, ns: int | None = None,
-             gap: int | None = None) -> None:
-        record: dict[str, Any] = {"v": variant, "call": call.name, "args": encode_value(call.args),
-                                  "result": outcome.result}
+    def call(
+        self, variant: int, call: Call, outcome: Outcome, *, ns: int | None = None, gap: int | None = None
+    ) -> None:
+        record: dict[str, Any] = {
+            "v": variant,
+            "call": call.name,
+            "args": encode_value(call.args),
+            "result": outcome.result,
+        }
         if outcome.outputs:
             record["out"] = [[index, encode_value(data)] for index, data in outcome.outputs]
         if ns is not None:
@@ -149,8 +155,12 @@ def read_trace(path: str | Path) -> RecordedTrace:
         raise InputError("empty trace", file=shown, line=1, expected='a header line {"dmvx_trace": 1, ...}')
     header = _json(lines[0], shown, 1)
     if not isinstance(header, dict) or header.get("dmvx_trace") != VERSION:
-        raise InputError("the first line is not a dmvx trace header", file=shown, line=1,
-                         expected=f'{{"dmvx_trace": {VERSION}, ...}}')
+        raise InputError(
+            "the first line is not a dmvx trace header",
+            file=shown,
+            line=1,
+            expected=f'{{"dmvx_trace": {VERSION}, ...}}',
+        )
     trace = RecordedTrace(header)
     ended: set[int] = set()
     for number, line in enumerate(lines[1:], start=2):
@@ -160,11 +170,16 @@ def read_trace(path: str | Path) -> RecordedTrace:
         try:
             variant, event = _event(record)
         except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(str(exc), file=shown, line=number,
-                             expected="an event as docs/trace-format.md describes") from None
+            raise InputError(
+                str(exc), file=shown, line=number, expected="an event as docs/trace-format.md describes"
+            ) from None
         if variant in ended:
-            raise InputError(f"variant {variant} has an event after its end", file=shown, line=number,
-                             expected="nothing after a variant's exit or killed line")
+            raise InputError(
+                f"variant {variant} has an event after its end",
+                file=shown,
+                line=number,
+                expected="nothing after a variant's exit or killed line",
+            )
         trace.streams.setdefault(variant, []).append(event)
         if isinstance(event, TraceEnd):
             ended.add(variant)
@@ -177,8 +192,9 @@ def _json(line: str, shown: str, number: int) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg}", file=shown, line=number, column=exc.colno,
-                         expected="one JSON object per line") from None
+        raise InputError(
+            f"not JSON: {exc.msg}", file=shown, line=number, column=exc.colno, expected="one JSON object per line"
+        ) from None
 
 
 def _int(record: dict[str, Any], key: str) -> int:
@@ -217,7 +233,7 @@ def _event(record: Any) -> tuple[int, TraceEvent]:
             raise ValueError("each 'out' item must be [argument index, {\"hex\": ...}]")
         data = decode_value(item[1])
         if not isinstance(data, bytes):
-            raise ValueError("output data must be {\"hex\": ...}")
+            raise ValueError('output data must be {"hex": ...}')
         outputs.append((item[0], data))
     ns = _int(record, "ns") if "ns" in record else None
     gap = _int(record, "gap") if "gap" in record else None

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
@@ -48,11 +49,16 @@ _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _QUANTITY = re.compile(rf"^\s*(?P<number>{_NUMBER})\s*(?P<unit>\S*?)\s*$")
 
 _DURATION_UNITS: Mapping[str, float] = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0,
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "min": 60.0,
 }
 
-_BIT_PREFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "m": 1e6, "G": 1e9, "g": 1e9,
-                 "T": 1e12, "t": 1e12}
+_BIT_PREFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "m": 1e6, "G": 1e9, "g": 1e9, "T": 1e12, "t": 1e12}
 _RATE_UNITS: dict[str, float] = {}
 for _p, _f in _BIT_PREFIXES.items():
     _RATE_UNITS[f"{_p}bit"] = _f
@@ -60,8 +66,16 @@ for _p, _f in _BIT_PREFIXES.items():
 for _p in ("", "k", "K", "M", "G", "T"):
     _RATE_UNITS[f"{_p}bps"] = _BIT_PREFIXES[_p]
 _BYTE_FACTORS: Mapping[str, int] = {
-    "B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+    "B": 1,
+    "kB": 10**3,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
 }
 for _u, _f in _BYTE_FACTORS.items():
     if _u not in ("TB", "TiB"):
@@ -92,10 +106,22 @@ EXPECTED: Mapping[str, str] = {
     "packets": "a number of packets, e.g. 100packets",
     "queue": "a packet count or a size, e.g. 100packets or 64KiB",
 }
-_EXAMPLE = {"duration": "5ms", "rate": "100Mbit", "size": "4KiB", "fraction": "0.1%",
-            "packets": "100packets", "queue": "100packets"}
-_ARTICLE = {"duration": "a duration", "rate": "a rate", "size": "a size",
-            "fraction": "a percentage", "packets": "a packet count", "queue": "a queue limit"}
+_EXAMPLE = {
+    "duration": "5ms",
+    "rate": "100Mbit",
+    "size": "4KiB",
+    "fraction": "0.1%",
+    "packets": "100packets",
+    "queue": "100packets",
+}
+_ARTICLE = {
+    "duration": "a duration",
+    "rate": "a rate",
+    "size": "a size",
+    "fraction": "a percentage",
+    "packets": "a packet count",
+    "queue": "a queue limit",
+}
 
 
 class UnitError(Problem):
@@ -152,13 +178,9 @@ def _unit_factor(unit: str, family: str, text: str, families: tuple[str, ...]) -
         )
     for other, table in _FAMILIES.items():
         if other not in families and unit in table:
-            raise UnitError(
-                f"{text!r} is {_ARTICLE[other]}, not {_ARTICLE[family]}", expected=EXPECTED[family]
-            )
+            raise UnitError(f"{text!r} is {_ARTICLE[other]}, not {_ARTICLE[family]}", expected=EXPECTED[family])
     known = [u for name in families for u in _FAMILIES[name]]
-    raise UnitError(
-        f"{text!r} has an unknown unit {unit!r}{did_you_mean(unit, known)}", expected=EXPECTED[family]
-    )
+    raise UnitError(f"{text!r} has an unknown unit {unit!r}{did_you_mean(unit, known)}", expected=EXPECTED[family])
 
 
 def parse_duration(text: object) -> float:
@@ -302,23 +324,43 @@ def _field_type(
 
 
 Duration = _field_type(
-    float, parse_duration, format_duration, ("duration",), "duration",
+    float,
+    parse_duration,
+    format_duration,
+    ("duration",),
+    "duration",
     "A duration: a number and a unit (ns, us, ms, s, min), e.g. 5ms. Read as seconds.",
 )
 Rate = _field_type(
-    float, parse_rate, format_rate, ("rate",), "rate",
+    float,
+    parse_rate,
+    format_rate,
+    ("rate",),
+    "rate",
     "A rate: a number and a unit, e.g. 100Mbit. bit, kbit, Mbit, Gbit, bps, Mbps... are bits "
     "per second; B/s, kB/s, MB/s, MiB/s... are bytes per second. Read as bits per second.",
 )
 Size = _field_type(
-    int, parse_size, format_size, ("size",), "size",
+    int,
+    parse_size,
+    format_size,
+    ("size",),
+    "size",
     "A size: a number and a unit, e.g. 4KiB. kB = KB = 1000 bytes, KiB = 1024 bytes. Read as bytes.",
 )
 Fraction = _field_type(
-    float, parse_fraction, format_fraction, ("fraction",), "fraction",
+    float,
+    parse_fraction,
+    format_fraction,
+    ("fraction",),
+    "fraction",
     "A percentage from 0% to 100%, e.g. 0.1%. Read as a fraction from 0 to 1.",
 )
 Queue = _field_type(
-    QueueLimit, parse_queue, str, ("packets", "size"), "queue",
+    QueueLimit,
+    parse_queue,
+    str,
+    ("packets", "size"),
+    "queue",
     "A queue limit: a packet count (e.g. 100packets, 100p) or a size in bytes (e.g. 64KiB).",
 )

@@ -35,7 +35,10 @@ def detect_kind(doc: YamlDocument, path: Path) -> Literal["topology", "scenario"
     if parent == "scenarios":
         return "scenario"
     raise InputError(
-        "cannot tell whether this is a topology or a scenario", file=doc.file, line=1, column=1,
+        "cannot tell whether this is a topology or a scenario",
+        file=doc.file,
+        line=1,
+        column=1,
         expected="a topology (with hosts: and links:) or a scenario (with workload:)",
     )
 
@@ -114,8 +117,7 @@ def _describe_settings(settings: dict[str, DiversitySetting]) -> str:
     each = f"{sizes[0]} variants each" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]} variants"
     leaders = list(dict.fromkeys(setting.variants[0].host for setting in settings.values()))
     names = ", ".join(settings)
-    return (f"{_count(len(settings), 'diversity setting')} ({names}) of {each} "
-            f"(leader {' or '.join(leaders)})")
+    return f"{_count(len(settings), 'diversity setting')} ({names}) of {each} (leader {' or '.join(leaders)})"
 
 
 def _describe_expectations(settings: dict[str, DiversitySetting]) -> str:

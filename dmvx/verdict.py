@@ -11,9 +11,10 @@ follower 1 made execve('/bin/sh')".
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from dmvx.calls import EXIT, KILLED, Call
 
@@ -22,15 +23,15 @@ class VerdictKind(str, Enum):
     """Why a run was stopped. The values are stable: reports and scenario
     files name them."""
 
-    CALL_MISMATCH = "call-mismatch"          # different system call
-    ARG_MISMATCH = "arg-mismatch"            # same call, different arguments
-    OUTPUT_MISMATCH = "output-mismatch"      # different bytes written or read
-    CRASH = "crash"                          # killed by a signal in some variants
-    EXIT_STATUS = "exit-status"              # all exited, with different status
-    NO_PROGRESS = "no-progress"              # a variant stopped making progress
-    AUTH_FAILURE = "auth-failure"            # forged/replayed CONNECTOR traffic
-    CONNECTOR_LOST = "connector-lost"        # a CONNECTOR link went away
-    PROTOCOL_ERROR = "protocol-error"        # a peer broke the monitor protocol
+    CALL_MISMATCH = "call-mismatch"  # different system call
+    ARG_MISMATCH = "arg-mismatch"  # same call, different arguments
+    OUTPUT_MISMATCH = "output-mismatch"  # different bytes written or read
+    CRASH = "crash"  # killed by a signal in some variants
+    EXIT_STATUS = "exit-status"  # all exited, with different status
+    NO_PROGRESS = "no-progress"  # a variant stopped making progress
+    AUTH_FAILURE = "auth-failure"  # forged/replayed CONNECTOR traffic
+    CONNECTOR_LOST = "connector-lost"  # a CONNECTOR link went away
+    PROTOCOL_ERROR = "protocol-error"  # a peer broke the monitor protocol
 
     @property
     def is_divergence(self) -> bool:
@@ -69,8 +70,7 @@ class Verdict:
     def summary(self) -> str:
         """One line for people."""
         sides = "; ".join(
-            f"{_variant_name(v)}: {c if c is not None else '(not reached)'}"
-            for v, c in sorted(self.calls.items())
+            f"{_variant_name(v)}: {c if c is not None else '(not reached)'}" for v, c in sorted(self.calls.items())
         )
         parts = [f"{self.kind.value} at call #{self.seq}" if self.seq else self.kind.value]
         if self.detail:
@@ -86,10 +86,7 @@ class Verdict:
         return {
             "kind": self.kind.value,
             "seq": self.seq,
-            "calls": {
-                _variant_name(v): (str(c) if c is not None else None)
-                for v, c in sorted(self.calls.items())
-            },
+            "calls": {_variant_name(v): (str(c) if c is not None else None) for v, c in sorted(self.calls.items())},
             "odd_one_out": [_variant_name(v) for v in self.odd_one_out],
             "detail": self.detail,
         }
@@ -121,7 +118,9 @@ def majority_vote(calls: Mapping[int, Call | None]) -> tuple[int, ...]:
     return tuple(sorted(v for v, c in calls.items() if c != winner))
 
 
-def classify_mismatch(a: Call | None, b: Call | None, output_args: frozenset[int] = frozenset()) -> tuple[VerdictKind, str]:
+def classify_mismatch(
+    a: Call | None, b: Call | None, output_args: frozenset[int] = frozenset()
+) -> tuple[VerdictKind, str]:
     """Name the kind of difference between two calls at the same point.
 
     ``output_args`` are indexes of arguments whose content leaves the

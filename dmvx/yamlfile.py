@@ -26,9 +26,10 @@ import os
 import re
 import stat
 import sysconfig
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -114,8 +115,11 @@ class YamlDocument:
         names = set(model.model_fields) | {info.alias for info in model.model_fields.values() if info.alias}
         if not any(key in names for key in value):
             kind = getattr(model, "file_kind", model.__name__.lower())
-            raise InputError(f"not a {kind} file: none of its top-level keys is a {kind} field", file=self.file,
-                             expected=f"a {kind} with fields " + ", ".join(sorted(model.model_fields)))
+            raise InputError(
+                f"not a {kind} file: none of its top-level keys is a {kind} field",
+                file=self.file,
+                expected=f"a {kind} with fields " + ", ".join(sorted(model.model_fields)),
+            )
 
     def validation_error(self, exc: ValidationError, prefix: FieldPath = ()) -> InputError:
         """Translate a pydantic error whose locations are relative to the
@@ -153,9 +157,7 @@ class YamlDocument:
             field = format_path(path, self.data)
         return InputError(message, file=self.file, line=line, column=column, field=field, expected=expected)
 
-    def _follow(
-        self, start: FieldPath, loc: FieldPath
-    ) -> tuple[FieldPath, Literal["key", "value"], str | None]:
+    def _follow(self, start: FieldPath, loc: FieldPath) -> tuple[FieldPath, Literal["key", "value"], str | None]:
         """Walk ``loc`` through the data from ``start``.
 
         pydantic's locations also hold union tags (``"microbench"``) and
@@ -171,7 +173,7 @@ class YamlDocument:
             if item == "[key]":
                 at = "key"
                 continue
-            if isinstance(node, Mapping) and item in node:
+            if isinstance(node, Mapping) and item in node:  # noqa: SIM114 - apart, so that each narrows item
                 node = node[item]
                 path.append(item)
             elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
@@ -247,8 +249,12 @@ def _describe(
     if kind in ("list_type", "tuple_type", "set_type"):
         return f"{shown} found where a list belongs", "a list (lines starting with '- ')", path, at
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        bound = {"greater_than": "greater than {gt}", "greater_than_equal": "at least {ge}",
-                 "less_than": "less than {lt}", "less_than_equal": "at most {le}"}[kind]
+        bound = {
+            "greater_than": "greater than {gt}",
+            "greater_than_equal": "at least {ge}",
+            "less_than": "less than {lt}",
+            "less_than_equal": "at most {le}",
+        }[kind]
         return f"{shown} is out of range", "a number " + bound.format(**ctx), path, at
     if kind == "too_short":
         return "too few items", f"at least {ctx.get('min_length')} item(s)", path, at
@@ -284,12 +290,18 @@ MAX_YAML_BYTES = 1 << 20
 #: recorded run of a few million calls.
 MAX_TRACE_BYTES = 256 << 20
 
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
-def read_input(path: str | Path, *, file: str | None = None, limit: int = MAX_YAML_BYTES,
-               what: str = "regular file") -> bytes:
+def read_input(
+    path: str | Path, *, file: str | None = None, limit: int = MAX_YAML_BYTES, what: str = "regular file"
+) -> bytes:
     """The bytes of the input file ``path``: the one way dmvx reads a file a
     user named, so every input has the same limits. ``what`` names the
     kind of file for the error (``.yml file``).
@@ -317,8 +329,9 @@ def read_input(path: str | Path, *, file: str | None = None, limit: int = MAX_YA
                 raise InputError(f"is {kind}, not a regular file", file=file, expected=expected)
         if not stat.S_ISREG(info.st_mode):
             raise InputError("is not a regular file", file=file, expected=expected)
-        too_big = InputError(f"is larger than {limit:,} bytes, the limit for this kind of file", file=file,
-                             expected=expected)
+        too_big = InputError(
+            f"is larger than {limit:,} bytes, the limit for this kind of file", file=file, expected=expected
+        )
         if info.st_size > limit:
             raise too_big
         chunks: list[bytes] = []
@@ -351,7 +364,10 @@ def parse_yaml(raw: bytes | str, *, file: str, expect_mapping: bool = True) -> Y
         except UnicodeDecodeError as exc:
             line, column = _byte_position(raw, exc.start)
             raise InputError(
-                f"byte 0x{raw[exc.start]:02x} is not valid UTF-8", file=file, line=line, column=column,
+                f"byte 0x{raw[exc.start]:02x} is not valid UTF-8",
+                file=file,
+                line=line,
+                column=column,
                 expected="a UTF-8 text file",
             ) from None
     else:
@@ -363,7 +379,10 @@ def parse_yaml(raw: bytes | str, *, file: str, expect_mapping: bool = True) -> Y
         node = loader.get_single_node()
         if node is None:
             raise InputError(
-                "the file is empty", file=file, line=1, column=1,
+                "the file is empty",
+                file=file,
+                line=1,
+                column=1,
                 expected="a mapping of fields (name: value)" if expect_mapping else "a YAML document",
             )
         # Index before constructing: construction flattens merge keys (<<) in place.
@@ -381,7 +400,10 @@ def parse_yaml(raw: bytes | str, *, file: str, expect_mapping: bool = True) -> Y
     except yaml.reader.ReaderError as exc:
         line, column = _char_position(text, exc.position)
         raise InputError(
-            f"character U+{exc.character:04X} is not allowed in YAML", file=file, line=line, column=column,
+            f"character U+{exc.character:04X} is not allowed in YAML",
+            file=file,
+            line=line,
+            column=column,
             expected="printable text (no control characters)",
         ) from None
     except yaml.YAMLError as exc:
@@ -392,7 +414,10 @@ def parse_yaml(raw: bytes | str, *, file: str, expect_mapping: bool = True) -> Y
     if expect_mapping and not isinstance(data, dict):
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
         raise InputError(
-            f"the file holds {_kind_of(data)}", file=file, line=line, column=column,
+            f"the file holds {_kind_of(data)}",
+            file=file,
+            line=line,
+            column=column,
             expected="a mapping of fields (name: value) at the top level",
         )
     return YamlDocument(file=file, data=data, index=index)
@@ -436,8 +461,13 @@ def _char_position(text: str, offset: int) -> tuple[int, int]:
 
 
 def _too_deep(file: str, line: int, column: int) -> InputError:
-    return InputError(f"lists and mappings nested more than {MAX_DEPTH} deep", file=file, line=line, column=column,
-                      expected=f"at most {MAX_DEPTH} levels of nesting")
+    return InputError(
+        f"lists and mappings nested more than {MAX_DEPTH} deep",
+        file=file,
+        line=line,
+        column=column,
+        expected=f"at most {MAX_DEPTH} levels of nesting",
+    )
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -459,8 +489,11 @@ class _Indexer:
         if self.visited > MAX_NODES:
             line, column = _mark(node)
             raise InputError(
-                f"the document expands to more than {MAX_NODES} values", file=self.file,
-                line=line, column=column, expected="a file without runaway aliases",
+                f"the document expands to more than {MAX_NODES} values",
+                file=self.file,
+                line=line,
+                column=column,
+                expected="a file without runaway aliases",
             )
         if len(path) > MAX_DEPTH:
             raise _too_deep(self.file, *_mark(node))
@@ -481,8 +514,13 @@ class _Indexer:
     def _key(self, key_node: yaml.Node) -> Any:
         if not isinstance(key_node, yaml.ScalarNode):
             line, column = _mark(key_node)
-            raise InputError("a list or mapping used as a key", file=self.file, line=line, column=column,
-                             expected="a plain name before the ':'")
+            raise InputError(
+                "a list or mapping used as a key",
+                file=self.file,
+                line=line,
+                column=column,
+                expected="a plain name before the ':'",
+            )
         return self.loader.construct_object(key_node)
 
     def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> None:
@@ -497,8 +535,12 @@ class _Indexer:
                 line, column = _mark(key_node)
                 first = seen[key].start_mark.line + 1
                 raise InputError(
-                    f"duplicate key {key!r} (first at line {first})", file=self.file, line=line,
-                    column=column, field=format_path((*path, key)), expected="each key once per mapping",
+                    f"duplicate key {key!r} (first at line {first})",
+                    file=self.file,
+                    line=line,
+                    column=column,
+                    field=format_path((*path, key)),
+                    expected="each key once per mapping",
                 )
             seen[key] = key_node
             self.walk(value_node, (*path, key), key_node)
@@ -600,7 +642,6 @@ def not_found_message(kind: str, ref: str, relative_to: Path | None = None) -> t
     )
 
 
-
 # ---------------------------------------------------------------------------
 # Base model for file contents
 # ---------------------------------------------------------------------------
@@ -625,6 +666,8 @@ class FileModel(BaseModel):
                 if key not in cls.model_fields:
                     raise Problem(
                         f"unknown field {key!r}{did_you_mean(key, allowed)}",
-                        expected=one_of(allowed), path=(key,), at="key",
+                        expected=one_of(allowed),
+                        path=(key,),
+                        at="key",
                     )
         return data

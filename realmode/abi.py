@@ -80,11 +80,29 @@ _PRIVATE_OUTPUTS = frozenset({("wait4", 3), ("waitid", 4)})
 _MAX_BUF = 1 << 26
 #: C types of 32 bits in the kernel's x86-64 signatures: such an argument
 #: means its low half, signed (an i386 variant passes the same 32 bits).
-_INT32_TYPES = frozenset({
-    "int", "unsigned int", "unsigned", "pid_t", "u32", "umode_t", "uid_t", "gid_t", "clockid_t",
-    "const clockid_t", "mqd_t", "key_t", "key_serial_t", "rwf_t", "qid_t", "const __u32", "__s32",
-    "const int", "timer_t",
-})
+_INT32_TYPES = frozenset(
+    {
+        "int",
+        "unsigned int",
+        "unsigned",
+        "pid_t",
+        "u32",
+        "umode_t",
+        "uid_t",
+        "gid_t",
+        "clockid_t",
+        "const clockid_t",
+        "mqd_t",
+        "key_t",
+        "key_serial_t",
+        "rwf_t",
+        "qid_t",
+        "const __u32",
+        "__s32",
+        "const int",
+        "timer_t",
+    }
+)
 _INT32_ARGS: dict[str, frozenset[int]] = {
     name: frozenset(i for i, (_, ctype) in enumerate(signature) if ctype in _INT32_TYPES)
     for name, signature in _table.SIGNATURES.items()
@@ -106,9 +124,9 @@ def arch_of(audit_arch: int) -> Arch | None:
 class Slot:
     """One buffer a call writes: where it is in the registers and in the call."""
 
-    raw: int             # index into RawCall.args
-    canon: int | None    # index into RawCall.call.args (None: dropped by the layout)
-    arg: Arg             # the raw argument's description (kind, struct, sizes)
+    raw: int  # index into RawCall.args
+    canon: int | None  # index into RawCall.call.args (None: dropped by the layout)
+    arg: Arg  # the raw argument's description (kind, struct, sizes)
     canon_struct: str | None
 
 
@@ -116,8 +134,8 @@ class Slot:
 class RawCall:
     """A call as stopped: what the tracer needs to finish it later."""
 
-    name: str            # canonical name after normalisation (the core's)
-    kernel_name: str     # what the kernel calls it on this architecture (for messages)
+    name: str  # canonical name after normalisation (the core's)
+    kernel_name: str  # what the kernel calls it on this architecture (for messages)
     arch: Arch
     nr: int
     args: tuple[int, ...]  # raw argument values (registers, or socketcall's words)
@@ -163,8 +181,13 @@ def from_canonical(data: bytes, canon_struct: str | None, raw_struct: str | None
 class Reader:
     """Builds calls and outcomes for one tracee."""
 
-    def __init__(self, pid: int, pids: PidMap | None = None, abi_diverse: bool = False,
-                 machine_cpus: frozenset[int] | None = None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        pids: PidMap | None = None,
+        abi_diverse: bool = False,
+        machine_cpus: frozenset[int] | None = None,
+    ) -> None:
         self.pid = pid
         #: The CPUs a native run would see (before placement pinned the
         #: variant); None: report what the kernel says.
@@ -195,8 +218,10 @@ class Reader:
         spec = plan.spec
         bits = plan.bits
         narrow = plan.narrow
-        values = [self._value(arg, index, raw, 32 if index in narrow else bits, arch, spec)
-                  for index, arg in enumerate(spec.args)]
+        values = [
+            self._value(arg, index, raw, 32 if index in narrow else bits, arch, spec)
+            for index, arg in enumerate(spec.args)
+        ]
         name = spec.name
         if name == "fcntl" and len(values) > 2 and values[1] not in _FCNTL_INT_ARG:
             values[2] = None
@@ -214,8 +239,7 @@ class Reader:
         if name == "ioctl" and raw[1] & 0xFFFFFFFF in _IOCTL_OUT:
             slots = (Slot(2, 2, Arg("arg", K.OUT_BUF), None),)
         registration = self._epoll_ctl(arch, raw, normal) if canonical == "epoll_ctl" else None
-        return RawCall(canonical, plan.kernel_name, arch, nr, tuple(raw), Call(canonical, normal), slots,
-                       registration)
+        return RawCall(canonical, plan.kernel_name, arch, nr, tuple(raw), Call(canonical, normal), slots, registration)
 
     def _epoll_ctl(self, arch: Arch, raw: tuple[int, ...], normal: tuple) -> tuple[int, int, int, int | None]:
         """What this variant registers, its own ``data`` included (the
@@ -284,8 +308,11 @@ class Reader:
             if arg.size_arg is None:
                 return 1
             if arg.size_in_mem:
-                return _signed(int.from_bytes(ll.read_memory(self.pid, raw[arg.size_arg], 4) or b"\0" * 4, "little"), 32) \
-                    if raw[arg.size_arg] else None
+                return (
+                    _signed(int.from_bytes(ll.read_memory(self.pid, raw[arg.size_arg], 4) or b"\0" * 4, "little"), 32)
+                    if raw[arg.size_arg]
+                    else None
+                )
             return _signed(raw[arg.size_arg], bits)
         if kind is K.STR_ARRAY:
             return self._argv(value, bits // 8)
@@ -318,10 +345,10 @@ class Reader:
         if match:
             pid = int(match.group(1))
             if pid in self.pids.self_pids(self.pid):
-                return "/proc/self" + text[match.end(1):]
+                return "/proc/self" + text[match.end(1) :]
             virtual = self.pids.virtual(pid)
             if virtual != pid:
-                return f"/proc/{virtual}" + text[match.end(1):]
+                return f"/proc/{virtual}" + text[match.end(1) :]
         return text
 
     def _argv(self, address: int, word: int) -> tuple[str, ...] | None:
@@ -365,8 +392,9 @@ class Reader:
         header = self._msghdr(address, arch)
         name = ll.read_memory(self.pid, header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
         data = b"".join(self._iov_read(header["msg_iov"], header["msg_iovlen"], arch, None))
-        control = (ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"])
-                   if header["msg_control"] else b"")
+        control = (
+            ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"]) if header["msg_control"] else b""
+        )
         return (name, data, control)
 
     # -- outcomes ------------------------------------------------------------
@@ -449,8 +477,9 @@ class Reader:
         header = self._msghdr(address, arch)
         name = ll.read_memory(self.pid, header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
         data = b"".join(self._iov_read(header["msg_iov"], header["msg_iovlen"], arch, result))
-        control = (ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"])
-                   if header["msg_control"] else b"")
+        control = (
+            ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"]) if header["msg_control"] else b""
+        )
         return _st.pack("<IIIi", len(name), len(data), len(control), header["msg_flags"]) + name + data + control
 
     def write_outcome(self, raw: RawCall, outcome: Outcome) -> int:
@@ -473,8 +502,12 @@ class Reader:
                 continue
             pointer = raw.args[slot.raw]
             kind = slot.arg.kind
-            if kind is K.OUT_BUF and slot.arg.struct is None and slot.arg.size_arg is not None \
-                    and not slot.arg.size_in_mem:
+            if (
+                kind is K.OUT_BUF
+                and slot.arg.struct is None
+                and slot.arg.size_arg is not None
+                and not slot.arg.size_in_mem
+            ):
                 # Never past this variant's own buffer (equal sizes are
                 # compared; word-sized ones of ABI-diverse pairs are not).
                 room = max(0, _signed(raw.args[slot.arg.size_arg], bits))
@@ -513,23 +546,29 @@ class Reader:
         for base, length in self._iovecs(address, count, arch):
             if offset >= len(data):
                 break
-            piece = data[offset: offset + length]
+            piece = data[offset : offset + length]
             ll.write_memory(self.pid, base, piece)
             offset += len(piece)
 
     def _msghdr_write(self, address: int, arch: Arch, blob: bytes) -> None:
         namelen, datalen, controllen, flags = _st.unpack_from("<IIIi", blob)
         at = 16
-        name, data, control = blob[at:at + namelen], blob[at + namelen:at + namelen + datalen], \
-            blob[at + namelen + datalen:at + namelen + datalen + controllen]
+        name, data, control = (
+            blob[at : at + namelen],
+            blob[at + namelen : at + namelen + datalen],
+            blob[at + namelen + datalen : at + namelen + datalen + controllen],
+        )
         header = self._msghdr(address, arch)
         if header["msg_name"]:
             ll.write_memory(self.pid, header["msg_name"], name[: header["msg_namelen"]])
         self._scatter(header["msg_iov"], header["msg_iovlen"], arch, data)
         if header["msg_control"]:
             ll.write_memory(self.pid, header["msg_control"], control[: header["msg_controllen"]])
-        header.update(msg_namelen=min(namelen, header["msg_namelen"]),
-                      msg_controllen=min(controllen, header["msg_controllen"]), msg_flags=flags)
+        header.update(
+            msg_namelen=min(namelen, header["msg_namelen"]),
+            msg_controllen=min(controllen, header["msg_controllen"]),
+            msg_flags=flags,
+        )
         ll.write_memory(self.pid, address, structs.encode("msghdr", arch, header))
 
 
@@ -544,12 +583,12 @@ def _dirents_for_32bit(data: bytes) -> bytes:
     index = 0
     while at + 19 <= len(out):
         index += 1
-        length = int.from_bytes(out[at + 16:at + 18], "little")
+        length = int.from_bytes(out[at + 16 : at + 18], "little")
         if length < 19:
             break
-        offset = int.from_bytes(out[at + 8:at + 16], "little", signed=True)
+        offset = int.from_bytes(out[at + 8 : at + 16], "little", signed=True)
         if not -(1 << 31) <= offset < (1 << 31):
-            out[at + 8:at + 16] = index.to_bytes(8, "little")
+            out[at + 8 : at + 16] = index.to_bytes(8, "little")
         at += length
     return bytes(out)
 
@@ -564,8 +603,8 @@ class _Plan:
     bits: int
     narrow: frozenset[int]
     outs: tuple[tuple[int, Arg], ...]
-    canon_index: dict[int, int]   # raw argument index -> canonical index (plain copies)
-    slots: tuple[Slot, ...]       # for the call as named (before normalisation)
+    canon_index: dict[int, int]  # raw argument index -> canonical index (plain copies)
+    slots: tuple[Slot, ...]  # for the call as named (before normalisation)
 
 
 _PLANS: dict[tuple[Arch, int], _Plan | None] = {}
@@ -622,8 +661,11 @@ def _path_pointer(raw: RawCall, index: int) -> int | None:
     if plan is None:
         return None
     n_args = len(plan.spec.layout) if plan.spec.layout is not None else len(plan.spec.args)
-    paths = {raw_index: position for raw_index, arg in enumerate(plan.spec.args)
-             if arg.kind is K.PATH and (position := plan.canon_index.get(raw_index)) is not None and position < n_args}
+    paths = {
+        raw_index: position
+        for raw_index, arg in enumerate(plan.spec.args)
+        if arg.kind is K.PATH and (position := plan.canon_index.get(raw_index)) is not None and position < n_args
+    }
     if raw.name != plan.name:
         moved = _moved_positions(plan, set(paths.values()), n_args)
         paths = {raw_index: moved[position] for raw_index, position in paths.items() if position in moved}
@@ -650,7 +692,10 @@ def _moved_slots(plan: _Plan, canonical: str, n_args: int) -> tuple[Slot, ...]:
     key = (plan.spec.arch or Arch.X86_64, id(plan), plan.name, canonical)
     slots = _MOVED.get(key)
     if slots is None:
-        outs = {position for index, _ in plan.outs
-                if (position := plan.canon_index.get(index)) is not None and position < n_args}
+        outs = {
+            position
+            for index, _ in plan.outs
+            if (position := plan.canon_index.get(index)) is not None and position < n_args
+        }
         slots = _MOVED[key] = _slots(plan, canonical, _moved_positions(plan, outs, n_args))
     return slots

@@ -8,9 +8,16 @@ from typing import Any
 from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, Interrupted, RunResult, make_policy, run
 
 
-def run_program(variants: list[list[str]], *, policy: str, record: Path | None, console: Any,
-                as_json: bool = False, stall_timeout: float = DEFAULT_STALL_TIMEOUT,
-                routes: dict[str, str] | None = None) -> RunResult:
+def run_program(
+    variants: list[list[str]],
+    *,
+    policy: str,
+    record: Path | None,
+    console: Any,
+    as_json: bool = False,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+    routes: dict[str, str] | None = None,
+) -> RunResult:
     """``dmvx run``: the variants under ptrace monitors on this machine.
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the

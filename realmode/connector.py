@@ -70,9 +70,16 @@ def _nodelay(sock: socket.socket) -> socket.socket:
     return sock
 
 
-def run_connector(index: int, n: int, key: bytes, run_id: str, monitor: socket.socket,
-                  listener: socket.socket | None, address: tuple[str, int] | None,
-                  admission_timeout: float = ADMISSION_TIMEOUT) -> None:
+def run_connector(
+    index: int,
+    n: int,
+    key: bytes | bytearray,
+    run_id: str,
+    monitor: socket.socket,
+    listener: socket.socket | None,
+    address: tuple[str, int] | None,
+    admission_timeout: float = ADMISSION_TIMEOUT,
+) -> None:
     """Serve until the monitor hangs up (the normal end) or a link fails.
 
     The leader's CONNECTOR (``listener`` given) admits followers one
@@ -97,8 +104,9 @@ def run_connector(index: int, n: int, key: bytes, run_id: str, monitor: socket.s
         missing = [i for i in range(1, n) if i not in admitted]
         if missing:
             names = ", ".join(variant_name(i) for i in missing)
-            _lost(monitor, VerdictKind.CONNECTOR_LOST,
-                  f"no CONNECTOR proved to be {names} within {admission_timeout:g} s")
+            _lost(
+                monitor, VerdictKind.CONNECTOR_LOST, f"no CONNECTOR proved to be {names} within {admission_timeout:g} s"
+            )
             if not peers:
                 _drain_until_closed(monitor)
                 return
@@ -121,8 +129,9 @@ def run_connector(index: int, n: int, key: bytes, run_id: str, monitor: socket.s
     _serve(index, peers, monitor, run_id)
 
 
-def _admit(listener: socket.socket, n: int, key: bytes,
-           deadline: float) -> dict[int, tuple[socket.socket, bytes, bytes]]:
+def _admit(
+    listener: socket.socket, n: int, key: bytes | bytearray, deadline: float
+) -> dict[int, tuple[socket.socket, bytes, bytes]]:
     """Accept connections until every follower has authenticated or
     ``deadline`` passes; each admitted follower's socket, session key and
     the bytes it sent after its answer. Whoever fails the handshake, says
@@ -190,8 +199,14 @@ def _admit(listener: socket.socket, n: int, key: bytes,
     return admitted
 
 
-def _join(index: int, key: bytes, address: tuple[str, int], deadline: float, monitor: socket.socket,
-          timeout: float) -> tuple[socket.socket, bytes, bytes] | None:
+def _join(
+    index: int,
+    key: bytes | bytearray,
+    address: tuple[str, int],
+    deadline: float,
+    monitor: socket.socket,
+    timeout: float,
+) -> tuple[socket.socket, bytes, bytes] | None:
     """Connect to the leader's CONNECTOR and pass its challenge; None (the
     monitor told why) if that fails or outlasts ``deadline``."""
     join = Join(key, index)
@@ -282,7 +297,9 @@ def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: 
                     return
                 batches: dict[int, list[bytes]] = {}
                 for dest, payload in records:
-                    targets = peers.values() if dest == monitor_socket.BROADCAST else [peers[dest]] if dest in peers else []
+                    targets = (
+                        peers.values() if dest == monitor_socket.BROADCAST else [peers[dest]] if dest in peers else []
+                    )
                     # The monitor's record is framed as it is: no decoding
                     # and encoding again on the way out.
                     for peer in targets:

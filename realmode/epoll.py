@@ -46,7 +46,7 @@ class EpollMap:
         self._data: dict[tuple[int, int], int] = {}
         self._fd: dict[tuple[int, int], int] = {}  # (epfd, data) -> fd, the last registered
 
-    def copy(self) -> "EpollMap":
+    def copy(self) -> EpollMap:
         """A forked child's copy (its descriptor table is a copy of its parent's)."""
         other = EpollMap()
         other._data = dict(self._data)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from typing import Callable, Iterable, NoReturn
+from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -25,8 +26,14 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def run_helper(body: Callable[[], None], keep: set[int], *, cpu: int | None = None,
-               ignore: Iterable[signal.Signals] = (signal.SIGINT,), parent: int | None = None) -> NoReturn:
+def run_helper(
+    body: Callable[[], None],
+    keep: set[int],
+    *,
+    cpu: int | None = None,
+    ignore: Iterable[signal.Signals] = (signal.SIGINT,),
+    parent: int | None = None,
+) -> NoReturn:
     """Run ``body`` in this freshly forked child and never return.
 
     The child ignores ``ignore`` (the orchestrator ends the run on Ctrl-C and

@@ -67,17 +67,20 @@ class ServedRun:
     divergence: str | None
 
 
-def serve(config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int,
-          record: Path | None = None) -> ServedRun:
+def serve(
+    config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int, record: Path | None = None
+) -> ServedRun:
     """lighttpd natively (``policy`` None) or under ``dmvx run``, ``sample``
     bodies checked against ``digests`` and then ``ab -n requests -c 1`` on
     the 4 KiB file; with ``record``, the run's trace goes there."""
-    server = subprocess.Popen(server_argv(config, policy, record), cwd=_ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        server_argv(config, policy, record), cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_listening()
-        wrong, _, error = client.check_digests(ADDRESS, {f"/{name}": d for name, d in digests.items()}, sample,
-                                               timeout=10)
+        wrong, _, error = client.check_digests(
+            ADDRESS, {f"/{name}": d for name, d in digests.items()}, sample, timeout=10
+        )
         if error is not None:
             raise EnvironmentProblem(f"lighttpd under {policy or 'no MVX'}: {error}")
         ab = client.run_ab(ADDRESS, requests, lighttpd.AB_PATH, _AB_TIMEOUT)
@@ -92,5 +95,14 @@ def serve(config: Path, digests: dict[str, str], policy: str | None, requests: i
             server.kill()
             _, err = server.communicate()
     diverged = "divergence" in err
-    return ServedRun(policy or "native", sample, wrong, ab["requests_per_s"], ab["failed"], ab["mean_ms"],
-                     ab["p50_ms"], ab["p99_ms"], err.strip().splitlines()[0] if diverged else None)
+    return ServedRun(
+        policy or "native",
+        sample,
+        wrong,
+        ab["requests_per_s"],
+        ab["failed"],
+        ab["mean_ms"],
+        ab["p50_ms"],
+        ab["p99_ms"],
+        err.strip().splitlines()[0] if diverged else None,
+    )

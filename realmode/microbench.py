@@ -54,8 +54,10 @@ def native_ns(binary: str, kind: str, calls: int, cpu: int | None = None) -> flo
 def native_pair_ns(binary: str, calls: int) -> float:
     """Two native copies of the local loop at once, one per CPU (the mean of both)."""
     cpus = sorted(os.sched_getaffinity(0))[:2]
-    procs = [subprocess.Popen(["taskset", "-c", str(cpu), binary, "local", str(calls)], stdout=subprocess.PIPE,
-                              text=True) for cpu in cpus]
+    procs = [
+        subprocess.Popen(["taskset", "-c", str(cpu), binary, "local", str(calls)], stdout=subprocess.PIPE, text=True)
+        for cpu in cpus
+    ]
     return statistics.mean(per_call_ns(p.communicate()[0]) for p in procs)
 
 

@@ -54,7 +54,7 @@ class RecordReader:
             end = _HEAD.size + length
             if len(self._buf) < end:
                 break
-            out.append((peer, bytes(self._buf[_HEAD.size:end])))
+            out.append((peer, bytes(self._buf[_HEAD.size : end])))
             del self._buf[:end]
         return out
 

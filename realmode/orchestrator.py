@@ -27,9 +27,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
@@ -37,8 +38,8 @@ from dmvx.policy import Policy
 from dmvx.ranahead import RanAhead
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
-from realmode import record as record_mod
 from realmode import isolation, reports, seccomp
+from realmode import record as record_mod
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
 from realmode.spawn import default_compare_from, elf_arch, resolve, spawn_variant
@@ -48,10 +49,21 @@ from realmode.tracer import Launch
 #: cache, locale and time-zone data. Each variant reads its own copy (the
 #: dynamic loader must map real files, which a placeholder cannot give).
 SYSTEM_LOCAL_FILES: tuple[str, ...] = (
-    "/etc/ld.so.cache", "/lib/*", "/lib32/*", "/lib64/*", "/libx32/*", "/usr/lib/*",
-    "/usr/lib32/*", "/usr/lib64/*", "/usr/libx32/*", "/usr/local/lib/*",
-    "/usr/share/locale/*", "/usr/share/zoneinfo/*", "/etc/localtime",
-    "/usr/lib/locale/*", "/usr/share/i18n/*",
+    "/etc/ld.so.cache",
+    "/lib/*",
+    "/lib32/*",
+    "/lib64/*",
+    "/libx32/*",
+    "/usr/lib/*",
+    "/usr/lib32/*",
+    "/usr/lib64/*",
+    "/usr/libx32/*",
+    "/usr/local/lib/*",
+    "/usr/share/locale/*",
+    "/usr/share/zoneinfo/*",
+    "/etc/localtime",
+    "/usr/lib/locale/*",
+    "/usr/share/i18n/*",
 )
 
 #: How long a variant may stay silent while another waits, by default.
@@ -126,8 +138,13 @@ class RunResult:
             "interrupted_by": self.interrupted,
             "elapsed_s": round(self.elapsed, 6),
             "variants": [
-                {"variant": variant_name(v.index), "argv": v.argv, "status": v.status, **v.stats,
-                 "cpu_s": {role: round(seconds, 6) for role, seconds in v.cpu_s.items()}}
+                {
+                    "variant": variant_name(v.index),
+                    "argv": v.argv,
+                    "status": v.status,
+                    **v.stats,
+                    "cpu_s": {role: round(seconds, 6) for role, seconds in v.cpu_s.items()},
+                }
                 for v in self.variants
             ],
         }
@@ -135,19 +152,25 @@ class RunResult:
     def render(self, console: Any) -> None:
         # A clean run prints nothing: its stderr must be the program's alone.
         if self.interrupted is not None:
-            console.print(f"dmvx: interrupted by {self.interrupted} after {self.elapsed:.1f} s",
-                          soft_wrap=True, markup=False)
+            console.print(
+                f"dmvx: interrupted by {self.interrupted} after {self.elapsed:.1f} s", soft_wrap=True, markup=False
+            )
         elif self.unsupported is not None:
             console.print(f"dmvx run: {self.unsupported}", soft_wrap=True, markup=False)
         elif self.verdict is not None:
             console.print(f"[bold red]dmvx: divergence[/] {self.verdict.summary()}", markup=True, soft_wrap=True)
             ran = self.ran_ahead if self.ran_ahead is not None else RanAhead()
-            console.print(f"dmvx: {ran.summary(self.verdict.seq, self.verdict.calls.get(0))}",
-                          soft_wrap=True, markup=False)
+            console.print(
+                f"dmvx: {ran.summary(self.verdict.seq, self.verdict.calls.get(0))}", soft_wrap=True, markup=False
+            )
             if self.verdict.kind is VerdictKind.NO_PROGRESS:
-                console.print(f"dmvx: a variant made no system call for {self.stall_timeout:g} s while another "
-                              f"waited for it: a hang, or a program that computes longer than that between "
-                              f"calls (dmvx run --stall-timeout).", soft_wrap=True, markup=False)
+                console.print(
+                    f"dmvx: a variant made no system call for {self.stall_timeout:g} s while another "
+                    f"waited for it: a hang, or a program that computes longer than that between "
+                    f"calls (dmvx run --stall-timeout).",
+                    soft_wrap=True,
+                    markup=False,
+                )
         elif self.error is not None:
             console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
 
@@ -277,24 +300,49 @@ def run(
     me = os.getpid()
     try:
         for index in range(n):
+
             def fork(role: str, body: Callable[[], None], keep: set[int], index: int = index) -> int:
                 pid = os.fork()
                 if pid == 0:  # the CONNECTOR pinned by the placement; the monitor pins itself
                     if role == "monitor":
                         key.wipe()  # the key lives only where it is used
-                    _child(body, keep=keep | ({0, 1, 2} if role == "monitor" else set()), parent=me,
-                           cpu=cpus[index][2] if role == "connector" else None)
+                    _child(
+                        body,
+                        keep=keep | ({0, 1, 2} if role == "monitor" else set()),
+                        parent=me,
+                        cpu=cpus[index][2] if role == "connector" else None,
+                    )
                 children.append(pid)
                 return pid
 
             def connector(con_end: socket.socket, index: int = index) -> None:
-                run_connector(index, n, key.secret, run_id, con_end, listener if index == 0 else None,
-                              None if index == 0 else address)
+                run_connector(
+                    index,
+                    n,
+                    key.secret,
+                    run_id,
+                    con_end,
+                    listener if index == 0 else None,
+                    None if index == 0 else address,
+                )
 
             env = dict(envs[index]) if envs is not None else dict(os.environ)
-            launch = Launch(index, n, pol, paths[index], list(variants[index]), env, bpf, stall_timeout,
-                            cpus[index][1], compare_from, stdout_to_stderr and index == 0, flush_delay,
-                            cpus[index][0], parts[index] if parts is not None else None)
+            launch = Launch(
+                index,
+                n,
+                pol,
+                paths[index],
+                list(variants[index]),
+                env,
+                bpf,
+                stall_timeout,
+                cpus[index][1],
+                compare_from,
+                stdout_to_stderr and index == 0,
+                flush_delay,
+                cpus[index][0],
+                parts[index] if parts is not None else None,
+            )
             spawned = spawn_variant(launch, fork, connector, [listener.fileno()] if index == 0 else [])
             pipes[spawned.report_fd] = index
         key.wipe()
@@ -315,19 +363,27 @@ def run(
         try:
             listener.close()
             if interrupted:
-                reports.progress(pipes, variant_reports, children[_ROLES.index("monitor")::len(_ROLES)])
+                reports.progress(pipes, variant_reports, children[_ROLES.index("monitor") :: len(_ROLES)])
             for fd in pipes:
                 os.close(fd)
             for i, seconds in enumerate(_kill_all(children)):
                 variant_reports[i // len(_ROLES)].cpu_s[_ROLES[i % len(_ROLES)]] = seconds
             result.helpers = children
             if trace is not None and parts is not None:
-                variants_info = [{"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}
-                                 for path, argv in zip(paths, variants)]
+                variants_info = [
+                    {"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}
+                    for path, argv in zip(paths, variants)
+                ]
                 # A server stopped from outside (Ctrl-C, SIGTERM) leaves its
                 # followers a few calls behind: cut to what all of them made.
-                record_mod.join(trace, parts, variants_info, trim=interrupted and result.verdict is None,
-                                policy=pol.name, recorded="dmvx run")
+                record_mod.join(
+                    trace,
+                    parts,
+                    variants_info,
+                    trim=interrupted and result.verdict is None,
+                    policy=pol.name,
+                    recorded="dmvx run",
+                )
             result.elapsed = time.monotonic() - started
         finally:
             signal.signal(signal.SIGTERM, previous_term)

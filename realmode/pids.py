@@ -28,12 +28,28 @@ from dmvx.syscalls import Arch
 
 #: Canonical call -> argument indexes that hold a pid (negative: a process group).
 PID_ARGS: dict[str, tuple[int, ...]] = {
-    "wait4": (0,), "kill": (0,), "tkill": (0,), "tgkill": (0, 1), "setpgid": (0, 1),
-    "getpgid": (0,), "getsid": (0,), "prlimit64": (0,), "pidfd_open": (0,),
-    "rt_sigqueueinfo": (0,), "rt_tgsigqueueinfo": (0, 1), "sched_getscheduler": (0,),
-    "sched_setscheduler": (0,), "sched_getparam": (0,), "sched_setparam": (0,),
-    "sched_rr_get_interval": (0,), "get_robust_list": (0,), "process_vm_readv": (0,),
-    "process_vm_writev": (0,), "ptrace": (1,), "waitid": (1,), "getpriority": (1,),
+    "wait4": (0,),
+    "kill": (0,),
+    "tkill": (0,),
+    "tgkill": (0, 1),
+    "setpgid": (0, 1),
+    "getpgid": (0,),
+    "getsid": (0,),
+    "prlimit64": (0,),
+    "pidfd_open": (0,),
+    "rt_sigqueueinfo": (0,),
+    "rt_tgsigqueueinfo": (0, 1),
+    "sched_getscheduler": (0,),
+    "sched_setscheduler": (0,),
+    "sched_getparam": (0,),
+    "sched_setparam": (0,),
+    "sched_rr_get_interval": (0,),
+    "get_robust_list": (0,),
+    "process_vm_readv": (0,),
+    "process_vm_writev": (0,),
+    "ptrace": (1,),
+    "waitid": (1,),
+    "getpriority": (1,),
     "setpriority": (1,),
 }
 #: Calls whose positive result is a pid of this variant when the variant runs them itself.
@@ -106,12 +122,12 @@ class PidMap:
         if len(data) < stime_at + word or int.from_bytes(data[0:4], "little") != _SIGCHLD:
             return data
         out = bytearray(data)
-        pid = int.from_bytes(out[pid_at:pid_at + 4], "little", signed=True)
-        out[pid_at:pid_at + 4] = self.virtual(pid).to_bytes(4, "little", signed=True)
-        out[utime_at:utime_at + word] = bytes(word)
-        out[stime_at:stime_at + word] = bytes(word)
+        pid = int.from_bytes(out[pid_at : pid_at + 4], "little", signed=True)
+        out[pid_at : pid_at + 4] = self.virtual(pid).to_bytes(4, "little", signed=True)
+        out[utime_at : utime_at + word] = bytes(word)
+        out[stime_at : stime_at + word] = bytes(word)
         return bytes(out)
 
     def siginfo_pid(self, data: bytes, arch: Arch) -> int:
         pid_at = _SIGINFO[arch][0]
-        return int.from_bytes(data[pid_at:pid_at + 4], "little", signed=True) if len(data) >= pid_at + 4 else 0
+        return int.from_bytes(data[pid_at : pid_at + 4], "little", signed=True) if len(data) >= pid_at + 4 else 0

@@ -63,16 +63,47 @@ class PtraceError(OSError):
 class UserRegs(ctypes.Structure):
     """``struct user_regs_struct`` of x86-64; i386 tracees show through it too."""
 
-    _fields_ = [(name, ctypes.c_ulonglong) for name in (
-        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
-        "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base",
-        "gs_base", "ds", "es", "fs", "gs")]
+    _fields_ = [
+        (name, ctypes.c_ulonglong)
+        for name in (
+            "r15",
+            "r14",
+            "r13",
+            "r12",
+            "rbp",
+            "rbx",
+            "r11",
+            "r10",
+            "r9",
+            "r8",
+            "rax",
+            "rcx",
+            "rdx",
+            "rsi",
+            "rdi",
+            "orig_rax",
+            "rip",
+            "cs",
+            "eflags",
+            "rsp",
+            "ss",
+            "fs_base",
+            "gs_base",
+            "ds",
+            "es",
+            "fs",
+            "gs",
+        )
+    ]
 
 
 class _SyscallInfo(ctypes.Structure):
     _fields_ = [
-        ("op", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3), ("arch", ctypes.c_uint32),
-        ("ip", ctypes.c_uint64), ("sp", ctypes.c_uint64),
+        ("op", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8 * 3),
+        ("arch", ctypes.c_uint32),
+        ("ip", ctypes.c_uint64),
+        ("sp", ctypes.c_uint64),
         ("u", ctypes.c_uint64 * 8),  # entry/seccomp: nr, args[6], ret_data; exit: rval, is_error
     ]
 
@@ -89,7 +120,9 @@ class SyscallStop:
 
 
 def ptrace(request: int, pid: int, addr: int = 0, data: int | ctypes.c_void_p | None = 0) -> int:
-    result = _ptrace(request, pid, ctypes.c_void_p(addr), data if isinstance(data, ctypes.c_void_p) else ctypes.c_void_p(data))
+    result = _ptrace(
+        request, pid, ctypes.c_void_p(addr), data if isinstance(data, ctypes.c_void_p) else ctypes.c_void_p(data)
+    )
     if result == -1:
         err = ctypes.get_errno()
         if err:
@@ -150,7 +183,14 @@ class _IoVec(ctypes.Structure):
 _vm_readv = _libc.process_vm_readv
 _vm_writev = _libc.process_vm_writev
 for _f in (_vm_readv, _vm_writev):
-    _f.argtypes = [ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong]
+    _f.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(_IoVec),
+        ctypes.c_ulong,
+        ctypes.POINTER(_IoVec),
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
     _f.restype = ctypes.c_ssize_t
 
 

@@ -28,8 +28,9 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
@@ -38,8 +39,14 @@ from dmvx.trace import TraceWriter
 _END_LINES = ('{"exit":', '{"killed":')
 
 
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _not_regular(path: Path) -> str | None:
@@ -117,8 +124,9 @@ class Recorder:
             self._file.close()
 
 
-def join(path: Path, parts: Iterable[str], variants: list[dict[str, Any]], *, trim: bool = False,
-         **header: Any) -> dict[int, tuple[int, int]]:
+def join(
+    path: Path, parts: Iterable[str], variants: list[dict[str, Any]], *, trim: bool = False, **header: Any
+) -> dict[int, tuple[int, int]]:
     """Write ``path``: the header, then each part's events (its header line
     skipped); the parts are removed. By variant (a part's index): the calls
     written, and those left out by ``trim``.

@@ -32,8 +32,9 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from dmvx import codec
 from dmvx.messages import Stop
@@ -103,8 +104,14 @@ PROGRESS_SIGNAL = signal.SIGUSR1
 
 Report = Started | Exited | Halted | UnsupportedProgram | MonitorFailed | Progress
 #: Each report's name on the wire.
-_TAGS: dict[type, str] = {Started: "started", Exited: "done", Halted: "verdict", UnsupportedProgram: "unsupported",
-                          MonitorFailed: "error", Progress: "progress"}
+_TAGS: dict[type, str] = {
+    Started: "started",
+    Exited: "done",
+    Halted: "verdict",
+    UnsupportedProgram: "unsupported",
+    MonitorFailed: "error",
+    Progress: "progress",
+}
 
 
 def encode(report: Report) -> bytes:
@@ -214,9 +221,16 @@ class RunReports:
         return False
 
 
-def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
-            timeout: float | None = None, tick: Callable[[], str | None] | None = None,
-            finished: Callable[[], bool] | None = None, settle: float = GRACE) -> None:
+def collect(
+    pipes: dict[int, int],
+    variants: list[Any],
+    reports: RunReports,
+    *,
+    timeout: float | None = None,
+    tick: Callable[[], str | None] | None = None,
+    finished: Callable[[], bool] | None = None,
+    settle: float = GRACE,
+) -> None:
     """Read the monitors' reports from ``pipes`` (fd -> variant index) into
     ``variants`` (each a :class:`VariantRecord`) and ``reports`` until every
     monitor has ended, or ``timeout`` seconds pass (then the run is stopped
@@ -231,7 +245,7 @@ def collect(pipes: dict[int, int], variants: list[Any], reports: RunReports, *,
     came by then, collecting ends with none: a clean run. The variants still
     run then; the caller ends them. The pipes stay open: the caller closes
     them."""
-    buffers = {fd: b"" for fd in pipes}
+    buffers = dict.fromkeys(pipes, b"")
     open_fds = set(pipes)
     pending = {v.index for v in variants}
     started: set[int] = set()
@@ -321,7 +335,7 @@ def progress(pipes: dict[int, int], variants: list[Any], monitors: list[int], wa
             os.kill(pid, PROGRESS_SIGNAL)
         except ProcessLookupError:
             pass
-    buffers = {fd: b"" for fd in pipes}
+    buffers = dict.fromkeys(pipes, b"")
     waiting = set(pipes)
     deadline = time.monotonic() + wait
     while waiting:

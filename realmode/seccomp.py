@@ -56,7 +56,10 @@ def local_names(policy: Policy) -> tuple[frozenset[str], frozenset[str]]:
                 continue  # a check this filter cannot express: let it stop
             plain = Call(name, (None, 0, 0, 0, -1, 0))
             marked = Call(name, (None, 0, PROT_EXEC, 0, -1, 0))
-            if broker.decide(plain, FdTable()).route is Route.LOCAL and broker.decide(marked, FdTable()).route is not Route.LOCAL:
+            if (
+                broker.decide(plain, FdTable()).route is Route.LOCAL
+                and broker.decide(marked, FdTable()).route is not Route.LOCAL
+            ):
                 checked.add(name)
         elif broker.decide(Call(name, ()), FdTable()).route is Route.LOCAL and name not in AFFINITY_CALLS:
             always.add(name)  # (the monitor answers AFFINITY_CALLS with the machine's CPUs)
@@ -116,7 +119,7 @@ def build_filter(policy: Policy) -> list[Insn]:
     i386 = _block(_numbers(always, Arch.I386), _numbers(checked, Arch.I386), False)
     head: list[Insn] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
-        (_JEQ_K, 2, 0, ll.AUDIT_ARCH_X86_64),          # -> x64 block (after the next two)
+        (_JEQ_K, 2, 0, ll.AUDIT_ARCH_X86_64),  # -> x64 block (after the next two)
         (_JEQ_K, 1 + len(x64), 0, ll.AUDIT_ARCH_I386),  # -> i386 block
         (_RET_K, 0, 0, SECCOMP_RET_TRACE),
     ]

@@ -17,8 +17,8 @@ import os
 import shutil
 import socket
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from dmvx.errors import NotExecutable
 from dmvx.syscalls import Arch
@@ -101,8 +101,13 @@ def default_compare_from(paths: Iterable[str]) -> str:
     return "entry" if len(arches) > 1 else "exec"
 
 
-def spawn_variant(launch: Launch, fork: Fork, connector: Callable[[socket.socket], None],
-                   connector_keep: Iterable[int] = (), before_monitor: Callable[[], None] | None = None) -> Spawned:
+def spawn_variant(
+    launch: Launch,
+    fork: Fork,
+    connector: Callable[[socket.socket], None],
+    connector_keep: Iterable[int] = (),
+    before_monitor: Callable[[], None] | None = None,
+) -> Spawned:
     """Fork the CONNECTOR (``connector`` runs with its end of the monitor
     link) and then the monitor of ``launch``; ``before_monitor`` runs first
     in the monitor's process."""

@@ -95,14 +95,24 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
         return cell
     source = attack.source or client
     config = ex.Config(
-        point.topo, policy_of(point.policy), [v.host for v in point.variants], client,
-        ex.Workload(requests=workload.requests, body_bytes=int(workload.file_size),
-                    pace=STREAM_PACE if stream else 0.0),
+        point.topo,
+        policy_of(point.policy),
+        [v.host for v in point.variants],
+        client,
+        ex.Workload(
+            requests=workload.requests, body_bytes=int(workload.file_size), pace=STREAM_PACE if stream else 0.0
+        ),
         attack=ex.NetAttack(STREAM_KIND[attack.kind] if stream else "exploit", source, target=attack.target),
-        native=False, measure_rtt=False, stall_timeout=float(point.policy.stall_timeout), timeout=POINT_TIMEOUT,
-        seed=point.seed, scenario=point.name)
-    result = VulnExperiment(config, builds, exploit or "stack-overflow", benign=max(0, workload.requests - 1),
-                            console=console).run()
+        native=False,
+        measure_rtt=False,
+        stall_timeout=float(point.policy.stall_timeout),
+        timeout=POINT_TIMEOUT,
+        seed=point.seed,
+        scenario=point.name,
+    )
+    result = VulnExperiment(
+        config, builds, exploit or "stack-overflow", benign=max(0, workload.requests - 1), console=console
+    ).run()
     return _cell_of(cell, result, stream)
 
 
@@ -115,9 +125,12 @@ def _cell_of(cell: Cell, result: ex.NetResult, stream: bool) -> Cell:
     cell.detail = verdict.summary() if verdict is not None else ""
     cell.effect = None if stream else report.get("effect")
     cell.latency_s = detection_latency(result)
-    cell.details = {"run_id": result.run_id, "injected": report.get("injected"),
-                    "answer": report.get("answer"),
-                    "verdict_calls": verdict.to_dict()["calls"] if verdict is not None else None}
+    cell.details = {
+        "run_id": result.run_id,
+        "injected": report.get("injected"),
+        "answer": report.get("answer"),
+        "verdict_calls": verdict.to_dict()["calls"] if verdict is not None else None,
+    }
     if outcome is None:
         cell.error = "the run did not start"
     elif outcome.error or outcome.unsupported:
@@ -147,8 +160,14 @@ def _plain_cell(file: str, path: Path, scenario: Scenario, console: Any) -> Cell
     from realmode.net.entry import scenario_config
 
     attack = scenario.attack
-    cell = Cell(file=file, attack=scenario.name or path.stem, kind=attack.kind if attack else "-",
-                setting="-", mode="real", expected=_expected(scenario.expect))
+    cell = Cell(
+        file=file,
+        attack=scenario.name or path.stem,
+        kind=attack.kind if attack else "-",
+        setting="-",
+        mode="real",
+        expected=_expected(scenario.expect),
+    )
     try:
         config = scenario_config(path, None, None, loaded=scenario)
     except Unavailable as why:
@@ -158,7 +177,7 @@ def _plain_cell(file: str, path: Path, scenario: Scenario, console: Any) -> Cell
     return _cell_of(cell, result, stream=attack is None or attack.kind in CONNECTOR_ATTACKS)
 
 
-def suite(directory: Path, *, console: Any) -> "RealSuiteResult":
+def suite(directory: Path, *, console: Any) -> RealSuiteResult:
     """Run every scenario of ``directory`` (or the scenario file it names)."""
     cells: list[Cell] = []
     errors: list[tuple[str, str]] = []
@@ -179,8 +198,9 @@ def suite(directory: Path, *, console: Any) -> "RealSuiteResult":
         except InputError as problem:
             errors.append((file, str(problem)))
     if not cells and not errors:
-        raise InputError(f"no scenario files in {directory}", file=str(directory),
-                         expected="a directory with scenario .yml files")
+        raise InputError(
+            f"no scenario files in {directory}", file=str(directory), expected="a directory with scenario .yml files"
+        )
     return RealSuiteResult(str(directory), cells, errors)
 
 
@@ -199,8 +219,13 @@ class RealSuiteResult:
         return worst(statuses)
 
     def to_json(self) -> dict[str, Any]:
-        return {"directory": self.directory, "mode": "real", "cells": [c.to_json() for c in self.cells],
-                "errors": [{"file": f, "error": e} for f, e in self.errors], "exit_status": self.exit_status.label}
+        return {
+            "directory": self.directory,
+            "mode": "real",
+            "cells": [c.to_json() for c in self.cells],
+            "errors": [{"file": f, "error": e} for f, e in self.errors],
+            "exit_status": self.exit_status.label,
+        }
 
     def render(self, console: Any) -> None:
         render_cells(self.cells, console, f"attacks in {self.directory}, real mode")

@@ -28,8 +28,9 @@ as a genuine message; the run records that as a harmful event.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from dmvx.attacktable import Cell, setting_label
 from dmvx.calls import Call, Outcome
@@ -46,12 +47,12 @@ if TYPE_CHECKING:
 CONNECTOR_ATTACKS = ("connector-forgery", "connector-replay")
 
 
-def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable[["Simulation", "Variant"], None]:
+def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable[[Simulation, Variant], None]:
     """A hook for :attr:`Simulation.attack_hook`: fires once, when the first
     variant reaches the attack point."""
     fired = False
 
-    def hook(sim: "Simulation", variant: "Variant") -> None:
+    def hook(sim: Simulation, variant: Variant) -> None:
         nonlocal fired
         if fired:
             return
@@ -62,14 +63,18 @@ def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable
         writer = FrameWriter(run_key, peer, target)
         reader = FrameReader(run_key, peer, target)
         # The link has carried authentic traffic before the attacker strikes.
-        authentic = writer.encode(Ack(victim.monitor.stream, 0, peer) if target == 0 else
-                                  Entry(victim.monitor.stream, 0, Call("getpid"), EntryKind.FULL, Outcome(1)))
+        authentic = writer.encode(
+            Ack(victim.monitor.stream, 0, peer)
+            if target == 0
+            else Entry(victim.monitor.stream, 0, Call("getpid"), EntryKind.FULL, Outcome(1))
+        )
         reader.feed(authentic)
         reader.next_message()
         if kind == "connector-forgery":
             attacker_key = hashlib.sha256(f"attacker key {seed}".encode()).digest()
-            forged = Entry(victim.monitor.stream, victim.monitor.seq + 1, Call("execve", ("/bin/sh", ("sh",), ())),
-                           EntryKind.GO)
+            forged = Entry(
+                victim.monitor.stream, victim.monitor.seq + 1, Call("execve", ("/bin/sh", ("sh",), ())), EntryKind.GO
+            )
             frame = FrameWriter(attacker_key, peer, target).encode(forged)
         else:
             frame = authentic
@@ -82,8 +87,11 @@ def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable
             message = reader.next_message()
         except ProtocolError as exc:
             kind_of = getattr(exc, "verdict_kind", None) or VerdictKind.PROTOCOL_ERROR
-            verdict = Verdict(kind_of, victim.monitor.seq,
-                              detail=f"the CONNECTOR of {victim.host} refused a frame from {source}: {exc}")
+            verdict = Verdict(
+                kind_of,
+                victim.monitor.seq,
+                detail=f"the CONNECTOR of {victim.host} refused a frame from {source}: {exc}",
+            )
             stop = Stop(victim.monitor.stream, verdict)
             victim.deliver(done, [stop])
             for other in range(len(sim.variants)):
@@ -93,8 +101,9 @@ def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable
         if message is not None:
             from sim.engine import HarmfulCall
 
-            sim.outcome.harmful.append(HarmfulCall(target, type(message).__name__,
-                                                   "forged CONNECTOR frame accepted", done))
+            sim.outcome.harmful.append(
+                HarmfulCall(target, type(message).__name__, "forged CONNECTOR frame accepted", done)
+            )
             victim.deliver(done, [message])
 
     return hook
@@ -117,7 +126,7 @@ EFFECT_CALLS: dict[str, frozenset[str]] = {
 }
 
 
-def effect_of(attack: "AttackReport | None") -> bool | None:
+def effect_of(attack: AttackReport | None) -> bool | None:
     """Whether the attack of a sim point reached its goal (None: no attack,
     or an attack on the CONNECTORs, whose goal is the verdict itself)."""
     if attack is None or attack.kind not in EFFECT_CALLS:
@@ -126,7 +135,7 @@ def effect_of(attack: "AttackReport | None") -> bool | None:
     return any(h.what in goals for h in attack.harmful_calls)
 
 
-def expected_effect(scenario: "Scenario", labels: Mapping[str, Any], mode: str = "sim") -> bool | None:
+def expected_effect(scenario: Scenario, labels: Mapping[str, Any], mode: str = "sim") -> bool | None:
     """The effect a scenario expects at the point with ``labels``."""
     setting = labels.get("setting")
     if scenario.diversity is not None and setting in scenario.diversity:
@@ -136,7 +145,7 @@ def expected_effect(scenario: "Scenario", labels: Mapping[str, Any], mode: str =
     return getattr(expect, "effect", None)
 
 
-def check_effects(points: Iterable["PointReport"], scenario: "Scenario") -> list["PointReport"]:
+def check_effects(points: Iterable[PointReport], scenario: Scenario) -> list[PointReport]:
     """The points of a sim result, each attack point with its ``effect`` and
     held to the effect the scenario expects at it (``as_expected`` turns
     False on a miss); other points as they were."""
@@ -149,13 +158,16 @@ def check_effects(points: Iterable["PointReport"], scenario: "Scenario") -> list
         expected = point.expected
         if expected is not None:
             expected = replace(expected, effect=expected_effect(scenario, point.labels))
-        as_expected = None if expected is None else expected.met_by(
-            point.outcome, point.verdict.verdict if point.verdict else None, effect)
+        as_expected = (
+            None
+            if expected is None
+            else expected.met_by(point.outcome, point.verdict.verdict if point.verdict else None, effect)
+        )
         out.append(replace(point, effect=effect, expected=expected, as_expected=as_expected))
     return out
 
 
-def sim_cells(file: str, points: Sequence["PointReport"], scenario: "Scenario | None") -> list[Cell]:
+def sim_cells(file: str, points: Sequence[PointReport], scenario: Scenario | None) -> list[Cell]:
     """The cells of one scenario's sim result (only points with an attack)."""
     cells = []
     for point in points:
@@ -169,13 +181,26 @@ def sim_cells(file: str, points: Sequence["PointReport"], scenario: "Scenario | 
             wanted = scenario.diversity[labels["setting"]].expect.sim
             skip = getattr(wanted, "skip", None)
         verdict = None if point.verdict is None else point.verdict.verdict
-        cells.append(Cell(
-            file=file, attack=point.scenario or file, kind=attack.kind, setting=setting_label(dict(labels)),
-            mode="sim", expected=None if expect is None else {
-                "verdict": expect.ending.value, "kind": None if expect.kind is None else expect.kind.value,
-                "effect": expect.effect},
-            skip=skip, outcome=point.outcome.value, verdict=verdict.kind.value if verdict else None,
-            effect=effect_of(attack),
-            latency_s=None if attack.detection is None else attack.detection.time_ns / 1e9,
-            detail=verdict.summary() if verdict else ""))
+        cells.append(
+            Cell(
+                file=file,
+                attack=point.scenario or file,
+                kind=attack.kind,
+                setting=setting_label(dict(labels)),
+                mode="sim",
+                expected=None
+                if expect is None
+                else {
+                    "verdict": expect.ending.value,
+                    "kind": None if expect.kind is None else expect.kind.value,
+                    "effect": expect.effect,
+                },
+                skip=skip,
+                outcome=point.outcome.value,
+                verdict=verdict.kind.value if verdict else None,
+                effect=effect_of(attack),
+                latency_s=None if attack.detection is None else attack.detection.time_ns / 1e9,
+                detail=verdict.summary() if verdict else "",
+            )
+        )
     return cells

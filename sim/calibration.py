@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from dmvx.calibration import Placement, Predicted, PredictionAsk
 from dmvx.exitstatus import EnvironmentProblem
@@ -94,8 +95,11 @@ def _simulate(profile_path: Path, workload: dict[str, Any], policy: str) -> tupl
     two loopback hosts under ``policy``, and the profile it ran with."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "check.yml"
-        path.write_text(_CHECK_SCENARIO.replace("PROFILE", json.dumps(str(profile_path.resolve())))
-                        .replace("POLICY", policy).replace("WORKLOAD", json.dumps(workload)))
+        path.write_text(
+            _CHECK_SCENARIO.replace("PROFILE", json.dumps(str(profile_path.resolve())))
+            .replace("POLICY", policy)
+            .replace("WORKLOAD", json.dumps(workload))
+        )
         scenario = load_scenario(path)
     profile = load_profile(str(profile_path.resolve()))
     return simulate(scenario, profile), profile
@@ -109,10 +113,14 @@ def _saturated(mvx: Any, variant: Any, profile: Any) -> tuple[float, float]:
     sent, taken = stats["messages"], stats["received_messages"]
     batches_out, batches_in = math.ceil(sent / most), math.ceil(taken / most)
     monitor = variant.busy_time - profile.monitor_receive * (variant.reads - batches_in)
-    connector = (profile.send * batches_out + profile.send_per_message * sent
-                 + profile.send_per_byte * stats["bytes"]
-                 + profile.receive * batches_in + profile.receive_per_message * taken
-                 + profile.receive_per_byte * stats["received_bytes"])
+    connector = (
+        profile.send * batches_out
+        + profile.send_per_message * sent
+        + profile.send_per_byte * stats["bytes"]
+        + profile.receive * batches_in
+        + profile.receive_per_message * taken
+        + profile.receive_per_byte * stats["received_bytes"]
+    )
     return max(monitor, 0.0), connector
 
 
@@ -126,8 +134,10 @@ def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, place
     for variant, (_, monitor_cpu, connector_cpu) in zip(mvx.variants, places):
         # A variant's work is its monitor's (its program's own is native).
         monitor_sat, connector_sat = _saturated(mvx, variant, profile)
-        for cpu, busy, sat in ((monitor_cpu, variant.busy_time, monitor_sat),
-                               (connector_cpu, mvx.connectors[variant.host]["busy_ns"], connector_sat)):
+        for cpu, busy, sat in (
+            (monitor_cpu, variant.busy_time, monitor_sat),
+            (connector_cpu, mvx.connectors[variant.host]["busy_ns"], connector_sat),
+        ):
             key = cpu if cpu is not None else -1
             cpus[key] = cpus.get(key, 0.0) + busy / per / 1000
             saturated[key] = saturated.get(key, 0.0) + sat / per / 1000
@@ -142,8 +152,9 @@ def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, place
 
 def predict(profile_path: Path, kind: str, policy: str, iterations: int, places: Placement) -> Prediction:
     """Sim on a microbenchmark loop, and what real mode's CPU placement makes of it."""
-    experiment, profile = _simulate(profile_path, {"kind": "microbench", "call": kind, "iterations": iterations},
-                                    policy)
+    experiment, profile = _simulate(
+        profile_path, {"kind": "microbench", "call": kind, "iterations": iterations}, policy
+    )
     mvx = experiment.mvx
     loop = list(mvx.leader_times)[-iterations:]
     span = (loop[-1] - loop[0]) * iterations / max(len(loop) - 1, 1)
@@ -194,8 +205,9 @@ def predict_server(profile_path: Path, trace: Path, policy: str, places: Placeme
         experiment, profile = _simulate(profile_path, {"kind": "trace", "path": str(untimed)}, policy)
     mvx = experiment.mvx
     if mvx.verdict is not None:
-        raise EnvironmentProblem(f"dmvx calibrate: sim found a divergence in the recorded lighttpd run: "
-                                 f"{mvx.verdict.summary()}")
+        raise EnvironmentProblem(
+            f"dmvx calibrate: sim found a divergence in the recorded lighttpd run: {mvx.verdict.summary()}"
+        )
     prediction = _placed(mvx, policy, mvx.variants[0].end_time, requests, profile, places)
     return prediction.us - experiment.native.makespan / requests / 1000, prediction.bound
 

@@ -60,8 +60,12 @@ def _parameter(key: str, scenario: Scenario) -> str:
         if {link.a, link.b} == {a, b}:
             return f"topology.links[{i}].{rest}"
     pairs = ", ".join(f"{link.a}-{link.b}" for link in scenario.topo.links)
-    raise InputError(f"no link between {a!r} and {b!r} in topology {scenario.topo.name!r}", file="--set",
-                     field=key, expected=f"one of: {pairs}")
+    raise InputError(
+        f"no link between {a!r} and {b!r} in topology {scenario.topo.name!r}",
+        file="--set",
+        field=key,
+        expected=f"one of: {pairs}",
+    )
 
 
 _SWEEP_KEY = re.compile(r"^sweep(?:\[(\d+)\])?(?:\.(parameter|values))?$")
@@ -75,23 +79,39 @@ def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
     sweeps: Any = data.get("sweep")  # JSON: a list (a grid), one sweep's dict, or None
     grid = isinstance(sweeps, list)
     if match is None or (match.group(2) is None and not (key == "sweep" and isinstance(value, (dict, list)))):
-        raise InputError(f"cannot set {key!r}", file="--set", field=key,
-                         expected="sweep.parameter=PATH, sweep.values=[...] or sweep[N].values=[...] for a grid")
+        raise InputError(
+            f"cannot set {key!r}",
+            file="--set",
+            field=key,
+            expected="sweep.parameter=PATH, sweep.values=[...] or sweep[N].values=[...] for a grid",
+        )
     if key == "sweep":
         data["sweep"] = value
     else:
         index, field = match.group(1), match.group(2)
         if grid and index is None:
-            raise InputError(f"the scenario sweeps a grid of {len(sweeps)}", file="--set", field=key,
-                             expected=f"sweep[N].{field} with N from 0 to {len(sweeps) - 1}")
+            raise InputError(
+                f"the scenario sweeps a grid of {len(sweeps)}",
+                file="--set",
+                field=key,
+                expected=f"sweep[N].{field} with N from 0 to {len(sweeps) - 1}",
+            )
         if grid:
             if int(index) >= len(sweeps):
-                raise InputError(f"the grid has {len(sweeps)} sweeps", file="--set", field=key,
-                                 expected=f"N from 0 to {len(sweeps) - 1}")
+                raise InputError(
+                    f"the grid has {len(sweeps)} sweeps",
+                    file="--set",
+                    field=key,
+                    expected=f"N from 0 to {len(sweeps) - 1}",
+                )
             sweeps[int(index)] = dict(sweeps[int(index)], **{field: value})
         elif index not in (None, "0"):
-            raise InputError(f"the scenario has {'one sweep' if sweeps else 'no sweep'}", file="--set",
-                             field=key, expected=f"sweep.{field}=...")
+            raise InputError(
+                f"the scenario has {'one sweep' if sweeps else 'no sweep'}",
+                file="--set",
+                field=key,
+                expected=f"sweep.{field}=...",
+            )
         else:
             data["sweep"] = dict(sweeps or {}, **{field: value})
     from pydantic import ValidationError
@@ -113,8 +133,9 @@ def _pin(scenario: Scenario, parameter: str) -> Scenario:
     return scenario.model_copy(update={"sweep": kept if len(kept) > 1 else (kept[0] if kept else None)})
 
 
-def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str],
-            loaded: Scenario | None = None) -> tuple[Scenario, list[tuple[str, list[Any]]]]:
+def prepare(
+    scenario_path: Path, *, seed: int | None, overrides: dict[str, str], loaded: Scenario | None = None
+) -> tuple[Scenario, list[tuple[str, list[Any]]]]:
     """The scenario with overrides applied, and the extra sweep dimensions
     (``loaded``: the scenario of ``scenario_path``, when already read)."""
     scenario = loaded if loaded is not None else load_scenario(scenario_path)
@@ -151,8 +172,15 @@ def prepare(scenario_path: Path, *, seed: int | None, overrides: dict[str, str],
     return scenario, extra
 
 
-def run(scenario: Path, *, seed: int | None, overrides: dict[str, str], plot: Path | None,
-        console: "Console", loaded: Scenario | None = None) -> SimResult:
+def run(
+    scenario: Path,
+    *,
+    seed: int | None,
+    overrides: dict[str, str],
+    plot: Path | None,
+    console: Console,
+    loaded: Scenario | None = None,
+) -> SimResult:
     prepared, extra = prepare(scenario, seed=seed, overrides=overrides, loaded=loaded)
     profile = load_profile(prepared.cost_profile, relative_to=Path(scenario).parent)
     dimensions, points = expand(prepared, extra)
@@ -192,7 +220,7 @@ class AttackSuiteResult(SuiteResult):
                 out += sim_cells(entry.file, entry.result.points, self.scenarios.get(entry.file))
         return out
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         super().render(console)
         cells = self.attack_cells()
         if cells:
@@ -202,7 +230,7 @@ class AttackSuiteResult(SuiteResult):
         return [entry.error for entry in self.results if entry.error is not None]
 
 
-def suite(directory: Path, *, console: "Console") -> SuiteResult:
+def suite(directory: Path, *, console: Console) -> SuiteResult:
     """Run every scenario file in ``directory`` (sorted by name), or the one
     scenario file ``directory`` names."""
     results: list[SuiteEntry] = []
@@ -226,17 +254,17 @@ def suite(directory: Path, *, console: "Console") -> SuiteResult:
                 scenarios[file] = found.scenario
                 results.append(SuiteEntry(file, stopped.partial, None))
             partial = AttackSuiteResult(str(directory), results, scenarios) if results else None
-            raise Interrupted(partial, f"{complete} of {len(files)} scenario files "
-                              f"({file}: {stopped.done})") from None
+            raise Interrupted(partial, f"{complete} of {len(files)} scenario files ({file}: {stopped.done})") from None
         scenarios[file] = found.scenario
         results.append(SuiteEntry(file, result, None))
     if not results:
-        raise InputError(f"no scenario files in {directory}", file=str(directory),
-                         expected="a directory with scenario .yml files")
+        raise InputError(
+            f"no scenario files in {directory}", file=str(directory), expected="a directory with scenario .yml files"
+        )
     return AttackSuiteResult(str(directory), results, scenarios)
 
 
-def calibration_predictions(profile: Path, asks: list[Any], *, console: "Console") -> list[Any]:
+def calibration_predictions(profile: Path, asks: list[Any], *, console: Console) -> list[Any]:
     """``dmvx calibrate --check``, sim's half: a
     :class:`dmvx.calibration.Predicted` for each
     :class:`~dmvx.calibration.PredictionAsk`, run with the cost profile at

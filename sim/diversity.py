@@ -31,9 +31,9 @@ valid in another disjoint variant.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Mapping, Sequence
 
 from dmvx.syscalls import Arch
 
@@ -58,9 +58,9 @@ VARIANT_ATTACKS = ("rop-absolute", "relative-rop", "data-only", "pointer-leak")
 
 
 class Reaction(str, Enum):
-    SUCCEEDS = "succeeds"    # makes the attacker's harmful call
-    CRASHES = "crashes"      # killed by SIGSEGV at the point of the attack
-    DIFFERS = "differs"      # behaves differently (another call, another output)
+    SUCCEEDS = "succeeds"  # makes the attacker's harmful call
+    CRASHES = "crashes"  # killed by SIGSEGV at the point of the attack
+    DIFFERS = "differs"  # behaves differently (another call, another output)
     UNAFFECTED = "unaffected"  # the attack is not against variants
 
 
@@ -107,8 +107,9 @@ def leaked_pointer(layout: VariantLayout, base: int) -> bytes:
     return f"{base + LEAKED_OFFSET[layout.arch]:#0{width + 2}x}\n".encode()
 
 
-def reactions(kind: str, target: int, layouts: Sequence[VariantLayout], seed: int,
-              aslr_bits: Mapping[str, int]) -> list[VariantReaction]:
+def reactions(
+    kind: str, target: int, layouts: Sequence[VariantLayout], seed: int, aslr_bits: Mapping[str, int]
+) -> list[VariantReaction]:
     """Each variant's reaction to an attack of ``kind`` crafted for ``target``."""
     bases = image_bases(layouts, seed, aslr_bits)
     goal = layouts[target]
@@ -127,37 +128,50 @@ def reactions(kind: str, target: int, layouts: Sequence[VariantLayout], seed: in
             if same_arch and base == goal_base:
                 reaction = VariantReaction(Reaction.SUCCEEDS, "same image address: the gadget addresses hold", base)
             elif not same_arch:
-                reaction = VariantReaction(Reaction.CRASHES, f"{layout.arch.value} code is not at the "
-                                           f"{goal.arch.value} gadget addresses", base)
+                reaction = VariantReaction(
+                    Reaction.CRASHES, f"{layout.arch.value} code is not at the {goal.arch.value} gadget addresses", base
+                )
             else:
-                reaction = VariantReaction(Reaction.CRASHES, f"image at {base:#x}, not {goal_base:#x}: "
-                                           "the gadget addresses are unmapped", base)
+                reaction = VariantReaction(
+                    Reaction.CRASHES, f"image at {base:#x}, not {goal_base:#x}: the gadget addresses are unmapped", base
+                )
         elif kind == "relative-rop":
             if same_arch:
                 reaction = VariantReaction(Reaction.SUCCEEDS, "same binary: relative offsets hold at any base", base)
             elif ISA_FAMILY[layout.arch] == ISA_FAMILY[goal.arch]:
                 # The real i386 stack_overflow build lands 11 bytes into its
                 # own admin_reply: the execve comes, its argv set-up does not.
-                reaction = VariantReaction(Reaction.DIFFERS, f"the {layout.arch.value} build has the target "
-                                           "function at another offset: the jump lands inside it and makes "
-                                           "the call with arguments it does not have", base)
+                reaction = VariantReaction(
+                    Reaction.DIFFERS,
+                    f"the {layout.arch.value} build has the target "
+                    "function at another offset: the jump lands inside it and makes "
+                    "the call with arguments it does not have",
+                    base,
+                )
             else:
-                reaction = VariantReaction(Reaction.CRASHES, f"a {layout.arch.value} image has other code "
-                                           "at those offsets", base)
+                reaction = VariantReaction(
+                    Reaction.CRASHES, f"a {layout.arch.value} image has other code at those offsets", base
+                )
         elif kind == "data-only":
             if DATA_MODEL[layout.arch] == DATA_MODEL[goal.arch]:
-                reaction = VariantReaction(Reaction.SUCCEEDS, f"same data model ({DATA_MODEL[layout.arch]}): "
-                                           "the overwrite hits the flag", base)
+                reaction = VariantReaction(
+                    Reaction.SUCCEEDS, f"same data model ({DATA_MODEL[layout.arch]}): the overwrite hits the flag", base
+                )
             else:
-                reaction = VariantReaction(Reaction.DIFFERS, f"{DATA_MODEL[layout.arch]} struct layout: the "
-                                           "overwrite hits another field", base)
+                reaction = VariantReaction(
+                    Reaction.DIFFERS, f"{DATA_MODEL[layout.arch]} struct layout: the overwrite hits another field", base
+                )
         else:  # pointer-leak
             goal_pointer = leaked_pointer(goal, goal_base)
             if pointer == goal_pointer:
                 reaction = VariantReaction(Reaction.SUCCEEDS, "prints the same pointer", base, pointer)
             else:
-                reaction = VariantReaction(Reaction.DIFFERS, f"prints {pointer.decode().strip()}, not "
-                                           f"{goal_pointer.decode().strip()}", base, pointer)
+                reaction = VariantReaction(
+                    Reaction.DIFFERS,
+                    f"prints {pointer.decode().strip()}, not {goal_pointer.decode().strip()}",
+                    base,
+                    pointer,
+                )
         out.append(reaction)
     return out
 

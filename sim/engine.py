@@ -67,11 +67,12 @@ class Clock(simpy.Environment):
     def now(self) -> int:
         return self._now  # type: ignore[return-value]  # an int, as said above
 
+
 # Variant states.
-READY = 0      # between calls: the next step comes next
-AT_CALL = 1    # stopped at a call, waiting for the monitor's Execute or Skip
+READY = 0  # between calls: the next step comes next
+AT_CALL = 1  # stopped at a call, waiting for the monitor's Execute or Skip
 FINISHING = 2  # the process ended; waiting for the monitors to agree (Done)
-ENDED = 3      # Done or halted
+ENDED = 3  # Done or halted
 
 # Resolutions of a stopped call.
 NONE, EXECUTE, SKIP = 0, 1, 2
@@ -91,14 +92,14 @@ class VariantStats:
     executed: int = 0
     skipped: int = 0
     end_time: int = 0
-    ended_by: str = ""          # "done", "halt" (any verdict, stalls included), "starved"
+    ended_by: str = ""  # "done", "halt" (any verdict, stalls included), "starved"
     exit_status: int | None = None
     routes: dict[str, int] = field(default_factory=dict)
     entered_at_verdict: int | None = None
     entered_at_attack: int | None = None
-    wait_time: int = 0          # time spent blocked on the monitor
-    io_wait_time: int = 0       # time spent blocked for a client (a server waiting for a connection)
-    reads: int = 0              # deliveries taken from the CONNECTOR (each a read of the link)
+    wait_time: int = 0  # time spent blocked on the monitor
+    io_wait_time: int = 0  # time spent blocked for a client (a server waiting for a connection)
+    reads: int = 0  # deliveries taken from the CONNECTOR (each a read of the link)
     samples_t: array = field(default_factory=lambda: array("q"))
     samples_seq: array = field(default_factory=lambda: array("q"))
 
@@ -150,11 +151,27 @@ class Connector:
     and receives batches. Sending is one FIFO server; receiving is one per
     peer connection (the CONNECTOR serves whichever is readable)."""
 
-    __slots__ = ("sim", "host", "free_at", "rfree", "open", "open_count", "open_bytes", "open_start",
-                 "batches", "messages", "bytes", "received_batches", "received_messages", "received_bytes",
-                 "paths", "peers", "busy")
+    __slots__ = (
+        "sim",
+        "host",
+        "free_at",
+        "rfree",
+        "open",
+        "open_count",
+        "open_bytes",
+        "open_start",
+        "batches",
+        "messages",
+        "bytes",
+        "received_batches",
+        "received_messages",
+        "received_bytes",
+        "paths",
+        "peers",
+        "busy",
+    )
 
-    def __init__(self, sim: "Simulation", host: str) -> None:
+    def __init__(self, sim: Simulation, host: str) -> None:
         self.sim = sim
         self.host = host
         self.free_at = -INF
@@ -165,7 +182,7 @@ class Connector:
         #: Per destination variant: the variant, the connection to it and
         #: its host's CONNECTOR (:meth:`peer`).
         self.peers: dict[int, tuple[Variant, LinkPath, Connector]] = {}
-        self.open: dict[int, list] = {}   # destination variant -> [messages, bytes]
+        self.open: dict[int, list] = {}  # destination variant -> [messages, bytes]
         self.open_count = 0
         self.open_bytes = 0
         self.open_start = 0
@@ -183,8 +200,9 @@ class Connector:
         """A monitor on this host sends ``message`` to variant ``dest`` at ``t``."""
         sim = self.sim
         count = self.open_count
-        if count and (self.open_start <= t or count >= sim.max_batch_messages
-                      or self.open_bytes >= sim.max_batch_bytes):
+        if count and (
+            self.open_start <= t or count >= sim.max_batch_messages or self.open_bytes >= sim.max_batch_bytes
+        ):
             self.emit()
             count = 0
         if not count:
@@ -253,7 +271,7 @@ class Connector:
         self.open_count = 0
         self.open_bytes = 0
 
-    def peer(self, dest: int) -> tuple["Variant", LinkPath, "Connector"]:
+    def peer(self, dest: int) -> tuple[Variant, LinkPath, Connector]:
         """Where a send to variant ``dest`` goes: the variant, the connection
         to it (:meth:`path_to`) and the CONNECTOR of its host."""
         peer = self.peers.get(dest)
@@ -269,8 +287,9 @@ class Connector:
         if path is None:
             network = self.sim.network
             target = self.sim.variants[dest].host
-            path = self.paths[dest] = LinkPath(self.host, target, network.path(self.host, target).hops,
-                                           network.min_latency(self.host, target))
+            path = self.paths[dest] = LinkPath(
+                self.host, target, network.path(self.host, target).hops, network.min_latency(self.host, target)
+            )
         return path
 
     def receive(self, peer: str, arrival: int, count: int, nbytes: int) -> int:
@@ -288,9 +307,15 @@ class Connector:
         return done
 
     def stats(self) -> dict[str, int]:
-        return {"batches": self.batches, "messages": self.messages, "bytes": self.bytes,
-                "received_batches": self.received_batches, "received_messages": self.received_messages,
-                "received_bytes": self.received_bytes, "busy_ns": self.busy}
+        return {
+            "batches": self.batches,
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "received_batches": self.received_batches,
+            "received_messages": self.received_messages,
+            "received_bytes": self.received_bytes,
+            "busy_ns": self.busy,
+        }
 
 
 # ---------------------------------------------------------------------------
@@ -310,12 +335,12 @@ class Connection:
 class ServerSocket:
     """The listening socket of the server, on the I/O owner's host."""
 
-    def __init__(self, sim: "Simulation", host: str, client: str) -> None:
+    def __init__(self, sim: Simulation, host: str, client: str) -> None:
         self.sim = sim
         self.host = host
         self.client = client
         self.ready: list[tuple[int, int, Connection]] = []  # heap: (ready time, number, connection)
-        self.owner: "_Proc | None" = None
+        self.owner: _Proc | None = None
 
     def push(self, ready: int, connection: Connection) -> None:
         heapq.heappush(self.ready, (ready, connection.number, connection))
@@ -329,6 +354,7 @@ class ServerSocket:
             return
         done = connection.done
         timer = sim.env.timeout(max(0, delivery.arrival - sim.env.now))
+
         def release(_event: simpy.Event) -> None:
             if not done.triggered:
                 done.succeed()
@@ -346,10 +372,25 @@ class _Proc:
     """What a monitored variant and a native run share: a clock, an inbox, a
     way to block and be woken, and the server-side I/O."""
 
-    __slots__ = ("sim", "env", "index", "host", "steps", "t", "window", "inbox", "blocked", "wake_at",
-                 "wake_event", "socket", "connection", "state", "horizon")
+    __slots__ = (
+        "sim",
+        "env",
+        "index",
+        "host",
+        "steps",
+        "t",
+        "window",
+        "inbox",
+        "blocked",
+        "wake_at",
+        "wake_event",
+        "socket",
+        "connection",
+        "state",
+        "horizon",
+    )
 
-    def __init__(self, sim: "Simulation", index: int, host: str, steps: Iterator[WorkloadStep]) -> None:
+    def __init__(self, sim: Simulation, index: int, host: str, steps: Iterator[WorkloadStep]) -> None:
         self.sim = sim
         self.env = sim.env
         self.index = index
@@ -424,7 +465,6 @@ class _Proc:
         elif io in (IO_RESPOND, IO_RESPOND_LAST) and self.connection is not None:
             socket.respond(self.connection, step.io_bytes, t, io == IO_RESPOND_LAST)
 
-
     def run(self) -> ProcessGenerator:
         """The SimPy process of this program, from its first step to its end."""
         raise NotImplementedError
@@ -433,12 +473,32 @@ class _Proc:
 class Variant(_Proc, Carrier):
     """One monitored variant: its workload, its monitor, its clock."""
 
-    __slots__ = ("monitor", "interception", "stats", "res", "step", "awaiting", "monitor_wait", "block_since",
-                 "sample_every", "is_leader", "io_owner", "heard_until")
+    __slots__ = (
+        "monitor",
+        "interception",
+        "stats",
+        "res",
+        "step",
+        "awaiting",
+        "monitor_wait",
+        "block_since",
+        "sample_every",
+        "is_leader",
+        "io_owner",
+        "heard_until",
+    )
 
-    def __init__(self, sim: "Simulation", index: int, host: str, arch: str, steps: Iterator[WorkloadStep],
-                 monitor: LeaderMonitor | FollowerMonitor, interception: dict[Route, int],
-                 sample_every: int) -> None:
+    def __init__(
+        self,
+        sim: Simulation,
+        index: int,
+        host: str,
+        arch: str,
+        steps: Iterator[WorkloadStep],
+        monitor: LeaderMonitor | FollowerMonitor,
+        interception: dict[Route, int],
+        sample_every: int,
+    ) -> None:
         super().__init__(sim, index, host, steps)
         self.monitor = monitor
         self.interception = interception
@@ -703,8 +763,11 @@ class Variant(_Proc, Carrier):
                                 # The CONNECTOR is still busy with the previous
                                 # batch: the entry joins the open one (post()'s
                                 # common case, inline).
-                                if (connector.open_start > t and connector.open_count < max_batch
-                                        and connector.open_bytes < max_batch_bytes):
+                                if (
+                                    connector.open_start > t
+                                    and connector.open_count < max_batch
+                                    and connector.open_bytes < max_batch_bytes
+                                ):
                                     slot = connector.open.get(dest)
                                     if slot is not None:
                                         slot[0].append(message)
@@ -778,7 +841,7 @@ class NativeProgram(_Proc):
 
     __slots__ = ("calls", "end_time")
 
-    def __init__(self, sim: "Simulation", host: str, steps: Iterator[WorkloadStep]) -> None:
+    def __init__(self, sim: Simulation, host: str, steps: Iterator[WorkloadStep]) -> None:
         super().__init__(sim, 0, host, steps)
         self.calls = 0
         self.end_time = 0
@@ -844,10 +907,18 @@ class ClientSetup:
 class Simulation:
     """One run: variants (or one native program), CONNECTORs, links, a client."""
 
-    def __init__(self, topology_network: Network, profile: CostProfile, *, policy: Policy | None,
-                 variants: Sequence[VariantSetup], client: ClientSetup | None = None,
-                 stall_timeout: int = 1_000_000_000, attack_at: int = -1,
-                 sample_every: int = 1) -> None:
+    def __init__(
+        self,
+        topology_network: Network,
+        profile: CostProfile,
+        *,
+        policy: Policy | None,
+        variants: Sequence[VariantSetup],
+        client: ClientSetup | None = None,
+        stall_timeout: int = 1_000_000_000,
+        attack_at: int = -1,
+        sample_every: int = 1,
+    ) -> None:
         self.env = Clock()
         self.network = topology_network
         # Every message is sent at or after env.now, so the links may forget
@@ -893,8 +964,9 @@ class Simulation:
             n = len(variants)
             for i, setup in enumerate(variants):
                 monitor = LeaderMonitor(policy, n) if i == 0 else FollowerMonitor(policy, i, n)
-                self.variants.append(Variant(self, i, setup.host, setup.arch, setup.steps, monitor,
-                                             interception, sample_every))
+                self.variants.append(
+                    Variant(self, i, setup.host, setup.arch, setup.steps, monitor, interception, sample_every)
+                )
             procs = list(self.variants)
         self.socket: ServerSocket | None = None
         self.client = client
@@ -929,7 +1001,6 @@ class Simulation:
         if running is not None and at + running.window < running.horizon:
             running.horizon = at + running.window
 
-
     def ship(self, src_host: str, dest: int, messages: list, nbytes: int, t: int) -> None:
         """A CONNECTOR sends a batch to variant ``dest``'s host at ``t``."""
         target = self.variants[dest]
@@ -942,8 +1013,9 @@ class Simulation:
         connector = self.connectors[target.host]
         free = connector.rfree.get(src_host, -INF)
         start = free if free >= arrival else arrival + self.connector_receive_wakeup
-        done = (start + self.receive_fixed + self.receive_per_message * len(messages)
-                + int(self.receive_per_byte * nbytes))
+        done = (
+            start + self.receive_fixed + self.receive_per_message * len(messages) + int(self.receive_per_byte * nbytes)
+        )
         connector.busy += done - start
         connector.rfree[src_host] = done
         connector.received_batches += 1
@@ -969,8 +1041,9 @@ class Simulation:
             self.attack_hook(self, variant)
 
     def on_harmful(self, variant: Variant, step: WorkloadStep) -> None:
-        self.outcome.harmful.append(HarmfulCall(variant.index, step.call.name if step.call else "", step.harmful,
-                                                variant.t))
+        self.outcome.harmful.append(
+            HarmfulCall(variant.index, step.call.name if step.call else "", step.harmful, variant.t)
+        )
 
     def variant_ended(self, variant: Variant) -> None:
         self._ended += 1
@@ -992,8 +1065,11 @@ class Simulation:
             t = started + p.client_per_request
             syn = net.transmit(client.host, socket.host, p.syn_bytes, t).arrival
             syn_ack = net.transmit(socket.host, client.host, p.syn_bytes, syn).arrival if syn is not None else None
-            request = (net.transmit(client.host, socket.host, client.request_size, syn_ack).arrival
-                       if syn_ack is not None else None)
+            request = (
+                net.transmit(client.host, socket.host, client.request_size, syn_ack).arrival
+                if syn_ack is not None
+                else None
+            )
             if request is None:
                 continue  # given up after the retransmission limit
             connection = Connection(number, started, env.event())
@@ -1040,7 +1116,8 @@ class Simulation:
                     continue
                 v.on_stall()
             if env.peek() == simpy.core.Infinity and not any(
-                    v.monitor_wait and v.state is not ENDED for v in self.variants):
+                v.monitor_wait and v.state is not ENDED for v in self.variants
+            ):
                 # Nothing is scheduled and no monitor waits: what is left
                 # waits for input that will never come (a request given up).
                 self.outcome.ended_by_starvation = True
@@ -1093,8 +1170,11 @@ class Simulation:
             out.makespan = max(v.stats.end_time for v in self.variants)
             leader = self.variants[0].monitor
             assert isinstance(leader, LeaderMonitor)
-            out.cb = {"max_entries": leader.cb.max_entries, "mean_entries": leader.cb.mean_entries,
-                      "max_bytes": leader.cb.max_bytes}
+            out.cb = {
+                "max_entries": leader.cb.max_entries,
+                "mean_entries": leader.cb.mean_entries,
+                "max_bytes": leader.cb.max_bytes,
+            }
         out.links = self.network.stats()
         out.connectors = {host: c.stats() for host, c in sorted(self.connectors.items())} if self.variants else {}
         return out

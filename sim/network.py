@@ -53,12 +53,34 @@ class LinkDirection:
     dropped.
     """
 
-    __slots__ = ("name", "delay", "ns_per_byte", "loss", "limit_packets", "limit_bytes", "res", "head",
-                 "qhead", "qpackets", "qbytes", "last_ready", "messages", "bytes", "packets", "held", "max_queued",
-                 "losses", "rng", "tail_flow", "tail_room", "last_end")
+    __slots__ = (
+        "name",
+        "delay",
+        "ns_per_byte",
+        "loss",
+        "limit_packets",
+        "limit_bytes",
+        "res",
+        "head",
+        "qhead",
+        "qpackets",
+        "qbytes",
+        "last_ready",
+        "messages",
+        "bytes",
+        "packets",
+        "held",
+        "max_queued",
+        "losses",
+        "rng",
+        "tail_flow",
+        "tail_room",
+        "last_end",
+    )
 
-    def __init__(self, name: str, delay_s: float, bw_bps: float | None, loss: float,
-                 queue: QueueLimit, seed: int) -> None:
+    def __init__(
+        self, name: str, delay_s: float, bw_bps: float | None, loss: float, queue: QueueLimit, seed: int
+    ) -> None:
         self.name = name
         self.delay = int(round(delay_s * 1e9))
         #: Nanoseconds to serialise one byte; 0 for an unshaped link.
@@ -93,8 +115,16 @@ class LinkDirection:
         # random choices of another, so changing one link changes only it.
         self.rng = random.Random(f"{seed}:{name}")
 
-    def send(self, first_ready: int, last_ready: int, nbytes: int, packets: int,
-             first_bytes: int, last_bytes: int, floor: int = 0) -> tuple[int, int] | None:
+    def send(
+        self,
+        first_ready: int,
+        last_ready: int,
+        nbytes: int,
+        packets: int,
+        first_bytes: int,
+        last_bytes: int,
+        floor: int = 0,
+    ) -> tuple[int, int] | None:
         """Queue a message whose first packet is here at ``first_ready`` and
         last at ``last_ready``; return when its first and last packets reach
         the far end, or None if a packet was lost."""
@@ -120,8 +150,11 @@ class LinkDirection:
                     q += 1
                 self.qhead, self.qpackets, self.qbytes = q, qp, qb
             limit_p = self.limit_packets
-            if (self.qpackets + packets > limit_p) if limit_p is not None else (
-                    self.qbytes + nbytes > self.limit_bytes):  # type: ignore[operator]
+            if (
+                (self.qpackets + packets > limit_p)
+                if limit_p is not None
+                else (self.qbytes + nbytes > self.limit_bytes)  # type: ignore[operator]
+            ):
                 first_ready, last_ready = self._room(first_ready, last_ready, packets, nbytes)
             if first_ready >= self.last_ready or not n:
                 # In time order (ready no earlier than anything queued):
@@ -175,8 +208,9 @@ class LinkDirection:
         res = self.res
         limit_p, limit_b = self.limit_packets, self.limit_bytes
         q, qp, qb = self.qhead, self.qpackets, self.qbytes
-        while q < len(res) and ((limit_p is not None and qp + packets > limit_p) or
-                                (limit_b is not None and qb + nbytes > limit_b)):
+        while q < len(res) and (
+            (limit_p is not None and qp + packets > limit_p) or (limit_b is not None and qb + nbytes > limit_b)
+        ):
             leaves = res[q][2]
             qp -= res[q][3]
             qb -= res[q][4]
@@ -217,8 +251,14 @@ class LinkDirection:
         return start, finish
 
     def stats(self) -> dict[str, Any]:
-        return {"messages": self.messages, "bytes": self.bytes, "packets": self.packets,
-                "held_back": self.held, "max_queue_packets": self.max_queued, "losses": self.losses}
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "packets": self.packets,
+            "held_back": self.held,
+            "max_queue_packets": self.max_queued,
+            "losses": self.losses,
+        }
 
 
 class LinkPath:
@@ -229,7 +269,7 @@ class LinkPath:
 
     __slots__ = ("src", "dst", "hops", "latency")
 
-    def __init__(self, src: str, dst: str, hops: tuple["LinkDirection", ...], latency: int) -> None:
+    def __init__(self, src: str, dst: str, hops: tuple[LinkDirection, ...], latency: int) -> None:
         self.src = src
         self.dst = dst
         self.hops = hops
@@ -255,8 +295,9 @@ class Network:
     ``delay`` and ``stats``. A different model of a link (say, one with
     jitter) is a subclass passed here; nothing else changes."""
 
-    def __init__(self, topology: Topology, profile: CostProfile, seed: int,
-                 link: type[LinkDirection] = LinkDirection) -> None:
+    def __init__(
+        self, topology: Topology, profile: CostProfile, seed: int, link: type[LinkDirection] = LinkDirection
+    ) -> None:
         self.profile = profile
         self.graph = topology.graph()
         self.links: dict[tuple[str, str], LinkDirection] = {}
@@ -318,7 +359,7 @@ class Network:
         """:meth:`transmit`, returning only the arrival time."""
         return self.deliver_along(self.path(src, dst), payload, t, flow)
 
-    def path(self, src: str, dst: str) -> "LinkPath":
+    def path(self, src: str, dst: str) -> LinkPath:
         """The path from ``src`` to ``dst`` (cached: one object per pair)."""
         key = (src, dst)
         path = self._paths.get(key)
@@ -326,7 +367,7 @@ class Network:
             path = self._paths[key] = LinkPath(src, dst, self.route(src, dst), self.min_latency(src, dst))
         return path
 
-    def deliver_along(self, path: "LinkPath", payload: int, t: int, flow: object = None) -> int | None:
+    def deliver_along(self, path: LinkPath, payload: int, t: int, flow: object = None) -> int | None:
         """The hot path of :meth:`transmit`: the arrival time along ``path``
         (None if given up), for ``payload`` bytes sent at ``t``."""
         hops = path.hops
@@ -373,7 +414,7 @@ class Network:
                     break
                 first, last = out
             else:
-                if retransmits and flow is not None or self._delivered and flow in self._delivered:
+                if (retransmits and flow is not None) or (self._delivered and flow in self._delivered):
                     # After a loss, later messages of the connection wait for
                     # the retransmitted one (lossless routes never get here).
                     previous = self._delivered.get(flow, 0)

@@ -11,8 +11,9 @@ leader's lead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from dmvx.outcome import Ending
 from sim.report import PointReport, Timeline
@@ -36,8 +37,9 @@ def _point_label(point: PointReport) -> str:
     return " / ".join(_text(point, key) for key in point.labels) or point.policy.name
 
 
-def _headline(axes: Any, points: Sequence[PointReport], dimensions: Sequence[tuple[str, list[Any]]],
-              server: bool) -> None:
+def _headline(
+    axes: Any, points: Sequence[PointReport], dimensions: Sequence[tuple[str, list[Any]]], server: bool
+) -> None:
     values = [_value(p) for p in points]
     if len(dimensions) >= 1 and len(dimensions[0][1]) >= 3 and len(dimensions) <= 2:
         outer = dimensions[0][0]
@@ -73,19 +75,30 @@ def _detection_bars(axes: Any, points: Sequence[PointReport]) -> None:
     for p in points:
         detection = p.attack.detection if p.attack else None
         heights.append(detection.time_ns / 1e3 if detection else 0.0)
-        colors.append("tab:red" if p.outcome is Ending.MISSED else
-                      "tab:orange" if p.attack and p.attack.harmful_before_verdict else "tab:green")
+        colors.append(
+            "tab:red"
+            if p.outcome is Ending.MISSED
+            else "tab:orange"
+            if p.attack and p.attack.harmful_before_verdict
+            else "tab:green"
+        )
     axes.bar(range(len(points)), heights, color=colors)
     for x, (p, h) in enumerate(zip(points, heights)):
-        axes.annotate("missed" if p.outcome is Ending.MISSED else f"{h:.0f} us", (x, h), ha="center",
-                      va="bottom", fontsize=8)
+        axes.annotate(
+            "missed" if p.outcome is Ending.MISSED else f"{h:.0f} us", (x, h), ha="center", va="bottom", fontsize=8
+        )
     axes.set_xticks(range(len(points)), [_point_label(p) for p in points], rotation=30, ha="right")
     axes.set_ylabel("detection latency (us); orange: harmful call ran first")
     axes.grid(True, axis="y", alpha=0.3)
 
 
-def draw(path: Path, points: Sequence[PointReport], timelines: Sequence[Timeline | None],
-         dimensions: Sequence[tuple[str, list[Any]]], title: str) -> None:
+def draw(
+    path: Path,
+    points: Sequence[PointReport],
+    timelines: Sequence[Timeline | None],
+    dimensions: Sequence[tuple[str, list[Any]]],
+    title: str,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,14 +113,12 @@ def draw(path: Path, points: Sequence[PointReport], timelines: Sequence[Timeline
     else:
         _headline(left, points, dimensions, server)
 
-
     index = next((i for i, p in enumerate(points) if p.attack is not None), 0)
     timeline = timelines[index] if index < len(timelines) else None
     if timeline:
         for name, samples in timeline.lines.items():
             if samples:
-                right.plot([t / 1e6 for t, _ in samples], [s for _, s in samples], label=name,
-                           drawstyle="steps-post")
+                right.plot([t / 1e6 for t, _ in samples], [s for _, s in samples], label=name, drawstyle="steps-post")
         if timeline.attack_ns is not None:
             right.axvline(timeline.attack_ns / 1e6, color="tab:red", linestyle="--", label="attack")
         if timeline.verdict_ns is not None:

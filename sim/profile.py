@@ -19,9 +19,10 @@ down to single fields (``monitor: {wakeup: 30us}``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -72,13 +73,23 @@ class _Monitor(FileModel):
         default=None,
         description="Copying a result into the CB (leader) or into the variant's memory (follower skip).",
     )
-    cb_append: Duration | None = Field(default=None, description="A monitor handing one message to its CONNECTOR (the leader's "
-                                       "in-process monitor appending an entry to the CB).")
-    receive: Duration | None = Field(default=None, description="A monitor taking what its CONNECTOR delivered at once (in real "
-                                     "mode, one read on the local link).")
-    receive_per_message: Duration | None = Field(default=None, description="A monitor taking one message from its CONNECTOR "
-                                                 "(reading the CB; in real mode, decoding it from the local link).")
-    wakeup: Duration | None = Field(default=None, description="Waking a variant that slept waiting for its monitor (a futex wake).")
+    cb_append: Duration | None = Field(
+        default=None,
+        description="A monitor handing one message to its CONNECTOR (the leader's "
+        "in-process monitor appending an entry to the CB).",
+    )
+    receive: Duration | None = Field(
+        default=None,
+        description="A monitor taking what its CONNECTOR delivered at once (in real mode, one read on the local link).",
+    )
+    receive_per_message: Duration | None = Field(
+        default=None,
+        description="A monitor taking one message from its CONNECTOR "
+        "(reading the CB; in real mode, decoding it from the local link).",
+    )
+    wakeup: Duration | None = Field(
+        default=None, description="Waking a variant that slept waiting for its monitor (a futex wake)."
+    )
 
 
 class _Connector(FileModel):
@@ -87,7 +98,9 @@ class _Connector(FileModel):
         description="Presets whose monitors talk through a CONNECTOR process fed by the CB. The others' "
         "monitors (DMON's ptrace monitors) send and receive on their own sockets: no CONNECTOR wake-ups.",
     )
-    wakeup: Duration | None = Field(default=None, description="Waking an idle CONNECTOR when the CB gets its first entry.")
+    wakeup: Duration | None = Field(
+        default=None, description="Waking an idle CONNECTOR when the CB gets its first entry."
+    )
     receive_wakeup: Duration | None = Field(
         default=None,
         description="Waking an idle CONNECTOR when frames arrive from the network. Default: wakeup. (They differ "
@@ -110,12 +123,16 @@ class _Network(FileModel):
         default=None,
         description="Time TCP needs, beyond one round trip, to send a lost packet again (fast retransmit).",
     )
-    max_retransmits: int | None = Field(default=None, ge=0, description="Give a message up after this many losses in a row.")
+    max_retransmits: int | None = Field(
+        default=None, ge=0, description="Give a message up after this many losses in a row."
+    )
     default_queue: Queue | None = Field(default=None, description="Queue limit of a link that names none.")
 
 
 class _Server(FileModel):
-    compute_per_request: Duration | None = Field(default=None, description="User-space work per request (parsing, headers, logging).")
+    compute_per_request: Duration | None = Field(
+        default=None, description="User-space work per request (parsing, headers, logging)."
+    )
     header_bytes: Size | None = Field(default=None, description="Size of the response header.")
     stat_bytes: Size | None = Field(default=None, description="Size of the struct stat the server reads.")
 
@@ -140,7 +157,8 @@ class ProfileFile(FileModel):
     base: str | None = Field(default=None, description="A profile this one starts from; give only what differs.")
     native: _Native | None = None
     interception: dict[str, Duration] | None = Field(
-        default=None, description="Cost of one intercepted call per mechanism: ptrace, in_process, seccomp_untraced.",
+        default=None,
+        description="Cost of one intercepted call per mechanism: ptrace, in_process, seccomp_untraced.",
     )
     mechanisms: dict[str, dict[str, str]] | None = Field(
         default=None,
@@ -158,8 +176,10 @@ class ProfileFile(FileModel):
     def _known_mechanisms(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for key in value or {}:
             if key not in MECHANISMS[:-1]:
-                raise ValueError(f"unknown mechanism {key!r}{did_you_mean(key, MECHANISMS[:-1])}; "
-                                 f"expected one of: {', '.join(MECHANISMS[:-1])}")
+                raise ValueError(
+                    f"unknown mechanism {key!r}{did_you_mean(key, MECHANISMS[:-1])}; "
+                    f"expected one of: {', '.join(MECHANISMS[:-1])}"
+                )
         return value
 
     @field_validator("mechanisms")
@@ -172,11 +192,15 @@ class ProfileFile(FileModel):
                 raise ValueError(f"mechanisms of {preset} lack a default")
             for route, mechanism in table.items():
                 if route not in ROUTE_KEYS:
-                    raise ValueError(f"unknown route {route!r}{did_you_mean(route, ROUTE_KEYS)}; "
-                                     f"expected one of: {', '.join(ROUTE_KEYS)}")
+                    raise ValueError(
+                        f"unknown route {route!r}{did_you_mean(route, ROUTE_KEYS)}; "
+                        f"expected one of: {', '.join(ROUTE_KEYS)}"
+                    )
                 if mechanism not in MECHANISMS:
-                    raise ValueError(f"unknown mechanism {mechanism!r}{did_you_mean(mechanism, MECHANISMS)}; "
-                                     f"expected one of: {', '.join(MECHANISMS)}")
+                    raise ValueError(
+                        f"unknown mechanism {mechanism!r}{did_you_mean(mechanism, MECHANISMS)}; "
+                        f"expected one of: {', '.join(MECHANISMS)}"
+                    )
         return value
 
 
@@ -264,7 +288,7 @@ class CostProfile:
             out[key] = value
         return out
 
-    def with_values(self, **values: Any) -> "CostProfile":
+    def with_values(self, **values: Any) -> CostProfile:
         return replace(self, **values)
 
 
@@ -284,8 +308,10 @@ def resolve_profile(ref: str, relative_to: Path | None = None) -> Path:
     path = PROFILE_DIR / f"{ref}.yml"
     if not path.is_file():
         names = profile_names()
-        raise InputError(f"no cost profile named {ref!r}{did_you_mean(ref, names)}",
-                         expected=f"a profile name ({', '.join(names)}) or a path to a profile file")
+        raise InputError(
+            f"no cost profile named {ref!r}{did_you_mean(ref, names)}",
+            expected=f"a profile name ({', '.join(names)}) or a path to a profile file",
+        )
     return path
 
 
@@ -296,22 +322,25 @@ def load_profile(ref: str, relative_to: Path | None = None) -> CostProfile:
         return _resolve(name, description, merged)
     except InputError as exc:
         path = resolve_profile(ref, relative_to)
-        raise InputError(exc.message, file=display_path(path) if not is_path_like(ref) else str(path),
-                         expected=exc.expected) from None
+        raise InputError(
+            exc.message, file=display_path(path) if not is_path_like(ref) else str(path), expected=exc.expected
+        ) from None
 
 
-_SECTIONS = ("native", "interception", "mechanisms", "monitor", "connector", "network", "server", "client",
-             "diversity")
+_SECTIONS = ("native", "interception", "mechanisms", "monitor", "connector", "network", "server", "client", "diversity")
 
 
-def _load_chain(ref: str, relative_to: Path | None,
-                seen: tuple[Path, ...]) -> tuple[dict[str, dict[str, Any]], str, str]:
+def _load_chain(
+    ref: str, relative_to: Path | None, seen: tuple[Path, ...]
+) -> tuple[dict[str, dict[str, Any]], str, str]:
     """Every section of ``ref`` merged over its base chain, field by field."""
     path = resolve_profile(ref, relative_to)
     resolved = path.resolve()
     if resolved in seen:
-        raise InputError(f"cost profile {ref!r} is its own base (through {', '.join(p.stem for p in seen)})",
-                         expected="a chain of base profiles without a cycle")
+        raise InputError(
+            f"cost profile {ref!r} is its own base (through {', '.join(p.stem for p in seen)})",
+            expected="a chain of base profiles without a cycle",
+        )
     doc = read_yaml(path, display=display_path(path) if not is_path_like(ref) else None)
     model = doc.validate(ProfileFile)
     merged: dict[str, dict[str, Any]] = {}
@@ -335,8 +364,10 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
     def get(section: str, key: str) -> Any:
         value = m.get(section, {}).get(key)
         if value is None:
-            raise InputError(f"cost profile {name!r} lacks {section}.{key} (and so does every base it names)",
-                             expected="every field of sim/profiles/paper.yml, or base: paper")
+            raise InputError(
+                f"cost profile {name!r} lacks {section}.{key} (and so does every base it names)",
+                expected="every field of sim/profiles/paper.yml, or base: paper",
+            )
         return value
 
     interception = {}

@@ -38,7 +38,7 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if sys.stderr.isatty():
             from rich.progress import Progress as Bar
 
@@ -96,7 +96,7 @@ class Poller:
                 what, outcome, calls = self.current
                 self.progress.update(min(len(outcome.leader_times), calls), calls, f"simulating, {what}", "calls")
 
-    def __enter__(self) -> "Poller":
+    def __enter__(self) -> Poller:
         self._thread.start()
         return self
 

@@ -54,8 +54,14 @@ class ServerLoad:
     kind = "server"
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "requests": self.requests, "concurrency": self.concurrency,
-                "request_size": self.request_size, "file_size": self.file_size, "client": self.client}
+        return {
+            "kind": self.kind,
+            "requests": self.requests,
+            "concurrency": self.concurrency,
+            "request_size": self.request_size,
+            "file_size": self.file_size,
+            "client": self.client,
+        }
 
 
 @dataclass(frozen=True)
@@ -211,8 +217,12 @@ class Lead:
         return f"follower {self.follower}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"calls_max": self.calls_max, "calls_mean": self.calls_mean, "time_max_ns": self.time_max_ns,
-                "time_mean_ns": self.time_mean_ns}
+        return {
+            "calls_max": self.calls_max,
+            "calls_mean": self.calls_mean,
+            "time_max_ns": self.time_max_ns,
+            "time_mean_ns": self.time_mean_ns,
+        }
 
 
 @dataclass(frozen=True)
@@ -228,8 +238,12 @@ class VerdictReport:
         return "leader" if self.by == 0 else f"follower {self.by}"
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.verdict.to_dict(), "summary": self.verdict.summary(), "time_ns": self.time_ns,
-                "by": self.by_name}
+        return {
+            **self.verdict.to_dict(),
+            "summary": self.verdict.summary(),
+            "time_ns": self.time_ns,
+            "by": self.by_name,
+        }
 
 
 # ---------------------------------------------------------------------------
@@ -289,14 +303,21 @@ class AttackReport:
         return next((h for h in self.harmful_calls if h.before_verdict), None)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "at_call": self.at_call, "target": self.target,
-                               "time_ns": self.time_ns}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "at_call": self.at_call,
+            "target": self.target,
+            "time_ns": self.time_ns,
+        }
         if self.source is not None:
             out["source"] = self.source
-        out.update(reactions=[asdict(r) for r in self.reactions], detected=self.detected,
-                   detection=None if self.detection is None else asdict(self.detection),
-                   harmful_calls=[asdict(h) for h in self.harmful_calls],
-                   harmful_before_verdict=self.harmful_before_verdict)
+        out.update(
+            reactions=[asdict(r) for r in self.reactions],
+            detected=self.detected,
+            detection=None if self.detection is None else asdict(self.detection),
+            harmful_calls=[asdict(h) for h in self.harmful_calls],
+            harmful_before_verdict=self.harmful_before_verdict,
+        )
         return out
 
 
@@ -370,8 +391,10 @@ class PointReport:
         return out
 
     def _expected_json(self, expected: Expectation) -> dict[str, Any]:
-        out: dict[str, Any] = {"verdict": expected.ending.value,
-                               "kind": None if expected.kind is None else expected.kind.value}
+        out: dict[str, Any] = {
+            "verdict": expected.ending.value,
+            "kind": None if expected.kind is None else expected.kind.value,
+        }
         if self.attack is not None:  # the effect is held to attacks only
             out["effect"] = expected.effect
         return out

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmvx.exitstatus import ExitStatus, worst
 from dmvx.outcome import Ending, Expectation, ending_of
@@ -102,10 +103,21 @@ def _runs(scenario: Scenario, native: RunOutcome, mvx: RunOutcome) -> tuple[Nati
 
 
 def _variant(v: VariantStats) -> VariantReport:
-    return VariantReport(index=v.index, host=v.host, arch=v.arch, entered=v.entered, executed=v.executed,
-                         skipped=v.skipped, waited_ns=v.wait_time, io_waited_ns=v.io_wait_time,
-                         busy_ns=v.busy_time, end_ns=v.end_time, ended_by=v.ended_by, exit_status=v.exit_status,
-                         routes=dict(sorted(v.routes.items())))
+    return VariantReport(
+        index=v.index,
+        host=v.host,
+        arch=v.arch,
+        entered=v.entered,
+        executed=v.executed,
+        skipped=v.skipped,
+        waited_ns=v.wait_time,
+        io_waited_ns=v.io_wait_time,
+        busy_ns=v.busy_time,
+        end_ns=v.end_time,
+        ended_by=v.ended_by,
+        exit_status=v.exit_status,
+        routes=dict(sorted(v.routes.items())),
+    )
 
 
 def _lead(leader_times: array, follower: VariantStats) -> Lead:
@@ -126,8 +138,13 @@ def _lead(leader_times: array, follower: VariantStats) -> Lead:
         n += 1
     if not n:
         return Lead(follower.index, calls_max=0, calls_mean=0.0, time_max_ns=0, time_mean_ns=0)
-    return Lead(follower.index, calls_max=calls_max, calls_mean=sig(calls_sum / n), time_max_ns=time_max,
-                time_mean_ns=round(time_sum / n))
+    return Lead(
+        follower.index,
+        calls_max=calls_max,
+        calls_mean=sig(calls_sum / n),
+        time_max_ns=time_max,
+        time_mean_ns=round(time_sum / n),
+    )
 
 
 def expectation_of(expect: Expect | None) -> Expectation | None:
@@ -162,17 +179,23 @@ def point_report(scenario: Scenario, exp: Experiment, labels: dict[str, Any]) ->
         variants=tuple(_variant(v) for v in mvx.variants),
         links={name: link for name, link in links.items() if link.messages},
         connectors=connectors,
-        messages=Traffic(total=sum(c.messages for c in connectors.values()),
-                         bytes=sum(c.bytes for c in connectors.values()), lost=mvx.lost_messages),
-        cb=CbOccupancy(max_entries=int(mvx.cb.get("max_entries", 0)),
-                       mean_entries=sig(mvx.cb.get("mean_entries", 0.0)),
-                       max_bytes=int(mvx.cb.get("max_bytes", 0))),
+        messages=Traffic(
+            total=sum(c.messages for c in connectors.values()),
+            bytes=sum(c.bytes for c in connectors.values()),
+            lost=mvx.lost_messages,
+        ),
+        cb=CbOccupancy(
+            max_entries=int(mvx.cb.get("max_entries", 0)),
+            mean_entries=sig(mvx.cb.get("mean_entries", 0.0)),
+            max_bytes=int(mvx.cb.get("max_bytes", 0)),
+        ),
         lead=tuple(_lead(mvx.leader_times, v) for v in mvx.variants[1:]),
         verdict=verdict,
         attack=None if scenario.attack is None else _attack_report(scenario, exp),
         outcome=ending,
         note="the run ended waiting for input that never came (a request given up)"
-        if mvx.ended_by_starvation else None,
+        if mvx.ended_by_starvation
+        else None,
         expected=expected,
         as_expected=None if expected is None else expected.met_by(ending, mvx.verdict),
     )
@@ -187,22 +210,34 @@ def _attack_report(scenario: Scenario, exp: Experiment) -> AttackReport:
     if detected:
         leader = mvx.variants[0]
         at = leader.entered_at_attack if leader.entered_at_attack is not None else attack.at_call
-        detection = Detection(time_ns=(mvx.verdict_time or 0) - (mvx.attack_time or 0),
-                              leader_calls=max(0, (leader.entered_at_verdict or 0) - at))
+        detection = Detection(
+            time_ns=(mvx.verdict_time or 0) - (mvx.attack_time or 0),
+            leader_calls=max(0, (leader.entered_at_verdict or 0) - at),
+        )
     cutoff = mvx.verdict_time
     return AttackReport(
-        kind=attack.kind, at_call=attack.at_call, target=attack.target, time_ns=mvx.attack_time,
+        kind=attack.kind,
+        at_call=attack.at_call,
+        target=attack.target,
+        time_ns=mvx.attack_time,
         source=attack.source,
         reactions=tuple(ReactionReport(i, r.reaction.value, r.reason) for i, r in enumerate(exp.reactions or [])),
-        detected=detected, detection=detection,
-        harmful_calls=tuple(HarmfulReport(h.variant, h.call, h.what, h.time, cutoff is None or h.time < cutoff)
-                            for h in sorted(mvx.harmful, key=lambda h: (h.time, h.variant, h.call))),
+        detected=detected,
+        detection=detection,
+        harmful_calls=tuple(
+            HarmfulReport(h.variant, h.call, h.what, h.time, cutoff is None or h.time < cutoff)
+            for h in sorted(mvx.harmful, key=lambda h: (h.time, h.variant, h.call))
+        ),
     )
 
 
 #: Exit status of a point held to no expectation, by how it ended.
-_STATUS_OF = {Ending.OK: ExitStatus.OK, Ending.DIVERGENCE: ExitStatus.DIVERGENCE,
-              Ending.REJECTED: ExitStatus.DIVERGENCE, Ending.MISSED: ExitStatus.ATTACK_MISSED}
+_STATUS_OF = {
+    Ending.OK: ExitStatus.OK,
+    Ending.DIVERGENCE: ExitStatus.DIVERGENCE,
+    Ending.REJECTED: ExitStatus.DIVERGENCE,
+    Ending.MISSED: ExitStatus.ATTACK_MISSED,
+}
 
 
 def point_status(report: PointReport) -> ExitStatus:
@@ -235,17 +270,19 @@ class SimResult:
         return worst(point_status(p) for p in self.points)
 
     def to_json(self) -> dict[str, Any]:
-        return sorted_keys({
-            "scenario": self.scenario,
-            "file": self.file,
-            "cost_profile": self.profile.name,
-            "profile_values": self.profile.to_dict(),
-            "sweep": [{"parameter": p, "values": v} for p, v in self.dimensions],
-            "points": [p.to_json() for p in self.points],
-            "exit_status": self.exit_status.label,
-        })
+        return sorted_keys(
+            {
+                "scenario": self.scenario,
+                "file": self.file,
+                "cost_profile": self.profile.name,
+                "profile_values": self.profile.to_dict(),
+                "sweep": [{"parameter": p, "values": v} for p, v in self.dimensions],
+                "points": [p.to_json() for p in self.points],
+                "exit_status": self.exit_status.label,
+            }
+        )
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         from sim.table import render_result
 
         render_result(self, console)
@@ -274,21 +311,26 @@ class SuiteResult:
                 statuses.append(ExitStatus.USAGE)
             else:
                 assert result is not None
-                statuses.append(ExitStatus.OK if all(
-                    p.as_expected is not False for p in result.points) else ExitStatus.ATTACK_MISSED)
+                statuses.append(
+                    ExitStatus.OK
+                    if all(p.as_expected is not False for p in result.points)
+                    else ExitStatus.ATTACK_MISSED
+                )
         return worst(statuses)
 
     def to_json(self) -> dict[str, Any]:
-        return sorted_keys({
-            "directory": self.directory,
-            "scenarios": [
-                {"file": f, "error": e} if e is not None else {"file": f, **(r.to_json() if r else {})}
-                for f, r, e in self.results
-            ],
-            "exit_status": self.exit_status.label,
-        })
+        return sorted_keys(
+            {
+                "directory": self.directory,
+                "scenarios": [
+                    {"file": f, "error": e} if e is not None else {"file": f, **(r.to_json() if r else {})}
+                    for f, r, e in self.results
+                ],
+                "exit_status": self.exit_status.label,
+            }
+        )
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         from sim.table import render_suite
 
         render_suite(self, console)

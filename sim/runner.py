@@ -10,8 +10,8 @@ raw observations of both. :mod:`sim.results` turns them into a report.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from dmvx.scenario import Microbench, Scenario, Server, Trace
 from sim.attacks import CONNECTOR_ATTACKS, connector_attack
@@ -40,17 +40,21 @@ class Experiment:
 
     native: RunOutcome
     mvx: RunOutcome
-    calls: int                      # calls of the program (leader's stream)
+    calls: int  # calls of the program (leader's stream)
     reactions: list[VariantReaction] | None
     layouts: list[VariantLayout]
 
 
 def layouts_of(scenario: Scenario) -> list[VariantLayout]:
-    return [VariantLayout(v.arch, v.layout.aslr, v.layout.base, v.layout.disjoint)  # type: ignore[arg-type]
-            for v in scenario.variants or []]
+    return [
+        VariantLayout(v.arch, v.layout.aslr, v.layout.base, v.layout.disjoint)  # type: ignore[arg-type]
+        for v in scenario.variants or []
+    ]
 
 
-def _streams(scenario: Scenario, profile: CostProfile, n: int) -> tuple[list[Iterator[WorkloadStep]], int, Iterator[WorkloadStep]]:
+def _streams(
+    scenario: Scenario, profile: CostProfile, n: int
+) -> tuple[list[Iterator[WorkloadStep]], int, Iterator[WorkloadStep]]:
     """Per-variant streams, the program's call count, and the native stream."""
     workload = scenario.workload
     if isinstance(workload, Microbench):
@@ -88,9 +92,13 @@ def simulate(scenario: Scenario, profile: CostProfile, watch: Watch | None = Non
         assert w.client is not None
         client = ClientSetup(w.client, w.requests, w.concurrency, w.request_size)
 
-    native_sim = Simulation(Network(topology, profile, scenario.seed), profile, policy=None,
-                            variants=[VariantSetup(variants[0].host, variants[0].arch.value if variants[0].arch else "", native_stream)],
-                            client=client)
+    native_sim = Simulation(
+        Network(topology, profile, scenario.seed),
+        profile,
+        policy=None,
+        variants=[VariantSetup(variants[0].host, variants[0].arch.value if variants[0].arch else "", native_stream)],
+        client=client,
+    )
     if watch is not None:
         watch("native run", native_sim.outcome, calls)
     native = native_sim.run()
@@ -116,10 +124,14 @@ def simulate(scenario: Scenario, profile: CostProfile, watch: Watch | None = Non
 
     sample_every = max(1, calls // MAX_SAMPLES)
     sim = Simulation(
-        Network(topology, profile, scenario.seed), profile, policy=policy,
+        Network(topology, profile, scenario.seed),
+        profile,
+        policy=policy,
         variants=[VariantSetup(v.host, str(v.arch.value if v.arch else ""), s) for v, s in zip(variants, streams)],
-        client=client, stall_timeout=int(round(scenario.policy.stall_timeout * 1e9)),
-        attack_at=attack_at, sample_every=sample_every,
+        client=client,
+        stall_timeout=int(round(scenario.policy.stall_timeout * 1e9)),
+        attack_at=attack_at,
+        sample_every=sample_every,
     )
     sim.attack_hook = hook
     if watch is not None:

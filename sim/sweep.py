@@ -19,8 +19,9 @@ import multiprocessing
 import os
 import re
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -60,8 +61,12 @@ def set_value(scenario: Scenario, parameter: str, value: Any, where: str) -> Sce
         # The sweep check words it "V does not fit P: at FIELD: WHAT"; keep WHAT.
         inner = re.match(r"^.* does not fit \S+: at (\S+): (.*)$", err.message)
         message, field = (inner.group(2), inner.group(1)) if inner else (err.message, parameter)
-        raise InputError(message, field=f"{field}={_show(value)}" if field == parameter else
-                         f"{parameter}={_show(value)}: {field}", file=where, expected=err.expected) from None
+        raise InputError(
+            message,
+            field=f"{field}={_show(value)}" if field == parameter else f"{parameter}={_show(value)}: {field}",
+            file=where,
+            expected=err.expected,
+        ) from None
     except LookupError as exc:
         raise InputError(str(exc), field=parameter, file=where) from None
     return point.resolved()
@@ -71,7 +76,9 @@ def _show(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def expand(scenario: Scenario, extra: Sequence[tuple[str, list[Any]]]) -> tuple[list[tuple[str, list[Any]]], list[Point]]:
+def expand(
+    scenario: Scenario, extra: Sequence[tuple[str, list[Any]]]
+) -> tuple[list[tuple[str, list[Any]]], list[Point]]:
     """The dimensions and the points of a run (see the module docstring)."""
     own = scenario.sweeps
     dims: list[tuple[str, list[Any]]] = [(sweep.parameter, list(sweep.values)) for sweep in own]
@@ -109,8 +116,9 @@ def _timeline(exp: Any) -> Timeline:
     return Timeline(lines, mvx.attack_time, mvx.verdict_time)
 
 
-def run_point(args: tuple[dict[str, Any], dict[str, Any], CostProfile, bool],
-              watch: Watch | None = None) -> tuple[PointReport, Timeline | None]:
+def run_point(
+    args: tuple[dict[str, Any], dict[str, Any], CostProfile, bool], watch: Watch | None = None
+) -> tuple[PointReport, Timeline | None]:
     """Run one point (in a worker): its report and, if asked, its timeline."""
     scenario_data, labels, profile, timeline = args
     scenario = Scenario.model_validate(scenario_data)
@@ -129,8 +137,14 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_points(points: Sequence[Point], profile: CostProfile, *, timeline: bool = False, workers: int | None = None,
-               progress: Progress | None = None) -> list[tuple[PointReport, Timeline | None]]:
+def run_points(
+    points: Sequence[Point],
+    profile: CostProfile,
+    *,
+    timeline: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[tuple[PointReport, Timeline | None]]:
     """Run every point, in parallel when there are several; results in point order.
 
     Ctrl-C stops every worker at once and raises

@@ -8,8 +8,9 @@ pivot of its headline number (slowdown, or the attack outcome).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from dmvx.outcome import Ending
 from sim.report import AttackReport, Load, MicrobenchLoad, PointReport, ServerLoad, ServerNumbers
@@ -117,12 +118,11 @@ def _rps(server: ServerNumbers | None) -> str:
     return f"{server.throughput_rps if server is not None else 0:.0f}"
 
 
-def render_result(result: SimResult, console: "Console") -> None:
+def render_result(result: SimResult, console: Console) -> None:
     from rich.table import Table
 
     first = result.points[0]
-    title = (f"{result.scenario} — {first.topology}, {len(first.variants)} variants, "
-             f"profile {result.profile.name}")
+    title = f"{result.scenario} — {first.topology}, {len(first.variants)} variants, profile {result.profile.name}"
     if len(result.points) == 1 and not result.dimensions:
         _render_point(first, title, console)
     else:
@@ -190,13 +190,14 @@ def _harmful(attack: AttackReport) -> str:
     return "no" if first is None else f"yes: {first.what}"
 
 
-def _render_pivot(result: SimResult, console: "Console") -> None:
+def _render_pivot(result: SimResult, console: Console) -> None:
     from rich.table import Table
 
     (outer, _), (inner, _) = result.dimensions
     attack = any(p.attack is not None for p in result.points)
-    table = Table(title=f"{'outcome' if attack else 'headline'} by {outer} and {inner}", title_justify="left",
-                  header_style="bold")
+    table = Table(
+        title=f"{'outcome' if attack else 'headline'} by {outer} and {inner}", title_justify="left", header_style="bold"
+    )
     table.add_column(f"{outer} \\ {inner}")
     rows: list[str] = []
     columns: list[str] = []
@@ -227,7 +228,7 @@ def _workload_text(w: Load) -> str:
     return f"trace {w.path}"
 
 
-def _render_point(p: PointReport, title: str, console: "Console") -> None:
+def _render_point(p: PointReport, title: str, console: Console) -> None:
     from rich.table import Table
 
     w = p.workload
@@ -236,9 +237,12 @@ def _render_point(p: PointReport, title: str, console: "Console") -> None:
     summary.add_column()
     pol = p.policy
     summary.add_row("workload", f"{w.kind}: {_workload_text(w)}")
-    summary.add_row("policy", f"{pol.name} (relaxation {pol.relaxation.label}, async "
-                              f"{'on' if pol.async_replication else 'off'}, predict "
-                              f"{'on' if pol.predict else 'off'}, CB {pol.cb_entries} entries)")
+    summary.add_row(
+        "policy",
+        f"{pol.name} (relaxation {pol.relaxation.label}, async "
+        f"{'on' if pol.async_replication else 'off'}, predict "
+        f"{'on' if pol.predict else 'off'}, CB {pol.cb_entries} entries)",
+    )
     summary.add_row("diversity", p.diversity)
     if p.server:
         n, m = p.native.server, p.mvx.server
@@ -249,39 +253,59 @@ def _render_point(p: PointReport, title: str, console: "Console") -> None:
         summary.add_row("native", fmt_time(p.native.time_ns))
         summary.add_row("mvx", fmt_time(p.mvx.time_ns))
         summary.add_row("slowdown", headline(p))
-    summary.add_row("messages", f"{fmt_count(p.messages.total)} ({fmt_bytes(p.messages.bytes)})"
-                    + (f", {p.messages.lost} lost" if p.messages.lost else ""))
-    summary.add_row("CB occupancy", f"max {p.cb.max_entries} entries ({fmt_bytes(p.cb.max_bytes)}), "
-                                    f"mean {p.cb.mean_entries:.1f}")
+    summary.add_row(
+        "messages",
+        f"{fmt_count(p.messages.total)} ({fmt_bytes(p.messages.bytes)})"
+        + (f", {p.messages.lost} lost" if p.messages.lost else ""),
+    )
+    summary.add_row(
+        "CB occupancy", f"max {p.cb.max_entries} entries ({fmt_bytes(p.cb.max_bytes)}), mean {p.cb.mean_entries:.1f}"
+    )
     for lead in p.lead:
-        summary.add_row(f"lead over {lead.name}", f"max {fmt_count(lead.calls_max)} calls / "
-                        f"{fmt_time(lead.time_max_ns)}, mean {lead.calls_mean:.1f} calls / "
-                        f"{fmt_time(lead.time_mean_ns)}")
+        summary.add_row(
+            f"lead over {lead.name}",
+            f"max {fmt_count(lead.calls_max)} calls / "
+            f"{fmt_time(lead.time_max_ns)}, mean {lead.calls_mean:.1f} calls / "
+            f"{fmt_time(lead.time_mean_ns)}",
+        )
     summary.add_row("outcome", outcome_text(p), style=_style(p))
     if p.verdict is not None:
-        summary.add_row("verdict", f"{p.verdict.verdict.summary()} (by the {p.verdict.by_name} at "
-                                   f"{fmt_time(p.verdict.time_ns)})")
+        summary.add_row(
+            "verdict", f"{p.verdict.verdict.summary()} (by the {p.verdict.by_name} at {fmt_time(p.verdict.time_ns)})"
+        )
     console.print(summary)
     links = Table(title="links", title_justify="left", header_style="bold")
     for column in ("direction", "messages", "bytes", "max queue", "held back", "lost"):
         links.add_column(column, justify="left" if column == "direction" else "right")
     for name, s in p.links.items():
-        links.add_row(name, fmt_count(s.messages), fmt_bytes(s.bytes), str(s.max_queue_packets),
-                      str(s.held_back), str(s.losses))
+        links.add_row(
+            name, fmt_count(s.messages), fmt_bytes(s.bytes), str(s.max_queue_packets), str(s.held_back), str(s.losses)
+        )
     if p.links:
         console.print(links)
     routes = Table(title="variants", title_justify="left", header_style="bold")
     for column in ("variant", "host", "arch", "calls", "ran", "skipped", "waited", "ended", "routes"):
         routes.add_column(column)
     for v in p.variants:
-        routes.add_row(v.name, v.host, v.arch, fmt_count(v.entered), fmt_count(v.executed), fmt_count(v.skipped),
-                       fmt_time(v.waited_ns), f"{v.ended_by} at {fmt_time(v.end_ns)}",
-                       ", ".join(f"{k} {fmt_count(c)}" for k, c in v.routes.items()))
+        routes.add_row(
+            v.name,
+            v.host,
+            v.arch,
+            fmt_count(v.entered),
+            fmt_count(v.executed),
+            fmt_count(v.skipped),
+            fmt_time(v.waited_ns),
+            f"{v.ended_by} at {fmt_time(v.end_ns)}",
+            ", ".join(f"{k} {fmt_count(c)}" for k, c in v.routes.items()),
+        )
     console.print(routes)
     a = p.attack
     if a is not None:
-        attack = Table(title=f"attack {a.kind} at call {a.at_call} (crafted for variant {a.target})",
-                       title_justify="left", header_style="bold")
+        attack = Table(
+            title=f"attack {a.kind} at call {a.at_call} (crafted for variant {a.target})",
+            title_justify="left",
+            header_style="bold",
+        )
         attack.add_column("variant")
         attack.add_column("reaction")
         attack.add_column("why")
@@ -291,7 +315,7 @@ def _render_point(p: PointReport, title: str, console: "Console") -> None:
         console.print(f"detection: {_detection(a)} after the attack; harmful call before the verdict: {_harmful(a)}")
 
 
-def render_suite(result: SuiteResult, console: "Console") -> None:
+def render_suite(result: SuiteResult, console: Console) -> None:
     from rich.table import Table
 
     table = Table(title=f"sim suite {result.directory}", title_justify="left", header_style="bold")
@@ -308,6 +332,12 @@ def render_suite(result: SuiteResult, console: "Console") -> None:
         ok = all(s is not False for s in statuses)
         heads = ", ".join(headline(p) for p in points[:4]) + (" ..." if len(points) > 4 else "")
         outcomes = ", ".join(sorted({p.outcome.value for p in points}))
-        table.add_row(file, str(len(points)), heads, outcomes, "as expected" if ok else "NOT as expected",
-                      style="" if ok else "red")
+        table.add_row(
+            file,
+            str(len(points)),
+            heads,
+            outcomes,
+            "as expected" if ok else "NOT as expected",
+            style="" if ok else "red",
+        )
     console.print(table)

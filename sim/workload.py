@@ -22,7 +22,7 @@ the diversity model (:mod:`sim.diversity`) says that variant does.
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from dmvx import syscalls
 from dmvx.calls import Call, Outcome
@@ -42,20 +42,44 @@ UNREADABLE = "<unreadable>"
 
 #: I/O a step does when the variant that owns the server socket runs it.
 IO_WAIT_CONNECTION = 1  # block until a client connection is ready (epoll_wait)
-IO_ACCEPT = 2           # take the ready connection
-IO_RESPOND = 3          # send ``io_bytes`` of the response to the client
-IO_RESPOND_LAST = 4     # send the last part of the response: the request is served
+IO_ACCEPT = 2  # take the ready connection
+IO_RESPOND = 3  # send ``io_bytes`` of the response to the client
+IO_RESPOND_LAST = 4  # send the last part of the response: the request is served
 
 
 class WorkloadStep:
     """One call of one variant (or, with ``end`` set, the end of the process)."""
 
-    __slots__ = ("call", "outcome", "native", "gap", "io", "io_bytes", "harmful", "out_bytes",
-                 "arg_bytes", "arg_buffers", "end", "copy_ns", "compare_ns", "read_ns", "args_ns")
+    __slots__ = (
+        "call",
+        "outcome",
+        "native",
+        "gap",
+        "io",
+        "io_bytes",
+        "harmful",
+        "out_bytes",
+        "arg_bytes",
+        "arg_buffers",
+        "end",
+        "copy_ns",
+        "compare_ns",
+        "read_ns",
+        "args_ns",
+    )
 
-    def __init__(self, call: Call | None, outcome: Outcome | None = None, native: int = 0, *,
-                 gap: int = 0, io: int = 0, io_bytes: int = 0, harmful: str = "",
-                 end: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        call: Call | None,
+        outcome: Outcome | None = None,
+        native: int = 0,
+        *,
+        gap: int = 0,
+        io: int = 0,
+        io_bytes: int = 0,
+        harmful: str = "",
+        end: tuple[str, int] | None = None,
+    ) -> None:
         self.call = call
         self.outcome = outcome if outcome is not None else Outcome(0)
         self.native = native
@@ -78,7 +102,7 @@ class WorkloadStep:
         #: variant's memory, per buffer: what each monitor does to compare them.
         self.args_ns = 0
 
-    def priced(self, profile: CostProfile) -> "WorkloadStep":
+    def priced(self, profile: CostProfile) -> WorkloadStep:
         """Set the per-byte monitor costs of this step from ``profile``."""
         self.read_ns = profile.copy_per_buffer * len(self.outcome.outputs)
         self.args_ns = profile.copy_per_buffer * self.arg_buffers
@@ -121,7 +145,9 @@ BENCH_FILE = "/var/tmp/dmvx-bench.dat"
 CWD = b"/home/dmvx/bench\x00"
 
 
-def microbench_steps(spec: Microbench, profile: CostProfile, pid: int = 4242) -> tuple[list[WorkloadStep], WorkloadStep, int]:
+def microbench_steps(
+    spec: Microbench, profile: CostProfile, pid: int = 4242
+) -> tuple[list[WorkloadStep], WorkloadStep, int]:
     """``(set-up steps, the looped step, iterations)`` of a microbenchmark."""
     b = Builder(profile)
     setup: list[WorkloadStep] = []
@@ -140,8 +166,10 @@ def microbench_steps(spec: Microbench, profile: CostProfile, pid: int = 4242) ->
     elif name == "sched_yield":
         loop = b.step(call("sched_yield"), Outcome(0))
     else:  # the schema lists the calls; a new one must be added here
-        raise InputError(f"microbench call {name!r} is not modelled in sim mode",
-                         expected="getpid, read, read4k, getcwd, sched_yield or write")
+        raise InputError(
+            f"microbench call {name!r} is not modelled in sim mode",
+            expected="getpid, read, read4k, getcwd, sched_yield or write",
+        )
     return setup, loop, spec.iterations
 
 
@@ -178,17 +206,25 @@ def request_steps(spec: Server, profile: CostProfile, number: int) -> list[Workl
     stat = bytes(profile.stat_bytes)
     ready = (EPOLL_IN).to_bytes(4, "little") + LISTEN_FD.to_bytes(8, "little")
     return [
-        b.step(call("epoll_wait", EPOLL_FD, 64, 64, -1), Outcome(1, ((1, ready),)), io=IO_WAIT_CONNECTION,
-               gap=profile.server_compute),
+        b.step(
+            call("epoll_wait", EPOLL_FD, 64, 64, -1),
+            Outcome(1, ((1, ready),)),
+            io=IO_WAIT_CONNECTION,
+            gap=profile.server_compute,
+        ),
         b.step(call("accept4", LISTEN_FD, None, None, O_NONBLOCK | O_CLOEXEC), Outcome(CONN_FD), io=IO_ACCEPT),
         b.step(call("epoll_ctl", EPOLL_FD, EPOLL_CTL_ADD, CONN_FD, b"\x01\x00\x00\x00" + bytes(8)), Outcome(0)),
         b.step(call("read", CONN_FD, 8192, 8192), Outcome(len(request), ((1, request),)), len(request)),
         b.step(call("openat", AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0), Outcome(FILE_FD)),
         b.step(call("fstat", FILE_FD, 1), Outcome(0, ((1, stat),))),
-        b.step(call("write", CONN_FD, b"H" * header, header), Outcome(header), header,
-               io=IO_RESPOND, io_bytes=header),
-        b.step(call("sendfile", CONN_FD, FILE_FD, None, spec.file_size), Outcome(spec.file_size),
-               spec.file_size, io=IO_RESPOND_LAST, io_bytes=spec.file_size),
+        b.step(call("write", CONN_FD, b"H" * header, header), Outcome(header), header, io=IO_RESPOND, io_bytes=header),
+        b.step(
+            call("sendfile", CONN_FD, FILE_FD, None, spec.file_size),
+            Outcome(spec.file_size),
+            spec.file_size,
+            io=IO_RESPOND_LAST,
+            io_bytes=spec.file_size,
+        ),
         b.step(call("close", FILE_FD), Outcome(0)),
         b.step(call("close", CONN_FD), Outcome(0)),
     ]
@@ -238,7 +274,9 @@ def trace_streams(spec: Trace, profile: CostProfile, n_variants: int) -> tuple[l
 # ---------------------------------------------------------------------------
 
 
-def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out_fd: int) -> tuple[list[WorkloadStep], bool]:
+def attack_steps(
+    kind: str, reaction: VariantReaction, profile: CostProfile, out_fd: int
+) -> tuple[list[WorkloadStep], bool]:
     """What a variant does at the attack point: ``(steps, then continue the
     normal stream)``. ``out_fd`` is where the program's output goes."""
     b = Builder(profile)
@@ -268,21 +306,36 @@ def attack_steps(kind: str, reaction: VariantReaction, profile: CostProfile, out
             return [], True  # the flag was not hit: the benign path goes on
         secret = b"root:$6$Zm9vYmFy$:19000:0:99999:7:::\n"
         return [
-            b.step(call("openat", AT_FDCWD, "/etc/shadow", O_RDONLY | O_CLOEXEC, 0), Outcome(7),
-                   harmful="open of /etc/shadow"),
+            b.step(
+                call("openat", AT_FDCWD, "/etc/shadow", O_RDONLY | O_CLOEXEC, 0),
+                Outcome(7),
+                harmful="open of /etc/shadow",
+            ),
             b.step(call("read", 7, 4096, 4096), Outcome(len(secret), ((1, secret),)), len(secret)),
-            b.step(call("write", out_fd, secret, len(secret)), Outcome(len(secret)), len(secret),
-                   harmful="secret sent to the attacker"),
+            b.step(
+                call("write", out_fd, secret, len(secret)),
+                Outcome(len(secret)),
+                len(secret),
+                harmful="secret sent to the attacker",
+            ),
             b.step(call("close", 7), Outcome(0)),
         ], True
     if kind == "pointer-leak":
         pointer = reaction.leaked_pointer
-        return [b.step(call("write", out_fd, pointer, len(pointer)), Outcome(len(pointer)), len(pointer),
-                       harmful="pointer leaked to the attacker")], True
+        return [
+            b.step(
+                call("write", out_fd, pointer, len(pointer)),
+                Outcome(len(pointer)),
+                len(pointer),
+                harmful="pointer leaked to the attacker",
+            )
+        ], True
     return [], True
 
 
-def with_attack(stream: Iterable[WorkloadStep], at_call: int, injected: Sequence[WorkloadStep], resume: bool) -> Iterator[WorkloadStep]:
+def with_attack(
+    stream: Iterable[WorkloadStep], at_call: int, injected: Sequence[WorkloadStep], resume: bool
+) -> Iterator[WorkloadStep]:
     """``stream`` with ``injected`` in place at call number ``at_call``
     (0-based: after ``at_call`` calls), or before the end if the stream is
     shorter; the rest of the stream follows only when ``resume``."""

@@ -23,9 +23,25 @@ def streams(draw: st.DrawFn, max_calls: int = 40) -> list[Step]:
     steps: list[Step] = []
     open_fds: list[int] = []
     for _ in range(draw(st.integers(1, max_calls))):
-        choice = draw(st.sampled_from(
-            ["getpid", "write", "read", "open", "close", "mmap", "yield", "fstat", "getcwd", "pipe",
-             "lseek", "time", "mprotect_exec"]))
+        choice = draw(
+            st.sampled_from(
+                [
+                    "getpid",
+                    "write",
+                    "read",
+                    "open",
+                    "close",
+                    "mmap",
+                    "yield",
+                    "fstat",
+                    "getcwd",
+                    "pipe",
+                    "lseek",
+                    "time",
+                    "mprotect_exec",
+                ]
+            )
+        )
         if choice == "getpid":
             steps.append(Step(Call("getpid"), Outcome(draw(st.integers(2, 99999)))))
         elif choice == "write":
@@ -49,8 +65,9 @@ def streams(draw: st.DrawFn, max_calls: int = 40) -> list[Step]:
             open_fds.remove(fd)
             steps.append(Step(Call("close", (fd,)), Outcome(0)))
         elif choice == "mmap":
-            steps.append(Step(Call("mmap", (None, 4096 * draw(st.integers(1, 8)), 3, 0x22, -1, 0)),
-                              Outcome(0x7F0000000000)))
+            steps.append(
+                Step(Call("mmap", (None, 4096 * draw(st.integers(1, 8)), 3, 0x22, -1, 0)), Outcome(0x7F0000000000))
+            )
         elif choice == "mprotect_exec":
             steps.append(Step(Call("mprotect", (None, 4096, 5)), Outcome(0)))
         elif choice == "yield":
@@ -71,5 +88,7 @@ def streams(draw: st.DrawFn, max_calls: int = 40) -> list[Step]:
             fd = draw(st.sampled_from(open_fds))
             steps.append(Step(Call("lseek", (fd, 0, 0)), Outcome(0)))
         elif choice == "time":
-            steps.append(Step(Call("clock_gettime", (1, 16)), Outcome(0, ((1, draw(st.binary(min_size=16, max_size=16))),))))
+            steps.append(
+                Step(Call("clock_gettime", (1, 16)), Outcome(0, ((1, draw(st.binary(min_size=16, max_size=16))),)))
+            )
     return steps

@@ -22,36 +22,47 @@ from dmvx.syscalls import Arch
 from realmode.vuln import exploits
 from realmode.vuln.build import build_variants, no_randomize, variant_flags
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None,
-                                reason="needs gcc and binutils")
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("nm") is None, reason="needs gcc and binutils"
+)
 
 X86, I386 = Arch.X86_64, Arch.I386
 SETTINGS = {
-    "identical": [VariantSpec(host="h1", arch=X86, layout=Layout(aslr=False, base=0x400000)),
-                  VariantSpec(host="h2", arch=X86, layout=Layout(aslr=False, base=0x400000))],
+    "identical": [
+        VariantSpec(host="h1", arch=X86, layout=Layout(aslr=False, base=0x400000)),
+        VariantSpec(host="h2", arch=X86, layout=Layout(aslr=False, base=0x400000)),
+    ],
     "aslr": [VariantSpec(host="h1", arch=X86), VariantSpec(host="h2", arch=X86)],
-    "disjoint": [VariantSpec(host="h1", arch=X86, layout=Layout(disjoint=True)),
-                 VariantSpec(host="h2", arch=X86, layout=Layout(disjoint=True))],
+    "disjoint": [
+        VariantSpec(host="h1", arch=X86, layout=Layout(disjoint=True)),
+        VariantSpec(host="h2", arch=X86, layout=Layout(disjoint=True)),
+    ],
     "abi": [VariantSpec(host="h1", arch=X86), VariantSpec(host="h2", arch=I386)],
 }
 PROGRAMS = ("stack_overflow", "heap_overflow", "struct_overflow", "format_string")
 
 
 def _multilib() -> bool:
-    probe = subprocess.run(["gcc", "-m32", "-x", "c", "-", "-o", "/dev/null"], input="int main(void){return 0;}",
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["gcc", "-m32", "-x", "c", "-", "-o", "/dev/null"],
+        input="int main(void){return 0;}",
+        capture_output=True,
+        text=True,
+    )
     return probe.returncode == 0
 
 
-needs_multilib = pytest.mark.skipif(shutil.which("gcc") is None or not _multilib(),
-                                    reason="needs gcc -m32 (gcc-multilib)")
+needs_multilib = pytest.mark.skipif(
+    shutil.which("gcc") is None or not _multilib(), reason="needs gcc -m32 (gcc-multilib)"
+)
 
 
 @needs_multilib
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_each_setting_builds_each_target(program: str) -> None:
-    facts = {name: [exploits.elf_facts(b.path) for b in build_variants(program, specs)]
-             for name, specs in SETTINGS.items()}
+    facts = {
+        name: [exploits.elf_facts(b.path) for b in build_variants(program, specs)] for name, specs in SETTINGS.items()
+    }
     identical, aslr, disjoint, abi = (facts[n] for n in SETTINGS)
     assert identical[0] == identical[1] and not identical[0].pie and identical[0].first_load == 0x400000
     assert aslr[0] == aslr[1] and aslr[0].pie
@@ -62,7 +73,9 @@ def test_each_setting_builds_each_target(program: str) -> None:
 def test_layouts_become_flags_and_a_start_mode() -> None:
     assert variant_flags(VariantSpec(host="h", arch=X86), 0) == (("-fPIE", "-pie"), False)
     assert variant_flags(VariantSpec(host="h", arch=I386, layout=Layout(aslr=False, base=0x9000000)), 0) == (
-        ("-m32", "-no-pie", "-fno-pie", "-Wl,-Ttext-segment=0x9000000"), True)
+        ("-m32", "-no-pie", "-fno-pie", "-Wl,-Ttext-segment=0x9000000"),
+        True,
+    )
     flags, fixed = variant_flags(VariantSpec(host="h", arch=X86, layout=Layout(disjoint=True)), 2)
     assert flags[-1] == "-Wl,-Ttext-segment=0x20400000" and not fixed
     with pytest.raises(Unavailable, match="aarch64"):
@@ -82,10 +95,12 @@ def test_heap_exploit_follows_glibc_chunks_of_each_abi() -> None:
     # x86-64: malloc(32) is a 48-byte chunk; the next chunk's size field is
     # 40 bytes after the buffer, its data 48; malloc(8) is 32 bytes in use.
     assert exploits.heap_overflow_value(X86, 0x401234) == b"A" * 40 + (0x21).to_bytes(8, "little") + (
-        0x401234).to_bytes(8, "little")
+        0x401234
+    ).to_bytes(8, "little")
     # i386: 4-byte size fields, 16-byte alignment: size field at 44, data at 48.
     assert exploits.heap_overflow_value(I386, 0x8049234) == b"A" * 44 + (0x11).to_bytes(4, "little") + (
-        0x8049234).to_bytes(4, "little")
+        0x8049234
+    ).to_bytes(4, "little")
 
 
 def test_data_only_exploit_is_an_offset_of_its_abi() -> None:

@@ -39,8 +39,17 @@ TARGETS = {
 
 
 def _native(exploit: str, builds: list[Build], native_build: int = 0) -> dict:
-    config = ex.Config(load_topology(LAB), make_policy("dmvx"), ["h1", "h2"], "h4", ex.Workload(requests=3),
-                       attack=ex.NetAttack("exploit", "h4", target=0), native=False, measure_rtt=False, timeout=20)
+    config = ex.Config(
+        load_topology(LAB),
+        make_policy("dmvx"),
+        ["h1", "h2"],
+        "h4",
+        ex.Workload(requests=3),
+        attack=ex.NetAttack("exploit", "h4", target=0),
+        native=False,
+        measure_rtt=False,
+        timeout=20,
+    )
     experiment = VulnExperiment(config, builds, exploit, native=True, native_build=native_build)
     result = experiment.run()
     report = result.attack

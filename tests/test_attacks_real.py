@@ -34,10 +34,16 @@ ABSOLUTE = ("stack-overflow", "heap-overflow")
 
 
 def _sim_cell(path: Path, setting: str, overrides: dict[str, str] | None = None):
-    result = sim_run(path, seed=None, overrides={"setting": setting, **(overrides or {})}, plot=None,
-                     console=Console(file=io.StringIO()))
-    (cell,) = sim_cells(str(path), [replace(p, labels={"setting": setting}) for p in result.points],
-                        load_scenario(path))
+    result = sim_run(
+        path,
+        seed=None,
+        overrides={"setting": setting, **(overrides or {})},
+        plot=None,
+        console=Console(file=io.StringIO()),
+    )
+    (cell,) = sim_cells(
+        str(path), [replace(p, labels={"setting": setting}) for p in result.points], load_scenario(path)
+    )
     return cell
 
 
@@ -68,7 +74,8 @@ def test_attack_in_real_mode_and_against_sim(clean_check, path: Path, setting: s
     # Item 5: the same finding as sim mode.
     sim = _sim_cell(path, setting)
     assert (sim.outcome, sim.verdict, sim.effect) == (cell.outcome, cell.verdict, cell.effect), (
-        f"sim: {sim.found()}; real: {cell.found()}")
+        f"sim: {sim.found()}; real: {cell.found()}"
+    )
 
 
 @pytest.mark.parametrize("setting", ["aslr", "abi"])
@@ -84,12 +91,22 @@ def test_under_socket_rw_the_leak_leaves_before_the_verdict_in_both_modes(clean_
 
 
 def test_suite_command_in_both_modes(clean_check) -> None:
-    done = subprocess.run([sys.executable, "-m", "dmvx", "suite", str(ATTACKS / "struct-overflow.yml"),
-                           "--mode", "both", "--json"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "dmvx", "suite", str(ATTACKS / "struct-overflow.yml"), "--mode", "both", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     document = json.loads(done.stdout)
     assert document["agreement"] == {"compared": 4, "disagreements": []}
     cells = document["real"]["cells"]
     assert [(c["setting"], c["outcome"]) for c in cells] == [
-        ("identical", "missed"), ("aslr", "missed"), ("disjoint", "missed"), ("abi", "divergence"), ("isa", None)]
+        ("identical", "missed"),
+        ("aslr", "missed"),
+        ("disjoint", "missed"),
+        ("abi", "divergence"),
+        ("isa", None),
+    ]
     assert cells[3]["verdict"] == "call-mismatch" and cells[3]["latency_s"] > 0

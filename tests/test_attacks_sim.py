@@ -49,8 +49,14 @@ def test_every_attack_file_lists_every_setting_for_both_modes() -> None:
         assert isinstance(scenario.diversity["isa"].expect.real, NotRun)  # no aarch64 host here
         assert scenario.attack is not None, path.name
         kinds.add(scenario.attack.kind)
-    assert kinds == {"rop-absolute", "relative-rop", "pointer-leak", "data-only", "connector-forgery",
-                     "connector-replay"}
+    assert kinds == {
+        "rop-absolute",
+        "relative-rop",
+        "pointer-leak",
+        "data-only",
+        "connector-forgery",
+        "connector-replay",
+    }
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -79,8 +85,7 @@ def test_the_table_of_design_section_3() -> None:
         assert [found[attack, s] for s in SETTINGS] == ["missed", "crash", "crash", "crash", "crash"]
     # Another ABI of the same ISA lands inside admin_reply and calls execve
     # with an argv it does not have; another ISA has other code there.
-    assert [found["partial-overwrite", s] for s in SETTINGS] == ["missed", "missed", "missed", "arg-mismatch",
-                                                                 "crash"]
+    assert [found["partial-overwrite", s] for s in SETTINGS] == ["missed", "missed", "missed", "arg-mismatch", "crash"]
     assert [found["struct-overflow", s] for s in SETTINGS] == ["missed", "missed", "missed", "call-mismatch", "missed"]
     assert [found["format-string", s] for s in SETTINGS] == ["missed"] + ["output-mismatch"] * 4
     for attack in ("connector-forgery", "connector-replay"):
@@ -90,8 +95,9 @@ def test_the_table_of_design_section_3() -> None:
 @pytest.mark.parametrize("relaxation,effect", [("socket-ro", False), ("socket-rw", True)])
 def test_whether_the_leak_leaves_depends_on_socket_writes_in_lockstep(relaxation: str, effect: bool) -> None:
     path = ATTACKS / "format-string.yml"
-    result = run(path, seed=None, overrides={"setting": "aslr", "policy.relaxation": relaxation}, plot=None,
-                 console=quiet())
+    result = run(
+        path, seed=None, overrides={"setting": "aslr", "policy.relaxation": relaxation}, plot=None, console=quiet()
+    )
     (point,) = result.points
     assert point.verdict is not None and point.verdict.verdict.kind is VerdictKind.OUTPUT_MISMATCH
     assert point.effect is effect
@@ -102,11 +108,16 @@ def test_an_effect_that_does_not_happen_fails_the_file(tmp_path: Path) -> None:
     copy = _copy(tmp_path, "stack-overflow.yml")
     text = copy.read_text()
     # ASLR stops the shell; a file claiming it runs must fail.
-    copy.write_text(text.replace("""      sim: {verdict: divergence, kind: crash, effect: false}
+    copy.write_text(
+        text.replace(
+            """      sim: {verdict: divergence, kind: crash, effect: false}
       real: {verdict: divergence, kind: crash, effect: false}
-  disjoint:""", """      sim: {verdict: divergence, kind: crash, effect: true}
+  disjoint:""",
+            """      sim: {verdict: divergence, kind: crash, effect: true}
       real: {verdict: divergence, kind: crash, effect: false}
-  disjoint:"""))
+  disjoint:""",
+        )
+    )
     result = suite(copy, console=quiet())
     assert isinstance(result, AttackSuiteResult) and result.exit_status is ExitStatus.ATTACK_MISSED
     bad = [c for c in result.attack_cells() if c.as_expected is False]
@@ -176,7 +187,9 @@ def test_an_exploit_of_another_kind_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missed_attack_without_effect_is_refused(tmp_path: Path) -> None:
-    error = _broken(tmp_path, "      sim: {verdict: missed, effect: true}", "      sim: {verdict: missed, effect: false}")
+    error = _broken(
+        tmp_path, "      sim: {verdict: missed, effect: true}", "      sim: {verdict: missed, effect: false}"
+    )
     assert error.field == "diversity.identical.expect.sim.effect"
 
 
@@ -189,19 +202,34 @@ def test_a_setting_name_must_be_a_word(tmp_path: Path) -> None:
 
 
 def _cell(mode: str, setting: str, outcome: str, verdict: str | None, effect: bool | None, **kw) -> Cell:
-    return Cell(file="f.yml", attack="a", kind="rop-absolute", setting=setting, mode=mode, outcome=outcome,
-                verdict=verdict, effect=effect, **kw)
+    return Cell(
+        file="f.yml",
+        attack="a",
+        kind="rop-absolute",
+        setting=setting,
+        mode=mode,
+        outcome=outcome,
+        verdict=verdict,
+        effect=effect,
+        **kw,
+    )
 
 
 def test_disagreements_are_every_difference_of_outcome_kind_or_effect() -> None:
-    sim = [_cell("sim", "aslr", "divergence", "crash", False), _cell("sim", "abi", "divergence", "crash", False),
-           _cell("sim", "identical", "missed", None, True), _cell("sim", "disjoint", "divergence", "crash", False),
-           _cell("sim", "isa", "divergence", "crash", False)]
-    real = [_cell("real", "aslr", "divergence", "crash", False),
-            _cell("real", "abi", "divergence", "arg-mismatch", False),
-            _cell("real", "identical", "missed", None, False),
-            _cell("real", "disjoint", "error", None, None, error="monitor failed"),
-            _cell("real", "isa", "divergence", "crash", False, skip="no aarch64 host")]
+    sim = [
+        _cell("sim", "aslr", "divergence", "crash", False),
+        _cell("sim", "abi", "divergence", "crash", False),
+        _cell("sim", "identical", "missed", None, True),
+        _cell("sim", "disjoint", "divergence", "crash", False),
+        _cell("sim", "isa", "divergence", "crash", False),
+    ]
+    real = [
+        _cell("real", "aslr", "divergence", "crash", False),
+        _cell("real", "abi", "divergence", "arg-mismatch", False),
+        _cell("real", "identical", "missed", None, False),
+        _cell("real", "disjoint", "error", None, None, error="monitor failed"),
+        _cell("real", "isa", "divergence", "crash", False, skip="no aarch64 host"),
+    ]
     found = {(real.setting, what) for _, real, what in disagreements(sim, real)}
     assert {setting for setting, _ in found} == {"abi", "identical", "disjoint"}
     assert ("abi", "sim: divergence (crash), no effect; real: divergence (arg-mismatch), no effect") in found

@@ -8,7 +8,6 @@ from dmvx import policy_doc
 from dmvx.broker import Broker
 from dmvx.calls import Call
 from dmvx.fdtable import FdInfo, FdKind, FdTable
-from dmvx.calls import Outcome
 from dmvx.policy import EACCES, EPERM, SENSITIVE, Effect, Level, Policy, Reach, Route
 
 READ_STDIN = Call("read", (0, 1))
@@ -68,8 +67,9 @@ def test_dmvx_replicates_asynchronously_and_selectively() -> None:
     ],
 )
 def test_relaxation_levels(level: Level, call: Call, fds, route: Route) -> None:
-    table = FdTable({**{fd: FdInfo(FdKind.STREAM) for fd in (0, 1, 2)},
-                     **{fd: FdInfo(kind) for fd, kind in (fds or {}).items()}})
+    table = FdTable(
+        {**{fd: FdInfo(FdKind.STREAM) for fd in (0, 1, 2)}, **{fd: FdInfo(kind) for fd, kind in (fds or {}).items()}}
+    )
     assert decide(Policy.preset("dmvx", relaxation=level), call, table).route is route
 
 
@@ -109,8 +109,10 @@ def test_fstatat_with_an_empty_path_is_routed_by_its_descriptor() -> None:
     for call in (Call("fstatat", (5, "", 1, 0x1000)), Call("fstat", (5, 1))):
         decision = decide(policy, call, fds)
         assert (decision.route, decision.effect) == (Route.REPLICATE, Effect.LEADER), call
-    assert decide(Policy.preset("dmvx", relaxation="nonsocket-rw"), Call("fstatat", (4, "", 1, 0x1000)),
-                  fds).route is Route.LOCKSTEP
+    assert (
+        decide(Policy.preset("dmvx", relaxation="nonsocket-rw"), Call("fstatat", (4, "", 1, 0x1000)), fds).route
+        is Route.LOCKSTEP
+    )
 
 
 # -- calls that reach other processes ------------------------------------------------
@@ -123,41 +125,49 @@ def _reach(pid: int) -> Reach:
 
 
 @pytest.mark.parametrize("preset", ["dmon", "dmvx"])
-@pytest.mark.parametrize("call, expected", [
-    (Call("kill", (100, 15)), (Effect.EACH, 0)),     # its own child: each variant its own
-    (Call("kill", (0, 9)), (Effect.EACH, 0)),        # its own group
-    (Call("kill", (-100, 9)), (Effect.EACH, 0)),     # a group of its tree
-    (Call("kill", (777, 10)), (Effect.LEADER, 0)),   # outside the run: once
-    (Call("kill", (5, 9)), (Effect.LEADER, EPERM)),  # the run: nobody
-    (Call("kill", (-1, 0)), (Effect.LEADER, EPERM)),
-    (Call("kill", (-7, 9)), (Effect.LEADER, EPERM)),  # a group not of its tree
-    (Call("tgkill", (100, 5, 9)), (Effect.LEADER, EPERM)),
-    (Call("ptrace", (16, 5, 0, 0)), (Effect.LEADER, EPERM)),
-    (Call("ptrace", (16, 777, 0, 0)), (Effect.LEADER, EPERM)),  # outside: not even once
-    (Call("ptrace", (0, 0, 0, 0)), (Effect.EACH, 0)),            # PTRACE_TRACEME
-    (Call("process_vm_writev", (5, None, 1, None, 1, 0)), (Effect.LEADER, EPERM)),
-    (Call("process_vm_readv", (101, None, 1, None, 1, 0)), (Effect.EACH, 0)),
-    (Call("pidfd_getfd", (3, 4, 0)), (Effect.LEADER, EPERM)),
-    (Call("prlimit64", (5, 7, None, None)), (Effect.LEADER, EPERM)),
-    (Call("fcntl", (3, 8, 5)), (Effect.LEADER, EPERM)),  # F_SETOWN: SIGIO to the run
-    (Call("openat", (-100, "/proc/5/mem", 2, 0)), (Effect.LEADER, EACCES)),
-    (Call("openat", (-100, "/proc/777/environ", 0, 0)), (Effect.LEADER, EACCES)),
-    (Call("openat", (-100, "/proc/self/root/proc/5/mem", 2, 0)), (Effect.LEADER, EACCES)),
-    (Call("openat", (-100, "/proc/self/../5/mem", 2, 0)), (Effect.LEADER, EACCES)),
-    (Call("open", ("/proc/5", 0)), (Effect.LEADER, EACCES)),
-    (Call("chdir", ("/proc/5",)), (Effect.LEADER, EACCES)),
-])
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (Call("kill", (100, 15)), (Effect.EACH, 0)),  # its own child: each variant its own
+        (Call("kill", (0, 9)), (Effect.EACH, 0)),  # its own group
+        (Call("kill", (-100, 9)), (Effect.EACH, 0)),  # a group of its tree
+        (Call("kill", (777, 10)), (Effect.LEADER, 0)),  # outside the run: once
+        (Call("kill", (5, 9)), (Effect.LEADER, EPERM)),  # the run: nobody
+        (Call("kill", (-1, 0)), (Effect.LEADER, EPERM)),
+        (Call("kill", (-7, 9)), (Effect.LEADER, EPERM)),  # a group not of its tree
+        (Call("tgkill", (100, 5, 9)), (Effect.LEADER, EPERM)),
+        (Call("ptrace", (16, 5, 0, 0)), (Effect.LEADER, EPERM)),
+        (Call("ptrace", (16, 777, 0, 0)), (Effect.LEADER, EPERM)),  # outside: not even once
+        (Call("ptrace", (0, 0, 0, 0)), (Effect.EACH, 0)),  # PTRACE_TRACEME
+        (Call("process_vm_writev", (5, None, 1, None, 1, 0)), (Effect.LEADER, EPERM)),
+        (Call("process_vm_readv", (101, None, 1, None, 1, 0)), (Effect.EACH, 0)),
+        (Call("pidfd_getfd", (3, 4, 0)), (Effect.LEADER, EPERM)),
+        (Call("prlimit64", (5, 7, None, None)), (Effect.LEADER, EPERM)),
+        (Call("fcntl", (3, 8, 5)), (Effect.LEADER, EPERM)),  # F_SETOWN: SIGIO to the run
+        (Call("openat", (-100, "/proc/5/mem", 2, 0)), (Effect.LEADER, EACCES)),
+        (Call("openat", (-100, "/proc/777/environ", 0, 0)), (Effect.LEADER, EACCES)),
+        (Call("openat", (-100, "/proc/self/root/proc/5/mem", 2, 0)), (Effect.LEADER, EACCES)),
+        (Call("openat", (-100, "/proc/self/../5/mem", 2, 0)), (Effect.LEADER, EACCES)),
+        (Call("open", ("/proc/5", 0)), (Effect.LEADER, EACCES)),
+        (Call("chdir", ("/proc/5",)), (Effect.LEADER, EACCES)),
+    ],
+)
 def test_a_call_that_reaches_another_process_is_decided_by_where_it_lands(preset, call, expected) -> None:
     decision = Broker(Policy.preset(preset, overrides={"kill": "replicate"}), _reach).decide(call, FdTable())
     assert decision.route is Route.LOCKSTEP and decision.sync  # every variant reaches it before anything
     assert (decision.effect, decision.refuse) == expected
 
 
-@pytest.mark.parametrize("call", [
-    Call("openat", (-100, "/proc/self/status", 0, 0)), Call("openat", (-100, "/proc/100/stat", 0, 0)),
-    Call("stat", ("/proc/777",)), Call("openat", (-100, "/etc/passwd", 0, 0)),
-    Call("prlimit64", (0, 7, None, None)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        Call("openat", (-100, "/proc/self/status", 0, 0)),
+        Call("openat", (-100, "/proc/100/stat", 0, 0)),
+        Call("stat", ("/proc/777",)),
+        Call("openat", (-100, "/etc/passwd", 0, 0)),
+        Call("prlimit64", (0, 7, None, None)),
+    ],
+)
 def test_a_call_that_stays_in_the_tree_is_routed_as_before(call) -> None:
     policy = Policy.preset("dmvx")
     assert Broker(policy, _reach).decide(call, FdTable()) == Broker(policy).decide(call, FdTable())

@@ -33,8 +33,17 @@ class _Log(Carrier):
 def test_each_action_goes_to_its_method_in_order_and_a_halt_ends_the_answer() -> None:
     hands = _Log()
     verdict = Verdict(VerdictKind.CRASH, 1)
-    hands.carry_out([Send(0, Ack("0", 1, 1)), Wait(WaitReason.ENTRY, 1), LeaderPid(7), Skip(1, Outcome(0)),
-                     Execute(2), Halt(verdict), Execute(3)])
+    hands.carry_out(
+        [
+            Send(0, Ack("0", 1, 1)),
+            Wait(WaitReason.ENTRY, 1),
+            LeaderPid(7),
+            Skip(1, Outcome(0)),
+            Execute(2),
+            Halt(verdict),
+            Execute(3),
+        ]
+    )
     assert hands.seen == ["send", "skip", "execute", "halt"]
     hands.seen.clear()
     hands.carry_out([Done(0), Execute(4)])

@@ -20,18 +20,30 @@ def predict(path: Path, kind: str, policy: str, iterations: int):
 
 
 def _measurements(dmvx_leader_ns: float = 50000.0, dmon_side_ns: float = 170000.0) -> cal.Measurements:
-    messages = cal.MessageCosts(send={64: 5000.0, 16384: 9000.0}, receive={64: 6000.0, 16384: 12000.0},
-                                encode={64: 3000.0, 16384: 6000.0}, decode={64: 4000.0, 16384: 8000.0})
+    messages = cal.MessageCosts(
+        send={64: 5000.0, 16384: 9000.0},
+        receive={64: 6000.0, 16384: 12000.0},
+        encode={64: 3000.0, 16384: 6000.0},
+        decode={64: 4000.0, 16384: 8000.0},
+    )
     return cal.Measurements(
         native={"getpid": 90.0, "read": 150.0, "getcwd": 190.0, "sched_yield": 210.0},
-        native_local=100.0, seccomp_untraced=10.0, ptrace=15000.0, monitor_leader=3500.0,
-        monitor_follower=1300.0, wakeup=37000.0, wakeup_same_cpu=800.0, messages=messages,
+        native_local=100.0,
+        seccomp_untraced=10.0,
+        ptrace=15000.0,
+        monitor_leader=3500.0,
+        monitor_follower=1300.0,
+        wakeup=37000.0,
+        wakeup_same_cpu=800.0,
+        messages=messages,
         link=cal.LinkCosts(send=5000.0, receive=14000.0, receive_message=4000.0),
-        connector=cal.ConnectorCosts(send_batch=30000.0, send_message=10000.0, receive_batch=35000.0,
-                                     receive_message=10000.0),
+        connector=cal.ConnectorCosts(
+            send_batch=30000.0, send_message=10000.0, receive_batch=35000.0, receive_message=10000.0
+        ),
         dmvx_getppid=cal.RoleCosts((dmvx_leader_ns, 36000.0), (17000.0, 16000.0)),
         dmvx_uname=cal.RoleCosts((dmvx_leader_ns + 20000.0, 56000.0), (23000.0, 20000.0)),
-        dmon_getppid=cal.RoleCosts((dmon_side_ns, dmon_side_ns), (130000.0, 130000.0)))
+        dmon_getppid=cal.RoleCosts((dmon_side_ns, dmon_side_ns), (130000.0, 130000.0)),
+    )
 
 
 def test_written_profile_loads_with_the_derived_values(tmp_path: Path) -> None:
@@ -48,7 +60,7 @@ def test_written_profile_loads_with_the_derived_values(tmp_path: Path) -> None:
     # CONNECTOR batches scaled to the dmon run: 130 us a call = 2 x 10 us per entry + 110 us of batches.
     assert profile.send + profile.receive == pytest.approx(110000, abs=2)
     assert profile.connector_wakeup_for("dmon") == 800  # woken by its monitor, on the monitor's CPU
-    assert profile.connector_receive_wakeup == 37000    # woken from the network, on an idle CPU
+    assert profile.connector_receive_wakeup == 37000  # woken from the network, on an idle CPU
 
 
 def test_dmvx_interception_is_the_leaders_loop_when_it_waits_beyond_its_cpu(tmp_path: Path) -> None:
@@ -107,8 +119,9 @@ def test_asynchronous_leader_meets_the_other_cpu_beyond_the_cb(tmp_path: Path) -
     and the CONNECTORs, when that one has more work per call -- counted with
     the largest batches, which a CPU that falls behind comes to take."""
     m = _measurements()
-    m.connector = cal.ConnectorCosts(send_batch=30000.0, send_message=60000.0, receive_batch=35000.0,
-                                     receive_message=60000.0)  # costly entries: 120 us a call on CPU 1
+    m.connector = cal.ConnectorCosts(
+        send_batch=30000.0, send_message=60000.0, receive_batch=35000.0, receive_message=60000.0
+    )  # costly entries: 120 us a call on CPU 1
     path = tmp_path / "slow-connectors.yml"
     cal.write_profile(cal.profile_document(m), path, m)
     short = predict(path, "getpid", "dmvx", 2000)

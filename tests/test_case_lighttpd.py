@@ -22,9 +22,14 @@ from realmode.net import experiment as ex
 from realmode.net.lighttpd import two_host_config
 from test_net_support import kill_agent, needs_mininet
 
-pytestmark = [pytest.mark.root, needs_mininet,
-              pytest.mark.skipif(shutil.which("lighttpd") is None or shutil.which("ab") is None,
-                                 reason="needs Debian's lighttpd and apache2-utils (ab)")]
+pytestmark = [
+    pytest.mark.root,
+    needs_mininet,
+    pytest.mark.skipif(
+        shutil.which("lighttpd") is None or shutil.which("ab") is None,
+        reason="needs Debian's lighttpd and apache2-utils (ab)",
+    ),
+]
 
 REQUESTS = 300
 SAMPLE = 100
@@ -40,16 +45,27 @@ def _config(tmp_path: Path, **changes: object) -> ex.Config:
 
 def test_lighttpd_two_host_agrees_and_serves_the_files(clean_check, tmp_path: Path) -> None:
     result = ex.NetExperiment(_config(tmp_path)).run()
-    print({"native": result.native and result.native["ab"], "mvx": result.mvx_client and result.mvx_client["ab"],
-           "slowdown": result.slowdown, "link": result.link.get("messages"), "lead": result.lead.get("max_calls")})
+    print(
+        {
+            "native": result.native and result.native["ab"],
+            "mvx": result.mvx_client and result.mvx_client["ab"],
+            "slowdown": result.slowdown,
+            "link": result.link.get("messages"),
+            "lead": result.lead.get("max_calls"),
+        }
+    )
     assert result.outcome is not None and result.outcome.error is None, result.outcome
     assert result.verdict is None and result.outcome_label == "ok"
     for report in (result.native, result.mvx_client):
         assert report is not None and report["error"] is None, report
         assert report["requests"] == report["asked"] == REQUESTS
         assert report["bytes"] == REQUESTS * 4096
-        assert report["digests"] == {"checked": SAMPLE, "wrong": 0, "asked": SAMPLE,
-                                     "bytes": SAMPLE // 4 * (100 + 4096 + 65536 + (1 << 20))}
+        assert report["digests"] == {
+            "checked": SAMPLE,
+            "wrong": 0,
+            "asked": SAMPLE,
+            "bytes": SAMPLE // 4 * (100 + 4096 + 65536 + (1 << 20)),
+        }
     # Both variants served every request under the monitors, and were still
     # serving when the run ended: it was the client's end that ended it.
     for variant in result.variants:

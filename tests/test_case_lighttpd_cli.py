@@ -24,9 +24,10 @@ from test_net_record import replay
 from test_net_support import REPO, dmvx_command, needs_mininet, run_dmvx
 
 pytestmark = [pytest.mark.root]
-needs_lighttpd = pytest.mark.skipif(shutil.which("lighttpd", path=os.environ.get("PATH", "") + ":/usr/sbin") is None
-                                    or shutil.which("ab") is None,
-                                    reason="needs Debian's lighttpd and apache2-utils (ab)")
+needs_lighttpd = pytest.mark.skipif(
+    shutil.which("lighttpd", path=os.environ.get("PATH", "") + ":/usr/sbin") is None or shutil.which("ab") is None,
+    reason="needs Debian's lighttpd and apache2-utils (ab)",
+)
 
 REQUESTS = 30
 SAMPLE = 8
@@ -36,8 +37,18 @@ SAMPLE = 8
 @needs_lighttpd
 def test_lighttpd_serves_from_the_command_line_and_its_trace_replays(clean_check, tmp_path: Path) -> None:
     trace_path = tmp_path / "lighttpd.jsonl"
-    done = run_dmvx("real", "--server", "lighttpd", "--requests", str(REQUESTS), "--sample", str(SAMPLE),
-                    "--record", str(trace_path), "--json")
+    done = run_dmvx(
+        "real",
+        "--server",
+        "lighttpd",
+        "--requests",
+        str(REQUESTS),
+        "--sample",
+        str(SAMPLE),
+        "--record",
+        str(trace_path),
+        "--json",
+    )
     assert done.returncode == ExitStatus.OK, done.stderr
     report = json.loads(done.stdout)
     assert report["verdict"] is None and report["outcome"] == "ok"
@@ -45,8 +56,12 @@ def test_lighttpd_serves_from_the_command_line_and_its_trace_replays(clean_check
         client = report[run]
         assert client["error"] is None, client
         assert client["requests"] == client["asked"] == REQUESTS and client["bytes"] == REQUESTS * 4096
-        assert client["digests"] == {"checked": SAMPLE, "wrong": 0, "asked": SAMPLE,
-                                     "bytes": SAMPLE // len(SIZES) * sum(SIZES.values())}
+        assert client["digests"] == {
+            "checked": SAMPLE,
+            "wrong": 0,
+            "asked": SAMPLE,
+            "bytes": SAMPLE // len(SIZES) * sum(SIZES.values()),
+        }
     assert report["variants"][0]["argv"][1:3] == ["-D", "-f"] and "lighttpd" in report["variants"][0]["argv"][0]
 
     # lighttpd never exits: the run stopped it once the client was done, so
@@ -69,7 +84,8 @@ def test_a_missing_client_program_is_one_line(clean_check, tmp_path: Path) -> No
     """Without ab on the PATH (lighttpd is looked for in /usr/sbin too), the
     command stops before building anything: one line, status 4."""
     env = dict(os.environ, PATH=str(tmp_path))
-    done = subprocess.run(dmvx_command("real", "--server", "lighttpd"), capture_output=True, text=True,
-                          timeout=60, cwd=REPO, env=env)
+    done = subprocess.run(
+        dmvx_command("real", "--server", "lighttpd"), capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+    )
     assert done.returncode == ExitStatus.ENVIRONMENT, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "not installed" in done.stderr

@@ -172,9 +172,7 @@ def test_sim_passes_plain_values_and_defaults_to_builtin_scenario(
     assert kw["plot"] == tmp_path / "t.png"
 
 
-def test_sim_without_default_scenario_is_a_usage_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_sim_without_default_scenario_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_mode(monkeypatch, "sim.cli_entry", run=FakeResult())
     monkeypatch.setattr("dmvx.cli.DEFAULT_SCENARIO", tmp_path / "absent.yml")
     result = invoke("sim")
@@ -214,12 +212,8 @@ def test_people_output_goes_to_stderr_only(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "TABLE FOR PEOPLE" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "status", [ExitStatus.DIVERGENCE, ExitStatus.ATTACK_MISSED, ExitStatus.OK]
-)
-def test_result_status_is_the_exit_status(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status: ExitStatus
-) -> None:
+@pytest.mark.parametrize("status", [ExitStatus.DIVERGENCE, ExitStatus.ATTACK_MISSED, ExitStatus.OK])
+def test_result_status_is_the_exit_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, status: ExitStatus) -> None:
     fake_mode(monkeypatch, "sim.cli_entry", run=FakeResult(status))
     scenario = tmp_path / "s.yml"
     scenario.write_text("{}\n")
@@ -277,9 +271,7 @@ def test_run_builds_variant_commands(
         (["--variant", "'unclosed", "--", "p"], "--variant"),
     ],
 )
-def test_run_rejects_impossible_variant_sets(
-    monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
-) -> None:
+def test_run_rejects_impossible_variant_sets(monkeypatch: pytest.MonkeyPatch, args: list[str], words: str) -> None:
     calls = fake_mode(monkeypatch, "realmode.cli_entry", run_program=FakeResult())
     result = invoke("run", *args)
     assert result.exit_code == ExitStatus.USAGE
@@ -287,23 +279,20 @@ def test_run_rejects_impossible_variant_sets(
     assert calls == []
 
 
-def test_suite_both_combines_and_reports_the_worst(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_suite_both_combines_and_reports_the_worst(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_mode(monkeypatch, "sim.cli_entry", suite=FakeResult(ExitStatus.OK, {"n": 1}))
-    fake_mode(
-        monkeypatch, "realmode.cli_entry", suite=FakeResult(ExitStatus.ATTACK_MISSED, {"n": 2})
-    )
+    fake_mode(monkeypatch, "realmode.cli_entry", suite=FakeResult(ExitStatus.ATTACK_MISSED, {"n": 2}))
     monkeypatch.setattr("os.geteuid", lambda: 0)
     result = invoke("suite", str(tmp_path), "--mode", "both", "--json")
     assert result.exit_code == ExitStatus.ATTACK_MISSED
-    assert json.loads(result.stdout) == {"sim": {"n": 1}, "real": {"n": 2},
-                                         "agreement": {"compared": 0, "disagreements": []}}
+    assert json.loads(result.stdout) == {
+        "sim": {"n": 1},
+        "real": {"n": 2},
+        "agreement": {"compared": 0, "disagreements": []},
+    }
 
 
-def test_suite_both_checks_every_part_before_running_any(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_suite_both_checks_every_part_before_running_any(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = fake_mode(monkeypatch, "sim.cli_entry", suite=FakeResult())
     not_built(monkeypatch, "realmode.cli_entry")
     assert invoke("suite", str(tmp_path), "--mode", "both").exit_code == ExitStatus.UNAVAILABLE
@@ -328,9 +317,7 @@ def raises(exc: BaseException) -> Any:
     return entry
 
 
-def test_bug_in_a_mode_is_one_line_and_a_traceback_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_bug_in_a_mode_is_one_line_and_a_traceback_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     fake_mode(monkeypatch, "sim.cli_entry", suite=raises(ZeroDivisionError("boom at call 7")))
     result = invoke("suite", str(tmp_path))
@@ -346,9 +333,7 @@ def test_bug_in_a_mode_is_one_line_and_a_traceback_file(
     assert "Traceback (most recent call last)" in text and "boom at call 7" in text
 
 
-def test_result_with_unknown_status_is_a_bug(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_result_with_unknown_status_is_a_bug(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     fake_mode(monkeypatch, "sim.cli_entry", suite=FakeResult(exit_status=42))  # type: ignore[arg-type]
     assert invoke("suite", str(tmp_path)).exit_code == ExitStatus.INTERNAL
@@ -384,9 +369,7 @@ def test_mode_failures_map_to_their_status(
         ("def other():\n    pass\n", Unavailable),
     ],
 )
-def test_entry_import_failures(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, body: str, outcome: type
-) -> None:
+def test_entry_import_failures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, body: str, outcome: type) -> None:
     """A missing third-party package is the environment's fault; a missing
     module of our own is a bug and propagates; a missing function is a part
     not built yet."""
@@ -428,8 +411,12 @@ def test_validate_reports_every_file_and_fails_if_any_is_bad(
         "ok": False,
         "files": [
             {"file": "good.yml", "ok": True, "summary": "topology, 2 hosts"},
-            {"file": "bad.yml", "ok": False, "error": "bad.yml:2:3: unknown field 'delya'",
-             "errors": ["bad.yml:2:3: unknown field 'delya'"]},
+            {
+                "file": "bad.yml",
+                "ok": False,
+                "error": "bad.yml:2:3: unknown field 'delya'",
+                "errors": ["bad.yml:2:3: unknown field 'delya'"],
+            },
         ],
     }
 
@@ -460,9 +447,7 @@ def test_validate_missing_file(tmp_path: Path) -> None:
 
 
 def run_python(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60, cwd=REPO)
 
 
 def test_console_script_and_python_m() -> None:
@@ -496,12 +481,18 @@ def test_documented_exit_statuses_match_the_enum(doc: str) -> None:
     assert {int(code): name for code, name in rows} == {s.value: s.name for s in ExitStatus}
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "--stall-timeout", "nan", "--", "true"], "'nan' is not a number"),
-    (["run", "--stall-timeout", "inf", "--", "true"], "inf is not in the range 0.1<=x<=3600.0"),
-    (["run", "--variants", "99999999999999999999", "--", "true"], "is not in the range 2<=x<=16"),
-    (["run", *[a for i in range(17) for a in ("--variant", "true")], "--", "true"], "18 variants given; at most 16"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--stall-timeout", "nan", "--", "true"], "'nan' is not a number"),
+        (["run", "--stall-timeout", "inf", "--", "true"], "inf is not in the range 0.1<=x<=3600.0"),
+        (["run", "--variants", "99999999999999999999", "--", "true"], "is not in the range 2<=x<=16"),
+        (
+            ["run", *[a for i in range(17) for a in ("--variant", "true")], "--", "true"],
+            "18 variants given; at most 16",
+        ),
+    ],
+)
 def test_counts_and_durations_are_bounded_and_finite(args: list[str], needle: str) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == ExitStatus.USAGE, result.output
@@ -525,9 +516,7 @@ def test_a_file_error_met_late_is_one_line_and_status_2_not_70(capsys) -> None:
     assert _guarded(bug) == ExitStatus.INTERNAL
 
 
-def test_calibrate_check_combines_the_modes_in_the_cli(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_calibrate_check_combines_the_modes_in_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Real mode measures, sim predicts what real mode measured on the CPUs
     real mode used, and the CLI sets the two side by side: neither mode
     calls the other."""
@@ -541,23 +530,31 @@ def test_calibrate_check_combines_the_modes_in_the_cli(
 
     profile = tmp_path / "measured.yml"
     places = {"dmvx": [(0, 0, 1), (1, 1, 1)]}
-    real = RealMeasurements([MeasuredCall("getpid", "dmvx", 500, 0.1, 3.0)],
-                            MeasuredServer(50.0, tmp_path / "trace.jsonl", {"dmvx": 60.0}), places)
+    real = RealMeasurements(
+        [MeasuredCall("getpid", "dmvx", 500, 0.1, 3.0)],
+        MeasuredServer(50.0, tmp_path / "trace.jsonl", {"dmvx": 60.0}),
+        places,
+    )
     asked: list = []
 
     def predictions(path: Path, asks: list, *, console: Any) -> list:
         asked.append((path, asks))
         return [Predicted(2.5, "cpu 0"), Predicted(12.0, "timelines")]
 
-    fake_mode(monkeypatch, "realmode.cli_entry",
-              calibrate=lambda **kw: CalibrationResult(profile, None, None),
-              calibration_measurements=lambda **kw: real)
+    fake_mode(
+        monkeypatch,
+        "realmode.cli_entry",
+        calibrate=lambda **kw: CalibrationResult(profile, None, None),
+        calibration_measurements=lambda **kw: real,
+    )
     fake_mode(monkeypatch, "sim.cli_entry", calibration_predictions=predictions)
     result = invoke("calibrate", "--check-only", "--json")
     assert result.exit_code == ExitStatus.OK, result.stderr
     rows = json.loads(result.stdout)["check"]
     assert [(r["call"], r["native_us"], r["predicted_us"], r["measured_us"], r["bound"]) for r in rows] == [
-        ("getpid", 0.1, 2.5, 3.0, "cpu 0"), ("lighttpd", 50.0, 62.0, 60.0, "timelines")]
+        ("getpid", 0.1, 2.5, 3.0, "cpu 0"),
+        ("lighttpd", 50.0, 62.0, 60.0, "timelines"),
+    ]
     ((path, asks),) = asked
     assert path == profile and [a.placement for a in asks] == [places["dmvx"]] * 2
     assert asks[0].call == "getpid" and asks[0].iterations == 500 and asks[1].trace == tmp_path / "trace.jsonl"

@@ -76,8 +76,9 @@ SMALL_ENTRY = Entry("0", 7, Call("write", (1, b"hello\n", 6)), EntryKind.RESULT,
 # Round trips.
 
 
-@settings(max_examples=1500, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=1500, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(messages)
 def test_every_message_round_trips_exactly(message):
     code, payload = encode_message(message)
@@ -137,7 +138,10 @@ def test_dumps_loads_is_self_describing():
 def test_golden_bytes_match_docs():
     # The example worked through byte by byte in docs/protocol.md. A change
     # here is a wire-format change: bump PROTOCOL_VERSION and update the doc.
-    assert dumps(SMALL_ENTRY).hex(" ") == "10 01 30 0e 05 77 72 69 74 65 03 03 02 04 06 68 65 6c 6c 6f 0a 03 0c 06 72 65 73 75 6c 74 01 0c 00 00"
+    assert (
+        dumps(SMALL_ENTRY).hex(" ")
+        == "10 01 30 0e 05 77 72 69 74 65 03 03 02 04 06 68 65 6c 6c 6f 0a 03 0c 06 72 65 73 75 6c 74 01 0c 00 00"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -265,8 +269,9 @@ def test_fuzzed_payloads_fail_closed_or_stay_canonical():
     else, and whatever does decode re-encodes to exactly the same bytes."""
     seen = {"inputs": 0, "decoded": 0}
 
-    @settings(max_examples=2500, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=2500, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(st.data())
     def run(data):
         if data.draw(st.booleans()):

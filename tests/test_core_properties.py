@@ -69,8 +69,9 @@ def _compared(policy: Policy, stream: list[Step]) -> list[tuple[int, Call]]:
         decision = broker.decide(step.call, fds)
         if decision.route is not Route.LOCAL:
             compared.append((index, comparable(step.call)))
-            fds.after(step.call, step.outcome.result, fd_pair(step.call, step.outcome),
-                      decision.route is Route.LOCAL_FILE)
+            fds.after(
+                step.call, step.outcome.result, fd_pair(step.call, step.outcome), decision.route is Route.LOCAL_FILE
+            )
     compared.append((len(stream), Call("<exit>", (0,))))
     return compared
 
@@ -80,16 +81,23 @@ MUTANTS = [
     Call("write", (1, b"pwned", 5)),
     Call("getppid"),
     Call("mmap", (None, 4096, 7, 0x22, -1, 0)),
-    Call("mmap", (None, 4096, 3, 0x22, -1, 0)),   # a local call: shifts the sequence
+    Call("mmap", (None, 4096, 3, 0x22, -1, 0)),  # a local call: shifts the sequence
 ]
 LATENESS: Counter[int] = Counter()
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams(), policy=policy_choice, n=st.integers(2, 3), seed=st.integers(0, 2**16),
-       data=st.data(), steer=st.booleans())
-def test_mutated_call_is_detected_by_the_next_compared_call(stream: list[Step], policy: Policy, n: int,
-                                                              seed: int, data: st.DataObject, steer: bool) -> None:
+@given(
+    stream=streams(),
+    policy=policy_choice,
+    n=st.integers(2, 3),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+    steer=st.booleans(),
+)
+def test_mutated_call_is_detected_by_the_next_compared_call(
+    stream: list[Step], policy: Policy, n: int, seed: int, data: st.DataObject, steer: bool
+) -> None:
     assume(stream)
     victim = data.draw(st.integers(0, n - 1), label="victim")
     position = data.draw(st.integers(0, len(stream) - 1), label="position")
@@ -108,8 +116,9 @@ def test_mutated_call_is_detected_by_the_next_compared_call(stream: list[Step], 
     honest, changed = _compared(policy, stream), _compared(policy, mutated)
     # The first point where the compared calls differ: a monitor sees it
     # there at the latest (earlier if outcomes differ before the calls do).
-    differ = next(seq for seq, (a, b) in enumerate(zip(honest + [(0, None)], changed + [(0, None)]), start=1)
-                  if a[1] != b[1])
+    differ = next(
+        seq for seq, (a, b) in enumerate(zip(honest + [(0, None)], changed + [(0, None)]), start=1) if a[1] != b[1]
+    )
     assert result.verdict.seq <= differ, result.verdict.summary()
     # Lateness: compared calls between the mutation and the verdict.
     mutated_seq = next(seq for seq, (index, _) in enumerate(changed, start=1) if index >= position)

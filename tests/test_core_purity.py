@@ -11,10 +11,31 @@ import ast
 from pathlib import Path
 
 FORBIDDEN = {
-    "socket", "socketserver", "ssl", "select", "selectors", "asyncio", "time", "datetime",
-    "subprocess", "multiprocessing", "threading", "concurrent", "signal", "sched",
-    "simpy", "ptrace", "mininet", "scapy", "ctypes", "mmap", "fcntl", "termios", "pty",
-    "sim", "realmode",
+    "socket",
+    "socketserver",
+    "ssl",
+    "select",
+    "selectors",
+    "asyncio",
+    "time",
+    "datetime",
+    "subprocess",
+    "multiprocessing",
+    "threading",
+    "concurrent",
+    "signal",
+    "sched",
+    "simpy",
+    "ptrace",
+    "mininet",
+    "scapy",
+    "ctypes",
+    "mmap",
+    "fcntl",
+    "termios",
+    "pty",
+    "sim",
+    "realmode",
 }
 CORE = Path(__file__).resolve().parent.parent / "dmvx"
 LAB = CORE / "lab"

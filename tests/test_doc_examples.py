@@ -58,9 +58,15 @@ def _words(line: str) -> list[str]:
         if stop in words:
             words = words[: words.index(stop)]
     # A shell glob, as the shell would expand it from the source root.
-    return [match for word in words for match in (sorted(glob.glob(str(word), root_dir=REPO)) or [word]
-                                                  if "*" in word and not word.startswith(("--", "topology.", "'"))
-                                                  and "=" not in word else [word])]
+    return [
+        match
+        for word in words
+        for match in (
+            sorted(glob.glob(str(word), root_dir=REPO)) or [word]
+            if "*" in word and not word.startswith(("--", "topology.", "'")) and "=" not in word
+            else [word]
+        )
+    ]
 
 
 def _leaf(words: list[str]) -> tuple[click.Command, str, list[str], click.Context]:
@@ -132,8 +138,10 @@ def test_the_set_examples_in_the_help_fit_the_default_scenario() -> None:
 def test_nothing_points_at_a_design_file_outside_the_repository() -> None:
     """The design brief lives outside the tree; pages and docstrings must say what they mean in place."""
     outside = "DESIGN" + ".md"
-    files = [*PAGES, *sorted(p for d in ("dmvx", "sim", "realmode", "tests", "benchmarks")
-                             for p in (REPO / d).rglob("*.py"))]
+    files = [
+        *PAGES,
+        *sorted(p for d in ("dmvx", "sim", "realmode", "tests", "benchmarks") for p in (REPO / d).rglob("*.py")),
+    ]
     mentions = [str(f.relative_to(REPO)) for f in files if outside in f.read_text(encoding="utf-8", errors="replace")]
     assert not (REPO / outside).exists() or not mentions
     assert mentions == [], mentions

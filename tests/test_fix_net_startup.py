@@ -10,7 +10,8 @@ or that never prints the prompt (a shell starved of CPU)."""
 from __future__ import annotations
 
 import signal
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.root, needs_mininet]
 @pytest.fixture
 def no_hang() -> Iterator[None]:
     """Turn a start-up that hangs (the bug) into a failure after 30 s."""
+
     def hung(*_: object) -> None:
         raise TimeoutError("the network start-up hung")
 
@@ -42,7 +44,7 @@ def shell_of(monkeypatch: pytest.MonkeyPatch, host: str, argv: list[str]) -> Non
 
     real = mininet.node.Popen
 
-    def popen(cmd: list[str], **params: Any):  # noqa: ANN202 - a Popen
+    def popen(cmd: list[str], **params: Any):
         if cmd and cmd[-1] == f"mininet:{host}":
             cmd = argv
         return real(cmd, **params)
@@ -51,14 +53,14 @@ def shell_of(monkeypatch: pytest.MonkeyPatch, host: str, argv: list[str]) -> Non
 
 
 def start(run_id: str) -> EnvironmentProblem:
-    with pytest.raises(EnvironmentProblem) as failed:
-        with EmulatedNetwork(two_host(), run_id):
-            pass
+    with pytest.raises(EnvironmentProblem) as failed, EmulatedNetwork(two_host(), run_id):
+        pass
     return failed.value
 
 
 def test_a_shell_that_dies_at_start_up_is_one_line_naming_the_host(
-        monkeypatch: pytest.MonkeyPatch, clean_check, no_hang) -> None:
+    monkeypatch: pytest.MonkeyPatch, clean_check, no_hang
+) -> None:
     shell_of(monkeypatch, "h2", ["sh", "-c", "echo 'mnexec: unshare: Cannot allocate memory' >&2; exit 1"])
     run_id = runs.new_run_id()
     message = str(start(run_id))
@@ -76,8 +78,9 @@ def test_a_shell_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch, c
     assert runs.leftovers(run_id) == {"links": [], "processes": []}
 
 
-def test_a_shell_that_dies_after_its_prompt_is_caught_too(monkeypatch: pytest.MonkeyPatch, clean_check,
-                                                          no_hang) -> None:
+def test_a_shell_that_dies_after_its_prompt_is_caught_too(
+    monkeypatch: pytest.MonkeyPatch, clean_check, no_hang
+) -> None:
     # Prints the prompt (Mininet's PS1 is chr(127)) and then exits, before
     # answering the first command Mininet sends it.
     shell_of(monkeypatch, "h1", ["sh", "-c", r"printf '\177'; exit 3"])
@@ -86,8 +89,7 @@ def test_a_shell_that_dies_after_its_prompt_is_caught_too(monkeypatch: pytest.Mo
     assert runs.leftovers(run_id) == {"links": [], "processes": []}
 
 
-def test_a_shell_that_dies_while_the_network_is_set_up(monkeypatch: pytest.MonkeyPatch, clean_check,
-                                                       no_hang) -> None:
+def test_a_shell_that_dies_while_the_network_is_set_up(monkeypatch: pytest.MonkeyPatch, clean_check, no_hang) -> None:
     # Starts (prompt, then answers Mininet's first command) and exits before
     # Mininet configures h2's interface through it.
     shell_of(monkeypatch, "h2", ["sh", "-c", r"printf '\177'; read line; printf '\177'; exit 4"])

@@ -25,7 +25,7 @@ def wrong_effect(tmp_path: Path) -> Path:
     at = text.index(ASLR_SIM, start)
     shutil.copytree(STACK.parent / "topologies", tmp_path / "topologies")
     path = tmp_path / "stack-overflow.yml"
-    path.write_text(text[:at] + ASLR_SIM.replace("effect: false", "effect: true") + text[at + len(ASLR_SIM):])
+    path.write_text(text[:at] + ASLR_SIM.replace("effect: false", "effect: true") + text[at + len(ASLR_SIM) :])
     return path
 
 
@@ -54,5 +54,10 @@ def test_the_shipped_file_is_as_expected_effects_included() -> None:
     code, document = sim(str(STACK))
     assert code == ExitStatus.OK
     effects = {p["labels"]["setting"]: (p["effect"], p["expected"]["effect"]) for p in document["points"]}
-    assert effects == {"identical": (True, True), "aslr": (False, False), "disjoint": (False, False),
-                       "abi": (False, False), "isa": (False, False)}
+    assert effects == {
+        "identical": (True, True),
+        "aslr": (False, False),
+        "disjoint": (False, False),
+        "abi": (False, False),
+        "isa": (False, False),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,10 +20,11 @@ PAGES = sorted(GUIDE.glob("*.md")) + sorted((REPO / "docs" / "labs").glob("*.md"
 
 
 @pytest.mark.parametrize("module", [schema_doc, cli_doc], ids=["files.md", "commands.md"])
-def test_generated_page_is_up_to_date(module: object) -> None:
-    page: Path = module.PAGE  # type: ignore[attr-defined]
-    assert page.read_text(encoding="utf-8") == module.render(), (  # type: ignore[attr-defined]
-        f"{page.relative_to(REPO)} is out of date; run: {module.REGENERATE}")  # type: ignore[attr-defined]
+def test_generated_page_is_up_to_date(module: ModuleType) -> None:
+    page: Path = module.PAGE
+    assert page.read_text(encoding="utf-8") == module.render(), (
+        f"{page.relative_to(REPO)} is out of date; run: {module.REGENERATE}"
+    )
 
 
 def test_file_reference_lists_every_field_of_every_model() -> None:

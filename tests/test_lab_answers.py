@@ -29,10 +29,18 @@ def check(*args: str) -> Any:
     return CliRunner().invoke(cli, ["lab", "check", *args])
 
 
-@pytest.mark.parametrize(("text", "value", "resolution"), [
-    ("1.91k", 1910.0, 5.0), ("9559.46x", 9559.46, 0.0), ("+3.1%", 3.1, 0.0), ("40,000", 40000.0, 0.0),
-    ("2.5M", 2.5e6, 5e4), (15, 15.0, 0.0), ("1905", 1905.0, 0.0),
-])
+@pytest.mark.parametrize(
+    ("text", "value", "resolution"),
+    [
+        ("1.91k", 1910.0, 5.0),
+        ("9559.46x", 9559.46, 0.0),
+        ("+3.1%", 3.1, 0.0),
+        ("40,000", 40000.0, 0.0),
+        ("2.5M", 2.5e6, 5e4),
+        (15, 15.0, 0.0),
+        ("1905", 1905.0, 0.0),
+    ],
+)
 def test_numbers_as_tables_show_them(text: Any, value: float, resolution: float) -> None:
     assert shown_number(text) == pytest.approx((value, resolution))
 
@@ -42,15 +50,18 @@ def test_what_is_not_a_number_stays_refused(text: Any) -> None:
     assert shown_number(text) is None
 
 
-@pytest.mark.parametrize(("answer", "truth", "duration", "words"), [
-    (4.02e-6, 4.02e-3, True, "factor of 1000: check the unit"),
-    (1.905, 1905, False, "a k in a table is 1000"),
-    (4.0, 2.0, False, "about twice"),
-    (1.0, 2.0, False, "about half"),
-    (95.6, 9.56, False, "power of ten"),
-    (-3, 3, False, "sign"),
-    (2.6, 2.0, False, "too high"),
-])
+@pytest.mark.parametrize(
+    ("answer", "truth", "duration", "words"),
+    [
+        (4.02e-6, 4.02e-3, True, "factor of 1000: check the unit"),
+        (1.905, 1905, False, "a k in a table is 1000"),
+        (4.0, 2.0, False, "about twice"),
+        (1.0, 2.0, False, "about half"),
+        (95.6, 9.56, False, "power of ten"),
+        (-3, 3, False, "sign"),
+        (2.6, 2.0, False, "too high"),
+    ],
+)
 def test_a_wrong_number_gets_a_hint_for_its_mistake(answer: float, truth: float, duration: bool, words: str) -> None:
     hint = mistake(answer, truth, duration)
     assert words in hint
@@ -71,8 +82,13 @@ def test_answers_copied_from_the_tables_pass(tmp_path: Path) -> None:
     # lab 3 task 3: the lead at 1 ms as the table shows it; lab 4 task 6: slowdowns with their x and k.
     three = check("3", "--answers", str(_answers(tmp_path, 3, dmvx_lead_calls_1ms="1.91k")), "--task", "3")
     assert three.exit_code == ExitStatus.OK, three.stderr
-    four = check("4", "--answers", str(_answers(tmp_path, 4, defended_write_slowdown="9577.00x",
-                                                 dmon_write_slowdown="9.56k")), "--task", "6")
+    four = check(
+        "4",
+        "--answers",
+        str(_answers(tmp_path, 4, defended_write_slowdown="9577.00x", dmon_write_slowdown="9.56k")),
+        "--task",
+        "6",
+    )
     assert four.exit_code == ExitStatus.OK, four.stderr
 
 

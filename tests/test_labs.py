@@ -32,19 +32,23 @@ SECTIONS = ("## Goals", "## Set-up", "## Tasks", "## Expected observations", "##
 
 #: A wrong file for every file answer: one that exists and fails the task.
 WRONG_FILES = {
-    "local_scenario": LAB_SCENARIOS / "lab1-motd.yml",            # nothing local
-    "relative_scenario": LAB_SCENARIOS / "lab2-exploit.yml",      # rop-absolute, not relative-rop
-    "sweep_file": LAB_SCENARIOS / "lab3-distance.yml",            # no sweep
-    "plot": LAB_SCENARIOS / "lab3-distance.yml",                  # not a PNG
-    "defended_scenario": LAB_SCENARIOS / "lab4-window.yml",       # the leak gets out first
-    "abi_scenario": LAB_SCENARIOS / "lab5-data-only.yml",         # no i386 variant
-    "replay_stream": SOLUTIONS / "lab6-forged.hex",               # forged, not replayed
-    "forged_stream": SOLUTIONS / "lab6-replay.hex",               # replayed, not forged
-    "replay_scenario": LAB_SCENARIOS / "lab6-forgery.yml",        # a forgery, not a replay
+    "local_scenario": LAB_SCENARIOS / "lab1-motd.yml",  # nothing local
+    "relative_scenario": LAB_SCENARIOS / "lab2-exploit.yml",  # rop-absolute, not relative-rop
+    "sweep_file": LAB_SCENARIOS / "lab3-distance.yml",  # no sweep
+    "plot": LAB_SCENARIOS / "lab3-distance.yml",  # not a PNG
+    "defended_scenario": LAB_SCENARIOS / "lab4-window.yml",  # the leak gets out first
+    "abi_scenario": LAB_SCENARIOS / "lab5-data-only.yml",  # no i386 variant
+    "replay_stream": SOLUTIONS / "lab6-forged.hex",  # forged, not replayed
+    "forged_stream": SOLUTIONS / "lab6-replay.hex",  # replayed, not forged
+    "replay_scenario": LAB_SCENARIOS / "lab6-forgery.yml",  # a forgery, not a replay
 }
 #: Wrong words (one word per key that takes one).
-WRONG_WORDS = {"identical_harm": "openat", "disjoint_harm": "execve", "first_lockstep_call": "openat",
-               "lockstep_call": "read"}
+WRONG_WORDS = {
+    "identical_harm": "openat",
+    "disjoint_harm": "execve",
+    "first_lockstep_call": "openat",
+    "lockstep_call": "read",
+}
 
 
 def check(*args: str) -> Any:
@@ -141,7 +145,7 @@ def test_reference_solution_passes(lab: Lab, solutions: Path) -> None:
 def test_reference_solution_passes_the_real_mode_tasks(lab: Lab) -> None:
     tasks = [arg for number in sorted(root_tasks(lab)) for arg in ("--task", str(number))]
     result = check(str(lab.number), "--answers", str(SOLUTIONS / f"lab{lab.number}.yml"), *tasks)
-    assert task_lines(result.stderr) == {n: "PASS" for n in root_tasks(lab)}, result.stderr
+    assert task_lines(result.stderr) == dict.fromkeys(root_tasks(lab), "PASS"), result.stderr
     assert result.exit_code == ExitStatus.OK
 
 
@@ -211,7 +215,8 @@ def fake_real_mode(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 @pytest.mark.parametrize("number", [lab.number for lab in LABS if lab.needs_root])
 def test_real_mode_tasks_without_root_say_so_and_exit_4(
-        number: int, monkeypatch: pytest.MonkeyPatch, solutions: Path) -> None:
+    number: int, monkeypatch: pytest.MonkeyPatch, solutions: Path
+) -> None:
     lab = get_lab(number)
     calls = fake_real_mode(monkeypatch)
     answers = solutions / f"lab{number}.yml"
@@ -252,7 +257,8 @@ def test_without_an_answers_file_every_task_lists_its_keys(tmp_path: Path, monke
     ],
 )
 def test_an_unusable_answers_file_is_one_line_and_status_2(
-        tmp_path: Path, content: str, args: list[str], words: list[str]) -> None:
+    tmp_path: Path, content: str, args: list[str], words: list[str]
+) -> None:
     answers = tmp_path / "a.yml"
     answers.write_text(content)
     result = check("4", "--answers", str(answers), *args)
@@ -318,13 +324,17 @@ def test_watch_agrees_with_sim_mode_on_routes_runs_and_messages(preset: str) -> 
     from dmvx.lab.watch import watch_trace
 
     watched = watch_trace(LAB_SCENARIOS / "lab1-motd.jsonl", preset)
-    simulated = CliRunner().invoke(cli, ["sim", str(LAB_SCENARIOS / "lab1-motd.yml"), "--json",
-                                         "--set", f"policy.preset={preset}"])
+    simulated = CliRunner().invoke(
+        cli, ["sim", str(LAB_SCENARIOS / "lab1-motd.yml"), "--json", "--set", f"policy.preset={preset}"]
+    )
     point = json.loads(simulated.stdout)["points"][0]
     assert watched.verdict is None and point["verdict"] is None
     for mine, theirs in zip(watched.variants, point["variants"]):
         assert (mine["routes"], mine["executed"], mine["skipped"]) == (
-            theirs["routes"], theirs["executed"], theirs["skipped"])
+            theirs["routes"],
+            theirs["executed"],
+            theirs["skipped"],
+        )
     assert watched.messages == point["messages"]["total"]
 
 

@@ -16,8 +16,13 @@ from test_core_purity import _imports as imported_packages
 
 REPO = Path(__file__).resolve().parent.parent
 #: What each package's modules must not import.
-FORBIDDEN = {"sim": {"realmode", "benchmarks"}, "realmode": {"sim", "benchmarks"}, "dmvx": {"benchmarks"},
-             "tests": {"benchmarks"}, "tools": {"benchmarks"}}
+FORBIDDEN = {
+    "sim": {"realmode", "benchmarks"},
+    "realmode": {"sim", "benchmarks"},
+    "dmvx": {"benchmarks"},
+    "tests": {"benchmarks"},
+    "tools": {"benchmarks"},
+}
 
 
 def offenders(package: str) -> dict[str, list[str]]:

@@ -54,8 +54,14 @@ def test_malformed_file(path: Path) -> None:
 
 
 def test_one_line_format() -> None:
-    error = InputError("'5' is not a duration", file="topologies/bad.yml", line=12, column=5,
-                       field="links[1].delay", expected="a number with a unit, e.g. 5ms")
+    error = InputError(
+        "'5' is not a duration",
+        file="topologies/bad.yml",
+        line=12,
+        column=5,
+        field="links[1].delay",
+        expected="a number with a unit, e.g. 5ms",
+    )
     assert str(error) == (
         "topologies/bad.yml:12:5: links[1].delay: '5' is not a duration; expected a number with a unit, e.g. 5ms"
     )
@@ -100,8 +106,8 @@ def test_positions_survive_anchors_and_merge_keys() -> None:
         file="m.yml",
     )
     assert doc.data["links"][1] == {"delay": "1ms", "bw": 5, "a": "h2"}
-    assert doc.position(("links", 1, "bw")) == (5, 25)        # the explicit key wins
-    assert doc.position(("links", 0, "delay")) == (1, 22)     # a merged key points at its anchor
+    assert doc.position(("links", 1, "bw")) == (5, 25)  # the explicit key wins
+    assert doc.position(("links", 0, "delay")) == (1, 22)  # a merged key points at its anchor
     assert doc.position(("links", 0, "a"), at="key") == (4, 5)
 
 
@@ -133,7 +139,10 @@ def test_dmvx_validate_prints_one_line_per_bad_file_and_fails() -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "dmvx", "validate", *map(str, FIXTURES)],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
@@ -160,6 +169,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.yml"
     os.mkfifo(fifo)
     outcome: list[BaseException] = []
+
     def read() -> None:
         with pytest.raises(InputError) as refused:
             validate_file(fifo)

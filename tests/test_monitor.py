@@ -85,7 +85,9 @@ def test_three_variants_vote_can_name_the_leader() -> None:
     attacked = [GETPID, Step(EXECVE), GETPID]
     for seed in range(20):
         result = replay(Policy.preset("dmvx"), [attacked, honest, honest], seed=seed)
-        assert result.verdict is not None and result.verdict.odd_one_out == (0,), result.verdict and result.verdict.summary()
+        assert result.verdict is not None and result.verdict.odd_one_out == (0,), (
+            result.verdict and result.verdict.summary()
+        )
         assert all(EXECVE not in log.executed for log in result.logs)
 
 

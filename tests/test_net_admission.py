@@ -59,9 +59,11 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
     recorded = Join(KEY, 1)
     recorded.receive(Admission(KEY, {1}).challenge)
     assert recorded.answer is not None
-    payloads = [b"GET / HTTP/1.0\r\n\r\n".hex(),
-                FrameWriter(bytes(32), 1, 0).encode(Hello("run", 1, Arch.X86_64)).hex(),
-                recorded.answer.hex()]
+    payloads = [
+        b"GET / HTTP/1.0\r\n\r\n".hex(),
+        FrameWriter(bytes(32), 1, 0).encode(Hello("run", 1, Arch.X86_64)).hex(),
+        recorded.answer.hex(),
+    ]
     attackers = []
     report = tmp_path / "attacker.out"
     real_start = agents_mod.Agents.start
@@ -72,8 +74,14 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
             listener = real_create_server(address, **kwargs)
             # (Its output goes to a file: the network's stop takes its pipes.)
             with open(report, "wb") as out:
-                attackers.append(self.net.popen("h3", [sys.executable, "-c", ATTACKER, address[0], str(address[1]),
-                                                       *payloads], stdout=out, stderr=subprocess.STDOUT))
+                attackers.append(
+                    self.net.popen(
+                        "h3",
+                        [sys.executable, "-c", ATTACKER, address[0], str(address[1]), *payloads],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
             deadline = time.monotonic() + 10
             while not report.read_text().startswith("connected\n") and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -89,8 +97,16 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
     key_file.write_bytes(KEY)
     monkeypatch.setattr(isolation.RunKey, "source", str(key_file))
     monkeypatch.setattr(agents_mod.Agents, "start", start)
-    config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=80, pace=0.05),
-                       native=False, measure_rtt=False, timeout=30)
+    config = ex.Config(
+        two_host(),
+        make_policy("dmvx"),
+        ["h1", "h2"],
+        "h3",
+        ex.Workload(requests=80, pace=0.05),
+        native=False,
+        measure_rtt=False,
+        timeout=30,
+    )
     result = ex.NetExperiment(config).run()
     assert len(attackers) == 1
     attackers[0].wait(timeout=15)

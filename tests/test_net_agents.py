@@ -38,8 +38,14 @@ def _tcp_connections(pid: int) -> set[tuple[str, int, str, int]]:
             if fields[3] != "01":
                 continue
             (la, lp), (ra, rp) = (f.split(":") for f in fields[1:3])
-            out.add((".".join(str(b) for b in reversed(bytes.fromhex(la))), int(lp, 16),
-                     ".".join(str(b) for b in reversed(bytes.fromhex(ra))), int(rp, 16)))
+            out.add(
+                (
+                    ".".join(str(b) for b in reversed(bytes.fromhex(la))),
+                    int(lp, 16),
+                    ".".join(str(b) for b in reversed(bytes.fromhex(ra))),
+                    int(rp, 16),
+                )
+            )
     return out
 
 
@@ -65,8 +71,15 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
         seen["client_agents"] = [pid for pid in agent_pids if netns.inode(pid) == client_ns]
         seen["port"] = agents.port
 
-    config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=40, pace=0.01),
-                       native=False, measure_rtt=False)
+    config = ex.Config(
+        two_host(),
+        make_policy("dmvx"),
+        ["h1", "h2"],
+        "h3",
+        ex.Workload(requests=40, pace=0.01),
+        native=False,
+        measure_rtt=False,
+    )
     result = ex.NetExperiment(config, faults=[ex.Fault(0.2, look, "look")]).run()
     assert result.verdict is None and outcome_of(result).error is None, result.to_json()
     leader_ip, follower_ip = "10.0.0.1", "10.0.0.2"

@@ -19,11 +19,26 @@ from test_net_support import attack_of, client_of, needs_mininet, outcome_of, tw
 pytestmark = [pytest.mark.root, needs_mininet]
 
 
-def _run(kind: str, *, policy: str = "dmvx", target: int = 0, towards: str = "leader",
-         requests: int = 200, pace: float = 0.05) -> ex.NetResult:
-    config = ex.Config(two_host(), make_policy(policy), ["h1", "h2"], "h3", ex.Workload(requests=requests, pace=pace),
-                       attack=ex.NetAttack(kind, "h3", target=target, towards=towards), native=False,
-                       measure_rtt=False, timeout=30)
+def _run(
+    kind: str,
+    *,
+    policy: str = "dmvx",
+    target: int = 0,
+    towards: str = "leader",
+    requests: int = 200,
+    pace: float = 0.05,
+) -> ex.NetResult:
+    config = ex.Config(
+        two_host(),
+        make_policy(policy),
+        ["h1", "h2"],
+        "h3",
+        ex.Workload(requests=requests, pace=pace),
+        attack=ex.NetAttack(kind, "h3", target=target, towards=towards),
+        native=False,
+        measure_rtt=False,
+        timeout=30,
+    )
     return ex.NetExperiment(config).run()
 
 
@@ -45,7 +60,9 @@ def test_malicious_input_is_caught_before_the_harmful_call(clean_check, policy: 
     verdict = result.verdict
     assert verdict is not None and verdict.kind is VerdictKind.CALL_MISMATCH, result.to_json()
     attacked, other = verdict.calls[target], verdict.calls[1 - target]
-    assert attacked is not None and attacked.name == "execve"  # the variant with the vulnerable layout went for the shell
+    assert (
+        attacked is not None and attacked.name == "execve"
+    )  # the variant with the vulnerable layout went for the shell
     assert other is not None and other.name == "write"  # the other answered the request
     assert result.harmful_ran is False
     assert result.outcome_label == "divergence"

@@ -29,8 +29,15 @@ pytestmark = [pytest.mark.root, needs_mininet]
 
 
 def _config(**changes: object) -> ex.Config:
-    config = ex.Config(two_host(), make_policy("dmvx"), ["h1", "h2"], "h3", ex.Workload(requests=60, pace=0.01),
-                       native=False, measure_rtt=False)
+    config = ex.Config(
+        two_host(),
+        make_policy("dmvx"),
+        ["h1", "h2"],
+        "h3",
+        ex.Workload(requests=60, pace=0.01),
+        native=False,
+        measure_rtt=False,
+    )
     for key, value in changes.items():
         setattr(config, key, value)
     return config
@@ -90,8 +97,13 @@ def _start_cli(tmp_path, requests: int) -> subprocess.Popen:
     """``dmvx real`` on a scenario long enough to be interrupted."""
     scenario = tmp_path / "long.yml"
     scenario.write_text(f"topology: two-host\nworkload: {{kind: server, requests: {requests}, file_size: 1KiB}}\n")
-    process = subprocess.Popen(dmvx_command("real", "--scenario", str(scenario)), cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        dmvx_command("real", "--scenario", str(scenario)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _STARTED.append((process, []))
     return process
 
@@ -123,8 +135,14 @@ def _wait_for(process: subprocess.Popen, text: str, timeout: float = 30) -> tupl
     raise AssertionError(f"{text!r} never came: {seen}")
 
 
-@pytest.mark.parametrize("signum,phase", [(signal.SIGINT, "run under the monitors"), (signal.SIGINT, "native run"),
-                                          (signal.SIGTERM, "run under the monitors")])
+@pytest.mark.parametrize(
+    "signum,phase",
+    [
+        (signal.SIGINT, "run under the monitors"),
+        (signal.SIGINT, "native run"),
+        (signal.SIGTERM, "run under the monitors"),
+    ],
+)
 def test_interrupted_run_leaves_nothing(tmp_path, signum: int, phase: str) -> None:
     before = Snapshot()
     process = _start_cli(tmp_path, 150)

@@ -26,8 +26,17 @@ def _run(fault: ex.Fault, *, requests: int = 300, cb_entries: int | None = None)
     policy = make_policy("dmvx")
     if cb_entries is not None:
         policy = replace(policy, cb_entries=cb_entries)
-    config = ex.Config(two_host(), policy, ["h1", "h2"], "h3", ex.Workload(requests=requests, pace=0.005),
-                       native=False, measure_rtt=False, stall_timeout=1.0, timeout=30)
+    config = ex.Config(
+        two_host(),
+        policy,
+        ["h1", "h2"],
+        "h3",
+        ex.Workload(requests=requests, pace=0.005),
+        native=False,
+        measure_rtt=False,
+        stall_timeout=1.0,
+        timeout=30,
+    )
     result = ex.NetExperiment(config, faults=[fault]).run()
     assert fault.fired_at is not None, "the run ended before the fault"
     ended = outcome_of(result).ended_at
@@ -64,7 +73,9 @@ def test_ten_times_slower_link(clean_check) -> None:
     assert result.verdict is None and outcome_of(result).error is None, result.to_json()
     assert client_of(result)["requests"] == 100
     lead = result.lead
-    print(f"slow link: lead max {lead['max_calls']} calls, {lead['max_cb_entries']} in the CB (bound {cb}), "
-          f"{lead['max_seconds'] * 1e3:.1f} ms")
+    print(
+        f"slow link: lead max {lead['max_calls']} calls, {lead['max_cb_entries']} in the CB (bound {cb}), "
+        f"{lead['max_seconds'] * 1e3:.1f} ms"
+    )
     assert lead["max_cb_entries"] <= cb
     assert lead["max_cb_entries"] >= cb // 2  # the bound mattered: the leader did wait for the follower

@@ -56,11 +56,18 @@ def test_hosts_switches_and_links_follow_the_file(clean_check) -> None:
 
 
 def test_switch_to_switch_links_and_per_direction_delay(clean_check) -> None:
-    topo = Topology.model_validate({
-        "name": "asym", "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
-        "switches": ["s1", "s2"],
-        "links": [{"a": "h1", "b": "s1"}, {"a": "s1", "b": "s2", "delay_ab": "2ms", "delay_ba": "6ms"},
-                  {"a": "s2", "b": "h2"}]})
+    topo = Topology.model_validate(
+        {
+            "name": "asym",
+            "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
+            "switches": ["s1", "s2"],
+            "links": [
+                {"a": "h1", "b": "s1"},
+                {"a": "s1", "b": "s2", "delay_ab": "2ms", "delay_ba": "6ms"},
+                {"a": "s2", "b": "h2"},
+            ],
+        }
+    )
     with EmulatedNetwork(topo, runs.new_run_id()) as net:
         rtt = statistics.median(_ping(net, "h1", "h2", 15))
     assert 0.008 * 0.9 <= rtt <= 0.008 * 1.15, f"ping round trip {rtt * 1e3:.2f} ms, links say 2 + 6 ms"
@@ -75,21 +82,31 @@ def test_connector_round_trip_is_twice_the_one_way_delay(clean_check, delay: str
     with EmulatedNetwork(topo, runs.new_run_id()) as net:
         rtts = connector_rtt(net, "h1", "h2", samples=20)
     median = statistics.median(rtts)
-    print(f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median {median * 1e3:.3f} ms, "
-          f"2 x one-way {expected * 1e3:.3f} ms, ratio {median / expected:.3f}")
+    print(
+        f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median {median * 1e3:.3f} ms, "
+        f"2 x one-way {expected * 1e3:.3f} ms, ratio {median / expected:.3f}"
+    )
     assert abs(median - expected) <= 0.2 * expected
 
 
 def test_bandwidth_is_shaped(clean_check) -> None:
-    topo = Topology.model_validate({
-        "name": "thin", "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
-        "links": [{"a": "h1", "b": "h2", "bw": "20Mbit"}]})
+    topo = Topology.model_validate(
+        {
+            "name": "thin",
+            "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
+            "links": [{"a": "h1", "b": "h2", "bw": "20Mbit"}],
+        }
+    )
     size = 1_000_000
-    sink = ("import socket,sys,time,json\ns=socket.create_server(('0.0.0.0',9000));c,_=s.accept();n=0;t=None\n"
-            "while True:\n d=c.recv(65536)\n if not d: break\n t=t or time.monotonic(); n+=len(d)\n"
-            "print(json.dumps({'bytes':n,'seconds':time.monotonic()-t}))")
-    source = (f"import socket,time\nfor _ in range(200):\n try: c=socket.create_connection(('10.0.0.2',9000)); break\n"
-              f" except OSError: time.sleep(0.02)\nc.sendall(b'x'*{size});c.close()")
+    sink = (
+        "import socket,sys,time,json\ns=socket.create_server(('0.0.0.0',9000));c,_=s.accept();n=0;t=None\n"
+        "while True:\n d=c.recv(65536)\n if not d: break\n t=t or time.monotonic(); n+=len(d)\n"
+        "print(json.dumps({'bytes':n,'seconds':time.monotonic()-t}))"
+    )
+    source = (
+        f"import socket,time\nfor _ in range(200):\n try: c=socket.create_connection(('10.0.0.2',9000)); break\n"
+        f" except OSError: time.sleep(0.02)\nc.sendall(b'x'*{size});c.close()"
+    )
     with EmulatedNetwork(topo, runs.new_run_id()) as net:
         receiver = net.popen("h2", [sys.executable, "-c", sink], text=True)
         sender = net.popen("h1", [sys.executable, "-c", source], text=True)
@@ -106,8 +123,9 @@ def test_netem_probe_leaves_nothing_and_is_cached(clean_check) -> None:
     first = network.netem_available()
     assert network.netem_available() is first
     assert network.netem_available.cache_info().misses == 1
-    tc = subprocess.run(["unshare", "--net", "sh", "-c", "tc qdisc add dev lo root netem delay 1ms"],
-                        capture_output=True)
+    tc = subprocess.run(
+        ["unshare", "--net", "sh", "-c", "tc qdisc add dev lo root netem delay 1ms"], capture_output=True
+    )
     assert first == (tc.returncode == 0)
 
 

@@ -33,9 +33,11 @@ def replay(trace: Path, calls: int) -> None:
     stall timeout: ok, as expected, every call (lighttpd's epoll_wait, which
     times out after 1 s when no request comes, is no stall)."""
     scenario = trace.with_suffix(".yml")
-    scenario.write_text(f"name: replayed\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
-                        f"policy:\n  preset: dmvx\n"
-                        f"workload:\n  kind: trace\n  path: {trace.name}\nexpect:\n  verdict: ok\n")
+    scenario.write_text(
+        f"name: replayed\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+        f"policy:\n  preset: dmvx\n"
+        f"workload:\n  kind: trace\n  path: {trace.name}\nexpect:\n  verdict: ok\n"
+    )
     sim = run_dmvx("sim", "--json", str(scenario))
     assert sim.stdout, sim.stderr
     point = json.loads(sim.stdout)["points"][0]
@@ -58,12 +60,15 @@ def test_recorded_demo_replays_in_sim(clean_check, tmp_path: Path) -> None:
     leader, follower = ([e for e in trace.streams[i] if isinstance(e, TraceCall)] for i in (0, 1))
     # The server exited by itself after its requests: whole streams, and no call left out.
     assert trace.streams[0][-1] == trace.streams[1][-1] == TraceEnd("exit", 0)
-    assert report["trace"] == {"path": str(trace_path), "calls": {"0": len(leader), "1": len(follower)},
-                               "dropped": {"0": 0, "1": 0}}
+    assert report["trace"] == {
+        "path": str(trace_path),
+        "calls": {"0": len(leader), "1": len(follower)},
+        "dropped": {"0": 0, "1": 0},
+    }
     assert [c.call for c in leader] == [c.call for c in follower]
     assert sum(c.call.name in ("accept", "accept4") for c in leader) == REQUESTS
-    assert all(c.ns is not None and c.gap is not None for c in leader)   # timed; the leader ran every call
-    assert any(c.ns is None for c in follower)                            # the follower skipped some
+    assert all(c.ns is not None and c.gap is not None for c in leader)  # timed; the leader ran every call
+    assert any(c.ns is None for c in follower)  # the follower skipped some
     # The follower got the requests the leader read from the network.
     assert any(c.call.name in ("read", "recvfrom") and c.outcome.outputs and c.ns is None for c in follower)
     replay(trace_path, len(leader))

@@ -32,7 +32,8 @@ from realmode.reports import RunReports
 REPO = Path(__file__).resolve().parent.parent
 needs_mininet = pytest.mark.skipif(
     shutil.which("mnexec") is None or shutil.which("tc") is None or os.uname().machine != "x86_64",
-    reason="needs Debian's mininet (mnexec), iproute2 and an x86-64 Linux host")
+    reason="needs Debian's mininet (mnexec), iproute2 and an x86-64 Linux host",
+)
 
 
 def two_host(delay: str = "1ms", bw: str = "100Mbit", **extra: object) -> Topology:
@@ -53,8 +54,15 @@ def ip_links() -> set[str]:
 
 #: System-wide settings Mininet raises on its first use (``fixLimits``); dmvx
 #: must not change them.
-SYSCTLS = ("net/core/wmem_max", "net/core/rmem_max", "net/ipv4/tcp_rmem", "net/ipv4/tcp_wmem",
-           "net/core/netdev_max_backlog", "net/ipv4/neigh/default/gc_thresh3", "kernel/pty/max")
+SYSCTLS = (
+    "net/core/wmem_max",
+    "net/core/rmem_max",
+    "net/ipv4/tcp_rmem",
+    "net/ipv4/tcp_wmem",
+    "net/core/netdev_max_backlog",
+    "net/ipv4/neigh/default/gc_thresh3",
+    "kernel/pty/max",
+)
 
 
 def sysctls() -> dict[str, str]:
@@ -129,15 +137,19 @@ class Snapshot:
         before_ns = {ns for _, ns, _ in self.processes.values()}
         links = sorted(n for n in ip_links() - self.links if n.startswith(runs.PREFIX))
         now = _processes()
-        new = {pid: info for pid, info in now.items()
-               if pid not in self.processes or self.processes[pid][0] != info[0]}
+        new = {pid: info for pid, info in now.items() if pid not in self.processes or self.processes[pid][0] != info[0]}
         marked = sorted(pid for pid, (_, _, env) in new.items() if re.search(rb"(^|\0)DMVX_RUN=", env))
         foreign_ns = sorted(pid for pid, (_, ns, _) in new.items() if ns not in before_ns and ns != root)
         children = sorted(p for p in _children(os.getpid()) - self.children if runs.start_time(p) is not None)
         now_settings = sysctls()
         changed = sorted(f"{k}: {self.settings[k]} -> {v}" for k, v in now_settings.items() if v != self.settings[k])
-        return {"links": links, "marked_processes": marked, "processes_in_new_namespaces": foreign_ns,
-                "children": children, "changed_settings": changed}
+        return {
+            "links": links,
+            "marked_processes": marked,
+            "processes_in_new_namespaces": foreign_ns,
+            "children": children,
+            "changed_settings": changed,
+        }
 
 
 def leftovers_checked() -> Iterator[Snapshot]:
@@ -149,7 +161,7 @@ def leftovers_checked() -> Iterator[Snapshot]:
     left = before.leftovers()
     if any(left.values()):
         for name in left["links"]:
-            run_id = name[len(runs.PREFIX):len(runs.PREFIX) + 5]
+            run_id = name[len(runs.PREFIX) : len(runs.PREFIX) + 5]
             runs.clean(run_id)
         for pid in left["marked_processes"] + left["processes_in_new_namespaces"] + left["children"]:
             runs.kill(pid)
@@ -176,9 +188,11 @@ def attack_of(result: NetResult) -> dict[str, Any]:
 
 def kill_agent(index: int, which: str) -> Callable[[NetExperiment], None]:
     """A fault's action: kill the ``which`` (monitor, connector) of variant ``index``."""
+
     def action(experiment: NetExperiment) -> None:
         assert experiment.agents is not None, "a fault fires while the agents run"
         experiment.agents.kill_agent(index, which)
+
     return action
 
 

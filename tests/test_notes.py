@@ -12,18 +12,30 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core_streams import streams
 from dmvx import codec
-from dmvx.actions import Execute, LeaderPid, Send, Wait, WaitReason
+from dmvx.actions import Action, Execute, Halt, LeaderPid, Send, Wait, WaitReason
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Entry, EntryKind, PidNote, ResultNote
+from dmvx.messages import Entry, EntryKind, Message, PidNote, ResultNote
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Decision, Policy
 from dmvx.replay import Observer, Step, replay
 from dmvx.states import FollowerState
 
-from core_streams import streams
-
 WAIT4 = Call("wait4", (-1, None, 0, None))
+
+
+def sent(action: Action) -> Message:
+    """What a :class:`Send` action sends (the test fails on anything else)."""
+    assert isinstance(action, Send), action
+    return action.message
+
+
+def sent_entry(action: Action) -> Entry:
+    """The entry a :class:`Send` action sends."""
+    message = sent(action)
+    assert isinstance(message, Entry), message
+    return message
 
 
 def test_the_leader_announces_its_pid_and_a_follower_maps_to_it() -> None:
@@ -39,7 +51,7 @@ def test_the_leader_announces_its_pid_and_a_follower_maps_to_it() -> None:
 def test_a_leader_refuses_notes() -> None:
     leader = LeaderMonitor(Policy.preset("dmvx"), 2)
     [_, halt] = leader.message_received(ResultNote("0", 1, 5))
-    assert "ResultNote" in halt.verdict.detail
+    assert isinstance(halt, Halt) and "ResultNote" in halt.verdict.detail
 
 
 def _released_wait4(steer: bool) -> tuple[LeaderMonitor, FollowerMonitor, list]:
@@ -49,9 +61,9 @@ def _released_wait4(steer: bool) -> tuple[LeaderMonitor, FollowerMonitor, list]:
     leader, follower = LeaderMonitor(policy, 2, steer=steer), FollowerMonitor(policy, 1, 2, steer=steer)
     [report, _] = follower.call_entered(WAIT4)
     leader.call_entered(WAIT4)
-    released = leader.message_received(report.message)
+    released = leader.message_received(sent(report))
     assert released[-1] == Execute(1)
-    go = released[0].message
+    go = sent_entry(released[0])
     assert go.kind is EntryKind.GO
     return leader, follower, follower.message_received(go)
 
@@ -74,7 +86,7 @@ def test_a_note_that_comes_first_is_kept_for_the_call() -> None:
 
 
 def test_without_steering_nothing_changes() -> None:
-    leader, follower, actions = _released_wait4(steer=False)
+    leader, _, actions = _released_wait4(steer=False)
     assert actions == [Execute(1)]
     assert leader.call_exited(Outcome(4242)) == []
 
@@ -88,7 +100,7 @@ def test_an_asynchronous_entry_tells_the_follower_the_result_to_steer_to() -> No
         assert isinstance(decision, Decision) and not decision.sync
         [entry] = leader.call_exited(Outcome(2))
         assert follower.call_entered(WAIT4) == [Wait(WaitReason.ENTRY, 1, (0,))]
-        assert follower.message_received(entry.message) == [expected]
+        assert follower.message_received(sent(entry)) == [expected]
 
 
 def test_notes_round_trip_through_the_codec() -> None:
@@ -110,14 +122,14 @@ class _Expectations(Observer):
                 assert variant != 0
                 self.told.append((variant, action.seq, action.expect))
 
-    def entered(self, variant, call, decision, seq, actions) -> None:  # type: ignore[no-untyped-def]
+    def entered(self, variant, call, decision, seq, actions) -> None:
         self.seq[variant] = seq
         self._look(variant, actions)
 
-    def received(self, variant, message, actions) -> None:  # type: ignore[no-untyped-def]
+    def received(self, variant, message, actions) -> None:
         self._look(variant, actions)
 
-    def returned(self, variant, outcome, actions) -> None:  # type: ignore[no-untyped-def]
+    def returned(self, variant, outcome, actions) -> None:
         seq = self.seq.get(variant)
         if variant == 0 and seq is not None:
             self.leader[seq] = outcome.result
@@ -125,10 +137,10 @@ class _Expectations(Observer):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=streams(), preset=st.sampled_from(["dmvx", "dmon"]), n=st.integers(2, 4),
-       seed=st.integers(0, 2**16))
-def test_steering_monitors_agree_and_tell_only_the_leaders_results(stream: list[Step], preset: str, n: int,
-                                                                   seed: int) -> None:
+@given(stream=streams(), preset=st.sampled_from(["dmvx", "dmon"]), n=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_steering_monitors_agree_and_tell_only_the_leaders_results(
+    stream: list[Step], preset: str, n: int, seed: int
+) -> None:
     """Identical variants under steering: no divergence, every follower
     learns the leader's pid, and every result a follower is told to steer
     to is the one the leader's own call returned at that point."""

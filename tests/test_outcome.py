@@ -51,18 +51,25 @@ class _Agents:
     unsupported: str | None = None
 
 
-@pytest.mark.parametrize("agents,attack,expect,ending,as_expected", [
-    (_Agents(None), False, ("ok", None), Ending.OK, True),
-    (_Agents(None), True, ("divergence", None), Ending.MISSED, False),
-    (_Agents(Verdict(VerdictKind.CRASH, 2)), True, ("divergence", "crash"), Ending.DIVERGENCE, True),
-    (_Agents(Verdict(VerdictKind.CRASH, 2)), True, ("divergence", "arg-mismatch"), Ending.DIVERGENCE, False),
-    (_Agents(Verdict(VerdictKind.AUTH_FAILURE, 2)), True, ("rejected", None), Ending.REJECTED, True),
-    (_Agents(None, error="boom"), False, ("ok", None), Ending.ERROR, False),
-    (None, False, None, Ending.ERROR, None),
-])
-def test_real_mode_ends_and_checks_as_the_core_says(agents: _Agents | None, attack: bool,
-                                                    expect: tuple[str, str | None] | None, ending: Ending,
-                                                    as_expected: bool | None) -> None:
+@pytest.mark.parametrize(
+    "agents,attack,expect,ending,as_expected",
+    [
+        (_Agents(None), False, ("ok", None), Ending.OK, True),
+        (_Agents(None), True, ("divergence", None), Ending.MISSED, False),
+        (_Agents(Verdict(VerdictKind.CRASH, 2)), True, ("divergence", "crash"), Ending.DIVERGENCE, True),
+        (_Agents(Verdict(VerdictKind.CRASH, 2)), True, ("divergence", "arg-mismatch"), Ending.DIVERGENCE, False),
+        (_Agents(Verdict(VerdictKind.AUTH_FAILURE, 2)), True, ("rejected", None), Ending.REJECTED, True),
+        (_Agents(None, error="boom"), False, ("ok", None), Ending.ERROR, False),
+        (None, False, None, Ending.ERROR, None),
+    ],
+)
+def test_real_mode_ends_and_checks_as_the_core_says(
+    agents: _Agents | None,
+    attack: bool,
+    expect: tuple[str, str | None] | None,
+    ending: Ending,
+    as_expected: bool | None,
+) -> None:
     """realmode/net/experiment.py's result uses the core's rule, not a copy."""
     from types import SimpleNamespace
 

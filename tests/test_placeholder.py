@@ -29,8 +29,15 @@ def test_anything_else_stays_o_path(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     link = tmp_path / "link"
     link.symlink_to(file)
-    for flags, target in ((O_WRONLY, file), (O_RDWR, file), (O_PATH, file), (O_RDONLY, fifo),
-                          (O_RDONLY | O_DIRECTORY, tmp_path), (O_RDONLY, tmp_path / "gone"),
-                          (O_RDONLY | O_NOFOLLOW, link), (O_RDONLY, Path("/dev/null"))):
+    for flags, target in (
+        (O_WRONLY, file),
+        (O_RDWR, file),
+        (O_PATH, file),
+        (O_RDONLY, fifo),
+        (O_RDONLY | O_DIRECTORY, tmp_path),
+        (O_RDONLY, tmp_path / "gone"),
+        (O_RDONLY | O_NOFOLLOW, link),
+        (O_RDONLY, Path("/dev/null")),
+    ):
         assert open_flags(flags, str(target)) & O_PATH, (flags, target)
     assert open_flags(O_RDONLY | O_DIRECTORY, str(tmp_path)) & O_DIRECTORY

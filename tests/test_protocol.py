@@ -115,7 +115,12 @@ def test_hkdf_matches_rfc5869_test_case_1():
 
 
 def test_direction_keys_differ_per_direction_and_run():
-    keys = {direction_key(KEY, 0, 1), direction_key(KEY, 1, 0), direction_key(KEY, 0, 2), direction_key(OTHER_KEY, 0, 1)}
+    keys = {
+        direction_key(KEY, 0, 1),
+        direction_key(KEY, 1, 0),
+        direction_key(KEY, 0, 2),
+        direction_key(OTHER_KEY, 0, 1),
+    }
     assert len(keys) == 4
     assert direction_key(KEY, 0, 1) == direction_key(bytearray(KEY), 0, 1)
 
@@ -127,8 +132,16 @@ def test_key_and_frame_test_vectors_match_docs():
     writer.heartbeat()
     frame = writer.encode(Entry("0", 7, Call("write", (1, b"hello\n", 6)), EntryKind.RESULT, Outcome(6)))
     assert frame.hex() == (
-        "444d5658" "01" "10" "0000" "0000000000000002" "00000000" "00000021"
-        "01300e0577726974650303020406" "68656c6c6f0a" "030c06726573756c74010c0000"
+        "444d5658"
+        "01"
+        "10"
+        "0000"
+        "0000000000000002"
+        "00000000"
+        "00000021"
+        "01300e0577726974650303020406"
+        "68656c6c6f0a"
+        "030c06726573756c74010c0000"
         "8d024153214acecdc0b54a6e17c5449a3a972c621a4664d5129e396dcd6a6208"
     )
 
@@ -172,7 +185,15 @@ def test_writer_numbers_frames_from_one():
 def test_frame_layout():
     frame = FrameWriter(KEY, 3, 9).encode(Heartbeat())
     assert len(frame) == FRAME_OVERHEAD == HEADER_SIZE + 32 == 56
-    assert frame[:HEADER_SIZE] == MAGIC + bytes([1, protocol.TYPE_HEARTBEAT]) + b"\0\0" + (1).to_bytes(8, "big") + (3).to_bytes(4, "big") + b"\0\0\0\0"
+    assert (
+        frame[:HEADER_SIZE]
+        == MAGIC
+        + bytes([1, protocol.TYPE_HEARTBEAT])
+        + b"\0\0"
+        + (1).to_bytes(8, "big")
+        + (3).to_bytes(4, "big")
+        + b"\0\0\0\0"
+    )
     assert frame[HEADER_SIZE:] == hmac.digest(direction_key(KEY, 3, 9), frame[:HEADER_SIZE], "sha256")
 
 
@@ -319,7 +340,10 @@ def test_replayed_frame():
     frames = frames_of([ENTRY, ACK])
     got, error, _ = read_all(frames[0] + frames[1] + frames[0])
     assert got == [ENTRY, ACK] and isinstance(error, ReplayedFrame)
-    assert str(error) == f"sequence number already used (last accepted 2) (seq 1, stream offset {len(frames[0]) + len(frames[1])})"
+    assert (
+        str(error)
+        == f"sequence number already used (last accepted 2) (seq 1, stream offset {len(frames[0]) + len(frames[1])})"
+    )
     assert error.verdict_kind is VerdictKind.AUTH_FAILURE
 
 
@@ -340,7 +364,9 @@ def test_heartbeat_with_a_payload_is_a_codec_error():
     assert isinstance(error, CodecError) and "heartbeat" in str(error)
 
 
-@pytest.mark.parametrize("code, flags, needle", [(0x7E, 0, "unknown message type 0x7e"), (0x12, 0x8000, "flags 0x8000")])
+@pytest.mark.parametrize(
+    "code, flags, needle", [(0x7E, 0, "unknown message type 0x7e"), (0x12, 0x8000, "flags 0x8000")]
+)
 def test_authentic_frame_with_unknown_type_or_flags(code, flags, needle):
     payload = b"\x010\x02\x00"
     _, error, _ = read_all(sign(header(code, flags=flags, length=len(payload)), payload))
@@ -378,8 +404,18 @@ def test_reader_stays_poisoned_with_the_same_error():
 
 
 def test_errors_are_one_line_protocol_errors_with_a_verdict_kind():
-    for cls in (TruncatedFrame, OversizedFrame, GarbageFrame, BadMagic, AuthenticationFailed, ReplayedFrame,
-                ReorderedFrame, UnsupportedVersion, CodecError, HandshakeFailed):
+    for cls in (
+        TruncatedFrame,
+        OversizedFrame,
+        GarbageFrame,
+        BadMagic,
+        AuthenticationFailed,
+        ReplayedFrame,
+        ReorderedFrame,
+        UnsupportedVersion,
+        CodecError,
+        HandshakeFailed,
+    ):
         assert issubclass(cls, ProtocolError) and isinstance(cls.verdict_kind, VerdictKind)
     assert str(ReplayedFrame("x", seq=4, offset=10)) == "x (seq 4, stream offset 10)"
     assert str(OversizedFrame("x", offset=0)) == "x (stream offset 0)"
@@ -411,23 +447,57 @@ args = st.recursive(
     lambda inner: st.lists(inner, max_size=3).map(tuple),
     max_leaves=6,
 )
-calls = st.builds(Call, st.sampled_from(["read", "write", "openat", "execve", "<exit>"]), st.lists(args, max_size=4).map(tuple))
+calls = st.builds(
+    Call, st.sampled_from(["read", "write", "openat", "execve", "<exit>"]), st.lists(args, max_size=4).map(tuple)
+)
 frames_strategy = st.one_of(
-    st.builds(Entry, st.just("0"), ints, calls, st.sampled_from(EntryKind),
-              st.none() | st.builds(Outcome, ints, st.lists(st.tuples(st.integers(0, 5), st.binary(max_size=48)), max_size=2).map(tuple)),
-              st.binary(max_size=8)),
+    st.builds(
+        Entry,
+        st.just("0"),
+        ints,
+        calls,
+        st.sampled_from(EntryKind),
+        st.none()
+        | st.builds(
+            Outcome, ints, st.lists(st.tuples(st.integers(0, 5), st.binary(max_size=48)), max_size=2).map(tuple)
+        ),
+        st.binary(max_size=8),
+    ),
     st.builds(Report, st.just("0"), ints, calls, st.integers(0, 3)),
     st.builds(Ack, st.just("0"), ints, st.integers(0, 3)),
-    st.builds(Stop, st.just("0"), st.builds(Verdict, st.sampled_from(VerdictKind), ints,
-                                            st.dictionaries(st.integers(0, 3), st.none() | calls, max_size=3))),
+    st.builds(
+        Stop,
+        st.just("0"),
+        st.builds(
+            Verdict,
+            st.sampled_from(VerdictKind),
+            ints,
+            st.dictionaries(st.integers(0, 3), st.none() | calls, max_size=3),
+        ),
+    ),
     st.builds(Hello, st.text(max_size=8), st.integers(0, 3), st.sampled_from(Arch)),
     st.just(Heartbeat()),
 )
 
 MUTATIONS = [
-    "none", "bitflip", "truncate", "splice_other_run", "splice_other_direction", "splice_self", "duplicate",
-    "swap", "drop", "garbage", "garbage_after", "magic_then_garbage", "huge_length", "edit_seq",
-    "edit_header", "insert", "delete", "replay_tail",
+    "none",
+    "bitflip",
+    "truncate",
+    "splice_other_run",
+    "splice_other_direction",
+    "splice_self",
+    "duplicate",
+    "swap",
+    "drop",
+    "garbage",
+    "garbage_after",
+    "magic_then_garbage",
+    "huge_length",
+    "edit_seq",
+    "edit_header",
+    "insert",
+    "delete",
+    "replay_tail",
 ]
 
 
@@ -457,8 +527,12 @@ def _mutate(kind: str, frames: list[bytes], data: st.DataObject) -> tuple[bytes,
                 spliced[offset + 16 : offset + 20] = LEADER.to_bytes(4, "big")
             other = bytes(spliced)
         cut, resume = draw(st.integers(0, len(joined))), draw(st.integers(0, len(other)))
-        other_frames = [other[o : o + FRAME_OVERHEAD + int.from_bytes(other[o + 20 : o + 24], "big")] for o in _frame_offsets(other)]
-        return joined[:cut] + other[resume:], _overlapping(frames, 0, cut) + _overlapping(other_frames, resume, len(other))
+        other_frames = [
+            other[o : o + FRAME_OVERHEAD + int.from_bytes(other[o + 20 : o + 24], "big")] for o in _frame_offsets(other)
+        ]
+        return joined[:cut] + other[resume:], _overlapping(frames, 0, cut) + _overlapping(
+            other_frames, resume, len(other)
+        )
     if kind == "splice_self":
         cut, resume = draw(st.integers(0, len(joined))), draw(st.integers(0, len(joined)))
         return joined[:cut] + joined[resume:], _overlapping(frames, 0, cut) + _overlapping(frames, resume, len(joined))
@@ -530,10 +604,19 @@ def test_fuzzed_streams_fail_closed():
     """
     counts = {"examples": 0, "frames": 0, "errors": 0}
 
-    @settings(max_examples=3000, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(frames_strategy, min_size=2, max_size=7), st.sampled_from(MUTATIONS),
-           st.sampled_from([None, 1, 3, 16, 100]), st.data())
+    @settings(
+        max_examples=3000,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        st.lists(frames_strategy, min_size=2, max_size=7),
+        st.sampled_from(MUTATIONS),
+        st.sampled_from([None, 1, 3, 16, 100]),
+        st.data(),
+    )
     def run(messages, kind, chunk, data):
         frames = frames_of(messages)
         stream, count = _mutate(kind, frames, data)
@@ -560,6 +643,7 @@ def test_a_record_is_framed_as_its_message_would_be() -> None:
     # A CONNECTOR frames its monitor's codec records as they are, and hands
     # its monitor the records it received, decoded (checked) but not encoded again.
     from dmvx import codec
+
     by_message, by_record = FrameWriter(KEY, LEADER, FOLLOWER), FrameWriter(KEY, LEADER, FOLLOWER)
     messages: list[Message] = [ENTRY, REPORT, ACK, STOP]
     frames = [by_message.encode(m) for m in messages]
@@ -657,11 +741,14 @@ def test_frames_of_one_link_do_not_authenticate_on_another():
         reader.next_message()
 
 
-@pytest.mark.parametrize("attack,needle", [
-    (b"GET / HTTP/1.0\r\n\r\n", "not a dmvx join answer"),
-    # the old opening: a frame header claiming to be follower 1
-    (FrameWriter(bytes(32), 1, 0).encode(Hello("run", 1, Arch.X86_64)), "not a dmvx join answer"),
-])
+@pytest.mark.parametrize(
+    "attack,needle",
+    [
+        (b"GET / HTTP/1.0\r\n\r\n", "not a dmvx join answer"),
+        # the old opening: a frame header claiming to be follower 1
+        (FrameWriter(bytes(32), 1, 0).encode(Hello("run", 1, Arch.X86_64)), "not a dmvx join answer"),
+    ],
+)
 def test_garbage_and_frames_are_refused_from_their_first_bytes(attack, needle):
     leader = Admission(RUN_KEY, {1})
     with pytest.raises(AdmissionFailed, match=needle):

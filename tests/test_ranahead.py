@@ -23,8 +23,11 @@ def _leader(preset: str = "dmvx") -> LeaderMonitor:
 
 def test_the_leader_knows_what_ran_unconfirmed_under_asynchronous_replication() -> None:
     leader = _leader("dmvx")
-    assert [(seq, call.name, o and o.result) for seq, call, o in leader.unconfirmed()] == \
-        [(1, "getpid", 7), (2, "write", 3), (3, "sendto", 10)]
+    assert [(seq, call.name, o and o.result) for seq, call, o in leader.unconfirmed()] == [
+        (1, "getpid", 7),
+        (2, "write", 3),
+        (3, "sendto", 10),
+    ]
     leader.message_received(Ack("0", 2, 1))  # the follower confirmed up to the write
     assert [seq for seq, _, _ in leader.unconfirmed()] == [3]
     leader.call_entered(Call("write", (2, b"half", 4)))  # still running when the verdict comes

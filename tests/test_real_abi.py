@@ -58,10 +58,12 @@ def test_fstat_is_one_canonical_call_on_both_abis() -> None:
     stat64 = ctypes.create_string_buffer(144)
     statx = ctypes.create_string_buffer(256)
     reader = abi.Reader(ME)
-    x86 = reader.call(Arch.X86_64, _nr("fstatat", Arch.X86_64),
-                      _regs(3, _address(empty), _address(stat64), AT_EMPTY_PATH))
-    i386 = reader.call(Arch.I386, _nr("statx", Arch.I386),
-                       _regs(3, _address(empty), AT_EMPTY_PATH | 0x800, 0x7FF, _address(statx)))
+    x86 = reader.call(
+        Arch.X86_64, _nr("fstatat", Arch.X86_64), _regs(3, _address(empty), _address(stat64), AT_EMPTY_PATH)
+    )
+    i386 = reader.call(
+        Arch.I386, _nr("statx", Arch.I386), _regs(3, _address(empty), AT_EMPTY_PATH | 0x800, 0x7FF, _address(statx))
+    )
     assert x86.call == i386.call == Call("fstatat", (3, "", 1, AT_EMPTY_PATH))
     assert [(s.canon, s.canon_struct) for s in x86.slots] == [(2, "stat")]
     assert [(s.raw, s.canon, s.arg.struct) for s in i386.slots] == [(4, 2, "statx")]
@@ -69,15 +71,31 @@ def test_fstat_is_one_canonical_call_on_both_abis() -> None:
 
 def test_a_stat_outcome_is_written_in_the_follower_layout() -> None:
     # The leader (x86-64) fstat's bytes go into an i386 statx buffer as statx.
-    fields = {"st_dev": 2049, "st_ino": 1234567, "st_nlink": 1, "st_mode": 0o100644, "st_uid": 0,
-              "st_gid": 0, "st_rdev": 0, "st_size": 1221, "st_blksize": 4096, "st_blocks": 8,
-              "st_atime": 1700000000, "st_atime_nsec": 5, "st_mtime": 1700000001, "st_mtime_nsec": 6,
-              "st_ctime": 1700000002, "st_ctime_nsec": 7}
+    fields = {
+        "st_dev": 2049,
+        "st_ino": 1234567,
+        "st_nlink": 1,
+        "st_mode": 0o100644,
+        "st_uid": 0,
+        "st_gid": 0,
+        "st_rdev": 0,
+        "st_size": 1221,
+        "st_blksize": 4096,
+        "st_blocks": 8,
+        "st_atime": 1700000000,
+        "st_atime_nsec": 5,
+        "st_mtime": 1700000001,
+        "st_mtime_nsec": 6,
+        "st_ctime": 1700000002,
+        "st_ctime_nsec": 7,
+    }
     canonical = structs.encode("stat", Arch.X86_64, fields)
     empty = _string(b"")
     statx = ctypes.create_string_buffer(256)
     reader = abi.Reader(ME)
-    raw = reader.call(Arch.I386, _nr("statx", Arch.I386), _regs(3, _address(empty), AT_EMPTY_PATH, 0x7FF, _address(statx)))
+    raw = reader.call(
+        Arch.I386, _nr("statx", Arch.I386), _regs(3, _address(empty), AT_EMPTY_PATH, 0x7FF, _address(statx))
+    )
     assert reader.write_outcome(raw, Outcome(0, ((2, canonical),))) == 0
     written = structs.decode("statx", Arch.I386, statx.raw)
     assert structs.stat_from_statx(written) == fields
@@ -123,7 +141,7 @@ def test_outputs_never_overflow_the_followers_buffer() -> None:
 
 def test_pids_are_the_leaders_in_arguments_and_paths() -> None:
     pids = PidMap()
-    pids.add(ME, 4242)          # this process is the follower's copy of the leader's 4242
+    pids.add(ME, 4242)  # this process is the follower's copy of the leader's 4242
     pids.add(ME + 100000, 4343)
     reader = abi.Reader(ME, pids)
     kill = reader.call(Arch.X86_64, _nr("kill", Arch.X86_64), _regs(ME + 100000, 15))
@@ -234,8 +252,11 @@ def test_an_adopted_name_is_written_over_the_followers_own_template(raw_name: st
     # leader's name, written over this variant's buffer wherever the raw call had it.
     reader = abi.Reader(ME)
     template = _string(b"/tmp/x-zzzzzz")
-    args = {"open": (_address(template), 0o302, 0o600), "openat": (AT_FDCWD, _address(template), 0o302, 0o600),
-            "mkdir": (_address(template), 0o700)}[raw_name]
+    args = {
+        "open": (_address(template), 0o302, 0o600),
+        "openat": (AT_FDCWD, _address(template), 0o302, 0o600),
+        "mkdir": (_address(template), 0o700),
+    }[raw_name]
     raw = reader.call(Arch.X86_64, _nr(raw_name, Arch.X86_64), _regs(*args))
     assert raw.call.name == canonical and raw.call.args[1] == "/tmp/x-zzzzzz"
     assert reader.write_outcome(raw, Outcome(3, ((1, b"/tmp/x-AbC123"),))) == 3

@@ -55,8 +55,9 @@ def _unshielded(request, monkeypatch):
 
 def _leader_in_thread(n: int, listener: socket.socket, timeout: float = connector.ADMISSION_TIMEOUT):
     ours, theirs = socket.socketpair()
-    thread = threading.Thread(target=connector.run_connector,
-                              args=(0, n, KEY, "run", theirs, listener, None, timeout), daemon=True)
+    thread = threading.Thread(
+        target=connector.run_connector, args=(0, n, KEY, "run", theirs, listener, None, timeout), daemon=True
+    )
     thread.start()
     return ours, theirs, thread
 
@@ -73,8 +74,9 @@ def test_attackers_first_then_the_real_follower_gets_its_slot() -> None:
     attackers = _attacks(address)
     mon, mon_theirs, thread = _leader_in_thread(2, listener)
     f_mon, f_theirs = socket.socketpair()
-    follower = threading.Thread(target=connector.run_connector,
-                                args=(1, 2, KEY, "run", f_theirs, None, address), daemon=True)
+    follower = threading.Thread(
+        target=connector.run_connector, args=(1, 2, KEY, "run", f_theirs, None, address), daemon=True
+    )
     started = time.monotonic()
     follower.start()
     try:
@@ -139,8 +141,9 @@ def test_a_follower_that_never_comes_ends_the_wait_with_a_clear_verdict() -> Non
 def test_a_follower_refuses_an_impostor_leader() -> None:
     impostor = socket.create_server(("127.0.0.1", 0))
     f_mon, f_theirs = socket.socketpair()
-    follower = threading.Thread(target=connector.run_connector,
-                                args=(1, 2, KEY, "run", f_theirs, None, impostor.getsockname()[:2]), daemon=True)
+    follower = threading.Thread(
+        target=connector.run_connector, args=(1, 2, KEY, "run", f_theirs, None, impostor.getsockname()[:2]), daemon=True
+    )
     follower.start()
     conn, _ = impostor.accept()
     try:

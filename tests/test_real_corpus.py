@@ -16,11 +16,32 @@ from realmode.corpus.run import available, compare
 
 ROOT = Path(__file__).resolve().parent.parent
 #: One entry of each kind the issue names; each has diverged before a fix.
-SUBSET = ("mktemp", "tar-xzf", "nproc", "python-mmap", "git-init-commit-log", "sqlite3-csv", "make-gcc",
-          "dash-subshells", "python-http-server", "python-tempfile", "bzip2")
+SUBSET = (
+    "mktemp",
+    "tar-xzf",
+    "nproc",
+    "python-mmap",
+    "git-init-commit-log",
+    "sqlite3-csv",
+    "make-gcc",
+    "dash-subshells",
+    "python-http-server",
+    "python-tempfile",
+    "bzip2",
+)
 #: Debian package of each program an entry needs (deps/debian-packages.txt).
-_PACKAGES = {"git": "git", "sqlite3": "sqlite3", "make": "make", "gcc": "gcc", "xz": "xz-utils",
-             "bzip2": "bzip2", "zip": "zip", "unzip": "unzip", "jq": "jq", "dash": "dash"}
+_PACKAGES = {
+    "git": "git",
+    "sqlite3": "sqlite3",
+    "make": "make",
+    "gcc": "gcc",
+    "xz": "xz-utils",
+    "bzip2": "bzip2",
+    "zip": "zip",
+    "unzip": "unzip",
+    "jq": "jq",
+    "dash": "dash",
+}
 
 
 def test_the_corpus_has_sixty_commands_of_every_kind_with_unique_names() -> None:
@@ -35,16 +56,20 @@ def test_the_corpus_has_sixty_commands_of_every_kind_with_unique_names() -> None
 
 
 def test_every_program_an_entry_needs_is_a_listed_debian_package() -> None:
-    listed = {line.split()[0] for line in (ROOT / "deps" / "debian-packages.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    listed = {
+        line.split()[0]
+        for line in (ROOT / "deps" / "debian-packages.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     for entry in ENTRIES:
         for program in entry.needs:
             assert _PACKAGES[program] in listed or program == "dash", (entry.name, program)
 
 
 @pytest.mark.root
-@pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                    reason="real mode traces x86-64 Linux processes")
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+)
 @pytest.mark.parametrize("name", SUBSET)
 def test_a_corpus_subset_runs_as_natively_under_both_presets(name: str, tmp_path: Path) -> None:
     entry = next(e for e in ENTRIES if e.name == name)

@@ -19,8 +19,9 @@ from realmode.epoll import UNKNOWN, EpollMap
 from realmode.orchestrator import run
 from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                reason="real mode traces x86-64 Linux processes")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+)
 
 
 def _aslr_on() -> bool:
@@ -48,21 +49,26 @@ def test_follower_gets_its_own_epoll_data_under_aslr(tmp_path, policy: str) -> N
 def test_epoll_map_names_events_by_descriptor() -> None:
     leader, follower = EpollMap(), EpollMap()
     leader.apply(4, 1, 7, 0x5555_0000_1000)
-    follower.apply(4, 1, 7, 0x7f00_0000_2000)
+    follower.apply(4, 1, 7, 0x7F00_0000_2000)
     leader.apply(4, 1, 8, 0x5555_0000_3000)
-    follower.apply(4, 1, 8, 0x7f00_0000_4000)
-    leader.apply(4, 3, 8, 0x5555_0000_5000)       # MOD: new data for fd 8
-    follower.apply(4, 3, 8, 0x7f00_0000_6000)
-    events = (1).to_bytes(4, "little") + (0x5555_0000_5000).to_bytes(8, "little") \
-        + (4).to_bytes(4, "little") + (0x5555_0000_1000).to_bytes(8, "little") \
-        + (1).to_bytes(4, "little") + (99).to_bytes(8, "little")   # never registered
+    follower.apply(4, 1, 8, 0x7F00_0000_4000)
+    leader.apply(4, 3, 8, 0x5555_0000_5000)  # MOD: new data for fd 8
+    follower.apply(4, 3, 8, 0x7F00_0000_6000)
+    events = (
+        (1).to_bytes(4, "little")
+        + (0x5555_0000_5000).to_bytes(8, "little")
+        + (4).to_bytes(4, "little")
+        + (0x5555_0000_1000).to_bytes(8, "little")
+        + (1).to_bytes(4, "little")
+        + (99).to_bytes(8, "little")
+    )  # never registered
     canonical = leader.to_canonical(4, events)
-    fds = [int.from_bytes(canonical[i + 4:i + 12], "little") for i in range(0, 36, 12)]
+    fds = [int.from_bytes(canonical[i + 4 : i + 12], "little") for i in range(0, 36, 12)]
     assert fds == [8, 7, 99 | UNKNOWN]
     own = follower.from_canonical(4, canonical)
-    datas = [int.from_bytes(own[i + 4:i + 12], "little") for i in range(0, 36, 12)]
-    assert datas == [0x7f00_0000_6000, 0x7f00_0000_2000, 99]
-    leader.apply(4, 2, 7, None)                   # DEL: that data names no descriptor any more
+    datas = [int.from_bytes(own[i + 4 : i + 12], "little") for i in range(0, 36, 12)]
+    assert datas == [0x7F00_0000_6000, 0x7F00_0000_2000, 99]
+    leader.apply(4, 2, 7, None)  # DEL: that data names no descriptor any more
     assert leader.to_canonical(4, events[12:24])[4:] == (0x5555_0000_1000 | UNKNOWN).to_bytes(8, "little")
-    leader.forget_fd(4)                           # the epoll set itself closed
+    leader.forget_fd(4)  # the epoll set itself closed
     assert leader.to_canonical(4, events[:12])[4:] == (0x5555_0000_5000 | UNKNOWN).to_bytes(8, "little")

@@ -60,8 +60,10 @@ def test_record_on_a_read_only_filesystem_is_one_line_not_70(tmp_path: Path) -> 
     finally:
         subprocess.run(["umount", str(mount)], check=True)
     assert done.returncode == ExitStatus.USAGE, done.stderr
-    assert done.stderr == f"dmvx: error: dmvx run: --record {mount}/t.trace: cannot write in {mount}: " \
-                          "Read-only file system\n"
+    assert (
+        done.stderr == f"dmvx: error: dmvx run: --record {mount}/t.trace: cannot write in {mount}: "
+        "Read-only file system\n"
+    )
 
 
 def test_record_replaces_a_regular_file_whole(tmp_path: Path) -> None:
@@ -95,8 +97,12 @@ def _descendants(pid: int) -> set[int]:
 
 
 def test_kill_9_of_dmvx_run_ends_every_process_of_the_run_within_1_s() -> None:
-    run = subprocess.Popen([*DMVX, "run", "--variants", "3", "--", "/bin/sh", "-c", "sleep 30; echo late"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    run = subprocess.Popen(
+        [*DMVX, "run", "--variants", "3", "--", "/bin/sh", "-c", "sleep 30; echo late"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # 3 CONNECTORs, 3 monitors, 3 shells (each with a sleep)
         deadline = time.monotonic() + 30
@@ -124,14 +130,18 @@ def _script(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
-@pytest.mark.parametrize("make,message,status,label", [
-    (lambda d: _script(d / "x", "echo hi\n"), "Exec format error", 126, "cannot-execute"),
-    (lambda d: (d / "x").write_text("#!/bin/sh\necho hi\n"), "Permission denied", 126, "cannot-execute"),
-    (lambda d: (d / "x").mkdir(), "Is a directory", 126, "cannot-execute"),
-    (lambda d: None, "No such file or directory", 127, "not-found"),
-])
-def test_a_program_the_kernel_cannot_execute_is_reported_as_a_shell_does(tmp_path: Path, make, message: str,
-                                                                         status: int, label: str) -> None:
+@pytest.mark.parametrize(
+    "make,message,status,label",
+    [
+        (lambda d: _script(d / "x", "echo hi\n"), "Exec format error", 126, "cannot-execute"),
+        (lambda d: (d / "x").write_text("#!/bin/sh\necho hi\n"), "Permission denied", 126, "cannot-execute"),
+        (lambda d: (d / "x").mkdir(), "Is a directory", 126, "cannot-execute"),
+        (lambda d: None, "No such file or directory", 127, "not-found"),
+    ],
+)
+def test_a_program_the_kernel_cannot_execute_is_reported_as_a_shell_does(
+    tmp_path: Path, make, message: str, status: int, label: str
+) -> None:
     import json
 
     make(tmp_path)

@@ -21,9 +21,14 @@ from dmvx.verdict import VerdictKind
 from realmode.orchestrator import run
 from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="needs an x86-64 kernel that runs i386 programs")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64",
+        reason="needs an x86-64 kernel that runs i386 programs",
+    ),
+]
 
 POLICIES = ("dmvx", "dmon")
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +31,13 @@ from realmode import isolation
 from realmode.orchestrator import run
 from test_real_support import assert_no_survivors, captured, compile_target, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="real mode traces x86-64 Linux processes")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
 
 POLICIES = ("dmvx", "dmon")
 
@@ -47,19 +52,30 @@ def _dmvx_run(policy: str, *argv: str, variant: list[str] | None = None) -> tupl
     variant reaches, this test's process is not in its group; (the JSON
     document, the leader's output). No JSON means dmvx did not survive."""
     extra = [arg for cmd in (variant or []) for arg in ("--variant", cmd)]
-    done = subprocess.run([sys.executable, "-m", "dmvx", "run", "--policy", policy, "--json", *extra, "--", *argv],
-                          capture_output=True, timeout=60, start_new_session=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--json", *extra, "--", *argv],
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )
     assert done.stdout, f"dmvx did not survive (status {done.returncode}): {done.stderr.decode()[-500:]}"
     return json.loads(done.stdout), done.stderr.decode()
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("how, refused", [
-    ("mem", "mem -1 EACCES"), ("environ", "environ -1 EACCES"), ("ptrace", "ptrace -1 EPERM"),
-    ("vm-write", "vm-write -1 EPERM"), ("vm-read", "vm-read -1 EPERM"),
-    ("kill-parent", "kill-parent -1 EPERM"), ("kill-all", "kill-all -1 EPERM"),
-    ("kill-dmvx", "kill-dmvx -1 EPERM"),
-])
+@pytest.mark.parametrize(
+    "how, refused",
+    [
+        ("mem", "mem -1 EACCES"),
+        ("environ", "environ -1 EACCES"),
+        ("ptrace", "ptrace -1 EPERM"),
+        ("vm-write", "vm-write -1 EPERM"),
+        ("vm-read", "vm-read -1 EPERM"),
+        ("kill-parent", "kill-parent -1 EPERM"),
+        ("kill-all", "kill-all -1 EPERM"),
+        ("kill-dmvx", "kill-dmvx -1 EPERM"),
+    ],
+)
 def test_every_way_to_the_monitor_is_refused(hostile: str, policy: str, how: str, refused: str) -> None:
     report, output = _dmvx_run(policy, hostile, how)
     assert report["status"] == "ok" and report["verdict"] is None, report
@@ -112,6 +128,7 @@ while True:
 @pytest.mark.parametrize("policy", POLICIES)
 def test_a_signal_outside_the_run_is_sent_once(hostile: str, policy: str) -> None:
     outside = subprocess.Popen([sys.executable, "-c", _COUNTER], stdout=subprocess.PIPE, text=True)
+    assert outside.stdout is not None
     try:
         assert outside.stdout.readline() == "ready\n"
         report, output = _dmvx_run(policy, hostile, "kill", str(outside.pid))
@@ -137,10 +154,16 @@ class _EveryPidIsTheTrees:
         return Reach.TREE
 
 
-@pytest.mark.parametrize("how, denied", [
-    ("mem", "mem -1 EACCES"), ("ptrace", "ptrace -1 EPERM"), ("vm-write", "vm-write -1 EPERM"),
-    ("vm-read", "vm-read -1 EPERM"), ("kill-parent", "kill-parent -1 EPERM"),
-])
+@pytest.mark.parametrize(
+    "how, denied",
+    [
+        ("mem", "mem -1 EACCES"),
+        ("ptrace", "ptrace -1 EPERM"),
+        ("vm-write", "vm-write -1 EPERM"),
+        ("vm-read", "vm-read -1 EPERM"),
+        ("kill-parent", "kill-parent -1 EPERM"),
+    ],
+)
 def test_the_kernel_holds_where_the_core_would_not(hostile: str, monkeypatch, how: str, denied: str) -> None:
     monkeypatch.setattr(isolation, "ProcessScope", _EveryPidIsTheTrees)
     result, out, _ = captured(lambda: run([[hostile, how], [hostile, how]], "dmon"))
@@ -184,11 +207,13 @@ def test_the_run_key_is_only_in_the_connectors(tmp_path, monkeypatch) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(found.get("monitor", [])) < 2:
             found.clear()
-            helpers = [int(p) for p in open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()]
+            helpers = [int(p) for p in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
             roles = {}
             for child in helpers:
                 try:
-                    roles[child] = "monitor" if open(f"/proc/{child}/task/{child}/children").read().split() else "connector"
+                    roles[child] = (
+                        "monitor" if Path(f"/proc/{child}/task/{child}/children").read_text().split() else "connector"
+                    )
                 except OSError:
                     continue
             if list(roles.values()).count("monitor") == 2:

@@ -22,9 +22,13 @@ from dmvx.verdict import VerdictKind
 from realmode.orchestrator import RunResult, run
 from test_real_support import assert_no_survivors, captured, compile_target, descendants, native, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="real mode traces x86-64 Linux processes")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
 
 POLICIES = ("dmvx", "dmon")
 PYTHON = "/usr/bin/python3"
@@ -60,13 +64,17 @@ def test_a_shell_pipeline_runs_as_natively(policy: str) -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("script", [
-    "seq 100000 | sort -rn | head -3",      # pipe reads whose sizes depend on timing
-    "yes | head -3",                         # the writer dies of SIGPIPE at a moment of its own
-    "for i in 1 2 3; do echo $i | cat; done; exit 3",
-    "echo $$ $PPID >/dev/null; sleep 0.1 & wait $!; echo waited $?",
-    "kill -TERM $$",
-], ids=["big-pipe", "sigpipe", "loop-status", "background-wait", "killed"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "seq 100000 | sort -rn | head -3",  # pipe reads whose sizes depend on timing
+        "yes | head -3",  # the writer dies of SIGPIPE at a moment of its own
+        "for i in 1 2 3; do echo $i | cat; done; exit 3",
+        "echo $$ $PPID >/dev/null; sleep 0.1 & wait $!; echo waited $?",
+        "kill -TERM $$",
+    ],
+    ids=["big-pipe", "sigpipe", "loop-status", "background-wait", "killed"],
+)
 def test_shell_process_trees(policy: str, script: str) -> None:
     _same_as_native(["sh", "-c", script], policy)
 
@@ -85,9 +93,11 @@ def test_parent_and_children(build, policy: str, mode: str) -> None:
 def test_python_starting_a_pipeline(policy: str) -> None:
     if not os.path.exists(PYTHON):
         pytest.skip("no /usr/bin/python3")
-    code = ("import subprocess\n"
-            "out = subprocess.run(['sh', '-c', 'seq 5000 | wc -l'], capture_output=True, check=True).stdout\n"
-            "print(out.decode().strip(), subprocess.check_output(['echo', 'hi']))\n")
+    code = (
+        "import subprocess\n"
+        "out = subprocess.run(['sh', '-c', 'seq 5000 | wc -l'], capture_output=True, check=True).stdout\n"
+        "print(out.decode().strip(), subprocess.check_output(['echo', 'hi']))\n"
+    )
     _same_as_native([PYTHON, "-c", code], policy)
 
 
@@ -114,8 +124,10 @@ def test_a_divergent_child_is_caught_in_its_own_stream(tmp_path: Path) -> None:
 def test_threads_are_refused_at_the_first_clone(tmp_path: Path, how: str) -> None:
     if how == "pthread":
         source = tmp_path / "thread.c"
-        source.write_text("#include <pthread.h>\nstatic void *f(void *a){return a;}\n"
-                          "int main(void){pthread_t t; pthread_create(&t,0,f,0); pthread_join(t,0); return 0;}\n")
+        source.write_text(
+            "#include <pthread.h>\nstatic void *f(void *a){return a;}\n"
+            "int main(void){pthread_t t; pthread_create(&t,0,f,0); pthread_join(t,0); return 0;}\n"
+        )
         binary = tmp_path / "thread"
         subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
         argv = [str(binary)]
@@ -164,8 +176,9 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
     thread.join()
     assert holder.get("killed")
     assert time.monotonic() - holder["killed"] < 5  # a defined verdict within 5 s of the kill
-    assert result.verdict is not None and result.verdict.kind in (
-        VerdictKind.CRASH, VerdictKind.NO_PROGRESS), result.to_json()
+    assert result.verdict is not None and result.verdict.kind in (VerdictKind.CRASH, VerdictKind.NO_PROGRESS), (
+        result.to_json()
+    )
     assert_no_survivors(result)
 
 
@@ -234,8 +247,9 @@ def test_temporary_files_whose_names_libc_made_up(build, policy: str, tmp_path: 
 def test_variants_see_the_machines_cpus_whatever_their_placement(policy: str) -> None:
     # Placement pins each variant to one CPU; nproc and os.sched_getaffinity
     # must still say what they say natively.
-    _same_as_native(["sh", "-c", "nproc; /usr/bin/python3 -c 'import os; print(sorted(os.sched_getaffinity(0)))'"],
-                    policy)
+    _same_as_native(
+        ["sh", "-c", "nproc; /usr/bin/python3 -c 'import os; print(sorted(os.sched_getaffinity(0)))'"], policy
+    )
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -244,9 +258,11 @@ def test_a_follower_maps_a_file_only_the_leader_opened(policy: str, tmp_path: Pa
     # read-only it is that file, read-only, so its mmap works as the leader's.
     data = tmp_path / "data"
     data.write_bytes(b"0123456789" * 1000)
-    script = ("import mmap\n"
-              f"with open({str(data)!r}, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:\n"
-              "    print(m.find(b'789012'), m[9995:], len(m))")
+    script = (
+        "import mmap\n"
+        f"with open({str(data)!r}, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:\n"
+        "    print(m.find(b'789012'), m[9995:], len(m))"
+    )
     _same_as_native(["/usr/bin/python3", "-c", script], policy)
 
 
@@ -258,16 +274,18 @@ def test_a_non_blocking_pipe_read_waits_for_the_variants_own_writer(policy: str,
     # non-blocking read finds the pipe empty: EAGAIN where the leader read
     # five bytes (or the end of the pipe, when the writer writes nothing and
     # exits). The steered read tries again until its own writer has written.
-    script = ("import os, select\n"
-              "r, w = os.pipe()\n"
-              "if os.fork() == 0:\n"
-              "    os.close(r)\n"
-              "    if os.environ.get('DMVX_SLOW'):\n"
-              "        for _ in range(3_000_000): pass\n"
-              f"    os.write(w, b'{payload}'); os._exit(0)\n"
-              "os.close(w); os.set_blocking(r, False)\n"
-              "select.select([r], [], [])\n"
-              "print(os.read(r, 100)); os.wait()")
+    script = (
+        "import os, select\n"
+        "r, w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.close(r)\n"
+        "    if os.environ.get('DMVX_SLOW'):\n"
+        "        for _ in range(3_000_000): pass\n"
+        f"    os.write(w, b'{payload}'); os._exit(0)\n"
+        "os.close(w); os.set_blocking(r, False)\n"
+        "select.select([r], [], [])\n"
+        "print(os.read(r, 100)); os.wait()"
+    )
     argv = ["/usr/bin/python3", "-c", script]
     env = dict(os.environ)
     result, out, _ = captured(lambda: run([argv, argv], policy, envs=[env, dict(env, DMVX_SLOW="1")]))
@@ -281,11 +299,13 @@ def test_names_programs_make_up_with_templates_of_any_length(policy: str, tmp_pa
     # coreutils' mktemp fills ten X's (or as many as given, three at least)
     # with gnulib's gen_tempname; Python's tempfile draws eight of [a-z0-9_].
     # Each variant draws its own; the follower adopts the leader's name.
-    script = (f"cd {tmp_path}; mktemp -u; d=$(mktemp -d); f=$(mktemp -p $d x.XXX); echo hi > $f; cat $f; "
-              f"mktemp -u -p . -t {'X' * 24}; rm -r $d; "
-              "/usr/bin/python3 -c 'import tempfile, os\n"
-              "with tempfile.NamedTemporaryFile(suffix=\".csv\") as f: print(len(os.path.basename(f.name)))\n"
-              "d = tempfile.mkdtemp(); os.rmdir(d); print(tempfile.mktemp() != d)'")
+    script = (
+        f"cd {tmp_path}; mktemp -u; d=$(mktemp -d); f=$(mktemp -p $d x.XXX); echo hi > $f; cat $f; "
+        f"mktemp -u -p . -t {'X' * 24}; rm -r $d; "
+        "/usr/bin/python3 -c 'import tempfile, os\n"
+        'with tempfile.NamedTemporaryFile(suffix=".csv") as f: print(len(os.path.basename(f.name)))\n'
+        "d = tempfile.mkdtemp(); os.rmdir(d); print(tempfile.mktemp() != d)'"
+    )
     argv = ["sh", "-c", script]
     result, out, err = captured(lambda: run([argv, argv], policy))
     assert result.verdict is None, result.verdict.summary()

@@ -19,9 +19,13 @@ import pytest
 from dmvx.trace import TraceCall, TraceEnd, read_trace
 from test_real_support import compile_target, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="real mode traces x86-64 Linux processes")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 DMVX = [sys.executable, "-m", "dmvx"]
@@ -48,14 +52,16 @@ def test_recorded_run_replays_in_sim_and_lab_watch(tmp_path: Path) -> None:
     leader_calls = [e for e in trace.streams[0] if isinstance(e, TraceCall)]
     follower_calls = [e for e in trace.streams[1] if isinstance(e, TraceCall)]
     assert [c.call for c in leader_calls] == [c.call for c in follower_calls]
-    assert all(c.ns is not None for c in leader_calls)          # the leader ran every call
-    assert any(c.ns is None for c in follower_calls)            # the follower skipped some
+    assert all(c.ns is not None for c in leader_calls)  # the leader ran every call
+    assert any(c.ns is None for c in follower_calls)  # the follower skipped some
     assert any(c.call.name == "read" and c.outcome.outputs for c in follower_calls)  # stdin, from the leader
 
     scenario = tmp_path / "replay.yml"
-    scenario.write_text("name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
-                        "policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: hello.jsonl\n"
-                        "expect:\n  verdict: ok\n")
+    scenario.write_text(
+        "name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+        "policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: hello.jsonl\n"
+        "expect:\n  verdict: ok\n"
+    )
     sim = _dmvx("sim", "--json", str(scenario))
     assert sim.returncode == 0, sim.stderr.decode()
     point = json.loads(sim.stdout)["points"][0]
@@ -83,8 +89,12 @@ def test_a_run_stopped_from_outside_records_calls_every_variant_made(tmp_path: P
 
     bench = compile_target("bench", tmp_path)
     trace_path = tmp_path / "stopped.jsonl"
-    run = subprocess.Popen([*DMVX, "run", "--record", str(trace_path), "--", bench, "uname", "100000000"],
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        [*DMVX, "run", "--record", str(trace_path), "--", bench, "uname", "100000000"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     started = time.monotonic()  # the variants are running once their parts exist (slow to start under load)
     while not list(tmp_path.glob(".stopped.jsonl.*")) and time.monotonic() - started < 30:
         time.sleep(0.05)
@@ -97,8 +107,10 @@ def test_a_run_stopped_from_outside_records_calls_every_variant_made(tmp_path: P
     counts = {index: sum(isinstance(e, TraceCall) for e in events) for index, events in trace.streams.items()}
     assert counts[0] == counts[1] > 1000, counts
     scenario = tmp_path / "replay.yml"
-    scenario.write_text("name: stopped\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
-                        "policy:\n  preset: dmon\nworkload:\n  kind: trace\n  path: stopped.jsonl\n")
+    scenario.write_text(
+        "name: stopped\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+        "policy:\n  preset: dmon\nworkload:\n  kind: trace\n  path: stopped.jsonl\n"
+    )
     sim = _dmvx("sim", "--json", str(scenario))
     point = json.loads(sim.stdout)["points"][0]
     assert point["outcome"] == "ok", point.get("verdict")

@@ -52,20 +52,27 @@ def run_reports(*said: tuple[int, reports.Report], variants: int = 2) -> tuple[r
     return outcome, records
 
 
-@pytest.mark.parametrize("report", [
-    reports.Started(4242),
-    reports.Exited(0, {"calls": 7}),
-    reports.Halted(Verdict(VerdictKind.ARG_MISMATCH, 12, detail="write(1, ...)"), {"calls": 12}),
-    reports.UnsupportedProgram("asked for an untraced child"),
-    reports.MonitorFailed("ZeroDivisionError: boom", "Traceback ..."),
-])
+@pytest.mark.parametrize(
+    "report",
+    [
+        reports.Started(4242),
+        reports.Exited(0, {"calls": 7}),
+        reports.Halted(Verdict(VerdictKind.ARG_MISMATCH, 12, detail="write(1, ...)"), {"calls": 12}),
+        reports.UnsupportedProgram("asked for an untraced child"),
+        reports.MonitorFailed("ZeroDivisionError: boom", "Traceback ..."),
+    ],
+)
 def test_a_report_arrives_as_it_was_sent(report: reports.Report) -> None:
     assert reports.decode(reports.encode(report).rstrip(b"\n")) == report
 
 
 def test_a_clean_run_is_every_variant_done() -> None:
-    outcome, records = run_reports((0, reports.Started(1 << 30)), (1, reports.Started(1 << 30)),
-                                   (0, reports.Exited(3 << 8)), (1, reports.Exited(3 << 8)))
+    outcome, records = run_reports(
+        (0, reports.Started(1 << 30)),
+        (1, reports.Started(1 << 30)),
+        (0, reports.Exited(3 << 8)),
+        (1, reports.Exited(3 << 8)),
+    )
     assert not outcome.decided and outcome.program_status == 3 << 8
     assert [r.end for r in records] == ["done", "done"] and outcome.started_at is not None
 
@@ -77,7 +84,8 @@ def test_unsupported_outranks_the_verdict_it_caused() -> None:
     echo as the run's verdict)."""
     orders: list[list[tuple[int, reports.Report]]] = [
         [(1, reports.Halted(lost())), (0, reports.UnsupportedProgram("unknown architecture 0x1234"))],
-        [(0, reports.UnsupportedProgram("unknown architecture 0x1234")), (1, reports.Halted(lost()))]]
+        [(0, reports.UnsupportedProgram("unknown architecture 0x1234")), (1, reports.Halted(lost()))],
+    ]
     for order in orders:
         outcome, _ = run_reports(*order)
         assert outcome.unsupported == "unknown architecture 0x1234"

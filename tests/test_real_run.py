@@ -25,9 +25,13 @@ from realmode import seccomp
 from realmode.orchestrator import make_policy, run
 from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="real mode traces x86-64 Linux processes")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
 
 POLICIES = ("dmvx", "dmon")
 
@@ -109,10 +113,13 @@ def test_benign_differences_are_not_divergences(build, what: str) -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("mode,kind", [
-    ("address", VerdictKind.OUTPUT_MISMATCH),
-    ("branch", VerdictKind.OUTPUT_MISMATCH),
-])
+@pytest.mark.parametrize(
+    "mode,kind",
+    [
+        ("address", VerdictKind.OUTPUT_MISMATCH),
+        ("branch", VerdictKind.OUTPUT_MISMATCH),
+    ],
+)
 def test_behaviour_differences_are_detected(build, policy: str, mode: str, kind: VerdictKind) -> None:
     diverge = build("diverge")
     argv = [diverge, mode]
@@ -216,7 +223,9 @@ def test_variant_killed_from_outside_ends_the_run(build, victim: int) -> None:
     thread.join()
     assert holder.get("killed")
     assert time.monotonic() - started < 5
-    assert result.verdict is not None and result.verdict.kind in (VerdictKind.CRASH, VerdictKind.NO_PROGRESS), result.to_json()
+    assert result.verdict is not None and result.verdict.kind in (VerdictKind.CRASH, VerdictKind.NO_PROGRESS), (
+        result.to_json()
+    )
     assert_no_survivors(result)
 
 
@@ -236,6 +245,7 @@ def _variant_pids(argv: list[str]) -> list[int]:
 
 def test_missing_program_is_a_usage_error() -> None:
     from dmvx.errors import InputError
+
     with pytest.raises(InputError, match=r"^/nonexistent/prog: No such file or directory$"):
         run([["/nonexistent/prog"], ["/nonexistent/prog"]], "dmvx")
 
@@ -243,9 +253,11 @@ def test_missing_program_is_a_usage_error() -> None:
 def test_json_owns_stdout_and_the_program_writes_to_stderr(build) -> None:
     import json
     import subprocess
+
     hello = build("hello")
-    done = subprocess.run([sys.executable, "-m", "dmvx", "run", "--json", "--", hello, "3"],
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "dmvx", "run", "--json", "--", hello, "3"], capture_output=True, timeout=60
+    )
     document = json.loads(done.stdout)  # nothing but the document
     assert document["status"] == "ok" and document["program_status"] == 3
     assert done.returncode == 3
@@ -260,23 +272,33 @@ def test_route_sets_how_a_call_is_handled(build) -> None:
     # the variants print different numbers; --route getrandom=replicate gives
     # every variant the leader's word.
     import subprocess
+
     seedword = build("seedword")
     own = subprocess.run([sys.executable, "-m", "dmvx", "run", "--", seedword], capture_output=True, timeout=60)
     assert own.returncode == int(ExitStatus.DIVERGENCE) and b"output-mismatch" in own.stderr, own.stderr
     for policy in ("dmvx", "dmon"):
-        shared = subprocess.run([sys.executable, "-m", "dmvx", "run", "--policy", policy,
-                                 "--route", "getrandom=replicate", "--", seedword], capture_output=True, timeout=60)
+        shared = subprocess.run(
+            [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--route", "getrandom=replicate", "--", seedword],
+            capture_output=True,
+            timeout=60,
+        )
         assert shared.returncode == 0, shared.stderr
         assert len(shared.stdout) == 17 and shared.stderr == b""
 
 
-@pytest.mark.parametrize("route, message", [
-    ("getrandom", "is not CALL=ROUTE"), ("nosuchcall=local", "is not a system call dmvx knows"),
-    ("getrandom=sometimes", "is not one of"),
-])
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        ("getrandom", "is not CALL=ROUTE"),
+        ("nosuchcall=local", "is not a system call dmvx knows"),
+        ("getrandom=sometimes", "is not one of"),
+    ],
+)
 def test_a_bad_route_is_a_usage_error(route: str, message: str) -> None:
     import subprocess
-    done = subprocess.run([sys.executable, "-m", "dmvx", "run", "--route", route, "--", "true"],
-                          capture_output=True, timeout=60)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dmvx", "run", "--route", route, "--", "true"], capture_output=True, timeout=60
+    )
     assert done.returncode == int(ExitStatus.USAGE) and message.encode() in done.stderr
     assert b"Traceback" not in done.stderr

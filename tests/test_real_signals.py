@@ -20,9 +20,13 @@ import pytest
 from dmvx.exitstatus import ExitStatus
 from test_real_support import descendants, no_strays, running  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="real mode traces x86-64 Linux processes")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,8 +53,12 @@ def _comm(pid: int) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("policy", ["dmvx", "dmon"])
 def test_run_ends_on_signal_killing_everything(sig: signal.Signals, policy: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "dmvx", "run", "--policy", policy, "--", "sleep", "30"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--", "sleep", "30"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         processes = _sleeping_variants(proc.pid)
         assert len(processes) >= 6  # two monitors, two CONNECTORs, two variants

@@ -24,8 +24,9 @@ def compile_target(name: str, directory: Path, *flags: str) -> str:
     suffix = "-m32" if "-m32" in flags else ""
     out = directory / f"{name}{suffix}"
     if not out.exists():
-        done = subprocess.run([gcc, "-O2", *flags, "-o", str(out), str(TARGETS / f"{name}.c")],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [gcc, "-O2", *flags, "-o", str(out), str(TARGETS / f"{name}.c")], capture_output=True, text=True
+        )
         if done.returncode != 0:
             if "-m32" in flags:
                 pytest.skip(f"gcc -m32 does not work here (gcc-multilib missing?): {done.stderr.strip()[:200]}")
@@ -110,7 +111,7 @@ def _session_processes(since: float) -> dict[int, str]:
                 text = handle.read()
         except OSError:
             continue
-        name, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
         if fields[0] != "Z" and (int(fields[3]) == session or int(entry) in below) and int(fields[19]) / ticks >= since:
             out[int(entry)] = name
     return out

@@ -24,26 +24,62 @@ pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays")]
 PY = "/usr/bin/python3"
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = [
-    ["ls", "-la", "/etc/apt"], ["cat", "/etc/passwd"], ["sort", "-r", "/etc/passwd"],
-    ["wc", "-l", "/etc/passwd"], ["sha256sum", "/etc/passwd"], ["md5sum", "/etc/passwd"],
-    ["grep", "-n", "root", "/etc/passwd"], ["sed", "s/:/;/g", "/etc/passwd"],
-    ["awk", "-F:", "{print $1}", "/etc/passwd"], ["find", "/etc/apt", "-type", "f"],
-    ["head", "-n3", "/etc/passwd"], ["tail", "-n3", "/etc/passwd"], ["cut", "-d:", "-f1", "/etc/passwd"],
-    ["uniq", "/etc/passwd"], ["gzip", "-c", "/etc/passwd"], ["tar", "cf", "-", "/etc/apt"],
-    ["od", "-x", "/etc/hostname"], ["stat", "/etc/passwd"], ["du", "-s", "/etc/apt"],
-    ["nl", "/etc/passwd"], ["tr", "a-z", "A-Z"], ["sqlite3", ":memory:", "select 1+1;"],
-    ["perl", "-e", "print 6*7"], ["base64", "/etc/hostname"], ["comm", "/etc/passwd", "/etc/group"],
-    ["diff", "/etc/passwd", "/etc/group"], ["id"], ["cat", "/no/such/file"],
+    ["ls", "-la", "/etc/apt"],
+    ["cat", "/etc/passwd"],
+    ["sort", "-r", "/etc/passwd"],
+    ["wc", "-l", "/etc/passwd"],
+    ["sha256sum", "/etc/passwd"],
+    ["md5sum", "/etc/passwd"],
+    ["grep", "-n", "root", "/etc/passwd"],
+    ["sed", "s/:/;/g", "/etc/passwd"],
+    ["awk", "-F:", "{print $1}", "/etc/passwd"],
+    ["find", "/etc/apt", "-type", "f"],
+    ["head", "-n3", "/etc/passwd"],
+    ["tail", "-n3", "/etc/passwd"],
+    ["cut", "-d:", "-f1", "/etc/passwd"],
+    ["uniq", "/etc/passwd"],
+    ["gzip", "-c", "/etc/passwd"],
+    ["tar", "cf", "-", "/etc/apt"],
+    ["od", "-x", "/etc/hostname"],
+    ["stat", "/etc/passwd"],
+    ["du", "-s", "/etc/apt"],
+    ["nl", "/etc/passwd"],
+    ["tr", "a-z", "A-Z"],
+    ["sqlite3", ":memory:", "select 1+1;"],
+    ["perl", "-e", "print 6*7"],
+    ["base64", "/etc/hostname"],
+    ["comm", "/etc/passwd", "/etc/group"],
+    ["diff", "/etc/passwd", "/etc/group"],
+    ["id"],
+    ["cat", "/no/such/file"],
     # python3 scripts: start-up (hundreds of calls, stat storms, getrandom), stdin, files, processes
     [PY, "-c", "import sys, json; print(json.dumps(sorted(sys.stdin.read().split())))"],
     [PY, "-c", "import hashlib; print(hashlib.sha256(open('/etc/passwd', 'rb').read()).hexdigest())"],
-    [PY, "-c", "import os, pathlib; print(sorted(os.listdir('/etc/apt')), pathlib.Path('/etc/hostname').stat().st_size)"],
+    [
+        PY,
+        "-c",
+        "import os, pathlib; print(sorted(os.listdir('/etc/apt')), pathlib.Path('/etc/hostname').stat().st_size)",
+    ],
     [PY, "-c", "import random, time, uuid; r = random.random(); u = uuid.uuid4(); print(0 <= r < 1, time.time() > 0)"],
-    [PY, "-c", "import csv, io, sys; rows = list(csv.reader(open('/etc/passwd'), delimiter=':')); print(len(rows)); sys.exit(3)"],
-    [PY, "-c", "import subprocess; print(subprocess.check_output(['sort', '-r', '/etc/passwd']).decode().splitlines()[0])"],
-    [PY, "-c", "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n"
-               "    open(os.path.join(d, 'f'), 'w').write('x' * 1000)\n    print(os.path.getsize(os.path.join(d, 'f')))"],
-    ["sh", "-c", "seq 100 | sort -r | head -3"], ["sh", "-c", "ls /etc/apt | wc -l; echo $((6 * 7))"],
+    [
+        PY,
+        "-c",
+        "import csv, io, sys; rows = list(csv.reader(open('/etc/passwd'), delimiter=':')); "
+        "print(len(rows)); sys.exit(3)",
+    ],
+    [
+        PY,
+        "-c",
+        "import subprocess; print(subprocess.check_output(['sort', '-r', '/etc/passwd']).decode().splitlines()[0])",
+    ],
+    [
+        PY,
+        "-c",
+        "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n"
+        "    open(os.path.join(d, 'f'), 'w').write('x' * 1000)\n    print(os.path.getsize(os.path.join(d, 'f')))",
+    ],
+    ["sh", "-c", "seq 100 | sort -r | head -3"],
+    ["sh", "-c", "ls /etc/apt | wc -l; echo $((6 * 7))"],
 ]
 STDIN = b"hello from stdin\nsecond line\n"
 

@@ -20,14 +20,20 @@ from dmvx.exitstatus import ExitStatus
 from realmode.orchestrator import run
 from test_real_support import assert_no_survivors, captured, descendants, no_strays  # noqa: F401
 
-pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_strays"),
-              pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                                 reason="real mode traces x86-64 Linux processes")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Writes that run before the branch where one variant differs, and after it.
-SCRIPT = ('echo before; i=0; while [ $i -lt 3 ]; do echo line $i; i=$((i+1)); done; '
-          'if [ -n "$DMVX_EVIL" ]; then echo evil; else echo good; fi; echo after')
+SCRIPT = (
+    "echo before; i=0; while [ $i -lt 3 ]; do echo line $i; i=$((i+1)); done; "
+    'if [ -n "$DMVX_EVIL" ]; then echo evil; else echo good; fi; echo after'
+)
 
 
 def _diverging(policy: str):

@@ -38,8 +38,9 @@ class Recorder(Observer):
     def received(self, variant: int, message: Message, actions: list[Action]) -> None:
         self.seen[variant, "receives"] += 1
 
-    def entered(self, variant: int, call: Call, decision: Decision | None, seq: int | None,
-                actions: list[Action]) -> None:
+    def entered(
+        self, variant: int, call: Call, decision: Decision | None, seq: int | None, actions: list[Action]
+    ) -> None:
         self.seen[variant, "enters"] += 1
 
     def returned(self, variant: int, outcome: Outcome, actions: list[Action]) -> None:
@@ -84,7 +85,10 @@ def test_a_stall_ends_at_the_first_verdict() -> None:
     leader's verdict ends the run. The followers' timers would blame the
     leader for a silence that the verdict itself caused; they are not shown."""
     events: dict[int, list[TraceEvent]] = {
-        0: [READ, TraceEnd("exit", 3)], 1: [READ, TraceEnd("exit", 0)], 2: [TraceEnd("exit", 0)]}
+        0: [READ, TraceEnd("exit", 3)],
+        1: [READ, TraceEnd("exit", 0)],
+        2: [TraceEnd("exit", 0)],
+    }
     watched = watch(Policy.preset("dmvx"), events, 3)
     assert watched.verdict is not None and watched.verdict.kind is VerdictKind.EXIT_STATUS
     verdict_lines = [e for e in watched.events if "VERDICT" in e.actions]

@@ -53,12 +53,21 @@ def test_policy_spec_builds_the_core_policy() -> None:
         {"workload": {"kind": "microbench", "call": "getpid"}, "policy": {"preset": "dmon"}}
     ).policy.to_policy()
     assert dmon == Policy.preset("dmon")
-    tuned = Scenario.model_validate({
-        "workload": {"kind": "microbench", "call": "getpid"},
-        "policy": {"preset": "dmvx", "relaxation": "nonsocket-ro", "async_replication": False,
-                   "predict": False, "local_files": ["/usr/lib/*"], "ack_every": 8,
-                   "cb": {"entries": 64, "bytes": "1MiB"}, "overrides": {"getpid": "lockstep"}},
-    }).policy.to_policy()
+    tuned = Scenario.model_validate(
+        {
+            "workload": {"kind": "microbench", "call": "getpid"},
+            "policy": {
+                "preset": "dmvx",
+                "relaxation": "nonsocket-ro",
+                "async_replication": False,
+                "predict": False,
+                "local_files": ["/usr/lib/*"],
+                "ack_every": 8,
+                "cb": {"entries": 64, "bytes": "1MiB"},
+                "overrides": {"getpid": "lockstep"},
+            },
+        }
+    ).policy.to_policy()
     assert tuned.relaxation is Level.NONSOCKET_RO
     assert (tuned.async_replication, tuned.predict, tuned.ack_every) == (False, False, 8)
     assert (tuned.cb_entries, tuned.cb_bytes) == (64, 2**20)
@@ -86,18 +95,30 @@ def test_variants_default_to_the_topologys_variant_hosts(tmp_path: Path) -> None
 
 
 def test_an_i386_variant_may_run_on_an_x86_64_host(tmp_path: Path) -> None:
-    scenario = load_scenario(write(tmp_path, (
-        "variants:\n  - {host: h1}\n  - {host: h2, arch: i386, layout: {aslr: false, base: 0x8048000}}\n"
-        "workload: {kind: microbench, call: getpid}\n")))
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            (
+                "variants:\n  - {host: h1}\n  - {host: h2, arch: i386, layout: {aslr: false, base: 0x8048000}}\n"
+                "workload: {kind: microbench, call: getpid}\n"
+            ),
+        )
+    )
     assert scenario.topo.name == "two-host"  # the default topology
     assert [v.arch for v in scenario.variants or []] == [Arch.X86_64, Arch.I386]
     assert scenario.variants and scenario.variants[1].layout.base == 0x8048000
 
 
 def test_server_client_and_attack_source_default_to_the_topologys_hosts(tmp_path: Path) -> None:
-    scenario = load_scenario(write(tmp_path, (
-        "topology: wan\nworkload: {kind: server, requests: 10, concurrency: 2, request_size: 1kB}\n"
-        "attack: {kind: connector-forgery, at_call: 5}\nexpect: {verdict: rejected, kind: auth-failure}\n")))
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            (
+                "topology: wan\nworkload: {kind: server, requests: 10, concurrency: 2, request_size: 1kB}\n"
+                "attack: {kind: connector-forgery, at_call: 5}\nexpect: {verdict: rejected, kind: auth-failure}\n"
+            ),
+        )
+    )
     assert isinstance(scenario.workload, Server)
     assert scenario.workload.client == "h3"
     assert (scenario.workload.request_size, scenario.workload.file_size) == (1000, 4096)
@@ -113,10 +134,16 @@ def test_relative_paths_follow_the_scenario_file(tmp_path: Path) -> None:
     (tmp_path / "profile.yml").write_text("")
     sub = tmp_path / "scenarios"
     sub.mkdir()
-    scenario = load_scenario(write(sub, (
-        "topology: mine\ncost_profile: ../profile.yml\n"
-        "variants:\n  - {host: h1, binary: ../bin/server}\n  - {host: h2, binary: lighttpd}\n"
-        "workload: {kind: trace, path: ../traces/run.jsonl}\n")))
+    scenario = load_scenario(
+        write(
+            sub,
+            (
+                "topology: mine\ncost_profile: ../profile.yml\n"
+                "variants:\n  - {host: h1, binary: ../bin/server}\n  - {host: h2, binary: lighttpd}\n"
+                "workload: {kind: trace, path: ../traces/run.jsonl}\n"
+            ),
+        )
+    )
     assert scenario.topo.name == "mine"
     assert Path(scenario.workload.path).resolve() == (tmp_path / "traces" / "run.jsonl").resolve()  # type: ignore[union-attr]
     assert Path(scenario.cost_profile).resolve() == (tmp_path / "profile.yml").resolve()
@@ -130,9 +157,16 @@ def test_relative_paths_follow_the_scenario_file(tmp_path: Path) -> None:
 
 
 def test_an_inline_topology(tmp_path: Path) -> None:
-    scenario = load_scenario(write(tmp_path, (
-        "topology:\n  hosts:\n    a: {role: variant}\n    b: {role: variant}\n  links: [{a: a, b: b, delay: 2ms}]\n"
-        "workload: {kind: microbench, call: write, iterations: 5}\n")))
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            (
+                "topology:\n  hosts:\n    a: {role: variant}\n    b: {role: variant}\n"
+                "  links: [{a: a, b: b, delay: 2ms}]\n"
+                "workload: {kind: microbench, call: write, iterations: 5}\n"
+            ),
+        )
+    )
     assert scenario.topo.name == "inline" and scenario.topo.path_delay("a", "b") == 0.002
 
 
@@ -143,9 +177,15 @@ def test_a_dumped_scenario_validates_to_itself() -> None:
 
 
 def test_sweep_points(tmp_path: Path) -> None:
-    scenario = load_scenario(write(tmp_path, (
-        "workload: {kind: microbench, call: getpid}\n"
-        "sweep: {parameter: 'topology.links[*].delay', values: [1ms, 10ms]}\n")))
+    scenario = load_scenario(
+        write(
+            tmp_path,
+            (
+                "workload: {kind: microbench, call: getpid}\n"
+                "sweep: {parameter: 'topology.links[*].delay', values: [1ms, 10ms]}\n"
+            ),
+        )
+    )
     points = scenario.sweep_points()
     assert [value for value, _ in points] == ["1ms", "10ms"]
     assert [s.topo.path_delay("h1", "h2") for _, s in points] == pytest.approx([0.002, 0.02])
@@ -167,10 +207,16 @@ def test_with_values() -> None:
     [
         ("expect: {verdict: missed}\n", "expect.verdict", "verdict 'missed' without an attack"),
         ("expect: {verdict: ok, kind: crash}\n", "expect.kind", "a verdict kind with verdict 'ok'"),
-        ("attack: {kind: pointer-leak, at_call: 3}\nexpect: {verdict: rejected, kind: crash}\n",
-         "expect.kind", "'crash' is a divergence, not a rejection"),
-        ("attack: {kind: connector-replay, at_call: 3, source: h1}\n", "attack.source",
-         "'h1' is not a client or attacker host"),
+        (
+            "attack: {kind: pointer-leak, at_call: 3}\nexpect: {verdict: rejected, kind: crash}\n",
+            "expect.kind",
+            "'crash' is a divergence, not a rejection",
+        ),
+        (
+            "attack: {kind: connector-replay, at_call: 3, source: h1}\n",
+            "attack.source",
+            "'h1' is not a client or attacker host",
+        ),
         ("variants: [{host: h1}]\n", "variants", "too few items"),
         ("sweep: {parameter: 'policy..x', values: [1]}\n", "sweep.parameter", "is not a parameter path"),
         ("sweep: {parameter: 'policy.cb.entries', values: []}\n", "sweep.values", "too few items"),

@@ -45,9 +45,13 @@ def test_identical_layouts_react_alike() -> None:
 
 def test_absolute_addresses_fail_under_aslr_but_relative_ones_do_not() -> None:
     assert [r.reaction for r in reactions("rop-absolute", 0, [ASLR, ASLR], 1, {"x86_64": 28})] == [
-        Reaction.SUCCEEDS, Reaction.CRASHES]
+        Reaction.SUCCEEDS,
+        Reaction.CRASHES,
+    ]
     assert [r.reaction for r in reactions("relative-rop", 0, [ASLR, ASLR], 1, {"x86_64": 28})] == [
-        Reaction.SUCCEEDS, Reaction.SUCCEEDS]
+        Reaction.SUCCEEDS,
+        Reaction.SUCCEEDS,
+    ]
 
 
 def test_data_only_follows_the_data_model_not_the_isa() -> None:
@@ -74,8 +78,9 @@ def test_relative_code_reuse_in_another_abi_makes_the_call_without_its_arguments
 
 
 def test_leaked_pointers_differ_with_layout_and_width() -> None:
-    leaks = reactions("pointer-leak", 0, [ASLR, VariantLayout(Arch.I386, True, None, False)], 3,
-                      {"x86_64": 28, "i386": 8})
+    leaks = reactions(
+        "pointer-leak", 0, [ASLR, VariantLayout(Arch.I386, True, None, False)], 3, {"x86_64": 28, "i386": 8}
+    )
     assert leaks[1].reaction is Reaction.DIFFERS
     assert len(leaks[0].leaked_pointer) == 2 + 16 + 1 and len(leaks[1].leaked_pointer) == 2 + 8 + 1
 
@@ -98,8 +103,13 @@ def test_zero_entropy_aslr_collides() -> None:
 
 @pytest.fixture(scope="module")
 def table() -> dict[tuple[str, str], dict[str, Any]]:
-    result = cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET,
-                           overrides={"attack.kind": "[" + ", ".join(ATTACKS) + "]"})
+    result = cli_entry.run(
+        REPO / "scenarios" / "attack-table.yml",
+        seed=None,
+        plot=None,
+        console=QUIET,
+        overrides={"attack.kind": "[" + ", ".join(ATTACKS) + "]"},
+    )
     assert result.exit_status is ExitStatus.ATTACK_MISSED  # some cells are misses, by design
     return {(p["labels"]["attack.kind"], p["diversity"]): p for p in result.to_json()["points"]}
 
@@ -111,7 +121,8 @@ def test_the_design_attack_table_comes_out_of_sim(table: dict[tuple[str, str], d
 
 
 def test_detected_attacks_report_latency_and_missed_ones_report_harm(
-        table: dict[tuple[str, str], dict[str, Any]]) -> None:
+    table: dict[tuple[str, str], dict[str, Any]],
+) -> None:
     for (attack, setting), point in table.items():
         a = point["attack"]
         if point["outcome"] == "missed":
@@ -128,12 +139,24 @@ def test_detected_attacks_report_latency_and_missed_ones_report_harm(
 def test_asynchronous_replication_lets_a_leak_out_before_the_verdict() -> None:
     # Pinning the swept attack kind leaves the one sweep over variants.
     base = {"attack.kind": "pointer-leak", "sweep.values": "[[{host: h1}, {host: h2}]]"}
-    dmvx = cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET,
-                         overrides=base).points[0].to_json()
-    dmon = cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET,
-                         overrides={**base, "policy.preset": "dmon"}).points[0].to_json()
+    dmvx = (
+        cli_entry.run(REPO / "scenarios" / "attack-table.yml", seed=None, plot=None, console=QUIET, overrides=base)
+        .points[0]
+        .to_json()
+    )
+    dmon = (
+        cli_entry.run(
+            REPO / "scenarios" / "attack-table.yml",
+            seed=None,
+            plot=None,
+            console=QUIET,
+            overrides={**base, "policy.preset": "dmon"},
+        )
+        .points[0]
+        .to_json()
+    )
     assert dmvx["verdict"]["kind"] == dmon["verdict"]["kind"] == "output-mismatch"
-    assert dmvx["attack"]["harmful_before_verdict"]      # the leader wrote the pointer out already
+    assert dmvx["attack"]["harmful_before_verdict"]  # the leader wrote the pointer out already
     assert not dmon["attack"]["harmful_before_verdict"]  # DMON compared the write before it ran
     assert dmvx["attack"]["detection"]["leader_calls"] > dmon["attack"]["detection"]["leader_calls"]
 
@@ -142,12 +165,23 @@ def test_expectations_decide_the_exit_status(tmp_path: Path) -> None:
     text = (REPO / "scenarios" / "attack-table.yml").read_text()
     ok = tmp_path / "ok.yml"
     ok.write_text(text + "expect:\n  verdict: divergence\n  kind: crash\n")
-    result = cli_entry.run(ok, seed=None, plot=None, console=QUIET,
-                           overrides={"attack.kind": "rop-absolute", "sweep.values": "[[{host: h1}, {host: h2}]]"})
+    result = cli_entry.run(
+        ok,
+        seed=None,
+        plot=None,
+        console=QUIET,
+        overrides={"attack.kind": "rop-absolute", "sweep.values": "[[{host: h1}, {host: h2}]]"},
+    )
     assert result.exit_status is ExitStatus.OK
-    result = cli_entry.run(ok, seed=None, plot=None, console=QUIET,
-                           overrides={"attack.kind": "rop-absolute",
-                                      "sweep.values": "[[{host: h1, layout: {aslr: false}}, "
-                                                      "{host: h2, layout: {aslr: false}}]]"})
+    result = cli_entry.run(
+        ok,
+        seed=None,
+        plot=None,
+        console=QUIET,
+        overrides={
+            "attack.kind": "rop-absolute",
+            "sweep.values": "[[{host: h1, layout: {aslr: false}}, {host: h2, layout: {aslr: false}}]]",
+        },
+    )
     assert result.exit_status is ExitStatus.ATTACK_MISSED
     assert result.points[0].as_expected is False

@@ -13,7 +13,7 @@ from dmvx.cli import cli
 REPO = Path(__file__).resolve().parent.parent
 
 
-def invoke(*args: str):  # noqa: ANN201 - click's Result
+def invoke(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
@@ -64,8 +64,12 @@ def test_bad_cost_profile_is_one_line(tmp_path: Path) -> None:
 
 
 def test_attack_missed_exits_3() -> None:
-    result = invoke("sim", str(REPO / "scenarios" / "attack-table.yml"), "--set",
-                    "sweep[1].values=[[{host: h1, layout: {aslr: false}}, {host: h2, layout: {aslr: false}}]]")
+    result = invoke(
+        "sim",
+        str(REPO / "scenarios" / "attack-table.yml"),
+        "--set",
+        "sweep[1].values=[[{host: h1, layout: {aslr: false}}, {host: h2, layout: {aslr: false}}]]",
+    )
     assert result.exit_code == 3, result.stderr
     assert "missed" in result.stderr
 

@@ -34,7 +34,11 @@ sweep:
 
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*DMVX, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*DMVX, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
         # A shell's background job ignores SIGINT and a child keeps that.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -87,8 +91,7 @@ def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path) ->
     assert took < 1.0, f"took {took:.2f} s to stop"
     document = json.loads(out)
     assert document["interrupted"] is True and document["exit_status"] == "interrupted"
-    assert [p["labels"] for p in document["points"]] == [{"workload.iterations": 1000},
-                                                         {"workload.iterations": 1500}]
+    assert [p["labels"] for p in document["points"]] == [{"workload.iterations": 1000}, {"workload.iterations": 1500}]
     assert "dmvx: interrupted after 2 of 4 points" in err
     assert "Traceback" not in err
 

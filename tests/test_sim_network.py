@@ -19,12 +19,14 @@ US = 1_000
 
 def topology(links: list[dict], hosts: tuple[str, ...] = ("h1", "h2")) -> Topology:
     switches = sorted({end for link in links for end in (link["a"], link["b"]) if end.startswith("s")})
-    return Topology.model_validate({
-        "name": "t",
-        "hosts": {h: {"role": "variant"} for h in hosts},
-        "switches": switches,
-        "links": links,
-    })
+    return Topology.model_validate(
+        {
+            "name": "t",
+            "hosts": {h: {"role": "variant"} for h in hosts},
+            "switches": switches,
+            "links": links,
+        }
+    )
 
 
 def network(links: list[dict], *, overhead: int = 0, mss: int = 10**9, seed: int = 0, **extra) -> Network:
@@ -75,8 +77,10 @@ def test_packet_headers_count_on_the_wire() -> None:
 
 
 def test_a_full_queue_holds_the_sender_back() -> None:
-    links = [{"a": "h1", "b": "s1", "delay": "1ms", "bw": "8Mbit", "queue": "1packets"},
-             {"a": "h2", "b": "s1", "delay": "1ms", "bw": "8Mbit"}]
+    links = [
+        {"a": "h1", "b": "s1", "delay": "1ms", "bw": "8Mbit", "queue": "1packets"},
+        {"a": "h2", "b": "s1", "delay": "1ms", "bw": "8Mbit"},
+    ]
     net = network(links)
     times = [net.transmit("h1", "h2", 1000, 0).arrival for _ in range(3)]
     assert times == [4 * MS, 5 * MS, 6 * MS]
@@ -90,8 +94,12 @@ def test_unshaped_links_only_delay() -> None:
 
 
 def test_lowest_delay_route_over_the_graph() -> None:
-    links = [{"a": "h1", "b": "s1", "delay": "1ms"}, {"a": "s1", "b": "h2", "delay": "1ms"},
-             {"a": "h1", "b": "s2", "delay": "5ms"}, {"a": "s2", "b": "h2", "delay": "5ms"}]
+    links = [
+        {"a": "h1", "b": "s1", "delay": "1ms"},
+        {"a": "s1", "b": "h2", "delay": "1ms"},
+        {"a": "h1", "b": "s2", "delay": "5ms"},
+        {"a": "s2", "b": "h2", "delay": "5ms"},
+    ]
     net = network(links)
     assert [hop.name for hop in net.route("h1", "h2")] == ["h1->s1", "s1->h2"]
     assert net.route("h1", "h1") == ()
@@ -131,7 +139,7 @@ def test_loss_is_random_but_seeded_and_in_order_per_flow(seed: int) -> None:
     assert late, "some messages must have been retransmitted at 30% loss"
     for i, t in enumerate(times):
         own = (t - i * MS - MS) % recovery == 0  # its own retransmissions
-        blocked = i > 0 and t == times[i - 1]    # waited for an earlier one
+        blocked = i > 0 and t == times[i - 1]  # waited for an earlier one
         assert own or blocked, (i, t)
 
 

@@ -20,19 +20,28 @@ QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
 
 
 def test_microbenchmarks_have_the_papers_shape() -> None:
-    result = cli_entry.run(REPO / "scenarios" / "paper-microbench.yml", seed=None, plot=None, console=QUIET,
-                           overrides={"workload.iterations": "2000", "sweep[1].values": "[read, getcwd, sched_yield]"})
+    result = cli_entry.run(
+        REPO / "scenarios" / "paper-microbench.yml",
+        seed=None,
+        plot=None,
+        console=QUIET,
+        overrides={"workload.iterations": "2000", "sweep[1].values": "[read, getcwd, sched_yield]"},
+    )
     assert result.exit_status is ExitStatus.OK
-    slowdown = {(p.labels["workload.call"], p.labels["policy.preset"]): p.mvx.slowdown
-                for p in result.points}
+    slowdown = {(p.labels["workload.call"], p.labels["policy.preset"]): p.mvx.slowdown for p in result.points}
     for call in ("read", "getcwd", "sched_yield"):
         assert 30 <= slowdown[(call, "dmon")] <= 45, (call, slowdown[(call, "dmon")])
         assert 2 <= slowdown[(call, "dmvx")] <= 7, (call, slowdown[(call, "dmvx")])
 
 
 def test_lighttpd_has_the_papers_shape() -> None:
-    result = cli_entry.run(REPO / "scenarios" / "paper-lighttpd.yml", seed=None, plot=None, console=QUIET,
-                           overrides={"workload.requests": "300"})
+    result = cli_entry.run(
+        REPO / "scenarios" / "paper-lighttpd.yml",
+        seed=None,
+        plot=None,
+        console=QUIET,
+        overrides={"workload.requests": "300"},
+    )
     assert result.exit_status is ExitStatus.OK
     overhead = {p.labels["policy.preset"]: p.mvx.overhead_pct for p in result.points}
     dmon, dmvx = overhead["dmon"], overhead["dmvx"]

@@ -14,8 +14,9 @@ def test_shipped_profiles_load() -> None:
     assert {"paper", "vm"} <= set(profile_names())
     paper = load_profile("paper")
     assert paper.native["getpid"] == 120
-    assert paper.interception_costs("dmon") == {r: paper.interception["ptrace"] for r in
-                                                ("lockstep", "replicate", "local", "local-file", "predict")}
+    assert paper.interception_costs("dmon") == dict.fromkeys(
+        ("lockstep", "replicate", "local", "local-file", "predict"), paper.interception["ptrace"]
+    )
     dmvx = paper.interception_costs("dmvx")
     assert dmvx["lockstep"] == paper.interception["ptrace"]
     assert dmvx["local"] == paper.interception["seccomp_untraced"]

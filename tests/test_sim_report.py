@@ -54,8 +54,13 @@ def test_the_json_of_a_point_is_written_from_its_typed_values(attacked: list[Poi
 
 
 def test_a_point_without_attack_writes_no_effect() -> None:
-    result = cli_entry.run(REPO / "scenarios" / "default.yml", seed=None, plot=None, console=quiet(),
-                           overrides={"workload.iterations": "200", "policy.preset": "dmvx"})
+    result = cli_entry.run(
+        REPO / "scenarios" / "default.yml",
+        seed=None,
+        plot=None,
+        console=quiet(),
+        overrides={"workload.iterations": "200", "policy.preset": "dmvx"},
+    )
     (point,) = result.points
     assert isinstance(point.workload, MicrobenchLoad) and point.attack is None and point.outcome is Ending.OK
     doc = point.to_json()
@@ -68,8 +73,11 @@ def test_the_renderers_read_no_report_by_string_key(module: str) -> None:
     """Reports are read through attributes: no ``point["mvx"]``-style access
     (the labels, whose keys are the swept parameters, are data)."""
     text = (REPO / "sim" / f"{module}.py").read_text()
-    keyed = re.findall(r"\b(point|p|report|mvx|native|attack|a|verdict|w|pol|m|n|lead|d|h|r|v|s|c|stats|cb)"
-                       r"\[\s*[\"'][a-z_]+[\"']\s*\]", text)
+    keyed = re.findall(
+        r"\b(point|p|report|mvx|native|attack|a|verdict|w|pol|m|n|lead|d|h|r|v|s|c|stats|cb)"
+        r"\[\s*[\"'][a-z_]+[\"']\s*\]",
+        text,
+    )
     assert keyed == []
 
 

@@ -23,8 +23,12 @@ QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115 - lives 
 def lan(delay: str = "500ns", bw: str = "10Gbit", **extra: Any) -> dict[str, Any]:
     return {
         "name": "lan",
-        "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}, "h3": {"role": "variant"},
-                  "c1": {"role": "client"}},
+        "hosts": {
+            "h1": {"role": "variant"},
+            "h2": {"role": "variant"},
+            "h3": {"role": "variant"},
+            "c1": {"role": "client"},
+        },
         "switches": ["s1"],
         "links": [{"a": h, "b": "s1", "delay": delay, "bw": bw, **extra} for h in ("h1", "h2", "h3", "c1")],
     }
@@ -113,8 +117,9 @@ def test_server_workload_serves_every_request_and_costs_more_under_dmon() -> Non
 def test_a_silent_leader_ends_in_no_progress() -> None:
     topology = lan()
     topology["links"][1]["loss"] = "100%"  # h2's link loses everything
-    sc = scenario({"kind": "microbench", "call": "getpid", "iterations": 200}, topology=topology,
-                  policy={"stall_timeout": "50ms"})
+    sc = scenario(
+        {"kind": "microbench", "call": "getpid", "iterations": 200}, topology=topology, policy={"stall_timeout": "50ms"}
+    )
     r = report(sc)
     assert r["outcome"] == "divergence"
     assert r["verdict"]["kind"] == "no-progress"
@@ -145,21 +150,32 @@ def test_sweep_points_keep_their_order_and_match_single_runs() -> None:
     calls = ["read", "getcwd", "sched_yield", "getpid", "read4k"]
     # A grid: the first sweep (the preset) varies slowest.
     assert [(p["labels"]["policy.preset"], p["labels"]["workload.call"]) for p in points] == [
-        (preset, call) for preset in ("dmon", "dmvx") for call in calls]
+        (preset, call) for preset in ("dmon", "dmvx") for call in calls
+    ]
     # Pinning the swept preset on the command line leaves the call sweep.
-    single = cli_entry.run(path, seed=None, plot=None, console=QUIET,
-                           overrides={"workload.iterations": "500", "policy.preset": "dmvx", "sweep.values": "[getcwd]"})
+    single = cli_entry.run(
+        path,
+        seed=None,
+        plot=None,
+        console=QUIET,
+        overrides={"workload.iterations": "500", "policy.preset": "dmvx", "sweep.values": "[getcwd]"},
+    )
     [point] = single.to_json()["points"]
     assert point["labels"] == {"workload.call": "getcwd"}
     assert {k: v for k, v in point.items() if k != "labels"} == {
-        k: v for k, v in points[len(calls) + 1].items() if k != "labels"}
+        k: v for k, v in points[len(calls) + 1].items() if k != "labels"
+    }
 
 
 def test_a_list_for_a_scalar_field_is_a_second_dimension(tmp_path: Path) -> None:
     path = REPO / "scenarios" / "paper-microbench.yml"
-    result = cli_entry.run(path, seed=None, plot=tmp_path / "p.png", console=QUIET,
-                           overrides={"workload.iterations": "300", "policy.preset": "[dmon, dmvx]",
-                                      "sweep.values": "[read, getcwd]"})
+    result = cli_entry.run(
+        path,
+        seed=None,
+        plot=tmp_path / "p.png",
+        console=QUIET,
+        overrides={"workload.iterations": "300", "policy.preset": "[dmon, dmvx]", "sweep.values": "[read, getcwd]"},
+    )
     labels = [p.labels for p in result.points]
     assert labels == [{"workload.call": c, "policy.preset": p} for c in ("read", "getcwd") for p in ("dmon", "dmvx")]
     assert result.dimensions == [("workload.call", ["read", "getcwd"]), ("policy.preset", ["dmon", "dmvx"])]
@@ -181,8 +197,13 @@ def test_links_shorthand_and_bad_overrides() -> None:
     from dmvx.errors import InputError
 
     path = REPO / "scenarios" / "paper-microbench.yml"
-    r = cli_entry.run(path, seed=3, overrides={"links.h1-s1.delay": "1ms", "workload.iterations": "200",
-                                               "sweep[1].values": "[getpid]"}, plot=None, console=QUIET)
+    r = cli_entry.run(
+        path,
+        seed=3,
+        overrides={"links.h1-s1.delay": "1ms", "workload.iterations": "200", "sweep[1].values": "[getpid]"},
+        plot=None,
+        console=QUIET,
+    )
     point = r.to_json()["points"][0]
     assert point["seed"] == 3
     assert point["lead"]["follower 1"]["time_max_ns"] > 1_000_000  # the leader's entries cross a 1 ms link
@@ -202,9 +223,11 @@ def test_results_do_not_depend_on_how_often_variants_yield(monkeypatch: pytest.M
 
     def reports() -> list[Any]:
         out = []
-        for name, over in (("paper-microbench", {"workload.iterations": "800"}),
-                           ("paper-lighttpd", {"workload.requests": "60"}),
-                           ("attack-table", {"attack.kind": "[rop-absolute, pointer-leak, connector-replay]"})):
+        for name, over in (
+            ("paper-microbench", {"workload.iterations": "800"}),
+            ("paper-lighttpd", {"workload.requests": "60"}),
+            ("attack-table", {"attack.kind": "[rop-absolute, pointer-leak, connector-replay]"}),
+        ):
             sc, extra = cli_entry.prepare(REPO / "scenarios" / f"{name}.yml", seed=None, overrides=over)
             for point in expand(sc, extra)[1]:
                 out.append(point_report(point.scenario, simulate(point.scenario, load_profile("paper")), point.labels))
@@ -220,6 +243,7 @@ def test_a_long_run_keeps_only_recent_link_reservations(monkeypatch: pytest.Monk
     # Links drop reservations that ended before the simulation's now, so a
     # run's memory does not grow with its length (1M calls kept 250 MB before).
     from sim import runner
+
     made: list[runner.Network] = []
 
     class Recording(runner.Network):
@@ -228,8 +252,9 @@ def test_a_long_run_keeps_only_recent_link_reservations(monkeypatch: pytest.Monk
             made.append(self)
 
     monkeypatch.setattr(runner, "Network", Recording)
-    sc = scenario({"kind": "microbench", "call": "read", "iterations": 20_000}, preset,
-                  topology=lan(delay="1us", bw="1Gbit"))
+    sc = scenario(
+        {"kind": "microbench", "call": "read", "iterations": 20_000}, preset, topology=lan(delay="1us", bw="1Gbit")
+    )
     assert report(sc)["verdict"] is None
     busy = [link for net in made for link in net.links.values() if link.messages > 10_000]
     assert busy, "the run sent no traffic"

@@ -41,13 +41,18 @@ def record(path: Path, streams: list[list[tuple[Call, Outcome]]]) -> None:
 
 
 def scenario(path: Path, preset: str = "dmvx") -> Scenario:
-    return Scenario.model_validate({
-        "name": "trace",
-        "topology": {"name": "t", "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
-                     "links": [{"a": "h1", "b": "h2", "delay": "20us", "bw": "1Gbit"}]},
-        "policy": {"preset": preset},
-        "workload": {"kind": "trace", "path": str(path)},
-    })
+    return Scenario.model_validate(
+        {
+            "name": "trace",
+            "topology": {
+                "name": "t",
+                "hosts": {"h1": {"role": "variant"}, "h2": {"role": "variant"}},
+                "links": [{"a": "h1", "b": "h2", "delay": "20us", "bw": "1Gbit"}],
+            },
+            "policy": {"preset": preset},
+            "workload": {"kind": "trace", "path": str(path)},
+        }
+    )
 
 
 def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
@@ -129,8 +134,7 @@ def test_a_recorded_crash_ends_in_a_crash_verdict(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("heartbeats", [True, False])
-def test_a_long_native_call_is_not_a_stall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           heartbeats: bool) -> None:
+def test_a_long_native_call_is_not_a_stall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, heartbeats: bool) -> None:
     """A recorded server's last epoll_wait timed out after 1 s, just longer
     than the stall timeout, and then it was stopped. Real mode's monitor sent
     heartbeats meanwhile, so the follower waiting for the leader's entry --

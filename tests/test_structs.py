@@ -19,10 +19,21 @@ X64, I386, A64 = Arch.X86_64, Arch.I386, Arch.AARCH64
 
 # A file as all three ABIs can describe it (32-bit times, 64-bit inode).
 STAT = {
-    "st_dev": 0x10303, "st_ino": 0x1_2345_6789, "st_nlink": 3, "st_mode": 0o100644,
-    "st_uid": 1000, "st_gid": 100, "st_rdev": 0, "st_size": 5_000_000_000, "st_blksize": 4096,
-    "st_blocks": 9_765_632, "st_atime": 1_700_000_000, "st_atime_nsec": 123,
-    "st_mtime": 1_700_000_001, "st_mtime_nsec": 456_789, "st_ctime": 1_700_000_002,
+    "st_dev": 0x10303,
+    "st_ino": 0x1_2345_6789,
+    "st_nlink": 3,
+    "st_mode": 0o100644,
+    "st_uid": 1000,
+    "st_gid": 100,
+    "st_rdev": 0,
+    "st_size": 5_000_000_000,
+    "st_blksize": 4096,
+    "st_blocks": 9_765_632,
+    "st_atime": 1_700_000_000,
+    "st_atime_nsec": 123,
+    "st_mtime": 1_700_000_001,
+    "st_mtime_nsec": 456_789,
+    "st_ctime": 1_700_000_002,
     "st_ctime_nsec": 999_999_999,
 }
 
@@ -91,9 +102,21 @@ def test_stat32_and_statfs64_convert_to_the_canonical_structs():
     old = encode("stat32", I386, small)
     assert len(old) == 64
     assert decode("stat", X64, convert("stat32", I386, X64, old, to_struct="stat")) == small
-    fs = {"f_type": 0xEF53, "f_bsize": 4096, "f_blocks": 1 << 33, "f_bfree": 5, "f_bavail": 4,
-          "f_files": 100, "f_ffree": 50, "f_fsid0": -1, "f_fsid1": 7, "f_namelen": 255,
-          "f_frsize": 4096, "f_flags": 0x1020, "f_spare": b""}
+    fs = {
+        "f_type": 0xEF53,
+        "f_bsize": 4096,
+        "f_blocks": 1 << 33,
+        "f_bfree": 5,
+        "f_bavail": 4,
+        "f_files": 100,
+        "f_ffree": 50,
+        "f_fsid0": -1,
+        "f_fsid1": 7,
+        "f_namelen": 255,
+        "f_frsize": 4096,
+        "f_flags": 0x1020,
+        "f_spare": b"",
+    }
     raw64 = encode("statfs64", I386, fs)
     assert len(raw64) == 84
     out = decode("statfs", X64, convert("statfs64", I386, X64, raw64, to_struct="statfs"))
@@ -104,8 +127,9 @@ def test_timespec_is_32_bit_on_i386_and_converts():
     assert (size("timespec", X64), size("timespec", I386), size("timespec64", I386)) == (16, 8, 16)
     ts = {"tv_sec": 1_700_000_000, "tv_nsec": 5}
     assert decode("timespec", X64, convert("timespec", I386, X64, encode("timespec", I386, ts))) == ts
-    assert convert("timespec64", I386, X64, encode("timespec64", I386, ts), to_struct="timespec") == \
-        encode("timespec", X64, ts)
+    assert convert("timespec64", I386, X64, encode("timespec64", I386, ts), to_struct="timespec") == encode(
+        "timespec", X64, ts
+    )
     tv = {"tv_sec": -1, "tv_usec": 999_999}
     assert decode("timeval", I386, convert("timeval", X64, I386, encode("timeval", X64, tv))) == tv
 
@@ -129,13 +153,23 @@ def test_rlimit_infinity_saturates_on_i386():
 
 
 def test_utsname_and_fd_pair_and_iovecs():
-    uts = {"sysname": b"Linux", "nodename": b"vm", "release": b"6.18", "version": b"#1",
-           "machine": b"x86_64", "domainname": b"(none)"}
+    uts = {
+        "sysname": b"Linux",
+        "nodename": b"vm",
+        "release": b"6.18",
+        "version": b"#1",
+        "machine": b"x86_64",
+        "domainname": b"(none)",
+    }
     raw = encode("utsname", X64, uts)
     assert len(raw) == 6 * 65 and decode("utsname", I386, raw) == uts
     assert decode("fd_pair", I386, encode("fd_pair", X64, {"fd0": 3, "fd1": 4})) == {"fd0": 3, "fd1": 4}
-    data32 = (0x1000).to_bytes(4, "little") + (5).to_bytes(4, "little") + \
-        (0x2000).to_bytes(4, "little") + (6).to_bytes(4, "little")
+    data32 = (
+        (0x1000).to_bytes(4, "little")
+        + (5).to_bytes(4, "little")
+        + (0x2000).to_bytes(4, "little")
+        + (6).to_bytes(4, "little")
+    )
     assert structs.iovecs(I386, data32) == [(0x1000, 5), (0x2000, 6)]
     assert structs.iovecs(X64, encode("iovec", X64, {"iov_base": 1 << 40, "iov_len": 3})) == [(1 << 40, 3)]
 
@@ -149,54 +183,72 @@ def test_fd_set_rounds_to_the_word():
 
 
 def test_canonical_bytes_hide_addresses_but_keep_meaning():
-    act = {"sa_handler": 0x5655_1234, "sa_flags": 0x0400_0000, "sa_restorer": 0x5655_0000,
-           "sa_mask": 1 << 9}
+    act = {"sa_handler": 0x5655_1234, "sa_flags": 0x0400_0000, "sa_restorer": 0x5655_0000, "sa_mask": 1 << 9}
     a = structs.canonical_bytes("sigaction", I386, encode("sigaction", I386, act))
-    b = structs.canonical_bytes("sigaction", X64, encode("sigaction", X64, dict(
-        act, sa_handler=0x7F00_0000_1234, sa_restorer=0x7F00_0000_0000)))
+    b = structs.canonical_bytes(
+        "sigaction", X64, encode("sigaction", X64, dict(act, sa_handler=0x7F00_0000_1234, sa_restorer=0x7F00_0000_0000))
+    )
     assert a == b
     ignore = structs.canonical_bytes("sigaction", X64, encode("sigaction", X64, dict(act, sa_handler=1)))
     assert ignore != a  # SIG_IGN differs from a handler
     ts = {"tv_sec": 3, "tv_nsec": 4}
-    assert structs.canonical_bytes("timespec", I386, encode("timespec", I386, ts)) == \
-        encode("timespec", X64, ts)
+    assert structs.canonical_bytes("timespec", I386, encode("timespec", I386, ts)) == encode("timespec", X64, ts)
 
 
 @pytest.mark.parametrize("arch", [Arch.X86_64, Arch.I386])
 def test_utimensat_seconds_are_ignored_when_the_nanoseconds_say_now_or_omit(arch):
     def pair(asec, ansec, msec, mnsec):
-        return encode("timespec_pair", arch, {"atime_sec": asec, "atime_nsec": ansec, "mtime_sec": msec, "mtime_nsec": mnsec})
+        return encode(
+            "timespec_pair", arch, {"atime_sec": asec, "atime_nsec": ansec, "mtime_sec": msec, "mtime_nsec": mnsec}
+        )
+
     omit, now = structs.UTIME_OMIT, structs.UTIME_NOW
     # tar and touch leave tv_sec uninitialised next to UTIME_OMIT / UTIME_NOW.
-    assert structs.canonical_bytes("timespec_pair", arch, pair(12345, omit, 981173106, 0)) == \
-        structs.canonical_bytes("timespec_pair", arch, pair(-77, omit, 981173106, 0))
-    assert structs.canonical_bytes("timespec_pair", arch, pair(5, now, 7, now)) == \
-        structs.canonical_bytes("timespec_pair", arch, pair(9, now, 3, now))
+    assert structs.canonical_bytes("timespec_pair", arch, pair(12345, omit, 981173106, 0)) == structs.canonical_bytes(
+        "timespec_pair", arch, pair(-77, omit, 981173106, 0)
+    )
+    assert structs.canonical_bytes("timespec_pair", arch, pair(5, now, 7, now)) == structs.canonical_bytes(
+        "timespec_pair", arch, pair(9, now, 3, now)
+    )
     # Seconds the kernel does use are still compared.
-    assert structs.canonical_bytes("timespec_pair", arch, pair(1, 0, 2, omit)) != \
-        structs.canonical_bytes("timespec_pair", arch, pair(3, 0, 2, omit))
+    assert structs.canonical_bytes("timespec_pair", arch, pair(1, 0, 2, omit)) != structs.canonical_bytes(
+        "timespec_pair", arch, pair(3, 0, 2, omit)
+    )
     wide = encode("timespec64_pair", arch, {"atime_sec": 4, "atime_nsec": omit, "mtime_sec": 5, "mtime_nsec": 0})
-    assert decode("timespec64_pair", Arch.X86_64, structs.canonical_bytes("timespec64_pair", arch, wide))["atime_sec"] == 0
+    assert (
+        decode("timespec64_pair", Arch.X86_64, structs.canonical_bytes("timespec64_pair", arch, wide))["atime_sec"] == 0
+    )
 
 
 def _dirent64(ino, off, dtype, name, garbage):
     body = bytes([dtype]) + name + b"\0"
     reclen = (19 + len(name) + 1 + 7) // 8 * 8
-    return ino.to_bytes(8, "little") + off.to_bytes(8, "little") + reclen.to_bytes(2, "little") + \
-        (body + garbage * 8)[: reclen - 18]
+    return (
+        ino.to_bytes(8, "little")
+        + off.to_bytes(8, "little")
+        + reclen.to_bytes(2, "little")
+        + (body + garbage * 8)[: reclen - 18]
+    )
 
 
 def test_dirents_compare_without_the_padding_between_records():
     one = _dirent64(11, 1, 8, b"words.txt", b"\xaa") + _dirent64(12, 2, 4, b"a", b"\xbb")
     two = _dirent64(11, 1, 8, b"words.txt", b"\x00") + _dirent64(12, 2, 4, b"a", b"\x17")
     assert one != two
-    assert structs.dirents_canonical("getdents64", Arch.X86_64, one) == \
-        structs.dirents_canonical("getdents64", Arch.X86_64, two) == two.replace(b"\x17", b"\0")
+    assert (
+        structs.dirents_canonical("getdents64", Arch.X86_64, one)
+        == structs.dirents_canonical("getdents64", Arch.X86_64, two)
+        == two.replace(b"\x17", b"\0")
+    )
     # What the entries say still counts: another name, inode or type differs.
-    for other in (_dirent64(11, 1, 8, b"words.txu", b"\0"), _dirent64(13, 1, 8, b"words.txt", b"\0"),
-                  _dirent64(11, 1, 4, b"words.txt", b"\0")):
-        assert structs.dirents_canonical("getdents64", Arch.X86_64, other + two[len(other):]) != \
-            structs.dirents_canonical("getdents64", Arch.X86_64, two)
+    for other in (
+        _dirent64(11, 1, 8, b"words.txu", b"\0"),
+        _dirent64(13, 1, 8, b"words.txt", b"\0"),
+        _dirent64(11, 1, 4, b"words.txt", b"\0"),
+    ):
+        assert structs.dirents_canonical(
+            "getdents64", Arch.X86_64, other + two[len(other) :]
+        ) != structs.dirents_canonical("getdents64", Arch.X86_64, two)
     # The old getdents keeps d_type in the last byte of its record.
     old = (7).to_bytes(8, "little") + (1).to_bytes(8, "little") + (24).to_bytes(2, "little") + b"ab\0\xcc\xcc\x08"
     assert structs.dirents_canonical("getdents", Arch.X86_64, old) == old[:21] + b"\0\0\x08"
@@ -221,8 +273,11 @@ def test_bad_input_gets_one_clear_error():
     with pytest.raises(StructError, match="missing st_ino"):
         encode("stat", X64, {k: v for k, v in STAT.items() if k != "st_ino"})
     with pytest.raises(StructError, match=r"utsname\.sysname on x86_64 holds 65 bytes"):
-        encode("utsname", X64, {"sysname": b"x" * 70, "nodename": b"", "release": b"",
-                                "version": b"", "machine": b"", "domainname": b""})
+        encode(
+            "utsname",
+            X64,
+            {"sysname": b"x" * 70, "nodename": b"", "release": b"", "version": b"", "machine": b"", "domainname": b""},
+        )
 
 
 def test_every_struct_the_table_names_has_a_layout_where_the_call_exists():
@@ -230,6 +285,7 @@ def test_every_struct_the_table_names_has_a_layout_where_the_call_exists():
     seen = []
     for arch in Arch:
         from dmvx import _syscall_numbers as table
+
         specs = [by_number(arch, nr) for nr in table.RAW[arch.value]]
         if arch is Arch.I386:
             specs += [socketcall(sub) for sub in range(1, 21)]
@@ -285,10 +341,16 @@ SIZE_ONLY: dict = {}
 KERNEL_STRUCTS = [
     ("stat", {X64: "struct stat", I386: "struct stat64"}, None),
     ("stat32", {I386: "struct stat"}, None),
-    ("statx", "struct statx", {
-        **{f"stx_{t}_{p}": f"stx_{t}.tv_{p}" for t in ("atime", "btime", "ctime", "mtime")
-           for p in ("sec", "nsec")},
-        "stx_spare": "__spare3"}),
+    (
+        "statx",
+        "struct statx",
+        {
+            **{
+                f"stx_{t}_{p}": f"stx_{t}.tv_{p}" for t in ("atime", "btime", "ctime", "mtime") for p in ("sec", "nsec")
+            },
+            "stx_spare": "__spare3",
+        },
+    ),
     ("statfs", "struct statfs", {"f_fsid0": "f_fsid", "f_fsid1": ""}),
     ("statfs64", {I386: "struct statfs64"}, {"f_fsid0": "f_fsid", "f_fsid1": ""}),
     ("timespec", "struct timespec", None),
@@ -298,15 +360,23 @@ KERNEL_STRUCTS = [
     ("timeval", "struct timeval", None),
     ("timeval_pair", "struct timeval[2]", SIZE_ONLY),
     ("timezone", "struct timezone", None),
-    ("itimerspec", "struct itimerspec", {f"it_{w}_{p}": f"it_{w}.tv_{p}"
-                                         for w in ("interval", "value") for p in ("sec", "nsec")}),
-    ("itimerspec64", "struct __kernel_itimerspec", {f"it_{w}_{p}": f"it_{w}.tv_{p}"
-                                                    for w in ("interval", "value") for p in ("sec", "nsec")}),
-    ("itimerval", "struct itimerval", {f"it_{w}_{p}": f"it_{w}.tv_{p}"
-                                       for w in ("interval", "value") for p in ("sec", "usec")}),
+    (
+        "itimerspec",
+        "struct itimerspec",
+        {f"it_{w}_{p}": f"it_{w}.tv_{p}" for w in ("interval", "value") for p in ("sec", "nsec")},
+    ),
+    (
+        "itimerspec64",
+        "struct __kernel_itimerspec",
+        {f"it_{w}_{p}": f"it_{w}.tv_{p}" for w in ("interval", "value") for p in ("sec", "nsec")},
+    ),
+    (
+        "itimerval",
+        "struct itimerval",
+        {f"it_{w}_{p}": f"it_{w}.tv_{p}" for w in ("interval", "value") for p in ("sec", "usec")},
+    ),
     ("utimbuf", "struct utimbuf", None),
-    ("rusage", "struct rusage", {f"ru_{w}_{p}": f"ru_{w}.tv_{p}"
-                                 for w in ("utime", "stime") for p in ("sec", "usec")}),
+    ("rusage", "struct rusage", {f"ru_{w}_{p}": f"ru_{w}.tv_{p}" for w in ("utime", "stime") for p in ("sec", "usec")}),
     ("tms", "struct tms", None),
     ("rlimit", "struct rlimit", None),
     ("rlimit64", "struct rlimit64", None),
@@ -353,8 +423,14 @@ def _program(prelude: str, entries: list, arch: Arch) -> tuple[str, list]:
                 theirs = (fieldmap or {}).get(f.name, f.name)
                 if theirs:
                     members[f.name] = theirs
-        fmt = ("," if expected else "") + '{"name": "' + name + '", "size": %zu, "offsets": {' + \
-            ", ".join(f'"{ours}": %zu' for ours in members) + "}}"
+        fmt = (
+            ("," if expected else "")
+            + '{"name": "'
+            + name
+            + '", "size": %zu, "offsets": {'
+            + ", ".join(f'"{ours}": %zu' for ours in members)
+            + "}}"
+        )
         args = "".join(f", offsetof({ctype}, {theirs})" for theirs in members.values())
         lines.append('printf("' + fmt.replace('"', '\\"') + f'", sizeof({ctype}){args});')
         expected.append((name, lay, members))
@@ -373,13 +449,17 @@ def _compile_and_run(source: str, flags: list[str], tmp: Path) -> list[dict]:
     return json.loads(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
 
 
-@pytest.mark.parametrize("arch, prelude, entries, flags", [
-    (X64, HERE_C_KERNEL, KERNEL_STRUCTS, ["-m64"]),
-    (I386, HERE_C_KERNEL, KERNEL_STRUCTS, ["-m32"]),
-    (X64, HERE_C_LIBC, LIBC_STRUCTS, ["-m64"]),
-    (I386, HERE_C_LIBC, LIBC_STRUCTS, ["-m32"]),
-    (A64, HERE_C_GENERIC, GENERIC_STRUCTS, ["-m64", "-U__x86_64__"]),
-], ids=["kernel-x86_64", "kernel-i386", "libc-x86_64", "libc-i386", "generic-aarch64"])
+@pytest.mark.parametrize(
+    "arch, prelude, entries, flags",
+    [
+        (X64, HERE_C_KERNEL, KERNEL_STRUCTS, ["-m64"]),
+        (I386, HERE_C_KERNEL, KERNEL_STRUCTS, ["-m32"]),
+        (X64, HERE_C_LIBC, LIBC_STRUCTS, ["-m64"]),
+        (I386, HERE_C_LIBC, LIBC_STRUCTS, ["-m32"]),
+        (A64, HERE_C_GENERIC, GENERIC_STRUCTS, ["-m64", "-U__x86_64__"]),
+    ],
+    ids=["kernel-x86_64", "kernel-i386", "libc-x86_64", "libc-i386", "generic-aarch64"],
+)
 def test_layouts_match_gcc(arch, prelude, entries, flags, tmp_path):
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed; the layout cross-check needs it")
@@ -391,8 +471,9 @@ def test_layouts_match_gcc(arch, prelude, entries, flags, tmp_path):
         assert got["size"] == lay.size, f"{name} on {arch.value}: gcc says {got['size']}, we say {lay.size}"
         for f in lay.fields:
             if f.name in members:
-                assert got["offsets"][f.name] == f.offset, \
+                assert got["offsets"][f.name] == f.offset, (
                     f"{name}.{f.name} on {arch.value}: gcc offset {got['offsets'][f.name]}, ours {f.offset}"
+                )
 
 
 # ---------------------------------------------------------------- what the kernel really writes
@@ -442,8 +523,7 @@ def _kernel_writes(arch: Arch, flag: str, tmp: Path, target: Path) -> dict[str, 
             pytest.skip(f"gcc -m32 cannot build here (install gcc-multilib): {result.stderr.strip()[:200]}")
         pytest.fail(result.stderr)
     out = {}
-    for line in subprocess.run([str(exe), str(target)], capture_output=True, text=True,
-                               check=True).stdout.splitlines():
+    for line in subprocess.run([str(exe), str(target)], capture_output=True, text=True, check=True).stdout.splitlines():
         name, rc, data = line.split(" ")
         out[name] = (int(rc), bytes.fromhex(data))
     return out
@@ -465,10 +545,16 @@ def test_decode_reads_what_the_kernel_wrote(arch, flag, tmp_path, some_file):
     st = os.stat(some_file)
     rc, raw = got["stat"]
     assert rc == 0
-    ours = decode("stat", arch, raw[:size("stat", arch)])
-    assert (ours["st_ino"], ours["st_size"], ours["st_mode"], ours["st_nlink"], ours["st_uid"],
-            ours["st_blocks"], ours["st_blksize"]) == \
-        (st.st_ino, 12345, st.st_mode, st.st_nlink, st.st_uid, st.st_blocks, st.st_blksize)
+    ours = decode("stat", arch, raw[: size("stat", arch)])
+    assert (
+        ours["st_ino"],
+        ours["st_size"],
+        ours["st_mode"],
+        ours["st_nlink"],
+        ours["st_uid"],
+        ours["st_blocks"],
+        ours["st_blksize"],
+    ) == (st.st_ino, 12345, st.st_mode, st.st_nlink, st.st_uid, st.st_blocks, st.st_blksize)
     assert ours["st_mtime"] * 10**9 + ours["st_mtime_nsec"] == st.st_mtime_ns
     assert structs._dev_decode(ours["st_dev"]) == (os.major(st.st_dev), os.minor(st.st_dev))
     rc, raw = got["statx"]
@@ -482,14 +568,15 @@ def test_decode_reads_what_the_kernel_wrote(arch, flag, tmp_path, some_file):
         assert decode("statfs64", I386, raw)["f_namelen"] == os.statvfs(some_file).f_namemax
     rc, raw = got["statfs"]
     assert rc == 0
-    assert decode("statfs", arch, raw[:size("statfs", arch)])["f_namelen"] == \
-        os.statvfs(some_file).f_namemax
+    assert decode("statfs", arch, raw[: size("statfs", arch)])["f_namelen"] == os.statvfs(some_file).f_namemax
     uts = decode("utsname", arch, got["utsname"][1])
     assert uts["nodename"].decode() == os.uname().nodename and uts["sysname"] == b"Linux"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     inf = structs.RLIM_INFINITY
-    want = {"rlim_cur": inf if soft == resource.RLIM_INFINITY else soft,
-            "rlim_max": inf if hard == resource.RLIM_INFINITY else hard}
+    want = {
+        "rlim_cur": inf if soft == resource.RLIM_INFINITY else soft,
+        "rlim_max": inf if hard == resource.RLIM_INFINITY else hard,
+    }
     assert decode("rlimit", arch, got["rlimit"][1]) == want
     assert decode("rlimit64", arch, got["rlimit64"][1]) == want
 

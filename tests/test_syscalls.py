@@ -47,6 +47,7 @@ def subcall(sub: int) -> SyscallSpec:
     assert found is not None, sub
     return found
 
+
 # Kernel ABI facts (arch/x86/entry/syscalls/syscall_{64,32}.tbl, asm-generic/unistd.h).
 WELL_KNOWN = {
     #  name          x86-64 i386 aarch64
@@ -69,12 +70,12 @@ WELL_KNOWN = {
     "getrandom": (318, 355, 278),
     "pipe2": (293, 331, 59),
     # canonical names whose i386/aarch64 raw calls are spelt differently
-    "fstat": (5, 197, 80),          # i386 fstat64
-    "fstatat": (262, 300, 79),      # newfstatat / fstatat64 / newfstatat
-    "mmap": (9, 192, 222),          # i386 mmap2
-    "lseek": (8, 140, 62),          # i386 _llseek
-    "fcntl": (72, 221, 25),         # i386 fcntl64
-    "getuid": (102, 199, 174),      # i386 getuid32
+    "fstat": (5, 197, 80),  # i386 fstat64
+    "fstatat": (262, 300, 79),  # newfstatat / fstatat64 / newfstatat
+    "mmap": (9, 192, 222),  # i386 mmap2
+    "lseek": (8, 140, 62),  # i386 _llseek
+    "fcntl": (72, 221, 25),  # i386 fcntl64
+    "getuid": (102, 199, 174),  # i386 getuid32
     "clock_gettime": (228, 265, 113),
 }
 
@@ -97,13 +98,21 @@ def test_calls_aarch64_lacks():
 
 def test_aliases_canonicalise():
     cases = [
-        (I386, 197, "fstat", "fstat64"), (I386, 195, "stat", "stat64"), (I386, 196, "lstat", "lstat64"),
-        (I386, 300, "fstatat", "fstatat64"), (X64, 262, "fstatat", "newfstatat"),
-        (A64, 79, "fstatat", "newfstatat"), (I386, 192, "mmap", "mmap2"),
-        (I386, 90, "old_mmap", "mmap"), (I386, 199, "getuid", "getuid32"),
-        (I386, 140, "lseek", "_llseek"), (I386, 221, "fcntl", "fcntl64"),
-        (I386, 142, "select", "_newselect"), (I386, 82, "old_select", "select"),
-        (I386, 191, "getrlimit", "ugetrlimit"), (I386, 403, "clock_gettime", "clock_gettime64"),
+        (I386, 197, "fstat", "fstat64"),
+        (I386, 195, "stat", "stat64"),
+        (I386, 196, "lstat", "lstat64"),
+        (I386, 300, "fstatat", "fstatat64"),
+        (X64, 262, "fstatat", "newfstatat"),
+        (A64, 79, "fstatat", "newfstatat"),
+        (I386, 192, "mmap", "mmap2"),
+        (I386, 90, "old_mmap", "mmap"),
+        (I386, 199, "getuid", "getuid32"),
+        (I386, 140, "lseek", "_llseek"),
+        (I386, 221, "fcntl", "fcntl64"),
+        (I386, 142, "select", "_newselect"),
+        (I386, 82, "old_select", "select"),
+        (I386, 191, "getrlimit", "ugetrlimit"),
+        (I386, 403, "clock_gettime", "clock_gettime64"),
     ]
     for arch, nr, canon, raw in cases:
         assert known(arch, nr).name == canon
@@ -145,19 +154,28 @@ def _kinds(name):
 
 
 def test_argument_kinds_of_common_calls():
-    assert _kinds("read") == [("fd", ArgKind.FD, None, None, None),
-                              ("buf", ArgKind.OUT_BUF, 2, None, None),
-                              ("count", ArgKind.INT, None, None, None)]
+    assert _kinds("read") == [
+        ("fd", ArgKind.FD, None, None, None),
+        ("buf", ArgKind.OUT_BUF, 2, None, None),
+        ("count", ArgKind.INT, None, None, None),
+    ]
     assert spec("read").args[1].ret_len
     assert _kinds("write")[1] == ("buf", ArgKind.IN_BUF, 2, None, None)
     assert [k[1] for k in _kinds("openat")] == [ArgKind.FD, ArgKind.PATH, ArgKind.FLAGS, ArgKind.INT]
     assert spec("openat").args[2].flags == "open"
     assert _kinds("fstat")[1] == ("statbuf", ArgKind.OUT_BUF, None, None, "stat")
-    assert _kinds("pipe2") == [("fds", ArgKind.OUT_BUF, None, None, "fd_pair"),
-                               ("flags", ArgKind.FLAGS, None, "open", None)]
+    assert _kinds("pipe2") == [
+        ("fds", ArgKind.OUT_BUF, None, None, "fd_pair"),
+        ("flags", ArgKind.FLAGS, None, "open", None),
+    ]
     assert [(k[1], k[3]) for k in _kinds("mmap")] == [
-        (ArgKind.PTR, None), (ArgKind.INT, None), (ArgKind.FLAGS, "prot"), (ArgKind.FLAGS, "mmap"),
-        (ArgKind.FD, None), (ArgKind.INT, None)]
+        (ArgKind.PTR, None),
+        (ArgKind.INT, None),
+        (ArgKind.FLAGS, "prot"),
+        (ArgKind.FLAGS, "mmap"),
+        (ArgKind.FD, None),
+        (ArgKind.INT, None),
+    ]
     assert [k[1] for k in _kinds("execve")] == [ArgKind.PATH, ArgKind.STR_ARRAY, ArgKind.STR_ARRAY]
     assert _kinds("writev")[1][:3] == ("iov", ArgKind.IN_IOVEC, 2)
     assert _kinds("poll")[0] == ("fds", ArgKind.INOUT_BUF, 1, None, "pollfd")
@@ -165,10 +183,32 @@ def test_argument_kinds_of_common_calls():
 
 
 def test_return_kinds():
-    for name in ("open", "openat", "socket", "accept", "accept4", "dup", "dup2", "dup3", "epoll_create",
-                 "epoll_create1", "eventfd", "eventfd2", "timerfd_create", "signalfd", "signalfd4",
-                 "memfd_create", "inotify_init", "inotify_init1", "pidfd_open", "perf_event_open",
-                 "userfaultfd", "fanotify_init", "io_uring_setup", "creat"):
+    for name in (
+        "open",
+        "openat",
+        "socket",
+        "accept",
+        "accept4",
+        "dup",
+        "dup2",
+        "dup3",
+        "epoll_create",
+        "epoll_create1",
+        "eventfd",
+        "eventfd2",
+        "timerfd_create",
+        "signalfd",
+        "signalfd4",
+        "memfd_create",
+        "inotify_init",
+        "inotify_init1",
+        "pidfd_open",
+        "perf_event_open",
+        "userfaultfd",
+        "fanotify_init",
+        "io_uring_setup",
+        "creat",
+    ):
         assert spec(name).ret is RetKind.FD, name
     for name in ("mmap", "brk", "mremap"):
         assert spec(name).ret is RetKind.PTR, name
@@ -228,13 +268,13 @@ def test_open_flags_canonicalise():
 
 
 def test_other_flag_families():
-    assert canonical_flags("prot", A64, 0x1 | 0x4 | 0x10) == 0x5            # PROT_BTI dropped
-    assert canonical_flags("mmap", X64, 0x2 | 0x20 | 0x40) == 0x22          # MAP_32BIT dropped
+    assert canonical_flags("prot", A64, 0x1 | 0x4 | 0x10) == 0x5  # PROT_BTI dropped
+    assert canonical_flags("mmap", X64, 0x2 | 0x20 | 0x40) == 0x22  # MAP_32BIT dropped
     assert canonical_flags("mmap", I386, 0x2 | 0x20) == 0x22
-    assert canonical_flags("msg", I386, 0x80000000 | 0x40) == 0x40          # MSG_CMSG_COMPAT
-    assert canonical_flags("fcntl_cmd", I386, 12) == 5                      # F_GETLK64 -> F_GETLK
+    assert canonical_flags("msg", I386, 0x80000000 | 0x40) == 0x40  # MSG_CMSG_COMPAT
+    assert canonical_flags("fcntl_cmd", I386, 12) == 5  # F_GETLK64 -> F_GETLK
     assert canonical_flags("fcntl_cmd", X64, 12) == 12
-    sock = 1 | 0o4000 | 0o2000000                                           # STREAM|NONBLOCK|CLOEXEC
+    sock = 1 | 0o4000 | 0o2000000  # STREAM|NONBLOCK|CLOEXEC
     assert {canonical_flags("socket_type", a, sock) for a in Arch} == {sock}
     assert canonical_flags("open", "i386", 0o100000) == 0  # type: ignore[arg-type]  # plain strings work too
 
@@ -263,12 +303,12 @@ def test_variants_rebuild_canonical_arguments():
 
 
 def test_variants_name_the_structs_they_write():
-    assert known(I386, 197).args[1].struct == "stat"        # fstat64: canonical i386 stat
-    assert known(I386, 108).args[1].struct == "stat32"      # the old 32-bit fstat
+    assert known(I386, 197).args[1].struct == "stat"  # fstat64: canonical i386 stat
+    assert known(I386, 108).args[1].struct == "stat32"  # the old 32-bit fstat
     assert known(I386, 403).args[1].struct == "timespec64"  # clock_gettime64
     assert known(I386, 265).args[1].struct == "timespec"
-    assert known(I386, 80).args[1].struct == "gid16"        # 16-bit getgroups
-    assert known(I386, 205).args[1].struct == "gid_t"       # getgroups32
+    assert known(I386, 80).args[1].struct == "gid16"  # 16-bit getgroups
+    assert known(I386, 205).args[1].struct == "gid_t"  # getgroups32
     statfs64 = known(I386, 268)
     assert statfs64.name == "statfs" and canonical_args(statfs64, ("/", None, 1)) == ("/", 1)
 
@@ -305,17 +345,19 @@ def test_normalize_maps_calls_aarch64_lacks():
     assert normalize("unlink", ("/f",)) == ("unlinkat", (-100, "/f", 0))
     assert normalize("rmdir", ("/d",)) == ("unlinkat", (-100, "/d", 0x200))
     assert normalize("read", (0, 1, 1)) == ("read", (0, 1, 1))
-    for name, (new, _) in ((n, syscalls._REWRITES[n]((0,) * len(spec(n).args)) or (n, ()))
-                           for n in syscalls._REWRITES):
+    for name, (new, _) in ((n, syscalls._REWRITES[n]((0,) * len(spec(n).args)) or (n, ())) for n in syscalls._REWRITES):
         assert new in names() and (number(new, A64) is not None), (name, new)
 
 
 def test_import_is_pure_and_cheap():
-    code = ("import sys, time; t = time.perf_counter(); import dmvx.syscalls, dmvx.structs; "
-            "print(time.perf_counter() - t); "
-            "print(sorted(m for m in ('subprocess', 'socket', 'simpy', 'ptrace') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT).stdout.split("\n")
+    code = (
+        "import sys, time; t = time.perf_counter(); import dmvx.syscalls, dmvx.structs; "
+        "print(time.perf_counter() - t); "
+        "print(sorted(m for m in ('subprocess', 'socket', 'simpy', 'ptrace') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split("\n")
     assert out[1] == "[]"
     assert float(out[0]) < 1.0  # generous: it is ~10 ms; catches a runtime header parse
 
@@ -326,6 +368,7 @@ def test_by_number_is_a_dict_lookup():
 
 
 # ---------------------------------------------------------------- the generator
+
 
 def _generator():
     sys.path.insert(0, str(ROOT / "tools"))
@@ -340,36 +383,44 @@ def test_generated_table_is_up_to_date():
     gen = _generator()
     if not all(p.exists() for p in (gen.X86_64_H, gen.I386_H, gen.GENERIC_H)):
         pytest.skip("kernel uapi headers are not installed (linux-libc-dev)")
-    result = subprocess.run([sys.executable, str(ROOT / "tools/gen_syscalls.py"), "--check", "--no-formats"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/gen_syscalls.py"), "--check", "--no-formats"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_generic_header_preprocessing(tmp_path):
     gen = _generator()
     header = tmp_path / "unistd.h"
-    header.write_text("\n".join([
-        "#define __NR_io_setup 0",
-        "#if defined(__ARCH_WANT_TIME32_SYSCALLS) || __BITS_PER_LONG != 32",
-        "#define __NR_io_getevents 4",
-        "#endif",
-        "#ifdef __ARCH_WANT_RENAMEAT",
-        "#define __NR_renameat 38",
-        "#endif",
-        "#define __NR3264_fcntl 25",
-        "#ifndef __ARCH_NOMMU",
-        "#define __NR_swapon 224",
-        "#else",
-        "#define __NR_bogus 999",
-        "#endif",
-        "#undef __NR_syscalls",
-        "#define __NR_syscalls 451",
-        "#if __BITS_PER_LONG == 64 && !defined(__SYSCALL_COMPAT)",
-        "#define __NR_fcntl __NR3264_fcntl",
-        "#else",
-        "#define __NR_fcntl64 __NR3264_fcntl",
-        "#endif",
-    ]))
+    header.write_text(
+        "\n".join(
+            [
+                "#define __NR_io_setup 0",
+                "#if defined(__ARCH_WANT_TIME32_SYSCALLS) || __BITS_PER_LONG != 32",
+                "#define __NR_io_getevents 4",
+                "#endif",
+                "#ifdef __ARCH_WANT_RENAMEAT",
+                "#define __NR_renameat 38",
+                "#endif",
+                "#define __NR3264_fcntl 25",
+                "#ifndef __ARCH_NOMMU",
+                "#define __NR_swapon 224",
+                "#else",
+                "#define __NR_bogus 999",
+                "#endif",
+                "#undef __NR_syscalls",
+                "#define __NR_syscalls 451",
+                "#if __BITS_PER_LONG == 64 && !defined(__SYSCALL_COMPAT)",
+                "#define __NR_fcntl __NR3264_fcntl",
+                "#else",
+                "#define __NR_fcntl64 __NR3264_fcntl",
+                "#endif",
+            ]
+        )
+    )
     got = gen.read_generic(header, frozenset({"__ARCH_WANT_RENAMEAT"}))
     assert got == {"io_setup": 0, "io_getevents": 4, "renameat": 38, "swapon": 224, "fcntl": 25}
     got32 = gen.read_generic(header, frozenset(), bits=32)
@@ -381,6 +432,7 @@ def test_generic_header_preprocessing(tmp_path):
 
 def test_buffer_lengths_point_at_sensible_arguments():
     from dmvx import structs
+
     for name in names():
         sp = spec(name)
         for arg in sp.args:

@@ -26,43 +26,55 @@ def _open(path: str, flags: int = EXCL, mode: int = 0o600) -> Call:
     return Call("openat", (AT, path, flags, mode))
 
 
-@pytest.mark.parametrize("leader, mine", [
-    (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJ")),           # mkstemp
-    (_open("/tmp/dmvx-temp-pzGbba.txt"), _open("/tmp/dmvx-temp-ZI0hmJ.txt")),   # mkstemps
-    (_open("/tmp/dmvx-temp-pzGbbJ"), _open("/tmp/dmvx-temp-ZI0hmJ")),           # letters alike at an end
-    (Call("mkdirat", (AT, "/tmp/dmvx-temp-pzGbba", 0o700)), Call("mkdirat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0o700))),
-    (_open("tmpAAAAAA"), _open("tmpBBBBBB")),                                   # relative, no directory
-    (Call("fstatat", (AT, "/tmp/tmp.PmQcMiDW3y", 144, 0x100)),                  # coreutils mktemp -u: ten X's
-     Call("fstatat", (AT, "/tmp/tmp.hu9vxb3ujw", 144, 0x100))),
-    (Call("mkdirat", (AT, "/tmp/tmp.86SFwMxGog", 0o700)), Call("mkdirat", (AT, "/tmp/tmp.XCFOXS4Scp", 0o700))),
-    (_open("/tmp/tmpa_9kq2zr", 0o100302), _open("/tmp/tmp_x3b0mmw", 0o100302)),   # Python tempfile: [a-z0-9_]{8}
-    (_open("/tmp/tmpa_9kq2zr.csv"), _open("/tmp/tmp_x3b0mmw.csv")),             # ... with a suffix
-    (_open("/tmp/t.Ab3"), _open("/tmp/t.zq9")),                                 # gnulib's fewest: three X's
-    (_open("/tmp/" + "A" * 40), _open("/tmp/" + "b" * 40)),                     # any number of X's
-    (Call("fstatat", (AT, "/tmp/dmvx-temp-pzGbba", 144, 0x100)),                # mktemp's lstat probe
-     Call("fstatat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 144, 0x100))),
-])
+@pytest.mark.parametrize(
+    "leader, mine",
+    [
+        (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJ")),  # mkstemp
+        (_open("/tmp/dmvx-temp-pzGbba.txt"), _open("/tmp/dmvx-temp-ZI0hmJ.txt")),  # mkstemps
+        (_open("/tmp/dmvx-temp-pzGbbJ"), _open("/tmp/dmvx-temp-ZI0hmJ")),  # letters alike at an end
+        (Call("mkdirat", (AT, "/tmp/dmvx-temp-pzGbba", 0o700)), Call("mkdirat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0o700))),
+        (_open("tmpAAAAAA"), _open("tmpBBBBBB")),  # relative, no directory
+        (
+            Call("fstatat", (AT, "/tmp/tmp.PmQcMiDW3y", 144, 0x100)),  # coreutils mktemp -u: ten X's
+            Call("fstatat", (AT, "/tmp/tmp.hu9vxb3ujw", 144, 0x100)),
+        ),
+        (Call("mkdirat", (AT, "/tmp/tmp.86SFwMxGog", 0o700)), Call("mkdirat", (AT, "/tmp/tmp.XCFOXS4Scp", 0o700))),
+        (_open("/tmp/tmpa_9kq2zr", 0o100302), _open("/tmp/tmp_x3b0mmw", 0o100302)),  # Python tempfile: [a-z0-9_]{8}
+        (_open("/tmp/tmpa_9kq2zr.csv"), _open("/tmp/tmp_x3b0mmw.csv")),  # ... with a suffix
+        (_open("/tmp/t.Ab3"), _open("/tmp/t.zq9")),  # gnulib's fewest: three X's
+        (_open("/tmp/" + "A" * 40), _open("/tmp/" + "b" * 40)),  # any number of X's
+        (
+            Call("fstatat", (AT, "/tmp/dmvx-temp-pzGbba", 144, 0x100)),  # mktemp's lstat probe
+            Call("fstatat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 144, 0x100)),
+        ),
+    ],
+)
 def test_names_made_up_apart_are_adopted(leader: Call, mine: Call) -> None:
     assert adopted_path(leader, mine) == (1, leader.args[1])
 
 
-@pytest.mark.parametrize("leader, mine", [
-    (_open("/tmp/dmvx-temp-pzGbba", 0o102), _open("/tmp/dmvx-temp-ZI0hmJ", 0o102)),  # not exclusive
-    (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJ", mode=0o644)),     # another mode
-    (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-evil-ZI0hmJ")),                 # another template
-    (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-pzGbba")),                 # no difference at all
-    (_open("/tmp/a.aaaaab"), _open("/tmp/b.aaaaaa")),                                 # two runs, not one
-    (_open("/tmp/dmvx-ab.x"), _open("/tmp/dmvx-cd.x")),                              # a run of two
-    (_open("/tmp/tmp.abcdef"), _open("/tmp/tmp-abcdeg")),                             # another separator
-    (_open("/tmp/ab/tmpXYZQ"), _open("/tmp/cd/tmpXYZQ")),                             # another directory
-    (_open("/tmp/x/abcdefg"), _open("/tmp/xy/bcdefg")),                               # a slash moved
-    (_open("/tmp/dAAAAAA/f"), _open("/tmp/dBBBBBB/f")),                               # not the last component
-    (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJJ")),               # another length
-    (_open("/tmp/dmvx-temp-pzGbba"), Call("mkdirat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0o600))),
-    (Call("unlinkat", (AT, "/tmp/dmvx-temp-pzGbba", 0)), Call("unlinkat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0))),
-    (Call("fstatat", (AT, "/tmp/dmvx-temp-pzGbba", 144, 0)),                    # stat, not the lstat probe
-     Call("fstatat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 144, 0))),
-])
+@pytest.mark.parametrize(
+    "leader, mine",
+    [
+        (_open("/tmp/dmvx-temp-pzGbba", 0o102), _open("/tmp/dmvx-temp-ZI0hmJ", 0o102)),  # not exclusive
+        (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJ", mode=0o644)),  # another mode
+        (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-evil-ZI0hmJ")),  # another template
+        (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-pzGbba")),  # no difference at all
+        (_open("/tmp/a.aaaaab"), _open("/tmp/b.aaaaaa")),  # two runs, not one
+        (_open("/tmp/dmvx-ab.x"), _open("/tmp/dmvx-cd.x")),  # a run of two
+        (_open("/tmp/tmp.abcdef"), _open("/tmp/tmp-abcdeg")),  # another separator
+        (_open("/tmp/ab/tmpXYZQ"), _open("/tmp/cd/tmpXYZQ")),  # another directory
+        (_open("/tmp/x/abcdefg"), _open("/tmp/xy/bcdefg")),  # a slash moved
+        (_open("/tmp/dAAAAAA/f"), _open("/tmp/dBBBBBB/f")),  # not the last component
+        (_open("/tmp/dmvx-temp-pzGbba"), _open("/tmp/dmvx-temp-ZI0hmJJ")),  # another length
+        (_open("/tmp/dmvx-temp-pzGbba"), Call("mkdirat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0o600))),
+        (Call("unlinkat", (AT, "/tmp/dmvx-temp-pzGbba", 0)), Call("unlinkat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 0))),
+        (
+            Call("fstatat", (AT, "/tmp/dmvx-temp-pzGbba", 144, 0)),  # stat, not the lstat probe
+            Call("fstatat", (AT, "/tmp/dmvx-temp-ZI0hmJ", 144, 0)),
+        ),
+    ],
+)
 def test_any_other_difference_is_not(leader: Call, mine: Call) -> None:
     assert adopted_path(leader, mine) is None
 
@@ -106,8 +118,12 @@ def test_mkstemp_runs_whoever_draws_again(preset: str, redraw: int | None) -> No
         steps = [Step(Call("clock_gettime", (1, 16)), Outcome(0, ((1, bytes(16)),)))]
         if redraw == index:
             steps.append(Step(Call("getrandom", (8, 8, 1)), Outcome(8, ((0, b"12345678"),))))
-        return steps + [Step(_open(name), Outcome(3)), Step(Call("write", (3, b"data", 4)), Outcome(4)),
-                        Step(Call("unlinkat", (AT, "/tmp/t-AbC123", 0)), Outcome(0))]
+        return steps + [
+            Step(_open(name), Outcome(3)),
+            Step(Call("write", (3, b"data", 4)), Outcome(4)),
+            Step(Call("unlinkat", (AT, "/tmp/t-AbC123", 0)), Outcome(0)),
+        ]
+
     for seed in range(10):
         result = replay(Policy.preset(preset), [stream(0, "/tmp/t-AbC123"), stream(1, "/tmp/t-zzzzzz")], seed=seed)
         assert result.ok, result.verdict

@@ -82,8 +82,13 @@ def test_graph_attributes_and_per_direction_delays() -> None:
     assert graph.nodes["h2"] == {"kind": "host", "arch": Arch.I386, "role": "variant", "cpu": None}
     assert graph.nodes["h3"]["cpu"] == 1
     assert graph.nodes["s2"] == {"kind": "switch"}
-    assert graph.edges["h1", "s1"] == {"delay_s": 0.001, "bw_bps": 1e9, "loss": 0.005,
-                                       "queue": QueueLimit(65536, "bytes"), "link": 0}
+    assert graph.edges["h1", "s1"] == {
+        "delay_s": 0.001,
+        "bw_bps": 1e9,
+        "loss": 0.005,
+        "queue": QueueLimit(65536, "bytes"),
+        "link": 0,
+    }
     assert graph.edges["h2", "s1"]["delay_s"] == pytest.approx(0.002)
     assert graph.edges["s1", "h2"]["delay_s"] == pytest.approx(0.007)
     assert graph.edges["h3", "s2"]["delay_s"] == 0.0 and graph.edges["h3", "s2"]["bw_bps"] is None
@@ -106,18 +111,42 @@ def test_the_lowest_delay_path_wins_over_the_shortest_hop_count() -> None:
 @pytest.mark.parametrize(
     ("links", "hosts", "field", "message"),
     [
-        ("  - {a: h1, b: s1}\n  - {a: s1, b: h1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n", "",
-         "links[1]", "a second link between 's1' and 'h1'"),
-        ("  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n", "  s1: {role: client}\n",
-         "switches[0]", "switch 's1' has the name of a host"),
-        ("  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n", "  very_long_name: {role: client}\n",
-         "hosts.very_long_name", "'very_long_name' is not a valid node name"),
-        ("  - {a: h1, b: s1, delay_ba: 1ms}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n", "",
-         "links[0].delay_ba", "delay_ba given without delay_ab"),
-        ("  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1, queue: 10}\n", "",
-         "links[2].queue", "'10' is not a queue limit"),
-        ("  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n", "  h4: {role: client, cpu: -1}\n",
-         "hosts.h4.cpu", "'-1' is out of range"),
+        (
+            "  - {a: h1, b: s1}\n  - {a: s1, b: h1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n",
+            "",
+            "links[1]",
+            "a second link between 's1' and 'h1'",
+        ),
+        (
+            "  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n",
+            "  s1: {role: client}\n",
+            "switches[0]",
+            "switch 's1' has the name of a host",
+        ),
+        (
+            "  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n",
+            "  very_long_name: {role: client}\n",
+            "hosts.very_long_name",
+            "'very_long_name' is not a valid node name",
+        ),
+        (
+            "  - {a: h1, b: s1, delay_ba: 1ms}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n",
+            "",
+            "links[0].delay_ba",
+            "delay_ba given without delay_ab",
+        ),
+        (
+            "  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1, queue: 10}\n",
+            "",
+            "links[2].queue",
+            "'10' is not a queue limit",
+        ),
+        (
+            "  - {a: h1, b: s1}\n  - {a: h2, b: s1}\n  - {a: h3, b: s1}\n",
+            "  h4: {role: client, cpu: -1}\n",
+            "hosts.h4.cpu",
+            "'-1' is out of range",
+        ),
     ],
 )
 def test_cross_checks(links: str, hosts: str, field: str, message: str) -> None:

@@ -31,8 +31,19 @@ from dmvx.units import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("5ms", 0.005), ("0.1ms", 1e-4), ("250us", 250e-6), ("250µs", 250e-6), ("1s", 1.0),
-     ("2ns", 2e-9), ("1.5 s", 1.5), ("2min", 120.0), ("0ms", 0.0), (".5ms", 5e-4), ("1e3us", 1e-3)],
+    [
+        ("5ms", 0.005),
+        ("0.1ms", 1e-4),
+        ("250us", 250e-6),
+        ("250µs", 250e-6),
+        ("1s", 1.0),
+        ("2ns", 2e-9),
+        ("1.5 s", 1.5),
+        ("2min", 120.0),
+        ("0ms", 0.0),
+        (".5ms", 5e-4),
+        ("1e3us", 1e-3),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -40,8 +51,18 @@ def test_durations(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "bps"),
-    [("100Mbit", 1e8), ("1Gbit", 1e9), ("10kbit", 1e4), ("10Kbit", 1e4), ("100Mbps", 1e8),
-     ("100mbit", 1e8), ("100Mbit/s", 1e8), ("12.5MB/s", 1e8), ("1KiB/s", 8192), ("64bit", 64)],
+    [
+        ("100Mbit", 1e8),
+        ("1Gbit", 1e9),
+        ("10kbit", 1e4),
+        ("10Kbit", 1e4),
+        ("100Mbps", 1e8),
+        ("100mbit", 1e8),
+        ("100Mbit/s", 1e8),
+        ("12.5MB/s", 1e8),
+        ("1KiB/s", 8192),
+        ("64bit", 64),
+    ],
 )
 def test_rates_are_bits_per_second(text: str, bps: float) -> None:
     assert parse_rate(text) == pytest.approx(bps)
@@ -49,8 +70,16 @@ def test_rates_are_bits_per_second(text: str, bps: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("4KiB", 4096), ("16MiB", 16 * 2**20), ("1500B", 1500), ("1kB", 1000), ("1KB", 1000),
-     ("2GB", 2 * 10**9), ("1.5KiB", 1536), ("0B", 0)],
+    [
+        ("4KiB", 4096),
+        ("16MiB", 16 * 2**20),
+        ("1500B", 1500),
+        ("1kB", 1000),
+        ("1KB", 1000),
+        ("2GB", 2 * 10**9),
+        ("1.5KiB", 1536),
+        ("0B", 0),
+    ],
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size

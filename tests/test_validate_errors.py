@@ -77,8 +77,10 @@ def test_a_huge_file_is_one_line_and_status_2(tmp_path: Path) -> None:
 
 def test_a_bad_cost_profile_is_reported_with_the_fields_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("name: m2\ntopology: two-host\nvariants: [{host: h1}, {host: h2}]\ncost_profile: nosuch\n"
-                   "policy: {preset: dmvxx}\nworkload: {kind: microbench, call: read, iterations: 10}\n")
+    bad.write_text(
+        "name: m2\ntopology: two-host\nvariants: [{host: h1}, {host: h2}]\ncost_profile: nosuch\n"
+        "policy: {preset: dmvxx}\nworkload: {kind: microbench, call: read, iterations: 10}\n"
+    )
     result = CliRunner().invoke(cli, ["validate", str(bad)])
     assert result.exit_code == 2
     errors = result.stderr.splitlines()

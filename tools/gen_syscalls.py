@@ -54,26 +54,41 @@ FORMAT_DIRS = (
 
 #: What arch/arm64/include/uapi/asm/unistd.h defines before it includes
 #: asm-generic/unistd.h (Linux 6.1).
-AARCH64_WANTS = frozenset({
-    "__ARCH_WANT_RENAMEAT",
-    "__ARCH_WANT_NEW_STAT",
-    "__ARCH_WANT_SET_GET_RLIMIT",
-    "__ARCH_WANT_TIME32_SYSCALLS",
-    "__ARCH_WANT_SYS_CLONE3",
-    "__ARCH_WANT_MEMFD_SECRET",
-})
+AARCH64_WANTS = frozenset(
+    {
+        "__ARCH_WANT_RENAMEAT",
+        "__ARCH_WANT_NEW_STAT",
+        "__ARCH_WANT_SET_GET_RLIMIT",
+        "__ARCH_WANT_TIME32_SYSCALLS",
+        "__ARCH_WANT_SYS_CLONE3",
+        "__ARCH_WANT_MEMFD_SECRET",
+    }
+)
 
 #: Calls added after the installed headers, numbered as in Linux 6.19's tables.
 #: Since 424 every new call has one number on all architectures; the
 #: exceptions are x86-64's uprobe trampolines (335, 336).
 _COMMON_NEWER = {
-    "cachestat": 451, "fchmodat2": 452, "map_shadow_stack": 453,
-    "futex_wake": 454, "futex_wait": 455, "futex_requeue": 456,
-    "statmount": 457, "listmount": 458, "lsm_get_self_attr": 459,
-    "lsm_set_self_attr": 460, "lsm_list_modules": 461, "mseal": 462,
-    "setxattrat": 463, "getxattrat": 464, "listxattrat": 465,
-    "removexattrat": 466, "open_tree_attr": 467, "file_getattr": 468,
-    "file_setattr": 469, "listns": 470,
+    "cachestat": 451,
+    "fchmodat2": 452,
+    "map_shadow_stack": 453,
+    "futex_wake": 454,
+    "futex_wait": 455,
+    "futex_requeue": 456,
+    "statmount": 457,
+    "listmount": 458,
+    "lsm_get_self_attr": 459,
+    "lsm_set_self_attr": 460,
+    "lsm_list_modules": 461,
+    "mseal": 462,
+    "setxattrat": 463,
+    "getxattrat": 464,
+    "listxattrat": 465,
+    "removexattrat": 466,
+    "open_tree_attr": 467,
+    "file_getattr": 468,
+    "file_setattr": 469,
+    "listns": 470,
 }
 NEWER = {
     "x86_64": {**_COMMON_NEWER, "uretprobe": 335, "uprobe": 336},
@@ -89,34 +104,69 @@ NEWER = {
 #: *different* call get a name of their own (i386 ``mmap`` is old_mmap, whose
 #: arguments live in memory; i386 ``select`` is old_select).
 _I386_UID32 = (
-    "getuid", "getgid", "geteuid", "getegid", "setuid", "setgid", "setreuid",
-    "setregid", "setresuid", "getresuid", "setresgid", "getresgid", "getgroups",
-    "setgroups", "chown", "lchown", "fchown", "setfsuid", "setfsgid",
+    "getuid",
+    "getgid",
+    "geteuid",
+    "getegid",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "getresuid",
+    "setresgid",
+    "getresgid",
+    "getgroups",
+    "setgroups",
+    "chown",
+    "lchown",
+    "fchown",
+    "setfsuid",
+    "setfsgid",
 )
 _I386_TIME64 = {
-    "clock_gettime64": "clock_gettime", "clock_settime64": "clock_settime",
-    "clock_adjtime64": "clock_adjtime", "clock_getres_time64": "clock_getres",
-    "clock_nanosleep_time64": "clock_nanosleep", "timer_gettime64": "timer_gettime",
-    "timer_settime64": "timer_settime", "timerfd_gettime64": "timerfd_gettime",
-    "timerfd_settime64": "timerfd_settime", "utimensat_time64": "utimensat",
-    "pselect6_time64": "pselect6", "ppoll_time64": "ppoll",
-    "io_pgetevents_time64": "io_pgetevents", "recvmmsg_time64": "recvmmsg",
-    "mq_timedsend_time64": "mq_timedsend", "mq_timedreceive_time64": "mq_timedreceive",
-    "semtimedop_time64": "semtimedop", "rt_sigtimedwait_time64": "rt_sigtimedwait",
+    "clock_gettime64": "clock_gettime",
+    "clock_settime64": "clock_settime",
+    "clock_adjtime64": "clock_adjtime",
+    "clock_getres_time64": "clock_getres",
+    "clock_nanosleep_time64": "clock_nanosleep",
+    "timer_gettime64": "timer_gettime",
+    "timer_settime64": "timer_settime",
+    "timerfd_gettime64": "timerfd_gettime",
+    "timerfd_settime64": "timerfd_settime",
+    "utimensat_time64": "utimensat",
+    "pselect6_time64": "pselect6",
+    "ppoll_time64": "ppoll",
+    "io_pgetevents_time64": "io_pgetevents",
+    "recvmmsg_time64": "recvmmsg",
+    "mq_timedsend_time64": "mq_timedsend",
+    "mq_timedreceive_time64": "mq_timedreceive",
+    "semtimedop_time64": "semtimedop",
+    "rt_sigtimedwait_time64": "rt_sigtimedwait",
     "futex_time64": "futex",
     "sched_rr_get_interval_time64": "sched_rr_get_interval",
 }
 ALIASES = {
     "x86_64": {"newfstatat": "fstatat"},
     "i386": {
-        "fstat64": "fstat", "stat64": "stat", "lstat64": "lstat", "fstatat64": "fstatat",
-        "mmap2": "mmap", "mmap": "old_mmap",
-        "_llseek": "lseek", "fcntl64": "fcntl",
-        "_newselect": "select", "select": "old_select",
-        "truncate64": "truncate", "ftruncate64": "ftruncate",
-        "statfs64": "statfs", "fstatfs64": "fstatfs",
-        "sendfile64": "sendfile", "fadvise64_64": "fadvise64",
-        "ugetrlimit": "getrlimit", "getrlimit": "old_getrlimit",
+        "fstat64": "fstat",
+        "stat64": "stat",
+        "lstat64": "lstat",
+        "fstatat64": "fstatat",
+        "mmap2": "mmap",
+        "mmap": "old_mmap",
+        "_llseek": "lseek",
+        "fcntl64": "fcntl",
+        "_newselect": "select",
+        "select": "old_select",
+        "truncate64": "truncate",
+        "ftruncate64": "ftruncate",
+        "statfs64": "statfs",
+        "fstatfs64": "fstatfs",
+        "sendfile64": "sendfile",
+        "fadvise64_64": "fadvise64",
+        "ugetrlimit": "getrlimit",
+        "getrlimit": "old_getrlimit",
         **{f"{name}32": name for name in _I386_UID32},
         **_I386_TIME64,
     },
@@ -133,8 +183,12 @@ KEEP_RAW = {"i386": frozenset(_I386_TIME64.values())}
 
 #: SYSCALL_DEFINE names in ftrace formats that differ from the x86-64 names.
 FTRACE_NAMES = {
-    "newfstat": "fstat", "newstat": "stat", "newlstat": "lstat",
-    "newuname": "uname", "sendfile64": "sendfile", "umount": "umount2",
+    "newfstat": "fstat",
+    "newstat": "stat",
+    "newlstat": "lstat",
+    "newuname": "uname",
+    "sendfile64": "sendfile",
+    "umount": "umount2",
     "newfstatat": "fstatat",
 }
 
@@ -145,22 +199,48 @@ EXTRA_SIGNATURES = {
     "init_module": (("umod", "void *"), ("len", "unsigned long"), ("uargs", "const char *")),
     "finit_module": (("fd", "int"), ("uargs", "const char *"), ("flags", "int")),
     "delete_module": (("name_user", "const char *"), ("flags", "unsigned int")),
-    "kexec_load": (("entry", "unsigned long"), ("nr_segments", "unsigned long"),
-                   ("segments", "struct kexec_segment *"), ("flags", "unsigned long")),
-    "kexec_file_load": (("kernel_fd", "int"), ("initrd_fd", "int"),
-                        ("cmdline_len", "unsigned long"), ("cmdline_ptr", "const char *"),
-                        ("flags", "unsigned long")),
+    "kexec_load": (
+        ("entry", "unsigned long"),
+        ("nr_segments", "unsigned long"),
+        ("segments", "struct kexec_segment *"),
+        ("flags", "unsigned long"),
+    ),
+    "kexec_file_load": (
+        ("kernel_fd", "int"),
+        ("initrd_fd", "int"),
+        ("cmdline_len", "unsigned long"),
+        ("cmdline_ptr", "const char *"),
+        ("flags", "unsigned long"),
+    ),
     "set_thread_area": (("u_info", "struct user_desc *"),),
     "get_thread_area": (("u_info", "struct user_desc *"),),
     "uselib": (("library", "const char *"),),
     "lookup_dcookie": (("cookie64", "u64"), ("buf", "char *"), ("len", "size_t")),
     "_sysctl": (("args", "struct __sysctl_args *"),),
     "map_shadow_stack": (("addr", "unsigned long"), ("size", "unsigned long"), ("flags", "unsigned int")),
-    "listns": (("req", "const struct ns_id_req *"), ("ns_ids", "u64 *"), ("nr_ns_ids", "size_t"),
-               ("flags", "unsigned int")),
-    **{name: () for name in ("afs_syscall", "create_module", "epoll_ctl_old", "epoll_wait_old",
-                             "get_kernel_syms", "getpmsg", "nfsservctl", "putpmsg", "query_module",
-                             "security", "tuxcall", "vserver")},
+    "listns": (
+        ("req", "const struct ns_id_req *"),
+        ("ns_ids", "u64 *"),
+        ("nr_ns_ids", "size_t"),
+        ("flags", "unsigned int"),
+    ),
+    **dict.fromkeys(
+        (
+            "afs_syscall",
+            "create_module",
+            "epoll_ctl_old",
+            "epoll_wait_old",
+            "get_kernel_syms",
+            "getpmsg",
+            "nfsservctl",
+            "putpmsg",
+            "query_module",
+            "security",
+            "tuxcall",
+            "vserver",
+        ),
+        (),
+    ),
     # i386 only
     "waitpid": (("pid", "pid_t"), ("stat_addr", "int *"), ("options", "int")),
     "oldstat": (("filename", "const char *"), ("statbuf", "struct __old_kernel_stat *")),
@@ -172,8 +252,7 @@ EXTRA_SIGNATURES = {
     "stime": (("tptr", "old_time32_t *"),),
     "nice": (("increment", "int"),),
     "signal": (("sig", "int"), ("handler", "__sighandler_t")),
-    "sigaction": (("sig", "int"), ("act", "const struct old_sigaction *"),
-                  ("oact", "struct old_sigaction *")),
+    "sigaction": (("sig", "int"), ("act", "const struct old_sigaction *"), ("oact", "struct old_sigaction *")),
     "sgetmask": (),
     "ssetmask": (("newmask", "int"),),
     "sigsuspend": (("unused1", "int"), ("unused2", "int"), ("mask", "old_sigset_t")),
@@ -183,17 +262,29 @@ EXTRA_SIGNATURES = {
     "old_getrlimit": (("resource", "unsigned int"), ("rlim", "struct rlimit *")),
     "old_select": (("arg", "struct sel_arg_struct *"),),
     "old_mmap": (("arg", "struct mmap_arg_struct *"),),
-    "readdir": (("fd", "unsigned int"), ("dirent", "struct old_linux_dirent *"),
-                ("count", "unsigned int")),
+    "readdir": (("fd", "unsigned int"), ("dirent", "struct old_linux_dirent *"), ("count", "unsigned int")),
     "socketcall": (("call", "int"), ("args", "unsigned long *")),
-    "ipc": (("call", "unsigned int"), ("first", "int"), ("second", "unsigned long"),
-            ("third", "unsigned long"), ("ptr", "void *"), ("fifth", "long")),
+    "ipc": (
+        ("call", "unsigned int"),
+        ("first", "int"),
+        ("second", "unsigned long"),
+        ("third", "unsigned long"),
+        ("ptr", "void *"),
+        ("fifth", "long"),
+    ),
     "vm86old": (("user_vm86", "struct vm86_struct *"),),
     "vm86": (("cmd", "unsigned long"), ("arg", "unsigned long")),
     "bdflush": (("func", "int"), ("data", "long")),
     "idle": (),
-    "break": (), "stty": (), "gtty": (), "ftime": (), "prof": (), "lock": (),
-    "mpx": (), "ulimit": (), "profil": (),
+    "break": (),
+    "stty": (),
+    "gtty": (),
+    "ftime": (),
+    "prof": (),
+    "lock": (),
+    "mpx": (),
+    "ulimit": (),
+    "profil": (),
 }
 
 
@@ -217,7 +308,7 @@ def read_generic(path: Path, wants: frozenset[str], bits: int = 64) -> dict[str,
     ``#endif`` over ``defined(...)``, ``__BITS_PER_LONG`` comparisons, ``!``,
     ``&&``, ``||``) and resolves names defined as other names.
     """
-    macros: dict[str, str] = {name: "1" for name in wants}
+    macros: dict[str, str] = dict.fromkeys(wants, "1")
     stack: list[tuple[bool, bool]] = []  # (this branch active, any branch taken)
     active = True
     for lineno, line in enumerate(_read(path).splitlines(), 1):
@@ -259,8 +350,9 @@ def read_generic(path: Path, wants: frozenset[str], bits: int = 64) -> dict[str,
 
 def _eval_condition(expr: str, macros: dict[str, str], bits: int, where: str) -> bool:
     expr = expr.split("/*")[0]
-    expr = re.sub(r"defined\s*\(\s*(\w+)\s*\)|defined\s+(\w+)",
-                  lambda m: "True" if (m[1] or m[2]) in macros else "False", expr)
+    expr = re.sub(
+        r"defined\s*\(\s*(\w+)\s*\)|defined\s+(\w+)", lambda m: "True" if (m[1] or m[2]) in macros else "False", expr
+    )
     expr = expr.replace("__BITS_PER_LONG", str(bits))
     expr = expr.replace("&&", " and ").replace("||", " or ")
     expr = re.sub(r"!(?!=)", " not ", expr)
@@ -295,7 +387,7 @@ def read_signatures(directory: Path) -> dict[str, tuple[tuple[str, str], ...]]:
                 continue
             ctype, _, arg = decl.rpartition(" ")
             args.append((arg.lstrip("*"), (ctype + " *" * arg.count("*")).replace("  ", " ").strip()))
-        name = entry.name[len("sys_enter_"):]
+        name = entry.name[len("sys_enter_") :]
         signatures[FTRACE_NAMES.get(name, name)] = tuple(args)
     if len(signatures) < 300:
         raise GenerateError(f"{directory}: only {len(signatures)} syscall formats")
@@ -376,8 +468,7 @@ def _load_existing() -> dict:
 
 
 def render(data: dict) -> str:
-    version = re.search(r"LINUX_VERSION_MAJOR (\d+).*?PATCHLEVEL (\d+).*?SUBLEVEL (\d+)",
-                        _read(VERSION_H), re.S)
+    version = re.search(r"LINUX_VERSION_MAJOR (\d+).*?PATCHLEVEL (\d+).*?SUBLEVEL (\d+)", _read(VERSION_H), re.S)
     headers = ".".join(version.groups()) if version else "unknown"
     lines = [
         '"""System-call numbers, canonical-name aliases and x86-64 signatures.',
@@ -401,15 +492,19 @@ def render(data: dict) -> str:
         lines.append(f"    {arch!r}: {{")
         lines.extend(f"        {raw!r}: {canon!r}," for raw, canon in table.items())
         lines.append("    },")
-    lines += ["}", "", "# arch -> canonical name -> the raw call to prefer when several map to it",
-              "PREFERRED = {"]
+    lines += ["}", "", "# arch -> canonical name -> the raw call to prefer when several map to it", "PREFERRED = {"]
     for arch, table in data["preferred"].items():
         lines.append(f"    {arch!r}: {{")
         lines.extend(f"        {canon!r}: {raw!r}," for canon, raw in table.items())
         lines.append("    },")
-    lines += ["}", "", f"SIGNATURE_SOURCE = {data['signature_source']!r}", "",
-              "# canonical name -> ((argument name, C type), ...) as the x86-64 kernel declares it",
-              "SIGNATURES = {"]
+    lines += [
+        "}",
+        "",
+        f"SIGNATURE_SOURCE = {data['signature_source']!r}",
+        "",
+        "# canonical name -> ((argument name, C type), ...) as the x86-64 kernel declares it",
+        "SIGNATURES = {",
+    ]
     for name, sig in data["signatures"].items():
         lines.append(f"    {name!r}: {sig!r},")
     lines += ["}", ""]
@@ -425,12 +520,17 @@ def _read(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--formats", type=Path,
-                        help="ftrace events/syscalls directory (default: the mounted tracefs, if any)")
-    parser.add_argument("--no-formats", action="store_true",
-                        help="keep the signatures of the committed module even if tracefs is readable")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the committed module differs from what would be generated")
+    parser.add_argument(
+        "--formats", type=Path, help="ftrace events/syscalls directory (default: the mounted tracefs, if any)"
+    )
+    parser.add_argument(
+        "--no-formats",
+        action="store_true",
+        help="keep the signatures of the committed module even if tracefs is readable",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the committed module differs from what would be generated"
+    )
     args = parser.parse_args(argv)
     formats = None if args.no_formats else args.formats or next((d for d in FORMAT_DIRS if d.is_dir()), None)
     try:

@@ -20,8 +20,9 @@ still checked. Numbers may be written as the tables show them (``1.91k``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from dmvx.errors import Problem, did_you_mean, one_of
 from dmvx.lab.model import Key, Kind, Lab, NotAnswered
@@ -45,25 +46,32 @@ class Answers:
         self.file = doc.file
 
     @classmethod
-    def load(cls, path: Path, lab: Lab) -> "Answers":
+    def load(cls, path: Path, lab: Lab) -> Answers:
         """Read ``path`` and check its keys against ``lab`` (see the module doc)."""
         doc = read_yaml(path, display=str(path))
         keys = lab.keys()
         for name in doc.data:
             if name in keys or name in RESERVED:
                 continue
-            raise doc.error((name,), f"not an answer of lab {lab.number}{did_you_mean(str(name), keys)}",
-                            expected=one_of(keys), at="key")
+            raise doc.error(
+                (name,),
+                f"not an answer of lab {lab.number}{did_you_mean(str(name), keys)}",
+                expected=one_of(keys),
+                at="key",
+            )
         number = doc.data.get("lab")
         if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
             raise doc.error(("lab",), f"{number!r} is not a lab number", expected=f"lab: {lab.number}")
         if number is not None and number != lab.number:
-            raise doc.error(("lab",), f"this answers file is for lab {number}, not lab {lab.number}",
-                            expected=f"lab: {lab.number}, or check it with 'dmvx lab check {number}'")
+            raise doc.error(
+                ("lab",),
+                f"this answers file is for lab {number}, not lab {lab.number}",
+                expected=f"lab: {lab.number}, or check it with 'dmvx lab check {number}'",
+            )
         return cls(doc, path.parent, lab)
 
     @classmethod
-    def empty(cls, lab: Lab, file: str) -> "Answers":
+    def empty(cls, lab: Lab, file: str) -> Answers:
         """No answers at all (every task reports what it needs)."""
         return cls(YamlDocument(file, {}, {}), Path("."), lab)
 
@@ -131,15 +139,18 @@ def _convert(key: Key, value: Any, base_dir: Path) -> Any:
     if kind is Kind.NUMBER:
         shown = shown_number(value)
         if shown is None:
-            raise Problem(f"{value!r} is not a number",
-                          expected="a number such as 4.02, 1e3, or as a table shows it (9559.46x, 1.91k)")
+            raise Problem(
+                f"{value!r} is not a number",
+                expected="a number such as 4.02, 1e3, or as a table shows it (9559.46x, 1.91k)",
+            )
         return shown[0]
     if kind is Kind.INTEGER:
         shown = shown_number(value)
         number = None if shown is None else shown[0]
         if number is None or (shown[1] == 0 and not number.is_integer()):  # type: ignore[index]
-            raise Problem(f"{value!r} is not a whole number",
-                          expected="a whole number such as 15, or as a table shows it (1.91k)")
+            raise Problem(
+                f"{value!r} is not a whole number", expected="a whole number such as 15, or as a table shows it (1.91k)"
+            )
         return int(round(number))
     if kind is Kind.DURATION:
         return parse_duration(value)
@@ -152,13 +163,17 @@ def _convert(key: Key, value: Any, base_dir: Path) -> Any:
     if kind is Kind.CHOICE:
         word = str(value).strip() if not isinstance(value, (dict, list)) else None
         if word not in key.choices:
-            raise Problem(f"{value!r} is not one of the choices{did_you_mean(str(word), key.choices)}",
-                          expected=one_of(key.choices))
+            raise Problem(
+                f"{value!r} is not one of the choices{did_you_mean(str(word), key.choices)}",
+                expected=one_of(key.choices),
+            )
         return word
     if kind is Kind.WORD:
         if not isinstance(value, str) or not value.strip() or "\n" in value.strip():
-            raise Problem(f"{value!r} is not a word", expected="a word, e.g. a system call name such as openat, "
-                          "or the text a table shows")
+            raise Problem(
+                f"{value!r} is not a word",
+                expected="a word, e.g. a system call name such as openat, or the text a table shows",
+            )
         return " ".join(value.split())
     if kind is Kind.FILE:
         if not isinstance(value, str) or not value.strip():
@@ -166,8 +181,7 @@ def _convert(key: Key, value: Any, base_dir: Path) -> Any:
         path = Path(value).expanduser()
         path = path if path.is_absolute() else base_dir / path
         if not path.is_file():
-            raise Problem(f"no such file {value!r} (looked for {path})",
-                          expected="a path relative to the answers file")
+            raise Problem(f"no such file {value!r} (looked for {path})", expected="a path relative to the answers file")
         return path
     if kind is Kind.COUNTS:
         return _counts(value)

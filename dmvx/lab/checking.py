@@ -19,9 +19,10 @@ The helpers on :class:`Context` are what check functions are written with.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, Unavailable
@@ -36,7 +37,9 @@ def lab_dir() -> Path:
     for directory in builtin_dirs("scenarios"):
         if (directory / "labs").is_dir():
             return directory / "labs"
-    raise EnvironmentProblem("the lab scenario files (scenarios/labs/) are not installed; run dmvx from its source tree")
+    raise EnvironmentProblem(
+        "the lab scenario files (scenarios/labs/) are not installed; run dmvx from its source tree"
+    )
 
 
 @dataclass
@@ -73,8 +76,9 @@ def close_to(answer: float, truth: float, relative: float, absolute: float = 0.0
     return math.isclose(answer, truth, rel_tol=relative, abs_tol=absolute)
 
 
-def numeric(ctx: Context, name: str, truth: float, *, relative: float, absolute: float = 0.0,
-            what: str, unit: str = "") -> Check:
+def numeric(
+    ctx: Context, name: str, truth: float, *, relative: float, absolute: float = 0.0, what: str, unit: str = ""
+) -> Check:
     """Compare a numeric answer (number, integer or duration in seconds) with ``truth``.
 
     An answer copied from a table (``1.91k``) counts as anything it could
@@ -91,8 +95,11 @@ def numeric(ctx: Context, name: str, truth: float, *, relative: float, absolute:
     slack = max(absolute, ctx.answers.resolution(key))
     if close_to(answer, truth, relative, slack):
         return Check(True, f"{what}: {ctx.written(name)}")
-    return Check(False, f"{name}: {what}: {ctx.written(name)} is not it (tolerance {tolerance})",
-                 f"{name}: {mistake(answer, truth, key.kind is Kind.DURATION)}")
+    return Check(
+        False,
+        f"{name}: {what}: {ctx.written(name)} is not it (tolerance {tolerance})",
+        f"{name}: {mistake(answer, truth, key.kind is Kind.DURATION)}",
+    )
 
 
 def mistake(answer: float, truth: float, duration: bool = False) -> str:
@@ -106,8 +113,11 @@ def mistake(answer: float, truth: float, duration: bool = False) -> str:
         return "the sign is wrong"
     for factor, what in ((1e9, "a factor of 10^9"), (1e6, "a factor of a million"), (1e3, "a factor of 1000")):
         if math.isclose(ratio, factor, rel_tol=0.15) or math.isclose(ratio, 1 / factor, rel_tol=0.15):
-            return (f"off by {what}: check the unit (s, ms, us, ns)" if duration else
-                    f"off by {what}: a k in a table is 1000 (1.91k is 1910), an M a million")
+            return (
+                f"off by {what}: check the unit (s, ms, us, ns)"
+                if duration
+                else f"off by {what}: a k in a table is 1000 (1.91k is 1910), an M a million"
+            )
     if math.isclose(ratio, 2, rel_tol=0.1):
         return "about twice the value: a round trip where one way was asked, or counted twice?"
     if math.isclose(ratio, 0.5, rel_tol=0.1):
@@ -139,8 +149,12 @@ def same(ctx: Context, name: str, truth: Any, *, what: str, also: Iterable[Any] 
     if hit:
         return Check(True, f"{what}: {ctx.written(name)}")
     hint = None
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and isinstance(truth, (int, float)) \
-            and not isinstance(truth, bool):
+    if (
+        isinstance(answer, (int, float))
+        and not isinstance(answer, bool)
+        and isinstance(truth, (int, float))
+        and not isinstance(truth, bool)
+    ):
         hint = f"{name}: {mistake(answer, truth)}"
     return Check(False, f"{name}: {what}: {ctx.written(name)} is not it", hint)
 
@@ -190,8 +204,11 @@ def run_task(task: Task, ctx: Context) -> TaskOutcome:
         return outcome(Status.NOT_ANSWERED, _missing(still, ctx), task.hint)
     except InputError as exc:
         in_answers = exc.file == ctx.answers.file
-        return outcome(Status.FAIL, str(exc), task.hint if in_answers else f"'dmvx validate {exc.file}' shows the "
-                       f"same error; {task.hint}")
+        return outcome(
+            Status.FAIL,
+            str(exc),
+            task.hint if in_answers else f"'dmvx validate {exc.file}' shows the same error; {task.hint}",
+        )
     except NeedsRoot as exc:
         return outcome(Status.NEEDS_ROOT, f"needs root: {exc}")
     except EnvironmentProblem as exc:
@@ -221,18 +238,28 @@ def _missing(keys: list[str], ctx: Context) -> str:
     return f"not answered: add {names} to {ctx.answers.file}"
 
 
-def run_lab(lab: Lab, answers: Answers, modes: Modes, only: Iterable[int] = (),
-            sim_only: bool = False) -> list[TaskOutcome]:
+def run_lab(
+    lab: Lab, answers: Answers, modes: Modes, only: Iterable[int] = (), sim_only: bool = False
+) -> list[TaskOutcome]:
     """Run the tasks of ``lab`` (all, or the numbers in ``only``), in order;
     with ``sim_only``, the tasks that run real mode are left out (SKIP), so a
     student can check the rest as root without starting emulated hosts."""
     wanted = set(only)
     ctx = Context(lab, answers, modes)
-    return [_skipped(task, lab) if sim_only and task.needs_root else run_task(task, ctx)
-            for task in lab.tasks if not wanted or task.number in wanted]
+    return [
+        _skipped(task, lab) if sim_only and task.needs_root else run_task(task, ctx)
+        for task in lab.tasks
+        if not wanted or task.number in wanted
+    ]
 
 
 def _skipped(task: Task, lab: Lab) -> TaskOutcome:
-    return TaskOutcome(lab.number, task.number, task.title, Status.SKIPPED,
-                       "not run (--sim-only): it runs real mode on emulated hosts", None,
-                       tuple(key.name for key in task.keys))
+    return TaskOutcome(
+        lab.number,
+        task.number,
+        task.title,
+        Status.SKIPPED,
+        "not run (--sim-only): it runs real mode on emulated hosts",
+        None,
+        tuple(key.name for key in task.keys),
+    )

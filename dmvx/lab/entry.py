@@ -7,8 +7,9 @@ file or lab number is an :class:`~dmvx.errors.InputError` (status 2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from dmvx import output
 from dmvx.errors import InputError, did_you_mean
@@ -30,8 +31,7 @@ def list_labs(*, console: Any) -> LabList:
     return LabList(LABS)
 
 
-def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: Any,
-          sim_only: bool = False) -> LabCheck:
+def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: Any, sim_only: bool = False) -> LabCheck:
     """``dmvx lab check N [--answers FILE] [--task K]... [--sim-only]``.
 
     Without ``--answers`` the file is ``labN-answers.yml`` in the working
@@ -43,11 +43,13 @@ def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: A
         try:
             lab.task(task)
         except KeyError:
-            raise InputError(f"lab {number} has no task {task}", field="--task",
-                             expected=f"a task from 1 to {len(lab.tasks)}") from None
+            raise InputError(
+                f"lab {number} has no task {task}", field="--task", expected=f"a task from 1 to {len(lab.tasks)}"
+            ) from None
     if answers is None and not default_answers(number).exists():
-        output.note(f"dmvx lab check: no {default_answers(number)} here yet; write your answers there "
-                    f"(or give --answers FILE)")
+        output.note(
+            f"dmvx lab check: no {default_answers(number)} here yet; write your answers there (or give --answers FILE)"
+        )
         loaded = Answers.empty(lab, str(default_answers(number)))
     else:
         loaded = Answers.load(answers or default_answers(number), lab)
@@ -55,15 +57,27 @@ def check(number: int, *, answers: Path | None, tasks: Sequence[int], console: A
     return LabCheck(lab, loaded.file, tuple(outcomes))
 
 
-def watch(file: Path, *, policy: str | None, variants: int | None, console: Any, calls: Sequence[str] = (),
-          routes: Sequence[str] = (), seqs: str | None = None, to_stdout: bool = False) -> WatchResult:
+def watch(
+    file: Path,
+    *,
+    policy: str | None,
+    variants: int | None,
+    console: Any,
+    calls: Sequence[str] = (),
+    routes: Sequence[str] = (),
+    seqs: str | None = None,
+    to_stdout: bool = False,
+) -> WatchResult:
     """``dmvx lab watch FILE [--policy P] [--variants N] [--call C]... [--route R]... [--seq N|A-B] [--stdout]``."""
     from dmvx.syscalls import names
 
     unknown = [call for call in calls if call not in names()]
     if unknown:
-        raise InputError(f"{unknown[0]!r} is not a system call dmvx knows{did_you_mean(unknown[0], names())}",
-                         field="--call", expected="a system call name such as openat")
+        raise InputError(
+            f"{unknown[0]!r} is not a system call dmvx knows{did_you_mean(unknown[0], names())}",
+            field="--call",
+            expected="a system call name such as openat",
+        )
     try:
         span = parse_seqs(seqs) if seqs is not None else None
     except ValueError as exc:

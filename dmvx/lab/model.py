@@ -16,9 +16,10 @@ turns each into a :class:`Status`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from dmvx.exitstatus import ExitStatus
 
@@ -29,14 +30,14 @@ if TYPE_CHECKING:
 class Kind(str, Enum):
     """What an answer key takes, as the student writes it."""
 
-    NUMBER = "number"        # 4.02, 1e3
-    INTEGER = "integer"      # 15
-    DURATION = "duration"    # 2ms, 250us (always with a unit, as in scenario files)
-    CHOICE = "choice"        # one word of a fixed list
-    WORD = "word"            # one word checked against a computed truth (a call name, ...)
-    BOOL = "bool"            # yes / no / true / false
-    FILE = "file"            # a path, relative to the answers file
-    COUNTS = "counts"        # a mapping of names to integers, e.g. {replicate: 11, local: 4}
+    NUMBER = "number"  # 4.02, 1e3
+    INTEGER = "integer"  # 15
+    DURATION = "duration"  # 2ms, 250us (always with a unit, as in scenario files)
+    CHOICE = "choice"  # one word of a fixed list
+    WORD = "word"  # one word checked against a computed truth (a call name, ...)
+    BOOL = "bool"  # yes / no / true / false
+    FILE = "file"  # a path, relative to the answers file
+    COUNTS = "counts"  # a mapping of names to integers, e.g. {replicate: 11, local: 4}
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from dmvx import modeloader
 from dmvx.lab.model import NeedsRoot
@@ -40,8 +41,9 @@ class Modes:
         self.console = console
         self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def sim(self, scenario: Path, overrides: Mapping[str, Any] | None = None,
-            seed: int | None = None) -> dict[str, Any]:
+    def sim(
+        self, scenario: Path, overrides: Mapping[str, Any] | None = None, seed: int | None = None
+    ) -> dict[str, Any]:
         """``dmvx sim SCENARIO --set K=V... --json``: the whole document.
 
         ``overrides`` maps a ``--set`` key to a value as it would be written

@@ -53,8 +53,14 @@ class LabCheck:
             "title": self.lab.title,
             "answers": self.answers,
             "tasks": [
-                {"task": o.task, "title": o.title, "status": o.status.value, "detail": o.detail, "hint": o.hint,
-                 "keys": list(o.keys)}
+                {
+                    "task": o.task,
+                    "title": o.title,
+                    "status": o.status.value,
+                    "detail": o.detail,
+                    "hint": o.hint,
+                    "keys": list(o.keys),
+                }
                 for o in self.outcomes
             ],
             "passed": self.passed,
@@ -63,7 +69,7 @@ class LabCheck:
             "exit_status": self.exit_status.label,
         }
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         from rich.markup import escape
 
         console.print(f"[bold]lab {self.lab.number}: {escape(self.lab.title)}[/bold] — answers {escape(self.answers)}")
@@ -90,17 +96,38 @@ class LabList:
         return ExitStatus.OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"labs": [
-            {"lab": lab.number, "title": lab.title, "summary": lab.summary, "doc": lab.doc, "modes": lab.modes,
-             "needs_root": lab.needs_root,
-             "tasks": [{"task": t.number, "title": t.title, "needs_root": t.needs_root,
-                        "answers": [{"key": k.name, "kind": k.kind.value, "help": k.help,
-                                     **({"choices": list(k.choices)} if k.choices else {})} for k in t.keys]}
-                       for t in lab.tasks]}
-            for lab in self.labs
-        ]}
+        return {
+            "labs": [
+                {
+                    "lab": lab.number,
+                    "title": lab.title,
+                    "summary": lab.summary,
+                    "doc": lab.doc,
+                    "modes": lab.modes,
+                    "needs_root": lab.needs_root,
+                    "tasks": [
+                        {
+                            "task": t.number,
+                            "title": t.title,
+                            "needs_root": t.needs_root,
+                            "answers": [
+                                {
+                                    "key": k.name,
+                                    "kind": k.kind.value,
+                                    "help": k.help,
+                                    **({"choices": list(k.choices)} if k.choices else {}),
+                                }
+                                for k in t.keys
+                            ],
+                        }
+                        for t in lab.tasks
+                    ],
+                }
+                for lab in self.labs
+            ]
+        }
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         from rich.table import Table
 
         table = Table(title="dmvx teaching labs", title_justify="left")

@@ -62,8 +62,15 @@ class Event:
     on_route: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "variant": variant_name(self.variant), "seq": self.seq, "event": self.what,
-                "route": self.route or None, "actions": self.actions, "call": self.call}
+        return {
+            "step": self.step,
+            "variant": variant_name(self.variant),
+            "seq": self.seq,
+            "event": self.what,
+            "route": self.route or None,
+            "actions": self.actions,
+            "call": self.call,
+        }
 
     def line(self) -> str:
         """The event as one plain line (``--stdout``), columns as in the table."""
@@ -131,9 +138,13 @@ class WatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "trace": self.trace, "policy": self.policy, "events": [e.to_json() for e in self.shown()],
+            "trace": self.trace,
+            "policy": self.policy,
+            "events": [e.to_json() for e in self.shown()],
             "verdict": None if self.verdict is None else {**self.verdict.to_dict(), "summary": self.verdict.summary()},
-            "variants": self.variants, "messages": self.messages, "cut_short": self.cut_short,
+            "variants": self.variants,
+            "messages": self.messages,
+            "cut_short": self.cut_short,
         }
 
     #: What the events shown were filtered by (the summary counts them all).
@@ -144,7 +155,7 @@ class WatchResult:
     def shown(self) -> list[Event]:
         return self.shown_filter.apply(self.events)
 
-    def render(self, console: "Console") -> None:
+    def render(self, console: Console) -> None:
         if self.to_stdout:
             output.text_lines(e.line() for e in self.shown())
             self._summary(console)
@@ -153,30 +164,46 @@ class WatchResult:
         from rich.table import Table
 
         table = Table(title=f"{self.trace} under {self.policy}", title_justify="left")
-        for column, justify in (("step", "right"), ("variant", "left"), ("#", "right"), ("event", "left"),
-                                ("route", "left"), ("the monitor's actions", "left")):
+        for column, justify in (
+            ("step", "right"),
+            ("variant", "left"),
+            ("#", "right"),
+            ("event", "left"),
+            ("route", "left"),
+            ("the monitor's actions", "left"),
+        ):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for e in self.shown():
             style = "bold red" if "VERDICT" in e.actions else ("dim" if e.what.startswith("receives") else None)
-            table.add_row(str(e.step), variant_name(e.variant), "" if e.seq is None else str(e.seq),
-                          escape(e.what), e.route, escape(e.actions), style=style)
+            table.add_row(
+                str(e.step),
+                variant_name(e.variant),
+                "" if e.seq is None else str(e.seq),
+                escape(e.what),
+                e.route,
+                escape(e.actions),
+                style=style,
+            )
         console.print(table)
         self._summary(console)
 
-    def _summary(self, console: "Console") -> None:
+    def _summary(self, console: Console) -> None:
         from rich.markup import escape
 
         if self.shown_filter:
             console.print(f"{len(self.shown())} of {len(self.events)} events shown")
         for v in self.variants:
             routes = ", ".join(f"{k} {n}" for k, n in v["routes"].items())
-            console.print(f"{v['variant']}: ran {v['executed']}, skipped {v['skipped']} (took the leader's "
-                          f"result); routes: {routes}")
+            console.print(
+                f"{v['variant']}: ran {v['executed']}, skipped {v['skipped']} (took the leader's "
+                f"result); routes: {routes}"
+            )
         console.print(f"messages between monitors: {self.messages}")
         if self.cut_short:
             console.print(f"[yellow]cut short after {MAX_EVENTS} events[/yellow]")
-        console.print("verdict: " + ("none: the variants agreed" if self.verdict is None
-                                     else escape(self.verdict.summary())))
+        console.print(
+            "verdict: " + ("none: the variants agreed" if self.verdict is None else escape(self.verdict.summary()))
+        )
 
 
 def _streams(events: dict[int, list[TraceEvent]], n: int) -> tuple[list[list[Step]], list[TraceEnd]]:
@@ -233,19 +260,48 @@ class _Log(Observer):
         #: The route of each compared call, by seq, for the messages about it.
         self.routes: dict[int, str] = {}
 
-    def _add(self, variant: int, seq: int | None, what: str, route: str, actions: list[Action],
-             call: str | None = None, about: int | None = None, on_route: str = "") -> None:
-        self.events.append(Event(len(self.events) + 1, variant, seq, what, route,
-                                 "; ".join(_action(a) for a in actions), call, about, on_route or route))
+    def _add(
+        self,
+        variant: int,
+        seq: int | None,
+        what: str,
+        route: str,
+        actions: list[Action],
+        call: str | None = None,
+        about: int | None = None,
+        on_route: str = "",
+    ) -> None:
+        self.events.append(
+            Event(
+                len(self.events) + 1,
+                variant,
+                seq,
+                what,
+                route,
+                "; ".join(_action(a) for a in actions),
+                call,
+                about,
+                on_route or route,
+            )
+        )
 
     def received(self, variant: int, message: Message, actions: list[Action]) -> None:
         about = getattr(message, "seq", None)
         inner = getattr(message, "call", None)
-        self._add(variant, None, f"receives {_message(message)}", "", actions,
-                  inner.name if isinstance(inner, Call) else None, about, self.routes.get(about or -1, ""))
+        self._add(
+            variant,
+            None,
+            f"receives {_message(message)}",
+            "",
+            actions,
+            inner.name if isinstance(inner, Call) else None,
+            about,
+            self.routes.get(about or -1, ""),
+        )
 
-    def entered(self, variant: int, call: Call, decision: Decision | None, seq: int | None,
-                actions: list[Action]) -> None:
+    def entered(
+        self, variant: int, call: Call, decision: Decision | None, seq: int | None, actions: list[Action]
+    ) -> None:
         route = decision.route.value if decision is not None else ""
         self.inside[variant] = (call.name, seq, route)
         if seq is not None and route:
@@ -270,10 +326,20 @@ def watch(policy: Policy, events: dict[int, list[TraceEvent]], n_variants: int =
     streams, ends = _streams(events, n_variants)
     log = _Log()
     result = replay(policy, streams, ends, max_events=MAX_EVENTS, schedule=eager, observer=log)
-    summaries = [{"variant": variant_name(i), "executed": len(v.executed), "skipped": len(v.skipped),
-                  "routes": v.routes} for i, v in enumerate(result.logs)]
-    return WatchResult("", "", log.events, result.verdict, summaries, result.messages, result.cut_short,
-                       [v.executed for v in result.logs])
+    summaries = [
+        {"variant": variant_name(i), "executed": len(v.executed), "skipped": len(v.skipped), "routes": v.routes}
+        for i, v in enumerate(result.logs)
+    ]
+    return WatchResult(
+        "",
+        "",
+        log.events,
+        result.verdict,
+        summaries,
+        result.messages,
+        result.cut_short,
+        [v.executed for v in result.logs],
+    )
 
 
 def watch_trace(path: Path, preset: str, n_variants: int = 2) -> WatchResult:
@@ -297,8 +363,12 @@ def watch_file(path: Path, preset: str | None, n_variants: int | None = None) ->
         return watch_trace(path, preset or "dmvx", n_variants or 2)
     scenario = load_scenario(path)
     if not isinstance(scenario.workload, Trace):
-        raise InputError(f"the workload is {scenario.workload.kind}, not a trace", file=str(path), field="workload",
-                         expected="a scenario with workload kind trace, or a trace file (.jsonl)")
+        raise InputError(
+            f"the workload is {scenario.workload.kind}, not a trace",
+            file=str(path),
+            field="workload",
+            expected="a scenario with workload kind trace, or a trace file (.jsonl)",
+        )
     spec = scenario.policy if preset is None else scenario.policy.model_copy(update={"preset": preset})
     count = n_variants or len(scenario.variants or ()) or 2
     result = watch(spec.to_policy(), read_trace(scenario.workload.path).streams, count)
@@ -320,5 +390,13 @@ def first_call_on_route(result: WatchResult, route: str, variant: int = 0) -> st
     return None
 
 
-__all__ = ["Event", "EventFilter", "WatchResult", "first_call_on_route", "parse_seqs", "watch", "watch_file",
-           "watch_trace"]
+__all__ = [
+    "Event",
+    "EventFilter",
+    "WatchResult",
+    "first_call_on_route",
+    "parse_seqs",
+    "watch",
+    "watch_file",
+    "watch_trace",
+]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from dmvx.calibration import MeasuredCall, MeasuredServer, RealMeasurements
 from dmvx.exitstatus import EnvironmentProblem
@@ -30,9 +30,14 @@ SERVER_REQUESTS = {"native": 4000, "dmvx": 1500, "dmon": 300}
 RECORDED_REQUESTS = 400
 
 
-def measure_calls(*, calls: dict[str, int] | None = None, repeat: int = 3,
-                  kinds: tuple[str, ...] = microbench.KINDS, policies: tuple[str, ...] = ("dmon", "dmvx"),
-                  note: Callable[[str], None] = lambda text: None) -> list[MeasuredCall]:
+def measure_calls(
+    *,
+    calls: dict[str, int] | None = None,
+    repeat: int = 3,
+    kinds: tuple[str, ...] = microbench.KINDS,
+    policies: tuple[str, ...] = ("dmon", "dmvx"),
+    note: Callable[[str], None] = lambda text: None,
+) -> list[MeasuredCall]:
     """Each microbenchmark kind natively and as two variants under each
     policy, microseconds per call (median of ``repeat`` runs)."""
     calls = calls or CALLS
@@ -45,14 +50,14 @@ def measure_calls(*, calls: dict[str, int] | None = None, repeat: int = 3,
             native = median(microbench.native_ns(binary, kind, 200_000, cpu) for _ in range(repeat)) / 1000
             for policy in policies:
                 note(f"{kind} under {policy}")
-                traced = median(microbench.traced_ns(binary, kind, calls[policy], policy) / 1000
-                                for _ in range(repeat))
+                traced = median(microbench.traced_ns(binary, kind, calls[policy], policy) / 1000 for _ in range(repeat))
                 measured.append(MeasuredCall(kind, policy, calls[policy], native, traced))
     return measured
 
 
-def measure_server(directory: Path, policies: tuple[str, ...], repeat: int,
-                   note: Callable[[str], None]) -> MeasuredServer:
+def measure_server(
+    directory: Path, policies: tuple[str, ...], repeat: int, note: Callable[[str], None]
+) -> MeasuredServer:
     """lighttpd's mean time per request natively and under each policy
     (median of ``repeat`` runs), and a run recorded under dmvx into
     ``directory`` for sim to replay."""
@@ -65,8 +70,10 @@ def measure_server(directory: Path, policies: tuple[str, ...], repeat: int,
     def mean_us(policy: str | None, requests: int, record: Path | None = None) -> float:
         run = serve(config, digests, policy, requests, 0, record=record)
         if run.divergence or run.failed:
-            raise EnvironmentProblem(f"dmvx calibrate: lighttpd under {policy or 'no MVX'}: "
-                                     f"{run.divergence or str(int(run.failed)) + ' failed requests'}")
+            raise EnvironmentProblem(
+                f"dmvx calibrate: lighttpd under {policy or 'no MVX'}: "
+                f"{run.divergence or str(int(run.failed)) + ' failed requests'}"
+            )
         return run.mean_ms * 1000
 
     note("lighttpd natively")
@@ -81,8 +88,14 @@ def measure_server(directory: Path, policies: tuple[str, ...], repeat: int,
     return MeasuredServer(native, trace, measured)
 
 
-def measure(directory: Path, *, repeat: int = 3, policies: tuple[str, ...] = ("dmon", "dmvx"),
-            server: bool = True, note: Callable[[str], None] = lambda text: None) -> RealMeasurements:
+def measure(
+    directory: Path,
+    *,
+    repeat: int = 3,
+    policies: tuple[str, ...] = ("dmon", "dmvx"),
+    server: bool = True,
+    note: Callable[[str], None] = lambda text: None,
+) -> RealMeasurements:
     """Everything the check measures; the server row (with ``server``, and
     lighttpd and ab installed) keeps its recorded run in ``directory``."""
     calls = measure_calls(repeat=repeat, policies=policies, note=note)

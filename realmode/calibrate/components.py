@@ -246,8 +246,9 @@ class LinkCosts:
     receive_message: float
 
 
-def _link_round(mine: socket.socket, theirs: socket.socket, reader: monitor_socket.RecordReader, batch: int,
-                seq: int) -> tuple[float, float]:
+def _link_round(
+    mine: socket.socket, theirs: socket.socket, reader: monitor_socket.RecordReader, batch: int, seq: int
+) -> tuple[float, float]:
     """``batch`` messages sent one by one, then taken in one read: seconds."""
     t0 = time.perf_counter()
     for i in range(batch):
@@ -305,9 +306,20 @@ def _connectors_cpu(batch: int, rounds: int, cpu: int | None) -> tuple[float, fl
         for index, (_, con_end) in enumerate(ends):
             pid = os.fork()
             if pid == 0:
-                run_helper(functools.partial(run_connector, index, 2, key, run_id, con_end,
-                                             listener if index == 0 else None, None if index == 0 else address),
-                           keep={con_end.fileno(), *([listener.fileno()] if index == 0 else [])}, cpu=cpu)
+                run_helper(
+                    functools.partial(
+                        run_connector,
+                        index,
+                        2,
+                        key,
+                        run_id,
+                        con_end,
+                        listener if index == 0 else None,
+                        None if index == 0 else address,
+                    ),
+                    keep={con_end.fileno(), *([listener.fileno()] if index == 0 else [])},
+                    cpu=cpu,
+                )
             pids.append(pid)
             con_end.close()
         listener.close()
@@ -365,14 +377,20 @@ def connector_costs(small: int = 1, large: int = 32, messages: int = 2000) -> Co
         for batch in (small, large):
             rounds = max(messages // batch, 1)
             send, receive = _connectors_cpu(batch, rounds, cpu)
-            per_batch[batch] = (max(send - base_send, 0.0) / rounds * 1e9,
-                                max(receive - base_receive, 0.0) / rounds * 1e9)
+            per_batch[batch] = (
+                max(send - base_send, 0.0) / rounds * 1e9,
+                max(receive - base_receive, 0.0) / rounds * 1e9,
+            )
     finally:
         os.sched_setaffinity(0, saved)
     send_message = max((per_batch[large][0] - per_batch[small][0]) / (large - small), 0.0)
     receive_message = max((per_batch[large][1] - per_batch[small][1]) / (large - small), 0.0)
-    return ConnectorCosts(max(per_batch[small][0] - small * send_message, 0.0), send_message,
-                          max(per_batch[small][1] - small * receive_message, 0.0), receive_message)
+    return ConnectorCosts(
+        max(per_batch[small][0] - small * send_message, 0.0),
+        send_message,
+        max(per_batch[small][1] - small * receive_message, 0.0),
+        receive_message,
+    )
 
 
 @dataclass
@@ -412,13 +430,14 @@ def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2
             out.seek(0)
             printed = out.read().decode()
         if result.verdict is not None or result.error is not None:
-            raise EnvironmentProblem(f"dmvx calibrate: the calibration run of {kind} under {policy} failed: "
-                                     f"{result.verdict.summary() if result.verdict else result.error}")
+            raise EnvironmentProblem(
+                f"dmvx calibrate: the calibration run of {kind} under {policy} failed: "
+                f"{result.verdict.summary() if result.verdict else result.error}"
+            )
         points.append((count, [v.cpu_s for v in result.variants], per_call_ns(printed)))
     (n0, short, _), (n1, long, loop) = points
 
     def slope(role: str, index: int) -> float:
         return max(long[index][role] - short[index][role], 0.0) / (n1 - n0) * 1e9
 
-    return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)),
-                     loop)
+    return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)), loop)

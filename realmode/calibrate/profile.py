@@ -6,9 +6,10 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -62,18 +63,31 @@ class Measurements:
 
     def to_json(self) -> dict[str, Any]:
         m = self.messages
-        return {"native_ns": self.native, "native_local_ns": self.native_local,
-                "seccomp_untraced_ns": self.seccomp_untraced, "ptrace_pair_ns": self.ptrace,
-                "monitor_leader_ns": self.monitor_leader, "monitor_follower_ns": self.monitor_follower,
-                "wakeup_ns": self.wakeup, "wakeup_same_cpu_ns": self.wakeup_same_cpu,
-                "messages": {"send_ns": m.send, "receive_ns": m.receive, "encode_ns": m.encode, "decode_ns": m.decode},
-                "link_ns": asdict(self.link), "connector_ns": asdict(self.connector),
-                "dmvx_getppid_ns": asdict(self.dmvx_getppid), "dmvx_uname_ns": asdict(self.dmvx_uname),
-                "dmon_getppid_ns": asdict(self.dmon_getppid)}
+        return {
+            "native_ns": self.native,
+            "native_local_ns": self.native_local,
+            "seccomp_untraced_ns": self.seccomp_untraced,
+            "ptrace_pair_ns": self.ptrace,
+            "monitor_leader_ns": self.monitor_leader,
+            "monitor_follower_ns": self.monitor_follower,
+            "wakeup_ns": self.wakeup,
+            "wakeup_same_cpu_ns": self.wakeup_same_cpu,
+            "messages": {"send_ns": m.send, "receive_ns": m.receive, "encode_ns": m.encode, "decode_ns": m.decode},
+            "link_ns": asdict(self.link),
+            "connector_ns": asdict(self.connector),
+            "dmvx_getppid_ns": asdict(self.dmvx_getppid),
+            "dmvx_uname_ns": asdict(self.dmvx_uname),
+            "dmon_getppid_ns": asdict(self.dmon_getppid),
+        }
 
 
-def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5,
-            note: Callable[[str], None] = lambda text: None) -> Measurements:
+def measure(
+    *,
+    calls: int = 200_000,
+    traced_calls: int = 20_000,
+    repeat: int = 5,
+    note: Callable[[str], None] = lambda text: None,
+) -> Measurements:
     """Every component, median of ``repeat`` runs where a run is short."""
     median = statistics.median
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,8 +101,10 @@ def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5
         note("ptrace stop pair with decoding")
         ptrace = median(ptrace_pair_ns(binary, traced_calls, native["getpid"]) for _ in range(repeat))
         note("real mode's processes on getppid and uname loops")
-        runs = {(kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
-                for kind, policy in (("getppid", "dmvx"), ("uname", "dmvx"), ("getppid", "dmon"))}
+        runs = {
+            (kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
+            for kind, policy in (("getppid", "dmvx"), ("uname", "dmvx"), ("getppid", "dmon"))
+        }
     note("core monitors, wake-ups, the local link, CONNECTORs")
     leader, follower = (median(v) for v in zip(*(monitor_ns() for _ in range(repeat))))
     wakeup = median(wakeup_ns() for _ in range(repeat))
@@ -96,9 +112,22 @@ def measure(*, calls: int = 200_000, traced_calls: int = 20_000, repeat: int = 5
     messages = message_costs()
     links = [link_costs() for _ in range(repeat)]
     connectors = [connector_costs() for _ in range(repeat)]
-    return Measurements(native, native_local, seccomp_ns, ptrace, leader, follower, wakeup, wakeup_same, messages,
-                        _median_of(links), _median_of(connectors),
-                        runs[("getppid", "dmvx")], runs[("uname", "dmvx")], runs[("getppid", "dmon")])
+    return Measurements(
+        native,
+        native_local,
+        seccomp_ns,
+        ptrace,
+        leader,
+        follower,
+        wakeup,
+        wakeup_same,
+        messages,
+        _median_of(links),
+        _median_of(connectors),
+        runs[("getppid", "dmvx")],
+        runs[("uname", "dmvx")],
+        runs[("getppid", "dmon")],
+    )
 
 
 def _median_of(samples: list[Any]) -> Any:
@@ -172,23 +201,41 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
     scale = max(batch_measured, 0.0) / max(c.send_batch + c.receive_batch, 1.0)
     return {
         "name": name,
-        "description": (f"Measured on this machine by dmvx calibrate ({time.strftime('%Y-%m-%d')}): "
-                        "native calls, real mode's seccomp filter, its processes on getppid and uname loops, "
-                        "the core monitors, the local link, wake-ups and real CONNECTORs over loopback TCP."),
+        "description": (
+            f"Measured on this machine by dmvx calibrate ({time.strftime('%Y-%m-%d')}): "
+            "native calls, real mode's seccomp filter, its processes on getppid and uname loops, "
+            "the core monitors, the local link, wake-ups and real CONNECTORs over loopback TCP."
+        ),
         "base": "vm",
         "native": {"calls": {kind: _d(ns) for kind, ns in m.native.items()}},
-        "interception": {"ptrace": _d(ptrace), "in_process": _d(in_process),
-                         "seccomp_untraced": _d(m.seccomp_untraced)},
-        "mechanisms": {"dmon": {"default": "ptrace"},
-                       "dmvx": {"default": "in_process", "lockstep": "ptrace", "local": "seccomp_untraced"}},
-        "monitor": {"compare": _d(compare), "copy_per_buffer": _d(copy), "cb_append": _d(cb_append),
-                    "receive": _d(link_.receive), "receive_per_message": _d(link_.receive_message),
-                    "wakeup": _d(m.wakeup_same_cpu)},
-        "connector": {"used_by": ["dmon", "dmvx"], "wakeup": _d(m.wakeup_same_cpu), "receive_wakeup": _d(m.wakeup),
-                      "send": _d(c.send_batch * scale), "per_message": _d(c.send_message),
-                      "send_per_byte": _d(send_slope),
-                      "receive": _d(c.receive_batch * scale), "receive_per_message": _d(c.receive_message),
-                      "receive_per_byte": _d(recv_slope)},
+        "interception": {
+            "ptrace": _d(ptrace),
+            "in_process": _d(in_process),
+            "seccomp_untraced": _d(m.seccomp_untraced),
+        },
+        "mechanisms": {
+            "dmon": {"default": "ptrace"},
+            "dmvx": {"default": "in_process", "lockstep": "ptrace", "local": "seccomp_untraced"},
+        },
+        "monitor": {
+            "compare": _d(compare),
+            "copy_per_buffer": _d(copy),
+            "cb_append": _d(cb_append),
+            "receive": _d(link_.receive),
+            "receive_per_message": _d(link_.receive_message),
+            "wakeup": _d(m.wakeup_same_cpu),
+        },
+        "connector": {
+            "used_by": ["dmon", "dmvx"],
+            "wakeup": _d(m.wakeup_same_cpu),
+            "receive_wakeup": _d(m.wakeup),
+            "send": _d(c.send_batch * scale),
+            "per_message": _d(c.send_message),
+            "send_per_byte": _d(send_slope),
+            "receive": _d(c.receive_batch * scale),
+            "receive_per_message": _d(c.receive_message),
+            "receive_per_byte": _d(recv_slope),
+        },
     }
 
 
@@ -204,9 +251,11 @@ def _rounded(value: Any) -> Any:
 
 
 def write_profile(document: dict[str, Any], path: Path, m: Measurements) -> None:
-    header = ["# Written by `dmvx calibrate` (realmode/calibrate/): component costs measured on",
-              "# this machine. Every number is a calibration INPUT; what sim predicts from them is",
-              "# checked against real mode by `dmvx calibrate --check`. Raw measurements (ns):"]
+    header = [
+        "# Written by `dmvx calibrate` (realmode/calibrate/): component costs measured on",
+        "# this machine. Every number is a calibration INPUT; what sim predicts from them is",
+        "# checked against real mode by `dmvx calibrate --check`. Raw measurements (ns):",
+    ]
     for key, value in m.to_json().items():
         header.append(f"#   {key}: {_rounded(value)}")
     text = "\n".join(header) + "\n" + yaml.safe_dump(document, sort_keys=False)

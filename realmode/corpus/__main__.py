@@ -22,8 +22,9 @@ POLICIES = ("dmvx", "dmon")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realmode.corpus", description=__doc__.splitlines()[0])
-    parser.add_argument("-k", dest="only", action="append", default=[],
-                        help="run only entries whose name contains this (repeatable)")
+    parser.add_argument(
+        "-k", dest="only", action="append", default=[], help="run only entries whose name contains this (repeatable)"
+    )
     parser.add_argument("--policy", action="append", choices=POLICIES, help="a preset (repeatable; default both)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run each entry N times per preset")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every entry, not only divergences")
@@ -50,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                     if not result.agrees or args.verbose:
                         mark = "ok" if result.agrees else ("KNOWN" if entry.known else "FALSE")
                         detail = "; ".join(result.problems) or f"{result.under.seconds:.2f}s"
-                        print(f"[{result.policy}] {mark:5} {entry.name}: {detail}"
-                              + (f" ({entry.known})" if entry.known and not result.agrees else ""), flush=True)
+                        print(
+                            f"[{result.policy}] {mark:5} {entry.name}: {detail}"
+                            + (f" ({entry.known})" if entry.known and not result.agrees else ""),
+                            flush=True,
+                        )
     runs = len(entries) * args.repeat
     if skipped:
         print(f"skipped (programs missing): {', '.join(skipped)}")
@@ -60,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         found = failures[policy]
         known = sum(1 for r in found if r.entry.known)
         unexpected += len(found) - known
-        print(f"false divergences under {policy}: {len(found)} of {runs} runs "
-              f"({known} known: {', '.join(sorted({r.entry.name for r in found if r.entry.known})) or 'none'})")
+        print(
+            f"false divergences under {policy}: {len(found)} of {runs} runs "
+            f"({known} known: {', '.join(sorted({r.entry.name for r in found if r.entry.known})) or 'none'})"
+        )
     return ExitStatus.DIVERGENCE if unexpected else ExitStatus.OK
 
 

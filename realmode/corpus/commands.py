@@ -35,9 +35,11 @@ def _bash(name: str, script: str, **kw) -> Entry:
 _TIMERS = "timers (alarm, setitimer, timer_settime) run only in the leader; signal work, issue 15 item 1"
 _SIGCHLD = "bash reaps children in a SIGCHLD handler, at another point in each variant; issue 15 item 1"
 _THREADS = "threads are refused (exit 5); issue 15 item 3"
-_NONBLOCKING_WRITES = ("xz writes to non-blocking pipes between its own processes: a write finds the pipe full "
-                       "(EAGAIN, then poll) in one variant and not the other; steering writes as reads are "
-                       "steered is open work of issue 15")
+_NONBLOCKING_WRITES = (
+    "xz writes to non-blocking pipes between its own processes: a write finds the pipe full "
+    "(EAGAIN, then poll) in one variant and not the other; steering writes as reads are "
+    "steered is open work of issue 15"
+)
 
 ENTRIES: tuple[Entry, ...] = (
     # -- coreutils --------------------------------------------------------------
@@ -56,14 +58,27 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("date-fixed", ("date", "-u", "-d", "@1000000000", "+%Y-%m-%d %H:%M:%S %A")),
     Entry("stat", ("stat", "-c", "%n %s %a %Y %F", "words.txt", "tree", "c/main.c")),
     Entry("cp-mv-rm", ("sh", "-c", "cp -a tree t2 && mv t2/a t2/z && rm -r t2/b && find t2 | sort && rm -r t2")),
-    Entry("mkdir-ln-readlink", ("sh", "-c", "mkdir -p x/y/z && ln -s x/y link && readlink link && "
-                                "realpath --relative-to=. link/z && ls -d link/*")),
+    Entry(
+        "mkdir-ln-readlink",
+        (
+            "sh",
+            "-c",
+            "mkdir -p x/y/z && ln -s x/y link && readlink link && realpath --relative-to=. link/z && ls -d link/*",
+        ),
+    ),
     Entry("find-xargs", ("sh", "-c", "find tree -type f -name '*.txt' | sort | xargs cat")),
     Entry("tee", ("sh", "-c", "seq 5 | tee copy.txt | wc -l; cat copy.txt")),
     Entry("split-cat", ("sh", "-c", "split -l 50 numbers.txt part. && ls part.* && cat part.* | cmp - numbers.txt")),
-    Entry("join-paste-comm", ("sh", "-c", "tail -n +2 csv/people.csv | sort -t, -k3 > p && "
-                              "tail -n +2 csv/cities.csv > c && join -t, -1 3 -2 1 p c; "
-                              "paste -d' ' old.txt new.txt; comm old.txt new.txt; nl -ba old.txt")),
+    Entry(
+        "join-paste-comm",
+        (
+            "sh",
+            "-c",
+            "tail -n +2 csv/people.csv | sort -t, -k3 > p && "
+            "tail -n +2 csv/cities.csv > c && join -t, -1 3 -2 1 p c; "
+            "paste -d' ' old.txt new.txt; comm old.txt new.txt; nl -ba old.txt",
+        ),
+    ),
     Entry("tac-rev-fold", ("sh", "-c", "tac old.txt | rev | fold -w 3")),
     Entry("shuf-seeded", ("sh", "-c", "shuf -n 5 --random-source=numbers.txt words.txt")),
     Entry("du-s", ("du", "-s", "--apparent-size", "tree")),
@@ -73,8 +88,15 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("nproc", ("nproc",)),
     Entry("sleep", ("sleep", "0.2")),
     Entry("timeout", ("timeout", "0.5", "sleep", "5"), known=_TIMERS),
-    Entry("truncate-dd", ("sh", "-c", "dd if=/dev/zero of=z bs=1k count=64 status=none && truncate -s 10k z && "
-                          "stat -c %s z && dd if=words.txt bs=16 skip=1 count=2 status=none")),
+    Entry(
+        "truncate-dd",
+        (
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=z bs=1k count=64 status=none && truncate -s 10k z && "
+            "stat -c %s z && dd if=words.txt bs=16 skip=1 count=2 status=none",
+        ),
+    ),
     Entry("touch-utimes", ("sh", "-c", "touch -d '2001-02-03 04:05:06' t && touch -a t && stat -c '%Y %n' t")),
     Entry("mktemp", ("sh", "-c", "f=$(mktemp) && echo hi > $f && cat $f && rm $f && d=$(mktemp -d) && rmdir $d")),
     Entry("exit-status", ("sh", "-c", "false; echo $?; ls /nonexistent; exit 4")),
@@ -83,50 +105,105 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("grep-E-count", ("grep", "-Ec", "^[0-9]+ (the|fox|dog)$", "words.txt")),
     Entry("sed", ("sed", "-n", "-e", "s/the/THE/g", "-e", "2,6p", "words.txt")),
     Entry("sed-inplace", ("sh", "-c", "cp old.txt e.txt && sed -i 's/a/A/g' e.txt && cat e.txt")),
-    Entry("awk", ("awk", "-F,", "NR > 1 { s += $2; n++ } END { printf \"%d %.2f\\n\", n, s / n }", "csv/people.csv")),
+    Entry("awk", ("awk", "-F,", 'NR > 1 { s += $2; n++ } END { printf "%d %.2f\\n", n, s / n }', "csv/people.csv")),
     Entry("diff-u", ("diff", "-u", "old.txt", "new.txt")),
     Entry("cmp-diff-same", ("sh", "-c", "cmp old.txt old.txt && diff -q old.txt new.txt; echo $?")),
-    Entry("patch", ("sh", "-c", "diff -u old.txt new.txt > p.diff; cp old.txt o2.txt && patch -s o2.txt p.diff && "
-                    "cmp o2.txt new.txt && echo patched")),
+    Entry(
+        "patch",
+        (
+            "sh",
+            "-c",
+            "diff -u old.txt new.txt > p.diff; cp old.txt o2.txt && patch -s o2.txt p.diff && "
+            "cmp o2.txt new.txt && echo patched",
+        ),
+    ),
     Entry("jq", ("sh", "-c", "echo '{\"a\": [1, 2, {\"b\": 3}]}' | jq -c '.a[2].b, (.a | length)'"), needs=("jq",)),
     # -- archives ---------------------------------------------------------------
     Entry("tar-czf-tzf", ("sh", "-c", "tar czf t.tgz tree && tar tzf t.tgz | sort")),
-    Entry("tar-xzf", ("sh", "-c", "tar czf t.tgz tree && mkdir out && tar xzf t.tgz -C out && "
-                      "ls -lR --time-style=long-iso out")),
-    Entry("gzip-gunzip", ("sh", "-c", "gzip -c -n words.txt > w.gz && gunzip -c w.gz | sha256sum && "
-                          "gzip -l w.gz | tail -1")),
+    Entry(
+        "tar-xzf",
+        ("sh", "-c", "tar czf t.tgz tree && mkdir out && tar xzf t.tgz -C out && ls -lR --time-style=long-iso out"),
+    ),
+    Entry(
+        "gzip-gunzip",
+        ("sh", "-c", "gzip -c -n words.txt > w.gz && gunzip -c w.gz | sha256sum && gzip -l w.gz | tail -1"),
+    ),
     Entry("bzip2", ("sh", "-c", "bzip2 -c numbers.txt | bunzip2 | md5sum"), needs=("bzip2",)),
-    Entry("xz", ("sh", "-c", "xz -c numbers.txt | xz -dc | md5sum; xz -k words.txt && xz -l words.txt.xz | wc -l"),
-          needs=("xz",), known=_NONBLOCKING_WRITES),
-    Entry("zip-unzip", ("sh", "-c", "zip -q -X -r t.zip tree && unzip -l t.zip | awk '{print $1, $4}' && "
-                        "unzip -q t.zip -d u && cat u/tree/a/one.txt"), needs=("zip", "unzip")),
+    Entry(
+        "xz",
+        ("sh", "-c", "xz -c numbers.txt | xz -dc | md5sum; xz -k words.txt && xz -l words.txt.xz | wc -l"),
+        needs=("xz",),
+        known=_NONBLOCKING_WRITES,
+    ),
+    Entry(
+        "zip-unzip",
+        (
+            "sh",
+            "-c",
+            "zip -q -X -r t.zip tree && unzip -l t.zip | awk '{print $1, $4}' && "
+            "unzip -q t.zip -d u && cat u/tree/a/one.txt",
+        ),
+        needs=("zip", "unzip"),
+    ),
     # -- git --------------------------------------------------------------------
-    Entry("git-init-commit-log", ("sh", "-c", "git init -q r && cd r && cp ../old.txt f && git add f && "
-                                  "git commit -q -m one && cp ../new.txt f && git commit -q -am two && "
-                                  "git log --stat && git diff HEAD~1 --stat"), needs=("git",)),
-    Entry("git-branch-merge", ("sh", "-c", "git init -q r && cd r && echo a > a && git add a && git commit -qm a && "
-                               "git checkout -qb side && echo b > b && git add b && git commit -qm b && "
-                               "git checkout -q main && git merge -q --no-edit side && git log --oneline --graph && "
-                               "git status --short --branch"), needs=("git",)),
-    Entry("git-diff-show", ("sh", "-c", "git init -q r && cd r && cp ../old.txt f && git add f && git commit -qm x && "
-                            "cp ../new.txt f && git diff && git show --stat HEAD | head -3"), needs=("git",)),
+    Entry(
+        "git-init-commit-log",
+        (
+            "sh",
+            "-c",
+            "git init -q r && cd r && cp ../old.txt f && git add f && "
+            "git commit -q -m one && cp ../new.txt f && git commit -q -am two && "
+            "git log --stat && git diff HEAD~1 --stat",
+        ),
+        needs=("git",),
+    ),
+    Entry(
+        "git-branch-merge",
+        (
+            "sh",
+            "-c",
+            "git init -q r && cd r && echo a > a && git add a && git commit -qm a && "
+            "git checkout -qb side && echo b > b && git add b && git commit -qm b && "
+            "git checkout -q main && git merge -q --no-edit side && git log --oneline --graph && "
+            "git status --short --branch",
+        ),
+        needs=("git",),
+    ),
+    Entry(
+        "git-diff-show",
+        (
+            "sh",
+            "-c",
+            "git init -q r && cd r && cp ../old.txt f && git add f && git commit -qm x && "
+            "cp ../new.txt f && git diff && git show --stat HEAD | head -3",
+        ),
+        needs=("git",),
+    ),
     # -- sqlite3 ----------------------------------------------------------------
-    Entry("sqlite3-file", ("sh", "-c", "sqlite3 db.sqlite < sql/schema.sql && "
-                           "sqlite3 db.sqlite 'select count(*) from person'"),
-          needs=("sqlite3",)),
-    Entry("sqlite3-csv", ("sqlite3", ":memory:", ".mode csv", ".import csv/people.csv p",
-                          "select name, age from p order by age desc;"), needs=("sqlite3",)),
+    Entry(
+        "sqlite3-file",
+        ("sh", "-c", "sqlite3 db.sqlite < sql/schema.sql && sqlite3 db.sqlite 'select count(*) from person'"),
+        needs=("sqlite3",),
+    ),
+    Entry(
+        "sqlite3-csv",
+        ("sqlite3", ":memory:", ".mode csv", ".import csv/people.csv p", "select name, age from p order by age desc;"),
+        needs=("sqlite3",),
+    ),
     # -- make and gcc -----------------------------------------------------------
     Entry("make-gcc", ("sh", "-c", "cd c && make -s && ./app && make -s clean && ls"), needs=("make", "gcc")),
     Entry("make-j2", ("sh", "-c", "cd c && make -s -j2 && ./app"), needs=("make", "gcc")),
     Entry("gcc-direct", ("sh", "-c", "gcc -O0 -o hello c/main.c c/util.c && ./hello | tail -1"), needs=("gcc",)),
     # -- shells -----------------------------------------------------------------
     Entry("sh-script", ("sh", "scripts/count.sh")),
-    Entry("dash-loop", ("dash", "-c", "i=0; while [ $i -lt 20 ]; do i=$((i+1)); "
-                        "case $i in *5) echo five $i;; esac; done; "
-                        "echo $i"), needs=("dash",)),
-    Entry("dash-subshells", ("dash", "-c", "for i in 1 2 3; do x=$(echo $i | tr 1-3 a-c); echo $x; done"),
-          needs=("dash",)),
+    Entry(
+        "dash-loop",
+        ("dash", "-c", "i=0; while [ $i -lt 20 ]; do i=$((i+1)); case $i in *5) echo five $i;; esac; done; echo $i"),
+        needs=("dash",),
+    ),
+    Entry(
+        "dash-subshells", ("dash", "-c", "for i in 1 2 3; do x=$(echo $i | tr 1-3 a-c); echo $x; done"), needs=("dash",)
+    ),
     Entry("dash-background-wait", ("dash", "-c", "sleep 0.1 & sleep 0.05 & wait; echo done"), needs=("dash",)),
     Entry("bash-script", ("bash", "scripts/funcs.bash"), known=_SIGCHLD),
     _bash("bash-heredoc-pipes", "cat <<EOF | sort -r | head -2\nb\na\nc\nEOF\nread x < old.txt; echo $x"),
@@ -140,8 +217,17 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("python-walk-hash", ("/usr/bin/python3", "py/walk.py")),
     Entry("python-mmap", ("/usr/bin/python3", "py/mmap_read.py")),
     Entry("python-cpus", ("/usr/bin/python3", "py/cpus.py")),
-    Entry("python-json-stdin", ("sh", "-c", "echo '[3,1,2]' | /usr/bin/python3 -c "
-                                "'import json,sys; print(sorted(json.load(sys.stdin)))'")),
-    Entry("python-threads", ("/usr/bin/python3", "-c", "import threading; t = threading.Thread(target=print, "
-                             "args=('hi',)); t.start(); t.join()"), known=_THREADS),
+    Entry(
+        "python-json-stdin",
+        ("sh", "-c", "echo '[3,1,2]' | /usr/bin/python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))'"),
+    ),
+    Entry(
+        "python-threads",
+        (
+            "/usr/bin/python3",
+            "-c",
+            "import threading; t = threading.Thread(target=print, args=('hi',)); t.start(); t.join()",
+        ),
+        known=_THREADS,
+    ),
 )

@@ -15,9 +15,35 @@ from pathlib import Path
 MTIME = 1577934245
 
 _WORDS = (
-    "the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "then", "the",
-    "dog", "sleeps", "while", "the", "fox", "runs", "far", "away", "into", "the", "quiet", "green",
-    "forest", "near", "the", "old", "river",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "the",
+    "lazy",
+    "dog",
+    "and",
+    "then",
+    "the",
+    "dog",
+    "sleeps",
+    "while",
+    "the",
+    "fox",
+    "runs",
+    "far",
+    "away",
+    "into",
+    "the",
+    "quiet",
+    "green",
+    "forest",
+    "near",
+    "the",
+    "old",
+    "river",
 )
 _TEXT = "".join(f"{n} {w}\n" for n, w in enumerate(_WORDS))
 
@@ -34,78 +60,100 @@ _FILES: dict[str, str] = {
     "new.txt": "alpha\nbeta\nGAMMA\ndelta\nepsilon\n",
     "c/util.h": "int square(int x);\n",
     "c/util.c": '#include "util.h"\nint square(int x) { return x * x; }\n',
-    "c/main.c": ('#include <stdio.h>\n#include "util.h"\n'
-                 'int main(void) { for (int i = 1; i <= 5; i++) printf("%d %d\\n", i, square(i)); return 0; }\n'),
-    "c/Makefile": ("CC = gcc\nCFLAGS = -O2 -Wall\nall: app\n"
-                   "app: main.o util.o\n\t$(CC) -o $@ main.o util.o\n"
-                   "%.o: %.c util.h\n\t$(CC) $(CFLAGS) -c $<\n"
-                   "clean:\n\trm -f app *.o\n.PHONY: all clean\n"),
-    "scripts/count.sh": ('#!/bin/sh\n# counts words per line, a POSIX shell loop\n'
-                         'n=0\nwhile read -r num word; do n=$((n + 1)); echo "$n:$word"; done < words.txt\n'
-                         'echo total $n\n'),
-    "scripts/funcs.bash": ('#!/bin/bash\nset -eu\ndeclare -A seen\n'
-                           'add() { seen[$1]=$(( ${seen[$1]:-0} + 1 )); }\n'
-                           'while read -r _ w; do add "$w"; done < words.txt\n'
-                           'for k in $(printf "%s\\n" "${!seen[@]}" | sort); do echo "$k ${seen[$k]}"; done\n'
-                           'arr=(x y z); echo "${#arr[@]} ${arr[*]}"; [[ abc == a* ]] && echo glob\n'),
-    "py/subproc.py": ("import subprocess, sys\n"
-                      "out = subprocess.run(['sort', '-n', 'numbers.txt'], capture_output=True, text=True,\n"
-                      "                     check=True)\n"
-                      "print(out.stdout.splitlines()[:3])\n"
-                      "p = subprocess.Popen(['tr', 'a-z', 'A-Z'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
-                      "print(p.communicate(b'hello world')[0].decode(), p.returncode)\n"
-                      "print(subprocess.call(['sh', '-c', 'exit 7']))\n"),
-    "py/temp.py": ("import tempfile, os\n"
-                   "with tempfile.TemporaryDirectory() as d:\n"
-                   "    with tempfile.NamedTemporaryFile('w', dir=d, suffix='.txt', delete=False) as f:\n"
-                   "        f.write('kept\\n')\n"
-                   "    print(open(f.name).read().strip(), len(os.listdir(d)))\n"
-                   "    fd, name = tempfile.mkstemp(dir=d); os.write(fd, b'x' * 100); os.close(fd)\n"
-                   "    print(os.path.getsize(name))\n"
-                   "with tempfile.TemporaryFile() as t:\n"
-                   "    t.write(b'spool'); t.seek(0); print(t.read())\n"
-                   "print(os.path.exists(d))\n"),
-    "py/db.py": ("import sqlite3\n"
-                 "db = sqlite3.connect('py.db')\n"
-                 "db.execute('create table t (k integer primary key, v text)')\n"
-                 "words = open('words.txt').read().split()[1::2]\n"
-                 "db.executemany('insert into t (v) values (?)', [(w,) for w in words])\n"
-                 "db.commit()\n"
-                 "for row in db.execute('select v, count(*) from t group by v order by 2 desc, 1 limit 5'):\n"
-                 "    print(row)\n"
-                 "db.close()\n"),
-    "py/http.py": ("import http.server, os, socketserver, urllib.request\n"
-                   "os.chdir('tree')\n"
-                   "class Quiet(http.server.SimpleHTTPRequestHandler):\n"
-                   "    def log_message(self, *args): pass\n"
-                   "server = socketserver.TCPServer(('127.0.0.1', 0), Quiet)\n"
-                   "port = server.server_address[1]\n"
-                   "pid = os.fork()\n"
-                   "if pid == 0:\n"
-                   "    server.handle_request(); server.handle_request(); os._exit(0)\n"
-                   "server.server_close()\n"
-                   "for path in ('/a/', '/b/c/four.txt'):\n"
-                   "    with urllib.request.urlopen(f'http://127.0.0.1:{port}{path}') as r:\n"
-                   "        body = r.read().decode()\n"
-                   "        links = sorted(l for l in body.splitlines() if 'href' in l)\n"
-                   "        print(r.status, links if path.endswith('/') else body)\n"
-                   "print(os.waitpid(pid, 0)[1])\n"),
-    "py/walk.py": ("import os, hashlib, json\n"
-                   "out = {}\n"
-                   "for root, dirs, files in os.walk('tree'):\n"
-                   "    dirs.sort()\n"
-                   "    for f in sorted(files):\n"
-                   "        p = os.path.join(root, f); out[p] = hashlib.sha256(open(p, 'rb').read()).hexdigest()[:12]\n"
-                   "print(json.dumps(out, indent=1, sort_keys=True))\n"),
-    "py/mmap_read.py": ("import mmap\n"
-                        "with open('words.txt', 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:\n"
-                        "    print(m.find(b'fox'), m[:20])\n"),
+    "c/main.c": (
+        '#include <stdio.h>\n#include "util.h"\n'
+        'int main(void) { for (int i = 1; i <= 5; i++) printf("%d %d\\n", i, square(i)); return 0; }\n'
+    ),
+    "c/Makefile": (
+        "CC = gcc\nCFLAGS = -O2 -Wall\nall: app\n"
+        "app: main.o util.o\n\t$(CC) -o $@ main.o util.o\n"
+        "%.o: %.c util.h\n\t$(CC) $(CFLAGS) -c $<\n"
+        "clean:\n\trm -f app *.o\n.PHONY: all clean\n"
+    ),
+    "scripts/count.sh": (
+        "#!/bin/sh\n# counts words per line, a POSIX shell loop\n"
+        'n=0\nwhile read -r num word; do n=$((n + 1)); echo "$n:$word"; done < words.txt\n'
+        "echo total $n\n"
+    ),
+    "scripts/funcs.bash": (
+        "#!/bin/bash\nset -eu\ndeclare -A seen\n"
+        "add() { seen[$1]=$(( ${seen[$1]:-0} + 1 )); }\n"
+        'while read -r _ w; do add "$w"; done < words.txt\n'
+        'for k in $(printf "%s\\n" "${!seen[@]}" | sort); do echo "$k ${seen[$k]}"; done\n'
+        'arr=(x y z); echo "${#arr[@]} ${arr[*]}"; [[ abc == a* ]] && echo glob\n'
+    ),
+    "py/subproc.py": (
+        "import subprocess, sys\n"
+        "out = subprocess.run(['sort', '-n', 'numbers.txt'], capture_output=True, text=True,\n"
+        "                     check=True)\n"
+        "print(out.stdout.splitlines()[:3])\n"
+        "p = subprocess.Popen(['tr', 'a-z', 'A-Z'], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
+        "print(p.communicate(b'hello world')[0].decode(), p.returncode)\n"
+        "print(subprocess.call(['sh', '-c', 'exit 7']))\n"
+    ),
+    "py/temp.py": (
+        "import tempfile, os\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    with tempfile.NamedTemporaryFile('w', dir=d, suffix='.txt', delete=False) as f:\n"
+        "        f.write('kept\\n')\n"
+        "    print(open(f.name).read().strip(), len(os.listdir(d)))\n"
+        "    fd, name = tempfile.mkstemp(dir=d); os.write(fd, b'x' * 100); os.close(fd)\n"
+        "    print(os.path.getsize(name))\n"
+        "with tempfile.TemporaryFile() as t:\n"
+        "    t.write(b'spool'); t.seek(0); print(t.read())\n"
+        "print(os.path.exists(d))\n"
+    ),
+    "py/db.py": (
+        "import sqlite3\n"
+        "db = sqlite3.connect('py.db')\n"
+        "db.execute('create table t (k integer primary key, v text)')\n"
+        "words = open('words.txt').read().split()[1::2]\n"
+        "db.executemany('insert into t (v) values (?)', [(w,) for w in words])\n"
+        "db.commit()\n"
+        "for row in db.execute('select v, count(*) from t group by v order by 2 desc, 1 limit 5'):\n"
+        "    print(row)\n"
+        "db.close()\n"
+    ),
+    "py/http.py": (
+        "import http.server, os, socketserver, urllib.request\n"
+        "os.chdir('tree')\n"
+        "class Quiet(http.server.SimpleHTTPRequestHandler):\n"
+        "    def log_message(self, *args): pass\n"
+        "server = socketserver.TCPServer(('127.0.0.1', 0), Quiet)\n"
+        "port = server.server_address[1]\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    server.handle_request(); server.handle_request(); os._exit(0)\n"
+        "server.server_close()\n"
+        "for path in ('/a/', '/b/c/four.txt'):\n"
+        "    with urllib.request.urlopen(f'http://127.0.0.1:{port}{path}') as r:\n"
+        "        body = r.read().decode()\n"
+        "        links = sorted(l for l in body.splitlines() if 'href' in l)\n"
+        "        print(r.status, links if path.endswith('/') else body)\n"
+        "print(os.waitpid(pid, 0)[1])\n"
+    ),
+    "py/walk.py": (
+        "import os, hashlib, json\n"
+        "out = {}\n"
+        "for root, dirs, files in os.walk('tree'):\n"
+        "    dirs.sort()\n"
+        "    for f in sorted(files):\n"
+        "        p = os.path.join(root, f); out[p] = hashlib.sha256(open(p, 'rb').read()).hexdigest()[:12]\n"
+        "print(json.dumps(out, indent=1, sort_keys=True))\n"
+    ),
+    "py/mmap_read.py": (
+        "import mmap\n"
+        "with open('words.txt', 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:\n"
+        "    print(m.find(b'fox'), m[:20])\n"
+    ),
     "py/cpus.py": ("import os\nprint(os.cpu_count(), len(os.sched_getaffinity(0)))\n"),
-    "sql/schema.sql": ("create table person (name text, age int, city text);\n"
-                       "insert into person values ('ada',36,'london'),('alan',41,'wilmslow'),\n"
-                       "  ('grace',85,'arlington');\n"
-                       "select city, name from person where age > 40 order by name;\n"
-                       "select count(*), sum(age) from person;\n"),
+    "sql/schema.sql": (
+        "create table person (name text, age int, city text);\n"
+        "insert into person values ('ada',36,'london'),('alan',41,'wilmslow'),\n"
+        "  ('grace',85,'arlington');\n"
+        "select city, name from person where age > 40 order by name;\n"
+        "select count(*), sum(age) from person;\n"
+    ),
 }
 
 
@@ -113,11 +161,19 @@ def environment(work: Path) -> dict[str, str]:
     """The environment every run of an entry gets, native or not."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        "HOME": str(work / "home"), "LC_ALL": "C", "TZ": "UTC", "LANG": "C",
-        "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.org",
-        "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.org",
-        "GIT_AUTHOR_DATE": "2020-01-02T03:04:05Z", "GIT_COMMITTER_DATE": "2020-01-02T03:04:05Z",
-        "GIT_CONFIG_NOSYSTEM": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+        "HOME": str(work / "home"),
+        "LC_ALL": "C",
+        "TZ": "UTC",
+        "LANG": "C",
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@example.org",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@example.org",
+        "GIT_AUTHOR_DATE": "2020-01-02T03:04:05Z",
+        "GIT_COMMITTER_DATE": "2020-01-02T03:04:05Z",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
     }
 
 

@@ -23,10 +23,10 @@ _DMVX_LINE = b"dmvx: "
 class Ran:
     """What one run of an entry produced."""
 
-    status: int | None      # None: killed after RUN_TIMEOUT
+    status: int | None  # None: killed after RUN_TIMEOUT
     stdout: bytes
-    stderr: bytes           # the program's own, dmvx's lines left out
-    dmvx_says: str          # dmvx's own lines (a verdict, a refusal), joined
+    stderr: bytes  # the program's own, dmvx's lines left out
+    dmvx_says: str  # dmvx's own lines (a verdict, a refusal), joined
     seconds: float
 
 
@@ -73,8 +73,15 @@ def run_once(entry: Entry, work: Path, policy: str | None) -> Ran:
     if policy is not None:  # dmvx itself runs from this interpreter's installation
         env = {**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     start = time.monotonic()
-    with subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, start_new_session=True) as process:
+    with subprocess.Popen(
+        argv,
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as process:
         try:
             out, err = process.communicate(timeout=RUN_TIMEOUT)
             status: int | None = process.returncode

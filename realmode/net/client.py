@@ -74,8 +74,14 @@ def run(address: tuple[str, int], requests: int, path: str, pace: float, timeout
         if pace and i < requests:
             time.sleep(pace)
     elapsed = (done[-1][1] - first_start) if done and first_start is not None else 0.0
-    return {"requests": len(done), "asked": requests, "elapsed_s": elapsed, "bytes": sum(int(d[2]) for d in done),
-            "done": done, "error": error}
+    return {
+        "requests": len(done),
+        "asked": requests,
+        "elapsed_s": elapsed,
+        "bytes": sum(int(d[2]) for d in done),
+        "done": done,
+        "error": error,
+    }
 
 
 def _get_ok(address: tuple[str, int], path: str, timeout: float, retry_until: float | None) -> tuple[float, bytes]:
@@ -96,8 +102,9 @@ def _get_ok(address: tuple[str, int], path: str, timeout: float, retry_until: fl
         return start, body
 
 
-def check_digests(address: tuple[str, int], digests: dict[str, str], sample: int,
-                  timeout: float) -> tuple[int, list[list[float]], str | None]:
+def check_digests(
+    address: tuple[str, int], digests: dict[str, str], sample: int, timeout: float
+) -> tuple[int, list[list[float]], str | None]:
     """Fetch ``sample`` bodies round-robin over ``digests``' paths: how many
     differ from their digest, each fetch's [start, end, bytes], the first error.
     Refused connections are retried until the first answer (the server may
@@ -123,8 +130,11 @@ def run_ab(address: tuple[str, int], requests: int, path: str, timeout: float) -
     """``ab -n REQUESTS -c 1`` on one path: ab's figures, or ``error``."""
     url = f"http://{address[0]}:{address[1]}{path}"
     try:
-        done = subprocess.run(["ab", "-q", "-s", str(int(max(1, timeout))), "-n", str(requests), "-c", "1", url],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["ab", "-q", "-s", str(int(max(1, timeout))), "-n", str(requests), "-c", "1", url],
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
         return {"error": "ab not found (Debian: apache2-utils)"}
     out = done.stdout
@@ -133,21 +143,26 @@ def run_ab(address: tuple[str, int], requests: int, path: str, timeout: float) -
         match = re.search(pattern, out, re.M)
         return float(match.group(1)) if match else None
 
-    figures: dict[str, Any] = {"complete": number(r"^Complete requests:\s+(\d+)"), "failed": number(r"^Failed requests:\s+(\d+)"),
-               "non_2xx": number(r"^Non-2xx responses:\s+(\d+)") or 0.0,
-               "elapsed_s": number(r"^Time taken for tests:\s+([\d.]+) seconds"),
-               "body_bytes": number(r"^HTML transferred:\s+(\d+) bytes"),
-               "requests_per_s": number(r"^Requests per second:\s+([\d.]+)"),
-               "mean_ms": number(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)"),
-               "p50_ms": number(r"^\s+50%\s+(\d+)"), "p99_ms": number(r"^\s+99%\s+(\d+)")}
+    figures: dict[str, Any] = {
+        "complete": number(r"^Complete requests:\s+(\d+)"),
+        "failed": number(r"^Failed requests:\s+(\d+)"),
+        "non_2xx": number(r"^Non-2xx responses:\s+(\d+)") or 0.0,
+        "elapsed_s": number(r"^Time taken for tests:\s+([\d.]+) seconds"),
+        "body_bytes": number(r"^HTML transferred:\s+(\d+) bytes"),
+        "requests_per_s": number(r"^Requests per second:\s+([\d.]+)"),
+        "mean_ms": number(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)"),
+        "p50_ms": number(r"^\s+50%\s+(\d+)"),
+        "p99_ms": number(r"^\s+99%\s+(\d+)"),
+    }
     if done.returncode != 0 or figures["complete"] is None:
         tail = (done.stderr.strip() or out.strip())[-300:]
         figures["error"] = f"ab failed (status {done.returncode}): {tail}"
     return figures
 
 
-def run_served(address: tuple[str, int], requests: int, path: str, digests: dict[str, str], sample: int,
-               timeout: float) -> dict[str, Any]:
+def run_served(
+    address: tuple[str, int], requests: int, path: str, digests: dict[str, str], sample: int, timeout: float
+) -> dict[str, Any]:
     """The digest sample, then ab; one report in :func:`run`'s shape."""
     wrong, fetched, error = check_digests(address, digests, sample, timeout)
     ab: dict[str, Any] = {}
@@ -158,10 +173,16 @@ def run_served(address: tuple[str, int], requests: int, path: str, digests: dict
     failed = int(ab.get("failed") or 0) + int(ab.get("non_2xx") or 0)
     if error is None and (wrong or failed):
         error = f"{wrong} of {sample} bodies differ from their digest, {failed} of {requests} requests failed"
-    return {"requests": complete - failed, "asked": requests, "elapsed_s": ab.get("elapsed_s") or 0.0,
-            "bytes": int(ab.get("body_bytes") or 0), "done": [], "error": error, "ab": ab,
-            "digests": {"checked": len(fetched), "wrong": wrong, "asked": sample,
-                        "bytes": sum(int(d[2]) for d in fetched)}}
+    return {
+        "requests": complete - failed,
+        "asked": requests,
+        "elapsed_s": ab.get("elapsed_s") or 0.0,
+        "bytes": int(ab.get("body_bytes") or 0),
+        "done": [],
+        "error": error,
+        "ab": ab,
+        "digests": {"checked": len(fetched), "wrong": wrong, "asked": sample, "bytes": sum(int(d[2]) for d in fetched)},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,9 +46,17 @@ ATTACK_KINDS = {"data-only": "exploit", "connector-forgery": "forge", "connector
 STREAM_PACE = 0.05
 
 
-def real(*, topology: str | None, scenario: Path | None, policy: str | None, console: Any,
-         server: str | None = None, requests: int | None = None, sample: int | None = None,
-         record: Path | None = None) -> NetResult:
+def real(
+    *,
+    topology: str | None,
+    scenario: Path | None,
+    policy: str | None,
+    console: Any,
+    server: str | None = None,
+    requests: int | None = None,
+    sample: int | None = None,
+    record: Path | None = None,
+) -> NetResult:
     """The ``dmvx real`` mode entry (see dmvx/cli.py). ``policy`` None means
     the scenario's preset (dmvx for the built-in demo). ``server``: a served
     program of :data:`SERVERS` instead of the built-in one; ``requests``
@@ -67,9 +75,14 @@ def real(*, topology: str | None, scenario: Path | None, policy: str | None, con
     if server == "lighttpd":
         programs = lighttpd.programs()
         with tempfile.TemporaryDirectory(prefix="dmvx-lighttpd-") as tree:
-            config = lighttpd_config(Path(tree), load_topology(topology or DEFAULT_TOPOLOGY),
-                                     make_policy(policy or DEFAULT_POLICY), requests or LIGHTTPD_REQUESTS,
-                                     LIGHTTPD_SAMPLE if sample is None else sample, programs[0])
+            config = lighttpd_config(
+                Path(tree),
+                load_topology(topology or DEFAULT_TOPOLOGY),
+                make_policy(policy or DEFAULT_POLICY),
+                requests or LIGHTTPD_REQUESTS,
+                LIGHTTPD_SAMPLE if sample is None else sample,
+                programs[0],
+            )
             config.record = record
             return NetExperiment(config, console=console).run()
     if scenario is not None:
@@ -77,8 +90,11 @@ def real(*, topology: str | None, scenario: Path | None, policy: str | None, con
         if requests is not None:
             config.workload.requests = requests
     else:
-        config = demo_config(load_topology(topology or DEFAULT_TOPOLOGY), make_policy(policy or DEFAULT_POLICY),
-                             requests or DEMO_REQUESTS)
+        config = demo_config(
+            load_topology(topology or DEFAULT_TOPOLOGY),
+            make_policy(policy or DEFAULT_POLICY),
+            requests or DEMO_REQUESTS,
+        )
     config.record = record
     return NetExperiment(config, console=console).run()
 
@@ -88,13 +104,21 @@ def demo_config(topo: Topology, policy: Policy, requests: int = DEMO_REQUESTS) -
     return Config(topo, policy, variants, client, Workload(requests=requests, body_bytes=4096))
 
 
-def lighttpd_config(directory: Path, topo: Topology, policy: Policy, requests: int, sample: int,
-                    program: str) -> Config:
+def lighttpd_config(
+    directory: Path, topo: Topology, policy: Policy, requests: int, sample: int, program: str
+) -> Config:
     """Debian's lighttpd (``program``) as every variant of ``topo``, its tree
     in ``directory``: ``sample`` bodies checked, then ``ab -n requests``."""
     variants, client = _hosts(topo, "lighttpd")
-    return Config(topo, policy, variants, client, Workload(requests=requests),
-                  served=lighttpd.served(directory, sample, program), timeout=lighttpd.timeout(requests, sample))
+    return Config(
+        topo,
+        policy,
+        variants,
+        client,
+        Workload(requests=requests),
+        served=lighttpd.served(directory, sample, program),
+        timeout=lighttpd.timeout(requests, sample),
+    )
 
 
 def _hosts(topo: Topology, what: str) -> tuple[list[str], str]:
@@ -112,21 +136,28 @@ def _hosts(topo: Topology, what: str) -> tuple[list[str], str]:
 
 def _check_arch(topo: Topology, host: str, arch: Arch) -> None:
     if arch is Arch.I386:
-        raise Unavailable(f"dmvx real: host {host} of {topo.name} runs i386; real mode runs x86_64 variants only "
-                          f"so far (i386 variants wait for the -m32 support of dmvx run)")
+        raise Unavailable(
+            f"dmvx real: host {host} of {topo.name} runs i386; real mode runs x86_64 variants only "
+            f"so far (i386 variants wait for the -m32 support of dmvx run)"
+        )
     if arch is not Arch.X86_64:
-        raise Unavailable(f"dmvx real: host {host} of {topo.name} runs {arch.value}; an emulated host runs on "
-                          f"this x86_64 machine, so an {arch.value} variant needs a real {arch.value} host")
+        raise Unavailable(
+            f"dmvx real: host {host} of {topo.name} runs {arch.value}; an emulated host runs on "
+            f"this x86_64 machine, so an {arch.value} variant needs a real {arch.value} host"
+        )
 
 
-def scenario_config(path: Path, topology: str | None, policy_name: str | None,
-                    loaded: Scenario | None = None) -> Config:
+def scenario_config(
+    path: Path, topology: str | None, policy_name: str | None, loaded: Scenario | None = None
+) -> Config:
     """The run of scenario file ``path`` (``loaded``: its scenario, when already read)."""
     scenario = loaded if loaded is not None else _load(path, topology)
     topo = scenario.topo
     if scenario.diversity is not None:
-        raise Unavailable(f"{path}: a scenario with diversity settings runs in real mode with "
-                          f"'dmvx suite {path} --mode real' (docs/attacks.md)")
+        raise Unavailable(
+            f"{path}: a scenario with diversity settings runs in real mode with "
+            f"'dmvx suite {path} --mode real' (docs/attacks.md)"
+        )
     assert scenario.variants is not None
     for i, variant in enumerate(scenario.variants):
         _check_arch(topo, variant.host, variant.arch or topo.hosts[variant.host].arch)
@@ -136,14 +167,17 @@ def scenario_config(path: Path, topology: str | None, policy_name: str | None,
     if not isinstance(workload, Server):
         raise Unavailable(f"{path}: workload kind {workload.kind!r}: dmvx real runs server workloads so far")
     if workload.concurrency != 1:
-        raise Unavailable(f"{path}: workload.concurrency {workload.concurrency}: the real-mode server takes one "
-                          f"request at a time")
+        raise Unavailable(
+            f"{path}: workload.concurrency {workload.concurrency}: the real-mode server takes one request at a time"
+        )
     attack = None
     if scenario.attack is not None:
         kind = ATTACK_KINDS.get(scenario.attack.kind)
         if kind is None:
-            raise Unavailable(f"{path}: attack kind {scenario.attack.kind!r} is simulated only; real mode runs "
-                              f"{', '.join(ATTACK_KINDS)}")
+            raise Unavailable(
+                f"{path}: attack kind {scenario.attack.kind!r} is simulated only; real mode runs "
+                f"{', '.join(ATTACK_KINDS)}"
+            )
         source = scenario.attack.source or (topo.hosts_with_role("attacker") or topo.hosts_with_role("client"))[0]
         attack = NetAttack(kind, source, target=scenario.attack.target)
     expect = None
@@ -153,10 +187,18 @@ def scenario_config(path: Path, topology: str | None, policy_name: str | None,
     # (see realmode.net.attacker): requests are paced so that there are some.
     pace = STREAM_PACE if attack is not None and attack.kind in STREAM_ATTACKS else 0.0
     return Config(
-        topo, _policy(scenario, policy_name), [v.host for v in scenario.variants], workload.client or "",
-        Workload(requests=workload.requests, body_bytes=int(workload.file_size), pace=pace), attack=attack,
-        native=attack is None, stall_timeout=float(scenario.policy.stall_timeout), seed=scenario.seed,
-        expect=expect, scenario=scenario.name or path.stem)
+        topo,
+        _policy(scenario, policy_name),
+        [v.host for v in scenario.variants],
+        workload.client or "",
+        Workload(requests=workload.requests, body_bytes=int(workload.file_size), pace=pace),
+        attack=attack,
+        native=attack is None,
+        stall_timeout=float(scenario.policy.stall_timeout),
+        seed=scenario.seed,
+        expect=expect,
+        scenario=scenario.name or path.stem,
+    )
 
 
 def _load(path: Path, topology: str | None) -> Scenario:

@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
@@ -101,7 +102,7 @@ class Fault:
     """Something done to the run ``after`` seconds after the variants started."""
 
     after: float
-    action: Callable[["NetExperiment"], None]
+    action: Callable[[NetExperiment], None]
     label: str = ""
     fired_at: float | None = None
 
@@ -219,11 +220,17 @@ class NetResult:
             "verdict": None if self.verdict is None else {**self.verdict.to_dict(), "summary": self.verdict.summary()},
             "error": outcome.error if outcome else None,
             "unsupported": outcome.unsupported if outcome else None,
-            "hosts": {"variants": config.variant_hosts, "client": config.client_host,
-                      "attacker": config.attack.source if config.attack else None},
-            "link_delay": {"mechanism": self.delay_mechanism,
-                           "leader_follower_one_way_s": config.topology.path_delay(
-                               config.variant_hosts[0], config.variant_hosts[1])},
+            "hosts": {
+                "variants": config.variant_hosts,
+                "client": config.client_host,
+                "attacker": config.attack.source if config.attack else None,
+            },
+            "link_delay": {
+                "mechanism": self.delay_mechanism,
+                "leader_follower_one_way_s": config.topology.path_delay(
+                    config.variant_hosts[0], config.variant_hosts[1]
+                ),
+            },
             "connector_rtt": self.rtt,
             "native": _client_json(self.native),
             "mvx": _client_json(self.mvx_client),
@@ -242,9 +249,12 @@ class NetResult:
         from rich.table import Table
 
         data = self.to_json()
-        table = Table(title=f"dmvx real: {data['topology']}, policy {data['policy']}"
-                            + (f", scenario {data['scenario']}" if data["scenario"] else ""),
-                      show_header=False, title_justify="left")
+        table = Table(
+            title=f"dmvx real: {data['topology']}, policy {data['policy']}"
+            + (f", scenario {data['scenario']}" if data["scenario"] else ""),
+            show_header=False,
+            title_justify="left",
+        )
         table.add_column("what", style="bold")
         table.add_column("value")
         verdict = self.verdict
@@ -257,17 +267,25 @@ class NetResult:
                 table.add_row(key, data[key])
         if self.config.attack is not None and data["attack"]:
             attack = data["attack"]
-            table.add_row("attack", f"{attack['kind']} from {attack['source']}: {attack['injected']} injection(s)"
-                          + ("" if self.harmful_ran is None else
-                             f"; harmful call {'RAN' if self.harmful_ran else 'not run'}"))
+            table.add_row(
+                "attack",
+                f"{attack['kind']} from {attack['source']}: {attack['injected']} injection(s)"
+                + ("" if self.harmful_ran is None else f"; harmful call {'RAN' if self.harmful_ran else 'not run'}"),
+            )
         if data["expected"] is not None:
-            table.add_row("expected", f"{data['expected']['verdict']} {data['expected']['kind'] or ''}".strip()
-                          + (" [green](as expected)[/]" if data["as_expected"] else " [red](NOT as expected)[/]"))
+            table.add_row(
+                "expected",
+                f"{data['expected']['verdict']} {data['expected']['kind'] or ''}".strip()
+                + (" [green](as expected)[/]" if data["as_expected"] else " [red](NOT as expected)[/]"),
+            )
         table.add_row("hosts", f"leader {config_hosts(self)}")
         delay = data["link_delay"]
         rtt_text = ""
         if self.rtt:
-            rtt_text = f"; CONNECTOR round trip {self.rtt['median_s'] * 1e3:.2f} ms (2 x one-way = {2 * delay['leader_follower_one_way_s'] * 1e3:.2f} ms)"
+            one_way = delay["leader_follower_one_way_s"]
+            rtt_text = (
+                f"; CONNECTOR round trip {self.rtt['median_s'] * 1e3:.2f} ms (2 x one-way = {2 * one_way * 1e3:.2f} ms)"
+            )
         table.add_row("link delay", f"{delay['mechanism']}{rtt_text}")
         if self.native:
             table.add_row("native", _client_text(self.native))
@@ -277,17 +295,29 @@ class NetResult:
             table.add_row("slowdown", f"{self.slowdown:.2f}x vs native over the same topology")
         if self.link.get("messages") is not None:
             link = self.link
-            wire = f"; {link['wire_bytes']} bytes in {link['wire_frames']} Ethernet frames on the wire" if link.get("wire_bytes") else ""
-            table.add_row("leader-follower link", f"{link['messages']} messages ({link['heartbeats']} heartbeats), "
-                          f"{link['frame_bytes']} frame bytes{wire}")
+            wire = (
+                f"; {link['wire_bytes']} bytes in {link['wire_frames']} Ethernet frames on the wire"
+                if link.get("wire_bytes")
+                else ""
+            )
+            table.add_row(
+                "leader-follower link",
+                f"{link['messages']} messages ({link['heartbeats']} heartbeats), "
+                f"{link['frame_bytes']} frame bytes{wire}",
+            )
         if self.lead:
             lead = self.lead
-            table.add_row("leader's lead", f"max {lead['max_calls']} calls ({lead['max_cb_entries']} in the CB, bound "
-                          f"{self.config.policy.cb_entries}); {lead['max_seconds'] * 1e3:.2f} ms max, "
-                          f"{lead['median_seconds'] * 1e3:.2f} ms median")
+            table.add_row(
+                "leader's lead",
+                f"max {lead['max_calls']} calls ({lead['max_cb_entries']} in the CB, bound "
+                f"{self.config.policy.cb_entries}); {lead['max_seconds'] * 1e3:.2f} ms max, "
+                f"{lead['median_seconds'] * 1e3:.2f} ms median",
+            )
         for fault in self.faults:
-            table.add_row("fault", f"{fault['label']} at +{fault['after_s']:.2f} s; run ended "
-                          f"{fault['ended_after_s']:.2f} s later")
+            table.add_row(
+                "fault",
+                f"{fault['label']} at +{fault['after_s']:.2f} s; run ended {fault['ended_after_s']:.2f} s later",
+            )
         if self.trace is not None:
             table.add_row("trace", _trace_text(self.trace))
         console.print(table)
@@ -296,7 +326,8 @@ class NetResult:
 def config_hosts(result: NetResult) -> str:
     config = result.config
     followers = ", ".join(config.variant_hosts[1:])
-    text = f"{config.variant_hosts[0]}, follower{'s' if len(config.variant_hosts) > 2 else ''} {followers}, client {config.client_host}"
+    plural = "s" if len(config.variant_hosts) > 2 else ""
+    text = f"{config.variant_hosts[0]}, follower{plural} {followers}, client {config.client_host}"
     if config.attack is not None:
         text += f", attacker {config.attack.source}"
     return text
@@ -310,7 +341,8 @@ def _trace_text(trace: dict[str, Any]) -> str:
     dropped = {v: n for v, n in trace["dropped"].items() if n}
     if dropped:
         text += "; left out, as not yet made by every variant when the run was stopped: " + ", ".join(
-            f"{n} ({variant_name(int(v))})" for v, n in dropped.items())
+            f"{n} ({variant_name(int(v))})" for v, n in dropped.items()
+        )
     return text
 
 
@@ -318,10 +350,14 @@ def _client_json(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if report is None:
         return None
     latencies = [end - start for start, end, _ in report.get("done", [])]
-    out = {"requests": report.get("requests"), "asked": report.get("asked"),
-           "elapsed_s": round(report.get("elapsed_s", 0.0), 6), "bytes": report.get("bytes"),
-           "median_latency_s": round(statistics.median(latencies), 6) if latencies else None,
-           "error": report.get("error")}
+    out = {
+        "requests": report.get("requests"),
+        "asked": report.get("asked"),
+        "elapsed_s": round(report.get("elapsed_s", 0.0), 6),
+        "bytes": report.get("bytes"),
+        "median_latency_s": round(statistics.median(latencies), 6) if latencies else None,
+        "error": report.get("error"),
+    }
     # A served program's client (realmode.net.client.run_served) also says
     # how the bodies compared with their digests, and what ab measured.
     for key in ("digests", "ab"):
@@ -338,8 +374,10 @@ def _client_text(report: dict[str, Any]) -> str:
         text += f" (median {data['median_latency_s'] * 1e3:.2f} ms each)"
     ab = data.get("ab") or {}
     if ab.get("p50_ms") is not None:
-        text += (f" (ab: {ab.get('requests_per_s') or 0:.1f} req/s, p50 {ab['p50_ms']:.0f} ms, "
-                 f"p99 {ab.get('p99_ms') or 0:.0f} ms)")
+        text += (
+            f" (ab: {ab.get('requests_per_s') or 0:.1f} req/s, p50 {ab['p50_ms']:.0f} ms, "
+            f"p99 {ab.get('p99_ms') or 0:.0f} ms)"
+        )
     digests = data.get("digests")
     if digests is not None:
         text += f"; {digests['checked']}/{digests['asked']} bodies checked, {digests['wrong']} wrong"
@@ -360,8 +398,15 @@ class NetExperiment:
         hub = config.attack is not None and config.attack.kind in STREAM_ATTACKS
         #: The leader CONNECTOR's port: drawn per run (the relay counts its flow).
         self.connector_port = connector_port()
-        self.net = EmulatedNetwork(config.topology, self.run_id, state=self.state, hub=hub, seed=config.seed,
-                           watch_port=self.connector_port, netem=config.netem)
+        self.net = EmulatedNetwork(
+            config.topology,
+            self.run_id,
+            state=self.state,
+            hub=hub,
+            seed=config.seed,
+            watch_port=self.connector_port,
+            netem=config.netem,
+        )
         self.agents: Agents | None = None
         self.marker = Path(tempfile.gettempdir()) / f"dmvx{self.run_id}-harmful"
         #: ``record``: where each monitor writes its variant's part of the trace.
@@ -381,7 +426,9 @@ class NetExperiment:
         try:
             if self.config.record is not None:
                 self.trace_dir = Path(tempfile.mkdtemp(prefix=f"{runs.prefix(self.run_id)}-trace-"))
-            self._note(f"building {self.config.topology.name} ({self.net.delay_mechanism} link delay), run {self.run_id}")
+            self._note(
+                f"building {self.config.topology.name} ({self.net.delay_mechanism} link delay), run {self.run_id}"
+            )
             self.net.start()
             leader, follower = self.config.variant_hosts[0], self.config.variant_hosts[1]
             if self.config.measure_rtt:
@@ -404,7 +451,10 @@ class NetExperiment:
                     # link logs take longer to summarise.
                     self.agents.stop(
                         **({"connector_exit": SERVED_SUMMARY_WAIT} if self.config.served else {}),
-                        monitor_exit=self.config.stall_timeout + RECORD_MONITOR_EXIT if self.trace_dir and completed else 0.0)
+                        monitor_exit=self.config.stall_timeout + RECORD_MONITOR_EXIT
+                        if self.trace_dir and completed
+                        else 0.0,
+                    )
                     if self.trace_dir is not None and completed:
                         self._save_trace()
             finally:
@@ -443,16 +493,29 @@ class NetExperiment:
         argv = [sys.executable, "-m", "realmode.net.client", "--server", f"{self.net.ip(server_host)}:{SERVER_PORT}"]
         served = self.config.served
         if served is not None:
-            argv += ["--ab", str(workload.requests), "--path", served.path, "--digests", str(served.digests),
-                     "--sample", str(served.sample)]
+            argv += [
+                "--ab",
+                str(workload.requests),
+                "--path",
+                served.path,
+                "--digests",
+                str(served.digests),
+                "--sample",
+                str(served.sample),
+            ]
         else:
             argv += ["--requests", str(workload.requests), "--pace", str(workload.pace)]
         return self.net.popen(self.config.client_host, argv, text=True)
 
     def _native(self, binary: str) -> dict[str, Any]:
         leader = self.config.variant_hosts[0]
-        server = self.net.popen(leader, self._server_argv(binary, self.config.workload.requests),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server = self.net.popen(
+            leader,
+            self._server_argv(binary, self.config.workload.requests),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         client = self._client(leader)
         try:
             out, _ = client.communicate(timeout=self.config.timeout)
@@ -472,9 +535,15 @@ class NetExperiment:
         config = self.config
         extra = 1 if config.attack is not None and config.attack.kind == "exploit" else 0
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
-        agents = self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy,
-                                      stall_timeout=config.stall_timeout, port=self.connector_port,
-                                      record=self._trace_parts() if self.trace_dir is not None else None)
+        agents = self.agents = Agents(
+            self.net,
+            config.variant_hosts,
+            argvs,
+            config.policy,
+            stall_timeout=config.stall_timeout,
+            port=self.connector_port,
+            record=self._trace_parts() if self.trace_dir is not None else None,
+        )
         agents.start()
         client = self._client(config.variant_hosts[0])
         attacker = self._start_attacker() if config.attack is not None else None
@@ -492,15 +561,20 @@ class NetExperiment:
                 client_failed_at.append(now)
             if client_failed_at and client.returncode != 0:
                 return f"the client failed (status {client.returncode})"
-            if client_failed_at and config.served is None and now - client_failed_at[0] > max(2.0, 2 * config.stall_timeout):
+            if (
+                client_failed_at
+                and config.served is None
+                and now - client_failed_at[0] > max(2.0, 2 * config.stall_timeout)
+            ):
                 # The client is done or gave up, yet the server runs on: it
                 # waits for requests that will not come.
                 return "the client stopped, the served program did not"
             return None
 
         if config.served is not None:
-            self.agents.collect(timeout=config.timeout, tick=watch, finished=lambda: client.poll() == 0,
-                                settle=config.served.settle)
+            self.agents.collect(
+                timeout=config.timeout, tick=watch, finished=lambda: client.poll() == 0, settle=config.served.settle
+            )
         else:
             self.agents.collect(timeout=config.timeout, tick=watch)
         try:
@@ -508,11 +582,15 @@ class NetExperiment:
         except subprocess.TimeoutExpired:
             client.kill()
             out, err = client.communicate()
-        self.result.mvx_client = json.loads(out) if out.strip() else {"requests": 0, "error": err.strip()[-300:] or "no report"}
+        self.result.mvx_client = (
+            json.loads(out) if out.strip() else {"requests": 0, "error": err.strip()[-300:] or "no report"}
+        )
         if attacker is not None:
             self.result.attack = self._finish_attacker(attacker)
         self.result.outcome = self.agents.outcome
-        self.result.harmful_ran = self.marker.exists() if config.attack is not None and config.attack.kind == "exploit" else None
+        self.result.harmful_ran = (
+            self.marker.exists() if config.attack is not None and config.attack.kind == "exploit" else None
+        )
 
     # -- the trace (``record``) ------------------------------------------------------
 
@@ -531,8 +609,7 @@ class NetExperiment:
         if outcome is None or outcome.error is not None or outcome.unsupported is not None:
             reason = f"the run failed ({(outcome and (outcome.error or outcome.unsupported)) or 'no outcome'})"
         else:
-            cut = [a.index for a in agents.variants
-                   if a.monitor_status is None or not os.WIFEXITED(a.monitor_status)]
+            cut = [a.index for a in agents.variants if a.monitor_status is None or not os.WIFEXITED(a.monitor_status)]
             if cut:
                 reason = f"the monitor of {variant_name(cut[0])} was killed before it closed its part of the trace"
         if reason is not None:
@@ -542,30 +619,61 @@ class NetExperiment:
         # A served program never exits: its run was stopped from outside,
         # when a follower may still have been a few calls behind the leader.
         trim = config.served is not None and outcome.verdict is None
-        variants = [{"arch": (elf_arch(path) or Arch.X86_64).value, "host": agent.host, "program": agent.argv}
-                    for agent, path in zip(agents.variants, agents.paths)]
+        variants = [
+            {"arch": (elf_arch(path) or Arch.X86_64).value, "host": agent.host, "program": agent.argv}
+            for agent, path in zip(agents.variants, agents.paths)
+        ]
         try:
-            counts = record_mod.join(config.record, self._trace_parts(), variants, trim=trim,
-                                     policy=config.policy.name, recorded="dmvx real", topology=config.topology.name,
-                                     stall_timeout=config.stall_timeout)
+            counts = record_mod.join(
+                config.record,
+                self._trace_parts(),
+                variants,
+                trim=trim,
+                policy=config.policy.name,
+                recorded="dmvx real",
+                topology=config.topology.name,
+                stall_timeout=config.stall_timeout,
+            )
         except InputError as error:
             self.result.trace = {"path": None, "reason": error.message}
             return
-        self.result.trace = {"path": str(config.record),
-                             "calls": {str(i): written for i, (written, _) in counts.items()},
-                             "dropped": {str(i): dropped for i, (_, dropped) in counts.items()}}
+        self.result.trace = {
+            "path": str(config.record),
+            "calls": {str(i): written for i, (written, _) in counts.items()},
+            "dropped": {str(i): dropped for i, (_, dropped) in counts.items()},
+        }
 
     def _start_attacker(self) -> subprocess.Popen:
         attack = self.config.attack
         assert attack is not None
         hosts = self.config.variant_hosts
-        argv = [sys.executable, "-m", "realmode.net.attacker", attack.kind, "--wait", str(attack.wait),
-                "--tries", str(attack.tries), "--timeout", str(self.config.timeout)]
+        argv = [
+            sys.executable,
+            "-m",
+            "realmode.net.attacker",
+            attack.kind,
+            "--wait",
+            str(attack.wait),
+            "--tries",
+            str(attack.tries),
+            "--timeout",
+            str(self.config.timeout),
+        ]
         if attack.kind == "exploit":
             argv += ["--server", f"{self.net.ip(hosts[0])}:{SERVER_PORT}"]
         else:
-            argv += ["--iface", self.net.host_intf(attack.source), "--leader", self.net.ip(hosts[0]),
-                     "--follower", self.net.ip(hosts[1]), "--port", str(self.connector_port), "--towards", attack.towards]
+            argv += [
+                "--iface",
+                self.net.host_intf(attack.source),
+                "--leader",
+                self.net.ip(hosts[0]),
+                "--follower",
+                self.net.ip(hosts[1]),
+                "--port",
+                str(self.connector_port),
+                "--towards",
+                attack.towards,
+            ]
         return self.net.popen(attack.source, argv, text=True)
 
     def _finish_attacker(self, attacker: subprocess.Popen) -> dict[str, Any]:
@@ -582,12 +690,18 @@ class NetExperiment:
                 continue
         injected = [e for e in events if e.get("event") == "injected"]
         failed = [e for e in events if e.get("event") == "failed"]
-        return {"kind": attack.kind, "source": attack.source, "towards": attack.towards, "injected": len(injected),
-                "first_injection": injected[0]["time"] if injected else None,
-                # A try that lost the race to a real segment is followed by
-                # another 0.3 s later: the last one is the one that took.
-                "last_injection": injected[-1]["time"] if injected else None,
-                "events": events, "error": (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None)}
+        return {
+            "kind": attack.kind,
+            "source": attack.source,
+            "towards": attack.towards,
+            "injected": len(injected),
+            "first_injection": injected[0]["time"] if injected else None,
+            # A try that lost the race to a real segment is followed by
+            # another 0.3 s later: the last one is the one that took.
+            "last_injection": injected[-1]["time"] if injected else None,
+            "events": events,
+            "error": (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None),
+        }
 
     def _summarise(self) -> None:
         agents = self.agents
@@ -600,8 +714,12 @@ class NetExperiment:
             messages = sum(c["messages_out"] + c["messages_in"] for c in links.values())
             heartbeats = sum(c["heartbeats_out"] + c["heartbeats_in"] for c in links.values())
             frame_bytes = sum(c["frame_bytes_out"] + c["frame_bytes_in"] for c in links.values())
-            result.link = {"messages": messages + heartbeats, "heartbeats": heartbeats, "frame_bytes": frame_bytes,
-                           "per_follower": links}
+            result.link = {
+                "messages": messages + heartbeats,
+                "heartbeats": heartbeats,
+                "frame_bytes": frame_bytes,
+                "per_follower": links,
+            }
             result.lead = leader.get("lead", {})
         wire = self._wire_counts()
         if wire:
@@ -613,8 +731,13 @@ class NetExperiment:
         outcome = agents.outcome
         for fault in self.faults:
             if fault.fired_at is not None:
-                result.faults.append({"label": fault.label, "after_s": fault.after,
-                                      "ended_after_s": round((outcome.ended_at or fault.fired_at) - fault.fired_at, 3)})
+                result.faults.append(
+                    {
+                        "label": fault.label,
+                        "after_s": fault.after,
+                        "ended_after_s": round((outcome.ended_at or fault.fired_at) - fault.fired_at, 3),
+                    }
+                )
 
     def _wire_counts(self) -> dict[str, int]:
         """CONNECTOR-flow Ethernet frames and bytes the relay carried on the

@@ -95,5 +95,12 @@ def two_host_config(directory: Path, topology: str, policy: str, requests: int, 
     clients = topo.hosts_with_role("client")
     if len(variants) < 2 or not clients:
         raise EnvironmentProblem(f"topology {topo.name!r} needs two variant hosts and a client host")
-    return Config(topo, make_policy(policy), variants[:2], clients[0], Workload(requests=requests),
-                  served=served(directory, sample), timeout=timeout(requests, sample))
+    return Config(
+        topo,
+        make_policy(policy),
+        variants[:2],
+        clients[0],
+        Workload(requests=requests),
+        served=served(directory, sample),
+        timeout=timeout(requests, sample),
+    )

@@ -66,11 +66,20 @@ def _records(log: list[tuple[float, int, bytes]]) -> list[tuple[float, int, int,
 def summarise(log: list[tuple[float, int, bytes]], index: int, n_variants: int) -> dict[str, Any]:
     """Counts per peer and, for the leader (index 0), the lead."""
     peers = [p for p in range(n_variants) if p != index] if index == 0 else [0]
-    counts = {p: {"messages_out": 0, "messages_in": 0, "heartbeats_out": 0, "heartbeats_in": 0,
-                  "frame_bytes_out": 0, "frame_bytes_in": 0} for p in peers}
+    counts = {
+        p: {
+            "messages_out": 0,
+            "messages_in": 0,
+            "heartbeats_out": 0,
+            "heartbeats_in": 0,
+            "frame_bytes_out": 0,
+            "frame_bytes_in": 0,
+        }
+        for p in peers
+    }
     sent: dict[int, float] = {}
     in_cb: deque[int] = deque()  # buffered (asynchronous) entries not yet acknowledged by all
-    acked = {p: 0 for p in peers}
+    acked = dict.fromkeys(peers, 0)
     last_sent = 0
     max_lead = 0
     max_cb = 0

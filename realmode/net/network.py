@@ -101,7 +101,7 @@ def _node_classes(env: dict[str, str], host: type | None = None):
     host = host or Host
 
     class Marked(_ShellStart):
-        def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
+        def _popen(self, cmd, **params):
             params.setdefault("env", env)
             params.setdefault("preexec_fn", children.die_with_parent)
             return super()._popen(cmd, **params)
@@ -119,10 +119,11 @@ def _node_classes(env: dict[str, str], host: type | None = None):
         hub = False
         role = "bridge"
 
-        def start(self, _controllers) -> None:  # noqa: ANN001
+        def start(self, _controllers) -> None:
             ports = [i.name for i in self.intfList() if i.name != "lo"]
-            lines = [f"link add {self.name} type bridge forward_delay 0 stp_state 0"
-                     + (" ageing_time 0" if self.hub else "")]
+            lines = [
+                f"link add {self.name} type bridge forward_delay 0 stp_state 0" + (" ageing_time 0" if self.hub else "")
+            ]
             for port in ports:
                 _disable_ipv6(port)
                 lines.append(f"link set dev {port} master {self.name}")
@@ -171,14 +172,14 @@ class _ShellStart(_Node):
         """What the node is, for messages."""
         return "node"
 
-    def _popen(self, cmd, **params):  # noqa: ANN001 - Mininet's signature
+    def _popen(self, cmd, **params):
         process = super()._popen(cmd, **params)
         if self.shell is None and self.slave is not None and params.get("stdin") == self.slave:
             os.close(self.slave)  # the shell's; see the class doc
             self.slave = None
         return process
 
-    def startShell(self, mnopts=None) -> None:  # noqa: ANN001, N802 - Mininet's names
+    def startShell(self, mnopts=None) -> None:  # noqa: N802 - Mininet's names
         timeout = SHELL_START_TIMEOUT
         lock = threading.Lock()
         state = {"started": False, "expired": False}
@@ -213,22 +214,26 @@ class _ShellStart(_Node):
         _discard_shell(self)
         what = f"the shell of {self.role} {self.name}"
         if state["expired"]:
-            raise EnvironmentProblem(f"dmvx real: {what} did not start within {timeout:g} s "
-                                     "(is the machine overloaded?)")
+            raise EnvironmentProblem(
+                f"dmvx real: {what} did not start within {timeout:g} s (is the machine overloaded?)"
+            )
         if status is not None:
             raise EnvironmentProblem(f"dmvx real: {what} exited while starting ({status})")
         assert failure is not None  # neither expired nor returned above
         raise EnvironmentProblem(f"dmvx real: {what} failed while starting: {failure.strerror or failure}")
 
-    def cmd(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - Mininet's signature
+    def cmd(self, *args, **kwargs):
         try:
             return super().cmd(*args, **kwargs)
         except OSError as error:  # the pty of a shell that is gone
             if self._starting:
                 raise
             status = _shell_status(self)
-            how = (f"exited while the network was set up ({status})" if status is not None
-                   else f"failed while the network was set up: {error.strerror or error}")
+            how = (
+                f"exited while the network was set up ({status})"
+                if status is not None
+                else f"failed while the network was set up: {error.strerror or error}"
+            )
             raise EnvironmentProblem(f"dmvx real: the shell of {self.role} {self.name} {how}") from None
 
 
@@ -317,9 +322,18 @@ class EmulatedNetwork:
     say one with CPU limits); every host of the topology is one, with the
     run's mark and time limit added. None is Mininet's plain ``Host``."""
 
-    def __init__(self, topology: Topology, run_id: str, *, state: runs.RunState | None = None,
-                 hub: bool = False, seed: int = 0, watch_port: int | None = None,
-                 netem: bool | None = None, host: type | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        run_id: str,
+        *,
+        state: runs.RunState | None = None,
+        hub: bool = False,
+        seed: int = 0,
+        watch_port: int | None = None,
+        netem: bool | None = None,
+        host: type | None = None,
+    ) -> None:
         self.topology = topology
         self.host_class = host
         self.run_id = run_id
@@ -346,7 +360,7 @@ class EmulatedNetwork:
 
     # -- building ---------------------------------------------------------------
 
-    def __enter__(self) -> "EmulatedNetwork":
+    def __enter__(self) -> EmulatedNetwork:
         try:
             self.start()
         except BaseException:
@@ -373,8 +387,17 @@ class EmulatedNetwork:
 
         setLogLevel("critical")
         bridge_cls.hub = self.hub
-        self.net = _Mininet(topo=None, build=False, controller=None, host=host_cls, switch=bridge_cls,
-                           link=Link, autoSetMacs=True, inNamespace=False, waitConnected=False)
+        self.net = _Mininet(
+            topo=None,
+            build=False,
+            controller=None,
+            host=host_cls,
+            switch=bridge_cls,
+            link=Link,
+            autoSetMacs=True,
+            inNamespace=False,
+            waitConnected=False,
+        )
         for name in self.topology.hosts:
             node = self.net.addHost(name, ip=f"{self.ips[name]}/{PREFIX_LEN}")
             self._track(node)
@@ -392,8 +415,9 @@ class EmulatedNetwork:
             return f"{node}-eth{count}"
 
         for index, link in enumerate(self.topology.links):
-            plan = LinkPlan(index, link.a, link.b, link.delay_a_to_b, link.delay_b_to_a, link.bw,
-                            link.loss or 0.0, link.queue)
+            plan = LinkPlan(
+                index, link.a, link.b, link.delay_a_to_b, link.delay_b_to_a, link.bw, link.loss or 0.0, link.queue
+            )
             self.links.append(plan)
             needs_relay = not self.use_netem and (plan.delay_ab > 0 or plan.delay_ba > 0 or plan.loss > 0)
             if needs_relay:
@@ -444,20 +468,32 @@ class EmulatedNetwork:
                     _disable_ipv6(intf)
                 # Frames must be whole and checksummed on the wire: the relay
                 # copies them as they are and an attacker reads them.
-                subprocess.run(["ethtool", "-K", intf, "tx", "off", "tso", "off", "gso", "off", "gro", "off"],
-                               capture_output=True)
+                subprocess.run(
+                    ["ethtool", "-K", intf, "tx", "off", "tso", "off", "gso", "off", "gro", "off"], capture_output=True
+                )
         first, last = plan.intfs[0], plan.intfs[-1]
         for (node, intf), delay in ((first, plan.delay_ab), (last, plan.delay_ba)):
-            commands = _tc_commands(intf, plan.bw_bps, plan.queue,
-                                    delay if self.use_netem else 0.0, plan.loss if self.use_netem else 0.0)
+            commands = _tc_commands(
+                intf, plan.bw_bps, plan.queue, delay if self.use_netem else 0.0, plan.loss if self.use_netem else 0.0
+            )
             if commands:
                 with self._in(node):
                     _tc_batch(commands)
 
     def _start_relay(self) -> None:
-        hops = [relay.Hop(self.node_pid(plan.relay_node), "a", "b", plan.delay_ab, plan.delay_ba, plan.loss,
-                          label=f"{plan.a}-{plan.b}")
-                for plan in self.links if plan.relay_node]
+        hops = [
+            relay.Hop(
+                self.node_pid(plan.relay_node),
+                "a",
+                "b",
+                plan.delay_ab,
+                plan.delay_ba,
+                plan.loss,
+                label=f"{plan.a}-{plan.b}",
+            )
+            for plan in self.links
+            if plan.relay_node
+        ]
         read_fd, write_fd = os.pipe()
         control_r, control_w = os.pipe()
 
@@ -478,7 +514,9 @@ class EmulatedNetwork:
         line = _read_line(read_fd, 10.0)
         event = json.loads(line) if line else {}
         if event.get("event") != "ready":
-            raise EnvironmentProblem(f"dmvx real: the link relay did not start: {event.get('message', 'no word from it')}")
+            raise EnvironmentProblem(
+                f"dmvx real: the link relay did not start: {event.get('message', 'no word from it')}"
+            )
 
     # -- using -----------------------------------------------------------------------
 
@@ -514,8 +552,9 @@ class EmulatedNetwork:
         """Take both ends of a link down (or up again): a cut cable."""
         for node, intf in plan.ends():
             with self._in(node):
-                subprocess.run(["ip", "link", "set", "dev", intf, "up" if up else "down"], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    ["ip", "link", "set", "dev", intf, "up" if up else "down"], check=True, capture_output=True
+                )
 
     def set_link_delay(self, plan: LinkPlan, delay_ab: float, delay_ba: float) -> None:
         """Change a link's one-way delays while the run goes on."""
@@ -537,8 +576,12 @@ class EmulatedNetwork:
             raise ValueError(f"link {plan.a}-{plan.b} is not shaped; give it a bw in the topology")
         for node, intf in plan.ends():
             with self._in(node):
-                _tc_batch([f"class change dev {intf} parent 5: classid 5:1 htb rate {_rate(bw_bps)} "
-                           f"burst 15k quantum {_HTB_QUANTUM}"])
+                _tc_batch(
+                    [
+                        f"class change dev {intf} parent 5: classid 5:1 htb rate {_rate(bw_bps)} "
+                        f"burst 15k quantum {_HTB_QUANTUM}"
+                    ]
+                )
         plan.bw_bps = bw_bps
 
     # -- stopping ------------------------------------------------------------------------
@@ -608,8 +651,9 @@ def _rate(bps: float) -> str:
     return f"{int(bps)}bit"
 
 
-def _tc_commands(intf: str, bw_bps: float | None, queue: Any, delay: float, loss: float,
-                 change: bool = False) -> list[str]:
+def _tc_commands(
+    intf: str, bw_bps: float | None, queue: Any, delay: float, loss: float, change: bool = False
+) -> list[str]:
     """tc lines for one sending end: htb for the rate, then netem or a fifo
     for delay/loss/queue (``change``: of an existing set-up)."""
     verb = "change" if change else "add"
@@ -617,8 +661,9 @@ def _tc_commands(intf: str, bw_bps: float | None, queue: Any, delay: float, loss
     parent = "root"
     if bw_bps:
         lines.append(f"qdisc {verb} dev {intf} root handle 5: htb default 1")
-        lines.append(f"class {verb} dev {intf} parent 5: classid 5:1 htb rate {_rate(bw_bps)} "
-                     f"burst 15k quantum {_HTB_QUANTUM}")
+        lines.append(
+            f"class {verb} dev {intf} parent 5: classid 5:1 htb rate {_rate(bw_bps)} burst 15k quantum {_HTB_QUANTUM}"
+        )
         parent = "parent 5:1"
     if delay > 0 or loss > 0:
         netem = f"qdisc {verb} dev {intf} {parent} handle 10: netem"

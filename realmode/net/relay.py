@@ -121,7 +121,10 @@ def _tcp_port_match(frame: bytes, port: int) -> bool:
     if len(frame) < 38 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
         return False
     start = 14 + (frame[14] & 0x0F) * 4
-    return port in (int.from_bytes(frame[start:start + 2], "big"), int.from_bytes(frame[start + 2:start + 4], "big"))
+    return port in (
+        int.from_bytes(frame[start : start + 2], "big"),
+        int.from_bytes(frame[start + 2 : start + 4], "big"),
+    )
 
 
 class Relay:
@@ -135,7 +138,10 @@ class Relay:
         for hop in hops:
             with netns.inside(hop.node_pid):
                 a, b = _open(hop.if_a), _open(hop.if_b)
-            for source, dest, delay, label in ((a, b, hop.delay_ab, f"{hop.label}>"), (b, a, hop.delay_ba, f"{hop.label}<")):
+            for source, dest, delay, label in (
+                (a, b, hop.delay_ab, f"{hop.label}>"),
+                (b, a, hop.delay_ba, f"{hop.label}<"),
+            ):
                 direction = _Direction(source, dest, delay, hop.loss, label)
                 self.directions.append(direction)
                 self.by_source[source.fileno()] = direction
@@ -248,13 +254,17 @@ class Relay:
         counts: dict[str, Any] = {d.label: asdict(d.counts) for d in self.directions}
         late = sorted(self.lateness)
         if late:
-            counts["lateness_us"] = {"median": round(late[len(late) // 2] * 1e6, 1),
-                                     "p90": round(late[int(len(late) * 0.9)] * 1e6, 1), "samples": len(late)}
+            counts["lateness_us"] = {
+                "median": round(late[len(late) // 2] * 1e6, 1),
+                "p90": round(late[int(len(late) * 0.9)] * 1e6, 1),
+                "samples": len(late),
+            }
         return counts
 
 
-def run(hops: list[Hop], seed: int, watch_port: int | None, report_fd: int | None,
-        control_fd: int | None = None) -> None:
+def run(
+    hops: list[Hop], seed: int, watch_port: int | None, report_fd: int | None, control_fd: int | None = None
+) -> None:
     """Entry of the relay process: serve until SIGTERM, then report counts."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(1), 0, 0, 0)

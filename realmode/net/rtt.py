@@ -28,8 +28,9 @@ from realmode.net import children, netns, runs
 from realmode.net.network import EmulatedNetwork
 
 
-def connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: int = 20,
-                  port: int = 0, timeout: float = 5.0) -> list[float]:
+def connector_rtt(
+    net: EmulatedNetwork, leader: str, follower: str, samples: int = 20, port: int = 0, timeout: float = 5.0
+) -> list[float]:
     """``samples`` CONNECTOR round trips between two hosts, in seconds.
 
     The two CONNECTORs and the caller share one CPU while they measure:
@@ -43,8 +44,9 @@ def connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: int
         os.sched_setaffinity(0, saved)
 
 
-def _connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: int, port: int,
-                   timeout: float) -> list[float]:
+def _connector_rtt(
+    net: EmulatedNetwork, leader: str, follower: str, samples: int, port: int, timeout: float
+) -> list[float]:
     key = new_run_key()
     hello_id = hashlib.sha256(key).hexdigest()[:16]
     address = (net.ip(leader), port)
@@ -57,10 +59,12 @@ def _connector_rtt(net: EmulatedNetwork, leader: str, follower: str, samples: in
         for index, host in ((0, leader), (1, follower)):
             mine, theirs = socket.socketpair()
             host_pid = net.node_pid(host)
+
             def body(index: int = index, host_pid: int = host_pid, theirs: socket.socket = theirs) -> None:
                 netns.enter(host_pid)
-                run_connector(index, 2, key, hello_id, theirs, listener if index == 0 else None,
-                              None if index == 0 else address)
+                run_connector(
+                    index, 2, key, hello_id, theirs, listener if index == 0 else None, None if index == 0 else address
+                )
 
             pid = children.fork(body, keep={theirs.fileno(), *([listener.fileno()] if index == 0 else [])})
             pids.append(pid)

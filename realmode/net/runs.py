@@ -56,7 +56,7 @@ def root_links() -> list[str]:
 
 def new_run_id() -> str:
     """A fresh id no live run and no interface here uses."""
-    taken = {name[len(PREFIX):len(PREFIX) + _ID_CHARS] for name in root_links() if name.startswith(PREFIX)}
+    taken = {name[len(PREFIX) : len(PREFIX) + _ID_CHARS] for name in root_links() if name.startswith(PREFIX)}
     state = _state_dir()
     while True:
         run_id = secrets.token_hex(4)[:_ID_CHARS]
@@ -157,8 +157,11 @@ class RunState:
         return _state_dir() / f"{self.run_id}.json"
 
     def save(self) -> None:
-        data = {"owner": self.owner, "owner_start": self.owner_start,
-                "pids": [[pid, started] for pid, started in self.pids.items()]}
+        data = {
+            "owner": self.owner,
+            "owner_start": self.owner_start,
+            "pids": [[pid, started] for pid, started in self.pids.items()],
+        }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(self.path)
@@ -174,7 +177,7 @@ class RunState:
             pass
 
     @classmethod
-    def load(cls, run_id: str) -> "RunState | None":
+    def load(cls, run_id: str) -> RunState | None:
         try:
             data = json.loads((_state_dir() / f"{run_id}.json").read_text())
         except (OSError, ValueError):
@@ -209,7 +212,7 @@ def clean(run_id: str, pids: dict[int, int | None] | None = None) -> None:
     recorded.update(pids or {})
     for _ in range(3):
         targets = {pid: started for pid, started in recorded.items() if alive(pid, started)}
-        targets.update({pid: None for pid in marked_processes(run_id)})
+        targets.update(dict.fromkeys(marked_processes(run_id)))
         targets.pop(os.getpid(), None)
         if not targets:
             break
@@ -220,7 +223,7 @@ def clean(run_id: str, pids: dict[int, int | None] | None = None) -> None:
     links = run_links(run_id)
     # Bridges first (their ports fall off), then whatever veth ends remain:
     # deleting one end of a veth pair deletes both.
-    for name in sorted(links, key=lambda n: ("p" in n[len(prefix(run_id)):], n)):
+    for name in sorted(links, key=lambda n: ("p" in n[len(prefix(run_id)) :], n)):
         if os.path.exists(f"/sys/class/net/{name}"):
             subprocess.run(["ip", "link", "del", name], capture_output=True)
     if state is not None:

@@ -30,7 +30,7 @@ def rewrite_auxv(pid: int) -> int:
             if not more:
                 raise OSError("auxiliary vector not found on the new stack")
             data += more
-        value = int.from_bytes(data[position:position + word], "little")
+        value = int.from_bytes(data[position : position + word], "little")
         position += word
         return value
 

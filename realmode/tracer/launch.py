@@ -49,9 +49,15 @@ class Launch:
     record: str | None = None
 
 
-_OPTIONS = (ll.PTRACE_O_TRACESYSGOOD | ll.PTRACE_O_TRACESECCOMP | ll.PTRACE_O_TRACEEXEC
-            | ll.PTRACE_O_TRACEFORK | ll.PTRACE_O_TRACEVFORK | ll.PTRACE_O_TRACECLONE
-            | ll.PTRACE_O_EXITKILL)
+_OPTIONS = (
+    ll.PTRACE_O_TRACESYSGOOD
+    | ll.PTRACE_O_TRACESECCOMP
+    | ll.PTRACE_O_TRACEEXEC
+    | ll.PTRACE_O_TRACEFORK
+    | ll.PTRACE_O_TRACEVFORK
+    | ll.PTRACE_O_TRACECLONE
+    | ll.PTRACE_O_EXITKILL
+)
 
 
 def spawn(launch: Launch) -> int:

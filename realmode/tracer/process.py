@@ -114,8 +114,9 @@ class TracerProcess:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         # An interrupted run asks each monitor for its figures so far.
-        signal.signal(reports.PROGRESS_SIGNAL,
-                      lambda *_: reports.write(self.report_fd, reports.Progress(self._stats())))
+        signal.signal(
+            reports.PROGRESS_SIGNAL, lambda *_: reports.write(self.report_fd, reports.Progress(self._stats()))
+        )
         self.launch_variant()
         watched: list[socket.socket | int] = [self.link, wake_r]
         try:
@@ -175,8 +176,7 @@ class TracerProcess:
     def _awaiting_peer_signal(proc: Proc) -> bool:
         """Whether ``proc`` waits at a call while the leader's process has
         died of a signal: a signal that may yet come here too."""
-        return bool(proc.peer_killed) and proc.alive and proc.held is not None \
-            and proc.held.stage is Stage.ENTRY
+        return bool(proc.peer_killed) and proc.alive and proc.held is not None and proc.held.stage is Stage.ENTRY
 
     def _wait_reference(self, proc: Proc) -> float:
         """Since when ``proc`` has waited without word from the others. A
@@ -193,7 +193,9 @@ class TracerProcess:
         if self.out.flush_at is not None and now >= self.out.flush_at:
             self.out.flush()
         if now - self.last_heartbeat >= _HEARTBEAT_S and any(
-                p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING) for p in self.procs.values()):
+            p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING)
+            for p in self.procs.values()
+        ):
             # Inside a native call (possibly a blocking one): tell the others.
             self.last_heartbeat = now
             self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, None)
@@ -282,16 +284,22 @@ class TracerProcess:
             proc.alive = False
 
     def _ran_ahead(self) -> RanAhead:
-        return RanAhead.gather((p.stream, p.monitor.unconfirmed()) for p in self.procs.values()
-                               if isinstance(p.monitor, LeaderMonitor))
+        return RanAhead.gather(
+            (p.stream, p.monitor.unconfirmed()) for p in self.procs.values() if isinstance(p.monitor, LeaderMonitor)
+        )
 
     def _stats(self) -> dict:
         routes: dict[str, int] = {}
         for proc in self.procs.values():
             for route, count in proc.monitor.routes.items():
                 routes[route] = routes.get(route, 0) + count
-        return {"stops": self.stats.stops, "executed": self.stats.executed, "skipped": self.stats.skipped,
-                "processes": self.stats.processes, "routes": routes}
+        return {
+            "stops": self.stats.stops,
+            "executed": self.stats.executed,
+            "skipped": self.stats.skipped,
+            "processes": self.stats.processes,
+            "routes": routes,
+        }
 
 
 class Hands(Carrier):
@@ -307,8 +315,10 @@ class Hands(Carrier):
         # Entries of asynchronous calls and acknowledgements may wait for
         # company in the batch; anything somebody may be waiting for goes now.
         message = action.message
-        batch = self.t.batching and (type(message) is Ack or (type(message) is Entry and message.kind in (
-            EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED)))
+        batch = self.t.batching and (
+            type(message) is Ack
+            or (type(message) is Entry and message.kind in (EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED))
+        )
         self.t.out.send(action.to, message, batch)
 
     def execute(self, action: Execute) -> None:

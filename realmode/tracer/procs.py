@@ -22,22 +22,24 @@ from realmode.pids import PidMap
 class Stage(Enum):
     """Where the tracer is with a held call."""
 
-    ENTRY = "entry"             # stopped at its entry; the core has not released it yet
-                                # (a follower's monitor may hold it for the leader's result note)
-    RUNNING = "running"         # resumed to run natively; its exit stop is to come
-    SKIPPING = "skipping"       # follower: turned into a placeholder open, whose exit is to come
-    AWAIT_PID = "await-pid"     # follower: a fork returned; stays stopped until the leader's pid is known
+    ENTRY = "entry"  # stopped at its entry; the core has not released it yet
+    # (a follower's monitor may hold it for the leader's result note)
+    RUNNING = "running"  # resumed to run natively; its exit stop is to come
+    SKIPPING = "skipping"  # follower: turned into a placeholder open, whose exit is to come
+    AWAIT_PID = "await-pid"  # follower: a fork returned; stays stopped until the leader's pid is known
 
 
 _S = Stage
 #: Every move of a held call. It leaves the tracer (``Proc.held = None``)
 #: from any stage; these are the moves while it is held.
-STAGE_TRANSITIONS = install({
-    _S.ENTRY: (_S.RUNNING, _S.SKIPPING),
-    _S.RUNNING: (_S.AWAIT_PID,),
-    _S.SKIPPING: (),
-    _S.AWAIT_PID: (),
-})
+STAGE_TRANSITIONS = install(
+    {
+        _S.ENTRY: (_S.RUNNING, _S.SKIPPING),
+        _S.RUNNING: (_S.AWAIT_PID,),
+        _S.SKIPPING: (),
+        _S.AWAIT_PID: (),
+    }
+)
 
 
 @dataclass(slots=True)
@@ -49,17 +51,17 @@ class Held:
     seq: int | None = None
     skip: Skip | None = None
     scratch: tuple[int, bytes] | None = None  # address, saved bytes
-    restarting: bool = False   # the kernel interrupted it; a restart may come
-    continuing: bool = False   # its restart (or the next part of a steered read) runs
+    restarting: bool = False  # the kernel interrupted it; a restart may come
+    continuing: bool = False  # its restart (or the next part of a steered read) runs
     expect: int | None = None  # the leader's result a follower steers towards
-    fake: int | None = None    # a result the follower returns without running the call
-    inject: int = 0            # a signal to deliver when the call returns
-    done_bytes: int = 0        # a steered read: bytes read so far
+    fake: int | None = None  # a result the follower returns without running the call
+    inject: int = 0  # a signal to deliver when the call returns
+    done_bytes: int = 0  # a steered read: bytes read so far
     restore: dict[str, int] | None = None  # registers to put back when it returns
-    steer: dict[str, int] | None = None    # registers a follower set to steer it
-    child: "Proc | None" = None  # fork family: the new process
-    entered: int = 0           # --record: when it stopped at its entry
-    ran: int | None = None     # --record: when it was resumed to run
+    steer: dict[str, int] | None = None  # registers a follower set to steer it
+    child: Proc | None = None  # fork family: the new process
+    entered: int = 0  # --record: when it stopped at its entry
+    ran: int | None = None  # --record: when it was resumed to run
 
     def to(self, stage: Stage) -> None:
         """Move to ``stage`` (:data:`STAGE_TRANSITIONS` must list the move)."""
@@ -69,8 +71,15 @@ class Held:
 class Proc:
     """One traced process of the variant and its core monitor."""
 
-    def __init__(self, pid: int, monitor: LeaderMonitor | FollowerMonitor, pids: PidMap, phase: str,
-                 abi_diverse: bool = False, machine_cpus: frozenset[int] | None = None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        monitor: LeaderMonitor | FollowerMonitor,
+        pids: PidMap,
+        phase: str,
+        abi_diverse: bool = False,
+        machine_cpus: frozenset[int] | None = None,
+    ) -> None:
         self.pid = pid
         self.monitor = monitor
         self.stream = monitor.stream
@@ -78,13 +87,13 @@ class Proc:
         self.held: Held | None = None
         self.alive = True
         self.done = False
-        self.phase = phase        # launch | loader | compare
-        self.fresh = False        # auto-attached child whose first SIGSTOP is still to come
+        self.phase = phase  # launch | loader | compare
+        self.fresh = False  # auto-attached child whose first SIGSTOP is still to come
         self.breakpoint: tuple[int, bytes] | None = None  # entry address, original word
         self.waiting_since: float | None = None
-        self.passing = False      # a call the monitor does not hold is running
-        self.drop_signal = 0      # a signal to drop once (SIGPIPE of a steered write)
-        self.peer_killed = 0      # the signal the leader's process died of, once it did
+        self.passing = False  # a call the monitor does not hold is running
+        self.drop_signal = 0  # a signal to drop once (SIGPIPE of a steered write)
+        self.peer_killed = 0  # the signal the leader's process died of, once it did
         self.status: int | None = None
         #: What carries out this process's monitor's actions (set on adoption).
         self.hands: Carrier | None = None

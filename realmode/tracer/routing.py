@@ -23,10 +23,11 @@ from realmode.tracer.steering import MASK64
 if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
 
+
 class Router:
     """Routes the messages a monitor process receives."""
 
-    def __init__(self, tracer: "TracerProcess") -> None:
+    def __init__(self, tracer: TracerProcess) -> None:
         self.t = tracer
 
     def route(self, message: Message) -> None:
@@ -60,8 +61,7 @@ class Router:
         come later, so the loop asks again while the process waits
         (:meth:`TracerProcess._awaiting_peer_signal`)."""
         held = proc.held
-        if held is None or held.stage is not Stage.ENTRY or not proc.alive \
-                or not pending(proc.pid, proc.peer_killed):
+        if held is None or held.stage is not Stage.ENTRY or not proc.alive or not pending(proc.pid, proc.peer_killed):
             return
         regs = ll.get_regs(proc.pid)
         regs.orig_rax = MASK64
@@ -79,5 +79,10 @@ class Router:
         self.t.pids.add(proc.pid, pid)
         for parent in list(self.t.procs.values()):
             held = parent.held
-            if held is not None and held.stage is Stage.AWAIT_PID and held.child is not None and held.child.stream == stream:
+            if (
+                held is not None
+                and held.stage is Stage.AWAIT_PID
+                and held.child is not None
+                and held.child.stream == stream
+            ):
                 self.t.stops.finish_fork(parent, held, pid)

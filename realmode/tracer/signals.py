@@ -13,8 +13,8 @@ import signal
 
 from dmvx import syscalls
 from dmvx.calls import Call
-from realmode import abi
 from dmvx.monitor import WRITES
+from realmode import abi
 from realmode.tracer.steering import EPIPE
 
 EINTR = 4

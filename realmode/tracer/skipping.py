@@ -39,7 +39,7 @@ AT_FDCWD = -100
 class Skipping:
     """Makes a follower's held call return the leader's outcome."""
 
-    def __init__(self, tracer: "TracerProcess") -> None:
+    def __init__(self, tracer: TracerProcess) -> None:
         self.t = tracer
 
     def skip(self, proc: Proc, skip: Skip) -> None:
@@ -128,12 +128,21 @@ class Skipping:
             address, saved = held.scratch
             if len(skip.new_fds) == 2:
                 pair = ll.read_memory(proc.pid, address, 8)
-                got = (int.from_bytes(pair[:4], "little", signed=True),
-                       int.from_bytes(pair[4:], "little", signed=True)) if rval == 0 else (rval,)
+                got = (
+                    (int.from_bytes(pair[:4], "little", signed=True), int.from_bytes(pair[4:], "little", signed=True))
+                    if rval == 0
+                    else (rval,)
+                )
             ll.write_memory(proc.pid, address, saved)
         if got != tuple(skip.new_fds):
-            self.t.halt(Verdict(VerdictKind.PROTOCOL_ERROR, skip.seq, {self.t.index: held.raw.call},
-                               detail=f"placeholder descriptor landed at {got}, the leader's is {skip.new_fds}"))
+            self.t.halt(
+                Verdict(
+                    VerdictKind.PROTOCOL_ERROR,
+                    skip.seq,
+                    {self.t.index: held.raw.call},
+                    detail=f"placeholder descriptor landed at {got}, the leader's is {skip.new_fds}",
+                )
+            )
             return
         result = self._write_outcome(proc, held, skip)
         if result is None:
@@ -155,6 +164,12 @@ class Skipping:
         except (OSError, ValueError) as error:
             if isinstance(error, OSError) and error.errno == errno.ESRCH:
                 raise
-            self.t.halt(Verdict(VerdictKind.OUTPUT_MISMATCH, skip.seq, {self.t.index: held.raw.call},
-                               detail=f"cannot write the leader's output into this variant: {error}"))
+            self.t.halt(
+                Verdict(
+                    VerdictKind.OUTPUT_MISMATCH,
+                    skip.seq,
+                    {self.t.index: held.raw.call},
+                    detail=f"cannot write the leader's output into this variant: {error}",
+                )
+            )
             return None

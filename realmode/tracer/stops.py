@@ -39,7 +39,7 @@ _STOPS_PER_ROUND = 16
 class Stops:
     """Handles the stops of a monitor process's traced processes."""
 
-    def __init__(self, tracer: "TracerProcess") -> None:
+    def __init__(self, tracer: TracerProcess) -> None:
         self.t = tracer
 
     def reap(self) -> None:
@@ -163,9 +163,12 @@ class Stops:
         if flags & CLONE_THREAD:
             raise Unsupported(
                 f"{self.t.launch.argv[0]} created a thread ({raw.kernel_name} with CLONE_THREAD); "
-                f"real mode follows processes, not threads")
+                f"real mode follows processes, not threads"
+            )
         if flags & CLONE_UNTRACED:
-            raise Unsupported(f"{self.t.launch.argv[0]} asked for an untraced child ({raw.kernel_name} with CLONE_UNTRACED)")
+            raise Unsupported(
+                f"{self.t.launch.argv[0]} asked for an untraced child ({raw.kernel_name} with CLONE_UNTRACED)"
+            )
 
     def _on_exit(self, proc: Proc, rval: int) -> None:
         held = proc.held

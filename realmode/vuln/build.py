@@ -37,9 +37,9 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from dmvx.exitstatus import EnvironmentProblem, Unavailable
 from dmvx.scenario import VariantSpec
@@ -47,8 +47,15 @@ from dmvx.syscalls import Arch
 from realmode.net.targets import cache_dir, source_text
 
 SOURCES = Path(__file__).resolve().parent / "src"
-COMMON_FLAGS = ("-O0", "-fno-stack-protector", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", "-fcf-protection=none",
-                "-Wall", "-Wno-format-security")
+COMMON_FLAGS = (
+    "-O0",
+    "-fno-stack-protector",
+    "-U_FORTIFY_SOURCE",
+    "-D_FORTIFY_SOURCE=0",
+    "-fcf-protection=none",
+    "-Wall",
+    "-Wno-format-security",
+)
 #: Usual load address of a non-PIE executable.
 NON_PIE_BASE = {Arch.X86_64: 0x400000, Arch.I386: 0x8048000}
 #: Size of one disjoint slot (see the module docstring).
@@ -120,8 +127,7 @@ def build_variants(program: str, variants: Sequence[VariantSpec]) -> list[Build]
         if spec.layout.disjoint:
             disjoint += 1
         flags, fixed = variant_flags(spec, disjoint)
-        builds.append(Build(compile_target(program, flags), spec.arch or Arch.X86_64, flags,
-                            "-pie" in flags, fixed))
+        builds.append(Build(compile_target(program, flags), spec.arch or Arch.X86_64, flags, "-pie" in flags, fixed))
     return builds
 
 
@@ -130,6 +136,8 @@ def no_randomize(builds: Sequence[Build]) -> bool:
     personality is inherited from the orchestrator, so it is all or none."""
     wanted = {b.no_randomize for b in builds}
     if len(wanted) > 1:
-        raise Unavailable("variants with aslr: false beside variants with ASLR: real mode turns address "
-                          "randomisation off for all variants of a run or for none")
+        raise Unavailable(
+            "variants with aslr: false beside variants with ASLR: real mode turns address "
+            "randomisation off for all variants of a run or for none"
+        )
     return wanted == {True}

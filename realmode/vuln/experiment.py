@@ -33,9 +33,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from realmode.net.agents import Agents
 from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, Config, NetAttack, NetExperiment, NetResult
@@ -71,8 +72,17 @@ class VulnExperiment(NetExperiment):
     (:data:`realmode.vuln.exploits.EXPLOITS`); ``benign`` is how many benign
     requests precede the exploit."""
 
-    def __init__(self, config: Config, builds: list[Build], exploit: str, *, benign: int = 2,
-                 native: bool = False, native_build: int | None = None, console: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        builds: list[Build],
+        exploit: str,
+        *,
+        benign: int = 2,
+        native: bool = False,
+        native_build: int | None = None,
+        console: Any = None,
+    ) -> None:
         super().__init__(config, console=console)
         self.builds = builds
         self.exploit = exploit
@@ -112,8 +122,7 @@ class VulnExperiment(NetExperiment):
         return [b.path for b in self.builds]
 
     def _server_argv(self, binary: str, requests: int) -> list[str]:
-        arg = {"struct-overflow": str(self.secret_path), "format-string": "-"}.get(
-            self.exploit, f"touch {self.marker}")
+        arg = {"struct-overflow": str(self.secret_path), "format-string": "-"}.get(self.exploit, f"touch {self.marker}")
         return [binary, str(SERVER_PORT), str(requests), arg]
 
     @property
@@ -164,17 +173,31 @@ class VulnExperiment(NetExperiment):
         self.details["value"] = value.hex()
         leader = self.config.variant_hosts[0]
         attack = self.attack
-        return self.net.popen(attack.source, [
-            sys.executable, "-m", "realmode.vuln.attacker", "--server", f"{self.net.ip(leader)}:{SERVER_PORT}",
-            "--benign", str(self.benign), "--value", value.hex(), "--timeout", str(min(10.0, self.config.timeout))],
-            text=True)
+        return self.net.popen(
+            attack.source,
+            [
+                sys.executable,
+                "-m",
+                "realmode.vuln.attacker",
+                "--server",
+                f"{self.net.ip(leader)}:{SERVER_PORT}",
+                "--benign",
+                str(self.benign),
+                "--value",
+                value.hex(),
+                "--timeout",
+                str(min(10.0, self.config.timeout)),
+            ],
+            text=True,
+        )
 
     def _exploit_under_mvx(self, builds: list[str]) -> None:
         config = self.config
         target = self.attack.target
         argvs = [self._server_argv(b, self.benign + 1) for b in builds]
-        agents = self.agents = Agents(self.net, config.variant_hosts, argvs, config.policy,
-                                      stall_timeout=config.stall_timeout)
+        agents = self.agents = Agents(
+            self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout
+        )
         with personality(self.fixed_layout):  # the monitors fork the variants: they inherit it
             agents.start()
         attacker: list[subprocess.Popen] = []
@@ -201,8 +224,13 @@ class VulnExperiment(NetExperiment):
         config = self.config
         leader = config.variant_hosts[0]
         with personality(self.builds[self.native_build].no_randomize):
-            server = self.net.popen(leader, self._server_argv(builds[self.native_build], self.benign + 1),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            server = self.net.popen(
+                leader,
+                self._server_argv(builds[self.native_build], self.benign + 1),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         attacker = None
         deadline = time.monotonic() + config.timeout
         while attacker is None and time.monotonic() < deadline and server.poll() is None:
@@ -244,13 +272,20 @@ class VulnExperiment(NetExperiment):
         answer = bytes.fromhex(answers[0]["answer"]) if answers else b""
         effect = self._effect(answer)
         self.result.harmful_ran = effect
-        return {"kind": "exploit", "exploit": self.exploit, "source": self.attack.source,
-                "target": self.attack.target, "injected": len(injected),
-                "first_injection": injected[0]["time"] if injected else None,
-                "injections": [e["time"] for e in injected],
-                "benign_answers": sum(1 for e in events if e.get("event") == "answer"),
-                "answer": answer[:512].decode(errors="replace"), "effect": effect,
-                "error": error, **self.details}
+        return {
+            "kind": "exploit",
+            "exploit": self.exploit,
+            "source": self.attack.source,
+            "target": self.attack.target,
+            "injected": len(injected),
+            "first_injection": injected[0]["time"] if injected else None,
+            "injections": [e["time"] for e in injected],
+            "benign_answers": sum(1 for e in events if e.get("event") == "answer"),
+            "answer": answer[:512].decode(errors="replace"),
+            "effect": effect,
+            "error": error,
+            **self.details,
+        }
 
     def _effect(self, answer: bytes) -> bool:
         """Whether the attacker got what it came for."""

@@ -52,15 +52,16 @@ def _get(port: int, path: bytes, timeout: float = 5.0) -> bytes:
     return answer
 
 
-def leak_slot(binary: str, net: "EmulatedNetwork", host: str) -> int:
+def leak_slot(binary: str, net: EmulatedNetwork, host: str) -> int:
     """The ``%N$p`` slot that prints the address of :data:`CALLBACK` in
     ``binary``, found by running it on ``host`` of the started network ``net``."""
     cache = Path(binary + ".callback-slot")
     if cache.is_file() and cache.stat().st_mtime >= Path(binary).stat().st_mtime:
         return int(cache.read_text())
     batches = _MAX_SLOT // _BATCH
-    server = net.popen(host, [binary, str(_PORT), str(batches + 1), "-"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    server = net.popen(
+        host, [binary, str(_PORT), str(batches + 1), "-"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         with netns.inside(net.node_pid(host)):
             deadline = time.monotonic() + 5.0

@@ -28,10 +28,12 @@ SYSTEM_FILES = ("/etc/ld.so.cache", "/lib/x86_64-linux-gnu/libc.so.6")
 CHANGING_FILE = "/etc/motd"
 
 TRUE_STOPS = Key("true_stops", Kind.INTEGER, "system calls at which the monitors stopped /bin/true's leader")
-TRUE_SKIPPED = Key("true_follower_skipped", Kind.INTEGER,
-                   "calls of /bin/true the follower did not run itself but took from the leader")
-FIRST_LOCKSTEP = Key("first_lockstep_call", Kind.WORD, "name of the first call of the trace that runs in lockstep "
-                     "under dmvx")
+TRUE_SKIPPED = Key(
+    "true_follower_skipped", Kind.INTEGER, "calls of /bin/true the follower did not run itself but took from the leader"
+)
+FIRST_LOCKSTEP = Key(
+    "first_lockstep_call", Kind.WORD, "name of the first call of the trace that runs in lockstep under dmvx"
+)
 FIRST_LOCKSTEP_SEQ = Key("first_lockstep_seq", Kind.INTEGER, "its sequence number (the # column)")
 ROUTES_DMVX = Key("routes_dmvx", Kind.COUNTS, "the leader's calls per route under dmvx, e.g. {replicate: 3, local: 1}")
 ROUTES_DMON = Key("routes_dmon", Kind.COUNTS, "the same under dmon")
@@ -48,21 +50,28 @@ WROTE_DMON = Key("leader_wrote_first_dmon", Kind.BOOL, "and under dmon?")
 def _task1(ctx: Context) -> Check:
     run = ctx.modes.program(PROGRAM)
     leader, follower = run["variants"][0], run["variants"][1]
-    return all_of([
-        same(ctx, TRUE_STOPS.name, leader["stops"], what="stops of /bin/true's leader"),
-        same(ctx, TRUE_SKIPPED.name, follower["skipped"], what="calls the follower took from the leader"),
-    ])
+    return all_of(
+        [
+            same(ctx, TRUE_STOPS.name, leader["stops"], what="stops of /bin/true's leader"),
+            same(ctx, TRUE_SKIPPED.name, follower["skipped"], what="calls the follower took from the leader"),
+        ]
+    )
 
 
 def _task2(ctx: Context) -> Check:
     result = watch_trace(ctx.scenario(TRACE), "dmvx")
     first = first_call_on_route(result, Route.LOCKSTEP.value)
-    seq = next(e.seq for e in result.events
-               if e.variant == 0 and e.route == Route.LOCKSTEP.value and e.what.startswith("enters "))
-    return all_of([
-        same(ctx, FIRST_LOCKSTEP.name, first, what="first lockstep call"),
-        same(ctx, FIRST_LOCKSTEP_SEQ.name, seq, what="its sequence number"),
-    ])
+    seq = next(
+        e.seq
+        for e in result.events
+        if e.variant == 0 and e.route == Route.LOCKSTEP.value and e.what.startswith("enters ")
+    )
+    return all_of(
+        [
+            same(ctx, FIRST_LOCKSTEP.name, first, what="first lockstep call"),
+            same(ctx, FIRST_LOCKSTEP_SEQ.name, seq, what="its sequence number"),
+        ]
+    )
 
 
 def _routes(ctx: Context, preset: str) -> dict[str, int]:
@@ -77,26 +86,38 @@ def _task3(ctx: Context) -> Check:
         truth = _routes(ctx, preset)
         unknown = sorted(set(answer) - {r.value for r in Route})
         if unknown:
-            checks.append(Check(False, f"{key.name}: {', '.join(unknown)} is not a route",
-                                hint="routes are lockstep, replicate, local, local-file and predict"))
+            checks.append(
+                Check(
+                    False,
+                    f"{key.name}: {', '.join(unknown)} is not a route",
+                    hint="routes are lockstep, replicate, local, local-file and predict",
+                )
+            )
         elif answer == truth:
             checks.append(Check(True, f"{key.name}: {ctx.written(key.name)}"))
         else:
             wrong = sorted(r for r in set(answer) | set(truth) if answer.get(r) != truth.get(r))
             off = ", ".join(f"{r} too {'high' if answer.get(r, 0) > truth.get(r, 0) else 'low'}" for r in wrong)
-            checks.append(Check(False, f"{key.name}: the counts of {', '.join(wrong)} are not right",
-                                hint=f"{key.name}: {off} (count the leader's calls only, each once)"))
+            checks.append(
+                Check(
+                    False,
+                    f"{key.name}: the counts of {', '.join(wrong)} are not right",
+                    hint=f"{key.name}: {off} (count the leader's calls only, each once)",
+                )
+            )
     return all_of(checks)
 
 
 def _task4(ctx: Context) -> Check:
     dmvx = ctx.modes.sim_point(ctx.scenario(SCENARIO), {"policy.preset": "dmvx"})
     dmon = ctx.modes.sim_point(ctx.scenario(SCENARIO), {"policy.preset": "dmon"})
-    return all_of([
-        same(ctx, FOLLOWER_RAN.name, dmvx["variants"][1]["executed"], what="calls the follower ran"),
-        same(ctx, MESSAGES_DMVX.name, dmvx["messages"]["total"], what="messages under dmvx"),
-        same(ctx, MESSAGES_DMON.name, dmon["messages"]["total"], what="messages under dmon"),
-    ])
+    return all_of(
+        [
+            same(ctx, FOLLOWER_RAN.name, dmvx["variants"][1]["executed"], what="calls the follower ran"),
+            same(ctx, MESSAGES_DMVX.name, dmvx["messages"]["total"], what="messages under dmvx"),
+            same(ctx, MESSAGES_DMON.name, dmon["messages"]["total"], what="messages under dmon"),
+        ]
+    )
 
 
 def _call_files(path: Path) -> list[str | None]:
@@ -126,8 +147,11 @@ def _task5(ctx: Context) -> Check:
     lab_trace = ctx.scenario(TRACE)
     workload = scenario.workload
     if not isinstance(workload, Trace) or Path(workload.path).read_bytes() != lab_trace.read_bytes():
-        return Check(False, f"{path} does not replay {TRACE}",
-                     hint=f"start from a copy of scenarios/labs/{SCENARIO} and keep its workload")
+        return Check(
+            False,
+            f"{path} does not replay {TRACE}",
+            hint=f"start from a copy of scenarios/labs/{SCENARIO} and keep its workload",
+        )
     if scenario.policy.preset != "dmvx":
         return Check(False, f"{path} uses the {scenario.policy.preset} preset", hint="keep preset: dmvx")
     point = ctx.modes.sim_point(path)
@@ -141,15 +165,20 @@ def _task5(ctx: Context) -> Check:
     must_not = [i for i, f in enumerate(files) if f == CHANGING_FILE]
     local = Route.LOCAL_FILE.value
     if any(routes[i] == local for i in must_not):
-        return Check(False, f"{path}: the calls on {CHANGING_FILE} are local-file too",
-                     hint=f"an administrator may change {CHANGING_FILE} while the program runs: a local copy "
-                          "could differ between hosts, so it must stay replicated from the leader")
+        return Check(
+            False,
+            f"{path}: the calls on {CHANGING_FILE} are local-file too",
+            hint=f"an administrator may change {CHANGING_FILE} while the program runs: a local copy "
+            "could differ between hosts, so it must stay replicated from the leader",
+        )
     # close is predicted whatever the file: it carries no data to copy.
     missing = sorted({str(files[i]) for i in should if routes[i] not in (local, Route.PREDICT.value)})
     if missing:
-        return Check(False, f"{path}: calls on {', '.join(missing)} are still replicated",
-                     hint="policy.local_files takes glob patterns of paths: the loader reads "
-                          + " and ".join(SYSTEM_FILES))
+        return Check(
+            False,
+            f"{path}: calls on {', '.join(missing)} are still replicated",
+            hint="policy.local_files takes glob patterns of paths: the loader reads " + " and ".join(SYSTEM_FILES),
+        )
     count = sum(1 for r in routes if r == local)
     return Check(True, f"{path}: {count} calls read local copies, {CHANGING_FILE} stays replicated")
 
@@ -161,8 +190,10 @@ def _task6(ctx: Context) -> Check:
         if result.verdict is None:
             raise AssertionError(f"{DIVERGE} no longer diverges under {preset}: the lab needs updating")
         if preset == "dmvx":
-            checks += [same(ctx, DIVERGE_SEQ.name, result.verdict.seq, what="the verdict's call"),
-                       same(ctx, DIVERGE_KIND.name, result.verdict.kind.value, what="its kind")]
+            checks += [
+                same(ctx, DIVERGE_SEQ.name, result.verdict.seq, what="the verdict's call"),
+                same(ctx, DIVERGE_KIND.name, result.verdict.kind.value, what="its kind"),
+            ]
         wrote = any(call.name == "write" for call in result.ran[0])
         checks.append(same(ctx, key.name, wrote, what=f"the leader wrote first under {preset}"))
     return all_of(checks)
@@ -173,23 +204,53 @@ LAB = Lab(
     slug="watch",
     title="Two variants: watching calls get compared and replicated",
     summary="Run a program as a leader and a follower, follow every call through the monitors, "
-            "count routes and messages under DMON and dMVX, and make files local.",
+    "count routes and messages under DMON and dMVX, and make files local.",
     modes="real (dmvx run, no root) + core + sim",
     tasks=(
-        Task(1, "a real program as two variants", (TRUE_STOPS, TRUE_SKIPPED), _task1,
-             "run 'dmvx run --json -- /bin/true' and read 'stops' of the leader and 'skipped' of the follower"),
-        Task(2, "the first lockstep call", (FIRST_LOCKSTEP, FIRST_LOCKSTEP_SEQ), _task2,
-             f"run 'dmvx lab watch scenarios/labs/{TRACE}' and look for the first 'lockstep' in the route column"),
-        Task(3, "routes under each preset", (ROUTES_DMVX, ROUTES_DMON), _task3,
-             f"run 'dmvx sim scenarios/labs/{SCENARIO}' with --set policy.preset=dmvx and =dmon; the "
-             "variants table has the routes (or --json: points[0].variants[0].routes)"),
-        Task(4, "what the follower runs, what crosses the network", (FOLLOWER_RAN, MESSAGES_DMVX, MESSAGES_DMON),
-             _task4, "the same two runs: 'ran' of follower 1, and 'messages' (--json: messages.total)"),
-        Task(5, "selective replication: local copies of the loader's files", (LOCAL_SCENARIO,), _task5,
-             "copy the scenario, add policy.local_files with patterns for the loader cache and the C library, "
-             "and look at the routes with 'dmvx lab watch YOUR-FILE.yml'"),
-        Task(6, "a divergence", (DIVERGE_SEQ, DIVERGE_KIND, WROTE_DMVX, WROTE_DMON), _task6,
-             f"dmvx lab watch scenarios/labs/{DIVERGE} (and --policy dmon): the red line is the verdict; "
-             "look for 'runs it' on the leader's write before it"),
+        Task(
+            1,
+            "a real program as two variants",
+            (TRUE_STOPS, TRUE_SKIPPED),
+            _task1,
+            "run 'dmvx run --json -- /bin/true' and read 'stops' of the leader and 'skipped' of the follower",
+        ),
+        Task(
+            2,
+            "the first lockstep call",
+            (FIRST_LOCKSTEP, FIRST_LOCKSTEP_SEQ),
+            _task2,
+            f"run 'dmvx lab watch scenarios/labs/{TRACE}' and look for the first 'lockstep' in the route column",
+        ),
+        Task(
+            3,
+            "routes under each preset",
+            (ROUTES_DMVX, ROUTES_DMON),
+            _task3,
+            f"run 'dmvx sim scenarios/labs/{SCENARIO}' with --set policy.preset=dmvx and =dmon; the "
+            "variants table has the routes (or --json: points[0].variants[0].routes)",
+        ),
+        Task(
+            4,
+            "what the follower runs, what crosses the network",
+            (FOLLOWER_RAN, MESSAGES_DMVX, MESSAGES_DMON),
+            _task4,
+            "the same two runs: 'ran' of follower 1, and 'messages' (--json: messages.total)",
+        ),
+        Task(
+            5,
+            "selective replication: local copies of the loader's files",
+            (LOCAL_SCENARIO,),
+            _task5,
+            "copy the scenario, add policy.local_files with patterns for the loader cache and the C library, "
+            "and look at the routes with 'dmvx lab watch YOUR-FILE.yml'",
+        ),
+        Task(
+            6,
+            "a divergence",
+            (DIVERGE_SEQ, DIVERGE_KIND, WROTE_DMVX, WROTE_DMON),
+            _task6,
+            f"dmvx lab watch scenarios/labs/{DIVERGE} (and --policy dmon): the red line is the verdict; "
+            "look for 'runs it' on the leader's write before it",
+        ),
     ),
 )

@@ -27,8 +27,9 @@ ASLR_VERDICT = Key("aslr_verdict", Kind.CHOICE, "the verdict kind with ASLR in b
 ASLR_CRASHED = Key("aslr_crashed", Kind.CHOICE, "which variant crashed", WHO)
 LUCKY_SEED = Key("lucky_seed", Kind.INTEGER, f"a seed for which the exploit is missed in {I386}")
 CHANCE = Key("i386_collision_chance", Kind.NUMBER, "the chance that two i386 ASLR variants load at the same address")
-RELATIVE = Key("relative_scenario", Kind.FILE, "a scenario in which a relative-rop exploit against the leader "
-               "is detected")
+RELATIVE = Key(
+    "relative_scenario", Kind.FILE, "a scenario in which a relative-rop exploit against the leader is detected"
+)
 LEAK_VERDICT = Key("leak_verdict", Kind.CHOICE, "the verdict kind for a pointer leak with ASLR variants", KINDS)
 LEAK_ESCAPED = Key("leak_escaped", Kind.BOOL, "did the leaked pointer reach the attacker before the verdict?")
 
@@ -36,21 +37,30 @@ LEAK_ESCAPED = Key("leak_escaped", Kind.BOOL, "did the leaked pointer reach the 
 def _task1(ctx: Context) -> Check:
     point = ctx.modes.sim_point(ctx.scenario(SCENARIO))
     harmful = point["attack"]["harmful_calls"]
-    return all_of([
-        same(ctx, IDENTICAL_OUTCOME.name, point["outcome"], what="outcome with identical variants"),
-        same(ctx, IDENTICAL_HARM.name, harmful[0]["call"] if harmful else None, what="first harmful call",
-             also=shown_harm(harmful)),
-    ])
+    return all_of(
+        [
+            same(ctx, IDENTICAL_OUTCOME.name, point["outcome"], what="outcome with identical variants"),
+            same(
+                ctx,
+                IDENTICAL_HARM.name,
+                harmful[0]["call"] if harmful else None,
+                what="first harmful call",
+                also=shown_harm(harmful),
+            ),
+        ]
+    )
 
 
 def _task2(ctx: Context) -> Check:
     point = ctx.modes.sim_point(ctx.scenario(SCENARIO), ASLR)
     crashed = [r["variant"] for r in point["attack"]["reactions"] if r["reaction"] == "crashes"]
     verdict = point["verdict"]["kind"] if point["verdict"] else None
-    return all_of([
-        same(ctx, ASLR_VERDICT.name, verdict, what="verdict with ASLR"),
-        same(ctx, ASLR_CRASHED.name, WHO[min(crashed[0], 1)] if crashed else None, what="the variant that crashed"),
-    ])
+    return all_of(
+        [
+            same(ctx, ASLR_VERDICT.name, verdict, what="verdict with ASLR"),
+            same(ctx, ASLR_CRASHED.name, WHO[min(crashed[0], 1)] if crashed else None, what="the variant that crashed"),
+        ]
+    )
 
 
 def _task3(ctx: Context) -> Check:
@@ -60,12 +70,17 @@ def _task3(ctx: Context) -> Check:
     run = ctx.modes.sim(ctx.scenario(I386), seed=seed)
     point = run["points"][0]
     bits = run["profile_values"]["aslr_bits"]["i386"]
-    lucky = (Check(True, f"seed {seed}: the exploit works in both i386 variants, missed")
-             if point["outcome"] == "missed" else
-             Check(False, f"seed {seed}: {point['outcome']}, the variants loaded at different addresses",
-                   hint=f"sweep the seed: dmvx sim scenarios/labs/{I386} --set \"seed=[$(seq -s, 0 999)]\" "
-                        "and look for 'missed'"))
-    return all_of([lucky, numeric(ctx, CHANCE.name, 2.0 ** -bits, relative=0.05, what="collision chance")])
+    lucky = (
+        Check(True, f"seed {seed}: the exploit works in both i386 variants, missed")
+        if point["outcome"] == "missed"
+        else Check(
+            False,
+            f"seed {seed}: {point['outcome']}, the variants loaded at different addresses",
+            hint=f'sweep the seed: dmvx sim scenarios/labs/{I386} --set "seed=[$(seq -s, 0 999)]" '
+            "and look for 'missed'",
+        )
+    )
+    return all_of([lucky, numeric(ctx, CHANCE.name, 2.0**-bits, relative=0.05, what="collision chance")])
 
 
 def _task4(ctx: Context) -> Check:
@@ -75,19 +90,24 @@ def _task4(ctx: Context) -> Check:
     points = ctx.modes.sim(path)["points"]
     missed = [p for p in points if p["outcome"] != "divergence"]
     if missed:
-        return Check(False, f"{path}: the exploit ends with {missed[0]['outcome']}",
-                     hint="relative offsets inside one binary hold at any load address; what makes the "
-                          "follower's binary a different one?")
+        return Check(
+            False,
+            f"{path}: the exploit ends with {missed[0]['outcome']}",
+            hint="relative offsets inside one binary hold at any load address; what makes the "
+            "follower's binary a different one?",
+        )
     return Check(True, f"{path}: relative-rop detected ({points[0]['verdict']['kind']})")
 
 
 def _task5(ctx: Context) -> Check:
     point = ctx.modes.sim_point(ctx.scenario(SCENARIO), {**ASLR, "attack.kind": "pointer-leak"})
     verdict = point["verdict"]["kind"] if point["verdict"] else None
-    return all_of([
-        same(ctx, LEAK_VERDICT.name, verdict, what="verdict for the pointer leak"),
-        same(ctx, LEAK_ESCAPED.name, point["attack"]["harmful_before_verdict"], what="leak escaped first"),
-    ])
+    return all_of(
+        [
+            same(ctx, LEAK_VERDICT.name, verdict, what="verdict for the pointer leak"),
+            same(ctx, LEAK_ESCAPED.name, point["attack"]["harmful_before_verdict"], what="leak escaped first"),
+        ]
+    )
 
 
 LAB = Lab(
@@ -95,22 +115,47 @@ LAB = Lab(
     slug="exploit",
     title="An exploit against identical and diversified variants",
     summary="Fire code-reuse exploits and a pointer leak at identical, ASLR, i386 and heterogeneous "
-            "variants; see which diversity detects what, and why.",
+    "variants; see which diversity detects what, and why.",
     modes="sim",
     tasks=(
-        Task(1, "identical variants", (IDENTICAL_OUTCOME, IDENTICAL_HARM), _task1,
-             f"run 'dmvx sim scenarios/labs/{SCENARIO}'; the attack table has the outcome and the harmful call"),
-        Task(2, "ASLR in both variants", (ASLR_VERDICT, ASLR_CRASHED), _task2,
-             "set the variants to [{host: h1}, {host: h2}] (ASLR is on by default); the reactions column says "
-             "who crashed"),
-        Task(3, "8 bits of ASLR", (LUCKY_SEED, CHANCE), _task3,
-             "the profile's aslr_bits (--json: profile_values.aslr_bits.i386) is the entropy of one variant's "
-             "load address; two independent draws collide with probability 2^-bits"),
-        Task(4, "catching a relative code-reuse exploit", (RELATIVE,), _task4,
-             "relative offsets inside one binary hold at any load address: only a different binary image "
-             "(another ABI or ISA) breaks them"),
-        Task(5, "a pointer leak", (LEAK_VERDICT, LEAK_ESCAPED), _task5,
-             "set attack.kind=pointer-leak with ASLR variants; the verdict column names the kind, and 'harm first' "
-             "(--json: attack.harmful_before_verdict) says whether the leak got out"),
+        Task(
+            1,
+            "identical variants",
+            (IDENTICAL_OUTCOME, IDENTICAL_HARM),
+            _task1,
+            f"run 'dmvx sim scenarios/labs/{SCENARIO}'; the attack table has the outcome and the harmful call",
+        ),
+        Task(
+            2,
+            "ASLR in both variants",
+            (ASLR_VERDICT, ASLR_CRASHED),
+            _task2,
+            "set the variants to [{host: h1}, {host: h2}] (ASLR is on by default); the reactions column says "
+            "who crashed",
+        ),
+        Task(
+            3,
+            "8 bits of ASLR",
+            (LUCKY_SEED, CHANCE),
+            _task3,
+            "the profile's aslr_bits (--json: profile_values.aslr_bits.i386) is the entropy of one variant's "
+            "load address; two independent draws collide with probability 2^-bits",
+        ),
+        Task(
+            4,
+            "catching a relative code-reuse exploit",
+            (RELATIVE,),
+            _task4,
+            "relative offsets inside one binary hold at any load address: only a different binary image "
+            "(another ABI or ISA) breaks them",
+        ),
+        Task(
+            5,
+            "a pointer leak",
+            (LEAK_VERDICT, LEAK_ESCAPED),
+            _task5,
+            "set attack.kind=pointer-leak with ASLR variants; the verdict column names the kind, and 'harm first' "
+            "(--json: attack.harmful_before_verdict) says whether the leak got out",
+        ),
     ),
 )
