@@ -57,3 +57,26 @@ def clean_check() -> Iterator[Snapshot]:
     from test_net_support import leftovers_checked
 
     yield from leftovers_checked()
+
+
+@pytest.fixture(autouse=True)
+def _test_process_keeps_its_identity() -> Iterator[None]:
+    """Fails a test that leaves the test process with other user ids.
+
+    A monitor and a CONNECTOR shield themselves (``realmode.isolation.shield``:
+    real and saved uid 65533) in the process they run in. A test that runs one in
+    pytest's own process would turn pytest itself into that user, and every later
+    test would then fail on its own temporary directory (mode 0700, root's) with
+    "Permission denied" -- hundreds of failures far from the cause. This names it.
+    """
+    before = os.getresuid()
+    yield
+    after = os.getresuid()
+    if after != before:
+        if os.geteuid() == 0:  # put it back, so that the tests after this one still run
+            os.setresuid(*before)
+        pytest.fail(
+            f"the test changed the test process's (real, effective, saved) uid from {before} to {after}: "
+            "it ran a shielded monitor or CONNECTOR in pytest's own process",
+            pytrace=False,
+        )
