@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -57,6 +57,16 @@ def clean_check() -> Iterator[Snapshot]:
     from test_net_support import leftovers_checked
 
     yield from leftovers_checked()
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """``build(name, *flags)``: a real-mode target compiled once per module, into a directory
+    of its own (:func:`test_real_support.compile_target`, imported here when a test asks)."""
+    from test_real_support import compile_target
+
+    directory = tmp_path_factory.mktemp("targets")
+    return lambda name, *flags: compile_target(name, directory, *flags)
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 from dmvx.exitstatus import ExitStatus
 from dmvx.verdict import VerdictKind
 from realmode.orchestrator import run
-from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
+from test_real_support import POLICIES, assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
 
 pytestmark = [
     pytest.mark.root,
@@ -29,8 +29,6 @@ pytestmark = [
         reason="needs an x86-64 kernel that runs i386 programs",
     ),
 ]
-
-POLICIES = ("dmvx", "dmon")
 
 
 @pytest.fixture(scope="module")

@@ -29,17 +29,9 @@ from dmvx.policy import Reach
 from dmvx.verdict import VerdictKind
 from realmode import isolation
 from realmode.orchestrator import run
-from test_real_support import assert_no_survivors, captured, compile_target, no_strays  # noqa: F401
+from test_real_support import POLICIES, REAL_RUNS, assert_no_survivors, captured, compile_target, no_strays  # noqa: F401
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.usefixtures("no_strays"),
-    pytest.mark.skipif(
-        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
-    ),
-]
-
-POLICIES = ("dmvx", "dmon")
+pytestmark = REAL_RUNS
 
 
 @pytest.fixture(scope="module")

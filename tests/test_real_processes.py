@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,24 +19,19 @@ import pytest
 from dmvx.exitstatus import ExitStatus
 from dmvx.verdict import VerdictKind
 from realmode.orchestrator import RunResult, run
-from test_real_support import assert_no_survivors, captured, compile_target, descendants, native, no_strays  # noqa: F401
+from test_real_support import (
+    POLICIES,
+    REAL_RUNS,
+    assert_no_survivors,
+    captured,
+    descendants,
+    native,
+    no_strays,  # noqa: F401 - fixture
+)
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.usefixtures("no_strays"),
-    pytest.mark.skipif(
-        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
-    ),
-]
+pytestmark = REAL_RUNS
 
-POLICIES = ("dmvx", "dmon")
 PYTHON = "/usr/bin/python3"
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("targets")
-    return lambda name, *flags: compile_target(name, directory, *flags)
 
 
 def _status(returncode: int) -> int:

@@ -9,23 +9,14 @@ is recorded, read back with :func:`dmvx.trace.read_trace`, replayed by
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from dmvx.trace import TraceCall, TraceEnd, read_trace
-from test_real_support import compile_target, no_strays  # noqa: F401
+from test_real_support import REAL_RUNS, compile_target, no_strays  # noqa: F401
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.usefixtures("no_strays"),
-    pytest.mark.skipif(
-        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
-    ),
-]
+pytestmark = REAL_RUNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DMVX = [sys.executable, "-m", "dmvx"]

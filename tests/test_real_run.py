@@ -23,23 +23,16 @@ from dmvx.exitstatus import ExitStatus
 from dmvx.verdict import VerdictKind
 from realmode import seccomp
 from realmode.orchestrator import make_policy, run
-from test_real_support import assert_no_survivors, captured, compile_target, native, no_strays  # noqa: F401
+from test_real_support import (
+    POLICIES,
+    REAL_RUNS,
+    assert_no_survivors,
+    captured,
+    native,
+    no_strays,  # noqa: F401 - fixture
+)
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.usefixtures("no_strays"),
-    pytest.mark.skipif(
-        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
-    ),
-]
-
-POLICIES = ("dmvx", "dmon")
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("targets")
-    return lambda name, *flags: compile_target(name, directory, *flags)
+pytestmark = REAL_RUNS
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ both variants must be gone at once, and the exit status is the defined
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,15 +17,9 @@ from pathlib import Path
 import pytest
 
 from dmvx.exitstatus import ExitStatus
-from test_real_support import descendants, no_strays, running  # noqa: F401
+from test_real_support import REAL_RUNS, descendants, no_strays, running  # noqa: F401
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.usefixtures("no_strays"),
-    pytest.mark.skipif(
-        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
-    ),
-]
+pytestmark = REAL_RUNS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +15,19 @@ from pathlib import Path
 import pytest
 
 TARGETS = Path(__file__).resolve().parent.parent / "realmode" / "targets"
+
+#: The marks of a module of real runs (``pytestmark = REAL_RUNS``): it needs root, must leave no
+#: process behind (the ``no_strays`` fixture below, which the module imports so pytest finds it),
+#: and runs where real mode traces processes, x86-64 Linux.
+REAL_RUNS = [
+    pytest.mark.root,
+    pytest.mark.usefixtures("no_strays"),
+    pytest.mark.skipif(
+        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+    ),
+]
+#: The two presets every real-mode test runs under.
+POLICIES = ("dmvx", "dmon")
 
 
 def compile_target(name: str, directory: Path, *flags: str) -> str:

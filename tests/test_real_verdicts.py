@@ -18,15 +18,9 @@ from rich.console import Console
 
 from dmvx.exitstatus import ExitStatus
 from realmode.orchestrator import run
-from test_real_support import assert_no_survivors, captured, descendants, no_strays  # noqa: F401
+from test_real_support import REAL_RUNS, assert_no_survivors, captured, descendants, no_strays  # noqa: F401
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.usefixtures("no_strays"),
-    pytest.mark.skipif(
-        sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
-    ),
-]
+pytestmark = REAL_RUNS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Writes that run before the branch where one variant differs, and after it.
