@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.decorators import FC
 
 from dmvx import __version__, modeloader, output
 from dmvx.attacktable import AttackSuite, BothModesResult
@@ -309,6 +310,13 @@ policy_option = click.option(
     show_default=True,
     help="dmvx: hybrid, asynchronous and selective replication; dmon: every call in lockstep.",
 )
+
+
+def variants_option(help: str) -> Callable[[FC], FC]:
+    """``--variants N`` (into ``count``): 2 to MAX_VARIANTS; ``help`` says of what."""
+    return click.option("--variants", "count", type=click.IntRange(min=2, max=MAX_VARIANTS), metavar="N", help=help)
+
+
 record_option = click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -444,13 +452,7 @@ def real_command(
 
 @cli.command(name="run", context_settings={"allow_interspersed_args": False})
 @policy_option
-@click.option(
-    "--variants",
-    "count",
-    type=click.IntRange(min=2, max=MAX_VARIANTS),
-    metavar="N",
-    help="How many variants of PROG to run (default 2).",
-)
+@variants_option("How many variants of PROG to run (default 2).")
 @click.option(
     "--variant",
     "variant_cmds",
@@ -614,13 +616,7 @@ def lab_check_command(
     default=None,
     help="The preset (default: the scenario's, or dmvx for a trace).",
 )
-@click.option(
-    "--variants",
-    "count",
-    type=click.IntRange(min=2, max=MAX_VARIANTS),
-    metavar="N",
-    help="How many variants (default 2).",
-)
+@variants_option("How many variants (default 2).")
 @click.option(
     "--call",
     "calls",

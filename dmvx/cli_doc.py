@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 
@@ -58,11 +57,6 @@ def render() -> str:
     for ctx in _contexts(cli, PROG):
         lines += [f"## `{ctx.command_path}`", "", "```text", ctx.get_help().rstrip(), "```", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def stale(page: Path = PAGE) -> bool:
-    """Whether the committed page differs from :func:`render`."""
-    return docpage.stale(page, render)
 
 
 def main(argv: list[str] | None = None) -> int:

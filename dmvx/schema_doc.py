@@ -18,7 +18,6 @@ import re
 import sys
 from collections import deque
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from dmvx import docpage
@@ -337,11 +336,6 @@ def _tidy(lines: list[str]) -> str:
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text.rstrip("\n") + "\n"
-
-
-def stale(page: Path = PAGE) -> bool:
-    """Whether the committed page differs from :func:`render`."""
-    return docpage.stale(page, render)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,7 @@ decoding of anything else."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from enum import Enum
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from dmvx.calls import Call, Outcome
 from dmvx.codec import CodecError, ProtocolError, decode_message, dumps, encode_message, loads
 from dmvx.messages import Ack, Entry, EntryKind, Report, Stop
 from dmvx.verdict import Verdict, VerdictKind
+from typed_values import typed
 
 # --------------------------------------------------------------------------
 # Strategies and a type-strict comparison.
@@ -49,20 +48,6 @@ messages = st.one_of(
     st.builds(Ack, streams, ints, ints),
     st.builds(Stop, streams, verdicts),
 )
-
-
-def typed(value: Any) -> Any:
-    """``value`` with every type made explicit, so ``True`` differs from ``1``
-    and ``b"a"`` from ``"a"`` -- plain ``==`` on calls would not tell."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, tuple(typed(getattr(value, f.name)) for f in dataclasses.fields(value)))
-    if isinstance(value, Enum):
-        return (type(value).__name__, value.value)
-    if isinstance(value, tuple):
-        return ("tuple", tuple(typed(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((typed(k), typed(v)) for k, v in sorted(value.items())))
-    return (type(value).__name__, value)
 
 
 def roundtrip(message):

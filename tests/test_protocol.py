@@ -3,12 +3,9 @@ typed ProtocolError, and a reader that saw a bad frame stays poisoned."""
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import os
 import struct
-from enum import Enum
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -43,6 +40,7 @@ from dmvx.protocol import (
 )
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind
+from typed_values import typed
 
 # Fixed keys keep the tests deterministic; new_run_key() is tested on its own.
 KEY = bytes(range(32))
@@ -90,19 +88,6 @@ def sign(header: bytes, payload: bytes, key: bytes = KEY, sender=LEADER, receive
 
 def header(code=0x12, *, seq=1, flags=0, version=1, sender=LEADER, length=0, magic=MAGIC) -> bytes:
     return struct.pack(">4sBBHQII", magic, version, code, flags, seq, sender, length)
-
-
-def typed(value: Any) -> Any:
-    """``value`` with types made explicit (``True`` is not ``1`` here)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, tuple(typed(getattr(value, f.name)) for f in dataclasses.fields(value)))
-    if isinstance(value, Enum):
-        return (type(value).__name__, value.value)
-    if isinstance(value, tuple):
-        return ("tuple", tuple(typed(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((typed(k), typed(v)) for k, v in sorted(value.items())))
-    return (type(value).__name__, value)
 
 
 # --------------------------------------------------------------------------

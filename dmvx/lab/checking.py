@@ -169,6 +169,21 @@ def shown_harm(harmful: list[dict[str, Any]]) -> tuple[str, ...]:
     return what, f"yes: {what}"
 
 
+def outcome_and_first_harm(ctx: Context, point: dict[str, Any], outcome: str, harm: str, *, variants: str) -> Check:
+    """The answers ``outcome`` and ``harm`` against a sim point of an attack: its outcome and its
+    first harmful call (by name, or as the attack table shows it). ``variants`` says which variants
+    the point ran ("identical", "disjoint"), for the line that reports the answer."""
+    harmful = point["attack"]["harmful_calls"]
+    return all_of(
+        [
+            same(ctx, outcome, point["outcome"], what=f"outcome with {variants} variants"),
+            same(
+                ctx, harm, harmful[0]["call"] if harmful else None, what="first harmful call", also=shown_harm(harmful)
+            ),
+        ]
+    )
+
+
 def all_of(checks: Iterable[Check]) -> Check:
     """Several comparisons as one task: it passes when all do. A failure
     lists every wrong answer, each with its own hint; a success lists

@@ -135,13 +135,11 @@ class Skipping:
                 )
             ll.write_memory(proc.pid, address, saved)
         if got != tuple(skip.new_fds):
-            self.t.halt(
-                Verdict(
-                    VerdictKind.PROTOCOL_ERROR,
-                    skip.seq,
-                    {self.t.index: held.raw.call},
-                    detail=f"placeholder descriptor landed at {got}, the leader's is {skip.new_fds}",
-                )
+            self._refuse(
+                held,
+                skip,
+                VerdictKind.PROTOCOL_ERROR,
+                f"placeholder descriptor landed at {got}, the leader's is {skip.new_fds}",
             )
             return
         result = self._write_outcome(proc, held, skip)
@@ -157,6 +155,10 @@ class Skipping:
         if self.t.recorder is not None and proc is self.t.root:
             self.t.recorder.call(held.raw.call, Outcome(result, skip.outcome.outputs), held.entered, None)
 
+    def _refuse(self, held: Held, skip: Skip, kind: VerdictKind, detail: str) -> None:
+        """End the run: the leader's outcome of ``held`` cannot be given to this variant."""
+        self.t.halt(Verdict(kind, skip.seq, {self.t.index: held.raw.call}, detail=detail))
+
     def _write_outcome(self, proc: Proc, held: Held, skip: Skip) -> int | None:
         """Write the leader's outcome into ``proc``; None (and a verdict) if it cannot be."""
         try:
@@ -164,12 +166,7 @@ class Skipping:
         except (OSError, ValueError) as error:
             if isinstance(error, OSError) and error.errno == errno.ESRCH:
                 raise
-            self.t.halt(
-                Verdict(
-                    VerdictKind.OUTPUT_MISMATCH,
-                    skip.seq,
-                    {self.t.index: held.raw.call},
-                    detail=f"cannot write the leader's output into this variant: {error}",
-                )
+            self._refuse(
+                held, skip, VerdictKind.OUTPUT_MISMATCH, f"cannot write the leader's output into this variant: {error}"
             )
             return None

@@ -9,7 +9,7 @@ ABI or ISA does), and looks at a pointer leak.
 
 from __future__ import annotations
 
-from dmvx.lab.checking import Context, all_of, numeric, same, shown_harm
+from dmvx.lab.checking import Context, all_of, numeric, outcome_and_first_harm, same
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
 from dmvx.outcome import EXPECTABLE
 from dmvx.verdict import VerdictKind
@@ -36,19 +36,7 @@ LEAK_ESCAPED = Key("leak_escaped", Kind.BOOL, "did the leaked pointer reach the 
 
 def _task1(ctx: Context) -> Check:
     point = ctx.modes.sim_point(ctx.scenario(SCENARIO))
-    harmful = point["attack"]["harmful_calls"]
-    return all_of(
-        [
-            same(ctx, IDENTICAL_OUTCOME.name, point["outcome"], what="outcome with identical variants"),
-            same(
-                ctx,
-                IDENTICAL_HARM.name,
-                harmful[0]["call"] if harmful else None,
-                what="first harmful call",
-                also=shown_harm(harmful),
-            ),
-        ]
-    )
+    return outcome_and_first_harm(ctx, point, IDENTICAL_OUTCOME.name, IDENTICAL_HARM.name, variants="identical")
 
 
 def _task2(ctx: Context) -> Check:

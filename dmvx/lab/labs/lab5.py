@@ -11,7 +11,7 @@ one lockstep call, and runs the real exploit in real mode (root).
 
 from __future__ import annotations
 
-from dmvx.lab.checking import Context, all_of, numeric, same, shown_harm
+from dmvx.lab.checking import Context, all_of, numeric, outcome_and_first_harm, same
 from dmvx.lab.model import Check, Key, Kind, Lab, Task
 from dmvx.outcome import EXPECTABLE
 from dmvx.syscalls import Arch
@@ -46,19 +46,7 @@ REAL_IN_SIM = Key("real_file_in_sim", Kind.CHOICE, f"the outcome of 'dmvx sim {R
 
 def _task1(ctx: Context) -> Check:
     point = ctx.modes.sim_point(ctx.scenario(SCENARIO))
-    harmful = point["attack"]["harmful_calls"]
-    return all_of(
-        [
-            same(ctx, DISJOINT_OUTCOME.name, point["outcome"], what="outcome with disjoint variants"),
-            same(
-                ctx,
-                DISJOINT_HARM.name,
-                harmful[0]["call"] if harmful else None,
-                what="first harmful call",
-                also=shown_harm(harmful),
-            ),
-        ]
-    )
+    return outcome_and_first_harm(ctx, point, DISJOINT_OUTCOME.name, DISJOINT_HARM.name, variants="disjoint")
 
 
 def _task2(ctx: Context) -> Check:
