@@ -22,8 +22,7 @@ from dmvx.syscalls import Arch
 from realmode import isolation
 from realmode.net import agents as agents_mod
 from realmode.net import experiment as ex
-from realmode.orchestrator import make_policy
-from test_net_support import client_of, needs_mininet, outcome_of, two_host
+from test_net_support import client_of, needs_mininet, outcome_of, two_host_run
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -97,16 +96,7 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
     key_file.write_bytes(KEY)
     monkeypatch.setattr(isolation.RunKey, "source", str(key_file))
     monkeypatch.setattr(agents_mod.Agents, "start", start)
-    config = ex.Config(
-        two_host(),
-        make_policy("dmvx"),
-        ["h1", "h2"],
-        "h3",
-        ex.Workload(requests=80, pace=0.05),
-        native=False,
-        measure_rtt=False,
-        timeout=30,
-    )
+    config = two_host_run(ex.Workload(requests=80, pace=0.05), timeout=30)
     result = ex.NetExperiment(config).run()
     assert len(attackers) == 1
     attackers[0].wait(timeout=15)

@@ -14,8 +14,7 @@ import pytest
 from realmode.net import experiment as ex
 from realmode.net import netns
 from realmode.net.agents import CONNECTOR_PORTS
-from realmode.orchestrator import make_policy
-from test_net_support import needs_mininet, outcome_of, two_host
+from test_net_support import needs_mininet, outcome_of, two_host_run
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -71,15 +70,7 @@ def test_each_variant_host_has_its_own_monitor_and_connector(clean_check) -> Non
         seen["client_agents"] = [pid for pid in agent_pids if netns.inode(pid) == client_ns]
         seen["port"] = agents.port
 
-    config = ex.Config(
-        two_host(),
-        make_policy("dmvx"),
-        ["h1", "h2"],
-        "h3",
-        ex.Workload(requests=40, pace=0.01),
-        native=False,
-        measure_rtt=False,
-    )
+    config = two_host_run(ex.Workload(requests=40, pace=0.01))
     result = ex.NetExperiment(config, faults=[ex.Fault(0.2, look, "look")]).run()
     assert result.verdict is None and outcome_of(result).error is None, result.to_json()
     leader_ip, follower_ip = "10.0.0.1", "10.0.0.2"

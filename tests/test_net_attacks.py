@@ -14,7 +14,7 @@ import pytest
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
-from test_net_support import attack_of, client_of, needs_mininet, outcome_of, two_host
+from test_net_support import attack_of, client_of, needs_mininet, outcome_of, two_host_run
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -28,15 +28,10 @@ def _run(
     requests: int = 200,
     pace: float = 0.05,
 ) -> ex.NetResult:
-    config = ex.Config(
-        two_host(),
-        make_policy(policy),
-        ["h1", "h2"],
-        "h3",
+    config = two_host_run(
         ex.Workload(requests=requests, pace=pace),
+        make_policy(policy),
         attack=ex.NetAttack(kind, "h3", target=target, towards=towards),
-        native=False,
-        measure_rtt=False,
         timeout=30,
     )
     return ex.NetExperiment(config).run()

@@ -22,22 +22,13 @@ import pytest
 from dmvx.exitstatus import ExitStatus
 from realmode.net import experiment as ex
 from realmode.net import runs
-from realmode.orchestrator import make_policy
-from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, outcome_of, two_host
+from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, outcome_of, two_host_run
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
 
 def _config(**changes: object) -> ex.Config:
-    config = ex.Config(
-        two_host(),
-        make_policy("dmvx"),
-        ["h1", "h2"],
-        "h3",
-        ex.Workload(requests=60, pace=0.01),
-        native=False,
-        measure_rtt=False,
-    )
+    config = two_host_run(ex.Workload(requests=60, pace=0.01))
     for key, value in changes.items():
         setattr(config, key, value)
     return config

@@ -14,7 +14,7 @@ import pytest
 from dmvx.verdict import VerdictKind
 from realmode.net import experiment as ex
 from realmode.orchestrator import make_policy
-from test_net_support import client_of, kill_agent, needs_mininet, outcome_of, two_host
+from test_net_support import client_of, kill_agent, needs_mininet, outcome_of, two_host_run
 
 pytestmark = [pytest.mark.root, needs_mininet]
 
@@ -26,17 +26,7 @@ def _run(fault: ex.Fault, *, requests: int = 300, cb_entries: int | None = None)
     policy = make_policy("dmvx")
     if cb_entries is not None:
         policy = replace(policy, cb_entries=cb_entries)
-    config = ex.Config(
-        two_host(),
-        policy,
-        ["h1", "h2"],
-        "h3",
-        ex.Workload(requests=requests, pace=0.005),
-        native=False,
-        measure_rtt=False,
-        stall_timeout=1.0,
-        timeout=30,
-    )
+    config = two_host_run(ex.Workload(requests=requests, pace=0.005), policy, stall_timeout=1.0, timeout=30)
     result = ex.NetExperiment(config, faults=[fault]).run()
     assert fault.fired_at is not None, "the run ended before the fault"
     ended = outcome_of(result).ended_at

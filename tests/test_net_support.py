@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from dmvx.policy import Policy
 from dmvx.topology import Topology, load_topology
 from realmode.net import runs
-from realmode.net.experiment import NetExperiment, NetResult
+from realmode.net.experiment import Config, NetExperiment, NetResult, Workload
+from realmode.orchestrator import make_policy
 from realmode.reports import RunReports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +46,13 @@ def two_host(delay: str = "1ms", bw: str = "100Mbit", **extra: object) -> Topolo
         link["bw"] = bw
         link.update(extra)
     return Topology.model_validate(base)
+
+
+def two_host_run(workload: Workload, policy: Policy | None = None, **options: Any) -> Config:
+    """A monitored run on :func:`two_host`: variants on h1 and h2 (``policy``, dmvx's preset by
+    default), the client on h3, no native run and no RTT probe; ``options`` set other fields."""
+    policy = make_policy("dmvx") if policy is None else policy
+    return Config(two_host(), policy, ["h1", "h2"], "h3", workload, native=False, measure_rtt=False, **options)
 
 
 def ip_links() -> set[str]:
