@@ -433,13 +433,21 @@ class Join:
 # Writer and reader.
 
 
-def _check_max_frame(max_frame: int) -> int:
-    if not isinstance(max_frame, int) or max_frame < FRAME_OVERHEAD:
-        raise ValueError(f"max_frame must be an int >= {FRAME_OVERHEAD}, got {max_frame!r}")
-    return max_frame
+class _Direction:
+    """One direction of a link, ``sender`` to ``receiver``: what its writer and its reader
+    share, the direction's own key (derived from the run's, so a frame cannot be reflected
+    back) and the largest frame either takes."""
+
+    def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._key = direction_key(key, sender, receiver)
+        self.sender = sender
+        self.receiver = receiver
+        if not isinstance(max_frame, int) or max_frame < FRAME_OVERHEAD:
+            raise ValueError(f"max_frame must be an int >= {FRAME_OVERHEAD}, got {max_frame!r}")
+        self.max_frame = max_frame
 
 
-class FrameWriter:
+class FrameWriter(_Direction):
     """Encodes messages from ``sender`` to ``receiver`` into frames.
 
     Sequence numbers start at 1 and go up by one per frame, heartbeats
@@ -448,10 +456,7 @@ class FrameWriter:
     """
 
     def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._key = direction_key(key, sender, receiver)
-        self.sender = sender
-        self.receiver = receiver
-        self.max_frame = _check_max_frame(max_frame)
+        super().__init__(key, sender, receiver, max_frame=max_frame)
         self._seq = 0
 
     @property
@@ -491,7 +496,7 @@ class FrameWriter:
         return self.encode(Heartbeat())
 
 
-class FrameReader:
+class FrameReader(_Direction):
     """Decodes the frames ``sender`` sends to ``receiver``.
 
     :meth:`feed` takes bytes in any chunking (one byte at a time works) and
@@ -512,10 +517,7 @@ class FrameReader:
     """
 
     def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._key = direction_key(key, sender, receiver)
-        self.sender = sender
-        self.receiver = receiver
-        self.max_frame = _check_max_frame(max_frame)
+        super().__init__(key, sender, receiver, max_frame=max_frame)
         self._last_seq = 0
         self._buf = bytearray()
         self._offset = 0  # stream offset of _buf[0]

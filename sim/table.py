@@ -30,20 +30,22 @@ def fmt_time(ns: int | float | None) -> str:
     return f"{_3(ns)} ns"
 
 
+def _scaled(n: float, units: tuple[tuple[str, float], ...], gap: str) -> str | None:
+    """``n`` in the largest of ``units`` (largest first) it reaches, or None below them all."""
+    for unit, factor in units:
+        if n >= factor:
+            return f"{_3(n / factor)}{gap}{unit}"
+    return None
+
+
 def fmt_bytes(n: int | float) -> str:
     n = float(n)
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= factor:
-            return f"{_3(n / factor)} {unit}"
-    return f"{int(n)} B"
+    return _scaled(n, (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)), " ") or f"{int(n)} B"
 
 
 def fmt_count(n: int | float) -> str:
     n = float(n)
-    for unit, factor in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= factor:
-            return f"{_3(n / factor)}{unit}"
-    return f"{int(round(n))}"
+    return _scaled(n, (("G", 1e9), ("M", 1e6), ("k", 1e3)), "") or f"{int(round(n))}"
 
 
 def _3(x: float) -> str:

@@ -19,13 +19,14 @@ REPO = Path(__file__).resolve().parent.parent
 QUIET = Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
 
 
+def _run(scenario: str, overrides: dict[str, str]):
+    """``dmvx sim scenarios/SCENARIO --set ...`` quietly, with the scenario's own seed."""
+    return cli_entry.run(REPO / "scenarios" / scenario, seed=None, plot=None, console=QUIET, overrides=overrides)
+
+
 def test_microbenchmarks_have_the_papers_shape() -> None:
-    result = cli_entry.run(
-        REPO / "scenarios" / "paper-microbench.yml",
-        seed=None,
-        plot=None,
-        console=QUIET,
-        overrides={"workload.iterations": "2000", "sweep[1].values": "[read, getcwd, sched_yield]"},
+    result = _run(
+        "paper-microbench.yml", {"workload.iterations": "2000", "sweep[1].values": "[read, getcwd, sched_yield]"}
     )
     assert result.exit_status is ExitStatus.OK
     slowdown = {(p.labels["workload.call"], p.labels["policy.preset"]): p.mvx.slowdown for p in result.points}
@@ -35,13 +36,7 @@ def test_microbenchmarks_have_the_papers_shape() -> None:
 
 
 def test_lighttpd_has_the_papers_shape() -> None:
-    result = cli_entry.run(
-        REPO / "scenarios" / "paper-lighttpd.yml",
-        seed=None,
-        plot=None,
-        console=QUIET,
-        overrides={"workload.requests": "300"},
-    )
+    result = _run("paper-lighttpd.yml", {"workload.requests": "300"})
     assert result.exit_status is ExitStatus.OK
     overhead = {p.labels["policy.preset"]: p.mvx.overhead_pct for p in result.points}
     dmon, dmvx = overhead["dmon"], overhead["dmvx"]
