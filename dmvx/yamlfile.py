@@ -290,7 +290,9 @@ MAX_YAML_BYTES = 1 << 20
 #: recorded run of a few million calls.
 MAX_TRACE_BYTES = 256 << 20
 
-_FILE_KINDS = (
+#: What a path that is not a regular file is: (test of its mode, its name). A symbolic link
+#: is not among them: open follows it (``realmode.record`` adds it, for a path it does not follow).
+NOT_REGULAR = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -324,7 +326,7 @@ def read_input(
         raise InputError(f"cannot read: {exc.strerror or exc}", file=file, expected=expected) from None
     try:
         info = os.fstat(fd)
-        for test, kind in _FILE_KINDS:
+        for test, kind in NOT_REGULAR:
             if test(info.st_mode):
                 raise InputError(f"is {kind}, not a regular file", file=file, expected=expected)
         if not stat.S_ISREG(info.st_mode):

@@ -35,18 +35,12 @@ from typing import Any
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
 from dmvx.trace import TraceWriter
+from dmvx.yamlfile import NOT_REGULAR
 
 _END_LINES = ('{"exit":', '{"killed":')
 
 
-_KINDS = (
-    (stat.S_ISLNK, "a symbolic link"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"),
-)
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), *NOT_REGULAR)
 
 
 def _not_regular(path: Path) -> str | None:

@@ -386,6 +386,23 @@ def _client_text(report: dict[str, Any]) -> str:
     return text
 
 
+def attacker_account(attacker: subprocess.Popen) -> tuple[list[dict[str, Any]], str | None]:
+    """Stop the attacker if it still runs; the events it printed (one JSON object a line, other
+    lines skipped) and its error: the message of its first ``failed`` event, else the end of its
+    stderr, else None."""
+    if attacker.poll() is None:
+        attacker.send_signal(signal.SIGKILL)
+    out, err = attacker.communicate()
+    events = []
+    for line in out.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    failed = [e for e in events if e.get("event") == "failed"]
+    return events, (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None)
+
+
 class NetExperiment:
     """One run of :class:`Config`; :meth:`run` returns its :class:`NetResult`."""
 
@@ -679,17 +696,8 @@ class NetExperiment:
     def _finish_attacker(self, attacker: subprocess.Popen) -> dict[str, Any]:
         attack = self.config.attack
         assert attack is not None
-        if attacker.poll() is None:
-            attacker.send_signal(signal.SIGKILL)
-        out, err = attacker.communicate()
-        events = []
-        for line in out.splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
+        events, error = attacker_account(attacker)
         injected = [e for e in events if e.get("event") == "injected"]
-        failed = [e for e in events if e.get("event") == "failed"]
         return {
             "kind": attack.kind,
             "source": attack.source,
@@ -700,7 +708,7 @@ class NetExperiment:
             # another 0.3 s later: the last one is the one that took.
             "last_injection": injected[-1]["time"] if injected else None,
             "events": events,
-            "error": (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None),
+            "error": error,
         }
 
     def _summarise(self) -> None:

@@ -27,7 +27,6 @@ data-only exploits: an absolute address needs the attacked process).
 from __future__ import annotations
 
 import ctypes
-import json
 import secrets
 import signal
 import subprocess
@@ -39,7 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from realmode.net.agents import Agents
-from realmode.net.experiment import SERVER_PORT, STREAM_ATTACKS, Config, NetAttack, NetExperiment, NetResult
+from realmode.net.experiment import (
+    SERVER_PORT,
+    STREAM_ATTACKS,
+    Config,
+    NetAttack,
+    NetExperiment,
+    NetResult,
+    attacker_account,
+)
 from realmode.vuln import exploits, study
 from realmode.vuln.build import Build, no_randomize
 
@@ -253,18 +260,8 @@ class VulnExperiment(NetExperiment):
     def _finish(self, attacker: subprocess.Popen | None) -> dict[str, Any]:
         """The attacker's account, and whether the attack reached its goal."""
         events: list[dict[str, Any]] = []
-        error = None
         if attacker is not None:
-            if attacker.poll() is None:
-                attacker.send_signal(signal.SIGKILL)
-            out, err = attacker.communicate()
-            for line in out.splitlines():
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-            failed = [e for e in events if e.get("event") == "failed"]
-            error = (failed[0].get("message") if failed else None) or (err.strip()[-300:] or None)
+            events, error = attacker_account(attacker)
         else:
             error = "the attacked variant never mapped its program"
         injected = [e for e in events if e.get("event") == "injected"]
