@@ -127,6 +127,16 @@ def exploit(server: tuple[str, int], timeout: float) -> None:
     emit(event="done", answer=answer.decode(errors="replace"))
 
 
+def _goes(
+    segment: tuple[tuple[str, int], tuple[str, int]], src: tuple[str, int | None], dst: tuple[str, int | None]
+) -> bool:
+    """Whether ``segment`` ((address, port) from, to) goes from end ``src`` to end ``dst``, each
+    (address, port); a port of None (the follower's, until it is learnt) matches any."""
+    return all(
+        address == want and (port is None or seen == port) for (address, seen), (want, port) in zip(segment, (src, dst))
+    )
+
+
 class Stream:
     """What the attacker knows of one TCP connection, per direction
     (``lf``: leader to follower, ``fl``: back)."""
@@ -147,20 +157,11 @@ class Stream:
 
         if IP not in pkt or TCP not in pkt:
             return None
-        ip, tcp = pkt[IP], pkt[TCP]
-        if (
-            ip.src == self.leader
-            and ip.dst == self.follower
-            and tcp.sport == self.port
-            and (self.fport is None or tcp.dport == self.fport)
-        ):
+        segment = ((pkt[IP].src, pkt[TCP].sport), (pkt[IP].dst, pkt[TCP].dport))
+        leader, follower = (self.leader, self.port), (self.follower, self.fport)
+        if _goes(segment, leader, follower):
             return "lf"
-        if (
-            ip.src == self.follower
-            and ip.dst == self.leader
-            and tcp.dport == self.port
-            and (self.fport is None or tcp.sport == self.fport)
-        ):
+        if _goes(segment, follower, leader):
             return "fl"
         return None
 
