@@ -177,6 +177,11 @@ class _Renderer:
                 found += self.refs_in(value)
         return found
 
+    def file_section(self, title: str, s: dict[str, Any], what: str) -> list[str]:
+        """The section of one kind of file: its heading, its model's description and its fields."""
+        head = [f"## {title}", "", _escape(s.get("description", "")), "", f"{what} is a mapping with these fields:", ""]
+        return [*head, *self.fields_table(s), ""]
+
     def fields_table(self, s: dict[str, Any]) -> list[str]:
         required = s.get("required", [])
         lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
@@ -263,30 +268,13 @@ def render() -> str:
     sr, tr = _Renderer(scenario), _Renderer(topology)
     topo_defs = frozenset({"Topology", *tr.defs})
     lines = [_INTRO]
-    lines += [
-        "## Scenario files",
-        "",
-        _escape(scenario.get("description", "")),
-        "",
-        "A scenario file is a mapping with these fields:",
-        "",
-    ]
-    lines += sr.fields_table(scenario) + [""]
+    lines += sr.file_section("Scenario files", scenario, "A scenario file")
     lines += ["The `topology` field takes a name, a path, or a [topology](#topology-files) written inline.", ""]
     objects, enums = sr.definitions(sr.fields_located(scenario), skip=topo_defs)
     lines += ["## Parts of a scenario", "", "Each part below is a mapping; the tables name its fields.", ""]
     lines += objects
-    lines += [
-        f'<a id="{_anchor("Topology")}"></a>',
-        "",
-        "## Topology files",
-        "",
-        _escape(topology.get("description", "")),
-        "",
-        "A topology file (or a scenario's inline `topology:`) is a mapping with these fields:",
-        "",
-    ]
-    lines += tr.fields_table(topology) + [""]
+    lines += [f'<a id="{_anchor("Topology")}"></a>', ""]
+    lines += tr.file_section("Topology files", topology, "A topology file (or a scenario's inline `topology:`)")
     topo_objects, topo_enums = tr.definitions(tr.fields_located(topology))
     lines += topo_objects
     lines += ["## Enumerations", ""]
