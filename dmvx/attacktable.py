@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dmvx.exitstatus import ExitStatus, worst
 from dmvx.outcome import Ending, Expectation
+from dmvx.rows import SECONDS, TEXT, Column, Rows
 from dmvx.verdict import VerdictKind
 
 if TYPE_CHECKING:
@@ -76,6 +77,43 @@ class Cell:
         data = asdict(self)
         data["as_expected"] = self.as_expected
         return data
+
+
+#: The columns of :func:`cell_rows`.
+CELL_COLUMNS = (
+    Column("file", TEXT, "the scenario file"),
+    Column("attack", TEXT, "the scenario's name"),
+    Column("kind", TEXT, "the attack class"),
+    Column("setting", TEXT, "the diversity setting"),
+    Column("mode", TEXT, "sim or real"),
+    Column("expected", TEXT, "the ending the file expects"),
+    Column("expected_kind", TEXT, "and the verdict kind"),
+    Column("expected_effect", TEXT, "and whether the attack reaches its goal"),
+    Column("skip", TEXT, "why this mode does not run it"),
+    Column("outcome", TEXT, "ok, divergence, rejected, missed, error"),
+    Column("verdict", TEXT, "the verdict's kind"),
+    Column("effect", TEXT, "whether the attack reached its goal"),
+    Column("latency_s", SECONDS, "from the attack to the verdict"),
+    Column("error", TEXT, "why it could not run"),
+    Column("as_expected", TEXT, "whether it ended as expected"),
+)
+
+
+def cell_rows(cells: Sequence[Cell]) -> Rows:
+    """The attack table as flat rows (``dmvx suite --mode real|both --format``)."""
+    records = []
+    for c in cells:
+        want = c.expected or {}
+        records.append(
+            {
+                **{k: v for k, v in asdict(c).items() if k not in ("expected", "details", "detail")},
+                "expected": want.get("verdict"),
+                "expected_kind": want.get("kind"),
+                "expected_effect": want.get("effect"),
+                "as_expected": c.as_expected,
+            }
+        )
+    return Rows.from_records(CELL_COLUMNS, records)
 
 
 def describe(outcome: str | None, verdict: str | None, effect: bool | None) -> str:
@@ -228,6 +266,10 @@ class BothModesResult:
                 ],
             },
         }
+
+    def rows(self) -> Rows:
+        """Both modes' cells, one row each (the ``mode`` column tells them apart)."""
+        return cell_rows([*self.sim_cells, *self.real_cells])
 
     def render(self, console: Console) -> None:
         disagree = self.disagreements

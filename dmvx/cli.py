@@ -86,6 +86,7 @@ from dmvx.modeloader import (
     VALIDATE,
     ModeEntry,
 )
+from dmvx.rows import RowFormat
 
 PROG = output.PROG
 
@@ -170,7 +171,7 @@ def _variant_commands(program: Sequence[str], count: int | None, variant_cmds: S
 
 
 @contextlib.contextmanager
-def _partial_on_interrupt(as_json: bool) -> Iterator[None]:
+def _partial_on_interrupt(as_json: bool, row_format: RowFormat | None = None) -> Iterator[None]:
     """Ctrl-C in a run that finished part of its work: print that part (as
     the run would have, marked interrupted), then stop with status 130."""
     try:
@@ -178,7 +179,7 @@ def _partial_on_interrupt(as_json: bool) -> Iterator[None]:
     except Interrupted as stopped:
         # Interrupted's contract: what reaches the CLI is a mode's result.
         if isinstance(stopped.partial, output.Result):
-            output.emit(output.Partial(stopped.partial, stopped.done), as_json=as_json)
+            output.emit(output.Partial(stopped.partial, stopped.done), as_json=as_json, fmt=row_format)
         raise
 
 
@@ -303,6 +304,22 @@ json_option = click.option(
     is_flag=True,
     help="Print the result as JSON on stdout; people's output stays on stderr.",
 )
+format_option = click.option(
+    "--format",
+    "row_format",
+    type=click.Choice([f.value for f in RowFormat]),
+    callback=lambda ctx, param, value: None if value is None else RowFormat(value),
+    help="Print flat rows on stdout instead (csv, tsv, or json: an array of flat objects), "
+    "numbers in SI base units (seconds, bytes); the columns are in docs/cli.md.",
+)
+
+
+def _one_document(ctx: click.Context, as_json: bool, row_format: RowFormat | None) -> None:
+    """``--json`` and ``--format`` both own stdout: refuse the pair."""
+    if as_json and row_format is not None:
+        raise click.UsageError("--json and --format both write to stdout; give one", ctx)
+
+
 policy_option = click.option(
     "--policy",
     type=click.Choice(["dmvx", "dmon"]),
@@ -371,6 +388,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> Exit
     help="Also draw the run's timeline into this PNG file.",
 )
 @json_option
+@format_option
 @click.pass_context
 def sim_command(
     ctx: click.Context,
@@ -379,16 +397,18 @@ def sim_command(
     overrides: dict[str, str],
     plot: Path | None,
     as_json: bool,
+    row_format: RowFormat | None,
 ) -> ExitStatus:
     """Simulate SCENARIO in virtual time (default: the built-in scenarios/default.yml)."""
+    _one_document(ctx, as_json, row_format)
     run = _load(ctx, SIM_RUN)
     if scenario is None:
         if not DEFAULT_SCENARIO.is_file():
             raise click.UsageError(f"the built-in scenario {DEFAULT_SCENARIO} is missing; name a scenario file", ctx)
         scenario = DEFAULT_SCENARIO
-    with _partial_on_interrupt(as_json):
+    with _partial_on_interrupt(as_json, row_format):
         result = run(scenario, seed=seed, overrides=overrides, plot=plot, console=output.stderr_console())
-    return output.emit(result, as_json=as_json)
+    return output.emit(result, as_json=as_json, fmt=row_format)
 
 
 @cli.command(name="real")
@@ -424,6 +444,7 @@ def sim_command(
 )
 @record_option
 @json_option
+@format_option
 @click.pass_context
 def real_command(
     ctx: click.Context,
@@ -435,8 +456,10 @@ def real_command(
     sample: int | None,
     record: Path | None,
     as_json: bool,
+    row_format: RowFormat | None,
 ) -> ExitStatus:
     """Run a scenario on emulated hosts (Mininet) with real programs. Needs root."""
+    _one_document(ctx, as_json, row_format)
     real = _load(ctx, REAL_RUN)
     _require_root(ctx, "it builds hosts in network namespaces and traces their processes")
     options = {"server": server, "requests": requests, "sample": sample, "record": record}
@@ -447,7 +470,7 @@ def real_command(
         console=output.stderr_console(),
         **{name: value for name, value in options.items() if value is not None},
     )
-    return output.emit(result, as_json=as_json)
+    return output.emit(result, as_json=as_json, fmt=row_format)
 
 
 @cli.command(name="run", context_settings={"allow_interspersed_args": False})
@@ -478,6 +501,7 @@ def real_command(
 )
 @record_option
 @json_option
+@format_option
 @click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG [ARGS]...")
 @click.pass_context
 def run_command(
@@ -489,20 +513,28 @@ def run_command(
     routes: dict[str, str],
     record: Path | None,
     as_json: bool,
+    row_format: RowFormat | None,
     program: tuple[str, ...],
 ) -> int:
     """Run PROG [ARGS] as several variants under the monitors, on this machine.
 
     Exits with the program's own status when the variants agree, and with 1
     (divergence) when a verdict stopped them; --json tells the two apart."""
+    _one_document(ctx, as_json, row_format)
     run_program = _load(ctx, REAL_PROGRAM)
     variants = _variant_commands(program, count, variant_cmds)
     options: dict[str, Any] = {"stall_timeout": stall_timeout} if stall_timeout is not None else {}
     if routes:
         options["routes"] = routes
     try:
+        # Rows own stdout as a JSON document does: the program's output goes to stderr.
         result = run_program(
-            variants, policy=policy, record=record, console=output.stderr_console(), as_json=as_json, **options
+            variants,
+            policy=policy,
+            record=record,
+            console=output.stderr_console(),
+            as_json=as_json or row_format is not None,
+            **options,
         )
     except NotExecutable as exc:
         # As a shell says it, with its status; --json still gets a document.
@@ -511,7 +543,7 @@ def run_command(
                 {"status": ExitStatus(exc.exit_status).label, "program_status": None, "error": str(exc)}
             )
         raise
-    status = output.emit(result, as_json=as_json)
+    status = output.emit(result, as_json=as_json, fmt=row_format)
     if status is ExitStatus.OK:
         # Transparency: when the variants agree, dmvx run ends as the
         # program would have ended natively (as strace and time do).
@@ -529,11 +561,15 @@ def run_command(
     help="Run the scenarios in simulation, on real programs, or both.",
 )
 @json_option
+@format_option
 @click.pass_context
-def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool) -> ExitStatus:
+def suite_command(
+    ctx: click.Context, directory: Path, mode: str, as_json: bool, row_format: RowFormat | None
+) -> ExitStatus:
     """Run every scenario in PATH (a directory, or one scenario file) and check
     each against its expected verdict. With --mode both, also check that the
     two modes found the same for every attack and diversity setting."""
+    _one_document(ctx, as_json, row_format)
     # Find every part before running any, so that "both" does not spend
     # minutes in sim only to learn that real mode is missing.
     entries: dict[str, Callable[..., Any]] = {}
@@ -542,7 +578,7 @@ def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool)
     if mode in ("real", "both"):
         entries["real"] = _load(ctx, REAL_SUITE)
         _require_root(ctx, "real-mode scenarios run on hosts in network namespaces")
-    with _partial_on_interrupt(as_json):
+    with _partial_on_interrupt(as_json, row_format):
         parts: Mapping[str, output.Result] = {
             name: suite(directory, console=output.stderr_console()) for name, suite in entries.items()
         }
@@ -554,7 +590,7 @@ def suite_command(ctx: click.Context, directory: Path, mode: str, as_json: bool)
         result: output.Result = BothModesResult(str(directory), sim_part, real_part)
     else:
         result = parts[mode]
-    return output.emit(result, as_json=as_json)
+    return output.emit(result, as_json=as_json, fmt=row_format)
 
 
 @cli.group(name="lab")

@@ -2,7 +2,8 @@
 
 Two audiences, two streams. People read stderr: one-line notes and errors,
 and the rich tables a result draws of itself. Programs read stdout, which
-carries nothing but the JSON document asked for with ``--json``. Keeping every
+carries nothing but the JSON document asked for with ``--json``, or the flat
+rows asked for with ``--format csv|tsv|json`` (:mod:`dmvx.rows`). Keeping every
 write in this module is what lets ``dmvx sim --json | jq`` work whatever a mode
 tells people along the way.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dmvx.exitstatus import ExitStatus
+from dmvx.rows import RowFormat, Rows, Tabular, render
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -100,10 +102,22 @@ def text_lines(lines: Iterable[str]) -> None:
     sys.stdout.flush()
 
 
-def emit(result: Result, *, as_json: bool) -> ExitStatus:
-    """Print ``result`` for its audience and return its exit status."""
+def rows_document(result: Result, fmt: RowFormat) -> None:
+    """Write ``result``'s flat rows (:meth:`dmvx.rows.Tabular.rows`) on stdout
+    in ``fmt``; rendered whole before anything is written, as a JSON document is."""
+    if not isinstance(result, Tabular):
+        raise TypeError(f"{type(result).__name__} has no rows for --format")
+    sys.stdout.write(render(result.rows(), fmt))
+    sys.stdout.flush()
+
+
+def emit(result: Result, *, as_json: bool, fmt: RowFormat | None = None) -> ExitStatus:
+    """Print ``result`` for its audience and return its exit status: its JSON
+    document (``as_json``), its flat rows (``fmt``), or its tables on stderr."""
     status = ExitStatus(result.exit_status)
-    if as_json:
+    if fmt is not None:
+        rows_document(result, fmt)
+    elif as_json:
         json_document(result.to_json())
     else:
         result.render(stderr_console())
@@ -173,6 +187,12 @@ class Partial:
         if isinstance(document, dict):
             return {**document, "interrupted": True, "done": self.done, "exit_status": ExitStatus.INTERRUPTED.label}
         return {"result": document, "interrupted": True, "done": self.done, "exit_status": ExitStatus.INTERRUPTED.label}
+
+    def rows(self) -> Rows:
+        """The finished part's rows (what ``--format`` writes after Ctrl-C)."""
+        if not isinstance(self.result, Tabular):
+            raise TypeError(f"{type(self.result).__name__} has no rows for --format")
+        return self.result.rows()
 
     def render(self, console: Console) -> None:
         # The CLI's own "interrupted after ..." line follows it.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -36,6 +37,7 @@ from dmvx.errors import InputError
 from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.policy import Policy
 from dmvx.ranahead import RanAhead
+from dmvx.rows import Rows, flatten, rows_of_records
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import isolation, reports, seccomp
@@ -148,6 +150,18 @@ class RunResult:
                 for v in self.variants
             ],
         }
+
+    def rows(self) -> Rows:
+        """``--format``: one flat row per variant, the run's own fields
+        (policy, status, the verdict, ``elapsed_s``) repeated in each."""
+        document = self.to_json()
+        variants = document.pop("variants")
+        run = flatten(document)
+        records = []
+        for v in variants:
+            own = {k: (shlex.join(value) if k == "argv" else value) for k, value in v.items() if k != "variant"}
+            records.append({**run, "variant": v["variant"], **flatten(own, "variant.")})
+        return rows_of_records(records or [run])
 
     def render(self, console: Any) -> None:
         # A clean run prints nothing: its stderr must be the program's alone.

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmvx.attacktable import Cell, render_cells, setting_label
+from dmvx.attacktable import CELL_COLUMNS, Cell, cell_rows, render_cells, setting_label
 from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus, Unavailable, worst
 from dmvx.policy import Policy
+from dmvx.rows import Rows
 from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server
 from dmvx.suitefiles import read_suite
 from realmode.net import experiment as ex
@@ -226,6 +227,12 @@ class RealSuiteResult:
             "errors": [{"file": f, "error": e} for f, e in self.errors],
             "exit_status": self.exit_status.label,
         }
+
+    def rows(self) -> Rows:
+        """``--format``: one row per cell (:func:`dmvx.attacktable.cell_rows`),
+        then a row per file that could not run, with its ``error``."""
+        errors = [{"file": f, "error": e} for f, e in self.errors]
+        return cell_rows(self.cells) + Rows.from_records(CELL_COLUMNS, errors)
 
     def render(self, console: Any) -> None:
         render_cells(self.cells, console, f"attacks in {self.directory}, real mode")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmvx.exitstatus import ExitStatus, worst
 from dmvx.outcome import Ending, Expectation, ending_of
+from dmvx.rows import TEXT, Column, Rows
 from dmvx.scenario import Expect, Microbench, Scenario, Server, Trace
 from sim.diversity import setting_name
 from sim.engine import RunOutcome, VariantStats
@@ -282,6 +283,12 @@ class SimResult:
             }
         )
 
+    def rows(self) -> Rows:
+        """One flat row per point (:mod:`sim.rows`): ``--format``, :mod:`dmvx.api`."""
+        from sim.rows import point_rows
+
+        return point_rows(self.points, self.file)
+
     def render(self, console: Console) -> None:
         from sim.table import render_result
 
@@ -329,6 +336,20 @@ class SuiteResult:
                 "exit_status": self.exit_status.label,
             }
         )
+
+    def rows(self) -> Rows:
+        """Every file's rows (:meth:`SimResult.rows`), a file that could not
+        run as a row with its ``error``."""
+        out = Rows((Column("file", TEXT, "the scenario file"),), ())
+        for file, result, error in self.results:
+            if result is not None:
+                out = out + result.rows()
+            else:
+                out = out + Rows.from_records(
+                    [Column("file", TEXT), Column("error", TEXT, "why the file could not run")],
+                    [{"file": file, "error": error}],
+                )
+        return out
 
     def render(self, console: Console) -> None:
         from sim.table import render_suite

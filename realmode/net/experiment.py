@@ -35,6 +35,7 @@ from dmvx.errors import InputError
 from dmvx.exitstatus import ExitStatus
 from dmvx.outcome import Ending, Expectation, ending_of
 from dmvx.policy import Policy
+from dmvx.rows import Rows, flatten, rows_of_records
 from dmvx.syscalls import Arch
 from dmvx.topology import Topology
 from dmvx.verdict import Verdict, VerdictKind, variant_name
@@ -244,6 +245,11 @@ class NetResult:
             "trace": self.trace,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+    def rows(self) -> Rows:
+        """``--format``: the run as one flat row (:func:`dmvx.rows.flatten` of
+        its JSON document: ``native.elapsed_s``, ``link_delay.leader_follower_one_way_s``)."""
+        return rows_of_records([flatten(self.to_json())])
 
     def render(self, console: Any) -> None:
         from rich.table import Table
