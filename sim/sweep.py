@@ -9,7 +9,8 @@ Each point is a complete scenario, validated by :mod:`dmvx.scenario` (a value
 that does not fit its field is one line naming the point), and runs in a
 worker process of its own; results come back in point order, so the output
 does not depend on which worker finished first. Ctrl-C stops the workers at
-once and keeps the points already finished (:func:`run_points`).
+once and keeps the points already finished (:func:`run_points`); so does
+SIGTERM, what ``kill``, ``timeout`` and a batch scheduler send.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import multiprocessing
 import os
 import re
 import signal
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,8 +136,35 @@ def _indexed(job: tuple[int, tuple[dict[str, Any], dict[str, Any], CostProfile, 
 
 def _worker_start() -> None:
     """Workers leave Ctrl-C to the parent: it stops them at once (terminate),
-    where a worker interrupted by itself would print a traceback."""
+    where a worker interrupted by itself would print a traceback. The
+    parent's SIGTERM handler (:func:`_terminate_as_interrupt`) is undone: a
+    worker is forked with it, and terminate ends workers with SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While points run, SIGTERM stops them as Ctrl-C does: the points
+    finished are kept and the status is 130. Without this, SIGTERM's default
+    action ends the process at once, its finished points lost (and a sweep's
+    workers orphaned until they finish). A handler someone else installed,
+    or SIGTERM ignored, is left alone; so is any thread but the main one
+    (only it may set handlers)."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run_points(
@@ -147,10 +177,22 @@ def run_points(
 ) -> list[tuple[PointReport, Timeline | None]]:
     """Run every point, in parallel when there are several; results in point order.
 
-    Ctrl-C stops every worker at once and raises
+    Ctrl-C (or SIGTERM) stops every worker at once and raises
     :class:`~dmvx.exitstatus.Interrupted` whose ``partial`` is the results of
     the points finished so far (in point order), instead of waiting for the
     points under way to finish."""
+    with _terminate_as_interrupt():
+        return _run_points(points, profile, timeline=timeline, workers=workers, progress=progress)
+
+
+def _run_points(
+    points: Sequence[Point],
+    profile: CostProfile,
+    *,
+    timeline: bool,
+    workers: int | None,
+    progress: Progress | None,
+) -> list[tuple[PointReport, Timeline | None]]:
     jobs = [(p.scenario.model_dump(mode="json"), p.labels, profile, timeline) for p in points]
     if len(jobs) == 1:
         if progress is None:

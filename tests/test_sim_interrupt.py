@@ -3,6 +3,7 @@
 A subprocess, as a user's terminal runs it: SIGINT goes to ``dmvx`` itself,
 which must end within a second with status 130 and report the points that
 were finished, while the workers still computing are stopped, not waited for.
+SIGTERM (``kill``, ``timeout``, a batch scheduler) ends a run the same way.
 Without a terminal, progress is a line on stderr every few seconds.
 """
 
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DMVX = [sys.executable, "-m", "dmvx"]
@@ -63,10 +66,10 @@ def _wait_for_line(process: subprocess.Popen[str], wanted: str, timeout: float =
     raise AssertionError(f"no line with {wanted!r} on stderr; got {lines!r}")
 
 
-def _interrupt(process: subprocess.Popen[str]) -> tuple[float, str, str]:
-    """Send SIGINT; how long the process took to end, and its output."""
+def _interrupt(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[float, str, str]:
+    """Send ``sig``; how long the process took to end, and its output."""
     sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     out, err = process.communicate(timeout=30)
     return time.monotonic() - sent, out, err
 
@@ -77,14 +80,18 @@ def _cleanup(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path) -> None:
+STOPS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+
+
+@STOPS
+def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path, sig: int) -> None:
     scenario = tmp_path / "sweep.yml"
     scenario.write_text(SWEEP)
     process = _start("sim", str(scenario), "--json")
     try:
         # Two small points finish at once; the two big ones run for minutes.
         _wait_for_line(process, "2 of 4 points")
-        took, out, err = _interrupt(process)
+        took, out, err = _interrupt(process, sig)
     finally:
         _cleanup(process)
     assert process.returncode == 130, err
@@ -96,11 +103,12 @@ def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path) ->
     assert "Traceback" not in err
 
 
-def test_a_long_single_run_shows_progress_and_stops_at_once() -> None:
+@STOPS
+def test_a_long_single_run_shows_progress_and_stops_at_once(sig: int) -> None:
     process = _start("sim", "--set", "policy.preset=dmvx", "--set", "workload.iterations=10000000")
     try:
         lines = _wait_for_line(process, " calls ")
-        took, out, err = _interrupt(process)
+        took, out, err = _interrupt(process, sig)
     finally:
         _cleanup(process)
     assert any("dmvx: simulating, native run: " in line or "dmvx: simulating, MVX run: " in line for line in lines)
