@@ -110,7 +110,20 @@ class LeaderPid:
     pid: int
 
 
-Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid
+@dataclass(slots=True)
+class LeaderKilled:
+    """The leader's process of this monitor's stream died of ``signal``
+    (its ``<killed>`` entry came). A mode that can tell whether the same
+    signal is pending in this variant's process -- sent alike, say by the
+    parent's ``kill`` -- lets it land as it did in the leader: the held call
+    returns EINTR without running and the signal is delivered on the way
+    back, so the two ends compare equal. A signal that is not pending yet
+    may come later; the mode keeps looking while the process waits."""
+
+    signal: int
+
+
+Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid | LeaderKilled
 
 
 class Carrier:
@@ -163,6 +176,10 @@ class Carrier:
         """Map this variant's process to the leader's pid; modes whose
         processes have no pids of their own have nothing to do."""
 
+    def leader_killed(self, action: LeaderKilled) -> None:
+        """Let the leader's fatal signal land here too where it is pending;
+        modes without real signals have nothing to do."""
+
 
 #: Action type -> (Carrier method, whether it ends the answer).
 _METHODS: dict[type, tuple[str, bool]] = {
@@ -173,4 +190,5 @@ _METHODS: dict[type, tuple[str, bool]] = {
     Halt: ("halt", True),
     Done: ("done", True),
     LeaderPid: ("leader_pid", False),
+    LeaderKilled: ("leader_killed", False),
 }

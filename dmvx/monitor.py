@@ -32,7 +32,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from dmvx.actions import EVERYONE, LEADER, Action, Done, Execute, Halt, LeaderPid, Send, Skip, Wait, WaitReason
+from dmvx.actions import (
+    EVERYONE,
+    LEADER,
+    Action,
+    Done,
+    Execute,
+    Halt,
+    LeaderKilled,
+    LeaderPid,
+    Send,
+    Skip,
+    Wait,
+    WaitReason,
+)
 from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
@@ -88,7 +101,7 @@ _ROUTE_LOCAL, _ROUTE_PREDICT = Route.LOCAL, Route.PREDICT
 _EFFECT_LEADER = Effect.LEADER
 _WAIT_ENTRY = WaitReason.ENTRY
 _KIND_FULL, _KIND_PREDICTED, _KIND_GO = EntryKind.FULL, EntryKind.PREDICTED, EntryKind.GO
-_KIND_VOTE, _KIND_ANNOUNCE = EntryKind.VOTE, EntryKind.ANNOUNCE
+_KIND_VOTE, _KIND_ANNOUNCE, _KIND_RESULT = EntryKind.VOTE, EntryKind.ANNOUNCE, EntryKind.RESULT
 _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
 _L, _F = LeaderState, FollowerState
 
@@ -700,6 +713,15 @@ class FollowerMonitor(_Monitor):
                     VerdictKind.PROTOCOL_ERROR, self.seq, detail=f"follower received a {type(message).__name__} message"
                 )
             )
+        if message.kind is _KIND_RESULT and message.call.name == KILLED:
+            # The leader's process died of a signal: where the same signal is
+            # pending here (sent alike, say by the parent), the mode lets it
+            # land as it did there, before the entry is looked at.
+            return [LeaderKilled(message.call.args[0]), *self._entry_received(message)]
+        return self._entry_received(message)
+
+    def _entry_received(self, message: Entry) -> list[Action]:
+        """The leader's entry ``message`` arrived (see :meth:`message_received`)."""
         kind = message.kind
         seq = message.seq
         current = self._current

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from core_streams import streams
 from dmvx import codec
-from dmvx.actions import Action, Execute, Halt, LeaderPid, Send, Wait, WaitReason
+from dmvx.actions import Action, Execute, Halt, LeaderKilled, LeaderPid, Send, Wait, WaitReason
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Entry, EntryKind, Message, PidNote, ResultNote
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
@@ -150,3 +150,17 @@ def test_steering_monitors_agree_and_tell_only_the_leaders_results(
     assert all(log.leader_pid == result.logs[0].pid for log in result.logs[1:])
     for variant, seq, expect in seen.told:
         assert seq in seen.leader and expect == seen.leader[seq], (variant, seq, expect)
+
+
+def test_a_leader_killed_by_a_signal_asks_the_follower_s_mode_to_let_it_land() -> None:
+    """The leader's ``<killed>`` entry: the core says so first (LeaderKilled),
+    then handles the entry as any other; an exit entry asks nothing."""
+    policy = Policy.preset("dmvx")
+    for kill in (True, False):
+        leader, follower = LeaderMonitor(policy, 2, steer=True), FollowerMonitor(policy, 1, 2, steer=True)
+        assert isinstance(follower.call_entered(WAIT4)[-1], Wait)  # held at call 1
+        ended = leader.process_killed(15) if kill else leader.process_exited(0)
+        entry = sent_entry(ended[0])
+        actions = follower.message_received(entry)
+        assert (actions[:1] == [LeaderKilled(15)]) is kill
+        assert not any(isinstance(a, LeaderKilled) for a in actions[1:])

@@ -23,7 +23,19 @@ import socket
 import time
 import traceback
 
-from dmvx.actions import HEARTBEAT_EVERY, LEADER, Carrier, Done, Execute, Halt, LeaderPid, Send, Skip, Wait
+from dmvx.actions import (
+    HEARTBEAT_EVERY,
+    LEADER,
+    Carrier,
+    Done,
+    Execute,
+    Halt,
+    LeaderKilled,
+    LeaderPid,
+    Send,
+    Skip,
+    Wait,
+)
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
@@ -343,6 +355,9 @@ class Hands(Carrier):
 
     def leader_pid(self, action: LeaderPid) -> None:
         self.t.router.on_leader_pid(self.proc, action.pid)
+
+    def leader_killed(self, action: LeaderKilled) -> None:
+        self.t.router.leader_killed(self.proc, action.signal)
 
 
 def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:

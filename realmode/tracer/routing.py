@@ -5,16 +5,16 @@ Messages name their stream (one per traced process, see
 monitor and holds those that arrive before that process exists. It also
 carries out the pid mapping the core asks for (a follower's monitor answers
 the leader's :class:`~dmvx.messages.PidNote` with a
-:class:`~dmvx.actions.LeaderPid` action, :mod:`realmode.pids`), and handles
-a leader's process killed by a signal.
+:class:`~dmvx.actions.LeaderPid` action, :mod:`realmode.pids`), and lets a
+leader's fatal signal land here too where it is pending (the core's
+:class:`~dmvx.actions.LeaderKilled` action).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dmvx.calls import KILLED
-from dmvx.messages import Entry, Message, Stop
+from dmvx.messages import Message, Stop
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
 from realmode.tracer.signals import EINTR, pending
@@ -45,10 +45,13 @@ class Router:
         self.deliver(proc, message)
 
     def deliver(self, proc: Proc, message: Message) -> None:
-        if isinstance(message, Entry) and message.call.name == KILLED and not self.t.leader:
-            proc.peer_killed = message.call.args[0]
-            self.on_peer_killed(proc)
         self.t.carry_out(proc, proc.monitor.message_received(message))
+
+    def leader_killed(self, proc: Proc, signal: int) -> None:
+        """The core says the leader's process of ``proc``'s stream died of
+        ``signal`` (:class:`~dmvx.actions.LeaderKilled`)."""
+        proc.peer_killed = signal
+        self.on_peer_killed(proc)
 
     def on_peer_killed(self, proc: Proc) -> None:
         """The leader's process died of ``proc.peer_killed`` and this one is
