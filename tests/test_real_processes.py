@@ -289,6 +289,45 @@ def test_a_non_blocking_pipe_read_waits_for_the_variants_own_writer(policy: str,
 
 
 @pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("slow", [0, 1], ids=["leader-reader-slow", "follower-reader-slow"])
+def test_a_non_blocking_pipe_write_moves_what_the_leader_s_moved(policy: str, slow: int) -> None:
+    # xz's way: a writer on a non-blocking pipe writes chunks larger than
+    # the pipe holds, and polls on EAGAIN. The child that reads is slower in
+    # one variant (it computes without calls first), so that variant's
+    # writes find the pipe full (EAGAIN, or a part of the chunk written)
+    # where the other's did not. The follower's write is steered: EAGAIN
+    # where the leader's got it, the leader's count otherwise, again until
+    # its own reader has made room.
+    script = (
+        "import os, select\n"
+        "r, w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.close(w)\n"
+        "    if os.environ.get('DMVX_SLOW'):\n"
+        "        for _ in range(3_000_000): pass\n"
+        "    n = 0\n"
+        "    while (d := os.read(r, 65536)): n += len(d)\n"
+        "    os._exit(0 if n == 400_000 else 1)\n"
+        "os.close(r); os.set_blocking(w, False)\n"
+        "data, sent, full = b'x' * 400_000, 0, 0\n"
+        "while sent < len(data):\n"
+        "    try: sent += os.write(w, data[sent:sent + 50_000])\n"
+        "    except BlockingIOError: full += 1; select.select([], [w], [])\n"
+        "os.close(w)\n"
+        "print(sent, os.wait()[1], full > 0)"
+    )
+    argv = ["/usr/bin/python3", "-c", script]
+    env = dict(os.environ)
+    envs = [env, env]
+    envs[slow] = dict(env, DMVX_SLOW="1")
+    result, out, _ = captured(lambda: run([argv, argv], policy, envs=envs))
+    assert result.verdict is None, result.verdict.summary()
+    sent, status, _full = out.decode().split()
+    assert (sent, status) == ("400000", "0") and result.process_exit_code == 0
+    assert_no_survivors(result)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
 def test_names_programs_make_up_with_templates_of_any_length(policy: str, tmp_path: Path) -> None:
     # coreutils' mktemp fills ten X's (or as many as given, three at least)
     # with gnulib's gen_tempname; Python's tempfile draws eight of [a-z0-9_].

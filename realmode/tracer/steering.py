@@ -2,10 +2,14 @@
 
 A follower runs some calls itself where only timing could make its result
 differ from the leader's, and asynchronous replication tells it the
-leader's result first: a pipe ``read`` reads exactly as many bytes as the
-leader's did, ``wait4`` reaps the child the leader's reaped, and a write
-that met a closed pipe in one variant but not the other ends as in the
-leader. The same calls also get this variant's own pids in their arguments
+leader's result first: a pipe ``read`` or ``write`` moves exactly as many
+bytes as the leader's did, ``wait4`` reaps the child the leader's reaped,
+and a write that met a closed pipe in one variant but not the other ends
+as in the leader. On a non-blocking pipe the leader's ``EAGAIN`` (its pipe
+empty, or full) is this variant's too, without running the call; where the
+leader moved bytes and this variant's pipe is not ready yet (its own writer
+or reader is late), the call runs again until it has moved as many. The
+same calls also get this variant's own pids in their arguments
 (:mod:`realmode.pids`).
 """
 
@@ -22,6 +26,9 @@ from realmode.tracer.procs import Held, Proc
 
 WNOHANG = 1
 EAGAIN, EPIPE = 11, 32
+#: Calls steered byte for byte: the count argument (third) is cut to the
+#: leader's result, and the call goes on until it has moved that many.
+_COUNTED = frozenset({"read", "write"})
 MASK64 = (1 << 64) - 1
 
 
@@ -47,7 +54,9 @@ def steer(proc: Proc, held: Held, pids: PidMap, expect: int | None) -> None:
                 changes[registers[index]] = real & mask
     if expect is not None:
         held.expect = expect
-        if name == "read" and expect > 0 and signed(raw.args[2], raw.arch) > expect:
+        if name in _COUNTED and expect == -EAGAIN:
+            held.fake = -EAGAIN  # the leader's non-blocking pipe was empty (full): so is this one's, for the program
+        elif name in _COUNTED and expect > 0 and signed(raw.args[2], raw.arch) > expect:
             changes[registers[2]] = expect
         elif name == "wait4":
             if expect > 0:
@@ -98,14 +107,15 @@ def after_steering(proc: Proc, held: Held, rval: int) -> int | None:
     if expect is None:
         return rval
     name = held.raw.name
-    # EAGAIN where the leader read data or the end: a non-blocking pipe,
-    # after a poll this variant took from the leader; its own writer is
-    # late. Read again (the whole count again when the leader read the end).
-    again = name == "read" and rval == -EAGAIN and expect >= 0
-    if name == "read" and (rval > 0 or again):
+    # EAGAIN where the leader read data or the end (wrote data): a
+    # non-blocking pipe, after a poll this variant took from the leader; its
+    # own writer (reader) is late. Again (a read: the whole count again when
+    # the leader read the end).
+    again = name in _COUNTED and rval == -EAGAIN and expect >= 0
+    if name in _COUNTED and (rval > 0 or again):
         held.done_bytes += max(rval, 0)
         if held.done_bytes < expect or again:
-            # Read the rest: back to the syscall instruction with buffer
+            # The rest: back to the syscall instruction with buffer
             # and count moved on, as the kernel itself restarts a call.
             regs = ll.get_regs(proc.pid)
             registers = abi.ARG_REGISTERS[held.raw.arch]
