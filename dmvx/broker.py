@@ -100,8 +100,19 @@ _SOCKET_WRITES = frozenset(
 )
 _FD_EACH_ALWAYS = frozenset({"close", "dup", "dup2", "dup3"})
 _ARG_DEPENDENT = (
-    FD_CALLS | OPEN_CALLS | frozenset(_PATH_READS) | frozenset(SENSITIVE_WHEN) | {"fcntl", "sendfile", "getrandom"}
+    FD_CALLS
+    | OPEN_CALLS
+    | frozenset(_PATH_READS)
+    | frozenset(SENSITIVE_WHEN)
+    | {"fcntl", "sendfile", "getrandom", "clock_gettime"}
 )
+#: Clocks that measure intervals, not the date: monotonic, boot time, CPU
+#: time. In a process with threads each variant reads them itself (LOCAL):
+#: a thread that waits for a lock with a timeout (Python's GIL does, every
+#: 5 ms of contention) reads one once per wait, as many times as the threads'
+#: interleaving makes it wait -- a number no two variants share. The date
+#: (CLOCK_REALTIME, 0 and 5) stays the leader's.
+THREAD_LOCAL_CLOCKS = frozenset({1, 2, 3, 4, 6, 7})
 #: Calls that name a path: argument index of the path, and of the
 #: directory descriptor a relative path starts from (None: the cwd).
 _PATHS: dict[str, tuple[int, int | None]] = {
@@ -331,6 +342,8 @@ class Broker:
         name, args = call.name, call.args
         if name == "getrandom":
             return LOCAL if is_word_draw(call) else self._decide_by_name(name)
+        if name == "clock_gettime":
+            return LOCAL if fds.shared and _arg(args, 0) in THREAD_LOCAL_CLOCKS else self._decide_by_name(name)
         when = SENSITIVE_WHEN.get(name)
         if when is not None:
             index, bit, _reason = when

@@ -83,16 +83,25 @@ CHANGES_FDS = (
     )
 )
 
+#: Calls whose effect depends on what the other threads sharing the table did
+#: to it before: every change, and a copy of it (a new process). Where threads
+#: share a table, followers make these in the leader's order
+#: (realmode.tracer.fdorder).
+TABLE_ORDERED = CHANGES_FDS | frozenset({"fork", "vfork", "clone", "clone3"})
+
 
 class FdTable:
     """The descriptor table of one process of one variant."""
 
-    __slots__ = ("_fds",)
+    __slots__ = ("_fds", "shared")
 
     def __init__(self, initial: Mapping[int, FdInfo] | None = None) -> None:
         if initial is None:
             initial = {fd: FdInfo(FdKind.STREAM) for fd in (0, 1, 2)}
         self._fds: dict[int, FdInfo] = dict(initial)
+        #: Whether threads share this table (their monitors hold this one
+        #: object): the order in which they change it then matters.
+        self.shared = False
 
     def kind(self, fd: object) -> FdKind | None:
         info = self._fds.get(fd) if isinstance(fd, int) else None
@@ -113,7 +122,7 @@ class FdTable:
         return dict(self._fds)
 
     def copy(self) -> FdTable:
-        """The table a forked child starts with."""
+        """The table a forked child starts with (a table of its own)."""
         return FdTable(self._fds)
 
     def after(self, call: Call, result: int, fd_pair: tuple[int, int] | None = None, local: bool = False) -> None:

@@ -49,7 +49,7 @@ from dmvx.actions import (
 from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
-from dmvx.fdtable import CHANGES_FDS, FdTable
+from dmvx.fdtable import CHANGES_FDS, TABLE_ORDERED, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
@@ -216,22 +216,29 @@ class _Monitor:
         #: The broker's decision for the call most recently entered.
         self.last_decision: Decision | None = None
 
-    def child(self) -> _Monitor:
-        """The monitor of a process this one's variant just created.
+    def child(self, share_fds: bool = False) -> _Monitor:
+        """The monitor of a process or thread this one's variant just created.
 
-        Call it after a successful fork/vfork/clone of a process (a lockstep
-        call, so every variant creates its children in the same order). The
-        child's stream is ``"<parent stream>.<n>"`` for the parent's n-th
-        child, equal in every variant; its descriptor table is a copy of the
-        parent's. Messages name their stream: a mode routes each to the
-        monitor of that stream, holding those that arrive before it exists.
+        Call it after a successful fork/vfork/clone (a lockstep call, so
+        every variant creates its children in the same order). The child's
+        stream is ``"<parent stream>.<n>"`` for the parent's n-th child,
+        equal in every variant. A process's descriptor table is a copy of
+        the parent's; a child that shares it (``share_fds``: a thread, made
+        by clone with ``CLONE_FILES``) holds the parent's very table (the
+        same :class:`FdTable`, marked :attr:`FdTable.shared`), as the kernel
+        gives both one. Messages name their stream: a mode routes each
+        to the monitor of that stream, holding those that arrive before it
+        exists.
         """
         self._children += 1
         stream = f"{self.stream}.{self._children}"
         reach = self.broker.reach
+        if share_fds:
+            self.fds.shared = True
+        fds = self.fds if share_fds else self.fds.copy()
         if isinstance(self, LeaderMonitor):
-            return LeaderMonitor(self.policy, self.n_variants, stream, self.fds.copy(), self.steer, reach)
-        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, self.fds.copy(), self.steer, reach)
+            return LeaderMonitor(self.policy, self.n_variants, stream, fds, self.steer, reach)
+        return FollowerMonitor(self.policy, self.index, self.n_variants, stream, fds, self.steer, reach)
 
     @property
     def routes(self) -> dict[str, int]:
@@ -385,8 +392,11 @@ class LeaderMonitor(_Monitor):
         if decision.sync:
             if decision.effect is Effect.EACH:
                 # Released with a GO entry before it ran: followers that steer
-                # their own run hold it until they know this result.
-                if self.steer and call.name in STEERED:
+                # their own run hold it until they know this result; where
+                # threads share the descriptor table, followers change it in
+                # the order the leader's calls returned in (a mode that steers
+                # orders by these notes: realmode.tracer.fdorder).
+                if self.steer and (call.name in STEERED or (self.fds.shared and call.name in TABLE_ORDERED)):
                     return [Send(EVERYONE, ResultNote(self.stream, seq, outcome.result))]
                 return []
             return [Send(EVERYONE, self._entry(seq, call, decision, outcome))]
@@ -673,6 +683,7 @@ class FollowerMonitor(_Monitor):
         self._update_fds(call, decision, outcome)
         expect, self._expect = self._expect, None
         if decision.sync:
+            self._notes.pop(seq, None)  # a note that only ordered this call (not steered)
             return []  # released by GO after the leader compared our report
         if expect is not None:
             if expect.kind is EntryKind.PREDICTED:

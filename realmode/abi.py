@@ -113,6 +113,12 @@ UNREADABLE = "<unreadable>"
 #: Calls whose answer is where this process may run: stopped even when local
 #: (realmode.seccomp), and answered with ``Reader.machine_cpus``.
 AFFINITY_CALLS = frozenset({"sched_getaffinity"})
+#: ``exit`` ends one thread (``exit_group`` ends them all): stopped even though
+#: local, so the tracer tells a thread that ended itself from one the group's
+#: end took along (realmode.tracer.stops).
+THREAD_EXIT = frozenset({"exit"})
+#: Local calls the filter stops all the same (realmode.seccomp).
+STOPPED_LOCAL = AFFINITY_CALLS | THREAD_EXIT
 
 
 def arch_of(audit_arch: int) -> Arch | None:

@@ -24,7 +24,7 @@ from dmvx.fdtable import FdTable
 from dmvx.policy import LOCAL_CALLS, PROT_EXEC, SENSITIVE_WHEN, Policy, Route
 from dmvx.syscalls import Arch
 from realmode import ptrace_ll as ll
-from realmode.abi import AFFINITY_CALLS
+from realmode.abi import STOPPED_LOCAL
 
 # classic BPF opcodes
 _LD_W_ABS = 0x20
@@ -61,8 +61,8 @@ def local_names(policy: Policy) -> tuple[frozenset[str], frozenset[str]]:
                 and broker.decide(marked, FdTable()).route is not Route.LOCAL
             ):
                 checked.add(name)
-        elif broker.decide(Call(name, ()), FdTable()).route is Route.LOCAL and name not in AFFINITY_CALLS:
-            always.add(name)  # (the monitor answers AFFINITY_CALLS with the machine's CPUs)
+        elif broker.decide(Call(name, ()), FdTable()).route is Route.LOCAL and name not in STOPPED_LOCAL:
+            always.add(name)  # (the tracer needs to see STOPPED_LOCAL calls: realmode.abi)
     return frozenset(always), frozenset(checked)
 
 

@@ -195,3 +195,17 @@ def test_a_refused_call_runs_nowhere_and_every_variant_gets_the_error() -> None:
     assert [a.outcome.result for a in follower.message_received(entry[0]) if isinstance(a, Skip)] == [-EPERM]
     # A child's monitor asks the same question.
     assert leader.child().broker.reach is _reach
+
+
+def test_interval_clocks_are_each_variants_own_in_a_process_with_threads() -> None:
+    """Threads read the monotonic clock as often as their interleaving makes
+    them wait (Python's GIL): in a process with threads each variant reads
+    its own; the date stays the leader's, and a process without threads
+    keeps the leader's monotonic clock too."""
+    alone, threaded = FdTable(), FdTable()
+    threaded.shared = True
+    policy = Policy.preset("dmvx")
+    monotonic, realtime = Call("clock_gettime", (1, 0)), Call("clock_gettime", (0, 0))
+    assert decide(policy, monotonic, alone).route is not Route.LOCAL
+    assert decide(policy, monotonic, threaded).route is Route.LOCAL
+    assert decide(policy, realtime, threaded).route is not Route.LOCAL

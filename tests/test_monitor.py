@@ -9,7 +9,7 @@ import pytest
 
 from dmvx.actions import Action, Execute, Halt, Send, Skip, Wait, WaitReason
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryKind, Report
+from dmvx.messages import Ack, Entry, EntryKind, Report, ResultNote
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy
 from dmvx.replay import Step, replay
@@ -185,3 +185,32 @@ def test_children_get_equal_streams_and_a_copy_of_the_descriptor_table() -> None
     assert follower.child().stream == "0.1"
     first.fds.after(Call("close", (3,)), 0)
     assert 3 in leader.fds and 3 not in first.fds
+
+
+# -- threads ---------------------------------------------------------------------
+
+
+def test_a_thread_shares_its_parents_descriptor_table_and_a_process_copies_it() -> None:
+    parent = LeaderMonitor(Policy.preset("dmon"), 2, steer=True)
+    thread = parent.child(share_fds=True)
+    process = parent.child()
+    assert thread.fds is parent.fds and parent.fds.shared
+    assert process.fds is not parent.fds and not process.fds.shared
+    assert (thread.stream, process.stream) == ("0.1", "0.2")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_leader_notes_the_return_of_a_table_change_only_where_threads_share_it(shared: bool) -> None:
+    """Under dmon a close every variant runs is released by GO before the
+    leader runs it; where threads share the table, the leader notes its
+    return, so followers change the table in the leader's order
+    (realmode.tracer.fdorder)."""
+    leader = LeaderMonitor(Policy.preset("dmon"), 2, steer=True)
+    leader.fds.after(Call("pipe2", (None, 0)), 0, (3, 4))
+    leader.fds.shared = shared
+    close = Call("close", (3,))
+    leader.call_entered(close)
+    released = leader.message_received(Report(leader.stream, leader.seq, close, 1))
+    assert any(isinstance(a, Execute) for a in released)
+    notes = [a for a in leader.call_exited(Outcome(0)) if isinstance(a, Send) and isinstance(a.message, ResultNote)]
+    assert len(notes) == (1 if shared else 0)

@@ -2,14 +2,13 @@
 
 Each variant forks its own children, under its own pids; the program must
 see the leader's pids, a pipeline's timing must not show as a divergence,
-and the run must end as the native run ends. Threads are refused at once.
+and the run must end as the native run ends. Threads: tests/test_real_threads.py.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -111,28 +110,6 @@ def test_a_divergent_child_is_caught_in_its_own_stream(tmp_path: Path) -> None:
     assert result.verdict is not None and result.exit_status is ExitStatus.DIVERGENCE, result.to_json()
     time.sleep(0.2)
     assert not marker.exists()
-    assert_no_survivors(result)
-
-
-@pytest.mark.parametrize("how", ["pthread", "python"])
-def test_threads_are_refused_at_the_first_clone(tmp_path: Path, how: str) -> None:
-    if how == "pthread":
-        source = tmp_path / "thread.c"
-        source.write_text(
-            "#include <pthread.h>\nstatic void *f(void *a){return a;}\n"
-            "int main(void){pthread_t t; pthread_create(&t,0,f,0); pthread_join(t,0); return 0;}\n"
-        )
-        binary = tmp_path / "thread"
-        subprocess.run(["gcc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
-        argv = [str(binary)]
-    else:
-        argv = [PYTHON, "-c", "import threading; t = threading.Thread(target=print); t.start(); t.join()"]
-    started = time.monotonic()
-    result, _, _ = captured(lambda: run([argv, argv], "dmvx"))
-    assert time.monotonic() - started < 5
-    assert result.exit_status is ExitStatus.UNAVAILABLE and result.process_exit_code == 5
-    assert "created a thread" in result.unsupported and "\n" not in result.unsupported
-    assert result.verdict is None
     assert_no_survivors(result)
 
 

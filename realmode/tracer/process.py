@@ -45,12 +45,14 @@ from realmode import ptrace_ll as ll
 from realmode.pids import PidMap
 from realmode.record import Recorder
 from realmode.tracer import steering
+from realmode.tracer.fdorder import FdOrder
 from realmode.tracer.launch import Launch, spawn
 from realmode.tracer.outbox import Outbox
 from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
 from realmode.tracer.routing import Router
 from realmode.tracer.skipping import Skipping
 from realmode.tracer.stops import Stops
+from realmode.tracer.threads import Threads
 
 #: The heartbeat period in this loop's seconds.
 _HEARTBEAT_S = HEARTBEAT_EVERY / 1e9
@@ -92,6 +94,8 @@ class TracerProcess:
         self.router = Router(self)
         self.stops = Stops(self)
         self.skipping = Skipping(self)
+        self.threads = Threads(self)
+        self.fd_order = FdOrder(self)
         #: Where a pid a call names lands, for the core (realmode.isolation).
         self.scope = isolation.ProcessScope(self.in_tree, os.getppid())
 
@@ -146,6 +150,8 @@ class TracerProcess:
                     self.stops.reap()
                     if self.link in readable and not self.finished:
                         self._read_link()
+                    if self.fd_order.parked and not self.finished:
+                        self.fd_order.release()
                     self._timers()
                 except ll.PtraceError as error:
                     if error.errno != errno.ESRCH:
@@ -219,7 +225,11 @@ class TracerProcess:
             since = proc.waiting_since
             if since is not None and now - self._wait_reference(proc) >= self.launch.stall_timeout:
                 proc.waiting_since = None
-                self.carry_out(proc, proc.monitor.stalled())
+                verdict = self.fd_order.stalled(proc)
+                if verdict is not None:
+                    self.halt(verdict)
+                else:
+                    self.carry_out(proc, proc.monitor.stalled())
 
     def _read_link(self) -> None:
         try:
@@ -236,6 +246,8 @@ class TracerProcess:
                 self.last_heartbeat_in = time.monotonic()
                 continue
             self.last_inbound = time.monotonic()
+            if not self.leader:
+                self.fd_order.heard(message)
             self.router.route(message)
 
     def maybe_finish(self) -> None:
@@ -288,7 +300,9 @@ class TracerProcess:
                 os.kill(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for proc in alive:
+        # Threads first: the kernel reports a thread group's leader only once
+        # the tracer has reaped every other thread of its group.
+        for proc in sorted(alive, key=lambda p: p.group_leader):
             try:
                 os.waitpid(proc.pid, ll.WALL)
             except ChildProcessError:
@@ -334,23 +348,27 @@ class Hands(Carrier):
         self.t.out.send(action.to, message, batch)
 
     def execute(self, action: Execute) -> None:
-        self.t.execute(self.proc, action.seq, action.expect)
+        if not self.t.fd_order.holds(self.proc, action):
+            self.t.execute(self.proc, action.seq, action.expect)
 
     def skip(self, action: Skip) -> None:
-        self.t.skipping.skip(self.proc, action)
+        if not self.t.fd_order.holds(self.proc, action):
+            self.t.skipping.skip(self.proc, action)
 
     def wait(self, action: Wait) -> None:
         if self.proc.waiting_since is None:
             self.proc.waiting_since = time.monotonic()
 
     def halt(self, action: Halt) -> None:
-        self.t.halt(action.verdict)
+        self.t.halt(self.t.threads.explain(self.proc, action.verdict))
 
     def done(self, action: Done) -> None:
         proc = self.proc
         proc.done = True
         proc.waiting_since = None
         proc.status = action.exit_status
+        if proc.group_leader:
+            self.t.threads.group_ended(proc)
         self.t.maybe_finish()
 
     def leader_pid(self, action: LeaderPid) -> None:

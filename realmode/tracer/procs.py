@@ -18,6 +18,10 @@ from dmvx.states import install, move
 from realmode import abi
 from realmode.pids import PidMap
 
+#: clone flags the tracer reads: a new thread, sharing the descriptor table,
+#: untraced (refused).
+CLONE_FILES, CLONE_THREAD, CLONE_UNTRACED = 0x400, 0x10000, 0x800000
+
 
 class Stage(Enum):
     """Where the tracer is with a held call."""
@@ -49,6 +53,7 @@ class Held:
     raw: abi.RawCall
     stage: Stage = Stage.ENTRY
     seq: int | None = None
+    compared: int | None = None  # its sequence number when the core compares it (None: local)
     skip: Skip | None = None
     scratch: tuple[int, bytes] | None = None  # address, saved bytes
     restarting: bool = False  # the kernel interrupted it; a restart may come
@@ -60,6 +65,7 @@ class Held:
     restore: dict[str, int] | None = None  # registers to put back when it returns
     steer: dict[str, int] | None = None  # registers a follower set to steer it
     child: Proc | None = None  # fork family: the new process
+    clone_flags: int = 0  # clone family: the flags (CLONE_THREAD, CLONE_FILES ...)
     entered: int = 0  # --record: when it stopped at its entry
     ran: int | None = None  # --record: when it was resumed to run
 
@@ -69,7 +75,8 @@ class Held:
 
 
 class Proc:
-    """One traced process of the variant and its core monitor."""
+    """One traced process or thread of the variant and its core monitor
+    (each thread is traced, and compared, as a stream of its own)."""
 
     def __init__(
         self,
@@ -81,6 +88,8 @@ class Proc:
         machine_cpus: frozenset[int] | None = None,
     ) -> None:
         self.pid = pid
+        #: The thread group (process) this thread belongs to: its leader's pid.
+        self.tgid = pid
         self.monitor = monitor
         self.stream = monitor.stream
         self.reader = abi.Reader(pid, pids, abi_diverse, machine_cpus)
@@ -95,8 +104,18 @@ class Proc:
         self.drop_signal = 0  # a signal to drop once (SIGPIPE of a steered write)
         self.peer_killed = 0  # the signal the leader's process died of, once it did
         self.status: int | None = None
+        #: It made its own ``exit`` call: its end is its own, and compared. A
+        #: thread that ends without one was taken along by its group's end
+        #: (exit_group, a fatal signal, another thread's exec).
+        self.own_exit = False
         #: What carries out this process's monitor's actions (set on adoption).
         self.hands: Carrier | None = None
+
+    @property
+    def group_leader(self) -> bool:
+        """Whether this is its thread group's leader: the process itself,
+        whose end is the process's end."""
+        return self.pid == self.tgid
 
 
 @dataclass

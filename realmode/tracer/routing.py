@@ -35,7 +35,7 @@ class Router:
             proc = self.t.streams.get(message.stream) or self.t.root
             if proc is not None:
                 proc.monitor.message_received(message)
-            self.t.halt(message.verdict)
+            self.t.halt(self.t.threads.explain(proc, message.verdict))
             return
         stream = message.stream
         proc = self.t.streams.get(stream)

@@ -20,10 +20,11 @@ from dmvx.calls import Outcome
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from realmode import abi
 from realmode import ptrace_ll as ll
+from realmode.abi import THREAD_EXIT
 from realmode.pids import PID_RESULTS
 from realmode.tracer import steering
 from realmode.tracer.auxv import rewrite_auxv
-from realmode.tracer.procs import Held, Proc, Stage, Unsupported
+from realmode.tracer.procs import CLONE_FILES, CLONE_THREAD, CLONE_UNTRACED, Held, Proc, Stage, Unsupported
 from realmode.tracer.signals import EINTR, RESTART, ignored, restart_nr
 from realmode.tracer.steering import MASK64
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
 
 _PROCESS_CREATORS = frozenset({"fork", "vfork", "clone", "clone3"})
-CLONE_VM, CLONE_THREAD, CLONE_UNTRACED = 0x100, 0x10000, 0x800000
 #: Stops handled before the link is looked at again.
 _STOPS_PER_ROUND = 16
 
@@ -146,29 +146,32 @@ class Stops:
         if arch is None:
             raise Unsupported(f"variant {self.t.index} made a system call of unknown architecture {info.arch:#x}")
         raw = proc.reader.call(arch, info.nr, info.args)
-        if raw.name in _PROCESS_CREATORS:
-            self._check_creator(proc, raw)
+        flags = self._check_creator(proc, raw) if raw.name in _PROCESS_CREATORS else 0
+        if raw.name in THREAD_EXIT:
+            proc.own_exit = True
         self.t.stats.stops += 1
-        proc.held = Held(raw)
+        held = proc.held = Held(raw, clone_flags=flags)
         if self.t.recorder is not None and proc is self.t.root:
-            proc.held.entered = self.t.recorder.entered()
-        self.t.carry_out(proc, proc.monitor.call_entered(raw.call))
+            held.entered = self.t.recorder.entered()
+        before = proc.monitor.seq
+        actions = proc.monitor.call_entered(raw.call)
+        if proc.monitor.seq != before:
+            held.compared = proc.monitor.seq
+        self.t.carry_out(proc, actions)
 
-    def _check_creator(self, proc: Proc, raw: abi.RawCall) -> None:
+    def _check_creator(self, proc: Proc, raw: abi.RawCall) -> int:
+        """The clone flags of a process-creating call (0 for fork and vfork);
+        an untraced child is refused."""
         flags = 0
         if raw.name == "clone":
             flags = raw.args[0]
         elif raw.name == "clone3" and raw.args[0]:
             flags = int.from_bytes(ll.read_memory(proc.pid, raw.args[0], 8), "little")
-        if flags & CLONE_THREAD:
-            raise Unsupported(
-                f"{self.t.launch.argv[0]} created a thread ({raw.kernel_name} with CLONE_THREAD); "
-                f"real mode follows processes, not threads"
-            )
         if flags & CLONE_UNTRACED:
             raise Unsupported(
                 f"{self.t.launch.argv[0]} asked for an untraced child ({raw.kernel_name} with CLONE_UNTRACED)"
             )
+        return flags
 
     def _on_exit(self, proc: Proc, rval: int) -> None:
         held = proc.held
@@ -234,12 +237,20 @@ class Stops:
         ll.set_regs(proc.pid, regs)
 
     def _on_fork_event(self, proc: Proc) -> None:
+        """A new process or thread: its own monitor and stream. A thread
+        (``CLONE_THREAD``) joins its parent's thread group; a child made with
+        ``CLONE_FILES`` shares its parent's descriptor table (and epoll
+        data), anything else gets a copy."""
         child_pid = ll.event_message(proc.pid)
-        monitor = proc.monitor.child()
+        flags = proc.held.clone_flags if proc.held is not None else 0
+        shared = bool(flags & CLONE_FILES)
+        monitor = proc.monitor.child(share_fds=shared)
         assert isinstance(monitor, (LeaderMonitor, FollowerMonitor))  # as its parent's
         child = self.t.adopt(child_pid, monitor, proc.phase)
         child.fresh = True
-        child.reader.epoll = proc.reader.epoll.copy()  # a copy of the parent's descriptor table
+        if flags & CLONE_THREAD:
+            child.tgid = proc.tgid
+        child.reader.epoll = proc.reader.epoll if shared else proc.reader.epoll.copy()
         if proc.held is not None:
             proc.held.child = child
         self.t.carry_out(child, child.monitor.process_started(child_pid))
@@ -251,6 +262,9 @@ class Stops:
         ll.resume(proc.pid, True)
 
     def _on_exec(self, proc: Proc) -> None:
+        former = ll.event_message(proc.pid)
+        if former != proc.pid and former in self.t.procs:
+            proc = self.t.threads.exec_by_thread(proc, self.t.procs[former])
         entry = rewrite_auxv(proc.pid)
         if self.t.launch.compare_from == "entry" and entry:
             original = ll.read_memory(proc.pid, entry, 8)
@@ -286,6 +300,9 @@ class Stops:
         proc.alive = False
         proc.held = None
         proc.waiting_since = None
+        if not proc.group_leader and not proc.own_exit:
+            self.t.threads.taken_along(proc)
+            return
         if self.t.recorder is not None and proc is self.t.root and not self.t.finished:
             if os.WIFEXITED(status):
                 self.t.recorder.exited(os.WEXITSTATUS(status))

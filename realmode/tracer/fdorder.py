@@ -1,0 +1,202 @@
+"""The leader's order of descriptor-table changes, replayed by a follower's threads.
+
+Threads share one descriptor table, and the kernel gives a new descriptor
+the lowest free number: which number a thread's ``open`` gets depends on
+what the other threads opened and closed before it. Each thread's calls are
+compared and replicated on its own stream, so the leader's thread A and the
+follower's thread A see the same results -- but only if their tables agree,
+and the threads of two variants interleave as they please. A follower's
+placeholder would land on another number than the leader's descriptor (a
+``protocol-error``), a local file opened by every variant would get another
+number in each (an ``output-mismatch``), a process forked by one thread
+would inherit another table.
+
+So the calls that change a shared table or copy it
+(:data:`dmvx.fdtable.TABLE_ORDERED`) are made in one order, the leader's:
+
+* **The leader** runs them one at a time per table: a thread's call waits
+  at its entry while another thread's is running (from its release to its
+  return stop). Its tracer then sees them return in the order the kernel
+  ran them (two calls running at once may reach their return stops in any
+  order, and ``waitpid`` reports stops by thread, not by time). ``accept``
+  and ``accept4`` are left out: they block until a client comes, and a
+  worker that must close a connection before the next client connects
+  would wait for ever.
+* The leader's tracer sends the entry of a call when it has returned, and
+  for a call every variant runs released by ``GO`` before it ran (every
+  call under ``dmon``) the leader's monitor sends a
+  :class:`~dmvx.messages.ResultNote` once it has returned
+  (:meth:`dmvx.monitor.LeaderMonitor.call_exited`, when the table is
+  :attr:`~dmvx.fdtable.FdTable.shared`). One CONNECTOR link carries every
+  stream's messages in the order they were sent, so the order they arrive
+  in *is* the leader's order: each is a point ``(stream, seq)``.
+* **A follower**'s thread about to run (or skip) such a call is parked
+  until that call's point has arrived and every earlier point of a thread
+  sharing its table has returned here too.
+
+What this does not cover, and how it shows: an ``accept`` that returns
+while another thread of the leader changes the table may be ordered after
+that change although the kernel made it first; then the follower's
+placeholder lands on another number and the run ends with the
+``protocol-error`` verdict that names both numbers. A follower whose
+threads took a lock in another order than the leader's and hold it across
+such a call cannot follow the leader's order: the parked thread waits for
+one that waits for it, and after the stall timeout the run ends with
+``no-progress`` naming both threads -- a verdict, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from dmvx.actions import Execute, Skip
+from dmvx.fdtable import TABLE_ORDERED
+from dmvx.messages import Entry, EntryKind, Message, ResultNote
+from dmvx.verdict import Verdict, VerdictKind
+from realmode.tracer.procs import CLONE_FILES, Held, Proc, Stage
+
+if TYPE_CHECKING:
+    from realmode.tracer.process import TracerProcess
+
+#: Entries sent when the leader's call has returned.
+_RETURNED = frozenset({EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED})
+_CLONES = frozenset({"clone", "clone3"})
+#: Ordered calls the leader does not run one at a time: they may block for long.
+_BLOCKING = frozenset({"accept", "accept4"})
+
+
+def ordered(held: Held) -> bool:
+    """Whether the held call is one whose order matters: it changes the
+    table, or copies it (a clone with ``CLONE_FILES`` shares it instead)."""
+    name = held.raw.name
+    return name in TABLE_ORDERED and not (name in _CLONES and held.clone_flags & CLONE_FILES)
+
+
+class FdOrder:
+    """A follower tracer's record of the leader's order, and its parked calls."""
+
+    def __init__(self, tracer: TracerProcess) -> None:
+        self.t = tracer
+        #: ``(stream, seq)`` of the leader's returned calls, in the order they returned.
+        self.points: deque[tuple[str, int]] = deque()
+        #: Streams whose call waits for its turn, with the action to carry out then.
+        self.parked: dict[str, tuple[Proc, Execute | Skip]] = {}
+
+    def heard(self, message: Message) -> None:
+        """A message from the leader, in the order the leader sent it."""
+        kind = type(message)
+        if kind is Entry:
+            if message.kind in _RETURNED and message.call.name in TABLE_ORDERED:  # type: ignore[union-attr]
+                self.points.append((message.stream, message.seq))  # type: ignore[union-attr]
+        elif kind is ResultNote:
+            self.points.append((message.stream, message.seq))  # type: ignore[union-attr]
+        else:
+            return
+        while self.points and self._passed(*self.points[0], None):
+            self.points.popleft()
+
+    def holds(self, proc: Proc, action: Execute | Skip) -> bool:
+        """Whether ``action`` (``proc``'s monitor's release of its call) must
+        wait for its turn; if so it is parked until :meth:`release` finds it
+        is."""
+        held = proc.held
+        if held is None or action.seq is None or not ordered(held) or not proc.monitor.fds.shared:
+            return False
+        if self._may_go(proc, held.raw.name, action.seq):
+            return False
+        self.parked[proc.stream] = (proc, action)
+        if not self.t.leader:
+            proc.waiting_since = time.monotonic()
+        return True
+
+    def release(self) -> None:
+        """Carry out every parked action whose turn has come."""
+        for stream, (proc, action) in list(self.parked.items()):
+            held = proc.held
+            if not proc.alive or held is None:
+                del self.parked[stream]
+            elif action.seq is not None and self._may_go(proc, held.raw.name, action.seq):
+                del self.parked[stream]
+                proc.waiting_since = None
+                self.t.carry_out(proc, [action])
+                if self.t.leader:
+                    return  # one at a time: it runs now
+
+    def _may_go(self, proc: Proc, name: str, seq: int) -> bool:
+        if self.t.leader:
+            return name in _BLOCKING or not self._running(proc)
+        return self._turn(proc, seq)
+
+    def _running(self, proc: Proc) -> bool:
+        """Whether another thread sharing ``proc``'s table runs an ordered call."""
+        fds = proc.monitor.fds
+        for other in self.t.procs.values():
+            held = other.held
+            if (
+                other is not proc
+                and held is not None
+                and held.stage is not Stage.ENTRY
+                and other.monitor.fds is fds
+                and ordered(held)
+                and held.raw.name not in _BLOCKING
+            ):
+                return True
+        return False
+
+    def stalled(self, proc: Proc) -> Verdict | None:
+        """The verdict for a parked ``proc`` that waited past the stall
+        timeout (None if it is not parked)."""
+        parked = self.parked.pop(proc.stream, None)
+        if parked is None:
+            return None
+        _, action = parked
+        assert action.seq is not None
+        before = next((f"{stream} #{seq}" for stream, seq in self.points if not self._passed(stream, seq, proc)), None)
+        name = proc.held.raw.name if proc.held is not None else "?"
+        waits = (
+            f"for thread {before}, which the leader's changed first"
+            if before is not None and before != f"{proc.stream} #{action.seq}"
+            else "for the leader's order"
+        )
+        return Verdict(
+            VerdictKind.NO_PROGRESS,
+            action.seq,
+            detail=f"thread {proc.stream} waits at {name} (#{action.seq}) {waits}: the threads share a "
+            "descriptor table and changed it in another order here (a lock taken in another order?)",
+        )
+
+    # -- internals -------------------------------------------------------------
+
+    def _turn(self, proc: Proc, seq: int) -> bool:
+        """Whether ``proc``'s call ``seq`` may change its table now: its point
+        has arrived and every earlier one that concerns its table has passed."""
+        mine = (proc.stream, seq)
+        for point in self.points:
+            if point == mine:
+                return True
+            if not self._passed(point[0], point[1], proc):
+                return False
+        return False
+
+    def _passed(self, stream: str, seq: int, asking: Proc | None) -> bool:
+        """Whether the point ``(stream, seq)`` is behind this variant (its call
+        returned here, or its thread has ended), or concerns another table
+        than ``asking``'s."""
+        other = self.t.streams.get(stream)
+        if other is None:
+            return False  # not created here yet
+        if asking is not None and other.monitor.fds is not asking.monitor.fds:
+            return True
+        if not other.alive or other.done:
+            return True
+        at = other.monitor.seq
+        if at != seq:
+            return at > seq
+        held = other.held
+        if held is None or held.compared != seq:
+            return True
+        # Still at that call: a note of a call that changes no descriptor
+        # (a steered read, a new thread) is no point of the order.
+        return asking is not None and not ordered(held)

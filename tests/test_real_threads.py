@@ -1,0 +1,107 @@
+"""Threads under real mode: each thread a stream of its own, compared and replicated.
+
+The C target ``realmode/targets/threads.c`` has worker threads doing
+independent I/O (descriptors created and closed concurrently, so the
+follower must change its table in the leader's order), a group ended by
+``exit_group`` while workers block or loop, a worker that ends itself, an
+exec from a worker (the kernel's ``de_thread``) and signals to a thread and
+to the group. The Python target uses ``threading`` and ``concurrent.futures``.
+Every run must print and exit as the native run does, under both presets.
+Before threads were followed, each of these runs was refused with exit 5.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from realmode.orchestrator import RunResult, run
+from test_real_support import (
+    POLICIES,
+    REAL_RUNS,
+    TARGETS,
+    assert_no_survivors,
+    captured,
+    native,
+    no_strays,  # noqa: F401 - fixture
+)
+
+pytestmark = REAL_RUNS
+
+PYTHON = "/usr/bin/python3"
+
+
+def _same_as_native(argv: list[str], policy: str) -> RunResult:
+    expected = native(argv)
+    result, out, err = captured(lambda: run([argv, argv], policy))
+    assert result.verdict is None, result.verdict.summary()
+    assert result.unsupported is None and result.error is None, result.to_json()
+    assert (out.decode(), err.decode()) == (expected.stdout.decode(), expected.stderr.decode())
+    assert result.process_exit_code == expected.returncode
+    assert_no_survivors(result)
+    return result
+
+
+@pytest.fixture(scope="module")
+def threads(build: Callable[..., str]) -> str:
+    return build("threads", "-pthread")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_worker_threads_doing_independent_io_run_as_natively(threads: str, policy: str, tmp_path: Path) -> None:
+    result = _same_as_native([threads, "io", "6", "15", str(tmp_path)], policy)
+    # The main thread and six workers, each a stream of its own in every variant.
+    assert all(v.stats["processes"] == 7 for v in result.variants)
+    assert list(tmp_path.iterdir()) == []  # each worker removed its file
+
+
+@pytest.mark.parametrize("mode", ["exit-group", "self-exit", "exec", "signal"])
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_thread_group_ends_execs_and_takes_signals_as_natively(threads: str, policy: str, mode: str) -> None:
+    _same_as_native([threads, mode], policy)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_python_threading_and_a_thread_pool_run_as_natively(policy: str) -> None:
+    result = _same_as_native([PYTHON, str(TARGETS / "pythreads.py")], policy)
+    assert all(v.stats["processes"] > 8 for v in result.variants)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_threads_whose_interleaving_decides_their_calls_are_reported_never_wrong(policy: str, tmp_path: Path) -> None:
+    """A pool's workers take items from one queue and open a file per item:
+    which worker opens which file is up to the interleaving, so the
+    variants' workers may make different calls. Either the run agrees with
+    the native one, or it ends in a verdict that names the thread -- never
+    a clean end with other output."""
+    script = (
+        "import concurrent.futures, os, sys\n"
+        "d = sys.argv[1]\n"
+        "def item(i):\n"
+        "    p = os.path.join(d, f'item-{i}')\n"
+        "    with open(p, 'w') as f: f.write(str(i) * i)\n"
+        "    return os.path.getsize(p)\n"
+        "with concurrent.futures.ThreadPoolExecutor(4) as pool:\n"
+        "    print(sum(pool.map(item, range(40))))\n"
+    )
+    argv = [PYTHON, "-c", script, str(tmp_path)]
+    expected = native(argv)
+    result, out, _ = captured(lambda: run([argv, argv], policy))
+    assert_no_survivors(result)
+    if result.verdict is None:
+        assert out == expected.stdout and result.process_exit_code == 0
+    else:
+        assert result.verdict.kind.is_divergence
+        assert "thread 0" in result.verdict.detail and "docs/realmode.md, Threads" in result.verdict.detail
+
+
+def test_the_target_builds_cleanly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", str(tmp_path / "t"), str(TARGETS / "threads.c")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
