@@ -117,6 +117,35 @@ def _parse_overrides(ctx: click.Context, param: click.Parameter, values: Sequenc
     return overrides
 
 
+def _number_list(option: str, *, count: bool) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """``--seeds 5`` (a count, when ``count``) or ``--seeds 1,7,42``: checked
+    here, handed on as the YAML value of a ``repeat`` field (``5``, ``[1, 7, 42]``)."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = [part.strip() for part in value.split(",")]
+        if not all(part.isdigit() for part in parts):
+            shape = "N or A,B,... (whole numbers)" if count else "A,B,... (whole numbers)"
+            raise click.BadParameter(f"{value!r} is not {shape}", ctx, param, option)
+        if count and len(parts) == 1:
+            return parts[0]
+        return "[" + ", ".join(parts) + "]"
+
+    return parse
+
+
+def sim_overrides(overrides: Mapping[str, str], seeds: str | None, at_calls: str | None) -> dict[str, str]:
+    """``dmvx sim``'s ``--set`` overrides with ``--seeds`` and ``--at-calls``
+    as the ``repeat`` fields they stand for."""
+    out = dict(overrides)
+    if seeds is not None:
+        out["repeat.seeds"] = seeds
+    if at_calls is not None:
+        out["repeat.at_calls"] = at_calls
+    return out
+
+
 def _parse_routes(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
     """``--route getrandom=replicate`` -> ``{"getrandom": "replicate"}``: a
     scenario's ``policy.overrides`` for a real run. Names and routes are
@@ -382,10 +411,33 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> Exit
     help="Override a scenario field, e.g. --set links.h1-s1.delay=5ms. Repeatable.",
 )
 @click.option(
+    "--seeds",
+    metavar="N|A,B,...",
+    callback=_number_list("--seeds", count=True),
+    help="Repeat every point over N seeds (the scenario's seed and the next N-1) or over these seeds; "
+    "tables, rows and plots give the mean, min, max and 95%% interval.",
+)
+@click.option(
+    "--at-calls",
+    metavar="A,B,...",
+    callback=_number_list("--at-calls", count=False),
+    help="Repeat every point with the attack at each of these calls (an attack scenario).",
+)
+@click.option(
+    "--per-run",
+    is_flag=True,
+    help="With --seeds or --at-calls and --format: one row per run instead of one per point.",
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
-    metavar="PNG",
-    help="Also draw the run's timeline into this PNG file.",
+    metavar="FILE",
+    help="Also draw the sweep into FILE: .png, .svg or .pdf by its suffix.",
+)
+@click.option(
+    "--timeline/--no-timeline",
+    default=False,
+    help="With --plot: add a panel of how far each variant got over virtual time (one point's run).",
 )
 @json_option
 @format_option
@@ -395,19 +447,34 @@ def sim_command(
     scenario: Path | None,
     seed: int | None,
     overrides: dict[str, str],
+    seeds: str | None,
+    at_calls: str | None,
+    per_run: bool,
     plot: Path | None,
+    timeline: bool,
     as_json: bool,
     row_format: RowFormat | None,
 ) -> ExitStatus:
     """Simulate SCENARIO in virtual time (default: the built-in scenarios/default.yml)."""
     _one_document(ctx, as_json, row_format)
+    if timeline and plot is None:
+        raise click.UsageError("--timeline is a panel of the plot: give --plot FILE too", ctx)
+    overrides = sim_overrides(overrides, seeds, at_calls)
     run = _load(ctx, SIM_RUN)
     if scenario is None:
         if not DEFAULT_SCENARIO.is_file():
             raise click.UsageError(f"the built-in scenario {DEFAULT_SCENARIO} is missing; name a scenario file", ctx)
         scenario = DEFAULT_SCENARIO
     with _partial_on_interrupt(as_json, row_format):
-        result = run(scenario, seed=seed, overrides=overrides, plot=plot, console=output.stderr_console())
+        result = run(
+            scenario,
+            seed=seed,
+            overrides=overrides,
+            plot=plot,
+            console=output.stderr_console(),
+            **({"per_run": True} if per_run else {}),
+            **({"timeline": True} if timeline else {}),
+        )
     return output.emit(result, as_json=as_json, fmt=row_format)
 
 

@@ -42,6 +42,7 @@ class ModeEntry:
 
 _REAL_LATER = "(see issue 5)"
 SIM_RUN = ModeEntry("sim.cli_entry", "run", "simulation mode is not built yet (see issue 3)", "dmvx sim")
+SIM_PLOT = ModeEntry("sim.plot", "draw", "the plots of simulation mode are not built yet", "dmvx sim --plot")
 SIM_SUITE = ModeEntry("sim.cli_entry", "suite", "the suite runner of simulation mode is not built yet", "dmvx suite")
 SIM_PREDICT = ModeEntry(
     "sim.cli_entry",

@@ -49,6 +49,7 @@ from dmvx.bounds import (
     MAX_CB_ENTRIES,
     MAX_CONCURRENCY,
     MAX_ITERATIONS,
+    MAX_REPEAT,
     MAX_REQUESTS,
     MAX_STALL_TIMEOUT,
     MAX_VARIANTS,
@@ -477,6 +478,36 @@ class Sweep(FileModel):
         return self
 
 
+class Repeat(FileModel):
+    """Run every point several times, over seeds and over attack positions;
+    the result reports each measure's mean, min, max and 95% interval."""
+
+    seeds: (
+        Annotated[int, Field(ge=1, le=MAX_REPEAT)]
+        | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_REPEAT)]
+        | None
+    ) = Field(
+        default=None,
+        description="N: the scenario's seed and the N-1 after it; or the seeds, e.g. [1, 7, 42].",
+    )
+    at_calls: list[Annotated[int, Field(ge=0, le=MAX_AT_CALL)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REPEAT,
+        description="Attack positions: the attack.at_call of each repetition, e.g. [5000, 10000, 20000].",
+    )
+
+    def dimensions(self, seed: int) -> list[tuple[str, list[Any]]]:
+        """The repetitions as sweep dimensions (``seed``, ``attack.at_call``),
+        for a scenario whose own seed is ``seed``."""
+        out: list[tuple[str, list[Any]]] = []
+        if self.seeds is not None:
+            out.append(("seed", list(range(seed, seed + self.seeds)) if isinstance(self.seeds, int) else self.seeds))
+        if self.at_calls is not None:
+            out.append(("attack.at_call", list(self.at_calls)))
+        return out
+
+
 def _sweep_tag(value: Any) -> str:
     return "grid" if isinstance(value, list) else "one"
 
@@ -535,6 +566,11 @@ class Scenario(FileModel):
         description="Repeat the run over values of one parameter, or, given a list of sweeps, over every "
         "combination of their values (the first varies slowest).",
     )
+    repeat: Repeat | None = Field(
+        default=None,
+        description="Repeat every point over seeds and attack positions, and report the mean, min, max "
+        "and 95% interval of each measure. Default: each point runs once.",
+    )
     diversity: dict[str, DiversitySetting] | None = Field(
         default=None,
         description="Named diversity settings (identical, aslr, ...), each with its variants and the "
@@ -549,6 +585,12 @@ class Scenario(FileModel):
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
         self._apply_setting()
+        if self.repeat is not None and self.repeat.at_calls is not None and self.attack is None:
+            raise Problem(
+                "attack positions to repeat over without an attack",
+                path=("repeat", "at_calls"),
+                expected="an attack: section, or no at_calls",
+            )
         for name, expect in self._expectations():
             if expect is not None and expect.verdict == "missed" and self.attack is None:
                 raise Problem(

@@ -34,6 +34,7 @@ from dmvx.trace import read_trace
 from sim.attacks import check_effects, sim_cells
 from sim.profile import load_profile
 from sim.progress import Progress
+from sim.report import PointReport
 from sim.results import SimResult, SuiteEntry, SuiteResult
 from sim.sweep import expand, run_points, set_value
 
@@ -114,6 +115,11 @@ def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
             )
         else:
             data["sweep"] = dict(sweeps or {}, **{field: value})
+    return _revalidated(data, key)
+
+
+def _revalidated(data: dict[str, Any], key: str) -> Scenario:
+    """``data`` as a scenario again; a problem is one ``--set`` line naming ``key``."""
     from pydantic import ValidationError
 
     from dmvx.yamlfile import YamlDocument
@@ -123,6 +129,17 @@ def _with_sweep(scenario: Scenario, key: str, value: Any) -> Scenario:
     except ValidationError as exc:
         err = YamlDocument("--set", data, {}).validation_error(exc)
         raise InputError(err.message, file="--set", field=key, expected=err.expected) from None
+
+
+def _with_repeat(scenario: Scenario, key: str, value: Any) -> Scenario:
+    """``--set repeat.seeds=5`` or ``repeat.at_calls=[...]`` (``--seeds``,
+    ``--at-calls``): edit the scenario's repetitions."""
+    data = scenario.model_dump(mode="json")
+    if key == "repeat":
+        data["repeat"] = value
+    else:
+        data["repeat"] = dict(data.get("repeat") or {}, **{key.removeprefix("repeat."): value})
+    return _revalidated(data, key)
 
 
 def _pin(scenario: Scenario, parameter: str) -> Scenario:
@@ -148,6 +165,9 @@ def prepare(
         value = _parse_value(text)
         if key == "sweep" or key.startswith(("sweep.", "sweep[")):
             scenario = _with_sweep(scenario, key, value)
+            continue
+        if key == "repeat" or key.startswith("repeat."):
+            scenario = _with_repeat(scenario, key, value)
             continue
         parameter = _parameter(key, scenario)
         scenario = _pin(scenario, parameter)
@@ -180,25 +200,38 @@ def run(
     plot: Path | None,
     console: Console,
     loaded: Scenario | None = None,
+    per_run: bool = False,
+    timeline: bool = False,
 ) -> SimResult:
+    """``per_run``: with repetitions, rows are one per run rather than the
+    summary; ``timeline``: the plot gets a panel of one run's progress."""
+    if plot is not None:
+        from sim.plot import check_path
+
+        check_path(plot)  # a file it cannot draw fails before anything runs
     prepared, extra = prepare(scenario, seed=seed, overrides=overrides, loaded=loaded)
     profile = load_profile(prepared.cost_profile, relative_to=Path(scenario).parent)
     dimensions, points = expand(prepared, extra)
+    repeats = [p for p, _ in prepared.repeat.dimensions(prepared.seed)] if prepared.repeat is not None else []
+
+    def result_of(reports: list[PointReport]) -> SimResult:
+        name = prepared.name or Path(scenario).stem
+        return SimResult(name, str(scenario), profile, dimensions, reports, repeats=repeats, per_run=per_run)
+
     try:
         with Progress("simulating", len(points), "points") as progress:
-            results = run_points(points, profile, timeline=plot is not None, progress=progress)
+            results = run_points(points, profile, timeline=plot is not None and timeline, progress=progress)
     except Interrupted as stopped:
         done = stopped.partial if isinstance(stopped.partial, list) else []  # run_points' finished points
         finished = check_effects([r for r, _ in done], prepared)
-        partial = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, finished)
-        raise Interrupted(partial if finished else None, stopped.done) from None
+        raise Interrupted(result_of(finished) if finished else None, stopped.done) from None
     reports = check_effects([r for r, _ in results], prepared)
-    result = SimResult(prepared.name or Path(scenario).stem, str(scenario), profile, dimensions, reports)
+    result = result_of(reports)
     if plot is not None:
         from sim.plot import draw
 
         try:
-            draw(plot, reports, [t for _, t in results], dimensions, f"{result.scenario} ({profile.name} profile)")
+            draw(plot, result, [t for _, t in results] if timeline else None)
         except OSError as exc:
             raise InputError(f"cannot write the plot: {exc.strerror or exc}", file=str(plot)) from None
         result.plot = str(plot)

@@ -265,29 +265,49 @@ class SimResult:
     points: list[PointReport]
     plot: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The dimensions that are repetitions (``seed``, ``attack.at_call``): the
+    #: rows, tables and plots sum their runs up per point (:mod:`dmvx.stats`).
+    repeats: list[str] = field(default_factory=list)
+    #: With repetitions, ``rows()`` gives every run rather than the summary.
+    per_run: bool = False
 
     @property
     def exit_status(self) -> ExitStatus:
         return worst(point_status(p) for p in self.points)
 
     def to_json(self) -> dict[str, Any]:
-        return sorted_keys(
-            {
-                "scenario": self.scenario,
-                "file": self.file,
-                "cost_profile": self.profile.name,
-                "profile_values": self.profile.to_dict(),
-                "sweep": [{"parameter": p, "values": v} for p, v in self.dimensions],
-                "points": [p.to_json() for p in self.points],
-                "exit_status": self.exit_status.label,
-            }
-        )
+        document = {
+            "scenario": self.scenario,
+            "file": self.file,
+            "cost_profile": self.profile.name,
+            "profile_values": self.profile.to_dict(),
+            "sweep": [{"parameter": p, "values": v} for p, v in self.dimensions],
+            "points": [p.to_json() for p in self.points],
+            "exit_status": self.exit_status.label,
+        }
+        if self.repeats:  # only then: a run without repetitions writes the document it always has
+            document["repeat"] = list(self.repeats)
+            document["summary"] = self.summary().records()
+        return sorted_keys(document)
 
-    def rows(self) -> Rows:
-        """One flat row per point (:mod:`sim.rows`): ``--format``, :mod:`dmvx.api`."""
+    def runs(self) -> Rows:
+        """One flat row per point run (:mod:`sim.rows`), repetitions included."""
         from sim.rows import point_rows
 
         return point_rows(self.points, self.file)
+
+    def summary(self) -> Rows:
+        """One row per point of the sweep, its repetitions summed up
+        (:func:`dmvx.stats.summarize`); without repetitions, n is 1."""
+        from dmvx.stats import summarize
+        from sim.rows import SUMMARIZED
+
+        return summarize(self.runs(), self.repeats, SUMMARIZED, first=("file",))
+
+    def rows(self) -> Rows:
+        """``--format``, :mod:`dmvx.api`: the summary when the points repeat
+        (unless ``per_run``), else one row per point."""
+        return self.summary() if self.repeats and not self.per_run else self.runs()
 
     def render(self, console: Console) -> None:
         from sim.table import render_result

@@ -129,6 +129,10 @@ MEASURES: tuple[tuple[Column, Callable[[PointReport], Value]], ...] = (
 #: The measured columns' names, for readers that want to tell them from parameters.
 MEASURED = tuple(column.name for column, _ in MEASURES)
 
+#: What a summary over repetitions sums up: every measure but the ones that
+#: name the repetition (the seed, the attack position) or a point in it.
+SUMMARIZED = tuple(name for name in MEASURED if name not in ("file", "seed", "attack_at_call", "verdict_seq"))
+
 
 def _parameter(p: PointReport, key: str) -> tuple[Value, str]:
     if key == "variants":

@@ -1,8 +1,9 @@
 """Sweeps: one scenario, many points, all cores.
 
 The points of a run are the product of its *dimensions*: the scenario's own
-``sweep`` (one, or a list of them: a grid) and each ``--set KEY=[v1, v2, ...]`` whose list is not a valid
-value for KEY itself (a list for a scalar field is a sweep over it). The
+``sweep`` (one, or a list of them: a grid), each ``--set KEY=[v1, v2, ...]`` whose list is not a valid
+value for KEY itself (a list for a scalar field is a sweep over it), and
+last the repetitions of its ``repeat`` (``seed``, ``attack.at_call``). The
 file's sweep varies slowest, so rows group by it.
 
 Each point is a complete scenario, validated by :mod:`dmvx.scenario` (a value
@@ -86,7 +87,10 @@ def expand(
     own = scenario.sweeps
     dims: list[tuple[str, list[Any]]] = [(sweep.parameter, list(sweep.values)) for sweep in own]
     dims.extend((p, list(v)) for p, v in extra)
-    base = scenario.model_copy(update={"sweep": None})
+    swept = len(dims)
+    if scenario.repeat is not None:  # repetitions vary fastest: a point's runs are neighbours
+        dims.extend(scenario.repeat.dimensions(scenario.seed))
+    base = scenario.model_copy(update={"sweep": None, "repeat": None})
     if not dims:
         return dims, [Point({}, base)]
     points = []
@@ -94,7 +98,7 @@ def expand(
         current = base
         labels: dict[str, Any] = {}
         for (parameter, _), value in zip(dims, combo):
-            where = "sweep" if len(labels) < len(own) else "--set"
+            where = "sweep" if len(labels) < len(own) else "--set" if len(labels) < swept else "repeat"
             current = set_value(current, parameter, value, where)
             labels[parameter] = value
         points.append(Point(labels, current))

@@ -8,11 +8,12 @@ pivot of its headline number (slowdown, or the attack outcome).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dmvx.outcome import Ending
+from dmvx.rows import BYTES, FRACTION, SECONDS
 from sim.report import AttackReport, Load, MicrobenchLoad, PointReport, ServerLoad, ServerNumbers
 from sim.results import SimResult, SuiteResult, ordered_labels
 
@@ -125,7 +126,9 @@ def render_result(result: SimResult, console: Console) -> None:
 
     first = result.points[0]
     title = f"{result.scenario} — {first.topology}, {len(first.variants)} variants, profile {result.profile.name}"
-    if len(result.points) == 1 and not result.dimensions:
+    if result.repeats:
+        _render_summary(result, title, console)
+    elif len(result.points) == 1 and not result.dimensions:
         _render_point(first, title, console)
     else:
         keys = ordered_labels(result.points)
@@ -174,6 +177,85 @@ def render_result(result: SimResult, console: Console) -> None:
         console.print(note, style="dim")
     if result.plot:
         console.print(f"plot written to {result.plot}", style="dim")
+
+
+def _stat(record: dict[str, Any], measure: str, show: Callable[[float], str]) -> list[str]:
+    """A summary row's measure as three cells: mean, min-max, ±95% interval."""
+    mean = record.get(f"{measure}_mean")
+    if mean is None:
+        return ["-", "", ""]
+    ci = record.get(f"{measure}_ci95")
+    return [
+        show(mean),
+        f"{show(record[f'{measure}_min'])}-{show(record[f'{measure}_max'])}",
+        "-" if ci is None else f"±{show(ci)}",
+    ]
+
+
+def _param_text(value: Any, unit: str) -> str:
+    """A parameter's SI value as people write it (1e-4 s as 100 us, 0.01 as 1%)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _label(value)
+    if unit == SECONDS:
+        return fmt_time(value * 1e9)
+    if unit == FRACTION:
+        return f"{value * 100:g}%"
+    if unit == BYTES:
+        return fmt_bytes(value)
+    return f"{value:g}"
+
+
+def _render_summary(result: SimResult, title: str, console: Console) -> None:
+    """Repetitions: one row per point, its measures as mean, min-max and ±95% interval."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    summary = result.summary()
+    keys = list(summary.parameters)
+    attack = any(p.attack is not None for p in result.points)
+    server = result.points[0].server
+    runs = " x ".join(f"{len(values)} {name}" for name, values in result.dimensions if name in result.repeats)
+    table = Table(title=escape(f"{title}; each point run over {runs}"), title_justify="left", header_style="bold")
+    for key in keys:
+        table.add_column(key)
+    table.add_column("runs", justify="right")
+    triple: list[tuple[str, str, Callable[[float], str]]]  # (header, measure, how a value is shown)
+    single: list[tuple[str, Callable[[dict[str, Any]], str]]]
+    if attack:
+        triple = [
+            ("calls ahead", "detection_calls", lambda v: f"{v:.1f}"),
+            ("time to detection", "detection_time_s", lambda v: fmt_time(v * 1e9)),
+        ]
+        single = [
+            ("detected", lambda r: _fraction(r.get("detected_fraction"))),
+            ("harmful first", lambda r: _fraction(r.get("harmful_before_verdict_fraction"))),
+        ]
+    elif server:
+        triple = [("overhead", "throughput_overhead", lambda v: f"{v * 100:.1f}%")]
+        single = [("mvx req/s", lambda r: f"{r.get('mvx_throughput_mean') or 0:.0f}")]
+    else:
+        triple = [("slowdown", "slowdown", lambda v: f"{v:.2f}x")]
+        single = [("lead max (calls)", lambda r: f"{r.get('lead_calls_max_mean') or 0:.0f}")]
+    for header, _, _ in triple:
+        table.add_column(f"{header} (mean)", justify="right")
+        table.add_column("min-max", justify="right", no_wrap=True)
+        table.add_column("95% interval", justify="right", no_wrap=True)
+    for header, _ in single:
+        table.add_column(header, justify="right")
+    table.add_column("outcome")
+    for record in summary.records():
+        cells = [_param_text(record[k], summary.unit(k)) for k in keys] + [str(record["n"])]
+        for _, measure, show in triple:
+            cells += _stat(record, measure, show)
+        cells += [show_one(record) for _, show_one in single]
+        cells.append(str(record.get("outcome") or "-"))
+        table.add_row(*(escape(cell) for cell in cells))
+    console.print(table)
+    console.print("min-max: the range over the runs; 95% interval: mean ± that (Student's t)", style="dim")
+
+
+def _fraction(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
 
 
 def _reactions(attack: AttackReport) -> str:

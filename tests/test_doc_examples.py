@@ -26,7 +26,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dmvx.cli import cli
+from dmvx.cli import cli, sim_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
@@ -114,7 +114,8 @@ def test_a_documented_command_works(page: str, line: str, monkeypatch: pytest.Mo
         from sim.sweep import expand
 
         scenario = ctx.params["scenario"] or REPO / "scenarios" / "default.yml"
-        prepared, extra = prepare(Path(scenario), seed=ctx.params["seed"], overrides=ctx.params["overrides"])
+        overrides = sim_overrides(ctx.params["overrides"], ctx.params["seeds"], ctx.params["at_calls"])
+        prepared, extra = prepare(Path(scenario), seed=ctx.params["seed"], overrides=overrides)
         _, points = expand(prepared, extra)
         assert points, f"{page}: {line}: no point to run"
     elif top == "validate" or words[:2] in (["lab", "list"], ["lab", "watch"]):
