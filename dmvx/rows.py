@@ -226,12 +226,13 @@ def _plain(value: Any) -> Value:
 
 
 def unit_of_name(name: str) -> str:
-    """The unit a flattened column's name says (``elapsed_s``: seconds,
-    ``..._bytes``/``bytes``: bytes), for results whose rows come from :func:`flatten`."""
+    """The unit a flattened column's name says (``elapsed_s``, ``max_seconds``:
+    seconds; ``bytes``, ``frame_bytes_out``: bytes), for results whose rows
+    come from :func:`flatten`."""
     parts = name.replace("[", ".").split(".")
-    if any(part.endswith("_s") for part in parts):  # elapsed_s, cpu_s.monitor, rtt.median_s
+    if any(part.endswith(("_s", "_seconds")) for part in parts):  # elapsed_s, cpu_s.monitor, lead.max_seconds
         return SECONDS
-    if parts[-1].endswith("bytes"):
+    if "bytes" in parts[-1]:  # bytes, wire_bytes, frame_bytes_out
         return BYTES
     return COUNT
 

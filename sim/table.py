@@ -185,10 +185,14 @@ def _stat(record: dict[str, Any], measure: str, show: Callable[[float], str]) ->
     if mean is None:
         return ["-", "", ""]
     ci = record.get(f"{measure}_ci95")
+    low, high = show(record[f"{measure}_min"]), show(record[f"{measure}_max"])
+    unit = low.rpartition(" ")[2] if " " in low else ""
+    if unit and high.endswith(" " + unit):  # 4.02-8.03 ms, not 4.02 ms-8.03 ms
+        low = low.removesuffix(" " + unit)
     return [
         show(mean),
-        f"{show(record[f'{measure}_min'])}-{show(record[f'{measure}_max'])}",
-        "-" if ci is None else f"±{show(ci)}",
+        f"{low}-{high}",
+        "-" if ci is None else show(ci),
     ]
 
 
@@ -217,19 +221,19 @@ def _render_summary(result: SimResult, title: str, console: Console) -> None:
     runs = " x ".join(f"{len(values)} {name}" for name, values in result.dimensions if name in result.repeats)
     table = Table(title=escape(f"{title}; each point run over {runs}"), title_justify="left", header_style="bold")
     for key in keys:
-        table.add_column(key)
-    table.add_column("runs", justify="right")
+        table.add_column(key, min_width=min(len(key), 24))
+    counts = summary.column("n")
+    uneven = len(set(counts)) > 1  # (an interrupted run: its last point may be short of runs)
+    if uneven:
+        table.add_column("runs", justify="right")
     triple: list[tuple[str, str, Callable[[float], str]]]  # (header, measure, how a value is shown)
     single: list[tuple[str, Callable[[dict[str, Any]], str]]]
     if attack:
         triple = [
-            ("calls ahead", "detection_calls", lambda v: f"{v:.1f}"),
+            ("calls ahead", "detection_calls", lambda v: f"{v:.1f}".removesuffix(".0")),
             ("time to detection", "detection_time_s", lambda v: fmt_time(v * 1e9)),
         ]
-        single = [
-            ("detected", lambda r: _fraction(r.get("detected_fraction"))),
-            ("harmful first", lambda r: _fraction(r.get("harmful_before_verdict_fraction"))),
-        ]
+        single = [("harm first", lambda r: _fraction(r.get("harmful_before_verdict_fraction")))]
     elif server:
         triple = [("overhead", "throughput_overhead", lambda v: f"{v * 100:.1f}%")]
         single = [("mvx req/s", lambda r: f"{r.get('mvx_throughput_mean') or 0:.0f}")]
@@ -237,21 +241,26 @@ def _render_summary(result: SimResult, title: str, console: Console) -> None:
         triple = [("slowdown", "slowdown", lambda v: f"{v:.2f}x")]
         single = [("lead max (calls)", lambda r: f"{r.get('lead_calls_max_mean') or 0:.0f}")]
     for header, _, _ in triple:
-        table.add_column(f"{header} (mean)", justify="right")
+        table.add_column(header, justify="right")
         table.add_column("min-max", justify="right", no_wrap=True)
-        table.add_column("95% interval", justify="right", no_wrap=True)
+        table.add_column("±95%", justify="right", no_wrap=True)
     for header, _ in single:
         table.add_column(header, justify="right")
-    table.add_column("outcome")
+    outcomes = [str(r.get("outcome") or "-") for r in summary.records()]
+    table.add_column("outcome", min_width=min(24, max(map(len, outcomes))))
     for record in summary.records():
-        cells = [_param_text(record[k], summary.unit(k)) for k in keys] + [str(record["n"])]
+        cells = [_param_text(record[k], summary.unit(k)) for k in keys] + ([str(record["n"])] if uneven else [])
         for _, measure, show in triple:
             cells += _stat(record, measure, show)
         cells += [show_one(record) for _, show_one in single]
         cells.append(str(record.get("outcome") or "-"))
         table.add_row(*(escape(cell) for cell in cells))
     console.print(table)
-    console.print("min-max: the range over the runs; 95% interval: mean ± that (Student's t)", style="dim")
+    console.print(
+        "each measure: its mean over the runs, min-max, and ±95%: the 95% interval of the mean is mean ± that "
+        "(Student's t)" + ("; harm first: runs where a harmful call ran before the verdict" if attack else ""),
+        style="dim",
+    )
 
 
 def _fraction(value: Any) -> str:

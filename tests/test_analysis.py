@@ -224,6 +224,11 @@ def test_the_timeline_panel_is_optional_and_labelled() -> None:
     assert axes[1].get_xlabel() == "virtual time (s)"
 
 
+def test_a_timeline_without_a_plot_is_a_usage_error() -> None:
+    result = invoke("sim", "--timeline")
+    assert result.exit_code == 2 and "--timeline is a panel of the plot" in result.stderr
+
+
 def test_an_unknown_plot_suffix_fails_before_anything_runs(tmp_path: Path) -> None:
     result = invoke("sim", "--plot", str(tmp_path / "run.jpg"))
     assert result.exit_code == 2 and "a .png, .svg or .pdf file" in result.stderr

@@ -174,3 +174,17 @@ def test_docs_list_every_sim_column() -> None:
 
     page = (REPO / "docs" / "cli.md").read_text()
     assert [name for name in MEASURED if f"| `{name}` |" not in page] == []
+
+
+def test_real_rows_are_the_document_flattened() -> None:
+    from realmode.net import experiment as ex
+    from test_net_support import two_host_run
+
+    result = ex.NetResult(two_host_run(ex.Workload(requests=3)), "r1", "netem")
+    result.lead = {"max_calls": 4, "max_seconds": 0.002}
+    result.link = {"messages": 9, "frame_bytes": 900}
+    (row,) = result.rows().records()
+    assert row["topology"] == "two-host" and row["run_id"] == "r1"
+    assert row["link_delay.leader_follower_one_way_s"] == result.to_json()["link_delay"]["leader_follower_one_way_s"]
+    rows = result.rows()
+    assert rows.unit("lead.max_seconds") == SECONDS and rows.unit("link.frame_bytes") == BYTES
