@@ -8,7 +8,7 @@ without a shell or a CSV file in between::
     run = api.simulate("scenarios/sweep-delay.yml", set={"policy.preset": ["dmon", "dmvx"]})
     run.rows            # Rows: one per point, parameters and measures in SI units
     run.rows.unit("mvx_time_s")   # "s"
-    df = run.to_pandas()          # with pandas installed (pip install 'dmvx[analysis]')
+    df = run.to_pandas()          # with pandas installed (pip install -e '.[analysis]')
     run.plot("delay.pdf")         # the figure --plot draws
 
 Everything is keyword-for-option with the command line (docs/cli.md):

@@ -119,11 +119,11 @@ class Rows:
 
     def to_pandas(self) -> Any:
         """The rows as a :class:`pandas.DataFrame` (pandas is the ``analysis``
-        extra: ``pip install 'dmvx[analysis]'``); units are in ``df.attrs["units"]``."""
+        extra: ``pip install -e '.[analysis]'``); units are in ``df.attrs["units"]``."""
         try:
             import pandas
         except ImportError:
-            raise ImportError("Rows.to_pandas() needs pandas: pip install 'dmvx[analysis]'") from None
+            raise ImportError("Rows.to_pandas() needs pandas: pip install -e '.[analysis]'") from None
         frame = pandas.DataFrame.from_records(list(self.rows), columns=self.names)
         frame.attrs["units"] = {c.name: c.unit for c in self.columns}
         frame.attrs["parameters"] = list(self.parameters)

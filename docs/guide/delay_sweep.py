@@ -30,7 +30,7 @@ delay = "topology.links[*].delay"
 for r in rows:
     print(f"{r['policy.preset']:5} {r[delay] * 1e3:6.1f} ms  slowdown {r['slowdown']:>10.2f}x")
 
-# %% The same rows in pandas (pip install 'dmvx[analysis]')
+# %% The same rows in pandas (pip install -e '.[analysis]')
 try:
     frame = run.to_pandas()
 except ImportError:
