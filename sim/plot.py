@@ -82,6 +82,11 @@ def _formatter(unit: str) -> Any:
     return EngFormatter(unit=shown, sep=" ") if shown else ScalarFormatter()
 
 
+def _short(value: float, unit: str) -> str:
+    """``value`` to three digits with an SI prefix: 0.0042928 s as 4.29 ms."""
+    return str(_formatter(unit)(float(f"{value:.3g}")))
+
+
 def _text(value: Value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -121,8 +126,11 @@ def _series_label(parameter: str, value: Value, rows: Rows) -> str:
     return _text(value) if plain else f"{parameter} = {_text(value)}"
 
 
-def _panel(axes: Any, layout: _Layout, measure: str, ylabel: str, scale: float = 1.0, unit: str = "") -> None:
-    """One measure (``measure``_mean/_min/_max/_ci95 of the summary) per line."""
+def _panel(
+    axes: Any, layout: _Layout, measure: str, ylabel: str, scale: float = 1.0, unit: str = "", integer: bool = False
+) -> None:
+    """One measure (``measure``_mean/_min/_max/_ci95 of the summary) per line;
+    ``unit`` formats its ticks (``s``: 4 ms), ``integer`` keeps them whole (counts)."""
     groups = layout.groups()
     repeated = any(isinstance(n, int) and n > 1 for n in layout.rows.column("n"))
     categories = [] if layout.numeric_x or layout.x is None else _distinct(layout.rows.column(layout.x))
@@ -163,7 +171,7 @@ def _panel(axes: Any, layout: _Layout, measure: str, ylabel: str, scale: float =
                 spans = [[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]]
                 axes.errorbar(xs, ys, yerr=spans, fmt="none", ecolor="black", capsize=3)
             for bar, y in zip(bars, ys):
-                text = f"{y:,.0f}" if y >= 1000 else f"{y:.3g}"
+                text = _short(y, unit) if unit else f"{y:,.0f}" if y >= 1000 else f"{y:.3g}"
                 axes.annotate(text, (bar.get_x() + bar.get_width() / 2, y), ha="center", va="bottom", fontsize=8)
     if missed_x:
         axes.plot(missed_x, [0] * len(missed_x), "x", color="tab:red", markersize=9, clip_on=False, label="missed")
@@ -184,6 +192,10 @@ def _panel(axes: Any, layout: _Layout, measure: str, ylabel: str, scale: float =
     axes.set_ylabel(ylabel)
     if unit:
         axes.yaxis.set_major_formatter(_formatter(unit))
+    if integer:
+        from matplotlib.ticker import MaxNLocator
+
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     positive = [
         float(v) * scale for v in layout.rows.column(f"{measure}_mean") if isinstance(v, (int, float)) and v > 0
     ]
@@ -251,7 +263,7 @@ def figure(result: SimResult, timelines: Sequence[Timeline | None] | None = None
     fig, axes = plt.subplots(1, panels + extra, figsize=(5.5 * (panels + extra), 4.2), squeeze=False)
     row = axes[0]
     if attack:
-        _panel(row[0], layout, "detection_calls", "calls ahead: leader calls from attack to verdict")
+        _panel(row[0], layout, "detection_calls", "calls ahead: leader calls from attack to verdict", integer=True)
         _panel(row[1], layout, "detection_time_s", "time to detection (s)", unit=SECONDS)
     elif server:
         _panel(row[0], layout, "throughput_overhead", "throughput overhead vs native (%)", scale=100.0)
