@@ -188,3 +188,18 @@ def test_real_rows_are_the_document_flattened() -> None:
     assert row["link_delay.leader_follower_one_way_s"] == result.to_json()["link_delay"]["leader_follower_one_way_s"]
     rows = result.rows()
     assert rows.unit("lead.max_seconds") == SECONDS and rows.unit("link.frame_bytes") == BYTES
+
+
+def test_an_interrupted_sweep_writes_the_rows_of_its_finished_points(tmp_path: Path) -> None:
+    from test_sim_interrupt import SWEEP, _cleanup, _interrupt, _start, _wait_for_line
+
+    scenario = tmp_path / "sweep.yml"
+    scenario.write_text(SWEEP)
+    process = _start("sim", str(scenario), "--format", "csv")
+    try:
+        _wait_for_line(process, "2 of 4 points")
+        _, out, err = _interrupt(process)
+    finally:
+        _cleanup(process)
+    assert process.returncode == 130, err
+    assert [r["workload.iterations"] for r in _csv(out)] == ["1000", "1500"]
