@@ -1,5 +1,8 @@
 """lighttpd natively, under dmon and under dmvx, in one run, with ab as the client.
 
+dmvx runs twice: on the ptrace path and on the in-process path (``dmvx run
+--in-process on``, row ``dmvx in-process``).
+
     .venv/bin/python benchmarks/bench_lighttpd.py [--requests 10000] [--sample 500] [--json]
     .venv/bin/python benchmarks/bench_lighttpd.py --topology two-host [--policy dmvx] ...
 
@@ -148,7 +151,10 @@ def main() -> int:
         return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
         config, digests = lighttpd.make_tree(Path(tmp), PORT, "127.0.0.1")
-        rows = [asdict(serve(config, digests, policy, args.requests, args.sample)) for policy in (None, "dmon", "dmvx")]
+        rows = [
+            asdict(serve(config, digests, policy, args.requests, args.sample, in_process=fast))
+            for policy, fast in ((None, False), ("dmon", False), ("dmvx", False), ("dmvx", True))
+        ]
     native = rows[0]["requests_per_s"]
     for row in rows:
         row["slowdown"] = native / row["requests_per_s"]
@@ -156,10 +162,10 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"lighttpd, ab -n {args.requests} -c 1 on a 4 KiB file; {args.sample} bodies checked by SHA-256")
-    print(f"{'run':<8}{'req/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'slowdown':>10}{'wrong':>7}  divergence")
+    print(f"{'run':<17}{'req/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'slowdown':>10}{'wrong':>7}  divergence")
     for r in rows:
         print(
-            f"{r['policy']:<8}{r['requests_per_s']:>10.1f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
+            f"{r['policy']:<17}{r['requests_per_s']:>10.1f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
             f"{r['mean_ms']:>9.3f}{r['slowdown']:>9.2f}x{r['bodies_wrong'] + r['failed']:>7.0f}  "
             f"{r['divergence'] or 'none'}"
         )

@@ -4,7 +4,11 @@ Runs realmode/targets/bench.c (compiled into a temporary directory) for each
 call kind natively and as two variants under each policy, and prints the
 microseconds per call as the program measures them (the leader's clock,
 which every variant reads), each slowdown relative to native, and the
-dmon/dmvx ratio.
+dmon/dmvx ratio. dmvx runs twice per repetition, interleaved: on the ptrace
+path (``dmvx``) and on the in-process path (``inproc``, ``dmvx run
+--in-process on``); ``*run`` columns divide the whole run's time by the calls,
+which counts the followers catching up after the leader's loop (and the
+run's start-up, a few hundred milliseconds).
 
 ``local`` is a call the seccomp filter lets through untraced (rt_sigprocmask):
 the fast path, which the issue wants within 1.5x of native. It gets more
@@ -60,6 +64,17 @@ def _traced(binary: str, kind: str, calls: int, policy: str, place: str) -> floa
     return microbench.traced_ns(binary, kind, calls, policy, place) / 1000
 
 
+def _both_paths(binary: str, kind: str, calls: int, place: str) -> dict[str, tuple[float, float]]:
+    """dmvx on the ptrace path and on the in-process path, one after the
+    other: (us per call by the program's clock, us per call of the whole run)."""
+    return {
+        path: tuple(  # type: ignore[misc]
+            t / 1000 for t in microbench.traced_times(binary, kind, calls, "dmvx", place, path == "in-process")
+        )
+        for path in ("ptrace", "in-process")
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -88,22 +103,25 @@ def main() -> int:
         rows = []
         for kind in KINDS:
             native = median(_native(binary, kind, args.native_calls) for _ in range(args.repeat))
-            cells = {
-                p: median(
-                    _traced(binary, kind, args.calls if p == "dmvx" else args.sync_calls, p, args.place)
-                    for _ in range(args.repeat)
-                )
-                for p in POLICIES
-            }
+            dmon = median(_traced(binary, kind, args.sync_calls, "dmon", args.place) for _ in range(args.repeat))
+            # Old path beside new, interleaved run by run.
+            pairs = [_both_paths(binary, kind, args.calls, args.place) for _ in range(args.repeat)]
+            dmvx = median(p["ptrace"][0] for p in pairs)
+            inproc = median(p["in-process"][0] for p in pairs)
             rows.append(
                 {
                     "call": kind,
                     "native_us": native,
-                    "dmon_us": cells["dmon"],
-                    "dmvx_us": cells["dmvx"],
-                    "dmon_x": cells["dmon"] / native,
-                    "dmvx_x": cells["dmvx"] / native,
-                    "dmon_over_dmvx": cells["dmon"] / cells["dmvx"],
+                    "dmon_us": dmon,
+                    "dmvx_us": dmvx,
+                    "inproc_us": inproc,
+                    "dmvx_run_us": median(p["ptrace"][1] for p in pairs),
+                    "inproc_run_us": median(p["in-process"][1] for p in pairs),
+                    "dmon_x": dmon / native,
+                    "dmvx_x": dmvx / native,
+                    "inproc_x": inproc / native,
+                    "dmon_over_dmvx": dmon / dmvx,
+                    "dmon_over_inproc": dmon / inproc,
                 }
             )
         n, reps = args.local_calls, args.local_repeat
@@ -124,12 +142,22 @@ def main() -> int:
         print(json.dumps({"place": args.place, "rows": rows}, indent=2))
         return 0
     print(f"placement: {args.place}; microseconds per call, median of {args.repeat} runs")
-    print(f"{'call':<12}{'native':>9}{'dmon':>10}{'dmvx':>10}{'dmon x':>9}{'dmvx x':>9}{'dmon/dmvx':>11}")
-    for r in rows:
+    print("dmvx: the ptrace path (--in-process off); inproc: dmvx --in-process on; *run: the whole run / calls")
+    print(
+        f"{'call':<12}{'native':>9}{'dmon':>10}{'dmvx':>10}{'inproc':>10}{'dmon x':>9}{'dmvx x':>9}"
+        f"{'inproc x':>10}{'dmon/dmvx':>11}{'dmon/inproc':>12}{'dmvx run':>10}{'inproc run':>11}"
+    )
+    for r in rows[:-1]:
         print(
-            f"{r['call']:<12}{r['native_us']:>9.3f}{r['dmon_us']:>10.3f}{r['dmvx_us']:>10.3f}"
-            f"{r['dmon_x']:>9.1f}{r['dmvx_x']:>9.1f}{r['dmon_over_dmvx']:>11.2f}"
+            f"{r['call']:<12}{r['native_us']:>9.3f}{r['dmon_us']:>10.3f}{r['dmvx_us']:>10.3f}{r['inproc_us']:>10.3f}"
+            f"{r['dmon_x']:>9.1f}{r['dmvx_x']:>9.1f}{r['inproc_x']:>10.1f}{r['dmon_over_dmvx']:>11.2f}"
+            f"{r['dmon_over_inproc']:>12.2f}{r['dmvx_run_us']:>10.2f}{r['inproc_run_us']:>11.2f}"
         )
+    r = rows[-1]
+    print(
+        f"{r['call']:<12}{r['native_us']:>9.3f}{r['dmon_us']:>10.3f}{r['dmvx_us']:>10.3f}"
+        f"{'':>10}{r['dmon_x']:>9.1f}{r['dmvx_x']:>9.1f}{'':>10}{r['dmon_over_dmvx']:>11.2f}"
+    )
     print(
         f"local call (median of {args.local_repeat} interleaved runs): filter alone {local['filter_x']:.2f}x "
         f"native, two native copies at once {local['native_x2_x']:.2f}x, dmon {local['dmon_x']:.2f}x, "

@@ -566,6 +566,15 @@ def real_command(
     help="Route CALL as ROUTE (lockstep, replicate, local, local-file, predict) whatever the preset says, "
     "as a scenario's policy.overrides do; e.g. getrandom=replicate. Repeatable.",
 )
+@click.option(
+    "--in-process",
+    "in_process",
+    type=click.Choice(["on", "off"]),
+    default=None,
+    help="on: replicated calls of dynamically linked x86-64 variants run through the in-process monitor "
+    "(no ptrace stop; dmvx preset only); off: every replicated call stops in the tracer. "
+    "Default: off, or DMVX_IN_PROCESS from the environment.",
+)
 @record_option
 @json_option
 @format_option
@@ -578,6 +587,7 @@ def run_command(
     variant_cmds: tuple[str, ...],
     stall_timeout: float | None,
     routes: dict[str, str],
+    in_process: str | None,
     record: Path | None,
     as_json: bool,
     row_format: RowFormat | None,
@@ -593,6 +603,8 @@ def run_command(
     options: dict[str, Any] = {"stall_timeout": stall_timeout} if stall_timeout is not None else {}
     if routes:
         options["routes"] = routes
+    if in_process is not None:
+        options["in_process"] = in_process == "on"
     try:
         # Rows own stdout as a JSON document does: the program's output goes to stderr.
         result = run_program(

@@ -48,6 +48,7 @@ import os
 import re
 import struct as _st
 from dataclasses import dataclass
+from typing import Protocol
 
 from dmvx import _syscall_numbers as _table
 from dmvx import structs, syscalls
@@ -184,6 +185,14 @@ def from_canonical(data: bytes, canon_struct: str | None, raw_struct: str | None
     return structs.convert(canon_struct, X86_64, arch, data, to_struct=raw_struct)
 
 
+class Memory(Protocol):
+    """Memory a call's arguments are read from, other than the tracee's own."""
+
+    def read(self, address: int, size: int) -> bytes: ...
+
+    def read_string(self, address: int) -> bytes: ...
+
+
 class Reader:
     """Builds calls and outcomes for one tracee."""
 
@@ -204,6 +213,17 @@ class Reader:
         self.abi_diverse = abi_diverse
         #: This process's ``epoll_event.data`` per (epfd, fd) (realmode.epoll).
         self.epoll = EpollMap()
+        #: Where memory is read from instead of the tracee, while the
+        #: in-process path decodes a record (realmode.inproc.path.Regions).
+        self.memory: Memory | None = None
+
+    def _read(self, address: int, size: int) -> bytes:
+        memory = self.memory
+        return ll.read_memory(self.pid, address, size) if memory is None else memory.read(address, size)
+
+    def _read_string(self, address: int) -> bytes:
+        memory = self.memory
+        return ll.read_string(self.pid, address) if memory is None else memory.read_string(address)
 
     # -- calls ---------------------------------------------------------------
 
@@ -218,7 +238,7 @@ class Reader:
             sub_plan = _plan(arch, -sub) if syscalls.socketcall(sub) is not None else None
             if sub_plan is None:
                 return RawCall(plan.name, plan.kernel_name, arch, nr, regs, Call(plan.name, (sub,)))
-            words = ll.read_memory(self.pid, regs[1], 4 * len(sub_plan.spec.args)) if regs[1] else b""
+            words = self._read(regs[1], 4 * len(sub_plan.spec.args)) if regs[1] else b""
             raw = _st.unpack(f"<{len(words) // 4}I", words[: len(words) // 4 * 4]) + (0,) * 6
             plan = sub_plan
         spec = plan.spec
@@ -253,7 +273,7 @@ class Reader:
         data = None
         if raw[3]:
             try:
-                data = EpollMap.parse(arch, ll.read_memory(self.pid, raw[3], structs.size("epoll_event", arch)))
+                data = EpollMap.parse(arch, self._read(raw[3], structs.size("epoll_event", arch)))
             except ll.PtraceError as error:
                 if error.errno != errno.EFAULT:
                     raise
@@ -295,11 +315,11 @@ class Reader:
         if not value:
             return None
         if kind is K.PATH:
-            return self._path(ll.read_string(self.pid, value))
+            return self._path(self._read_string(value))
         if kind is K.STR:
-            return os.fsdecode(ll.read_string(self.pid, value))
+            return os.fsdecode(self._read_string(value))
         if kind is K.IN_BUF or kind is K.INOUT_BUF:
-            data = ll.read_memory(self.pid, value, self._in_size(arg, raw, bits, arch))
+            data = self._read(value, self._in_size(arg, raw, bits, arch))
             if arg.struct is not None:
                 try:
                     return structs.canonical_bytes(arg.struct, arch, data)
@@ -315,7 +335,7 @@ class Reader:
                 return 1
             if arg.size_in_mem:
                 return (
-                    _signed(int.from_bytes(ll.read_memory(self.pid, raw[arg.size_arg], 4) or b"\0" * 4, "little"), 32)
+                    _signed(int.from_bytes(self._read(raw[arg.size_arg], 4) or b"\0" * 4, "little"), 32)
                     if raw[arg.size_arg]
                     else None
                 )
@@ -341,7 +361,7 @@ class Reader:
             return structs.size(arg.struct, arch) if arg.struct else 0
         count = raw[arg.size_arg]
         if arg.size_in_mem:
-            count = int.from_bytes(ll.read_memory(self.pid, count, 4) or b"\0" * 4, "little") if count else 0
+            count = int.from_bytes(self._read(count, 4) or b"\0" * 4, "little") if count else 0
         count = max(0, min(_signed(count, bits), _MAX_BUF))
         return structs.size(arg.struct, arch, count) if arg.struct else count
 
@@ -361,20 +381,20 @@ class Reader:
         out: list[str] = []
         fmt = "<I" if word == 4 else "<Q"
         while len(out) < 4096:
-            data = ll.read_memory(self.pid, address + word * len(out), word)
+            data = self._read(address + word * len(out), word)
             if len(data) < word:
                 break
             pointer = _st.unpack(fmt, data)[0]
             if not pointer:
                 break
-            out.append(os.fsdecode(ll.read_string(self.pid, pointer)))
+            out.append(os.fsdecode(self._read_string(pointer)))
         return tuple(out)
 
     def _iovecs(self, address: int, count: int, arch: Arch) -> list[tuple[int, int]]:
         if not address or count <= 0:
             return []
         step = structs.size("iovec", arch)
-        data = ll.read_memory(self.pid, address, min(count, 1024) * step)
+        data = self._read(address, min(count, 1024) * step)
         return structs.iovecs(arch, data[: len(data) // step * step])
 
     def _iov_read(self, address: int, count: int, arch: Arch, limit: int | None) -> list[bytes]:
@@ -385,22 +405,20 @@ class Reader:
                 length = min(length, left)
                 left -= length
             if length:
-                chunks.append(ll.read_memory(self.pid, base, length))
+                chunks.append(self._read(base, length))
             if left == 0:
                 break
         return chunks
 
     def _msghdr(self, address: int, arch: Arch) -> dict:
-        data = ll.read_memory(self.pid, address, structs.size("msghdr", arch))
+        data = self._read(address, structs.size("msghdr", arch))
         return structs.decode("msghdr", arch, data)
 
     def _msghdr_in(self, address: int, arch: Arch) -> tuple[bytes, bytes, bytes]:
         header = self._msghdr(address, arch)
-        name = ll.read_memory(self.pid, header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
+        name = self._read(header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
         data = b"".join(self._iov_read(header["msg_iov"], header["msg_iovlen"], arch, None))
-        control = (
-            ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"]) if header["msg_control"] else b""
-        )
+        control = self._read(header["msg_control"], header["msg_controllen"]) if header["msg_control"] else b""
         return (name, data, control)
 
     # -- outcomes ------------------------------------------------------------
@@ -409,7 +427,7 @@ class Reader:
         """The canonical outcome of ``raw``: its result and the bytes it wrote."""
         self._committed(raw, result)
         if raw.kernel_name == "_llseek" and result == 0 and raw.args[3]:
-            return Outcome(_signed(int.from_bytes(ll.read_memory(self.pid, raw.args[3], 8), "little"), 64))
+            return Outcome(_signed(int.from_bytes(self._read(raw.args[3], 8), "little"), 64))
         if result < 0 or not raw.slots or (result == 0 and raw.name == "wait4"):
             return Outcome(result)  # (wait4 writes its status only when it reaped a child)
         if raw.name in AFFINITY_CALLS and self.machine_cpus is not None and raw.args[0] & 0xFFFFFFFF in (0, self.pid):
@@ -453,7 +471,7 @@ class Reader:
         if arg.kind is K.OUT_MSGHDR:
             return self._msghdr_out(pointer, arch, result)
         if raw.name == "ioctl":
-            return ll.read_memory(self.pid, pointer, _IOCTL_OUT[raw.args[1] & 0xFFFFFFFF])
+            return self._read(pointer, _IOCTL_OUT[raw.args[1] & 0xFFFFFFFF])
         if arg.struct is not None:
             if arg.size_arg is None:
                 count = 1
@@ -463,7 +481,7 @@ class Reader:
                 count = self._in_size(Arg("n", K.IN_BUF, size_arg=arg.size_arg, size_in_mem=True), raw.args, bits, arch)
             else:
                 count = max(0, _signed(raw.args[arg.size_arg], bits))
-            data = ll.read_memory(self.pid, pointer, structs.size(arg.struct, arch, count))
+            data = self._read(pointer, structs.size(arg.struct, arch, count))
             try:
                 return to_canonical(data, arg.struct, slot.canon_struct, arch)
             except structs.StructError:
@@ -476,16 +494,14 @@ class Reader:
             size = max(0, min(_signed(raw.args[arg.size_arg], bits), _MAX_BUF))
         else:
             return None
-        return ll.read_memory(self.pid, pointer, size)
+        return self._read(pointer, size)
 
     def _msghdr_out(self, address: int, arch: Arch, result: int) -> bytes:
         """recvmsg's outputs as ``namelen, datalen, controllen, flags`` + name + data + control."""
         header = self._msghdr(address, arch)
-        name = ll.read_memory(self.pid, header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
+        name = self._read(header["msg_name"], header["msg_namelen"]) if header["msg_name"] else b""
         data = b"".join(self._iov_read(header["msg_iov"], header["msg_iovlen"], arch, result))
-        control = (
-            ll.read_memory(self.pid, header["msg_control"], header["msg_controllen"]) if header["msg_control"] else b""
-        )
+        control = self._read(header["msg_control"], header["msg_controllen"]) if header["msg_control"] else b""
         return _st.pack("<IIIi", len(name), len(data), len(control), header["msg_flags"]) + name + data + control
 
     def write_outcome(self, raw: RawCall, outcome: Outcome) -> int:
@@ -544,7 +560,7 @@ class Reader:
         name libc made up apart, :mod:`dmvx.tempnames`). Only over a string of
         the same length: the buffer is the caller's template, filled in place."""
         pointer = _path_pointer(raw, index)
-        if pointer and len(ll.read_string(self.pid, pointer)) == len(name):
+        if pointer and len(self._read_string(pointer)) == len(name):
             ll.write_memory(self.pid, pointer, name)
 
     def _scatter(self, address: int, count: int, arch: Arch, data: bytes) -> None:

@@ -17,6 +17,7 @@ def run_program(
     as_json: bool = False,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     routes: dict[str, str] | None = None,
+    in_process: bool | None = None,
 ) -> RunResult:
     """``dmvx run``: the variants under ptrace monitors on this machine.
 
@@ -26,7 +27,14 @@ def run_program(
     Ctrl-C or SIGTERM is reported too (status interrupted, figures so far)."""
     chosen = make_policy(policy).with_overrides(routes) if routes else policy
     try:
-        return run(variants, chosen, stdout_to_stderr=as_json, record=record, stall_timeout=stall_timeout)
+        return run(
+            variants,
+            chosen,
+            stdout_to_stderr=as_json,
+            record=record,
+            stall_timeout=stall_timeout,
+            in_process=in_process,
+        )
     except Interrupted as stop:
         return stop.result
 

@@ -30,13 +30,15 @@ _AB_TIMEOUT = 30.0
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-def server_argv(config: Path, policy: str | None, record: Path | None = None) -> list[str]:
-    """lighttpd in the foreground, itself or under ``dmvx run --policy policy``."""
+def server_argv(config: Path, policy: str | None, record: Path | None = None, in_process: bool = False) -> list[str]:
+    """lighttpd in the foreground, itself or under ``dmvx run --policy policy``
+    (with ``--in-process on`` if ``in_process``, else ``off``)."""
     program = [lighttpd.programs()[0], "-D", "-f", str(config)]
     if policy is None:
         return program
     recording = ["--record", str(record)] if record is not None else []
-    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *recording, "--"] + program
+    path = ["--in-process", "on" if in_process else "off"]
+    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *path, *recording, "--"] + program
 
 
 def wait_listening(timeout: float = 10.0) -> None:
@@ -68,13 +70,24 @@ class ServedRun:
 
 
 def serve(
-    config: Path, digests: dict[str, str], policy: str | None, requests: int, sample: int, record: Path | None = None
+    config: Path,
+    digests: dict[str, str],
+    policy: str | None,
+    requests: int,
+    sample: int,
+    record: Path | None = None,
+    in_process: bool = False,
 ) -> ServedRun:
-    """lighttpd natively (``policy`` None) or under ``dmvx run``, ``sample``
-    bodies checked against ``digests`` and then ``ab -n requests -c 1`` on
-    the 4 KiB file; with ``record``, the run's trace goes there."""
+    """lighttpd natively (``policy`` None) or under ``dmvx run`` (on the
+    in-process path if ``in_process``), ``sample`` bodies checked against
+    ``digests`` and then ``ab -n requests -c 1`` on the 4 KiB file; with
+    ``record``, the run's trace goes there."""
     server = subprocess.Popen(
-        server_argv(config, policy, record), cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        server_argv(config, policy, record, in_process),
+        cwd=_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_listening()
@@ -96,7 +109,7 @@ def serve(
             _, err = server.communicate()
     diverged = "divergence" in err
     return ServedRun(
-        policy or "native",
+        (policy or "native") + (" in-process" if in_process else ""),
         sample,
         wrong,
         ab["requests_per_s"],

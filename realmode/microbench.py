@@ -79,17 +79,27 @@ def filtered_ns(binary: str, calls: int, policy: str) -> float:
         return per_call_ns(out.read())
 
 
-def traced_ns(binary: str, kind: str, calls: int, policy: str, place: str = "auto") -> float:
+def traced_ns(binary: str, kind: str, calls: int, policy: str, place: str = "auto", in_process: bool = False) -> float:
     """Two variants of the loop under ``dmvx run`` with ``policy``, CPUs
-    placed by ``place`` (:func:`realmode.orchestrator.placement`). A
-    divergence is an :class:`EnvironmentProblem`: the program is
-    deterministic, so this machine's tracing is what went wrong."""
+    placed by ``place`` (:func:`realmode.orchestrator.placement`), on the
+    in-process path if ``in_process``. A divergence is an
+    :class:`EnvironmentProblem`: the program is deterministic, so this
+    machine's tracing is what went wrong."""
+    return traced_times(binary, kind, calls, policy, place, in_process)[0]
+
+
+def traced_times(
+    binary: str, kind: str, calls: int, policy: str, place: str = "auto", in_process: bool = False
+) -> tuple[float, float]:
+    """As :func:`traced_ns`: (ns per call as the program's clock says, ns per
+    call of the whole run from start to end). The second counts the
+    followers catching up after the leader's loop, and the run's start-up."""
     argv = [binary, kind, str(calls)]
     with tempfile.TemporaryFile() as out:
         saved = os.dup(1)
         try:
             os.dup2(out.fileno(), 1)
-            result = run([argv, argv], policy, place=place)
+            result = run([argv, argv], policy, place=place, in_process=in_process)
         finally:
             os.dup2(saved, 1)
             os.close(saved)
@@ -97,4 +107,6 @@ def traced_ns(binary: str, kind: str, calls: int, policy: str, place: str = "aut
         text = out.read().decode()
     if result.verdict is not None:
         raise EnvironmentProblem(f"{kind} under {policy}: {result.verdict.summary()}")
-    return per_call_ns(text)
+    if in_process and result.variants[0].stats.get("in_process", {}).get("path") != "in-process":
+        raise EnvironmentProblem(f"{kind} under {policy}: the in-process path did not load (./run setup builds it)")
+    return per_call_ns(text), result.elapsed * 1e9 / calls

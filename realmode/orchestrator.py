@@ -44,6 +44,8 @@ from realmode import isolation, reports, seccomp
 from realmode import record as record_mod
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
+from realmode.inproc import layout, tables
+from realmode.native import build as native_build
 from realmode.spawn import default_compare_from, elf_arch, resolve, spawn_variant
 from realmode.tracer import Launch
 
@@ -67,6 +69,10 @@ SYSTEM_LOCAL_FILES: tuple[str, ...] = (
     "/usr/lib/locale/*",
     "/usr/share/i18n/*",
 )
+
+#: ``DMVX_IN_PROCESS=on`` makes the in-process path the default of a run that
+#: does not say (``dmvx run`` without ``--in-process``, the test suite's runs).
+IN_PROCESS_ENV = "DMVX_IN_PROCESS"
 
 #: How long a variant may stay silent while another waits, by default.
 DEFAULT_STALL_TIMEOUT = 2.0
@@ -250,6 +256,20 @@ def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int |
     return [(first, first, others[0])] + [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
 
 
+def inproc_library(policy: Policy, paths: Sequence[str], compare_from: str) -> str | None:
+    """The library the variants preload for the in-process path, or None when
+    this run cannot use it: a policy without asynchronous replication (dmon:
+    every call is lockstep), variants compared from their entry points
+    (ABI-diverse: the library is x86-64 only), a 32-bit executable, or the
+    library not built (``./run setup`` builds it)."""
+    if not policy.async_replication or compare_from != "exec":
+        return None
+    if any(elf_arch(path) not in (Arch.X86_64, None) for path in paths):
+        return None
+    built = native_build.library()
+    return str(built) if built is not None else None
+
+
 def _check_kernel() -> None:
     try:
         with open("/proc/sys/kernel/yama/ptrace_scope") as handle:
@@ -271,6 +291,7 @@ def run(
     compare_from: str | None = None,
     flush_delay: float = 0.001,
     record: str | os.PathLike[str] | None = None,
+    in_process: bool | None = None,
 ) -> RunResult:
     """Run ``variants`` (argv lists, leader first) under the monitors.
 
@@ -280,14 +301,16 @@ def run(
     default ``"entry"`` when the variants' executables are of different
     architectures (their dynamic loaders differ; docs/realmode.md), else
     ``"exec"``. ``record`` names a file to write the run's trace into
-    (docs/trace-format.md; :mod:`realmode.record`).
+    (docs/trace-format.md; :mod:`realmode.record`). ``in_process``: replicated
+    calls of dynamically linked x86-64 variants take the in-process path
+    (:mod:`realmode.inproc`) where the policy and the variants allow it; None
+    takes :data:`IN_PROCESS_ENV` (``on``), else the ptrace path.
     """
     if len(variants) < 2:
         raise InputError("dmvx run: MVX needs at least two variants")
     _check_kernel()
     pol = policy if isinstance(policy, Policy) else make_policy(policy)
     paths = [resolve(argv[0]) for argv in variants]
-    bpf = seccomp.build_filter(pol)
     key = isolation.RunKey()
     run_id = secrets.token_hex(8)
     n = len(variants)
@@ -296,6 +319,18 @@ def run(
         compare_from = default_compare_from(paths)
     elif compare_from not in ("exec", "entry"):
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
+    if in_process is None:
+        in_process = os.environ.get(IN_PROCESS_ENV) == "on"
+    preload = inproc_library(pol, paths, compare_from) if in_process else None
+    if preload is not None and (place if pin else "none") in ("auto", "split") and cpus[0][2] != cpus[0][0]:
+        # The leader's monitor drains its ring while the program runs: on the
+        # program's CPU it would take its time from the program's own calls.
+        cpus = [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
+    bpf = (
+        seccomp.build_filter(pol, tables.filter_names(pol), layout.TRAMPOLINE + 2)
+        if preload is not None
+        else seccomp.build_filter(pol)
+    )
     variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
     trace = Path(record) if record is not None else None
     parts = [record_mod.part_path(trace, run_id, i) for i in range(n)] if trace is not None else None
@@ -356,6 +391,7 @@ def run(
                 flush_delay,
                 cpus[index][0],
                 parts[index] if parts is not None else None,
+                preload,
             )
             spawned = spawn_variant(launch, fork, connector, [listener.fileno()] if index == 0 else [])
             pipes[spawned.report_fd] = index

@@ -17,6 +17,8 @@ unknown architecture always stops.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dmvx import syscalls
 from dmvx.broker import Broker
 from dmvx.calls import Call
@@ -32,6 +34,7 @@ _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
 _RET_K = 0x06
+_JA = 0x05
 
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_TRACE = 0x7FF00000
@@ -39,7 +42,7 @@ SECCOMP_RET_ERRNO = 0x00050000
 ENOSYS = 38
 X32_SYSCALL_BIT = 0x40000000
 
-_OFF_NR, _OFF_ARCH, _OFF_ARG2_LOW = 0, 4, 16 + 2 * 8
+_OFF_NR, _OFF_ARCH, _OFF_IP_LOW, _OFF_IP_HIGH, _OFF_ARG2_LOW = 0, 4, 8, 12, 16 + 2 * 8
 
 Insn = tuple[int, int, int, int]
 
@@ -77,18 +80,31 @@ def _numbers(names: frozenset[str], arch: Arch) -> list[int]:
     return sorted(out)
 
 
-def _block(allow: list[int], check: list[int], reject_x32: bool) -> list[Insn]:
-    """Instructions for one architecture, ending in its own returns."""
+def _block(
+    allow: list[int], check: list[int], reject_x32: bool, fast: Sequence[int] = (), site: int | None = None
+) -> list[Insn]:
+    """Instructions for one architecture, ending in its own returns. ``fast``
+    calls are allowed when issued from the instruction before ``site`` (the
+    in-process path's trampoline, realmode.inproc) and stop anywhere else."""
     body: list[tuple[str, int, str | None]] = []  # (op, k, target label)
     body.append(("ld", _OFF_NR, None))
     if reject_x32:
         body.append(("jge", X32_SYSCALL_BIT, "errno"))
     body += [("jeq", nr, "allow") for nr in allow]
     body += [("jeq", nr, "check") for nr in check]
+    if site is not None:
+        body += [("jeq", nr, "site") for nr in fast]
     body.append(("ret", SECCOMP_RET_TRACE, None))
     labels = {"check": len(body)}
     body.append(("ldarg", _OFF_ARG2_LOW, None))
     body.append(("jset", PROT_EXEC, "trace"))
+    if site is not None:
+        body.append(("jmp", 0, "allow"))
+        labels["site"] = len(body)
+        body.append(("ldarg", _OFF_IP_LOW, None))
+        body.append(("jne", site & 0xFFFFFFFF, "trace"))
+        body.append(("ldarg", _OFF_IP_HIGH, None))
+        body.append(("jne", site >> 32, "trace"))
     labels["allow"] = len(body)
     body.append(("ret", SECCOMP_RET_ALLOW, None))
     labels["trace"] = len(body)
@@ -106,16 +122,26 @@ def _block(allow: list[int], check: list[int], reject_x32: bool) -> list[Insn]:
             jump = labels[target] - pc - 1
             if jump > 255:
                 raise ValueError("seccomp filter too long for one jump")
+            if op == "jne":  # not equal -> target; equal -> fall through
+                out.append((_JEQ_K, 0, jump, k))
+                continue
+            if op == "jmp":
+                out.append((_JA, 0, 0, jump))
+                continue
             code = {"jeq": _JEQ_K, "jge": _JGE_K, "jset": _JSET_K}[op]
             # jset: matched -> stop; not matched -> fall through to allow
             out.append((code, jump, 0, k))
     return out
 
 
-def build_filter(policy: Policy) -> list[Insn]:
-    """The whole filter for ``policy`` as ``(code, jt, jf, k)`` instructions."""
+def build_filter(policy: Policy, fast: frozenset[str] = frozenset(), site: int | None = None) -> list[Insn]:
+    """The whole filter for ``policy`` as ``(code, jt, jf, k)`` instructions.
+    ``fast`` names the calls allowed from the in-process path's ``site`` (the
+    address after its one syscall instruction, x86-64 only)."""
     always, checked = local_names(policy)
-    x64 = _block(_numbers(always, Arch.X86_64), _numbers(checked, Arch.X86_64), True)
+    x64 = _block(
+        _numbers(always, Arch.X86_64), _numbers(checked, Arch.X86_64), True, _numbers(fast - always, Arch.X86_64), site
+    )
     i386 = _block(_numbers(always, Arch.I386), _numbers(checked, Arch.I386), False)
     head: list[Insn] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),

@@ -21,6 +21,7 @@ from dmvx.actions import LEADER
 from dmvx.policy import Policy
 from realmode import isolation
 from realmode import ptrace_ll as ll
+from realmode.inproc import layout
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Launch:
     program_cpu: int | None = None
     #: Where to write this variant's part of the trace (``dmvx run --record``).
     record: str | None = None
+    #: The in-process DIP-MON library to preload (realmode.inproc), or None:
+    #: every replicated call stops in this tracer.
+    preload: str | None = None
 
 
 _OPTIONS = (
@@ -60,9 +64,10 @@ _OPTIONS = (
 )
 
 
-def spawn(launch: Launch) -> int:
+def spawn(launch: Launch, area_fd: int | None = None) -> int:
     """Fork the variant, stopped before its exec with the tracer's options
-    set; its pid. The caller resumes it."""
+    set; its pid. The caller resumes it. ``area_fd``: the in-process path's
+    shared area, which the variant finds at ``layout.FD``."""
     if launch.cpu is not None:
         try:
             os.sched_setaffinity(0, {launch.cpu})
@@ -71,7 +76,7 @@ def spawn(launch: Launch) -> int:
     pid = os.fork()
     if pid == 0:  # the variant-to-be
         try:
-            _become_variant(launch)
+            _become_variant(launch, area_fd)
         finally:
             os._exit(127)
     _, status = os.waitpid(pid, ll.WALL)
@@ -81,7 +86,7 @@ def spawn(launch: Launch) -> int:
     return pid
 
 
-def _become_variant(launch: Launch) -> None:
+def _become_variant(launch: Launch, area_fd: int | None = None) -> None:
     """In the forked child: set up as a shell would, ask to be traced, stop,
     load the filter and exec. Returns only if the exec failed."""
     if launch.index != LEADER:
@@ -90,7 +95,14 @@ def _become_variant(launch: Launch) -> None:
             os.dup2(null, fd)
     elif launch.stdout_to_stderr:
         os.dup2(2, 1)
-    os.closerange(3, 65536)
+    env = launch.env
+    if area_fd is not None and launch.preload is not None:
+        os.dup2(area_fd, layout.FD, inheritable=True)
+        os.closerange(3, layout.FD)
+        os.closerange(layout.FD + 1, 65536)
+        env = {**env, "LD_PRELOAD": launch.preload, layout.ENV: "1"}
+    else:
+        os.closerange(3, 65536)
     # As a shell would start it: Python ignores SIGPIPE and SIGXFSZ
     # and the run's helpers SIGINT and SIGTERM; none of that is the program's.
     for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
@@ -102,4 +114,4 @@ def _become_variant(launch: Launch) -> None:
     ll.traceme()
     os.kill(os.getpid(), signal.SIGSTOP)
     ll.install_filter(launch.filter)
-    os.execve(launch.path, launch.argv, launch.env)
+    os.execve(launch.path, launch.argv, env)

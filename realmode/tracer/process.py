@@ -42,6 +42,8 @@ from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import isolation, monitor_socket, reports
 from realmode import ptrace_ll as ll
+from realmode.inproc.area import Area
+from realmode.inproc.path import InProcess
 from realmode.pids import PidMap
 from realmode.record import Recorder
 from realmode.tracer import steering
@@ -101,13 +103,16 @@ class TracerProcess:
 
     def launch_variant(self) -> None:
         launch = self.launch
-        pid = spawn(launch)
+        area = Area(0 if self.leader else 1) if launch.preload is not None else None
+        pid = spawn(launch, area.fd if area is not None else None)
         monitor: LeaderMonitor | FollowerMonitor
         if self.leader:
             monitor = LeaderMonitor(launch.policy, launch.n_variants, steer=True, reach=self.scope)
         else:
             monitor = FollowerMonitor(launch.policy, launch.index, launch.n_variants, steer=True, reach=self.scope)
         self.root = self.adopt(pid, monitor, "launch")
+        if area is not None:
+            self.root.fast = InProcess(self, self.root, area)
         self.carry_out(self.root, monitor.process_started(pid))
         ll.resume(pid, False)
         reports.write(self.report_fd, reports.Started(pid))
@@ -152,6 +157,7 @@ class TracerProcess:
                         self._read_link()
                     if self.fd_order.parked and not self.finished:
                         self.fd_order.release()
+                    self._tick_fast()
                     self._timers()
                 except ll.PtraceError as error:
                     if error.errno != errno.ESRCH:
@@ -168,6 +174,12 @@ class TracerProcess:
             if self.recorder is not None:
                 self.recorder.close()
 
+    def _tick_fast(self) -> None:
+        """Drain and feed the in-process paths (realmode.inproc.path)."""
+        for proc in list(self.procs.values()):
+            if proc.fast is not None and not self.finished:
+                proc.fast.tick()
+
     def _anyone_waiting(self) -> bool:
         return any(proc.waiting_since is not None for proc in self.procs.values())
 
@@ -180,12 +192,17 @@ class TracerProcess:
                 deadlines.append(self._wait_reference(proc) + self.launch.stall_timeout)
             if proc.held is not None and proc.held.stage in (Stage.RUNNING, Stage.SKIPPING) and proc.alive:
                 running = True
+            if proc.fast is not None and proc.fast.in_call():
+                running = True
             if self._awaiting_peer_signal(proc):
                 deadlines.append(now + _PEER_SIGNAL_POLL)
         if running:
             deadlines.append(self.last_heartbeat + _HEARTBEAT_S)
         if self.out.flush_at is not None:
             deadlines.append(self.out.flush_at)
+        for proc in self.procs.values():
+            if proc.fast is not None and proc.alive:
+                deadlines.append(now + proc.fast.poll_interval())
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)
@@ -211,7 +228,8 @@ class TracerProcess:
         if self.out.flush_at is not None and now >= self.out.flush_at:
             self.out.flush()
         if now - self.last_heartbeat >= _HEARTBEAT_S and any(
-            p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING)
+            (p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING))
+            or (p.fast is not None and p.fast.in_call())
             for p in self.procs.values()
         ):
             # Inside a native call (possibly a blocking one): tell the others.
@@ -319,13 +337,17 @@ class TracerProcess:
         for proc in self.procs.values():
             for route, count in proc.monitor.routes.items():
                 routes[route] = routes.get(route, 0) + count
-        return {
+        stats = {
             "stops": self.stats.stops,
             "executed": self.stats.executed,
             "skipped": self.stats.skipped,
             "processes": self.stats.processes,
             "routes": routes,
         }
+        root = self.root
+        if root is not None:
+            stats["in_process"] = root.fast.summary() if root.fast is not None else {"path": "ptrace"}
+        return stats
 
 
 class Hands(Carrier):
@@ -348,6 +370,9 @@ class Hands(Carrier):
         self.t.out.send(action.to, message, batch)
 
     def execute(self, action: Execute) -> None:
+        fast = self.proc.fast
+        if fast is not None and fast.resume(action):
+            return  # a call the in-process path ran, held by the core until now
         if not self.t.fd_order.holds(self.proc, action):
             self.t.execute(self.proc, action.seq, action.expect)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from dmvx.actions import Carrier, Skip
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
@@ -21,6 +22,9 @@ from realmode.pids import PidMap
 #: clone flags the tracer reads: a new thread, sharing the descriptor table,
 #: untraced (refused).
 CLONE_FILES, CLONE_THREAD, CLONE_UNTRACED = 0x400, 0x10000, 0x800000
+
+if TYPE_CHECKING:
+    from realmode.inproc.path import InProcess
 
 
 class Stage(Enum):
@@ -68,6 +72,7 @@ class Held:
     clone_flags: int = 0  # clone family: the flags (CLONE_THREAD, CLONE_FILES ...)
     entered: int = 0  # --record: when it stopped at its entry
     ran: int | None = None  # --record: when it was resumed to run
+    ahead: bool = False  # leader: run before the core heard of it (realmode.inproc.path.InProcess.run_ahead)
 
     def to(self, stage: Stage) -> None:
         """Move to ``stage`` (:data:`STAGE_TRANSITIONS` must list the move)."""
@@ -110,6 +115,8 @@ class Proc:
         self.own_exit = False
         #: What carries out this process's monitor's actions (set on adoption).
         self.hands: Carrier | None = None
+        #: Its in-process path, if it has a shared area (realmode.inproc.path).
+        self.fast: InProcess | None = None
 
     @property
     def group_leader(self) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dmvx.messages import Message, Stop
+from dmvx.messages import Entry, Message, Stop
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
 from realmode.tracer.signals import EINTR, pending
@@ -46,6 +46,8 @@ class Router:
 
     def deliver(self, proc: Proc, message: Message) -> None:
         self.t.carry_out(proc, proc.monitor.message_received(message))
+        if proc.fast is not None and not self.t.leader and isinstance(message, Entry):
+            proc.fast.feed(message)
 
     def leader_killed(self, proc: Proc, signal: int) -> None:
         """The core says the leader's process of ``proc``'s stream died of

@@ -149,6 +149,11 @@ class Stops:
         flags = self._check_creator(proc, raw) if raw.name in _PROCESS_CREATORS else 0
         if raw.name in THREAD_EXIT:
             proc.own_exit = True
+        if proc.fast is not None:
+            if proc.fast.run_ahead(raw):
+                return  # a leader's asynchronous call: it runs now, the core hears of it in order
+            if not proc.fast.before_stop():
+                return  # the core holds a call of the in-process path: this one waits
         self.t.stats.stops += 1
         held = proc.held = Held(raw, clone_flags=flags)
         if self.t.recorder is not None and proc is self.t.root:
@@ -157,7 +162,12 @@ class Stops:
         actions = proc.monitor.call_entered(raw.call)
         if proc.monitor.seq != before:
             held.compared = proc.monitor.seq
+        if proc.fast is not None:
+            proc.fast.entered(raw)  # before the actions: a skipped call resumes the process at once
         self.t.carry_out(proc, actions)
+
+    #: Taken up again by the in-process path once its held call is released.
+    on_seccomp_entry = _on_entry
 
     def _check_creator(self, proc: Proc, raw: abi.RawCall) -> int:
         """The clone flags of a process-creating call (0 for fork and vfork);
@@ -216,6 +226,11 @@ class Stops:
     def _complete(self, proc: Proc, held: Held, rval: int) -> None:
         proc.held = None
         outcome = proc.reader.outcome(held.raw, rval)
+        if held.ahead and proc.fast is not None:
+            proc.fast.came_back(outcome)
+            if proc.alive and not self.t.finished:
+                ll.resume(proc.pid, False, held.inject)
+            return
         if self.t.recorder is not None and proc is self.t.root:
             self.t.recorder.call(held.raw.call, outcome, held.entered, held.ran)
         self.t.carry_out(proc, proc.monitor.call_exited(outcome))
@@ -265,6 +280,8 @@ class Stops:
         former = ll.event_message(proc.pid)
         if former != proc.pid and former in self.t.procs:
             proc = self.t.threads.exec_by_thread(proc, self.t.procs[former])
+        if proc.fast is not None:
+            proc.fast.exec_event()
         entry = rewrite_auxv(proc.pid)
         if self.t.launch.compare_from == "entry" and entry:
             original = ll.read_memory(proc.pid, entry, 8)
@@ -303,6 +320,8 @@ class Stops:
         if not proc.group_leader and not proc.own_exit:
             self.t.threads.taken_along(proc)
             return
+        if proc.fast is not None and not proc.fast.before_end(status):
+            return  # its last in-process calls first: ended when the core releases them
         if self.t.recorder is not None and proc is self.t.root and not self.t.finished:
             if os.WIFEXITED(status):
                 self.t.recorder.exited(os.WEXITSTATUS(status))
@@ -314,3 +333,6 @@ class Stops:
             else:
                 self.t.carry_out(proc, proc.monitor.process_killed(os.WTERMSIG(status)))
         self.t.maybe_finish()
+
+    #: Taken up again by the in-process path once the process's last calls are in.
+    on_end = _on_end

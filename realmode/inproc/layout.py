@@ -1,0 +1,110 @@
+"""The shared area's layout, as ``realmode/native/dipmon.h`` defines it.
+
+Everything the variant writes here is untrusted (a compromised leader owns its
+ring): :func:`parse_record` checks every length against the ring and raises
+:class:`Malformed`, which the path turns into a verdict, never a crash.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+MAGIC = 0x31504944584D5644
+VERSION = 1
+FD = 1000
+ENV = "DMVX_DIPMON"
+TRAMPOLINE = 0x7FFD1E000000
+HEADER = 4096
+NR_TABLE = 512
+FD_TABLE = 1024
+
+H_MAGIC, H_VERSION, H_ENABLED, H_ROLE, H_WAITING, H_WAKE, H_LOADED = 0, 8, 12, 16, 20, 24, 28
+H_SEQ, H_OUT_HEAD, H_OUT_TAIL, H_IN_HEAD, H_IN_TAIL, H_RING, H_FAST, H_FALLBACK = 32, 40, 48, 56, 64, 72, 80, 88
+H_INCALL = 96
+H_CALL_ROUTE, H_FD_ROUTE = 1024, 2048
+
+#: The fd calls of the fd route table, bit by bit (``FDK_*`` in dipmon.h).
+FD_KINDS: dict[str, int] = {"read": 0, "pread64": 0, "writev": 1, "recvfrom": 3, "shutdown": 5}
+
+REC_HEAD = 80
+REG_HEAD = 16
+REC_PAD = 0xFFFFFFFF
+RF_NOTFAST = 1
+ARG_SHIFT = 40
+
+_REC = struct.Struct("<IIqq6QII")
+_REG = struct.Struct("<QII")
+assert _REC.size == REC_HEAD and _REG.size == REG_HEAD
+
+#: The header file this module mirrors (tests compare the two).
+HEADER_FILE = Path(__file__).resolve().parent.parent / "native" / "dipmon.h"
+
+
+class Malformed(ValueError):
+    """A record the variant wrote does not parse: a forged or torn entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One call a variant made on the fast path, as its ring holds it."""
+
+    seq: int
+    nr: int
+    result: int
+    args: tuple[int, ...]
+    #: (address, bytes): memory the call read or wrote, at the variant's addresses.
+    regions: tuple[tuple[int, bytes], ...]
+
+
+def pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record | None, int]:
+    """The record at ``offset`` of ``ring`` with ``available`` bytes written
+    from there on: (record, its length), or (None, length) for padding.
+    Raises :class:`Malformed` for anything that does not fit."""
+    size = len(ring)
+    if available < 8 or offset + 8 > size:
+        raise Malformed(f"a record header cut short at ring offset {offset}")
+    length, nr = struct.unpack_from("<II", ring, offset)
+    if length < 8 or length & 7 or length > available or offset + length > size:
+        raise Malformed(f"a record of {length} bytes at ring offset {offset} ({available} written)")
+    if nr == REC_PAD:
+        return None, length
+    if length < REC_HEAD:
+        raise Malformed(f"a record of {length} bytes, shorter than its header")
+    _, nr, seq, result, *rest = _REC.unpack_from(ring, offset)
+    args, count = tuple(rest[:6]), rest[6]
+    end = offset + length
+    at = offset + REC_HEAD
+    regions = []
+    if count > 64:
+        raise Malformed(f"a record naming {count} memory regions")
+    for _ in range(count):
+        if at + REG_HEAD > end:
+            raise Malformed("a memory region past its record")
+        address, n, _pad = _REG.unpack_from(ring, at)
+        at += REG_HEAD
+        if at + pad8(n) > end:
+            raise Malformed(f"a memory region of {n} bytes past its record")
+        regions.append((address, bytes(ring[at : at + n])))
+        at += pad8(n)
+    return Record(seq, nr, result, args, tuple(regions)), length
+
+
+def build_record(
+    seq: int, nr: int, result: int, args: tuple[int, ...], regions: list[tuple[int, bytes]], flags: int = 0
+) -> bytes:
+    """One record's bytes (the monitor writes a follower's in ring with these)."""
+    body = bytearray()
+    for address, data in regions:
+        body += _REG.pack(address, len(data), 0) + data + b"\0" * (pad8(len(data)) - len(data))
+    words = tuple(a & 0xFFFFFFFFFFFFFFFF for a in (tuple(args) + (0,) * 6)[:6])
+    return _REC.pack(REC_HEAD + len(body), nr, seq, result, *words, len(regions), flags) + bytes(body)
+
+
+def pad_record(length: int) -> bytes:
+    return struct.pack("<II", length, REC_PAD) + b"\0" * (length - 8)

@@ -1,0 +1,506 @@
+"""A traced process's in-process path: its records into the core, the leader's entries into its ring.
+
+The variant's library (``realmode/native/dipmon.c``) runs the calls the
+tables mark fast without a ptrace stop and appends a record of each to its
+out ring. This class, one per traced process that has an area, is the
+monitor's side:
+
+* **drain**: each record becomes the same core events a stop would have made
+  -- ``call_entered`` with the call decoded by the process's own
+  :class:`realmode.abi.Reader` from the record's bytes, then for the leader
+  ``call_exited`` with the recorded outcome -- so the core checks every call
+  (off the variant's critical path), counts it in the same sequence, sends
+  the same entries and acknowledgements and reaches the same verdicts. A
+  record the core would not have let run that way, one out of sequence, or
+  one that does not parse is a ``protocol-error`` verdict: a variant's
+  library is as untrusted as the variant.
+* **before a stop**: the ring is drained first, so a traced call lands at the
+  right sequence number, and the shared sequence counter is set to the core's
+  after it; a leader whose core holds a drained call (the connector buffer
+  is full) keeps the stop waiting until the core releases it.
+* **feed** (followers): every leader entry of the stream goes into the in
+  ring, with the leader's outputs laid out for the library to copy into the
+  follower's own buffers; an entry for a call the library does not take is
+  marked so, and the library lets the tracer handle that call.
+* **tables**: compiled from the core's broker (:mod:`realmode.inproc.tables`)
+  and kept current as the core's descriptor table changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dmvx.actions import Carrier, Done, Execute, Halt, LeaderPid, Send, Skip, Wait
+from dmvx.calls import Call, Outcome
+from dmvx.fdtable import CHANGES_FDS
+from dmvx.messages import Entry, EntryKind
+from dmvx.monitor import predicted_result
+from dmvx.syscalls import Arch
+from dmvx.verdict import Verdict, VerdictKind
+from realmode import abi
+from realmode.inproc import layout, tables
+from realmode.inproc.area import Area
+from realmode.inproc.layout import Malformed, Record
+from realmode.tracer.procs import Held
+
+if TYPE_CHECKING:
+    from realmode.tracer.process import TracerProcess
+    from realmode.tracer.procs import Proc
+
+#: Entry kinds that take a sequence number a follower's library must step over.
+_NO_SEQ = (EntryKind.VOTE, EntryKind.ANNOUNCE)
+#: Calls during which the process shares its memory with another: the
+#: library must not touch the ring then (a vfork child runs in its parent's memory).
+_SHARING = frozenset({"vfork", "clone", "clone3"})
+_CLONE_VM, _CLONE_THREAD = 0x100, 0x10000
+#: Stopped calls the tracer itself acts on (process ends, new processes and
+#: threads, exec): never run ahead of the core.
+_NOT_AHEAD = frozenset({"exit", "exit_group", "fork", "vfork", "clone", "clone3", "execve", "execveat"})
+#: How often the monitor looks at an active ring, and at an idle one.
+POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
+
+
+class Regions:
+    """The memory a record carries, read as the tracee's (abi.Memory)."""
+
+    __slots__ = ("regions",)
+
+    def __init__(self, regions: tuple[tuple[int, bytes], ...]) -> None:
+        self.regions = regions
+
+    def read(self, address: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        for base, data in self.regions:
+            if base <= address and address + size <= base + len(data):
+                return data[address - base : address - base + size]
+        raise Malformed(f"the record holds no {size} bytes at {address:#x}")
+
+    def read_string(self, address: int) -> bytes:
+        for base, data in self.regions:
+            if base <= address < base + len(data):
+                rest = data[address - base :]
+                end = rest.find(b"\0")
+                if end >= 0:
+                    return rest[:end]
+        raise Malformed(f"the record holds no string at {address:#x}")
+
+
+class _Drained(Carrier):
+    """Carries out the core's answer to a drained record: messages and
+    verdicts as the process's own hands do; the call's fate is noted."""
+
+    __slots__ = ("hands", "fate")
+
+    def __init__(self, hands: Carrier) -> None:
+        self.hands = hands
+        self.fate: Execute | Skip | Wait | None = None
+
+    def execute(self, action: Execute) -> None:
+        self.fate = action
+
+    def skip(self, action: Skip) -> None:
+        self.fate = action
+
+    def wait(self, action: Wait) -> None:
+        self.fate = action
+        self.hands.wait(action)
+
+    def send(self, action: Send) -> None:
+        self.hands.send(action)
+
+    def halt(self, action: Halt) -> None:
+        self.hands.halt(action)
+
+    def done(self, action: Done) -> None:
+        self.hands.done(action)
+
+    def leader_pid(self, action: LeaderPid) -> None:
+        self.hands.leader_pid(action)
+
+
+@dataclass(slots=True)
+class _Ahead:
+    """A leader's stopped call run before the core heard of it: it goes to
+    the core once every record written before it has (``boundary``)."""
+
+    boundary: int
+    raw: abi.RawCall
+    seq: int | None
+    outcome: Outcome | None = None
+
+
+class InProcess:
+    """The in-process path of one traced process (see the module docstring)."""
+
+    def __init__(self, tracer: TracerProcess, proc: Proc, area: Area) -> None:
+        self.t = tracer
+        self.proc = proc
+        self.area = area
+        self.leader = tracer.leader
+        #: Leader: a drained call the core holds (connector buffer full, a vote).
+        self.pending: tuple[abi.RawCall, Outcome] | None = None
+        #: Follower: the core answered a drained call with a wait (a divergence).
+        self.blocked = False
+        #: A stop (or the process's end) that waits for the ring to be drained.
+        self.deferred_stop = False
+        self.deferred_end: int | None = None
+        self.backlog: deque[bytes] = deque()
+        #: Leader: stopped calls run ahead of the core, in order (:meth:`run_ahead`).
+        self.ahead: deque[_Ahead] = deque()
+        #: A call run ahead may change the descriptor table the core has not
+        #: updated yet: no call is run ahead until it has.
+        self.fds_stale = False
+        self.ran_ahead = 0
+        self.seen_fds = proc.monitor.fds.snapshot()
+        self.records = 0
+        self.last_record = 0.0
+        self.execs = 0
+        self.ever_loaded = False
+        #: The process made a thread (or may have: clone3): threads share the
+        #: library's ring, so the fast path stays off in this process for good.
+        self.threaded = False
+        self._tables()
+        area.enable(True)
+
+    # -- reports -------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Which path this process's replicated calls took."""
+        return "in-process" if self.ever_loaded or self.area.loaded else "ptrace"
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "fast_calls": self.records,
+            "fallbacks": self.area.get64(layout.H_FALLBACK),
+            "stops_run_ahead": self.ran_ahead,
+        }
+
+    # -- tables ----------------------------------------------------------------
+
+    def _tables(self) -> None:
+        monitor = self.proc.monitor
+        self.area.set_routes(
+            tables.call_table(monitor.broker, monitor.fds), tables.fd_table(monitor.broker, monitor.fds)
+        )
+
+    def _refresh(self) -> None:
+        """Descriptors whose kind the core's table changed get their bytes again."""
+        monitor = self.proc.monitor
+        now = monitor.fds.snapshot()
+        if now == self.seen_fds:
+            return
+        for fd in set(now) | set(self.seen_fds):
+            if now.get(fd) != self.seen_fds.get(fd):
+                self.area.set_fd_route(fd, tables.fd_bits(monitor.broker, monitor.fds, fd))
+        self.seen_fds = now
+
+    # -- the monitor's hooks -----------------------------------------------------
+
+    def before_stop(self) -> bool:
+        """At a traced call's entry stop: drain first. False while the core
+        holds a drained call: the stop waits (:meth:`resume` takes it up)."""
+        if not self.drain():
+            self.deferred_stop = True
+            return False
+        self.deferred_stop = False
+        self._refresh()
+        return True
+
+    def run_ahead(self, raw: abi.RawCall) -> bool:
+        """At a leader's stop while the core is behind its ring: a call the
+        broker routes asynchronously (as the core will, since the descriptor
+        table it decides by is current) runs at once, as the core would let
+        it, and goes to the core in its place in the sequence once the records
+        before it have. A synchronous call (lockstep: sensitive) waits for the
+        core to catch up, as does every call while one run ahead may have
+        changed the descriptor table. True if ``raw`` runs ahead."""
+        if not self.leader or not self.area.loaded:
+            return False
+        if not self.ahead and self.pending is None and not self.area.out_pending():
+            return False  # the core is up to date: the ordinary stop
+        if self.fds_stale or raw.name in _NOT_AHEAD:
+            return False
+        monitor = self.proc.monitor
+        decision = monitor.broker.decide(raw.call, monitor.fds)
+        if decision.sync or decision.refuse or not decision.checked:
+            return False
+        seq = None
+        if decision.checked:
+            seq = self.area.get64(layout.H_SEQ) + 1
+            self.area.set64(layout.H_SEQ, seq)
+        self.ahead.append(_Ahead(self.area.get64(layout.H_OUT_HEAD), raw, seq))
+        self.ran_ahead += 1
+        self._note_call(raw)
+        if raw.name in CHANGES_FDS:
+            self.fds_stale = True
+        proc = self.proc
+        proc.held = Held(raw, ahead=True)
+        if self.t.recorder is not None and proc is self.t.root:
+            proc.held.entered = self.t.recorder.entered()
+        self.t.stats.stops += 1
+        self.t.execute(proc, seq)
+        return True
+
+    def came_back(self, outcome: Outcome) -> None:
+        """The call run ahead returned ``outcome``."""
+        for item in self.ahead:
+            if item.outcome is None:
+                item.outcome = outcome
+                return
+
+    def entered(self, raw: abi.RawCall) -> None:
+        """The core took the stopped call ``raw``: the shared counter follows
+        the core's, and descriptors the call may change stop being fast."""
+        self.area.set64(layout.H_SEQ, self.proc.monitor.seq)
+        self._note_call(raw)
+
+    def _note_call(self, raw: abi.RawCall) -> None:
+        name = raw.name
+        sharing = name in _SHARING and (
+            name == "vfork" or (name == "clone" and raw.args[0] & _CLONE_VM) or name == "clone3"
+        )
+        if name == "clone3" or (name == "clone" and raw.args[0] & _CLONE_THREAD):
+            self.threaded = True
+        self.area.enable(not sharing and not self.threaded)
+        if name in CHANGES_FDS:
+            for value in raw.call.args[:2]:
+                if isinstance(value, int):
+                    self.area.set_fd_route(value, 0)
+            if name in ("close_range", "execve", "execveat"):
+                self.area.set_routes(
+                    tables.call_table(self.proc.monitor.broker, self.proc.monitor.fds), bytes(layout.FD_TABLE)
+                )
+                self.seen_fds = {}
+
+    def exec_event(self) -> None:
+        """The process exec'd: the first time, its program (which loads the
+        library); later images find no area and run on the ptrace path."""
+        self.execs += 1
+        if self.execs > 1:
+            self.ever_loaded = self.ever_loaded or self.area.loaded
+            self.area.set32(layout.H_LOADED, 0)
+
+    def before_end(self, status: int) -> bool:
+        """The process ended: its last records go to the core first. False
+        while the core holds one (:meth:`resume` ends it then)."""
+        self.ever_loaded = self.ever_loaded or self.area.loaded
+        if not self.drain():
+            self.deferred_end = status
+            return False
+        return True
+
+    def tick(self) -> None:
+        """From the monitor's loop: drain, feed, refresh, re-enable."""
+        if self.pending is not None or self.blocked:
+            return
+        if self.proc.held is None and self.proc.alive and not self.fds_stale:
+            self._refresh()
+            self.area.enable(not self.threaded)
+        self._flush_backlog()
+        self.drain()
+
+    def in_call(self) -> bool:
+        """Whether the leader's program is inside a fast call now (a read that
+        blocks, say): its monitor keeps sending heartbeats meanwhile."""
+        return self.leader and self.proc.alive and self.area.get32(layout.H_INCALL) == 1
+
+    def poll_interval(self) -> float:
+        return POLL_BUSY if time.monotonic() - self.last_record < IDLE_AFTER else POLL_IDLE
+
+    def resume(self, action: Execute) -> bool:
+        """The core released the drained call it held (an Execute after an
+        acknowledgement): finish it and drain on. False if nothing was held."""
+        if self.pending is None:
+            return False
+        raw, outcome = self.pending
+        self.pending = None
+        self._exited(raw, outcome)
+        if not self.drain():
+            return True
+        if self.deferred_end is not None:
+            status, self.deferred_end = self.deferred_end, None
+            self.t.stops.on_end(self.proc, status)
+        elif self.deferred_stop and self.proc.alive:
+            self.deferred_stop = False
+            self.t.stops.on_seccomp_entry(self.proc)
+        return True
+
+    # -- draining ------------------------------------------------------------------
+
+    def drain(self) -> bool:
+        """Hand every record in the out ring to the core; False when the core
+        holds one (or the run is over)."""
+        area = self.area
+        while self.pending is None and not self.blocked:
+            if self.t.finished:
+                return False
+            limit = None
+            if self.ahead:
+                item = self.ahead[0]
+                if area.get64(layout.H_OUT_TAIL) >= item.boundary:
+                    if item.outcome is None and self.proc.alive:
+                        break  # still running: nothing after it goes to the core yet
+                    self.ahead.popleft()
+                    self._lead_ahead(item)
+                    continue
+                limit = item.boundary
+            try:
+                record = area.next_out(limit)
+            except Malformed as problem:
+                self._protocol_error(f"the variant's in-process ring: {problem}")
+                return False
+            if record is None:
+                break
+            self.records += 1
+            self.last_record = time.monotonic()
+            if self.leader:
+                self._lead(record)
+            else:
+                self._follow(record)
+        if area.get32(layout.H_WAITING):
+            area.wake()
+        if not self.ahead:
+            self.fds_stale = False
+        return self.pending is None and not self.blocked and not self.ahead and not self.t.finished
+
+    def _decode(self, record: Record) -> tuple[abi.RawCall, Outcome] | None:
+        name = tables.NAMES.get(record.nr)
+        monitor = self.proc.monitor
+        if name is None:
+            self._protocol_error(
+                f"the variant's in-process monitor ran call number {record.nr}, which it does not wrap"
+            )
+            return None
+        if record.seq != monitor.seq + 1:
+            self._protocol_error(
+                f"the variant's in-process record {record.seq} ({name}) came where the core expected {monitor.seq + 1}"
+            )
+            return None
+        reader = self.proc.reader
+        reader.memory = Regions(record.regions)
+        try:
+            raw = reader.call(Arch.X86_64, record.nr, record.args)
+            outcome = reader.outcome(raw, record.result) if self.leader else Outcome(record.result)
+        except (Malformed, ValueError) as problem:
+            self._protocol_error(f"the variant's in-process record {record.seq} ({name}): {problem}")
+            return None
+        finally:
+            reader.memory = None
+        return raw, outcome
+
+    def _enter(self, call: Call) -> Execute | Skip | Wait | None:
+        """``call_entered`` for a call that did not stop: the messages and
+        verdicts it brings are carried out; what becomes of the call is returned."""
+        carrier = _Drained(self.proc.hands)  # type: ignore[arg-type]
+        carrier.carry_out(self.proc.monitor.call_entered(call))
+        return carrier.fate
+
+    def _lead(self, record: Record) -> None:
+        decoded = self._decode(record)
+        if decoded is not None:
+            raw, outcome = decoded
+            self._ran(
+                raw,
+                outcome,
+                False,
+                f"the leader's in-process monitor ran {raw.call}, which the core does not replicate",
+            )
+
+    def _lead_ahead(self, item: _Ahead) -> None:
+        """A call run ahead, to the core in its place."""
+        monitor = self.proc.monitor
+        if item.seq is not None and item.seq != monitor.seq + 1:
+            self._protocol_error(f"{item.raw.call} ran ahead as call {item.seq}, the core is at {monitor.seq}")
+        elif item.outcome is None:
+            self._enter(item.raw.call)  # the process died inside it: its end tells the core the rest
+        else:
+            self._ran(item.raw, item.outcome, True, f"{item.raw.call} ran ahead of the core, which does not let it run")
+
+    def _ran(self, raw: abi.RawCall, outcome: Outcome, stopped: bool, refused: str) -> None:
+        """A call the leader ran (from its ring, or ``stopped`` and run ahead)
+        goes to the core: finished, or held while the core says wait."""
+        fate = self._enter(raw.call)
+        if type(fate) is Execute and (stopped or fate.seq is not None):
+            self._exited(raw, outcome, counted=stopped)
+        elif type(fate) is Wait:
+            self.pending = (raw, outcome)
+        elif not self.t.finished:
+            self._protocol_error(refused)
+
+    def _exited(self, raw: abi.RawCall, outcome: Outcome, counted: bool = False) -> None:
+        recorder = self.t.recorder
+        if recorder is not None and self.proc is self.t.root:
+            now = recorder.entered()
+            recorder.call(raw.call, outcome, now, now)
+        if not counted:
+            self.t.stats.executed += 1
+        self.t.carry_out(self.proc, self.proc.monitor.call_exited(outcome))
+
+    def _follow(self, record: Record) -> None:
+        decoded = self._decode(record)
+        if decoded is None:
+            return
+        raw, _ = decoded
+        fate = self._enter(raw.call)
+        if type(fate) is Skip:
+            if fate.outcome.result != record.result:
+                self._protocol_error(
+                    f"the follower's in-process monitor returned {record.result} from {raw.call}, "
+                    f"the leader's entry says {fate.outcome.result}"
+                )
+                return
+            self.t.stats.skipped += 1
+            recorder = self.t.recorder
+            if recorder is not None and self.proc is self.t.root:
+                recorder.call(raw.call, fate.outcome, recorder.entered(), None)
+        elif type(fate) is Wait:
+            self.blocked = True  # the core reported a divergence: its verdict comes
+        elif not self.t.finished:
+            self._protocol_error(f"the follower's in-process monitor took {raw.call} from the leader's entry")
+
+    # -- a follower's in ring ------------------------------------------------------
+
+    def feed(self, entry: Entry) -> None:
+        """After the core took ``entry``: put it in the in ring for the library."""
+        if entry.kind in _NO_SEQ or entry.seq <= self.area.get64(layout.H_SEQ):
+            return
+        call = entry.call
+        nr = tables.NUMBERS.get(call.name)
+        regions: list[tuple[int, bytes]] = []
+        flags = 0
+        result = 0
+        if nr is None:
+            flags = layout.RF_NOTFAST
+        elif entry.kind is EntryKind.FULL and entry.outcome is not None:
+            result = entry.outcome.result
+            regions = [((index + 1) << layout.ARG_SHIFT, data) for index, data in entry.outcome.outputs]
+        elif entry.kind is EntryKind.PREDICTED:
+            result = predicted_result(call) or 0
+        else:
+            flags = layout.RF_NOTFAST
+        args = tuple(value if isinstance(value, int) else 0 for value in call.args)
+        self.backlog.append(layout.build_record(entry.seq, nr if nr is not None else 0, result, args, regions, flags))
+        self._flush_backlog()
+
+    def _flush_backlog(self) -> None:
+        if not self.backlog:
+            return
+        area = self.area
+        while self.backlog and area.put_in(self.backlog[0]):
+            self.backlog.popleft()
+        area.wake()
+
+    # -- verdicts ------------------------------------------------------------------
+
+    def _protocol_error(self, detail: str) -> None:
+        self.area.enable(False)
+        self.t.halt(Verdict(VerdictKind.PROTOCOL_ERROR, self.proc.monitor.seq + 1, detail=detail))
+
+    def close(self) -> None:
+        self.ever_loaded = self.ever_loaded or self.area.loaded

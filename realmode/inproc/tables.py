@@ -1,0 +1,108 @@
+"""The native monitor's routing tables, compiled from the core's broker.
+
+The library wraps a fixed set of calls (:data:`FAST_CALLS`); which of them it
+may take without a stop is the core's decision, as the seccomp filter's is:
+a call is fast when the broker routes it asynchronously to the leader alone
+(``replicate`` or ``predict``, effect leader, not synchronous, not refused) --
+the calls a follower skips with the leader's outcome. For calls whose route
+depends on their descriptor (``dmvx.policy.FD_CALLS``) the table holds one
+byte per descriptor, recomputed where the core's descriptor table changes
+(:meth:`realmode.inproc.path.InProcess.refresh`).
+"""
+
+from __future__ import annotations
+
+from dmvx import syscalls
+from dmvx.broker import Broker
+from dmvx.calls import Call
+from dmvx.fdtable import FdTable
+from dmvx.policy import FD_CALLS, Decision, Effect, Policy, Route
+from dmvx.syscalls import Arch
+from realmode.inproc import layout
+
+#: The calls ``dipmon.c`` wraps, by canonical name.
+FAST_CALLS = (
+    "getpid",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getpgrp",
+    "sched_yield",
+    "getcwd",
+    "read",
+    "pread64",
+    "writev",
+    "recvfrom",
+    "shutdown",
+)
+#: Their x86-64 numbers (the only architecture the library is built for).
+NUMBERS: dict[str, int] = {name: syscalls.all_numbers(name, Arch.X86_64)[0] for name in FAST_CALLS}
+NAMES: dict[int, str] = {nr: name for name, nr in NUMBERS.items()}
+
+_FAST_ROUTES = (Route.REPLICATE, Route.PREDICT)
+
+
+def takes_fast(decision: Decision) -> bool:
+    """Whether a call so decided may run without a stop: the leader runs it
+    and the followers take its outcome, asynchronously."""
+    return (
+        decision.route in _FAST_ROUTES
+        and decision.effect is Effect.LEADER
+        and not decision.sync
+        and not decision.refuse
+    )
+
+
+def _probe(name: str, fd: int | None) -> Call:
+    return Call(name, (fd, None, 0, 0, None, None) if fd is not None else ())
+
+
+def filter_names(policy: Policy) -> frozenset[str]:
+    """The calls the seccomp filter lets through from the trampoline under
+    ``policy``: those some descriptor (or none) makes fast. The filter checks
+    the number and the address only; the descriptor is the library's table's
+    business, and the core checks every record the library writes."""
+    broker = Broker(policy)
+    fds = FdTable()
+    names = set()
+    for name in FAST_CALLS:
+        if name in FD_CALLS:
+            if any(takes_fast(broker.decide(Call(name, (0, None, 0, 0)), probe)) for probe in _fd_probes()):
+                names.add(name)
+        elif takes_fast(broker.decide(_probe(name, None if name not in layout.FD_KINDS else 0), fds)):
+            names.add(name)
+    return frozenset(names)
+
+
+def _fd_probes() -> list[FdTable]:
+    from dmvx.fdtable import FdInfo, FdKind
+
+    return [FdTable({0: FdInfo(kind)}) for kind in FdKind] + [FdTable()]
+
+
+def call_table(broker: Broker, fds: FdTable) -> bytes:
+    """One byte per x86-64 number: 0 stops, 1 fast, 2 fast by the fd table."""
+    table = bytearray(layout.NR_TABLE)
+    for name, nr in NUMBERS.items():
+        if name in FD_CALLS:
+            table[nr] = 2
+        elif takes_fast(broker.decide(_probe(name, None if name not in layout.FD_KINDS else 0), fds)):
+            table[nr] = 1
+    return bytes(table)
+
+
+def fd_bits(broker: Broker, fds: FdTable, fd: int) -> int:
+    """The fd route byte of ``fd``: bit k set when fd call kind k is fast on it."""
+    bits = 0
+    for name, bit in layout.FD_KINDS.items():
+        if name in FD_CALLS and takes_fast(broker.decide(Call(name, (fd, None, 0, 0)), fds)):
+            bits |= 1 << bit
+    return bits
+
+
+def fd_table(broker: Broker, fds: FdTable) -> bytes:
+    """The fd route bytes of every descriptor the table has room for, open
+    or not (the broker decides for a descriptor it does not know too)."""
+    return bytes(fd_bits(broker, fds, fd) for fd in range(layout.FD_TABLE))

@@ -1,0 +1,227 @@
+"""The in-process path (issue 14): replicated calls without a ptrace stop, still checked by the core.
+
+End to end under ``dmvx run --in-process on``: the microbenchmark's calls run
+through the library (realmode/native/dipmon.c) in both variants and reach the
+core's monitors (every call counted, the program's output as natively); a
+variant that jumps to the trampoline itself for a sensitive call is still
+stopped (its lockstep call is compared, the directory it asks for is never
+made); a replicated call issued from the trampoline behind the library's back
+goes unrecorded (what a compromised leader keeps, docs/attacks.md); a forged
+record in a variant's ring is a protocol-error verdict, not a crash. The
+layout the monitor parses is checked against the C header, and malformed
+records against the parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from realmode.inproc import layout, tables
+from realmode.native import build as native_build
+from realmode.orchestrator import make_policy, run
+from test_real_support import REAL_RUNS, captured, compile_target, no_strays  # noqa: F401
+
+CALLS = 300
+
+
+def real(test):
+    """The marks of a real run (root, no process left behind, x86-64 Linux)."""
+    for mark in REAL_RUNS:
+        test = mark(test)
+    return test
+
+
+# -- the layout, without running anything ----------------------------------------
+
+
+def test_layout_mirrors_the_c_header() -> None:
+    """Every number both sides use is the same in dipmon.h and layout.py."""
+    header = layout.HEADER_FILE.read_text()
+    defined = {m[0]: int(m[1], 0) for m in re.findall(r"#define (\w+) (0x[0-9a-fA-F]+|\d+)", header)}
+    pairs = {
+        "DIPMON_MAGIC": layout.MAGIC,
+        "DIPMON_VERSION": layout.VERSION,
+        "DIPMON_FD": layout.FD,
+        "DIPMON_TRAMPOLINE": layout.TRAMPOLINE,
+        "DIPMON_HEADER": layout.HEADER,
+        "DIPMON_NR_TABLE": layout.NR_TABLE,
+        "DIPMON_FD_TABLE": layout.FD_TABLE,
+        "REC_HEAD": layout.REC_HEAD,
+        "REG_HEAD": layout.REG_HEAD,
+        "ARG_SHIFT": layout.ARG_SHIFT,
+        "RF_NOTFAST": layout.RF_NOTFAST,
+    }
+    for name in ("H_ENABLED", "H_ROLE", "H_WAITING", "H_WAKE", "H_LOADED", "H_SEQ", "H_OUT_HEAD", "H_OUT_TAIL"):
+        pairs[name] = getattr(layout, name)
+    for name in ("H_IN_HEAD", "H_IN_TAIL", "H_RING", "H_FAST", "H_FALLBACK", "H_INCALL", "H_CALL_ROUTE", "H_FD_ROUTE"):
+        pairs[name] = getattr(layout, name)
+    assert {name: defined.get(name) for name in pairs} == pairs
+    for name, bit in (("FDK_READ", "read"), ("FDK_WRITE", "writev"), ("FDK_RECV", "recvfrom")):
+        assert defined[name] == layout.FD_KINDS[bit]
+
+
+def _ring(*records: bytes) -> tuple[memoryview, int]:
+    data = b"".join(records)
+    return memoryview(bytearray(data) + bytearray(4096 - len(data))), len(data)
+
+
+def test_a_record_parses_back() -> None:
+    ring, written = _ring(layout.build_record(7, 0, 5, (3, 0x1000, 10), [(0x1000, b"hello")]))
+    record, length = layout.parse_record(ring, 0, written)
+    assert record is not None and length == written
+    assert (record.seq, record.nr, record.result, record.args[:3], record.regions) == (
+        7,
+        0,
+        5,
+        (3, 0x1000, 10),
+        ((0x1000, b"hello"),),
+    )
+
+
+@pytest.mark.parametrize(
+    "forged, why",
+    [
+        (b"\x08", "cut short"),
+        (layout.build_record(1, 39, 0, (), [])[:40], "written"),  # the header promises more than is there
+        (bytes.fromhex("f8ffff7f27000000") + bytes(72), "bytes at ring offset"),  # longer than the ring
+        (bytes.fromhex("1000000027000000") + bytes(8), "shorter than its header"),
+        (
+            layout.build_record(1, 0, 5, (3, 0, 10), [(0x1000, b"hello")])[:80]
+            + (0x1000).to_bytes(8, "little")
+            + (4000).to_bytes(4, "little")
+            + bytes(4),
+            "past its record",
+        ),
+    ],
+)
+def test_a_forged_record_is_malformed_not_a_crash(forged: bytes, why: str) -> None:
+    data = bytearray(forged)
+    if len(data) >= 8 and why == "past its record":
+        data[0:4] = len(data).to_bytes(4, "little")
+    ring, _ = _ring(bytes(data))
+    with pytest.raises(layout.Malformed, match=why):
+        layout.parse_record(ring, 0, len(data))
+
+
+def test_the_tables_come_from_the_broker() -> None:
+    """dmvx replicates the wrapped calls asynchronously, so the filter lets
+    them through from the trampoline; dmon holds every call in lockstep,
+    so nothing is fast and the filter knows no trampoline."""
+    assert {"getpid", "read", "getcwd", "sched_yield", "writev", "recvfrom"} <= tables.filter_names(make_policy("dmvx"))
+    assert tables.filter_names(make_policy("dmon")) == frozenset()
+
+
+# -- real runs ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def library() -> Path:
+    return native_build.build()
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory, library) -> Path:
+    directory = tmp_path_factory.mktemp("targets")
+    compile_target("bench", directory)
+    compile_target("inproc_hostile", directory)
+    return directory
+
+
+def _variant(result, index: int) -> dict:
+    return result.variants[index].stats
+
+
+@pytest.mark.parametrize("kind", ["getpid", "read", "getcwd", "sched_yield"])
+@real
+def test_replicated_calls_take_the_in_process_path(targets: Path, kind: str) -> None:
+    argv = [str(targets / "bench"), kind, str(CALLS)]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out.startswith(f"{kind} {CALLS} ".encode())
+    for index in (0, 1):
+        fast = _variant(result, index)["in_process"]
+        assert fast["path"] == "in-process"
+        # Every call reached the core: taken on the fast path, or (a
+        # follower whose entry was late) stopped and handled as before.
+        assert fast["fast_calls"] + fast["fallbacks"] == CALLS
+    assert _variant(result, 0)["in_process"]["fast_calls"] == CALLS
+    off, off_out, _ = captured(lambda: run([argv, argv], "dmvx"))
+    assert off.verdict is None and _variant(off, 0)["in_process"] == {"path": "ptrace"}
+
+    # The core saw every call on both paths (and, on the new one, the
+    # library's own set-up: mapping its trampoline, closing the area's fd).
+    def replicated(run_result) -> int:
+        routes = _variant(run_result, 0)["routes"]
+        return routes.get("replicate", 0) + routes.get("predict", 0)
+
+    assert replicated(result) >= replicated(off) >= CALLS
+    assert out.split()[:2] == off_out.split()[:2]
+
+
+def _dmvx_run(*argv: str, variant: str | None = None) -> dict:
+    extra = ["--variant", variant] if variant else []
+    done = subprocess.run(
+        [sys.executable, "-m", "dmvx", "run", "--in-process", "on", "--json", *extra, "--", *argv],
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert done.stdout, f"dmvx did not survive (status {done.returncode}): {done.stderr.decode()[-500:]}"
+    return json.loads(done.stdout)
+
+
+@real
+def test_a_sensitive_call_from_the_trampoline_still_stops(targets: Path, tmp_path: Path) -> None:
+    """The leader jumps to the trampoline for mkdirat; the filter checks the
+    number first, so the call stops, the core holds it in lockstep, finds the
+    follower's different call and ends the run before the directory is made."""
+    hostile = str(targets / "inproc_hostile")
+    made = tmp_path / "made-unmonitored"
+    document = _dmvx_run(hostile, "mkdir", str(made), variant=f"{hostile} plain")
+    assert document["status"] == "divergence"
+    assert document["verdict"]["calls"]["leader"].startswith("mkdirat(")
+    assert not made.exists()
+    assert [v["in_process"]["path"] for v in document["variants"]] == ["in-process", "in-process"]
+
+
+@real
+def test_a_replicated_call_from_the_trampoline_goes_unrecorded(targets: Path) -> None:
+    """What a compromised leader keeps (docs/attacks.md): a call the filter
+    lets through from the trampoline, issued behind the library's back, is
+    neither recorded nor compared -- the run ends as if it had not happened."""
+    hostile = str(targets / "inproc_hostile")
+    document = _dmvx_run(hostile, "getpid", variant=f"{hostile} plain")
+    assert document["status"] == "ok"
+    assert document["variants"][0]["in_process"]["fast_calls"] == 0
+
+
+@real
+def test_a_forged_ring_record_is_a_verdict(targets: Path) -> None:
+    document = _dmvx_run(str(targets / "inproc_hostile"), "forge")
+    assert document["status"] == "divergence"
+    assert document["verdict"]["kind"] == "protocol-error"
+    assert "in-process ring" in document["verdict"]["detail"]
+
+
+@real
+def test_a_fast_read_that_blocks_past_the_stall_timeout_is_no_stall() -> None:
+    """The leader's read of its stdin blocks 2.5 s (past the 2 s stall
+    timeout) inside the library, with no stop: its monitor sends heartbeats
+    meanwhile (the library says it is inside a call), so the follower, whose
+    library hands its read back to the tracer to wait, is not taken for stalled."""
+    done = subprocess.run(
+        ["sh", "-c", f"(sleep 2.5; echo hello) | {sys.executable} -m dmvx run --in-process on --json -- cat"],
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    document = json.loads(done.stdout)
+    assert document["status"] == "ok", document["verdict"]
+    assert done.stderr.decode().strip().endswith("hello")
+    assert document["variants"][0]["in_process"]["fast_calls"] >= 1
