@@ -16,11 +16,13 @@ SIGTERM, what ``kill``, ``timeout`` and a batch scheduler send.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +41,9 @@ from sim.progress import Poller, Progress
 from sim.report import PointReport, Timeline
 from sim.results import point_report
 from sim.runner import Watch, simulate
+
+#: prctl option: the signal a process gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
 
 #: Plot data kept per point: progress samples, at most this many per variant.
 TIMELINE_POINTS = 2000
@@ -138,13 +143,22 @@ def _indexed(job: tuple[int, tuple[dict[str, Any], dict[str, Any], CostProfile, 
     return index, run_point(args)
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
     """Workers leave Ctrl-C to the parent: it stops them at once (terminate),
     where a worker interrupted by itself would print a traceback. The
     parent's SIGTERM handler (:func:`_terminate_as_interrupt`) is undone: a
-    worker is forked with it, and terminate ends workers with SIGTERM."""
+    worker is forked with it, and terminate ends workers with SIGTERM.
+
+    A parent that cannot stop them (``kill -9``, the OOM killer) must not
+    leave them computing for minutes with nobody to read the result: on
+    Linux the kernel kills a worker when its parent dies (``PR_SET_PDEATHSIG``),
+    and a worker whose parent died before that was set ends at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -208,7 +222,7 @@ def _run_points(
             raise Interrupted([], "0 of 1 point") from None
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     done: dict[int, tuple[PointReport, Timeline | None]] = {}
-    pool = multiprocessing.Pool(workers, initializer=_worker_start)
+    pool = multiprocessing.Pool(workers, initializer=_worker_start, initargs=(os.getpid(),))
     try:
         finished = pool.imap_unordered(_indexed, enumerate(jobs))
         while len(done) < len(jobs):

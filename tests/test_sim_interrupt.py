@@ -103,6 +103,46 @@ def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path, si
     assert "Traceback" not in err
 
 
+def _children(pid: int) -> set[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: set[int] = set()
+    for task in tasks.iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_sweep_workers_die_with_a_killed_dmvx(tmp_path: Path) -> None:
+    """``kill -9`` of ``dmvx sim`` (or the OOM killer) leaves no worker
+    computing a point nobody will read; before, they ran on for minutes."""
+    scenario = tmp_path / "sweep.yml"
+    scenario.write_text(SWEEP)
+    process = _start("sim", str(scenario), "--json")
+    workers: set[int] = set()
+    try:
+        _wait_for_line(process, "2 of 4 points")
+        workers = _children(process.pid)
+        assert workers, "the sweep runs in worker processes"
+        process.kill()
+        process.communicate(timeout=30)
+        deadline = time.monotonic() + 5.0
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [w for w in workers if _alive(w)]
+    finally:
+        _cleanup(process)
+        for worker in filter(_alive, workers):
+            os.kill(worker, signal.SIGKILL)
+    assert left == [], f"workers still running after their parent was killed: {left}"
+
+
 @STOPS
 def test_a_long_single_run_shows_progress_and_stops_at_once(sig: int) -> None:
     process = _start("sim", "--set", "policy.preset=dmvx", "--set", "workload.iterations=10000000")
