@@ -24,6 +24,11 @@ run the loop, which a native single run does not:
 
     .venv/bin/python benchmarks/bench_real.py [--calls N] [--sync-calls N]
         [--local-calls N] [--repeat N] [--place auto|same|split|spread|none] [--json]
+    .venv/bin/python benchmarks/bench_real.py --summary-overhead [--calls N] [--sync-calls N] [--repeat N]
+
+``--summary-overhead`` measures what ``dmvx run --summary`` costs instead:
+each traced cell without and with the per-call counting, runs interleaved
+(so drift on a shared host spreads over both), and their ratio.
 
 Needs root (or ptrace permission over one's own children) and gcc.
 """
@@ -75,6 +80,52 @@ def _both_paths(binary: str, kind: str, calls: int, place: str) -> dict[str, tup
     }
 
 
+def _summary_overhead(binary: str, args: argparse.Namespace) -> int:
+    """Each traced kind and policy without and with ``--summary``,
+    interleaved: the program's microseconds per call, and the CPU
+    microseconds per call of the monitor processes (leader + follower),
+    which a loaded machine disturbs less."""
+    median = statistics.median
+    rows = []
+    for kind in (k for k in KINDS if k != "local"):
+        for policy in POLICIES:
+            calls = args.calls if policy == "dmvx" else args.sync_calls
+            wall: dict[bool, list[float]] = {False: [], True: []}
+            cpu: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(args.repeat):
+                for summary in (False, True):
+                    one = microbench.traced(binary, kind, calls, policy, args.place, summary=summary)
+                    wall[summary].append(one.ns_per_call / 1000)
+                    cpu[summary].append(sum(one.monitor_cpu_ns_per_call) / 1000)
+            off, on = median(wall[False]), median(wall[True])
+            cpu_off, cpu_on = median(cpu[False]), median(cpu[True])
+            rows.append(
+                {
+                    "call": kind,
+                    "policy": policy,
+                    "off_us": off,
+                    "on_us": on,
+                    "ratio": on / off,
+                    "monitor_cpu_off_us": cpu_off,
+                    "monitor_cpu_on_us": cpu_on,
+                    "monitor_cpu_ratio": cpu_on / cpu_off,
+                }
+            )
+    if args.json:
+        print(json.dumps({"place": args.place, "summary_overhead": rows}, indent=2))
+        return 0
+    print(f"placement: {args.place}; microseconds per call, median of {args.repeat} interleaved runs")
+    print(
+        f"{'call':<12}{'policy':<8}{'wall: off':>11}{'on':>10}{'ratio':>7}{'monitor CPU: off':>18}{'on':>9}{'ratio':>7}"
+    )
+    for r in rows:
+        print(
+            f"{r['call']:<12}{r['policy']:<8}{r['off_us']:>11.1f}{r['on_us']:>10.1f}{r['ratio']:>7.3f}"
+            f"{r['monitor_cpu_off_us']:>18.1f}{r['monitor_cpu_on_us']:>9.1f}{r['monitor_cpu_ratio']:>7.3f}"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -96,10 +147,15 @@ def main() -> int:
     )
     parser.add_argument("--place", default="auto", help="CPU placement (see realmode.orchestrator.placement)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--summary-overhead", action="store_true", help="what dmvx run --summary costs: each cell without and with it"
+    )
     args = parser.parse_args()
     median = statistics.median
     with tempfile.TemporaryDirectory() as tmp:
         binary = microbench.build(tmp)
+        if args.summary_overhead:
+            return _summary_overhead(binary, args)
         rows = []
         for kind in KINDS:
             native = median(_native(binary, kind, args.native_calls) for _ in range(args.repeat))

@@ -22,9 +22,10 @@ on stderr for progress and notes to people. Each returns an
     sim.cli_entry.suite(directory: Path, *, console) -> Result
     realmode.cli_entry.real(*, topology: str | None, scenario: Path | None,
                             policy: str, console, **options) -> Result
-        (options, each only when given: server, requests, sample, record)
+        (options, each only when given: server, requests, sample, record, summary)
     realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str, as_json: bool,
-                                   record: Path | None, console) -> Result
+                                   record: Path | None, console, **options) -> Result
+        (options, each only when given: stall_timeout, routes, summary)
     realmode.cli_entry.suite(directory: Path, *, console) -> Result
     realmode.cli_entry.calibrate(*, output: Path | None, measure: bool, repeat: int,
                                  console) -> dmvx.calibration.CalibrationResult
@@ -363,6 +364,14 @@ def variants_option(help: str) -> Callable[[FC], FC]:
     return click.option("--variants", "count", type=click.IntRange(min=2, max=MAX_VARIANTS), metavar="N", help=help)
 
 
+summary_option = click.option(
+    "-c",
+    "--summary",
+    is_flag=True,
+    help="End with a table of the calls, as strace -c does: per variant, call and route, how many, "
+    "how many failed, time stopped and time in the monitors (with --json: a summary list; with --format: "
+    "these rows).",
+)
 record_option = click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -510,6 +519,7 @@ def sim_command(
     help="With --server: bodies checked against their SHA-256 before the requests (default 100).",
 )
 @record_option
+@summary_option
 @json_option
 @format_option
 @click.pass_context
@@ -522,6 +532,7 @@ def real_command(
     requests: int | None,
     sample: int | None,
     record: Path | None,
+    summary: bool,
     as_json: bool,
     row_format: RowFormat | None,
 ) -> ExitStatus:
@@ -529,7 +540,7 @@ def real_command(
     _one_document(ctx, as_json, row_format)
     real = _load(ctx, REAL_RUN)
     _require_root(ctx, "it builds hosts in network namespaces and traces their processes")
-    options = {"server": server, "requests": requests, "sample": sample, "record": record}
+    options = {"server": server, "requests": requests, "sample": sample, "record": record, "summary": summary or None}
     result = real(
         topology=topology,
         scenario=scenario,
@@ -576,6 +587,7 @@ def real_command(
     "Default: off, or DMVX_IN_PROCESS from the environment.",
 )
 @record_option
+@summary_option
 @json_option
 @format_option
 @click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG [ARGS]...")
@@ -589,6 +601,7 @@ def run_command(
     routes: dict[str, str],
     in_process: str | None,
     record: Path | None,
+    summary: bool,
     as_json: bool,
     row_format: RowFormat | None,
     program: tuple[str, ...],
@@ -605,6 +618,8 @@ def run_command(
         options["routes"] = routes
     if in_process is not None:
         options["in_process"] = in_process == "on"
+    if summary:
+        options["summary"] = True
     try:
         # Rows own stdout as a JSON document does: the program's output goes to stderr.
         result = run_program(

@@ -18,12 +18,14 @@ def run_program(
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
     routes: dict[str, str] | None = None,
     in_process: bool | None = None,
+    summary: bool = False,
 ) -> RunResult:
     """``dmvx run``: the variants under ptrace monitors on this machine.
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the
     program's stdout goes to stderr (docs/realmode.md). ``routes`` are
-    ``--route`` overrides of the preset's routing. A run interrupted by
+    ``--route`` overrides of the preset's routing; ``summary`` (``--summary``)
+    counts the calls per route. A run interrupted by
     Ctrl-C or SIGTERM is reported too (status interrupted, figures so far)."""
     chosen = make_policy(policy).with_overrides(routes) if routes else policy
     try:
@@ -34,6 +36,7 @@ def run_program(
             record=record,
             stall_timeout=stall_timeout,
             in_process=in_process,
+            summary=summary,
         )
     except Interrupted as stop:
         return stop.result

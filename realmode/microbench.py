@@ -16,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from dmvx.exitstatus import EnvironmentProblem
@@ -82,10 +83,9 @@ def filtered_ns(binary: str, calls: int, policy: str) -> float:
 def traced_ns(binary: str, kind: str, calls: int, policy: str, place: str = "auto", in_process: bool = False) -> float:
     """Two variants of the loop under ``dmvx run`` with ``policy``, CPUs
     placed by ``place`` (:func:`realmode.orchestrator.placement`), on the
-    in-process path if ``in_process``. A divergence is an
-    :class:`EnvironmentProblem`: the program is deterministic, so this
-    machine's tracing is what went wrong."""
-    return traced_times(binary, kind, calls, policy, place, in_process)[0]
+    in-process path if ``in_process``: the program's nanoseconds per call
+    (:func:`traced`)."""
+    return traced(binary, kind, calls, policy, place, in_process).ns_per_call
 
 
 def traced_times(
@@ -94,12 +94,43 @@ def traced_times(
     """As :func:`traced_ns`: (ns per call as the program's clock says, ns per
     call of the whole run from start to end). The second counts the
     followers catching up after the leader's loop, and the run's start-up."""
+    one = traced(binary, kind, calls, policy, place, in_process)
+    return one.ns_per_call, one.run_ns_per_call
+
+
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """One traced run of the loop: the program's own nanoseconds per call,
+    the whole run's, and the CPU nanoseconds per call of each variant's
+    monitor process (with the variant it reaps), which load from other work
+    on the machine moves far less than the wall clock."""
+
+    ns_per_call: float
+    run_ns_per_call: float
+    monitor_cpu_ns_per_call: tuple[float, ...]
+
+
+def traced(
+    binary: str,
+    kind: str,
+    calls: int,
+    policy: str,
+    place: str = "auto",
+    in_process: bool = False,
+    summary: bool = False,
+) -> Traced:
+    """Two variants of the loop under ``dmvx run`` with ``policy``, CPUs
+    placed by ``place`` (:func:`realmode.orchestrator.placement`), on the
+    in-process path if ``in_process``, counting the calls when ``summary``
+    (``dmvx run --summary``). A divergence is an
+    :class:`EnvironmentProblem`: the program is deterministic, so this
+    machine's tracing is what went wrong."""
     argv = [binary, kind, str(calls)]
     with tempfile.TemporaryFile() as out:
         saved = os.dup(1)
         try:
             os.dup2(out.fileno(), 1)
-            result = run([argv, argv], policy, place=place, in_process=in_process)
+            result = run([argv, argv], policy, place=place, in_process=in_process, summary=summary)
         finally:
             os.dup2(saved, 1)
             os.close(saved)
@@ -109,4 +140,5 @@ def traced_times(
         raise EnvironmentProblem(f"{kind} under {policy}: {result.verdict.summary()}")
     if in_process and result.variants[0].stats.get("in_process", {}).get("path") != "in-process":
         raise EnvironmentProblem(f"{kind} under {policy}: the in-process path did not load (./run setup builds it)")
-    return per_call_ns(text), result.elapsed * 1e9 / calls
+    cpu = tuple(v.cpu_s.get("monitor", 0.0) * 1e9 / calls for v in result.variants)
+    return Traced(per_call_ns(text), result.elapsed * 1e9 / calls, cpu)

@@ -40,8 +40,9 @@ from dmvx.ranahead import RanAhead
 from dmvx.rows import Rows, flatten, rows_of_records
 from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, variant_name
-from realmode import isolation, reports, seccomp
+from realmode import callsummary, isolation, reports, seccomp
 from realmode import record as record_mod
+from realmode.callsummary import CallSummary
 from realmode.connector import BACKLOG, run_connector
 from realmode.helper_process import run_helper
 from realmode.inproc import layout, tables
@@ -113,6 +114,8 @@ class RunResult:
     ran_ahead: RanAhead | None = None
     #: The signal that interrupted the run (SIGINT, SIGTERM); None if none did.
     interrupted: str | None = None
+    #: ``--summary``: every variant's calls per route (None when not asked).
+    summary: CallSummary | None = None
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -145,6 +148,7 @@ class RunResult:
             "error": self.error,
             "interrupted_by": self.interrupted,
             "elapsed_s": round(self.elapsed, 6),
+            **({"summary": self.summary.to_json()} if self.summary is not None else {}),
             "variants": [
                 {
                     "variant": variant_name(v.index),
@@ -159,7 +163,10 @@ class RunResult:
 
     def rows(self) -> Rows:
         """``--format``: one flat row per variant, the run's own fields
-        (policy, status, the verdict, ``elapsed_s``) repeated in each."""
+        (policy, status, the verdict, ``elapsed_s``) repeated in each; with
+        ``--summary``, one row per variant, call and route instead."""
+        if self.summary is not None:
+            return self.summary.table(policy=self.policy)
         document = self.to_json()
         variants = document.pop("variants")
         run = flatten(document)
@@ -193,6 +200,8 @@ class RunResult:
                 )
         elif self.error is not None:
             console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
+        if self.summary is not None:
+            self.summary.render(console)
 
 
 def with_system_files_local(policy: Policy) -> Policy:
@@ -292,6 +301,7 @@ def run(
     flush_delay: float = 0.001,
     record: str | os.PathLike[str] | None = None,
     in_process: bool | None = None,
+    summary: bool = False,
 ) -> RunResult:
     """Run ``variants`` (argv lists, leader first) under the monitors.
 
@@ -304,7 +314,8 @@ def run(
     (docs/trace-format.md; :mod:`realmode.record`). ``in_process``: replicated
     calls of dynamically linked x86-64 variants take the in-process path
     (:mod:`realmode.inproc`) where the policy and the variants allow it; None
-    takes :data:`IN_PROCESS_ENV` (``on``), else the ptrace path.
+    takes :data:`IN_PROCESS_ENV` (``on``), else the ptrace path. ``summary``
+    counts every variant's calls per route (:mod:`realmode.callsummary`).
     """
     if len(variants) < 2:
         raise InputError("dmvx run: MVX needs at least two variants")
@@ -392,6 +403,7 @@ def run(
                 cpus[index][0],
                 parts[index] if parts is not None else None,
                 preload,
+                summary,
             )
             spawned = spawn_variant(launch, fork, connector, [listener.fileno()] if index == 0 else [])
             pipes[spawned.report_fd] = index
@@ -419,6 +431,10 @@ def run(
             for i, seconds in enumerate(_kill_all(children)):
                 variant_reports[i // len(_ROLES)].cpu_s[_ROLES[i % len(_ROLES)]] = seconds
             result.helpers = children
+            if summary:
+                result.summary = CallSummary.of((v.index, v.stats) for v in variant_reports)
+                for v in variant_reports:
+                    v.stats = callsummary.take(v.stats)
             if trace is not None and parts is not None:
                 variants_info = [
                     {"arch": (elf_arch(path) or Arch.X86_64).value, "program": list(argv)}

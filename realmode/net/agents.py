@@ -104,6 +104,7 @@ class Agents:
         port: int | None = None,
         compare_from: str | None = None,
         record: list[str] | None = None,
+        summary: bool = False,
     ) -> None:
         if len(hosts) != len(argvs) or len(hosts) < 2:
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
@@ -119,6 +120,8 @@ class Agents:
         # Each monitor writes its variant's part of the trace itself
         # (realmode.record.Recorder): hosts share the filesystem.
         self.record = record
+        #: Each monitor counts its variant's calls per route (``--summary``).
+        self.summary = summary
         base = dict(net.env)
         self.envs = [dict(base, **(envs[i] if envs else {})) for i in range(len(hosts))]
         self.outcome = RunReports()
@@ -205,6 +208,7 @@ class Agents:
             cpu=cpu,
             compare_from=self.compare_from,
             record=self.record[index] if self.record else None,
+            summary=self.summary,
         )
         try:
             spawned = spawn_variant(

@@ -56,12 +56,14 @@ def real(
     requests: int | None = None,
     sample: int | None = None,
     record: Path | None = None,
+    summary: bool = False,
 ) -> NetResult:
     """The ``dmvx real`` mode entry (see dmvx/cli.py). ``policy`` None means
     the scenario's preset (dmvx for the built-in demo). ``server``: a served
     program of :data:`SERVERS` instead of the built-in one; ``requests``
     replaces the workload's count, ``sample`` the bodies a served program's
-    client checks; ``record``: write the run's trace there."""
+    client checks; ``record``: write the run's trace there; ``summary``:
+    count every variant's calls per route (``--summary``)."""
     if os.geteuid() != 0:
         raise EnvironmentProblem("dmvx real needs root (network namespaces, tracing)")
     if server is not None and server not in SERVERS:
@@ -83,7 +85,7 @@ def real(
                 LIGHTTPD_SAMPLE if sample is None else sample,
                 programs[0],
             )
-            config.record = record
+            config.record, config.summary = record, summary
             return NetExperiment(config, console=console).run()
     if scenario is not None:
         config = scenario_config(scenario, topology, policy)
@@ -95,7 +97,7 @@ def real(
             make_policy(policy or DEFAULT_POLICY),
             requests or DEMO_REQUESTS,
         )
-    config.record = record
+    config.record, config.summary = record, summary
     return NetExperiment(config, console=console).run()
 
 

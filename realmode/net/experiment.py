@@ -39,7 +39,9 @@ from dmvx.rows import Rows, flatten, rows_of_records
 from dmvx.syscalls import Arch
 from dmvx.topology import Topology
 from dmvx.verdict import Verdict, VerdictKind, variant_name
+from realmode import callsummary
 from realmode import record as record_mod
+from realmode.callsummary import CallSummary
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
 from realmode.net.network import EmulatedNetwork
@@ -128,6 +130,8 @@ class Config:
     #: Write the run's trace here (docs/trace-format.md): the variants' calls
     #: under the monitors, as ``dmvx run --record`` writes them.
     record: Path | None = None
+    #: Count every variant's calls per route (``dmvx real --summary``).
+    summary: bool = False
 
 
 @dataclass
@@ -153,6 +157,8 @@ class NetResult:
     elapsed_s: float = 0.0
     #: Every process the run started (for cleanup checks).
     pids: list[int] = field(default_factory=list)
+    #: ``summary``: every variant's calls per route (:mod:`realmode.callsummary`).
+    summary: CallSummary | None = None
 
     @property
     def verdict(self) -> Verdict | None:
@@ -244,11 +250,15 @@ class NetResult:
             "faults": self.faults,
             "trace": self.trace,
             "elapsed_s": round(self.elapsed_s, 3),
+            **({"summary": self.summary.to_json()} if self.summary is not None else {}),
         }
 
     def rows(self) -> Rows:
         """``--format``: the run as one flat row (:func:`dmvx.rows.flatten` of
-        its JSON document: ``native.elapsed_s``, ``link_delay.leader_follower_one_way_s``)."""
+        its JSON document: ``native.elapsed_s``, ``link_delay.leader_follower_one_way_s``);
+        with ``summary``, one row per variant, call and route instead."""
+        if self.summary is not None:
+            return self.summary.table(policy=self.config.policy.name)
         return rows_of_records([flatten(self.to_json())])
 
     def render(self, console: Any) -> None:
@@ -327,6 +337,8 @@ class NetResult:
         if self.trace is not None:
             table.add_row("trace", _trace_text(self.trace))
         console.print(table)
+        if self.summary is not None:
+            self.summary.render(console)
 
 
 def config_hosts(result: NetResult) -> str:
@@ -566,6 +578,7 @@ class NetExperiment:
             stall_timeout=config.stall_timeout,
             port=self.connector_port,
             record=self._trace_parts() if self.trace_dir is not None else None,
+            summary=config.summary,
         )
         agents.start()
         client = self._client(config.variant_hosts[0])
@@ -738,8 +751,17 @@ class NetExperiment:
         wire = self._wire_counts()
         if wire:
             result.link.update(wire)
+        if self.config.summary:
+            result.summary = CallSummary.of((a.index, a.stats) for a in agents.variants)
         result.variants = [
-            {"variant": a.index, "host": a.host, "argv": a.argv, "status": a.status, "end": a.end, **a.stats}
+            {
+                "variant": a.index,
+                "host": a.host,
+                "argv": a.argv,
+                "status": a.status,
+                "end": a.end,
+                **callsummary.take(a.stats),
+            }
             for a in agents.variants
         ]
         outcome = agents.outcome

@@ -69,6 +69,7 @@ The package, one job per module:
 * :mod:`.steering` and :mod:`.skipping` -- a follower's call run towards,
   or replaced by, the leader's outcome;
 * :mod:`.signals`, :mod:`.auxv` -- signal masks and the vDSO;
+* :mod:`.tally` -- calls counted per route and timed (``--summary``);
 * :mod:`.procs` -- the traced processes and the stage of their held call.
 """
 

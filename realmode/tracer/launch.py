@@ -51,6 +51,8 @@ class Launch:
     #: The in-process DIP-MON library to preload (realmode.inproc), or None:
     #: every replicated call stops in this tracer.
     preload: str | None = None
+    #: Count calls per route and time (``dmvx run --summary``, :mod:`.tally`).
+    summary: bool = False
 
 
 _OPTIONS = (

@@ -54,6 +54,7 @@ from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
 from realmode.tracer.routing import Router
 from realmode.tracer.skipping import Skipping
 from realmode.tracer.stops import Stops
+from realmode.tracer.tally import Tally
 from realmode.tracer.threads import Threads
 
 #: The heartbeat period in this loop's seconds.
@@ -90,6 +91,7 @@ class TracerProcess:
         self.batching = launch.policy.async_replication
         self.more_stops = False
         self.recorder = Recorder(launch.record, launch.index) if launch.record else None
+        self.tally = Tally() if launch.summary else None
         #: The CPUs the run started with, before placement pins anything: what
         #: the variant's sched_getaffinity answers (realmode.abi).
         self.machine_cpus = frozenset(os.sched_getaffinity(0))
@@ -293,6 +295,8 @@ class TracerProcess:
             return
         held.seq = seq
         held.to(Stage.RUNNING)
+        if held.count is not None:
+            Tally.released(held)
         self.stats.executed += 1
         if self.recorder is not None and proc is self.root:
             held.ran = time.perf_counter_ns()
@@ -343,6 +347,7 @@ class TracerProcess:
             "skipped": self.stats.skipped,
             "processes": self.stats.processes,
             "routes": routes,
+            **({"calls": self.tally.report()} if self.tally is not None else {}),
         }
         root = self.root
         if root is not None:

@@ -25,6 +25,7 @@ CLONE_FILES, CLONE_THREAD, CLONE_UNTRACED = 0x400, 0x10000, 0x800000
 
 if TYPE_CHECKING:
     from realmode.inproc.path import InProcess
+    from realmode.tracer.tally import Count
 
 
 class Stage(Enum):
@@ -73,6 +74,8 @@ class Held:
     entered: int = 0  # --record: when it stopped at its entry
     ran: int | None = None  # --record: when it was resumed to run
     ahead: bool = False  # leader: run before the core heard of it (realmode.inproc.path.InProcess.run_ahead)
+    count: Count | None = None  # --summary: its (call, route) count (realmode.tracer.tally)
+    since: int = 0  # --summary: when it stopped at its entry, until released
 
     def to(self, stage: Stage) -> None:
         """Move to ``stage`` (:data:`STAGE_TRANSITIONS` must list the move)."""

@@ -19,6 +19,7 @@ from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
 from realmode.tracer.signals import EINTR, pending
 from realmode.tracer.steering import MASK64
+from realmode.tracer.tally import timed
 
 if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
@@ -45,7 +46,7 @@ class Router:
         self.deliver(proc, message)
 
     def deliver(self, proc: Proc, message: Message) -> None:
-        self.t.carry_out(proc, proc.monitor.message_received(message))
+        self.t.carry_out(proc, timed(proc.held, proc.monitor.message_received, message))
         if proc.fast is not None and not self.t.leader and isinstance(message, Entry):
             proc.fast.feed(message)
 

@@ -27,6 +27,7 @@ from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Held, Proc, Stage
 from realmode.tracer.signals import raised_sigpipe
 from realmode.tracer.steering import MASK64
+from realmode.tracer.tally import Tally
 
 if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
@@ -48,6 +49,9 @@ class Skipping:
         if held is None or held.stage is not Stage.ENTRY:
             return
         self.t.stats.skipped += 1
+        if held.count is not None:
+            Tally.released(held)
+            Tally.returned(held, skip.outcome.result)
         regs = ll.get_regs(proc.pid)
         if skip.new_fds:
             held.to(Stage.SKIPPING)

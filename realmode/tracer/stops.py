@@ -27,6 +27,8 @@ from realmode.tracer.auxv import rewrite_auxv
 from realmode.tracer.procs import CLONE_FILES, CLONE_THREAD, CLONE_UNTRACED, Held, Proc, Stage, Unsupported
 from realmode.tracer.signals import EINTR, RESTART, ignored, restart_nr
 from realmode.tracer.steering import MASK64
+from realmode.tracer.tally import Tally
+from realmode.tracer.tally import now as tally_clock
 
 if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
@@ -124,6 +126,8 @@ class Stops:
         self._resume(proc)
 
     def _on_entry(self, proc: Proc) -> None:
+        tally = self.t.tally
+        since = tally_clock() if tally is not None else 0
         info = ll.syscall_info(proc.pid)
         if proc.phase != "compare":
             ll.resume(proc.pid, False)  # the launcher's exec, or the loader of an ABI-diverse pair
@@ -158,10 +162,11 @@ class Stops:
         held = proc.held = Held(raw, clone_flags=flags)
         if self.t.recorder is not None and proc is self.t.root:
             held.entered = self.t.recorder.entered()
-        before = proc.monitor.seq
-        actions = proc.monitor.call_entered(raw.call)
-        if proc.monitor.seq != before:
-            held.compared = proc.monitor.seq
+        monitor = proc.monitor
+        before = monitor.seq
+        actions = monitor.call_entered(raw.call) if tally is None else tally.enter(monitor, held, since)
+        if monitor.seq != before:
+            held.compared = monitor.seq
         if proc.fast is not None:
             proc.fast.entered(raw)  # before the actions: a skipped call resumes the process at once
         self.t.carry_out(proc, actions)
@@ -233,7 +238,10 @@ class Stops:
             return
         if self.t.recorder is not None and proc is self.t.root:
             self.t.recorder.call(held.raw.call, outcome, held.entered, held.ran)
-        self.t.carry_out(proc, proc.monitor.call_exited(outcome))
+        monitor = proc.monitor
+        self.t.carry_out(
+            proc, monitor.call_exited(outcome) if held.count is None else Tally.exited(held, monitor, outcome, rval)
+        )
         if proc.alive and not self.t.finished:
             ll.resume(proc.pid, False, held.inject)
 
