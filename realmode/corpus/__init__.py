@@ -10,5 +10,7 @@ lines left out). Anything else is a false divergence: the program did nothing
 wrong. Entries with a known reason (``known``) are counted all the same and
 listed apart, so the figure stays honest.
 
-``python -m realmode.corpus`` runs it (docs/realmode.md, "The corpus").
+``python -m realmode.corpus`` runs it (docs/realmode.md, "The corpus");
+``--projects`` runs real projects' own test suites the same way
+(:mod:`realmode.corpus.projects`).
 """

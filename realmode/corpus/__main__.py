@@ -1,6 +1,10 @@
 """``python -m realmode.corpus``: run the corpus and print the false-divergence
 count per preset (docs/realmode.md, "The corpus").
 
+``--projects`` runs real projects' own test suites instead
+(:mod:`realmode.corpus.projects`) and prints each one's pass count natively
+and under each preset.
+
 Exits 0 when every entry without a known reason agreed under every preset,
 1 (as a divergence) otherwise, 2 on a bad command line, 4 when not root.
 """
@@ -14,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 from dmvx.exitstatus import ExitStatus
+from realmode.corpus import projects
 from realmode.corpus.commands import ENTRIES
+from realmode.corpus.fixtures import environment
 from realmode.corpus.run import Comparison, available, compare
 
 POLICIES = ("dmvx", "dmon")
@@ -28,6 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", action="append", choices=POLICIES, help="a preset (repeatable; default both)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run each entry N times per preset")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every entry, not only divergences")
+    parser.add_argument(
+        "--projects", action="store_true", help="run real projects' own test suites instead (pip fetches them once)"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dmvx" / "projects",
+        help="where --projects keeps the source distributions it fetched (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("corpus: dmvx run needs root (ptrace of every variant)", file=sys.stderr)
@@ -35,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     policies = tuple(args.policy or POLICIES)
+    if args.projects:
+        return _projects(parser, args, policies)
     entries = [e for e in ENTRIES if not args.only or any(k in e.name for k in args.only)]
     if not entries:
         parser.error(f"no corpus entry matches {args.only}")
@@ -69,6 +86,35 @@ def main(argv: list[str] | None = None) -> int:
             f"({known} known: {', '.join(sorted({r.entry.name for r in found if r.entry.known})) or 'none'})"
         )
     return ExitStatus.DIVERGENCE if unexpected else ExitStatus.OK
+
+
+def _projects(parser: argparse.ArgumentParser, args: argparse.Namespace, policies: tuple[str, ...]) -> int:
+    """``--projects``: each project's suite natively and under each preset."""
+    chosen = [p for p in projects.PROJECTS if not args.only or any(k in p.name for k in args.only)]
+    if not chosen:
+        parser.error(f"no project matches {args.only}")
+    sdists = {project.name: projects.fetch(project, args.cache) for project in chosen}  # the network, once
+    diverged = dict.fromkeys(policies, 0)
+    with tempfile.TemporaryDirectory(prefix="dmvx-projects-") as base:
+        env = environment(Path(base))
+        Path(env["HOME"]).mkdir()
+        for project in chosen:
+            for _ in range(args.repeat):
+                results = projects.compare(project, sdists[project.name], policies, env)
+                native = results[0].native
+                line = [f"{project.name} ({project.requirement}, {project.runner}): native {native.tally}"]
+                for result in results:
+                    if not result.agrees:
+                        diverged[result.under.policy or ""] += 1
+                    state = "agrees" if result.agrees else "FALSE: " + "; ".join(result.problems)
+                    line.append(
+                        f"{result.under.policy} {result.under.tally} in {result.under.ran.seconds:.0f} s, {state}"
+                    )
+                print("; ".join(line), flush=True)
+    runs = len(chosen) * args.repeat
+    for policy in policies:
+        print(f"false divergences under {policy}: {diverged[policy]} of {runs} suite runs")
+    return ExitStatus.DIVERGENCE if any(diverged.values()) else ExitStatus.OK
 
 
 if __name__ == "__main__":

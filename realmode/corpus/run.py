@@ -66,16 +66,31 @@ def run_once(entry: Entry, work: Path, policy: str | None) -> Ran:
     """One run of ``entry`` in a fresh ``work``: natively (policy None) or
     under ``dmvx run --policy policy``."""
     lay_out(work)
-    argv = list(entry.argv)
+    return run_in(list(entry.argv), work, environment(work), policy)
+
+
+def run_in(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    policy: str | None,
+    timeout: float = RUN_TIMEOUT,
+    share_path: bool = True,
+) -> Ran:
+    """``argv`` run in ``cwd`` with ``env``: natively (policy None) or under
+    ``dmvx run --policy policy``; dmvx's own lines are kept apart from the
+    program's stderr. A run longer than ``timeout`` is killed (status None).
+    ``share_path`` gives dmvx this interpreter's ``sys.path`` (PYTHONPATH,
+    which the program inherits too); without it, dmvx must be installed in
+    this interpreter, and a Python program under test imports as natively."""
     if policy is not None:
         argv = [sys.executable, "-m", "dmvx", "run", "--policy", policy, "--", *argv]
-    env = environment(work)
-    if policy is not None:  # dmvx itself runs from this interpreter's installation
-        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        if share_path:  # dmvx itself runs from this interpreter's installation
+            env = {**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     start = time.monotonic()
     with subprocess.Popen(
         argv,
-        cwd=work,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -83,7 +98,7 @@ def run_once(entry: Entry, work: Path, policy: str | None) -> Ran:
         start_new_session=True,
     ) as process:
         try:
-            out, err = process.communicate(timeout=RUN_TIMEOUT)
+            out, err = process.communicate(timeout=timeout)
             status: int | None = process.returncode
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
