@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_protocol.py [--seconds 0.5]
 
 For each message shape it times three things separately: ``FrameWriter.encode``
-(codec + header + HMAC), ``FrameReader.feed`` + ``next_message`` (HMAC check,
+(codec + header + AEAD seal), ``FrameReader.feed`` + ``next_message`` (AEAD open,
 sequence check, decode), and the codec alone (``encode_message`` +
 ``decode_message``, no framing). The figure to watch is the round trip of a
 small entry: a ptrace stop costs ~15-20 us on the machines we use, so the

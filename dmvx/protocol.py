@@ -1,13 +1,17 @@
-"""The CONNECTOR wire protocol: framed, sequenced, authenticated messages.
+"""The CONNECTOR wire protocol: framed, sequenced, encrypted and authenticated messages.
 
 The CONNECTOR exists so that a compromised variant cannot speak for its
 monitor; that only holds if nobody else on the network can either. So every
-frame carries a sequence number and an HMAC-SHA256 tag under a key that only
-this run's monitors know, and the reader accepts a frame only if the tag is
-right, the sender is the peer it expects, and the number is exactly one more
-than the last one. Anything else -- garbage, a forged or bit-flipped frame,
-a frame replayed or reordered, a frame reflected back at its sender, a
-stream cut mid-frame -- is a typed :class:`ProtocolError` with one line
+frame carries a sequence number, and its payload is sealed with
+ChaCha20-Poly1305 (an AEAD, from the ``cryptography`` library: nothing
+cryptographic is written here) under a key that only this run's monitors
+know, with the header as associated data. The reader accepts a frame only if
+it opens under that key, the sender is the peer it expects, and the number
+is exactly one more than the last one. Encryption, not only authentication,
+because between machines the frames carry file contents and received data.
+Anything else -- garbage, a forged or bit-flipped frame, a frame replayed
+or reordered, a frame reflected back at its sender, a stream cut mid-frame
+-- is a typed :class:`ProtocolError` with one line
 saying what and where, never an unhandled exception.
 
 Like ``h11``, this module does no I/O. :class:`FrameWriter` turns messages into
@@ -16,8 +20,8 @@ and hands back messages. Real mode drives them over TCP, sim mode over its
 modelled links, tests over byte strings.
 
 Keys: :func:`new_run_key` makes 32 random bytes per run, handed to every
-monitor out of band (the launcher's command line, an environment variable,
-a file). Frames are never signed with it directly: each direction ``a -> b``
+monitor out of band (inherited by a forked CONNECTOR, or written down an
+SSH session's stdin to a remote agent). Frames are never sealed with it directly: each direction ``a -> b``
 has its own key derived with HKDF-SHA256 (RFC 5869), so a frame sent from
 ``a`` to ``b`` does not authenticate as ``b -> a`` and cannot be reflected.
 
@@ -47,6 +51,9 @@ from collections import deque
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from dmvx import codec
 from dmvx.codec import CodecError, ProtocolError
@@ -92,14 +99,21 @@ __all__ = [
     "Join",
 ]
 
-PROTOCOL_VERSION = 1
+#: 2: payloads encrypted with ChaCha20-Poly1305 (1 had them in clear under an HMAC-SHA256 tag).
+PROTOCOL_VERSION = 2
 MAGIC = b"DMVX"
 
 # magic, version, type, flags, seq, sender, payload length -- big-endian.
 _HEADER = struct.Struct(">4sBBHQII")
 HEADER_SIZE = _HEADER.size  # 24
-TAG_SIZE = 32  # HMAC-SHA256
+#: The Poly1305 tag that closes every frame (and the admission's HMAC-SHA256 tags: 32 bytes).
+TAG_SIZE = 16
+_HMAC_SIZE = 32
 FRAME_OVERHEAD = HEADER_SIZE + TAG_SIZE
+# The AEAD nonce of a frame: 4 zero bytes, then its sequence number. Unique
+# per key because each key seals one direction of one link, and a writer
+# never uses a number twice.
+_AEAD_NONCE = struct.Struct(">4xQ")
 #: Largest frame (header + payload + tag) a reader accepts by default.
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 _MAX_SEQ = 2**64 - 1
@@ -136,8 +150,9 @@ class BadMagic(GarbageFrame):
 
 
 class AuthenticationFailed(ProtocolError):
-    """The HMAC tag is wrong (forged, corrupted, wrong key or wrong direction),
-    or the frame names a sender other than this link's peer."""
+    """The frame does not open under this direction's key (its tag is wrong:
+    forged, corrupted, wrong key or wrong direction), or it names a sender
+    other than this link's peer."""
 
     verdict_kind = VerdictKind.AUTH_FAILURE
 
@@ -287,14 +302,14 @@ def direction_key(run_key: bytes | bytearray, sender: int, receiver: int) -> byt
 #   challenge  leader -> follower  "DMVX" version 'C' nonce_L(32)                     38 bytes
 #   response   follower -> leader  "DMVX" version 'R' variant(u32) nonce_F(32) tag(32) 74 bytes
 #   welcome    leader -> follower  "DMVX" version 'W' tag(32)                          38 bytes
-# response tag = HMAC(direction_key(run, F, 0), "dmvx/v1 join" || nonce_L || nonce_F || F)
-# welcome tag  = HMAC(direction_key(run, 0, F), "dmvx/v1 welcome" || nonce_L || nonce_F)
+# response tag = HMAC(direction_key(run, F, 0), "dmvx/v2 join" || nonce_L || nonce_F || F)
+# welcome tag  = HMAC(direction_key(run, 0, F), "dmvx/v2 welcome" || nonce_L || nonce_F)
 
 NONCE_SIZE = 32
 _HS_HEAD = MAGIC + bytes((PROTOCOL_VERSION,))
 CHALLENGE_SIZE = len(_HS_HEAD) + 1 + NONCE_SIZE
-RESPONSE_SIZE = len(_HS_HEAD) + 1 + 4 + NONCE_SIZE + TAG_SIZE
-WELCOME_SIZE = len(_HS_HEAD) + 1 + TAG_SIZE
+RESPONSE_SIZE = len(_HS_HEAD) + 1 + 4 + NONCE_SIZE + _HMAC_SIZE
+WELCOME_SIZE = len(_HS_HEAD) + 1 + _HMAC_SIZE
 
 
 def session_key(run_key: bytes | bytearray, leader_nonce: bytes, follower_nonce: bytes) -> bytes:
@@ -435,11 +450,16 @@ class Join:
 
 class _Direction:
     """One direction of a link, ``sender`` to ``receiver``: what its writer and its reader
-    share, the direction's own key (derived from the run's, so a frame cannot be reflected
-    back) and the largest frame either takes."""
+    share, the direction's own AEAD key (derived from the link's, so a frame cannot be
+    reflected back) and the largest frame either takes.
+
+    ``key`` is the link's session key (:func:`session_key`): a key seals one
+    direction of one link, so the frame's sequence number is a nonce never used
+    twice with it. Two writers for one direction under one key would reuse nonces
+    -- which a CONNECTOR never does, since each link's handshake makes a new key."""
 
     def __init__(self, key: bytes, sender: int, receiver: int, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._key = direction_key(key, sender, receiver)
+        self._aead = ChaCha20Poly1305(direction_key(key, sender, receiver))
         self.sender = sender
         self.receiver = receiver
         if not isinstance(max_frame, int) or max_frame < FRAME_OVERHEAD:
@@ -487,9 +507,9 @@ class FrameWriter(_Direction):
             raise OversizedFrame(f"{what} needs a {size}-byte frame, limit is {self.max_frame}", seq=seq)
         if seq > _MAX_SEQ:
             raise ProtocolError("sequence numbers exhausted on this link")
-        body = _HEADER.pack(MAGIC, PROTOCOL_VERSION, code, 0, seq, self.sender, len(payload)) + payload
+        header = _HEADER.pack(MAGIC, PROTOCOL_VERSION, code, 0, seq, self.sender, len(payload))
         self._seq = seq
-        return body + hmac.digest(self._key, body, "sha256")
+        return header + self._aead.encrypt(_AEAD_NONCE.pack(seq), payload, header)
 
     def heartbeat(self) -> bytes:
         """A keepalive frame."""
@@ -673,17 +693,20 @@ class FrameReader(_Direction):
     def _read_frame(
         self, buf: bytearray, start: int, header: tuple[int, int, int, int, int]
     ) -> tuple[Frame, int, bytes] | None:
-        code, flags, seq, length, total = header
+        code, flags, seq, _length, total = header
         offset = self._offset + start
-        body_end = start + HEADER_SIZE + length
-        with memoryview(buf) as view:
-            tag = hmac.digest(self._key, view[start:body_end], "sha256")
-            authentic = hmac.compare_digest(tag, view[body_end : start + total])
-            payload = bytes(view[start + HEADER_SIZE : body_end]) if authentic else b""
-        if not authentic:
+        header_end = start + HEADER_SIZE
+        try:
+            with memoryview(buf) as view:
+                # The header is the associated data: no field of it can be edited either.
+                payload = self._aead.decrypt(
+                    _AEAD_NONCE.pack(seq), view[header_end : start + total], view[start:header_end]
+                )
+        except InvalidTag:
             self._fail(
                 AuthenticationFailed(
-                    "HMAC tag mismatch: forged or corrupted frame, or wrong run key or direction", offset=offset
+                    "tag mismatch (ChaCha20-Poly1305): forged or corrupted frame, or wrong run key or direction",
+                    offset=offset,
                 )
             )
             return None

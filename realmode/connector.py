@@ -3,8 +3,8 @@
 It sits between its monitor (a local socketpair, :mod:`realmode.monitor_socket`) and
 the other variants' CONNECTORs (TCP with ``TCP_NODELAY``), and speaks the
 core's authenticated protocol (:mod:`dmvx.protocol`) on the network side:
-every frame is sequenced and HMAC-tagged under a per-direction key derived
-from the run key, and each link opens with a :class:`~dmvx.protocol.Hello`.
+every frame is sequenced, encrypted and authenticated (ChaCha20-Poly1305)
+under a per-direction key derived from the link's session key, and each link opens with a :class:`~dmvx.protocol.Hello`.
 The leader's CONNECTOR listens and every follower's connects: the core only
 ever sends leader <-> follower, so that star is all the topology needed. A
 connection gets a follower's slot only once it has passed the

@@ -94,6 +94,10 @@ def connector_attack(kind: str, source: str, target: int, seed: int) -> Callable
             )
             stop = Stop(victim.monitor.stream, verdict)
             victim.deliver(done, [stop])
+            # A link is one ordered stream: what the victim's CONNECTOR has
+            # taken to send goes out before the stop, however far the
+            # variants' lookahead has run (else the result would depend on it).
+            sim.connectors[victim.host].emit()
             for other in range(len(sim.variants)):
                 if other != target:
                     sim.ship(victim.host, other, [stop], 64 + len(verdict.detail), done)

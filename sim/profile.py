@@ -107,7 +107,7 @@ class _Connector(FileModel):
         "where a CONNECTOR shares its monitor's CPU, as in real mode, but not its peers'.)",
     )
     send: Duration | None = Field(default=None, description="One send system call carrying a batch of frames.")
-    per_message: Duration | None = Field(default=None, description="Encoding and authenticating (HMAC) one frame.")
+    per_message: Duration | None = Field(default=None, description="Encoding, encrypting and authenticating one frame.")
     send_per_byte: Duration | None = Field(default=None, description="Sending, per byte.")
     receive: Duration | None = Field(default=None, description="One receive system call (a batch of frames).")
     receive_per_message: Duration | None = Field(default=None, description="Checking and decoding one frame.")

@@ -104,8 +104,8 @@ def test_attacks_from_the_client_host_get_no_slot(clean_check, monkeypatch, tmp_
     assert out[0] == "connected", out
     assert result.verdict is None and outcome_of(result).error is None, result.to_json()
     assert client_of(result)["requests"] == 80, result.mvx_client
-    # Every attack got the challenge ("DMVX" 01 'C') and then the hang-up
+    # Every attack got the challenge ("DMVX" 02 'C') and then the hang-up
     # (the silent one after 2 s):
     # never a welcome, never a frame.
     got = sorted(json.loads(line) for line in out[1:])
-    assert got == [[i, "444d56580143"] for i in range(4)], out
+    assert got == [[i, "444d56580243"] for i in range(4)], out

@@ -19,12 +19,15 @@ import pytest
 
 from dmvx import codec
 from dmvx.messages import Stop
-from dmvx.protocol import Admission, FrameWriter, Hello, Join
+from dmvx.protocol import MAGIC, PROTOCOL_VERSION, Admission, FrameWriter, Hello, Join
 from dmvx.syscalls import Arch
 from dmvx.verdict import VerdictKind
 from realmode import connector, isolation, monitor_socket
 from realmode import orchestrator as orch
 from test_real_support import captured, no_strays  # noqa: F401 - fixture
+
+#: How every handshake message begins: magic and protocol version.
+_HS = MAGIC + bytes([PROTOCOL_VERSION])
 
 KEY = bytes(range(32))
 
@@ -108,11 +111,11 @@ def test_the_attackers_were_dropped() -> None:
         for sock in attackers[1:]:  # the ones that spoke are cut at once
             sock.settimeout(3)
             data = sock.recv(4096)  # the challenge
-            assert data.startswith(b"DMVX\x01C")
+            assert data.startswith(_HS + b"C")
             assert sock.recv(4096) == b""  # then the hang-up, never a welcome
         silent = attackers[0]
         silent.settimeout(connector.HANDSHAKE_TIMEOUT + 3)
-        assert silent.recv(4096).startswith(b"DMVX\x01C")
+        assert silent.recv(4096).startswith(_HS + b"C")
         assert silent.recv(4096) == b""  # dropped after HANDSHAKE_TIMEOUT
     finally:
         for sock in (*attackers, mon):
@@ -148,8 +151,8 @@ def test_a_follower_refuses_an_impostor_leader() -> None:
     conn, _ = impostor.accept()
     try:
         conn.sendall(Admission(bytes(32), {1}).challenge)
-        assert conn.recv(4096).startswith(b"DMVX\x01R")
-        conn.sendall(b"DMVX\x01W" + bytes(32))
+        assert conn.recv(4096).startswith(_HS + b"R")
+        conn.sendall(_HS + b"W" + bytes(32))
         [(_, record)] = _records(f_mon, 5.0)
         stop = codec.loads(record)
         assert isinstance(stop, Stop), stop

@@ -197,12 +197,14 @@ class Stream:
 
 
 def _whole_frame(payload: bytes) -> bool:
-    """Whether a segment carries exactly one CONNECTOR frame (header 24 bytes,
-    payload length at bytes 20-24, a 32-byte tag)."""
+    """Whether a segment carries exactly one CONNECTOR frame (header, payload
+    length at bytes 20-24, tag: docs/protocol.md, section 2)."""
+    from dmvx.protocol import FRAME_OVERHEAD, MAGIC
+
     return (
-        len(payload) >= 56
-        and payload[:4] == b"DMVX"
-        and 24 + int.from_bytes(payload[20:24], "big") + 32 == len(payload)
+        len(payload) >= FRAME_OVERHEAD
+        and payload[:4] == MAGIC
+        and FRAME_OVERHEAD + int.from_bytes(payload[20:24], "big") == len(payload)
     )
 
 

@@ -6,7 +6,7 @@ both monitors on their socketpairs. Each sample sends an
 :class:`~dmvx.messages.Entry` from the leader's monitor side and answers it
 with an :class:`~dmvx.messages.Ack` from the follower's as soon as it
 arrives: the time until the ack is back is one CONNECTOR round trip
-(framing, HMAC and TCP over the links, both ways). With the links' delay
+(framing, AEAD and TCP over the links, both ways). With the links' delay
 right it is twice the one-way path delay plus a little processing.
 """
 

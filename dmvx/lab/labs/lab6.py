@@ -119,7 +119,7 @@ def _task3(ctx: Context) -> Check:
     _, error = _read(first + bytes(edited))
     return all_of(
         [
-            _stream_check(ctx, FORGED_STREAM, "AuthenticationFailed", "HMAC tag mismatch"),
+            _stream_check(ctx, FORGED_STREAM, "AuthenticationFailed", "tag mismatch"),
             same(ctx, EDITED.name, type(error).__name__ if error else None, what="an edited replay"),
         ]
     )
