@@ -27,6 +27,7 @@ on stderr for progress and notes to people. Each returns an
                                    record: Path | None, console, **options) -> Result
         (options, each only when given: stall_timeout, routes, summary)
     realmode.cli_entry.suite(directory: Path, *, console) -> Result
+    realmode.cli_entry.doctor(*, topology: str, console) -> Result
     realmode.cli_entry.calibrate(*, output: Path | None, measure: bool, repeat: int,
                                  console) -> dmvx.calibration.CalibrationResult
     realmode.cli_entry.calibration_measurements(*, directory: Path, repeat: int, server: bool,
@@ -77,6 +78,7 @@ from dmvx.modeloader import (
     LAB_LIST,
     LAB_WATCH,
     REAL_CALIBRATE,
+    REAL_DOCTOR,
     REAL_MEASURE,
     REAL_PROGRAM,
     REAL_RUN,
@@ -857,6 +859,24 @@ def calibrate_command(
             real = measure_real(directory=Path(tmp), repeat=repeat, server=server, console=console)
             result.rows = check_rows(real, lambda asks: predict(result.profile_path, asks, console=console))
     return output.emit(result, as_json=as_json)
+
+
+@cli.command(name="doctor")
+@click.option(
+    "--topology",
+    required=True,
+    metavar="NAME",
+    help="A topology of topologies/, or a topology file, whose hosts with ssh: are checked.",
+)
+@json_option
+@click.pass_context
+def doctor_command(ctx: click.Context, topology: str, as_json: bool) -> ExitStatus:
+    """Check each real machine of a topology over SSH before a run: reachable, the same dmvx
+    version, permission to trace, seccomp, architecture and clock offset. One table, then
+    one line per problem naming the host and the fix; exit status 4 if there is one.
+    dmvx real runs the same check and refuses to start on a failed one."""
+    doctor = _load(ctx, REAL_DOCTOR)
+    return output.emit(doctor(topology=topology, console=output.stderr_console()), as_json=as_json)
 
 
 def main() -> None:

@@ -52,6 +52,9 @@ SIM_PREDICT = ModeEntry(
 )
 REAL_RUN = ModeEntry("realmode.cli_entry", "real", f"real mode is not built yet {_REAL_LATER}", "dmvx real")
 REAL_PROGRAM = ModeEntry("realmode.cli_entry", "run_program", f"real mode is not built yet {_REAL_LATER}", "dmvx run")
+REAL_DOCTOR = ModeEntry(
+    "realmode.cli_entry", "doctor", "the check of a topology's machines is not built yet", "dmvx doctor"
+)
 REAL_SUITE = ModeEntry(
     "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}", "dmvx suite"
 )

@@ -34,6 +34,7 @@ import networkx as nx
 from pydantic import Field, model_validator
 
 from dmvx.errors import InputError, Problem, did_you_mean
+from dmvx.hostcheck import SSH_PATTERN, SshAddress
 from dmvx.syscalls import Arch
 from dmvx.units import Duration, Fraction, Queue, Rate
 from dmvx.yamlfile import FileModel, display_path, find_named, not_found_message, read_yaml
@@ -66,6 +67,34 @@ class Host(FileModel):
         description="CPU to pin this host's processes to, a hint: monitors trace much faster "
         "when tracer and tracee share a CPU. Omit to let the scheduler decide.",
     )
+    ssh: str | None = Field(
+        default=None,
+        pattern=SSH_PATTERN.pattern,
+        description="A real machine instead of an emulated host: how the system's ssh reaches it, "
+        "[user@]name[:port] (the user's ~/.ssh/config, keys and agent apply; BatchMode, so no password "
+        "prompt). Variant hosts only; dmvx doctor --topology FILE checks each such machine.",
+    )
+    dmvx: str | None = Field(
+        default=None,
+        description="With ssh: the dmvx command on that machine (a path), if it is not 'dmvx' on its PATH.",
+    )
+
+    @model_validator(mode="after")
+    def _ssh_for_variants(self) -> Host:
+        if self.ssh is not None and self.role != "variant":
+            raise Problem(
+                f"a {self.role} host cannot be a machine reached over SSH",
+                path=("ssh",),
+                expected="ssh only on hosts with role: variant",
+            )
+        if self.dmvx is not None and self.ssh is None:
+            raise Problem("dmvx is given without ssh", path=("dmvx",), expected="dmvx only beside ssh")
+        return self
+
+    @property
+    def address(self) -> SshAddress | None:
+        """The machine this host is, None for an emulated host."""
+        return SshAddress.parse(self.ssh) if self.ssh is not None else None
 
 
 class Link(FileModel):
@@ -187,9 +216,11 @@ class Topology(FileModel):
                 "no host has role 'variant'", path=("hosts",), at="key", expected="at least one host with role: variant"
             )
         graph = self._undirected()
-        for host in self.hosts:
+        # A machine reached over SSH is on the real network, not on these links.
+        emulated = [host for host, spec in self.hosts.items() if spec.ssh is None]
+        for host in emulated:
             for target in variants:
-                if not nx.has_path(graph, host, target):
+                if target in emulated and not nx.has_path(graph, host, target):
                     raise Problem(
                         f"host {host!r} cannot reach variant host {target!r}",
                         path=("hosts", host),
@@ -217,6 +248,10 @@ class Topology(FileModel):
                 switches.add_edge(link.a, link.b)
 
     # -- queries -------------------------------------------------------------
+
+    def machines(self) -> dict[str, SshAddress]:
+        """The hosts that are real machines reached over SSH, by name, in order."""
+        return {name: address for name, spec in self.hosts.items() if (address := spec.address) is not None}
 
     def variant_hosts(self) -> list[str]:
         """Hosts with role ``variant``, in file order (leader first by default)."""

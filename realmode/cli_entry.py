@@ -50,6 +50,14 @@ def real(*, topology: str | None, scenario: Path | None, policy: str | None, con
     return real_on_hosts(topology=topology, scenario=scenario, policy=policy, console=console, **options)
 
 
+def doctor(*, topology: str, console: Any) -> Any:
+    """``dmvx doctor --topology FILE``: each machine of the topology probed
+    over SSH and judged (:mod:`realmode.remote`, :mod:`dmvx.hostcheck`)."""
+    from realmode.remote import doctor_file
+
+    return doctor_file(topology)
+
+
 def suite(directory: Path, *, console: Any) -> Any:
     """``dmvx suite --mode real``: every scenario of ``directory`` on emulated
     hosts, each attack scenario once per diversity setting (realmode/suite.py)."""

@@ -86,7 +86,7 @@ def real(
                 programs[0],
             )
             config.record, config.summary = record, summary
-            return NetExperiment(config, console=console).run()
+            return _run(config, console)
     if scenario is not None:
         config = scenario_config(scenario, topology, policy)
         if requests is not None:
@@ -98,6 +98,24 @@ def real(
             requests or DEMO_REQUESTS,
         )
     config.record, config.summary = record, summary
+    return _run(config, console)
+
+
+def _run(config: Config, console: Any) -> NetResult:
+    """Run ``config``, once its topology's real machines (if any) pass the
+    check ``dmvx doctor`` makes: a failed check is refused before anything
+    starts, on any machine."""
+    machines = config.topology.machines()
+    if machines:
+        from realmode.remote import refuse_unless_ready
+
+        name = config.topology.name or "the topology"
+        refuse_unless_ready(config.topology, name)
+        listed = ", ".join(f"{host} ({address})" for host, address in machines.items())
+        raise Unavailable(
+            f"dmvx real: {listed} of {name} passed dmvx doctor, but starting agents on machines over SSH is "
+            "not built yet; dmvx real runs on emulated hosts only"
+        )
     return NetExperiment(config, console=console).run()
 
 
@@ -137,6 +155,8 @@ def _hosts(topo: Topology, what: str) -> tuple[list[str], str]:
 
 
 def _check_arch(topo: Topology, host: str, arch: Arch) -> None:
+    if topo.hosts[host].ssh is not None:
+        return  # a real machine: the doctor's check reports its architecture
     if arch is Arch.I386:
         raise Unavailable(
             f"dmvx real: host {host} of {topo.name} runs i386; real mode runs x86_64 variants only "

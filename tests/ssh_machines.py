@@ -1,0 +1,162 @@
+"""Stand-in machines for the SSH tests (no tests of its own).
+
+Each "machine" is a network namespace joined to the root namespace by a veth
+pair, running Debian's OpenSSH server (``/usr/sbin/sshd -D``) on its own
+address with a host key, an ``authorized_keys`` and a configuration the test
+makes in a temporary directory. The client side is an ``ssh -F`` file (what
+:data:`realmode.remote.SSH_CONFIG_ENV` names) with the test's key and the
+machine's host key pinned in a known-hosts file: nothing of the user's own
+``~/.ssh`` is read or written.
+
+:func:`machines` stands them up and always takes them down -- every process
+in each namespace killed (``ip netns pids``), the namespaces and links
+deleted -- however the test ends, then asserts that nothing is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SSHD = "/usr/sbin/sshd"
+needs_sshd = pytest.mark.skipif(
+    not (os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-keygen") and shutil.which("ip")),
+    reason="needs Debian's openssh-server and openssh-client, and iproute2 (deps/debian-packages.txt)",
+)
+#: Links of the stand-ins are named with this prefix (not "dmvx": the real-mode
+#: tests' cleanup checks count those machine-wide).
+LINK_PREFIX = "dssh"
+
+
+@dataclass
+class Machine:
+    name: str  # the ssh alias in the client configuration
+    namespace: str
+    address: str
+    link: str
+    sshd: subprocess.Popen[bytes] | None = None
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def _namespace_pids(namespace: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
+    return [int(word) for word in out.split()]
+
+
+def _keygen(path: Path) -> str:
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dmvx-test", "-f", str(path))
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@contextlib.contextmanager
+def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset()) -> Iterator[list[Machine]]:
+    """``count`` stand-in machines reachable as ``m0``, ``m1``, ... with the
+    ssh configuration at ``directory/ssh_config``; machine ``i`` in
+    ``refuse`` does not accept the test's key."""
+    tag = secrets.token_hex(3)
+    client_key = directory / "id_test"
+    client_pub = _keygen(client_key)
+    known = directory / "known_hosts"
+    config_lines: list[str] = []
+    made: list[Machine] = []
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    try:
+        for i in range(count):
+            subnet = 100 + secrets.randbelow(150)
+            machine = Machine(f"m{i}", f"dmvxssh-{tag}-{i}", f"10.{subnet}.{i + 1}.2", f"{LINK_PREFIX}{tag}{i}")
+            made.append(machine)
+            home = directory / machine.name
+            home.mkdir()
+            host_pub = _keygen(home / "host_key")
+            (home / "authorized_keys").write_text("" if i in refuse else client_pub + "\n")
+            (home / "sshd_config").write_text(
+                f"ListenAddress {machine.address}\nPort 22\nHostKey {home / 'host_key'}\n"
+                f"AuthorizedKeysFile {home / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                f"PidFile {home / 'sshd.pid'}\nLogLevel ERROR\n"
+            )
+            with known.open("a") as handle:
+                handle.write(f"{machine.address} {host_pub}\n")
+            config_lines += [
+                f"Host {machine.name}",
+                f"  HostName {machine.address}",
+                "  User root",
+                f"  IdentityFile {client_key}",
+                "  IdentitiesOnly yes",
+                "  IdentityAgent none",
+                f"  UserKnownHostsFile {known}",
+                "  StrictHostKeyChecking yes",
+                "",
+            ]
+            _run("ip", "netns", "add", machine.namespace)
+            peer = machine.link + "p"
+            _run("ip", "link", "add", machine.link, "type", "veth", "peer", "name", peer)
+            _run("ip", "link", "set", peer, "netns", machine.namespace)
+            _run("ip", "addr", "add", f"10.{subnet}.{i + 1}.1/30", "dev", machine.link)
+            _run("ip", "link", "set", machine.link, "up")
+            inside = ("ip", "netns", "exec", machine.namespace)
+            _run(*inside, "ip", "addr", "add", f"{machine.address}/30", "dev", peer)
+            _run(*inside, "ip", "link", "set", peer, "up")
+            _run(*inside, "ip", "link", "set", "lo", "up")
+            machine.sshd = subprocess.Popen(
+                [*inside, SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
+                stdout=subprocess.DEVNULL,
+                stderr=open(home / "sshd.log", "wb"),  # noqa: SIM115 - the child keeps it
+            )
+        (directory / "ssh_config").write_text("\n".join(config_lines))
+        for machine in made:
+            _wait_listening(machine)
+        yield made
+    finally:
+        _take_down(made)
+
+
+def _wait_listening(machine: Machine, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["ip", "netns", "exec", machine.namespace, "ss", "-Hltn", f"src {machine.address}:22"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if out.strip():
+            return
+        assert machine.sshd is not None
+        if machine.sshd.poll() is not None:
+            raise RuntimeError(f"sshd of {machine.name} ended with status {machine.sshd.returncode}")
+        time.sleep(0.05)
+    raise RuntimeError(f"sshd of {machine.name} is not listening after {timeout:g} s")
+
+
+def _take_down(made: list[Machine]) -> None:
+    for machine in made:
+        for _ in range(50):
+            pids = _namespace_pids(machine.namespace)
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        if machine.sshd is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                machine.sshd.wait(timeout=2)
+        subprocess.run(["ip", "link", "del", machine.link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", machine.namespace], capture_output=True)
+    left = [m.namespace for m in made if os.path.exists(f"/run/netns/{m.namespace}")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    left += [m.link for m in made if f" {m.link}@" in links or f" {m.link}:" in links]
+    assert not left, f"stand-in machines left behind: {left}"
