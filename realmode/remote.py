@@ -137,7 +137,7 @@ def _failure(stderr: str, status: int | None) -> str:
 def doctor(topology: Topology, *, label: str, timeout: float = PROBE_TIMEOUT) -> DoctorResult:
     """Probe every machine of ``topology`` at once; the judged result."""
     machines = topology.machines()
-    started: dict[str, tuple[subprocess.Popen[bytes], float, str]] = {}
+    started: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
     selector = selectors.DefaultSelector()
     outputs: dict[str, list[bytes]] = {}
     errors: dict[str, list[bytes]] = {}
