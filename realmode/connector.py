@@ -20,11 +20,13 @@ variant is therefore never left running on a link nobody can trust.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import time
 
 from dmvx.actions import LEADER
+from dmvx.hostcheck import arch_of_machine
 from dmvx.messages import Stop
 from dmvx.protocol import (
     Admission,
@@ -51,6 +53,10 @@ HANDSHAKE_TIMEOUT = 2.0
 #: a flood of silent connections delays a real follower by one handshake at
 #: most rather than locking it out.
 MAX_PENDING = 16
+#: The architecture each hello names: this machine's own, as ``uname -m``
+#: says (an agent on an aarch64 board says aarch64), x86_64 if dmvx does not
+#: know the name.
+HOST_ARCH = arch_of_machine(os.uname().machine) or Arch.X86_64
 #: The listen backlog the leader's listening socket is made with: room for
 #: the followers' connections behind a few strangers'.
 BACKLOG = 64
@@ -97,7 +103,7 @@ def run_connector(
         for number, (sock, session, rest) in sorted(admitted.items()):
             peer = _Peer(sock, session, LEADER, number)
             peers[number] = peer
-            sock.sendall(peer.writer.encode(Hello(run_id, LEADER, Arch.X86_64)))
+            sock.sendall(peer.writer.encode(Hello(run_id, LEADER, HOST_ARCH)))
             if rest and not _feed(peer, rest, monitor, run_id):
                 del peers[number]
                 sock.close()
@@ -121,7 +127,7 @@ def run_connector(
         sock, session, rest = joined
         peer = _Peer(sock, session, index, LEADER)
         peers[LEADER] = peer
-        sock.sendall(peer.writer.encode(Hello(run_id, index, Arch.X86_64)))
+        sock.sendall(peer.writer.encode(Hello(run_id, index, HOST_ARCH)))
         if rest and not _feed(peer, rest, monitor, run_id):
             sock.close()
             _drain_until_closed(monitor)

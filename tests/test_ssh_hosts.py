@@ -260,3 +260,11 @@ def test_real_on_machines_that_pass_says_what_is_not_built(tmp_path: Path, root:
         )
         done, _ = _dmvx("real", "--topology", str(topo), config=tmp_path / "ssh_config")
         assert done.returncode == 5 and "starting agents on machines over SSH is not built yet" in done.stderr
+
+
+def test_a_connectors_hello_names_its_machines_arch() -> None:
+    # The arch a host reports is its own (uname -m), not a fixed x86_64:
+    # an agent on an aarch64 board says aarch64.
+    from realmode import connector
+
+    assert connector.HOST_ARCH is arch_of_machine(os.uname().machine)
