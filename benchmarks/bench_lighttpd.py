@@ -3,7 +3,7 @@
 dmvx runs twice: on the ptrace path and on the in-process path (``dmvx run
 --in-process on``, row ``dmvx in-process``).
 
-    .venv/bin/python benchmarks/bench_lighttpd.py [--requests 10000] [--sample 500] [--json]
+    .venv/bin/python benchmarks/bench_lighttpd.py [--requests 10000] [--sample 500] [--no-dmon] [--json]
     .venv/bin/python benchmarks/bench_lighttpd.py --topology two-host [--policy dmvx] ...
 
 Without ``--topology``: on this machine (``dmvx run``: two variants,
@@ -141,6 +141,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-dmon", action="store_true", help="leave dmon out (its run takes longest)")
     parser.add_argument("--topology", help="run on this dmvx real topology (say two-host) instead of one machine")
     parser.add_argument("--policy", default="dmvx", help="with --topology: policies, comma-separated (dmvx,dmon)")
     args = parser.parse_args()
@@ -154,6 +155,7 @@ def main() -> int:
         rows = [
             asdict(serve(config, digests, policy, args.requests, args.sample, in_process=fast))
             for policy, fast in ((None, False), ("dmon", False), ("dmvx", False), ("dmvx", True))
+            if not (args.no_dmon and policy == "dmon")
         ]
     native = rows[0]["requests_per_s"]
     for row in rows:

@@ -202,6 +202,15 @@ class RunResult:
             console.print(f"dmvx run: internal error: {self.error}", soft_wrap=True, markup=False)
         if self.summary is not None:
             self.summary.render(console)
+        paths = self.paths()
+        if (self.verdict is not None or self.interrupted is not None) and "in-process" in paths.values():
+            said = ", ".join(f"{variant_name(index)} {path}" for index, path in paths.items())
+            console.print(f"dmvx: replicated calls took these paths: {said}", soft_wrap=True, markup=False)
+
+    def paths(self) -> dict[int, str]:
+        """Which path each variant's first process took: ``in-process`` or
+        ``ptrace`` (docs/realmode.md, "The in-process path")."""
+        return {v.index: v.stats.get("in_process", {}).get("path", "ptrace") for v in self.variants}
 
 
 def with_system_files_local(policy: Policy) -> Policy:

@@ -151,7 +151,7 @@ def test_replicated_calls_take_the_in_process_path(targets: Path, kind: str) -> 
         # follower whose entry was late) stopped and handled as before.
         assert fast["fast_calls"] + fast["fallbacks"] == CALLS
     assert _variant(result, 0)["in_process"]["fast_calls"] == CALLS
-    off, off_out, _ = captured(lambda: run([argv, argv], "dmvx"))
+    off, off_out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=False))
     assert off.verdict is None and _variant(off, 0)["in_process"] == {"path": "ptrace"}
 
     # The core saw every call on both paths (and, on the new one, the
@@ -207,6 +207,14 @@ def test_a_forged_ring_record_is_a_verdict(targets: Path) -> None:
     assert document["status"] == "divergence"
     assert document["verdict"]["kind"] == "protocol-error"
     assert "in-process ring" in document["verdict"]["detail"]
+    # The text report says which path each variant took.
+    done = subprocess.run(
+        [sys.executable, "-m", "dmvx", "run", "--in-process", "on", "--", str(targets / "inproc_hostile"), "forge"],
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert "replicated calls took these paths: leader in-process, follower 1 in-process" in done.stderr.decode()
 
 
 @real

@@ -59,6 +59,8 @@ _CLONE_VM, _CLONE_THREAD = 0x100, 0x10000
 #: Stopped calls the tracer itself acts on (process ends, new processes and
 #: threads, exec): never run ahead of the core.
 _NOT_AHEAD = frozenset({"exit", "exit_group", "fork", "vfork", "clone", "clone3", "execve", "execveat"})
+#: Decoded calls kept per process (:meth:`InProcess._decode`).
+_CALL_CACHE = 256
 #: How often the monitor looks at an active ring, and at an idle one.
 POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
 
@@ -160,6 +162,9 @@ class InProcess:
         self.last_record = 0.0
         self.execs = 0
         self.ever_loaded = False
+        #: Decoded calls by (number, arguments), for calls whose decoding
+        #: reads no memory: a loop makes the same call again and again.
+        self._calls: dict[tuple[int, tuple[int, ...]], abi.RawCall] = {}
         #: The process made a thread (or may have: clone3): threads share the
         #: library's ring, so the fast path stays off in this process for good.
         self.threaded = False
@@ -385,7 +390,14 @@ class InProcess:
         reader = self.proc.reader
         reader.memory = Regions(record.regions)
         try:
-            raw = reader.call(Arch.X86_64, record.nr, record.args)
+            key = (record.nr, record.args)
+            raw = self._calls.get(key)
+            if raw is None:
+                raw = reader.call(Arch.X86_64, record.nr, record.args)
+                if record.nr not in tables.READS_MEMORY:
+                    if len(self._calls) >= _CALL_CACHE:
+                        self._calls.clear()
+                    self._calls[key] = raw
             outcome = reader.outcome(raw, record.result) if self.leader else Outcome(record.result)
         except (Malformed, ValueError) as problem:
             self._protocol_error(f"the variant's in-process record {record.seq} ({name}): {problem}")

@@ -40,6 +40,8 @@ FAST_CALLS = (
 #: Their x86-64 numbers (the only architecture the library is built for).
 NUMBERS: dict[str, int] = {name: syscalls.all_numbers(name, Arch.X86_64)[0] for name in FAST_CALLS}
 NAMES: dict[int, str] = {nr: name for name, nr in NUMBERS.items()}
+#: The numbers whose decoding reads the variant's memory (writev's iovecs and bytes).
+READS_MEMORY = frozenset({NUMBERS["writev"]})
 
 _FAST_ROUTES = (Route.REPLICATE, Route.PREDICT)
 
