@@ -123,7 +123,25 @@ class LeaderKilled:
     signal: int
 
 
-Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid | LeaderKilled
+@dataclass(slots=True)
+class Deliver:
+    """Deliver ``signal`` at the variant's compared call ``seq`` (see
+    :mod:`dmvx.signals`): the call ends with ``result`` (one of
+    :data:`dmvx.signals.RESTART`) and the signal is delivered as it returns,
+    so the kernel runs the handler and then restarts the call or makes it
+    return ``EINTR``, as it did in the leader. The call does not run, unless
+    ``rerun``: then it runs with the signal already pending (a call that
+    installs a signal mask while it waits, :data:`dmvx.signals.MASK_WAITS`).
+    At the leader's call interrupted by the signal, the mode lets the signal
+    through where it stopped it."""
+
+    seq: int
+    signal: int
+    result: int
+    rerun: bool = False
+
+
+Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid | LeaderKilled | Deliver
 
 
 class Carrier:
@@ -180,6 +198,10 @@ class Carrier:
         """Let the leader's fatal signal land here too where it is pending;
         modes without real signals have nothing to do."""
 
+    def deliver_signal(self, action: Deliver) -> None:
+        """Deliver a signal at the held call (see :class:`Deliver`)."""
+        raise NotImplementedError
+
 
 #: Action type -> (Carrier method, whether it ends the answer).
 _METHODS: dict[type, tuple[str, bool]] = {
@@ -191,4 +213,5 @@ _METHODS: dict[type, tuple[str, bool]] = {
     Done: ("done", True),
     LeaderPid: ("leader_pid", False),
     LeaderKilled: ("leader_killed", False),
+    Deliver: ("deliver_signal", False),
 }

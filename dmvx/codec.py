@@ -279,6 +279,8 @@ def _put_entry(out: bytearray, m: Entry) -> None:
         out.append(1)
         _put_outcome(out, m.outcome)
     put_bytes(out, m.digest, "digest")
+    if m.kind == EntryKind.SIGNAL:
+        put_int(out, m.signal, "entry signal")
 
 
 def _put_report(out: bytearray, m: Report) -> None:
@@ -500,7 +502,9 @@ def _read_entry(r: PayloadReader) -> Entry:
     call = r.call()
     kind = r.enum(EntryKind, "entry kind")
     outcome = r.outcome() if r.flag("outcome presence") else None
-    return Entry(stream, seq, call, kind, outcome, r.blob("digest"))
+    digest = r.blob("digest")
+    signal = r.integer("entry signal") if kind is EntryKind.SIGNAL else 0
+    return Entry(stream, seq, call, kind, outcome, digest, signal)
 
 
 def _read_report(r: PayloadReader) -> Report:

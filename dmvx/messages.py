@@ -26,6 +26,7 @@ class EntryKind(str, Enum):
     GO = "go"  # lockstep released: every variant may execute
     VOTE = "vote"  # a divergence at ``seq`` is being decided: report your call
     ANNOUNCE = "announce"  # the leader waits at lockstep call ``seq``: report yours
+    SIGNAL = "signal"  # call ``seq`` ended interrupted by ``signal`` (dmvx.signals)
 
 
 @dataclass(slots=True)
@@ -43,6 +44,9 @@ class Entry:
     kind: EntryKind
     outcome: Outcome | None = None
     digest: bytes = b""
+    #: Kind ``signal``: the signal delivered as the call ended (its
+    #: ``outcome`` holds the "interrupted" result, :mod:`dmvx.signals`).
+    signal: int = 0
     _size: int = field(default=-1, repr=False, compare=False)
 
     @property

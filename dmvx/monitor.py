@@ -36,6 +36,7 @@ from dmvx.actions import (
     EVERYONE,
     LEADER,
     Action,
+    Deliver,
     Done,
     Execute,
     Halt,
@@ -52,6 +53,7 @@ from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, TABLE_ORDERED, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
+from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
@@ -102,8 +104,11 @@ _EFFECT_LEADER = Effect.LEADER
 _WAIT_ENTRY = WaitReason.ENTRY
 _KIND_FULL, _KIND_PREDICTED, _KIND_GO = EntryKind.FULL, EntryKind.PREDICTED, EntryKind.GO
 _KIND_VOTE, _KIND_ANNOUNCE, _KIND_RESULT = EntryKind.VOTE, EntryKind.ANNOUNCE, EntryKind.RESULT
+_KIND_SIGNAL = EntryKind.SIGNAL
 _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
 _L, _F = LeaderState, FollowerState
+#: Where a follower's call may be when the leader's entry says a signal ended it.
+_SIGNAL_ENDS = (_F.ENTRY_WAIT, _F.SYNC_WAIT, _F.NOTE_WAIT, _F.EXECUTING)
 
 
 def same_call(a: Call, b: Call) -> bool:
@@ -305,6 +310,12 @@ class LeaderMonitor(_Monitor):
         self._vote_seq = 0
         self._vote_calls: dict[int, Call | None] = {}
         self._exit_status = 0
+        #: Signals that came between calls, to be taken at the next compared
+        #: call (:mod:`dmvx.signals`), in the order they came, each once.
+        self._held_signals: list[int] = []
+        #: Compared calls a signal ended (seq -> call), for followers'
+        #: reports of them that come later.
+        self._signal_calls: dict[int, Call] = {}
 
     def _to(self, state: LeaderState) -> None:
         """Move to ``state`` (:data:`dmvx.states.LEADER_TRANSITIONS` must list the move)."""
@@ -355,6 +366,9 @@ class LeaderMonitor(_Monitor):
             self._to(_L.EXECUTING)
             return list(_EXECUTE_LOCAL)
         seq = self.seq = self.seq + 1
+        if self._held_signals:
+            self._route_counts[route] -= 1  # made again after the handler, and counted then
+            return self._signal_at(seq, call, self._held_signals.pop(0), ERESTARTNOINTR)
         self._current = (seq, call, decision)
         if decision.sync:
             self._to(_L.SYNC_WAIT)
@@ -417,6 +431,48 @@ class LeaderMonitor(_Monitor):
         return self._halt(
             Verdict(VerdictKind.PROTOCOL_ERROR, self.seq, detail=f"leader received a {type(message).__name__} message")
         )
+
+    def signal_arrived(self, signal: int, interrupted: int | None = None) -> list[Action]:
+        """An asynchronous signal with a handler came to the leader's process
+        (:mod:`dmvx.signals`). ``interrupted`` is the result the kernel ended
+        the running call with when the signal interrupted it (one of
+        :data:`~dmvx.signals.RESTART`), None when it came between calls.
+
+        Interrupting a compared call, it is delivered there (a
+        :class:`Deliver` in the answer: the mode lets it through); otherwise
+        it is held until the next compared call (an empty answer: the mode
+        holds it back), or dropped if the process ends first."""
+        if self.verdict is not None or self.finished:
+            return []
+        current = self._current
+        # ERESTARTNOINTR (fork with a signal pending) restarts whatever the
+        # handler says: as if the signal came before the call, so it is held
+        # for the next one, and the call goes on as it would in a follower.
+        if (
+            interrupted in RESTART
+            and interrupted != ERESTARTNOINTR
+            and self._state is _L.EXECUTING
+            and current is not None
+        ):
+            seq, call, _ = current
+            if seq is not None and interrupted is not None:
+                self._current = None
+                self._to(_L.RUNNING)
+                return self._signal_at(seq, call, signal, interrupted)
+        if signal not in self._held_signals:
+            self._held_signals.append(signal)
+        return []
+
+    def _signal_at(self, seq: int, call: Call, signal: int, result: int) -> list[Action]:
+        """Compared call ``seq`` ends with ``result`` and ``signal`` delivered
+        as it returns, here and in every follower."""
+        self._signal_calls[seq] = call
+        if len(self._signal_calls) > 64:  # keep those a follower may still report
+            low = min(self.acked.values())
+            self._signal_calls = {s: c for s, c in self._signal_calls.items() if s > low}
+        self._reports.pop(seq, None)  # a synchronous call's reports: void, the call did not run
+        entry = Entry(self.stream, seq, call, _KIND_SIGNAL, Outcome(result), signal=signal)
+        return [Send(EVERYONE, entry), Deliver(seq, signal, result)]
 
     def stalled(self) -> list[Action]:
         """A wait lasted longer than the stall timeout."""
@@ -496,7 +552,8 @@ class LeaderMonitor(_Monitor):
     def _leader_call_at(self, seq: int) -> Call | None:
         if self._current is not None and self._current[0] == seq:
             return self._current[1]
-        return self.cb.call_at(seq)
+        signalled = self._signal_calls.get(seq)
+        return signalled if signalled is not None else self.cb.call_at(seq)
 
     def _try_release(self) -> list[Action]:
         """At a synchronous call: release it once every follower reported an
@@ -544,6 +601,7 @@ class LeaderMonitor(_Monitor):
             return []
         if self._state is _L.VOTING:
             return self._decide_vote()
+        self._held_signals.clear()  # came too late: the process ended first
         self.seq += 1
         seq = self.seq
         self._exit_status = status
@@ -655,7 +713,7 @@ class FollowerMonitor(_Monitor):
             actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
             entry = self._inbox.pop(seq, None)
             if entry is not None:
-                actions += self._on_entry(entry)
+                actions += self._signalled(entry) if entry.kind is _KIND_SIGNAL else self._on_entry(entry)
             else:
                 actions.append(
                     Wait(WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC, seq, (LEADER,))
@@ -669,6 +727,8 @@ class FollowerMonitor(_Monitor):
             if self._announced == seq:
                 return self._report_at_lockstep(seq, call)
             return [Wait(_WAIT_ENTRY, seq, (LEADER,))]
+        if entry.kind is _KIND_SIGNAL:
+            return self._signalled(entry)
         return self._consume(entry)
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
@@ -745,6 +805,8 @@ class FollowerMonitor(_Monitor):
             if seq > self.seq:
                 self._announced = seq
             return []
+        if kind is _KIND_SIGNAL and at_current and self._state in _SIGNAL_ENDS:
+            return self._signalled(message)
         if at_current and self._state in (_F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT):
             if self._state is _F.ENTRY_WAIT:
                 return self._consume(message)
@@ -755,6 +817,34 @@ class FollowerMonitor(_Monitor):
             )
         self._inbox[seq] = message
         return []
+
+    def signal_arrived(self, signal: int, interrupted: int | None = None) -> list[Action]:
+        """An asynchronous signal came to the follower's process: dropped
+        (an empty answer). Its signals are the leader's, delivered where the
+        leader took them (an entry of kind ``signal``, :mod:`dmvx.signals`)."""
+        return []
+
+    def _signalled(self, entry: Entry) -> list[Action]:
+        """The leader's call ``entry.seq`` ended interrupted by a signal: if
+        ours is the same call, it ends the same way (:class:`Deliver`)."""
+        current = self._current
+        assert current is not None  # the call this entry is for
+        seq, call, decision = current
+        assert seq is not None
+        if not same_call(entry.call, call):
+            if decision.sync:  # our report already told the leader
+                self._to(_F.DIVERGED)
+                return [Wait(WaitReason.VOTE, seq, (LEADER,))]
+            return self._report_divergence(seq, call)
+        self._current = None
+        self._expect = None
+        self._to(_F.RUNNING)
+        assert entry.outcome is not None  # a signal entry carries the result the call ended with
+        deliver = Deliver(seq, entry.signal, entry.outcome.result, call.name in MASK_WAITS)
+        if decision.sync:
+            return [deliver]
+        self._unacked_bytes += entry.size
+        return [deliver, *self._consumed(seq)]
 
     def stalled(self) -> list[Action]:
         """A wait lasted longer than the stall timeout: the leader is silent."""

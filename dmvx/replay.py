@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from dmvx.actions import EVERYONE, Action, Carrier, Done, Execute, Halt, LeaderPid, Send, Skip
+from dmvx.actions import EVERYONE, Action, Carrier, Deliver, Done, Execute, Halt, LeaderPid, Send, Skip
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
@@ -62,6 +62,14 @@ class Step:
 
     call: Call
     outcome: Outcome = field(default_factory=lambda: Outcome(0))  # each step its own: Outcome is mutable
+    #: An asynchronous signal that comes to this variant just before it
+    #: enters this call (0: none). Where each variant takes it is the
+    #: monitors' decision (:mod:`dmvx.signals`): the replay runs the
+    #: signal's handler steps (``replay(handlers=...)``) where it is delivered.
+    signal: int = 0
+    #: With ``signal``: the signal comes while this call runs and ends it
+    #: with this "interrupted" result (one of :data:`dmvx.signals.RESTART`).
+    interrupted: int | None = None
 
 
 @dataclass
@@ -75,6 +83,8 @@ class VariantLog:
     exit_status: int | None = None  # 128 + the signal when killed, as a shell reports it
     #: Calls its monitor saw per route (route name -> count).
     routes: dict[str, int] = field(default_factory=dict)
+    #: ``(seq, signal)`` of each signal delivered, in order.
+    delivered: list[tuple[int, int]] = field(default_factory=list)
     #: With ``steer``: the pid the replay gave its process, and (followers)
     #: the leader's as its monitor reported it (a LeaderPid action).
     pid: int | None = None
@@ -128,7 +138,7 @@ class _Variant:
     __slots__ = ("steps", "position", "state", "end", "log")
 
     def __init__(self, steps: Sequence[Step], end: int | TraceEnd) -> None:
-        self.steps = steps
+        self.steps = list(steps)
         self.position = 0
         self.state = "ready"  # ready | waiting | running | exited | ended
         self.end = end if isinstance(end, TraceEnd) else TraceEnd("exit", end)
@@ -138,10 +148,13 @@ class _Variant:
 class _Run:
     """What every variant's hands share during a replay."""
 
-    __slots__ = ("variants", "inboxes", "verdict", "messages", "at_verdict")
+    __slots__ = ("variants", "inboxes", "verdict", "messages", "at_verdict", "handlers")
 
-    def __init__(self, variants: list[_Variant], inboxes: list[deque[Message]]) -> None:
+    def __init__(
+        self, variants: list[_Variant], inboxes: list[deque[Message]], handlers: Mapping[int, Sequence[Step]]
+    ) -> None:
         self.variants = variants
+        self.handlers = handlers
         self.inboxes = inboxes
         self.verdict: Verdict | None = None
         self.messages = 0
@@ -193,6 +206,19 @@ class _Hands(Carrier):
     def leader_pid(self, action: LeaderPid) -> None:
         self.variant.log.leader_pid = action.pid
 
+    def deliver_signal(self, action: Deliver) -> None:
+        """The held call ends interrupted: the handler's steps run next, and
+        the call is made again after them (as ``SA_RESTART`` has it)."""
+        variant = self.variant
+        variant.log.delivered.append((action.seq, action.signal))
+        position = variant.position
+        step = variant.steps[position]
+        variant.steps[position : position + 1] = [
+            *self.run.handlers.get(action.signal, ()),
+            replace(step, signal=0, interrupted=None),
+        ]
+        variant.state = "ready"
+
 
 def replay(
     policy: Policy,
@@ -204,6 +230,7 @@ def replay(
     schedule: Schedule | None = None,
     observer: Observer | None = None,
     steer: bool = False,
+    handlers: Mapping[int, Sequence[Step]] | None = None,
 ) -> ReplayResult:
     """Run one leader (``streams[0]``) and followers over their streams.
 
@@ -219,6 +246,10 @@ def replay(
     waiting for its result note where the leader had not run the call yet.
     The steps' outcomes are given, so nothing is steered here; what the
     monitors say is (see the observer, and the property tests).
+
+    ``handlers`` maps a signal to the steps its handler makes: a step's
+    ``signal`` comes to its variant then, and where the monitors deliver it
+    the handler's steps run before the interrupted call is made again.
     """
     n = len(streams)
     ends = list(exit_statuses) if exit_statuses is not None else [0] * n
@@ -229,7 +260,7 @@ def replay(
     variants = [_Variant(s, ends[i]) for i, s in enumerate(streams)]
     inboxes: list[deque[Message]] = [deque() for _ in range(n)]
     pick = schedule if schedule is not None else seeded(seed)
-    run = _Run(variants, inboxes)
+    run = _Run(variants, inboxes, handlers or {})
     hands = [_Hands(run, i) for i in range(n)]
     max_lead = 0
     cut_short = False
@@ -281,8 +312,13 @@ def replay(
                 if observer is not None:
                     observer.ended(i, end, actions)
             else:
-                call = variant.steps[variant.position].call
-                variant.state = "waiting"  # until an Execute or Skip says otherwise
+                step = variant.steps[variant.position]
+                if step.signal and step.interrupted is None:
+                    variant.steps[variant.position] = replace(step, signal=0)
+                    carry_out(i, monitor.signal_arrived(step.signal))
+                    continue
+                call = step.call
+                variant.state = "waiting"  # until an Execute, Skip or Deliver says otherwise
                 variant.log.entered += 1
                 actions = monitor.call_entered(call)
                 carry_out(i, actions)
@@ -292,6 +328,12 @@ def replay(
                     observer.entered(i, call, decision, seq, actions)
         else:  # running: the call returns
             step = variant.steps[variant.position]
+            if step.signal and step.interrupted is not None:
+                # The signal ends the running call; a mode drops or holds it
+                # (the call goes on) unless the monitor delivers it there.
+                variant.steps[variant.position] = replace(step, signal=0, interrupted=None)
+                carry_out(i, monitor.signal_arrived(step.signal, step.interrupted))
+                continue
             variant.log.executed.append(step.call)
             variant.position += 1
             variant.state = "ready"

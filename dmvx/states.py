@@ -99,14 +99,15 @@ class FollowerState(Enum):
 _F = FollowerState
 #: Every move of a follower's monitor. A skipped call goes back to RUNNING
 #: from wherever the leader's entry found it, RUNNING included (the entry
-#: was already there when the call was entered).
+#: was already there when the call was entered); so does a call a signal
+#: ended (:mod:`dmvx.signals`), from wherever the leader's word found it.
 FOLLOWER_TRANSITIONS = install(
     {
         _F.RUNNING: (_F.RUNNING, _F.EXECUTING, _F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
         _F.EXECUTING: (_F.RUNNING, _F.FINISH_WAIT),
         _F.ENTRY_WAIT: (_F.RUNNING, _F.EXECUTING, _F.SYNC_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
         _F.SYNC_WAIT: (_F.RUNNING, _F.EXECUTING, _F.NOTE_WAIT, _F.FINISH_WAIT, _F.DIVERGED),
-        _F.NOTE_WAIT: (_F.EXECUTING, _F.FINISH_WAIT),
+        _F.NOTE_WAIT: (_F.RUNNING, _F.EXECUTING, _F.FINISH_WAIT),
         _F.FINISH_WAIT: (_F.DONE,),
         _F.DIVERGED: (_F.FINISH_WAIT,),
         _F.DONE: (),

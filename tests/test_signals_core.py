@@ -1,0 +1,159 @@
+"""Asynchronous signals in the core (dmvx/signals.py): every variant takes
+the leader's signal at the same compared call, whenever its own came.
+
+The replay driver gives each variant its own moment for the signal (a
+step's ``signal``) and runs the handler's steps where the monitors deliver
+it; a handler that makes calls then diverges unless the delivery points
+agree. These tests fail on a core without signal points (no
+``signal_arrived``, no ``Deliver``).
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from dmvx.actions import Deliver, Send
+from dmvx.calls import Call, Outcome
+from dmvx.codec import decode_message, encode_message
+from dmvx.messages import Entry, EntryKind, Report
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.policy import Policy
+from dmvx.replay import Step, replay
+from dmvx.signals import ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS
+
+CHLD, USR1 = int(signal.SIGCHLD), int(signal.SIGUSR1)
+PRESETS = ("dmvx", "dmon")
+
+
+def _write(text: bytes) -> Step:
+    return Step(Call("write", (1, text, len(text))), Outcome(len(text)))
+
+
+#: bash's SIGCHLD handler: reap what ended, until nothing is left.
+REAP = (Step(Call("wait4", (-1, 0, 1, 0)), Outcome(1234)), Step(Call("wait4", (-1, 0, 1, 0)), Outcome(-10)))
+#: A handler that writes, for nesting.
+NOTE = (_write(b"usr1\n"),)
+
+
+def _stream(signal_at: int | None, sig: int = CHLD, length: int = 6, interrupted: int | None = None) -> list[Step]:
+    steps = [_write(f"line {i}\n".encode()) for i in range(length)]
+    if signal_at is not None:
+        step = steps[signal_at]
+        steps[signal_at] = Step(step.call, step.outcome, sig, interrupted)
+    return steps
+
+
+def _executed_and_skipped(log) -> list[Call]:
+    return log.executed + log.skipped
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize(("leader_at", "follower_at"), [(2, 0), (0, 4), (3, 3), (5, None), (1, 5)])
+def test_handler_calls_land_at_the_leaders_point(preset: str, leader_at: int, follower_at: int | None) -> None:
+    """The signal comes to each variant before a different call (or never to
+    the follower): the handler's calls still come at one place in both."""
+    policy = Policy.preset(preset)
+    for seed in range(20):
+        result = replay(
+            policy,
+            [_stream(leader_at), _stream(follower_at)],
+            seed=seed,
+            handlers={CHLD: REAP},
+        )
+        assert result.ok, (seed, result.verdict)
+        leader, follower = result.logs
+        assert len(leader.delivered) == 1 and leader.delivered == follower.delivered
+        assert sorted(map(repr, _executed_and_skipped(leader))) == sorted(map(repr, _executed_and_skipped(follower)))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("result", [ERESTARTSYS, ERESTARTNOHAND])
+def test_a_signal_that_interrupts_the_leaders_call_ends_the_followers_there(preset: str, result: int) -> None:
+    """The leader's call 3 is interrupted while it runs; the follower's own
+    copy comes earlier and is dropped: both deliver at call 3."""
+    policy = Policy.preset(preset)
+    for seed in range(20):
+        run = replay(
+            policy,
+            [_stream(2, interrupted=result), _stream(0)],
+            seed=seed,
+            handlers={CHLD: REAP},
+        )
+        assert run.ok, (seed, run.verdict)
+        assert run.logs[0].delivered == run.logs[1].delivered == [(3, CHLD)]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_nested_signals_agree(preset: str) -> None:
+    """A second signal comes while the first one's handler runs (in the
+    leader only): it is taken inside that handler in every variant."""
+    policy = Policy.preset(preset)
+    handlers = {CHLD: (REAP[0], Step(REAP[1].call, REAP[1].outcome, USR1)), USR1: NOTE}
+    for seed in range(20):
+        run = replay(policy, [_stream(1), _stream(4)], seed=seed, handlers=handlers)
+        assert run.ok, (seed, run.verdict)
+        assert [s for _, s in run.logs[0].delivered] == [CHLD, USR1]
+        assert run.logs[0].delivered == run.logs[1].delivered
+
+
+def test_a_handler_where_the_follower_differs_is_still_a_divergence() -> None:
+    """Synchronising signals does not excuse a different call: the follower
+    at the signal point makes another call, and that is reported."""
+    policy = Policy.preset("dmvx")
+    other = _stream(None)
+    other[2] = _write(b"changed\n")
+    run = replay(policy, [_stream(2), other], seed=1, handlers={CHLD: REAP})
+    assert run.verdict is not None and run.verdict.seq == 3
+
+
+def test_leader_holds_a_signal_until_its_next_compared_call() -> None:
+    leader = LeaderMonitor(Policy.preset("dmvx"), 2)
+    assert leader.signal_arrived(CHLD) == []  # held back: the mode keeps it from the process
+    assert leader.signal_arrived(CHLD) == []  # a standard signal pending twice is one
+    actions = leader.call_entered(Call("write", (1, b"x", 1)))
+    assert actions[-1] == Deliver(1, CHLD, ERESTARTNOINTR)
+    send = actions[0]
+    assert isinstance(send, Send)
+    entry = send.message
+    assert isinstance(entry, Entry) and entry.kind is EntryKind.SIGNAL and entry.signal == CHLD
+    # Made again after the handler: an ordinary call at the next place.
+    again = leader.call_entered(Call("write", (1, b"x", 1)))
+    assert not any(isinstance(a, Deliver) for a in again) and leader.seq == 2
+
+
+def test_follower_drops_its_own_signals() -> None:
+    follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
+    assert follower.signal_arrived(CHLD) == []
+    assert follower.signal_arrived(CHLD, ERESTARTSYS) == []
+
+
+def test_follower_reruns_a_call_that_installs_a_mask() -> None:
+    """rt_sigsuspend must run (its mask) with the signal pending, not be skipped."""
+    policy = Policy.preset("dmvx")
+    follower = FollowerMonitor(policy, 1, 2)
+    call = Call("rt_sigsuspend", (0, 8))
+    follower.call_entered(call)
+    entry = Entry("0", 1, call, EntryKind.SIGNAL, Outcome(ERESTARTNOHAND), signal=CHLD)
+    assert follower.message_received(entry)[0] == Deliver(1, CHLD, ERESTARTNOHAND, rerun=True)
+
+
+def test_signal_entry_round_trips() -> None:
+    entry = Entry("0.2", 7, Call("wait4", (-1, 0, 0, 0)), EntryKind.SIGNAL, Outcome(ERESTARTSYS), signal=CHLD)
+    code, payload = encode_message(entry)
+    back = decode_message(code, payload)
+    assert isinstance(back, Entry) and back.signal == CHLD and back.outcome == Outcome(ERESTARTSYS)
+
+
+def test_a_fork_restarted_for_a_pending_signal_goes_on_and_the_signal_waits() -> None:
+    """fork ends with ERESTARTNOINTR when a signal is pending and is made
+    again whatever the handler says: the leader holds the signal for its next
+    call rather than end a fork a follower may already have run."""
+    leader = LeaderMonitor(Policy.preset("dmon"), 2)
+    fork = Call("fork")
+    leader.call_entered(fork)
+    leader.message_received(Report("0", 1, fork, 1))
+    assert leader.signal_arrived(CHLD, ERESTARTNOINTR) == []
+    leader.call_exited(Outcome(4321))
+    assert leader.call_entered(Call("write", (1, b"x", 1)))[-1] == Deliver(2, CHLD, ERESTARTNOINTR)
