@@ -30,6 +30,7 @@ PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
 PTRACE_SYSCALL = 24
 PTRACE_GET_SYSCALL_INFO = 0x420E
 
@@ -174,6 +175,26 @@ def event_message(pid: int) -> int:
     value = ctypes.c_ulong()
     ptrace(PTRACE_GETEVENTMSG, pid, 0, ctypes.c_void_p(ctypes.addressof(value)))
     return value.value
+
+
+@dataclass(frozen=True, slots=True)
+class SigInfo:
+    """What a signal-delivery stop's siginfo says of the signal: its code
+    (``SI_USER``, ``SI_KERNEL``, a fault's code ...) and, for a signal a
+    process sent, the sender's pid."""
+
+    signo: int
+    code: int
+    sender: int
+
+
+def siginfo(pid: int) -> SigInfo:
+    """The siginfo of the signal ``pid`` is stopped to receive."""
+    buffer = ctypes.create_string_buffer(128)
+    ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.c_void_p(ctypes.addressof(buffer)))
+    raw = buffer.raw
+    signo, _errno, code, sender = (int.from_bytes(raw[i : i + 4], "little", signed=True) for i in (0, 4, 8, 16))
+    return SigInfo(signo, code, sender)
 
 
 class _IoVec(ctypes.Structure):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dmvx.exitstatus import ExitStatus
 from realmode.corpus import projects
-from realmode.corpus.commands import ENTRIES
+from realmode.corpus.commands import SETS
 from realmode.corpus.fixtures import environment
 from realmode.corpus.run import Comparison, available, compare
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         "-k", dest="only", action="append", default=[], help="run only entries whose name contains this (repeatable)"
     )
     parser.add_argument("--policy", action="append", choices=POLICIES, help="a preset (repeatable; default both)")
+    parser.add_argument("--set", dest="set", choices=sorted(SETS), default="all", help="which entries (default all)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="run each entry N times per preset")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every entry, not only divergences")
     parser.add_argument(
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     policies = tuple(args.policy or POLICIES)
     if args.projects:
         return _projects(parser, args, policies)
-    entries = [e for e in ENTRIES if not args.only or any(k in e.name for k in args.only)]
+    entries = [e for e in SETS[args.set] if not args.only or any(k in e.name for k in args.only)]
     if not entries:
         parser.error(f"no corpus entry matches {args.only}")
     skipped = [e.name for e in entries if not available(e)]

@@ -32,8 +32,6 @@ def _bash(name: str, script: str, **kw) -> Entry:
     return Entry(name, ("bash", "-c", script), **kw)
 
 
-_TIMERS = "timers (alarm, setitimer, timer_settime) run only in the leader; signal work, issue 15 item 1"
-_SIGCHLD = "bash reaps children in a SIGCHLD handler, at another point in each variant; issue 15 item 1"
 _THREADS = "threads are refused (exit 5); issue 15 item 3"
 
 ENTRIES: tuple[Entry, ...] = (
@@ -82,7 +80,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("env-printenv", ("sh", "-c", "printenv TZ LC_ALL; env | grep -c GIT_")),
     Entry("nproc", ("nproc",)),
     Entry("sleep", ("sleep", "0.2")),
-    Entry("timeout", ("timeout", "0.5", "sleep", "5"), known=_TIMERS),
+    Entry("timeout", ("timeout", "0.5", "sleep", "5")),
     Entry(
         "truncate-dd",
         (
@@ -199,10 +197,10 @@ ENTRIES: tuple[Entry, ...] = (
         "dash-subshells", ("dash", "-c", "for i in 1 2 3; do x=$(echo $i | tr 1-3 a-c); echo $x; done"), needs=("dash",)
     ),
     Entry("dash-background-wait", ("dash", "-c", "sleep 0.1 & sleep 0.05 & wait; echo done"), needs=("dash",)),
-    Entry("bash-script", ("bash", "scripts/funcs.bash"), known=_SIGCHLD),
+    Entry("bash-script", ("bash", "scripts/funcs.bash")),
     _bash("bash-heredoc-pipes", "cat <<EOF | sort -r | head -2\nb\na\nc\nEOF\nread x < old.txt; echo $x"),
-    _bash("bash-subshells", "for i in 1 2 3; do x=$(echo $i); echo $x; done", known=_SIGCHLD),
-    _bash("bash-background-wait", "sleep 0.1 & wait $!; echo waited $?", known=_SIGCHLD),
+    _bash("bash-subshells", "for i in 1 2 3; do x=$(echo $i); echo $x; done"),
+    _bash("bash-background-wait", "sleep 0.1 & wait $!; echo waited $?"),
     # -- Python (the system's /usr/bin/python3) ---------------------------------
     Entry("python-subprocess", ("/usr/bin/python3", "py/subproc.py")),
     Entry("python-tempfile", ("/usr/bin/python3", "py/temp.py")),
@@ -225,3 +223,35 @@ ENTRIES: tuple[Entry, ...] = (
         known=_THREADS,
     ),
 )
+
+#: Signals with handlers, from children, timers and other processes (issue 15
+#: item 1, docs/realmode.md "Signals"): ``python -m realmode.corpus --set
+#: signals --repeat 200`` is that item's evidence.
+_LOOP = 'for i in $(seq 1 20); do x=$(echo $i); printf "%s " "$x"; done; echo'
+_JOBS = "sleep 0.1 & sleep 0.05 & wait; echo all; sleep 0.02 & wait $!; echo one $?"
+_TRAP_CHLD = "n=0; trap 'n=$((n+1))' CHLD; for i in 1 2 3; do sleep 0.01 & wait $!; done; echo children $n"
+#: The receiver says its pid once its trap is set; another process kills it.
+_RECEIVER = 'sleep 5 > /dev/null & trap "kill $!; echo caught TERM; exit 3" TERM; echo $$; wait'
+SIGNALS: tuple[Entry, ...] = (
+    _bash("signals-bash-subshell-loop", _LOOP),
+    Entry("signals-dash-subshell-loop", ("dash", "-c", _LOOP), needs=("dash",)),
+    _bash("signals-bash-jobs-wait", _JOBS),
+    Entry("signals-dash-jobs-wait", ("dash", "-c", _JOBS), needs=("dash",)),
+    _bash("signals-bash-trap-chld", _TRAP_CHLD),
+    Entry("signals-dash-trap-chld", ("dash", "-c", _TRAP_CHLD), needs=("dash",)),
+    _bash(
+        "signals-bash-trap-term-kill",
+        f'bash -c \'{_RECEIVER}\' | {{ read pid; kill -TERM "$pid"; cat; }}; echo "status ${{PIPESTATUS[0]}}"',
+    ),
+    Entry(
+        "signals-dash-trap-term-kill",
+        ("dash", "-c", f"(dash -c '{_RECEIVER}'; echo status $?) | {{ read pid; kill -TERM \"$pid\"; cat; }}"),
+        needs=("dash",),
+    ),
+    Entry("signals-timeout", ("timeout", "0.5", "sleep", "5")),
+    Entry("signals-python-alarm", ("/usr/bin/python3", "py/alarm.py")),
+    Entry("signals-python-setitimer", ("/usr/bin/python3", "py/itimer.py")),
+    Entry("signals-pyenv-shim", ("shims/python3", "py/subproc.py")),
+)
+#: The named sets ``--set`` picks from.
+SETS: dict[str, tuple[Entry, ...]] = {"all": ENTRIES + SIGNALS, "signals": SIGNALS}

@@ -147,6 +147,38 @@ _FILES: dict[str, str] = {
         "    print(m.find(b'fox'), m[:20])\n"
     ),
     "py/cpus.py": ("import os\nprint(os.cpu_count(), len(os.sched_getaffinity(0)))\n"),
+    # -- signals (issue 15 item 1) ------------------------------------------
+    # A pyenv-style shim: bash, with $(...) and a SIGCHLD handler, in front of python3.
+    "shims/python3": (
+        "#!/usr/bin/env bash\nset -e\n"
+        'program="${0##*/}"\n'
+        'root="$(cd "$(dirname "$0")" && pwd)"\n'
+        'version="$(cat "$root/version" 2>/dev/null || echo system)"\n'
+        'if [ "$version" = system ]; then exec "/usr/bin/$program" "$@"; fi\n'
+        'echo "$program: version $version not installed" >&2; exit 127\n'
+    ),
+    "py/alarm.py": (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGALRM, lambda s, f: print('alarm', flush=True))\n"
+        "signal.alarm(1)\n"
+        "signal.pause()\n"
+        "print('after pause')\n"
+    ),
+    "py/itimer.py": (
+        "import signal\n"
+        "ticks = 0\n"
+        "def tick(s, f):\n"
+        "    global ticks\n"
+        "    ticks += 1\n"
+        "    if ticks == 5:\n"
+        "        signal.setitimer(signal.ITIMER_REAL, 0)\n"
+        "    print('tick', ticks, flush=True)\n"
+        "signal.signal(signal.SIGALRM, tick)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)\n"
+        "while ticks < 5:\n"
+        "    signal.pause()\n"
+        "print('done', ticks)\n"
+    ),
     "sql/schema.sql": (
         "create table person (name text, age int, city text);\n"
         "insert into person values ('ada',36,'london'),('alan',41,'wilmslow'),\n"
@@ -155,6 +187,9 @@ _FILES: dict[str, str] = {
         "select count(*), sum(age) from person;\n"
     ),
 }
+
+#: Fixture files the entries run as programs.
+_EXECUTABLE = ("shims/python3",)
 
 
 def environment(work: Path) -> dict[str, str]:
@@ -187,6 +222,8 @@ def lay_out(work: Path) -> None:
         path = work / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        if name in _EXECUTABLE:
+            path.chmod(0o755)
     for root, dirs, files in os.walk(work, topdown=False):
         for name in files + dirs:
             os.utime(os.path.join(root, name), (MTIME, MTIME), follow_symlinks=False)

@@ -27,6 +27,7 @@ from dmvx.actions import (
     HEARTBEAT_EVERY,
     LEADER,
     Carrier,
+    Deliver,
     Done,
     Execute,
     Halt,
@@ -52,6 +53,7 @@ from realmode.tracer.launch import Launch, spawn
 from realmode.tracer.outbox import Outbox
 from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
 from realmode.tracer.routing import Router
+from realmode.tracer.signals import SignalPoints
 from realmode.tracer.skipping import Skipping
 from realmode.tracer.stops import Stops
 from realmode.tracer.tally import Tally
@@ -100,6 +102,7 @@ class TracerProcess:
         self.skipping = Skipping(self)
         self.threads = Threads(self)
         self.fd_order = FdOrder(self)
+        self.signal_points = SignalPoints(self)
         #: Where a pid a call names lands, for the core (realmode.isolation).
         self.scope = isolation.ProcessScope(self.in_tree, os.getppid())
 
@@ -406,6 +409,9 @@ class Hands(Carrier):
 
     def leader_killed(self, action: LeaderKilled) -> None:
         self.t.router.leader_killed(self.proc, action.signal)
+
+    def deliver_signal(self, action: Deliver) -> None:
+        self.t.signal_points.deliver(self.proc, action)
 
 
 def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> None:

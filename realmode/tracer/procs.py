@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from dmvx.actions import Carrier, Skip
+from dmvx.actions import Carrier, Deliver, Skip
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.states import install, move
 from realmode import abi
@@ -36,6 +36,7 @@ class Stage(Enum):
     RUNNING = "running"  # resumed to run natively; its exit stop is to come
     SKIPPING = "skipping"  # follower: turned into a placeholder open, whose exit is to come
     AWAIT_PID = "await-pid"  # follower: a fork returned; stays stopped until the leader's pid is known
+    SIGNALLED = "signalled"  # a signal ends it where the leader's did (dmvx.signals); its exit is to come
 
 
 _S = Stage
@@ -43,10 +44,11 @@ _S = Stage
 #: from any stage; these are the moves while it is held.
 STAGE_TRANSITIONS = install(
     {
-        _S.ENTRY: (_S.RUNNING, _S.SKIPPING),
-        _S.RUNNING: (_S.AWAIT_PID,),
+        _S.ENTRY: (_S.RUNNING, _S.SKIPPING, _S.SIGNALLED),
+        _S.RUNNING: (_S.AWAIT_PID, _S.SIGNALLED),
         _S.SKIPPING: (),
         _S.AWAIT_PID: (),
+        _S.SIGNALLED: (),
     }
 )
 
@@ -62,6 +64,8 @@ class Held:
     skip: Skip | None = None
     scratch: tuple[int, bytes] | None = None  # address, saved bytes
     restarting: bool = False  # the kernel interrupted it; a restart may come
+    interrupted: int = 0  # the "interrupted" result it returned then (dmvx.signals.RESTART)
+    ending: Deliver | None = None  # the signal that ends it where the leader's ended (Stage.SIGNALLED)
     continuing: bool = False  # its restart (or the next part of a steered read) runs
     expect: int | None = None  # the leader's result a follower steers towards
     fake: int | None = None  # a result the follower returns without running the call
@@ -110,6 +114,9 @@ class Proc:
         self.waiting_since: float | None = None
         self.passing = False  # a call the monitor does not hold is running
         self.drop_signal = 0  # a signal to drop once (SIGPIPE of a steered write)
+        #: Signals sent to it to be delivered where the monitors placed them
+        #: (signal -> how many): let through at their delivery stop.
+        self.released: dict[int, int] = {}
         self.peer_killed = 0  # the signal the leader's process died of, once it did
         self.status: int | None = None
         #: It made its own ``exit`` call: its end is its own, and compared. A

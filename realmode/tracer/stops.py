@@ -197,8 +197,12 @@ class Stops:
         if held is None or held.stage is Stage.ENTRY:
             ll.resume(proc.pid, False)
             return
+        if held.stage is Stage.SIGNALLED:
+            self.t.signal_points.at_exit(proc, held, rval)
+            return
         if rval in RESTART and held.fake is None:
             held.restarting = True
+            held.interrupted = rval
             held.continuing = False
             ll.resume(proc.pid, True)
             return
@@ -319,6 +323,10 @@ class Stops:
         if sig == proc.drop_signal or ignored(proc.pid, sig):
             proc.drop_signal = 0 if sig == proc.drop_signal else proc.drop_signal
             sig = 0
+        else:
+            sig = self.t.signal_points.at_delivery(proc, sig)
+            if self.t.finished or not proc.alive:
+                return
         self._resume(proc, sig)
 
     def _on_end(self, proc: Proc, status: int) -> None:
