@@ -197,6 +197,17 @@ def siginfo(pid: int) -> SigInfo:
     return SigInfo(signo, code, sender)
 
 
+_SYS_TGKILL = 234  # x86-64
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    """Send ``sig`` to thread ``tid`` of ``tgid`` (not to whichever of its
+    threads the kernel picks, as ``kill`` does)."""
+    if _libc.syscall(_SYS_TGKILL, tgid, tid, sig) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 class _IoVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 

@@ -14,7 +14,6 @@ signal back, lets it through, or ends a held call with it
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import TYPE_CHECKING
 
@@ -222,6 +221,6 @@ class SignalPoints:
 
     @staticmethod
     def _release(proc: Proc, sig: int) -> None:
-        """Send ``sig`` to ``proc``, to be let through at its delivery stop."""
+        """Send ``sig`` to ``proc`` (that thread), to be let through at its delivery stop."""
         proc.released[sig] = proc.released.get(sig, 0) + 1
-        os.kill(proc.pid, sig)
+        ll.tgkill(proc.tgid, proc.pid, sig)
