@@ -17,7 +17,9 @@ from realmode.inproc.layout import Malformed, Record
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_FUTEX, _FUTEX_WAKE = 202, 1
-_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+#: Native order and size (x86-64: little-endian): one store per word, where
+#: a "<" format writes byte by byte and the library could read half a word.
+_U32, _U64 = struct.Struct("I"), struct.Struct("Q")
 
 #: Bytes of each ring by default: room for a few thousand small calls.
 RING_BYTES = 1 << 20
