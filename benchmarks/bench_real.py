@@ -94,7 +94,7 @@ def _summary_overhead(binary: str, args: argparse.Namespace) -> int:
             cpu: dict[bool, list[float]] = {False: [], True: []}
             for _ in range(args.repeat):
                 for summary in (False, True):
-                    one = microbench.traced(binary, kind, calls, policy, args.place, summary=summary)
+                    one = microbench.traced(binary, kind, calls, policy, args.place, summary=summary, stall_timeout=60)
                     wall[summary].append(one.ns_per_call / 1000)
                     cpu[summary].append(sum(one.monitor_cpu_ns_per_call) / 1000)
             off, on = median(wall[False]), median(wall[True])

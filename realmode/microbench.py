@@ -22,7 +22,7 @@ from pathlib import Path
 from dmvx.exitstatus import EnvironmentProblem
 from realmode import ptrace_ll as ll
 from realmode import seccomp
-from realmode.orchestrator import make_policy, run
+from realmode.orchestrator import DEFAULT_STALL_TIMEOUT, make_policy, run
 
 BENCH_SOURCE = Path(__file__).resolve().parent / "targets" / "bench.c"
 #: The traced call kinds of the program (``local`` is the one the filter lets through).
@@ -118,11 +118,13 @@ def traced(
     place: str = "auto",
     in_process: bool = False,
     summary: bool = False,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
 ) -> Traced:
     """Two variants of the loop under ``dmvx run`` with ``policy``, CPUs
     placed by ``place`` (:func:`realmode.orchestrator.placement`), on the
     in-process path if ``in_process``, counting the calls when ``summary``
-    (``dmvx run --summary``). A divergence is an
+    (``dmvx run --summary``); ``stall_timeout`` as ``dmvx run``'s (a loaded
+    machine can starve a variant longer than the default). A divergence is an
     :class:`EnvironmentProblem`: the program is deterministic, so this
     machine's tracing is what went wrong."""
     argv = [binary, kind, str(calls)]
@@ -130,7 +132,9 @@ def traced(
         saved = os.dup(1)
         try:
             os.dup2(out.fileno(), 1)
-            result = run([argv, argv], policy, place=place, in_process=in_process, summary=summary)
+            result = run(
+                [argv, argv], policy, place=place, in_process=in_process, summary=summary, stall_timeout=stall_timeout
+            )
         finally:
             os.dup2(saved, 1)
             os.close(saved)
