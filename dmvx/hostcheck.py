@@ -124,8 +124,15 @@ class HostCheck:
         return not self.problems
 
 
-def judge(facts: HostFacts, *, local_version: str, dmvx_path: str = "dmvx") -> HostCheck:
-    """Every problem of one host, each one line naming the host and the fix."""
+#: The architectures a machine of each kind runs variants of: an x86_64
+#: kernel runs i386 programs too (ABI diversity on one machine).
+_RUNS = {Arch.X86_64: {Arch.X86_64, Arch.I386}, Arch.I386: {Arch.I386}, Arch.AARCH64: {Arch.AARCH64}}
+
+
+def judge(facts: HostFacts, *, local_version: str, dmvx_path: str = "dmvx", declared: Arch | None = None) -> HostCheck:
+    """Every problem of one host, each one line naming the host and the fix.
+    ``declared``: the architecture the topology gives the host; the machine
+    must be able to run it (the variant's binary is chosen by it)."""
     where = f"host {facts.host} ({facts.address})"
     if facts.error is not None:
         return HostCheck(
@@ -157,7 +164,13 @@ def judge(facts: HostFacts, *, local_version: str, dmvx_path: str = "dmvx") -> H
             f"{' '.join(facts.seccomp_actions) or 'none'}); use a kernel built with CONFIG_SECCOMP_FILTER"
         )
     arch = arch_of_machine(facts.machine) if facts.machine else None
-    if arch is None:
+    if arch is not None and declared is not None and declared not in _RUNS[arch]:
+        problems.append(
+            f"{where}: the topology says {declared.value}, the machine is {arch.value}; "
+            f"set arch: {arch.value} for it, or point ssh: at an {declared.value} machine"
+        )
+        arch = None  # not what the topology may rely on
+    elif arch is None:
         problems.append(
             f"{where}: architecture {facts.machine or 'unknown'} is not one dmvx knows (x86_64, i386, aarch64)"
         )

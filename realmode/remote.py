@@ -191,7 +191,8 @@ def doctor(topology: Topology, *, label: str, timeout: float = PROBE_TIMEOUT) ->
                 facts = HostFacts(host, address, error=_failure(err, status))
             else:
                 facts = _parse(host, address, out, asked[host], answered[host])
-            checks.append(judge(facts, local_version=__version__, dmvx_path=command))
+            declared = topology.hosts[host].arch
+            checks.append(judge(facts, local_version=__version__, dmvx_path=command, declared=declared))
         return DoctorResult(label, checks)
     finally:
         selector.close()

@@ -154,6 +154,20 @@ def test_the_agent_reported_machine_picks_the_arch() -> None:
     assert judge(_with(machine="aarch64"), local_version=__version__).arch is Arch.AARCH64
 
 
+@pytest.mark.parametrize(
+    "machine, declared, ok",
+    [("aarch64", Arch.AARCH64, True), ("x86_64", Arch.I386, True), ("x86_64", Arch.AARCH64, False)],
+)
+def test_the_machine_must_run_the_arch_the_topology_gives_it(machine: str, declared: Arch, ok: bool) -> None:
+    check = judge(_with(machine=machine), local_version=__version__, declared=declared)
+    assert check.ok is ok
+    if not ok:
+        assert check.problems == (
+            "host h2 (me@box): the topology says aarch64, the machine is x86_64; "
+            "set arch: x86_64 for it, or point ssh: at an aarch64 machine",
+        )
+
+
 def test_an_unreachable_host_is_one_problem() -> None:
     check = judge(HostFacts("h2", SshAddress("box"), error="Permission denied (publickey)."), local_version="1")
     assert check.problems == ("host h2 (box): unreachable over SSH: Permission denied (publickey).",)
