@@ -111,8 +111,26 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
             _run(*inside, "ip", "addr", "add", f"{machine.address}/30", "dev", peer)
             _run(*inside, "ip", "link", "set", peer, "up")
             _run(*inside, "ip", "link", "set", "lo", "up")
+            # A machine of its own: root's shell start-up files of this one
+            # (which bash reads for an ssh command, and which may run
+            # anything, pyenv's rehash say) are blanked in a mount namespace.
+            (home / "empty").write_text("")
+            blank = " ".join(
+                f"mount --bind {home / 'empty'} {rc} &&"
+                for rc in ("/root/.bashrc", "/root/.bash_profile", "/root/.profile")
+                if os.path.isfile(rc)
+            )
             machine.sshd = subprocess.Popen(
-                [*inside, SSHD, "-D", "-e", "-f", str(home / "sshd_config")],
+                [
+                    *inside,
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    f"{blank} exec {SSHD} -D -e -f {home / 'sshd_config'}",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=open(home / "sshd.log", "wb"),  # noqa: SIM115 - the child keeps it
             )
