@@ -44,7 +44,38 @@ class Machine:
     namespace: str
     address: str
     link: str
+    home: Path
     sshd: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start (or start again) this machine's sshd, and wait until it listens."""
+        # A machine of its own: root's shell start-up files of this one
+        # (which bash reads for an ssh command, and which may run anything,
+        # pyenv's rehash say) are blanked in a mount namespace.
+        blank = " ".join(
+            f"mount --bind {self.home / 'empty'} {rc} &&"
+            for rc in ("/root/.bashrc", "/root/.bash_profile", "/root/.profile")
+            if os.path.isfile(rc)
+        )
+        with open(self.home / "sshd.log", "ab") as log:
+            self.sshd = subprocess.Popen(
+                [
+                    *("ip", "netns", "exec", self.namespace),
+                    *("unshare", "--mount", "--propagation", "private"),
+                    *("sh", "-c", f"{blank} exec {SSHD} -D -e -f {self.home / 'sshd_config'}"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        _wait_listening(self)
+
+    def revive(self) -> None:
+        """Start sshd again if something ended it. The real-mode tests of
+        other people running on this machine kill, as they end, every
+        process that appeared meanwhile in a network namespace they did not
+        know -- this machine's sshd included."""
+        if self.sshd is None or self.sshd.poll() is not None:
+            self.start()
 
 
 def _run(*argv: str) -> None:
@@ -76,10 +107,11 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
     try:
         for i in range(count):
             subnet = 100 + secrets.randbelow(150)
-            machine = Machine(f"m{i}", f"dmvxssh-{tag}-{i}", f"10.{subnet}.{i + 1}.2", f"{LINK_PREFIX}{tag}{i}")
-            made.append(machine)
-            home = directory / machine.name
+            home = directory / f"m{i}"
             home.mkdir()
+            (home / "empty").write_text("")
+            machine = Machine(f"m{i}", f"dmvxssh-{tag}-{i}", f"10.{subnet}.{i + 1}.2", f"{LINK_PREFIX}{tag}{i}", home)
+            made.append(machine)
             host_pub = _keygen(home / "host_key")
             (home / "authorized_keys").write_text("" if i in refuse else client_pub + "\n")
             (home / "sshd_config").write_text(
@@ -111,32 +143,9 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
             _run(*inside, "ip", "addr", "add", f"{machine.address}/30", "dev", peer)
             _run(*inside, "ip", "link", "set", peer, "up")
             _run(*inside, "ip", "link", "set", "lo", "up")
-            # A machine of its own: root's shell start-up files of this one
-            # (which bash reads for an ssh command, and which may run
-            # anything, pyenv's rehash say) are blanked in a mount namespace.
-            (home / "empty").write_text("")
-            blank = " ".join(
-                f"mount --bind {home / 'empty'} {rc} &&"
-                for rc in ("/root/.bashrc", "/root/.bash_profile", "/root/.profile")
-                if os.path.isfile(rc)
-            )
-            machine.sshd = subprocess.Popen(
-                [
-                    *inside,
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    f"{blank} exec {SSHD} -D -e -f {home / 'sshd_config'}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=open(home / "sshd.log", "wb"),  # noqa: SIM115 - the child keeps it
-            )
         (directory / "ssh_config").write_text("\n".join(config_lines))
         for machine in made:
-            _wait_listening(machine)
+            machine.start()
         yield made
     finally:
         _take_down(made)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from dmvx.hostcheck import HostFacts, SshAddress, arch_of_machine, judge
 from dmvx.syscalls import Arch
 from dmvx.topology import Topology, load_topology
 from realmode import remote
-from ssh_machines import machines, needs_sshd
+from ssh_machines import Machine, machines, needs_sshd
 
 DMVX = str(Path(sys.executable).with_name("dmvx"))
 
@@ -195,85 +196,86 @@ def _variant(machine: str, dmvx: str = DMVX) -> dict[str, object]:
     return {"role": "variant", "ssh": machine, "dmvx": dmvx}
 
 
-@pytest.fixture
-def root() -> None:
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Three stand-in machines for the module (m0 and m1 take the test's key,
+    m2 refuses it); their ssh configuration's directory. One set for all the
+    tests: fewer sshd start-ups, and namespaces that other tests running on
+    the machine meanwhile have seen before they check for strays."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
+    directory = tmp_path_factory.mktemp("machines")
+    with machines(directory, 3, refuse=frozenset({2})) as made:
+        _made.extend(made)
+        yield directory
+        _made.clear()
+
+
+_made: list[Machine] = []
+
+
+@pytest.fixture
+def machines_up(stand_ins: Path) -> Path:
+    """The stand-ins, each sshd started again if something ended it."""
+    for machine in _made:
+        machine.revive()
+    return stand_ins
 
 
 @needs_sshd
 @pytest.mark.root
-def test_doctor_checks_each_machine_over_ssh(tmp_path: Path, root: None) -> None:
-    with machines(tmp_path, 2):
-        topo = _machine_topology(
-            tmp_path / "t.yml",
-            {"h1": _variant("m0"), "h2": _variant("m1")},
-        )
-        done, _ = _dmvx("doctor", "--topology", str(topo), "--json", config=tmp_path / "ssh_config")
-        assert done.returncode == 0, done.stderr
-        report = json.loads(done.stdout)
-        assert report["ok"] and [h["host"] for h in report["hosts"]] == ["h1", "h2"]
-        for host in report["hosts"]:
-            assert host["reachable"] and host["version_ok"] and host["dmvx_version"] == __version__
-            assert host["arch"] == "x86_64" and host["seccomp_ok"] and host["ptrace_ok"] and host["clock_ok"]
-            assert abs(host["clock_offset_s"]) < 1
-        # And for people: one table.
-        done, _ = _dmvx("doctor", "--topology", str(topo), config=tmp_path / "ssh_config")
-        assert done.returncode == 0 and "dmvx doctor: the machines of" in done.stderr and "problem" not in done.stderr
+def test_doctor_checks_each_machine_over_ssh(tmp_path: Path, machines_up: Path) -> None:
+    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m1")})
+    done, _ = _dmvx("doctor", "--topology", str(topo), "--json", config=machines_up / "ssh_config")
+    assert done.returncode == 0, done.stdout
+    report = json.loads(done.stdout)
+    assert report["ok"] and [h["host"] for h in report["hosts"]] == ["h1", "h2"]
+    for host in report["hosts"]:
+        assert host["reachable"] and host["version_ok"] and host["dmvx_version"] == __version__
+        assert host["arch"] == "x86_64" and host["seccomp_ok"] and host["ptrace_ok"] and host["clock_ok"]
+        assert abs(host["clock_offset_s"]) < 1
+    # And for people: one table.
+    done, _ = _dmvx("doctor", "--topology", str(topo), config=machines_up / "ssh_config")
+    assert done.returncode == 0 and "dmvx doctor: the machines of" in done.stderr and "problem" not in done.stderr
 
 
 @needs_sshd
 @pytest.mark.root
-def test_a_host_refusing_the_key_fails_the_check_and_real_refuses_within_5_s(tmp_path: Path, root: None) -> None:
-    with machines(tmp_path, 2, refuse=frozenset({1})):
-        topo = _machine_topology(
-            tmp_path / "t.yml",
-            {"h1": _variant("m0"), "h2": _variant("m1")},
-        )
-        done, took = _dmvx("doctor", "--topology", str(topo), config=tmp_path / "ssh_config")
-        assert done.returncode == 4 and took < 5, (done.returncode, took)
-        problems = [line for line in done.stderr.splitlines() if line.startswith("problem:")]
-        assert problems == ["problem: host h2 (m1): unreachable over SSH: root@10" + problems[0].split("root@10")[1]]
-        assert "Permission denied (publickey)" in problems[0]
-        done, took = _dmvx("real", "--topology", str(topo), config=tmp_path / "ssh_config")
-        assert done.returncode == 4 and took < 5, (done.returncode, took, done.stderr)
-        assert "not starting: host h2 (m1): unreachable over SSH" in done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+def test_a_host_refusing_the_key_fails_the_check_and_real_refuses_within_5_s(tmp_path: Path, machines_up: Path) -> None:
+    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m2")})
+    done, took = _dmvx("doctor", "--topology", str(topo), config=machines_up / "ssh_config")
+    assert done.returncode == 4 and took < 5, (done.returncode, took)
+    problems = [line for line in done.stderr.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith("problem: host h2 (m2): unreachable over SSH: root@10")
+    assert "Permission denied (publickey)" in problems[0]
+    done, took = _dmvx("real", "--topology", str(topo), config=machines_up / "ssh_config")
+    assert done.returncode == 4 and took < 5, (done.returncode, took, done.stderr)
+    assert "not starting: host h2 (m2): unreachable over SSH" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 @needs_sshd
 @pytest.mark.root
-def test_a_host_with_another_dmvx_version_fails_the_check_within_5_s(tmp_path: Path, root: None) -> None:
+def test_a_host_with_another_dmvx_version_fails_the_check_within_5_s(tmp_path: Path, machines_up: Path) -> None:
     other = tmp_path / "old-dmvx"
     other.write_text("#!/bin/sh\necho 'dmvx 0.0.9'\n")
     other.chmod(0o755)
-    with machines(tmp_path, 2):
-        topo = _machine_topology(
-            tmp_path / "t.yml",
-            {
-                "h1": {"role": "variant", "ssh": "m0", "dmvx": DMVX},
-                "h2": {"role": "variant", "ssh": "m1", "dmvx": str(other)},
-            },
-        )
-        done, took = _dmvx("doctor", "--topology", str(topo), config=tmp_path / "ssh_config")
-        assert done.returncode == 4 and took < 5
-        assert f"problem: host h2 (m1): dmvx 0.0.9, this one is {__version__}; install dmvx {__version__} there" in (
-            done.stderr
-        )
-        done, took = _dmvx("real", "--topology", str(topo), config=tmp_path / "ssh_config")
-        assert done.returncode == 4 and took < 5 and "dmvx 0.0.9" in done.stderr
+    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m1", str(other))})
+    done, took = _dmvx("doctor", "--topology", str(topo), config=machines_up / "ssh_config")
+    assert done.returncode == 4 and took < 5
+    assert f"problem: host h2 (m1): dmvx 0.0.9, this one is {__version__}; install dmvx {__version__} there" in (
+        done.stderr
+    )
+    done, took = _dmvx("real", "--topology", str(topo), config=machines_up / "ssh_config")
+    assert done.returncode == 4 and took < 5 and "dmvx 0.0.9" in done.stderr
 
 
 @needs_sshd
 @pytest.mark.root
-def test_real_on_machines_that_pass_says_what_is_not_built(tmp_path: Path, root: None) -> None:
-    with machines(tmp_path, 2):
-        topo = _machine_topology(
-            tmp_path / "t.yml",
-            {"h1": _variant("m0"), "h2": _variant("m1")},
-        )
-        done, _ = _dmvx("real", "--topology", str(topo), config=tmp_path / "ssh_config")
-        assert done.returncode == 5 and "starting agents on machines over SSH is not built yet" in done.stderr
+def test_real_on_machines_that_pass_says_what_is_not_built(tmp_path: Path, machines_up: Path) -> None:
+    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m1")})
+    done, _ = _dmvx("real", "--topology", str(topo), config=machines_up / "ssh_config")
+    assert done.returncode == 5 and "starting agents on machines over SSH is not built yet" in done.stderr
 
 
 def test_a_connectors_hello_names_its_machines_arch() -> None:
