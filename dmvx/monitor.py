@@ -56,7 +56,7 @@ from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reac
 from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
-from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, majority_vote
+from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, crashed, killed_ones, majority_vote, variant_name
 
 #: Calls that hand the leader a new descriptor that followers must mirror
 #: with a placeholder when only the leader ran them.
@@ -109,6 +109,8 @@ _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
 _L, _F = LeaderState, FollowerState
 #: Where a follower's call may be when the leader's entry says a signal ended it.
 _SIGNAL_ENDS = (_F.ENTRY_WAIT, _F.SYNC_WAIT, _F.NOTE_WAIT, _F.EXECUTING)
+#: Why a variant killed by a signal is the one blamed when its wait stalls.
+_WENT_ON = "no other variant ended so within the stall timeout"
 
 
 def same_call(a: Call, b: Call) -> bool:
@@ -316,6 +318,8 @@ class LeaderMonitor(_Monitor):
         #: Compared calls a signal ended (seq -> call), for followers'
         #: reports of them that come later.
         self._signal_calls: dict[int, Call] = {}
+        #: The call the process was held at (never run) when it ended, if it was.
+        self._unrun: int | None = None
 
     def _to(self, state: LeaderState) -> None:
         """Move to ``state`` (:data:`dmvx.states.LEADER_TRANSITIONS` must list the move)."""
@@ -487,6 +491,10 @@ class LeaderMonitor(_Monitor):
         calls.update(self._reports.get(seq, {}))
         for follower in missing:
             calls[follower] = None
+        if call is not None and call.name == KILLED:
+            # Killed by a signal, and the followers went on (their heartbeats
+            # excuse nothing here): the leader is the one whose part failed.
+            return self._halt(crashed(seq, calls, f"the leader was killed by signal {call.args[0]}; {_WENT_ON}"))
         names = ", ".join(f"follower {f}" for f in missing) or "no one"
         return self._halt(
             Verdict(
@@ -541,6 +549,10 @@ class LeaderMonitor(_Monitor):
             return []  # the leader has not reached that call yet
         if seq == current_seq and self._state in (_L.SYNC_WAIT, _L.FINISH_WAIT):
             return self._try_release()
+        if seq == self._unrun:
+            # The call the leader's process was held at when it ended: it
+            # never ran it, and its end, at the next number, is compared.
+            return []
         # The follower is at a call the leader handled asynchronously, or
         # has already passed: unless the calls are equal, they differ.
         leader_call = self._leader_call_at(seq)
@@ -602,6 +614,8 @@ class LeaderMonitor(_Monitor):
         if self._state is _L.VOTING:
             return self._decide_vote()
         self._held_signals.clear()  # came too late: the process ended first
+        held = self._current if self._state in (_L.SYNC_WAIT, _L.CB_WAIT) else None
+        self._unrun = held[0] if held is not None else None
         self.seq += 1
         seq = self.seq
         self._exit_status = status
@@ -649,7 +663,10 @@ class LeaderMonitor(_Monitor):
             reference, other, OUTPUT_ARGS.get(reference.name if reference else "", frozenset())
         )
         if any(c is not None and c.name == KILLED for c in calls.values()):
-            kind, detail = VerdictKind.CRASH, "killed by a signal in some variants"
+            detail = "killed by a signal in some variants"
+            return self._halt(
+                Verdict(VerdictKind.CRASH, seq, dict(sorted(calls.items())), odd or killed_ones(calls), detail)
+            )
         return self._halt(Verdict(kind, seq, dict(sorted(calls.items())), odd, detail))
 
 
@@ -811,6 +828,10 @@ class FollowerMonitor(_Monitor):
             if self._state is _F.ENTRY_WAIT:
                 return self._consume(message)
             return self._on_entry(message)
+        if seq == self.seq - 1 and self._state is _F.FINISH_WAIT:
+            # For the call this process was held at when it ended: it will
+            # never run it; its end, reported at the next number, is compared.
+            return []
         if seq <= self.seq and self._state is not _F.DIVERGED and not at_current:
             return self._halt(
                 Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"entry {seq} arrived after call {self.seq}")
@@ -852,6 +873,15 @@ class FollowerMonitor(_Monitor):
             return []
         seq = self._current[0] if self._current and self._current[0] is not None else self.seq
         mine = self._current[1] if self._current else None
+        if mine is not None and mine.name == KILLED:
+            # This variant's process was killed and the leader went on.
+            return self._halt(
+                crashed(
+                    seq,
+                    {LEADER: None, self.index: mine},
+                    f"{variant_name(self.index)} was killed by signal {mine.args[0]}; {_WENT_ON}",
+                )
+            )
         return self._halt(
             Verdict(
                 VerdictKind.NO_PROGRESS,

@@ -70,8 +70,10 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "TYPE_HELLO",
     "TYPE_HEARTBEAT",
+    "TYPE_KEEPALIVE",
     "Hello",
     "Heartbeat",
+    "Keepalive",
     "Frame",
     "ProtocolError",
     "CodecError",
@@ -122,6 +124,7 @@ _MIN_RUN_KEY = 16
 
 TYPE_HELLO = 0x01
 TYPE_HEARTBEAT = 0x02
+TYPE_KEEPALIVE = 0x03
 
 _HKDF_SALT = b"dmvx connector v1"
 
@@ -212,7 +215,19 @@ class Heartbeat:
     so a replayed heartbeat cannot fake a live peer."""
 
 
-Frame = Message | Hello | Heartbeat
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """The sending CONNECTOR is alive, and says nothing about its variant.
+
+    A :class:`Heartbeat` is the variant's ("busy inside a native call, keep
+    waiting") and excuses a monitor's wait; a keepalive only keeps the link
+    from being taken for lost: a CONNECTOR sends one when it has sent
+    nothing for a while, and a link silent for longer than the mode's
+    timeout is lost (a stopped host, a cut cable, a link losing every
+    frame). Sequenced and tagged like any frame, so none can be replayed."""
+
+
+Frame = Message | Hello | Heartbeat | Keepalive
 
 
 def _encode_hello(hello: Hello) -> bytes:
@@ -236,6 +251,8 @@ def _decode_hello(payload: bytes) -> Hello:
 def _encode(message: Frame) -> tuple[int, bytes]:
     if isinstance(message, Heartbeat):
         return TYPE_HEARTBEAT, b""
+    if isinstance(message, Keepalive):
+        return TYPE_KEEPALIVE, b""
     if isinstance(message, Hello):
         return TYPE_HELLO, _encode_hello(message)
     return codec.encode_message(message)
@@ -248,6 +265,10 @@ def _decode(code: int, payload: bytes) -> Frame:
         if payload:
             raise CodecError(f"heartbeat carries {len(payload)} payload bytes, expected none")
         return Heartbeat()
+    if code == TYPE_KEEPALIVE:
+        if payload:
+            raise CodecError(f"keepalive carries {len(payload)} payload bytes, expected none")
+        return Keepalive()
     if code == TYPE_HELLO:
         return _decode_hello(payload)
     raise UnsupportedVersion(f"unknown message type 0x{code:02x}")
@@ -512,8 +533,12 @@ class FrameWriter(_Direction):
         return header + self._aead.encrypt(_AEAD_NONCE.pack(seq), payload, header)
 
     def heartbeat(self) -> bytes:
-        """A keepalive frame."""
+        """A heartbeat frame (the variant is busy inside a native call)."""
         return self.encode(Heartbeat())
+
+    def keepalive(self) -> bytes:
+        """A keepalive frame (the CONNECTOR is alive; :class:`Keepalive`)."""
+        return self.encode(Keepalive())
 
 
 class FrameReader(_Direction):

@@ -16,6 +16,15 @@ Anything the protocol layer refuses (forged, replayed, reordered, garbage,
 a peer that hangs up mid-run) becomes a :class:`~dmvx.messages.Stop` with the
 matching verdict, handed to the local monitor, which halts its variant. A
 variant is therefore never left running on a link nobody can trust.
+
+Once admitted, a link has a liveness deadline: a CONNECTOR that has sent a
+peer nothing for :func:`keepalive_every` sends a
+:class:`~dmvx.protocol.Keepalive`, and a peer it hears nothing from for the
+silence timeout (the run's stall timeout, at least :data:`MIN_SILENCE`) --
+a stopped host, a cut cable, a link losing every frame -- or that takes no
+bytes for as long is lost: ``no-progress`` naming that variant
+(:func:`dmvx.verdict.lost`; :class:`dmvx.verdict.Blame` says who a link
+silent at both ends is blamed on).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import select
 import socket
 import time
 
-from dmvx.actions import LEADER
+from dmvx.actions import HEARTBEAT_EVERY, LEADER
 from dmvx.hostcheck import arch_of_machine
 from dmvx.messages import Stop
 from dmvx.protocol import (
@@ -36,11 +45,12 @@ from dmvx.protocol import (
     Heartbeat,
     Hello,
     Join,
+    Keepalive,
     ProtocolError,
     check_hello,
 )
 from dmvx.syscalls import Arch
-from dmvx.verdict import Verdict, VerdictKind, variant_name
+from dmvx.verdict import Verdict, VerdictKind, lost, variant_name
 from realmode import isolation, monitor_socket
 
 #: How long the leader's CONNECTOR waits for every follower to be admitted,
@@ -60,15 +70,26 @@ HOST_ARCH = arch_of_machine(os.uname().machine) or Arch.X86_64
 #: The listen backlog the leader's listening socket is made with: room for
 #: the followers' connections behind a few strangers'.
 BACKLOG = 64
+#: The least silence a link is allowed before it is lost (seconds), whatever
+#: the stall timeout: a CONNECTOR on a loaded machine may not run for a while.
+MIN_SILENCE = 1.0
+
+
+def keepalive_every(silence: float) -> float:
+    """How long a CONNECTOR sends a peer nothing before it sends a keepalive:
+    the heartbeat period, and at least four times per silence timeout."""
+    return min(HEARTBEAT_EVERY / 1e9, silence / 4)
 
 
 class _Peer:
     def __init__(self, sock: socket.socket, key: bytes, me: int, peer: int) -> None:
         self.sock = sock
+        self.me = me
         self.peer = peer
         self.reader = FrameReader(key, peer, me)
         self.writer = FrameWriter(key, me, peer)
         self.greeted = False
+        self.heard = self.sent = time.monotonic()
 
 
 def _nodelay(sock: socket.socket) -> socket.socket:
@@ -85,6 +106,7 @@ def run_connector(
     listener: socket.socket | None,
     address: tuple[str, int] | None,
     admission_timeout: float = ADMISSION_TIMEOUT,
+    silence: float = 2.0,
 ) -> None:
     """Serve until the monitor hangs up (the normal end) or a link fails.
 
@@ -93,7 +115,9 @@ def run_connector(
     listener once every follower is in; a follower's connects to ``address``
     and proves itself (:class:`~dmvx.protocol.Join`). A wait that outlasts
     ``admission_timeout`` ends the run with ``connector-lost``, naming who
-    is missing; the peers already in are served, so the stop reaches them."""
+    is missing; the peers already in are served, so the stop reaches them.
+    A peer silent for ``silence`` seconds (at least :data:`MIN_SILENCE`)
+    once admitted is lost (the module's docstring)."""
     isolation.shield()
     deadline = time.monotonic() + admission_timeout
     peers: dict[int, _Peer] = {}
@@ -132,7 +156,7 @@ def run_connector(
             sock.close()
             _drain_until_closed(monitor)
             return
-    _serve(index, peers, monitor, run_id)
+    _serve(peers, monitor, run_id, max(silence, MIN_SILENCE), deadline)
 
 
 def _admit(
@@ -252,9 +276,11 @@ def _join(
     return sock, join.session_key, join.rest
 
 
-def _lost(monitor: socket.socket, kind: VerdictKind, detail: str) -> None:
+def _lost(monitor: socket.socket, kind: VerdictKind, detail: str, verdict: Verdict | None = None) -> None:
+    """Stop the monitor with ``verdict`` (by default one of ``kind`` naming nobody)."""
+    stop = Stop("0", verdict if verdict is not None else Verdict(kind, 0, detail=detail))
     try:
-        monitor.sendall(monitor_socket.encode(LEADER, Stop("0", Verdict(kind, 0, detail=detail))))
+        monitor.sendall(monitor_socket.encode(LEADER, stop))
     except OSError:
         pass
 
@@ -273,6 +299,8 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
                 peer.greeted = True
             elif isinstance(frame, Heartbeat):
                 out.append(monitor_socket.encode_record(peer.peer, b""))
+            elif isinstance(frame, Keepalive):
+                continue  # the CONNECTOR's own: nothing for the monitor
             elif isinstance(frame, Hello):
                 raise ProtocolError("a second hello on an open link")
             else:
@@ -288,11 +316,51 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
     return True
 
 
-def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: str) -> None:
+def _serve(peers: dict[int, _Peer], monitor: socket.socket, run_id: str, silence: float, greet_by: float) -> None:
+    """Carry frames between the monitor and ``peers`` until the monitor hangs
+    up. A peer that has not said hello by ``greet_by`` (the leader's
+    CONNECTOR greets once every follower is admitted), or that is silent for
+    ``silence`` seconds after, is lost."""
     reader = monitor_socket.RecordReader()
     by_sock = {p.sock: p for p in peers.values()}
+    every = keepalive_every(silence)
+    for peer in peers.values():
+        peer.heard = peer.sent = time.monotonic()
+
+    def heard_by(peer: _Peer) -> float:
+        """When ``peer`` is lost if nothing more comes from it."""
+        return peer.heard + silence if peer.greeted else max(greet_by, peer.heard + silence)
+
+    def drop(peer: _Peer, verdict: Verdict | None) -> bool:
+        """Forget ``peer`` (telling the monitor ``verdict``); True once no peer is left."""
+        if verdict is not None:
+            _lost(monitor, verdict.kind, verdict.detail, verdict)
+        by_sock.pop(peer.sock, None)
+        peer.sock.close()
+        return not by_sock
+
+    def send(peer: _Peer, data: bytes) -> bool:
+        """Send to ``peer``; False if it is lost (said to the monitor)."""
+        try:
+            # No longer than the peer has left to be heard from: a peer whose
+            # CONNECTOR stopped stops taking bytes too.
+            peer.sock.settimeout(max(0.01, heard_by(peer) - time.monotonic()))
+            peer.sock.sendall(data)
+        except TimeoutError:
+            detail = (
+                f"{variant_name(peer.peer)}'s CONNECTOR took nothing from {variant_name(peer.me)}'s for {silence:g} s"
+            )
+            drop(peer, lost(peer.peer, detail, VerdictKind.NO_PROGRESS))
+            return False
+        except OSError:
+            return False  # the peer is gone; its reading side reports it
+        peer.sent = time.monotonic()
+        return True
+
     while True:
-        readable, _, _ = select.select([monitor, *by_sock], [], [])
+        now = time.monotonic()
+        due = min([p.sent + every for p in by_sock.values()] + [heard_by(p) for p in by_sock.values()])
+        readable, _, _ = select.select([monitor, *by_sock], [], [], max(0.0, due - now))
         for sock in readable:
             if sock is monitor:
                 try:
@@ -312,11 +380,15 @@ def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: 
                         frame = peer.writer.encode_record(payload) if payload else peer.writer.heartbeat()
                         batches.setdefault(peer.peer, []).append(frame)
                 for number, frames in batches.items():
-                    try:
-                        peers[number].sock.sendall(b"".join(frames))  # one write per batch
-                    except OSError:
-                        pass  # the peer is gone; its reading side reports it
+                    peer = peers[number]
+                    if peer.sock in by_sock:
+                        send(peer, b"".join(frames))  # one write per batch
+                if not by_sock:
+                    _drain_until_closed(monitor)
+                    return
                 continue
+            if sock not in by_sock:
+                continue  # dropped earlier in this pass
             peer = by_sock[sock]
             try:
                 data = sock.recv(1 << 20)
@@ -327,18 +399,32 @@ def _serve(index: int, peers: dict[int, _Peer], monitor: socket.socket, run_id: 
                 try:
                     list(peer.reader)
                 except ProtocolError as error:
-                    _lost(monitor, getattr(error, "verdict_kind", VerdictKind.CONNECTOR_LOST), str(error))
+                    verdict = Verdict(getattr(error, "verdict_kind", VerdictKind.CONNECTOR_LOST), 0, detail=str(error))
                 else:
-                    _lost(monitor, VerdictKind.CONNECTOR_LOST, f"variant {peer.peer}'s CONNECTOR hung up")
-                del by_sock[sock]
-                sock.close()
-                if not by_sock:
+                    verdict = lost(peer.peer, f"{variant_name(peer.peer)}'s CONNECTOR hung up")
+                if drop(peer, verdict):
                     _drain_until_closed(monitor)
                     return
                 continue
-            if not _feed(peer, data, monitor, run_id):
-                del by_sock[sock]
-                sock.close()
+            peer.heard = time.monotonic()
+            if not _feed(peer, data, monitor, run_id) and drop(peer, None):
+                _drain_until_closed(monitor)
+                return
+        now = time.monotonic()
+        for peer in list(by_sock.values()):
+            if now >= heard_by(peer):
+                detail = (
+                    f"{variant_name(peer.me)}'s CONNECTOR heard nothing from {variant_name(peer.peer)}'s "
+                    f"for {now - peer.heard:.1f} s"
+                )
+                if drop(peer, lost(peer.peer, detail, VerdictKind.NO_PROGRESS)):
+                    _drain_until_closed(monitor)
+                    return
+            elif now - peer.sent >= every:
+                send(peer, peer.writer.keepalive())
+        if not by_sock:
+            _drain_until_closed(monitor)
+            return
 
 
 def _drain_until_closed(monitor: socket.socket) -> None:

@@ -393,6 +393,7 @@ def run(
                     con_end,
                     listener if index == 0 else None,
                     None if index == 0 else address,
+                    silence=stall_timeout,
                 )
 
             env = dict(envs[index]) if envs is not None else dict(os.environ)

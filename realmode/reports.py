@@ -12,9 +12,12 @@ rules of who decides a run are written once (:class:`RunReports`):
 
 * the first end that is not :class:`Exited` decides the run; every variant is
   then killed at once and the other monitors get a grace period to speak;
-* a monitor whose pipe closes before its end report died: ``connector-lost``;
-* an ``auth-failure`` or ``protocol-error`` arriving after a
-  ``connector-lost`` replaces it: it is why the link was lost;
+* a monitor whose pipe closes before its end report died: ``connector-lost``
+  naming its variant;
+* later verdicts may correct the first as the core's
+  :class:`dmvx.verdict.Blame` says: an ``auth-failure`` or ``protocol-error``
+  replaces a ``connector-lost`` (it is why the link was lost), and the
+  claims of silence from both ends of a lost link are weighed;
 * :class:`UnsupportedProgram` outranks any verdict, before or after it: a monitor
   that cannot follow its program kills its variant, and the verdict a peer
   then reports (the lost link, a stop) is only the echo of that.
@@ -39,14 +42,15 @@ from typing import Any, Protocol
 from dmvx import codec
 from dmvx.messages import Stop
 from dmvx.ranahead import RanAhead
-from dmvx.verdict import Verdict, VerdictKind, variant_name
+from dmvx.verdict import Blame, Verdict, VerdictKind, lost, variant_name
+from realmode.net import runs
 
 #: After the run is decided, how long the other monitors have to say theirs.
 GRACE = 0.5
-#: Verdicts that explain a lost link: when one of these arrives within the
-#: grace period after a ``connector-lost``, it is the verdict of the run (the
-#: link was lost *because* a CONNECTOR refused what came over it).
-_CAUSES = frozenset({VerdictKind.AUTH_FAILURE, VerdictKind.PROTOCOL_ERROR})
+#: The same when the first verdict is a claim of silence: the other end of a
+#: lost link makes its claim up to a keepalive period later
+#: (:func:`realmode.connector.keepalive_every`, at most 0.5 s).
+SILENCE_GRACE = GRACE + 0.5
 
 
 @dataclass(frozen=True)
@@ -189,19 +193,25 @@ class RunReports:
     ended_at: float | None = None
     #: When each variant's monitor reported its end (index -> monotonic time).
     reported_at: dict[int, float] = field(default_factory=dict)
+    #: Who the verdicts reported so far blame (the core's rule).
+    blame: Blame = field(default_factory=Blame)
+    #: Each started variant's start time (index -> clock ticks since boot), read when its
+    #: monitor reported it: what :func:`kill_variants` checks a pid against.
+    variant_starts: dict[int, int | None] = field(default_factory=dict)
 
     @property
     def decided(self) -> bool:
         return self.verdict is not None or self.unsupported is not None or self.error is not None
 
-    def decide_verdict(self, verdict: Verdict) -> bool:
-        """Record a verdict; True if it is the first word that ends the run."""
-        if not self.decided:
-            self.verdict = verdict
-            return True
-        if self.verdict is not None and self.verdict.kind is VerdictKind.CONNECTOR_LOST and verdict.kind in _CAUSES:
-            self.verdict = verdict
-        return False
+    def decide_verdict(self, reporter: int | None, verdict: Verdict) -> bool:
+        """Record ``reporter``'s verdict (None: the collector's own); True
+        if it is the first word that ends the run. Later ones correct it as
+        the core says (:class:`dmvx.verdict.Blame`)."""
+        if self.unsupported is not None or self.error is not None:
+            return False
+        first = self.blame.add(reporter, verdict)
+        self.verdict = self.blame.verdict
+        return first
 
     def decide_unsupported(self, message: str) -> bool:
         """Record an unsupported program; it outranks any verdict (the
@@ -255,8 +265,9 @@ def collect(
 
     def end_now() -> None:
         nonlocal grace_until
-        kill_variants(variants)
-        grace_until = time.monotonic() + GRACE
+        kill_variants(variants, reports.variant_starts)
+        # A claim of silence waits for the other end of the link to make its own.
+        grace_until = time.monotonic() + (SILENCE_GRACE if reports.blame.weighing else GRACE)
 
     while open_fds and (pending or (grace_until is not None and time.monotonic() < grace_until)):
         now = time.monotonic()
@@ -268,7 +279,9 @@ def collect(
             if settle_until is not None and now >= settle_until:
                 break
         if give_up is not None and now >= give_up and reports.verdict is None:
-            reports.verdict = Verdict(VerdictKind.NO_PROGRESS, 0, detail=f"the run took longer than {timeout:g} s")
+            reports.decide_verdict(
+                None, Verdict(VerdictKind.NO_PROGRESS, 0, detail=f"the run took longer than {timeout:g} s")
+            )
             end_now()
         limit = 0.05
         if grace_until is not None:
@@ -286,8 +299,8 @@ def collect(
                 if index in pending:
                     pending.discard(index)
                     reports.reported_at.setdefault(index, time.monotonic())
-                    lost = Verdict(VerdictKind.CONNECTOR_LOST, 0, detail=f"the monitor of {variant_name(index)} died")
-                    if reports.decide_verdict(lost) and grace_until is None:
+                    died = lost(index, f"the monitor of {variant_name(index)} died")
+                    if reports.decide_verdict(None, died) and grace_until is None:
                         end_now()
                 continue
             buffers[fd] += data
@@ -297,6 +310,7 @@ def collect(
                 variant = variants[index]
                 if isinstance(report, Started):
                     variant.pid = report.pid
+                    reports.variant_starts[index] = runs.start_time(report.pid)
                     started.add(index)
                     if len(started) == len(variants):
                         reports.started_at = time.monotonic()
@@ -316,7 +330,7 @@ def collect(
                 if isinstance(report, Halted):
                     if index == 0 and report.ran_ahead is not None:
                         reports.ran_ahead = report.ran_ahead
-                    first = reports.decide_verdict(report.verdict)
+                    first = reports.decide_verdict(index, report.verdict)
                 elif isinstance(report, UnsupportedProgram):
                     first = reports.decide_unsupported(report.message)
                 else:
@@ -358,11 +372,20 @@ def progress(pipes: dict[int, int], variants: list[Any], monitors: list[int], wa
                     waiting.discard(fd)
 
 
-def kill_variants(variants: list[Any]) -> None:
-    """SIGKILL every variant that has started (its monitor reaps it)."""
+def kill_variants(variants: list[Any], started: dict[int, int | None] | None = None) -> None:
+    """SIGKILL every variant that has started (its monitor reaps it) -- if it is still that
+    process: ``started`` maps a variant's index to its start time as read when it reported
+    started. A variant killed from outside and reaped by its monitor frees its pid, and pids
+    come round within seconds on a busy machine (32768 of them): a stale pid must not kill a
+    stranger."""
     for variant in variants:
-        if variant.pid is not None:
-            try:
-                os.kill(variant.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if variant.pid is None:
+            continue
+        if started is not None:
+            begun = started.get(variant.index)
+            if begun is None or not runs.alive(variant.pid, begun):
+                continue
+        try:
+            os.kill(variant.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -173,7 +173,16 @@ class Agents:
             logged = linklog.LoggedLink(con_end)
             signal.signal(signal.SIGTERM, _leave)
             try:
-                run_connector(index, n, key.secret, hello_id, logged, listener if index == 0 else None, address)
+                run_connector(
+                    index,
+                    n,
+                    key.secret,
+                    hello_id,
+                    logged,
+                    listener if index == 0 else None,
+                    address,
+                    silence=self.stall_timeout,
+                )
             except _Leave:
                 pass  # told to go (say, stuck sending on a cut link): still report
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -239,7 +248,7 @@ class Agents:
         return self.outcome
 
     def _kill_variants(self) -> None:
-        reports.kill_variants(self.variants)
+        reports.kill_variants(self.variants, self.outcome.variant_starts)
 
     def kill_agent(self, index: int, which: str = "monitor") -> None:
         """SIGKILL one agent process (a fault injected by tests)."""

@@ -132,6 +132,14 @@ class Config:
     record: Path | None = None
     #: Count every variant's calls per route (``dmvx real --summary``).
     summary: bool = False
+    #: Put before the built-in server's command line: say a shell that runs
+    #: the server as its child (``sh -c '"$@"; exit $?' sh``), so a variant
+    #: is a process tree (:mod:`realmode.faults` kills its root or the child).
+    launcher: tuple[str, ...] = ()
+    #: Whether the variants run differently laid out builds of the server (the
+    #: attacked one layout 0, the others 1); False: all run layout 1, the same
+    #: file -- as a shell in ``launcher`` must, which execs the server by path.
+    diversified: bool = True
 
 
 @dataclass
@@ -515,13 +523,22 @@ class NetExperiment:
         if self.config.served is not None:
             return [self.config.served.argv[0]] * len(self.config.variant_hosts)
         target = self.config.attack.target if self.config.attack is not None else 0
+        if not self.config.diversified:
+            target = -1
         return [targets.net_server(0 if i == target else 1) for i in range(len(self.config.variant_hosts))]
 
     def _server_argv(self, binary: str, requests: int) -> list[str]:
         workload = self.config.workload
         if self.config.served is not None:
             return [binary, *self.config.served.argv[1:]]
-        return [binary, str(SERVER_PORT), str(requests), str(workload.body_bytes), f"touch {self.marker}"]
+        return [
+            *self.config.launcher,
+            binary,
+            str(SERVER_PORT),
+            str(requests),
+            str(workload.body_bytes),
+            f"touch {self.marker}",
+        ]
 
     def _client(self, server_host: str) -> subprocess.Popen:
         workload = self.config.workload

@@ -570,6 +570,22 @@ class EmulatedNetwork:
                     _tc_batch([line for line in commands if "netem" in line])
         plan.delay_ab, plan.delay_ba = delay_ab, delay_ba
 
+    def set_link_loss(self, plan: LinkPlan, loss: float) -> None:
+        """Change a link's loss rate (both ways) while the run goes on; 1.0
+        loses every frame, a cable that is in but carries nothing."""
+        if plan.relay_node is not None:
+            assert self._relay_control is not None
+            order = {"link": f"{plan.a}-{plan.b}", "loss": loss}
+            os.write(self._relay_control, (json.dumps(order) + "\n").encode())
+        elif self.use_netem:
+            for node, intf in plan.ends():
+                with self._in(node):
+                    commands = _tc_commands(intf, plan.bw_bps, plan.queue, plan.delay_ab, loss, change=True)
+                    _tc_batch([line for line in commands if "netem" in line])
+        else:
+            raise ValueError(f"link {plan.a}-{plan.b} has neither a relay nor netem to lose frames with")
+        plan.loss = loss
+
     def set_link_rate(self, plan: LinkPlan, bw_bps: float) -> None:
         """Change a shaped link's bandwidth while the run goes on."""
         if not plan.bw_bps:

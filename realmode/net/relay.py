@@ -185,13 +185,16 @@ class Relay:
 
     def command(self, order: dict[str, Any]) -> None:
         """``{"link": LABEL, "delay_ab": S, "delay_ba": S}``: new one-way
-        delays for a hop (frames already held keep their departure time)."""
+        delays for a hop (frames already held keep their departure time);
+        ``"loss": P``: the hop's loss rate, both ways."""
         for direction in self.directions:
             label, way = direction.label[:-1], direction.label[-1]
             if label == order.get("link"):
                 key = "delay_ab" if way == ">" else "delay_ba"
                 if key in order:
                     direction.delay = float(order[key])
+                if "loss" in order:
+                    direction.loss = float(order["loss"])
 
     def stop(self) -> None:
         self.running = False

@@ -40,7 +40,7 @@ from dmvx.actions import (
 from dmvx.messages import Ack, Entry, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
-from dmvx.verdict import Verdict, VerdictKind
+from dmvx.verdict import Verdict, lost, variant_name
 from realmode import isolation, monitor_socket, reports
 from realmode import ptrace_ll as ll
 from realmode.inproc.area import Area
@@ -222,9 +222,12 @@ class TracerProcess:
         """Since when ``proc`` has waited without word from the others. A
         heartbeat (a peer inside a long native call) excuses the wait of a
         live process, not of one that has ended: no peer call can be owed
-        to it, only the peer's own end."""
-        reference = max(proc.waiting_since or 0.0, self.last_inbound)
-        return max(reference, self.last_heartbeat_in) if proc.alive else reference
+        to it, only the peer's own end -- so only word for its own stream
+        counts then (the others' processes may talk on for long: a tree
+        whose root was killed while its child serves)."""
+        if not proc.alive:
+            return max(proc.waiting_since or 0.0, proc.heard)
+        return max(proc.waiting_since or 0.0, self.last_inbound, self.last_heartbeat_in)
 
     def _timers(self) -> None:
         if self.finished:
@@ -259,7 +262,7 @@ class TracerProcess:
             records = monitor_socket.receive(self.link, self.link_reader)
         except (monitor_socket.SocketClosed, OSError):
             if not self.finished:
-                self.halt(Verdict(VerdictKind.CONNECTOR_LOST, 0, detail="the CONNECTOR went away"))
+                self.halt(lost(self.index, f"the CONNECTOR of {variant_name(self.index)} went away"))
             return
         for _peer, payload in records:
             if self.finished:

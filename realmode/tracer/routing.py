@@ -12,6 +12,7 @@ leader's fatal signal land here too where it is pending (the core's
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from dmvx.messages import Entry, Message, Stop
@@ -46,6 +47,7 @@ class Router:
         self.deliver(proc, message)
 
     def deliver(self, proc: Proc, message: Message) -> None:
+        proc.heard = time.monotonic()
         self.t.carry_out(proc, timed(proc.held, proc.monitor.message_received, message))
         if proc.fast is not None and not self.t.leader and isinstance(message, Entry):
             proc.fast.feed(message)
