@@ -107,11 +107,13 @@ _ARG_DEPENDENT = (
     | {"fcntl", "sendfile", "getrandom", "clock_gettime"}
 )
 #: Clocks that measure intervals, not the date: monotonic, boot time, CPU
-#: time. In a process with threads each variant reads them itself (LOCAL):
-#: a thread that waits for a lock with a timeout (Python's GIL does, every
-#: 5 ms of contention) reads one once per wait, as many times as the threads'
-#: interleaving makes it wait -- a number no two variants share. The date
-#: (CLOCK_REALTIME, 0 and 5) stays the leader's.
+#: time. In a process with threads their reads are not compared (LOCAL): a
+#: thread that waits for a lock with a timeout (Python's GIL does, every 5 ms
+#: of contention) reads one once per wait, as many times as the threads'
+#: interleaving makes it wait -- a number no two variants share. A mode may
+#: still give followers the leader's readings (real mode does:
+#: realmode.tracer.clocks). The date (CLOCK_REALTIME, 0 and 5) stays the
+#: leader's, sequenced.
 THREAD_LOCAL_CLOCKS = frozenset({1, 2, 3, 4, 6, 7})
 #: Calls that name a path: argument index of the path, and of the
 #: directory descriptor a relative path starts from (None: the cwd).

@@ -35,7 +35,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
+from dmvx.messages import Ack, ClockNote, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
 from dmvx.verdict import Verdict, VerdictKind
 
 #: Deepest tuple nesting accepted inside call arguments (the argument tuple
@@ -71,6 +71,7 @@ TYPE_ACK = 0x12
 TYPE_STOP = 0x13
 TYPE_PID_NOTE = 0x14
 TYPE_RESULT_NOTE = 0x15
+TYPE_CLOCK_NOTE = 0x16
 
 
 class ProtocolError(Exception):
@@ -312,12 +313,19 @@ def _put_result_note(out: bytearray, m: ResultNote) -> None:
     put_int(out, m.result, "note result")
 
 
+def _put_clock_note(out: bytearray, m: ClockNote) -> None:
+    put_str(out, m.stream, "stream")
+    put_int(out, m.clock, "clock")
+    put_int(out, m.ns, "clock reading")
+
+
 _ENCODERS: dict[type, tuple[int, Callable[[bytearray, Any], None]]] = {
     Entry: (TYPE_ENTRY, _put_entry),
     Report: (TYPE_REPORT, _put_report),
     Ack: (TYPE_ACK, _put_ack),
     Stop: (TYPE_STOP, _put_stop),
     PidNote: (TYPE_PID_NOTE, _put_pid_note),
+    ClockNote: (TYPE_CLOCK_NOTE, _put_clock_note),
     ResultNote: (TYPE_RESULT_NOTE, _put_result_note),
 }
 
@@ -523,6 +531,10 @@ def _read_pid_note(r: PayloadReader) -> PidNote:
     return PidNote(r.text("stream"), r.integer("pid"))
 
 
+def _read_clock_note(r: PayloadReader) -> ClockNote:
+    return ClockNote(r.text("stream"), r.integer("clock"), r.integer("clock reading"))
+
+
 def _read_result_note(r: PayloadReader) -> ResultNote:
     return ResultNote(r.text("stream"), r.integer("note seq"), r.integer("note result"))
 
@@ -533,6 +545,7 @@ _DECODERS: dict[int, Callable[[PayloadReader], Message]] = {
     TYPE_ACK: _read_ack,
     TYPE_STOP: _read_stop,
     TYPE_PID_NOTE: _read_pid_note,
+    TYPE_CLOCK_NOTE: _read_clock_note,
     TYPE_RESULT_NOTE: _read_result_note,
 }
 

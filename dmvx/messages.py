@@ -152,7 +152,29 @@ class ResultNote:
         return 24
 
 
-Message = Entry | Report | Ack | Stop | PidNote | ResultNote
+@dataclass(slots=True)
+class ClockNote:
+    """Leader -> followers: a thread of the leader read interval clock
+    ``clock`` (``CLOCK_MONOTONIC`` and kin) as ``ns`` nanoseconds.
+
+    In a process with threads such reads are not sequenced calls: a thread
+    makes as many as the interleaving makes it wait (a lock with a timeout
+    reads one per wait), a number no two variants share. A follower's thread
+    takes the leader's readings of its stream in order, and reads its own
+    clock where the leader made no more (``realmode.tracer.clocks``).
+    """
+
+    stream: str
+    clock: int
+    ns: int
+
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 24
+
+
+Message = Entry | Report | Ack | Stop | PidNote | ResultNote | ClockNote
 
 
 def _args_size(args: tuple[Any, ...]) -> int:

@@ -377,9 +377,12 @@ class LeaderMonitor(_Monitor):
         if decision.sync:
             self._to(_L.SYNC_WAIT)
             actions = self._try_release()
-            if self.policy.async_replication and actions and isinstance(actions[-1], Wait):
+            if (self.policy.async_replication or self.fds.shared) and actions and isinstance(actions[-1], Wait):
                 # Followers may see this point as an asynchronous call and
                 # wait for an entry that will not come: tell them to report.
+                # (With threads, under any preset: a follower's thread may
+                # wait to learn that the leader's reached this call,
+                # realmode.tracer.clocks.)
                 actions.insert(0, Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.ANNOUNCE)))
             return actions
         waiting = self._reports.get(seq)

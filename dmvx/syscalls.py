@@ -1120,6 +1120,17 @@ AT_EMPTY_PATH = 0x1000
 AT_STATX_SYNC_TYPE = 0x6000
 STATX_BASIC_STATS = 0x7FF
 _O_CREAT_WRONLY_TRUNC = 0o100 | 0o1 | 0o1000
+#: Open flags under which the kernel reads the mode argument (O_CREAT, and
+#: O_TMPFILE's own bit); without them the mode is whatever the register
+#: held, and not part of the request.
+_O_MODE_READ = 0o100 | 0o20000000
+
+
+def _openat(dirfd: Any, path: Any, flags: Any, mode: Any) -> tuple[str, tuple[Any, ...]]:
+    """``openat`` as the kernel reads it: the mode only when the flags ask for it."""
+    if isinstance(flags, int) and not flags & _O_MODE_READ:
+        mode = 0
+    return "openat", (dirfd, path, flags, mode)
 
 
 def _statx(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]] | None:
@@ -1135,7 +1146,8 @@ _REWRITES: dict[str, Any] = {
     "fstat": lambda a: ("fstatat", (a[0], "", a[1], AT_EMPTY_PATH)),
     "fstatat": lambda a: ("fstatat", (a[0], a[1], a[2], a[3] & ~AT_NO_AUTOMOUNT)),
     "statx": _statx,
-    "open": lambda a: ("openat", (AT_FDCWD, a[0], a[1], a[2])),
+    "open": lambda a: _openat(AT_FDCWD, a[0], a[1], a[2]),
+    "openat": lambda a: _openat(*a),
     "creat": lambda a: ("openat", (AT_FDCWD, a[0], _O_CREAT_WRONLY_TRUNC, a[1])),
     "access": lambda a: ("faccessat", (AT_FDCWD, a[0], a[1])),
     "readlink": lambda a: ("readlinkat", (AT_FDCWD, a[0], a[1], a[2])),
@@ -1165,7 +1177,8 @@ def normalize(name: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
 
     ``args`` are canonical argument values of canonical call ``name``. The
     stat family becomes ``fstatat`` (``statx`` only when it asks for no more
-    than stat(2) returns); calls aarch64 lacks become their ``*at``/``*2``
+    than stat(2) returns); an open without ``O_CREAT``/``O_TMPFILE`` has mode 0
+    (the kernel does not read it); calls aarch64 lacks become their ``*at``/``*2``
     forms; ``getrlimit``/``setrlimit`` become ``prlimit64`` of pid 0. The
     output buffers keep their position, so a mode still knows which memory
     the kernel wrote, but converting it (``statx`` bytes to ``stat`` bytes,

@@ -109,6 +109,8 @@ _INT32_ARGS: dict[str, frozenset[int]] = {
     for name, signature in _table.SIGNATURES.items()
 }
 _PROC_PID = re.compile(r"^/proc/(\d+)(?=/|$)")
+#: A thread's directory (``pthread_setname_np`` writes ``/proc/self/task/<tid>/comm``).
+_PROC_TASK = re.compile(r"^/proc/(?:self|\d+)/task/(\d+)(?=/|$)")
 #: The canonical value of an argument whose memory cannot be read.
 UNREADABLE = "<unreadable>"
 #: Calls whose answer is where this process may run: stopped even when local
@@ -371,10 +373,15 @@ class Reader:
         if match:
             pid = int(match.group(1))
             if pid in self.pids.self_pids(self.pid):
-                return "/proc/self" + text[match.end(1) :]
-            virtual = self.pids.virtual(pid)
-            if virtual != pid:
-                return f"/proc/{virtual}" + text[match.end(1) :]
+                text = "/proc/self" + text[match.end(1) :]
+            else:
+                virtual = self.pids.virtual(pid)
+                if virtual != pid:
+                    text = f"/proc/{virtual}" + text[match.end(1) :]
+        task = _PROC_TASK.match(text)
+        if task:
+            tid = int(task.group(1))
+            text = text[: task.start(1)] + str(self.pids.virtual(tid)) + text[task.end(1) :]
         return text
 
     def _argv(self, address: int, word: int) -> tuple[str, ...] | None:

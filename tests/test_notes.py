@@ -16,7 +16,7 @@ from core_streams import streams
 from dmvx import codec
 from dmvx.actions import Action, Execute, Halt, LeaderKilled, LeaderPid, Send, Wait, WaitReason
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Entry, EntryKind, Message, PidNote, ResultNote
+from dmvx.messages import ClockNote, Entry, EntryKind, Message, PidNote, ResultNote
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Decision, Policy
 from dmvx.replay import Observer, Step, replay
@@ -104,7 +104,7 @@ def test_an_asynchronous_entry_tells_the_follower_the_result_to_steer_to() -> No
 
 
 def test_notes_round_trip_through_the_codec() -> None:
-    for message in (PidNote("0.1", 31337), ResultNote("0.2", 7, -32)):
+    for message in (PidNote("0.1", 31337), ResultNote("0.2", 7, -32), ClockNote("0.3", 1, 1_234_567_890_123)):
         assert codec.loads(codec.dumps(message)) == message
 
 

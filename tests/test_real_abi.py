@@ -264,3 +264,18 @@ def test_an_adopted_name_is_written_over_the_followers_own_template(raw_name: st
     # Never over a string of another length (not a template filled in place).
     reader.write_outcome(raw, Outcome(3, ((1, b"/tmp/x-AbC1234"),)))
     assert template.raw == b"/tmp/x-AbC123\0"
+
+
+def test_a_threads_proc_directory_names_the_leaders_tid() -> None:
+    """pthread_setname_np writes /proc/self/task/<tid>/comm: the tid is the
+    variant's own, compared as the leader's."""
+    from realmode.abi import Reader
+    from realmode.pids import PidMap
+
+    pids = PidMap()
+    pids.add(500, 100)
+    pids.add(501, 101)
+    reader = Reader(501, pids)
+    assert reader._path(b"/proc/self/task/501/comm") == "/proc/self/task/101/comm"
+    assert reader._path(b"/proc/500/task/501/comm") == "/proc/100/task/101/comm"
+    assert reader._path(b"/proc/501/status") == "/proc/self/status"

@@ -41,6 +41,13 @@ _PACKAGES = {
     "unzip": "unzip",
     "jq": "jq",
     "dash": "dash",
+    "redis-server": "redis-server",
+    "redis-benchmark": "redis-server",  # redis-tools, which redis-server depends on
+    "redis-cli": "redis-server",
+    "memcached": "memcached",
+    "memcslap": "libmemcached-tools",
+    "memccp": "libmemcached-tools",
+    "memccat": "libmemcached-tools",
 }
 
 

@@ -12,7 +12,10 @@ Before threads were followed, each of these runs was refused with exit 5.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,3 +108,56 @@ def test_the_target_builds_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+def _redis_client(socket: Path, answers: list[str]) -> None:
+    """Wait for the server, run redis-benchmark against it, read what it left, shut it down."""
+    cli = ["redis-cli", "-s", str(socket)]
+    deadline = time.monotonic() + 60
+    while subprocess.run([*cli, "ping"], capture_output=True).stdout != b"PONG\n":
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+    bench = ["redis-benchmark", "-s", str(socket), "-n", "200", "-c", "4", "-q", "-t", "set,get,incr,lpush,lpop"]
+    done = subprocess.run(bench, capture_output=True, timeout=120)
+    answers.append(f"benchmark {done.returncode}")
+    for query in (["get", "counter:__rand_int__"], ["llen", "mylist"], ["dbsize"]):
+        answers.append(subprocess.run([*cli, *query], capture_output=True, text=True).stdout.strip())
+    subprocess.run([*cli, "shutdown", "nosave"], capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (deps)")
+@pytest.mark.parametrize("policy", POLICIES)
+def test_redis_server_under_redis_benchmark_answers_as_natively(policy: str, tmp_path: Path) -> None:
+    """Debian's redis-server (five threads: the event loop, three bio
+    threads, jemalloc's background thread) under dmvx run, redis-benchmark
+    outside it: what the benchmark left in the store is what a native server
+    holds after the same benchmark, and the server ends cleanly. Its timers
+    run from CLOCK_MONOTONIC, which a follower takes from the leader
+    (realmode.tracer.clocks)."""
+
+    def serve(directory: Path) -> list[str]:
+        return [
+            "redis-server", "--port", "0", "--unixsocket", str(directory / "redis.sock"),
+            "--save", "", "--appendonly", "no", "--dir", str(directory), "--logfile", str(directory / "log"),
+        ]  # fmt: skip
+
+    (tmp_path / "native").mkdir()
+    (tmp_path / "mvx").mkdir()
+    expected: list[str] = []
+    client = threading.Thread(target=_redis_client, args=(tmp_path / "native" / "redis.sock", expected))
+    client.start()
+    native_server = subprocess.run(serve(tmp_path / "native"), capture_output=True, timeout=120)
+    client.join()
+    assert native_server.returncode == 0 and expected == ["benchmark 0", "200", "0", "2"]
+
+    answers: list[str] = []
+    argv = serve(tmp_path / "mvx")
+    client = threading.Thread(target=_redis_client, args=(tmp_path / "mvx" / "redis.sock", answers))
+    client.start()
+    result, _, _ = captured(lambda: run([argv, argv], policy))
+    client.join()
+    assert result.verdict is None, result.verdict.summary()
+    assert answers == expected and result.process_exit_code == 0
+    assert all(v.stats["processes"] >= 4 for v in result.variants)
+    assert_no_survivors(result)

@@ -446,3 +446,12 @@ def test_buffer_lengths_point_at_sensible_arguments():
                 assert arg.struct in structs.NAMES, (name, arg.struct)
             if arg.kind is ArgKind.FLAGS:
                 assert arg.flags, (name, arg.name)
+
+
+def test_an_open_that_creates_nothing_has_no_mode():
+    """Without O_CREAT or O_TMPFILE the kernel does not read the mode: it is
+    whatever the register held (redis's opens of /proc files differ there)."""
+    assert syscalls.normalize("openat", (-100, "/x", 0o2000000, 41024007)) == ("openat", (-100, "/x", 0o2000000, 0))
+    assert syscalls.normalize("open", ("/x", 0, 12345)) == ("openat", (-100, "/x", 0, 0))
+    assert syscalls.normalize("openat", (-100, "/x", 0o100, 0o644)) == ("openat", (-100, "/x", 0o100, 0o644))
+    assert syscalls.normalize("openat", (-100, "/x", 0o20200002, 0o600))[1][3] == 0o600

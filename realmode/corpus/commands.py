@@ -32,7 +32,10 @@ def _bash(name: str, script: str, **kw) -> Entry:
     return Entry(name, ("bash", "-c", script), **kw)
 
 
-_THREADS = "threads are refused (exit 5); issue 15 item 3"
+_SPIN_YIELDS = (
+    "memcslap's threads wait for each other in sched_yield loops: as many yields as the interleaving "
+    "takes, a number no two variants share (docs/realmode.md, Threads); issue 15 item 3"
+)
 
 ENTRIES: tuple[Entry, ...] = (
     # -- coreutils --------------------------------------------------------------
@@ -220,7 +223,24 @@ ENTRIES: tuple[Entry, ...] = (
             "-c",
             "import threading; t = threading.Thread(target=print, args=('hi',)); t.start(); t.join()",
         ),
-        known=_THREADS,
+    ),
+    Entry("python-threads-pool", ("/usr/bin/python3", "py/threads.py")),
+    Entry(
+        "c-threads",
+        (
+            "sh",
+            "-c",
+            "gcc -O2 -pthread -o threads c/threads.c && ./threads io 4 10 . && ./threads self-exit && "
+            "./threads exec && ./threads signal; ./threads exit-group; echo status $?",
+        ),
+        needs=("gcc",),
+    ),
+    Entry("redis-benchmark", ("sh", "sh/redis.sh"), needs=("redis-server", "redis-benchmark", "redis-cli")),
+    Entry(
+        "memcached-memcslap",
+        ("sh", "sh/memcached.sh"),
+        known=_SPIN_YIELDS,
+        needs=("memcached", "memcslap", "memccp", "memccat"),
     ),
 )
 

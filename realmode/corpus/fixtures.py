@@ -13,6 +13,8 @@ from pathlib import Path
 
 #: Every file's modification time (2020-01-02 03:04:05 UTC).
 MTIME = 1577934245
+#: The real-mode targets some entries build or run (threads).
+_TARGETS = Path(__file__).resolve().parent.parent / "targets"
 
 _WORDS = (
     "the",
@@ -178,6 +180,30 @@ _FILES: dict[str, str] = {
         "while ticks < 5:\n"
         "    signal.pause()\n"
         "print('done', ticks)\n"
+    ),
+    "py/threads.py": (_TARGETS / "pythreads.py").read_text(),
+    "c/threads.c": (_TARGETS / "threads.c").read_text(),
+    # A threaded server and its own benchmark client on a socket in the work
+    # directory; what is printed is what the benchmark left in the store.
+    "sh/redis.sh": (
+        "redis-server --port 0 --unixsocket \"$PWD/redis.sock\" --save '' --appendonly no --logfile redis.log &\n"
+        "until redis-cli -s redis.sock ping >/dev/null 2>&1; do sleep 0.1; done\n"
+        "redis-benchmark -s redis.sock -n 200 -c 4 -q -t set,get,incr,lpush,lpop >/dev/null &&\n"
+        "redis-cli -s redis.sock get counter:__rand_int__ && redis-cli -s redis.sock llen mylist\n"
+        "redis-cli -s redis.sock shutdown nosave\n"
+        "wait\n"
+        'echo "redis-server ended with $?"\n'
+    ),
+    "sh/memcached.sh": (
+        'memcached -u root -s "$PWD/mc.sock" -a 0777 -t 4 &\n'
+        "server=$!\n"
+        # (a client that finds no server prints its own address: wait for the socket)
+        "until [ -S mc.sock ]; do sleep 0.1; done\n"
+        'memcslap --servers="$PWD/mc.sock" --concurrency=4 --execute-number=200 --test=set >/dev/null &&\n'
+        'memccp --servers="$PWD/mc.sock" words.txt && memccat --servers="$PWD/mc.sock" words.txt | wc -l\n'
+        "kill $server\n"
+        "wait\n"
+        'echo "memcached ended with $?"\n'
     ),
     "sql/schema.sql": (
         "create table person (name text, age int, city text);\n"

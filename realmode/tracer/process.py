@@ -48,6 +48,7 @@ from realmode.inproc.path import InProcess
 from realmode.pids import PidMap
 from realmode.record import Recorder
 from realmode.tracer import steering
+from realmode.tracer.clocks import Clocks
 from realmode.tracer.fdorder import FdOrder
 from realmode.tracer.launch import Launch, spawn
 from realmode.tracer.outbox import Outbox
@@ -103,6 +104,7 @@ class TracerProcess:
         self.threads = Threads(self)
         self.fd_order = FdOrder(self)
         self.signal_points = SignalPoints(self)
+        self.clocks = Clocks(self)
         #: Where a pid a call names lands, for the core (realmode.isolation).
         self.scope = isolation.ProcessScope(self.in_tree, os.getppid())
 
@@ -208,6 +210,9 @@ class TracerProcess:
         for proc in self.procs.values():
             if proc.fast is not None and proc.alive:
                 deadlines.append(now + proc.fast.poll_interval())
+        clock_read = self.clocks.deadline()
+        if clock_read is not None:
+            deadlines.append(clock_read)
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)
@@ -235,6 +240,8 @@ class TracerProcess:
         now = time.monotonic()
         if self.out.flush_at is not None and now >= self.out.flush_at:
             self.out.flush()
+        if self.clocks.parked:
+            self.clocks.expire(now)
         if now - self.last_heartbeat >= _HEARTBEAT_S and any(
             (p.alive and p.held is not None and p.held.stage in (Stage.RUNNING, Stage.SKIPPING))
             or (p.fast is not None and p.fast.in_call())
@@ -274,6 +281,8 @@ class TracerProcess:
             self.last_inbound = time.monotonic()
             if not self.leader:
                 self.fd_order.heard(message)
+                if self.clocks.heard(message):
+                    continue  # a clock reading: the tracer's, not a monitor's
             self.router.route(message)
 
     def maybe_finish(self) -> None:
@@ -298,6 +307,8 @@ class TracerProcess:
         proc.waiting_since = None
         held = proc.held
         if held is None or held.stage is not Stage.ENTRY:
+            return
+        if seq is None and self.clocks.answers(proc, held):
             return
         held.seq = seq
         held.to(Stage.RUNNING)
