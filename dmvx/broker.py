@@ -196,13 +196,16 @@ def is_word_draw(call: Call) -> bool:
 class Broker:
     """Routes calls for one policy. Cheap to create; one per monitor."""
 
-    __slots__ = ("policy", "reach", "_cache", "_fd_cache", "_fd_names")
+    __slots__ = ("policy", "reach", "by_name", "_fd_cache", "_fd_names")
 
     def __init__(self, policy: Policy, reach: Callable[[int], Reach] | None = None) -> None:
         self.policy = policy
         #: Where a (canonical) pid lands: the mode's answer (see :class:`Reach`).
         self.reach = reach or everything_in_tree
-        self._cache: dict[str, Decision] = {}
+        #: Decisions that depend on the call's name alone, as :meth:`decide`
+        #: made them: a monitor looks here first (a dict lookup where a method
+        #: call costs twice as much) and asks :meth:`decide` on a miss.
+        self.by_name: dict[str, Decision] = {}
         # Descriptor calls whose decision depends only on the kind of their
         # first argument's descriptor: cached per (name, kind).
         self._fd_cache: dict[tuple[str, FdKind | None], Decision] = {}
@@ -210,7 +213,7 @@ class Broker:
 
     def decide(self, call: Call, fds: FdTable) -> Decision:
         name = call.name
-        cached = self._cache.get(name)
+        cached = self.by_name.get(name)
         if cached is not None:
             return cached
         if name in self._fd_names:
@@ -234,7 +237,7 @@ class Broker:
         else:
             decision = self._decide_by_name(name)
         if not reaching:
-            self._cache[name] = decision
+            self.by_name[name] = decision
         return decision
 
     # -- calls that reach other processes ----------------------------------------

@@ -27,6 +27,7 @@ class ConnectorBuffer:
         "max_bytes",
         "_samples",
         "_sample_sum",
+        "full",
     )
 
     def __init__(self, capacity_entries: int, capacity_bytes: int) -> None:
@@ -40,6 +41,10 @@ class ConnectorBuffer:
         self.max_bytes = 0
         self._samples = 0
         self._sample_sum = 0
+        #: ``not has_room()``, kept up to date by :meth:`push` and
+        #: :meth:`release_upto`: the leader asks at every replicated call,
+        #: and reading an attribute costs a fraction of a method call.
+        self.full = False
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,6 +75,7 @@ class ConnectorBuffer:
             self.max_bytes = held
         self._samples += 1
         self._sample_sum += occupancy
+        self.full = occupancy >= self.capacity_entries or held > self.capacity_bytes
 
     def release_upto(self, seq: int) -> int:
         """Drop entries with sequence number <= ``seq``; return how many."""
@@ -79,6 +85,8 @@ class ConnectorBuffer:
             _, size, _, _ = entries.popleft()
             self._bytes -= size
             released += 1
+        if released:
+            self.full = bool(entries) and (len(entries) >= self.capacity_entries or self._bytes > self.capacity_bytes)
         return released
 
     def call_at(self, seq: int) -> Call | None:

@@ -29,7 +29,7 @@ class EntryKind(str, Enum):
     SIGNAL = "signal"  # call ``seq`` ended interrupted by ``signal`` (dmvx.signals)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Entry:
     """Leader -> followers: the leader's call ``seq`` and what it did.
 
@@ -47,21 +47,34 @@ class Entry:
     #: Kind ``signal``: the signal delivered as the call ended (its
     #: ``outcome`` holds the "interrupted" result, :mod:`dmvx.signals`).
     signal: int = 0
-    _size: int = field(default=-1, repr=False, compare=False)
+    #: Approximate payload bytes on the wire, for CB and link accounting
+    #: (:func:`entry_size`). Computed when the entry is made, unless its maker
+    #: passes it: the leader charges it to the CB, the follower to its
+    #: acknowledgement budget, a simulated link to its bandwidth -- a plain
+    #: attribute, as it is read three times per replicated call.
+    size: int = field(default=-1, repr=False, compare=False)
 
-    @property
-    def size(self) -> int:
-        """Approximate payload bytes on the wire, for CB and link accounting.
-
-        Computed once: the leader charges it to the CB, the follower to its
-        acknowledgement budget, a simulated link to its bandwidth."""
-        size = self._size
-        if size < 0:
-            size = 24 + len(self.call.name) + _args_size(self.call.args) + len(self.digest)
-            if self.outcome is not None:
-                size += self.outcome.size
-            self._size = size
-        return size
+    # Written out rather than generated: one Python call per entry, not two
+    # (a generated __init__ and a __post_init__ to size it).
+    def __init__(
+        self,
+        stream: str,
+        seq: int,
+        call: Call,
+        kind: EntryKind,
+        outcome: Outcome | None = None,
+        digest: bytes = b"",
+        signal: int = 0,
+        size: int = -1,
+    ) -> None:
+        self.stream = stream
+        self.seq = seq
+        self.call = call
+        self.kind = kind
+        self.outcome = outcome
+        self.digest = digest
+        self.signal = signal
+        self.size = size if size >= 0 else entry_size(call_size(call), outcome, digest)
 
 
 @dataclass(slots=True)
@@ -81,7 +94,7 @@ class Report:
     @property
     def size(self) -> int:
         """Approximate payload bytes on the wire."""
-        return 24 + len(self.call.name) + _args_size(self.call.args)
+        return 24 + call_size(self.call)
 
 
 @dataclass(slots=True)
@@ -109,7 +122,7 @@ class Stop:
     @property
     def size(self) -> int:
         """Approximate payload bytes on the wire."""
-        return 64 + sum(24 + len(c.name) + _args_size(c.args) for c in self.verdict.calls.values() if c)
+        return 64 + sum(24 + call_size(c) for c in self.verdict.calls.values() if c)
 
 
 @dataclass(slots=True)
@@ -175,6 +188,19 @@ class ClockNote:
 
 
 Message = Entry | Report | Ack | Stop | PidNote | ResultNote | ClockNote
+
+
+def call_size(call: Call) -> int:
+    """Approximate wire bytes of ``call`` inside a message (name and arguments)."""
+    return len(call.name) + _args_size(call.args)
+
+
+def entry_size(call_bytes: int, outcome: Outcome | None, digest: bytes = b"") -> int:
+    """:attr:`Entry.size` of an entry whose call takes ``call_bytes``
+    (:func:`call_size`; a leader replicating one call over and over computes
+    that once)."""
+    size = 24 + call_bytes + len(digest)
+    return size + outcome.size if outcome is not None else size
 
 
 def _args_size(args: tuple[Any, ...]) -> int:

@@ -51,7 +51,7 @@ from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, TABLE_ORDERED, FdTable
-from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
+from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop, call_size, entry_size
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
 from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
@@ -95,20 +95,59 @@ _FD_PAIR_ARG = {"pipe": 0, "pipe2": 0, "socketpair": 3}
 
 _EXECUTE_LOCAL = (Execute(None),)
 
-# Enum members the per-call paths test, bound to module names once: on Python
-# 3.11 reading a member off its Enum class costs three times a global lookup
+# Enum members the monitors test, bound to module names once: on Python 3.11
+# reading a member off its Enum class costs five times a global lookup
 # (``EnumType`` defines ``__getattr__``, which keeps class attribute reads off
-# the interpreter's fast path), and these are read at every call of every variant.
-_ROUTE_LOCAL, _ROUTE_PREDICT = Route.LOCAL, Route.PREDICT
-_EFFECT_LEADER = Effect.LEADER
-_WAIT_ENTRY = WaitReason.ENTRY
-_KIND_FULL, _KIND_PREDICTED, _KIND_GO = EntryKind.FULL, EntryKind.PREDICTED, EntryKind.GO
-_KIND_VOTE, _KIND_ANNOUNCE, _KIND_RESULT = EntryKind.VOTE, EntryKind.ANNOUNCE, EntryKind.RESULT
-_KIND_SIGNAL = EntryKind.SIGNAL
+# the interpreter's fast path), and these are read at every call of every
+# variant -- under DMON every call takes the lockstep path, so all of them.
+_ROUTE_LOCAL, _ROUTE_PREDICT, _ROUTE_LOCKSTEP, _ROUTE_LOCAL_FILE = (
+    Route.LOCAL,
+    Route.PREDICT,
+    Route.LOCKSTEP,
+    Route.LOCAL_FILE,
+)
+_EFFECT_LEADER, _EFFECT_EACH = Effect.LEADER, Effect.EACH
+_WAIT_ENTRY, _WAIT_CB_FULL, _WAIT_FINISH, _WAIT_NOTE = (
+    WaitReason.ENTRY,
+    WaitReason.CB_FULL,
+    WaitReason.FINISH,
+    WaitReason.NOTE,
+)
+_WAIT_LOCKSTEP, _WAIT_SYNC, _WAIT_VOTE = WaitReason.LOCKSTEP, WaitReason.SYNC, WaitReason.VOTE
+_KIND_FULL, _KIND_PREDICTED, _KIND_DIGEST, _KIND_RESULT = (
+    EntryKind.FULL,
+    EntryKind.PREDICTED,
+    EntryKind.DIGEST,
+    EntryKind.RESULT,
+)
+_KIND_GO, _KIND_VOTE, _KIND_ANNOUNCE, _KIND_SIGNAL = EntryKind.GO, EntryKind.VOTE, EntryKind.ANNOUNCE, EntryKind.SIGNAL
+_L_RUNNING, _L_EXECUTING, _L_CB_WAIT, _L_SYNC_WAIT = (
+    LeaderState.RUNNING,
+    LeaderState.EXECUTING,
+    LeaderState.CB_WAIT,
+    LeaderState.SYNC_WAIT,
+)
+_L_FINISH_WAIT, _L_VOTING, _L_DONE = LeaderState.FINISH_WAIT, LeaderState.VOTING, LeaderState.DONE
+_F_RUNNING, _F_EXECUTING, _F_ENTRY_WAIT, _F_SYNC_WAIT = (
+    FollowerState.RUNNING,
+    FollowerState.EXECUTING,
+    FollowerState.ENTRY_WAIT,
+    FollowerState.SYNC_WAIT,
+)
+_F_FINISH_WAIT, _F_NOTE_WAIT, _F_DIVERGED, _F_DONE = (
+    FollowerState.FINISH_WAIT,
+    FollowerState.NOTE_WAIT,
+    FollowerState.DIVERGED,
+    FollowerState.DONE,
+)
 _PROCESS_END = Decision(Route.LOCKSTEP, Effect.EACH, True)
-_L, _F = LeaderState, FollowerState
 #: Where a follower's call may be when the leader's entry says a signal ended it.
-_SIGNAL_ENDS = (_F.ENTRY_WAIT, _F.SYNC_WAIT, _F.NOTE_WAIT, _F.EXECUTING)
+_SIGNAL_ENDS = (_F_ENTRY_WAIT, _F_SYNC_WAIT, _F_NOTE_WAIT, _F_EXECUTING)
+#: Entry kinds a follower's message_received takes the long way: not data
+#: for a call, or data that ends one otherwise (a process end, a signal).
+_LONG_WAY = (_KIND_VOTE, _KIND_ANNOUNCE, _KIND_RESULT, _KIND_SIGNAL)
+#: Whom a follower waits for (a constant: ``(LEADER,)`` builds a tuple each time).
+_FROM_LEADER = (LEADER,)
 #: Why a variant killed by a signal is the one blamed when its wait stalls.
 _WENT_ON = "no other variant ended so within the stall timeout"
 
@@ -212,6 +251,7 @@ class _Monitor:
         #: ``reach`` is the mode's answer to "where does this pid land"
         #: (:class:`~dmvx.policy.Reach`); without one every pid is the tree's.
         self.broker = Broker(policy, reach)
+        self._by_name = self.broker.by_name
         self.fds = fds if fds is not None else FdTable()
         #: Sequence number of the last compared call this variant entered.
         self.seq = 0
@@ -282,7 +322,7 @@ class _Monitor:
 
     def _update_fds(self, call: Call, decision: Decision, outcome: Outcome) -> None:
         if call.name in CHANGES_FDS:
-            self.fds.after(call, outcome.result, fd_pair(call, outcome), decision.route is Route.LOCAL_FILE)
+            self.fds.after(call, outcome.result, fd_pair(call, outcome), decision.route is _ROUTE_LOCAL_FILE)
 
 
 class LeaderMonitor(_Monitor):
@@ -308,7 +348,7 @@ class LeaderMonitor(_Monitor):
         self.acked = dict.fromkeys(self.followers, 0)
         self._reports: dict[int, dict[int, Call]] = {}
         self._current: tuple[int | None, Call, Decision] | None = None
-        self._state = _L.RUNNING
+        self._state = _L_RUNNING
         self._vote_seq = 0
         self._vote_calls: dict[int, Call | None] = {}
         self._exit_status = 0
@@ -320,6 +360,10 @@ class LeaderMonitor(_Monitor):
         self._signal_calls: dict[int, Call] = {}
         #: The call the process was held at (never run) when it ended, if it was.
         self._unrun: int | None = None
+        # The call and outcome whose full entry was sized last, and its size:
+        # a variant that makes one call over and over (a loop, a simulated
+        # workload) passes the same Call and Outcome, sized once.
+        self._sized: tuple[Call | None, Outcome | None, int] = (None, None, 0)
 
     def _to(self, state: LeaderState) -> None:
         """Move to ``state`` (:data:`dmvx.states.LEADER_TRANSITIONS` must list the move)."""
@@ -342,7 +386,7 @@ class LeaderMonitor(_Monitor):
         replicated call still running (outcome None). A verdict arriving now
         comes after these ran (:mod:`dmvx.ranahead`)."""
         running: tuple[tuple[int, Call, Outcome | None], ...] = ()
-        if self._state is _L.EXECUTING and self._current is not None:
+        if self._state is _L_EXECUTING and self._current is not None:
             seq, call, decision = self._current
             if seq is not None and not decision.sync:
                 running = ((seq, call, None),)
@@ -358,16 +402,16 @@ class LeaderMonitor(_Monitor):
         """The leader stopped at the entry of ``call``."""
         if self.verdict is not None:
             return []
-        decision = self.last_decision = self.broker.decide(call, self.fds)
+        decision = self.last_decision = self._by_name.get(call.name) or self.broker.decide(call, self.fds)
         route = decision.route
         self._route_counts[route] += 1
-        if self._state is _L.VOTING:
+        if self._state is _L_VOTING:
             # A divergence is being decided: nothing more runs until it is.
             self._current = (None, call, decision)
-            return [Wait(WaitReason.VOTE, self._vote_seq, self._vote_missing())]
+            return [Wait(_WAIT_VOTE, self._vote_seq, self._vote_missing())]
         if route is _ROUTE_LOCAL:
             self._current = (None, call, decision)
-            self._to(_L.EXECUTING)
+            self._to(_L_EXECUTING)
             return list(_EXECUTE_LOCAL)
         seq = self.seq = self.seq + 1
         if self._held_signals:
@@ -375,7 +419,7 @@ class LeaderMonitor(_Monitor):
             return self._signal_at(seq, call, self._held_signals.pop(0), ERESTARTNOINTR)
         self._current = (seq, call, decision)
         if decision.sync:
-            self._to(_L.SYNC_WAIT)
+            self._to(_L_SYNC_WAIT)
             actions = self._try_release()
             if (self.policy.async_replication or self.fds.shared) and actions and isinstance(actions[-1], Wait):
                 # Followers may see this point as an asynchronous call and
@@ -383,18 +427,21 @@ class LeaderMonitor(_Monitor):
                 # (With threads, under any preset: a follower's thread may
                 # wait to learn that the leader's reached this call,
                 # realmode.tracer.clocks.)
-                actions.insert(0, Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.ANNOUNCE)))
+                actions.insert(0, Send(EVERYONE, Entry(self.stream, seq, call, _KIND_ANNOUNCE)))
             return actions
-        waiting = self._reports.get(seq)
+        waiting = self._reports.get(seq) if self._reports else None
         if waiting:
             # A follower already reported a lockstep call at this point, and
             # the leader's call here is not one: they differ.
             variant, other = next(iter(waiting.items()))
             return self._open_vote(seq, call, variant, other)
-        if not self.cb.has_room():
-            self._to(_L.CB_WAIT)
-            return [Wait(WaitReason.CB_FULL, seq, self._laggards())]
-        self._to(_L.EXECUTING)
+        if self.cb.full:
+            self._to(_L_CB_WAIT)
+            return [Wait(_WAIT_CB_FULL, seq, self._laggards())]
+        # self._to(_L_EXECUTING), written out: this is every replicated call.
+        if _L_EXECUTING not in self._state.successors:  # type: ignore[attr-defined]
+            raise InvalidTransition("leader monitor", self._state, _L_EXECUTING)
+        self._state = _L_EXECUTING
         return [Execute(seq)]
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
@@ -403,15 +450,19 @@ class LeaderMonitor(_Monitor):
             return []
         seq, call, decision = self._current
         self._current = None
-        if self._state is _L.VOTING:
+        state = self._state
+        if state is _L_VOTING:
             return []
-        self._to(_L.RUNNING)
+        # self._to(_L_RUNNING), written out: this is every call the leader runs.
+        if _L_RUNNING not in state.successors:  # type: ignore[attr-defined]
+            raise InvalidTransition("leader monitor", state, _L_RUNNING)
+        self._state = _L_RUNNING
         if seq is None:
             return []
         if call.name in CHANGES_FDS:
             self._update_fds(call, decision, outcome)
         if decision.sync:
-            if decision.effect is Effect.EACH:
+            if decision.effect is _EFFECT_EACH:
                 # Released with a GO entry before it ran: followers that steer
                 # their own run hold it until they know this result; where
                 # threads share the descriptor table, followers change it in
@@ -458,13 +509,13 @@ class LeaderMonitor(_Monitor):
         if (
             interrupted in RESTART
             and interrupted != ERESTARTNOINTR
-            and self._state is _L.EXECUTING
+            and self._state is _L_EXECUTING
             and current is not None
         ):
             seq, call, _ = current
             if seq is not None and interrupted is not None:
                 self._current = None
-                self._to(_L.RUNNING)
+                self._to(_L_RUNNING)
                 return self._signal_at(seq, call, signal, interrupted)
         if signal not in self._held_signals:
             self._held_signals.append(signal)
@@ -485,11 +536,11 @@ class LeaderMonitor(_Monitor):
         """A wait lasted longer than the stall timeout."""
         if self.verdict is not None or self.finished:
             return []
-        if self._state is _L.VOTING:
+        if self._state is _L_VOTING:
             return self._decide_vote(force=True)
         seq, call = (self._current[0], self._current[1]) if self._current else (self.seq, None)
         seq = seq if seq is not None else self.seq
-        missing = self._missing_reports(seq) if self._state in (_L.SYNC_WAIT, _L.FINISH_WAIT) else self._laggards()
+        missing = self._missing_reports(seq) if self._state in (_L_SYNC_WAIT, _L_FINISH_WAIT) else self._laggards()
         calls: dict[int, Call | None] = {LEADER: call}
         calls.update(self._reports.get(seq, {}))
         for follower in missing:
@@ -511,8 +562,12 @@ class LeaderMonitor(_Monitor):
         if decision.route is _ROUTE_PREDICT and not outcome.outputs and predicted_result(call) == outcome.result:
             return Entry(self.stream, seq, call, _KIND_PREDICTED)
         if decision.effect is _EFFECT_LEADER:
-            return Entry(self.stream, seq, call, _KIND_FULL, outcome)
-        return Entry(self.stream, seq, call, EntryKind.DIGEST, Outcome(outcome.result), outcome_digest(outcome))
+            sized_call, sized_outcome, size = self._sized
+            if sized_call is not call or sized_outcome is not outcome:
+                size = entry_size(call_size(call), outcome)
+                self._sized = (call, outcome, size)
+            return Entry(self.stream, seq, call, _KIND_FULL, outcome, size=size)
+        return Entry(self.stream, seq, call, _KIND_DIGEST, Outcome(outcome.result), outcome_digest(outcome))
 
     def _laggards(self) -> tuple[int, ...]:
         low = min(self.acked.values())
@@ -528,10 +583,10 @@ class LeaderMonitor(_Monitor):
         if seq > self.acked[follower]:
             self.acked[follower] = seq
             self.cb.release_upto(min(self.acked.values()))
-        if self._state is _L.VOTING:
+        if self._state is _L_VOTING:
             return self._decide_vote()
-        if self._state is _L.CB_WAIT and self.cb.has_room() and self._current is not None:
-            self._to(_L.EXECUTING)
+        if self._state is _L_CB_WAIT and self.cb.has_room() and self._current is not None:
+            self._to(_L_EXECUTING)
             return [Execute(self._current[0])]
         return []
 
@@ -545,12 +600,12 @@ class LeaderMonitor(_Monitor):
         if seq - 1 > self.acked[follower]:
             self.acked[follower] = seq - 1  # a report implies every earlier entry was consumed
             self.cb.release_upto(min(self.acked.values()))
-        if self._state is _L.VOTING:
+        if self._state is _L_VOTING:
             return self._decide_vote()
         current_seq = self._current[0] if self._current is not None else None
         if seq > self.seq:
             return []  # the leader has not reached that call yet
-        if seq == current_seq and self._state in (_L.SYNC_WAIT, _L.FINISH_WAIT):
+        if seq == current_seq and self._state in (_L_SYNC_WAIT, _L_FINISH_WAIT):
             return self._try_release()
         if seq == self._unrun:
             # The call the leader's process was held at when it ended: it
@@ -586,56 +641,56 @@ class LeaderMonitor(_Monitor):
         missing = self._missing_reports(seq)
         if missing:
             reason = (
-                WaitReason.FINISH
-                if self._state is _L.FINISH_WAIT
-                else (WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC)
+                _WAIT_FINISH
+                if self._state is _L_FINISH_WAIT
+                else (_WAIT_LOCKSTEP if decision.route is _ROUTE_LOCKSTEP else _WAIT_SYNC)
             )
             return [Wait(reason, seq, missing)]
         del self._reports[seq]
         for follower in self.followers:
             if seq - 1 > self.acked[follower]:
                 self.acked[follower] = seq - 1
-        if self._state is _L.FINISH_WAIT:
+        if self._state is _L_FINISH_WAIT:
             self.finished = True
-            self._to(_L.DONE)
-            return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Done(self._exit_status)]
+            self._to(_L_DONE)
+            return [Send(EVERYONE, Entry(self.stream, seq, call, _KIND_GO)), Done(self._exit_status)]
         if decision.refuse:
             # Agreed, and nobody runs it: every variant gets the refusal,
             # the leader too (its call is skipped as a follower's is).
             outcome = Outcome(-decision.refuse)
             self._current = None
-            self._to(_L.RUNNING)
+            self._to(_L_RUNNING)
             return [Send(EVERYONE, self._entry(seq, call, decision, outcome)), Skip(seq, outcome)]
-        self._to(_L.EXECUTING)
-        if decision.effect is Effect.EACH:
-            return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.GO)), Execute(seq)]
+        self._to(_L_EXECUTING)
+        if decision.effect is _EFFECT_EACH:
+            return [Send(EVERYONE, Entry(self.stream, seq, call, _KIND_GO)), Execute(seq)]
         return [Execute(seq)]
 
     def _process_end(self, call: Call, status: int) -> list[Action]:
         if self.verdict is not None or self.finished:
             return []
-        if self._state is _L.VOTING:
+        if self._state is _L_VOTING:
             return self._decide_vote()
         self._held_signals.clear()  # came too late: the process ended first
-        held = self._current if self._state in (_L.SYNC_WAIT, _L.CB_WAIT) else None
+        held = self._current if self._state in (_L_SYNC_WAIT, _L_CB_WAIT) else None
         self._unrun = held[0] if held is not None else None
         self.seq += 1
         seq = self.seq
         self._exit_status = status
         self._current = (seq, call, _PROCESS_END)
-        self._to(_L.FINISH_WAIT)
-        return [Send(EVERYONE, Entry(self.stream, seq, call, EntryKind.RESULT, Outcome(status)))] + self._try_release()
+        self._to(_L_FINISH_WAIT)
+        return [Send(EVERYONE, Entry(self.stream, seq, call, _KIND_RESULT, Outcome(status)))] + self._try_release()
 
     def _vote_missing(self) -> tuple[int, ...]:
         return tuple(f for f in self.followers if f not in self._vote_calls)
 
     def _open_vote(self, seq: int, leader_call: Call | None, follower: int, theirs: Call) -> list[Action]:
-        self._to(_L.VOTING)
+        self._to(_L_VOTING)
         self._vote_seq = seq
         self._vote_calls = {LEADER: leader_call, follower: theirs}
         actions: list[Action] = []
         if self.n_variants > 2 and leader_call is not None:
-            actions.append(Send(EVERYONE, Entry(self.stream, seq, leader_call, EntryKind.VOTE)))
+            actions.append(Send(EVERYONE, Entry(self.stream, seq, leader_call, _KIND_VOTE)))
         return actions + self._decide_vote()
 
     def _decide_vote(self, force: bool = False) -> list[Action]:
@@ -653,7 +708,7 @@ class LeaderMonitor(_Monitor):
                 calls[follower] = None
         missing = tuple(f for f in self.followers if f not in calls)
         if missing:
-            return [Wait(WaitReason.VOTE, seq, missing)]
+            return [Wait(_WAIT_VOTE, seq, missing)]
         comparable_calls = {v: (comparable(c) if c is not None else None) for v, c in calls.items()}
         odd = majority_vote(comparable_calls)
         reference = leader_call
@@ -697,7 +752,7 @@ class FollowerMonitor(_Monitor):
         self._inbox: dict[int, Entry] = {}
         self._current: tuple[int | None, Call, Decision] | None = None
         self._expect: Entry | None = None  # the entry a running call will be checked against
-        self._state = _F.RUNNING
+        self._state = _F_RUNNING
         self._acked = 0
         self._ack_every = max(1, min(policy.ack_every, policy.cb_entries // 2 or 1))
         # Acknowledge before half the CB's bytes are in flight unacknowledged,
@@ -719,34 +774,34 @@ class FollowerMonitor(_Monitor):
         """The follower stopped at the entry of ``call``."""
         if self.verdict is not None:
             return []
-        decision = self.last_decision = self.broker.decide(call, self.fds)
+        decision = self.last_decision = self._by_name.get(call.name) or self.broker.decide(call, self.fds)
         route = decision.route
         self._route_counts[route] += 1
         if route is _ROUTE_LOCAL:
             self._current = (None, call, decision)
-            self._to(_F.EXECUTING)
+            self._to(_F_EXECUTING)
             return list(_EXECUTE_LOCAL)
         seq = self.seq = self.seq + 1
         self._current = (seq, call, decision)
         if decision.sync:
-            self._to(_F.SYNC_WAIT)
+            self._to(_F_SYNC_WAIT)
             actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
             entry = self._inbox.pop(seq, None)
             if entry is not None:
                 actions += self._signalled(entry) if entry.kind is _KIND_SIGNAL else self._on_entry(entry)
             else:
                 actions.append(
-                    Wait(WaitReason.LOCKSTEP if decision.route is Route.LOCKSTEP else WaitReason.SYNC, seq, (LEADER,))
+                    Wait(_WAIT_LOCKSTEP if decision.route is _ROUTE_LOCKSTEP else _WAIT_SYNC, seq, _FROM_LEADER)
                 )
             return actions
         entry = self._inbox.pop(seq, None)
         if entry is None:
-            self._to(_F.ENTRY_WAIT)
+            self._to(_F_ENTRY_WAIT)
             if self._vote_seq == seq:
                 return self._report_divergence(seq, call)
             if self._announced == seq:
                 return self._report_at_lockstep(seq, call)
-            return [Wait(_WAIT_ENTRY, seq, (LEADER,))]
+            return [Wait(_WAIT_ENTRY, seq, _FROM_LEADER)]
         if entry.kind is _KIND_SIGNAL:
             return self._signalled(entry)
         return self._consume(entry)
@@ -757,7 +812,7 @@ class FollowerMonitor(_Monitor):
             return []
         seq, call, decision = self._current
         self._current = None
-        self._to(_F.RUNNING)
+        self._to(_F_RUNNING)
         if seq is None:
             return []
         self._update_fds(call, decision, outcome)
@@ -766,13 +821,13 @@ class FollowerMonitor(_Monitor):
             self._notes.pop(seq, None)  # a note that only ordered this call (not steered)
             return []  # released by GO after the leader compared our report
         if expect is not None:
-            if expect.kind is EntryKind.PREDICTED:
+            if expect.kind is _KIND_PREDICTED:
                 same = outcome.result == predicted_result(call)
             else:
                 same = (
                     expect.outcome is not None
                     and expect.outcome.result == outcome.result
-                    and (expect.kind is not EntryKind.DIGEST or outcome_digest(outcome) == expect.digest)
+                    and (expect.kind is not _KIND_DIGEST or outcome_digest(outcome) == expect.digest)
                 )
             if not same:
                 leader_result = expect.outcome.result if expect.outcome is not None else predicted_result(call)
@@ -789,6 +844,18 @@ class FollowerMonitor(_Monitor):
 
     def message_received(self, message: Message) -> list[Action]:
         """The leader's monitor sent ``message``."""
+        # The common cases, first: an entry for a call this variant has not
+        # reached yet (the call it is at, if any, is at most ``self.seq``), or
+        # for the call it is held at waiting for it. (Votes, announcements,
+        # process ends and signals take the long way below.)
+        if type(message) is Entry and self.verdict is None and message.kind not in _LONG_WAY:
+            seq = message.seq
+            if seq > self.seq:
+                self._inbox[seq] = message
+                return []
+            current = self._current
+            if self._state is _F_ENTRY_WAIT and current is not None and current[0] == seq:
+                return self._consume(message)
         if isinstance(message, Stop):
             return self._stopped_by_peer(message)
         if self.verdict is not None:
@@ -820,22 +887,22 @@ class FollowerMonitor(_Monitor):
         if kind is _KIND_VOTE:
             return self._on_vote(message)
         if kind is _KIND_ANNOUNCE:
-            if at_current and self._state is _F.ENTRY_WAIT:
+            if at_current and self._state is _F_ENTRY_WAIT:
                 return self._report_at_lockstep(seq, current[1])  # type: ignore[index]
             if seq > self.seq:
                 self._announced = seq
             return []
         if kind is _KIND_SIGNAL and at_current and self._state in _SIGNAL_ENDS:
             return self._signalled(message)
-        if at_current and self._state in (_F.ENTRY_WAIT, _F.SYNC_WAIT, _F.FINISH_WAIT):
-            if self._state is _F.ENTRY_WAIT:
+        if at_current and self._state in (_F_ENTRY_WAIT, _F_SYNC_WAIT, _F_FINISH_WAIT):
+            if self._state is _F_ENTRY_WAIT:
                 return self._consume(message)
             return self._on_entry(message)
-        if seq == self.seq - 1 and self._state is _F.FINISH_WAIT:
+        if seq == self.seq - 1 and self._state is _F_FINISH_WAIT:
             # For the call this process was held at when it ended: it will
             # never run it; its end, reported at the next number, is compared.
             return []
-        if seq <= self.seq and self._state is not _F.DIVERGED and not at_current:
+        if seq <= self.seq and self._state is not _F_DIVERGED and not at_current:
             return self._halt(
                 Verdict(VerdictKind.PROTOCOL_ERROR, seq, detail=f"entry {seq} arrived after call {self.seq}")
             )
@@ -857,12 +924,12 @@ class FollowerMonitor(_Monitor):
         assert seq is not None
         if not same_call(entry.call, call):
             if decision.sync:  # our report already told the leader
-                self._to(_F.DIVERGED)
-                return [Wait(WaitReason.VOTE, seq, (LEADER,))]
+                self._to(_F_DIVERGED)
+                return [Wait(_WAIT_VOTE, seq, _FROM_LEADER)]
             return self._report_divergence(seq, call)
         self._current = None
         self._expect = None
-        self._to(_F.RUNNING)
+        self._to(_F_RUNNING)
         assert entry.outcome is not None  # a signal entry carries the result the call ended with
         deliver = Deliver(seq, entry.signal, entry.outcome.result, call.name in MASK_WAITS)
         if decision.sync:
@@ -890,7 +957,7 @@ class FollowerMonitor(_Monitor):
                 VerdictKind.NO_PROGRESS,
                 seq,
                 {LEADER: None, self.index: mine},
-                (LEADER,),
+                _FROM_LEADER,
                 detail=f"no word from the leader ({self._state.value})",
             )
         )
@@ -912,12 +979,14 @@ class FollowerMonitor(_Monitor):
         leader_call = entry.call
         if kind is _KIND_GO or leader_call.name in PSEUDO_CALLS:
             return self._report_divergence(seq, call)
-        if leader_call != call and not same_call(leader_call, call):
+        # Equal calls are the rule: compared field by field here, not through
+        # Call.__eq__ (a Python-level call building two tuples).
+        if (leader_call.name != call.name or leader_call.args != call.args) and not same_call(leader_call, call):
             adopt = _adoptable(call, decision, entry)
             return self._adopt(seq, decision, entry, adopt) if adopt else self._report_divergence(seq, call)
         if decision.effect is not _EFFECT_LEADER:
             self._expect = entry
-            self._to(_F.EXECUTING)
+            self._to(_F_EXECUTING)
             if self.steer and leader_call.name in STEERED:
                 return [Execute(seq, _leader_result(entry))]
             return [Execute(seq)]
@@ -941,44 +1010,44 @@ class FollowerMonitor(_Monitor):
         assert self._current is not None
         seq, call, decision = self._current
         assert seq is not None
-        if self._state is _F.FINISH_WAIT:
-            if entry.kind is EntryKind.GO:
+        if self._state is _F_FINISH_WAIT:
+            if entry.kind is _KIND_GO:
                 self.finished = True
-                self._to(_F.DONE)
+                self._to(_F_DONE)
                 return [Done(call.args[0] if call.name == EXIT else 128 + call.args[0])]
             self._inbox[entry.seq] = entry
             return []
-        if entry.kind is EntryKind.GO:
+        if entry.kind is _KIND_GO:
             if self.steer and entry.call.name in STEERED:
                 # Every variant runs it, the leader too: hold ours until the
                 # leader's result is known, then run it towards that result.
                 result = self._notes.pop(seq, None)
                 if result is None:
-                    self._to(_F.NOTE_WAIT)
-                    return [Wait(WaitReason.NOTE, seq, (LEADER,))]
-                self._to(_F.EXECUTING)
+                    self._to(_F_NOTE_WAIT)
+                    return [Wait(_WAIT_NOTE, seq, _FROM_LEADER)]
+                self._to(_F_EXECUTING)
                 return [Execute(seq, result)]
-            self._to(_F.EXECUTING)
+            self._to(_F_EXECUTING)
             return [Execute(seq)]
-        if entry.kind is EntryKind.FULL and entry.outcome is not None:
+        if entry.kind is _KIND_FULL and entry.outcome is not None:
             if same_call(entry.call, call):
                 return self._skip(seq, call, decision, entry.outcome)
             adopt = _adoptable(call, decision, entry)
             if adopt:
                 return self._adopt(seq, decision, entry, adopt)
-        if entry.kind is EntryKind.PREDICTED and same_call(entry.call, call):
+        if entry.kind is _KIND_PREDICTED and same_call(entry.call, call):
             return self._skip(seq, call, decision, _predicted_outcome(call))
         # The leader handled this point asynchronously: different calls. The
         # report already sent tells the leader; wait for its verdict.
-        self._to(_F.DIVERGED)
-        return [Wait(WaitReason.VOTE, seq, (LEADER,))]
+        self._to(_F_DIVERGED)
+        return [Wait(_WAIT_VOTE, seq, _FROM_LEADER)]
 
     def _on_note(self, note: ResultNote) -> list[Action]:
         """The leader's result of GO-released call ``note.seq``: run ours now
         if it waits for it, else keep it for when this variant gets there."""
         current = self._current
-        if self._state is _F.NOTE_WAIT and current is not None and current[0] == note.seq:
-            self._to(_F.EXECUTING)
+        if self._state is _F_NOTE_WAIT and current is not None and current[0] == note.seq:
+            self._to(_F_EXECUTING)
             return [Execute(note.seq, note.result)]
         self._notes[note.seq] = note.result
         return []
@@ -1004,13 +1073,17 @@ class FollowerMonitor(_Monitor):
                     pair = fd_pair(call, outcome)
                     if pair is not None:
                         new_fds = pair
-        self._to(_F.RUNNING)
+        # self._to(_F_RUNNING), written out: this is every call a follower skips.
+        if _F_RUNNING not in self._state.successors:  # type: ignore[attr-defined]
+            raise InvalidTransition("follower monitor", self._state, _F_RUNNING)
+        self._state = _F_RUNNING
         self._current = None
         skip = Skip(seq, outcome, new_fds)
         if decision.sync:
             return [skip]  # our report already told the leader
-        ack = self._consumed(seq)
-        return [skip, *ack] if ack else [skip]
+        if seq - self._acked < self._ack_every and self._unacked_bytes < self._ack_bytes and not self._vote_seq:
+            return [skip]  # no acknowledgement due (:meth:`_consumed`'s test, its common case first)
+        return [skip, *self._consumed(seq)]
 
     def _consumed(self, seq: int) -> list[Action]:
         if (
@@ -1026,12 +1099,12 @@ class FollowerMonitor(_Monitor):
     def _report_at_lockstep(self, seq: int, call: Call) -> list[Action]:
         """The leader waits at a lockstep call where this variant made a call
         it would not hold: report it and let the leader compare."""
-        self._to(_F.SYNC_WAIT)
-        return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(WaitReason.LOCKSTEP, seq, (LEADER,))]
+        self._to(_F_SYNC_WAIT)
+        return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(_WAIT_LOCKSTEP, seq, _FROM_LEADER)]
 
     def _report_divergence(self, seq: int, call: Call) -> list[Action]:
-        self._to(_F.DIVERGED)
-        return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(WaitReason.VOTE, seq, (LEADER,))]
+        self._to(_F_DIVERGED)
+        return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(_WAIT_VOTE, seq, _FROM_LEADER)]
 
     def _on_vote(self, vote: Entry) -> list[Action]:
         """The leader is deciding a divergence at ``vote.seq``: say where we stand."""
@@ -1039,7 +1112,7 @@ class FollowerMonitor(_Monitor):
         self._vote_seq = seq
         current = self._current
         if current is not None and current[0] == seq:
-            if self._state is _F.ENTRY_WAIT:
+            if self._state is _F_ENTRY_WAIT:
                 return self._report_divergence(seq, current[1])
             return []  # already reported (sync, diverged) or consumed (acks on exit)
         if self.seq >= seq:
@@ -1054,14 +1127,14 @@ class FollowerMonitor(_Monitor):
         self.seq += 1
         seq = self.seq
         self._current = (seq, call, _PROCESS_END)
-        self._to(_F.FINISH_WAIT)
+        self._to(_F_FINISH_WAIT)
         actions: list[Action] = [Send(LEADER, Report(self.stream, seq, call, self.index))]
         entry = self._inbox.pop(seq, None)
-        if entry is not None and entry.kind is EntryKind.GO:
+        if entry is not None and entry.kind is _KIND_GO:
             return actions + self._on_entry(entry)
         if entry is not None:
             self._inbox[seq] = entry
-        return actions + [Wait(WaitReason.FINISH, seq, (LEADER,))]
+        return actions + [Wait(_WAIT_FINISH, seq, _FROM_LEADER)]
 
 
 def monitors(policy: Policy, n_variants: int, stream: str = "0", steer: bool = False) -> list[_Monitor]:
