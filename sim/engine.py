@@ -83,7 +83,7 @@ NONE, EXECUTE, SKIP = 0, 1, 2
 # ---------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class VariantStats:
     index: int
     host: str
@@ -169,6 +169,7 @@ class Connector:
         "paths",
         "peers",
         "busy",
+        "_costs",
     )
 
     def __init__(self, sim: Simulation, host: str) -> None:
@@ -195,6 +196,16 @@ class Connector:
         #: CPU time spent sending and receiving (ns): what this CONNECTOR
         #: takes from the CPU it shares (:func:`sim.results.cpu_demand`).
         self.busy = 0
+        #: What :meth:`emit` reads of the simulation at every batch, read once.
+        self._costs = (
+            sim.send_fixed,
+            sim.send_per_message,
+            sim.send_per_byte,
+            sim.receive_fixed,
+            sim.receive_per_message,
+            sim.receive_per_byte,
+            sim.connector_receive_wakeup,
+        )
 
     def post(self, dest: int, message: Message, size: int, t: int) -> None:
         """A monitor on this host sends ``message`` to variant ``dest`` at ``t``."""
@@ -235,7 +246,9 @@ class Connector:
         host = self.host
         deliver_along = sim.network.deliver_along
         peers = self.peers
-        send_fixed, send_per_message, send_per_byte = sim.send_fixed, sim.send_per_message, sim.send_per_byte
+        send_fixed, send_per_message, send_per_byte, receive_fixed, receive_per_message, receive_per_byte, wakeup = (
+            self._costs
+        )
         busy = self.busy
         sent = 0
         batch = self.open
@@ -251,8 +264,8 @@ class Connector:
                 sim.outcome.lost_messages += count
                 continue
             free = receiver.rfree.get(host, -INF)
-            begin = free if free >= arrival else arrival + sim.connector_receive_wakeup
-            done = begin + sim.receive_fixed + sim.receive_per_message * count + int(sim.receive_per_byte * nbytes)
+            begin = free if free >= arrival else arrival + wakeup
+            done = begin + receive_fixed + receive_per_message * count + int(receive_per_byte * nbytes)
             receiver.busy += done - begin
             receiver.rfree[host] = done
             receiver.received_batches += 1
@@ -637,9 +650,18 @@ class Variant(_Proc, Carrier):
                         t += per_message
                         actions = received(message)
                         if actions:
-                            self.t = t
-                            apply(actions)
-                            t = self.t
+                            # The entry a held call waited for, most often:
+                            # one Skip or Execute resolves it (apply's common
+                            # cases, inline, as after call_entered below).
+                            kind = type(actions[0]) if len(actions) == 1 else None
+                            if kind is Skip:
+                                self.res = SKIP
+                            elif kind is Execute:
+                                self.res = EXECUTE
+                            else:
+                                self.t = t
+                                apply(actions)
+                                t = self.t
                 self.t = t
             state = self.state
             if state is ENDED:

@@ -186,3 +186,29 @@ def test_the_link_model_is_passed_in() -> None:
     net = Network(topology(TWO_HOPS), profile, 0, link=SlowerLink)
     assert all(isinstance(direction, SlowerLink) for direction in net.links.values())
     assert net.transmit("h1", "h2", 1000, 0).arrival == 6 * MS  # 2 x 1 ms serialised, 2 x 2 ms across
+
+
+def test_reservations_stay_sorted_by_end_so_forgetting_may_bisect() -> None:
+    # _forget and _insert find the first reservation busy after a time by
+    # bisection on the ends: that holds only while no reservation ends
+    # before the one ahead of it. Messages ready in and out of time order,
+    # of one and several packets, on a link whose queue fills: after each,
+    # the ends are sorted and forgetting stops where a scan would.
+    queued = [dict(TWO_HOPS[0], queue="8packets"), TWO_HOPS[1]]
+    net = network(queued, mss=1000)
+    hops = net.route("h1", "h2")
+    for i in range(3000):
+        t = (i * 7919) % 5000 * US + (i // 50) * 50 * MS  # out of order within each 50 ms
+        net.transmit("h1", "h2", 200 + (i * 37) % 2500, t)
+        for hop in hops:
+            ends = [r[2] for r in hop.res[hop.head :]]
+            assert ends == sorted(ends)
+        if i % 97 == 0:
+            floor = (i // 50) * 50 * MS
+            for hop in hops:
+                scan = hop.head
+                while scan < len(hop.res) and hop.res[scan][2] <= floor:
+                    scan += 1
+                kept = hop.res[scan:]
+                hop._forget(floor)
+                assert hop.res[hop.head :] == kept
