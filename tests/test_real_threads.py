@@ -101,6 +101,33 @@ def test_threads_whose_interleaving_decides_their_calls_are_reported_never_wrong
         assert "thread 0" in result.verdict.detail and "docs/realmode.md, Threads" in result.verdict.detail
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_blocked_open_does_not_hold_the_other_threads_for_ever(policy: str, tmp_path: Path) -> None:
+    """A thread's open of a FIFO blocks until another thread opens the other
+    end: the leader, which runs calls that change the table one at a time,
+    must let the second run beside the first (realmode.tracer.fdorder). The
+    two return at once, in an order the tracer cannot know, so the run may
+    end in a verdict naming the thread -- never in a hang, never wrong."""
+    script = (
+        "import os, sys, threading\n"
+        "path = os.path.join(sys.argv[1], 'fifo'); os.mkfifo(path); got = []\n"
+        "def reader():\n"
+        "    with open(path) as f: got.append(f.read())\n"
+        "t = threading.Thread(target=reader); t.start()\n"
+        "with open(path, 'w') as f: f.write('through the fifo')\n"
+        "t.join(); print(got[0])\n"
+    )
+    argv = [PYTHON, "-c", script, str(tmp_path)]
+    started = time.monotonic()
+    result, out, _ = captured(lambda: run([argv, argv], policy))
+    assert time.monotonic() - started < 30
+    assert_no_survivors(result)
+    if result.verdict is None:
+        assert out == b"through the fifo\n" and result.process_exit_code == 0
+    else:
+        assert "thread 0" in result.verdict.detail and "docs/realmode.md, Threads" in result.verdict.detail
+
+
 def test_the_target_builds_cleanly(tmp_path: Path) -> None:
     done = subprocess.run(
         ["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", str(tmp_path / "t"), str(TARGETS / "threads.c")],

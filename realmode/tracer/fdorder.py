@@ -21,7 +21,9 @@ So the calls that change a shared table or copy it
   order, and ``waitpid`` reports stops by thread, not by time). ``accept``
   and ``accept4`` are left out: they block until a client comes, and a
   worker that must close a connection before the next client connects
-  would wait for ever.
+  would wait for ever; any other call that has run :data:`LEADER_PATIENCE`
+  is taken as blocked too (an open of a FIFO waits for its other end), and
+  the next one runs beside it.
 * The leader's tracer sends the entry of a call when it has returned, and
   for a call every variant runs released by ``GO`` before it ran (every
   call under ``dmon``) the leader's monitor sends a
@@ -34,7 +36,7 @@ So the calls that change a shared table or copy it
   until that call's point has arrived and every earlier point of a thread
   sharing its table has returned here too.
 
-What this does not cover, and how it shows: an ``accept`` that returns
+What this does not cover, and how it shows: an ``accept`` (or a blocked call) that returns
 while another thread of the leader changes the table may be ordered after
 that change although the kernel made it first; then the follower's
 placeholder lands on another number and the run ends with the
@@ -63,6 +65,11 @@ if TYPE_CHECKING:
 #: Entries sent when the leader's call has returned.
 _RETURNED = frozenset({EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED})
 _CLONES = frozenset({"clone", "clone3"})
+#: How long the leader holds a call behind another thread's that is running
+#: (seconds): a call that runs longer is blocked (an open of a FIFO waits for
+#: its other end, which may be this very thread's to open), and the leader
+#: lets the next one run beside it.
+LEADER_PATIENCE = 0.1
 #: Ordered calls the leader does not run one at a time: they may block for long.
 _BLOCKING = frozenset({"accept", "accept4"})
 
@@ -83,6 +90,10 @@ class FdOrder:
         self.points: deque[tuple[str, int]] = deque()
         #: Streams whose call waits for its turn, with the action to carry out then.
         self.parked: dict[str, tuple[Proc, Execute | Skip]] = {}
+        #: The leader: since when each parked call has waited.
+        self.since: dict[str, float] = {}
+        #: The stream whose parked action is being carried out now.
+        self.going: str | None = None
 
     def heard(self, message: Message) -> None:
         """A message from the leader, in the order the leader sent it."""
@@ -104,12 +115,18 @@ class FdOrder:
         held = proc.held
         if held is None or action.seq is None or not ordered(held) or not proc.monitor.fds.shared:
             return False
-        if self._may_go(proc, held.raw.name, action.seq):
+        if self.going == proc.stream or self._may_go(proc, held.raw.name, action.seq):
             return False
         self.parked[proc.stream] = (proc, action)
-        if not self.t.leader:
+        if self.t.leader:
+            self.since[proc.stream] = time.monotonic()
+        else:
             proc.waiting_since = time.monotonic()
         return True
+
+    def deadline(self) -> float | None:
+        """The leader: when the first parked call goes whatever runs (None: none waits)."""
+        return min(self.since.values()) + LEADER_PATIENCE if self.since else None
 
     def release(self) -> None:
         """Carry out every parked action whose turn has come."""
@@ -117,16 +134,23 @@ class FdOrder:
             held = proc.held
             if not proc.alive or held is None:
                 del self.parked[stream]
+                self.since.pop(stream, None)
             elif action.seq is not None and self._may_go(proc, held.raw.name, action.seq):
                 del self.parked[stream]
+                self.since.pop(stream, None)
                 proc.waiting_since = None
-                self.t.carry_out(proc, [action])
+                self.going = stream  # its turn, whatever holds() would say now
+                try:
+                    self.t.carry_out(proc, [action])
+                finally:
+                    self.going = None
                 if self.t.leader:
                     return  # one at a time: it runs now
 
     def _may_go(self, proc: Proc, name: str, seq: int) -> bool:
         if self.t.leader:
-            return name in _BLOCKING or not self._running(proc)
+            waited = time.monotonic() - self.since.get(proc.stream, time.monotonic())
+            return name in _BLOCKING or waited >= LEADER_PATIENCE or not self._running(proc)
         return self._turn(proc, seq)
 
     def _running(self, proc: Proc) -> bool:

@@ -210,9 +210,9 @@ class TracerProcess:
         for proc in self.procs.values():
             if proc.fast is not None and proc.alive:
                 deadlines.append(now + proc.fast.poll_interval())
-        clock_read = self.clocks.deadline()
-        if clock_read is not None:
-            deadlines.append(clock_read)
+        for deadline in (self.clocks.deadline(), self.fd_order.deadline()):
+            if deadline is not None:
+                deadlines.append(deadline)
         if not deadlines:
             return 1.0
         return max(0.0, min(deadlines) - now)

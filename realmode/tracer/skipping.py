@@ -140,6 +140,7 @@ class Skipping:
             ll.write_memory(proc.pid, address, saved)
         if got != tuple(skip.new_fds):
             self._refuse(
+                proc,
                 held,
                 skip,
                 VerdictKind.PROTOCOL_ERROR,
@@ -159,9 +160,10 @@ class Skipping:
         if self.t.recorder is not None and proc is self.t.root:
             self.t.recorder.call(held.raw.call, Outcome(result, skip.outcome.outputs), held.entered, None)
 
-    def _refuse(self, held: Held, skip: Skip, kind: VerdictKind, detail: str) -> None:
-        """End the run: the leader's outcome of ``held`` cannot be given to this variant."""
-        self.t.halt(Verdict(kind, skip.seq, {self.t.index: held.raw.call}, detail=detail))
+    def _refuse(self, proc: Proc, held: Held, skip: Skip, kind: VerdictKind, detail: str) -> None:
+        """End the run: the leader's outcome of ``held`` cannot be given to this variant
+        (the verdict names the thread where the variant has threads)."""
+        self.t.halt(self.t.threads.explain(proc, Verdict(kind, skip.seq, {self.t.index: held.raw.call}, detail=detail)))
 
     def _write_outcome(self, proc: Proc, held: Held, skip: Skip) -> int | None:
         """Write the leader's outcome into ``proc``; None (and a verdict) if it cannot be."""
@@ -171,6 +173,10 @@ class Skipping:
             if isinstance(error, OSError) and error.errno == errno.ESRCH:
                 raise
             self._refuse(
-                held, skip, VerdictKind.OUTPUT_MISMATCH, f"cannot write the leader's output into this variant: {error}"
+                proc,
+                held,
+                skip,
+                VerdictKind.OUTPUT_MISMATCH,
+                f"cannot write the leader's output into this variant: {error}",
             )
             return None
