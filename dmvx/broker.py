@@ -196,7 +196,7 @@ def is_word_draw(call: Call) -> bool:
 class Broker:
     """Routes calls for one policy. Cheap to create; one per monitor."""
 
-    __slots__ = ("policy", "reach", "by_name", "_fd_cache", "_fd_names")
+    __slots__ = ("policy", "reach", "by_name", "_fd_cache", "_fd_names", "_sequenced_clock")
 
     def __init__(self, policy: Policy, reach: Callable[[int], Reach] | None = None) -> None:
         self.policy = policy
@@ -210,6 +210,9 @@ class Broker:
         # first argument's descriptor: cached per (name, kind).
         self._fd_cache: dict[tuple[str, FdKind | None], Decision] = {}
         self._fd_names = (FD_CALLS - {"fcntl"}) - set(policy.overrides)
+        #: The decision for a clock read that is sequenced (not in
+        #: :meth:`by_name`: a thread's interval clocks are decided by argument).
+        self._sequenced_clock: Decision | None = None
 
     def decide(self, call: Call, fds: FdTable) -> Decision:
         name = call.name
@@ -348,7 +351,12 @@ class Broker:
         if name == "getrandom":
             return LOCAL if is_word_draw(call) else self._decide_by_name(name)
         if name == "clock_gettime":
-            return LOCAL if fds.shared and _arg(args, 0) in THREAD_LOCAL_CLOCKS else self._decide_by_name(name)
+            if fds.shared and _arg(args, 0) in THREAD_LOCAL_CLOCKS:
+                return LOCAL
+            decision = self._sequenced_clock
+            if decision is None:
+                decision = self._sequenced_clock = self._decide_by_name(name)
+            return decision
         when = SENSITIVE_WHEN.get(name)
         if when is not None:
             index, bit, _reason = when
