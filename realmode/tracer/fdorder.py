@@ -22,8 +22,8 @@ So the calls that change a shared table or copy it
   and ``accept4`` are left out: they block until a client comes, and a
   worker that must close a connection before the next client connects
   would wait for ever; any other call that has run :data:`LEADER_PATIENCE`
-  is taken as blocked too (an open of a FIFO waits for its other end), and
-  the next one runs beside it.
+  and sleeps in the kernel is taken as blocked too (an open of a FIFO waits
+  for its other end), and the next one runs beside it.
 * The leader's tracer sends the entry of a call when it has returned, and
   for a call every variant runs released by ``GO`` before it ran (every
   call under ``dmon``) the leader's monitor sends a
@@ -66,9 +66,10 @@ if TYPE_CHECKING:
 _RETURNED = frozenset({EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED})
 _CLONES = frozenset({"clone", "clone3"})
 #: How long the leader holds a call behind another thread's that is running
-#: (seconds): a call that runs longer is blocked (an open of a FIFO waits for
-#: its other end, which may be this very thread's to open), and the leader
-#: lets the next one run beside it.
+#: (seconds) before it looks whether that one is blocked -- asleep in the
+#: kernel (an open of a FIFO waits for its other end, which may be this very
+#: thread's to open), not just waiting for a CPU on a loaded machine -- and
+#: then lets the next one run beside it.
 LEADER_PATIENCE = 0.1
 #: Ordered calls the leader does not run one at a time: they may block for long.
 _BLOCKING = frozenset({"accept", "accept4"})
@@ -79,6 +80,16 @@ def ordered(held: Held) -> bool:
     table, or copies it (a clone with ``CLONE_FILES`` shares it instead)."""
     name = held.raw.name
     return name in TABLE_ORDERED and not (name in _CLONES and held.clone_flags & CLONE_FILES)
+
+
+def _asleep(tid: int) -> bool:
+    """Whether thread ``tid`` sleeps in the kernel (blocked in its call), not
+    merely waiting for a CPU or stopped at its return."""
+    try:
+        with open(f"/proc/{tid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"S", b"D")
+    except (OSError, IndexError):
+        return False
 
 
 class FdOrder:
@@ -125,8 +136,11 @@ class FdOrder:
         return True
 
     def deadline(self) -> float | None:
-        """The leader: when the first parked call goes whatever runs (None: none waits)."""
-        return min(self.since.values()) + LEADER_PATIENCE if self.since else None
+        """The leader: when to look again whether a parked call may go (None: none waits)."""
+        if not self.since:
+            return None
+        # Past the patience, look again every 10 ms (not in a busy loop).
+        return max(min(self.since.values()) + LEADER_PATIENCE, time.monotonic() + 0.01)
 
     def release(self) -> None:
         """Carry out every parked action whose turn has come."""
@@ -149,13 +163,16 @@ class FdOrder:
 
     def _may_go(self, proc: Proc, name: str, seq: int) -> bool:
         if self.t.leader:
+            if name in _BLOCKING:
+                return True
             waited = time.monotonic() - self.since.get(proc.stream, time.monotonic())
-            return name in _BLOCKING or waited >= LEADER_PATIENCE or not self._running(proc)
+            return all(waited >= LEADER_PATIENCE and _asleep(other.pid) for other in self._running(proc))
         return self._turn(proc, seq)
 
-    def _running(self, proc: Proc) -> bool:
-        """Whether another thread sharing ``proc``'s table runs an ordered call."""
+    def _running(self, proc: Proc) -> list[Proc]:
+        """The other threads sharing ``proc``'s table that run an ordered call."""
         fds = proc.monitor.fds
+        running = []
         for other in self.t.procs.values():
             held = other.held
             if (
@@ -166,8 +183,8 @@ class FdOrder:
                 and ordered(held)
                 and held.raw.name not in _BLOCKING
             ):
-                return True
-        return False
+                running.append(other)
+        return running
 
     def stalled(self, proc: Proc) -> Verdict | None:
         """The verdict for a parked ``proc`` that waited past the stall
