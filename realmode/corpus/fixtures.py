@@ -167,18 +167,18 @@ _FILES: dict[str, str] = {
         "print('after pause')\n"
     ),
     "py/itimer.py": (
-        "import signal\n"
+        "import signal, time\n"
         "ticks = 0\n"
         "def tick(s, f):\n"
         "    global ticks\n"
         "    ticks += 1\n"
-        "    if ticks == 5:\n"
-        "        signal.setitimer(signal.ITIMER_REAL, 0)\n"
         "    print('tick', ticks, flush=True)\n"
+        "    if ticks < 5:\n"
+        "        signal.setitimer(signal.ITIMER_REAL, 0.05)  # the next one, once this one is done\n"
         "signal.signal(signal.SIGALRM, tick)\n"
-        "signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.05)\n"
         "while ticks < 5:\n"
-        "    signal.pause()\n"
+        "    time.sleep(0.01)\n"
         "print('done', ticks)\n"
     ),
     "py/threads.py": (_TARGETS / "pythreads.py").read_text(),
