@@ -72,15 +72,13 @@ _PATH_ARG = {"open": 0, "creat": 0, "openat": 1, "openat2": 1}
 _FLAGS_ARG = {"open": 1, "openat": 2}
 
 
+#: Calls whose result is one new descriptor (a pair goes through an output
+#: argument instead: pipe, socketpair).
+RETURNS_FD = OPEN_CALLS | _SOCKET_CREATORS | _OTHER_CREATORS | _EPOLL_CREATORS
+
 #: Calls after which a descriptor table may change; others leave it alone.
-CHANGES_FDS = (
-    OPEN_CALLS
-    | _SOCKET_CREATORS
-    | _OTHER_CREATORS
-    | _EPOLL_CREATORS
-    | frozenset(
-        {"pipe", "pipe2", "socketpair", "dup", "dup2", "dup3", "fcntl", "close", "close_range", "execve", "execveat"}
-    )
+CHANGES_FDS = RETURNS_FD | frozenset(
+    {"pipe", "pipe2", "socketpair", "dup", "dup2", "dup3", "fcntl", "close", "close_range", "execve", "execveat"}
 )
 
 #: Calls whose effect depends on what the other threads sharing the table did

@@ -50,7 +50,7 @@ from dmvx.actions import (
 from dmvx.broker import Broker
 from dmvx.calls import EXIT, KILLED, PSEUDO_CALLS, Call, Outcome
 from dmvx.cb import ConnectorBuffer
-from dmvx.fdtable import CHANGES_FDS, TABLE_ORDERED, FdTable
+from dmvx.fdtable import CHANGES_FDS, RETURNS_FD, TABLE_ORDERED, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop, call_size, entry_size
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
 from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART
@@ -58,29 +58,6 @@ from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, crashed, killed_ones, majority_vote, variant_name
 
-#: Calls that hand the leader a new descriptor that followers must mirror
-#: with a placeholder when only the leader ran them.
-_FD_RETURNING = frozenset(
-    {
-        "open",
-        "openat",
-        "openat2",
-        "creat",
-        "socket",
-        "accept",
-        "accept4",
-        "epoll_create",
-        "epoll_create1",
-        "eventfd",
-        "eventfd2",
-        "timerfd_create",
-        "signalfd",
-        "signalfd4",
-        "inotify_init",
-        "inotify_init1",
-        "pidfd_open",
-    }
-)
 #: Calls every variant runs itself whose result only timing can make differ
 #: (how much a pipe held when it was read, which child ended first, whether a
 #: pipe's reader had gone yet). A monitor made with ``steer`` tells its mode
@@ -1067,7 +1044,7 @@ class FollowerMonitor(_Monitor):
         if name in CHANGES_FDS:
             self._update_fds(call, decision, outcome)
             if outcome.result >= 0:
-                if name in _FD_RETURNING:
+                if name in RETURNS_FD:  # followers mirror the leader's new descriptor
                     new_fds = (outcome.result,)
                 else:
                     pair = fd_pair(call, outcome)
