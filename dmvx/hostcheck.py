@@ -235,6 +235,9 @@ class DoctorResult:
         def mark(good: bool, text: str = "") -> str:
             return (text + " " if text else "") + ("ok" if good else "NO")
 
+        if not self.checks:
+            console.print("no host of this topology is reached over SSH: nothing to check", markup=False)
+            return
         table = Table(title=f"dmvx doctor: the machines of {self.topology}", title_justify="left")
         for column in ("host", "ssh", "reachable", "dmvx", "ptrace", "seccomp", "kernel", "arch", "clock offset"):
             table.add_column(column)
@@ -258,5 +261,3 @@ class DoctorResult:
         console.print(table)
         for problem in self.problems:
             console.print(f"problem: {problem}", markup=False, highlight=False)
-        if not self.checks:
-            console.print("no host of this topology is reached over SSH: nothing to check", markup=False)
