@@ -8,6 +8,7 @@ runs anywhere; CI runs as root and runs them all.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,9 @@ import pytest
 
 if TYPE_CHECKING:
     from test_net_support import Snapshot
+
+#: Marks the processes of one pytest run (see :func:`pytest_configure`).
+SESSION_ENV = "DMVX_TEST_SESSION"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,6 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     someone else runs meanwhile from the same shell session are not taken for
     leftovers. At a terminal the session stays, so Ctrl-C still reaches pytest.
     """
+    # Every process this test run starts inherits the mark (dmvx passes the
+    # environment on), so the leftover check of ``dmvx real`` tests can tell
+    # this run's processes from another test run's on the same machine.
+    os.environ[SESSION_ENV] = f"{os.getpid()}-{secrets.token_hex(4)}"
     if not sys.stdin.isatty():
         try:
             os.setsid()

@@ -6,7 +6,9 @@ so "nothing left" is checked for what dmvx can have made: interfaces in the
 root namespace whose names start with ``dmvx``, processes carrying a
 ``DMVX_RUN`` mark, children of the test process, the network namespaces
 (by inode) of every process that appeared during the test, and the
-system-wide settings Mininet would raise.
+system-wide settings Mininet would raise. Processes that carry another
+pytest run's ``DMVX_TEST_SESSION`` mark are that run's business, and are
+neither counted nor killed here.
 """
 
 from __future__ import annotations
@@ -108,6 +110,18 @@ def _processes() -> dict[int, tuple[int | None, int, bytes]]:
     return table
 
 
+def _other_test_run(environ: bytes) -> bool:
+    """Whether a process belongs to another pytest run on this machine: it
+    carries that run's mark (tests/conftest.py sets one per run). A process
+    with no mark, or whose environment cannot be read, still counts: the
+    check errs on the side of finding leftovers."""
+    own = os.environ.get("DMVX_TEST_SESSION", "").encode()
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"DMVX_TEST_SESSION="):
+            return entry.split(b"=", 1)[1] != own
+    return False
+
+
 def _children(pid: int) -> set[int]:
     out = set()
     for entry in os.listdir("/proc"):
@@ -146,7 +160,11 @@ class Snapshot:
         before_ns = {ns for _, ns, _ in self.processes.values()}
         links = sorted(n for n in ip_links() - self.links if n.startswith(runs.PREFIX))
         now = _processes()
-        new = {pid: info for pid, info in now.items() if pid not in self.processes or self.processes[pid][0] != info[0]}
+        new = {
+            pid: info
+            for pid, info in now.items()
+            if (pid not in self.processes or self.processes[pid][0] != info[0]) and not _other_test_run(info[2])
+        }
         marked = sorted(pid for pid, (_, _, env) in new.items() if re.search(rb"(^|\0)DMVX_RUN=", env))
         foreign_ns = sorted(pid for pid, (_, ns, _) in new.items() if ns not in before_ns and ns != root)
         children = sorted(p for p in _children(os.getpid()) - self.children if runs.start_time(p) is not None)

@@ -120,15 +120,15 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
     holder: dict = {}
 
     def sleepers() -> list[int]:
+        # Only this test's own (descendants of the test process): another
+        # test or person running ``sleep 30`` on the machine is not a variant.
         found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                        if handle.read() == b"sleep\x0030\x00":
-                            found.append(int(entry))
-                except OSError:
-                    pass
+        for pid in descendants(os.getpid()):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x0030\x00":
+                    found.append(pid)
+            except OSError:
+                pass
         return sorted(found)
 
     def killer() -> None:
