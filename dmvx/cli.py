@@ -426,7 +426,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> Exit
     metavar="N|A,B,...",
     callback=_number_list("--seeds", count=True),
     help="Repeat every point over N seeds (the scenario's seed and the next N-1) or over these seeds; "
-    "tables, rows and plots give the mean, min, max and 95%% interval.",
+    "tables, rows and plots give the mean, min, max and 95% interval.",
 )
 @click.option(
     "--at-calls",
