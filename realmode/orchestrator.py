@@ -274,18 +274,21 @@ def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int |
     return [(first, first, others[0])] + [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
 
 
-def inproc_library(policy: Policy, paths: Sequence[str], compare_from: str) -> str | None:
-    """The library the variants preload for the in-process path, or None when
-    this run cannot use it: a policy without asynchronous replication (dmon:
-    every call is lockstep), variants compared from their entry points
-    (ABI-diverse: the library is x86-64 only), a 32-bit executable, or the
-    library not built (``./run setup`` builds it)."""
-    if not policy.async_replication or compare_from != "exec":
-        return None
-    if any(elf_arch(path) not in (Arch.X86_64, None) for path in paths):
-        return None
-    built = native_build.library()
-    return str(built) if built is not None else None
+def inproc_libraries(policy: Policy, paths: Sequence[str]) -> list[str | None]:
+    """The library each variant preloads for the in-process path, None for a
+    variant that runs on the ptrace path: every one under a policy without
+    asynchronous replication (dmon: every call is lockstep), one whose
+    executable is of an architecture dmvx builds no library for, or whose
+    library is not built (``./run setup`` builds them). The library is the
+    one of the executable's ELF class (x86-64 for a script: its interpreter
+    is the machine's); ABI-diverse pairs included."""
+    if not policy.async_replication:
+        return [None] * len(paths)
+    chosen = []
+    for path in paths:
+        built = native_build.library(elf_arch(path) or Arch.X86_64)
+        chosen.append(str(built) if built is not None else None)
+    return chosen
 
 
 def _check_kernel() -> None:
@@ -321,7 +324,7 @@ def run(
     architectures (their dynamic loaders differ; docs/realmode.md), else
     ``"exec"``. ``record`` names a file to write the run's trace into
     (docs/trace-format.md; :mod:`realmode.record`). ``in_process``: replicated
-    calls of dynamically linked x86-64 variants take the in-process path
+    calls of dynamically linked x86-64 and i386 variants take the in-process path
     (:mod:`realmode.inproc`) where the policy and the variants allow it; None
     takes :data:`IN_PROCESS_ENV` (``on``), else the ptrace path. ``summary``
     counts every variant's calls per route (:mod:`realmode.callsummary`).
@@ -341,14 +344,14 @@ def run(
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
     if in_process is None:
         in_process = os.environ.get(IN_PROCESS_ENV) == "on"
-    preload = inproc_library(pol, paths, compare_from) if in_process else None
-    if preload is not None and (place if pin else "none") in ("auto", "split") and cpus[0][2] != cpus[0][0]:
+    preloads = inproc_libraries(pol, paths) if in_process else [None] * n
+    if preloads[0] is not None and (place if pin else "none") in ("auto", "split") and cpus[0][2] != cpus[0][0]:
         # The leader's monitor drains its ring while the program runs: on the
         # program's CPU it would take its time from the program's own calls.
         cpus = [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
     bpf = (
-        seccomp.build_filter(pol, tables.filter_names(pol), layout.TRAMPOLINE + 2)
-        if preload is not None
+        seccomp.build_filter(pol, tables.filter_names(pol), layout.SITES)
+        if any(preload is not None for preload in preloads)
         else seccomp.build_filter(pol)
     )
     variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
@@ -412,8 +415,9 @@ def run(
                 flush_delay,
                 cpus[index][0],
                 parts[index] if parts is not None else None,
-                preload,
+                preloads[index],
                 summary,
+                preload_arch=elf_arch(paths[index]) or Arch.X86_64,
             )
             spawned = spawn_variant(launch, fork, connector, [listener.fileno()] if index == 0 else [])
             pipes[spawned.report_fd] = index

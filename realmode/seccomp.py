@@ -17,7 +17,7 @@ unknown architecture always stops.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dmvx import syscalls
 from dmvx.broker import Broker
@@ -134,15 +134,28 @@ def _block(
     return out
 
 
-def build_filter(policy: Policy, fast: frozenset[str] = frozenset(), site: int | None = None) -> list[Insn]:
+def build_filter(
+    policy: Policy, fast: frozenset[str] = frozenset(), sites: Mapping[Arch, int] | None = None
+) -> list[Insn]:
     """The whole filter for ``policy`` as ``(code, jt, jf, k)`` instructions.
-    ``fast`` names the calls allowed from the in-process path's ``site`` (the
-    address after its one syscall instruction, x86-64 only)."""
+    ``fast`` names the calls allowed from the in-process path's ``sites``
+    (per architecture, the address after the trampoline's one call
+    instruction: ``syscall`` on x86-64, ``int $0x80`` on i386; the kernel
+    reports that address as the call's instruction pointer on both)."""
+    sites = sites or {}
     always, checked = local_names(policy)
-    x64 = _block(
-        _numbers(always, Arch.X86_64), _numbers(checked, Arch.X86_64), True, _numbers(fast - always, Arch.X86_64), site
-    )
-    i386 = _block(_numbers(always, Arch.I386), _numbers(checked, Arch.I386), False)
+
+    def block(arch: Arch, reject_x32: bool) -> list[Insn]:
+        return _block(
+            _numbers(always, arch),
+            _numbers(checked, arch),
+            reject_x32,
+            _numbers(fast - always, arch),
+            sites.get(arch),
+        )
+
+    x64 = block(Arch.X86_64, True)
+    i386 = block(Arch.I386, False)
     head: list[Insn] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
         (_JEQ_K, 2, 0, ll.AUDIT_ARCH_X86_64),  # -> x64 block (after the next two)

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dmvx import syscalls
+from dmvx.syscalls import Arch
+from realmode import ptrace_ll as ll
+from realmode import seccomp
 from realmode.inproc import layout, tables
 from realmode.native import build as native_build
-from realmode.orchestrator import make_policy, run
+from realmode.orchestrator import inproc_libraries, make_policy, run
 from test_real_support import REAL_RUNS, captured, compile_target, no_strays  # noqa: F401
 
 CALLS = 300
@@ -117,6 +122,69 @@ def test_the_tables_come_from_the_broker() -> None:
     assert tables.filter_names(make_policy("dmon")) == frozenset()
 
 
+def _filter_says(program, arch: int, nr: int, ip: int) -> int:
+    """What the classic-BPF ``program`` returns for a call (a small
+    interpreter of the instructions realmode.seccomp emits)."""
+    data = struct.pack("<iIQ", nr, arch, ip) + bytes(48)
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        pc += 1
+        if code == 0x20:  # ld word at k
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code == 0x06:
+            return k
+        elif code == 0x05:
+            pc += k
+        else:
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
+            pc += jt if taken else jf
+
+
+def test_the_filter_lets_fast_calls_through_from_each_abis_trampoline_only() -> None:
+    """An i386 variant's fast calls come from its own trampoline's ``int
+    $0x80``: allowed from there (by i386 number), stopped from anywhere else,
+    and a sensitive call stops even from there; the same for x86-64."""
+    policy = make_policy("dmvx")
+    program = seccomp.build_filter(policy, tables.filter_names(policy), layout.SITES)
+    allow, trace = seccomp.SECCOMP_RET_ALLOW, seccomp.SECCOMP_RET_TRACE
+    x64, i386 = ll.AUDIT_ARCH_X86_64, ll.AUDIT_ARCH_I386
+    site64, site32 = layout.SITES[Arch.X86_64], layout.SITES[Arch.I386]
+
+    def nr(name: str, arch: Arch) -> int:
+        return syscalls.all_numbers(name, arch)[0]
+
+    for name in ("getpid", "read", "getcwd", "recvfrom"):
+        assert _filter_says(program, i386, nr(name, Arch.I386), site32) == allow, name
+        assert _filter_says(program, i386, nr(name, Arch.I386), site32 + 0x1000) == trace, name
+        assert _filter_says(program, i386, nr(name, Arch.I386), site32 | 1 << 32) == trace, name
+        assert _filter_says(program, x64, nr(name, Arch.X86_64), site64) == allow, name
+        assert _filter_says(program, x64, nr(name, Arch.X86_64), site32) == trace, name
+    for name in ("mkdirat", "openat", "execve", "kill"):
+        assert _filter_says(program, i386, nr(name, Arch.I386), site32) == trace, name
+        assert _filter_says(program, x64, nr(name, Arch.X86_64), site64) == trace, name
+    # Without the in-process path, no trampoline.
+    plain = seccomp.build_filter(policy)
+    assert _filter_says(plain, i386, nr("getpid", Arch.I386), site32) == trace
+
+
+def test_a_library_is_chosen_per_variant_by_elf_class(tmp_path: Path) -> None:
+    """x86-64 and i386 executables each get their own build of the library;
+    dmon (all lockstep) none; an architecture without a build none."""
+    x86, i386, arm = tmp_path / "x86", tmp_path / "i386", tmp_path / "arm"
+    x86.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(11) + (62).to_bytes(2, "little"))
+    i386.write_bytes(b"\x7fELF\x01\x01\x01" + bytes(11) + (3).to_bytes(2, "little"))
+    arm.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(11) + (183).to_bytes(2, "little"))
+    native_build.build()
+    chosen = inproc_libraries(make_policy("dmvx"), [str(x86), str(i386), str(arm)])
+    assert chosen == [
+        str(native_build.LIBRARIES[Arch.X86_64]),
+        str(native_build.LIBRARIES[Arch.I386]),
+        None,
+    ]
+    assert inproc_libraries(make_policy("dmon"), [str(x86), str(i386)]) == [None, None]
+
+
 # -- real runs ---------------------------------------------------------------------
 
 
@@ -131,6 +199,14 @@ def targets(tmp_path_factory, library) -> Path:
     compile_target("bench", directory)
     compile_target("inproc_hostile", directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def targets32(targets) -> Path:
+    """The same targets built with gcc -m32 (i386), beside the x86-64 ones."""
+    compile_target("bench", targets, "-m32")
+    compile_target("inproc_hostile", targets, "-m32")
+    return targets
 
 
 def _variant(result, index: int) -> dict:
@@ -162,6 +238,49 @@ def test_replicated_calls_take_the_in_process_path(targets: Path, kind: str) -> 
 
     assert replicated(result) >= replicated(off) >= CALLS
     assert out.split()[:2] == off_out.split()[:2]
+
+
+@pytest.mark.parametrize("leader", ["x86_64", "i386"])
+@pytest.mark.parametrize("kind", ["read", "getcwd"])
+@real
+def test_an_abi_diverse_pair_takes_the_in_process_path(targets32: Path, kind: str, leader: str) -> None:
+    """An x86-64 and an i386 build of the same program: each variant loads
+    the library of its own ELF class, the i386 one issues its fast calls
+    from its own trampoline (``int $0x80``) with its own call numbers and
+    32-bit registers, and both sides' records reach their cores, which
+    compare them as at a stop: the run ends as natively, fast calls > 0 in
+    the i386 variant too."""
+    x86 = [str(targets32 / "bench"), kind, str(CALLS)]
+    i386 = [str(targets32 / "bench-m32"), kind, str(CALLS)]
+    pair = [x86, i386] if leader == "x86_64" else [i386, x86]
+    result, out, _ = captured(lambda: run(pair, "dmvx", in_process=True))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out.startswith(f"{kind} {CALLS} ".encode())
+    paths = [_variant(result, index)["in_process"] for index in (0, 1)]
+    assert [p["path"] for p in paths] == ["in-process", "in-process"]
+    assert all(p["fast_calls"] > 0 for p in paths), paths
+    # Every call reached the core: the leader's on the fast path (but for
+    # any before the switch went on at the entry point), the follower's too
+    # or handed back to the tracer.
+    assert paths[0]["fast_calls"] >= CALLS - 2
+    assert paths[1]["fast_calls"] + paths[1]["fallbacks"] >= CALLS - 2
+
+
+@real
+def test_an_i386_variant_jumping_to_its_trampoline_for_a_sensitive_call_still_stops(
+    targets32: Path, tmp_path: Path
+) -> None:
+    """The i386 leader's ``int $0x80`` trampoline lets only the fast calls
+    through: its mkdirat from there stops, and the core holds it in lockstep
+    against the x86-64 follower's different call; no directory is made."""
+    made = tmp_path / "made-unmonitored"
+    document = _dmvx_run(
+        str(targets32 / "inproc_hostile-m32"), "mkdir", str(made), variant=f"{targets32 / 'inproc_hostile'} plain"
+    )
+    assert document["status"] == "divergence"
+    assert document["verdict"]["calls"]["leader"].startswith("mkdirat(")
+    assert not made.exists()
+    assert [v["in_process"]["path"] for v in document["variants"]] == ["in-process", "in-process"]
 
 
 def _dmvx_run(*argv: str, variant: str | None = None) -> dict:

@@ -11,11 +11,19 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from dmvx.syscalls import Arch
+
 MAGIC = 0x31504944584D5644
 VERSION = 1
 FD = 1000
 ENV = "DMVX_DIPMON"
 TRAMPOLINE = 0x7FFD1E000000
+TRAMPOLINE32 = 0x7FFD1000
+#: Where the seccomp filter lets fast calls through from, per architecture:
+#: the address after the trampoline's call instruction (x86-64 ``syscall``,
+#: i386 ``int $0x80``, two bytes each), which the kernel reports as the
+#: call's instruction pointer.
+SITES: dict[Arch, int] = {Arch.X86_64: TRAMPOLINE + 2, Arch.I386: TRAMPOLINE32 + 2}
 HEADER = 4096
 NR_TABLE = 512
 FD_TABLE = 1024

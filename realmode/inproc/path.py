@@ -38,7 +38,6 @@ from dmvx.calls import Call, Outcome
 from dmvx.fdtable import CHANGES_FDS
 from dmvx.messages import Entry, EntryKind
 from dmvx.monitor import predicted_result
-from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi
 from realmode.inproc import layout, tables
@@ -168,8 +167,10 @@ class InProcess:
         #: The process made a thread (or may have: clone3): threads share the
         #: library's ring, so the fast path stays off in this process for good.
         self.threaded = False
+        #: The library's architecture (its records' numbers and registers).
+        self.arch = tracer.launch.preload_arch
         self._tables()
-        area.enable(True)
+        self._switch(True)
 
     # -- reports -------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class InProcess:
     def _tables(self) -> None:
         monitor = self.proc.monitor
         self.area.set_routes(
-            tables.call_table(monitor.broker, monitor.fds), tables.fd_table(monitor.broker, monitor.fds)
+            tables.call_table(monitor.broker, monitor.fds, self.arch), tables.fd_table(monitor.broker, monitor.fds)
         )
 
     def _refresh(self) -> None:
@@ -272,16 +273,23 @@ class InProcess:
         )
         if name == "clone3" or (name == "clone" and raw.args[0] & _CLONE_THREAD):
             self.threaded = True
-        self.area.enable(not sharing and not self.threaded)
+        self._switch(not sharing)
         if name in CHANGES_FDS:
             for value in raw.call.args[:2]:
                 if isinstance(value, int):
                     self.area.set_fd_route(value, 0)
             if name in ("close_range", "execve", "execveat"):
                 self.area.set_routes(
-                    tables.call_table(self.proc.monitor.broker, self.proc.monitor.fds), bytes(layout.FD_TABLE)
+                    tables.call_table(self.proc.monitor.broker, self.proc.monitor.fds, self.arch),
+                    bytes(layout.FD_TABLE),
                 )
                 self.seen_fds = {}
+
+    def _switch(self, on: bool) -> None:
+        """The library's switch: ``on`` unless the process made a thread or
+        is not comparing yet (an ABI-diverse pair's loader runs uncompared
+        until the program's entry point: nothing of it goes in the ring)."""
+        self.area.enable(on and not self.threaded and self.proc.phase == "compare")
 
     def exec_event(self) -> None:
         """The process exec'd: the first time, its program (which loads the
@@ -306,7 +314,7 @@ class InProcess:
             return
         if self.proc.held is None and self.proc.alive and not self.fds_stale:
             self._refresh()
-            self.area.enable(not self.threaded)
+            self._switch(True)
         self._flush_backlog()
         self.drain()
 
@@ -375,7 +383,7 @@ class InProcess:
         return self.pending is None and not self.blocked and not self.ahead and not self.t.finished
 
     def _decode(self, record: Record) -> tuple[abi.RawCall, Outcome] | None:
-        name = tables.NAMES.get(record.nr)
+        name = tables.ARCH_NAMES[self.arch].get(record.nr)
         monitor = self.proc.monitor
         if name is None:
             self._protocol_error(
@@ -393,8 +401,8 @@ class InProcess:
             key = (record.nr, record.args)
             raw = self._calls.get(key)
             if raw is None:
-                raw = reader.call(Arch.X86_64, record.nr, record.args)
-                if record.nr not in tables.READS_MEMORY:
+                raw = reader.call(self.arch, record.nr, record.args)
+                if record.nr not in tables.ARCH_READS_MEMORY[self.arch]:
                     if len(self._calls) >= _CALL_CACHE:
                         self._calls.clear()
                     self._calls[key] = raw
@@ -483,7 +491,7 @@ class InProcess:
         if entry.kind in _NO_SEQ or entry.seq <= self.area.get64(layout.H_SEQ):
             return
         call = entry.call
-        nr = tables.NUMBERS.get(call.name)
+        nr = tables.ARCH_NUMBERS[self.arch].get(call.name)
         regions: list[tuple[int, bytes]] = []
         flags = 0
         result = 0

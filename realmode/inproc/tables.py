@@ -37,11 +37,28 @@ FAST_CALLS = (
     "recvfrom",
     "shutdown",
 )
-#: Their x86-64 numbers (the only architecture the library is built for).
-NUMBERS: dict[str, int] = {name: syscalls.all_numbers(name, Arch.X86_64)[0] for name in FAST_CALLS}
-NAMES: dict[int, str] = {nr: name for name, nr in NUMBERS.items()}
+#: The architectures the library is built for (realmode/native/build.py).
+ARCHES = (Arch.X86_64, Arch.I386)
+#: Every raw number of each wrapped call, per architecture (an i386 name may
+#: have two: ``getuid`` and ``getuid32``).
+ALL_NUMBERS: dict[Arch, dict[str, tuple[int, ...]]] = {
+    arch: {name: syscalls.all_numbers(name, arch) for name in FAST_CALLS} for arch in ARCHES
+}
+#: The number each library issues a call by (the first), per architecture:
+#: what a follower's in ring names.
+ARCH_NUMBERS: dict[Arch, dict[str, int]] = {
+    arch: {name: numbers[0] for name, numbers in table.items()} for arch, table in ALL_NUMBERS.items()
+}
+#: A record's call by its number, per architecture.
+ARCH_NAMES: dict[Arch, dict[int, str]] = {
+    arch: {nr: name for name, numbers in table.items() for nr in numbers} for arch, table in ALL_NUMBERS.items()
+}
+#: The x86-64 ones.
+NUMBERS: dict[str, int] = ARCH_NUMBERS[Arch.X86_64]
+NAMES: dict[int, str] = ARCH_NAMES[Arch.X86_64]
 #: The numbers whose decoding reads the variant's memory (writev's iovecs and bytes).
-READS_MEMORY = frozenset({NUMBERS["writev"]})
+ARCH_READS_MEMORY: dict[Arch, frozenset[int]] = {arch: frozenset(ALL_NUMBERS[arch]["writev"]) for arch in ARCHES}
+READS_MEMORY = ARCH_READS_MEMORY[Arch.X86_64]
 
 _FAST_ROUTES = (Route.REPLICATE, Route.PREDICT)
 
@@ -84,14 +101,19 @@ def _fd_probes() -> list[FdTable]:
     return [FdTable({0: FdInfo(kind)}) for kind in FdKind] + [FdTable()]
 
 
-def call_table(broker: Broker, fds: FdTable) -> bytes:
-    """One byte per x86-64 number: 0 stops, 1 fast, 2 fast by the fd table."""
+def call_table(broker: Broker, fds: FdTable, arch: Arch = Arch.X86_64) -> bytes:
+    """One byte per number of ``arch``: 0 stops, 1 fast, 2 fast by the fd table."""
     table = bytearray(layout.NR_TABLE)
-    for name, nr in NUMBERS.items():
+    for name, numbers in ALL_NUMBERS[arch].items():
         if name in FD_CALLS:
-            table[nr] = 2
+            byte = 2
         elif takes_fast(broker.decide(_probe(name, None if name not in layout.FD_KINDS else 0), fds)):
-            table[nr] = 1
+            byte = 1
+        else:
+            continue
+        for nr in numbers:
+            if nr < layout.NR_TABLE:
+                table[nr] = byte
     return bytes(table)
 
 

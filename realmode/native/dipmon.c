@@ -20,7 +20,10 @@
    instruction instead, which the filter stops: the tracer and the core then
    handle it as without this library. No call is ever lost or decided here.
 
-   Built for x86-64 only (gcc -O2 -fPIC -mno-red-zone -shared); see build.py. */
+   Built for x86-64 and, with gcc -m32, for i386 (build.py): the run preloads
+   the one of the variant's ELF class. The i386 build issues its calls with
+   `int $0x80` (its trampoline holds one), numbers them in its own ABI and
+   widens its 32-bit registers into the record's 64-bit words. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -58,6 +61,9 @@ static uint64_t ring_size;
 
 /* -- issuing calls ---------------------------------------------------------- */
 
+#if defined(__x86_64__)
+#define TRAMPOLINE DIPMON_TRAMPOLINE
+
 /* From the trampoline (allowed for fast calls by the filter). */
 static inline long tramp(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
     long ret;
@@ -84,6 +90,56 @@ static inline long traced(long nr, long a1, long a2, long a3, long a4, long a5, 
                      : "rcx", "r11", "memory");
     return ret;
 }
+#elif defined(__i386__)
+#define TRAMPOLINE DIPMON_TRAMPOLINE32
+
+/* i386 takes six arguments in ebx ecx edx esi edi ebp; ebx (the PIC
+   register) and ebp cannot all be asm operands, so one small function loads
+   them from an array and issues the call from the trampoline (``site``
+   nonzero: `call` to its `int $0x80; ret`) or from its own `int $0x80`
+   (which the filter stops). */
+long dipmon_call32(long nr, const long *a, long site) __attribute__((visibility("hidden")));
+__asm__(".text\n"
+        ".globl dipmon_call32\n"
+        ".hidden dipmon_call32\n"
+        ".type dipmon_call32,@function\n"
+        "dipmon_call32:\n"
+        "  push %ebp\n  push %ebx\n  push %esi\n  push %edi\n" /* nr at 20(%esp), a 24, site 28 */
+        "  mov 20(%esp), %eax\n"
+        "  mov 28(%esp), %edx\n"
+        "  mov 24(%esp), %ebp\n"
+        "  mov 0(%ebp), %ebx\n  mov 4(%ebp), %ecx\n  mov 12(%ebp), %esi\n  mov 16(%ebp), %edi\n"
+        "  test %edx, %edx\n"
+        "  jz 1f\n"
+        "  push %edx\n"
+        "  mov 8(%ebp), %edx\n  mov 20(%ebp), %ebp\n"
+        "  call *(%esp)\n"
+        "  add $4, %esp\n"
+        "  jmp 2f\n"
+        "1:\n"
+        "  mov 8(%ebp), %edx\n  mov 20(%ebp), %ebp\n"
+        "  int $0x80\n"
+        "2:\n"
+        "  pop %edi\n  pop %esi\n  pop %ebx\n  pop %ebp\n"
+        "  ret\n"
+        ".size dipmon_call32, .-dipmon_call32\n");
+
+static inline long tramp(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+    long a[6] = {a1, a2, a3, a4, a5, a6};
+    return dipmon_call32(nr, a, (long)TRAMPOLINE);
+}
+
+static inline long traced(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+    long a[6] = {a1, a2, a3, a4, a5, a6};
+    return dipmon_call32(nr, a, 0);
+}
+#else
+#error "dipmon.c is for x86-64 and i386"
+#endif
+
+/* A register as the record's 64-bit word: zero-extended, as ptrace gives an
+   i386 process's registers (a no-op on x86-64). */
+#define WORD(x) ((uint64_t)(unsigned long)(x))
 
 static inline long ret_errno(long r) {
     if (r < 0 && r > -4096) {
@@ -152,7 +208,7 @@ static void append(uint64_t seq, long nr, const long a[6], long result, const st
     *(uint32_t *)(p + 4) = (uint32_t)nr;
     *(uint64_t *)(p + 8) = seq;
     *(int64_t *)(p + 16) = result;
-    memcpy(p + 24, a, 48);
+    for (int i = 0; i < 6; i++) *(uint64_t *)(p + 24 + 8 * i) = WORD(a[i]);
     *(uint32_t *)(p + 72) = (uint32_t)n;
     *(uint32_t *)(p + 76) = 0;
     p += REC_HEAD;
@@ -160,7 +216,7 @@ static void append(uint64_t seq, long nr, const long a[6], long result, const st
         *(uint64_t *)p = r[i].addr;
         *(uint32_t *)(p + 8) = r[i].len;
         *(uint32_t *)(p + 12) = 0;
-        if (r[i].len) memcpy(p + REG_HEAD, (const void *)r[i].addr, r[i].len);
+        if (r[i].len) memcpy(p + REG_HEAD, (const void *)(uintptr_t)r[i].addr, r[i].len);
         p += REG_HEAD + pad8(r[i].len);
     }
     __atomic_store_n((uint64_t *)(area + H_OUT_HEAD), head + size, __ATOMIC_RELEASE);
@@ -210,9 +266,11 @@ static int follow(long nr, const long a[6], unsigned mask, const uint64_t room[6
     if (!p) return 0;
     uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72), flags = *(const uint32_t *)(p + 76);
     if ((flags & RF_NOTFAST) || *(const uint32_t *)(p + 4) != (uint32_t)nr || len < REC_HEAD) return 0;
-    const long *la = (const long *)(p + 24);
+    const uint64_t *la = (const uint64_t *)(p + 24);
+    /* The entry's words are the core's values (an int sign-extended, a size
+       not): a 32-bit register matches either; the core checks the call again. */
     for (int i = 0; i < 6; i++)
-        if ((mask >> i) & 1 && la[i] != a[i]) return 0;
+        if ((mask >> i) & 1 && la[i] != WORD(a[i]) && la[i] != (uint64_t)(int64_t)a[i]) return 0;
     /* Every region must fit this call's own buffers before anything is written. */
     const uint8_t *q = p + REC_HEAD, *end = p + len;
     for (uint32_t i = 0; i < n; i++) {
@@ -229,7 +287,7 @@ static int follow(long nr, const long a[6], unsigned mask, const uint64_t room[6
         q += REG_HEAD + pad8(rl);
     }
     *result = *(const int64_t *)(p + 16);
-    U64(H_SEQ) = seq;
+    __atomic_store_n((uint64_t *)(area + H_SEQ), seq, __ATOMIC_RELEASE);
     __atomic_store_n((uint64_t *)(area + H_IN_TAIL), U64(H_IN_TAIL) + len, __ATOMIC_RELEASE);
     return 1;
 }
@@ -253,7 +311,7 @@ static int fast_call(long nr, const long a[6], unsigned mask, const uint64_t roo
         U32(H_INCALL) = 0;
         n = collect ? collect(a, res, r) : 0;
         uint64_t seq = U64(H_SEQ) + 1;
-        U64(H_SEQ) = seq;
+        __atomic_store_n((uint64_t *)(area + H_SEQ), seq, __ATOMIC_RELEASE); /* one store on i386 too */
         append(seq, nr, a, res, r, n);
         *result = res;
     } else {
@@ -275,13 +333,13 @@ static int fast_call(long nr, const long a[6], unsigned mask, const uint64_t roo
 /* -- what each wrapped call reads and writes -------------------------------- */
 
 static int out_buf1(const long a[6], long res, struct region *r) { /* read, pread64, recvfrom w/o address */
-    r[0].addr = (uint64_t)a[1];
+    r[0].addr = WORD(a[1]);
     r[0].len = res > 0 ? (uint32_t)res : 0;
     return res > 0 ? 1 : 0;
 }
 
 static int out_buf0(const long a[6], long res, struct region *r) { /* getcwd */
-    r[0].addr = (uint64_t)a[0];
+    r[0].addr = WORD(a[0]);
     r[0].len = res > 0 ? (uint32_t)res : 0;
     return res > 0 ? 1 : 0;
 }
@@ -290,10 +348,10 @@ static int in_iov(const long a[6], long res, struct region *r) { /* writev: the 
     (void)res;
     const struct iovec *iov = (const struct iovec *)a[1];
     int count = (int)a[2], n = 0;
-    r[n].addr = (uint64_t)a[1];
+    r[n].addr = WORD(a[1]);
     r[n++].len = (uint32_t)(count * sizeof(struct iovec));
     for (int i = 0; i < count && n < MAX_REGIONS; i++) {
-        r[n].addr = (uint64_t)iov[i].iov_base;
+        r[n].addr = (uintptr_t)iov[i].iov_base;
         r[n++].len = (uint32_t)iov[i].iov_len;
     }
     return n;
@@ -301,7 +359,7 @@ static int in_iov(const long a[6], long res, struct region *r) { /* writev: the 
 
 static int in_buf1(const long a[6], long res, struct region *r) { /* sendto without an address */
     (void)res;
-    r[0].addr = (uint64_t)a[1];
+    r[0].addr = WORD(a[1]);
     r[0].len = (uint32_t)a[2];
     return 1;
 }
@@ -342,17 +400,21 @@ long syscall(long nr, ...) {
     }
 }
 
-static long read_like(long nr, int fd, void *buf, size_t count, long offset) {
+static long read_like(long nr, int fd, void *buf, size_t count, off64_t offset) {
+#if defined(__i386__) /* pread64's offset in two registers, low word first */
+    long a[6] = {fd, (long)buf, (long)count, (long)(uint32_t)offset, (long)(uint32_t)((uint64_t)offset >> 32), 0}, res;
+#else
     long a[6] = {fd, (long)buf, (long)count, offset, 0, 0}, res;
+#endif
     uint64_t room[6] = {0, count, 0, 0, 0, 0};
     unsigned mask = nr == SYS_pread64 ? 0xd : 0x5;
     if (count <= MAX_DATA && fast_fd(nr, fd, FDK_READ) && fast_call(nr, a, mask, room, out_buf1, &res))
         return ret_errno(res);
-    return ret_errno(traced(nr, fd, (long)buf, (long)count, offset, 0, 0));
+    return ret_errno(traced(nr, a[0], a[1], a[2], a[3], a[4], 0));
 }
 
 ssize_t read(int fd, void *buf, size_t count) { return read_like(SYS_read, fd, buf, count, 0); }
-ssize_t pread64(int fd, void *buf, size_t count, off_t offset) { return read_like(SYS_pread64, fd, buf, count, offset); }
+ssize_t pread64(int fd, void *buf, size_t count, off64_t offset) { return read_like(SYS_pread64, fd, buf, count, offset); }
 ssize_t pread(int fd, void *buf, size_t count, off_t offset) { return read_like(SYS_pread64, fd, buf, count, offset); }
 
 char *getcwd(char *buf, size_t size) {
@@ -443,15 +505,20 @@ __attribute__((constructor)) static void dipmon_init(void) {
     if (size < 4096 || size > (1ULL << 30) || (size & 7)) return;
     void *all = mmap(NULL, DIPMON_HEADER + 2 * size, PROT_READ | PROT_WRITE, MAP_SHARED, DIPMON_FD, 0);
     if (all == MAP_FAILED) return;
-    uint8_t *page = mmap((void *)DIPMON_TRAMPOLINE, DIPMON_TRAMPOLINE_SIZE, PROT_READ | PROT_WRITE,
+    uint8_t *page = mmap((void *)TRAMPOLINE, DIPMON_TRAMPOLINE_SIZE, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (page != (uint8_t *)DIPMON_TRAMPOLINE) {
+    if (page != (uint8_t *)TRAMPOLINE) {
         if (page != MAP_FAILED) munmap(page, DIPMON_TRAMPOLINE_SIZE);
         munmap(all, DIPMON_HEADER + 2 * size);
         return;
     }
+#if defined(__x86_64__)
     page[0] = 0x0f; /* syscall */
     page[1] = 0x05;
+#else
+    page[0] = 0xcd; /* int $0x80 */
+    page[1] = 0x80;
+#endif
     page[2] = 0xc3; /* ret */
     if (mprotect(page, DIPMON_TRAMPOLINE_SIZE, PROT_READ | PROT_EXEC) != 0) return;
     traced(SYS_close, DIPMON_FD, 0, 0, 0, 0, 0);

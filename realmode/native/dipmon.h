@@ -16,10 +16,12 @@
    knows. Replicated calls issued from here are allowed; from anywhere else
    they stop in the tracer. Sensitive calls stop wherever they come from. */
 #define DIPMON_TRAMPOLINE 0x7ffd1e000000ULL
+/* An i386 variant's (gcc -m32): `int $0x80; ret`, below 4 GiB. */
+#define DIPMON_TRAMPOLINE32 0x7ffd1000UL
 #define DIPMON_TRAMPOLINE_SIZE 4096
 
 #define DIPMON_HEADER 4096
-#define DIPMON_NR_TABLE 512   /* call_route: by raw x86-64 number */
+#define DIPMON_NR_TABLE 512   /* call_route: by the process's own raw number (x86-64 or i386) */
 #define DIPMON_FD_TABLE 1024  /* fd_route: by descriptor */
 
 /* Header offsets (bytes). */
@@ -53,6 +55,8 @@
 
 /* A record (both rings), 8-byte aligned:
    u32 len, u32 nr, u64 seq, i64 result, u64 args[6], u32 nregions, u32 flags,
+   (an i386 library writes its raw 32-bit registers zero-extended, its result
+   sign-extended, and the call numbers of its own ABI),
    then nregions x { u64 addr, u32 len, u32 pad, bytes padded to 8 }.
    Out ring: regions are memory the call read or wrote, at the variant's own
    addresses. In ring (follower): regions are where outputs go, addr =

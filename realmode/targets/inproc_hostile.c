@@ -1,7 +1,7 @@
 /* A compromised variant that knows the in-process monitor's trampoline (the
-   one `syscall` instruction the seccomp filter lets replicated calls through
-   from, realmode/native/dipmon.h) and jumps to it directly, skipping the
-   library's records:
+   one `syscall` -- i386: `int $0x80` -- instruction the seccomp filter lets
+   replicated calls through from, realmode/native/dipmon.h) and jumps to it
+   directly, skipping the library's records (x86-64 or gcc -m32):
 
      inproc_hostile mkdir PATH  mkdirat(PATH) from the trampoline: a
                                 sensitive (lockstep) call, which must still
@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
 #define TRAMPOLINE 0x7ffd1e000000L
 
 static long via_trampoline(long nr, long a1, long a2, long a3, long a4) {
@@ -32,6 +33,18 @@ static long via_trampoline(long nr, long a1, long a2, long a3, long a4) {
                      : "rcx", "r11", "memory");
     return ret;
 }
+#else /* i386 (gcc -m32): the trampoline is `int $0x80; ret` below 4 GiB */
+#define TRAMPOLINE 0x7ffd1000L
+
+static long via_trampoline(long nr, long a1, long a2, long a3, long a4) {
+    long ret;
+    __asm__ volatile("call *%[t]"
+                     : "=a"(ret)
+                     : "a"(nr), "b"(a1), "c"(a2), "d"(a3), "S"(a4), [t] "D"(TRAMPOLINE)
+                     : "memory");
+    return ret;
+}
+#endif
 
 /* Append a record whose length runs past the ring to this process's out ring. */
 static int forge(void) {

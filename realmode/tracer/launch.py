@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from dmvx.actions import LEADER
 from dmvx.policy import Policy
+from dmvx.syscalls import Arch
 from realmode import isolation
 from realmode import ptrace_ll as ll
 from realmode.inproc import layout
@@ -53,6 +54,8 @@ class Launch:
     preload: str | None = None
     #: Count calls per route and time (``dmvx run --summary``, :mod:`.tally`).
     summary: bool = False
+    #: The architecture that library is built for (the program's ELF class).
+    preload_arch: Arch = Arch.X86_64
 
 
 _OPTIONS = (
