@@ -584,7 +584,7 @@ def real_command(
     "in_process",
     type=click.Choice(["on", "off"]),
     default=None,
-    help="on: replicated calls of dynamically linked x86-64 variants run through the in-process monitor "
+    help="on: replicated calls of dynamically linked x86-64 and i386 variants run through the in-process monitor "
     "(no ptrace stop; dmvx preset only); off: every replicated call stops in the tracer. "
     "Default: off, or DMVX_IN_PROCESS from the environment.",
 )

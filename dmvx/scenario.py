@@ -82,7 +82,13 @@ Relaxation = Literal["base", "nonsocket-ro", "nonsocket-rw", "socket-ro", "socke
 RouteName = Literal["lockstep", "replicate", "local", "local-file", "predict"]
 MicrobenchCall = Literal["getpid", "read", "read4k", "getcwd", "sched_yield", "write"]
 AttackKind = Literal[
-    "rop-absolute", "pointer-leak", "relative-rop", "data-only", "connector-forgery", "connector-replay"
+    "rop-absolute",
+    "pointer-leak",
+    "relative-rop",
+    "data-only",
+    "record-forgery",
+    "connector-forgery",
+    "connector-replay",
 ]
 #: Attacks on the monitor's network channel rather than on a variant.
 CONNECTOR_ATTACKS = frozenset({"connector-forgery", "connector-replay"})
@@ -338,6 +344,7 @@ class Attack(FileModel):
 
     kind: AttackKind = Field(
         description="rop-absolute, pointer-leak, relative-rop, data-only (against a variant), "
+        "record-forgery (a compromised leader lies in its in-process ring), "
         "connector-forgery, connector-replay (against the monitors' channel).",
     )
     at_call: int = Field(

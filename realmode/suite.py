@@ -38,6 +38,7 @@ from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenari
 from dmvx.suitefiles import read_suite
 from realmode.net import experiment as ex
 from realmode.orchestrator import with_system_files_local
+from realmode.vuln import forgery
 from realmode.vuln.build import build_variants
 from realmode.vuln.experiment import VulnExperiment
 from realmode.vuln.exploits import DEFAULT_EXPLOIT, PROGRAM
@@ -86,6 +87,8 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
     if not isinstance(workload, Server):
         cell.error = f"workload kind {workload.kind!r}: real mode serves requests (kind server)"
         return cell
+    if attack.kind == "record-forgery":
+        return _forgery_cell(cell, point, workload)
     stream = attack.kind in CONNECTOR_ATTACKS
     exploit = attack.exploit or DEFAULT_EXPLOIT.get(attack.kind, "")
     client = workload.client or ""
@@ -115,6 +118,29 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
         config, builds, exploit or "stack-overflow", benign=max(0, workload.requests - 1), console=console
     ).run()
     return _cell_of(cell, result, stream)
+
+
+def _forgery_cell(cell: Cell, point: Scenario, workload: Server) -> Cell:
+    """A record-forgery point: the in-process path on this machine, not the
+    emulated hosts (whose agents do not take it; :mod:`realmode.vuln.forgery`)."""
+    assert point.variants is not None
+    try:
+        builds = build_variants(forgery.PROGRAM, point.variants)
+    except Unavailable as problem:
+        cell.error = str(problem)
+        return cell
+    found = forgery.run(builds, workload.requests, point.policy.preset, timeout=POINT_TIMEOUT)
+    cell.outcome = found.outcome
+    cell.verdict = found.verdict
+    cell.detail = found.detail
+    cell.effect = found.effect
+    cell.error = found.error
+    cell.details = {
+        "paths": list(found.paths),
+        "verdict_calls": found.verdict_calls,
+        "ran_ahead": list(found.ran_ahead),
+    }
+    return cell
 
 
 def _cell_of(cell: Cell, result: ex.NetResult, stream: bool) -> Cell:

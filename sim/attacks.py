@@ -127,6 +127,7 @@ EFFECT_CALLS: dict[str, frozenset[str]] = {
     "relative-rop": frozenset({"execve of a shell"}),
     "data-only": frozenset({"secret sent to the attacker"}),
     "pointer-leak": frozenset({"pointer leaked to the attacker"}),
+    "record-forgery": frozenset({"answer to a request the followers never saw"}),
 }
 
 

@@ -55,6 +55,10 @@ ISA_FAMILY = {Arch.X86_64: "x86", Arch.I386: "x86", Arch.AARCH64: "arm"}
 DATA_MODEL = {Arch.X86_64: "LP64", Arch.I386: "ILP32", Arch.AARCH64: "LP64"}
 
 VARIANT_ATTACKS = ("rop-absolute", "relative-rop", "data-only", "pointer-leak")
+#: A compromised leader's lie in its in-process ring (``dmvx run --in-process
+#: on``, docs/attacks.md): the variant an earlier exploit owns writes the
+#: records its followers are fed, so no diversity changes what they see.
+RECORD_FORGERY = "record-forgery"
 
 
 class Reaction(str, Enum):
@@ -118,6 +122,19 @@ def reactions(
     for index, (layout, base) in enumerate(zip(layouts, bases)):
         pointer = leaked_pointer(layout, base)
         same_arch = layout.arch is goal.arch
+        if kind == RECORD_FORGERY:
+            if index == target:
+                reaction = VariantReaction(
+                    Reaction.SUCCEEDS, "owns its in-process ring: its record says what it chooses", base
+                )
+            else:
+                reaction = VariantReaction(
+                    Reaction.UNAFFECTED,
+                    "takes the forged record as the leader's outcome: its benign path goes on",
+                    base,
+                )
+            out.append(reaction)
+            continue
         if kind not in VARIANT_ATTACKS:
             out.append(VariantReaction(Reaction.UNAFFECTED, "the attack targets the monitors' channel", base))
             continue

@@ -21,6 +21,7 @@ from sim.network import Network
 from sim.profile import CostProfile
 from sim.workload import (
     CONN_FD,
+    REPLACING,
     WorkloadStep,
     attack_steps,
     microbench_steps,
@@ -119,7 +120,7 @@ def simulate(scenario: Scenario, profile: CostProfile, watch: Watch | None = Non
             spliced = []
             for stream, reaction in zip(streams, found):
                 injected, resume = attack_steps(attack.kind, reaction, profile, out_fd)
-                spliced.append(with_attack(stream, attack.at_call, injected, resume))
+                spliced.append(with_attack(stream, attack.at_call, injected, resume, attack.kind in REPLACING))
             streams = spliced
 
     sample_every = max(1, calls // MAX_SAMPLES)

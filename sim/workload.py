@@ -320,6 +320,21 @@ def attack_steps(
             ),
             b.step(call("close", 7), Outcome(0)),
         ], True
+    if kind == "record-forgery":
+        # The leader read the attacker's request and recorded another (the
+        # one the followers are fed); it answers the request it really got,
+        # in place of the answer to the recorded one.
+        answer = b"SECRET ".ljust(profile.header_bytes, b"s")
+        return [
+            b.step(
+                call("write", out_fd, answer, len(answer)),
+                Outcome(len(answer)),
+                len(answer),
+                io=IO_RESPOND,
+                io_bytes=len(answer),
+                harmful="answer to a request the followers never saw",
+            )
+        ], True
     if kind == "pointer-leak":
         pointer = reaction.leaked_pointer
         return [
@@ -333,12 +348,22 @@ def attack_steps(
     return [], True
 
 
+#: Attacks whose steps take the place of the call at the attack point (the
+#: others come before it).
+REPLACING = frozenset({"record-forgery"})
+
+
 def with_attack(
-    stream: Iterable[WorkloadStep], at_call: int, injected: Sequence[WorkloadStep], resume: bool
+    stream: Iterable[WorkloadStep],
+    at_call: int,
+    injected: Sequence[WorkloadStep],
+    resume: bool,
+    replaces: bool = False,
 ) -> Iterator[WorkloadStep]:
     """``stream`` with ``injected`` in place at call number ``at_call``
     (0-based: after ``at_call`` calls), or before the end if the stream is
-    shorter; the rest of the stream follows only when ``resume``."""
+    shorter; the rest of the stream follows only when ``resume``, without
+    the call at ``at_call`` when ``injected`` ``replaces`` it."""
     fired = False
     for count, step in enumerate(stream):
         if not fired and (count == at_call or step.end is not None):
@@ -346,6 +371,8 @@ def with_attack(
             yield from injected
             if not resume:
                 return
+            if replaces and injected and step.end is None:
+                continue
         yield step
         if step.end is not None:
             return

@@ -54,6 +54,7 @@ def test_every_attack_file_lists_every_setting_for_both_modes() -> None:
         "relative-rop",
         "pointer-leak",
         "data-only",
+        "record-forgery",
         "connector-forgery",
         "connector-replay",
     }
@@ -90,6 +91,9 @@ def test_the_table_of_design_section_3() -> None:
     assert [found["format-string", s] for s in SETTINGS] == ["missed"] + ["output-mismatch"] * 4
     for attack in ("connector-forgery", "connector-replay"):
         assert {found[attack, s] for s in SETTINGS} == {"auth-failure"}
+    # A compromised leader's lie in its in-process ring: no diversity helps;
+    # its answer differs from the followers' and is caught, after it left.
+    assert {found["record-forgery", s] for s in SETTINGS} == {"output-mismatch"}
 
 
 @pytest.mark.parametrize("relaxation,effect", [("socket-ro", False), ("socket-rw", True)])
