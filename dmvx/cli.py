@@ -77,6 +77,7 @@ from dmvx.modeloader import (
     LAB_CHECK,
     LAB_LIST,
     LAB_WATCH,
+    REAL_AGENT,
     REAL_CALIBRATE,
     REAL_DOCTOR,
     REAL_MEASURE,
@@ -877,6 +878,16 @@ def doctor_command(ctx: click.Context, topology: str, as_json: bool) -> ExitStat
     dmvx real runs the same check and refuses to start on a failed one."""
     doctor = _load(ctx, REAL_DOCTOR)
     return output.emit(doctor(topology=topology, console=output.stderr_console()), as_json=as_json)
+
+
+@cli.command(name="agent", hidden=True)
+@click.pass_context
+def agent_command(ctx: click.Context) -> ExitStatus:
+    """One variant's monitor and CONNECTOR on this machine, started over SSH by dmvx real on a
+    topology with ssh: hosts (docs/realmode-net.md). It reads its configuration and the run key
+    from stdin, reports on stdout, and ends everything it started when stdin closes."""
+    agent = _load(ctx, REAL_AGENT)
+    return ExitStatus(agent())
 
 
 def main() -> None:

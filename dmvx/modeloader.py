@@ -55,6 +55,9 @@ REAL_PROGRAM = ModeEntry("realmode.cli_entry", "run_program", f"real mode is not
 REAL_DOCTOR = ModeEntry(
     "realmode.cli_entry", "doctor", "the check of a topology's machines is not built yet", "dmvx doctor"
 )
+REAL_AGENT = ModeEntry(
+    "realmode.net.remote_agent", "main", "the agent dmvx real starts on a machine is not built yet", "dmvx agent"
+)
 REAL_SUITE = ModeEntry(
     "realmode.cli_entry", "suite", f"the suite runner of real mode is not built yet {_REAL_LATER}", "dmvx suite"
 )

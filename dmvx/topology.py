@@ -165,6 +165,13 @@ class Topology(FileModel):
     )
     switches: list[str] = Field(default_factory=list, description="Switch names (learning bridges).")
     links: list[Link] = Field(default_factory=list, description="Links between hosts and switches.")
+    binaries: dict[Arch, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per architecture, the program a variant on a machine of that architecture runs, by "
+        "the program's name (net_server for the built-in demo, lighttpd, ...): a path on that machine. "
+        "Without an entry, a program built here goes to a machine of this one's architecture, and a "
+        "system program (under /usr, /bin or /sbin) runs from the machine's own installation.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Topology:

@@ -152,6 +152,24 @@ class RunKey:
             if source.readinto(self.secret) != self.SIZE:
                 raise OSError(f"{self.source}: short read for the run key")
 
+    @classmethod
+    def received(cls, fd: int) -> RunKey:
+        """The key as it arrives on ``fd`` (an agent on a machine reached
+        over SSH: the session's stdin, :mod:`realmode.net.sshagent`): read
+        straight into the buffer, as :meth:`__init__` reads it; OSError if
+        the stream ends first."""
+        key = cls.__new__(cls)
+        key.secret = bytearray(cls.SIZE)
+        view = memoryview(key.secret)
+        got = 0
+        while got < cls.SIZE:
+            n = os.readv(fd, [view[got:]])
+            if n == 0:
+                key.wipe()
+                raise OSError("the session ended before the run key arrived")
+            got += n
+        return key
+
     def wipe(self) -> None:
         for i in range(len(self.secret)):
             self.secret[i] = 0

@@ -240,6 +240,7 @@ def collect(
     tick: Callable[[], str | None] | None = None,
     finished: Callable[[], bool] | None = None,
     settle: float = GRACE,
+    kill: Callable[[], None] | None = None,
 ) -> None:
     """Read the monitors' reports from ``pipes`` (fd -> variant index) into
     ``variants`` (each a :class:`VariantRecord`) and ``reports`` until every
@@ -254,7 +255,13 @@ def collect(
     followers to consume what the leader already did -- and, if no verdict
     came by then, collecting ends with none: a clean run. The variants still
     run then; the caller ends them. The pipes stay open: the caller closes
-    them."""
+    them.
+
+    ``kill`` ends every variant once the run is decided, for variants that
+    are not processes of this machine (agents on machines reached over SSH,
+    :mod:`realmode.net.sshagents`): a pid reported from another machine is
+    never signalled, nor its start time read, here. By default the variants'
+    pids are SIGKILLed (:func:`kill_variants`)."""
     buffers = dict.fromkeys(pipes, b"")
     open_fds = set(pipes)
     pending = {v.index for v in variants}
@@ -265,7 +272,10 @@ def collect(
 
     def end_now() -> None:
         nonlocal grace_until
-        kill_variants(variants, reports.variant_starts)
+        if kill is not None:
+            kill()
+        else:
+            kill_variants(variants, reports.variant_starts)
         # A claim of silence waits for the other end of the link to make its own.
         grace_until = time.monotonic() + (SILENCE_GRACE if reports.blame.weighing else GRACE)
 
@@ -310,7 +320,8 @@ def collect(
                 variant = variants[index]
                 if isinstance(report, Started):
                     variant.pid = report.pid
-                    reports.variant_starts[index] = runs.start_time(report.pid)
+                    if kill is None:  # a pid of this machine
+                        reports.variant_starts[index] = runs.start_time(report.pid)
                     started.add(index)
                     if len(started) == len(variants):
                         reports.started_at = time.monotonic()

@@ -1,7 +1,9 @@
 """Stand-in machines for the SSH tests (no tests of its own).
 
-Each "machine" is a network namespace joined to the root namespace by a veth
-pair, running Debian's OpenSSH server (``/usr/sbin/sshd -D``) on its own
+Each "machine" is a network namespace joined by a veth pair to a bridge of
+the root namespace that all the machines of a set share (one network
+segment, as machines in a lab: each reaches the others and this machine
+reaches each), running Debian's OpenSSH server (``/usr/sbin/sshd -D``) on its own
 address with a host key, an ``authorized_keys`` and a configuration the test
 makes in a temporary directory. The client side is an ``ssh -F`` file (what
 :data:`realmode.remote.SSH_CONFIG_ENV` names) with the test's key and the
@@ -47,22 +49,30 @@ class Machine:
     home: Path
     sshd: subprocess.Popen[bytes] | None = None
 
+    @property
+    def tmp(self) -> Path:
+        """What this machine has as its own /tmp (seen from outside it)."""
+        return self.home / "tmp"
+
     def start(self) -> None:
         """Start (or start again) this machine's sshd, and wait until it listens."""
         # A machine of its own: root's shell start-up files of this one
         # (which bash reads for an ssh command, and which may run anything,
-        # pyenv's rehash say) are blanked in a mount namespace.
+        # pyenv's rehash say) are blanked in a mount namespace. It has a /tmp
+        # of its own, as a machine has (the same path on two machines is two
+        # files); its set-up stays reachable at /mnt.
         blank = " ".join(
             f"mount --bind {self.home / 'empty'} {rc} &&"
             for rc in ("/root/.bashrc", "/root/.bash_profile", "/root/.profile")
             if os.path.isfile(rc)
         )
+        blank += f" mount --bind {self.home.parent} /mnt && mount --bind {self.tmp} /tmp &&"
         with open(self.home / "sshd.log", "ab") as log:
             self.sshd = subprocess.Popen(
                 [
                     *("ip", "netns", "exec", self.namespace),
                     *("unshare", "--mount", "--propagation", "private"),
-                    *("sh", "-c", f"{blank} exec {SSHD} -D -e -f {self.home / 'sshd_config'}"),
+                    *("sh", "-c", f"{blank} exec {SSHD} -D -e -f /mnt/{self.name}/sshd_config"),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -104,21 +114,27 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
     config_lines: list[str] = []
     made: list[Machine] = []
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    subnet = 100 + secrets.randbelow(150)
+    bridge = f"{LINK_PREFIX}{tag}b"
     try:
+        _run("ip", "link", "add", "name", bridge, "type", "bridge")
+        _run("ip", "addr", "add", f"10.{subnet}.0.1/24", "dev", bridge)
+        _run("ip", "link", "set", bridge, "up")
         for i in range(count):
-            subnet = 100 + secrets.randbelow(150)
             home = directory / f"m{i}"
             home.mkdir()
             (home / "empty").write_text("")
-            machine = Machine(f"m{i}", f"dmvxssh-{tag}-{i}", f"10.{subnet}.{i + 1}.2", f"{LINK_PREFIX}{tag}{i}", home)
+            (home / "tmp").mkdir(mode=0o1777)
+            machine = Machine(f"m{i}", f"dmvxssh-{tag}-{i}", f"10.{subnet}.0.{i + 2}", f"{LINK_PREFIX}{tag}{i}", home)
             made.append(machine)
             host_pub = _keygen(home / "host_key")
             (home / "authorized_keys").write_text("" if i in refuse else client_pub + "\n")
+            inside = Path("/mnt") / machine.name  # home, as the machine sees it
             (home / "sshd_config").write_text(
-                f"ListenAddress {machine.address}\nPort 22\nHostKey {home / 'host_key'}\n"
-                f"AuthorizedKeysFile {home / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+                f"ListenAddress {machine.address}\nPort 22\nHostKey {inside / 'host_key'}\n"
+                f"AuthorizedKeysFile {inside / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
                 "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-                f"PidFile {home / 'sshd.pid'}\nLogLevel ERROR\n"
+                f"PidFile {inside / 'sshd.pid'}\nLogLevel ERROR\n"
             )
             with known.open("a") as handle:
                 handle.write(f"{machine.address} {host_pub}\n")
@@ -137,10 +153,10 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
             peer = machine.link + "p"
             _run("ip", "link", "add", machine.link, "type", "veth", "peer", "name", peer)
             _run("ip", "link", "set", peer, "netns", machine.namespace)
-            _run("ip", "addr", "add", f"10.{subnet}.{i + 1}.1/30", "dev", machine.link)
+            _run("ip", "link", "set", machine.link, "master", bridge)
             _run("ip", "link", "set", machine.link, "up")
             inside = ("ip", "netns", "exec", machine.namespace)
-            _run(*inside, "ip", "addr", "add", f"{machine.address}/30", "dev", peer)
+            _run(*inside, "ip", "addr", "add", f"{machine.address}/24", "dev", peer)
             _run(*inside, "ip", "link", "set", peer, "up")
             _run(*inside, "ip", "link", "set", "lo", "up")
         (directory / "ssh_config").write_text("\n".join(config_lines))
@@ -148,7 +164,7 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
             machine.start()
         yield made
     finally:
-        _take_down(made)
+        _take_down(made, bridge)
 
 
 def _wait_listening(machine: Machine, timeout: float = 5.0) -> None:
@@ -168,7 +184,7 @@ def _wait_listening(machine: Machine, timeout: float = 5.0) -> None:
     raise RuntimeError(f"sshd of {machine.name} is not listening after {timeout:g} s")
 
 
-def _take_down(made: list[Machine]) -> None:
+def _take_down(made: list[Machine], bridge: str) -> None:
     for machine in made:
         for _ in range(50):
             pids = _namespace_pids(machine.namespace)
@@ -183,7 +199,8 @@ def _take_down(made: list[Machine]) -> None:
                 machine.sshd.wait(timeout=2)
         subprocess.run(["ip", "link", "del", machine.link], capture_output=True)
         subprocess.run(["ip", "netns", "del", machine.namespace], capture_output=True)
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
     left = [m.namespace for m in made if os.path.exists(f"/run/netns/{m.namespace}")]
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    left += [m.link for m in made if f" {m.link}@" in links or f" {m.link}:" in links]
+    left += [name for name in [m.link for m in made] + [bridge] if f" {name}@" in links or f" {name}:" in links]
     assert not left, f"stand-in machines left behind: {left}"

@@ -270,12 +270,22 @@ def test_a_host_with_another_dmvx_version_fails_the_check_within_5_s(tmp_path: P
     assert done.returncode == 4 and took < 5 and "dmvx 0.0.9" in done.stderr
 
 
-@needs_sshd
 @pytest.mark.root
-def test_real_on_machines_that_pass_says_what_is_not_built(tmp_path: Path, machines_up: Path) -> None:
-    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m1")})
-    done, _ = _dmvx("real", "--topology", str(topo), config=machines_up / "ssh_config")
-    assert done.returncode == 5 and "starting agents on machines over SSH is not built yet" in done.stderr
+def test_real_refuses_variants_split_between_machines_and_emulated_hosts(tmp_path: Path) -> None:
+    """The variants of one run are all machines or all emulated: one line,
+    status 5, before any SSH session is opened."""
+    if os.geteuid() != 0:
+        pytest.skip("dmvx real needs root")
+    path = tmp_path / "t.yml"
+    hosts = {"h1": {"role": "variant", "ssh": "nowhere.invalid"}, "h2": {"role": "variant"}, "h3": {"role": "client"}}
+    links = [{"a": "h2", "b": "h3"}]
+    path.write_text(yaml.safe_dump({"name": "split", "hosts": hosts, "switches": [], "links": links}))
+    done, took = _dmvx("real", "--topology", str(path), config=tmp_path / "none")
+    assert done.returncode == 5 and took < 5, done.stderr
+    assert done.stderr.strip() == (
+        "dmvx real: split: variant hosts h1 are machines and h2 emulated; the variants of one run are all on "
+        "machines reached over SSH or all emulated"
+    )
 
 
 def test_a_connectors_hello_names_its_machines_arch() -> None:

@@ -110,13 +110,31 @@ def _run(config: Config, console: Any) -> NetResult:
         from realmode.remote import refuse_unless_ready
 
         name = config.topology.name or "the topology"
+        _check_machine_run(config, name)
         refuse_unless_ready(config.topology, name)
-        listed = ", ".join(f"{host} ({address})" for host, address in machines.items())
-        raise Unavailable(
-            f"dmvx real: {listed} of {name} passed dmvx doctor, but starting agents on machines over SSH is "
-            "not built yet; dmvx real runs on emulated hosts only"
-        )
     return NetExperiment(config, console=console).run()
+
+
+def _check_machine_run(config: Config, name: str) -> None:
+    """What a run whose variants are machines reached over SSH cannot do yet:
+    one line, status 5, before anything starts."""
+    machines = config.topology.machines()
+    on_machines = [host for host in config.variant_hosts if host in machines]
+    if not on_machines:
+        return
+    emulated = [host for host in config.variant_hosts if host not in machines]
+    if emulated:
+        raise Unavailable(
+            f"dmvx real: {name}: variant hosts {', '.join(on_machines)} are machines and {', '.join(emulated)} "
+            "emulated; the variants of one run are all on machines reached over SSH or all emulated"
+        )
+    if config.attack is not None and config.attack.kind in STREAM_ATTACKS:
+        raise Unavailable(
+            f"dmvx real: {name}: a {config.attack.kind} attack on the CONNECTOR stream needs an attacker on the "
+            "segment the machines' traffic crosses; it runs on emulated hosts only"
+        )
+    if config.record is not None:
+        raise Unavailable(f"dmvx real: {name}: --record on machines reached over SSH is not built yet")
 
 
 def demo_config(topo: Topology, policy: Policy, requests: int = DEMO_REQUESTS) -> Config:

@@ -45,6 +45,7 @@ from realmode.callsummary import CallSummary
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
 from realmode.net.network import EmulatedNetwork
+from realmode.net.ssh_agents import SshAgents
 from realmode.reports import RunReports
 from realmode.spawn import elf_arch
 
@@ -88,6 +89,10 @@ class Served:
     path: str
     sample: int = 100
     settle: float = 1.0
+    #: A directory the program needs (its config, its files): sent to each
+    #: machine a variant runs on, its path there put for this one's in the
+    #: program's arguments and text files (:mod:`realmode.net.remote_agent`).
+    tree: Path | None = None
 
 
 @dataclass
@@ -136,6 +141,9 @@ class Config:
     #: the server as its child (``sh -c '"$@"; exit $?' sh``), so a variant
     #: is a process tree (:mod:`realmode.faults` kills its root or the child).
     launcher: tuple[str, ...] = ()
+    #: The program's name the topology's ``binaries`` knows it by (on
+    #: machines of another architecture, :mod:`dmvx.binaries`).
+    program_name: str = "net_server"
     #: Whether the variants run differently laid out builds of the server (the
     #: attacked one layout 0, the others 1); False: all run layout 1, the same
     #: file -- as a shell in ``launcher`` must, which execs the server by path.
@@ -167,6 +175,10 @@ class NetResult:
     pids: list[int] = field(default_factory=list)
     #: ``summary``: every variant's calls per route (:mod:`realmode.callsummary`).
     summary: CallSummary | None = None
+
+    #: Each variant machine's architecture as its agent reported it
+    #: (``uname -m``), by host; empty on emulated hosts.
+    machines: dict[str, str] = field(default_factory=dict)
 
     @property
     def verdict(self) -> Verdict | None:
@@ -237,15 +249,20 @@ class NetResult:
             "unsupported": outcome.unsupported if outcome else None,
             "hosts": {
                 "variants": config.variant_hosts,
+                # Machines reached over SSH: each one's architecture as it reported it.
+                **({"machines": self.machines} if self.machines else {}),
                 "client": config.client_host,
                 "attacker": config.attack.source if config.attack else None,
             },
+            # Machines reached over SSH are on their own network: no emulated delay.
             "link_delay": {
                 "mechanism": self.delay_mechanism,
                 "leader_follower_one_way_s": config.topology.path_delay(
                     config.variant_hosts[0], config.variant_hosts[1]
                 ),
-            },
+            }
+            if not self.machines
+            else {"mechanism": "the machines' own network", "leader_follower_one_way_s": None},
             "connector_rtt": self.rtt,
             "native": _client_json(self.native),
             "mvx": _client_json(self.mvx_client),
@@ -303,6 +320,10 @@ class NetResult:
                 + (" [green](as expected)[/]" if data["as_expected"] else " [red](NOT as expected)[/]"),
             )
         table.add_row("hosts", f"leader {config_hosts(self)}")
+        if self.machines:
+            table.add_row(
+                "machines", ", ".join(f"{host} {machine} (over SSH)" for host, machine in self.machines.items())
+            )
         delay = data["link_delay"]
         rtt_text = ""
         if self.rtt:
@@ -310,7 +331,8 @@ class NetResult:
             rtt_text = (
                 f"; CONNECTOR round trip {self.rtt['median_s'] * 1e3:.2f} ms (2 x one-way = {2 * one_way * 1e3:.2f} ms)"
             )
-        table.add_row("link delay", f"{delay['mechanism']}{rtt_text}")
+        if not self.machines:
+            table.add_row("link delay", f"{delay['mechanism']}{rtt_text}")
         if self.native:
             table.add_row("native", _client_text(self.native))
         if self.mvx_client:
@@ -450,7 +472,11 @@ class NetExperiment:
             watch_port=self.connector_port,
             netem=config.netem,
         )
-        self.agents: Agents | None = None
+        self.agents: Agents | SshAgents | None = None
+        #: The variant hosts are machines reached over SSH (all of them, or none).
+        self.machines = {h: a for h, a in config.topology.machines().items() if h in config.variant_hosts}
+        #: Processes started on this machine outside the emulated network (with machines).
+        self._local: list[subprocess.Popen] = []
         self.marker = Path(tempfile.gettempdir()) / f"dmvx{self.run_id}-harmful"
         #: ``record``: where each monitor writes its variant's part of the trace.
         self.trace_dir: Path | None = None
@@ -474,11 +500,11 @@ class NetExperiment:
             )
             self.net.start()
             leader, follower = self.config.variant_hosts[0], self.config.variant_hosts[1]
-            if self.config.measure_rtt:
+            if self.config.measure_rtt and not self.machines:
                 samples = rtt.connector_rtt(self.net, leader, follower, samples=10)
                 self.result.rtt = {k: round(v, 6) for k, v in rtt.summary(samples).items()}
             builds = self._builds()
-            if self.config.native:
+            if self.config.native and not self.machines:
                 self._note("native run")
                 self.result.native = self._native(builds[0])
             self._note("run under the monitors")
@@ -500,6 +526,12 @@ class NetExperiment:
                     )
                     if self.trace_dir is not None and completed:
                         self._save_trace()
+                    if isinstance(self.agents, SshAgents) and self.result.harmful_ran is not None:
+                        self.result.harmful_ran = self.result.harmful_ran or self.agents.harmful
+                for process in self._local:
+                    if process.poll() is None:
+                        process.kill()
+                    process.wait()
             finally:
                 try:
                     self.net.stop()
@@ -540,9 +572,38 @@ class NetExperiment:
             f"touch {self.marker}",
         ]
 
+    def _server_ip(self, host: str) -> str:
+        """The address a variant host serves on: its emulated address, or the
+        address a machine's SSH session reached it at."""
+        if isinstance(self.agents, SshAgents):
+            return self.agents.leader_address[0] if host == self.config.variant_hosts[0] else host
+        return self.net.ip(host)
+
+    def _popen(self, host: str, argv: list[str]) -> subprocess.Popen:
+        """``argv`` on ``host``; with variants on machines, on this machine
+        itself, on the network that reaches them (an emulated host reaches
+        nothing outside its namespace)."""
+        if not self.machines:
+            return self.net.popen(host, argv, text=True)
+        from realmode.net.children import die_with_parent
+
+        process = subprocess.Popen(
+            argv,
+            env=self.net.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        self.state.add(process.pid)
+        self._local.append(process)
+        return process
+
     def _client(self, server_host: str) -> subprocess.Popen:
         workload = self.config.workload
-        argv = [sys.executable, "-m", "realmode.net.client", "--server", f"{self.net.ip(server_host)}:{SERVER_PORT}"]
+        server = f"{self._server_ip(server_host)}:{SERVER_PORT}"
+        argv = [sys.executable, "-m", "realmode.net.client", "--server", server]
         served = self.config.served
         if served is not None:
             argv += [
@@ -557,7 +618,7 @@ class NetExperiment:
             ]
         else:
             argv += ["--requests", str(workload.requests), "--pace", str(workload.pace)]
-        return self.net.popen(self.config.client_host, argv, text=True)
+        return self._popen(self.config.client_host, argv)
 
     def _native(self, binary: str) -> dict[str, Any]:
         leader = self.config.variant_hosts[0]
@@ -587,17 +648,41 @@ class NetExperiment:
         config = self.config
         extra = 1 if config.attack is not None and config.attack.kind == "exploit" else 0
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
-        agents = self.agents = Agents(
-            self.net,
-            config.variant_hosts,
-            argvs,
-            config.policy,
-            stall_timeout=config.stall_timeout,
-            port=self.connector_port,
-            record=self._trace_parts() if self.trace_dir is not None else None,
-            summary=config.summary,
-        )
-        agents.start()
+        agents: Agents | SshAgents
+        if self.machines:
+            served = config.served
+            agents = self.agents = SshAgents(
+                config.variant_hosts,
+                self.machines,
+                {h: config.topology.hosts[h].dmvx or "dmvx" for h in self.machines},
+                argvs,
+                [Path(served.argv[0]).name if served is not None else config.program_name] * len(argvs),
+                config.policy,
+                self.run_id,
+                self.state,
+                binaries=config.topology.binaries,
+                shipped=[str(served.tree)] if served is not None and served.tree is not None else [],
+                stall_timeout=config.stall_timeout,
+                port=self.connector_port,
+                summary=config.summary,
+                marker=str(self.marker),
+            )
+            try:
+                agents.start()
+            finally:
+                self.result.machines = dict(agents.machines)
+        else:
+            agents = self.agents = Agents(
+                self.net,
+                config.variant_hosts,
+                argvs,
+                config.policy,
+                stall_timeout=config.stall_timeout,
+                port=self.connector_port,
+                record=self._trace_parts() if self.trace_dir is not None else None,
+                summary=config.summary,
+            )
+            agents.start()
         client = self._client(config.variant_hosts[0])
         attacker = self._start_attacker() if config.attack is not None else None
         client_failed_at: list[float] = []
@@ -641,9 +726,8 @@ class NetExperiment:
         if attacker is not None:
             self.result.attack = self._finish_attacker(attacker)
         self.result.outcome = self.agents.outcome
-        self.result.harmful_ran = (
-            self.marker.exists() if config.attack is not None and config.attack.kind == "exploit" else None
-        )
+        if config.attack is not None and config.attack.kind == "exploit":
+            self.result.harmful_ran = self.marker.exists()
 
     # -- the trace (``record``) ------------------------------------------------------
 
@@ -713,7 +797,7 @@ class NetExperiment:
             str(self.config.timeout),
         ]
         if attack.kind == "exploit":
-            argv += ["--server", f"{self.net.ip(hosts[0])}:{SERVER_PORT}"]
+            argv += ["--server", f"{self._server_ip(hosts[0])}:{SERVER_PORT}"]
         else:
             argv += [
                 "--iface",
@@ -727,7 +811,7 @@ class NetExperiment:
                 "--towards",
                 attack.towards,
             ]
-        return self.net.popen(attack.source, argv, text=True)
+        return self._popen(attack.source, argv)
 
     def _finish_attacker(self, attacker: subprocess.Popen) -> dict[str, Any]:
         attack = self.config.attack

@@ -77,7 +77,7 @@ def served(directory: Path, sample: int, lighttpd: str | None = None) -> Served:
     digest_file = directory / "digests.json"
     digest_file.write_text(json.dumps({f"/{name}": digest for name, digest in digests.items()}))
     program = lighttpd or programs()[0]
-    return Served([program, "-D", "-f", str(config)], digest_file, AB_PATH, sample=sample)
+    return Served([program, "-D", "-f", str(config)], digest_file, AB_PATH, sample=sample, tree=directory)
 
 
 def timeout(requests: int, sample: int) -> float:
