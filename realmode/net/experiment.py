@@ -495,10 +495,15 @@ class NetExperiment:
         try:
             if self.config.record is not None:
                 self.trace_dir = Path(tempfile.mkdtemp(prefix=f"{runs.prefix(self.run_id)}-trace-"))
-            self._note(
-                f"building {self.config.topology.name} ({self.net.delay_mechanism} link delay), run {self.run_id}"
-            )
-            self.net.start()
+            if self.machines:
+                # The variants are machines on their own network, the client
+                # runs here: there is nothing to emulate.
+                self._note(f"starting the agents on {', '.join(self.machines)} over SSH, run {self.run_id}")
+            else:
+                self._note(
+                    f"building {self.config.topology.name} ({self.net.delay_mechanism} link delay), run {self.run_id}"
+                )
+                self.net.start()
             leader, follower = self.config.variant_hosts[0], self.config.variant_hosts[1]
             if self.config.measure_rtt and not self.machines:
                 samples = rtt.connector_rtt(self.net, leader, follower, samples=10)
