@@ -172,33 +172,44 @@ def _session_of(machine: Machine) -> list[int]:
     return [int(word) for word in out.stdout.split()]
 
 
-def _wait_for_variant(machine: Machine, timeout: float = 30) -> None:
+def _wait_for_variant(machine: Machine, timeout: float = 30) -> int:
+    """The pid of the variant on ``machine``, once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in _namespace_pids(machine):
             try:
                 if b"net_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return
+                    return pid
             except OSError:
                 continue
         time.sleep(0.05)
     raise AssertionError(f"no variant started on {machine.name} within {timeout:g} s")
 
 
-@pytest.mark.parametrize("where", ["sshd", "client"])
+def _parent(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no parent for {pid}")
+
+
+@pytest.mark.parametrize("where", ["sshd", "client", "monitor"])
 def test_a_dropped_session_ends_the_run_within_5_s_and_leaves_nothing(
     tmp_path: Path, up: tuple[Path, list[Machine]], where: str
 ) -> None:
     """The follower's session dropped mid-run -- its sshd killed on the
-    machine, or this machine's ssh client killed: a connector-lost verdict
-    naming the host within 5 s, and nothing left on either machine."""
+    machine, or this machine's ssh client killed -- or its monitor killed
+    there: a connector-lost verdict within 5 s, naming the host when the
+    session is what was lost, and nothing left on either machine."""
     directory, made = up
     topo = _topology(tmp_path / "t.yml")
     process = _start("real", "--topology", str(topo), "--requests", "100000", "--json", config=directory / "ssh_config")
     try:
-        _wait_for_variant(made[1])
+        variant = _wait_for_variant(made[1])
         time.sleep(0.5)
-        if where == "sshd":
+        if where == "monitor":
+            victims = [_parent(variant)]
+        elif where == "sshd":
             victims = _session_of(made[1])
         else:
             out = subprocess.run(["pgrep", "-P", str(process.pid), "-x", "ssh"], capture_output=True, text=True)
@@ -218,6 +229,7 @@ def test_a_dropped_session_ends_the_run_within_5_s_and_leaves_nothing(
             process.kill()
             process.wait()
     report = json.loads(out)
+    print(f"{where}: the run ended {took:.2f} s after the drop: {report['verdict']['detail']}")
     assert took < 5, took
     assert process.returncode == 1 and report["verdict"]["kind"] == "connector-lost", (report["verdict"], err)
     if where == "client":

@@ -18,7 +18,8 @@ an environment, nothing on the network but the SSH session itself:
    emulated host (:func:`realmode.spawn.spawn_variant`), the leader's
    CONNECTOR listening on the address the session reached (``listening``);
 4. it relays the monitor's reports (``report``, each the line of
-   :mod:`realmode.reports`) and obeys control lines: ``kill`` (the run is
+   :mod:`realmode.reports`; ``monitor-ended`` when the monitor's pipe
+   closes) and obeys control lines: ``kill`` (the run is
    decided: kill the variant, let the monitor report), ``stop MONITOR_EXIT
    CONNECTOR_EXIT`` (the orderly end of :meth:`realmode.net.agents.Agents.stop`:
    the CONNECTOR's ``summary``, then ``bye``).
@@ -349,6 +350,10 @@ class _Agent:
                     open_fds.discard(fd)
                     if fd == self.inp:
                         raise _Gone
+                    if fd == report_fd:
+                        # As a monitor's pipe closing here: the launcher
+                        # judges a monitor that ended without its end report.
+                        self.out.say("monitor-ended")
                     continue
                 buffers[fd] += data
                 *lines, buffers[fd] = buffers[fd].split(b"\n")
@@ -404,6 +409,8 @@ class _Agent:
                     data = os.read(fd, 65536)
                     if not data:
                         open_fds.discard(fd)
+                        if fd == report_fd:
+                            self.out.say("monitor-ended")
                         continue
                     buffers[fd] += data
                     *lines, buffers[fd] = buffers[fd].split(b"\n")

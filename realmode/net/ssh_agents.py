@@ -83,6 +83,8 @@ class _Session:
     started: bool = False  # the monitor's variant runs
     ended: bool = False  # the monitor's end report came
     eof: bool = False
+    #: The report pipe's writing end is closed: the monitor there ended.
+    closed: bool = False
     stderr: list[bytes] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -94,6 +96,11 @@ class _Session:
         """The last line ``ssh`` (or the agent) wrote on stderr, if any."""
         lines = [line.strip() for line in b"".join(self.stderr).decode(errors="replace").splitlines() if line.strip()]
         return lines[-1] if lines else ""
+
+    def close_reports(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.report_w)
 
     def send(self, data: bytes) -> bool:
         stdin = self.process.stdin
@@ -323,6 +330,10 @@ class SshAgents:
                     _write(session.report_w, line.encode() + b"\n")
                 elif event == "summary":
                     session.agent.connector_summary = message.get("summary") or {}
+                elif event == "monitor-ended":
+                    # The monitor's pipe closed on its machine: closed here
+                    # too, the collector judges it as a local monitor's.
+                    session.close_reports()
                 elif event == "bye":
                     session.bye = message
                 elif event == "error":
@@ -332,13 +343,13 @@ class SshAgents:
         for thread in session.threads[1:]:
             thread.join(timeout=0.3)
         with session.changed:
-            if not session.ended and session.bye is None:
+            if not session.ended and not session.closed and session.bye is None:
                 said = session.error or session.said() or f"ssh ended with status {session.process.poll()}"
                 died = lost(session.agent.index, f"{session.who}: the SSH session ended: {said}")
                 _write(session.report_w, reports.encode(Halted(died)))
+            session.close_reports()
             session.eof = True
             session.changed.notify_all()
-        os.close(session.report_w)
 
     @staticmethod
     def _read_stderr(session: _Session) -> None:
