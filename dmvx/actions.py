@@ -124,6 +124,19 @@ class LeaderKilled:
 
 
 @dataclass(slots=True)
+class FollowerKilled:
+    """A follower's process of this (leader) monitor's stream died of
+    ``signal`` before it reached the synchronous call the leader is held at.
+    The mirror of :class:`LeaderKilled`: where the same signal is pending in
+    the leader's process (sent alike, say by the parent's ``kill``), the mode
+    lets it land there too -- the held call does not run -- and the two ends
+    compare equal (the leader's end comes one number later, after the call
+    it was held at and never ran)."""
+
+    signal: int
+
+
+@dataclass(slots=True)
 class Deliver:
     """Deliver ``signal`` at the variant's compared call ``seq`` (see
     :mod:`dmvx.signals`): the call ends with ``result`` (one of
@@ -141,7 +154,7 @@ class Deliver:
     rerun: bool = False
 
 
-Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid | LeaderKilled | Deliver
+Action = Execute | Skip | Send | Wait | Halt | Done | LeaderPid | LeaderKilled | FollowerKilled | Deliver
 
 
 class Carrier:
@@ -198,6 +211,10 @@ class Carrier:
         """Let the leader's fatal signal land here too where it is pending;
         modes without real signals have nothing to do."""
 
+    def follower_killed(self, action: FollowerKilled) -> None:
+        """Let a follower's fatal signal land in the leader's held process
+        where it is pending; modes without real signals have nothing to do."""
+
     def deliver_signal(self, action: Deliver) -> None:
         """Deliver a signal at the held call (see :class:`Deliver`)."""
         raise NotImplementedError
@@ -213,5 +230,6 @@ _METHODS: dict[type, tuple[str, bool]] = {
     Done: ("done", True),
     LeaderPid: ("leader_pid", False),
     LeaderKilled: ("leader_killed", False),
+    FollowerKilled: ("follower_killed", False),
     Deliver: ("deliver_signal", False),
 }

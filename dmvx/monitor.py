@@ -39,6 +39,7 @@ from dmvx.actions import (
     Deliver,
     Done,
     Execute,
+    FollowerKilled,
     Halt,
     LeaderKilled,
     LeaderPid,
@@ -53,7 +54,7 @@ from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, RETURNS_FD, TABLE_ORDERED, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop, call_size, entry_size
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
-from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART
+from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART, SENT_FATAL
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, crashed, killed_ones, majority_vote, variant_name
@@ -337,6 +338,11 @@ class LeaderMonitor(_Monitor):
         self._signal_calls: dict[int, Call] = {}
         #: The call the process was held at (never run) when it ended, if it was.
         self._unrun: int | None = None
+        #: Followers whose process died of a signal sent from outside
+        #: (:data:`~dmvx.signals.SENT_FATAL`) before the leader's got as far:
+        #: follower -> (the number its end came at, its end). Compared with
+        #: the leader's own end when it comes (:meth:`_killed_early`).
+        self._early_ends: dict[int, tuple[int, Call]] = {}
         # The call and outcome whose full entry was sized last, and its size:
         # a variant that makes one call over and over (a loop, a simulated
         # workload) passes the same Call and Outcome, sized once.
@@ -522,6 +528,10 @@ class LeaderMonitor(_Monitor):
         calls.update(self._reports.get(seq, {}))
         for follower in missing:
             calls[follower] = None
+        if self._early_ends and (call is None or call.name != KILLED):
+            for follower, (_, end) in self._early_ends.items():
+                calls[follower] = end
+            return self._halt(crashed(seq, calls, f"killed by a signal in some variants; {_WENT_ON}"))
         if call is not None and call.name == KILLED:
             # Killed by a signal, and the followers went on (their heartbeats
             # excuse nothing here): the leader is the one whose part failed.
@@ -579,6 +589,14 @@ class LeaderMonitor(_Monitor):
             self.cb.release_upto(min(self.acked.values()))
         if self._state is _L_VOTING:
             return self._decide_vote()
+        if (
+            report.call.name == KILLED
+            and report.call.args
+            and report.call.args[0] in SENT_FATAL
+            and seq <= self.seq
+            and not (self._state is _L_FINISH_WAIT and seq == self.seq)
+        ):
+            return self._killed_early(follower, seq, report.call)
         current_seq = self._current[0] if self._current is not None else None
         if seq > self.seq:
             return []  # the leader has not reached that call yet
@@ -630,7 +648,9 @@ class LeaderMonitor(_Monitor):
         if self._state is _L_FINISH_WAIT:
             self.finished = True
             self._to(_L_DONE)
-            return [Send(EVERYONE, Entry(self.stream, seq, call, _KIND_GO)), Done(self._exit_status)]
+            # A follower whose end came earlier (:meth:`_killed_early`) waits at its own number.
+            early = [Send(f, Entry(self.stream, at, call, _KIND_GO)) for f, (at, _) in self._early_ends.items()]
+            return [*early, Send(EVERYONE, Entry(self.stream, seq, call, _KIND_GO)), Done(self._exit_status)]
         if decision.refuse:
             # Agreed, and nobody runs it: every variant gets the refusal,
             # the leader too (its call is skipped as a follower's is).
@@ -656,7 +676,27 @@ class LeaderMonitor(_Monitor):
         self._exit_status = status
         self._current = (seq, call, _PROCESS_END)
         self._to(_L_FINISH_WAIT)
+        for follower, (_, end) in self._early_ends.items():
+            self._reports.setdefault(seq, {})[follower] = end
         return [Send(EVERYONE, Entry(self.stream, seq, call, _KIND_RESULT, Outcome(status)))] + self._try_release()
+
+    def _killed_early(self, follower: int, seq: int, end: Call) -> list[Action]:
+        """``follower``'s process died at ``seq`` of a signal sent from
+        outside (a parent's ``kill`` of its tree, ``timeout``), before the
+        leader's got that far. The same signal, sent alike, reaches the
+        leader's process at its own moment: the two ends are compared when
+        the leader's comes (a leader held at a call lets it land there,
+        :class:`FollowerKilled`). Until then nothing synchronous runs (the
+        follower's report is missing) and a leader that does not die of it
+        within the stall timeout is the odd one out: ``crash``."""
+        self._reports.get(seq, {}).pop(follower, None)
+        self._early_ends[follower] = (seq, end)
+        if self._state is _L_FINISH_WAIT:
+            self._reports.setdefault(self.seq, {})[follower] = end
+            return self._try_release()
+        if self._state in (_L_SYNC_WAIT, _L_CB_WAIT):
+            return [FollowerKilled(end.args[0])]
+        return []
 
     def _vote_missing(self) -> tuple[int, ...]:
         return tuple(f for f in self.followers if f not in self._vote_calls)

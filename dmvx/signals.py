@@ -49,3 +49,12 @@ RESTART = frozenset({ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTA
 #: back afterwards, as the kernel does. It runs its own with the signal
 #: already pending, which ends it at once, as the leader's ended.
 MASK_WAITS = frozenset({"rt_sigsuspend"})
+
+#: Signals whose default action ends the process and that come from outside
+#: it (``kill``, a terminal, ``timeout``), never from the instruction it runs
+#: or a call of its own (unlike SIGSEGV, SIGABRT or SIGPIPE): SIGHUP, SIGINT,
+#: SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM. Sent to a whole tree, they
+#: reach each variant's process at its own moment, so a follower's process
+#: may die of one a few calls before the leader's does
+#: (:meth:`dmvx.monitor.LeaderMonitor._killed_early`).
+SENT_FATAL = frozenset({1, 2, 9, 10, 12, 14, 15})

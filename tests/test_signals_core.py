@@ -157,3 +157,74 @@ def test_a_fork_restarted_for_a_pending_signal_goes_on_and_the_signal_waits() ->
     assert leader.signal_arrived(CHLD, ERESTARTNOINTR) == []
     leader.call_exited(Outcome(4321))
     assert leader.call_entered(Call("write", (1, b"x", 1)))[-1] == Deliver(2, CHLD, ERESTARTNOINTR)
+
+
+# -- a tree killed from outside: each variant's process dies at its own moment --
+
+
+def _leader_and_follower(preset: str = "dmvx") -> tuple[LeaderMonitor, FollowerMonitor]:
+    policy = Policy.preset(preset)
+    return LeaderMonitor(policy, 2), FollowerMonitor(policy, 1, 2)
+
+
+def _pipe(actions, to) -> list:
+    """Hand every message in ``actions`` to monitor ``to``; its answer."""
+    out = []
+    for action in actions:
+        if isinstance(action, Send):
+            out += to.message_received(action.message)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_follower_killed_before_the_leaders_call_ends_equal(sig: int) -> None:
+    """``timeout 0.5 sleep 5``: the parent's kill reaches the follower's
+    child before its call 1, the leader's at call 1 (an asynchronous call it
+    runs): both died of the same signal, sent from outside; no verdict.
+    Fails on a core that votes at the follower's report (crash)."""
+    from dmvx.actions import Done, Execute
+
+    leader, follower = _leader_and_follower()
+    first = leader.call_entered(Call("getpid"))
+    assert isinstance(first[-1], Execute)
+    report = follower.process_killed(int(sig))  # before its call 1
+    answer = _pipe(report, leader)
+    assert leader.verdict is None and not any(isinstance(a, Done) for a in answer)
+    leader.call_exited(Outcome(1234))
+    ended = leader.process_killed(int(sig))
+    assert leader.verdict is None and isinstance(ended[-1], Done)
+    back = _pipe(ended, follower)
+    assert follower.verdict is None and any(isinstance(a, Done) for a in back)
+
+
+def test_a_follower_killed_while_the_leader_is_held_asks_the_mode() -> None:
+    """At a synchronous call the leader is held: the mode is asked to let the
+    signal land there too (FollowerKilled), and the ends compare equal."""
+    from dmvx.actions import Done, FollowerKilled
+
+    leader, follower = _leader_and_follower("dmon")
+    leader.call_entered(Call("getpid"))
+    answer = _pipe(follower.process_killed(int(signal.SIGTERM)), leader)
+    assert FollowerKilled(int(signal.SIGTERM)) in answer and leader.verdict is None
+    ended = leader.process_killed(int(signal.SIGTERM))
+    assert leader.verdict is None and isinstance(ended[-1], Done)
+
+
+def test_a_follower_crash_is_still_a_crash_at_once() -> None:
+    """SIGSEGV comes from the instruction a process runs, not from outside:
+    the leader's process going on is a crash verdict at the report."""
+    leader, follower = _leader_and_follower()
+    leader.call_entered(Call("getpid"))
+    _pipe(follower.process_killed(int(signal.SIGSEGV)), leader)
+    assert leader.verdict is not None and leader.verdict.kind.value == "crash"
+
+
+def test_a_follower_killed_when_the_leader_never_dies_is_a_crash_at_the_stall() -> None:
+    leader, follower = _leader_and_follower()
+    leader.call_entered(Call("getpid"))
+    _pipe(follower.process_killed(int(signal.SIGTERM)), leader)
+    leader.call_exited(Outcome(1234))
+    assert leader.verdict is None
+    leader.call_entered(Call("getpid"))
+    leader.stalled()
+    assert leader.verdict is not None and leader.verdict.kind.value == "crash"

@@ -31,6 +31,7 @@ from dmvx.actions import (
     Done,
     Execute,
     Halt,
+    FollowerKilled,
     LeaderKilled,
     LeaderPid,
     Send,
@@ -422,6 +423,9 @@ class Hands(Carrier):
         self.t.router.on_leader_pid(self.proc, action.pid)
 
     def leader_killed(self, action: LeaderKilled) -> None:
+        self.t.router.leader_killed(self.proc, action.signal)
+
+    def follower_killed(self, action: FollowerKilled) -> None:
         self.t.router.leader_killed(self.proc, action.signal)
 
     def deliver_signal(self, action: Deliver) -> None:

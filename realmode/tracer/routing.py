@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from dmvx.messages import Entry, Message, Stop
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
-from realmode.tracer.signals import EINTR, pending
+from realmode.tracer.signals import EINTR, caught, pending
 from realmode.tracer.steering import MASK64
 from realmode.tracer.tally import timed
 
@@ -54,7 +54,8 @@ class Router:
 
     def leader_killed(self, proc: Proc, signal: int) -> None:
         """The core says the leader's process of ``proc``'s stream died of
-        ``signal`` (:class:`~dmvx.actions.LeaderKilled`)."""
+        ``signal`` (:class:`~dmvx.actions.LeaderKilled`), or in the leader, a
+        follower's did (:class:`~dmvx.actions.FollowerKilled`)."""
         proc.peer_killed = signal
         self.on_peer_killed(proc)
 
@@ -71,6 +72,8 @@ class Router:
         held = proc.held
         if held is None or held.stage is not Stage.ENTRY or not proc.alive or not pending(proc.pid, proc.peer_killed):
             return
+        if self.t.leader and caught(proc.pid, proc.peer_killed):
+            return  # a handler here would run where the follower's process died: the stall decides
         regs = ll.get_regs(proc.pid)
         regs.orig_rax = MASK64
         regs.rax = -EINTR & MASK64
