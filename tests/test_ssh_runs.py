@@ -251,3 +251,36 @@ def test_ctrl_c_stops_the_agents_on_every_machine(tmp_path: Path, up: tuple[Path
             process.wait()
     assert process.returncode == 130, err
     _assert_clean(made, None)
+
+
+def test_the_topology_binaries_choose_the_program_each_machine_runs(
+    tmp_path: Path, up: tuple[Path, list[Machine]]
+) -> None:
+    """binaries: {x86_64: {net_server: PATH}}: each machine runs PATH, its
+    own file, instead of the build sent from here."""
+    from realmode.net import targets
+
+    directory, made = up
+    (directory / "bin").mkdir(exist_ok=True)
+    own = directory / "bin" / "net_server"
+    own.write_bytes(Path(targets.net_server(1)).read_bytes())
+    own.chmod(0o755)
+    # The machines see the set-up directory at /mnt (ssh_machines), not this machine's /tmp.
+    topo = _topology(tmp_path / "t.yml", binaries={"x86_64": {"net_server": "/mnt/bin/net_server"}})
+    done, _ = _run("real", "--topology", str(topo), "--requests", "5", "--json", config=directory / "ssh_config")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["outcome"] == "ok", (report["verdict"], report["error"], done.stderr)
+    assert [v["argv"][0] for v in report["variants"]] == ["/mnt/bin/net_server", "/mnt/bin/net_server"]
+    _assert_clean(made, report["run_id"])
+
+
+def test_a_program_missing_on_a_machine_is_one_line_naming_the_host(
+    tmp_path: Path, up: tuple[Path, list[Machine]]
+) -> None:
+    directory, made = up
+    topo = _topology(tmp_path / "t.yml", binaries={"x86_64": {"net_server": "/nonexistent/net_server"}})
+    done, _ = _run("real", "--topology", str(topo), "--requests", "5", config=directory / "ssh_config")
+    assert done.returncode == 4, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "dmvx: error: dmvx real: host h1 (m0): /nonexistent/net_server: No such file or directory", last
+    _assert_clean(made, None)

@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from dmvx import __version__
+from dmvx.errors import InputError
+from dmvx.exitstatus import EnvironmentProblem
 from dmvx.policy import Policy
 from realmode import isolation, seccomp
 from realmode.net import children, linklog, runs
@@ -251,7 +253,11 @@ class _Agent:
         self.marker: str | None = None
 
     def run(self) -> int:
-        length = int(_read_line(self.inp))
+        first = _read_line(self.inp)
+        if first.startswith(b"stop"):
+            self.out.say("bye", harmful=False)  # the run ended before it got here
+            return 0
+        length = int(first)
         if not 0 < length <= MAX_CONFIG:
             raise ValueError(f"a configuration of {length} bytes")
         config = AgentConfig.from_bytes(_read_exactly(self.inp, length))
@@ -260,7 +266,13 @@ class _Agent:
             if config.version != __version__:
                 self.out.say("error", message=f"dmvx {__version__} here, the orchestrator's is {config.version}")
                 return 4
-            return self._serve(config, key)
+            try:
+                return self._serve(config, key)
+            except (InputError, EnvironmentProblem, OSError) as problem:
+                # What this machine lacks (the program, a free port): one
+                # line for the launcher, which names the host.
+                self.out.say("error", message=str(problem))
+                return 4
         finally:
             key.wipe()
 
@@ -324,8 +336,9 @@ class _Agent:
         # that ran ahead would wait for a follower still unpacking, and take
         # the wait for a stall.
         self.out.say("ready")
-        if _read_line(self.inp) != b"go":
-            raise ValueError("expected the line 'go'")
+        if _read_line(self.inp) != b"go":  # the run ended before it began
+            self.out.say("bye", harmful=False)
+            return 0
         try:
             spawned = spawn_variant(launch, fork, connector, [summary_w, *([listener.fileno()] if listener else [])])
         finally:
