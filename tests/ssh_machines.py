@@ -129,12 +129,12 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
             made.append(machine)
             host_pub = _keygen(home / "host_key")
             (home / "authorized_keys").write_text("" if i in refuse else client_pub + "\n")
-            inside = Path("/mnt") / machine.name  # home, as the machine sees it
+            seen = Path("/mnt") / machine.name  # home, as the machine sees it
             (home / "sshd_config").write_text(
-                f"ListenAddress {machine.address}\nPort 22\nHostKey {inside / 'host_key'}\n"
-                f"AuthorizedKeysFile {inside / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+                f"ListenAddress {machine.address}\nPort 22\nHostKey {seen / 'host_key'}\n"
+                f"AuthorizedKeysFile {seen / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
                 "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-                f"PidFile {inside / 'sshd.pid'}\nLogLevel ERROR\n"
+                f"PidFile {seen / 'sshd.pid'}\nLogLevel ERROR\n"
             )
             with known.open("a") as handle:
                 handle.write(f"{machine.address} {host_pub}\n")

@@ -509,9 +509,9 @@ class NetExperiment:
                 samples = rtt.connector_rtt(self.net, leader, follower, samples=10)
                 self.result.rtt = {k: round(v, 6) for k, v in rtt.summary(samples).items()}
             builds = self._builds()
-            if self.config.native and not self.machines:
+            if self.config.native:
                 self._note("native run")
-                self.result.native = self._native(builds[0])
+                self.result.native = self._native_on_machine(builds[0]) if self.machines else self._native(builds[0])
             self._note("run under the monitors")
             self._mvx(builds)
             completed = True
@@ -605,9 +605,9 @@ class NetExperiment:
         self._local.append(process)
         return process
 
-    def _client(self, server_host: str) -> subprocess.Popen:
+    def _client(self, server_host: str, address: str | None = None) -> subprocess.Popen:
         workload = self.config.workload
-        server = f"{self._server_ip(server_host)}:{SERVER_PORT}"
+        server = f"{address or self._server_ip(server_host)}:{SERVER_PORT}"
         argv = [sys.executable, "-m", "realmode.net.client", "--server", server]
         served = self.config.served
         if served is not None:
@@ -624,6 +624,49 @@ class NetExperiment:
         else:
             argv += ["--requests", str(workload.requests), "--pace", str(workload.pace)]
         return self._popen(self.config.client_host, argv)
+
+    def _ssh_agents(self, argvs: list[list[str]], *, native: bool = False) -> SshAgents:
+        """The agents of the first ``len(argvs)`` variant hosts, machines."""
+        config, served = self.config, self.config.served
+        hosts = config.variant_hosts[: len(argvs)]
+        return SshAgents(
+            hosts,
+            self.machines,
+            {h: config.topology.hosts[h].dmvx or "dmvx" for h in self.machines},
+            argvs,
+            [Path(served.argv[0]).name if served is not None else config.program_name] * len(argvs),
+            config.policy,
+            self.run_id,
+            self.state,
+            binaries=config.topology.binaries,
+            shipped=[str(served.tree)] if served is not None and served.tree is not None else [],
+            stall_timeout=config.stall_timeout,
+            port=self.connector_port,
+            summary=config.summary,
+            marker=str(self.marker),
+            native=native,
+        )
+
+    def _native_on_machine(self, binary: str) -> dict[str, Any]:
+        """The baseline on the leader's machine: its program alone, started
+        and stopped by an agent there (no monitor, no key)."""
+        native = self._ssh_agents([self._server_argv(binary, self.config.workload.requests)], native=True)
+        try:
+            native.start()
+            client = self._client(self.config.variant_hosts[0], native.leader_address[0])
+            try:
+                out, err = client.communicate(timeout=self.config.timeout)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                raise
+            if self.config.served is None:
+                native.sessions[0].wait_for("ended", time.monotonic() + 5)  # the server exits after its requests
+        finally:
+            native.stop()
+        if not out.strip():
+            return {"requests": 0, "error": err.strip()[-300:] or "the client said nothing"}
+        report: dict[str, Any] = json.loads(out)
+        return report
 
     def _native(self, binary: str) -> dict[str, Any]:
         leader = self.config.variant_hosts[0]
@@ -655,23 +698,7 @@ class NetExperiment:
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
         agents: Agents | SshAgents
         if self.machines:
-            served = config.served
-            agents = self.agents = SshAgents(
-                config.variant_hosts,
-                self.machines,
-                {h: config.topology.hosts[h].dmvx or "dmvx" for h in self.machines},
-                argvs,
-                [Path(served.argv[0]).name if served is not None else config.program_name] * len(argvs),
-                config.policy,
-                self.run_id,
-                self.state,
-                binaries=config.topology.binaries,
-                shipped=[str(served.tree)] if served is not None and served.tree is not None else [],
-                stall_timeout=config.stall_timeout,
-                port=self.connector_port,
-                summary=config.summary,
-                marker=str(self.marker),
-            )
+            agents = self.agents = self._ssh_agents(argvs)
             try:
                 agents.start()
             finally:

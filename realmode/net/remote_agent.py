@@ -40,6 +40,7 @@ import select
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +94,9 @@ class AgentConfig:
     summary: bool = False
     marker: str | None = None
     shipped: list[Shipped] = field(default_factory=list)
+    #: Run the program natively, unmonitored (the baseline): no CONNECTOR,
+    #: and so no run key follows the configuration.
+    native: bool = False
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -261,25 +265,29 @@ class _Agent:
         if not 0 < length <= MAX_CONFIG:
             raise ValueError(f"a configuration of {length} bytes")
         config = AgentConfig.from_bytes(_read_exactly(self.inp, length))
+        if config.native:
+            return self._checked(config, lambda: self._native(config))
         key = isolation.RunKey.received(self.inp)
         try:
-            if config.version != __version__:
-                self.out.say("error", message=f"dmvx {__version__} here, the orchestrator's is {config.version}")
-                return 4
-            try:
-                return self._serve(config, key)
-            except (InputError, EnvironmentProblem, OSError) as problem:
-                # What this machine lacks (the program, a free port): one
-                # line for the launcher, which names the host.
-                self.out.say("error", message=str(problem))
-                return 4
+            return self._checked(config, lambda: self._serve(config, key))
         finally:
             key.wipe()
 
-    def _serve(self, config: AgentConfig, key: isolation.RunKey) -> int:
-        from realmode.connector import BACKLOG, run_connector
-        from realmode.spawn import resolve, spawn_variant
-        from realmode.tracer import Launch
+    def _checked(self, config: AgentConfig, body: Callable[[], int]) -> int:
+        if config.version != __version__:
+            self.out.say("error", message=f"dmvx {__version__} here, the orchestrator's is {config.version}")
+            return 4
+        try:
+            return body()
+        except (InputError, EnvironmentProblem, OSError) as problem:
+            # What this machine lacks (the program, a free port): one line
+            # for the launcher, which names the host.
+            self.out.say("error", message=str(problem))
+            return 4
+
+    def _prepare(self, config: AgentConfig) -> tuple[str, list[str]]:
+        """The run's directory made and filled; the program and its arguments here."""
+        from realmode.spawn import resolve
 
         # The same path on every machine: a program's arguments name files
         # in it, and the variants' calls must agree.
@@ -288,8 +296,50 @@ class _Agent:
         self.directory = directory
         here = _unpack(config, directory)
         self.marker = config.marker
-        program = resolve(here(config.program))
-        argv = [here(word) for word in config.argv]
+        return resolve(here(config.program)), [here(word) for word in config.argv]
+
+    def _native(self, config: AgentConfig) -> int:
+        """The baseline: the program alone, unmonitored, until told to stop."""
+        program, argv = self._prepare(config)
+        self.out.say("listening", address=[_listen_address(), config.port])
+        self.out.say("ready")
+        if _read_line(self.inp) != b"go":
+            self.out.say("bye", harmful=False)
+            return 0
+        process = subprocess.Popen(
+            argv,
+            executable=program,
+            env=config.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=children.die_with_parent,
+        )
+        self.children.append(process.pid)
+        self.out.say("native-started", pid=process.pid)
+        told = False
+        while True:
+            if not told and process.poll() is not None:
+                told = True
+                self.out.say("native-exited", status=process.returncode)
+            readable, _, _ = select.select([self.inp], [], [], 0.05)
+            if not readable:
+                continue
+            line = _read_line(self.inp)
+            if line == b"kill" or line.startswith(b"stop"):
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+            if line.startswith(b"stop"):
+                self.out.say("bye", harmful=bool(self.marker and os.path.exists(self.marker)))
+                return 0
+
+    def _serve(self, config: AgentConfig, key: isolation.RunKey) -> int:
+        from realmode.connector import BACKLOG, run_connector
+        from realmode.spawn import spawn_variant
+        from realmode.tracer import Launch
+
+        program, argv = self._prepare(config)
         policy = policy_of(config.policy)
         index, n = config.index, config.n_variants
         listener = None

@@ -34,7 +34,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,11 @@ class _Session:
         lines = [line.strip() for line in b"".join(self.stderr).decode(errors="replace").splitlines() if line.strip()]
         return lines[-1] if lines else ""
 
+    @property
+    def begun(self) -> bool:
+        """The variant runs, or its monitor already ended it."""
+        return self.started or self.ended
+
     def close_reports(self) -> None:
         if not self.closed:
             self.closed = True
@@ -113,14 +118,21 @@ class _Session:
         except (BrokenPipeError, ValueError, OSError):
             return False
 
-    def wait_for(self, what: Callable[[], bool], until: float) -> bool:
+    def wait_for(self, what: str, until: float) -> bool:
+        """Wait until the agent has said ``what`` (a field of this session that
+        is set then: hello, listening, ready, begun, bye), the session ends,
+        or ``until`` (monotonic) passes; whether it was said."""
         with self.changed:
-            while not what() and not self.eof:
+            while not self.has_said(what) and not self.eof:
                 remaining = until - time.monotonic()
                 if remaining <= 0:
                     return False
                 self.changed.wait(remaining)
-            return what()
+            return self.has_said(what)
+
+    def has_said(self, what: str) -> bool:
+        value = getattr(self, what)
+        return value is not None and value is not False
 
 
 class SshAgents:
@@ -138,14 +150,17 @@ class SshAgents:
         state: runs.RunState,
         *,
         binaries: Mapping[Arch, Mapping[str, str]] | None = None,
-        shipped: list[str] = (),  # type: ignore[assignment]
+        shipped: Sequence[str] = (),
         stall_timeout: float = 2.0,
         port: int | None = None,
         summary: bool = False,
         marker: str | None = None,
+        native: bool = False,
     ) -> None:
-        if len(hosts) != len(argvs) or len(hosts) < 2:
+        if len(hosts) != len(argvs) or len(hosts) < (1 if native else 2):
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
+        #: The baseline: each program alone on its machine, no monitor, no key.
+        self.native = native
         self.hosts = hosts
         self.addresses = addresses
         self.commands = commands
@@ -170,6 +185,8 @@ class SshAgents:
         self.harmful = False
         self._leader: tuple[str, int] | None = None
         self._stopped = False
+        #: The run's public id in the CONNECTORs' hellos (not a secret).
+        self.hello_id = secrets.token_hex(8)
 
     @property
     def leader_address(self) -> tuple[str, int]:
@@ -186,7 +203,7 @@ class SshAgents:
             self.sessions.append(self._open(agent))
         until = time.monotonic() + START_TIMEOUT
         for session in self.sessions:
-            if not session.wait_for(lambda s=session: s.hello is not None, until):
+            if not session.wait_for("hello", until):
                 raise EnvironmentProblem(self._failed(session, "the agent did not start"))
             hello = session.hello or {}
             if hello.get("version") != __version__:
@@ -196,11 +213,17 @@ class SshAgents:
                 )
             self.machines[session.agent.host] = str(hello.get("machine"))
         configs = [self._config(session) for session in self.sessions]
+        if self.native:
+            for session, config in zip(self.sessions, configs):
+                if not session.send(config_message(config)):
+                    raise EnvironmentProblem(self._failed(session, "the session ended before the agent had its work"))
+            self._leader = self._go(until)
+            return
         key = isolation.RunKey()
         try:
             self._send(self.sessions[0], configs[0], key)
             leader = self.sessions[0]
-            if not leader.wait_for(lambda: leader.listening is not None, until):
+            if not leader.wait_for("listening", until):
                 raise EnvironmentProblem(self._failed(leader, "the leader's CONNECTOR did not start listening"))
             self._leader = leader.listening
             for session, config in zip(self.sessions[1:], configs[1:]):
@@ -208,17 +231,23 @@ class SshAgents:
                 self._send(session, config, key)
         finally:
             key.wipe()  # every agent has its copy; nobody here needs one
+        self._go(until)
+
+    def _go(self, until: float) -> tuple[str, int] | None:
+        """Every agent ready, then told ``go``, then its variant running; where
+        the first one listens."""
         for session in self.sessions:
-            if not session.wait_for(lambda s=session: s.ready, until):
+            if not session.wait_for("ready", until):
                 raise EnvironmentProblem(self._failed(session, "the agent did not get ready"))
         for session in self.sessions:
             session.send(b"go\n")
         # The client and attacker start once every variant runs: a machine's
         # agent takes longer to get there than a fork on this one.
         for session in self.sessions:
-            session.wait_for(lambda s=session: s.started or s.ended, until)
+            session.wait_for("begun", until)
             if session.eof and not session.started:
                 raise EnvironmentProblem(self._failed(session, "the agent ended before its variant started"))
+        return self.sessions[0].listening
 
     def _open(self, agent: VariantAgent) -> _Session:
         address = self.addresses[agent.host]
@@ -257,7 +286,7 @@ class SshAgents:
         return AgentConfig(
             version=__version__,
             run_id=self.run_id,
-            hello_id=self._hello_id,
+            hello_id=self.hello_id,
             index=agent.index,
             n_variants=len(self.variants),
             policy=policy_dict(self.policy),
@@ -270,6 +299,7 @@ class SshAgents:
             summary=self.summary,
             marker=self.marker,
             shipped=shipped,
+            native=self.native,
         )
 
     @property
@@ -283,12 +313,6 @@ class SshAgents:
             arches.add(built if built is not None and reported is _local_arch() else reported)
         return "entry" if len(arches) > 1 else "exec"
 
-    @property
-    def _hello_id(self) -> str:
-        if not hasattr(self, "_hello"):
-            self._hello = secrets.token_hex(8)
-        return self._hello
-
     def _send(self, session: _Session, config: AgentConfig, key: isolation.RunKey) -> None:
         if not session.send(config_message(config) + bytes(key.secret)):
             raise EnvironmentProblem(self._failed(session, "the session ended before the agent had its configuration"))
@@ -296,7 +320,7 @@ class SshAgents:
     def _failed(self, session: _Session, what: str) -> str:
         if session.error:
             return f"dmvx real: {session.who}: {session.error}"
-        session.wait_for(lambda: False, time.monotonic() + 0.3)  # let ssh's last words arrive
+        session.wait_for("bye", time.monotonic() + 0.3)  # let ssh's last words arrive
         said = session.said()
         return f"dmvx real: {session.who}: {what}" + (f": {said}" if said else f" within {START_TIMEOUT:g} s")
 
@@ -330,6 +354,11 @@ class SshAgents:
                     _write(session.report_w, line.encode() + b"\n")
                 elif event == "summary":
                     session.agent.connector_summary = message.get("summary") or {}
+                elif event == "native-started":
+                    session.started = True
+                elif event == "native-exited":
+                    session.ended = True
+                    session.agent.status = int(message.get("status", 0))
                 elif event == "monitor-ended":
                     # The monitor's pipe closed on its machine: closed here
                     # too, the collector judges it as a local monitor's.
@@ -404,7 +433,7 @@ class SshAgents:
             session.send(f"stop {monitor_exit} {connector_exit}\n".encode())
         until = time.monotonic() + monitor_exit + connector_exit + BYE_SLACK
         for session in self.sessions:
-            session.wait_for(lambda s=session: s.bye is not None, until)
+            session.wait_for("bye", until)
             if session.bye and session.bye.get("harmful"):
                 self.harmful = True
         for session in self.sessions:
