@@ -35,7 +35,20 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, ClockNote, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop
+from dmvx.messages import (
+    Ack,
+    ClockNote,
+    Entry,
+    EntryBatch,
+    EntryKind,
+    Message,
+    PidNote,
+    Report,
+    ResultNote,
+    Stop,
+    call_size,
+    entry_size,
+)
 from dmvx.verdict import Verdict, VerdictKind
 
 #: Deepest tuple nesting accepted inside call arguments (the argument tuple
@@ -72,6 +85,16 @@ TYPE_STOP = 0x13
 TYPE_PID_NOTE = 0x14
 TYPE_RESULT_NOTE = 0x15
 TYPE_CLOCK_NOTE = 0x16
+TYPE_ENTRY_BATCH = 0x17
+
+#: Entries of one :class:`~dmvx.messages.EntryBatch` at most (a bound on what
+#: a decoder builds from one payload; the sender packs far fewer).
+MAX_BATCH = 4096
+#: Entry segments (call and outcome) remembered by the batch encoder and
+#: decoder: a loop repeats one call, whose segment is then made or read once.
+_SEGMENT_CACHE = 256
+#: Segments longer than this are not remembered (a read's data rarely repeats).
+_SEGMENT_CACHED_BYTES = 512
 
 
 class ProtocolError(Exception):
@@ -284,6 +307,57 @@ def _put_entry(out: bytearray, m: Entry) -> None:
         put_int(out, m.signal, "entry signal")
 
 
+def _entry_segment(m: Entry) -> bytes:
+    """An entry's call, kind, outcome, digest and signal: what an
+    :class:`EntryBatch` carries per entry (its stream and sequence number are
+    the batch's)."""
+    key = (m.call, m.kind, m.outcome, m.digest, m.signal)
+    try:
+        segment = _ENCODED.get(key)
+    except TypeError:  # an unhashable argument: encoding it raises the right error
+        segment = key = None
+    if segment is not None:
+        return segment
+    out = bytearray()
+    _put_call(out, m.call)
+    put_enum(out, m.kind, EntryKind, "entry kind")
+    if m.outcome is None:
+        out.append(0)
+    else:
+        out.append(1)
+        _put_outcome(out, m.outcome)
+    put_bytes(out, m.digest, "digest")
+    if m.kind == EntryKind.SIGNAL:
+        put_int(out, m.signal, "entry signal")
+    segment = bytes(out)
+    if key is not None and len(segment) <= _SEGMENT_CACHED_BYTES:
+        if len(_ENCODED) >= _SEGMENT_CACHE:
+            _ENCODED.clear()
+        _ENCODED[key] = segment
+    return segment
+
+
+_ENCODED: dict[tuple, bytes] = {}
+
+
+def _put_entry_batch(out: bytearray, m: EntryBatch) -> None:
+    entries = m.entries
+    if not isinstance(entries, tuple) or not entries or len(entries) > MAX_BATCH:
+        raise CodecError(f"cannot encode an entry batch: 1 to {MAX_BATCH} entries in a tuple expected")
+    first = entries[0].seq
+    put_str(out, m.stream, "stream")
+    put_int(out, first, "batch first seq")
+    put_uint(out, len(entries))
+    for number, entry in enumerate(entries):
+        if type(entry) is not Entry or entry.stream != m.stream or entry.seq != first + number:
+            raise CodecError(
+                f"cannot encode an entry batch: its entry {number} is not entry {first + number} of stream {m.stream!r}"
+            )
+        segment = _entry_segment(entry)
+        put_uint(out, len(segment))
+        out += segment
+
+
 def _put_report(out: bytearray, m: Report) -> None:
     put_str(out, m.stream, "stream")
     put_int(out, m.seq, "report seq")
@@ -327,10 +401,11 @@ _ENCODERS: dict[type, tuple[int, Callable[[bytearray, Any], None]]] = {
     PidNote: (TYPE_PID_NOTE, _put_pid_note),
     ClockNote: (TYPE_CLOCK_NOTE, _put_clock_note),
     ResultNote: (TYPE_RESULT_NOTE, _put_result_note),
+    EntryBatch: (TYPE_ENTRY_BATCH, _put_entry_batch),
 }
 
 
-def encode_message(message: Message) -> tuple[int, bytes]:
+def encode_message(message: Message | EntryBatch) -> tuple[int, bytes]:
     """Encode a monitor message: ``(type code, payload)``.
 
     Raises :class:`CodecError` if the message holds a value outside the
@@ -515,6 +590,54 @@ def _read_entry(r: PayloadReader) -> Entry:
     return Entry(stream, seq, call, kind, outcome, digest, signal)
 
 
+def _read_segment(segment: bytes) -> tuple[Call, EntryKind, Outcome | None, bytes, int]:
+    """The inverse of :func:`_entry_segment`; the whole segment must be used."""
+    r = PayloadReader(segment)
+    call = r.call()
+    kind = r.enum(EntryKind, "entry kind")
+    outcome = r.outcome() if r.flag("outcome presence") else None
+    digest = r.blob("digest")
+    signal = r.integer("entry signal") if kind is EntryKind.SIGNAL else 0
+    r.done()
+    return call, kind, outcome, digest, signal
+
+
+_DECODED: dict[bytes, tuple[Call, EntryKind, Outcome | None, bytes, int, int]] = {}
+
+
+def _read_entry_batch(r: PayloadReader) -> EntryBatch:
+    """Each entry's segment is decoded on its own (an error names the entry
+    and its sequence number), and a segment met before is looked up: equal
+    canonical bytes are equal values, and Call and Outcome are values."""
+    stream = r.text("stream")
+    first = r.integer("batch first seq")
+    count = r.length("batch entry count")
+    if not 1 <= count <= MAX_BATCH:
+        raise CodecError(f"an entry batch of {count} entries (1 to {MAX_BATCH} allowed)")
+    entries = []
+    decoded = _DECODED
+    for number in range(count):
+        try:
+            segment = r.blob("entry segment")
+        except CodecError as error:
+            raise CodecError(f"entry {number} (seq {first + number}) of the batch: {error.reason}") from None
+        known = decoded.get(segment)
+        if known is None:
+            try:
+                call, kind, outcome, digest, signal = _read_segment(segment)
+            except CodecError as error:
+                raise CodecError(f"entry {number} (seq {first + number}) of the batch: {error.reason}") from None
+            size = entry_size(call_size(call), outcome, digest)
+            known = (call, kind, outcome, digest, signal, size)
+            if len(segment) <= _SEGMENT_CACHED_BYTES:
+                if len(decoded) >= _SEGMENT_CACHE:
+                    decoded.clear()
+                decoded[segment] = known
+        call, kind, outcome, digest, signal, size = known
+        entries.append(Entry(stream, first + number, call, kind, outcome, digest, signal, size))
+    return EntryBatch(stream, tuple(entries))
+
+
 def _read_report(r: PayloadReader) -> Report:
     return Report(r.text("stream"), r.integer("report seq"), r.call(), r.integer("report variant"))
 
@@ -539,7 +662,7 @@ def _read_result_note(r: PayloadReader) -> ResultNote:
     return ResultNote(r.text("stream"), r.integer("note seq"), r.integer("note result"))
 
 
-_DECODERS: dict[int, Callable[[PayloadReader], Message]] = {
+_DECODERS: dict[int, Callable[[PayloadReader], Message | EntryBatch]] = {
     TYPE_ENTRY: _read_entry,
     TYPE_REPORT: _read_report,
     TYPE_ACK: _read_ack,
@@ -547,13 +670,14 @@ _DECODERS: dict[int, Callable[[PayloadReader], Message]] = {
     TYPE_PID_NOTE: _read_pid_note,
     TYPE_CLOCK_NOTE: _read_clock_note,
     TYPE_RESULT_NOTE: _read_result_note,
+    TYPE_ENTRY_BATCH: _read_entry_batch,
 }
 
 #: The type codes :func:`decode_message` understands.
 MESSAGE_TYPES = frozenset(_DECODERS)
 
 
-def decode_message(code: int, payload: bytes) -> Message:
+def decode_message(code: int, payload: bytes) -> Message | EntryBatch:
     """Decode the payload of a message of type ``code``.
 
     Raises :class:`CodecError` for an unknown code or any payload that is not
@@ -569,7 +693,7 @@ def decode_message(code: int, payload: bytes) -> Message:
     return message
 
 
-def dumps(message: Message) -> bytes:
+def dumps(message: Message | EntryBatch) -> bytes:
     """One self-describing record: type code byte + payload.
 
     For storing entries outside a frame (a connector-buffer slot, a trace
@@ -579,7 +703,7 @@ def dumps(message: Message) -> bytes:
     return bytes((code,)) + payload
 
 
-def loads(data: bytes) -> Message:
+def loads(data: bytes) -> Message | EntryBatch:
     """Inverse of :func:`dumps`; raises :class:`CodecError` on bad input."""
     if not data:
         raise CodecError("empty record: message type missing")

@@ -78,6 +78,34 @@ class Entry:
 
 
 @dataclass(slots=True)
+class EntryBatch:
+    """Leader -> followers: consecutive entries of one stream in one message.
+
+    A transport container, not a monitor message: the leader's monitor
+    process packs the entries its core sent in a row into one (real mode's
+    outbox: one frame, one encryption, one decode instead of one per entry),
+    and a follower's unpacks it before its core sees any: the core only ever
+    receives :class:`Entry` messages. Its encoding (``docs/protocol.md``)
+    carries each entry's call and outcome as a length-prefixed segment, so a
+    decoder meets a segment it has decoded before (a loop repeating one call)
+    with a lookup instead of a parse.
+    """
+
+    stream: str
+    entries: tuple[Entry, ...]
+
+    @property
+    def first(self) -> int:
+        """The sequence number of the first entry; the others follow one by one."""
+        return self.entries[0].seq
+
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 16 + sum(entry.size for entry in self.entries)
+
+
+@dataclass(slots=True)
 class Report:
     """Follower -> leader: "I am at call ``seq``, and this is it".
 

@@ -11,6 +11,7 @@ import ctypes
 import mmap
 import os
 import struct
+from collections import deque
 
 from realmode.inproc import layout
 from realmode.inproc.layout import Malformed, Record
@@ -82,46 +83,62 @@ class Area:
 
     # -- the out ring (the variant's calls) ----------------------------------
 
-    def next_out(self, limit: int | None = None) -> Record | None:
-        """The next record the variant appended (before ring position
-        ``limit``, if given), consumed; None when there is none. Raises
-        :class:`Malformed` for one that does not parse."""
-        while True:
-            head, tail = self.get64(layout.H_OUT_HEAD), self.get64(layout.H_OUT_TAIL)
-            if limit is not None:
-                head = min(head, limit)
-            if head == tail:
-                return None
-            if head < tail or head - tail > self.ring_bytes:
-                raise Malformed(f"out ring head {head} and tail {tail} disagree")
-            record, length = layout.parse_record(self.out_ring, tail % self.ring_bytes, head - tail)
-            self.set64(layout.H_OUT_TAIL, tail + length)
-            if record is not None:
-                return record
+    def take_out(self, start: int, after: int) -> tuple[list[tuple[Record | None, int]], Malformed | None]:
+        """Every record the variant appended from ring position ``start`` (at
+        or past the tail: records taken before and not yet consumed stay
+        where they are) up to the head, parsed in one pass
+        (:func:`layout.parse_records`; ``after``: the sequence number of the
+        record before ``start``, which a malformed record is named by),
+        without consuming them: the monitor
+        moves the tail (:meth:`consumed`) as the core takes them, so the
+        ring keeps bounding how far the leader runs ahead."""
+        head, tail = self.get64(layout.H_OUT_HEAD), self.get64(layout.H_OUT_TAIL)
+        if head < tail or head - tail > self.ring_bytes:
+            return [], Malformed(f"out ring head {head} and tail {tail} disagree")
+        if start < tail or start > head:
+            start = tail
+        return layout.parse_records(self.out_ring, start, head, after)
+
+    def consumed(self, position: int) -> None:
+        """The core took every record before ring position ``position``."""
+        self.set64(layout.H_OUT_TAIL, position)
 
     def out_pending(self) -> bool:
         return self.get64(layout.H_OUT_HEAD) != self.get64(layout.H_OUT_TAIL)
 
     # -- the in ring (a follower's entries) ------------------------------------
 
-    def put_in(self, record: bytes) -> bool:
-        """Append ``record`` to the in ring; False when there is no room yet."""
+    def put_in(self, records: deque[bytes]) -> None:
+        """Append the records of ``records`` to the in ring, as many as fit,
+        taking them off the deque; contiguous ones in one copy."""
         head, tail = self.get64(layout.H_IN_HEAD), self.get64(layout.H_IN_TAIL)
         if tail > head:
             tail = head  # the variant's word is not trusted: never write over unread bytes of ours
-        room = self.ring_bytes - (head - tail)
-        pos = head % self.ring_bytes
-        size = len(record)
-        need = size + (self.ring_bytes - pos if pos + size > self.ring_bytes else 0)
-        if size > self.ring_bytes // 2 or need > room:
-            return False
-        if pos + size > self.ring_bytes:
-            self.in_ring[pos:] = layout.pad_record(self.ring_bytes - pos)
-            head += self.ring_bytes - pos
-            pos = 0
-        self.in_ring[pos : pos + size] = record
-        self.set64(layout.H_IN_HEAD, head + size)
-        return True
+        ring = self.ring_bytes
+        start = head
+        while records:
+            pos = head % ring
+            chunk: list[bytes] = []
+            size = 0
+            room = ring - (head - tail)
+            limit = min(room, ring - pos)
+            while records and size + len(records[0]) <= limit and len(records[0]) <= ring // 2:
+                record = records.popleft()
+                chunk.append(record)
+                size += len(record)
+            if chunk:
+                self.in_ring[pos : pos + size] = b"".join(chunk) if len(chunk) > 1 else chunk[0]
+                head += size
+                continue
+            first = len(records[0])
+            # The next record does not fit before the ring's end: pad to it, if
+            # there is room for the padding and the record after it.
+            if first > ring // 2 or (ring - pos) + first > room or pos == 0:
+                break
+            self.in_ring[pos:] = layout.pad_record(ring - pos)
+            head += ring - pos
+        if head != start:
+            self.set64(layout.H_IN_HEAD, head)
 
     def close(self) -> None:
         del self._wake_word

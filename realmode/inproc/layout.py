@@ -8,8 +8,8 @@ ring): :func:`parse_record` checks every length against the ring and raises
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dmvx.syscalls import Arch
 
@@ -54,9 +54,9 @@ class Malformed(ValueError):
     """A record the variant wrote does not parse: a forged or torn entry."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One call a variant made on the fast path, as its ring holds it."""
+class Record(NamedTuple):
+    """One call a variant made on the fast path, as its ring holds it (a
+    named tuple: a drain makes one per call, and a tuple is made fastest)."""
 
     seq: int
     nr: int
@@ -84,8 +84,10 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
         return None, length
     if length < REC_HEAD:
         raise Malformed(f"a record of {length} bytes, shorter than its header")
-    _, nr, seq, result, *rest = _REC.unpack_from(ring, offset)
-    args, count = tuple(rest[:6]), rest[6]
+    _, nr, seq, result, a0, a1, a2, a3, a4, a5, count, _flags = _REC.unpack_from(ring, offset)
+    args = (a0, a1, a2, a3, a4, a5)
+    if not count:
+        return Record(seq, nr, result, args, ()), length
     end = offset + length
     at = offset + REC_HEAD
     regions = []
@@ -103,6 +105,31 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
     return Record(seq, nr, result, args, tuple(regions)), length
 
 
+def parse_records(
+    ring: memoryview, tail: int, head: int, after: int
+) -> tuple[list[tuple[Record | None, int]], Malformed | None]:
+    """Every record between ring positions ``tail`` and ``head`` (byte
+    counts since the ring began; the ring is ``len(ring)`` bytes), in one
+    pass: a list of (record, the position after it) -- None for padding --
+    and the :class:`Malformed` that stopped the pass early, if one did, which
+    names the record: the first after sequence number ``after`` (or after
+    the last record of this pass) and its ring offset. The records before a
+    malformed one are genuine and are returned."""
+    size = len(ring)
+    out: list[tuple[Record | None, int]] = []
+    last = after
+    while tail < head:
+        try:
+            record, length = parse_record(ring, tail % size, head - tail)
+        except Malformed as problem:
+            return out, Malformed(f"the record after call {last}: {problem}")
+        tail += length
+        out.append((record, tail))
+        if record is not None:
+            last = record.seq
+    return out, None
+
+
 def build_record(
     seq: int, nr: int, result: int, args: tuple[int, ...], regions: list[tuple[int, bytes]], flags: int = 0
 ) -> bytes:
@@ -112,6 +139,14 @@ def build_record(
         body += _REG.pack(address, len(data), 0) + data + b"\0" * (pad8(len(data)) - len(data))
     words = tuple(a & 0xFFFFFFFFFFFFFFFF for a in (tuple(args) + (0,) * 6)[:6])
     return _REC.pack(REC_HEAD + len(body), nr, seq, result, *words, len(regions), flags) + bytes(body)
+
+
+_SEQ = struct.Struct("<q")
+
+
+def stamp_seq(record: bytearray, seq: int) -> None:
+    """Write ``seq`` into a record made by :func:`build_record`."""
+    _SEQ.pack_into(record, 8, seq)
 
 
 def pad_record(length: int) -> bytes:

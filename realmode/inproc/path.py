@@ -58,8 +58,11 @@ _CLONE_VM, _CLONE_THREAD = 0x100, 0x10000
 #: Stopped calls the tracer itself acts on (process ends, new processes and
 #: threads, exec): never run ahead of the core.
 _NOT_AHEAD = frozenset({"exit", "exit_group", "fork", "vfork", "clone", "clone3", "execve", "execveat"})
-#: Decoded calls kept per process (:meth:`InProcess._decode`).
+#: Decoded calls kept per process (:meth:`InProcess._decode`), and in-ring
+#: records made per call and outcome (:meth:`InProcess.feed`).
 _CALL_CACHE = 256
+#: In-ring records longer than this are not kept (a read's data rarely repeats).
+_TEMPLATE_BYTES = 1024
 #: How often the monitor looks at an active ring, and at an idle one.
 POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
 
@@ -159,11 +162,23 @@ class InProcess:
         self.seen_fds = proc.monitor.fds.snapshot()
         self.records = 0
         self.last_record = 0.0
+        #: Records parsed from the out ring and not yet handed to the core,
+        #: each with the ring position after it (:meth:`drain`); how far the
+        #: ring is parsed and consumed; the sequence number of the last record
+        #: parsed; the malformed record that ended the last parse, if one did.
+        self.parsed: deque[tuple[Record | None, int]] = deque()
+        self.parsed_to = 0
+        self.consumed_at = 0
+        self.last_seq = 0
+        self.bad: Malformed | None = None
+        #: The carrier of the core's answers to drained records (one, reused).
+        self._carrier = _Drained(proc.hands)  # type: ignore[arg-type]
         self.execs = 0
         self.ever_loaded = False
         #: Decoded calls by (number, arguments), for calls whose decoding
         #: reads no memory: a loop makes the same call again and again.
         self._calls: dict[tuple[int, tuple[int, ...]], abi.RawCall] = {}
+        self._templates: dict[tuple[Call, EntryKind, Outcome | None], bytes] = {}
         #: The process made a thread (or may have: clone3): threads share the
         #: library's ring, so the fast path stays off in this process for good.
         self.threaded = False
@@ -315,7 +330,7 @@ class InProcess:
         if self.proc.held is None and self.proc.alive and not self.fds_stale:
             self._refresh()
             self._switch(True)
-        self._flush_backlog()
+        self.flush_backlog()
         self.drain()
 
     def in_call(self) -> bool:
@@ -348,34 +363,55 @@ class InProcess:
 
     def drain(self) -> bool:
         """Hand every record in the out ring to the core; False when the core
-        holds one (or the run is over)."""
+        holds one (or the run is over).
+
+        The ring is parsed in one pass per call (:meth:`Area.take_out`) and
+        the records go to the core in order; the tail moves past a record
+        only once the core has it, so a record the core holds keeps the ring
+        full behind it, and a malformed record reaches the core's verdict
+        after every genuine one before it."""
         area = self.area
+        parsed = self.parsed
+        took = 0
         while self.pending is None and not self.blocked:
             if self.t.finished:
-                return False
-            limit = None
+                break
             if self.ahead:
                 item = self.ahead[0]
-                if area.get64(layout.H_OUT_TAIL) >= item.boundary:
+                if self.consumed_at >= item.boundary:
                     if item.outcome is None and self.proc.alive:
                         break  # still running: nothing after it goes to the core yet
                     self.ahead.popleft()
                     self._lead_ahead(item)
                     continue
-                limit = item.boundary
-            try:
-                record = area.next_out(limit)
-            except Malformed as problem:
-                self._protocol_error(f"the variant's in-process ring: {problem}")
-                return False
+            if not parsed:
+                if self.bad is not None:
+                    area.consumed(self.consumed_at)
+                    self._protocol_error(f"the variant's in-process ring: {self.bad}")
+                    return False
+                after = self.last_seq if self.parsed_to > self.consumed_at else self.proc.monitor.seq
+                more, self.bad = area.take_out(self.parsed_to, after)
+                if more:
+                    parsed.extend(more)
+                    self.parsed_to = more[-1][1]
+                    last = next((r for r, _ in reversed(more) if r is not None), None)
+                    if last is not None:
+                        self.last_seq = last.seq
+                elif self.bad is None:
+                    break
+                continue
+            record, self.consumed_at = parsed.popleft()
             if record is None:
-                break
-            self.records += 1
-            self.last_record = time.monotonic()
+                continue  # padding
+            took += 1
             if self.leader:
                 self._lead(record)
             else:
                 self._follow(record)
+        if took:
+            self.records += took
+            self.last_record = time.monotonic()
+        area.consumed(self.consumed_at)
         if area.get32(layout.H_WAITING):
             area.wake()
         if not self.ahead:
@@ -417,7 +453,8 @@ class InProcess:
     def _enter(self, call: Call) -> Execute | Skip | Wait | None:
         """``call_entered`` for a call that did not stop: the messages and
         verdicts it brings are carried out; what becomes of the call is returned."""
-        carrier = _Drained(self.proc.hands)  # type: ignore[arg-type]
+        carrier = self._carrier
+        carrier.fate = None
         carrier.carry_out(self.proc.monitor.call_entered(call))
         return carrier.fate
 
@@ -425,12 +462,7 @@ class InProcess:
         decoded = self._decode(record)
         if decoded is not None:
             raw, outcome = decoded
-            self._ran(
-                raw,
-                outcome,
-                False,
-                f"the leader's in-process monitor ran {raw.call}, which the core does not replicate",
-            )
+            self._ran(raw, outcome, False, "the leader's in-process monitor ran {}, which the core does not replicate")
 
     def _lead_ahead(self, item: _Ahead) -> None:
         """A call run ahead, to the core in its place."""
@@ -440,18 +472,20 @@ class InProcess:
         elif item.outcome is None:
             self._enter(item.raw.call)  # the process died inside it: its end tells the core the rest
         else:
-            self._ran(item.raw, item.outcome, True, f"{item.raw.call} ran ahead of the core, which does not let it run")
+            self._ran(item.raw, item.outcome, True, "{} ran ahead of the core, which does not let it run")
 
     def _ran(self, raw: abi.RawCall, outcome: Outcome, stopped: bool, refused: str) -> None:
         """A call the leader ran (from its ring, or ``stopped`` and run ahead)
-        goes to the core: finished, or held while the core says wait."""
+        goes to the core: finished, or held while the core says wait.
+        ``refused``: the verdict's detail if the core would not have let it
+        run so, ``{}`` standing for the call (formatted only then)."""
         fate = self._enter(raw.call)
         if type(fate) is Execute and (stopped or fate.seq is not None):
             self._exited(raw, outcome, counted=stopped)
         elif type(fate) is Wait:
             self.pending = (raw, outcome)
         elif not self.t.finished:
-            self._protocol_error(refused)
+            self._protocol_error(refused.format(raw.call))
 
     def _exited(self, raw: abi.RawCall, outcome: Outcome, counted: bool = False) -> None:
         recorder = self.t.recorder
@@ -487,9 +521,28 @@ class InProcess:
     # -- a follower's in ring ------------------------------------------------------
 
     def feed(self, entry: Entry) -> None:
-        """After the core took ``entry``: put it in the in ring for the library."""
-        if entry.kind in _NO_SEQ or entry.seq <= self.area.get64(layout.H_SEQ):
+        """After the core took ``entry``: its record for the in ring, which
+        :meth:`flush_backlog` writes. Entries of one call with one outcome
+        (a loop) differ only in their sequence number: their record is made
+        once and stamped with each one's."""
+        seq = entry.seq
+        if entry.kind in _NO_SEQ or seq <= self.area.get64(layout.H_SEQ):
             return
+        outcome = entry.outcome
+        key = (entry.call, entry.kind, outcome)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._in_record(entry)
+            if len(template) <= _TEMPLATE_BYTES:
+                if len(self._templates) >= _CALL_CACHE:
+                    self._templates.clear()
+                self._templates[key] = template
+        record = bytearray(template)
+        layout.stamp_seq(record, seq)
+        self.backlog.append(record)
+
+    def _in_record(self, entry: Entry) -> bytes:
+        """The in-ring record of ``entry``, with sequence number 0."""
         call = entry.call
         nr = tables.ARCH_NUMBERS[self.arch].get(call.name)
         regions: list[tuple[int, bytes]] = []
@@ -505,15 +558,16 @@ class InProcess:
         else:
             flags = layout.RF_NOTFAST
         args = tuple(value if isinstance(value, int) else 0 for value in call.args)
-        self.backlog.append(layout.build_record(entry.seq, nr if nr is not None else 0, result, args, regions, flags))
-        self._flush_backlog()
+        return layout.build_record(0, nr if nr is not None else 0, result, args, regions, flags)
 
-    def _flush_backlog(self) -> None:
+    def flush_backlog(self) -> None:
+        """The records :meth:`feed` made go into the in ring, as many as fit,
+        and the library is woken once: the monitor calls it after routing
+        everything its CONNECTOR brought (a batch of entries), and each tick."""
         if not self.backlog:
             return
         area = self.area
-        while self.backlog and area.put_in(self.backlog[0]):
-            self.backlog.popleft()
+        area.put_in(self.backlog)
         area.wake()
 
     # -- verdicts ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from dmvx import codec
-from dmvx.messages import Ack, Entry, EntryKind, Report
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Report
 from dmvx.protocol import FRAME_OVERHEAD
 from realmode import monitor_socket
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 OUT, IN = 0, 1
-_RECORD_CODES = {codec.TYPE_ENTRY, codec.TYPE_ACK, codec.TYPE_REPORT}
+_RECORD_CODES = {codec.TYPE_ENTRY, codec.TYPE_ENTRY_BATCH, codec.TYPE_ACK, codec.TYPE_REPORT}
 _CB_KINDS = frozenset({EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED})
 
 
@@ -96,13 +96,14 @@ def summarise(log: list[tuple[float, int, bytes]], index: int, n_variants: int) 
         if index != 0 or not payload or payload[0] not in _RECORD_CODES:
             continue
         message = codec.loads(payload)
-        if direction == OUT and isinstance(message, Entry):
-            if message.seq not in sent:
-                sent[message.seq] = when
-                pending.append(message.seq)
-                if message.kind in _CB_KINDS:
-                    in_cb.append(message.seq)
-            last_sent = max(last_sent, message.seq)
+        if direction == OUT and isinstance(message, (Entry, EntryBatch)):
+            for entry in message.entries if isinstance(message, EntryBatch) else (message,):
+                if entry.seq not in sent:
+                    sent[entry.seq] = when
+                    pending.append(entry.seq)
+                    if entry.kind in _CB_KINDS:
+                        in_cb.append(entry.seq)
+                last_sent = max(last_sent, entry.seq)
         elif direction == IN and isinstance(message, (Ack, Report)):
             seq = message.seq if isinstance(message, Ack) else message.seq - 1
             if peer in acked and seq > acked[peer]:

@@ -38,7 +38,7 @@ from dmvx.actions import (
     Skip,
     Wait,
 )
-from dmvx.messages import Ack, Entry, EntryKind
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, lost, variant_name
@@ -151,7 +151,7 @@ class TracerProcess:
         try:
             while not self.finished:
                 timeout = 0.0 if self.more_stops else self._timeout()
-                if self.out.records and self._anyone_waiting():
+                if self.out.pending and self._anyone_waiting():
                     self.out.flush()
                 readable, _, _ = select.select(watched, [], [], timeout)
                 if wake_r in readable:
@@ -274,17 +274,27 @@ class TracerProcess:
             return
         for _peer, payload in records:
             if self.finished:
-                return
+                break
             message = monitor_socket.decode(payload)
             if message is None:
                 self.last_heartbeat_in = time.monotonic()
                 continue
             self.last_inbound = time.monotonic()
-            if not self.leader:
-                self.fd_order.heard(message)
-                if self.clocks.heard(message):
-                    continue  # a clock reading: the tracer's, not a monitor's
-            self.router.route(message)
+            # A batch of the leader's entries is unpacked here: the core
+            # takes them one by one, as if each had come on its own.
+            for one in message.entries if type(message) is EntryBatch else (message,):
+                if self.finished:
+                    break
+                if not self.leader:
+                    self.fd_order.heard(one)
+                    if self.clocks.heard(one):
+                        continue  # a clock reading: the tracer's, not a monitor's
+                self.router.route(one)
+        if not self.leader and not self.finished:
+            # The entries routed above go into the in rings in one go (one wake).
+            for proc in list(self.procs.values()):
+                if proc.fast is not None:
+                    proc.fast.flush_backlog()
 
     def maybe_finish(self) -> None:
         if self.finished or any(p.alive or not p.done for p in self.procs.values()):
