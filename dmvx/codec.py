@@ -310,34 +310,50 @@ def _put_entry(out: bytearray, m: Entry) -> None:
 def _entry_segment(m: Entry) -> bytes:
     """An entry's call, kind, outcome, digest and signal: what an
     :class:`EntryBatch` carries per entry (its stream and sequence number are
-    the batch's)."""
-    key = (m.call, m.kind, m.outcome, m.digest, m.signal)
-    try:
-        segment = _ENCODED.get(key)
-    except TypeError:  # an unhashable argument: encoding it raises the right error
-        segment = key = None
-    if segment is not None:
-        return segment
+    the batch's).
+
+    Remembered per call *object* (a leader making one call over and over
+    passes the same :class:`Call`) and outcome value: equal Python values are
+    not always one encoding (``1 == True``), so the call is matched by
+    identity and the outcome only when its fields are of the exact types the
+    codec writes."""
+    call, outcome, digest, signal = m.call, m.outcome, m.digest, m.signal
+    key = None
+    if type(digest) is bytes and type(signal) is int and (outcome is None or _plain_outcome(outcome)):
+        key = (id(call), m.kind, None if outcome is None else (outcome.result, outcome.outputs), digest, signal)
+        known = _ENCODED.get(key)
+        if known is not None and known[0] is call:
+            return known[1]
     out = bytearray()
-    _put_call(out, m.call)
+    _put_call(out, call)
     put_enum(out, m.kind, EntryKind, "entry kind")
-    if m.outcome is None:
+    if outcome is None:
         out.append(0)
     else:
         out.append(1)
-        _put_outcome(out, m.outcome)
-    put_bytes(out, m.digest, "digest")
+        _put_outcome(out, outcome)
+    put_bytes(out, digest, "digest")
     if m.kind == EntryKind.SIGNAL:
-        put_int(out, m.signal, "entry signal")
+        put_int(out, signal, "entry signal")
     segment = bytes(out)
     if key is not None and len(segment) <= _SEGMENT_CACHED_BYTES:
         if len(_ENCODED) >= _SEGMENT_CACHE:
             _ENCODED.clear()
-        _ENCODED[key] = segment
+        _ENCODED[key] = (call, segment)  # the call is kept: its id is not reused meanwhile
     return segment
 
 
-_ENCODED: dict[tuple, bytes] = {}
+def _plain_outcome(outcome: Outcome) -> bool:
+    """Whether ``outcome``'s fields are exactly an int and (int, bytes) pairs."""
+    if type(outcome.result) is not int or type(outcome.outputs) is not tuple:
+        return False
+    for pair in outcome.outputs:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not int or type(pair[1]) is not bytes:
+            return False
+    return True
+
+
+_ENCODED: dict[tuple, tuple[Call, bytes]] = {}
 
 
 def _put_entry_batch(out: bytearray, m: EntryBatch) -> None:

@@ -4,6 +4,7 @@ decoding of anything else."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from dmvx import codec
 from dmvx.calls import Call, Outcome
 from dmvx.codec import CodecError, ProtocolError, decode_message, dumps, encode_message, loads
-from dmvx.messages import Ack, Entry, EntryKind, Report, Stop
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Report, Stop
+from dmvx.protocol import FRAME_OVERHEAD
 from dmvx.verdict import Verdict, VerdictKind
 from typed_values import typed
 
@@ -42,8 +44,23 @@ verdicts = st.builds(
     detail=st.text(max_size=30),
 )
 streams = st.text(max_size=6)
+
+
+def _batch(stream: str, first: int, parts: list) -> EntryBatch:
+    return EntryBatch(
+        stream,
+        tuple(
+            Entry(stream, first + n, call, kind, outcome, digest, 9 if kind is EntryKind.SIGNAL else 0)
+            for n, (call, kind, outcome, digest) in enumerate(parts)
+        ),
+    )
+
+
+entry_parts = st.tuples(calls, st.sampled_from(EntryKind), st.none() | outcomes, st.binary(max_size=8))
+batches = st.builds(_batch, streams, ints, st.lists(entry_parts, min_size=1, max_size=4))
 messages = st.one_of(
     st.builds(Entry, streams, ints, calls, st.sampled_from(EntryKind), st.none() | outcomes, st.binary(max_size=32)),
+    batches,
     st.builds(Report, streams, ints, calls, ints),
     st.builds(Ack, streams, ints, ints),
     st.builds(Stop, streams, verdicts),
@@ -279,3 +296,102 @@ def test_fuzzed_payloads_fail_closed_or_stay_canonical():
     print(f"codec fuzz: {seen['inputs']} payloads, {seen['decoded']} decoded and re-encoded identically")
     assert seen["inputs"] >= 2500
     assert 0 < seen["decoded"] < seen["inputs"]
+
+
+# --------------------------------------------------------------------------
+# Entry batches (what a leader's monitor sends its core's entries in).
+
+
+def _getpids(first: int, count: int, stream: str = "0") -> EntryBatch:
+    call = Call("getpid", ())
+    return EntryBatch(stream, tuple(Entry(stream, first + n, call, EntryKind.FULL, Outcome(42)) for n in range(count)))
+
+
+def test_a_batch_round_trips_entry_by_entry():
+    batch = _getpids(10, 5)
+    decoded = roundtrip(batch)
+    assert typed(decoded) == typed(batch)
+    assert [e.seq for e in decoded.entries] == [10, 11, 12, 13, 14]
+    assert all(e.size == batch.entries[0].size for e in decoded.entries)  # what the CB and acks count
+
+
+def test_a_batch_takes_a_third_of_the_wire_its_entries_take_one_by_one():
+    """One frame (24-byte header, 16-byte tag) instead of a hundred."""
+    batch = _getpids(10, 100)
+    alone = sum(len(encode_message(entry)[1]) + FRAME_OVERHEAD for entry in batch.entries)
+    assert len(encode_message(batch)[1]) + FRAME_OVERHEAD < alone / 3
+
+
+def _segment_at(payload: bytes, number: int) -> tuple[int, int]:
+    """(start, end) of entry ``number``'s segment in a batch payload (small values)."""
+    r = codec.PayloadReader(payload)
+    r.text(), r.integer(), r.length()
+    for _ in range(number):
+        r.blob()
+    start = r._pos
+    length = r.length()
+    return start, r._pos + length
+
+
+def test_a_forged_entry_in_the_middle_of_a_batch_is_named():
+    """A segment that does not decode names its entry and sequence number;
+    none of the batch is taken (the frame's reader refuses it whole)."""
+    code, payload = encode_message(_getpids(10, 5))
+    _, end = _segment_at(payload, 2)
+    forged = bytearray(payload)
+    forged[end - 8 : end - 4] = b"fuII"  # the kind: "full" no more (then result, outputs, digest)
+    with pytest.raises(CodecError, match=r"entry 2 \(seq 12\) of the batch: unknown entry kind 'fuII' at byte 8"):
+        decode_message(code, bytes(forged))
+
+
+def test_a_batch_cut_inside_an_entry_is_named():
+    code, payload = encode_message(_getpids(10, 5))
+    start, _ = _segment_at(payload, 3)
+    with pytest.raises(CodecError, match=r"entry 3 \(seq 13\) of the batch"):
+        decode_message(code, payload[: start + 3])
+
+
+def test_a_segment_with_bytes_to_spare_is_refused():
+    """Each segment is exactly one entry's encoding: trailing bytes inside it
+    are not canonical, even where the batch's own length covers them."""
+    code, payload = encode_message(_getpids(10, 2))
+    start, end = _segment_at(payload, 1)
+    padded = payload[:start] + bytes((payload[start] + 1,)) + payload[start + 1 : end] + b"\x00"
+    with pytest.raises(CodecError, match=r"entry 1 \(seq 11\) of the batch: 1 unexpected trailing bytes"):
+        decode_message(code, padded)
+
+
+@pytest.mark.parametrize(
+    "entries, needle",
+    [
+        ((), "1 to 4096 entries"),
+        (
+            (
+                Entry("0", 1, Call("getpid", ()), EntryKind.FULL, Outcome(1)),
+                Entry("0", 3, Call("getpid", ()), EntryKind.FULL, Outcome(1)),
+            ),
+            "its entry 1 is not entry 2 of stream '0'",
+        ),
+        ((Entry("1", 1, Call("getpid", ()), EntryKind.FULL, Outcome(1)),), "its entry 0 is not entry 1 of stream '0'"),
+    ],
+)
+def test_only_consecutive_entries_of_the_stream_make_a_batch(entries, needle):
+    with pytest.raises(CodecError, match=re.escape(needle)):
+        encode_message(EntryBatch("0", entries))
+
+
+def test_an_empty_or_oversized_batch_does_not_decode():
+    code, payload = encode_message(_getpids(10, 1))
+    empty = payload[:3] + b"\x00"  # stream "0", first 10, no entry
+    with pytest.raises(CodecError, match="an entry batch of 0 entries"):
+        decode_message(code, empty)
+
+
+def test_remembered_segments_keep_true_and_one_apart():
+    """The encoder remembers segments per call object, so equal-but-differently
+    typed arguments (``1 == True``) never share an encoding."""
+    one = EntryBatch("0", (Entry("0", 1, Call("x", (1,)), EntryKind.FULL, Outcome(0)),))
+    true = EntryBatch("0", (Entry("0", 1, Call("x", (True,)), EntryKind.FULL, Outcome(0)),))
+    assert dumps(one) != dumps(true)
+    assert typed(loads(dumps(true))) == typed(true)
+    assert typed(loads(dumps(one))) == typed(one)

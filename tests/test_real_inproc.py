@@ -114,6 +114,38 @@ def test_a_forged_record_is_malformed_not_a_crash(forged: bytes, why: str) -> No
         layout.parse_record(ring, 0, len(data))
 
 
+def test_a_drain_takes_every_record_in_one_pass() -> None:
+    """The monitor parses the whole ring at once (padding skipped, each
+    record with the ring position after it, so the tail moves only as the
+    core takes them)."""
+    first = layout.build_record(7, 39, 100, (), [])
+    second = layout.build_record(8, 0, 1, (3, 0x1000, 1), [(0x1000, b"x")])
+    ring, written = _ring(first + layout.pad_record(16) + second)
+    records, problem = layout.parse_records(ring, 0, written, 6)
+    assert problem is None
+    assert [(r.seq if r else None, end) for r, end in records] == [
+        (7, len(first)),
+        (None, len(first) + 16),
+        (8, written),
+    ]
+    assert records[2][0].regions == ((0x1000, b"x"),)
+
+
+def test_a_forged_record_in_the_middle_of_a_drain_is_named() -> None:
+    """The records before a forged one are genuine and are handed over; the
+    forged one is named by the call it follows and its ring offset."""
+    good = [layout.build_record(seq, 39, 100, (), []) for seq in (11, 12, 13)]
+    forged = bytes.fromhex("f8ffff7f27000000") + bytes(72)  # longer than the ring
+    ring, written = _ring(b"".join(good) + forged + layout.build_record(14, 39, 100, (), []))
+    records, problem = layout.parse_records(ring, 0, written, 10)
+    assert [r.seq for r, _ in records] == [11, 12, 13]
+    assert problem is not None
+    assert f"the record after call 13: a record of {0x7FFFFFF8} bytes at ring offset {3 * len(good[0])}" in str(problem)
+    # Cut short instead: the same naming, from the call before the pass.
+    records, problem = layout.parse_records(ring, 0, 40, 10)
+    assert records == [] and "the record after call 10" in str(problem)
+
+
 def test_the_tables_come_from_the_broker() -> None:
     """dmvx replicates the wrapped calls asynchronously, so the filter lets
     them through from the trampoline; dmon holds every call in lockstep,
@@ -322,10 +354,19 @@ def test_a_replicated_call_from_the_trampoline_goes_unrecorded(targets: Path) ->
 
 @real
 def test_a_forged_ring_record_is_a_verdict(targets: Path) -> None:
+    """The program makes five genuine fast getpid calls, then forges a record
+    behind them: the genuine ones reach the core (they are drained with the
+    forged one, in one pass), and the verdict names the record after the last
+    of them, at the sequence number after it."""
     document = _dmvx_run(str(targets / "inproc_hostile"), "forge")
     assert document["status"] == "divergence"
-    assert document["verdict"]["kind"] == "protocol-error"
-    assert "in-process ring" in document["verdict"]["detail"]
+    verdict = document["verdict"]
+    assert verdict["kind"] == "protocol-error"
+    assert "in-process ring" in verdict["detail"]
+    named = re.search(r"the record after call (\d+)", verdict["detail"])
+    assert named, verdict["detail"]
+    assert verdict["seq"] == int(named.group(1)) + 1
+    assert document["variants"][0]["in_process"]["fast_calls"] >= 5
     # The text report says which path each variant took.
     done = subprocess.run(
         [sys.executable, "-m", "dmvx", "run", "--in-process", "on", "--", str(targets / "inproc_hostile"), "forge"],

@@ -8,9 +8,11 @@
                                 stop and wait for the other variants
      inproc_hostile getpid      getpid from the trampoline: a replicated
                                 call the filter lets through unrecorded
-     inproc_hostile forge       a forged record in its own ring (found in
+     inproc_hostile forge       five genuine getpid records, then a forged
+                                record in its own ring (found in
                                 /proc/self/maps), then an ordinary getpid:
-                                the monitor must end the run with a verdict
+                                the monitor must hand the core the genuine
+                                ones and end the run with a verdict
      inproc_hostile plain       none of these (what an honest follower does)
 
    Then it writes "done" and exits 0. */
@@ -74,6 +76,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "mkdir") && argc > 2)
         r = via_trampoline(SYS_mkdirat, AT_FDCWD, (long)argv[2], 0700, 0);
     else if (!strcmp(mode, "forge")) {
+        for (int i = 0; i < 5; i++) getpid();
         r = forge();
         getpid();
     } else if (!strcmp(mode, "getpid"))
