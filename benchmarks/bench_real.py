@@ -23,7 +23,7 @@ run the loop, which a native single run does not:
     the same work cost on this machine without any monitor.
 
     .venv/bin/python benchmarks/bench_real.py [--calls N] [--sync-calls N]
-        [--local-calls N] [--repeat N] [--place auto|same|split|spread|none] [--json]
+        [--local-calls N] [--repeat N] [--place auto|same|split|spread|none] [--stall-timeout S] [--json]
     .venv/bin/python benchmarks/bench_real.py --summary-overhead [--calls N] [--sync-calls N] [--repeat N]
 
 ``--summary-overhead`` measures what ``dmvx run --summary`` costs instead:
@@ -65,8 +65,13 @@ def _filtered(binary: str, calls: int, policy: str) -> float:
     return microbench.filtered_ns(binary, calls, policy) / 1000
 
 
+#: ``--stall-timeout``: how long a variant may make no call while the other
+#: waits (a machine under heavy load starves a variant past the default).
+STALL_TIMEOUT = microbench.DEFAULT_STALL_TIMEOUT
+
+
 def _traced(binary: str, kind: str, calls: int, policy: str, place: str) -> float:
-    return microbench.traced_ns(binary, kind, calls, policy, place) / 1000
+    return microbench.traced_ns(binary, kind, calls, policy, place, stall_timeout=STALL_TIMEOUT) / 1000
 
 
 def _both_paths(binary: str, kind: str, calls: int, place: str) -> dict[str, tuple[float, float]]:
@@ -74,7 +79,10 @@ def _both_paths(binary: str, kind: str, calls: int, place: str) -> dict[str, tup
     other: (us per call by the program's clock, us per call of the whole run)."""
     return {
         path: tuple(  # type: ignore[misc]
-            t / 1000 for t in microbench.traced_times(binary, kind, calls, "dmvx", place, path == "in-process")
+            t / 1000
+            for t in microbench.traced_times(
+                binary, kind, calls, "dmvx", place, path == "in-process", stall_timeout=STALL_TIMEOUT
+            )
         )
         for path in ("ptrace", "in-process")
     }
@@ -146,11 +154,19 @@ def main() -> int:
         help="runs per cell of the local loop, whose spread on a shared VM is wide (median)",
     )
     parser.add_argument("--place", default="auto", help="CPU placement (see realmode.orchestrator.placement)")
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=microbench.DEFAULT_STALL_TIMEOUT,
+        help="seconds a variant may make no call while another waits (as dmvx run's; raise it on a loaded machine)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--summary-overhead", action="store_true", help="what dmvx run --summary costs: each cell without and with it"
     )
     args = parser.parse_args()
+    global STALL_TIMEOUT
+    STALL_TIMEOUT = args.stall_timeout
     median = statistics.median
     with tempfile.TemporaryDirectory() as tmp:
         binary = microbench.build(tmp)

@@ -80,21 +80,35 @@ def filtered_ns(binary: str, calls: int, policy: str) -> float:
         return per_call_ns(out.read())
 
 
-def traced_ns(binary: str, kind: str, calls: int, policy: str, place: str = "auto", in_process: bool = False) -> float:
+def traced_ns(
+    binary: str,
+    kind: str,
+    calls: int,
+    policy: str,
+    place: str = "auto",
+    in_process: bool = False,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+) -> float:
     """Two variants of the loop under ``dmvx run`` with ``policy``, CPUs
     placed by ``place`` (:func:`realmode.orchestrator.placement`), on the
     in-process path if ``in_process``: the program's nanoseconds per call
     (:func:`traced`)."""
-    return traced(binary, kind, calls, policy, place, in_process).ns_per_call
+    return traced(binary, kind, calls, policy, place, in_process, stall_timeout=stall_timeout).ns_per_call
 
 
 def traced_times(
-    binary: str, kind: str, calls: int, policy: str, place: str = "auto", in_process: bool = False
+    binary: str,
+    kind: str,
+    calls: int,
+    policy: str,
+    place: str = "auto",
+    in_process: bool = False,
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT,
 ) -> tuple[float, float]:
     """As :func:`traced_ns`: (ns per call as the program's clock says, ns per
     call of the whole run from start to end). The second counts the
     followers catching up after the leader's loop, and the run's start-up."""
-    one = traced(binary, kind, calls, policy, place, in_process)
+    one = traced(binary, kind, calls, policy, place, in_process, stall_timeout=stall_timeout)
     return one.ns_per_call, one.run_ns_per_call
 
 

@@ -93,6 +93,9 @@ class Regions:
         raise Malformed(f"the record holds no string at {address:#x}")
 
 
+_NO_REGIONS = Regions(())
+
+
 class _Drained(Carrier):
     """Carries out the core's answer to a drained record: messages and
     verdicts as the process's own hands do; the call's fate is noted."""
@@ -164,12 +167,11 @@ class InProcess:
         self.last_record = 0.0
         #: Records parsed from the out ring and not yet handed to the core,
         #: each with the ring position after it (:meth:`drain`); how far the
-        #: ring is parsed and consumed; the sequence number of the last record
-        #: parsed; the malformed record that ended the last parse, if one did.
+        #: ring is parsed and consumed; the malformed record that ended the
+        #: last parse, if one did.
         self.parsed: deque[tuple[Record | None, int]] = deque()
         self.parsed_to = 0
         self.consumed_at = 0
-        self.last_seq = 0
         self.bad: Malformed | None = None
         #: The carrier of the core's answers to drained records (one, reused).
         self._carrier = _Drained(proc.hands)  # type: ignore[arg-type]
@@ -389,14 +391,12 @@ class InProcess:
                     area.consumed(self.consumed_at)
                     self._protocol_error(f"the variant's in-process ring: {self.bad}")
                     return False
-                after = self.last_seq if self.parsed_to > self.consumed_at else self.proc.monitor.seq
-                more, self.bad = area.take_out(self.parsed_to, after)
+                # Everything parsed so far is the core's: a malformed record
+                # is named by the core's last call.
+                more, self.bad = area.take_out(self.parsed_to, self.proc.monitor.seq)
                 if more:
                     parsed.extend(more)
                     self.parsed_to = more[-1][1]
-                    last = next((r for r, _ in reversed(more) if r is not None), None)
-                    if last is not None:
-                        self.last_seq = last.seq
                 elif self.bad is None:
                     break
                 continue
@@ -432,7 +432,7 @@ class InProcess:
             )
             return None
         reader = self.proc.reader
-        reader.memory = Regions(record.regions)
+        reader.memory = Regions(record.regions) if record.regions else _NO_REGIONS
         try:
             key = (record.nr, record.args)
             raw = self._calls.get(key)
