@@ -4,7 +4,8 @@ A net-mode CONNECTOR process wraps its end of the monitor link in
 :class:`LoggedLink`, which notes the time and bytes of every chunk between
 monitor and CONNECTOR (one list append per chunk; decoding waits until the
 run is over). Every record on that link is one frame on the network, so
-:func:`summarise` can count the messages and frame bytes per peer, and -- on
+:func:`summarise` can count the messages (a batch of entries as the
+entries it carries) and frame bytes per peer, and -- on
 the leader's side -- follow the entries sent and the acknowledgements
 received to measure the leader's lead: in compared calls (the entry sent
 last minus the highest acknowledged) and in time (how long after sending an
@@ -89,9 +90,13 @@ def summarise(log: list[tuple[float, int, bytes]], index: int, n_variants: int) 
         targets = peers if (direction == OUT and peer == monitor_socket.BROADCAST) else [peer]
         size = FRAME_OVERHEAD + max(0, len(payload) - 1)
         key = "out" if direction == OUT else "in"
+        # A batch of entries counts as the entries it carries (one frame).
+        batch = codec.loads(payload) if payload and payload[0] == codec.TYPE_ENTRY_BATCH else None
         for target in targets:
             if target in counts:
-                counts[target][("heartbeats_" if not payload else "messages_") + key] += 1
+                counts[target][("heartbeats_" if not payload else "messages_") + key] += (
+                    len(batch.entries) if isinstance(batch, EntryBatch) else 1
+                )
                 counts[target][f"frame_bytes_{key}"] += size
         if index != 0 or not payload or payload[0] not in _RECORD_CODES:
             continue
