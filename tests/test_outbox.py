@@ -55,3 +55,18 @@ def test_an_entry_nobody_may_wait_for_waits_and_one_somebody_does_goes_at_once()
         reader = monitor_socket.RecordReader()
         got = [monitor_socket.decode(p) for _, p in monitor_socket.receive(peer, reader)]
     assert [(type(m).__name__, m.seq) for m in got] == [("Entry", 1), ("Entry", 2)]
+
+
+def test_the_link_log_counts_a_batch_as_its_entries() -> None:
+    """Net mode's link summary counts monitor messages: a batch of three
+    entries is three messages (one frame), and the lead follows every entry."""
+    from realmode.net import linklog
+
+    batch = EntryBatch("0", tuple(_entry(seq) for seq in (1, 2, 3)))
+    log = [
+        (0.0, linklog.OUT, monitor_socket.encode(monitor_socket.BROADCAST, batch)),
+        (0.5, linklog.IN, monitor_socket.encode(1, Ack("0", 3, 1))),
+    ]
+    summary = linklog.summarise(log, 0, 2)
+    assert summary["links"]["1"]["messages_out"] == 3 and summary["links"]["1"]["messages_in"] == 1
+    assert summary["lead"]["entries"] == 3 and summary["lead"]["max_calls"] == 3
