@@ -103,6 +103,17 @@ class CheckRow:
         return (self.predicted_x - self.measured_x) / self.measured_x
 
 
+def profile_prices_in_process(path: Path) -> bool:
+    """Whether the profile at ``path`` prices real mode's in-process path
+    (a ``dipmon`` section, which ``dmvx calibrate`` writes when the path's
+    library is built): the check then runs dmvx's real runs on that path,
+    and on the ptrace path otherwise, so both modes run the same thing."""
+    from dmvx.yamlfile import read_yaml
+
+    data = read_yaml(path).data
+    return isinstance(data, Mapping) and "dipmon" in data
+
+
 def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk]], list[Predicted]]) -> list[CheckRow]:
     """Real mode's measurements beside sim's predictions of the same runs.
 
@@ -140,6 +151,8 @@ class CalibrationResult:
     measurements: _Measurements | None
     profile: dict[str, Any] | None
     rows: list[CheckRow] = field(default_factory=list)
+    #: The profile prices real mode's in-process path (:func:`profile_prices_in_process`).
+    in_process: bool = False
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -175,11 +188,14 @@ class CalibrationResult:
             table = Table(title=f"dmvx calibrate: wrote {self.profile_path}", title_justify="left")
             table.add_column("section")
             table.add_column("values")
-            for section in ("native", "interception", "monitor", "connector"):
-                values = self.profile.get(section, {})
+            for section in ("native", "interception", "monitor", "connector", "dipmon"):
+                if section not in self.profile:
+                    continue  # dipmon: only where the in-process library is built
+                values = self.profile[section]
                 if section == "native":
                     values = values.get("calls", {})
-                table.add_row(section, ", ".join(f"{k} {v}" for k, v in values.items() if k != "used_by"))
+                shown = {k: v for k, v in values.items() if k not in ("used_by", "calls")}
+                table.add_row(section, ", ".join(f"{k} {v}" for k, v in shown.items()))
             console.print(table)
         if self.rows:
             table = Table(

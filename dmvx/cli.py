@@ -857,7 +857,13 @@ def calibrate_command(
         # Real mode measures, sim predicts the same runs; the comparison is
         # made here, above both modes (dmvx/calibration.py).
         with tempfile.TemporaryDirectory(prefix="dmvx-calibrate-") as tmp:
-            real = measure_real(directory=Path(tmp), repeat=repeat, server=server, console=console)
+            real = measure_real(
+                directory=Path(tmp),
+                repeat=repeat,
+                server=server,
+                console=console,
+                in_process=result.in_process,
+            )
             result.rows = check_rows(real, lambda asks: predict(result.profile_path, asks, console=console))
     return output.emit(result, as_json=as_json)
 

@@ -83,17 +83,22 @@ def calibrate(*, output: Path | None, measure: bool, repeat: int, console: Any) 
         from dmvx.errors import InputError
 
         raise InputError(f"{path}: no such profile; run dmvx calibrate first, or name one with --output")
-    return CalibrationResult(path, measurements, profile)
+    from dmvx.calibration import profile_prices_in_process
+
+    return CalibrationResult(path, measurements, profile, in_process=profile_prices_in_process(path))
 
 
-def calibration_measurements(*, directory: Path, repeat: int, server: bool, console: Any) -> Any:
+def calibration_measurements(
+    *, directory: Path, repeat: int, server: bool, console: Any, in_process: bool = False
+) -> Any:
     """``dmvx calibrate --check``, real mode's half: the microbenchmarks and,
     with ``server``, lighttpd measured natively and under each policy
     (a :class:`dmvx.calibration.RealMeasurements`); the run recorded for
-    sim goes into ``directory``."""
+    sim goes into ``directory``. ``in_process``: the profile prices the
+    in-process path, so dmvx's runs take it."""
     from realmode import calibrate as cal
 
-    return cal.measure_check(directory, repeat=repeat, server=server, note=_note(console))
+    return cal.measure_check(directory, repeat=repeat, server=server, note=_note(console), in_process=in_process)
 
 
 def _note(console: Any) -> Any:

@@ -274,6 +274,18 @@ def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int |
     return [(first, first, others[0])] + [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
 
 
+def in_process_placement(
+    cpus: Sequence[tuple[int | None, int | None, int | None]],
+) -> Sequence[tuple[int | None, int | None, int | None]]:
+    """``split`` placement (:func:`placement`) on the in-process path: the
+    leader's monitor drains its ring while the program runs, so it moves to
+    the CONNECTORs' CPU -- on the program's it would take its time from the
+    program's own calls."""
+    if not cpus or cpus[0][2] == cpus[0][0]:
+        return cpus
+    return [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
+
+
 def inproc_libraries(policy: Policy, paths: Sequence[str]) -> list[str | None]:
     """The library each variant preloads for the in-process path, None for a
     variant that runs on the ptrace path: every one under a policy without
@@ -345,10 +357,8 @@ def run(
     if in_process is None:
         in_process = os.environ.get(IN_PROCESS_ENV) == "on"
     preloads = inproc_libraries(pol, paths) if in_process else [None] * n
-    if preloads[0] is not None and (place if pin else "none") in ("auto", "split") and cpus[0][2] != cpus[0][0]:
-        # The leader's monitor drains its ring while the program runs: on the
-        # program's CPU it would take its time from the program's own calls.
-        cpus = [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
+    if preloads[0] is not None and (place if pin else "none") in ("auto", "split"):
+        cpus = in_process_placement(cpus)
     bpf = (
         seccomp.build_filter(pol, tables.filter_names(pol), layout.SITES)
         if any(preload is not None for preload in preloads)

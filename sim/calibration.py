@@ -20,6 +20,7 @@ from dmvx.calibration import Placement, Predicted, PredictionAsk
 from dmvx.exitstatus import EnvironmentProblem
 from dmvx.policy import Policy
 from dmvx.scenario import load_scenario
+from sim.engine import RECORD_BYTES
 from sim.profile import load_profile
 from sim.runner import simulate
 
@@ -131,11 +132,16 @@ def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, place
     pol = Policy.preset(policy)
     cpus: dict[int, float] = {}
     saturated: dict[int, float] = {}
-    for variant, (_, monitor_cpu, connector_cpu) in zip(mvx.variants, places):
-        # A variant's work is its monitor's (its program's own is native).
+    in_process = any(variant.monitor_busy for variant in mvx.variants)
+    for variant, (program_cpu, monitor_cpu, connector_cpu) in zip(mvx.variants, places):
+        # A variant's work is its monitor's (its program's own is native);
+        # on the in-process path its timeline is its program's and the
+        # wrapper's, and its monitor's work runs beside it (monitor_busy).
         monitor_sat, connector_sat = _saturated(mvx, variant, profile)
+        timeline_cpu = program_cpu if in_process else monitor_cpu
         for cpu, busy, sat in (
-            (monitor_cpu, variant.busy_time, monitor_sat),
+            (timeline_cpu, variant.busy_time, monitor_sat),
+            (monitor_cpu, variant.monitor_busy, variant.monitor_busy),
             (connector_cpu, mvx.connectors[variant.host]["busy_ns"], connector_sat),
         ):
             key = cpu if cpu is not None else -1
@@ -144,9 +150,13 @@ def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, place
     span = span_ns / per / 1000
     if not pol.async_replication:
         return Prediction(span, cpus, tuple(cpus))
-    leader_cpu = places[0][1] if places[0][1] is not None else -1
+    leader = places[0][0] if in_process else places[0][1]
+    leader_cpu = leader if leader is not None else -1
     entries = len(mvx.leader_times)
-    behind = max(entries - pol.cb_entries, 0) / max(entries, 1)
+    ahead = pol.cb_entries
+    if in_process and profile.dipmon is not None:
+        ahead += profile.dipmon.ring // RECORD_BYTES  # and the ring behind the CB
+    behind = max(entries - ahead, 0) / max(entries, 1)
     return Prediction(span, cpus, (leader_cpu,), behind, saturated)
 
 

@@ -31,6 +31,23 @@ of :mod:`sim.network` and the receiving CONNECTOR. A variant blocked in a
 wait is woken by one SimPy timeout at the delivery time.
 
 Times are integer nanoseconds, so a run is the same to the bit every time.
+
+Real mode's in-process path
+---------------------------
+A profile with a ``dipmon`` section (``dmvx calibrate`` measures one) prices
+real mode's in-process DIP-MON under asynchronous replication: a call the
+library wraps that the broker routes to the leader asynchronously
+(``replicate``/``predict``) costs the program the wrapper alone
+(``dipmon.call``), not an interception. The leader's record goes into a ring
+its monitor drains *beside* the program, on a clock of its own
+(``Variant.monitor_t``): ``dipmon.drain`` a record, then the hand-over to
+the CONNECTOR, which sends the entry from that time on; the program waits
+only when the ring (``dipmon.ring`` bytes) holds records not drained yet --
+or, as ever, when the core holds a call because the CB is full. A follower's
+wrapper takes the entry as soon as its monitor has it; checking the
+follower's own record is monitor work beside the program
+(``dipmon.follow``). That work is counted in ``monitor_busy``, which the
+calibration check puts on the monitor's CPU.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ from __future__ import annotations
 import gc
 import heapq
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +72,10 @@ from dmvx.verdict import Verdict
 from sim.network import LinkPath, Network
 from sim.profile import CostProfile
 from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, WorkloadStep
+
+#: Bytes a record takes in the in-process path's ring besides its data
+#: (realmode/native/dipmon.h: REC_HEAD, one region head).
+RECORD_BYTES = 96
 
 INF = 1 << 62
 
@@ -100,6 +122,9 @@ class VariantStats:
     wait_time: int = 0  # time spent blocked on the monitor
     io_wait_time: int = 0  # time spent blocked for a client (a server waiting for a connection)
     reads: int = 0  # deliveries taken from the CONNECTOR (each a read of the link)
+    #: The monitor's work beside the program, not on its clock: the records
+    #: of real mode's in-process path (profile.dipmon) it drains and checks.
+    monitor_busy: int = 0
     samples_t: array = field(default_factory=lambda: array("q"))
     samples_seq: array = field(default_factory=lambda: array("q"))
 
@@ -499,6 +524,9 @@ class Variant(_Proc, Carrier):
         "is_leader",
         "io_owner",
         "heard_until",
+        "fast",
+        "monitor_t",
+        "ring",
     )
 
     def __init__(
@@ -527,6 +555,13 @@ class Variant(_Proc, Carrier):
         self.sample_every = sample_every
         self.is_leader = index == 0
         self.io_owner = False
+        #: The held step is a call of the in-process path (profile.dipmon).
+        self.fast = False
+        #: In-process path: the leader's monitor's clock (it drains the ring
+        #: beside the program), and the records in the ring not yet drained
+        #: (when each will be, its bytes).
+        self.monitor_t = 0
+        self.ring: deque[tuple[int, int]] = deque()
 
     # -- actions ----------------------------------------------------------------
 
@@ -630,6 +665,15 @@ class Variant(_Proc, Carrier):
         max_batch = sim.max_batch_messages
         max_batch_bytes = sim.max_batch_bytes
         LOCAL = Route.LOCAL
+        # Real mode's in-process path: a wrapped call the broker routes
+        # asynchronously to the leader costs the program the wrapper; the
+        # monitor's work on it runs beside the program (module docstring).
+        dipmon = sim.dipmon
+        fast_calls = dipmon.calls if dipmon is not None else frozenset()
+        fast_routes = (Route.REPLICATE, Route.PREDICT)
+        ring = self.ring
+        ring_bytes = sum(nbytes for _, nbytes in ring)
+        fast = False
         entered = executed = skipped = 0
         t = self.t = env.now
         sim.running = self
@@ -693,8 +737,17 @@ class Variant(_Proc, Carrier):
                 decision = mon.last_decision
                 assert decision is not None  # call_entered has just decided
                 route = decision.route
-                t += step.gap + interception[route]
-                if route is not LOCAL:
+                fast = self.fast = (
+                    dipmon is not None and route in fast_routes and not decision.sync and step.call.name in fast_calls
+                )
+                if fast:
+                    assert dipmon is not None
+                    t += step.gap + dipmon.call
+                    if not is_leader:
+                        stats.monitor_busy += dipmon.follow + step.compare_ns + step.args_ns
+                else:
+                    t += step.gap + interception[route]
+                if route is not LOCAL and not fast:
                     if is_leader:
                         t += step.args_ns
                         if decision.sync:
@@ -736,6 +789,7 @@ class Variant(_Proc, Carrier):
             else:
                 res = self.res
                 step = self.step
+                fast = self.fast
             if res == EXECUTE:
                 assert step is not None  # resolved: the step of the call it was held at
                 if step.io and io_owner:
@@ -775,7 +829,42 @@ class Variant(_Proc, Carrier):
                     self.state = READY
                     self.res = NONE
                 actions = call_exited(step.outcome)
-                if actions:
+                if fast and is_leader:
+                    # The record goes into the ring; the monitor drains it
+                    # when it is done with the ones before, hands the entry
+                    # on from there; the program waits only for a full ring.
+                    assert dipmon is not None
+                    mt = self.monitor_t if self.monitor_t > t else t
+                    mt += dipmon.drain
+                    work = dipmon.drain
+                    action = actions[0] if len(actions) == 1 else None
+                    if type(action) is Send:
+                        message = action.message
+                        size = message.size
+                        for dest in others if action.to == EVERYONE else (action.to,):
+                            post(dest, message, size, mt)
+                        extra = cb_append + int(copy_per_byte * size) + step.read_ns
+                        mt += extra
+                        work += extra
+                    elif actions:
+                        self.t = t
+                        stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                        apply(actions)
+                        t = self.t
+                        if self.state is ENDED:
+                            break
+                    self.monitor_t = mt
+                    stats.monitor_busy += work
+                    record = RECORD_BYTES + step.out_bytes
+                    ring.append((mt, record))
+                    ring_bytes += record
+                    while ring and (ring[0][0] <= t or ring_bytes > dipmon.ring):
+                        drained_at, nbytes = ring.popleft()
+                        ring_bytes -= nbytes
+                        if drained_at > t:
+                            stats.wait_time += drained_at - t
+                            t = drained_at
+                elif actions:
                     action = actions[0]
                     if len(actions) == 1 and type(action) is Send:
                         message = action.message
@@ -810,7 +899,10 @@ class Variant(_Proc, Carrier):
                             break
             elif res == SKIP:
                 assert step is not None  # resolved: the step of the call it was held at
-                t += step.copy_ns
+                if fast:  # the library copies; the monitor laid the bytes into its ring
+                    stats.monitor_busy += step.copy_ns
+                else:
+                    t += step.copy_ns
                 skipped += 1
                 if state is not READY:
                     self.state = READY
@@ -972,6 +1064,9 @@ class Simulation:
         self.receive_fixed, self.receive_per_message = p.receive, p.receive_per_message
         self.receive_per_byte = p.receive_per_byte
         self.max_batch_messages, self.max_batch_bytes = p.max_batch_messages, p.max_batch_bytes
+        #: Real mode's in-process path, where the profile has one and the
+        #: policy replicates asynchronously (under dmon nothing is fast).
+        self.dipmon = p.dipmon if policy is not None and policy.async_replication else None
         self.n_variants = len(variants)
         self.connectors = {host: Connector(self, host) for host in dict.fromkeys(v.host for v in variants)}
         self.others = [tuple(j for j in range(len(variants)) if j != i) for i in range(len(variants))]

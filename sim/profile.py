@@ -149,6 +149,23 @@ class _Diversity(FileModel):
     )
 
 
+class _Dipmon(FileModel):
+    call: Duration = Field(
+        description="A wrapped call in the variant beyond the native call: the call from the trampoline and "
+        "its record appended to the ring (leader), or the entry taken from the in ring (follower)."
+    )
+    drain: Duration = Field(
+        description="The leader's monitor per record, off the program's path: draining it from the ring and "
+        "through the core (handing the entry over is monitor.cb_append)."
+    )
+    follow: Duration = Field(
+        description="A follower's monitor per record beyond taking the entry from its CONNECTOR: laying it "
+        "into the in ring and checking the follower's own record, off the program's path."
+    )
+    ring: Size = Field(description="Each ring's size: the leader runs ahead of its monitor by at most this.")
+    calls: list[str] = Field(description="The calls the in-process library wraps (canonical names).")
+
+
 class ProfileFile(FileModel):
     """A cost profile as written in a file."""
 
@@ -170,6 +187,13 @@ class ProfileFile(FileModel):
     server: _Server | None = None
     client: _Client | None = None
     diversity: _Diversity | None = None
+    dipmon: _Dipmon | None = Field(
+        default=None,
+        description="Real mode's in-process DIP-MON (dmvx run --in-process on), as dmvx calibrate measures it: "
+        "under dmvx a wrapped call the broker routes asynchronously to the leader costs the variant the "
+        "wrapper alone, and its monitor's work runs beside the program until the ring is full. Absent: every "
+        "call is priced by its interception mechanism.",
+    )
 
     @field_validator("interception")
     @classmethod
@@ -207,6 +231,17 @@ class ProfileFile(FileModel):
 # ---------------------------------------------------------------------------
 # The loaded profile
 # ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dipmon:
+    """Real mode's in-process path, nanoseconds (:class:`_Dipmon` says what each is)."""
+
+    call: int
+    drain: int
+    follow: int
+    ring: int
+    calls: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -250,6 +285,7 @@ class CostProfile:
     client_per_request: int
     syn_bytes: int
     aslr_bits: Mapping[str, int] = field(default_factory=dict)
+    dipmon: Dipmon | None = None
 
     def native_cost(self, name: str, nbytes: int = 0) -> int:
         """Native cost of one call of ``name`` moving ``nbytes`` bytes."""
@@ -283,6 +319,8 @@ class CostProfile:
         for key, value in self.__dict__.items():
             if isinstance(value, QueueLimit):
                 value = str(value)
+            elif isinstance(value, Dipmon):
+                value = {**value.__dict__, "calls": sorted(value.calls)}
             elif isinstance(value, Mapping):
                 value = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in sorted(value.items())}
             out[key] = value
@@ -327,7 +365,18 @@ def load_profile(ref: str, relative_to: Path | None = None) -> CostProfile:
         ) from None
 
 
-_SECTIONS = ("native", "interception", "mechanisms", "monitor", "connector", "network", "server", "client", "diversity")
+_SECTIONS = (
+    "native",
+    "interception",
+    "mechanisms",
+    "monitor",
+    "connector",
+    "network",
+    "server",
+    "client",
+    "diversity",
+    "dipmon",
+)
 
 
 def _load_chain(
@@ -414,4 +463,13 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
         client_per_request=_ns(get("client", "per_request")),
         syn_bytes=get("client", "syn_bytes"),
         aslr_bits=dict(get("diversity", "aslr_bits")),
+        dipmon=Dipmon(
+            _ns(get("dipmon", "call")),
+            _ns(get("dipmon", "drain")),
+            _ns(get("dipmon", "follow")),
+            int(get("dipmon", "ring")),
+            frozenset(get("dipmon", "calls")),
+        )
+        if "dipmon" in m
+        else None,
     )

@@ -131,3 +131,65 @@ def test_asynchronous_leader_meets_the_other_cpu_beyond_the_cb(tmp_path: Path) -
     assert long.us == pytest.approx(long.saturated[1] * long.behind) and long.us > 1.5 * short.us
     assert long.saturated[1] < long.cpus[1]  # batches as large as allowed: their fixed costs fade
     assert long.span < 1.1 * short.span  # sim's own timelines, a CPU each, never feel it
+
+
+# -- the in-process path (issue 14: sim follows) ---------------------------------------
+
+
+def _with_dipmon(tmp_path: Path, call_ns: float = 300.0, drain_ns: float = 20000.0) -> Path:
+    """A measured profile whose dipmon section says: a wrapped call costs the
+    program ``call_ns``; the leader's monitor ``drain_ns`` a record beside it."""
+    m = _measurements()
+    m.dipmon = cal.DipmonCosts(call=call_ns, monitor=(drain_ns + 8500.0, 30000.0), connector=(5000.0, 5000.0))
+    path = tmp_path / f"dipmon-{int(call_ns)}-{int(drain_ns)}.yml"
+    cal.write_profile(cal.profile_document(m), path, m)
+    return path
+
+
+def _predict_in_process(path: Path, kind: str, iterations: int):
+    from realmode.orchestrator import in_process_placement
+
+    return sim_predict(path, kind, "dmvx", iterations, in_process_placement(placement(make_policy("dmvx"), 2, "auto")))
+
+
+def test_the_profile_carries_the_in_process_costs(tmp_path: Path) -> None:
+    profile = load_profile(str(_with_dipmon(tmp_path)))
+    assert profile.dipmon is not None
+    assert profile.dipmon.call == 300
+    assert profile.dipmon.drain == 20000  # the leader's monitor per record less handing the entry over (8.5 us)
+    assert {"getpid", "read", "getcwd", "sched_yield"} <= profile.dipmon.calls
+    assert load_profile(str(_plain(tmp_path))).dipmon is None  # no library measured: every call priced as before
+
+
+def test_a_fast_call_costs_the_leader_the_wrapper_until_the_ring_is_full(tmp_path: Path) -> None:
+    """On the in-process path the leader's program pays the wrapper (0.3 us)
+    and its monitor drains the records beside it: below the CB and ring
+    the loop runs near native speed, its monitor's work on the other CPU;
+    far beyond them the leader goes at the pace of that CPU."""
+    fast = _with_dipmon(tmp_path)
+    short = _predict_in_process(fast, "getpid", 2000)
+    assert short.us < 1.0, short  # 0.09 native + 0.3 wrapper, not the ~40 us of a stop
+    assert short.cpus[1] > 20  # the drain (20 us a record) and the follower, on the monitors' CPU
+    ptrace = predict(_plain(tmp_path), "getpid", "dmvx", 2000)
+    assert ptrace.us > 30 * short.us
+    long = _predict_in_process(fast, "getpid", 60000)
+    assert long.bound == "cpu 1" and long.us > 10 * short.us
+    # The slower the monitor's drain, the slower the long loop; the short one does not feel it.
+    slow = _with_dipmon(tmp_path, drain_ns=40000.0)
+    assert _predict_in_process(slow, "getpid", 60000).us > long.us + 5
+    assert _predict_in_process(slow, "getpid", 2000).us == pytest.approx(short.us, abs=0.2)
+
+
+def _plain(tmp_path: Path) -> Path:
+    m = _measurements()
+    path = tmp_path / "plain.yml"
+    cal.write_profile(cal.profile_document(m), path, m)
+    return path
+
+
+def test_the_core_monitors_are_timed_past_the_cb() -> None:
+    """More calls than the CB holds (4,096), with no follower acknowledging:
+    timed in rounds, never a leader held at a full CB (which ran into an
+    invalid state move)."""
+    leader, follower = cal.monitor_ns(calls=6000)
+    assert leader > 0 and follower > 0

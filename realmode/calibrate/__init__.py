@@ -18,6 +18,11 @@ the tracer
     under dmvx and of ``getppid`` under dmon. Stops, registers, decoding,
     the event loop, sleeping and being woken: a stand-alone stop pair
     (:func:`ptrace_pair_ns`, kept for reference) is a third of it;
+the in-process path
+    ``dmvx run --in-process on`` on a ``getppid`` loop (:func:`dipmon_costs`):
+    the program's cost per wrapped call, and each process's CPU per record
+    (the leader's monitor draining its ring, a follower's feeding and
+    checking); measured, since the pipeline behind the ring changes;
 ``connector``
     two real CONNECTOR processes passing batches of entries
     (:func:`connector_costs`) and frames over loopback TCP
@@ -48,10 +53,12 @@ from __future__ import annotations
 from realmode.calibrate.check import measure as measure_check
 from realmode.calibrate.components import (
     ConnectorCosts,
+    DipmonCosts,
     LinkCosts,
     MessageCosts,
     RoleCosts,
     connector_costs,
+    dipmon_costs,
     link_costs,
     message_costs,
     monitor_ns,
@@ -67,6 +74,7 @@ __all__ = [
     "MessageCosts",
     "LinkCosts",
     "ConnectorCosts",
+    "DipmonCosts",
     "RoleCosts",
     "Measurements",
     "seccomp_untraced_ns",
@@ -76,6 +84,7 @@ __all__ = [
     "message_costs",
     "link_costs",
     "connector_costs",
+    "dipmon_costs",
     "role_cpu_ns",
     "measure",
     "profile_document",

@@ -17,17 +17,34 @@ from pathlib import Path
 from dmvx.calibration import MeasuredCall, MeasuredServer, RealMeasurements
 from dmvx.exitstatus import EnvironmentProblem
 from realmode import microbench
-from realmode.calibrate.components import available_cpus
-from realmode.orchestrator import make_policy, placement
+from realmode.calibrate.components import CALIBRATION_STALL, available_cpus
+from realmode.native import build as native_build
+from realmode.orchestrator import in_process_placement, make_policy, placement
 
 #: Calls per traced microbenchmark run, per policy (beyond dmvx's CB of
 #: 4096 entries, so the leader cannot finish before the followers are fed).
 CALLS = {"dmon": 2000, "dmvx": 10000}
+#: Calls per run on the in-process path: beyond the CB and the ring together
+#: (4,096 entries and ~10,000 records), so most of the loop goes at the pace
+#: of the pipeline behind the ring, which is what the check holds sim to.
+IN_PROCESS_CALLS = 40000
 #: Requests per run of the server row: lighttpd under ``ab -c 1`` on this
 #: machine (:mod:`realmode.lighttpd_local`), natively and as two variants.
 SERVER_REQUESTS = {"native": 4000, "dmvx": 1500, "dmon": 300}
 #: Requests of the run recorded for sim to replay.
 RECORDED_REQUESTS = 400
+
+
+def takes_path(policy: str | None, in_process: bool) -> bool:
+    """Whether real mode's runs under ``policy`` take the in-process path:
+    with ``in_process`` (the profile checked has a ``dipmon`` section, which
+    sim then prices), dmvx's do where its library is built."""
+    return (
+        in_process
+        and policy is not None
+        and make_policy(policy).async_replication
+        and native_build.library() is not None
+    )
 
 
 def measure_calls(
@@ -37,6 +54,7 @@ def measure_calls(
     kinds: tuple[str, ...] = microbench.KINDS,
     policies: tuple[str, ...] = ("dmon", "dmvx"),
     note: Callable[[str], None] = lambda text: None,
+    in_process: bool = False,
 ) -> list[MeasuredCall]:
     """Each microbenchmark kind natively and as two variants under each
     policy, microseconds per call (median of ``repeat`` runs)."""
@@ -50,13 +68,21 @@ def measure_calls(
             native = median(microbench.native_ns(binary, kind, 200_000, cpu) for _ in range(repeat)) / 1000
             for policy in policies:
                 note(f"{kind} under {policy}")
-                traced = median(microbench.traced_ns(binary, kind, calls[policy], policy) / 1000 for _ in range(repeat))
-                measured.append(MeasuredCall(kind, policy, calls[policy], native, traced))
+                fast = takes_path(policy, in_process)
+                count = IN_PROCESS_CALLS if fast and calls is CALLS else calls[policy]
+                traced = median(
+                    microbench.traced(
+                        binary, kind, count, policy, in_process=fast, stall_timeout=CALIBRATION_STALL
+                    ).ns_per_call
+                    / 1000
+                    for _ in range(repeat)
+                )
+                measured.append(MeasuredCall(kind, policy, count, native, traced))
     return measured
 
 
 def measure_server(
-    directory: Path, policies: tuple[str, ...], repeat: int, note: Callable[[str], None]
+    directory: Path, policies: tuple[str, ...], repeat: int, note: Callable[[str], None], in_process: bool = False
 ) -> MeasuredServer:
     """lighttpd's mean time per request natively and under each policy
     (median of ``repeat`` runs), and a run recorded under dmvx into
@@ -68,7 +94,7 @@ def measure_server(
     config, digests = lighttpd.make_tree(directory, port=PORT, bind="127.0.0.1")
 
     def mean_us(policy: str | None, requests: int, record: Path | None = None) -> float:
-        run = serve(config, digests, policy, requests, 0, record=record)
+        run = serve(config, digests, policy, requests, 0, record=record, in_process=takes_path(policy, in_process))
         if run.divergence or run.failed:
             raise EnvironmentProblem(
                 f"dmvx calibrate: lighttpd under {policy or 'no MVX'}: "
@@ -95,10 +121,12 @@ def measure(
     policies: tuple[str, ...] = ("dmon", "dmvx"),
     server: bool = True,
     note: Callable[[str], None] = lambda text: None,
+    in_process: bool = False,
 ) -> RealMeasurements:
     """Everything the check measures; the server row (with ``server``, and
-    lighttpd and ab installed) keeps its recorded run in ``directory``."""
-    calls = measure_calls(repeat=repeat, policies=policies, note=note)
+    lighttpd and ab installed) keeps its recorded run in ``directory``.
+    ``in_process``: dmvx's runs take the in-process path (:func:`takes_path`)."""
+    calls = measure_calls(repeat=repeat, policies=policies, note=note, in_process=in_process)
     served = None
     if server:
         from realmode.net import lighttpd
@@ -108,6 +136,9 @@ def measure(
         except EnvironmentProblem as problem:
             note(f"no lighttpd rows: {problem}")
         else:
-            served = measure_server(directory, policies, repeat, note)
-    places = {policy: placement(make_policy(policy), 2, "auto") for policy in policies}
+            served = measure_server(directory, policies, repeat, note, in_process)
+    places = {}
+    for policy in policies:
+        cpus = placement(make_policy(policy), 2, "auto")
+        places[policy] = in_process_placement(cpus) if takes_path(policy, in_process) else cpus
     return RealMeasurements(calls, served, places)

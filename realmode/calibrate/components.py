@@ -27,6 +27,10 @@ from realmode.helper_process import run_helper
 from realmode.microbench import filtered_ns, per_call_ns
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+#: The stall timeout of the calibration's runs: a loaded machine can keep a
+#: monitor off its CPU longer than ``dmvx run``'s default, and a calibration
+#: run that ends no-progress measures nothing.
+CALIBRATION_STALL = 30.0
 MESSAGE_SIZES = (64, 1024, 16384)
 
 
@@ -97,29 +101,37 @@ def ptrace_pair_ns(binary: str, calls: int, native_getpid: float) -> float:
         return max(per_call_ns(out.read()) - native_getpid, 0.0)
 
 
-def monitor_ns(calls: int = 20000) -> tuple[float, float]:
-    """The core's work per replicated getpid: (leader, follower), in this process."""
+def monitor_ns(calls: int = 20000, chunk: int = 2000) -> tuple[float, float]:
+    """The core's work per replicated getpid: (leader, follower), in this
+    process. In rounds of ``chunk`` calls, each with a fresh pair of
+    monitors: no follower acknowledges here, and a leader whose CB (4,096
+    entries) is full holds its next call instead of running it."""
     from realmode.orchestrator import make_policy
 
     policy = make_policy("dmvx")
-    leader = LeaderMonitor(policy, 2)
-    follower = FollowerMonitor(policy, 1, 2)
     call = Call("getpid", ())
-    outbox: list[Any] = []
-    start = time.perf_counter()
-    for _ in range(calls):
-        leader.call_entered(call)
-        for action in leader.call_exited(Outcome(4242)):
-            message = getattr(action, "message", None)
-            if message is not None:
-                outbox.append(message)
-    lead = (time.perf_counter() - start) / calls * 1e9
-    start = time.perf_counter()
-    for message in outbox:
-        follower.message_received(message)
-        follower.call_entered(call)
-    follow = (time.perf_counter() - start) / max(len(outbox), 1) * 1e9
-    return lead, follow
+    lead_s = follow_s = 0.0
+    led = followed = 0
+    for _ in range(max(calls // chunk, 1)):
+        leader = LeaderMonitor(policy, 2)
+        follower = FollowerMonitor(policy, 1, 2)
+        outbox: list[Any] = []
+        start = time.perf_counter()
+        for _ in range(chunk):
+            leader.call_entered(call)
+            for action in leader.call_exited(Outcome(4242)):
+                message = getattr(action, "message", None)
+                if message is not None:
+                    outbox.append(message)
+        lead_s += time.perf_counter() - start
+        led += chunk
+        start = time.perf_counter()
+        for message in outbox:
+            follower.message_received(message)
+            follower.call_entered(call)
+        follow_s += time.perf_counter() - start
+        followed += len(outbox)
+    return lead_s / led * 1e9, follow_s / max(followed, 1) * 1e9
 
 
 def _pinned(cpu: int) -> None:
@@ -404,7 +416,9 @@ class RoleCosts:
     loop: float = 0.0
 
 
-def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2000, 12000)) -> RoleCosts:
+def role_cpu_ns(
+    binary: str, kind: str, policy: str, calls: tuple[int, int] = (2000, 12000), in_process: bool = False
+) -> RoleCosts:
     """Real mode at work: ``dmvx run`` of a loop of ``kind`` under
     ``policy`` (two variants, real mode's default placement), and the CPU
     time of every process it forked per call -- the slope between a short
@@ -414,7 +428,8 @@ def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2
     loop (waitpid, registers, the broker, the link, sleeping in select and
     being woken) is what a stand-alone stop pair (:func:`ptrace_pair_ns`)
     leaves out. The kinds used, ``getppid`` (no output) and ``uname`` (one
-    output buffer), are no calls the check predicts."""
+    output buffer), are no calls the check predicts. ``in_process``: on the
+    in-process path (the monitors' CPU is then per record they take)."""
     from realmode.orchestrator import run
 
     points = []
@@ -423,7 +438,9 @@ def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2
             saved = os.dup(1)
             try:
                 os.dup2(out.fileno(), 1)
-                result = run([[binary, kind, str(count)]] * 2, policy)
+                result = run(
+                    [[binary, kind, str(count)]] * 2, policy, in_process=in_process, stall_timeout=CALIBRATION_STALL
+                )
             finally:
                 os.dup2(saved, 1)
                 os.close(saved)
@@ -441,3 +458,36 @@ def role_cpu_ns(binary: str, kind: str, policy: str, calls: tuple[int, int] = (2
         return max(long[index][role] - short[index][role], 0.0) / (n1 - n0) * 1e9
 
     return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)), loop)
+
+
+@dataclass
+class DipmonCosts:
+    """The in-process path's costs (``dmvx run --in-process on``), ns per
+    call of a ``getppid`` loop (a call the library wraps and the check does
+    not predict)."""
+
+    #: The leader's program per call beyond the native call: the wrapper,
+    #: the call from the trampoline and its record appended to the ring (one
+    #: figure: the program's own clock cannot tell them apart).
+    call: float
+    #: Each variant's monitor per record, CPU: the leader's drains the ring
+    #: into the core and hands the entry to its CONNECTOR; a follower's lays
+    #: the leader's entry into its in ring and checks its own record.
+    monitor: tuple[float, float]
+    #: Each CONNECTOR per entry, CPU (batches as the run made them).
+    connector: tuple[float, float]
+
+
+def dipmon_costs(
+    binary: str, native_getppid: float, short: int = 3000, calls: tuple[int, int] = (2000, 12000)
+) -> DipmonCosts:
+    """The in-process path at work: a loop of ``short`` calls (fewer than
+    the CB holds, so the leader never waits for its pipeline) for the
+    program's cost per call, and the CPU per record of each process from
+    two longer runs (:func:`role_cpu_ns`). What the pipeline costs per
+    record is measured, not assumed: it changes with the code that drains."""
+    from realmode.microbench import traced
+
+    loop = traced(binary, "getppid", short, "dmvx", in_process=True, stall_timeout=CALIBRATION_STALL).ns_per_call
+    roles = role_cpu_ns(binary, "getppid", "dmvx", calls, in_process=True)
+    return DipmonCosts(max(loop - native_getppid, 0.0), roles.monitor, roles.connector)

@@ -18,11 +18,13 @@ from realmode import microbench
 from realmode.calibrate.components import (
     ROOT,
     ConnectorCosts,
+    DipmonCosts,
     LinkCosts,
     MessageCosts,
     RoleCosts,
     available_cpus,
     connector_costs,
+    dipmon_costs,
     fit_line,
     link_costs,
     message_costs,
@@ -32,7 +34,10 @@ from realmode.calibrate.components import (
     seccomp_untraced_ns,
     wakeup_ns,
 )
+from realmode.inproc.area import RING_BYTES
+from realmode.inproc.tables import FAST_CALLS
 from realmode.microbench import KINDS, native_ns
+from realmode.native import build as native_build
 
 #: Where ``dmvx calibrate`` writes by default; sim finds it as ``cost_profile: measured``.
 DEFAULT_PROFILE = ROOT / "sim" / "profiles" / "measured.yml"
@@ -60,9 +65,12 @@ class Measurements:
     dmvx_getppid: RoleCosts
     dmvx_uname: RoleCosts
     dmon_getppid: RoleCosts
+    #: The in-process path (None: its library is not built here).
+    dipmon: DipmonCosts | None = None
 
     def to_json(self) -> dict[str, Any]:
         m = self.messages
+        extra = {"dipmon_getppid_ns": asdict(self.dipmon)} if self.dipmon is not None else {}
         return {
             "native_ns": self.native,
             "native_local_ns": self.native_local,
@@ -78,6 +86,7 @@ class Measurements:
             "dmvx_getppid_ns": asdict(self.dmvx_getppid),
             "dmvx_uname_ns": asdict(self.dmvx_uname),
             "dmon_getppid_ns": asdict(self.dmon_getppid),
+            **extra,
         }
 
 
@@ -105,6 +114,11 @@ def measure(
             (kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
             for kind, policy in (("getppid", "dmvx"), ("uname", "dmvx"), ("getppid", "dmon"))
         }
+        dipmon = None
+        if native_build.library() is not None:
+            note("the in-process path on a getppid loop")
+            native_getppid = median(native_ns(binary, "getppid", calls, cpu) for _ in range(repeat))
+            dipmon = _median_of([dipmon_costs(binary, native_getppid) for _ in range(repeat)])
     note("core monitors, wake-ups, the local link, CONNECTORs")
     leader, follower = (median(v) for v in zip(*(monitor_ns() for _ in range(repeat))))
     wakeup = median(wakeup_ns() for _ in range(repeat))
@@ -127,6 +141,7 @@ def measure(
         runs[("getppid", "dmvx")],
         runs[("uname", "dmvx")],
         runs[("getppid", "dmon")],
+        dipmon,
     )
 
 
@@ -180,6 +195,15 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
       are scaled to what the CONNECTORs of the dmon run spend (one entry a
       batch there); per byte, those of frames over loopback TCP.
 
+    * the in-process path (``dipmon``, when its library is built): what a
+      wrapped call costs the program beyond the native call (``call``: the
+      wrapper, the call from the trampoline, the record appended), and what
+      each record costs the monitors off the program's path: the leader's
+      less handing the entry over (``drain``; sim adds ``cb_append``), a
+      follower's less taking the entry from its link (``follow``); the
+      ring's size and the calls the library wraps are the code's
+      (:mod:`realmode.inproc`).
+
     Fields not measured here (native costs of the server's calls, the
     network's packet sizes, the server's own work) come from ``vm``.
     """
@@ -197,6 +221,17 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
     ptrace = max(lockstep_side - cb_append - compare - taking - m.wakeup_same_cpu, m.ptrace)
     copy = max(statistics.mean(m.dmvx_uname.monitor) - statistics.mean(m.dmvx_getppid.monitor), 0.0)
     c = m.connector
+    dipmon = {}
+    if m.dipmon is not None:
+        dipmon = {
+            "dipmon": {
+                "call": _d(m.dipmon.call),
+                "drain": _d(max(m.dipmon.monitor[0] - cb_append, 0.0)),
+                "follow": _d(max(m.dipmon.monitor[1] - taking, 0.0)),
+                "ring": f"{RING_BYTES // 1024}KiB",
+                "calls": list(FAST_CALLS),
+            }
+        }
     batch_measured = statistics.mean(m.dmon_getppid.connector) - c.send_message - c.receive_message
     scale = max(batch_measured, 0.0) / max(c.send_batch + c.receive_batch, 1.0)
     return {
@@ -236,6 +271,7 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
             "receive_per_message": _d(c.receive_message),
             "receive_per_byte": _d(recv_slope),
         },
+        **dipmon,
     }
 
 
