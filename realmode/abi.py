@@ -282,7 +282,7 @@ class Reader:
         epfd, op, fd = (value if isinstance(value, int) else -1 for value in normal[:3])
         return epfd, op, fd, data
 
-    def _committed(self, raw: RawCall, result: int) -> None:
+    def committed(self, raw: RawCall, result: int) -> None:
         """Keep this process's epoll map in step with a call that returned ``result``."""
         if result < 0:
             return
@@ -432,7 +432,7 @@ class Reader:
 
     def outcome(self, raw: RawCall, result: int) -> Outcome:
         """The canonical outcome of ``raw``: its result and the bytes it wrote."""
-        self._committed(raw, result)
+        self.committed(raw, result)
         if raw.kernel_name == "_llseek" and result == 0 and raw.args[3]:
             return Outcome(_signed(int.from_bytes(self._read(raw.args[3], 8), "little"), 64))
         if result < 0 or not raw.slots or (result == 0 and raw.name == "wait4"):
@@ -514,7 +514,7 @@ class Reader:
     def write_outcome(self, raw: RawCall, outcome: Outcome) -> int:
         """Write ``outcome`` at this tracee's own pointers for ``raw``; return
         the value its return register must hold."""
-        self._committed(raw, outcome.result)
+        self.committed(raw, outcome.result)
         if raw.kernel_name == "_llseek" and outcome.result >= 0:
             if raw.args[3]:
                 ll.write_memory(self.pid, raw.args[3], (outcome.result & ((1 << 64) - 1)).to_bytes(8, "little"))

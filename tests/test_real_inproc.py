@@ -230,6 +230,8 @@ def targets(tmp_path_factory, library) -> Path:
     directory = tmp_path_factory.mktemp("targets")
     compile_target("bench", directory)
     compile_target("inproc_hostile", directory)
+    compile_target("inproc_server", directory)
+    compile_target("inproc_signals", directory)
     return directory
 
 
@@ -393,3 +395,46 @@ def test_a_fast_read_that_blocks_past_the_stall_timeout_is_no_stall() -> None:
     assert document["status"] == "ok", document["verdict"]
     assert done.stderr.decode().strip().endswith("hello")
     assert document["variants"][0]["in_process"]["fast_calls"] >= 1
+
+
+SERVED = 30
+
+
+@real
+def test_a_server_loop_takes_accept_close_and_epoll_on_the_fast_path(targets: Path) -> None:
+    """A server's request (realmode/targets/inproc_server.c: epoll_wait,
+    accept4, epoll_ctl with a pointer as data, read, epoll_ctl DEL, close)
+    no longer stops in the leader: accept4's socket gets its fast byte from
+    the library (the core's for a socket) and the core's table learns it from
+    the record; close keeps the bytes current; epoll_wait's events go to the
+    core as descriptors and each follower gets its own data back (no event
+    with the leader's pointer: ``bad 0``). A follower closes and registers on
+    the fast path too (its accept4 and epoll_wait stop: a placeholder, its
+    own data). On the old library only read was fast."""
+    argv = [str(targets / "inproc_server"), str(SERVED)]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out == f"served {SERVED} bad 0\n".encode()
+    leader, follower = _variant(result, 0), _variant(result, 1)
+    # Per request: 2 epoll_wait, accept4, 2 epoll_ctl, read, 2 close.
+    assert leader["in_process"]["fast_calls"] >= 6 * SERVED, leader["in_process"]
+    # Per request: 2 epoll_ctl, read, 2 close (a late entry may stop instead).
+    assert follower["in_process"]["fast_calls"] + follower["in_process"]["fallbacks"] >= 4 * SERVED
+    assert follower["in_process"]["fast_calls"] >= 2 * SERVED, follower["in_process"]
+
+
+@pytest.mark.parametrize("mode", ["spin", "wait"])
+@real
+def test_a_signal_while_the_leader_runs_fast_calls_lands_at_one_point(targets: Path, mode: str) -> None:
+    """SIGALRM comes while the leader makes fast calls (getpid in a loop;
+    or waits in a fast epoll_wait): the tracer holds it back, the fast path
+    goes off, and the core places it at the next stop once the ring is
+    drained, as on the ptrace path -- the handler's write is the same call
+    in both variants (no divergence) and the program's output is native.
+    (The stall timeout is generous: on a loaded machine every call of the
+    loop stops while a signal is held.)"""
+    argv = [str(targets / "inproc_signals"), mode]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True, stall_timeout=60))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out == b"tick\n" * 5 + b"done\n"
+    assert _variant(result, 0)["in_process"]["path"] == "in-process"

@@ -77,6 +77,10 @@ class Area:
         self.map[layout.H_CALL_ROUTE : layout.H_CALL_ROUTE + layout.NR_TABLE] = calls
         self.map[layout.H_FD_ROUTE : layout.H_FD_ROUTE + layout.FD_TABLE] = fds
 
+    def fd_routes(self) -> bytes:
+        """Every descriptor's byte as the area holds it now."""
+        return bytes(self.map[layout.H_FD_ROUTE : layout.H_FD_ROUTE + layout.FD_TABLE])
+
     def set_fd_route(self, fd: int, bits: int) -> None:
         if 0 <= fd < layout.FD_TABLE:
             self.map[layout.H_FD_ROUTE + fd] = bits

@@ -31,16 +31,23 @@ FD_TABLE = 1024
 H_MAGIC, H_VERSION, H_ENABLED, H_ROLE, H_WAITING, H_WAKE, H_LOADED = 0, 8, 12, 16, 20, 24, 28
 H_SEQ, H_OUT_HEAD, H_OUT_TAIL, H_IN_HEAD, H_IN_TAIL, H_RING, H_FAST, H_FALLBACK = 32, 40, 48, 56, 64, 72, 80, 88
 H_INCALL = 96
+H_SOCKET_BITS = 100
 H_CALL_ROUTE, H_FD_ROUTE = 1024, 2048
 
 #: The fd calls of the fd route table, bit by bit (``FDK_*`` in dipmon.h).
-FD_KINDS: dict[str, int] = {"read": 0, "pread64": 0, "writev": 1, "recvfrom": 3, "shutdown": 5}
+FD_KINDS: dict[str, int] = {"read": 0, "pread64": 0, "writev": 1, "close": 2, "recvfrom": 3, "shutdown": 5}
 
 REC_HEAD = 80
 REG_HEAD = 16
 REC_PAD = 0xFFFFFFFF
 RF_NOTFAST = 1
 ARG_SHIFT = 40
+#: Out ring: a region at ``address | REG_BEFORE`` is memory as the call read
+#: it (an in/out argument before the call), for decoding the call.
+REG_BEFORE = 1 << 63
+#: What the tracer makes a leader's interrupted fast call return so that the
+#: library issues it again from the traced path (dipmon.h).
+RETRACE = -4000
 
 _REC = struct.Struct("<IIqq6QII")
 _REG = struct.Struct("<QII")

@@ -38,6 +38,7 @@ from dmvx.calls import Call, Outcome
 from dmvx.fdtable import CHANGES_FDS
 from dmvx.messages import Entry, EntryKind
 from dmvx.monitor import predicted_result
+from dmvx.signals import RESTART
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi
 from realmode.inproc import layout, tables
@@ -67,13 +68,25 @@ _TEMPLATE_BYTES = 1024
 POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
 
 
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 class Regions:
     """The memory a record carries, read as the tracee's (abi.Memory)."""
 
     __slots__ = ("regions",)
 
-    def __init__(self, regions: tuple[tuple[int, bytes], ...]) -> None:
-        self.regions = regions
+    def __init__(self, regions: tuple[tuple[int, bytes], ...], before: bool = False) -> None:
+        """``before``: memory as the call read it (decoding the call): the
+        regions the library marked so (:data:`layout.REG_BEFORE`) first;
+        else as the call left it, without those."""
+        after = tuple((base, data) for base, data in regions if not base & layout.REG_BEFORE)
+        if before:
+            first = tuple((base & ~layout.REG_BEFORE, data) for base, data in regions if base & layout.REG_BEFORE)
+            self.regions = first + after if first else after
+        else:
+            self.regions = after
 
     def read(self, address: int, size: int) -> bytes:
         if size <= 0:
@@ -163,6 +176,12 @@ class InProcess:
         self.fds_stale = False
         self.ran_ahead = 0
         self.seen_fds = proc.monitor.fds.snapshot()
+        #: The library may have changed descriptor bytes (fast accept4, close)
+        #: since the last :meth:`sync_fds`.
+        self._fds_dirty = False
+        #: Leader: asynchronous signals the tracer held back while the fast
+        #: path ran (:meth:`hold_signal`), for the core at the next stop.
+        self.held_signals: list[int] = []
         self.records = 0
         self.last_record = 0.0
         #: Records parsed from the out ring and not yet handed to the core,
@@ -211,17 +230,28 @@ class InProcess:
         self.area.set_routes(
             tables.call_table(monitor.broker, monitor.fds, self.arch), tables.fd_table(monitor.broker, monitor.fds)
         )
+        self.area.set32(layout.H_SOCKET_BITS, tables.socket_bits(monitor.broker))
 
-    def _refresh(self) -> None:
-        """Descriptors whose kind the core's table changed get their bytes again."""
+    def sync_fds(self) -> None:
+        """While the process is stopped and the core has every record: each
+        descriptor's byte becomes the core's -- the byte of every descriptor
+        its table has, 0 for any other. (The library sets bytes itself for
+        what its own fast calls change: a fast accept4's socket, a fast
+        close's 0; the monitor writes only here, where the library cannot be
+        running, so it never puts back a byte the library changed meanwhile.)"""
+        if self.ahead or self.fds_stale or self.pending is not None or self.parsed or self.area.out_pending():
+            return
         monitor = self.proc.monitor
         now = monitor.fds.snapshot()
-        if now == self.seen_fds:
+        if now == self.seen_fds and not self._fds_dirty:
             return
-        for fd in set(now) | set(self.seen_fds):
-            if now.get(fd) != self.seen_fds.get(fd):
-                self.area.set_fd_route(fd, tables.fd_bits(monitor.broker, monitor.fds, fd))
+        current = self.area.fd_routes()
+        for fd in range(layout.FD_TABLE):
+            want = tables.fd_bits(monitor.broker, monitor.fds, fd) if fd in now else 0
+            if current[fd] != want:
+                self.area.set_fd_route(fd, want)
         self.seen_fds = now
+        self._fds_dirty = False
 
     # -- the monitor's hooks -----------------------------------------------------
 
@@ -232,7 +262,7 @@ class InProcess:
             self.deferred_stop = True
             return False
         self.deferred_stop = False
-        self._refresh()
+        self.sync_fds()
         return True
 
     def run_ahead(self, raw: abi.RawCall) -> bool:
@@ -247,7 +277,7 @@ class InProcess:
             return False
         if not self.ahead and self.pending is None and not self.area.out_pending():
             return False  # the core is up to date: the ordinary stop
-        if self.fds_stale or raw.name in _NOT_AHEAD:
+        if self.fds_stale or raw.name in _NOT_AHEAD or self.held_signals:
             return False
         monitor = self.proc.monitor
         decision = monitor.broker.decide(raw.call, monitor.fds)
@@ -282,6 +312,13 @@ class InProcess:
         the core's, and descriptors the call may change stop being fast."""
         self.area.set64(layout.H_SEQ, self.proc.monitor.seq)
         self._note_call(raw)
+        self.sync_fds()
+
+    def exited(self) -> None:
+        """A stopped call returned and the core took its outcome (the
+        process is still stopped): descriptors it made get their bytes now,
+        before the program's next call on them."""
+        self.sync_fds()
 
     def _note_call(self, raw: abi.RawCall) -> None:
         name = raw.name
@@ -306,7 +343,7 @@ class InProcess:
         """The library's switch: ``on`` unless the process made a thread or
         is not comparing yet (an ABI-diverse pair's loader runs uncompared
         until the program's entry point: nothing of it goes in the ring)."""
-        self.area.enable(on and not self.threaded and self.proc.phase == "compare")
+        self.area.enable(on and not self.threaded and not self.held_signals and self.proc.phase == "compare")
 
     def exec_event(self) -> None:
         """The process exec'd: the first time, its program (which loads the
@@ -330,10 +367,44 @@ class InProcess:
         if self.pending is not None or self.blocked:
             return
         if self.proc.held is None and self.proc.alive and not self.fds_stale:
-            self._refresh()
             self._switch(True)
         self.flush_backlog()
         self.drain()
+
+    # -- signals (leader) -----------------------------------------------------------
+
+    def hold_signal(self, sig: int, regs: object) -> bool:
+        """An asynchronous signal reached the leader's process while it may
+        be running fast calls, which the core has not seen yet: the core
+        would place the signal at the next call it hears of, one the program
+        may have made long ago. So the tracer holds it back, the fast path
+        goes off (every wrapped call stops from now on) and the signal goes
+        to the core at the next stop, once the ring is drained
+        (:meth:`release_signals`): the core places it there, as on the ptrace
+        path. A fast call the signal interrupted (still at the trampoline,
+        about to be restarted) is made to return :data:`layout.RETRACE`
+        instead: the library issues it again from its traced path, where
+        the signal is placed. True when the signal is held (``regs`` may
+        have been changed: the caller writes them back)."""
+        area = self.area
+        if not self.leader or not area.loaded:
+            return False
+        if not (area.get32(layout.H_ENABLED) or area.out_pending() or self.held_signals):
+            return False  # nothing ran past the core: the ptrace path's placement holds
+        self.held_signals.append(sig)
+        self.area.enable(False)
+        if regs.rip == layout.SITES.get(self.arch) and _signed64(regs.rax) in RESTART:  # type: ignore[attr-defined]
+            regs.rax = layout.RETRACE & 0xFFFFFFFFFFFFFFFF  # type: ignore[attr-defined]
+        return True
+
+    def release_signals(self) -> None:
+        """At a stop, the ring drained: the held signals go to the core,
+        which places them at this call (:mod:`dmvx.signals`)."""
+        if not self.held_signals:
+            return
+        held, self.held_signals = self.held_signals, []
+        for sig in held:
+            self.t.carry_out(self.proc, self.proc.monitor.signal_arrived(sig, None))
 
     def in_call(self) -> bool:
         """Whether the leader's program is inside a fast call now (a read that
@@ -432,7 +503,7 @@ class InProcess:
             )
             return None
         reader = self.proc.reader
-        reader.memory = Regions(record.regions) if record.regions else _NO_REGIONS
+        reader.memory = Regions(record.regions, before=True) if record.regions else _NO_REGIONS
         try:
             key = (record.nr, record.args)
             raw = self._calls.get(key)
@@ -442,7 +513,12 @@ class InProcess:
                     if len(self._calls) >= _CALL_CACHE:
                         self._calls.clear()
                     self._calls[key] = raw
-            outcome = reader.outcome(raw, record.result) if self.leader else Outcome(record.result)
+            reader.memory = Regions(record.regions) if record.regions else _NO_REGIONS
+            if self.leader:
+                outcome = reader.outcome(raw, record.result)
+            else:
+                reader.committed(raw, record.result)  # its own epoll data, a closed epoll set
+                outcome = Outcome(record.result)
         except (Malformed, ValueError) as problem:
             self._protocol_error(f"the variant's in-process record {record.seq} ({name}): {problem}")
             return None
@@ -502,6 +578,18 @@ class InProcess:
             return
         raw, _ = decoded
         fate = self._enter(raw.call)
+        if type(fate) is Execute and fate.seq is not None and raw.name in tables.EACH_CALLS:
+            # A call the follower ran itself (close): its result goes to the
+            # core, which compares it with the leader's entry, as at a stop.
+            self.t.stats.executed += 1
+            outcome = Outcome(record.result)
+            recorder = self.t.recorder
+            if recorder is not None and self.proc is self.t.root:
+                now = recorder.entered()
+                recorder.call(raw.call, outcome, now, now)
+            self.t.carry_out(self.proc, self.proc.monitor.call_exited(outcome))
+            self._fds_dirty = True
+            return
         if type(fate) is Skip:
             if fate.outcome.result != record.result:
                 self._protocol_error(

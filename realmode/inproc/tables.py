@@ -36,7 +36,15 @@ FAST_CALLS = (
     "writev",
     "recvfrom",
     "shutdown",
+    "accept4",
+    "close",
+    "epoll_ctl",
+    "epoll_wait",
 )
+#: Of those, the calls every variant runs on its own descriptor (effect
+#: ``each``): a follower's library runs its own and the core compares its
+#: result with the leader's entry, as at a stop.
+EACH_CALLS = frozenset({"close"})
 #: The architectures the library is built for (realmode/native/build.py).
 ARCHES = (Arch.X86_64, Arch.I386)
 #: Every raw number of each wrapped call, per architecture (an i386 name may
@@ -57,7 +65,11 @@ ARCH_NAMES: dict[Arch, dict[int, str]] = {
 NUMBERS: dict[str, int] = ARCH_NUMBERS[Arch.X86_64]
 NAMES: dict[int, str] = ARCH_NAMES[Arch.X86_64]
 #: The numbers whose decoding reads the variant's memory (writev's iovecs and bytes).
-ARCH_READS_MEMORY: dict[Arch, frozenset[int]] = {arch: frozenset(ALL_NUMBERS[arch]["writev"]) for arch in ARCHES}
+#: (and accept4's addrlen, epoll_ctl's event).
+ARCH_READS_MEMORY: dict[Arch, frozenset[int]] = {
+    arch: frozenset(nr for name in ("writev", "accept4", "epoll_ctl") for nr in ALL_NUMBERS[arch][name])
+    for arch in ARCHES
+}
 READS_MEMORY = ARCH_READS_MEMORY[Arch.X86_64]
 
 _FAST_ROUTES = (Route.REPLICATE, Route.PREDICT)
@@ -69,6 +81,20 @@ def takes_fast(decision: Decision) -> bool:
     return (
         decision.route in _FAST_ROUTES
         and decision.effect is Effect.LEADER
+        and not decision.sync
+        and not decision.refuse
+    )
+
+
+def takes_fast_each(name: str, decision: Decision) -> bool:
+    """Whether ``name`` so decided may run without a stop as a call every
+    variant runs itself (:data:`EACH_CALLS`), asynchronously: or as
+    :func:`takes_fast` says."""
+    if name not in EACH_CALLS:
+        return takes_fast(decision)
+    return (
+        decision.route in _FAST_ROUTES
+        and decision.effect in (Effect.LEADER, Effect.EACH)
         and not decision.sync
         and not decision.refuse
     )
@@ -88,7 +114,7 @@ def filter_names(policy: Policy) -> frozenset[str]:
     names = set()
     for name in FAST_CALLS:
         if name in FD_CALLS:
-            if any(takes_fast(broker.decide(Call(name, (0, None, 0, 0)), probe)) for probe in _fd_probes()):
+            if any(takes_fast_each(name, broker.decide(Call(name, (0, None, 0, 0)), probe)) for probe in _fd_probes()):
                 names.add(name)
         elif takes_fast(broker.decide(_probe(name, None if name not in layout.FD_KINDS else 0), fds)):
             names.add(name)
@@ -121,12 +147,25 @@ def fd_bits(broker: Broker, fds: FdTable, fd: int) -> int:
     """The fd route byte of ``fd``: bit k set when fd call kind k is fast on it."""
     bits = 0
     for name, bit in layout.FD_KINDS.items():
-        if name in FD_CALLS and takes_fast(broker.decide(Call(name, (fd, None, 0, 0)), fds)):
+        if name in FD_CALLS and takes_fast_each(name, broker.decide(Call(name, (fd, None, 0, 0)), fds)):
             bits |= 1 << bit
     return bits
 
 
+def socket_bits(broker: Broker) -> int:
+    """The fd route byte of a socket the leader's fast ``accept4`` made
+    (the library sets it; the core's table says the same once it has the
+    record: :meth:`dmvx.fdtable.FdTable.after` makes it a socket)."""
+    from dmvx.fdtable import FdInfo, FdKind
+
+    return fd_bits(broker, FdTable({0: FdInfo(FdKind.SOCKET)}), 0)
+
+
 def fd_table(broker: Broker, fds: FdTable) -> bytes:
-    """The fd route bytes of every descriptor the table has room for, open
-    or not (the broker decides for a descriptor it does not know too)."""
-    return bytes(fd_bits(broker, fds, fd) for fd in range(layout.FD_TABLE))
+    """The fd route bytes of every descriptor the table has room for: the
+    core's for a descriptor it knows, 0 for one it does not (a descriptor
+    that appears later gets its byte once the core's table has it:
+    :meth:`realmode.inproc.path.InProcess.sync_fds`, or from the library for
+    a fast accept4's)."""
+    known = fds.snapshot()
+    return bytes(fd_bits(broker, fds, fd) if fd in known else 0 for fd in range(layout.FD_TABLE))

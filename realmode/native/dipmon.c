@@ -171,6 +171,7 @@ static inline int fast_fd(long nr, long fd, int kind) {
 struct region {
     uint64_t addr;
     uint32_t len;
+    const void *src; /* where the bytes are now, if not at addr (a REG_BEFORE copy) */
 };
 
 static inline uint64_t pad8(uint64_t n) { return (n + 7) & ~7ULL; }
@@ -216,7 +217,7 @@ static void append(uint64_t seq, long nr, const long a[6], long result, const st
         *(uint64_t *)p = r[i].addr;
         *(uint32_t *)(p + 8) = r[i].len;
         *(uint32_t *)(p + 12) = 0;
-        if (r[i].len) memcpy(p + REG_HEAD, (const void *)(uintptr_t)r[i].addr, r[i].len);
+        if (r[i].len) memcpy(p + REG_HEAD, r[i].src ? r[i].src : (const void *)(uintptr_t)r[i].addr, r[i].len);
         p += REG_HEAD + pad8(r[i].len);
     }
     __atomic_store_n((uint64_t *)(area + H_OUT_HEAD), head + size, __ATOMIC_RELEASE);
@@ -299,16 +300,21 @@ static int follow(long nr, const long a[6], unsigned mask, const uint64_t room[6
    caller's buffers (follower); ``collect`` builds the record's regions from
    the result (both roles). */
 typedef int (*collect_fn)(const long a[6], long result, struct region *r);
+static const uint64_t NO_ROOM_EACH[6];
 
 static int fast_call(long nr, const long a[6], unsigned mask, const uint64_t room[6], collect_fn collect,
                      long *result) {
-    struct region r[MAX_REGIONS];
+    struct region r[MAX_REGIONS] = {{0}};
     int n;
     busy = 1;
     if (role == 0) {
         U32(H_INCALL) = 1;
         long res = tramp(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         U32(H_INCALL) = 0;
+        if (res == DIPMON_RETRACE) { /* a signal the tracer holds came first: place it there */
+            busy = 0;
+            return 0;
+        }
         n = collect ? collect(a, res, r) : 0;
         uint64_t seq = U64(H_SEQ) + 1;
         __atomic_store_n((uint64_t *)(area + H_SEQ), seq, __ATOMIC_RELEASE); /* one store on i386 too */
@@ -325,6 +331,27 @@ static int fast_call(long nr, const long a[6], unsigned mask, const uint64_t roo
         append(U64(H_SEQ), nr, a, res, r, n);
         *result = res;
     }
+    U64(H_FAST) += 1;
+    busy = 0;
+    return 1;
+}
+
+/* A call every variant runs on its own descriptor (close): the leader as
+   fast_call; a follower takes the leader's entry (the same call, compared),
+   runs its own from the trampoline and returns its own result, which the
+   core compares with the leader's as at a stop. 0: the traced path. */
+__attribute__((unused)) static int fast_each(long nr, const long a[6], unsigned mask, long *result) {
+    if (role == 0) return fast_call(nr, a, mask, NO_ROOM_EACH, NULL, result);
+    long leaders;
+    busy = 1;
+    if (!follow(nr, a, mask, NO_ROOM_EACH, &leaders)) {
+        U64(H_FALLBACK) += 1;
+        busy = 0;
+        return 0;
+    }
+    long res = tramp(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    append(U64(H_SEQ), nr, a, res, NULL, 0);
+    *result = res;
     U64(H_FAST) += 1;
     busy = 0;
     return 1;
@@ -474,6 +501,93 @@ int shutdown(int fd, int how) {
         return (int)ret_errno(res);
     return (int)ret_errno(traced(SYS_shutdown, fd, how, 0, 0, 0, 0));
 }
+
+#if defined(__x86_64__)
+/* -- descriptors and epoll (x86-64) ------------------------------------------ */
+#include <sys/epoll.h>
+
+/* accept4, leader only: a follower needs a descriptor of its own at the
+   leader's number (a placeholder), which its tracer makes at a stop. The
+   new socket's fd_route byte is the core's for a socket (H_SOCKET_BITS):
+   the core's table learns the descriptor from this record before it
+   checks any later call on it. */
+static uint32_t accept_len_before;
+
+static int out_accept(const long a[6], long res, struct region *r) {
+    if (!a[2]) return 0;
+    r[0].addr = WORD(a[2]) | REG_BEFORE; /* addrlen as the call read it */
+    r[0].len = 4;
+    r[0].src = &accept_len_before;
+    if (res < 0) return 1;
+    r[1].addr = WORD(a[2]);
+    r[1].len = 4;
+    if (!a[1]) return 2;
+    uint32_t got = *(const uint32_t *)a[2];
+    r[2].addr = WORD(a[1]);
+    r[2].len = got < accept_len_before ? got : accept_len_before;
+    return 3;
+}
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
+    long a[6] = {fd, (long)addr, (long)alen, flags, 0, 0}, res;
+    if (role == 0 && (addr == NULL || alen != NULL) && fast_nr(SYS_accept4)) {
+        accept_len_before = alen ? *alen : 0;
+        if (fast_call(SYS_accept4, a, 0, NO_ROOM, out_accept, &res)) {
+            if (res >= 0 && res < DIPMON_FD_TABLE) area[H_FD_ROUTE + res] = (uint8_t)U32(H_SOCKET_BITS);
+            return (int)ret_errno(res);
+        }
+    }
+    return (int)ret_errno(traced(SYS_accept4, fd, (long)addr, (long)alen, flags, 0, 0));
+}
+
+/* close: every variant closes its own descriptor; its byte goes to 0 (the
+   monitor gives it again once the core's table has a new one there). */
+int close(int fd) {
+    long a[6] = {fd, 0, 0, 0, 0, 0}, res;
+    if (fast_fd(SYS_close, fd, FDK_CLOSE) && fast_each(SYS_close, a, 0x1, &res)) {
+        if (fd >= 0 && fd < DIPMON_FD_TABLE) area[H_FD_ROUTE + fd] = 0;
+        return (int)ret_errno(res);
+    }
+    res = traced(SYS_close, fd, 0, 0, 0, 0, 0);
+    if (fd >= 0 && fd < DIPMON_FD_TABLE && res == 0) area[H_FD_ROUTE + fd] = 0;
+    return (int)ret_errno(res);
+}
+
+static int in_event(const long a[6], long res, struct region *r) { /* epoll_ctl's event: this variant's data */
+    (void)res;
+    if (!a[3]) return 0;
+    r[0].addr = WORD(a[3]);
+    r[0].len = sizeof(struct epoll_event);
+    return 1;
+}
+
+/* epoll_ctl: only the leader's set exists (a follower's is not made: the
+   core routes it to the leader, predicted); each variant's record carries
+   its own data, which its monitor keeps per (epfd, fd) (realmode/epoll.py). */
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
+    long a[6] = {epfd, op, fd, (long)event, 0, 0}, res;
+    if (fast_nr(SYS_epoll_ctl) && fast_call(SYS_epoll_ctl, a, 0x7, NO_ROOM, in_event, &res))
+        return (int)ret_errno(res);
+    return (int)ret_errno(traced(SYS_epoll_ctl, epfd, op, fd, (long)event, 0, 0));
+}
+
+static int out_events(const long a[6], long res, struct region *r) {
+    r[0].addr = WORD(a[1]);
+    r[0].len = res > 0 ? (uint32_t)(res * sizeof(struct epoll_event)) : 0;
+    return res > 0 ? 1 : 0;
+}
+
+/* epoll_wait, leader only: its events carry the leader's data, which its
+   monitor turns into descriptors; a follower's tracer writes back its own
+   data for them at a stop. */
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
+    long a[6] = {epfd, (long)events, maxevents, timeout, 0, 0}, res;
+    if (role == 0 && maxevents > 0 && (size_t)maxevents * sizeof(struct epoll_event) <= MAX_DATA &&
+        fast_nr(SYS_epoll_wait) && fast_call(SYS_epoll_wait, a, 0, NO_ROOM, out_events, &res))
+        return (int)ret_errno(res);
+    return (int)ret_errno(traced(SYS_epoll_wait, epfd, (long)events, maxevents, timeout, 0, 0));
+}
+#endif
 
 /* -- set-up ------------------------------------------------------------------ */
 

@@ -41,6 +41,7 @@
 #define H_FAST 80       /* u64: calls taken on the fast path (the variant counts) */
 #define H_FALLBACK 88   /* u64: follower calls that fell back to the tracer */
 #define H_INCALL 96     /* u32: the leader is inside a fast call (it may block): heartbeats go on */
+#define H_SOCKET_BITS 100 /* u32: the fd_route byte of a socket the leader's fast accept4 made (the core's) */
 #define H_CALL_ROUTE 1024 /* u8[512]: 0 stops, 1 fast, 2 fast per fd_route */
 #define H_FD_ROUTE 2048   /* u8[1024]: bit k: fd call k (FD_KINDS) is fast on it */
 
@@ -67,5 +68,15 @@
 #define RF_NOTFAST 1          /* in ring: this seq is not for the fast path */
 #define RF_PREDICTED 2        /* in ring: the result is the follower's own prediction */
 #define ARG_SHIFT 40
+/* Out ring: a region whose address has this bit is memory as it was before
+   the call (an in/out argument's input: accept4's addrlen), for decoding the
+   call; the others are as the call left them. */
+#define REG_BEFORE (1ULL << 63)
+/* Out ring: a record's flags word is the call's duration in TSC ticks
+   (saturating), for --record's ns. */
+/* What the tracer makes a leader's fast call return when a signal it holds
+   back interrupted it before it did anything: issue it again from the
+   traced path (no record), where the signal is placed. Not an errno. */
+#define DIPMON_RETRACE (-4000L)
 
 #endif

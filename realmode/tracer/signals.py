@@ -146,6 +146,13 @@ class SignalPoints:
         if not asynchronous(proc, sig):
             return sig
         held = proc.held
+        if held is None and proc.fast is not None:
+            regs = ll.get_regs(proc.pid)
+            if proc.fast.hold_signal(sig, regs):
+                # The leader ran fast calls the core has not seen: the signal
+                # goes to the core at the next stop (InProcess.hold_signal).
+                ll.set_regs(proc.pid, regs)
+                return 0
         interrupted = held.interrupted if held is not None and held.restarting else None
         self._at, self._through = proc, False
         try:

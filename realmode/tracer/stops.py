@@ -158,6 +158,9 @@ class Stops:
                 return  # a leader's asynchronous call: it runs now, the core hears of it in order
             if not proc.fast.before_stop():
                 return  # the core holds a call of the in-process path: this one waits
+            proc.fast.release_signals()  # held while fast calls ran: placed at this call
+            if self.t.finished or not proc.alive:
+                return
         self.t.stats.stops += 1
         held = proc.held = Held(raw, clone_flags=flags)
         if self.t.recorder is not None and proc is self.t.root:
@@ -246,6 +249,8 @@ class Stops:
         self.t.carry_out(
             proc, monitor.call_exited(outcome) if held.count is None else Tally.exited(held, monitor, outcome, rval)
         )
+        if proc.fast is not None:
+            proc.fast.exited()
         if proc.alive and not self.t.finished:
             ll.resume(proc.pid, False, held.inject)
 
