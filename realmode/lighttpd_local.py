@@ -90,7 +90,7 @@ def serve(
         text=True,
     )
     try:
-        wait_listening()
+        wait_listening(60.0)  # variants start slowly on a loaded machine
         wrong, _, error = client.check_digests(
             ADDRESS, {f"/{name}": d for name, d in digests.items()}, sample, timeout=10
         )

@@ -99,12 +99,16 @@ class Recorder:
         """At a call's entry stop: the time, for :meth:`call`'s ``gap``."""
         return time.perf_counter_ns()
 
-    def call(self, call: Call, outcome: Outcome, entered: int, ran: int | None) -> None:
+    def call(self, call: Call, outcome: Outcome, entered: int, ran: int | None, ns: int | None = None) -> None:
         """A finished call: ``entered`` at its entry stop, ``ran`` when it was
-        resumed to run (None: skipped); now is its end."""
+        resumed to run (None: skipped); now is its end. ``ns``: how long it
+        ran, where the variant measured it itself (a fast call of the
+        in-process path: its library's clock, realmode.inproc.path)."""
         now = time.perf_counter_ns()
         gap = max(0, entered - self._last)
-        self._writer.call(self.index, call, outcome, ns=None if ran is None else max(0, now - ran), gap=gap)
+        if ns is None and ran is not None:
+            ns = max(0, now - ran)
+        self._writer.call(self.index, call, outcome, ns=ns, gap=gap)
         self._last = now
 
     def exited(self, status: int) -> None:

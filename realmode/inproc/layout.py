@@ -71,6 +71,9 @@ class Record(NamedTuple):
     args: tuple[int, ...]
     #: (address, bytes): memory the call read or wrote, at the variant's addresses.
     regions: tuple[tuple[int, bytes], ...]
+    #: Out ring: TSC ticks the call took where the variant ran it (0: it did
+    #: not, or an old library), for --record's ``ns``.
+    ticks: int = 0
 
 
 def pad8(n: int) -> int:
@@ -94,7 +97,7 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
     _, nr, seq, result, a0, a1, a2, a3, a4, a5, count, _flags = _REC.unpack_from(ring, offset)
     args = (a0, a1, a2, a3, a4, a5)
     if not count:
-        return Record(seq, nr, result, args, ()), length
+        return Record(seq, nr, result, args, (), _flags), length
     end = offset + length
     at = offset + REC_HEAD
     regions = []
@@ -109,7 +112,7 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
             raise Malformed(f"a memory region of {n} bytes past its record")
         regions.append((address, bytes(ring[at : at + n])))
         at += pad8(n)
-    return Record(seq, nr, result, args, tuple(regions)), length
+    return Record(seq, nr, result, args, tuple(regions), _flags), length
 
 
 def parse_records(

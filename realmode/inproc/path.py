@@ -68,6 +68,30 @@ _TEMPLATE_BYTES = 1024
 POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
 
 
+_TSC_PER_NS: list[float] = []
+
+
+def tsc_ns(ticks: int) -> int | None:
+    """A fast call's duration, measured by the library in TSC ticks, in ns
+    (the kernel's TSC rate: /proc/cpuinfo's ``cpu MHz``, which Linux takes
+    from the TSC where it is constant); None when unmeasured or unknown."""
+    if not ticks:
+        return None
+    if not _TSC_PER_NS:
+        rate = 0.0
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+                for line in info:
+                    if line.startswith("cpu MHz"):
+                        rate = float(line.split(":")[1]) / 1000.0
+                        break
+        except (OSError, ValueError):
+            pass
+        _TSC_PER_NS.append(rate)
+    rate = _TSC_PER_NS[0]
+    return round(ticks / rate) if rate > 0 else None
+
+
 def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
@@ -182,6 +206,8 @@ class InProcess:
         #: Leader: asynchronous signals the tracer held back while the fast
         #: path ran (:meth:`hold_signal`), for the core at the next stop.
         self.held_signals: list[int] = []
+        #: The TSC ticks of the leader's record being handed to the core.
+        self._ticks = 0
         self.records = 0
         self.last_record = 0.0
         #: Records parsed from the out ring and not yet handed to the core,
@@ -535,6 +561,7 @@ class InProcess:
         return carrier.fate
 
     def _lead(self, record: Record) -> None:
+        self._ticks = record.ticks
         decoded = self._decode(record)
         if decoded is not None:
             raw, outcome = decoded
@@ -567,7 +594,8 @@ class InProcess:
         recorder = self.t.recorder
         if recorder is not None and self.proc is self.t.root:
             now = recorder.entered()
-            recorder.call(raw.call, outcome, now, now)
+            recorder.call(raw.call, outcome, now, now, tsc_ns(self._ticks))
+        self._ticks = 0
         if not counted:
             self.t.stats.executed += 1
         self.t.carry_out(self.proc, self.proc.monitor.call_exited(outcome))
@@ -586,7 +614,7 @@ class InProcess:
             recorder = self.t.recorder
             if recorder is not None and self.proc is self.t.root:
                 now = recorder.entered()
-                recorder.call(raw.call, outcome, now, now)
+                recorder.call(raw.call, outcome, now, now, tsc_ns(record.ticks))
             self.t.carry_out(self.proc, self.proc.monitor.call_exited(outcome))
             self._fds_dirty = True
             return

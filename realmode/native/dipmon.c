@@ -50,6 +50,7 @@
 
 static volatile uint8_t *area;
 static int role;     /* 0 leader, 1 follower */
+static uint32_t call_ticks; /* the call append() records next took this many TSC ticks (0: not run here) */
 static int active;   /* this process (not a fork child) runs the fast path */
 static int busy;     /* inside a wrapper: a signal handler's call takes the traced path */
 static uint64_t ring_size;
@@ -211,7 +212,8 @@ static void append(uint64_t seq, long nr, const long a[6], long result, const st
     *(int64_t *)(p + 16) = result;
     for (int i = 0; i < 6; i++) *(uint64_t *)(p + 24 + 8 * i) = WORD(a[i]);
     *(uint32_t *)(p + 72) = (uint32_t)n;
-    *(uint32_t *)(p + 76) = 0;
+    *(uint32_t *)(p + 76) = call_ticks; /* out ring: the call's duration (dipmon.h) */
+    call_ticks = 0;
     p += REC_HEAD;
     for (int i = 0; i < n; i++) {
         *(uint64_t *)p = r[i].addr;
@@ -309,8 +311,11 @@ static int fast_call(long nr, const long a[6], unsigned mask, const uint64_t roo
     busy = 1;
     if (role == 0) {
         U32(H_INCALL) = 1;
+        uint64_t t0 = __builtin_ia32_rdtsc();
         long res = tramp(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        uint64_t took = __builtin_ia32_rdtsc() - t0;
         U32(H_INCALL) = 0;
+        call_ticks = took > 0xffffffffULL ? 0xffffffffU : (uint32_t)took;
         if (res == DIPMON_RETRACE) { /* a signal the tracer holds came first: place it there */
             busy = 0;
             return 0;
@@ -349,7 +354,10 @@ __attribute__((unused)) static int fast_each(long nr, const long a[6], unsigned 
         busy = 0;
         return 0;
     }
+    uint64_t t0 = __builtin_ia32_rdtsc();
     long res = tramp(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    uint64_t took = __builtin_ia32_rdtsc() - t0;
+    call_ticks = took > 0xffffffffULL ? 0xffffffffU : (uint32_t)took;
     append(U64(H_SEQ), nr, a, res, NULL, 0);
     *result = res;
     U64(H_FAST) += 1;
