@@ -107,12 +107,15 @@ class _Session:
             self.closed = True
             os.close(self.report_w)
 
-    def send(self, data: bytes) -> bool:
+    def send(self, *parts: bytes | bytearray) -> bool:
+        """Write ``parts`` down the session's stdin, each as it is (the run
+        key goes from its wipeable buffer, never copied into a new bytes)."""
         stdin = self.process.stdin
         if stdin is None or stdin.closed:
             return False
         try:
-            stdin.write(data)
+            for part in parts:
+                stdin.write(part)
             stdin.flush()
             return True
         except (BrokenPipeError, ValueError, OSError):
@@ -314,7 +317,7 @@ class SshAgents:
         return "entry" if len(arches) > 1 else "exec"
 
     def _send(self, session: _Session, config: AgentConfig, key: isolation.RunKey) -> None:
-        if not session.send(config_message(config) + bytes(key.secret)):
+        if not session.send(config_message(config), key.secret):
             raise EnvironmentProblem(self._failed(session, "the session ended before the agent had its configuration"))
 
     def _failed(self, session: _Session, what: str) -> str:
