@@ -27,7 +27,6 @@ from typing import IO, Any
 
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
-from dmvx.yamlfile import MAX_TRACE_BYTES, read_input
 
 VERSION = 1
 
@@ -143,6 +142,10 @@ class TraceWriter:
 
 def read_trace(path: str | Path) -> RecordedTrace:
     """Read a trace; any problem is one :class:`InputError` naming the line."""
+    # Imported here: dmvx.yamlfile loads pydantic (a fifth of a second), which
+    # writing a trace -- every `dmvx run`, through realmode.record -- never needs.
+    from dmvx.yamlfile import MAX_TRACE_BYTES, read_input
+
     path = Path(path)
     shown = str(path)
     raw = read_input(path, file=shown, limit=MAX_TRACE_BYTES, what="JSON-lines trace file")

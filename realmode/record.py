@@ -35,22 +35,20 @@ from typing import Any
 from dmvx.calls import Call, Outcome
 from dmvx.errors import InputError
 from dmvx.trace import TraceWriter
-from dmvx.yamlfile import NOT_REGULAR
 
 _END_LINES = ('{"exit":', '{"killed":')
-
-
-_KINDS = ((stat.S_ISLNK, "a symbolic link"), *NOT_REGULAR)
 
 
 def _not_regular(path: Path) -> str | None:
     """What ``path`` is if it exists and is not a regular file (a symbolic
     link counts as one of those, whatever it points to)."""
+    from dmvx.yamlfile import NOT_REGULAR  # here: it loads pydantic, which a run without --record never needs
+
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return None
-    for test, kind in _KINDS:
+    for test, kind in ((stat.S_ISLNK, "a symbolic link"), *NOT_REGULAR):
         if test(mode):
             return kind
     return None if stat.S_ISREG(mode) else "not a regular file"
