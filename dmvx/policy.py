@@ -641,6 +641,12 @@ LAYOUT_ARGS: Mapping[str, frozenset[int]] = {
     # The events that come back are the leader's in every variant.
     "epoll_pwait": frozenset({3}),
     "poll": frozenset({2}),
+    # How long to sleep, or until when: a thread that backs off computes it
+    # from the work it found (memcached's LRU maintainer), which the
+    # interleaving of threads decides, or from its own interval clock (an
+    # absolute deadline). A follower's sleep is the leader's anyway.
+    "nanosleep": frozenset({0}),
+    "clock_nanosleep": frozenset({2}),
 }
 
 #: Arguments whose content leaves the process: a difference there is

@@ -208,4 +208,35 @@ def test_interval_clocks_are_each_variants_own_in_a_process_with_threads() -> No
     monotonic, realtime = Call("clock_gettime", (1, 0)), Call("clock_gettime", (0, 0))
     assert decide(policy, monotonic, alone).route is not Route.LOCAL
     assert decide(policy, monotonic, threaded).route is Route.LOCAL
-    assert decide(policy, realtime, threaded).route is not Route.LOCAL
+    assert decide(policy, realtime, alone).route is not Route.LOCAL
+
+
+def test_the_date_and_yields_are_not_sequenced_in_a_process_with_threads() -> None:
+    """A thread reads the date when its own interval clock says so (libevent
+    every 5 s: memcached's workers) and yields as often as a spin loop takes
+    (memcslap's clients): in a process with threads neither is a compared
+    call (real mode gives followers the leader's dates:
+    realmode.tracer.clocks). A process without threads keeps both
+    sequenced."""
+    alone, threaded = FdTable(), FdTable()
+    threaded.shared = True
+    policy = Policy.preset("dmvx")
+    for call in (Call("clock_gettime", (0, 0)), Call("clock_gettime", (5, 0)), Call("gettimeofday", (0, 0))):
+        assert decide(policy, call, threaded).route is Route.LOCAL, call
+        assert decide(policy, call, alone).route is not Route.LOCAL, call
+    yield_ = Call("sched_yield", ())
+    assert decide(policy, yield_, threaded).route is Route.LOCAL
+    assert decide(policy, yield_, alone).route is not Route.LOCAL
+
+
+def test_how_long_a_sleep_lasts_is_not_compared() -> None:
+    """A thread that backs off computes its sleep from the work it found
+    (memcached's LRU maintainer) or from its own clock: the length is no
+    argument the variants must agree on; which clock and flags are."""
+    from dmvx.policy import comparable
+
+    a = Call("clock_nanosleep", (0, 0, b"\x00" * 8 + b"\x01" * 8, 0))
+    b = Call("clock_nanosleep", (0, 0, b"\x00" * 8 + b"\x02" * 8, 0))
+    assert comparable(a) == comparable(b)
+    assert comparable(a) != comparable(Call("clock_nanosleep", (1, 1, b"\x00" * 16, 0)))
+    assert comparable(Call("nanosleep", (b"\x01" * 16, 0))) == comparable(Call("nanosleep", (b"\x02" * 16, 0)))
