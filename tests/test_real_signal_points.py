@@ -51,3 +51,14 @@ def test_signal_corpus_entries_agree_with_native(name: str, tmp_path: Path) -> N
         pytest.skip(f"{name} needs {entry.needs}")
     for result in compare(entry, tmp_path / "work", POLICIES):
         assert result.agrees, f"[{result.policy}] {name}: {'; '.join(result.problems)}"
+
+
+def test_a_timer_whose_signal_has_no_handler_ends_every_variant(tmp_path: Path) -> None:
+    """The timer runs in the leader only, and its SIGALRM, with no handler,
+    ends the leader's process: the follower's is sent the same signal where
+    it waits, and ends as natively (status 142), not in no-progress."""
+    script = "import signal, time; print('armed', flush=True); signal.alarm(1); time.sleep(5); print('not reached')"
+    entry = Entry("alarm-no-handler", ("/usr/bin/python3", "-c", script))
+    for result in compare(entry, tmp_path / "work", POLICIES):
+        assert result.native.status == 142
+        assert result.agrees, f"[{result.policy}]: {'; '.join(result.problems)}"

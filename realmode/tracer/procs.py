@@ -118,6 +118,7 @@ class Proc:
         #: (signal -> how many): let through at their delivery stop.
         self.released: dict[int, int] = {}
         self.peer_killed = 0  # the signal the leader's process died of, once it did
+        self.timer_signal_sent = False  # that signal, a timer's, sent here (routing.Router.on_peer_killed)
         self.heard = 0.0  # when the last message for this process's stream came (time.monotonic())
         self.status: int | None = None
         #: It made its own ``exit`` call: its end is its own, and compared. A

@@ -12,13 +12,14 @@ leader's fatal signal land here too where it is pending (the core's
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
 from dmvx.messages import Entry, Message, Stop
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
-from realmode.tracer.signals import EINTR, caught, pending
+from realmode.tracer.signals import EINTR, TIMER_SIGNALS, caught, pending
 from realmode.tracer.steering import MASK64
 from realmode.tracer.tally import timed
 
@@ -65,12 +66,31 @@ class Router:
         by the parent's kill), let it land as it did there: the call returns
         EINTR without running and the signal is delivered on the way back.
 
+        A timer's signal (:data:`TIMER_SIGNALS`) is sent here: the timer ran
+        in the leader only.
+
         The signal need not be pending yet when the leader's death is heard:
         the sender here (this variant's parent, running its own ``kill``) may
         come later, so the loop asks again while the process waits
         (:meth:`TracerProcess._awaiting_peer_signal`)."""
         held = proc.held
-        if held is None or held.stage is not Stage.ENTRY or not proc.alive or not pending(proc.pid, proc.peer_killed):
+        if held is None or held.stage is not Stage.ENTRY or not proc.alive:
+            return
+        sig = proc.peer_killed
+        if (
+            not self.t.leader
+            and sig in TIMER_SIGNALS
+            and not proc.timer_signal_sent
+            and not pending(proc.pid, sig)
+            and not caught(proc.pid, sig)
+        ):
+            # A timer runs in the leader only (alarm, setitimer and
+            # timer_settime are the leader's calls), so its signal never
+            # comes here by itself: with no handler it ended the leader's
+            # process, and it ends this one where this one waits.
+            proc.timer_signal_sent = True
+            os.kill(proc.pid, sig)
+        if not pending(proc.pid, sig):
             return
         if self.t.leader and caught(proc.pid, proc.peer_killed):
             return  # a handler here would run where the follower's process died: the stall decides

@@ -78,6 +78,11 @@ def _signal_masks(pid: int) -> dict[bytes, int]:
     return out
 
 
+#: The signals of the timers a process arms with alarm and setitimer (and,
+#: by default, timer_create): SIGALRM, SIGVTALRM, SIGPROF.
+TIMER_SIGNALS = frozenset({signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF})
+
+
 def pending(pid: int, sig: int) -> bool:
     masks = _signal_masks(pid)
     bit = 1 << (sig - 1)
