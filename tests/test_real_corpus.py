@@ -84,3 +84,30 @@ def test_a_corpus_subset_runs_as_natively_under_both_presets(name: str, tmp_path
         pytest.skip(f"{name} needs {entry.needs}")
     for result in compare(entry, tmp_path / "work", ("dmvx", "dmon")):
         assert result.agrees, f"[{result.policy}] {name}: {'; '.join(result.problems)}"
+
+
+@pytest.mark.root
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+)
+def test_jobs_run_entries_at_once_each_round_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--jobs 2`` runs two entries at once, each in its own work
+    directory, and prints every run in the order of the rounds."""
+    from realmode.corpus.__main__ import main
+
+    status = main(["-k", "seq", "-k", "date-fixed", "--policy", "dmvx", "--repeat", "2", "--jobs", "2", "-v"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert re.findall(r"\] ok +(\S+):", out) == ["seq", "date-fixed"] * 2
+    assert "false divergences under dmvx: 0 of 4 runs" in out
+
+
+def test_jobs_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from realmode.corpus.__main__ import main
+
+    if os.geteuid() != 0:
+        pytest.skip("the corpus checks for root first")
+    with pytest.raises(SystemExit) as ended:
+        main(["--jobs", "0"])
+    assert ended.value.code == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
