@@ -104,7 +104,7 @@ _ARG_DEPENDENT = (
     | OPEN_CALLS
     | frozenset(_PATH_READS)
     | frozenset(SENSITIVE_WHEN)
-    | {"fcntl", "sendfile", "getrandom", "clock_gettime", "gettimeofday", "sched_yield"}
+    | {"fcntl", "sendfile", "getrandom", "clock_gettime", "sched_yield"}
 )
 #: Clocks that measure intervals, not the date: monotonic, boot time, CPU
 #: time. In a process with threads their reads are not compared (LOCAL): a
@@ -112,15 +112,9 @@ _ARG_DEPENDENT = (
 #: of contention) reads one once per wait, as many times as the threads'
 #: interleaving makes it wait -- a number no two variants share. A mode may
 #: still give followers the leader's readings (real mode does:
-#: realmode.tracer.clocks). The date: below.
+#: realmode.tracer.clocks). The date (CLOCK_REALTIME, 0 and 5) stays the
+#: leader's, sequenced.
 THREAD_LOCAL_CLOCKS = frozenset({1, 2, 3, 4, 6, 7})
-#: The date (CLOCK_REALTIME, CLOCK_REALTIME_COARSE, and ``gettimeofday``):
-#: in a process with threads not sequenced either. An event loop reads it
-#: when its interval clock says so (libevent's ``gettime`` every 5 s of
-#: CLOCK_MONOTONIC: memcached's threads), and that clock is the thread's
-#: own. A mode must give followers the leader's readings (real mode does:
-#: realmode.tracer.clocks), since the date leaves the process in its output.
-THREAD_DATE_CLOCKS = frozenset({0, 5})
 #: Calls that name a path: argument index of the path, and of the
 #: directory descriptor a relative path starts from (None: the cwd).
 _PATHS: dict[str, tuple[int, int | None]] = {
@@ -362,10 +356,8 @@ class Broker:
             # pools) yields as many times as the interleaving takes. It
             # changes nothing outside the variant and always returns 0.
             return LOCAL
-        if name == "gettimeofday":
-            return LOCAL if fds.shared else self._decide_by_name(name)
         if name == "clock_gettime":
-            if fds.shared and _arg(args, 0) in THREAD_LOCAL_CLOCKS | THREAD_DATE_CLOCKS:
+            if fds.shared and _arg(args, 0) in THREAD_LOCAL_CLOCKS:
                 return LOCAL
             decision = self._sequenced_clock
             if decision is None:

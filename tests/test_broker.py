@@ -208,22 +208,16 @@ def test_interval_clocks_are_each_variants_own_in_a_process_with_threads() -> No
     monotonic, realtime = Call("clock_gettime", (1, 0)), Call("clock_gettime", (0, 0))
     assert decide(policy, monotonic, alone).route is not Route.LOCAL
     assert decide(policy, monotonic, threaded).route is Route.LOCAL
-    assert decide(policy, realtime, alone).route is not Route.LOCAL
+    assert decide(policy, realtime, threaded).route is not Route.LOCAL
 
 
-def test_the_date_and_yields_are_not_sequenced_in_a_process_with_threads() -> None:
-    """A thread reads the date when its own interval clock says so (libevent
-    every 5 s: memcached's workers) and yields as often as a spin loop takes
-    (memcslap's clients): in a process with threads neither is a compared
-    call (real mode gives followers the leader's dates:
-    realmode.tracer.clocks). A process without threads keeps both
-    sequenced."""
+def test_yields_are_not_compared_in_a_process_with_threads() -> None:
+    """A spin loop yields as often as the interleaving takes (memcslap's
+    client threads): in a process with threads sched_yield is no compared
+    call. A process without threads keeps it sequenced."""
     alone, threaded = FdTable(), FdTable()
     threaded.shared = True
     policy = Policy.preset("dmvx")
-    for call in (Call("clock_gettime", (0, 0)), Call("clock_gettime", (5, 0)), Call("gettimeofday", (0, 0))):
-        assert decide(policy, call, threaded).route is Route.LOCAL, call
-        assert decide(policy, call, alone).route is not Route.LOCAL, call
     yield_ = Call("sched_yield", ())
     assert decide(policy, yield_, threaded).route is Route.LOCAL
     assert decide(policy, yield_, alone).route is not Route.LOCAL

@@ -33,9 +33,9 @@ def _bash(name: str, script: str, **kw) -> Entry:
 
 
 _INTERLEAVED = (
-    "memcslap's client threads and memcached's workers: what each thread calls is up to their interleaving "
-    "(a worker's sendmsg a follower's thread has not reached in 2 s under dmon; under load, libmemcached's own "
-    "1 s poll timeout fires and its message prints a heap address); docs/realmode.md, Threads"
+    "memcached's worker threads read the date when their own monotonic clock says so (libevent, every 5 s): "
+    "gettimeofday vs read in a worker; what memcslap's and memcached's threads call is up to their "
+    "interleaving (docs/realmode.md, Threads and The corpus); issue 15 item 3"
 )
 
 ENTRIES: tuple[Entry, ...] = (

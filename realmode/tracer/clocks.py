@@ -1,4 +1,4 @@
-"""Clocks in a process with threads: the leader's readings, taken in order.
+"""Interval clocks in a process with threads: the leader's readings, taken in order.
 
 A thread that waits for a lock with a timeout reads ``CLOCK_MONOTONIC`` once
 per wait (Python's GIL does, every 5 ms of contention; glibc's timed waits
@@ -35,14 +35,6 @@ nothing but a possible misalignment of later readings, and a different
 decision taken from them is a different call, which is reported. CPU-time
 clocks are not system-wide, so each variant reads its own (they stay
 ``LOCAL`` and run).
-
-The date (``CLOCK_REALTIME``, ``gettimeofday``) is answered the same way in a
-process with threads (:data:`dmvx.broker.THREAD_DATE_CLOCKS`): an event loop
-reads it when its interval clock says so (libevent, every 5 s of
-``CLOCK_MONOTONIC``: memcached's worker threads), so whether a thread reads
-it at a given point is up to that thread's own clock, not a sequenced call.
-A follower's thread gets the leader's dates in order, its own only where the
-leader's thread made no more reads before its next call.
 """
 
 from __future__ import annotations
@@ -63,35 +55,14 @@ from realmode.tracer.steering import MASK64
 if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
 
-#: System-wide clocks the tracer reads as its tracee would: MONOTONIC,
-#: MONOTONIC_RAW, MONOTONIC_COARSE, BOOTTIME, and the date (REALTIME,
-#: REALTIME_COARSE: :data:`dmvx.broker.THREAD_DATE_CLOCKS`).
-ANSWERED = frozenset({1, 4, 6, 7, 0, 5})
-CLOCK_REALTIME = 0
-DATES = frozenset({CLOCK_REALTIME, 5})
-_CALLS = frozenset({"clock_gettime", "gettimeofday"})
-
-
-def clock_of(held: Held) -> int | None:
-    """The clock ``held`` reads (``gettimeofday`` reads the date); None if
-    it is no read of a clock the tracer answers."""
-    raw = held.raw
-    if raw.name == "gettimeofday":
-        return CLOCK_REALTIME
-    if raw.name == "clock_gettime" and raw.call.args[0] in ANSWERED:
-        return raw.call.args[0]
-    return None
-
-
+#: System-wide interval clocks the tracer reads as its tracee would:
+#: MONOTONIC, MONOTONIC_RAW, MONOTONIC_COARSE, BOOTTIME.
+ANSWERED = frozenset({1, 4, 6, 7})
+_CALLS = frozenset({"clock_gettime"})
 #: How long a follower's read waits for the leader's reading (seconds), when
 #: the thread's last read was its own, and when it was the leader's.
 PATIENCE = 0.02
 PATIENCE_ALIGNED = 0.15
-#: How long a follower's read of the date waits for the leader's: the date
-#: leaves the process (a report's timings, a log line), so a follower's own
-#: is a different output, and date reads are few (no lock wait reads the
-#: date). Still bounded: a thread reading it may hold a lock.
-PATIENCE_DATE = 1.0
 
 
 class Clocks:
@@ -111,23 +82,19 @@ class Clocks:
         self.aligned: dict[tuple[str, int], bool] = {}
 
     def answers(self, proc: Proc, held: Held) -> bool:
-        """Answer ``held``, a call the core routed LOCAL, if it is a clock
-        read of a thread; False if it is not one."""
-        if held.raw.name not in _CALLS or not proc.monitor.fds.shared:
+        """Answer ``held``, a call the core routed LOCAL, if it is an
+        interval-clock read of a thread; False if it is not one."""
+        raw = held.raw
+        if raw.name not in _CALLS or not proc.monitor.fds.shared or raw.call.args[0] not in ANSWERED:
             return False
-        clock = clock_of(held)
-        if clock is None:
-            return False
+        clock = raw.call.args[0]
         if self.t.leader:
             ns = time.clock_gettime_ns(clock)
             self.t.out.send(EVERYONE, ClockNote(proc.stream, clock, ns), self.t.batching)
             self._answer(proc, held, clock, ns)
             return True
         if not self._take(proc, held, clock):
-            if clock in DATES:
-                patience = PATIENCE_DATE
-            else:
-                patience = PATIENCE_ALIGNED if self.aligned.get((proc.stream, clock)) else PATIENCE
+            patience = PATIENCE_ALIGNED if self.aligned.get((proc.stream, clock)) else PATIENCE
             self.parked[proc.stream] = (proc, time.monotonic() + patience)
         return True
 
@@ -149,7 +116,7 @@ class Clocks:
         if parked is not None:
             proc = parked[0]
             held = proc.held
-            if not proc.alive or held is None or self._take(proc, held, clock_of(held) or CLOCK_REALTIME):
+            if not proc.alive or held is None or self._take(proc, held, held.raw.call.args[0]):
                 del self.parked[stream]
         return consumed
 
@@ -165,7 +132,7 @@ class Clocks:
             del self.parked[stream]
             held = proc.held
             if proc.alive and held is not None:
-                clock = clock_of(held) or CLOCK_REALTIME
+                clock = held.raw.call.args[0]
                 self.aligned[(stream, clock)] = False
                 self._answer(proc, held, clock, time.clock_gettime_ns(clock))
 
@@ -190,22 +157,14 @@ class Clocks:
         ns = max(ns, self.last.get(key, 0))
         self.last[key] = ns
         raw = held.raw
-        seconds, rest = divmod(ns, 1_000_000_000)
-        if raw.name == "gettimeofday":
-            data = structs.encode("timeval", raw.arch, {"tv_sec": seconds, "tv_usec": rest // 1000})
-        else:
-            struct = "timespec64" if raw.kernel_name == "clock_gettime64" else "timespec"
-            data = structs.encode(struct, raw.arch, {"tv_sec": seconds, "tv_nsec": rest})
+        struct = "timespec64" if raw.kernel_name == "clock_gettime64" else "timespec"
+        data = structs.encode(struct, raw.arch, {"tv_sec": ns // 1_000_000_000, "tv_nsec": ns % 1_000_000_000})
         proc.held = None
         proc.waiting_since = None
         regs = ll.get_regs(proc.pid)
         result = 0
-        where = raw.args[0] if raw.name == "gettimeofday" else raw.args[1]
         try:
-            if where or raw.name != "gettimeofday":  # gettimeofday(NULL, ...) writes nothing
-                ll.write_memory(proc.pid, where, data)
-            if raw.name == "gettimeofday" and raw.args[1]:  # the obsolete time zone: UTC, as Linux keeps it
-                ll.write_memory(proc.pid, raw.args[1], bytes(8))
+            ll.write_memory(proc.pid, raw.args[1], data)
         except ll.PtraceError as error:
             if error.errno == errno.ESRCH:
                 raise
