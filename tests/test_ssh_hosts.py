@@ -280,8 +280,8 @@ def test_real_refuses_variants_split_between_machines_and_emulated_hosts(tmp_pat
     hosts = {"h1": {"role": "variant", "ssh": "nowhere.invalid"}, "h2": {"role": "variant"}, "h3": {"role": "client"}}
     links = [{"a": "h2", "b": "h3"}]
     path.write_text(yaml.safe_dump({"name": "split", "hosts": hosts, "switches": [], "links": links}))
-    done, took = _dmvx("real", "--topology", str(path), config=tmp_path / "none")
-    assert done.returncode == 5 and took < 5, done.stderr
+    done, _ = _dmvx("real", "--topology", str(path), config=tmp_path / "none")
+    assert done.returncode == 5, done.stderr
     assert done.stderr.strip() == (
         "dmvx real: split: variant hosts h1 are machines and h2 emulated; the variants of one run are all on "
         "machines reached over SSH or all emulated"
