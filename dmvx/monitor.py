@@ -30,7 +30,7 @@ the local variant and a :class:`~dmvx.messages.Stop` for everyone else.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dmvx.actions import (
     EVERYONE,
@@ -126,6 +126,10 @@ _SIGNAL_ENDS = (_F_ENTRY_WAIT, _F_SYNC_WAIT, _F_NOTE_WAIT, _F_EXECUTING)
 _LONG_WAY = (_KIND_VOTE, _KIND_ANNOUNCE, _KIND_RESULT, _KIND_SIGNAL)
 #: Whom a follower waits for (a constant: ``(LEADER,)`` builds a tuple each time).
 _FROM_LEADER = (LEADER,)
+#: Calls the one-step paths (:meth:`LeaderMonitor.call_replicated`,
+#: :meth:`FollowerMonitor.call_skipped`) leave to the general one: those that
+#: change the descriptor table, and the process ends.
+_GENERAL_PATH = frozenset(CHANGES_FDS) | PSEUDO_CALLS
 #: Why a variant killed by a signal is the one blamed when its wait stalls.
 _WENT_ON = "no other variant ended so within the stall timeout"
 
@@ -347,6 +351,16 @@ class LeaderMonitor(_Monitor):
         # a variant that makes one call over and over (a loop, a simulated
         # workload) passes the same Call and Outcome, sized once.
         self._sized: tuple[Call | None, Outcome | None, int] = (None, None, 0)
+        #: What :meth:`call_replicated` made its last entry of: call, outcome,
+        #: decision, and the entry's kind, outcome and size.
+        self._made: tuple[Call | None, Outcome | None, Decision | None, EntryKind, Outcome | None, int] = (
+            None,
+            None,
+            None,
+            _KIND_FULL,
+            None,
+            0,
+        )
 
     def _to(self, state: LeaderState) -> None:
         """Move to ``state`` (:data:`dmvx.states.LEADER_TRANSITIONS` must list the move)."""
@@ -458,6 +472,47 @@ class LeaderMonitor(_Monitor):
         entry = self._entry(seq, call, decision, outcome)
         self.cb.push(seq, entry.size, call, outcome)
         return [Send(EVERYONE, entry)]
+
+    def call_replicated(self, call: Call, outcome: Outcome) -> Entry | None:
+        """:meth:`call_entered` and :meth:`call_exited` of one call in one
+        step, for a call the leader runs and replicates asynchronously with
+        nothing in its way: its entry (to send to every follower), or None
+        when the call needs the general path -- and then nothing has changed.
+
+        The decision is the broker's, made as :meth:`call_entered` makes it
+        (the same counts, sequence number and connector buffer): a mode
+        whose variant runs a call right after its entry, with nothing in
+        between (simulation), takes it here in one method call instead of two
+        answers of three actions. Descriptor-changing calls, lockstep and
+        local calls, a full buffer, a held signal, a pending report or a vote
+        take the general path."""
+        if self._state is not _L_RUNNING or self.verdict is not None or self._held_signals or self._reports:
+            return None
+        decision = self._by_name.get(call.name)
+        if (
+            decision is None
+            or decision.sync
+            or decision.route is _ROUTE_LOCAL
+            or self.cb.full
+            or call.name in _GENERAL_PATH
+        ):
+            return None
+        self.last_decision = decision
+        self._route_counts[decision.route] += 1
+        seq = self.seq = self.seq + 1
+        # RUNNING -> EXECUTING -> RUNNING (both listed in LEADER_TRANSITIONS):
+        # the call ran and returned; nothing is current.
+        made = self._made
+        if made[0] is call and made[1] is outcome and made[2] is decision:
+            # The same call, outcome and decision as the last one made here
+            # (a loop): the entry :meth:`_entry` would make, but for its number.
+            entry = Entry(self.stream, seq, call, made[3], made[4], size=made[5])
+        else:
+            entry = self._entry(seq, call, decision, outcome)
+            if entry.kind is _KIND_FULL or entry.kind is _KIND_PREDICTED:
+                self._made = (call, outcome, decision, entry.kind, entry.outcome, entry.size)
+        self.cb.push(seq, entry.size, call, outcome)
+        return entry
 
     def message_received(self, message: Message) -> list[Action]:
         """A follower's monitor sent ``message``."""
@@ -823,6 +878,58 @@ class FollowerMonitor(_Monitor):
             return self._signalled(entry)
         return self._consume(entry)
 
+    def call_skipped(self, call: Call) -> tuple[Message, ...] | None:
+        """:meth:`call_entered` of a call the leader's entry, already here,
+        lets this variant skip, in one step: the messages to send the leader
+        (an acknowledgement when one is due, else none), or None when the
+        call needs the general path -- and then nothing has changed.
+
+        The check is :meth:`_consume`'s (the same call, an entry of kind
+        full or predicted for a call only the leader runs): a simulated
+        follower skipping the leader's replicated calls one after another
+        takes each here without a :class:`Skip` answer to unpack.
+        Descriptor-changing, lockstep and local calls, a missing entry and
+        any entry of another kind take the general path."""
+        if self._state is not _F_RUNNING or self.verdict is not None:
+            return None
+        name = call.name
+        decision = self._by_name.get(name)
+        if (
+            decision is None
+            or decision.sync
+            or decision.effect is not _EFFECT_LEADER
+            or decision.route is _ROUTE_LOCAL
+            or name in _GENERAL_PATH
+        ):
+            return None
+        seq = self.seq + 1
+        entry = self._inbox.get(seq)
+        if entry is None:
+            return None
+        leader_call = entry.call
+        kind = entry.kind
+        if ((kind is _KIND_FULL and entry.outcome is not None) or kind is _KIND_PREDICTED) and (
+            leader_call is call or (leader_call.name == name and leader_call.args == call.args)
+        ):
+            del self._inbox[seq]
+            self.seq = seq
+            self.last_decision = decision
+            self._route_counts[decision.route] += 1
+            self._unacked_bytes += entry.size
+            # RUNNING -> RUNNING: skipped (FOLLOWER_TRANSITIONS lists it).
+            self._current = None
+            # :meth:`_consumed`'s test, as :meth:`_skip` makes it.
+            if (
+                seq - self._acked >= self._ack_every
+                or self._unacked_bytes >= self._ack_bytes
+                or (self._vote_seq and seq >= self._vote_seq)
+            ):
+                self._acked = seq
+                self._unacked_bytes = 0
+                return (Ack(self.stream, seq, self.index),)
+            return ()
+        return None
+
     def call_exited(self, outcome: Outcome) -> list[Action]:
         """A call the follower ran itself returned ``outcome``."""
         if self.verdict is not None or self._current is None:
@@ -858,6 +965,26 @@ class FollowerMonitor(_Monitor):
                     )
                 )
         return self._consumed(seq)
+
+    def entries_kept(self, messages: Sequence[Message]) -> int:
+        """:meth:`message_received` of the first messages of a delivery, as
+        long as each is an entry for a call this variant has not reached
+        yet: each is kept for its call, and none has an answer. How many it
+        took; the rest go to :meth:`message_received` one by one.
+
+        A follower behind its leader gets most entries so: one method call
+        per delivery (the CONNECTOR's batch) instead of one per entry."""
+        if self.verdict is not None:
+            return 0
+        inbox = self._inbox
+        mine = self.seq
+        taken = 0
+        for message in messages:
+            if type(message) is not Entry or message.kind in _LONG_WAY or message.seq <= mine:
+                break
+            inbox[message.seq] = message
+            taken += 1
+        return taken
 
     def message_received(self, message: Message) -> list[Action]:
         """The leader's monitor sent ``message``."""

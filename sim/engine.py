@@ -63,8 +63,9 @@ from typing import Any
 import simpy
 from simpy.events import ProcessGenerator
 
-from dmvx.actions import EVERYONE, HEARTBEAT_EVERY, Carrier, Done, Execute, Halt, Send, Skip, Wait
-from dmvx.messages import Message
+from dmvx.actions import EVERYONE, HEARTBEAT_EVERY, LEADER, Carrier, Done, Execute, Halt, Send, Skip, Wait
+from dmvx.calls import Call, Outcome
+from dmvx.messages import Entry, Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.policy import Policy, Route
 from dmvx.protocol import FRAME_OVERHEAD
@@ -674,6 +675,17 @@ class Variant(_Proc, Carrier):
         ring = self.ring
         ring_bytes = sum(nbytes for _, nbytes in ring)
         fast = False
+        # The core's one-step paths of this variant's monitor (the other one
+        # is never called: ``is_leader`` picks).
+        replicated = mon.call_replicated if isinstance(mon, LeaderMonitor) else _no_replicated
+        skipped_call = mon.call_skipped if isinstance(mon, FollowerMonitor) else _no_skipped
+        kept = mon.entries_kept if isinstance(mon, FollowerMonitor) else None
+        one_step_step: WorkloadStep | None = None
+        one_step = False
+        #: A step taken from ``steps`` by the loop of one-step calls and not
+        #: entered there: the next one (``has_pending``: None is a step too, the end).
+        pending: WorkloadStep | None = None
+        has_pending = False
         entered = executed = skipped = 0
         t = self.t = env.now
         sim.running = self
@@ -687,7 +699,14 @@ class Variant(_Proc, Carrier):
                 while not drained and inbox and inbox[0][0] <= t:
                     t += per_read
                     stats.reads += 1
-                    for message in heappop(inbox)[2]:
+                    messages = heappop(inbox)[2]
+                    if kept is not None and self.state is not ENDED:
+                        # Entries for calls not reached yet, in one core call.
+                        taken = kept(messages)
+                        if taken:
+                            t += per_message * taken
+                            messages = messages[taken:]
+                    for message in messages:
                         if self.state is ENDED:
                             drained = True
                             break
@@ -711,7 +730,10 @@ class Variant(_Proc, Carrier):
             if state is ENDED:
                 break
             if state is READY:
-                step = next(steps, None)
+                if has_pending:
+                    step, pending, has_pending = pending, None, False
+                else:
+                    step = next(steps, None)
                 end = step.end if step is not None else None
                 if step is None or end is not None:
                     self.state = FINISHING
@@ -729,6 +751,118 @@ class Variant(_Proc, Carrier):
                     stats.entered, stats.executed, stats.skipped = entered, executed, skipped
                     sim.on_attack_point(self, attack_at)
                 entered += 1
+                if step is not one_step_step:
+                    # Whether this step may take the core's one-step path:
+                    # nothing happens between its entry and its exit (no
+                    # server I/O to wait for, nothing harmful to record), and
+                    # it is priced as an interception (no in-process path).
+                    one_step_step = step
+                    one_step = dipmon is None and not step.harmful and not (io_owner and step.io)
+                if one_step:
+                    # The core's one-step paths, and a tight loop over the
+                    # calls that follow while they are the same step, nothing
+                    # has arrived, the horizon and the attack point are not
+                    # reached and the core keeps taking them so: the loop of
+                    # a microbenchmark, priced as the general path below
+                    # prices each call.
+                    call = step.call
+                    assert call is not None  # a step without an end is a call
+                    outcome = step.outcome
+                    took = False
+                    if is_leader:
+                        entry = replicated(call, outcome)
+                        if entry is not None:
+                            took = True
+                            # call_entered + Execute + call_exited + Send(EVERYONE, entry).
+                            decision = mon.last_decision
+                            assert decision is not None
+                            enter_ns = step.gap + interception[decision.route] + step.args_ns
+                            native = step.native
+                            heartbeat = native >= HEARTBEAT_EVERY
+                            after_ns = step.read_ns
+                            while True:
+                                t += enter_ns
+                                record_time(t)
+                                t += native
+                                if heartbeat:
+                                    self.heard_until = t
+                                executed += 1
+                                size = entry.size
+                                for dest in others:
+                                    if (
+                                        connector.open_start > t
+                                        and connector.open_count < max_batch
+                                        and connector.open_bytes < max_batch_bytes
+                                    ):
+                                        slot = connector.open.get(dest)
+                                        if slot is not None:
+                                            slot[0].append(entry)
+                                            slot[1] += size + FRAME_OVERHEAD
+                                            connector.open_count += 1
+                                            connector.open_bytes += size + FRAME_OVERHEAD
+                                            continue
+                                    post(dest, entry, size, t)
+                                t += cb_append + int(copy_per_byte * size) + after_ns
+                                if t >= self.horizon or (inbox and inbox[0][0] <= t) or entered == attack_at:
+                                    break
+                                following = next(steps, None)
+                                if following is not step:
+                                    pending, has_pending = following, True
+                                    break
+                                entry = replicated(call, outcome)
+                                if entry is None or mon.last_decision is not decision:
+                                    pending, has_pending = step, True
+                                    if entry is not None:  # a new decision: priced by the general path
+                                        raise AssertionError("sim: a call's decision changed in a loop")
+                                    break
+                                entered += 1
+                    else:
+                        acks = skipped_call(call)
+                        if acks is not None:
+                            took = True
+                            # call_entered + Skip (+ Send(LEADER, ack)).
+                            decision = mon.last_decision
+                            assert decision is not None
+                            enter_ns = (
+                                step.gap + interception[decision.route] + compare + step.compare_ns + step.args_ns
+                            )
+                            copy_ns = step.copy_ns
+                            while True:
+                                t += enter_ns
+                                if mon.seq % sample_every == 0:
+                                    samples_t.append(t)
+                                    samples_seq.append(mon.seq)
+                                for message in acks:
+                                    size = message.size
+                                    post(LEADER, message, size, t)
+                                    t += cb_append + int(copy_per_byte * size)
+                                t += copy_ns
+                                skipped += 1
+                                if t >= self.horizon or (inbox and inbox[0][0] <= t) or entered == attack_at:
+                                    break
+                                following = next(steps, None)
+                                if following is not step:
+                                    pending, has_pending = following, True
+                                    break
+                                acks = skipped_call(call)
+                                if acks is None or mon.last_decision is not decision:
+                                    pending, has_pending = step, True
+                                    if acks is not None:
+                                        raise AssertionError("sim: a call's decision changed in a loop")
+                                    break
+                                entered += 1
+                    if took:
+                        if t >= self.horizon:
+                            self.t = t
+                            if connector.open_count and connector.open_start <= t:
+                                connector.emit()
+                            self.horizon = self.next_horizon()
+                            if t >= self.horizon:
+                                stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                                yield env.timeout(t - env.now)
+                                sim.running = self
+                                self.horizon = self.next_horizon()
+                        continue
                 seq = mon.seq
                 assert step.call is not None  # a step without an end is a call
                 actions = call_entered(step.call)
@@ -948,6 +1082,14 @@ class Variant(_Proc, Carrier):
                     self.horizon = self.next_horizon()
         stats.entered, stats.executed, stats.skipped = entered, executed, skipped
         stats.routes = mon.routes
+
+
+def _no_replicated(call: Call, outcome: Outcome) -> Entry | None:
+    raise AssertionError("sim: a follower's monitor has no call_replicated")
+
+
+def _no_skipped(call: Call) -> tuple[Message, ...] | None:
+    raise AssertionError("sim: the leader's monitor has no call_skipped")
 
 
 class NativeProgram(_Proc):

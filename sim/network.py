@@ -321,6 +321,10 @@ class Network:
         self._overhead = profile.packet_overhead
         self._recovery = profile.loss_recovery
         self._max_retransmits = profile.max_retransmits
+        #: Whether the links are :class:`LinkDirection` itself, whose common
+        #: case :meth:`deliver_along` takes inline (a subclass's ``send`` is
+        #: always called).
+        self._plain = link is LinkDirection
 
     def route(self, src: str, dst: str) -> tuple[LinkDirection, ...]:
         """The link directions from ``src`` to ``dst`` (empty on one host)."""
@@ -411,9 +415,55 @@ class Network:
         if t < floor:
             # Reservations before env.now may have been forgotten already.
             raise RuntimeError(f"sim: a message from {path.hops[0].name} sent at {t} ns, before now ({floor} ns)")
+        plain = self._plain
         while True:
             first = last = start
             for hop in hops:
+                per_byte = hop.ns_per_byte
+                if plain and per_byte and not hop.loss and (hop.messages + 1) & 255 and first >= hop.last_ready:
+                    # LinkDirection.send's common case, inline (this runs for
+                    # every hop of every batch): a lossless shaped link, a
+                    # message in time order, no reservations to forget.
+                    res = hop.res
+                    n = len(res)
+                    q = hop.qhead
+                    if q < n and res[q][2] <= first:
+                        qp, qb = hop.qpackets, hop.qbytes
+                        while q < n and res[q][2] <= first:
+                            r = res[q]
+                            qp -= r[3]
+                            qb -= r[4]
+                            q += 1
+                        hop.qhead, hop.qpackets, hop.qbytes = q, qp, qb
+                    limit_p = hop.limit_packets
+                    if n and not (
+                        (hop.qpackets + packets > limit_p)
+                        if limit_p is not None
+                        else (hop.qbytes + nbytes > hop.limit_bytes)  # type: ignore[operator]
+                    ):
+                        hop.messages += 1
+                        hop.bytes += nbytes
+                        hop.packets += packets
+                        hop.last_ready = first
+                        tail = res[-1][2]
+                        begin = first if first >= tail else tail
+                        finish = begin + int(nbytes * per_byte)
+                        if packets > 1:
+                            last_out = last + int(last_bytes * per_byte)
+                            if last_out > finish:
+                                finish = last_out
+                            first_out = begin + int(first_bytes * per_byte)
+                        else:
+                            first_out = finish
+                        res.append((first, begin, finish, packets, nbytes))
+                        hop.last_end = finish
+                        qp = hop.qpackets = hop.qpackets + packets
+                        hop.qbytes += nbytes
+                        if qp > hop.max_queued:
+                            hop.max_queued = qp
+                        delay = hop.delay
+                        first, last = first_out + delay, finish + delay
+                        continue
                 out = hop.send(first, last, nbytes, packets, first_bytes, last_bytes, floor)
                 if out is None:
                     break
