@@ -272,10 +272,14 @@ class InProcess:
         if now == self.seen_fds and not self._fds_dirty:
             return
         current = self.area.fd_routes()
-        for fd in range(layout.FD_TABLE):
-            want = tables.fd_bits(monitor.broker, monitor.fds, fd) if fd in now else 0
-            if current[fd] != want:
-                self.area.set_fd_route(fd, want)
+        # Only descriptors the core's table has or had can hold a byte that is
+        # not 0 (the library sets one only for a fast accept4's socket, which
+        # the drained record put in the table).
+        for fd in set(now) | set(self.seen_fds):
+            if 0 <= fd < layout.FD_TABLE:
+                want = tables.fd_bits(monitor.broker, monitor.fds, fd) if fd in now else 0
+                if current[fd] != want:
+                    self.area.set_fd_route(fd, want)
         self.seen_fds = now
         self._fds_dirty = False
 
