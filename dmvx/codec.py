@@ -353,7 +353,7 @@ def _plain_outcome(outcome: Outcome) -> bool:
     return True
 
 
-_ENCODED: dict[tuple, tuple[Call, bytes]] = {}
+_ENCODED: dict[tuple[object, ...], tuple[Call, bytes]] = {}
 
 
 def _put_entry_batch(out: bytearray, m: EntryBatch) -> None:

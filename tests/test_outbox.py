@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from dmvx.calls import Call, Outcome
 from dmvx.messages import Ack, Entry, EntryBatch, EntryKind
@@ -14,7 +15,7 @@ def _entry(seq: int, stream: str = "0") -> Entry:
     return Entry(stream, seq, Call("getpid", ()), EntryKind.FULL, Outcome(7))
 
 
-def _sent(outbox: Outbox, peer: socket.socket) -> list[tuple[int, object]]:
+def _sent(outbox: Outbox, peer: socket.socket) -> list[tuple[int, Any]]:
     outbox.flush()
     reader = monitor_socket.RecordReader()
     return [(to, monitor_socket.decode(payload)) for to, payload in monitor_socket.receive(peer, reader)]

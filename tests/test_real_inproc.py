@@ -128,7 +128,8 @@ def test_a_drain_takes_every_record_in_one_pass() -> None:
         (None, len(first) + 16),
         (8, written),
     ]
-    assert records[2][0].regions == ((0x1000, b"x"),)
+    last = records[2][0]
+    assert last is not None and last.regions == ((0x1000, b"x"),)
 
 
 def test_a_forged_record_in_the_middle_of_a_drain_is_named() -> None:
@@ -138,7 +139,7 @@ def test_a_forged_record_in_the_middle_of_a_drain_is_named() -> None:
     forged = bytes.fromhex("f8ffff7f27000000") + bytes(72)  # longer than the ring
     ring, written = _ring(b"".join(good) + forged + layout.build_record(14, 39, 100, (), []))
     records, problem = layout.parse_records(ring, 0, written, 10)
-    assert [r.seq for r, _ in records] == [11, 12, 13]
+    assert [r.seq if r else None for r, _ in records] == [11, 12, 13]
     assert problem is not None
     assert f"the record after call 13: a record of {0x7FFFFFF8} bytes at ring offset {3 * len(good[0])}" in str(problem)
     # Cut short instead: the same naming, from the call before the pass.
@@ -376,7 +377,13 @@ def test_a_forged_ring_record_is_a_verdict(targets: Path) -> None:
         timeout=60,
         start_new_session=True,
     )
-    assert "replicated calls took these paths: leader in-process, follower 1 in-process" in done.stderr.decode()
+    # The follower's path is what it reached before the verdict: its library
+    # may not have loaded yet (it is still in the loader's calls, on the
+    # ptrace path) when the leader's forged record ends the run.
+    said = re.search(
+        r"replicated calls took these paths: leader in-process, follower 1 (in-process|ptrace)\n", done.stderr.decode()
+    )
+    assert said, done.stderr.decode()
 
 
 @real

@@ -127,7 +127,7 @@ def _compile_dmvx() -> None:
     caches) and no ``.pyc`` beside the sources each start compiled all of
     dmvx again -- a third of a short run's CPU time."""
     for package in (dmvx, realmode):
-        compileall.compile_dir(Path(package.__file__).parent, quiet=2)
+        compileall.compile_dir(package.__path__[0], quiet=2)
 
 
 def _projects(parser: argparse.ArgumentParser, args: argparse.Namespace, policies: tuple[str, ...]) -> int:

@@ -112,7 +112,7 @@ class Area:
 
     # -- the in ring (a follower's entries) ------------------------------------
 
-    def put_in(self, records: deque[bytes]) -> None:
+    def put_in(self, records: deque[bytes | bytearray]) -> None:
         """Append the records of ``records`` to the in ring, as many as fit,
         taking them off the deque; contiguous ones in one copy."""
         head, tail = self.get64(layout.H_IN_HEAD), self.get64(layout.H_IN_TAIL)
@@ -122,7 +122,7 @@ class Area:
         start = head
         while records:
             pos = head % ring
-            chunk: list[bytes] = []
+            chunk: list[bytes | bytearray] = []
             size = 0
             room = ring - (head - tail)
             limit = min(room, ring - pos)

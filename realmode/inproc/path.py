@@ -192,7 +192,7 @@ class InProcess:
         #: A stop (or the process's end) that waits for the ring to be drained.
         self.deferred_stop = False
         self.deferred_end: int | None = None
-        self.backlog: deque[bytes] = deque()
+        self.backlog: deque[bytes | bytearray] = deque()
         #: Leader: stopped calls run ahead of the core, in order (:meth:`run_ahead`).
         self.ahead: deque[_Ahead] = deque()
         #: A call run ahead may change the descriptor table the core has not

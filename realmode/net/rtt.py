@@ -20,7 +20,7 @@ import statistics
 import time
 
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryKind
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message
 from dmvx.protocol import new_run_key
 from realmode import monitor_socket
 from realmode.connector import run_connector
@@ -83,7 +83,7 @@ def _connector_rtt(
             runs.reap(pid)
 
 
-def _receive(sock: socket.socket, reader: monitor_socket.RecordReader, deadline: float) -> monitor_socket.Message:
+def _receive(sock: socket.socket, reader: monitor_socket.RecordReader, deadline: float) -> Message | EntryBatch:
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -38,7 +38,7 @@ from dmvx.actions import (
     Skip,
     Wait,
 )
-from dmvx.messages import Ack, Entry, EntryBatch, EntryKind
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, lost, variant_name
@@ -282,7 +282,8 @@ class TracerProcess:
             self.last_inbound = time.monotonic()
             # A batch of the leader's entries is unpacked here: the core
             # takes them one by one, as if each had come on its own.
-            for one in message.entries if type(message) is EntryBatch else (message,):
+            batch: tuple[Message, ...] = message.entries if isinstance(message, EntryBatch) else (message,)
+            for one in batch:
                 if self.finished:
                     break
                 if not self.leader:
