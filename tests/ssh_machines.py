@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ class Machine:
         """What this machine has as its own /tmp (seen from outside it)."""
         return self.home / "tmp"
 
+    @property
+    def kept(self) -> set[str]:
+        """Names in this machine's /tmp that are this checkout, not the run's
+        (:func:`_shared_under_tmp`)."""
+        return {path.relative_to("/tmp").parts[0] for path in _shared_under_tmp()}
+
     def start(self) -> None:
         """Start (or start again) this machine's sshd, and wait until it listens."""
         # A machine of its own: root's shell start-up files of this one
@@ -66,7 +73,13 @@ class Machine:
             for rc in ("/root/.bashrc", "/root/.bash_profile", "/root/.profile")
             if os.path.isfile(rc)
         )
-        blank += f" mount --bind {self.home.parent} /mnt && mount --bind {self.tmp} /tmp &&"
+        # The dmvx this machine runs is this checkout's: a checkout under /tmp
+        # (as CI clones one) is bound into the machine's own /tmp at its path.
+        for shared in _shared_under_tmp():
+            inside = self.tmp / shared.relative_to("/tmp")
+            inside.mkdir(parents=True, exist_ok=True)
+            blank += f" mount --bind {shared} {inside} &&"
+        blank += f" mount --bind {self.home.parent} /mnt && mount --rbind {self.tmp} /tmp &&"
         with open(self.home / "sshd.log", "ab") as log:
             self.sshd = subprocess.Popen(
                 [
@@ -86,6 +99,16 @@ class Machine:
         know -- this machine's sshd included."""
         if self.sshd is None or self.sshd.poll() is not None:
             self.start()
+
+
+def _shared_under_tmp() -> list[Path]:
+    """The checkout and the Python environment the stand-ins run dmvx from,
+    where they lie under /tmp (which each stand-in replaces with its own)."""
+    out: list[Path] = []
+    for path in sorted({Path(__file__).resolve().parent.parent, Path(sys.prefix).resolve()}):
+        if path.is_relative_to("/tmp") and not any(path.is_relative_to(kept) for kept in out):
+            out.append(path)
+    return out
 
 
 def _run(*argv: str) -> None:

@@ -257,10 +257,12 @@ def test_a_host_refusing_the_key_fails_the_check_and_real_refuses_within_5_s(tmp
 @needs_sshd
 @pytest.mark.root
 def test_a_host_with_another_dmvx_version_fails_the_check_within_5_s(tmp_path: Path, machines_up: Path) -> None:
-    other = tmp_path / "old-dmvx"
+    # The old dmvx is on the machine: in the stand-ins' shared directory,
+    # which each sees at /mnt (their /tmp is their own).
+    other = machines_up / "old-dmvx"
     other.write_text("#!/bin/sh\necho 'dmvx 0.0.9'\n")
     other.chmod(0o755)
-    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m1", str(other))})
+    topo = _machine_topology(tmp_path / "t.yml", {"h1": _variant("m0"), "h2": _variant("m1", "/mnt/old-dmvx")})
     done, took = _dmvx("doctor", "--topology", str(topo), config=machines_up / "ssh_config")
     assert done.returncode == 4 and took < 5
     assert f"problem: host h2 (m1): dmvx 0.0.9, this one is {__version__}; install dmvx {__version__} there" in (

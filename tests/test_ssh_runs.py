@@ -89,7 +89,11 @@ def _assert_clean(made: list[Machine], run_id: str | None) -> None:
             if os.path.exists(f"/proc/{pid}")
         }
         assert not left, f"{machine.name}: {names}"
-        assert not [path.name for path in machine.tmp.iterdir() if path.name.startswith("dmvx")], machine.name
+        assert not [
+            path.name
+            for path in machine.tmp.iterdir()
+            if path.name.startswith("dmvx") and path.name not in machine.kept
+        ], machine.name
     if run_id is not None:
         assert not glob.glob(os.path.join(tempfile.gettempdir(), f"dmvx{run_id}*"))
     assert all(run_id is None or run_id not in path for path in glob.glob("/run/dmvx/*.json")), (
