@@ -86,7 +86,12 @@ def test_connector_round_trip_is_twice_the_one_way_delay(clean_check, delay: str
         f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median {median * 1e3:.3f} ms, "
         f"2 x one-way {expected * 1e3:.3f} ms, ratio {median / expected:.3f}"
     )
-    assert abs(median - expected) <= 0.2 * expected
+    # 20%, but never less than 1.5 ms: the relay that delays the packets is
+    # a process on this 2-vCPU machine, and each of the round trip's four
+    # crossings waits for it to be scheduled (0.2-0.3 ms each with anything
+    # else running: 4.8-5.3 ms for 4 ms, on this tree and on older ones).
+    # Either bound still tells the delay applied from none (~0.5 ms) or twice.
+    assert abs(median - expected) <= max(0.2 * expected, 0.0015)
 
 
 def test_bandwidth_is_shaped(clean_check) -> None:
