@@ -918,16 +918,7 @@ class FollowerMonitor(_Monitor):
             self._unacked_bytes += entry.size
             # RUNNING -> RUNNING: skipped (FOLLOWER_TRANSITIONS lists it).
             self._current = None
-            # :meth:`_consumed`'s test, as :meth:`_skip` makes it.
-            if (
-                seq - self._acked >= self._ack_every
-                or self._unacked_bytes >= self._ack_bytes
-                or (self._vote_seq and seq >= self._vote_seq)
-            ):
-                self._acked = seq
-                self._unacked_bytes = 0
-                return (Ack(self.stream, seq, self.index),)
-            return ()
+            return (self._take_ack(seq),) if self._ack_due(seq) else ()
         return None
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
@@ -1225,20 +1216,24 @@ class FollowerMonitor(_Monitor):
         skip = Skip(seq, outcome, new_fds)
         if decision.sync:
             return [skip]  # our report already told the leader
-        if seq - self._acked < self._ack_every and self._unacked_bytes < self._ack_bytes and not self._vote_seq:
-            return [skip]  # no acknowledgement due (:meth:`_consumed`'s test, its common case first)
-        return [skip, *self._consumed(seq)]
+        return [skip, Send(LEADER, self._take_ack(seq))] if self._ack_due(seq) else [skip]
 
-    def _consumed(self, seq: int) -> list[Action]:
-        if (
+    def _ack_due(self, seq: int) -> bool:
+        """Whether consuming ``seq`` owes the leader an acknowledgement: every
+        ``ack_every`` entries, every ``ack_bytes`` bytes, and from a vote point on."""
+        return (
             seq - self._acked >= self._ack_every
             or self._unacked_bytes >= self._ack_bytes
-            or (self._vote_seq and seq >= self._vote_seq)
-        ):
-            self._acked = seq
-            self._unacked_bytes = 0
-            return [Send(LEADER, Ack(self.stream, seq, self.index))]
-        return []
+            or bool(self._vote_seq and seq >= self._vote_seq)
+        )
+
+    def _take_ack(self, seq: int) -> Ack:
+        self._acked = seq
+        self._unacked_bytes = 0
+        return Ack(self.stream, seq, self.index)
+
+    def _consumed(self, seq: int) -> list[Action]:
+        return [Send(LEADER, self._take_ack(seq))] if self._ack_due(seq) else []
 
     def _report_at_lockstep(self, seq: int, call: Call) -> list[Action]:
         """The leader waits at a lockstep call where this variant made a call
