@@ -286,21 +286,37 @@ def in_process_placement(
     return [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
 
 
-def inproc_libraries(policy: Policy, paths: Sequence[str]) -> list[str | None]:
-    """The library each variant preloads for the in-process path, None for a
-    variant that runs on the ptrace path: every one under a policy without
-    asynchronous replication (dmon: every call is lockstep), one whose
-    executable is of an architecture dmvx builds no library for, or whose
-    library is not built (``./run setup`` builds them). The library is the
-    one of the executable's ELF class (x86-64 for a script: its interpreter
-    is the machine's); ABI-diverse pairs included."""
+def inproc_choices(policy: Policy, paths: Sequence[str]) -> list[native_build.Library | None]:
+    """What each variant finds for the in-process path: None where the
+    policy has no asynchronous replication (dmon: every call is lockstep,
+    so every variant stays on the ptrace path, as asked), else the library
+    of the executable's ELF class (x86-64 for a script: its interpreter is
+    the machine's; ABI-diverse pairs included), or why there is none usable
+    (not built, an architecture dmvx builds none for, another layout
+    version or other sources: :func:`realmode.native.build.check`)."""
     if not policy.async_replication:
         return [None] * len(paths)
-    chosen = []
-    for path in paths:
-        built = native_build.library(elf_arch(path) or Arch.X86_64)
-        chosen.append(str(built) if built is not None else None)
-    return chosen
+    return [native_build.check(elf_arch(path) or Arch.X86_64) for path in paths]
+
+
+def inproc_libraries(policy: Policy, paths: Sequence[str]) -> list[str | None]:
+    """The library each variant preloads for the in-process path, None for a
+    variant that runs on the ptrace path (:func:`inproc_choices`)."""
+    return [str(c.path) if c is not None and c.path is not None else None for c in inproc_choices(policy, paths)]
+
+
+def refused_libraries(choices: Sequence[native_build.Library | None]) -> dict[int, str]:
+    """Each variant that asked for the in-process path and runs on the
+    ptrace path because its library is not usable, and why."""
+    return {i: c.problem for i, c in enumerate(choices) if c is not None and c.problem is not None}
+
+
+def say_refused(refused: dict[int, str]) -> None:
+    """One line on stderr per reason a library was refused: a run asked for
+    the in-process path and does not silently take the other."""
+    for problem in dict.fromkeys(refused.values()):
+        which = ", ".join(variant_name(i) for i, why in refused.items() if why == problem)
+        print(f"dmvx run: {which} on the ptrace path: {problem}", file=sys.stderr, flush=True)
 
 
 def _check_kernel() -> None:
@@ -356,7 +372,10 @@ def run(
         raise InputError(f"dmvx run: compare from {compare_from!r}: expected exec or entry")
     if in_process is None:
         in_process = os.environ.get(IN_PROCESS_ENV) == "on"
-    preloads = inproc_libraries(pol, paths) if in_process else [None] * n
+    choices = inproc_choices(pol, paths) if in_process else [None] * n
+    preloads = [str(c.path) if c is not None and c.path is not None else None for c in choices]
+    refused = refused_libraries(choices)
+    say_refused(refused)
     if preloads[0] is not None and (place if pin else "none") in ("auto", "split"):
         cpus = in_process_placement(cpus)
     bpf = (
@@ -454,6 +473,8 @@ def run(
                 os.close(fd)
             for i, seconds in enumerate(_kill_all(children)):
                 variant_reports[i // len(_ROLES)].cpu_s[_ROLES[i % len(_ROLES)]] = seconds
+            for index, why in refused.items():
+                variant_reports[index].stats.setdefault("in_process", {"path": "ptrace"})["why"] = why
             result.helpers = children
             if summary:
                 result.summary = CallSummary.of((v.index, v.stats) for v in variant_reports)

@@ -67,6 +67,7 @@ def test_layout_mirrors_the_c_header() -> None:
     for name in ("H_IN_HEAD", "H_IN_TAIL", "H_RING", "H_FAST", "H_FALLBACK", "H_INCALL", "H_CALL_ROUTE", "H_FD_ROUTE"):
         pairs[name] = getattr(layout, name)
     assert {name: defined.get(name) for name in pairs} == pairs
+    assert re.search(r'#define DIPMON_ABI_TAG "([^"]*)"', header)[1].encode() == layout.ABI_TAG
     for name, bit in (("FDK_READ", "read"), ("FDK_WRITE", "writev"), ("FDK_RECV", "recvfrom")):
         assert defined[name] == layout.FD_KINDS[bit]
 
@@ -218,6 +219,42 @@ def test_a_library_is_chosen_per_variant_by_elf_class(tmp_path: Path) -> None:
     assert inproc_libraries(make_policy("dmon"), [str(x86), str(i386)]) == [None, None]
 
 
+def _tagged_copy(tmp_path: Path, name: str, old: bytes, new: bytes) -> Path:
+    """A copy of the built x86-64 library with ``old`` in its bytes replaced."""
+    data = native_build.LIBRARIES[Arch.X86_64].read_bytes()
+    assert old in data
+    copy = tmp_path / name
+    copy.write_bytes(data.replace(old, new))
+    return copy
+
+
+def test_a_library_not_built_from_this_tree_is_refused_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    """The library's ABI tag (layout version, digest of its sources) is read
+    before a run: a library of another layout, from other sources (dipmon.c
+    changed since ./run setup) or older than the tag is not preloaded, and
+    the problem is one sentence naming the file and the fix."""
+    native_build.build()
+    tag = layout.ABI_TAG + f"{layout.VERSION} {native_build.source_digest()}".encode()
+    assert native_build.identity(native_build.LIBRARIES[Arch.X86_64]) == (layout.VERSION, native_build.source_digest())
+    cases = {
+        "missing": (tmp_path / "absent.so", "is not built"),
+        "stale": (_tagged_copy(tmp_path, "stale.so", tag, tag[:-4] + b"0000"), "built from other sources"),
+        "layout": (_tagged_copy(tmp_path, "layout.so", tag, tag.replace(b" 1 ", b" 9 ", 1)), "layout version 9"),
+        "untagged": (_tagged_copy(tmp_path, "old.so", layout.ABI_TAG, b"x" * len(layout.ABI_TAG)), "no ABI tag"),
+    }
+    if layout.VERSION == 9:
+        del cases["layout"]
+    same = _tagged_copy(tmp_path, "same.so", tag, tag)
+    for path, said in cases.values():
+        monkeypatch.setitem(native_build.LIBRARIES, Arch.X86_64, path)
+        found = native_build.check(Arch.X86_64)
+        assert found.path is None and said in found.problem and str(path.name) in found.problem
+        assert "./run setup" in found.problem and "\n" not in found.problem
+        assert native_build.stale()
+    monkeypatch.setitem(native_build.LIBRARIES, Arch.X86_64, same)
+    assert native_build.check(Arch.X86_64).problem is None
+
+
 # -- real runs ---------------------------------------------------------------------
 
 
@@ -273,6 +310,29 @@ def test_replicated_calls_take_the_in_process_path(targets: Path, kind: str) -> 
 
     assert replicated(result) >= replicated(off) >= CALLS
     assert out.split()[:2] == off_out.split()[:2]
+
+
+@real
+def test_a_stale_library_is_one_line_and_the_report_says_ptrace(
+    targets: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A run that asks for the in-process path with a library built from
+    other sources runs on the ptrace path, says so in one line on stderr
+    (one for both variants), and its report gives each variant's path and why."""
+    tag = layout.ABI_TAG + f"{layout.VERSION} {native_build.source_digest()}".encode()
+    stale = _tagged_copy(tmp_path, "stale.so", tag, tag[:-4] + b"0000")
+    monkeypatch.setitem(native_build.LIBRARIES, Arch.X86_64, stale)
+    argv = [str(targets / "bench"), "getpid", str(CALLS)]
+    capsys.readouterr()
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out.startswith(f"getpid {CALLS} ".encode())
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("dmvx run: leader, follower 1 on the ptrace path: ") and "stale.so" in lines[0]
+    for index in (0, 1):
+        said = _variant(result, index)["in_process"]
+        assert said["path"] == "ptrace" and "built from other sources" in said["why"], said
 
 
 @pytest.mark.parametrize("leader", ["x86_64", "i386"])

@@ -15,6 +15,9 @@ from dmvx.syscalls import Arch
 
 MAGIC = 0x31504944584D5644
 VERSION = 1
+#: What every build of the library carries, followed by its layout version
+#: and the digest of its sources (realmode/native/build.py: check).
+ABI_TAG = b"dmvx-dipmon-abi "
 FD = 1000
 ENV = "DMVX_DIPMON"
 TRAMPOLINE = 0x7FFD1E000000

@@ -68,6 +68,12 @@ _TEMPLATE_BYTES = 1024
 POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
 
 
+#: Why a process given the library ran on the ptrace path all the same.
+NOT_LOADED = (
+    "the program did not take the library's area (statically linked, its environment cleared "
+    "before it ran, or a library of another layout version)"
+)
+
 _TSC_PER_NS: list[float] = []
 
 
@@ -242,8 +248,10 @@ class InProcess:
         return "in-process" if self.ever_loaded or self.area.loaded else "ptrace"
 
     def summary(self) -> dict[str, object]:
+        path = self.path
         return {
-            "path": self.path,
+            "path": path,
+            **({"why": NOT_LOADED} if path == "ptrace" else {}),
             "fast_calls": self.records,
             "fallbacks": self.area.get64(layout.H_FALLBACK),
             "stops_run_ahead": self.ran_ahead,

@@ -42,6 +42,16 @@
 
 #include "dipmon.h"
 
+/* The library's identity, which the monitor reads from the file before a
+   run (dipmon.h: DIPMON_ABI_TAG; build.py passes the digest). */
+#ifndef DIPMON_SOURCE_DIGEST
+#define DIPMON_SOURCE_DIGEST "unknown"
+#endif
+#define DIPMON_STR_(x) #x
+#define DIPMON_STR(x) DIPMON_STR_(x)
+__attribute__((used)) static const char dipmon_abi[] =
+    DIPMON_ABI_TAG DIPMON_STR(DIPMON_VERSION) " " DIPMON_SOURCE_DIGEST;
+
 /* The largest data one record may carry; bigger calls take the traced path. */
 #define MAX_DATA (256 * 1024)
 #define MAX_REGIONS 8

@@ -10,6 +10,12 @@
 
 #define DIPMON_MAGIC 0x31504944584d5644ULL /* "DVMXDIP1" little-endian */
 #define DIPMON_VERSION 1
+/* Every build carries "<tag><DIPMON_VERSION> <digest of its sources>" (dipmon.c:
+   dipmon_abi), which the monitor reads from the file before a run
+   (realmode/native/build.py: check): a library of another layout or other
+   sources is not preloaded, and the run says why. Bump DIPMON_VERSION with
+   any change to this layout. */
+#define DIPMON_ABI_TAG "dmvx-dipmon-abi "
 #define DIPMON_FD 1000                      /* where the variant finds the area */
 #define DIPMON_ENV "DMVX_DIPMON"            /* set (to "1") when the area is there */
 /* The trampoline: one `syscall; ret` at a fixed address the seccomp filter
