@@ -270,6 +270,7 @@ def targets(tmp_path_factory, library) -> Path:
     compile_target("inproc_hostile", directory)
     compile_target("inproc_server", directory)
     compile_target("inproc_signals", directory)
+    compile_target("inproc_clone", directory)
     return directory
 
 
@@ -505,3 +506,24 @@ def test_a_signal_while_the_leader_runs_fast_calls_lands_at_one_point(targets: P
     assert result.verdict is None and result.program_status == 0, result.verdict
     assert out == b"tick\n" * 5 + b"done\n"
     assert _variant(result, 0)["in_process"]["path"] == "in-process"
+
+
+@pytest.mark.parametrize("how", ["raw", "fork", "_Fork"])
+@real
+def test_a_child_never_uses_its_parents_ring(targets: Path, how: str) -> None:
+    """A child made without CLONE_VM -- by a raw clone system call, glibc's
+    fork, or glibc's _Fork (neither of the first and last runs
+    pthread_atfork handlers) -- takes the ptrace path: its library's switch
+    is in a page the kernel wipes in the child, and the area and trampoline
+    are not mapped in it. So only the parent's own calls are in its ring
+    (200 before, 200 after the child is made and 200 after it ended: 600 in
+    the leader), and nothing the child does is taken for the parent's. (On
+    the old library a raw clone's child wrote its getpid records into its
+    parent's ring: a false call-mismatch; a _Fork child's 200 were counted
+    as the parent's.)"""
+    argv = [str(targets / "inproc_clone"), how]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out == b"child\nparent\n"
+    leader = _variant(result, 0)["in_process"]
+    assert leader["path"] == "in-process" and leader["fast_calls"] == 600, leader

@@ -26,7 +26,6 @@
    widens its 32-bit registers into the record's 64-bit words. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,7 +60,13 @@ __attribute__((used)) static const char dipmon_abi[] =
 static volatile uint8_t *area;
 static int role;     /* 0 leader, 1 follower */
 static uint32_t call_ticks; /* the call append() records next took this many TSC ticks (0: not run here) */
-static int active;   /* this process (not a fork child) runs the fast path */
+/* This process (not a child made without CLONE_VM) runs the fast path: the
+   word lives in a private page the kernel wipes in such a child (fork, a raw
+   clone, glibc's _Fork: none need run pthread_atfork handlers), which then
+   reads 0 and never touches its parent's area -- nor could it: the area and
+   the trampoline are not mapped in it (MADV_DONTFORK). */
+static int inactive;
+static volatile int *active = &inactive;
 static int busy;     /* inside a wrapper: a signal handler's call takes the traced path */
 static uint64_t ring_size;
 
@@ -168,7 +173,7 @@ static void futex_wait(volatile uint32_t *word, uint32_t value, long ns) {
 /* -- the tables ------------------------------------------------------------- */
 
 static inline int fast_nr(long nr) {
-    return active && !busy && U32(H_ENABLED) && nr >= 0 && nr < DIPMON_NR_TABLE && area[H_CALL_ROUTE + nr];
+    return *active && !busy && U32(H_ENABLED) && nr >= 0 && nr < DIPMON_NR_TABLE && area[H_CALL_ROUTE + nr];
 }
 
 static inline int fast_fd(long nr, long fd, int kind) {
@@ -567,7 +572,7 @@ int close(int fd) {
         return (int)ret_errno(res);
     }
     res = traced(SYS_close, fd, 0, 0, 0, 0, 0);
-    if (fd >= 0 && fd < DIPMON_FD_TABLE && res == 0) area[H_FD_ROUTE + fd] = 0;
+    if (*active && fd >= 0 && fd < DIPMON_FD_TABLE && res == 0) area[H_FD_ROUTE + fd] = 0;
     return (int)ret_errno(res);
 }
 
@@ -608,8 +613,6 @@ int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 #endif
 
 /* -- set-up ------------------------------------------------------------------ */
-
-static void child_after_fork(void) { active = 0; } /* its parent's ring is not its own */
 
 /* Take this library's variables out of the program's environment: a native
    run has none, and a program that prints its environment must not differ. */
@@ -653,11 +656,18 @@ __attribute__((constructor)) static void dipmon_init(void) {
 #endif
     page[2] = 0xc3; /* ret */
     if (mprotect(page, DIPMON_TRAMPOLINE_SIZE, PROT_READ | PROT_EXEC) != 0) return;
+    int *word = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (word == MAP_FAILED) return;
+    if (madvise(word, 4096, MADV_WIPEONFORK) != 0 || madvise(all, DIPMON_HEADER + 2 * size, MADV_DONTFORK) != 0 ||
+        madvise(page, DIPMON_TRAMPOLINE_SIZE, MADV_DONTFORK) != 0) {
+        munmap(word, 4096);
+        return;
+    }
     traced(SYS_close, DIPMON_FD, 0, 0, 0, 0, 0);
     area = all;
     ring_size = size;
     role = (int)U32(H_ROLE);
-    pthread_atfork(NULL, NULL, child_after_fork);
-    active = 1;
+    *word = 1;
+    active = word;
     U32(H_LOADED) = 1;
 }
