@@ -407,7 +407,7 @@ class InProcess:
         if self.proc.held is None and self.proc.alive and not self.fds_stale:
             self._switch(True)
         self.flush_backlog()
-        self.drain()
+        self.drain(yielding=True)
 
     # -- signals (leader) -----------------------------------------------------------
 
@@ -472,9 +472,14 @@ class InProcess:
 
     # -- draining ------------------------------------------------------------------
 
-    def drain(self) -> bool:
+    def drain(self, yielding: bool = False) -> bool:
         """Hand every record in the out ring to the core; False when the core
-        holds one (or the run is over).
+        holds one (or the run is over). ``yielding`` (the loop's tick): stop
+        early once a traced process has stopped (a SIGCHLD came): a drain of
+        thousands of records takes tens of milliseconds of Python, and the
+        stop -- a leader's call that runs ahead at once, a follower's
+        ``accept4`` the next request waits for -- must not wait behind it;
+        the loop comes back to the rest right after the stop.
 
         The ring is parsed in one pass per call (:meth:`Area.take_out`) and
         the records go to the core in order; the tail moves past a record
@@ -484,8 +489,9 @@ class InProcess:
         area = self.area
         parsed = self.parsed
         took = 0
+        tracer = self.t
         while self.pending is None and not self.blocked:
-            if self.t.finished:
+            if tracer.finished or (yielding and tracer.child_event):
                 break
             if self.ahead:
                 item = self.ahead[0]
