@@ -40,6 +40,20 @@ def test_demo_json(clean_check, policy: str) -> None:
         assert variant["status"] == 0 and variant["stops"] > 20
 
 
+def test_demo_on_the_in_process_path(clean_check, monkeypatch) -> None:
+    """``DMVX_IN_PROCESS=on`` takes the emulated hosts' variants onto the
+    in-process path as it does ``dmvx run``'s (the attack suite runs there
+    under it too): the demo's answers are the same and both variants say
+    they took the path."""
+    monkeypatch.setenv("DMVX_IN_PROCESS", "on")
+    done = run_dmvx("real", "--topology", "two-host", "--json")
+    assert done.returncode == ExitStatus.OK, done.stderr
+    report = json.loads(done.stdout)
+    assert report["verdict"] is None and report["mvx"]["bytes"] == 20 * 4096
+    assert [v["in_process"]["path"] for v in report["variants"]] == ["in-process", "in-process"], report["variants"]
+    assert report["variants"][0]["in_process"]["fast_calls"] > 20
+
+
 def test_demo_for_people(clean_check) -> None:
     done = run_dmvx("real", "--topology", "two-host")
     assert done.returncode == ExitStatus.OK, done.stderr

@@ -47,10 +47,13 @@ from typing import Any
 
 from dmvx.errors import InputError
 from dmvx.policy import Policy
+from dmvx.syscalls import Arch
 from realmode import isolation, reports, seccomp
 from realmode.connector import BACKLOG, run_connector
+from realmode.inproc import layout, tables
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import EmulatedNetwork
+from realmode.orchestrator import IN_PROCESS_ENV, inproc_choices, refused_libraries, say_refused
 from realmode.reports import GRACE, RunReports
 from realmode.spawn import default_compare_from, resolve, spawn_variant
 from realmode.tracer import Launch
@@ -105,6 +108,7 @@ class Agents:
         compare_from: str | None = None,
         record: list[str] | None = None,
         summary: bool = False,
+        in_process: bool | None = None,
     ) -> None:
         if len(hosts) != len(argvs) or len(hosts) < 2:
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
@@ -122,6 +126,13 @@ class Agents:
         self.record = record
         #: Each monitor counts its variant's calls per route (``--summary``).
         self.summary = summary
+        # The in-process path as in dmvx run (None: DMVX_IN_PROCESS=on asks
+        # for it): each variant preloads the library of its ELF class where
+        # the policy and the library allow, and a refused library is one line.
+        if in_process is None:
+            in_process = os.environ.get(IN_PROCESS_ENV) == "on"
+        self.choices = inproc_choices(policy, self.paths) if in_process else [None] * len(self.paths)
+        self.refused = refused_libraries(self.choices)
         base = dict(net.env)
         self.envs = [dict(base, **(envs[i] if envs else {})) for i in range(len(hosts))]
         self.outcome = RunReports()
@@ -138,7 +149,13 @@ class Agents:
         n = len(self.variants)
         key = isolation.RunKey()
         hello_id = secrets.token_hex(8)
-        bpf = seccomp.build_filter(self.policy)
+        say_refused(self.refused)
+        preloading = any(c is not None and c.path is not None for c in self.choices)
+        bpf = (
+            seccomp.build_filter(self.policy, tables.filter_names(self.policy), layout.SITES)
+            if preloading
+            else seccomp.build_filter(self.policy)
+        )
         leader_host = self.variants[0].host
         with netns.inside(self.net.node_pid(leader_host)):
             listener = socket.create_server(self.leader_address, backlog=max(n, BACKLOG))
@@ -205,6 +222,7 @@ class Agents:
             if hint is not None
             else (cpus[index % len(cpus)] if len(cpus) > 1 else None)
         )
+        choice = self.choices[index]
         launch = Launch(
             index=index,
             n_variants=n,
@@ -218,6 +236,8 @@ class Agents:
             compare_from=self.compare_from,
             record=self.record[index] if self.record else None,
             summary=self.summary,
+            preload=str(choice.path) if choice is not None and choice.path is not None else None,
+            preload_arch=choice.arch if choice is not None else Arch.X86_64,
         )
         try:
             spawned = spawn_variant(
@@ -245,6 +265,8 @@ class Agents:
         reports.collect(
             self._pipes, self.variants, self.outcome, timeout=timeout, tick=tick, finished=finished, settle=settle
         )
+        for index, why in self.refused.items():
+            self.variants[index].stats.setdefault("in_process", {"path": "ptrace"})["why"] = why
         return self.outcome
 
     def _kill_variants(self) -> None:
