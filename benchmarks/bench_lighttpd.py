@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The tree, config and digests are dmvx real --server lighttpd's.
 from dmvx.exitstatus import EnvironmentProblem  # noqa: E402
-from realmode.lighttpd_local import PORT, serve  # noqa: E402
+from realmode.lighttpd_local import free_port, serve  # noqa: E402
 from realmode.net import lighttpd  # noqa: E402
 from realmode.net.lighttpd import two_host_config  # noqa: E402
 
@@ -151,9 +151,10 @@ def main() -> int:
     if args.topology:
         return run_topology(args)
     with tempfile.TemporaryDirectory() as tmp:
-        config, digests = lighttpd.make_tree(Path(tmp), PORT, "127.0.0.1")
+        port = free_port()
+        config, digests = lighttpd.make_tree(Path(tmp), port, "127.0.0.1")
         rows = [
-            asdict(serve(config, digests, policy, args.requests, args.sample, in_process=fast))
+            asdict(serve(config, digests, policy, args.requests, args.sample, in_process=fast, port=port))
             for policy, fast in ((None, False), ("dmon", False), ("dmvx", False), ("dmvx", True))
             if not (args.no_dmon and policy == "dmon")
         ]

@@ -11,6 +11,7 @@ them from here. The tree, config and digests are those of
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,9 +22,20 @@ from pathlib import Path
 from dmvx.exitstatus import EnvironmentProblem
 from realmode.net import client, lighttpd
 
-#: The port lighttpd listens on, on 127.0.0.1.
+#: The port lighttpd listens on, on 127.0.0.1, unless told another
+#: (:func:`free_port`: runs of several people on one machine must not meet
+#: on one port -- ab would measure, or reset, someone else's server).
 PORT = 8089
 ADDRESS = ("127.0.0.1", PORT)
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on now, for one run's lighttpd."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 #: Seconds ab may wait for one answer.
 _AB_TIMEOUT = 30.0
 #: The repository: ``dmvx run`` starts there.
@@ -41,16 +53,16 @@ def server_argv(config: Path, policy: str | None, record: Path | None = None, in
     return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *path, *recording, "--"] + program
 
 
-def wait_listening(timeout: float = 10.0) -> None:
+def wait_listening(timeout: float = 10.0, port: int = PORT) -> None:
     """Until lighttpd answers (the variants may take a moment to start)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/f100.bin", timeout=1).read()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/f100.bin", timeout=1).read()
             return
         except OSError:
             time.sleep(0.1)
-    raise EnvironmentProblem("lighttpd did not start listening on 127.0.0.1:8089")
+    raise EnvironmentProblem(f"lighttpd did not start listening on 127.0.0.1:{port}")
 
 
 @dataclass(frozen=True)
@@ -77,11 +89,14 @@ def serve(
     sample: int,
     record: Path | None = None,
     in_process: bool = False,
+    port: int = PORT,
 ) -> ServedRun:
     """lighttpd natively (``policy`` None) or under ``dmvx run`` (on the
     in-process path if ``in_process``), ``sample`` bodies checked against
     ``digests`` and then ``ab -n requests -c 1`` on the 4 KiB file; with
-    ``record``, the run's trace goes there."""
+    ``record``, the run's trace goes there. ``port``: the one ``config``
+    (:func:`realmode.net.lighttpd.make_tree`) has lighttpd listen on."""
+    address = ("127.0.0.1", port)
     server = subprocess.Popen(
         server_argv(config, policy, record, in_process),
         cwd=_ROOT,
@@ -90,13 +105,13 @@ def serve(
         text=True,
     )
     try:
-        wait_listening(60.0)  # variants start slowly on a loaded machine
+        wait_listening(60.0, port)  # variants start slowly on a loaded machine
         wrong, _, error = client.check_digests(
-            ADDRESS, {f"/{name}": d for name, d in digests.items()}, sample, timeout=10
+            address, {f"/{name}": d for name, d in digests.items()}, sample, timeout=10
         )
         if error is not None:
             raise EnvironmentProblem(f"lighttpd under {policy or 'no MVX'}: {error}")
-        ab = client.run_ab(ADDRESS, requests, lighttpd.AB_PATH, _AB_TIMEOUT)
+        ab = client.run_ab(address, requests, lighttpd.AB_PATH, _AB_TIMEOUT)
         if "error" in ab:
             raise EnvironmentProblem(f"lighttpd under {policy or 'no MVX'}: {ab['error']}")
     finally:

@@ -193,3 +193,16 @@ def test_the_core_monitors_are_timed_past_the_cb() -> None:
     invalid state move)."""
     leader, follower = cal.monitor_ns(calls=6000)
     assert leader > 0 and follower > 0
+
+
+def test_a_slowdown_is_measured_against_the_native_run_of_its_round() -> None:
+    """The check pairs each traced run with a native run taken just before
+    it: a round the machine's load slowed (both halves twice as slow) keeps
+    its ratio, and the median of the rounds' ratios drops one outlier; the
+    medians of the two columns apart would have mixed the rounds."""
+    from realmode.calibrate.check import paired_median
+
+    native, traced = paired_median([(1.0, 10.0), (2.0, 20.0), (2.0, 20.0)])
+    assert native == 2.0 and traced == pytest.approx(20.0)
+    native, traced = paired_median([(1.0, 10.0), (1.5, 30.0), (2.0, 20.0)])
+    assert native == 1.5 and traced / native == pytest.approx(10.0)  # unpaired: 20 / 1.5 = 13.3x

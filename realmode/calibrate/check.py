@@ -47,6 +47,19 @@ def takes_path(policy: str | None, in_process: bool) -> bool:
     )
 
 
+def paired_median(rounds: list[tuple[float, float]]) -> tuple[float, float]:
+    """(native, traced) of the check's rounds, each round a native run and
+    the traced run right after it: the median native time, and the traced
+    time the median of the rounds' ratios gives against it. A slowdown is
+    measured against the native run of its own moment, so a load that comes
+    and goes between rounds (another job on a shared machine, the CPU's
+    clock) moves both halves of a ratio, not one; the median drops a round
+    such a change hit in the middle."""
+    native = statistics.median(n for n, _ in rounds)
+    ratio = statistics.median(t / n for n, t in rounds)
+    return native, native * ratio
+
+
 def measure_calls(
     *,
     calls: dict[str, int] | None = None,
@@ -57,27 +70,31 @@ def measure_calls(
     in_process: bool = False,
 ) -> list[MeasuredCall]:
     """Each microbenchmark kind natively and as two variants under each
-    policy, microseconds per call (median of ``repeat`` runs)."""
+    policy, microseconds per call: ``repeat`` rounds of a native run and the
+    traced run right after it, each slowdown the median of its rounds'
+    (:func:`paired_median`)."""
     calls = calls or CALLS
-    median = statistics.median
     measured = []
     with tempfile.TemporaryDirectory() as tmp:
         binary = microbench.build(tmp)
         cpu = available_cpus()[0]
         for kind in kinds:
-            native = median(microbench.native_ns(binary, kind, 200_000, cpu) for _ in range(repeat)) / 1000
             for policy in policies:
                 note(f"{kind} under {policy}")
                 fast = takes_path(policy, in_process)
                 count = IN_PROCESS_CALLS if fast and calls is CALLS else calls[policy]
-                traced = median(
-                    microbench.traced(
-                        binary, kind, count, policy, in_process=fast, stall_timeout=CALIBRATION_STALL
-                    ).ns_per_call
-                    / 1000
-                    for _ in range(repeat)
-                )
-                measured.append(MeasuredCall(kind, policy, count, native, traced))
+                rounds = []
+                for _ in range(repeat):
+                    native = microbench.native_ns(binary, kind, 200_000, cpu) / 1000
+                    traced = (
+                        microbench.traced(
+                            binary, kind, count, policy, in_process=fast, stall_timeout=CALIBRATION_STALL
+                        ).ns_per_call
+                        / 1000
+                    )
+                    rounds.append((native, traced))
+                native_us, traced_us = paired_median(rounds)
+                measured.append(MeasuredCall(kind, policy, count, native_us, traced_us))
     return measured
 
 
@@ -85,16 +102,20 @@ def measure_server(
     directory: Path, policies: tuple[str, ...], repeat: int, note: Callable[[str], None], in_process: bool = False
 ) -> MeasuredServer:
     """lighttpd's mean time per request natively and under each policy
-    (median of ``repeat`` runs), and a run recorded under dmvx into
-    ``directory`` for sim to replay."""
-    from realmode.lighttpd_local import PORT, serve
+    (``repeat`` rounds of a native run and each policy's after it:
+    :func:`paired_median`), and a run recorded under dmvx into ``directory``
+    for sim to replay."""
+    from realmode.lighttpd_local import free_port, serve
     from realmode.net import lighttpd
 
     median = statistics.median
-    config, digests = lighttpd.make_tree(directory, port=PORT, bind="127.0.0.1")
+    port = free_port()
+    config, digests = lighttpd.make_tree(directory, port=port, bind="127.0.0.1")
 
     def mean_us(policy: str | None, requests: int, record: Path | None = None) -> float:
-        run = serve(config, digests, policy, requests, 0, record=record, in_process=takes_path(policy, in_process))
+        run = serve(
+            config, digests, policy, requests, 0, record=record, in_process=takes_path(policy, in_process), port=port
+        )
         if run.divergence or run.failed:
             raise EnvironmentProblem(
                 f"dmvx calibrate: lighttpd under {policy or 'no MVX'}: "
@@ -102,15 +123,18 @@ def measure_server(
             )
         return run.mean_ms * 1000
 
-    note("lighttpd natively")
-    native = median(mean_us(None, SERVER_REQUESTS["native"]) for _ in range(repeat))
     note("lighttpd recorded under dmvx, for sim")
     trace = directory / "lighttpd.jsonl"
     mean_us("dmvx", RECORDED_REQUESTS, record=trace)
-    measured = {}
-    for policy in policies:
-        note(f"lighttpd under {policy}")
-        measured[policy] = median(mean_us(policy, SERVER_REQUESTS[policy]) for _ in range(repeat))
+    # Rounds of a native run and each policy's right after it (paired_median).
+    rounds: dict[str, list[tuple[float, float]]] = {policy: [] for policy in policies}
+    for round_ in range(repeat):
+        note(f"lighttpd natively and under {', '.join(policies)} (round {round_ + 1} of {repeat})")
+        native_round = mean_us(None, SERVER_REQUESTS["native"])
+        for policy in policies:
+            rounds[policy].append((native_round, mean_us(policy, SERVER_REQUESTS[policy])))
+    native = median(n for n, _ in next(iter(rounds.values()))) if policies else mean_us(None, SERVER_REQUESTS["native"])
+    measured = {policy: paired_median(pairs)[1] for policy, pairs in rounds.items()}
     return MeasuredServer(native, trace, measured)
 
 
