@@ -40,6 +40,7 @@ FAST_CALLS = (
     "close",
     "epoll_ctl",
     "epoll_wait",
+    "clock_gettime",
 )
 #: Of those, the calls every variant runs on its own descriptor (effect
 #: ``each``): a follower's library runs its own and the core compares its

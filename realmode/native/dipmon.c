@@ -278,12 +278,15 @@ static const uint8_t *entry_for(uint64_t seq) {
 /* Serve a follower's call from the leader's entry: 1 and *result if served.
    ``mask``: the arguments that must equal the leader's; ``room[i]``: bytes
    this call may have written at argument i (0: none). */
+static int errors_only; /* follow() takes only an entry whose result is an error (a follower's accept4) */
+
 static int follow(long nr, const long a[6], unsigned mask, const uint64_t room[6], long *result) {
     uint64_t seq = U64(H_SEQ) + 1;
     const uint8_t *p = entry_for(seq);
     if (!p) return 0;
     uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72), flags = *(const uint32_t *)(p + 76);
     if ((flags & RF_NOTFAST) || *(const uint32_t *)(p + 4) != (uint32_t)nr || len < REC_HEAD) return 0;
+    if (errors_only && !(*(const int64_t *)(p + 16) < 0 && *(const int64_t *)(p + 16) > -4096)) return 0;
     const uint64_t *la = (const uint64_t *)(p + 24);
     /* The entry's words are the core's values (an int sign-extended, a size
        not): a 32-bit register matches either; the core checks the call again. */
@@ -559,8 +562,39 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
             if (res >= 0 && res < DIPMON_FD_TABLE) area[H_FD_ROUTE + res] = (uint8_t)U32(H_SOCKET_BITS);
             return (int)ret_errno(res);
         }
+    } else if (role == 1 && (addr == NULL || alen != NULL) && fast_nr(SYS_accept4)) {
+        /* A follower takes the leader's entry only when it is an error (a
+           non-blocking socket's EAGAIN, every other accept4 of an event
+           loop): nothing to make. A new connection needs a descriptor at
+           the leader's number, which the tracer makes at a stop. */
+        accept_len_before = alen ? *alen : 0;
+        uint64_t room[6] = {0, alen ? accept_len_before : 0, alen ? sizeof *alen : 0, 0, 0, 0};
+        errors_only = 1;
+        int took = fast_call(SYS_accept4, a, 0x9, room, out_accept, &res);
+        errors_only = 0;
+        if (took) return (int)ret_errno(res);
     }
     return (int)ret_errno(traced(SYS_accept4, fd, (long)addr, (long)alen, flags, 0, 0));
+}
+
+static int out_timespec(const long a[6], long res, struct region *r) { /* clock_gettime */
+    if (res != 0 || !a[1]) return 0;
+    r[0].addr = WORD(a[1]);
+    r[0].len = sizeof(struct timespec);
+    return 1;
+}
+
+/* clock_gettime: the vDSO is hidden from variants (every clock read is a
+   call), and the leader's reading is every variant's (the core replicates
+   it), so a server's per-request clock read need not stop. The clock is
+   compared; a follower copies the leader's timespec into its own. */
+int clock_gettime(clockid_t clock, struct timespec *ts) {
+    long a[6] = {clock, (long)ts, 0, 0, 0, 0}, res;
+    __asm__("" : "+r"(a[1])); /* glibc says ts is never NULL; a program may pass it anyway */
+    uint64_t room[6] = {0, a[1] ? sizeof *ts : 0, 0, 0, 0, 0};
+    if (a[1] && fast_nr(SYS_clock_gettime) && fast_call(SYS_clock_gettime, a, 0x1, room, out_timespec, &res))
+        return (int)ret_errno(res);
+    return (int)ret_errno(traced(SYS_clock_gettime, clock, (long)ts, 0, 0, 0, 0));
 }
 
 /* close: every variant closes its own descriptor; its byte goes to 0 (the
