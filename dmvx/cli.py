@@ -26,7 +26,7 @@ on stderr for progress and notes to people. Each returns an
     realmode.cli_entry.run_program(variants: list[list[str]], *, policy: str, as_json: bool,
                                    record: Path | None, console, **options) -> Result
         (options, each only when given: stall_timeout, routes, summary)
-    realmode.cli_entry.suite(directory: Path, *, console) -> Result
+    realmode.cli_entry.suite(directory: Path, *, console, topology: str | None = None) -> Result
     realmode.cli_entry.doctor(*, topology: str, console) -> Result
     realmode.cli_entry.calibrate(*, output: Path | None, measure: bool, repeat: int,
                                  console) -> dmvx.calibration.CalibrationResult
@@ -657,16 +657,29 @@ def run_command(
     show_default=True,
     help="Run the scenarios in simulation, on real programs, or both.",
 )
+@click.option(
+    "--topology",
+    metavar="NAME|FILE",
+    help="Real mode: run every scenario on this topology instead of its own (say one whose variant "
+    "hosts are machines reached over SSH). Its hosts must have the scenarios' host names.",
+)
 @json_option
 @format_option
 @click.pass_context
 def suite_command(
-    ctx: click.Context, directory: Path, mode: str, as_json: bool, row_format: RowFormat | None
+    ctx: click.Context,
+    directory: Path,
+    mode: str,
+    topology: str | None,
+    as_json: bool,
+    row_format: RowFormat | None,
 ) -> ExitStatus:
     """Run every scenario in PATH (a directory, or one scenario file) and check
     each against its expected verdict. With --mode both, also check that the
     two modes found the same for every attack and diversity setting."""
     _one_document(ctx, as_json, row_format)
+    if topology is not None and mode == "sim":
+        raise click.UsageError("--topology gives real mode's hosts; it needs --mode real or both", ctx)
     # Find every part before running any, so that "both" does not spend
     # minutes in sim only to learn that real mode is missing.
     entries: dict[str, Callable[..., Any]] = {}
@@ -677,7 +690,10 @@ def suite_command(
         _require_root(ctx, "real-mode scenarios run on hosts in network namespaces")
     with _partial_on_interrupt(as_json, row_format):
         parts: Mapping[str, output.Result] = {
-            name: suite(directory, console=output.stderr_console()) for name, suite in entries.items()
+            name: suite(
+                directory, console=output.stderr_console(), **({"topology": topology} if name == "real" else {})
+            )
+            for name, suite in entries.items()
         }
     # Both modes side by side: the comparison lives here, above the modes,
     # which never import each other (dmvx/attacktable.py).

@@ -13,6 +13,7 @@ which the suite reports beside the files that ran.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,10 @@ class SuiteFile:
     error: InputError | None = None
 
 
-def read_suite(path: Path) -> list[SuiteFile]:
-    """The scenario files of ``path`` (see the module docstring), read once.
+def read_suite(path: Path, topology: Path | None = None) -> list[SuiteFile]:
+    """The scenario files of ``path`` (see the module docstring), read once;
+    with ``topology`` (a topology file), each on that topology instead of
+    its own (``dmvx suite --mode real --topology``).
 
     In a directory, a file that is not even YAML, or whose kind cannot be
     told, counts as a scenario (it is reported, not silently left out); a
@@ -55,6 +58,8 @@ def read_suite(path: Path) -> list[SuiteFile]:
                     continue
             except InputError:
                 pass  # validated as a scenario below, which names the problem
+        if topology is not None and isinstance(doc.data, dict):
+            doc = dataclasses.replace(doc, data=dict(doc.data, topology=str(topology.resolve())))
         try:
             found.append(SuiteFile(file, scenario_from_document(doc, file.parent, default_name=file.stem)))
         except InputError as problem:

@@ -58,12 +58,14 @@ def doctor(*, topology: str, console: Any) -> Any:
     return doctor_file(topology)
 
 
-def suite(directory: Path, *, console: Any) -> Any:
+def suite(directory: Path, *, console: Any, topology: str | None = None) -> Any:
     """``dmvx suite --mode real``: every scenario of ``directory`` on emulated
-    hosts, each attack scenario once per diversity setting (realmode/suite.py)."""
+    hosts -- or on ``topology`` (``--topology``), whose variant hosts may be
+    machines reached over SSH -- each attack scenario once per diversity
+    setting (realmode/suite.py)."""
     from realmode.suite import suite as run_suite
 
-    return run_suite(directory, console=console)
+    return run_suite(directory, console=console, topology=topology)
 
 
 def calibrate(*, output: Path | None, measure: bool, repeat: int, console: Any) -> Any:

@@ -13,11 +13,13 @@ around its socket (log it, say).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import socket
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dmvx.errors import NotExecutable
@@ -25,6 +27,9 @@ from dmvx.syscalls import Arch
 from realmode.tracer import Launch, tracer_main
 
 _ELF_MACHINES = {3: Arch.I386, 62: Arch.X86_64, 183: Arch.AARCH64}
+ADDR_NO_RANDOMIZE = 0x0040000
+_PERSONALITY_QUERY = 0xFFFFFFFF
+_libc = ctypes.CDLL(None, use_errno=True)
 
 #: Forks ``body`` as the variant's ``role`` ("connector" or "monitor"),
 #: keeping the descriptors ``keep``; the child's pid.
@@ -87,6 +92,24 @@ def resolve(program: str) -> str:
     except OSError as error:
         raise NotExecutable(program, error.strerror or str(error), found=True) from None
     return os.path.abspath(program_path)
+
+
+@contextmanager
+def personality(no_random: bool) -> Iterator[None]:
+    """Processes forked inside the block start with ADDR_NO_RANDOMIZE (as
+    ``setarch -R`` does): the personality is inherited by children and kept
+    across exec. The attack suite's ``aslr: false`` settings
+    (:mod:`realmode.vuln.build`) start their monitors -- which fork the
+    variants -- inside it, on this machine or in a machine's agent."""
+    if not no_random:
+        yield
+        return
+    before = _libc.personality(_PERSONALITY_QUERY)
+    _libc.personality(before | ADDR_NO_RANDOMIZE)
+    try:
+        yield
+    finally:
+        _libc.personality(before)
 
 
 def _no_block(path: str, flags: int) -> int:

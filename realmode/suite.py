@@ -36,7 +36,9 @@ from dmvx.policy import Policy
 from dmvx.rows import Rows
 from dmvx.scenario import CONNECTOR_ATTACKS, Expect, NotRun, PolicySpec, Scenario, Server
 from dmvx.suitefiles import read_suite
+from dmvx.topology import load_topology, resolve_topology
 from realmode.net import experiment as ex
+from realmode.net.entry import machine_run_refusal
 from realmode.orchestrator import with_system_files_local
 from realmode.vuln import forgery
 from realmode.vuln.build import build_variants
@@ -51,6 +53,11 @@ STREAM_PROGRAM = "stack_overflow"
 STREAM_PACE = 0.05
 #: Longest one point may run.
 POINT_TIMEOUT = 30.0
+#: Why a record-forgery cell does not run on machines.
+FORGERY_NOT_ON_MACHINES = (
+    "a forged in-process ring record needs the in-process path (dmvx run --in-process on, one machine); "
+    "the agents on machines run their variants under ptrace only"
+)
 
 
 def policy_of(spec: PolicySpec) -> Policy:
@@ -88,15 +95,14 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
         cell.error = f"workload kind {workload.kind!r}: real mode serves requests (kind server)"
         return cell
     if attack.kind == "record-forgery":
+        if any(v.host in point.topo.machines() for v in point.variants):
+            cell.skip = FORGERY_NOT_ON_MACHINES
+            return cell
         return _forgery_cell(cell, point, workload)
     stream = attack.kind in CONNECTOR_ATTACKS
     exploit = attack.exploit or DEFAULT_EXPLOIT.get(attack.kind, "")
     client = workload.client or ""
-    try:
-        builds = build_variants(STREAM_PROGRAM if stream else PROGRAM[exploit], point.variants)
-    except Unavailable as problem:
-        cell.error = str(problem)
-        return cell
+    program = STREAM_PROGRAM if stream else PROGRAM[exploit]
     source = attack.source or client
     config = ex.Config(
         point.topo,
@@ -113,7 +119,17 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
         timeout=POINT_TIMEOUT,
         seed=point.seed,
         scenario=point.name,
+        program_name=program,
     )
+    refusal = machine_run_refusal(config)
+    if refusal is not None:
+        cell.skip = refusal
+        return cell
+    try:
+        builds = build_variants(program, point.variants)
+    except Unavailable as problem:
+        cell.error = str(problem)
+        return cell
     result = VulnExperiment(
         config, builds, exploit or "stack-overflow", benign=max(0, workload.requests - 1), console=console
     ).run()
@@ -200,15 +216,31 @@ def _plain_cell(file: str, path: Path, scenario: Scenario, console: Any) -> Cell
     except Unavailable as why:
         cell.skip = str(why)
         return cell
+    refusal = machine_run_refusal(config)
+    if refusal is not None:
+        cell.skip = refusal
+        return cell
     result = ex.NetExperiment(config, console=console).run()
     return _cell_of(cell, result, stream=attack is None or attack.kind in CONNECTOR_ATTACKS)
 
 
-def suite(directory: Path, *, console: Any) -> RealSuiteResult:
-    """Run every scenario of ``directory`` (or the scenario file it names)."""
+def suite(directory: Path, *, console: Any, topology: str | None = None) -> RealSuiteResult:
+    """Run every scenario of ``directory`` (or the scenario file it names) --
+    each on ``topology`` (a name or a file) instead of its own, if given. A
+    topology with machines reached over SSH is checked first as ``dmvx real``
+    checks it (:func:`realmode.remote.refuse_unless_ready`): a failed check
+    runs nothing."""
+    topo_path = None
+    if topology is not None:
+        topo_path = Path(topology) if Path(topology).is_file() else resolve_topology(topology)
+        topo = load_topology(topo_path)
+        if topo.machines():
+            from realmode.remote import refuse_unless_ready
+
+            refuse_unless_ready(topo, topology)
     cells: list[Cell] = []
     errors: list[tuple[str, str]] = []
-    for found in read_suite(Path(directory)):
+    for found in read_suite(Path(directory), topo_path):
         file, path, scenario = str(found.path), found.path, found.scenario
         if scenario is None:
             errors.append((file, str(found.error)))

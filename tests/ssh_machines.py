@@ -190,6 +190,17 @@ def machines(directory: Path, count: int, *, refuse: frozenset[int] = frozenset(
         _take_down(made, bridge)
 
 
+@pytest.fixture(scope="module", name="stand_ins")
+def stand_ins_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Machine]]]:
+    """``stand_ins``: two stand-in machines that take the test's key, for the
+    module (import this into a test module to use it)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    directory = tmp_path_factory.mktemp("machines")
+    with machines(directory, 2) as made:
+        yield directory, made
+
+
 def _wait_listening(machine: Machine, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

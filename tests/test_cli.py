@@ -299,6 +299,19 @@ def test_suite_both_checks_every_part_before_running_any(monkeypatch: pytest.Mon
     assert calls == []
 
 
+def test_suite_topology_goes_to_real_mode_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--topology`` gives real mode's hosts (machines over SSH, say): the
+    real part gets it, sim never does, and --mode sim refuses it in one line."""
+    sim_calls = fake_mode(monkeypatch, "sim.cli_entry", suite=FakeResult())
+    real_calls = fake_mode(monkeypatch, "realmode.cli_entry", suite=FakeResult())
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert invoke("suite", str(tmp_path), "--mode", "both", "--topology", "m.yml").exit_code == 0
+    assert real_calls[0][2]["topology"] == "m.yml" and "topology" not in sim_calls[0][2]
+    refused = invoke("suite", str(tmp_path), "--topology", "m.yml")
+    assert refused.exit_code == ExitStatus.USAGE
+    assert "--topology gives real mode's hosts; it needs --mode real or both" in refused.output
+
+
 def test_worst_ranks_failures_to_run_above_findings() -> None:
     assert worst([]) is ExitStatus.OK
     assert worst([ExitStatus.DIVERGENCE, ExitStatus.OK]) is ExitStatus.DIVERGENCE

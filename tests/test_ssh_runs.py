@@ -15,29 +15,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from realmode import remote
-from ssh_machines import Machine, machines, needs_sshd
+from ssh_machines import Machine, needs_sshd, stand_ins_fixture  # noqa: F401 (the fixture stand_ins)
 
 DMVX = str(Path(sys.executable).with_name("dmvx"))
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [needs_sshd, pytest.mark.root]
-
-
-@pytest.fixture(scope="module")
-def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Machine]]]:
-    """Two stand-in machines that take the test's key, for the module."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    directory = tmp_path_factory.mktemp("machines")
-    with machines(directory, 2) as made:
-        yield directory, made
 
 
 @pytest.fixture

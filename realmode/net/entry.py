@@ -118,23 +118,34 @@ def _run(config: Config, console: Any) -> NetResult:
 def _check_machine_run(config: Config, name: str) -> None:
     """What a run whose variants are machines reached over SSH cannot do yet:
     one line, status 5, before anything starts."""
+    why = machine_run_refusal(config)
+    if why is not None:
+        raise Unavailable(f"dmvx real: {name}: {why}")
+
+
+def machine_run_refusal(config: Config) -> str | None:
+    """Why ``config`` cannot run with its variants on machines reached over
+    SSH, or None (also when no variant host is a machine). ``dmvx real``
+    refuses such a run; ``dmvx suite --mode real --topology`` skips its cell
+    with this reason."""
     machines = config.topology.machines()
     on_machines = [host for host in config.variant_hosts if host in machines]
     if not on_machines:
-        return
+        return None
     emulated = [host for host in config.variant_hosts if host not in machines]
     if emulated:
-        raise Unavailable(
-            f"dmvx real: {name}: variant hosts {', '.join(on_machines)} are machines and {', '.join(emulated)} "
+        return (
+            f"variant hosts {', '.join(on_machines)} are machines and {', '.join(emulated)} "
             "emulated; the variants of one run are all on machines reached over SSH or all emulated"
         )
     if config.attack is not None and config.attack.kind in STREAM_ATTACKS:
-        raise Unavailable(
-            f"dmvx real: {name}: a {config.attack.kind} attack on the CONNECTOR stream needs an attacker on the "
+        return (
+            f"a {config.attack.kind} attack on the CONNECTOR stream needs an attacker on the "
             "segment the machines' traffic crosses; it runs on emulated hosts only"
         )
     if config.record is not None:
-        raise Unavailable(f"dmvx real: {name}: --record on machines reached over SSH is not built yet")
+        return "--record on machines reached over SSH is not built yet"
+    return None
 
 
 def demo_config(topo: Topology, policy: Policy, requests: int = DEMO_REQUESTS) -> Config:

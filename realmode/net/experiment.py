@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -625,8 +625,18 @@ class NetExperiment:
             argv += ["--requests", str(workload.requests), "--pace", str(workload.pace)]
         return self._popen(self.config.client_host, argv)
 
-    def _ssh_agents(self, argvs: list[list[str]], *, native: bool = False) -> SshAgents:
-        """The agents of the first ``len(argvs)`` variant hosts, machines."""
+    def _ssh_agents(
+        self,
+        argvs: list[list[str]],
+        *,
+        native: bool = False,
+        shipped: Sequence[str] = (),
+        no_randomize: bool = False,
+        image_of: int | None = None,
+    ) -> SshAgents:
+        """The agents of the first ``len(argvs)`` variant hosts, machines;
+        ``shipped``: more files the programs' arguments name, sent along
+        (:class:`SshAgents` for the rest)."""
         config, served = self.config, self.config.served
         hosts = config.variant_hosts[: len(argvs)]
         return SshAgents(
@@ -639,13 +649,26 @@ class NetExperiment:
             self.run_id,
             self.state,
             binaries=config.topology.binaries,
-            shipped=[str(served.tree)] if served is not None and served.tree is not None else [],
+            shipped=[*([str(served.tree)] if served is not None and served.tree is not None else []), *shipped],
             stall_timeout=config.stall_timeout,
             port=self.connector_port,
             summary=config.summary,
             marker=str(self.marker),
             native=native,
+            no_randomize=no_randomize,
+            image_of=image_of,
         )
+
+    def _start_on_machines(self, argvs: list[list[str]], **options: Any) -> SshAgents:
+        """The run's agents on its machines (:meth:`_ssh_agents` with
+        ``options``), started; each machine's architecture kept for the
+        report, even when one fails to start."""
+        agents = self.agents = self._ssh_agents(argvs, **options)
+        try:
+            agents.start()
+        finally:
+            self.result.machines = dict(agents.machines)
+        return agents
 
     def _native_on_machine(self, binary: str) -> dict[str, Any]:
         """The baseline on the leader's machine: its program alone, started
@@ -698,11 +721,7 @@ class NetExperiment:
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
         agents: Agents | SshAgents
         if self.machines:
-            agents = self.agents = self._ssh_agents(argvs)
-            try:
-                agents.start()
-            finally:
-                self.result.machines = dict(agents.machines)
+            agents = self._start_on_machines(argvs)
         else:
             agents = self.agents = Agents(
                 self.net,
@@ -742,11 +761,11 @@ class NetExperiment:
             return None
 
         if config.served is not None:
-            self.agents.collect(
+            agents.collect(
                 timeout=config.timeout, tick=watch, finished=lambda: client.poll() == 0, settle=config.served.settle
             )
         else:
-            self.agents.collect(timeout=config.timeout, tick=watch)
+            agents.collect(timeout=config.timeout, tick=watch)
         try:
             out, err = client.communicate(timeout=5)
         except subprocess.TimeoutExpired:
@@ -757,7 +776,7 @@ class NetExperiment:
         )
         if attacker is not None:
             self.result.attack = self._finish_attacker(attacker)
-        self.result.outcome = self.agents.outcome
+        self.result.outcome = agents.outcome
         if config.attack is not None and config.attack.kind == "exploit":
             self.result.harmful_ran = self.marker.exists()
 

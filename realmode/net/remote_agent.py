@@ -19,7 +19,8 @@ an environment, nothing on the network but the SSH session itself:
    CONNECTOR listening on the address the session reached (``listening``);
 4. it relays the monitor's reports (``report``, each the line of
    :mod:`realmode.reports`; ``monitor-ended`` when the monitor's pipe
-   closes) and obeys control lines: ``kill`` (the run is
+   closes; ``image``, where the variant's program is mapped, when asked)
+   and obeys control lines: ``kill`` (the run is
    decided: kill the variant, let the monitor report), ``stop MONITOR_EXIT
    CONNECTOR_EXIT`` (the orderly end of :meth:`realmode.net.agents.Agents.stop`:
    the CONNECTOR's ``summary``, then ``bye``).
@@ -97,6 +98,13 @@ class AgentConfig:
     #: Run the program natively, unmonitored (the baseline): no CONNECTOR,
     #: and so no run key follows the configuration.
     native: bool = False
+    #: Start the variant with ADDR_NO_RANDOMIZE (an attack-suite setting with
+    #: ``aslr: false``): set here, where the monitor forks it.
+    no_randomize: bool = False
+    #: Say where the variant's program is mapped (``image``) once it is: an
+    #: exploit crafted for this variant needs its load address, and its pid
+    #: is not one the orchestrator's machine can read.
+    report_image: bool = False
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -255,6 +263,9 @@ class _Agent:
         self.connector_pid: int | None = None
         self.variant: tuple[int, int | None] | None = None  # pid, start time
         self.marker: str | None = None
+        #: With ``report_image``: the program whose mapping in the variant is
+        #: still to be reported.
+        self.image_of: str | None = None
 
     def run(self) -> int:
         first = _read_line(self.inp)
@@ -336,7 +347,7 @@ class _Agent:
 
     def _serve(self, config: AgentConfig, key: isolation.RunKey) -> int:
         from realmode.connector import BACKLOG, run_connector
-        from realmode.spawn import spawn_variant
+        from realmode.spawn import personality, spawn_variant
         from realmode.tracer import Launch
 
         program, argv = self._prepare(config)
@@ -389,8 +400,12 @@ class _Agent:
         if _read_line(self.inp) != b"go":  # the run ended before it began
             self.out.say("bye", harmful=False)
             return 0
+        self.image_of = program if config.report_image else None
         try:
-            spawned = spawn_variant(launch, fork, connector, [summary_w, *([listener.fileno()] if listener else [])])
+            with personality(config.no_randomize):  # the monitor forks the variant: it inherits it
+                spawned = spawn_variant(
+                    launch, fork, connector, [summary_w, *([listener.fileno()] if listener else [])]
+                )
         finally:
             os.close(summary_w)
             key.wipe()  # the CONNECTOR has its copy
@@ -406,7 +421,11 @@ class _Agent:
         open_fds = {report_fd, summary_fd, self.inp}
         stopping: tuple[float, float] | None = None
         while self.inp in open_fds:
-            readable, _, _ = select.select(list(open_fds), [], [])
+            # While the variant's image is still to be reported, look every 10 ms.
+            looking = self.image_of is not None and self.variant is not None
+            readable, _, _ = select.select(list(open_fds), [], [], 0.01 if looking else None)
+            if looking:
+                self._report_image()
             for fd in readable:
                 data = os.read(fd, 65536)
                 if not data:
@@ -440,6 +459,20 @@ class _Agent:
                 self.out.say("bye", harmful=harmful)
                 return 0
         raise _Gone
+
+    def _report_image(self) -> None:
+        """``image``: where the variant's program is mapped, once it is."""
+        from realmode.vuln.exploits import image_range
+
+        assert self.image_of is not None and self.variant is not None
+        try:
+            low, high = image_range(self.variant[0], self.image_of)
+        except (LookupError, OSError):
+            if not runs.alive(*self.variant):
+                self.image_of = None  # it ended before it mapped its program: nothing to say
+            return  # not exec'd yet
+        self.image_of = None
+        self.out.say("image", range=[low, high])
 
     def _kill_variant(self) -> None:
         if self.variant is not None and runs.alive(*self.variant):

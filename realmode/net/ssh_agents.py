@@ -78,6 +78,8 @@ class _Session:
     hello: dict[str, Any] | None = None
     listening: tuple[str, int] | None = None
     ready: bool = False
+    #: Where the variant's program is mapped there (``image_of``), once said.
+    image: tuple[int, int] | None = None
     bye: dict[str, Any] | None = None
     error: str | None = None
     started: bool = False  # the monitor's variant runs
@@ -159,6 +161,8 @@ class SshAgents:
         summary: bool = False,
         marker: str | None = None,
         native: bool = False,
+        no_randomize: bool = False,
+        image_of: int | None = None,
     ) -> None:
         if len(hosts) != len(argvs) or len(hosts) < (1 if native else 2):
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
@@ -177,6 +181,10 @@ class SshAgents:
         self.port = port if port is not None else connector_port()
         self.summary = summary
         self.marker = marker
+        #: The variants start with ADDR_NO_RANDOMIZE (set by each agent).
+        self.no_randomize = no_randomize
+        #: The variant whose agent says where its program is mapped (:meth:`image`).
+        self.image_of = image_of
         self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
         #: The program each variant runs, as chosen for its host (a path on that machine).
         self.paths = [argv[0] for argv in argvs]
@@ -303,6 +311,8 @@ class SshAgents:
             marker=self.marker,
             shipped=shipped,
             native=self.native,
+            no_randomize=self.no_randomize,
+            report_image=agent.index == self.image_of,
         )
 
     @property
@@ -355,6 +365,9 @@ class SshAgents:
                     elif not isinstance(report, Progress):
                         session.ended = True
                     _write(session.report_w, line.encode() + b"\n")
+                elif event == "image":
+                    low, high = message["range"]
+                    session.image = (int(low), int(high))
                 elif event == "summary":
                     session.agent.connector_summary = message.get("summary") or {}
                 elif event == "native-started":
@@ -414,6 +427,12 @@ class SshAgents:
             kill=self._kill_variants,
         )
         return self.outcome
+
+    def image(self, index: int) -> tuple[int, int] | None:
+        """Where variant ``index``'s program is mapped on its machine, as its
+        agent said (``image_of``), or None until it has: the exploit crafted
+        for that variant needs it, and its pid is not one of this machine."""
+        return self.sessions[index].image if index < len(self.sessions) else None
 
     def _kill_variants(self) -> None:
         for session in self.sessions:

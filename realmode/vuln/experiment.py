@@ -26,17 +26,15 @@ data-only exploits: an absolute address needs the attacked process).
 
 from __future__ import annotations
 
-import ctypes
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dmvx.exitstatus import Unavailable
 from realmode.net.agents import Agents
 from realmode.net.experiment import (
     SERVER_PORT,
@@ -47,31 +45,17 @@ from realmode.net.experiment import (
     NetResult,
     attacker_account,
 )
+from realmode.net.ssh_agents import SshAgents
+from realmode.spawn import personality
 from realmode.vuln import exploits, study
 from realmode.vuln.build import Build, no_randomize
 
-ADDR_NO_RANDOMIZE = 0x0040000
-_PERSONALITY_QUERY = 0xFFFFFFFF
-_libc = ctypes.CDLL(None, use_errno=True)
+#: The exploits whose goal comes back in the answer (the others': the
+#: shell's ``touch`` of the run's marker file).
+_ANSWERED = frozenset({"struct-overflow", "format-string"})
 #: How long a run may go on after the attacker is done (the served program
 #: answering its last request, a shell running ``touch``).
 _AFTER_ATTACK = 3.0
-
-
-@contextmanager
-def personality(no_random: bool) -> Iterator[None]:
-    """Processes forked inside the block start with ADDR_NO_RANDOMIZE (as
-    ``setarch -R`` does): the personality is inherited by children and kept
-    across exec."""
-    if not no_random:
-        yield
-        return
-    before = _libc.personality(_PERSONALITY_QUERY)
-    _libc.personality(before | ADDR_NO_RANDOMIZE)
-    try:
-        yield
-    finally:
-        _libc.personality(before)
 
 
 class VulnExperiment(NetExperiment):
@@ -113,11 +97,21 @@ class VulnExperiment(NetExperiment):
         return self.attack.kind
 
     def run(self) -> NetResult:
+        if self.machines and self.native_only:
+            raise Unavailable(
+                "an exploit against a variant running alone, unmonitored, runs on emulated hosts only "
+                "(realmode/vuln/experiment.py)"
+            )
         self.secret_path.write_text(self.secret + "\n")
         try:
-            return super().run()
+            result = super().run()
         finally:
             self.secret_path.unlink(missing_ok=True)
+        if self.machines and result.attack is not None and self.exploit not in _ANSWERED:
+            # The shell's marker is a file of the leader's machine: its agent
+            # said whether it was there when it stopped.
+            result.attack["effect"] = bool(result.harmful_ran)
+        return result
 
     # -- what the base experiment asks ------------------------------------------------
 
@@ -125,7 +119,10 @@ class VulnExperiment(NetExperiment):
         """The builds (the network is up: the attacker's homework happens now)."""
         if self.attack_kind == "exploit" and self.exploit == "format-string":
             target = self.builds[self.attack.target].path
-            self.details["slot"] = study.leak_slot(target, self.net, self.config.variant_hosts[0])
+            # With machines no network is emulated: the study runs in a
+            # network namespace of its own on this machine.
+            net = None if self.machines else self.net
+            self.details["slot"] = study.leak_slot(target, net, self.config.variant_hosts[0])
         return [b.path for b in self.builds]
 
     def _server_argv(self, binary: str, requests: int) -> list[str]:
@@ -149,12 +146,12 @@ class VulnExperiment(NetExperiment):
 
     # -- exploits ---------------------------------------------------------------------
 
-    def _value(self, pid: int) -> bytes:
-        """The exploit crafted for the attacked variant (process ``pid``,
-        which must have mapped its program: the attack waits for that)."""
+    def _value(self, image: tuple[int, int]) -> bytes:
+        """The exploit crafted for the attacked variant, whose program is
+        mapped at ``image`` (low, high: the attack waits for that)."""
         target = self.builds[self.attack.target]
         running = self.builds[self.native_build if self.native_only else self.attack.target]
-        low, high = exploits.image_range(pid, running.path)
+        low, high = image
         self.details["target_image"] = [low, high]
         if self.exploit == "format-string":
             return exploits.format_string_value(self.details["slot"])
@@ -171,23 +168,43 @@ class VulnExperiment(NetExperiment):
         craft = exploits.stack_overflow_value if self.exploit == "stack-overflow" else exploits.heap_overflow_value
         return craft(target.arch, address)
 
-    def _start_exploit(self, pid: int) -> subprocess.Popen | None:
-        """Start the attacker once the attacked process has its image mapped."""
+    def _local_image(self, pid: int | None) -> tuple[int, int] | None:
+        """Where process ``pid`` of this machine (or of an emulated host) has
+        mapped the running build, or None while it has not."""
+        if pid is None:
+            return None
+        running = self.builds[self.native_build if self.native_only else self.attack.target]
         try:
-            value = self._value(pid)
+            return exploits.image_range(pid, running.path)
         except (LookupError, FileNotFoundError, ProcessLookupError):
             return None  # not exec'd yet: try again at the next tick
+
+    def _target_image(self) -> tuple[int, int] | None:
+        """Where the attacked variant has mapped its program, once it has:
+        read from ``/proc`` here, or -- on a machine, where its pid is not
+        ours -- as that machine's agent said it."""
+        target = self.attack.target
+        if isinstance(self.agents, SshAgents):
+            return self.agents.image(target)
+        assert self.agents is not None
+        return self._local_image(self.agents.variants[target].pid)
+
+    def _start_exploit(self, image: tuple[int, int] | None) -> subprocess.Popen | None:
+        """Start the attacker once the attacked process has its image mapped."""
+        if image is None:
+            return None
+        value = self._value(image)
         self.details["value"] = value.hex()
         leader = self.config.variant_hosts[0]
-        attack = self.attack
-        return self.net.popen(
-            attack.source,
+        # With machines, from this machine (on the network that reaches them).
+        return self._popen(
+            self.attack.source,
             [
                 sys.executable,
                 "-m",
                 "realmode.vuln.attacker",
                 "--server",
-                f"{self.net.ip(leader)}:{SERVER_PORT}",
+                f"{self._server_ip(leader)}:{SERVER_PORT}",
                 "--benign",
                 str(self.benign),
                 "--value",
@@ -195,25 +212,30 @@ class VulnExperiment(NetExperiment):
                 "--timeout",
                 str(min(10.0, self.config.timeout)),
             ],
-            text=True,
         )
 
     def _exploit_under_mvx(self, builds: list[str]) -> None:
         config = self.config
         target = self.attack.target
         argvs = [self._server_argv(b, self.benign + 1) for b in builds]
-        agents = self.agents = Agents(
-            self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout
-        )
-        with personality(self.fixed_layout):  # the monitors fork the variants: they inherit it
-            agents.start()
+        agents: Agents | SshAgents
+        if self.machines:
+            # The secret the struct overflow steals is a file the program
+            # names: sent to each machine with the program.
+            shipped = [str(self.secret_path)] if self.exploit == "struct-overflow" else []
+            agents = self._start_on_machines(argvs, shipped=shipped, no_randomize=self.fixed_layout, image_of=target)
+        else:
+            agents = self.agents = Agents(
+                self.net, config.variant_hosts, argvs, config.policy, stall_timeout=config.stall_timeout
+            )
+            with personality(self.fixed_layout):  # the monitors fork the variants: they inherit it
+                agents.start()
         attacker: list[subprocess.Popen] = []
         attacker_done: list[float] = []
 
         def watch() -> str | None:
-            agent = agents.variants[target]
-            if not attacker and agent.pid is not None:
-                started = self._start_exploit(agent.pid)
+            if not attacker:
+                started = self._start_exploit(self._target_image())
                 if started is not None:
                     attacker.append(started)
             if attacker and attacker[0].poll() is not None:
@@ -223,8 +245,8 @@ class VulnExperiment(NetExperiment):
                     return "the attacker is done, the served program is not"
             return None
 
-        self.agents.collect(timeout=config.timeout, tick=watch)
-        self.result.outcome = self.agents.outcome
+        agents.collect(timeout=config.timeout, tick=watch)
+        self.result.outcome = agents.outcome
         self.result.attack = self._finish(attacker[0] if attacker else None)
 
     def _exploit_natively(self, builds: list[str]) -> None:
@@ -241,7 +263,7 @@ class VulnExperiment(NetExperiment):
         attacker = None
         deadline = time.monotonic() + config.timeout
         while attacker is None and time.monotonic() < deadline and server.poll() is None:
-            attacker = self._start_exploit(server.pid)
+            attacker = self._start_exploit(self._local_image(server.pid))
             if attacker is None:
                 time.sleep(0.01)
         if attacker is not None:

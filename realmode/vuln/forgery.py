@@ -20,8 +20,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from realmode.spawn import personality
 from realmode.vuln.build import Build, no_randomize
-from realmode.vuln.experiment import personality
 
 #: The target (``realmode/vuln/src/record_forgery.c``).
 PROGRAM = "record_forgery"

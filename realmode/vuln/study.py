@@ -20,6 +20,7 @@ study and ``(nil)`` in the attack (seen on this project's CI machine).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realmode.net import netns
+from realmode.net.children import die_with_parent
 from realmode.vuln.exploits import absolute_address, image_range, request_path
 
 if TYPE_CHECKING:
@@ -52,18 +54,29 @@ def _get(port: int, path: bytes, timeout: float = 5.0) -> bytes:
     return answer
 
 
-def leak_slot(binary: str, net: EmulatedNetwork, host: str) -> int:
+def leak_slot(binary: str, net: EmulatedNetwork | None, host: str) -> int:
     """The ``%N$p`` slot that prints the address of :data:`CALLBACK` in
-    ``binary``, found by running it on ``host`` of the started network ``net``."""
+    ``binary``, found by running it on ``host`` of the started network ``net``
+    -- or, without one (the variants are machines: nothing is emulated), in a
+    network namespace of its own with only its loopback up."""
     cache = Path(binary + ".callback-slot")
     if cache.is_file() and cache.stat().st_mtime >= Path(binary).stat().st_mtime:
         return int(cache.read_text())
     batches = _MAX_SLOT // _BATCH
-    server = net.popen(
-        host, [binary, str(_PORT), str(batches + 1), "-"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    argv = [binary, str(_PORT), str(batches + 1), "-"]
+    if net is None:
+        server = subprocess.Popen(
+            ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        namespace = _own_namespace(server, binary)
+    else:
+        server = net.popen(host, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        namespace = net.node_pid(host)
     try:
-        with netns.inside(net.node_pid(host)):
+        with netns.inside(namespace):
             deadline = time.monotonic() + 5.0
             while True:  # the first connection only checks that it listens
                 try:
@@ -90,3 +103,23 @@ def leak_slot(binary: str, net: EmulatedNetwork, host: str) -> int:
         server.kill()
         server.wait()
     raise LookupError(f"{binary}: no argument slot up to {_MAX_SLOT} holds the address of {CALLBACK}")
+
+
+def _own_namespace(process: subprocess.Popen[bytes], binary: str) -> int:
+    """``process``'s pid, once it runs ``binary`` -- and so is in a network
+    namespace of its own with its loopback up (``unshare --net``, then ``ip``,
+    then exec): entering it earlier would ask this machine's own loopback, or
+    one that is still down."""
+    deadline = time.monotonic() + 5.0
+    wanted = os.path.realpath(binary)
+    while True:
+        try:
+            if os.readlink(f"/proc/{process.pid}/exe") == wanted and netns.inode(process.pid) != netns.inode():
+                return process.pid
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"{binary} did not start in a network namespace of its own for the study")
+        time.sleep(0.005)
