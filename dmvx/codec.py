@@ -37,14 +37,15 @@ from typing import Any, TypeVar
 from dmvx.calls import Call, Outcome
 from dmvx.messages import (
     Ack,
+    Carried,
     ClockNote,
     Entry,
     EntryBatch,
     EntryKind,
-    Message,
     PidNote,
     Report,
     ResultNote,
+    StarvedNote,
     Stop,
     call_size,
     entry_size,
@@ -86,6 +87,7 @@ TYPE_PID_NOTE = 0x14
 TYPE_RESULT_NOTE = 0x15
 TYPE_CLOCK_NOTE = 0x16
 TYPE_ENTRY_BATCH = 0x17
+TYPE_STARVED_NOTE = 0x18
 
 #: Entries of one :class:`~dmvx.messages.EntryBatch` at most (a bound on what
 #: a decoder builds from one payload; the sender packs far fewer).
@@ -409,6 +411,10 @@ def _put_clock_note(out: bytearray, m: ClockNote) -> None:
     put_int(out, m.ns, "clock reading")
 
 
+def _put_starved_note(out: bytearray, m: StarvedNote) -> None:
+    put_int(out, m.ns, "starved ns")
+
+
 _ENCODERS: dict[type, tuple[int, Callable[[bytearray, Any], None]]] = {
     Entry: (TYPE_ENTRY, _put_entry),
     Report: (TYPE_REPORT, _put_report),
@@ -418,10 +424,11 @@ _ENCODERS: dict[type, tuple[int, Callable[[bytearray, Any], None]]] = {
     ClockNote: (TYPE_CLOCK_NOTE, _put_clock_note),
     ResultNote: (TYPE_RESULT_NOTE, _put_result_note),
     EntryBatch: (TYPE_ENTRY_BATCH, _put_entry_batch),
+    StarvedNote: (TYPE_STARVED_NOTE, _put_starved_note),
 }
 
 
-def encode_message(message: Message | EntryBatch) -> tuple[int, bytes]:
+def encode_message(message: Carried) -> tuple[int, bytes]:
     """Encode a monitor message: ``(type code, payload)``.
 
     Raises :class:`CodecError` if the message holds a value outside the
@@ -678,7 +685,11 @@ def _read_result_note(r: PayloadReader) -> ResultNote:
     return ResultNote(r.text("stream"), r.integer("note seq"), r.integer("note result"))
 
 
-_DECODERS: dict[int, Callable[[PayloadReader], Message | EntryBatch]] = {
+def _read_starved_note(r: PayloadReader) -> StarvedNote:
+    return StarvedNote(r.integer("starved ns"))
+
+
+_DECODERS: dict[int, Callable[[PayloadReader], Carried]] = {
     TYPE_ENTRY: _read_entry,
     TYPE_REPORT: _read_report,
     TYPE_ACK: _read_ack,
@@ -687,13 +698,14 @@ _DECODERS: dict[int, Callable[[PayloadReader], Message | EntryBatch]] = {
     TYPE_CLOCK_NOTE: _read_clock_note,
     TYPE_RESULT_NOTE: _read_result_note,
     TYPE_ENTRY_BATCH: _read_entry_batch,
+    TYPE_STARVED_NOTE: _read_starved_note,
 }
 
 #: The type codes :func:`decode_message` understands.
 MESSAGE_TYPES = frozenset(_DECODERS)
 
 
-def decode_message(code: int, payload: bytes) -> Message | EntryBatch:
+def decode_message(code: int, payload: bytes) -> Carried:
     """Decode the payload of a message of type ``code``.
 
     Raises :class:`CodecError` for an unknown code or any payload that is not
@@ -709,7 +721,7 @@ def decode_message(code: int, payload: bytes) -> Message | EntryBatch:
     return message
 
 
-def dumps(message: Message | EntryBatch) -> bytes:
+def dumps(message: Carried) -> bytes:
     """One self-describing record: type code byte + payload.
 
     For storing entries outside a frame (a connector-buffer slot, a trace
@@ -719,7 +731,7 @@ def dumps(message: Message | EntryBatch) -> bytes:
     return bytes((code,)) + payload
 
 
-def loads(data: bytes) -> Message | EntryBatch:
+def loads(data: bytes) -> Carried:
     """Inverse of :func:`dumps`; raises :class:`CodecError` on bad input."""
     if not data:
         raise CodecError("empty record: message type missing")

@@ -215,7 +215,36 @@ class ClockNote:
         return 24
 
 
+@dataclass(slots=True)
+class StarvedNote:
+    """Any variant -> the others: for ``ns`` nanoseconds since its previous
+    note, a process of this variant (or its monitor process) was ready to
+    run and had no CPU.
+
+    The stall timeout is meant for a variant that neither computes nor
+    waits for the world while another waits for it (a hang, or a loop an
+    exploit left it in). Wall-clock time cannot tell that from a variant
+    the machine's scheduler has not run: on a loaded machine a follower
+    ready to make its next call may wait seconds for a CPU. So the mode
+    measures that wait where the variant runs and tells the others, and a
+    waiting monitor process does not count it towards the stall timeout
+    (real mode: ``realmode.tracer.starvation``). A note for the mode, like
+    :class:`ClockNote`: the core never receives one.
+    """
+
+    ns: int
+
+    @property
+    def size(self) -> int:
+        """Approximate payload bytes on the wire."""
+        return 8
+
+
 Message = Entry | Report | Ack | Stop | PidNote | ResultNote | ClockNote
+#: What one monitor process sends another: a core's message, a batch of
+#: entries the mode packed (:class:`EntryBatch`) or a note of the mode's own
+#: (:class:`StarvedNote`).
+Carried = Message | EntryBatch | StarvedNote
 
 
 def call_size(call: Call) -> int:

@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from dmvx import codec
 from dmvx.codec import CodecError, ProtocolError
-from dmvx.messages import EntryBatch, Message
+from dmvx.messages import Carried
 from dmvx.syscalls import Arch
 from dmvx.verdict import VerdictKind
 
@@ -227,7 +227,7 @@ class Keepalive:
     frame). Sequenced and tagged like any frame, so none can be replayed."""
 
 
-Frame = Message | EntryBatch | Hello | Heartbeat | Keepalive
+Frame = Carried | Hello | Heartbeat | Keepalive
 
 
 def _encode_hello(hello: Hello) -> bytes:

@@ -20,7 +20,7 @@ import struct
 
 from dmvx import codec
 from dmvx.actions import EVERYONE
-from dmvx.messages import EntryBatch, Message
+from dmvx.messages import Carried
 
 _HEAD = struct.Struct("<IB")
 BROADCAST = 255
@@ -30,7 +30,7 @@ class SocketClosed(EOFError):
     """The other end of the monitor socket went away."""
 
 
-def encode(peer: int, message: Message | EntryBatch | None) -> bytes:
+def encode(peer: int, message: Carried | None) -> bytes:
     return encode_record(peer, b"" if message is None else codec.dumps(message))
 
 
@@ -67,5 +67,5 @@ def receive(sock: socket.socket, reader: RecordReader) -> list[tuple[int, bytes]
     return reader.feed(data)
 
 
-def decode(payload: bytes) -> Message | EntryBatch | None:
+def decode(payload: bytes) -> Carried | None:
     return codec.loads(payload) if payload else None

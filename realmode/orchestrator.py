@@ -192,9 +192,9 @@ class RunResult:
             )
             if self.verdict.kind is VerdictKind.NO_PROGRESS:
                 console.print(
-                    f"dmvx: a variant made no system call for {self.stall_timeout:g} s while another "
-                    f"waited for it: a hang, or a program that computes longer than that between "
-                    f"calls (dmvx run --stall-timeout).",
+                    f"dmvx: a variant made no system call for {self.stall_timeout:g} s (time it waited for a "
+                    f"CPU not counted) while another waited for it: a hang, or a program that computes longer "
+                    f"than that between calls (dmvx run --stall-timeout).",
                     soft_wrap=True,
                     markup=False,
                 )

@@ -20,7 +20,7 @@ import statistics
 import time
 
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message
+from dmvx.messages import Ack, Carried, Entry, EntryKind
 from dmvx.protocol import new_run_key
 from realmode import monitor_socket
 from realmode.connector import run_connector
@@ -83,7 +83,7 @@ def _connector_rtt(
             runs.reap(pid)
 
 
-def _receive(sock: socket.socket, reader: monitor_socket.RecordReader, deadline: float) -> Message | EntryBatch:
+def _receive(sock: socket.socket, reader: monitor_socket.RecordReader, deadline: float) -> Carried:
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:

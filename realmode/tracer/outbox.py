@@ -18,7 +18,7 @@ import socket
 import time
 
 from dmvx.codec import MAX_BATCH
-from dmvx.messages import Entry, EntryBatch, Message
+from dmvx.messages import Entry, EntryBatch, Message, StarvedNote
 from realmode import monitor_socket
 
 #: A batch this big goes at once.
@@ -47,7 +47,7 @@ class Outbox:
         """Whether anything waits to be written."""
         return bool(self.records or self._entries)
 
-    def send(self, to: int, message: Message | None, batch: bool = False) -> None:
+    def send(self, to: int, message: Message | StarvedNote | None, batch: bool = False) -> None:
         """Send ``message`` (None: a heartbeat) to variant ``to``; with
         ``batch``, it may wait up to ``flush_delay`` for company."""
         if batch and type(message) is Entry:

@@ -9,8 +9,9 @@ and carries out the actions the monitor returns (:meth:`carry_out`).
 Time is the loop's: a wait the core asked for that lasts longer than the
 stall timeout becomes ``stalled()``; a variant inside a long native call
 sends heartbeats (every :data:`dmvx.actions.HEARTBEAT_EVERY`) so the others'
-wait is not mistaken for a stall; an open send batch goes out by its
-deadline (:mod:`.outbox`).
+wait is not mistaken for a stall, and one the machine leaves without a CPU
+says for how long (:mod:`.starvation`), which the others' waits do not
+count; an open send batch goes out by its deadline (:mod:`.outbox`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from dmvx.actions import (
     Skip,
     Wait,
 )
-from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message, StarvedNote
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
 from dmvx.verdict import Verdict, lost, variant_name
@@ -57,6 +58,7 @@ from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
 from realmode.tracer.routing import Router
 from realmode.tracer.signals import SignalPoints
 from realmode.tracer.skipping import Skipping
+from realmode.tracer.starvation import Starvation, period
 from realmode.tracer.stops import Stops
 from realmode.tracer.tally import Tally
 from realmode.tracer.threads import Threads
@@ -89,6 +91,11 @@ class TracerProcess:
         self.last_inbound = time.monotonic()
         self.last_heartbeat_in = self.last_inbound
         self.last_heartbeat = 0.0
+        #: This variant's waits for a CPU, measured every ``starved_every``
+        #: seconds, and those its peers reported (:mod:`.starvation`).
+        self.starvation = Starvation()
+        self.starved_every = period(launch.stall_timeout, _HEARTBEAT_S)
+        self.last_measure = self.last_inbound
         self.stats = Stats()
         self.link_reader = monitor_socket.RecordReader()
         self.out = Outbox(link_sock, launch.flush_delay)
@@ -201,10 +208,13 @@ class TracerProcess:
     def _timeout(self) -> float:
         now = time.monotonic()
         deadlines = []
-        running = False
+        running = alive = False
         for proc in self.procs.values():
             if proc.waiting_since is not None:
-                deadlines.append(self._wait_reference(proc) + self.launch.stall_timeout)
+                reference = self._wait_reference(proc)
+                deadlines.append(reference + self.starvation.excused(reference) + self.launch.stall_timeout)
+            if proc.alive:
+                alive = True
             if proc.held is not None and proc.held.stage in (Stage.RUNNING, Stage.SKIPPING) and proc.alive:
                 running = True
             if proc.fast is not None and proc.fast.in_call():
@@ -213,6 +223,8 @@ class TracerProcess:
                 deadlines.append(now + _PEER_SIGNAL_POLL)
         if running:
             deadlines.append(self.last_heartbeat + _HEARTBEAT_S)
+        if alive:
+            deadlines.append(self.last_measure + self.starved_every)
         if self.out.flush_at is not None:
             deadlines.append(self.out.flush_at)
         for proc in self.procs.values():
@@ -242,6 +254,21 @@ class TracerProcess:
             return max(proc.waiting_since or 0.0, proc.heard)
         return max(proc.waiting_since or 0.0, self.last_inbound, self.last_heartbeat_in)
 
+    def _waited(self, proc: Proc, now: float) -> float:
+        """How long ``proc`` has waited, less the time its peers reported
+        they had no CPU meanwhile (:mod:`.starvation`): what counts towards
+        the stall timeout."""
+        reference = self._wait_reference(proc)
+        return now - reference - self.starvation.excused(reference)
+
+    def _measure_starvation(self, now: float) -> None:
+        """Tell the others how long this variant waited for a CPU since
+        the last measure, if it did."""
+        elapsed, self.last_measure = now - self.last_measure, now
+        starved = self.starvation.measure([p.pid for p in self.procs.values() if p.alive], elapsed)
+        if starved:
+            self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, StarvedNote(starved))
+
     def _timers(self) -> None:
         if self.finished:
             return
@@ -258,13 +285,15 @@ class TracerProcess:
             # Inside a native call (possibly a blocking one): tell the others.
             self.last_heartbeat = now
             self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, None)
+        if now - self.last_measure >= self.starved_every:
+            self._measure_starvation(now)
         for proc in list(self.procs.values()):
             if self.finished:
                 return
             if self._awaiting_peer_signal(proc):
                 self.router.on_peer_killed(proc)
             since = proc.waiting_since
-            if since is not None and now - self._wait_reference(proc) >= self.launch.stall_timeout:
+            if since is not None and self._waited(proc, now) >= self.launch.stall_timeout:
                 proc.waiting_since = None
                 verdict = self.fd_order.stalled(proc)
                 if verdict is not None:
@@ -285,6 +314,11 @@ class TracerProcess:
             message = monitor_socket.decode(payload)
             if message is None:
                 self.last_heartbeat_in = time.monotonic()
+                continue
+            if isinstance(message, StarvedNote):
+                # Not word from the peer's program: it excuses the time the
+                # peer had no CPU, not the wait so far.
+                self.starvation.heard(_peer, message.ns, time.monotonic())
                 continue
             self.last_inbound = time.monotonic()
             # A batch of the leader's entries is unpacked here: the core

@@ -1,0 +1,125 @@
+"""Time a variant was ready to run but had no CPU: not a stall.
+
+The core decides what a wait that outlasts the stall timeout means
+(``stalled()``: ``no-progress``, or ``crash`` for an end no peer matched);
+how long a wait has lasted is the mode's to measure. Wall-clock time is
+the wrong measure on a loaded machine: a follower ready to make its next
+call, or to compute its way to it, may wait seconds for a CPU there (two
+vCPUs at load average 30 give a busy process about a fifteenth of one),
+and a leader waiting for it would end the run although nothing is wrong.
+A stall is a variant that neither computes nor gets a CPU it is not
+waiting for: blocked where the others wait for it, or spinning.
+
+So each tracer measures its own variant's wait for a CPU -- the kernel's
+``run_delay`` and CPU time (``/proc/TID/schedstat``: nanoseconds a task
+spent runnable on a run queue, and running), of every traced task and of
+the tracer itself (a traced process in a ptrace stop waits for its tracer)
+-- every :func:`period`, and tells the others how much longer some task
+waited than it ran in that period (the largest of the tasks' figures: they
+run at once, so their waits overlap), as a
+:class:`~dmvx.messages.StarvedNote`. A waiting tracer does not count what
+its peers reported since its wait began (:meth:`Starvation.excused`).
+
+What is left counts: the time the awaited variant was blocked, plus its
+CPU time twice over where it waited longer than it ran -- the wall clock
+of a variant that gets half a CPU. A variant the machine runs at least half
+the time is judged by the wall clock, as on a quiet machine; a starved one
+as if it had half a CPU. Only the part of a wait beyond the CPU time is
+excused, not the whole wait, so that a variant spinning in a loop (an
+exploit's, or a hang) is still reported, at any load, after half the stall
+timeout of its own CPU time at most; on a quiet machine, after the stall
+timeout as before. A tracer whose variant has no process left reports
+nothing: its own wait for a CPU then holds back no call of the variant.
+
+What this does not cover: a tracer that gets no CPU at all cannot send its
+note (the waiting side hears it once the tracer runs again, possibly after
+the stall timeout: a machine that starves a process outright for seconds,
+a real-time task hogging its CPU, still ends runs); a CONNECTOR's own wait
+for a CPU delays every message and is not measured; and a leader waiting
+for several followers counts the wait of whichever reported the most, not
+of the one it waits for (the mode does not know which the core waits for).
+A kernel without schedstat (no ``CONFIG_SCHED_INFO``) reports nothing, and
+waits are wall-clock time as before.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Collection
+
+#: Run-queue wait below this over a period is not reported (ns): on a quiet
+#: machine every wakeup waits some microseconds, and a note costs a frame.
+MIN_REPORTED = 5_000_000
+#: Notes remembered per peer (a wait that outlives them is credited with
+#: what is left: never more than the peer reported).
+_KEPT = 4096
+
+
+def period(stall_timeout: float, heartbeat: float) -> float:
+    """How often a tracer measures its variant's wait for a CPU (seconds):
+    the heartbeat period, and at least four times per stall timeout, so a
+    starved variant's notes come well before the others' timeout."""
+    return min(heartbeat, stall_timeout / 4)
+
+
+def schedstat(tid: int | str) -> tuple[int, int] | None:
+    """Nanoseconds task ``tid`` (or ``"thread-self"``) has run, and spent
+    runnable without a CPU, since it started; None if it is gone or the
+    kernel keeps no schedstat."""
+    try:
+        with open(f"/proc/{tid}/schedstat", "rb") as handle:
+            ran, waited = handle.read().split()[:2]
+            return int(ran), int(waited)
+    except (OSError, ValueError):
+        return None
+
+
+class Starvation:
+    """One tracer's measure of its own variant, and the notes its peers sent."""
+
+    def __init__(self) -> None:
+        #: The last (CPU time, run_delay) read per task (the tracer's own under "thread-self").
+        self._last: dict[int | str, tuple[int, int]] = {}
+        #: Per peer: (when heard, total ns heard from it until then), oldest first.
+        self._heard: dict[int, deque[tuple[float, int]]] = {}
+
+    def measure(self, tids: Collection[int], elapsed: float) -> int:
+        """Nanoseconds of the last ``elapsed`` seconds by which a task of
+        ``tids`` or this tracer waited for a CPU longer than it ran (0 below
+        :data:`MIN_REPORTED`, and 0 with no task: see the module's
+        docstring). Tasks no longer in ``tids`` are forgotten; a new one
+        counts from its first reading."""
+        worst = 0
+        now: dict[int | str, tuple[int, int]] = {}
+        tasks: list[int | str] = ["thread-self", *tids] if tids else []
+        for tid in tasks:
+            reading = schedstat(tid)
+            if reading is None:
+                continue
+            now[tid] = reading
+            before = self._last.get(tid)
+            if before is not None:
+                ran, waited = reading[0] - before[0], reading[1] - before[1]
+                worst = max(worst, waited - ran)
+        self._last = now
+        worst = min(worst, int(elapsed * 1e9))
+        return worst if worst >= MIN_REPORTED else 0
+
+    def heard(self, peer: int, ns: int, when: float) -> None:
+        """Peer ``peer`` reported ``ns`` of waiting for a CPU, heard at ``when``."""
+        notes = self._heard.setdefault(peer, deque(maxlen=_KEPT))
+        total = notes[-1][1] if notes else 0
+        notes.append((when, total + max(0, ns)))
+
+    def excused(self, since: float) -> float:
+        """Seconds of waiting for a CPU the peers reported after ``since``
+        (the largest of any one peer's)."""
+        best = 0
+        for notes in self._heard.values():
+            if not notes or notes[-1][0] <= since:
+                continue
+            i = bisect.bisect_right(notes, since, key=lambda note: note[0])
+            before = notes[i - 1][1] if i > 0 else (notes[0][1] if len(notes) == _KEPT else 0)
+            best = max(best, notes[-1][1] - before)
+        return best / 1e9
