@@ -64,6 +64,9 @@ _NOT_AHEAD = frozenset({"exit", "exit_group", "fork", "vfork", "clone", "clone3"
 _CALL_CACHE = 256
 #: In-ring records longer than this are not kept (a read's data rarely repeats).
 _TEMPLATE_BYTES = 1024
+#: A call decoded from a record's memory is kept when the memory is at most
+#: this big (a server's response header and a small file: ``writev``).
+_CACHED_REGION_BYTES = 16 * 1024
 #: How often the monitor looks at an active ring, and at an idle one.
 POLL_BUSY, POLL_IDLE, IDLE_AFTER = 0.0005, 0.005, 0.02
 
@@ -230,7 +233,9 @@ class InProcess:
         self.ever_loaded = False
         #: Decoded calls by (number, arguments), for calls whose decoding
         #: reads no memory: a loop makes the same call again and again.
-        self._calls: dict[tuple[int, tuple[int, ...]], abi.RawCall] = {}
+        self._calls: dict[tuple[object, ...], abi.RawCall] = {}
+        self._reads_memory = tables.ARCH_READS_MEMORY[tracer.launch.preload_arch]
+        self._decodes_before = tables.ARCH_DECODES_BEFORE[tracer.launch.preload_arch]
         self._templates: dict[tuple[Call, EntryKind, Outcome | None], bytes] = {}
         #: The process made a thread (or may have: clone3): threads share the
         #: library's ring, so the fast path stays off in this process for good.
@@ -549,11 +554,24 @@ class InProcess:
         reader = self.proc.reader
         reader.memory = Regions(record.regions, before=True) if record.regions else _NO_REGIONS
         try:
-            key = (record.nr, record.args)
+            # A call whose decoding reads memory (writev's iovecs and bytes,
+            # accept4's addrlen, epoll_ctl's event) is decoded from the
+            # record's regions alone: the same regions decode the same
+            # (accept4's from those as before the call alone).
+            nr = record.nr
+            if nr not in self._reads_memory:
+                key: tuple[object, ...] = (nr, record.args)
+                memory = 0
+            else:
+                regions = record.regions
+                if nr in self._decodes_before:
+                    regions = tuple(region for region in regions if region[0] & layout.REG_BEFORE)
+                key = (nr, record.args, regions)
+                memory = sum(len(data) for _, data in regions)
             raw = self._calls.get(key)
             if raw is None:
-                raw = reader.call(self.arch, record.nr, record.args)
-                if record.nr not in tables.ARCH_READS_MEMORY[self.arch]:
+                raw = reader.call(self.arch, nr, record.args)
+                if memory <= _CACHED_REGION_BYTES:
                     if len(self._calls) >= _CALL_CACHE:
                         self._calls.clear()
                     self._calls[key] = raw

@@ -72,6 +72,10 @@ ARCH_READS_MEMORY: dict[Arch, frozenset[int]] = {
     for arch in ARCHES
 }
 READS_MEMORY = ARCH_READS_MEMORY[Arch.X86_64]
+#: Of those, the numbers whose decoding reads only the memory as it was
+#: before the call (the record's ``REG_BEFORE`` regions: accept4's addrlen);
+#: the rest of their record (the peer's address) is outcome.
+ARCH_DECODES_BEFORE: dict[Arch, frozenset[int]] = {arch: frozenset(ALL_NUMBERS[arch]["accept4"]) for arch in ARCHES}
 
 _FAST_ROUTES = (Route.REPLICATE, Route.PREDICT)
 
