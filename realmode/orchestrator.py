@@ -44,6 +44,7 @@ from realmode import callsummary, isolation, reports, seccomp
 from realmode import record as record_mod
 from realmode.callsummary import CallSummary
 from realmode.connector import BACKLOG, run_connector
+from realmode.deferral import signals_deferred
 from realmode.helper_process import run_helper
 from realmode.inproc import layout, tables
 from realmode.native import build as native_build
@@ -403,17 +404,18 @@ def run(
         for index in range(n):
 
             def fork(role: str, body: Callable[[], None], keep: set[int], index: int = index) -> int:
-                pid = os.fork()
-                if pid == 0:  # the CONNECTOR pinned by the placement; the monitor pins itself
-                    if role == "monitor":
-                        key.wipe()  # the key lives only where it is used
-                    _child(
-                        body,
-                        keep=keep | ({0, 1, 2} if role == "monitor" else set()),
-                        parent=me,
-                        cpu=cpus[index][2] if role == "connector" else None,
-                    )
-                children.append(pid)
+                with signals_deferred():  # a Ctrl-C in the at-fork hooks is not lost (realmode.deferral)
+                    pid = os.fork()
+                    if pid == 0:  # the CONNECTOR pinned by the placement; the monitor pins itself
+                        if role == "monitor":
+                            key.wipe()  # the key lives only where it is used
+                        _child(
+                            body,
+                            keep=keep | ({0, 1, 2} if role == "monitor" else set()),
+                            parent=me,
+                            cpu=cpus[index][2] if role == "connector" else None,
+                        )
+                    children.append(pid)
                 return pid
 
             def connector(con_end: socket.socket, index: int = index) -> None:

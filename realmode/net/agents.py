@@ -50,6 +50,7 @@ from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from realmode import isolation, reports, seccomp
 from realmode.connector import BACKLOG, run_connector
+from realmode.deferral import signals_deferred
 from realmode.inproc import layout, tables
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import EmulatedNetwork
@@ -181,9 +182,10 @@ class Agents:
                 netns.enter(host_pid)
                 body()
 
-            pid = children.fork(inside, keep=keep)
-            self._children.append(pid)
-            self.net.state.add(pid)
+            with signals_deferred():  # a Ctrl-C in the at-fork hooks is not lost (realmode.deferral)
+                pid = children.fork(inside, keep=keep)
+                self._children.append(pid)
+                self.net.state.add(pid)
             return pid
 
         def connector(con_end: socket.socket) -> None:

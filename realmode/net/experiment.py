@@ -42,6 +42,7 @@ from dmvx.verdict import Verdict, VerdictKind, variant_name
 from realmode import callsummary
 from realmode import record as record_mod
 from realmode.callsummary import CallSummary
+from realmode.deferral import signals_deferred
 from realmode.net import rtt, runs, targets
 from realmode.net.agents import Agents, connector_port
 from realmode.net.network import EmulatedNetwork
@@ -592,17 +593,18 @@ class NetExperiment:
             return self.net.popen(host, argv, text=True)
         from realmode.net.children import die_with_parent
 
-        process = subprocess.Popen(
-            argv,
-            env=self.net.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
-        self.state.add(process.pid)
-        self._local.append(process)
+        with signals_deferred():  # a Ctrl-C in the at-fork hooks is not lost (realmode.deferral)
+            process = subprocess.Popen(
+                argv,
+                env=self.net.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+            self.state.add(process.pid)
+            self._local.append(process)
         return process
 
     def _client(self, server_host: str, address: str | None = None) -> subprocess.Popen:

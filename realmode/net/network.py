@@ -38,6 +38,7 @@ from typing import Any
 
 from dmvx.exitstatus import EnvironmentProblem
 from dmvx.topology import Topology
+from realmode.deferral import signals_deferred
 from realmode.net import _mininet, children, netns, relay, runs
 
 SUBNET = "10.0.0"
@@ -104,7 +105,8 @@ def _node_classes(env: dict[str, str], host: type | None = None):
         def _popen(self, cmd, **params):
             params.setdefault("env", env)
             params.setdefault("preexec_fn", children.die_with_parent)
-            return super()._popen(cmd, **params)
+            with signals_deferred():  # Mininet's own forks (a host's shell) too
+                return super()._popen(cmd, **params)
 
     class MarkedHost(Marked, host):  # type: ignore[valid-type,misc]
         @property
@@ -529,9 +531,10 @@ class EmulatedNetwork:
         kwargs.setdefault("env", self.env)
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-        process = self.nodes[host].popen(argv, **kwargs)
-        self._processes.append(process)
-        self.state.add(process.pid)
+        with signals_deferred():  # a Ctrl-C in the at-fork hooks is not lost (realmode.deferral)
+            process = self.nodes[host].popen(argv, **kwargs)
+            self._processes.append(process)
+            self.state.add(process.pid)
         return process
 
     def host_intf(self, host: str) -> str:

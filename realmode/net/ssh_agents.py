@@ -47,6 +47,7 @@ from dmvx.policy import Policy
 from dmvx.syscalls import Arch
 from dmvx.verdict import lost
 from realmode import isolation, reports
+from realmode.deferral import signals_deferred
 from realmode.net import children, runs
 from realmode.net.agents import VariantAgent, connector_port
 from realmode.net.remote_agent import AgentConfig, config_message, policy_dict, ship
@@ -263,16 +264,17 @@ class SshAgents:
     def _open(self, agent: VariantAgent) -> _Session:
         address = self.addresses[agent.host]
         command = self.commands.get(agent.host) or "dmvx"
-        process = subprocess.Popen(
-            ssh_argv(address, [command, "agent"]),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            # Ctrl-C is for this process, which ends the run and the sessions.
-            start_new_session=True,
-            preexec_fn=children.die_with_parent,
-        )
-        self.state.add(process.pid)
+        with signals_deferred():  # a Ctrl-C in the at-fork hooks is not lost (realmode.deferral)
+            process = subprocess.Popen(
+                ssh_argv(address, [command, "agent"]),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                # Ctrl-C is for this process, which ends the run and the sessions.
+                start_new_session=True,
+                preexec_fn=children.die_with_parent,
+            )
+            self.state.add(process.pid)
         report_r, report_w = os.pipe()
         session = _Session(agent, address, command, process, report_r, report_w)
         for target in (self._read_stdout, self._read_stderr):
