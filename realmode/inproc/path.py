@@ -212,6 +212,8 @@ class InProcess:
         #: The library may have changed descriptor bytes (fast accept4, close)
         #: since the last :meth:`sync_fds`.
         self._fds_dirty = False
+        #: A descriptor's fd route byte by its kind in the core's table.
+        self._fd_bits: dict[object, int] = {}
         #: Leader: asynchronous signals the tracer held back while the fast
         #: path ran (:meth:`hold_signal`), for the core at the next stop.
         self.held_signals: list[int] = []
@@ -288,9 +290,17 @@ class InProcess:
         # Only descriptors the core's table has or had can hold a byte that is
         # not 0 (the library sets one only for a fast accept4's socket, which
         # the drained record put in the table).
+        bits = self._fd_bits
         for fd in set(now) | set(self.seen_fds):
             if 0 <= fd < layout.FD_TABLE:
-                want = tables.fd_bits(monitor.broker, monitor.fds, fd) if fd in now else 0
+                want = 0
+                if fd in now:
+                    # The broker decides a descriptor's calls by its kind
+                    # (dmvx.broker.Broker.decide caches them so): one byte per kind.
+                    kind = monitor.fds.kind(fd)
+                    want = bits.get(kind, -1)
+                    if want < 0:
+                        want = bits[kind] = tables.fd_bits(monitor.broker, monitor.fds, fd)
                 if current[fd] != want:
                     self.area.set_fd_route(fd, want)
         self.seen_fds = now
