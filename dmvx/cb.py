@@ -77,6 +77,40 @@ class ConnectorBuffer:
         self._sample_sum += occupancy
         self.full = occupancy >= self.capacity_entries or held > self.capacity_bytes
 
+    def fits(self, size: int) -> int:
+        """How many more entries of ``size`` bytes :meth:`push` may take, one
+        after another, before the buffer is full (the last of them fills it,
+        or the end of the byte budget is reached): each push needs the
+        buffer not full, so a leader repeating one call knows at once how
+        many of its entries go in before it must wait."""
+        if self.full:
+            return 0
+        count = self.capacity_entries - len(self._entries)
+        if size > 0:
+            # The push that takes the bytes past the capacity still goes in.
+            count = min(count, (self.capacity_bytes - self._bytes) // size + 1)
+        return count
+
+    def push_run(self, first: int, count: int, size: int, call: Call, outcome: Outcome | None = None) -> None:
+        """:meth:`push` of ``count`` entries of ``size`` bytes numbered from
+        ``first`` (a run of equal calls), with the same occupancy figures as
+        ``count`` pushes, reckoned once. At most :meth:`fits` entries."""
+        if count > self.fits(size):
+            raise ValueError(f"connector buffer: {count} entries pushed where {self.fits(size)} fit")
+        entries = self._entries
+        before = len(entries)
+        entries.extend([(seq, size, call, outcome) for seq in range(first, first + count)])
+        occupancy = before + count
+        held = self._bytes = self._bytes + size * count
+        if occupancy > self.max_entries:
+            self.max_entries = occupancy
+        if held > self.max_bytes:
+            self.max_bytes = held
+        # Each push samples the occupancy after it: before+1 .. before+count.
+        self._samples += count
+        self._sample_sum += before * count + count * (count + 1) // 2
+        self.full = occupancy >= self.capacity_entries or held > self.capacity_bytes
+
     def release_upto(self, seq: int) -> int:
         """Drop entries with sequence number <= ``seq``; return how many."""
         released = 0

@@ -514,6 +514,35 @@ class LeaderMonitor(_Monitor):
         self.cb.push(seq, entry.size, call, outcome)
         return entry
 
+    def calls_replicated(self, call: Call, outcome: Outcome, most: int) -> list[Entry]:
+        """:meth:`call_replicated` of up to ``most`` equal calls in a row,
+        as one core event: their entries, in order (empty when the first
+        needs the general path -- and then nothing has changed). Fewer than
+        ``most`` when the connector buffer fills: the call after the last
+        one taken would wait for room.
+
+        Nothing can happen between the calls of a run (a mode passes a run
+        only up to its next message, signal or other event), so after the
+        first the checks :meth:`call_replicated` makes all come out the
+        same but the buffer's room: the run's numbers, counts and buffer
+        accounting are reckoned once, and every entry but its number is the
+        first one's."""
+        first = self.call_replicated(call, outcome)
+        if first is None:
+            return []
+        size = first.size
+        more = min(most - 1, self.cb.fits(size))
+        if more <= 0:
+            return [first]
+        seq = first.seq
+        self.seq = seq + more
+        self._route_counts[self.last_decision.route] += more  # type: ignore[union-attr]  # just decided
+        stream, kind, made, digest = self.stream, first.kind, first.outcome, first.digest
+        entries = [first]
+        entries += [Entry(stream, n, call, kind, made, digest, 0, size) for n in range(seq + 1, seq + more + 1)]
+        self.cb.push_run(seq + 1, more, size, call, outcome)
+        return entries
+
     def message_received(self, message: Message) -> list[Action]:
         """A follower's monitor sent ``message``."""
         if isinstance(message, Stop):

@@ -256,6 +256,44 @@ class Connector:
         self.open_count += 1
         self.open_bytes += size
 
+    def post_run(self, dest: int, entries: list, size: int, t: int, period: int) -> None:
+        """:meth:`post` of each of ``entries`` (``size`` bytes each) to variant
+        ``dest``, the first at ``t``, the others ``period`` apart: those
+        posted while the CONNECTOR is still busy with its open batch, below
+        its limits, join it together; each other one is :meth:`post`'s
+        (it may send the open batch and start the next)."""
+        sim = self.sim
+        framed = size + FRAME_OVERHEAD
+        n = len(entries)
+        index = 0
+        while index < n:
+            count = self.open_count
+            slot = self.open.get(dest) if count else None
+            if slot is None or self.open_start <= t:
+                self.post(dest, entries[index], size, t)
+                index += 1
+                t += period
+                continue
+            # Entries posted before the CONNECTOR takes the batch, while it
+            # holds fewer than its limit of messages and bytes.
+            joins = min(
+                n - index,
+                -(-(self.open_start - t) // period),
+                sim.max_batch_messages - count,
+                -(-(sim.max_batch_bytes - self.open_bytes) // framed),
+            )
+            if joins <= 0:
+                self.post(dest, entries[index], size, t)
+                index += 1
+                t += period
+                continue
+            slot[0] += entries[index : index + joins]
+            slot[1] += framed * joins
+            self.open_count = count + joins
+            self.open_bytes += framed * joins
+            index += joins
+            t += period * joins
+
     def emit(self) -> None:
         """The CONNECTOR takes the open batch: one send per destination.
 
@@ -611,6 +649,50 @@ class Variant(_Proc, Carrier):
         self.sim.connectors[self.host].emit()
         self.sim.variant_ended(self)
 
+    def _run_length(self, t: int, period: int, to_post: int, entered: int, ahead: int) -> int:
+        """How many more calls of the step the leader just ran it may take as
+        one run (:meth:`LeaderMonitor.calls_replicated`), from ``t`` on, each
+        ``period`` long with its entry posted to the single other variant
+        ``to_post`` in: 0 if none. ``ahead`` is how many of the step come
+        next; the core may take fewer (a connector buffer that fills).
+
+        The call-by-call loop stops after the call that ends at or past the
+        horizon, the next arrival or the attack point; so does a run, and
+        none of its calls but the last may end there. Its entries are
+        posted in order (:meth:`Connector.post_run`), and a batch sent
+        meanwhile may wake a variant asleep, which moves the horizon
+        (:meth:`Simulation.scheduled`) -- to no earlier than the batch's
+        start plus the path's propagation delay, the wake-up, and the
+        window; or, where the sleeper's clock is behind that, its clock plus
+        the window. A run ends there too, so no call inside it could have
+        stopped the loop."""
+        if ahead <= 0 or period <= 0:
+            return 0
+        sim = self.sim
+        connector = sim.connectors[self.host]
+        dest = sim.others[self.index][0]
+        target, path, _ = connector.peers.get(dest) or connector.peer(dest)
+        horizon = self.horizon
+        if target.blocked:
+            # The earliest batch the run may send starts at the open batch's
+            # start, or at the run's first post.
+            start = t + to_post
+            if connector.open_count and connector.open_start < start:
+                start = connector.open_start
+            woken = start + path.latency + sim.wakeup
+            if target.t < woken:
+                woken = target.t
+            if woken + self.window < horizon:
+                horizon = woken + self.window
+        if horizon <= t:
+            return 0
+        most = min(ahead, -(-(horizon - t) // period))  # the call ending at or past it is the last
+        if self.inbox:
+            most = min(most, -(-(self.inbox[0][0] - t) // period))
+        if sim.attack_at > entered:
+            most = min(most, sim.attack_at - entered)
+        return most if most > 0 else 0
+
     def deliver(self, when: int, messages: list) -> None:
         sim = self.sim
         sim.order += 1
@@ -663,8 +745,6 @@ class Variant(_Proc, Carrier):
         sample_every = self.sample_every
         attack_at = sim.attack_at
         io_owner = self.io_owner
-        max_batch = sim.max_batch_messages
-        max_batch_bytes = sim.max_batch_bytes
         LOCAL = Route.LOCAL
         # Real mode's in-process path: a wrapped call the broker routes
         # asynchronously to the leader costs the program the wrapper; the
@@ -680,6 +760,14 @@ class Variant(_Proc, Carrier):
         replicated = mon.call_replicated if isinstance(mon, LeaderMonitor) else _no_replicated
         skipped_call = mon.call_skipped if isinstance(mon, FollowerMonitor) else _no_skipped
         kept = mon.entries_kept if isinstance(mon, FollowerMonitor) else None
+        # Runs of equal calls (the leader's, :meth:`_run_length`): a stream
+        # that can tell how many of one step come next (sim.workload.Repeat),
+        # and a single destination for the entries.
+        ahead = getattr(steps, "ahead", None)
+        drop = getattr(steps, "drop", None)
+        single = others[0] if len(others) == 1 else None
+        replicated_run = mon.calls_replicated if isinstance(mon, LeaderMonitor) else None
+        leader_times = sim.outcome.leader_times
         one_step_step: WorkloadStep | None = None
         one_step = False
         #: A step taken from ``steps`` by the loop of one-step calls and not
@@ -779,7 +867,11 @@ class Variant(_Proc, Carrier):
                             enter_ns = step.gap + interception[decision.route] + step.args_ns
                             native = step.native
                             heartbeat = native >= HEARTBEAT_EVERY
-                            after_ns = step.read_ns
+                            size = entry.size
+                            # A call of this step takes ``period`` from its
+                            # start; its entry is posted ``to_post`` in.
+                            to_post = enter_ns + native
+                            period = to_post + cb_append + int(copy_per_byte * size) + step.read_ns
                             while True:
                                 t += enter_ns
                                 record_time(t)
@@ -787,24 +879,34 @@ class Variant(_Proc, Carrier):
                                 if heartbeat:
                                     self.heard_until = t
                                 executed += 1
-                                size = entry.size
                                 for dest in others:
-                                    if (
-                                        connector.open_start > t
-                                        and connector.open_count < max_batch
-                                        and connector.open_bytes < max_batch_bytes
-                                    ):
-                                        slot = connector.open.get(dest)
-                                        if slot is not None:
-                                            slot[0].append(entry)
-                                            slot[1] += size + FRAME_OVERHEAD
-                                            connector.open_count += 1
-                                            connector.open_bytes += size + FRAME_OVERHEAD
-                                            continue
                                     post(dest, entry, size, t)
-                                t += cb_append + int(copy_per_byte * size) + after_ns
+                                t += period - to_post
                                 if t >= self.horizon or (inbox and inbox[0][0] <= t) or entered == attack_at:
                                     break
+                                if ahead is not None and single is not None:
+                                    # The calls that follow, as one core event
+                                    # while nothing else can happen in between
+                                    # (_run_length says how many may).
+                                    most = self._run_length(t, period, to_post, entered, ahead(step))
+                                    run = replicated_run(call, outcome, most) if most else None
+                                    # (Fewer than ``most``, or none, when the connector
+                                    # buffer fills: the next call finds it full below.)
+                                    if run:
+                                        count = len(run)
+                                        if mon.last_decision is not decision:
+                                            raise AssertionError("sim: a call's decision changed in a loop")
+                                        drop(count)
+                                        start = t + enter_ns
+                                        leader_times.extend(range(start, start + count * period, period))
+                                        connector.post_run(single, run, size, start + native, period)
+                                        t += count * period
+                                        if heartbeat:
+                                            self.heard_until = t - period + to_post
+                                        executed += count
+                                        entered += count
+                                        if t >= self.horizon or (inbox and inbox[0][0] <= t) or entered == attack_at:
+                                            break
                                 following = next(steps, None)
                                 if following is not step:
                                     pending, has_pending = following, True
@@ -1005,21 +1107,6 @@ class Variant(_Proc, Carrier):
                         size = message.size
                         if action.to == EVERYONE:
                             for dest in others:
-                                # The CONNECTOR is still busy with the previous
-                                # batch: the entry joins the open one (post()'s
-                                # common case, inline).
-                                if (
-                                    connector.open_start > t
-                                    and connector.open_count < max_batch
-                                    and connector.open_bytes < max_batch_bytes
-                                ):
-                                    slot = connector.open.get(dest)
-                                    if slot is not None:
-                                        slot[0].append(message)
-                                        slot[1] += size + FRAME_OVERHEAD
-                                        connector.open_count += 1
-                                        connector.open_bytes += size + FRAME_OVERHEAD
-                                        continue
                                 post(dest, message, size, t)
                         else:
                             post(action.to, message, size, t)

@@ -21,7 +21,6 @@ the diversity model (:mod:`sim.diversity`) says that variant does.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 from dmvx import syscalls
@@ -380,5 +379,47 @@ def with_attack(
         yield from injected
 
 
-def repeat(setup: Sequence[WorkloadStep], loop: WorkloadStep, iterations: int) -> Iterator[WorkloadStep]:
-    return itertools.chain(setup, itertools.repeat(loop, iterations))
+class Repeat:
+    """The steps of a microbenchmark: ``setup``, then ``loop`` ``iterations``
+    times -- an iterator that also tells how many of one step come next
+    (:meth:`ahead`) and takes them (:meth:`drop`), so that
+    :mod:`sim.engine` can take a run of equal calls in one go instead of
+    asking for them one by one."""
+
+    __slots__ = ("_setup", "_next", "loop", "left")
+
+    def __init__(self, setup: Sequence[WorkloadStep], loop: WorkloadStep, iterations: int) -> None:
+        self._setup = tuple(setup)
+        #: The next set-up step to take (``len(_setup)`` once the loop runs).
+        self._next = 0
+        self.loop = loop
+        #: Loop steps not taken yet.
+        self.left = iterations
+
+    def __iter__(self) -> Repeat:
+        return self
+
+    def __next__(self) -> WorkloadStep:
+        index = self._next
+        if index < len(self._setup):
+            self._next = index + 1
+            return self._setup[index]
+        if self.left <= 0:
+            raise StopIteration
+        self.left -= 1
+        return self.loop
+
+    def ahead(self, step: WorkloadStep) -> int:
+        """How many steps, from the next one on, are ``step`` (0 while the
+        set-up lasts: it is not looked into)."""
+        return self.left if step is self.loop and self._next >= len(self._setup) else 0
+
+    def drop(self, count: int) -> None:
+        """Take ``count`` steps that :meth:`ahead` said are the loop's."""
+        if count > self.ahead(self.loop):
+            raise ValueError(f"sim: {count} loop steps taken, {self.ahead(self.loop)} ahead")
+        self.left -= count
+
+
+def repeat(setup: Sequence[WorkloadStep], loop: WorkloadStep, iterations: int) -> Repeat:
+    return Repeat(setup, loop, iterations)

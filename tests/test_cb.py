@@ -56,3 +56,29 @@ def test_entry_size_is_computed_when_made_or_taken_as_given() -> None:
     given_size = Entry("0", 1, call, EntryKind.FULL, outcome, size=7)
     assert given_size.size == 7
     assert given_size == Entry("0", 1, call, EntryKind.FULL, outcome)  # the size is not part of equality
+
+
+@given(st.integers(1, 8), st.integers(1, 1000), st.integers(0, 300), st.integers(0, 5), st.integers(1, 12))
+def test_push_run_is_fits_pushes_one_by_one(entries: int, nbytes: int, size: int, before: int, most: int) -> None:
+    """A run of equal entries (``push_run``) leaves the buffer as that many
+    ``push`` calls do, and ``fits`` is how many pushes go in before ``full``."""
+    one, run = ConnectorBuffer(entries, nbytes), ConnectorBuffer(entries, nbytes)
+    call = Call("getpid")
+    for seq in range(1, before + 1):
+        if one.full:
+            break
+        one.push(seq, size, call)
+        run.push(seq, size, call)
+    seq = len(one)
+    fits = one.fits(size)
+    pushed = 0
+    while not one.full and pushed < most:
+        pushed += 1
+        one.push(seq + pushed, size, call)
+    assert pushed == min(most, fits)
+    count = min(most, run.fits(size))
+    if count:
+        run.push_run(seq + 1, count, size, call)
+    state = ("full", "max_entries", "max_bytes", "mean_entries", "bytes")
+    assert [getattr(run, name) for name in state] == [getattr(one, name) for name in state]
+    assert run.unconfirmed() == one.unconfirmed()

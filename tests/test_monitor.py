@@ -214,3 +214,36 @@ def test_the_leader_notes_the_return_of_a_table_change_only_where_threads_share_
     assert any(isinstance(a, Execute) for a in released)
     notes = [a for a in leader.call_exited(Outcome(0)) if isinstance(a, Send) and isinstance(a.message, ResultNote)]
     assert len(notes) == (1 if shared else 0)
+
+
+@pytest.mark.parametrize("cb_entries", [1, 3, 64])
+@pytest.mark.parametrize("preset", ["dmvx", "dmon"])
+def test_calls_replicated_is_call_replicated_repeated(cb_entries: int, preset: str) -> None:
+    """A run of equal calls as one core event (``calls_replicated``) makes
+    the entries, numbers, counts and buffer that ``call_replicated`` one by
+    one does, and stops where the buffer fills; a call it cannot take
+    (under DMON every call is lockstep) leaves the monitor as it was."""
+    policy = replace(Policy.preset(preset), cb_entries=cb_entries)
+    one, run = LeaderMonitor(policy, 2), LeaderMonitor(policy, 2)
+    call, outcome = Call("getpid"), Outcome(4242)
+    for monitor in (one, run):  # the broker decides a name once, on the general path
+        monitor.call_entered(call)
+        monitor.call_exited(outcome)
+    singles: list[Entry] = []
+    while len(singles) < 100 and (entry := one.call_replicated(call, outcome)) is not None:
+        singles.append(entry)
+    taken: list[Entry] = []
+    while len(taken) < 100 and (more := run.calls_replicated(call, outcome, 7)):
+        taken += more
+    assert taken == singles
+    # The general call took one entry of the buffer; DMON replicates nothing.
+    assert len(taken) == (cb_entries - 1 if preset == "dmvx" else 0)
+    assert [e.size for e in taken] == [e.size for e in singles]
+    assert (run.seq, run.routes, run.cb.unconfirmed(), run.cb.full, run.cb.mean_entries, run.cb.max_entries) == (
+        one.seq,
+        one.routes,
+        one.cb.unconfirmed(),
+        one.cb.full,
+        one.cb.mean_entries,
+        one.cb.max_entries,
+    )
