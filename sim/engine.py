@@ -30,6 +30,16 @@ and the arrival of each batch is computed when it is sent, through the links
 of :mod:`sim.network` and the receiving CONNECTOR. A variant blocked in a
 wait is woken by one SimPy timeout at the delivery time.
 
+A loop of one call (a microbenchmark) goes further: the leader takes the
+calls that follow as one core event
+(:meth:`~dmvx.monitor.LeaderMonitor.calls_replicated`: their entries and the
+buffer's accounting at once) and posts their entries batch by batch
+(:meth:`Connector.post_run`), for as long as no call inside the run could
+have stopped the call-by-call loop: not past the horizon, the next arrival
+or the attack point, nor past where a batch sent meanwhile could wake a
+sleeping variant and so pull the horizon in (:meth:`Variant._run_length`).
+The times, counts and results are those of the calls taken one by one.
+
 Times are integer nanoseconds, so a run is the same to the bit every time.
 
 Real mode's in-process path
@@ -769,6 +779,9 @@ class Variant(_Proc, Carrier):
         replicated_run = mon.calls_replicated if isinstance(mon, LeaderMonitor) else None
         leader_times = sim.outcome.leader_times
         one_step_step: WorkloadStep | None = None
+        #: The core's one-step path has just refused the pending step and no
+        #: message has reached the monitor since: it would refuse it again.
+        refused = False
         one_step = False
         #: A step taken from ``steps`` by the loop of one-step calls and not
         #: entered there: the next one (``has_pending``: None is a step too, the end).
@@ -787,6 +800,7 @@ class Variant(_Proc, Carrier):
                 while not drained and inbox and inbox[0][0] <= t:
                     t += per_read
                     stats.reads += 1
+                    refused = False
                     messages = heappop(inbox)[2]
                     if kept is not None and self.state is not ENDED:
                         # Entries for calls not reached yet, in one core call.
@@ -857,8 +871,9 @@ class Variant(_Proc, Carrier):
                     assert call is not None  # a step without an end is a call
                     outcome = step.outcome
                     took = False
+                    again, refused = refused, False
                     if is_leader:
-                        entry = replicated(call, outcome)
+                        entry = None if again else replicated(call, outcome)
                         if entry is not None:
                             took = True
                             # call_entered + Execute + call_exited + Send(EVERYONE, entry).
@@ -913,13 +928,13 @@ class Variant(_Proc, Carrier):
                                     break
                                 entry = replicated(call, outcome)
                                 if entry is None or mon.last_decision is not decision:
-                                    pending, has_pending = step, True
+                                    pending, has_pending, refused = step, True, entry is None
                                     if entry is not None:  # a new decision: priced by the general path
                                         raise AssertionError("sim: a call's decision changed in a loop")
                                     break
                                 entered += 1
                     else:
-                        acks = skipped_call(call)
+                        acks = None if again else skipped_call(call)
                         if acks is not None:
                             took = True
                             # call_entered + Skip (+ Send(LEADER, ack)).
@@ -948,7 +963,7 @@ class Variant(_Proc, Carrier):
                                     break
                                 acks = skipped_call(call)
                                 if acks is None or mon.last_decision is not decision:
-                                    pending, has_pending = step, True
+                                    pending, has_pending, refused = step, True, acks is None
                                     if acks is not None:
                                         raise AssertionError("sim: a call's decision changed in a loop")
                                     break
