@@ -82,7 +82,7 @@ from dmvx.protocol import FRAME_OVERHEAD
 from dmvx.verdict import Verdict
 from sim.network import LinkPath, Network
 from sim.profile import CostProfile
-from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, WorkloadStep
+from sim.workload import IO_ACCEPT, IO_RESPOND, IO_RESPOND_LAST, IO_WAIT_CONNECTION, Repeat, WorkloadStep
 
 #: Bytes a record takes in the in-process path's ring besides its data
 #: (realmode/native/dipmon.h: REC_HEAD, one region head).
@@ -773,10 +773,10 @@ class Variant(_Proc, Carrier):
         # Runs of equal calls (the leader's, :meth:`_run_length`): a stream
         # that can tell how many of one step come next (sim.workload.Repeat),
         # and a single destination for the entries.
-        ahead = getattr(steps, "ahead", None)
-        drop = getattr(steps, "drop", None)
+        ahead = steps.ahead if isinstance(steps, Repeat) else None
+        drop = steps.drop if isinstance(steps, Repeat) else _no_drop
         single = others[0] if len(others) == 1 else None
-        replicated_run = mon.calls_replicated if isinstance(mon, LeaderMonitor) else None
+        replicated_run = mon.calls_replicated if isinstance(mon, LeaderMonitor) else _no_replicated_run
         leader_times = sim.outcome.leader_times
         one_step_step: WorkloadStep | None = None
         #: The core's one-step path has just refused the pending step and no
@@ -1192,6 +1192,14 @@ def _no_replicated(call: Call, outcome: Outcome) -> Entry | None:
 
 def _no_skipped(call: Call) -> tuple[Message, ...] | None:
     raise AssertionError("sim: the leader's monitor has no call_skipped")
+
+
+def _no_replicated_run(call: Call, outcome: Outcome, most: int) -> list[Entry]:
+    raise AssertionError("sim: a follower's monitor has no calls_replicated")
+
+
+def _no_drop(count: int) -> None:
+    raise AssertionError("sim: a run of steps from a stream that cannot tell what comes")
 
 
 class NativeProgram(_Proc):

@@ -14,12 +14,13 @@ from dataclasses import replace
 
 import pytest
 
+from dmvx.calls import Call, Outcome
 from dmvx.policy import Policy
 from dmvx.scenario import Scenario
 from sim.engine import RunOutcome, Simulation, VariantSetup
 from sim.network import Network
 from sim.profile import load_profile
-from sim.workload import Repeat, microbench_steps
+from sim.workload import Repeat, WorkloadStep, microbench_steps
 
 
 def _bench(call: str, delay: str, hosts: int) -> Scenario:
@@ -49,8 +50,8 @@ def _run(sc: Scenario, policy: Policy, runs: bool, hosts: tuple[str, ...]) -> Ru
 
 
 def test_repeat_is_setup_then_loop_and_tells_what_comes() -> None:
-    a, b, c = object(), object(), object()
-    steps = Repeat([a, b], c, 3)  # type: ignore[list-item,arg-type]
+    a, b, c = (WorkloadStep(Call(name), Outcome(0), 100) for name in ("openat", "read", "getpid"))
+    steps = Repeat([a, b], c, 3)
     assert steps.ahead(c) == 0  # the set-up is not looked into
     assert [next(steps), next(steps)] == [a, b]
     assert (steps.ahead(c), steps.ahead(a)) == (3, 0)
