@@ -157,6 +157,9 @@ def test_the_profile_carries_the_in_process_costs(tmp_path: Path) -> None:
     assert profile.dipmon is not None
     assert profile.dipmon.call == 300
     assert profile.dipmon.drain == 20000  # the leader's monitor per record less handing the entry over (8.5 us)
+    # The follower's monitor per record less decoding one message of a batch
+    # (its link read is once a batch, which sim charges apart).
+    assert profile.dipmon.follow == 30000 - 4000
     assert {"getpid", "read", "getcwd", "sched_yield"} <= profile.dipmon.calls
     assert load_profile(str(_plain(tmp_path))).dipmon is None  # no library measured: every call priced as before
 
