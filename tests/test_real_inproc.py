@@ -69,7 +69,8 @@ def test_layout_mirrors_the_c_header() -> None:
     for name in ("H_IN_HEAD", "H_IN_TAIL", "H_RING", "H_FAST", "H_FALLBACK", "H_INCALL", "H_CALL_ROUTE", "H_FD_ROUTE"):
         pairs[name] = getattr(layout, name)
     assert {name: defined.get(name) for name in pairs} == pairs
-    assert re.search(r'#define DIPMON_ABI_TAG "([^"]*)"', header)[1].encode() == layout.ABI_TAG
+    tag = re.search(r'#define DIPMON_ABI_TAG "([^"]*)"', header)
+    assert tag is not None and tag[1].encode() == layout.ABI_TAG
     for name, bit in (("FDK_READ", "read"), ("FDK_WRITE", "writev"), ("FDK_RECV", "recvfrom")):
         assert defined[name] == layout.FD_KINDS[bit]
 
@@ -250,8 +251,9 @@ def test_a_library_not_built_from_this_tree_is_refused_and_says_why(tmp_path: Pa
     for path, said in cases.values():
         monkeypatch.setitem(native_build.LIBRARIES, Arch.X86_64, path)
         found = native_build.check(Arch.X86_64)
-        assert found.path is None and said in found.problem and str(path.name) in found.problem
-        assert "./run setup" in found.problem and "\n" not in found.problem
+        problem = found.problem or ""
+        assert found.path is None and said in problem and str(path.name) in problem
+        assert "./run setup" in problem and "\n" not in problem
         assert native_build.stale()
     monkeypatch.setitem(native_build.LIBRARIES, Arch.X86_64, same)
     assert native_build.check(Arch.X86_64).problem is None
