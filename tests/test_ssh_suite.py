@@ -4,7 +4,8 @@ two stand-in machines (:mod:`ssh_machines`), each cell ending as the same
 cell ends on emulated hosts -- the files' ``expect.real``, which
 tests/test_attacks_real.py holds the emulated cells to -- the cells that
 cannot run on machines skipped with their reason, and nothing left on
-either machine.
+either machine. The CONNECTOR stream attacks run from this machine, which
+is the stand-ins' switch (their bridge): an attacker on their segment.
 """
 
 from __future__ import annotations
@@ -78,12 +79,8 @@ def _expected_cells() -> dict[tuple[str, str], dict[str, object] | str]:
     return out
 
 
-#: What cannot run with the variants on machines, and why (one reason each).
-NOT_ON_MACHINES = {
-    "connector-forgery": "a forge attack on the CONNECTOR stream needs an attacker on the segment",
-    "connector-replay": "a replay attack on the CONNECTOR stream needs an attacker on the segment",
-    "record-forgery": "a forged in-process ring record needs the in-process path",
-}
+#: What cannot run with the variants on machines, and why.
+NOT_ON_MACHINES = {"record-forgery": "a forged in-process ring record needs the in-process path"}
 
 
 def test_the_attack_suite_on_machines_finds_what_emulated_hosts_find(
@@ -118,8 +115,10 @@ def test_the_attack_suite_on_machines_finds_what_emulated_hosts_find(
             found = {"verdict": cell["outcome"], "kind": cell["verdict"], "effect": cell["effect"]}
             assert found == wanted, (key, found, wanted, cell["detail"])
             assert cell["details"]["run_id"], cell
+            if cell["verdict"] in ("auth-failure", "output-mismatch", "crash", "arg-mismatch", "call-mismatch"):
+                assert cell["latency_s"] is not None and cell["latency_s"] < 1.0, cell
             _assert_clean(made, cell["details"]["run_id"])
-    assert ran == 20, ran  # 5 exploits x 4 settings
+    assert ran == 28, ran  # 5 exploits and 2 CONNECTOR stream attacks x 4 settings
     _assert_clean(made, None)
 
 

@@ -47,6 +47,7 @@ import json
 import os
 import select
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -55,7 +56,15 @@ from typing import Any
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
 _MOD = 1 << 32
+
+
+def _promiscuous(ifindex: int) -> bytes:
+    """A ``struct packet_mreq`` asking for every frame of interface ``ifindex``
+    (the membership ends with the socket)."""
+    return struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
 
 
 def emit(**event: Any) -> None:
@@ -247,6 +256,10 @@ def stream_attack(
     listen = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     listen.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)  # not our own injections
     listen.bind((iface, ETH_P_ALL))
+    # Frames addressed to others too: a bridge's own port (the segment of
+    # machines reached over SSH, seen from this machine) passes them up only
+    # to a promiscuous listener; a host's veth passes them anyway.
+    listen.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, _promiscuous(socket.if_nametoindex(iface)))
     send = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     send.bind((iface, 0))
     stream = Stream(leader, follower, port)

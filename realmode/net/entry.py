@@ -138,11 +138,6 @@ def machine_run_refusal(config: Config) -> str | None:
             f"variant hosts {', '.join(on_machines)} are machines and {', '.join(emulated)} "
             "emulated; the variants of one run are all on machines reached over SSH or all emulated"
         )
-    if config.attack is not None and config.attack.kind in STREAM_ATTACKS:
-        return (
-            f"a {config.attack.kind} attack on the CONNECTOR stream needs an attacker on the "
-            "segment the machines' traffic crosses; it runs on emulated hosts only"
-        )
     if config.record is not None:
         return "--record on machines reached over SSH is not built yet"
     return None

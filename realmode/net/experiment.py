@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dmvx.errors import InputError
-from dmvx.exitstatus import ExitStatus
+from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from dmvx.outcome import Ending, Expectation, ending_of
 from dmvx.policy import Policy
 from dmvx.rows import Rows, flatten, rows_of_records
@@ -435,6 +435,14 @@ def _client_text(report: dict[str, Any]) -> str:
     return text
 
 
+def route_interface(address: str) -> str:
+    """The interface of this machine that its route to ``address`` leaves by."""
+    out = subprocess.run(["ip", "-o", "route", "get", address], capture_output=True, text=True).stdout.split()
+    if "dev" not in out:
+        raise EnvironmentProblem(f"dmvx real: no route from this machine to {address}")
+    return out[out.index("dev") + 1]
+
+
 def attacker_account(attacker: subprocess.Popen) -> tuple[list[dict[str, Any]], str | None]:
     """Stop the attacker if it still runs; the events it printed (one JSON object a line, other
     lines skipped) and its error: the message of its first ``failed`` event, else the end of its
@@ -564,6 +572,12 @@ class NetExperiment:
         if not self.config.diversified:
             target = -1
         return [targets.net_server(0 if i == target else 1) for i in range(len(self.config.variant_hosts))]
+
+    @property
+    def fixed_layout(self) -> bool:
+        """Whether the variants start with ADDR_NO_RANDOMIZE: never for the
+        built-in server (the attack suite's builds say it, :mod:`realmode.vuln`)."""
+        return False
 
     def _server_argv(self, binary: str, requests: int) -> list[str]:
         workload = self.config.workload
@@ -723,7 +737,7 @@ class NetExperiment:
         argvs = [self._server_argv(b, config.workload.requests + extra) for b in builds]
         agents: Agents | SshAgents
         if self.machines:
-            agents = self._start_on_machines(argvs)
+            agents = self._start_on_machines(argvs, no_randomize=self.fixed_layout)
         else:
             agents = self.agents = Agents(
                 self.net,
@@ -852,13 +866,21 @@ class NetExperiment:
         if attack.kind == "exploit":
             argv += ["--server", f"{self._server_ip(hosts[0])}:{SERVER_PORT}"]
         else:
+            if isinstance(self.agents, SshAgents):
+                # This machine, on its interface towards the leader's machine:
+                # it sees the machines' stream only if that interface does.
+                leader, follower = self.agents.leader_address[0], self.agents.reached[hosts[1]]
+                iface = route_interface(leader)
+            else:
+                leader, follower = self.net.ip(hosts[0]), self.net.ip(hosts[1])
+                iface = self.net.host_intf(attack.source)
             argv += [
                 "--iface",
-                self.net.host_intf(attack.source),
+                iface,
                 "--leader",
-                self.net.ip(hosts[0]),
+                leader,
                 "--follower",
-                self.net.ip(hosts[1]),
+                follower,
                 "--port",
                 str(self.connector_port),
                 "--towards",

@@ -5,8 +5,9 @@ each variant machine with the system's ``ssh`` and speaks to it on the
 session's stdin and stdout only -- nothing secret on a command line or in
 an environment, nothing on the network but the SSH session itself:
 
-1. the agent says ``hello`` (its dmvx version and ``uname -m``: the
-   architecture the orchestrator picks this host's program by);
+1. the agent says ``hello`` (its dmvx version, ``uname -m``: the
+   architecture the orchestrator picks this host's program by, and the
+   address the session reached it at);
 2. it reads its configuration -- a length line, then that many bytes of
    JSON (:class:`AgentConfig`) -- and then the run key, :data:`KEY_SIZE` raw
    bytes read straight into a buffer that is wiped once the CONNECTOR is
@@ -246,7 +247,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a stray Ctrl-C on the session is not ours to take
     agent = _Agent(inp, out)
     try:
-        out.say("hello", version=__version__, machine=os.uname().machine)
+        out.say("hello", version=__version__, machine=os.uname().machine, address=_listen_address())
         return agent.run()
     except _Gone:
         return 0

@@ -191,6 +191,9 @@ class SshAgents:
         self.paths = [argv[0] for argv in argvs]
         #: Each host's architecture as its agent reported it (``uname -m``).
         self.machines: dict[str, str] = {}
+        #: Each host's address as its SSH session reached it (its agent says):
+        #: where its CONNECTOR's traffic comes from on the machines' network.
+        self.reached: dict[str, str] = {}
         self.outcome = RunReports()
         self.sessions: list[_Session] = []
         #: Whether an agent found the exploit's marker (the harmful call ran there).
@@ -224,6 +227,7 @@ class SshAgents:
                     f"{__version__}; install dmvx {__version__} there"
                 )
             self.machines[session.agent.host] = str(hello.get("machine"))
+            self.reached[session.agent.host] = str(hello.get("address"))
         configs = [self._config(session) for session in self.sessions]
         if self.native:
             for session, config in zip(self.sessions, configs):
