@@ -303,8 +303,12 @@ def test_replicated_calls_take_the_in_process_path(targets: Path, kind: str) -> 
         assert fast["path"] == "in-process"
         # Every call reached the core: taken on the fast path, or (a
         # follower whose entry was late) stopped and handled as before.
-        assert fast["fast_calls"] + fast["fallbacks"] == CALLS + CLOCK_READS
-    assert _variant(result, 0)["in_process"]["fast_calls"] == CALLS + CLOCK_READS
+        # The program's first calls can beat the monitor's switching the
+        # library on (they stop, as on the ptrace path): its first clock
+        # read, now and then the loop's first call.
+        taken = fast["fast_calls"] + fast["fallbacks"]
+        assert CALLS - 1 <= taken <= CALLS + CLOCK_READS, fast
+    assert CALLS <= _variant(result, 0)["in_process"]["fast_calls"] <= CALLS + CLOCK_READS
     off, off_out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=False))
     assert off.verdict is None and _variant(off, 0)["in_process"] == {"path": "ptrace"}
 

@@ -422,7 +422,7 @@ class InProcess:
         if self.proc.held is None and self.proc.alive and not self.fds_stale:
             self._switch(True)
         self.flush_backlog()
-        self.drain(yielding=True)
+        self.drain()
 
     # -- signals (leader) -----------------------------------------------------------
 
@@ -487,14 +487,9 @@ class InProcess:
 
     # -- draining ------------------------------------------------------------------
 
-    def drain(self, yielding: bool = False) -> bool:
+    def drain(self) -> bool:
         """Hand every record in the out ring to the core; False when the core
-        holds one (or the run is over). ``yielding`` (the loop's tick): stop
-        early once a traced process has stopped (a SIGCHLD came): a drain of
-        thousands of records takes tens of milliseconds of Python, and the
-        stop -- a leader's call that runs ahead at once, a follower's
-        ``accept4`` the next request waits for -- must not wait behind it;
-        the loop comes back to the rest right after the stop.
+        holds one (or the run is over).
 
         The ring is parsed in one pass per call (:meth:`Area.take_out`) and
         the records go to the core in order; the tail moves past a record
@@ -504,9 +499,8 @@ class InProcess:
         area = self.area
         parsed = self.parsed
         took = 0
-        tracer = self.t
         while self.pending is None and not self.blocked:
-            if tracer.finished or (yielding and tracer.child_event):
+            if self.t.finished:
                 break
             if self.ahead:
                 item = self.ahead[0]

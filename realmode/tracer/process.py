@@ -101,9 +101,6 @@ class TracerProcess:
         self.out = Outbox(link_sock, launch.flush_delay)
         self.batching = launch.policy.async_replication
         self.more_stops = False
-        #: A SIGCHLD came since the last reap: a stop waits. A drain of the
-        #: in-process ring (which can take milliseconds of Python) yields to it.
-        self.child_event = False
         self.recorder = Recorder(launch.record, launch.index) if launch.record else None
         self.tally = Tally() if launch.summary else None
         #: The CPUs the run started with, before placement pins anything: what
@@ -151,7 +148,7 @@ class TracerProcess:
     def run(self) -> None:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, self._on_sigchld)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
         # An interrupted run asks each monitor for its figures so far.
         signal.signal(
             reports.PROGRESS_SIGNAL, lambda *_: reports.write(self.report_fd, reports.Progress(self._stats()))
@@ -170,7 +167,6 @@ class TracerProcess:
                     except BlockingIOError:
                         pass
                 try:
-                    self.child_event = False
                     self.stops.reap()
                     if self.link in readable and not self.finished:
                         self._read_link()
@@ -192,9 +188,6 @@ class TracerProcess:
             self._kill_all()
             if self.recorder is not None:
                 self.recorder.close()
-
-    def _on_sigchld(self, *_: object) -> None:
-        self.child_event = True
 
     def _tick_fast(self) -> None:
         """Drain and feed the in-process paths (realmode.inproc.path)."""
