@@ -136,6 +136,29 @@ def test_a_data_only_attack_is_caught_on_machines(tmp_path: Path, up: tuple[Path
     _assert_clean(made, report["run_id"])
 
 
+def test_a_forged_frame_on_the_machines_stream_is_rejected(tmp_path: Path, up: tuple[Path, list[Machine]]) -> None:
+    """scenarios/real-connector-forgery.yml with its variants on the
+    machines: the attacker (this machine, whose bridge joins the stand-ins)
+    injects a forged frame into the encrypted stream between their
+    CONNECTORs, and the leader's CONNECTOR rejects it."""
+    directory, made = up
+    topo = _topology(tmp_path / "t.yml")
+    done, _ = _run(
+        "real",
+        "--scenario",
+        str(ROOT / "scenarios" / "real-connector-forgery.yml"),
+        "--topology",
+        str(topo),
+        "--json",
+        config=directory / "ssh_config",
+    )
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["as_expected"], (report["verdict"], report["error"], report["attack"])
+    assert report["verdict"]["kind"] == "auth-failure" and report["attack"]["injected"] >= 1, report["attack"]
+    assert report["hosts"]["machines"] == {"h1": os.uname().machine, "h2": os.uname().machine}
+    _assert_clean(made, report["run_id"])
+
+
 def test_lighttpd_runs_on_machines(tmp_path: Path, up: tuple[Path, list[Machine]]) -> None:
     directory, made = up
     topo = _topology(tmp_path / "t.yml")
