@@ -59,7 +59,7 @@ def _streams(
     """Per-variant streams, the program's call count, and the native stream."""
     workload = scenario.workload
     if isinstance(workload, Microbench):
-        streams = []
+        streams: list[Iterator[WorkloadStep]] = []
         for index in range(n + 1):
             setup, loop, iterations = microbench_steps(workload, profile, pid=4242 + index)
             streams.append(repeat(setup, loop, iterations))
