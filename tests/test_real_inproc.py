@@ -542,7 +542,7 @@ def test_a_signal_while_the_leader_runs_fast_calls_lands_at_one_point(targets: P
     assert _variant(result, 0)["in_process"]["path"] == "in-process"
 
 
-@pytest.mark.parametrize("how", ["raw", "fork", "_Fork"])
+@pytest.mark.parametrize("how", ["raw", "fork", "_Fork", "spawn"])
 @real
 def test_a_child_never_uses_its_parents_ring(targets: Path, how: str) -> None:
     """A child made without CLONE_VM -- by a raw clone system call, glibc's
@@ -554,10 +554,20 @@ def test_a_child_never_uses_its_parents_ring(targets: Path, how: str) -> None:
     the leader), and nothing the child does is taken for the parent's. (On
     the old library a raw clone's child wrote its getpid records into its
     parent's ring: a false call-mismatch; a _Fork child's 200 were counted
-    as the parent's.)"""
+    as the parent's.) glibc's posix_spawn makes its child with a clone3
+    sharing the parent's memory (CLONE_VM|CLONE_VFORK): the fast path is off
+    while the child runs there and on again once the parent's call returned
+    (before, any clone3 turned it off for good: 200 fast calls, not ~600).
+    Threads stay off for good (tests/test_real_threads.py on the path)."""
     argv = [str(targets / "inproc_clone"), how]
     result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
     assert result.verdict is None and result.program_status == 0, result.verdict
     assert out == b"child\nparent\n"
     leader = _variant(result, 0)["in_process"]
-    assert leader["path"] == "in-process" and leader["fast_calls"] == 600, leader
+    assert leader["path"] == "in-process", leader
+    if how == "spawn":
+        # A few of the calls right after the clone3 returned may stop before
+        # the monitor turns the switch on again (they reach the core all the same).
+        assert 400 < leader["fast_calls"] <= 600, leader
+    else:
+        assert leader["fast_calls"] == 600, leader

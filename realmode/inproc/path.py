@@ -41,6 +41,7 @@ from dmvx.monitor import predicted_result
 from dmvx.signals import RESTART
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi
+from realmode import ptrace_ll as ll
 from realmode.inproc import layout, tables
 from realmode.inproc.area import Area
 from realmode.inproc.layout import Malformed, Record
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
 
 #: Entry kinds that take a sequence number a follower's library must step over.
 _NO_SEQ = (EntryKind.VOTE, EntryKind.ANNOUNCE)
-#: Calls during which the process shares its memory with another: the
-#: library must not touch the ring then (a vfork child runs in its parent's memory).
-_SHARING = frozenset({"vfork", "clone", "clone3"})
 _CLONE_VM, _CLONE_THREAD = 0x100, 0x10000
 #: Stopped calls the tracer itself acts on (process ends, new processes and
 #: threads, exec): never run ahead of the core.
@@ -373,12 +371,24 @@ class InProcess:
         before the program's next call on them."""
         self.sync_fds()
 
+    def _clone_flags(self, raw: abi.RawCall) -> int:
+        """The flags of a ``clone`` or ``clone3`` (the first word of its
+        ``clone_args``, read while the process is stopped at it); a
+        ``clone3`` whose flags cannot be read counts as a thread's."""
+        if raw.name == "clone":
+            return int(raw.args[0])
+        try:
+            return int.from_bytes(ll.read_memory(self.proc.pid, raw.args[0], 8), "little") if raw.args[0] else 0
+        except OSError:
+            return _CLONE_VM | _CLONE_THREAD
+
     def _note_call(self, raw: abi.RawCall) -> None:
         name = raw.name
-        sharing = name in _SHARING and (
-            name == "vfork" or (name == "clone" and raw.args[0] & _CLONE_VM) or name == "clone3"
-        )
-        if name == "clone3" or (name == "clone" and raw.args[0] & _CLONE_THREAD):
+        flags = self._clone_flags(raw) if name in ("clone", "clone3") else 0
+        # glibc's posix_spawn is a clone3 with CLONE_VM|CLONE_VFORK: off while
+        # the child runs in this memory, on again after; a thread's is off for good.
+        sharing = name == "vfork" or bool(flags & _CLONE_VM)
+        if flags & _CLONE_THREAD:
             self.threaded = True
         self._switch(not sharing)
         if name in CHANGES_FDS:
