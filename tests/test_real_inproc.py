@@ -564,10 +564,9 @@ def test_a_child_never_uses_its_parents_ring(targets: Path, how: str) -> None:
     assert result.verdict is None and result.program_status == 0, result.verdict
     assert out == b"child\nparent\n"
     leader = _variant(result, 0)["in_process"]
-    assert leader["path"] == "in-process", leader
-    if how == "spawn":
-        # A few of the calls right after the clone3 returned may stop before
-        # the monitor turns the switch on again (they reach the core all the same).
-        assert 400 < leader["fast_calls"] <= 600, leader
-    else:
-        assert leader["fast_calls"] == 600, leader
+    # At most the parent's 600 (a child's records in its ring would add up to
+    # 200 more); a few may stop instead -- right after a spawn's clone3, before
+    # the monitor turns the switch on again, or once the child's SIGCHLD is
+    # held (the fast path is off until the next stop) -- and reach the core
+    # all the same.
+    assert leader["path"] == "in-process" and 400 < leader["fast_calls"] <= 600, leader
