@@ -22,7 +22,7 @@ def test_how_much_longer_a_task_waited_than_it_ran_is_reported(monkeypatch: pyte
     table = {"thread-self": (0, 0), 101: (0, 50 * MS), 102: (0, 0)}
     _readings(monkeypatch, table)
     measure = Starvation()
-    assert measure.measure([101, 102], 0.5) == 0  # the first reading is the baseline
+    assert measure.measure([101, 102], 0.5) == 50 * MS  # a task first met counts from its birth
     # 101 ran 40 ms and waited 340 ms (a tenth of a CPU); 102 was blocked and
     # then waited 100 ms; the tracer ran 10 ms and waited 10 ms.
     table.update({101: (40 * MS, 390 * MS), 102: (1 * MS, 100 * MS), "thread-self": (10 * MS, 10 * MS)})
@@ -53,17 +53,19 @@ def test_a_wait_is_never_more_than_the_time_measured(monkeypatch: pytest.MonkeyP
     assert measure.measure([7], 0.5) == 500 * MS
 
 
-def test_a_task_that_is_gone_is_forgotten_and_a_new_one_counts_from_its_first_reading(
+def test_a_task_that_is_gone_is_forgotten_and_a_new_one_counts_from_its_birth(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The tracer traces every task from its birth: a variant's first
+    process, starved before its first call, is reported at once."""
     table = {"thread-self": (0, 0), 7: (0, 100 * MS)}
     _readings(monkeypatch, table)
     measure = Starvation()
-    measure.measure([7], 1.0)
+    assert measure.measure([7], 1.0) == 100 * MS
     del table[7]  # it ended
-    table[8] = (0, 900 * MS)  # a child born since, which waited before the tracer read it
-    assert measure.measure([7, 8], 1.0) == 0
-    table[8] = (0, 1000 * MS)
+    table[8] = (10 * MS, 300 * MS)  # a child born since
+    assert measure.measure([7, 8], 1.0) == 290 * MS
+    table[8] = (10 * MS, 400 * MS)
     assert measure.measure([8], 1.0) == 100 * MS
 
 

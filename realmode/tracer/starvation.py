@@ -51,6 +51,11 @@ from collections.abc import Collection
 #: Run-queue wait below this over a period is not reported (ns): on a quiet
 #: machine every wakeup waits some microseconds, and a note costs a frame.
 MIN_REPORTED = 5_000_000
+#: What a task the tracer has not read before had used before it: nothing. The
+#: tracer traces every task of its variant from its birth, so the whole
+#: life of one it meets is within the period measured (a variant's first
+#: process, still before its first call, is the one most often starved).
+_BORN = (0, 0)
 #: Notes remembered per peer (a wait that outlives them is credited with
 #: what is left: never more than the peer reported).
 _KEPT = 4096
@@ -81,6 +86,9 @@ class Starvation:
     def __init__(self) -> None:
         #: The last (CPU time, run_delay) read per task (the tracer's own under "thread-self").
         self._last: dict[int | str, tuple[int, int]] = {}
+        own = schedstat("thread-self")
+        if own is not None:
+            self._last["thread-self"] = own
         #: Per peer: (when heard, total ns heard from it until then), oldest first.
         self._heard: dict[int, deque[tuple[float, int]]] = {}
 
@@ -89,20 +97,21 @@ class Starvation:
         ``tids`` or this tracer waited for a CPU longer than it ran (0 below
         :data:`MIN_REPORTED`, and 0 with no task: see the module's
         docstring). Tasks no longer in ``tids`` are forgotten; a new one
-        counts from its first reading."""
+        counts from its birth (:data:`_BORN`)."""
         worst = 0
         now: dict[int | str, tuple[int, int]] = {}
-        tasks: list[int | str] = ["thread-self", *tids] if tids else []
+        tasks: list[int | str] = ["thread-self", *tids]
         for tid in tasks:
             reading = schedstat(tid)
             if reading is None:
                 continue
             now[tid] = reading
-            before = self._last.get(tid)
-            if before is not None:
-                ran, waited = reading[0] - before[0], reading[1] - before[1]
-                worst = max(worst, waited - ran)
+            before = self._last.get(tid, _BORN if tid != "thread-self" else reading)
+            ran, waited = reading[0] - before[0], reading[1] - before[1]
+            worst = max(worst, waited - ran)
         self._last = now
+        if not tids:
+            return 0
         worst = min(worst, int(elapsed * 1e9))
         return worst if worst >= MIN_REPORTED else 0
 
