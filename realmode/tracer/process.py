@@ -205,7 +205,10 @@ class TracerProcess:
         for proc in self.procs.values():
             if proc.waiting_since is not None:
                 reference = self._wait_reference(proc)
-                deadlines.append(reference + self.starvation.excused(reference) + self.launch.stall_timeout)
+                due = reference + self.launch.stall_timeout
+                if due <= now:  # the peers' notes only ever put it later: read them once it has come
+                    due += self.starvation.excused(reference)
+                deadlines.append(due)
             if proc.alive:
                 alive = True
             if proc.held is not None and proc.held.stage in (Stage.RUNNING, Stage.SKIPPING) and proc.alive:
@@ -252,7 +255,10 @@ class TracerProcess:
         they had no CPU meanwhile (:mod:`.starvation`): what counts towards
         the stall timeout."""
         reference = self._wait_reference(proc)
-        return now - reference - self.starvation.excused(reference)
+        waited = now - reference
+        if waited < self.launch.stall_timeout:
+            return waited  # the peers' notes only ever make it less
+        return waited - self.starvation.excused(reference)
 
     def _measure_starvation(self, now: float) -> None:
         """Tell the others how long this variant waited for a CPU since
@@ -260,7 +266,8 @@ class TracerProcess:
         elapsed, self.last_measure = now - self.last_measure, now
         starved = self.starvation.measure([p.pid for p in self.procs.values() if p.alive], elapsed)
         if starved:
-            self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, StarvedNote(starved))
+            # In the next batch: nobody waits for it as it would for a call.
+            self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, StarvedNote(starved), self.batching)
 
     def _timers(self) -> None:
         if self.finished:
