@@ -304,6 +304,15 @@ class Connector:
             index += joins
             t += period * joins
 
+    def emit_taken(self, t: int) -> None:
+        """Send the open batch if the CONNECTOR has taken it by ``t``.
+
+        A batch it will take later may still grow, and nobody can need it
+        before the variant that asks resumes at ``t``.
+        """
+        if self.open_count and self.open_start <= t:
+            self.emit()
+
     def emit(self) -> None:
         """The CONNECTOR takes the open batch: one send per destination.
 
@@ -971,8 +980,7 @@ class Variant(_Proc, Carrier):
                     if took:
                         if t >= self.horizon:
                             self.t = t
-                            if connector.open_count and connector.open_start <= t:
-                                connector.emit()
+                            connector.emit_taken(t)
                             self.horizon = self.next_horizon()
                             if t >= self.horizon:
                                 stats.entered, stats.executed, stats.skipped = entered, executed, skipped
@@ -1171,11 +1179,7 @@ class Variant(_Proc, Carrier):
                 continue
             if t >= self.horizon:
                 self.t = t
-                # A batch the CONNECTOR has taken goes out now; one it will
-                # take later may still grow, and nobody can need it before
-                # this variant resumes at ``t``.
-                if connector.open_count and connector.open_start <= t:
-                    connector.emit()
+                connector.emit_taken(t)
                 self.horizon = self.next_horizon()
                 if t >= self.horizon:
                     stats.entered, stats.executed, stats.skipped = entered, executed, skipped
