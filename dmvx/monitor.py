@@ -588,6 +588,15 @@ class LeaderMonitor(_Monitor):
             self._held_signals.append(signal)
         return []
 
+    @property
+    def holds_signals(self) -> bool:
+        """Whether a signal waits for the leader's next compared call
+        (:meth:`signal_arrived`). A mode that runs calls before the monitor
+        hears of them (real mode's in-process path) must make that call one
+        the monitor hears of first: the signal is placed at it, and a call
+        that already ran cannot end interrupted any more."""
+        return bool(self._held_signals)
+
     def _signal_at(self, seq: int, call: Call, signal: int, result: int) -> list[Action]:
         """Compared call ``seq`` ends with ``result`` and ``signal`` delivered
         as it returns, here and in every follower."""

@@ -525,7 +525,7 @@ def test_a_follower_takes_an_accept4_error_and_clock_reads_from_the_leaders_entr
     assert off.verdict is None and off_out == out
 
 
-@pytest.mark.parametrize("mode", ["spin", "wait"])
+@pytest.mark.parametrize("mode", ["spin", "wait", "child"])
 @real
 def test_a_signal_while_the_leader_runs_fast_calls_lands_at_one_point(targets: Path, mode: str) -> None:
     """SIGALRM comes while the leader makes fast calls (getpid in a loop;
@@ -533,12 +533,20 @@ def test_a_signal_while_the_leader_runs_fast_calls_lands_at_one_point(targets: P
     goes off, and the core places it at the next stop once the ring is
     drained, as on the ptrace path -- the handler's write is the same call
     in both variants (no divergence) and the program's output is native.
+    ``child``: a vforked child's SIGCHLD comes while the fast path is off
+    (the child ran in the parent's memory) and the ring empty, and the
+    parent then runs 0.3 s without a call before its next (fast) getpid:
+    the signal is held all the same, and the fast path stays off until a
+    stop places it. (Before, it went to the core at once, the monitor
+    turned the fast path on meanwhile, and the core placed the signal at
+    the fast getpid, which had already run: an internal error,
+    ``NotImplementedError``, as ``sh -c`` loops met now and then.)
     (The stall timeout is generous: on a loaded machine every call of the
     loop stops while a signal is held.)"""
     argv = [str(targets / "inproc_signals"), mode]
     result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True, stall_timeout=60))
     assert result.verdict is None and result.program_status == 0, result.verdict
-    assert out == b"tick\n" * 5 + b"done\n"
+    assert out == (b"chld\n" if mode == "child" else b"tick\n" * 5) + b"done\n"
     assert _variant(result, 0)["in_process"]["path"] == "in-process"
 
 

@@ -33,7 +33,19 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dmvx.actions import Carrier, Done, Execute, Halt, LeaderPid, Send, Skip, Wait
+from dmvx.actions import (
+    Carrier,
+    Deliver,
+    Done,
+    Execute,
+    FollowerKilled,
+    Halt,
+    LeaderKilled,
+    LeaderPid,
+    Send,
+    Skip,
+    Wait,
+)
 from dmvx.calls import Call, Outcome
 from dmvx.fdtable import CHANGES_FDS
 from dmvx.messages import Entry, EntryKind
@@ -46,6 +58,8 @@ from realmode.inproc import layout, tables
 from realmode.inproc.area import Area
 from realmode.inproc.layout import Malformed, Record
 from realmode.tracer.procs import Held
+from realmode.tracer.tally import Count
+from realmode.tracer.tally import now as tally_now
 
 if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
@@ -172,6 +186,25 @@ class _Drained(Carrier):
     def leader_pid(self, action: LeaderPid) -> None:
         self.hands.leader_pid(action)
 
+    def leader_killed(self, action: LeaderKilled) -> None:
+        self.hands.leader_killed(action)
+
+    def follower_killed(self, action: FollowerKilled) -> None:
+        self.hands.follower_killed(action)
+
+    def deliver_signal(self, action: Deliver) -> None:
+        """Never asked for: the core places a signal at a drained call only
+        if it was given the signal before that call's record, and a record
+        runs before the core hears of it -- too late to end it interrupted.
+        So a leader's asynchronous signal reaches its core only at a stop
+        with the ring drained, and the fast path stays off while the core
+        holds one (:meth:`InProcess.hold_signal`, :meth:`InProcess._switch`):
+        the call it is placed at then stops. Should that fail, the run ends
+        with this error rather than letting the variants part silently."""
+        raise RuntimeError(
+            f"signal {action.signal} was placed at call {action.seq}, which the in-process path had already run"
+        )
+
 
 @dataclass(slots=True)
 class _Ahead:
@@ -215,6 +248,8 @@ class InProcess:
         #: Leader: asynchronous signals the tracer held back while the fast
         #: path ran (:meth:`hold_signal`), for the core at the next stop.
         self.held_signals: list[int] = []
+        #: With ``--summary``: the tally's count of the call being handed to the core.
+        self._count: Count | None = None
         #: The TSC ticks of the leader's record being handed to the core.
         self._ticks = 0
         self.records = 0
@@ -406,7 +441,14 @@ class InProcess:
         """The library's switch: ``on`` unless the process made a thread or
         is not comparing yet (an ABI-diverse pair's loader runs uncompared
         until the program's entry point: nothing of it goes in the ring)."""
-        self.area.enable(on and not self.threaded and not self.held_signals and self.proc.phase == "compare")
+        monitor = self.proc.monitor
+        self.area.enable(
+            on
+            and not self.threaded
+            and not self.held_signals
+            and not (self.leader and monitor.holds_signals)  # type: ignore[union-attr]
+            and self.proc.phase == "compare"
+        )
 
     def exec_event(self) -> None:
         """The process exec'd: the first time, its program (which loads the
@@ -452,13 +494,23 @@ class InProcess:
         area = self.area
         if not self.leader or not area.loaded:
             return False
-        if not (area.get32(layout.H_ENABLED) or area.out_pending() or self.held_signals):
-            return False  # nothing ran past the core: the ptrace path's placement holds
+        # Held even when the fast path is off and the ring empty: given to
+        # the core now, the signal would wait there for the next compared
+        # call, and the monitor may turn the fast path on before it (after
+        # a vfork, say): a fast call, run before the core could place the
+        # signal at it (``test_a_signal_while_the_leader_runs_fast_calls_lands_at_one_point[child]``).
         self.held_signals.append(sig)
         self.area.enable(False)
         if regs.rip == layout.SITES.get(self.arch) and _signed64(regs.rax) in RESTART:  # type: ignore[attr-defined]
             regs.rax = layout.RETRACE & 0xFFFFFFFFFFFFFFFF  # type: ignore[attr-defined]
         return True
+
+    def core_took_signal(self) -> None:
+        """The core was given a signal at a stopped call: if it holds it for
+        the next compared call, the fast path stays off until then
+        (:meth:`_switch`), so that call stops and the core can place it."""
+        if self.leader and self.proc.monitor.holds_signals:  # type: ignore[union-attr]
+            self.area.enable(False)
 
     def release_signals(self) -> None:
         """At a stop, the ring drained: the held signals go to the core,
@@ -602,13 +654,36 @@ class InProcess:
             reader.memory = None
         return raw, outcome
 
-    def _enter(self, call: Call) -> Execute | Skip | Wait | None:
+    def _enter(self, raw: abi.RawCall) -> Execute | Skip | Wait | None:
         """``call_entered`` for a call that did not stop: the messages and
-        verdicts it brings are carried out; what becomes of the call is returned."""
+        verdicts it brings are carried out; what becomes of the call is
+        returned. With ``--summary`` it is counted (:meth:`Tally.fast`)."""
         carrier = self._carrier
         carrier.fate = None
-        carrier.carry_out(self.proc.monitor.call_entered(call))
+        monitor = self.proc.monitor
+        tally = self.t.tally
+        if tally is None:
+            carrier.carry_out(monitor.call_entered(raw.call))
+        else:
+            start = tally_now()
+            actions = monitor.call_entered(raw.call)
+            self._count = tally.fast(monitor, raw.name, tally_now() - start)
+            carrier.carry_out(actions)
         return carrier.fate
+
+    def _call_exited(self, outcome: Outcome) -> None:
+        """``call_exited`` for a call that did not stop (counted, timed with ``--summary``)."""
+        count, self._count = self._count, None
+        monitor = self.proc.monitor
+        if count is None:
+            self.t.carry_out(self.proc, monitor.call_exited(outcome))
+            return
+        if outcome.result < 0:
+            count.errors += 1
+        start = tally_now()
+        actions = monitor.call_exited(outcome)
+        count.monitor_ns += tally_now() - start
+        self.t.carry_out(self.proc, actions)
 
     def _lead(self, record: Record) -> None:
         self._ticks = record.ticks
@@ -623,7 +698,7 @@ class InProcess:
         if item.seq is not None and item.seq != monitor.seq + 1:
             self._protocol_error(f"{item.raw.call} ran ahead as call {item.seq}, the core is at {monitor.seq}")
         elif item.outcome is None:
-            self._enter(item.raw.call)  # the process died inside it: its end tells the core the rest
+            self._enter(item.raw)  # the process died inside it: its end tells the core the rest
         else:
             self._ran(item.raw, item.outcome, True, "{} ran ahead of the core, which does not let it run")
 
@@ -632,7 +707,7 @@ class InProcess:
         goes to the core: finished, or held while the core says wait.
         ``refused``: the verdict's detail if the core would not have let it
         run so, ``{}`` standing for the call (formatted only then)."""
-        fate = self._enter(raw.call)
+        fate = self._enter(raw)
         if type(fate) is Execute and (stopped or fate.seq is not None):
             self._exited(raw, outcome, counted=stopped)
         elif type(fate) is Wait:
@@ -648,14 +723,14 @@ class InProcess:
         self._ticks = 0
         if not counted:
             self.t.stats.executed += 1
-        self.t.carry_out(self.proc, self.proc.monitor.call_exited(outcome))
+        self._call_exited(outcome)
 
     def _follow(self, record: Record) -> None:
         decoded = self._decode(record)
         if decoded is None:
             return
         raw, _ = decoded
-        fate = self._enter(raw.call)
+        fate = self._enter(raw)
         if type(fate) is Execute and fate.seq is not None and raw.name in tables.EACH_CALLS:
             # A call the follower ran itself (close): its result goes to the
             # core, which compares it with the leader's entry, as at a stop.
@@ -665,7 +740,7 @@ class InProcess:
             if recorder is not None and self.proc is self.t.root:
                 now = recorder.entered()
                 recorder.call(raw.call, outcome, now, now, tsc_ns(record.ticks))
-            self.t.carry_out(self.proc, self.proc.monitor.call_exited(outcome))
+            self._call_exited(outcome)
             self._fds_dirty = True
             return
         if type(fate) is Skip:
@@ -676,6 +751,9 @@ class InProcess:
                 )
                 return
             self.t.stats.skipped += 1
+            count, self._count = self._count, None
+            if count is not None and record.result < 0:
+                count.errors += 1
             recorder = self.t.recorder
             if recorder is not None and self.proc is self.t.root:
                 recorder.call(raw.call, fate.outcome, recorder.entered(), None)

@@ -151,11 +151,14 @@ class SignalPoints:
         if not asynchronous(proc, sig):
             return sig
         held = proc.held
-        if held is None and proc.fast is not None:
+        fast = proc.fast
+        if fast is not None and (held is None or held.ahead):
             regs = ll.get_regs(proc.pid)
-            if proc.fast.hold_signal(sig, regs):
-                # The leader ran fast calls the core has not seen: the signal
-                # goes to the core at the next stop (InProcess.hold_signal).
+            if fast.hold_signal(sig, regs):
+                # Between calls, or in a call run ahead of the core: the core
+                # may not have heard of every call before it (fast calls in the
+                # ring, calls run ahead), so the signal goes to it at the next
+                # stop, the ring drained (InProcess.hold_signal).
                 ll.set_regs(proc.pid, regs)
                 return 0
         interrupted = held.interrupted if held is not None and held.restarting else None
@@ -164,6 +167,8 @@ class SignalPoints:
             self.t.carry_out(proc, proc.monitor.signal_arrived(sig, interrupted))
         finally:
             self._at = None
+        if fast is not None:
+            fast.core_took_signal()
         return sig if self._through else 0
 
     def deliver(self, proc: Proc, action: Deliver) -> None:

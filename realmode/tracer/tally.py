@@ -5,7 +5,8 @@ broker gave it (:class:`dmvx.policy.Route`: ``lockstep``, ``replicate``,
 ``local``, ``local-file``, ``predict``):
 
 ``calls``
-    entry stops handed to the core;
+    entry stops handed to the core, and the calls of the in-process path
+    handed to it from a ring (:meth:`Tally.fast`: never stopped);
 ``errors``
     of those, how many returned an error to the program (its own result,
     or the leader's it was given);
@@ -78,6 +79,22 @@ class Tally:
         held.count = count
         held.since = since
         return actions
+
+    def fast(self, monitor: LeaderMonitor | FollowerMonitor, name: str, spent: int) -> Count | None:
+        """A call of the in-process path (``realmode.inproc``), handed to
+        ``monitor`` from its ring in ``spent`` ns: counted as a stop would
+        be, with no time stopped (it did not stop). Its count, for the
+        rest (None when the monitor decided nothing: the run is over)."""
+        decision = monitor.last_decision
+        if decision is None:
+            return None
+        key = (name, decision.route.value)
+        count = self.counts.get(key)
+        if count is None:
+            count = self.counts[key] = Count()
+        count.calls += 1
+        count.monitor_ns += spent
+        return count
 
     @staticmethod
     def released(held: Held) -> None:
