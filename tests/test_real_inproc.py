@@ -276,6 +276,7 @@ def targets(tmp_path_factory, library) -> Path:
     compile_target("inproc_signals", directory)
     compile_target("inproc_clone", directory)
     compile_target("inproc_again", directory)
+    compile_target("inproc_ahead", directory)
     return directory
 
 
@@ -523,6 +524,28 @@ def test_a_follower_takes_an_accept4_error_and_clock_reads_from_the_leaders_entr
     assert follower["fast_calls"] >= 2 * AGAIN, follower
     off, off_out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=False))
     assert off.verdict is None and off_out == out
+
+
+AHEAD_ROUNDS, AHEAD_CALLS = 3, 6000
+
+
+@real
+def test_a_stopped_epoll_wait_never_runs_ahead_of_the_registrations_in_the_ring(targets: Path) -> None:
+    """A leader's epoll wait that stops (realmode/targets/inproc_ahead.c: a
+    ``syscall(SYS_epoll_wait)``, which the library leaves to the tracer)
+    while its core is behind its ring (past the connector buffer): its events
+    are turned into descriptors with the leader's epoll map at its exit stop,
+    and the map follows the records as the core takes them -- run ahead, the
+    fast ``epoll_ctl`` that registered the descriptor was still in the ring,
+    the event went to the follower as the leader's own pointer and the
+    follower's program saw it (``bad 2`` against the leader's ``bad 0``: an
+    output-mismatch; lighttpd's follower crashed on such a pointer and the
+    run cut large responses short). Such calls wait for the core now."""
+    argv = [str(targets / "inproc_ahead"), str(AHEAD_ROUNDS), str(AHEAD_CALLS)]
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out == f"rounds {AHEAD_ROUNDS} bad 0\n".encode()
+    assert _variant(result, 0)["in_process"]["fast_calls"] >= AHEAD_ROUNDS * AHEAD_CALLS
 
 
 @pytest.mark.parametrize("mode", ["spin", "wait", "child"])

@@ -54,6 +54,7 @@ from dmvx.signals import RESTART
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi
 from realmode import ptrace_ll as ll
+from realmode.epoll import WAITS
 from realmode.inproc import layout, tables
 from realmode.inproc.area import Area
 from realmode.inproc.layout import Malformed, Record
@@ -71,6 +72,14 @@ _CLONE_VM, _CLONE_THREAD = 0x100, 0x10000
 #: Stopped calls the tracer itself acts on (process ends, new processes and
 #: threads, exec): never run ahead of the core.
 _NOT_AHEAD = frozenset({"exit", "exit_group", "fork", "vfork", "clone", "clone3", "execve", "execveat"})
+#: Stopped calls the leader's epoll map reads or changes (realmode.epoll): an
+#: epoll wait's events are turned into descriptors with it at the call's exit
+#: stop, and epoll_ctl and close change it there; the map follows the records
+#: as the core takes them, so run ahead of records still in the ring these
+#: would meet a map behind the program (a registration in the ring unknown:
+#: the event went to the followers as the leader's own pointer, and lighttpd's
+#: follower crashed on it) or change it before those records do.
+_EPOLL_MAP = WAITS | {"epoll_ctl", "close"}
 #: Decoded calls kept per process (:meth:`InProcess._decode`), and in-ring
 #: records made per call and outcome (:meth:`InProcess.feed`).
 _CALL_CACHE = 256
@@ -363,7 +372,7 @@ class InProcess:
             return False
         if not self.ahead and self.pending is None and not self.area.out_pending():
             return False  # the core is up to date: the ordinary stop
-        if self.fds_stale or raw.name in _NOT_AHEAD or self.held_signals:
+        if self.fds_stale or raw.name in _NOT_AHEAD or raw.name in _EPOLL_MAP or self.held_signals:
             return False
         monitor = self.proc.monitor
         decision = monitor.broker.decide(raw.call, monitor.fds)
