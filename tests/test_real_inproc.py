@@ -486,9 +486,12 @@ def test_a_server_loop_takes_accept_close_and_epoll_on_the_fast_path(targets: Pa
     the library (the core's for a socket) and the core's table learns it from
     the record; close keeps the bytes current; epoll_wait's events go to the
     core as descriptors and each follower gets its own data back (no event
-    with the leader's pointer: ``bad 0``). A follower closes and registers on
-    the fast path too (its accept4 and epoll_wait stop: a placeholder, its
-    own data). On the old library only read was fast."""
+    with the leader's pointer: ``bad 0``). A follower closes, registers and
+    waits on the fast path too: its library keeps its own registrations and
+    writes its own data for each of the leader's events, which its monitor
+    checks against the map it keeps (only its accept4 stops: a placeholder).
+    On the old library only read was fast; before the follower's epoll_wait
+    was, a follower took 5 calls a request fast (151 in a run of 30)."""
     argv = [str(targets / "inproc_server"), str(SERVED)]
     result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=True))
     assert result.verdict is None and result.program_status == 0, result.verdict
@@ -496,9 +499,9 @@ def test_a_server_loop_takes_accept_close_and_epoll_on_the_fast_path(targets: Pa
     leader, follower = _variant(result, 0), _variant(result, 1)
     # Per request: 2 epoll_wait, accept4, 2 epoll_ctl, read, 2 close.
     assert leader["in_process"]["fast_calls"] >= 6 * SERVED, leader["in_process"]
-    # Per request: 2 epoll_ctl, read, 2 close (a late entry may stop instead).
-    assert follower["in_process"]["fast_calls"] + follower["in_process"]["fallbacks"] >= 4 * SERVED
-    assert follower["in_process"]["fast_calls"] >= 2 * SERVED, follower["in_process"]
+    # Per request: 2 epoll_wait, 2 epoll_ctl, read, 2 close (a late entry may stop instead).
+    assert follower["in_process"]["fast_calls"] + follower["in_process"]["fallbacks"] >= 6 * SERVED
+    assert follower["in_process"]["fast_calls"] >= 11 * SERVED // 2, follower["in_process"]
 
 
 AGAIN = 40

@@ -54,7 +54,7 @@ from dmvx.signals import RESTART
 from dmvx.verdict import Verdict, VerdictKind
 from realmode import abi
 from realmode import ptrace_ll as ll
-from realmode.epoll import WAITS
+from realmode.epoll import EVENTS_ARG, WAITS
 from realmode.inproc import layout, tables
 from realmode.inproc.area import Area
 from realmode.inproc.layout import Malformed, Record
@@ -759,6 +759,8 @@ class InProcess:
                     f"the leader's entry says {fate.outcome.result}"
                 )
                 return
+            if raw.name in WAITS and not self._own_events(raw, record, fate.outcome):
+                return
             self.t.stats.skipped += 1
             count, self._count = self._count, None
             if count is not None and record.result < 0:
@@ -770,6 +772,24 @@ class InProcess:
             self.blocked = True  # the core reported a divergence: its verdict comes
         elif not self.t.finished:
             self._protocol_error(f"the follower's in-process monitor took {raw.call} from the leader's entry")
+
+    def _own_events(self, raw: abi.RawCall, record: Record, leaders: Outcome) -> bool:
+        """A follower's fast ``epoll_wait`` turned the leader's events (which
+        name descriptors) into its own data with the library's copy of its
+        registrations: they must be what its tracer would have written
+        (:meth:`realmode.epoll.EpollMap.from_canonical` with the map this
+        monitor keeps from the same calls). False (a verdict) if not."""
+        if record.result <= 0:
+            return True
+        events = dict(leaders.outputs).get(EVENTS_ARG, b"")
+        want = self.proc.reader.epoll.from_canonical(raw.call.args[0], events)
+        got = b"".join(data for base, data in record.regions if not base & layout.REG_BEFORE)
+        if got == want:
+            return True
+        self._protocol_error(
+            f"the follower's in-process monitor gave {raw.call} other epoll data than its registrations say"
+        )
+        return False
 
     # -- a follower's in ring ------------------------------------------------------
 
@@ -797,7 +817,7 @@ class InProcess:
     def _in_record(self, entry: Entry) -> bytes:
         """The in-ring record of ``entry``, with sequence number 0."""
         call = entry.call
-        nr = tables.ARCH_NUMBERS[self.arch].get(call.name)
+        nr = tables.in_ring_number(self.arch, call)
         regions: list[tuple[int, bytes]] = []
         flags = 0
         result = 0

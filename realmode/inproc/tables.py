@@ -65,6 +65,20 @@ ARCH_NAMES: dict[Arch, dict[int, str]] = {
 #: The x86-64 ones.
 NUMBERS: dict[str, int] = ARCH_NUMBERS[Arch.X86_64]
 NAMES: dict[int, str] = ARCH_NAMES[Arch.X86_64]
+
+
+def in_ring_number(arch: Arch, call: Call) -> int | None:
+    """The number a follower's library takes ``call`` (a leader's entry) by,
+    or None when no wrapper takes it: the call's own, or for the canonical
+    ``epoll_pwait`` without a signal mask -- which a leader's ``epoll_wait``
+    is to the core (:mod:`dmvx.syscalls`) -- the ``epoll_wait`` wrapper's."""
+    numbers = ARCH_NUMBERS[arch]
+    nr = numbers.get(call.name)
+    if nr is None and call.name == "epoll_pwait" and len(call.args) > 4 and not call.args[4]:
+        return numbers.get("epoll_wait")
+    return nr
+
+
 #: The numbers whose decoding reads the variant's memory (writev's iovecs and bytes).
 #: (and accept4's addrlen, epoll_ctl's event).
 ARCH_READS_MEMORY: dict[Arch, frozenset[int]] = {

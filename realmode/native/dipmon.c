@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <sys/epoll.h>
 
 #include "dipmon.h"
 
@@ -280,36 +281,51 @@ static const uint8_t *entry_for(uint64_t seq) {
    this call may have written at argument i (0: none). */
 static int errors_only; /* follow() takes only an entry whose result is an error (a follower's accept4) */
 
-static int follow(long nr, const long a[6], unsigned mask, const uint64_t room[6], long *result) {
-    uint64_t seq = U64(H_SEQ) + 1;
-    const uint8_t *p = entry_for(seq);
-    if (!p) return 0;
+/* The in-ring entry for this follower's next call when it is this call
+   (number, compared arguments) and its outputs fit this call's buffers;
+   NULL otherwise (nothing taken yet: the traced path may still run it). */
+static const uint8_t *entry_match(long nr, const long a[6], unsigned mask, const uint64_t room[6]) {
+    const uint8_t *p = entry_for(U64(H_SEQ) + 1);
+    if (!p) return NULL;
     uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72), flags = *(const uint32_t *)(p + 76);
-    if ((flags & RF_NOTFAST) || *(const uint32_t *)(p + 4) != (uint32_t)nr || len < REC_HEAD) return 0;
-    if (errors_only && !(*(const int64_t *)(p + 16) < 0 && *(const int64_t *)(p + 16) > -4096)) return 0;
+    if ((flags & RF_NOTFAST) || *(const uint32_t *)(p + 4) != (uint32_t)nr || len < REC_HEAD) return NULL;
+    if (errors_only && !(*(const int64_t *)(p + 16) < 0 && *(const int64_t *)(p + 16) > -4096)) return NULL;
     const uint64_t *la = (const uint64_t *)(p + 24);
     /* The entry's words are the core's values (an int sign-extended, a size
        not): a 32-bit register matches either; the core checks the call again. */
     for (int i = 0; i < 6; i++)
-        if ((mask >> i) & 1 && la[i] != WORD(a[i]) && la[i] != (uint64_t)(int64_t)a[i]) return 0;
+        if ((mask >> i) & 1 && la[i] != WORD(a[i]) && la[i] != (uint64_t)(int64_t)a[i]) return NULL;
     /* Every region must fit this call's own buffers before anything is written. */
     const uint8_t *q = p + REC_HEAD, *end = p + len;
     for (uint32_t i = 0; i < n; i++) {
-        if (q + REG_HEAD > end) return 0;
+        if (q + REG_HEAD > end) return NULL;
         uint64_t addr = *(const uint64_t *)q, rl = *(const uint32_t *)(q + 8);
         uint64_t arg = (addr >> ARG_SHIFT) - 1, off = addr & ((1ULL << ARG_SHIFT) - 1);
-        if (arg >= 6 || off + rl > room[arg] || q + REG_HEAD + pad8(rl) > end) return 0;
+        if (arg >= 6 || off + rl > room[arg] || q + REG_HEAD + pad8(rl) > end) return NULL;
         q += REG_HEAD + pad8(rl);
     }
-    q = p + REC_HEAD;
+    return p;
+}
+
+/* Take the entry entry_match() gave: its outputs into this call's buffers,
+   its result, and the sequence number is this process's. */
+static void entry_take(const uint8_t *p, const long a[6], long *result) {
+    uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72);
+    const uint8_t *q = p + REC_HEAD;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t addr = *(const uint64_t *)q, rl = *(const uint32_t *)(q + 8);
         if (rl) memcpy((uint8_t *)a[(addr >> ARG_SHIFT) - 1] + (addr & ((1ULL << ARG_SHIFT) - 1)), q + REG_HEAD, rl);
         q += REG_HEAD + pad8(rl);
     }
     *result = *(const int64_t *)(p + 16);
-    __atomic_store_n((uint64_t *)(area + H_SEQ), seq, __ATOMIC_RELEASE);
+    __atomic_store_n((uint64_t *)(area + H_SEQ), U64(H_SEQ) + 1, __ATOMIC_RELEASE);
     __atomic_store_n((uint64_t *)(area + H_IN_TAIL), U64(H_IN_TAIL) + len, __ATOMIC_RELEASE);
+}
+
+static int follow(long nr, const long a[6], unsigned mask, const uint64_t room[6], long *result) {
+    const uint8_t *p = entry_match(nr, a, mask, room);
+    if (!p) return 0;
+    entry_take(p, a, result);
     return 1;
 }
 
@@ -448,6 +464,10 @@ long syscall(long nr, ...) {
     case SYS_getegid:
     case SYS_getpgrp:
         return simple(nr);
+#if defined(__x86_64__)
+    case SYS_epoll_ctl: /* the follower's registrations stay known (ep_apply) */
+        return epoll_ctl((int)a[0], (int)a[1], (int)a[2], (struct epoll_event *)a[3]);
+#endif
     default:
         return ret_errno(traced(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
     }
@@ -597,16 +617,88 @@ int clock_gettime(clockid_t clock, struct timespec *ts) {
     return (int)ret_errno(traced(SYS_clock_gettime, clock, (long)ts, 0, 0, 0, 0));
 }
 
+/* A follower's own epoll registrations, (epfd, fd) -> data, kept from its
+   epoll_ctl calls whichever path they took (realmode/epoll.py's EpollMap,
+   which its monitor keeps from the same calls): a follower's fast
+   epoll_wait turns the leader's events, which name descriptors, into its
+   own data with it. One set per descriptor: a descriptor registered in two
+   sets is not translated here (its events take the traced path). */
+static uint64_t ep_data[DIPMON_FD_TABLE];
+static int ep_owner[DIPMON_FD_TABLE]; /* epfd + 1; 0: none; -1: in more than one set */
+static uint8_t ep_is_set[DIPMON_FD_TABLE];
+#define EP_UNKNOWN (1ULL << 63) /* realmode/epoll.py: UNKNOWN */
+#define EP_FD_LIMIT (1ULL << 31)
+
+static void ep_apply(int epfd, int op, int fd, const struct epoll_event *event) {
+    if (epfd < 0 || epfd >= DIPMON_FD_TABLE) return;
+    if (fd < 0 || fd >= DIPMON_FD_TABLE) return; /* never asked for: its events fall back (ep_known) */
+    ep_is_set[epfd] = 1;
+    int owner = ep_owner[fd];
+    if (owner == -1) return;
+    if (owner != 0 && owner != epfd + 1) {
+        ep_owner[fd] = -1;
+        return;
+    }
+    if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event) {
+        ep_owner[fd] = epfd + 1;
+        ep_data[fd] = event->data.u64;
+    } else {
+        ep_owner[fd] = 0;
+    }
+}
+
+/* ``fd`` was closed: an epoll set of that number is gone (EpollMap.forget_fd). */
+static void ep_forget_set(int fd) {
+    if (fd < 0 || fd >= DIPMON_FD_TABLE || !ep_is_set[fd]) return;
+    ep_is_set[fd] = 0;
+    for (int i = 0; i < DIPMON_FD_TABLE; i++)
+        if (ep_owner[i] == fd + 1) ep_owner[i] = 0;
+}
+
+/* Whether every event of the entry ``p`` (canonical: u32 flags, u64 fd or
+   data | EP_UNKNOWN, packed) can be turned into this follower's own data. */
+static int ep_known(const uint8_t *p, int epfd) {
+    uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72);
+    const uint8_t *q = p + REC_HEAD, *end = p + len;
+    for (uint32_t i = 0; i < n && q + REG_HEAD <= end; i++) {
+        uint32_t rl = *(const uint32_t *)(q + 8);
+        for (uint32_t off = 0; off + 12 <= rl; off += 12) {
+            uint64_t value;
+            memcpy(&value, q + REG_HEAD + off + 4, 8);
+            if (value & EP_UNKNOWN || value >= EP_FD_LIMIT) continue;
+            if (value >= DIPMON_FD_TABLE || ep_owner[value] == -1) return 0;
+        }
+        q += REG_HEAD + pad8(rl);
+    }
+    (void)epfd;
+    return 1;
+}
+
+/* The leader's events, copied into ``events``, become this follower's own
+   (EpollMap.from_canonical, which its monitor checks the record against). */
+static void ep_translate(struct epoll_event *events, long count, int epfd) {
+    for (long i = 0; i < count; i++) {
+        uint64_t value = events[i].data.u64, data = value;
+        if (value & EP_UNKNOWN)
+            data = value & ~EP_UNKNOWN;
+        else if (value < DIPMON_FD_TABLE && ep_owner[value] == epfd + 1)
+            data = ep_data[value];
+        events[i].data.u64 = data;
+    }
+}
+
 /* close: every variant closes its own descriptor; its byte goes to 0 (the
    monitor gives it again once the core's table has a new one there). */
 int close(int fd) {
     long a[6] = {fd, 0, 0, 0, 0, 0}, res;
     if (fast_fd(SYS_close, fd, FDK_CLOSE) && fast_each(SYS_close, a, 0x1, &res)) {
         if (fd >= 0 && fd < DIPMON_FD_TABLE) area[H_FD_ROUTE + fd] = 0;
+        if (res == 0) ep_forget_set(fd);
         return (int)ret_errno(res);
     }
     res = traced(SYS_close, fd, 0, 0, 0, 0, 0);
     if (*active && fd >= 0 && fd < DIPMON_FD_TABLE && res == 0) area[H_FD_ROUTE + fd] = 0;
+    if (res == 0) ep_forget_set(fd);
     return (int)ret_errno(res);
 }
 
@@ -623,9 +715,10 @@ static int in_event(const long a[6], long res, struct region *r) { /* epoll_ctl'
    its own data, which its monitor keeps per (epfd, fd) (realmode/epoll.py). */
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     long a[6] = {epfd, op, fd, (long)event, 0, 0}, res;
-    if (fast_nr(SYS_epoll_ctl) && fast_call(SYS_epoll_ctl, a, 0x7, NO_ROOM, in_event, &res))
-        return (int)ret_errno(res);
-    return (int)ret_errno(traced(SYS_epoll_ctl, epfd, op, fd, (long)event, 0, 0));
+    if (!(fast_nr(SYS_epoll_ctl) && fast_call(SYS_epoll_ctl, a, 0x7, NO_ROOM, in_event, &res)))
+        res = traced(SYS_epoll_ctl, epfd, op, fd, (long)event, 0, 0);
+    if (res == 0 && role == 1 && *active) ep_apply(epfd, op, fd, event);
+    return (int)ret_errno(res);
 }
 
 static int out_events(const long a[6], long res, struct region *r) {
@@ -634,14 +727,36 @@ static int out_events(const long a[6], long res, struct region *r) {
     return res > 0 ? 1 : 0;
 }
 
-/* epoll_wait, leader only: its events carry the leader's data, which its
-   monitor turns into descriptors; a follower's tracer writes back its own
-   data for them at a stop. */
+/* epoll_wait: the leader's events carry the leader's data, which its
+   monitor turns into descriptors; a follower takes them from the entry and
+   writes its own data for each descriptor (ep_translate). */
 int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
     long a[6] = {epfd, (long)events, maxevents, timeout, 0, 0}, res;
-    if (role == 0 && maxevents > 0 && (size_t)maxevents * sizeof(struct epoll_event) <= MAX_DATA &&
-        fast_nr(SYS_epoll_wait) && fast_call(SYS_epoll_wait, a, 0, NO_ROOM, out_events, &res))
+    int fits = maxevents > 0 && (size_t)maxevents * sizeof(struct epoll_event) <= MAX_DATA;
+    if (role == 0 && fits && fast_nr(SYS_epoll_wait) && fast_call(SYS_epoll_wait, a, 0, NO_ROOM, out_events, &res))
         return (int)ret_errno(res);
+    if (role == 1 && fits && epfd >= 0 && epfd < DIPMON_FD_TABLE && fast_nr(SYS_epoll_wait)) {
+        /* A follower takes the leader's events, which name descriptors, and
+           writes its own data for them (ep_translate); an event it cannot
+           translate so leaves the call to its tracer. Its record carries
+           the events as it got them, which its monitor checks against its
+           own registrations. epfd and maxevents compared; the core
+           compares the call again. */
+        uint64_t room[6] = {0, (uint64_t)maxevents * sizeof(struct epoll_event), 0, 0, 0, 0};
+        struct region r[MAX_REGIONS] = {{0}};
+        busy = 1;
+        const uint8_t *p = entry_match(SYS_epoll_wait, a, 0x5, room);
+        if (p && ep_known(p, epfd)) {
+            entry_take(p, a, &res);
+            if (res > 0) ep_translate(events, res < maxevents ? res : maxevents, epfd);
+            append(U64(H_SEQ), SYS_epoll_wait, a, res, r, out_events(a, res, r));
+            U64(H_FAST) += 1;
+            busy = 0;
+            return (int)ret_errno(res);
+        }
+        U64(H_FALLBACK) += 1;
+        busy = 0;
+    }
     return (int)ret_errno(traced(SYS_epoll_wait, epfd, (long)events, maxevents, timeout, 0, 0));
 }
 #endif
