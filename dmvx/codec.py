@@ -366,14 +366,29 @@ def _put_entry_batch(out: bytearray, m: EntryBatch) -> None:
     put_str(out, m.stream, "stream")
     put_int(out, first, "batch first seq")
     put_uint(out, len(entries))
+    # An entry made of the very objects of the one before it (a run of equal
+    # calls: one call, one outcome) has its segment: only its number differs.
+    last: tuple[object, ...] = ()
+    prefixed = b""
     for number, entry in enumerate(entries):
         if type(entry) is not Entry or entry.stream != m.stream or entry.seq != first + number:
             raise CodecError(
                 f"cannot encode an entry batch: its entry {number} is not entry {first + number} of stream {m.stream!r}"
             )
-        segment = _entry_segment(entry)
-        put_uint(out, len(segment))
-        out += segment
+        same = last and (
+            entry.call is last[0]
+            and entry.kind is last[1]
+            and entry.outcome is last[2]
+            and entry.digest is last[3]
+            and entry.signal is last[4]
+        )
+        if not same:
+            segment = _entry_segment(entry)
+            head = bytearray()
+            put_uint(head, len(segment))
+            prefixed = bytes(head) + segment
+            last = (entry.call, entry.kind, entry.outcome, entry.digest, entry.signal)
+        out += prefixed
 
 
 def _put_report(out: bytearray, m: Report) -> None:
@@ -639,7 +654,10 @@ def _read_entry_batch(r: PayloadReader) -> EntryBatch:
         raise CodecError(f"an entry batch of {count} entries (1 to {MAX_BATCH} allowed)")
     entries = []
     decoded = _DECODED
-    for number in range(count):
+    data = r._data
+    number = 0
+    while number < count:
+        start = r._pos
         try:
             segment = r.blob("entry segment")
         except CodecError as error:
@@ -658,6 +676,17 @@ def _read_entry_batch(r: PayloadReader) -> EntryBatch:
                 decoded[segment] = known
         call, kind, outcome, digest, signal, size = known
         entries.append(Entry(stream, first + number, call, kind, outcome, digest, signal, size))
+        number += 1
+        # The same length and segment again (a run of equal calls: only the
+        # number differs) is the same entry: compared in place, not read.
+        pos = r._pos
+        piece = data[start:pos]
+        width = len(piece)
+        while number < count and data.startswith(piece, pos):
+            entries.append(Entry(stream, first + number, call, kind, outcome, digest, signal, size))
+            number += 1
+            pos += width
+        r._pos = pos
     return EntryBatch(stream, tuple(entries))
 
 

@@ -134,6 +134,19 @@ _GENERAL_PATH = frozenset(CHANGES_FDS) | PSEUDO_CALLS
 _WENT_ON = "no other variant ended so within the stall timeout"
 
 
+def _skippable(name: str, decision: Decision) -> bool:
+    """Whether a follower's call of ``name`` decided so may be skipped on a
+    one-step path (:meth:`FollowerMonitor.call_skipped`, ``calls_skipped``):
+    asynchronous, run by the leader alone, and not one the general path
+    must see (:data:`_GENERAL_PATH`)."""
+    return not (
+        decision.sync
+        or decision.effect is not _EFFECT_LEADER
+        or decision.route is _ROUTE_LOCAL
+        or name in _GENERAL_PATH
+    )
+
+
 def same_call(a: Call, b: Call) -> bool:
     """Whether two variants' calls agree (layout-only arguments aside)."""
     return a == b or comparable(a) == comparable(b)
@@ -473,7 +486,7 @@ class LeaderMonitor(_Monitor):
         self.cb.push(seq, entry.size, call, outcome)
         return [Send(EVERYONE, entry)]
 
-    def call_replicated(self, call: Call, outcome: Outcome) -> Entry | None:
+    def call_replicated(self, call: Call, outcome: Outcome, by_descriptor: bool = False) -> Entry | None:
         """:meth:`call_entered` and :meth:`call_exited` of one call in one
         step, for a call the leader runs and replicates asynchronously with
         nothing in its way: its entry (to send to every follower), or None
@@ -485,10 +498,14 @@ class LeaderMonitor(_Monitor):
         between (simulation), takes it here in one method call instead of two
         answers of three actions. Descriptor-changing calls, lockstep and
         local calls, a full buffer, a held signal, a pending report or a vote
-        take the general path."""
+        take the general path. A call the broker decides by its descriptor
+        (``read``) takes it too unless ``by_descriptor``: the broker is then
+        asked, as :meth:`call_entered` asks it."""
         if self._state is not _L_RUNNING or self.verdict is not None or self._held_signals or self._reports:
             return None
         decision = self._by_name.get(call.name)
+        if decision is None and by_descriptor and call.name not in _GENERAL_PATH:
+            decision = self.broker.decide(call, self.fds)
         if (
             decision is None
             or decision.sync
@@ -514,7 +531,7 @@ class LeaderMonitor(_Monitor):
         self.cb.push(seq, entry.size, call, outcome)
         return entry
 
-    def calls_replicated(self, call: Call, outcome: Outcome, most: int) -> list[Entry]:
+    def calls_replicated(self, call: Call, outcome: Outcome, most: int, by_descriptor: bool = False) -> list[Entry]:
         """:meth:`call_replicated` of up to ``most`` equal calls in a row,
         as one core event: their entries, in order (empty when the first
         needs the general path -- and then nothing has changed). Fewer than
@@ -526,8 +543,8 @@ class LeaderMonitor(_Monitor):
         first the checks :meth:`call_replicated` makes all come out the
         same but the buffer's room: the run's numbers, counts and buffer
         accounting are reckoned once, and every entry but its number is the
-        first one's."""
-        first = self.call_replicated(call, outcome)
+        first one's. ``by_descriptor``: as :meth:`call_replicated`'s."""
+        first = self.call_replicated(call, outcome, by_descriptor)
         if first is None:
             return []
         size = first.size
@@ -932,13 +949,7 @@ class FollowerMonitor(_Monitor):
             return None
         name = call.name
         decision = self._by_name.get(name)
-        if (
-            decision is None
-            or decision.sync
-            or decision.effect is not _EFFECT_LEADER
-            or decision.route is _ROUTE_LOCAL
-            or name in _GENERAL_PATH
-        ):
+        if decision is None or not _skippable(name, decision):
             return None
         seq = self.seq + 1
         entry = self._inbox.get(seq)
@@ -958,6 +969,65 @@ class FollowerMonitor(_Monitor):
             self._current = None
             return (self._take_ack(seq),) if self._ack_due(seq) else ()
         return None
+
+    def calls_skipped(self, call: Call, most: int) -> tuple[list[Outcome], tuple[Message, ...]]:
+        """:meth:`call_skipped` of up to ``most`` equal calls in a row, as
+        one core event: the outcome each skipped call returns (the leader's,
+        in order; empty when the first needs the general path -- and then
+        nothing has changed) and the messages to send the leader.
+
+        A run stops early at the first call whose entry is not here, or is
+        not one :meth:`call_skipped` takes (another call, another kind):
+        that call takes the general path. The checks are
+        :meth:`call_skipped`'s, entry by entry; the acknowledgement is the
+        one due at the run's last call, or at the last call of it where one
+        fell due: a run is taken at one moment, so one acknowledgement says
+        what several would (the leader releases up to it)."""
+        if self._state is not _F_RUNNING or self.verdict is not None or most <= 0:
+            return [], ()
+        name = call.name
+        decision = self._by_name.get(name)
+        if decision is None and name not in _GENERAL_PATH:
+            decision = self.broker.decide(call, self.fds)  # by its descriptor, as call_entered asks
+        if decision is None or not _skippable(name, decision):
+            return [], ()
+        inbox = self._inbox
+        seq = self.seq
+        outcomes: list[Outcome] = []
+        predicted: Outcome | None = None
+        due = 0
+        unacked = self._unacked_bytes
+        for _ in range(most):
+            entry = inbox.get(seq + 1)
+            if entry is None:
+                break
+            leader_call = entry.call
+            if not (leader_call is call or (leader_call.name == name and leader_call.args == call.args)):
+                break
+            kind = entry.kind
+            if kind is _KIND_FULL and entry.outcome is not None:
+                outcomes.append(entry.outcome)
+            elif kind is _KIND_PREDICTED:
+                if predicted is None:
+                    predicted = _predicted_outcome(call)
+                outcomes.append(predicted)
+            else:
+                break
+            seq += 1
+            del inbox[seq]
+            unacked += entry.size
+            self._unacked_bytes = unacked
+            if self._ack_due(seq):
+                due = seq
+                unacked = self._unacked_bytes = 0
+                self._acked = seq
+        if not outcomes:
+            return [], ()
+        self.seq = seq
+        self.last_decision = decision
+        self._route_counts[decision.route] += len(outcomes)
+        self._current = None  # RUNNING -> RUNNING: skipped, as call_skipped
+        return outcomes, ((Ack(self.stream, due, self.index),) if due else ())
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
         """A call the follower ran itself returned ``outcome``."""

@@ -395,3 +395,37 @@ def test_remembered_segments_keep_true_and_one_apart():
     assert dumps(one) != dumps(true)
     assert typed(loads(dumps(true))) == typed(true)
     assert typed(loads(dumps(one))) == typed(one)
+
+
+def test_a_run_of_equal_entries_round_trips_and_is_read_in_place():
+    """A leader's run of equal calls (one call object, one outcome object:
+    ``calls_replicated``) is encoded as each entry alone would be, and the
+    decoder takes the repeated segments in place: the same entries, and a
+    different entry between runs is read as itself."""
+    getpid, read = Call("getpid", ()), Call("read", (3, 4096, 1))
+    same, data = Outcome(42), Outcome(1, ((1, b"x"),))
+    parts = [(getpid, same)] * 5 + [(read, data)] + [(getpid, same)] * 3 + [(read, Outcome(1, ((1, b"y"),)))]
+    batch = EntryBatch("0", tuple(Entry("0", 20 + n, c, EntryKind.FULL, o) for n, (c, o) in enumerate(parts)))
+    alone = EntryBatch(
+        "0",
+        tuple(
+            Entry("0", e.seq, Call(e.call.name, e.call.args), e.kind, Outcome(e.outcome.result, e.outcome.outputs))
+            for e in batch.entries
+        ),
+    )
+    assert encode_message(batch) == encode_message(alone)
+    decoded = roundtrip(batch)
+    assert typed(decoded) == typed(batch)
+    assert [(e.seq, e.call.name, e.outcome) for e in decoded.entries] == [
+        (e.seq, e.call.name, e.outcome) for e in batch.entries
+    ]
+
+
+def test_a_batch_promising_more_equal_entries_than_it_holds_is_named():
+    """A count larger than the repeated segments there: the first entry
+    missing is named, as for any batch cut short."""
+    code, payload = encode_message(_getpids(10, 5))
+    forged = payload[:3] + bytes((payload[3] + 1,)) + payload[4:]  # 6 entries promised, 5 there
+    assert decode_message(code, payload).entries[-1].seq == 14
+    with pytest.raises(CodecError, match=r"entry 5 \(seq 15\) of the batch"):
+        decode_message(code, forged)

@@ -247,3 +247,80 @@ def test_calls_replicated_is_call_replicated_repeated(cb_entries: int, preset: s
         one.cb.mean_entries,
         one.cb.max_entries,
     )
+
+
+def _skip_one_by_one(follower: FollowerMonitor, call: Call, count: int) -> tuple[list[Outcome], list[Ack]]:
+    """The general path a follower takes for each of ``count`` equal calls."""
+    outcomes, acks = [], []
+    for _ in range(count):
+        actions = follower.call_entered(call)
+        skip = next(a for a in actions if isinstance(a, Skip))
+        outcomes.append(skip.outcome)
+        acks += [a.message for a in actions if isinstance(a, Send) and isinstance(a.message, Ack)]
+    return outcomes, acks
+
+
+@pytest.mark.parametrize("call", [Call("getpid"), Call("read", (3, 0x1000, 1))])
+def test_calls_skipped_is_the_general_path_in_one_event(call: Call) -> None:
+    """A follower's run of equal calls as one core event (``calls_skipped``)
+    returns the outcomes the general path's skips give, leaves the monitor
+    where they leave it, and acknowledges up to the last call where an
+    acknowledgement fell due (one message for the run). A call decided by
+    its descriptor (``read``) takes it too."""
+    policy = Policy.preset("dmvx")
+    leader = LeaderMonitor(policy, 2)
+    outcome = Outcome(4242) if call.name == "getpid" else Outcome(1, ((1, b"x"),))
+    entries = []
+    for _ in range(150):
+        leader.call_entered(call)
+        entries += [sent_entry(a) for a in leader.call_exited(outcome) if isinstance(a, Send)]
+    one, run = FollowerMonitor(policy, 1, 2), FollowerMonitor(policy, 1, 2)
+    for follower in (one, run):
+        assert follower.entries_kept(entries) == 150
+    singles, acks = _skip_one_by_one(one, call, 140)
+    outcomes, sent = run.calls_skipped(call, 140)
+    assert outcomes == singles and [o.result for o in outcomes] == [outcome.result] * 140
+    assert sent == (acks[-1],) and acks[-1].seq == 128
+    assert (run.seq, run.routes) == (one.seq, one.routes)
+    # The rest go on as they would have: the same acknowledgements after.
+    assert _skip_one_by_one(run, call, 10) == _skip_one_by_one(one, call, 10)
+
+
+def test_calls_skipped_stops_at_a_missing_or_different_entry() -> None:
+    """The run ends before an entry that is not here or is for another call:
+    that call takes the general path (which compares it); a first call
+    without its entry leaves the monitor as it was."""
+    policy = Policy.preset("dmvx")
+    leader = LeaderMonitor(policy, 2)
+    entries = []
+    for name in ("getpid",) * 3 + ("getppid",):
+        leader.call_entered(Call(name))
+        entries += [sent_entry(a) for a in leader.call_exited(Outcome(7)) if isinstance(a, Send)]
+    follower = FollowerMonitor(policy, 1, 2)
+    follower.entries_kept(entries[:2] + entries[3:])  # entry 3 has not come yet
+    outcomes, _ = follower.calls_skipped(Call("getpid"), 10)
+    assert len(outcomes) == 2 and follower.seq == 2
+    assert follower.calls_skipped(Call("getpid"), 10) == ([], ())
+    assert follower.seq == 2
+    follower.entries_kept(entries[2:3])
+    assert len(follower.calls_skipped(Call("getpid"), 10)[0]) == 1
+    # getppid's entry is there, but this variant makes another call: general path.
+    assert follower.calls_skipped(Call("getuid"), 10) == ([], ())
+    actions = follower.call_entered(Call("getuid"))
+    assert any(isinstance(a, Send) and isinstance(a.message, Report) for a in actions)
+
+
+def test_calls_replicated_by_descriptor_takes_a_run_of_reads() -> None:
+    """A call the broker decides by its descriptor takes the one-event path
+    when the mode asks for it (the in-process drain), as the general path
+    would have decided it; without asking, it takes the general path."""
+    policy = Policy.preset("dmvx")
+    one, run = LeaderMonitor(policy, 2), LeaderMonitor(policy, 2)
+    call, outcome = Call("read", (3, 0x1000, 1)), Outcome(1, ((1, b"x"),))
+    assert run.calls_replicated(call, outcome, 5) == []
+    singles = []
+    for _ in range(5):
+        one.call_entered(call)
+        singles += [sent_entry(a) for a in one.call_exited(outcome) if isinstance(a, Send)]
+    assert run.calls_replicated(call, outcome, 5, by_descriptor=True) == singles
+    assert (run.seq, run.routes, run.cb.unconfirmed()) == (one.seq, one.routes, one.cb.unconfirmed())

@@ -127,13 +127,61 @@ def test_a_drain_takes_every_record_in_one_pass() -> None:
     ring, written = _ring(first + layout.pad_record(16) + second)
     records, problem = layout.parse_records(ring, 0, written, 6)
     assert problem is None
-    assert [(r.seq if r else None, end) for r, end in records] == [
-        (7, len(first)),
-        (None, len(first) + 16),
-        (8, written),
+    assert [(p.record.seq if p.record else None, p.end, p.records) for p in records] == [
+        (7, len(first), 1),
+        (None, len(first) + 16, 1),
+        (8, written, 1),
     ]
-    last = records[2][0]
+    last = records[2].record
     assert last is not None and last.regions == ((0x1000, b"x"),)
+
+
+def _ticked(record: bytes, ticks: int) -> bytes:
+    """``record`` with the TSC ticks the library writes in its flags word."""
+    return record[:76] + ticks.to_bytes(4, "little") + record[80:]
+
+
+def test_equal_records_in_a_row_are_one_run() -> None:
+    """A loop's records -- equal but for their sequence numbers and ticks --
+    parse as one run (the monitor hands it to the core as one event); a
+    different result, other memory, a gap in the numbers or padding ends
+    the run, and what follows is parsed on its own."""
+    read = [_ticked(layout.build_record(seq, 0, 1, (3, 0x1000, 1), [(0x1000, b"x")]), seq * 7) for seq in (5, 6, 7)]
+    other_byte = layout.build_record(8, 0, 1, (3, 0x1000, 1), [(0x1000, b"y")])
+    failed = layout.build_record(9, 0, -11, (3, 0x1000, 1), [(0x1000, b"y")])
+    gap = layout.build_record(11, 0, -11, (3, 0x1000, 1), [(0x1000, b"y")])
+    ring, written = _ring(
+        *read,
+        other_byte,
+        failed,
+        gap,
+        layout.pad_record(16),
+        layout.build_record(12, 0, -11, (3, 0x1000, 1), [(0x1000, b"y")]),
+    )
+    records, problem = layout.parse_records(ring, 0, written, 4)
+    assert problem is None
+    size = len(read[0])
+    assert [(p.record.seq if p.record else None, p.records, p.length, p.end) for p in records] == [
+        (5, 3, size, 3 * size),
+        (8, 1, size, 4 * size),
+        (9, 1, size, 5 * size),
+        (11, 1, size, 6 * size),
+        (None, 1, 0, 6 * size + 16),
+        (12, 1, size, written),
+    ]
+    first = records[0].record
+    assert first is not None and first.ticks == 35 and first.regions == ((0x1000, b"x"),)
+
+
+def test_a_forged_record_inside_a_run_ends_it_and_is_named() -> None:
+    """The run's genuine records are returned; the forged one after them is
+    named by the run's last call."""
+    good = [layout.build_record(seq, 39, 100, (), []) for seq in (21, 22, 23, 24)]
+    forged = bytes.fromhex("f8ffff7f27000000") + bytes(72)
+    ring, written = _ring(*good, forged)
+    records, problem = layout.parse_records(ring, 0, written, 20)
+    assert [(p.record.seq, p.records) for p in records if p.record] == [(21, 4)]
+    assert problem is not None and "the record after call 24" in str(problem)
 
 
 def test_a_forged_record_in_the_middle_of_a_drain_is_named() -> None:
@@ -143,7 +191,7 @@ def test_a_forged_record_in_the_middle_of_a_drain_is_named() -> None:
     forged = bytes.fromhex("f8ffff7f27000000") + bytes(72)  # longer than the ring
     ring, written = _ring(b"".join(good) + forged + layout.build_record(14, 39, 100, (), []))
     records, problem = layout.parse_records(ring, 0, written, 10)
-    assert [r.seq if r else None for r, _ in records] == [11, 12, 13]
+    assert [(p.record.seq if p.record else None, p.records) for p in records] == [(11, 3)]
     assert problem is not None
     assert f"the record after call 13: a record of {0x7FFFFFF8} bytes at ring offset {3 * len(good[0])}" in str(problem)
     # Cut short instead: the same naming, from the call before the pass.

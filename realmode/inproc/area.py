@@ -14,7 +14,7 @@ import struct
 from collections import deque
 
 from realmode.inproc import layout
-from realmode.inproc.layout import Malformed, Record
+from realmode.inproc.layout import Malformed, Parsed
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_FUTEX, _FUTEX_WAKE = 202, 1
@@ -87,7 +87,7 @@ class Area:
 
     # -- the out ring (the variant's calls) ----------------------------------
 
-    def take_out(self, start: int, after: int) -> tuple[list[tuple[Record | None, int]], Malformed | None]:
+    def take_out(self, start: int, after: int) -> tuple[list[Parsed], Malformed | None]:
         """Every record the variant appended from ring position ``start`` (at
         or past the tail: records taken before and not yet consumed stay
         where they are) up to the head, parsed in one pass

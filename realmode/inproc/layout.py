@@ -118,28 +118,76 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
     return Record(seq, nr, result, args, tuple(regions), _flags), length
 
 
-def parse_records(
-    ring: memoryview, tail: int, head: int, after: int
-) -> tuple[list[tuple[Record | None, int]], Malformed | None]:
+class Parsed(NamedTuple):
+    """What :func:`parse_records` found at one place of the ring: a record
+    (None: padding) and the ring position after it -- or a *run*: ``records``
+    records of ``length`` bytes each, one after another, equal but for their
+    sequence numbers (``record.seq`` and on, one by one) and their TSC ticks
+    (``record``'s are the first's), ending at ``end``. A loop's calls come
+    so, and the monitor hands a run to the core as one event."""
+
+    record: Record | None
+    end: int
+    records: int = 1
+    length: int = 0
+
+
+#: A record's header without its TSC ticks: what equal records share, but
+#: for the sequence number (the third field).
+_KEY = struct.Struct("<IIqq6QI")
+
+
+def parse_records(ring: memoryview, tail: int, head: int, after: int) -> tuple[list[Parsed], Malformed | None]:
     """Every record between ring positions ``tail`` and ``head`` (byte
     counts since the ring began; the ring is ``len(ring)`` bytes), in one
-    pass: a list of (record, the position after it) -- None for padding --
-    and the :class:`Malformed` that stopped the pass early, if one did, which
+    pass: a list of :class:`Parsed` in ring order -- equal records in a row
+    as one run, each of them checked as the first was (same length, call,
+    arguments, result and memory; the next sequence number) -- and the
+    :class:`Malformed` that stopped the pass early, if one did, which
     names the record: the first after sequence number ``after`` (or after
     the last record of this pass) and its ring offset. The records before a
     malformed one are genuine and are returned."""
     size = len(ring)
-    out: list[tuple[Record | None, int]] = []
+    out: list[Parsed] = []
     last = after
+    key_of = _KEY.unpack_from
+    # The run being gathered: its first record, the key of its records
+    # (header fields but the sequence number), their memory, length and count.
+    first: Record | None = None
+    key: tuple[int, ...] = ()
+    body = b""
+    length = count = 0
     while tail < head:
+        offset = tail % size
+        if first is not None and head - tail >= length and offset + length <= size:
+            fields = key_of(ring, offset)
+            if (
+                fields[2] == last + 1
+                and fields[:2] + fields[3:] == key
+                and (length == REC_HEAD or ring[offset + REC_HEAD : offset + length].tobytes() == body)
+            ):
+                count += 1
+                last += 1
+                tail += length
+                continue
+        if first is not None:
+            out.append(Parsed(first, tail, count, length))
+            first = None
         try:
-            record, length = parse_record(ring, tail % size, head - tail)
+            record, length = parse_record(ring, offset, head - tail)
         except Malformed as problem:
             return out, Malformed(f"the record after call {last}: {problem}")
         tail += length
-        out.append((record, tail))
-        if record is not None:
-            last = record.seq
+        if record is None:
+            out.append(Parsed(None, tail))
+            continue
+        last = record.seq
+        first, count = record, 1
+        fields = key_of(ring, offset)
+        key = fields[:2] + fields[3:]
+        body = ring[offset + REC_HEAD : offset + length].tobytes() if length > REC_HEAD else b""
+    if first is not None:
+        out.append(Parsed(first, tail, count, length))
     return out, None
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dmvx.actions import (
+    EVERYONE,
+    LEADER,
     Carrier,
     Deliver,
     Done,
@@ -57,7 +59,7 @@ from realmode import ptrace_ll as ll
 from realmode.epoll import EVENTS_ARG, WAITS
 from realmode.inproc import layout, tables
 from realmode.inproc.area import Area
-from realmode.inproc.layout import Malformed, Record
+from realmode.inproc.layout import Malformed, Parsed, Record
 from realmode.tracer.procs import Held
 from realmode.tracer.tally import Count
 from realmode.tracer.tally import now as tally_now
@@ -267,7 +269,7 @@ class InProcess:
         #: each with the ring position after it (:meth:`drain`); how far the
         #: ring is parsed and consumed; the malformed record that ended the
         #: last parse, if one did.
-        self.parsed: deque[tuple[Record | None, int]] = deque()
+        self.parsed: deque[Parsed] = deque()
         self.parsed_to = 0
         self.consumed_at = 0
         self.bad: Malformed | None = None
@@ -591,18 +593,40 @@ class InProcess:
                 more, self.bad = area.take_out(self.parsed_to, self.proc.monitor.seq)
                 if more:
                     parsed.extend(more)
-                    self.parsed_to = more[-1][1]
+                    self.parsed_to = more[-1].end
                 elif self.bad is None:
                     break
                 continue
-            record, self.consumed_at = parsed.popleft()
+            part = parsed.popleft()
+            record = part.record
             if record is None:
+                self.consumed_at = part.end
                 continue  # padding
-            took += 1
-            if self.leader:
-                self._lead(record)
-            else:
-                self._follow(record)
+            count = part.records
+            if count == 1:
+                self.consumed_at = part.end
+                took += 1
+                if self.leader:
+                    self._lead(record)
+                else:
+                    self._follow(record)
+                continue
+            # A run of equal records: as many as the core takes in one event,
+            # never past a stopped call run ahead of it (which goes to the
+            # core right after the records written before it).
+            length = part.length
+            start = part.end - count * length
+            most = count
+            if self.ahead:
+                most = max(1, min(most, (self.ahead[0].boundary - start) // length))
+            if self.t.recorder is not None and self.proc is self.t.root:
+                most = 1  # --record gives each call its own duration (its ticks)
+            self.consumed_at = start + length
+            taken = self._lead_run(record, most) if self.leader else self._follow_run(record, most)
+            self.consumed_at = start + taken * length
+            took += taken
+            if taken < count:
+                parsed.appendleft(Parsed(record._replace(seq=record.seq + taken), part.end, count - taken, length))
         if took:
             self.records += took
             self.last_record = time.monotonic()
@@ -701,6 +725,40 @@ class InProcess:
             raw, outcome = decoded
             self._ran(raw, outcome, False, "the leader's in-process monitor ran {}, which the core does not replicate")
 
+    def _lead_run(self, record: Record, most: int) -> int:
+        """Up to ``most`` equal records from ``record`` on (a run: see
+        :class:`layout.Parsed`) to the core as one event
+        (:meth:`LeaderMonitor.calls_replicated`): decoded once, counted,
+        buffered and sent in one go. How many records were taken: at least
+        the first, which takes the general path (:meth:`_ran`) when the core
+        takes no run here (a full buffer, a call it does not replicate so)."""
+        self._ticks = record.ticks
+        decoded = self._decode(record)
+        if decoded is None:
+            return 1  # a verdict
+        raw, outcome = decoded
+        monitor = self.proc.monitor
+        start = tally_now() if self.t.tally is not None else 0
+        entries = monitor.calls_replicated(raw.call, outcome, most, True) if most > 1 else []  # type: ignore[union-attr]
+        if not entries:
+            self._ran(raw, outcome, False, "the leader's in-process monitor ran {}, which the core does not replicate")
+            return 1
+        self._ticks = 0
+        self.t.stats.executed += len(entries)
+        self._tally_run(raw, len(entries), start, outcome.result < 0)
+        self.proc.hands.send_entries(EVERYONE, entries)  # type: ignore[union-attr]
+        return len(entries)
+
+    def _tally_run(self, raw: abi.RawCall, calls: int, start: int, failed: bool) -> None:
+        """With ``--summary``: a run of ``calls`` equal calls the core took
+        in one event begun at ``start`` (its errors too, if ``failed``)."""
+        tally = self.t.tally
+        if tally is None:
+            return
+        count = tally.fast(self.proc.monitor, raw.name, tally_now() - start, calls)
+        if count is not None and failed:
+            count.errors += calls
+
     def _lead_ahead(self, item: _Ahead) -> None:
         """A call run ahead, to the core in its place."""
         monitor = self.proc.monitor
@@ -734,11 +792,45 @@ class InProcess:
             self.t.stats.executed += 1
         self._call_exited(outcome)
 
-    def _follow(self, record: Record) -> None:
+    def _follow_run(self, record: Record, most: int) -> int:
+        """Up to ``most`` equal records of the follower's own calls from
+        ``record`` on (a run) to the core as one event
+        (:meth:`FollowerMonitor.calls_skipped`): each checked against its
+        entry -- the leader's result is what the library returned -- in one
+        go. How many records were taken: at least the first, which takes the
+        general path (:meth:`_follow`) when the core takes no run here."""
         decoded = self._decode(record)
         if decoded is None:
-            return
+            return 1  # a verdict
         raw, _ = decoded
+        start = tally_now() if self.t.tally is not None else 0
+        outcomes, messages = self.proc.monitor.calls_skipped(raw.call, most)  # type: ignore[union-attr]
+        if not outcomes:
+            self._follow(record, raw)
+            return 1
+        self._tally_run(raw, len(outcomes), start, False)
+        result = record.result
+        for number, outcome in enumerate(outcomes):
+            if outcome.result != result:
+                self._protocol_error(
+                    f"the follower's in-process monitor returned {result} from {raw.call} (call "
+                    f"{record.seq + number}), the leader's entry says {outcome.result}"
+                )
+                return number + 1
+        self.t.stats.skipped += len(outcomes)
+        hands = self.proc.hands
+        for message in messages:
+            hands.send(Send(LEADER, message))  # type: ignore[union-attr]
+        return len(outcomes)
+
+    def _follow(self, record: Record, raw: abi.RawCall | None = None) -> None:
+        """One record of the follower's own calls to the core (``raw``: the
+        call, already decoded from it)."""
+        if raw is None:
+            decoded = self._decode(record)
+            if decoded is None:
+                return
+            raw, _ = decoded
         fate = self._enter(raw)
         if type(fate) is Execute and fate.seq is not None and raw.name in tables.EACH_CALLS:
             # A call the follower ran itself (close): its result goes to the
@@ -795,24 +887,42 @@ class InProcess:
 
     def feed(self, entry: Entry) -> None:
         """After the core took ``entry``: its record for the in ring, which
-        :meth:`flush_backlog` writes. Entries of one call with one outcome
-        (a loop) differ only in their sequence number: their record is made
-        once and stamped with each one's."""
-        seq = entry.seq
-        if entry.kind in _NO_SEQ or seq <= self.area.get64(layout.H_SEQ):
-            return
-        outcome = entry.outcome
-        key = (entry.call, entry.kind, outcome)
-        template = self._templates.get(key)
-        if template is None:
-            template = self._in_record(entry)
-            if len(template) <= _TEMPLATE_BYTES:
-                if len(self._templates) >= _CALL_CACHE:
-                    self._templates.clear()
-                self._templates[key] = template
-        record = bytearray(template)
-        layout.stamp_seq(record, seq)
-        self.backlog.append(record)
+        :meth:`flush_backlog` writes (:meth:`feed_entries` of one)."""
+        self.feed_entries((entry,))
+
+    def feed_entries(self, entries: tuple[Entry, ...] | list[Entry]) -> None:
+        """After the core took ``entries`` (in order): their records for the
+        in ring, which :meth:`flush_backlog` writes. Entries of one call with
+        one outcome (a loop) differ only in their sequence number: their
+        record is made once and stamped with each one's (an entry made of
+        the objects of the one before it is not even looked up)."""
+        floor = self.area.get64(layout.H_SEQ)
+        templates = self._templates
+        backlog = self.backlog
+        stamp = layout.stamp_seq
+        last: tuple[object, ...] = ()
+        template = b""
+        for entry in entries:
+            seq = entry.seq
+            kind = entry.kind
+            if kind in _NO_SEQ or seq <= floor:
+                continue
+            outcome = entry.outcome
+            call = entry.call
+            if not (last and call is last[0] and kind is last[1] and outcome is last[2]):
+                key = (call, kind, outcome)
+                known = templates.get(key)
+                if known is None:
+                    known = self._in_record(entry)
+                    if len(known) <= _TEMPLATE_BYTES:
+                        if len(templates) >= _CALL_CACHE:
+                            templates.clear()
+                        templates[key] = known
+                template = known
+                last = (call, kind, outcome)
+            record = bytearray(template)
+            stamp(record, seq)
+            backlog.append(record)
 
     def _in_record(self, entry: Entry) -> bytes:
         """The in-ring record of ``entry``, with sequence number 0."""

@@ -72,6 +72,34 @@ class Outbox:
         elif self.flush_at is None:
             self.flush_at = time.monotonic() + self.flush_delay
 
+    def send_entries(self, to: int, entries: list[Entry]) -> None:
+        """:meth:`send` with ``batch`` of each of ``entries`` -- consecutive
+        entries of one stream, a run of equal calls -- in one go: the open
+        batch takes as many as it has room for, and so on."""
+        if not entries:
+            return
+        first = entries[0]
+        open_ = self._entries
+        if open_:
+            last = open_[-1]
+            if to != self._entries_to or first.stream != last.stream or first.seq != last.seq + 1:
+                self._close_entries()
+        at = 0
+        while at < len(entries):
+            if not open_:
+                self._entries_to = to
+            room = _BATCH_ENTRIES - len(open_)
+            part = entries[at : at + room]
+            open_ += part
+            self.size += sum(entry.size for entry in part)
+            at += len(part)
+            if len(open_) >= _BATCH_ENTRIES:
+                self._close_entries()
+            if self.size >= _BATCH_BYTES:
+                self.flush()
+        if self.flush_at is None and self.pending:
+            self.flush_at = time.monotonic() + self.flush_delay
+
     def _close_entries(self) -> None:
         """The open run of entries becomes one link record."""
         entries = self._entries

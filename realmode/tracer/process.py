@@ -324,6 +324,8 @@ class TracerProcess:
             # A batch of the leader's entries is unpacked here: the core
             # takes them one by one, as if each had come on its own.
             batch: tuple[Message, ...] = message.entries if isinstance(message, EntryBatch) else (message,)
+            if not self.leader and type(message) is EntryBatch:
+                batch = batch[self.router.keep_entries(message) :]
             for one in batch:
                 if self.finished:
                     break
@@ -443,6 +445,16 @@ class Hands(Carrier):
             or (type(message) is Entry and message.kind in (EntryKind.FULL, EntryKind.DIGEST, EntryKind.PREDICTED))
         )
         self.t.out.send(action.to, message, batch)
+
+    def send_entries(self, to: int, entries: list[Entry]) -> None:
+        """Send the entries of a run of equal calls (the core's
+        :meth:`~dmvx.monitor.LeaderMonitor.calls_replicated`: consecutive
+        entries of one stream, of kinds :meth:`send` batches) in one go."""
+        if self.t.batching:
+            self.t.out.send_entries(to, entries)
+        else:
+            for entry in entries:
+                self.t.out.send(to, entry, False)
 
     def execute(self, action: Execute) -> None:
         fast = self.proc.fast

@@ -16,7 +16,9 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from dmvx.messages import Entry, Message, Stop
+from dmvx.fdtable import TABLE_ORDERED
+from dmvx.messages import Entry, EntryBatch, Message, Stop
+from dmvx.monitor import FollowerMonitor
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
 from realmode.tracer.signals import EINTR, TIMER_SIGNALS, caught, pending
@@ -46,6 +48,36 @@ class Router:
             self.t.inbox.setdefault(stream, []).append(message)
             return
         self.deliver(proc, message)
+
+    def keep_entries(self, batch: EntryBatch) -> int:
+        """A follower's batch of the leader's entries: its first entries for
+        calls the stream's process has not reached yet go to its core in one
+        step (:meth:`~dmvx.monitor.FollowerMonitor.entries_kept`) and, on the
+        in-process path, to its in ring (:meth:`InProcess.feed_entries`).
+        How many were taken; the rest are routed one by one. Entries of calls
+        that change the descriptor table are not taken here: the descriptor
+        order (:mod:`.fdorder`) hears each of them."""
+        proc = self.t.streams.get(batch.stream)
+        monitor = proc.monitor if proc is not None else None
+        if not isinstance(monitor, FollowerMonitor):
+            return 0
+        entries = batch.entries
+        plain = 0
+        for entry in entries:
+            if entry.call.name in TABLE_ORDERED:
+                break
+            plain += 1
+        taken = monitor.entries_kept(entries[:plain]) if plain else 0
+        if not taken:
+            return 0
+        kept = entries[:taken]
+        self.t.fd_order.heard(kept[-1])
+        self.t.clocks.heard(kept[-1])
+        assert proc is not None
+        proc.heard = time.monotonic()
+        if proc.fast is not None:
+            proc.fast.feed_entries(kept)
+        return taken
 
     def deliver(self, proc: Proc, message: Message) -> None:
         proc.heard = time.monotonic()

@@ -80,11 +80,12 @@ class Tally:
         held.since = since
         return actions
 
-    def fast(self, monitor: LeaderMonitor | FollowerMonitor, name: str, spent: int) -> Count | None:
+    def fast(self, monitor: LeaderMonitor | FollowerMonitor, name: str, spent: int, calls: int = 1) -> Count | None:
         """A call of the in-process path (``realmode.inproc``), handed to
         ``monitor`` from its ring in ``spent`` ns: counted as a stop would
         be, with no time stopped (it did not stop). Its count, for the
-        rest (None when the monitor decided nothing: the run is over)."""
+        rest (None when the monitor decided nothing: the run is over).
+        ``calls``: a run of that many equal calls, handed over as one."""
         decision = monitor.last_decision
         if decision is None:
             return None
@@ -92,7 +93,7 @@ class Tally:
         count = self.counts.get(key)
         if count is None:
             count = self.counts[key] = Count()
-        count.calls += 1
+        count.calls += calls
         count.monitor_ns += spent
         return count
 
