@@ -3,12 +3,15 @@ what a tracer measures and reports, and what a waiting tracer does not count."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from dmvx import codec
 from dmvx.messages import StarvedNote
 from realmode.tracer import starvation
-from realmode.tracer.starvation import MIN_REPORTED, Starvation, period, schedstat
+from realmode.tracer.process import TracerProcess
+from realmode.tracer.starvation import LATE_LIMIT, MIN_REPORTED, Starvation, period, schedstat
 
 MS = 1_000_000
 
@@ -81,11 +84,16 @@ def test_a_variant_with_no_process_left_reports_nothing(monkeypatch: pytest.Monk
     assert measure.measure([], 1.0) == 0
 
 
+def _heard(*notes: tuple[int, int, float], since: float = 0.0) -> Starvation:
+    """A measure that heard ``notes`` (peer, ns, when), begun at ``since``."""
+    heard = Starvation(now=since)
+    for peer, ns, when in notes:
+        heard.heard(peer, ns, when)
+    return heard
+
+
 def test_only_what_peers_reported_after_the_wait_began_is_excused() -> None:
-    heard = Starvation()
-    heard.heard(1, 400 * MS, 10.0)
-    heard.heard(1, 300 * MS, 11.0)
-    heard.heard(1, 200 * MS, 12.0)
+    heard = _heard((1, 400 * MS, 10.0), (1, 300 * MS, 11.0), (1, 200 * MS, 12.0))
     assert heard.excused(9.0) == pytest.approx(0.9)
     assert heard.excused(10.5) == pytest.approx(0.5)
     assert heard.excused(12.0) == 0.0
@@ -93,11 +101,86 @@ def test_only_what_peers_reported_after_the_wait_began_is_excused() -> None:
 
 
 def test_several_peers_excuse_the_largest_wait_of_one_not_their_sum() -> None:
-    heard = Starvation()
-    heard.heard(1, 400 * MS, 10.0)
-    heard.heard(2, 300 * MS, 10.1)
-    heard.heard(2, 300 * MS, 10.6)
+    heard = _heard((1, 400 * MS, 10.0), (2, 300 * MS, 10.1), (2, 300 * MS, 10.6))
     assert heard.excused(9.0) == pytest.approx(0.6)
+
+
+def test_a_monitor_forked_for_the_run_counts_its_own_wait_from_its_birth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monitor forked on a busy machine waited 0.3-2.4 s for a CPU before
+    it first measured (it is forked for the run, as its variant is): that
+    wait is in its first note, not lost before it began to measure."""
+    table = {"thread-self": (5 * MS, 800 * MS)}
+    _readings(monkeypatch, table)
+    forked = Starvation(born=True)
+    table[7] = (1 * MS, 0)
+    assert forked.measure([7], 1.0) == 795 * MS
+    _readings(monkeypatch, {"thread-self": (5 * MS, 800 * MS), 7: (1 * MS, 0)})
+    assert Starvation().measure([7], 1.0) == 0  # one that was not forked for the run counts from now
+
+
+def test_a_peer_that_has_sent_no_note_for_two_periods_is_late() -> None:
+    """Every tracer sends a note every period, 0 too: one that does not is
+    one the machine does not run, and its note may yet excuse the wait."""
+    heard = _heard((1, 0, 10.0), (2, 0, 10.4), since=9.0)
+    assert not heard.late([1, 2], 10.9, 1.0)
+    assert heard.late([1, 2], 11.1, 1.0)  # peer 1 said nothing since 10.0
+    assert not heard.late([2], 11.1, 1.0)
+    assert not _heard(since=9.0).late([1], 9.9, 1.0)  # never heard: counted from the start
+    assert _heard(since=9.0).late([1], 10.1, 1.0)
+
+
+class _Tracer:
+    """What :meth:`TracerProcess._stall_at` reads: one process waiting since
+    ``reference`` for the leader, stall timeout 2 s, a measure every 0.5 s."""
+
+    def __init__(self, heard: Starvation, reference: float) -> None:
+        self.launch = SimpleNamespace(stall_timeout=2.0)
+        self.starvation = heard
+        self.peers = (0,)
+        self.starved_every = 0.5
+        self.reference = reference
+
+    def _wait_reference(self, _proc: object) -> float:
+        return self.reference
+
+
+def _stall_at(tracer: _Tracer, now: float) -> float:
+    return TracerProcess._stall_at(tracer, None, now)  # type: ignore[arg-type]
+
+
+def test_a_wait_for_a_peer_whose_monitor_runs_is_a_stall_after_the_timeout() -> None:
+    """The leader's monitor reports every period, 0: its variant is not
+    starved (spinning, or blocked): the follower's wait from 10.0 is a stall at 12.0."""
+    tracer = _Tracer(_heard(*((0, 0, 10.0 + k / 2) for k in range(5)), since=9.0), reference=10.0)
+    assert _stall_at(tracer, 11.0) == 12.0
+    assert _stall_at(tracer, 12.0) == 12.0
+
+
+def test_a_wait_for_a_peer_whose_monitor_gets_no_cpu_waits_for_its_note() -> None:
+    """As measured (four `dmvx run`s at once beside ten CPU hogs on the
+    followers' CPU, docs/realmode.md "Timing and ends"): the leader waited
+    at call #10 from 0.83 s; the follower's monitor, starved in its own
+    start, measured first at 3.66 s (2.44 s without a CPU) and the leader
+    had ended the run with no-progress at 2.83 s. Now the wait goes on
+    while that monitor's notes are overdue, and its note excuses it."""
+    heard = _heard(since=0.0)
+    tracer = _Tracer(heard, reference=0.83)
+    assert _stall_at(tracer, 1.0) == pytest.approx(2.83)
+    assert _stall_at(tracer, 2.83) == pytest.approx(2.83 + 0.25)  # nothing heard: looked at again soon
+    heard.heard(0, 2_443 * MS, 3.83)
+    assert _stall_at(tracer, 3.84) == pytest.approx(2.83 + 2.443)
+    heard.heard(0, 0, 4.3)
+    heard.heard(0, 0, 4.8)  # caught up, reports on time: the stall is where the notes put it
+    assert _stall_at(tracer, 5.3) == pytest.approx(2.83 + 2.443)
+
+
+def test_a_peer_that_never_reports_ends_the_run_all_the_same() -> None:
+    """A monitor that is stopped (not starved) sends nothing either: the
+    wait becomes a stall after :data:`LATE_LIMIT` stall timeouts."""
+    tracer = _Tracer(_heard(since=0.0), reference=1.0)
+    assert _stall_at(tracer, 8.9) == pytest.approx(9.0)
+    assert _stall_at(tracer, 9.0) == pytest.approx(3.0)  # due long ago: a stall now
+    assert LATE_LIMIT * 2.0 == 8.0
 
 
 def test_the_measure_comes_at_least_four_times_per_stall_timeout() -> None:

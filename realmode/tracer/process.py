@@ -58,7 +58,7 @@ from realmode.tracer.procs import Proc, Stage, Stats, Unsupported
 from realmode.tracer.routing import Router
 from realmode.tracer.signals import SignalPoints
 from realmode.tracer.skipping import Skipping
-from realmode.tracer.starvation import Starvation, period
+from realmode.tracer.starvation import LATE_LIMIT, Starvation, birth, period
 from realmode.tracer.stops import Stops
 from realmode.tracer.tally import Tally
 from realmode.tracer.threads import Threads
@@ -73,7 +73,10 @@ _PEER_SIGNAL_POLL = 0.005
 class TracerProcess:
     """The tracer of one variant: its processes, its link, its loop."""
 
-    def __init__(self, launch: Launch, link_sock: socket.socket, report_fd: int) -> None:
+    def __init__(self, launch: Launch, link_sock: socket.socket, report_fd: int, born: float | None = None) -> None:
+        """``born``: when this monitor process was forked for the run
+        (:func:`realmode.tracer.starvation.birth`); its wait for a CPU since
+        then is in its first measure."""
         self.launch = launch
         self.link = link_sock
         self.report_fd = report_fd
@@ -93,9 +96,11 @@ class TracerProcess:
         self.last_heartbeat = 0.0
         #: This variant's waits for a CPU, measured every ``starved_every``
         #: seconds, and those its peers reported (:mod:`.starvation`).
-        self.starvation = Starvation()
+        self.starvation = Starvation(born=born is not None, now=self.last_inbound)
         self.starved_every = period(launch.stall_timeout, _HEARTBEAT_S)
-        self.last_measure = self.last_inbound
+        self.last_measure = born if born is not None else self.last_inbound
+        #: Whose notes this monitor hears: the followers' (leader) or the leader's.
+        self.peers = range(1, launch.n_variants) if self.leader else (LEADER,)
         self.stats = Stats()
         self.link_reader = monitor_socket.RecordReader()
         self.out = Outbox(link_sock, launch.flush_delay)
@@ -201,16 +206,10 @@ class TracerProcess:
     def _timeout(self) -> float:
         now = time.monotonic()
         deadlines = []
-        running = alive = False
+        running = False
         for proc in self.procs.values():
             if proc.waiting_since is not None:
-                reference = self._wait_reference(proc)
-                due = reference + self.launch.stall_timeout
-                if due <= now:  # the peers' notes only ever put it later: read them once it has come
-                    due += self.starvation.excused(reference)
-                deadlines.append(due)
-            if proc.alive:
-                alive = True
+                deadlines.append(self._stall_at(proc, now))
             if proc.held is not None and proc.held.stage in (Stage.RUNNING, Stage.SKIPPING) and proc.alive:
                 running = True
             if proc.fast is not None and proc.fast.in_call():
@@ -219,8 +218,7 @@ class TracerProcess:
                 deadlines.append(now + _PEER_SIGNAL_POLL)
         if running:
             deadlines.append(self.last_heartbeat + _HEARTBEAT_S)
-        if alive:
-            deadlines.append(self.last_measure + self.starved_every)
+        deadlines.append(self.last_measure + self.starved_every)  # a note every period (_measure_starvation)
         if self.out.flush_at is not None:
             deadlines.append(self.out.flush_at)
         for proc in self.procs.values():
@@ -250,24 +248,33 @@ class TracerProcess:
             return max(proc.waiting_since or 0.0, proc.heard)
         return max(proc.waiting_since or 0.0, self.last_inbound, self.last_heartbeat_in)
 
-    def _waited(self, proc: Proc, now: float) -> float:
-        """How long ``proc`` has waited, less the time its peers reported
-        they had no CPU meanwhile (:mod:`.starvation`): what counts towards
-        the stall timeout."""
+    def _stall_at(self, proc: Proc, now: float) -> float:
+        """When ``proc``'s wait becomes a stall (:mod:`.starvation`): the
+        stall timeout after its reference, later by the time its peers
+        reported they had no CPU meanwhile, and not while a peer's notes
+        are overdue (that peer's monitor gets no CPU: the note it owes may
+        excuse the wait) -- up to :data:`LATE_LIMIT` stall timeouts."""
+        stall = self.launch.stall_timeout
         reference = self._wait_reference(proc)
-        waited = now - reference
-        if waited < self.launch.stall_timeout:
-            return waited  # the peers' notes only ever make it less
-        return waited - self.starvation.excused(reference)
+        due = reference + stall
+        if due > now:
+            return due  # the peers' notes only ever put it later: read them once it has come
+        due += self.starvation.excused(reference)
+        if due > now:
+            return due
+        limit = reference + stall * LATE_LIMIT
+        if now < limit and self.starvation.late(self.peers, now, 2 * self.starved_every):
+            return min(limit, now + self.starved_every / 2)
+        return due
 
     def _measure_starvation(self, now: float) -> None:
-        """Tell the others how long this variant waited for a CPU since
-        the last measure, if it did."""
+        """Tell the others how long this variant waited for a CPU since the
+        last measure: every period, 0 too, so that a peer knows this
+        monitor runs (:meth:`Starvation.late`)."""
         elapsed, self.last_measure = now - self.last_measure, now
         starved = self.starvation.measure([p.pid for p in self.procs.values() if p.alive], elapsed)
-        if starved:
-            # In the next batch: nobody waits for it as it would for a call.
-            self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, StarvedNote(starved), self.batching)
+        # In the next batch: nobody waits for it as it would for a call.
+        self.out.send(monitor_socket.BROADCAST if self.leader else LEADER, StarvedNote(starved), self.batching)
 
     def _timers(self) -> None:
         if self.finished:
@@ -293,7 +300,7 @@ class TracerProcess:
             if self._awaiting_peer_signal(proc):
                 self.router.on_peer_killed(proc)
             since = proc.waiting_since
-            if since is not None and self._waited(proc, now) >= self.launch.stall_timeout:
+            if since is not None and now >= self._stall_at(proc, now):
                 proc.waiting_since = None
                 verdict = self.fd_order.stalled(proc)
                 if verdict is not None:
@@ -500,8 +507,9 @@ def tracer_main(launch: Launch, link_sock: socket.socket, report_fd: int) -> Non
     """Entry of a forked monitor process. Never returns."""
     status = 0
     try:
+        born = birth()  # before anything else: the clock tick's rounding aside, when the fork came
         isolation.shield()
-        TracerProcess(launch, link_sock, report_fd).run()
+        TracerProcess(launch, link_sock, report_fd, born).run()
     except BaseException as error:  # noqa: BLE001 - reported, then the process ends
         try:
             reports.write(report_fd, reports.MonitorFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))

@@ -29,22 +29,34 @@ excused, not the whole wait, so that a variant spinning in a loop (an
 exploit's, or a hang) is still reported, at any load, after half the stall
 timeout of its own CPU time at most; on a quiet machine, after the stall
 timeout as before. A tracer whose variant has no process left reports
-nothing: its own wait for a CPU then holds back no call of the variant.
+0: its own wait for a CPU then holds back no call of the variant.
 
-What this does not cover: a tracer that gets no CPU at all cannot send its
-note (the waiting side hears it once the tracer runs again, possibly after
-the stall timeout: a machine that starves a process outright for seconds,
-a real-time task hogging its CPU, still ends runs); a CONNECTOR's own wait
-for a CPU delays every message and is not measured; and a leader waiting
-for several followers counts the wait of whichever reported the most, not
-of the one it waits for (the mode does not know which the core waits for).
-A kernel without schedstat (no ``CONFIG_SCHED_INFO``) reports nothing, and
-waits are wall-clock time as before.
+A tracer that itself gets no CPU cannot send its note in time: the waiting
+side hears it once the tracer runs again, which may be after the stall
+timeout (on a loaded machine a monitor forked for a run waited 0.3-2.4 s
+before its first measure). So a tracer sends a note every period whatever
+it measured (0 when nothing), and counts from its own birth (it is forked
+for the run): a peer whose notes are overdue (:meth:`Starvation.late`) is a
+tracer the machine does not run, and a wait for its variant is not judged
+until its note comes -- up to :data:`LATE_LIMIT` stall timeouts, so that a
+monitor that is gone or stopped still ends the run. A peer that reports on
+time and is not starved (a variant spinning in a loop, its tracer idle) is
+judged after the stall timeout as before.
+
+What this does not cover: a CONNECTOR's own wait for a CPU delays every
+message and is not measured (it delays the notes too, which postpones the
+verdict as an overdue note does); and a leader waiting for several
+followers counts the wait of whichever reported the most, not of the one
+it waits for (the mode does not know which the core waits for). A kernel
+without schedstat (no ``CONFIG_SCHED_INFO``) reports nothing, and waits
+are wall-clock time as before.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
+import time
 from collections import deque
 from collections.abc import Collection
 
@@ -59,6 +71,10 @@ _BORN = (0, 0)
 #: Notes remembered per peer (a wait that outlives them is credited with
 #: what is left: never more than the peer reported).
 _KEPT = 4096
+#: A wait for a peer whose notes are overdue is judged at the latest after
+#: this many stall timeouts (a monitor that is stopped, not starved, sends
+#: nothing either).
+LATE_LIMIT = 4
 
 
 def period(stall_timeout: float, heartbeat: float) -> float:
@@ -80,17 +96,37 @@ def schedstat(tid: int | str) -> tuple[int, int] | None:
         return None
 
 
+def birth() -> float:
+    """When the calling thread started, on ``time.monotonic``'s clock (to
+    the kernel's clock tick); now if ``/proc`` does not say."""
+    now = time.monotonic()
+    try:
+        with open("/proc/thread-self/stat", "rb") as handle:
+            stat = handle.read()
+        # "pid (comm) state ppid ...": starttime is field 22, the 20th after comm.
+        ticks = int(stat.rpartition(b")")[2].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - max(0.0, age)
+
+
 class Starvation:
     """One tracer's measure of its own variant, and the notes its peers sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, born: bool = False, now: float | None = None) -> None:
+        """``born``: this thread was started for the run (a forked monitor),
+        so its own wait for a CPU counts from its birth, as a traced task's
+        does -- a monitor forked on a busy machine may wait long before it
+        gets here. ``now``: when peers' notes start to be due (see :meth:`late`)."""
         #: The last (CPU time, run_delay) read per task (the tracer's own under "thread-self").
         self._last: dict[int | str, tuple[int, int]] = {}
-        own = schedstat("thread-self")
+        own = _BORN if born else schedstat("thread-self")
         if own is not None:
             self._last["thread-self"] = own
         #: Per peer: (when heard, total ns heard from it until then), oldest first.
         self._heard: dict[int, deque[tuple[float, int]]] = {}
+        self._since = time.monotonic() if now is None else now
 
     def measure(self, tids: Collection[int], elapsed: float) -> int:
         """Nanoseconds of the last ``elapsed`` seconds by which a task of
@@ -120,6 +156,16 @@ class Starvation:
         notes = self._heard.setdefault(peer, deque(maxlen=_KEPT))
         total = notes[-1][1] if notes else 0
         notes.append((when, total + max(0, ns)))
+
+    def late(self, peers: Collection[int], now: float, overdue: float) -> bool:
+        """Whether a peer of ``peers`` has sent no note for ``overdue``
+        seconds (since this measure began, for one never heard): its tracer
+        gets no CPU, and the note it owes may excuse a wait for its variant."""
+        for peer in peers:
+            notes = self._heard.get(peer)
+            if now - (notes[-1][0] if notes else self._since) > overdue:
+                return True
+        return False
 
     def excused(self, since: float) -> float:
         """Seconds of waiting for a CPU the peers reported after ``since``
