@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,56 @@ def test_jobs_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--jobs", "0"])
     assert ended.value.code == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def _processes_in(directory: Path) -> list[int]:
+    """Processes whose working directory is below ``directory``: every run
+    of the corpus (natively, and ``dmvx run`` with its monitors, CONNECTORs
+    and variants) works in a directory there."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(os.readlink(f"/proc/{entry}/cwd")).is_relative_to(directory):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _dmvx_runs_in(directory: Path) -> list[int]:
+    runs = []
+    for pid in _processes_in(directory):
+        try:
+            if b"dmvx\0run\0" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                runs.append(pid)
+        except OSError:
+            continue
+    return runs
+
+
+@pytest.mark.root
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_corpus_stops_its_runs_and_leaves_nothing_behind(signum: int, tmp_path: Path) -> None:
+    """Ctrl-C on ``python -m realmode.corpus`` printed a traceback (its
+    work directory could not be removed under runs still writing there) and
+    left its runs going: each is a session of its own, out of the
+    terminal's reach. Now it stops them, exits 130 with one line, and
+    nothing is left."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "realmode.corpus", "--set", "signals", "-k", "timeout", "--repeat", "50"]
+    with subprocess.Popen([*argv, "--jobs", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as corpus:
+        deadline = time.monotonic() + 60
+        while not _dmvx_runs_in(tmp_path):
+            assert time.monotonic() < deadline and corpus.poll() is None, "no dmvx run started"
+            time.sleep(0.05)
+        corpus.send_signal(signum)
+        out, err = corpus.communicate(timeout=60)
+    assert corpus.returncode == 130, (out, err)
+    assert b"Traceback" not in err, err
+    assert err.decode().splitlines()[-1] == "corpus: interrupted: every run stopped, nothing left behind"
+    assert _processes_in(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,9 @@ count per preset (docs/realmode.md, "The corpus").
 and under each preset.
 
 Exits 0 when every entry without a known reason agreed under every preset,
-1 (as a divergence) otherwise, 2 on a bad command line, 4 when not root.
+1 (as a divergence) otherwise, 2 on a bad command line, 4 when not root,
+130 on Ctrl-C or SIGTERM (every run in progress stopped, its work
+directory removed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import compileall
 import os
 import queue
+import signal
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +29,28 @@ from dmvx.exitstatus import ExitStatus
 from realmode.corpus import projects
 from realmode.corpus.commands import SETS, Entry
 from realmode.corpus.fixtures import environment
-from realmode.corpus.run import Comparison, available, compare
+from realmode.corpus.run import Comparison, available, compare, stop_runs
 
 POLICIES = ("dmvx", "dmon")
 
 
 def main(argv: list[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("corpus: interrupted: every run stopped, nothing left behind", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    """SIGTERM ends the corpus as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realmode.corpus", description=__doc__.splitlines()[0])
     parser.add_argument(
         "-k", dest="only", action="append", default=[], help="run only entries whose name contains this (repeatable)"
@@ -91,20 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         # Round after round (each entry once a round): a run cut short has
         # as many runs of every entry, give or take one.
         tasks = [entry for _ in range(args.repeat) for entry in entries]
+        # The runs are sessions of their own (out of the terminal's reach):
+        # on Ctrl-C they are stopped here, and the pool's threads end with
+        # them, before the work directories go.
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for results in pool.map(one, tasks):  # in order, as they come
-                for result in results:
-                    entry = result.entry
-                    if not result.agrees:
-                        failures[result.policy].append(result)
-                    if not result.agrees or args.verbose:
-                        mark = "ok" if result.agrees else ("KNOWN" if entry.known else "FALSE")
-                        detail = "; ".join(result.problems) or f"{result.under.seconds:.2f}s"
-                        print(
-                            f"[{result.policy}] {mark:5} {entry.name}: {detail}"
-                            + (f" ({entry.known})" if entry.known and not result.agrees else ""),
-                            flush=True,
-                        )
+            try:
+                for results in pool.map(one, tasks):  # in order, as they come
+                    for result in results:
+                        if not result.agrees:
+                            failures[result.policy].append(result)
+                        if not result.agrees or args.verbose:
+                            print(_line(result), flush=True)
+            except KeyboardInterrupt:
+                # A second Ctrl-C must not cut this short: it would leave runs
+                # behind. The command ends right after, with the signals held.
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                pool.shutdown(wait=False, cancel_futures=True)
+                stop_runs()
+                raise
     runs = len(entries) * args.repeat
     if skipped:
         print(f"skipped (programs missing): {', '.join(skipped)}")
@@ -118,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
             f"({known} known: {', '.join(sorted({r.entry.name for r in found if r.entry.known})) or 'none'})"
         )
     return ExitStatus.DIVERGENCE if unexpected else ExitStatus.OK
+
+
+def _line(result: Comparison) -> str:
+    """One run as ``-v`` prints it (and every run that did not agree)."""
+    entry = result.entry
+    mark = "ok" if result.agrees else ("KNOWN" if entry.known else "FALSE")
+    detail = "; ".join(result.problems) or f"{result.under.seconds:.2f}s"
+    return f"[{result.policy}] {mark:5} {entry.name}: {detail}" + (
+        f" ({entry.known})" if entry.known and not result.agrees else ""
+    )
 
 
 def _compile_dmvx() -> None:

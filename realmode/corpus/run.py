@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,51 @@ from realmode.corpus.fixtures import environment, lay_out
 #: `make` were killed at 60 s (status None) with no verdict from dmvx.
 RUN_TIMEOUT = 180.0
 _DMVX_LINE = b"dmvx: "
+#: How long a run stopped from outside (:func:`stop_runs`) has to end on
+#: SIGTERM (``dmvx run`` then kills and reaps its variants, monitors and
+#: CONNECTORs) before its session is killed outright.
+STOP_GRACE = 10.0
+
+
+class Stopped(Exception):
+    """The runs were stopped (:func:`stop_runs`): no new one starts."""
+
+
+#: The runs in progress (each the leader of a session of its own), and
+#: whether they were stopped; one lock for both, so that no run starts
+#: after :func:`stop_runs` has looked.
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+_stopped = threading.Event()
+
+
+def stop_runs(grace: float = STOP_GRACE) -> None:
+    """Stop every run in progress and start no other (Ctrl-C on the corpus):
+    each run is a session of its own (out of the terminal's reach), so it is
+    sent SIGTERM -- a ``dmvx run`` ends as on Ctrl-C, its variants killed
+    and reaped -- and its session SIGKILL if it has not ended within
+    ``grace``. Returns once every one has ended, so that its work directory
+    can go."""
+    with _live_lock:
+        _stopped.set()
+        running = list(_live)
+    for process in running:
+        _signal_session(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_session(process, signal.SIGKILL)  # what it left in its session, or itself
+        process.wait()
+
+
+def _signal_session(process: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +140,20 @@ def run_in(
         if share_path:  # dmvx itself runs from this interpreter's installation
             env = {**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     start = time.monotonic()
-    with subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    ) as process:
+    with _live_lock:
+        if _stopped.is_set():
+            raise Stopped
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        _live.add(process)
+    with process:
         try:
             out, err = process.communicate(timeout=timeout)
             status: int | None = process.returncode
@@ -110,6 +161,9 @@ def run_in(
             os.killpg(process.pid, signal.SIGKILL)
             out, err = process.communicate()
             status = None
+        finally:
+            with _live_lock:
+                _live.discard(process)
     if status is not None and status < 0:
         status = 128 - status  # as a shell (and dmvx run) reports a death by signal
     mine = [line for line in err.splitlines(keepends=True) if line.startswith(_DMVX_LINE)]
