@@ -8,7 +8,15 @@ dmon/dmvx ratio. dmvx runs twice per repetition, interleaved: on the ptrace
 path (``dmvx``) and on the in-process path (``inproc``, ``dmvx run
 --in-process on``); ``*run`` columns divide the whole run's time by the calls,
 which counts the followers catching up after the leader's loop (and the
-run's start-up, a few hundred milliseconds).
+run's start-up, a few hundred milliseconds); ``*pace`` columns take a
+one-call run's time off first: the calls' own cost with every variant
+caught up, which is what a program past the leader's lead (the connector
+buffer and its ring) runs at. ``pace x`` is the in-process pace over native,
+``dmon/pace`` dmon's time per call over it. ``*cpu`` columns are the CPU
+microseconds per call of every monitor and CONNECTOR process together (a
+one-call run's taken off): the pipeline's work, which load from other work
+moves far less than the wall clock; on this project's 2-vCPU VMs, where
+``split`` placement puts all of them on one CPU, the pace cannot be faster.
 
 ``local`` is a call the seccomp filter lets through untraced (rt_sigprocmask):
 the fast path, which the issue wants within 1.5x of native. It gets more
@@ -74,18 +82,26 @@ def _traced(binary: str, kind: str, calls: int, policy: str, place: str) -> floa
     return microbench.traced_ns(binary, kind, calls, policy, place, stall_timeout=STALL_TIMEOUT) / 1000
 
 
-def _both_paths(binary: str, kind: str, calls: int, place: str) -> dict[str, tuple[float, float]]:
+def _both_paths(binary: str, kind: str, calls: int, place: str) -> dict[str, tuple[float, float, float, float]]:
     """dmvx on the ptrace path and on the in-process path, one after the
-    other: (us per call by the program's clock, us per call of the whole run)."""
-    return {
-        path: tuple(  # type: ignore[misc]
-            t / 1000
-            for t in microbench.traced_times(
-                binary, kind, calls, "dmvx", place, path == "in-process", stall_timeout=STALL_TIMEOUT
-            )
+    other: (us per call by the program's clock, us per call of the whole run,
+    us per call of the whole run less a one-call run's -- the pace of the
+    calls with the followers caught up, the run's start-up and end taken
+    out -- and the CPU us per call of every monitor and CONNECTOR, less a
+    one-call run's: the pipeline's work per call, which load from other work
+    moves far less than the wall clock)."""
+    times: dict[str, tuple[float, float, float, float]] = {}
+    for path in ("ptrace", "in-process"):
+        fast = path == "in-process"
+        many = microbench.traced(binary, kind, calls, "dmvx", place, fast, stall_timeout=STALL_TIMEOUT)
+        one = microbench.traced(binary, kind, 1, "dmvx", place, fast, stall_timeout=STALL_TIMEOUT)
+        times[path] = (
+            many.ns_per_call / 1000,
+            many.run_ns_per_call / 1000,
+            (many.run_ns_per_call * calls - one.run_ns_per_call) / (calls - 1) / 1000,
+            (many.pipeline_cpu_ns - one.pipeline_cpu_ns) / (calls - 1) / 1000,
         )
-        for path in ("ptrace", "in-process")
-    }
+    return times
 
 
 def _summary_overhead(binary: str, args: argparse.Namespace) -> int:
@@ -191,6 +207,12 @@ def main() -> int:
                     "inproc_us": inproc,
                     "dmvx_run_us": median(p["ptrace"][1] for p in pairs),
                     "inproc_run_us": median(p["in-process"][1] for p in pairs),
+                    "dmvx_pace_us": median(p["ptrace"][2] for p in pairs),
+                    "inproc_pace_us": median(p["in-process"][2] for p in pairs),
+                    "inproc_pace_x": median(p["in-process"][2] for p in pairs) / native,
+                    "dmon_over_inproc_pace": dmon / median(p["in-process"][2] for p in pairs),
+                    "dmvx_cpu_us": median(p["ptrace"][3] for p in pairs),
+                    "inproc_cpu_us": median(p["in-process"][3] for p in pairs),
                     "dmon_x": dmon / native,
                     "dmvx_x": dmvx / native,
                     "inproc_x": inproc / native,
@@ -216,16 +238,21 @@ def main() -> int:
         print(json.dumps({"place": args.place, "rows": rows}, indent=2))
         return 0
     print(f"placement: {args.place}; microseconds per call, median of {args.repeat} runs")
-    print("dmvx: the ptrace path (--in-process off); inproc: dmvx --in-process on; *run: the whole run / calls")
+    print("dmvx: the ptrace path (--in-process off); inproc: dmvx --in-process on; by the program's clock")
+    print("*run: the whole run / calls; *pace: (the whole run - a one-call run) / calls, the followers caught up;")
+    print("*cpu: CPU us per call of every monitor and CONNECTOR (a one-call run's taken off)")
     print(
         f"{'call':<12}{'native':>9}{'dmon':>10}{'dmvx':>10}{'inproc':>10}{'dmon x':>9}{'dmvx x':>9}"
         f"{'inproc x':>10}{'dmon/dmvx':>11}{'dmon/inproc':>12}{'dmvx run':>10}{'inproc run':>11}"
+        f"{'dmvx pace':>10}{'inproc pace':>12}{'pace x':>8}{'dmon/pace':>10}{'dmvx cpu':>9}{'inproc cpu':>11}"
     )
     for r in rows[:-1]:
         print(
             f"{r['call']:<12}{r['native_us']:>9.3f}{r['dmon_us']:>10.3f}{r['dmvx_us']:>10.3f}{r['inproc_us']:>10.3f}"
             f"{r['dmon_x']:>9.1f}{r['dmvx_x']:>9.1f}{r['inproc_x']:>10.1f}{r['dmon_over_dmvx']:>11.2f}"
             f"{r['dmon_over_inproc']:>12.2f}{r['dmvx_run_us']:>10.2f}{r['inproc_run_us']:>11.2f}"
+            f"{r['dmvx_pace_us']:>10.2f}{r['inproc_pace_us']:>12.2f}{r['inproc_pace_x']:>8.1f}"
+            f"{r['dmon_over_inproc_pace']:>10.1f}{r['dmvx_cpu_us']:>9.2f}{r['inproc_cpu_us']:>11.2f}"
         )
     r = rows[-1]
     print(

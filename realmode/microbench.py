@@ -122,6 +122,9 @@ class Traced:
     ns_per_call: float
     run_ns_per_call: float
     monitor_cpu_ns_per_call: tuple[float, ...]
+    #: CPU nanoseconds of every monitor and CONNECTOR process of the run
+    #: together (not per call): the whole pipeline's work.
+    pipeline_cpu_ns: float = 0.0
 
 
 def traced(
@@ -159,4 +162,5 @@ def traced(
     if in_process and result.variants[0].stats.get("in_process", {}).get("path") != "in-process":
         raise EnvironmentProblem(f"{kind} under {policy}: the in-process path did not load (./run setup builds it)")
     cpu = tuple(v.cpu_s.get("monitor", 0.0) * 1e9 / calls for v in result.variants)
-    return Traced(per_call_ns(text), result.elapsed * 1e9 / calls, cpu)
+    pipeline = sum(v.cpu_s.get("monitor", 0.0) + v.cpu_s.get("connector", 0.0) for v in result.variants) * 1e9
+    return Traced(per_call_ns(text), result.elapsed * 1e9 / calls, cpu, pipeline)
