@@ -106,21 +106,23 @@ def _simulate(profile_path: Path, workload: dict[str, Any], policy: str) -> tupl
     return simulate(scenario, profile), profile
 
 
-def _saturated(mvx: Any, variant: Any, profile: Any) -> tuple[float, float]:
+def _saturated(mvx: Any, variant: Any, profile: Any, in_process: bool) -> tuple[float, float]:
     """``variant``'s monitor and its CONNECTOR, ns of work, with every batch
-    and every read of the link as large as the CONNECTOR allows."""
+    and every read of the link as large as the CONNECTOR allows (priced as
+    the run was: :meth:`sim.profile.CostProfile.handover`)."""
     most = profile.max_batch_messages
+    h = profile.handover(in_process)
     stats = mvx.connectors[variant.host]  # the check's hosts have a variant each
     sent, taken = stats["messages"], stats["received_messages"]
     batches_out, batches_in = math.ceil(sent / most), math.ceil(taken / most)
-    monitor = variant.busy_time - profile.monitor_receive * (variant.reads - batches_in)
+    monitor = variant.busy_time - h.monitor_receive * (variant.reads - batches_in)
     connector = (
-        profile.send * batches_out
-        + profile.send_per_message * sent
-        + profile.send_per_byte * stats["bytes"]
-        + profile.receive * batches_in
-        + profile.receive_per_message * taken
-        + profile.receive_per_byte * stats["received_bytes"]
+        h.send * batches_out
+        + h.send_per_message * sent
+        + h.send_per_byte * stats["bytes"]
+        + h.receive * batches_in
+        + h.receive_per_message * taken
+        + h.receive_per_byte * stats["received_bytes"]
     )
     return max(monitor, 0.0), connector
 
@@ -137,7 +139,7 @@ def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, place
         # A variant's work is its monitor's (its program's own is native);
         # on the in-process path its timeline is its program's and the
         # wrapper's, and its monitor's work runs beside it (monitor_busy).
-        monitor_sat, connector_sat = _saturated(mvx, variant, profile)
+        monitor_sat, connector_sat = _saturated(mvx, variant, profile, in_process and pol.async_replication)
         timeline_cpu = program_cpu if in_process else monitor_cpu
         for cpu, busy, sat in (
             (timeline_cpu, variant.busy_time, monitor_sat),

@@ -50,8 +50,11 @@ library wraps that the broker routes to the leader asynchronously
 (``replicate``/``predict``) costs the program the wrapper alone
 (``dipmon.call``), not an interception. The leader's record goes into a ring
 its monitor drains *beside* the program, on a clock of its own
-(``Variant.monitor_t``): ``dipmon.drain`` a record, then the hand-over to
-the CONNECTOR, which sends the entry from that time on; the program waits
+(``Variant.monitor_t``): ``dipmon.drain`` a record, its hand-over to the
+CONNECTOR included (records go in runs and batches of hundreds there, so the
+CONNECTORs and the follower's link are priced per entry by the path's own
+costs: :meth:`sim.profile.CostProfile.handover`), and the CONNECTOR sends
+the entry from that time on; the program waits
 only when the ring (``dipmon.ring`` bytes) holds records not drained yet --
 or, as ever, when the core holds a call because the CB is full. A follower's
 wrapper takes the entry as soon as its monitor has it; checking the
@@ -1102,7 +1105,9 @@ class Variant(_Proc, Carrier):
                         size = message.size
                         for dest in others if action.to == EVERYONE else (action.to,):
                             post(dest, message, size, mt)
-                        extra = cb_append + int(copy_per_byte * size) + step.read_ns
+                        # dipmon.drain is the record's all in, its hand-over
+                        # included (no cb_append): the bytes it carries apart.
+                        extra = int(copy_per_byte * size) + step.read_ns
                         mt += extra
                         work += extra
                     elif actions:
@@ -1313,16 +1318,18 @@ class Simulation:
         self.compare_per_byte = p.compare_per_byte
         self.copy_per_byte = p.copy_per_byte
         self.cb_append = p.cb_append
-        self.monitor_receive, self.monitor_receive_per_message = p.monitor_receive, p.monitor_receive_per_message
         self.connector_wakeup = p.connector_wakeup_for(policy.name) if policy is not None else 0
         self.connector_receive_wakeup = p.connector_receive_wakeup_for(policy.name) if policy is not None else 0
-        self.send_fixed, self.send_per_message, self.send_per_byte = p.send, p.send_per_message, p.send_per_byte
-        self.receive_fixed, self.receive_per_message = p.receive, p.receive_per_message
-        self.receive_per_byte = p.receive_per_byte
         self.max_batch_messages, self.max_batch_bytes = p.max_batch_messages, p.max_batch_bytes
         #: Real mode's in-process path, where the profile has one and the
         #: policy replicates asynchronously (under dmon nothing is fast).
         self.dipmon = p.dipmon if policy is not None and policy.async_replication else None
+        # Moving entries: the path's own costs per entry on it (CostProfile.handover).
+        h = p.handover(self.dipmon is not None)
+        self.monitor_receive, self.monitor_receive_per_message = h.monitor_receive, h.monitor_receive_per_message
+        self.send_fixed, self.send_per_message, self.send_per_byte = h.send, h.send_per_message, h.send_per_byte
+        self.receive_fixed, self.receive_per_message = h.receive, h.receive_per_message
+        self.receive_per_byte = h.receive_per_byte
         self.n_variants = len(variants)
         self.connectors = {host: Connector(self, host) for host in dict.fromkeys(v.host for v in variants)}
         self.others = [tuple(j for j in range(len(variants)) if j != i) for i in range(len(variants))]

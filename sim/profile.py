@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, field_validator
 
@@ -155,13 +155,21 @@ class _Dipmon(FileModel):
         "its record appended to the ring (leader), or the entry taken from the in ring (follower)."
     )
     drain: Duration = Field(
-        description="The leader's monitor per record, off the program's path: draining it from the ring and "
-        "through the core (handing the entry over is monitor.cb_append)."
+        description="The leader's monitor per record, off the program's path, all in: draining it from the "
+        "ring, through the core and its entry handed to the CONNECTOR (records go in runs and batches, so no "
+        "per-message part is charged apart: not monitor.cb_append)."
     )
     follow: Duration = Field(
-        description="A follower's monitor per record beyond taking the entry from its CONNECTOR: laying it "
-        "into the in ring and checking the follower's own record, off the program's path."
+        description="A follower's monitor per record, off the program's path, all in: taking the entry from "
+        "its CONNECTOR, laying it into the in ring and checking the follower's own record (the link's "
+        "monitor.receive costs are not charged apart on the path)."
     )
+    send: Duration = Field(
+        default=0,
+        description="The leader's CONNECTOR per entry on the path, all in (its batches of hundreds of entries: "
+        "the per-batch and per-message connector costs are not charged apart on the path).",
+    )
+    receive: Duration = Field(default=0, description="A follower's CONNECTOR per entry on the path, all in (as send).")
     ring: Size = Field(description="Each ring's size: the leader runs ahead of its monitor by at most this.")
     calls: list[str] = Field(description="The calls the in-process library wraps (canonical names).")
 
@@ -242,6 +250,23 @@ class Dipmon:
     follow: int
     ring: int
     calls: frozenset[str]
+    send: int = 0
+    receive: int = 0
+
+
+class Handover(NamedTuple):
+    """What moving entries between monitors costs, nanoseconds: each
+    CONNECTOR's per batch, per message and per byte, and a monitor's per
+    read of its link and per message (:meth:`CostProfile.handover`)."""
+
+    send: int
+    send_per_message: int
+    send_per_byte: float
+    receive: int
+    receive_per_message: int
+    receive_per_byte: float
+    monitor_receive: int
+    monitor_receive_per_message: int
 
 
 @dataclass(frozen=True)
@@ -294,6 +319,29 @@ class CostProfile:
         if per_byte and nbytes:
             cost += int(round(per_byte * nbytes))
         return cost
+
+    def handover(self, in_process: bool) -> Handover:
+        """What moving an entry costs: the profile's connector and monitor
+        costs, or on real mode's in-process path (``in_process``: a
+        ``dipmon`` section, under asynchronous replication) the path's own,
+        measured per entry all in -- its entries go in runs and batches of
+        hundreds (docs/realmode.md, "Runs of equal records"), so the
+        per-batch and per-message parts measured on single messages would
+        price each entry many times over; the follower's monitor's link
+        work is in ``dipmon.follow``. The per-byte parts stay."""
+        dipmon = self.dipmon
+        if not in_process or dipmon is None:
+            return Handover(
+                self.send,
+                self.send_per_message,
+                self.send_per_byte,
+                self.receive,
+                self.receive_per_message,
+                self.receive_per_byte,
+                self.monitor_receive,
+                self.monitor_receive_per_message,
+            )
+        return Handover(0, dipmon.send, self.send_per_byte, 0, dipmon.receive, self.receive_per_byte, 0, 0)
 
     def connector_wakeup_for(self, preset: str) -> int:
         """The CONNECTOR wake-up cost under ``preset`` (0 where monitors send directly)."""
@@ -469,6 +517,8 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
             _ns(get("dipmon", "follow")),
             int(get("dipmon", "ring")),
             frozenset(get("dipmon", "calls")),
+            _ns(m["dipmon"].get("send", 0)),
+            _ns(m["dipmon"].get("receive", 0)),
         )
         if "dipmon" in m
         else None,

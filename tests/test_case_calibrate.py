@@ -140,7 +140,7 @@ def _with_dipmon(tmp_path: Path, call_ns: float = 300.0, drain_ns: float = 20000
     """A measured profile whose dipmon section says: a wrapped call costs the
     program ``call_ns``; the leader's monitor ``drain_ns`` a record beside it."""
     m = _measurements()
-    m.dipmon = cal.DipmonCosts(call=call_ns, monitor=(drain_ns + 8500.0, 30000.0), connector=(5000.0, 5000.0))
+    m.dipmon = cal.DipmonCosts(call=call_ns, monitor=(drain_ns + 8500.0, 30000.0), connector=(5000.0, 6000.0))
     path = tmp_path / f"dipmon-{int(call_ns)}-{int(drain_ns)}.yml"
     cal.write_profile(cal.profile_document(m), path, m)
     return path
@@ -156,10 +156,11 @@ def test_the_profile_carries_the_in_process_costs(tmp_path: Path) -> None:
     profile = load_profile(str(_with_dipmon(tmp_path)))
     assert profile.dipmon is not None
     assert profile.dipmon.call == 300
-    assert profile.dipmon.drain == 20000  # the leader's monitor per record less handing the entry over (8.5 us)
-    # The follower's monitor per record less decoding one message of a batch
-    # (its link read is once a batch, which sim charges apart).
-    assert profile.dipmon.follow == 30000 - 4000
+    # Each process's CPU per record, all in (records go in runs and batches
+    # of hundreds on the path: no per-message part is taken off or added).
+    assert profile.dipmon.drain == 20000 + 8500
+    assert profile.dipmon.follow == 30000
+    assert (profile.dipmon.send, profile.dipmon.receive) == (5000, 6000)
     assert {"getpid", "read", "getcwd", "sched_yield"} <= profile.dipmon.calls
     assert load_profile(str(_plain(tmp_path))).dipmon is None  # no library measured: every call priced as before
 
@@ -181,6 +182,18 @@ def test_a_fast_call_costs_the_leader_the_wrapper_until_the_ring_is_full(tmp_pat
     slow = _with_dipmon(tmp_path, drain_ns=40000.0)
     assert _predict_in_process(slow, "getpid", 60000).us > long.us + 5
     assert _predict_in_process(slow, "getpid", 2000).us == pytest.approx(short.us, abs=0.2)
+
+
+def test_the_path_prices_each_record_by_its_measured_costs(tmp_path: Path) -> None:
+    """Far past the CB and the ring, the loop goes at the pace of the CPU that
+    carries the monitors and CONNECTORs, and what sim charges it per record is
+    what each process was measured to spend per record on the path (plus the
+    follower's comparing): not the per-message costs of single messages,
+    which the path's runs and batches of hundreds do not pay per entry."""
+    long = _predict_in_process(_with_dipmon(tmp_path), "getpid", 60000)
+    measured = (20000 + 8500) + 30000 + 5000 + 6000  # drain, follow, each CONNECTOR (ns a record)
+    assert long.bound == "cpu 1"
+    assert long.cpus[1] == pytest.approx(measured / 1000, rel=0.1)
 
 
 def _plain(tmp_path: Path) -> Path:

@@ -198,14 +198,15 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
     * the in-process path (``dipmon``, when its library is built): what a
       wrapped call costs the program beyond the native call (``call``: the
       wrapper, the call from the trampoline, the record appended), and what
-      each record costs the monitors off the program's path: the leader's
-      less handing the entry over (``drain``; sim adds ``cb_append``), a
-      follower's less taking the entry from its link (``follow``: less the
-      per-message part, since the entries come in batches, one read each:
-      less the whole read as well made it 0 on this VM, 10.6 us a record
-      against 16.4 us a read and a message); the
-      ring's size and the calls the library wraps are the code's
-      (:mod:`realmode.inproc`).
+      each record costs each process off the program's path, all in, from
+      their CPU time: the leader's monitor (``drain``, its entry handed over
+      included), a follower's (``follow``, taking the entry from its link
+      included) and each CONNECTOR per entry (``send``, ``receive``). The
+      path takes records in runs and its entries go in batches of hundreds,
+      so the per-message costs measured on single messages would price each
+      record many times over (with them, the check over-predicted dmvx's
+      rows by +160% to +390%); the ring's size and the calls the library
+      wraps are the code's (:mod:`realmode.inproc`).
 
     Fields not measured here (native costs of the server's calls, the
     network's packet sizes, the server's own work) come from ``vm``.
@@ -226,14 +227,18 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
     c = m.connector
     dipmon = {}
     if m.dipmon is not None:
+        # Each process's CPU per record, all in: on the path records go in
+        # runs and batches of hundreds, so the per-message costs measured on
+        # single messages (cb_append, the link's and the CONNECTORs') do not
+        # add up to them; sim prices the path's entries with these instead
+        # (sim.profile.CostProfile.handover).
         dipmon = {
             "dipmon": {
                 "call": _d(m.dipmon.call),
-                "drain": _d(max(m.dipmon.monitor[0] - cb_append, 0.0)),
-                # Sim charges the follower's link reads apart (a read per
-                # batch, a decode per message); the path's entries come in
-                # batches, so only the per-message part is in each record.
-                "follow": _d(max(m.dipmon.monitor[1] - link_.receive_message, 0.0)),
+                "drain": _d(m.dipmon.monitor[0]),
+                "follow": _d(m.dipmon.monitor[1]),
+                "send": _d(m.dipmon.connector[0]),
+                "receive": _d(m.dipmon.connector[1]),
                 "ring": f"{RING_BYTES // 1024}KiB",
                 "calls": list(FAST_CALLS),
             }
