@@ -8,8 +8,10 @@ from types import SimpleNamespace
 import pytest
 
 from dmvx import codec
+from dmvx.calls import Call
 from dmvx.messages import StarvedNote
 from realmode.tracer import starvation
+from realmode.tracer.clocks import PATIENCE_STARVED, Clocks
 from realmode.tracer.process import TracerProcess
 from realmode.tracer.starvation import LATE_LIMIT, MIN_REPORTED, Starvation, period, schedstat
 
@@ -199,3 +201,50 @@ def test_this_kernel_keeps_run_queue_waits() -> None:
 def test_the_note_round_trips_through_the_codec() -> None:
     note = StarvedNote(1_234_567_890)
     assert codec.loads(codec.dumps(note)) == note
+
+
+def test_the_leader_is_starved_while_its_last_note_says_so_or_its_notes_are_overdue() -> None:
+    heard = _heard((0, 0, 10.0), (0, 300 * MS, 10.5), since=9.0)
+    assert heard.starved(0, 10.6, 1.0)  # its last note: 300 ms without a CPU
+    heard.heard(0, 0, 11.0)
+    assert not heard.starved(0, 11.1, 1.0)  # ran as it wanted since
+    assert heard.starved(0, 12.1, 1.0)  # nothing for more than a second: its monitor gets no CPU
+    assert not _heard(since=9.0).starved(0, 9.5, 1.0)
+
+
+class _Parked:
+    """What :meth:`Clocks.expire` reads of a follower's tracer: the leader's
+    notes; one thread parked at an aligned read of CLOCK_MONOTONIC."""
+
+    def __init__(self, heard: Starvation) -> None:
+        self.starvation = heard
+        self.starved_every = 0.5
+        self.clocks = Clocks(self)  # type: ignore[arg-type]
+        self.proc = SimpleNamespace(alive=True, held=SimpleNamespace(raw=SimpleNamespace(call=Call("x", (1, 0)))))
+        self.clocks.aligned[("0.1", 1)] = True
+        self.clocks.parked["0.1"] = (self.proc, 10.15, 10.0)
+        self.own: list[str] = []
+        self.clocks._answer = lambda proc, held, clock, ns: self.own.append("own")  # type: ignore[method-assign]
+
+
+def test_a_read_aligned_with_a_starved_leader_waits_for_its_reading() -> None:
+    """redis-server's main thread under dmvx at load 15-19: the leader's
+    reading came later than 150 ms, the follower read its own clock, its
+    timer fired at another call (call-mismatch, gettimeofday vs write). With
+    the leader starved the read waits on, up to PATIENCE_STARVED."""
+    parked = _Parked(_heard((0, 400 * MS, 9.9), since=9.0))
+    parked.clocks.expire(10.15)
+    assert parked.own == [] and parked.clocks.parked["0.1"][1] == pytest.approx(10.3)
+    parked.clocks.expire(10.99)
+    assert parked.own == []  # the leader's notes are overdue now: its monitor gets no CPU
+    parked.clocks.expire(11.0)
+    assert parked.own == ["own"]  # PATIENCE_STARVED: a read of its own after all
+    assert PATIENCE_STARVED == 1.0
+
+
+def test_a_read_aligned_with_a_leader_that_runs_reads_its_own_clock_after_150_ms() -> None:
+    """A leader that is not starved is not late: it made no reading here, or
+    it waits for this variant (a lock held across the read): as before."""
+    parked = _Parked(_heard((0, 0, 9.9), since=9.0))
+    parked.clocks.expire(10.15)
+    assert parked.own == ["own"] and "0.1" not in parked.clocks.parked

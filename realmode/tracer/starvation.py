@@ -167,6 +167,17 @@ class Starvation:
                 return True
         return False
 
+    def starved(self, peer: int, now: float, overdue: float) -> bool:
+        """Whether ``peer`` is starved as far as this tracer knows: its last
+        note reported a wait for a CPU, or its notes are overdue (its
+        tracer gets no CPU)."""
+        notes = self._heard.get(peer)
+        if not notes:
+            return now - self._since > overdue
+        if now - notes[-1][0] > overdue:
+            return True
+        return notes[-1][1] - (notes[-2][1] if len(notes) > 1 else 0) > 0  # what the last note said
+
     def excused(self, since: float) -> float:
         """Seconds of waiting for a CPU the peers reported after ``since``
         (the largest of any one peer's)."""
