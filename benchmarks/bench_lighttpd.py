@@ -1,7 +1,8 @@
 """lighttpd natively, under dmon and under dmvx, in one run, with ab as the client.
 
 dmvx runs twice: on the ptrace path and on the in-process path (``dmvx run
---in-process on``, row ``dmvx in-process``).
+--in-process on``, row ``dmvx in-process``), on one machine and with
+``--topology`` alike.
 
     .venv/bin/python benchmarks/bench_lighttpd.py [--requests 10000] [--sample 500] [--no-dmon] [--json]
     .venv/bin/python benchmarks/bench_lighttpd.py --topology two-host [--policy dmvx] ...
@@ -71,15 +72,18 @@ def run_topology(args: argparse.Namespace) -> int:
     from realmode.net.experiment import NetExperiment
 
     reports = []
-    for policy in args.policy.split(","):
+    # dmvx on both paths, the ptrace one and the in-process one (dmon has
+    # nothing fast: every call is lockstep).
+    runs = [(p, fast) for p in args.policy.split(",") for fast in ((False, True) if p == "dmvx" else (False,))]
+    for policy, fast in runs:
         with tempfile.TemporaryDirectory() as tmp:
             os.chmod(tmp, 0o755)
-            config = two_host_config(Path(tmp), args.topology, policy, args.requests, args.sample)
+            config = two_host_config(Path(tmp), args.topology, policy, args.requests, args.sample, in_process=fast)
             result = NetExperiment(config).run()
         data = result.to_json()
         reports.append(
             {
-                "config": policy,
+                "config": policy + (" in-process" if fast else ""),
                 "outcome": data["outcome"],
                 "verdict": data["verdict"],
                 "error": data["error"],
@@ -108,7 +112,7 @@ def run_topology(args: argparse.Namespace) -> int:
             f"lighttpd on {args.topology}: ab -n {args.requests} -c 1 on a 4 KiB file from the client host; "
             f"{args.sample} bodies checked by SHA-256 per run"
         )
-        print(f"{'run':<8}{'done':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'wrong':>7}  outcome")
+        print(f"{'run':<17}{'done':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'wrong':>7}  outcome")
         for report in reports:
             for which in ("native", "mvx"):
                 row = two_host_row(report, which)
@@ -121,13 +125,13 @@ def run_topology(args: argparse.Namespace) -> int:
                 )
                 wrong = (row["bodies_wrong"] or 0) + row["failed"]
                 print(
-                    f"{row['run']:<8}{row['requests'] or 0:>7}{row['requests_per_s'] or 0:>9.1f}"
+                    f"{row['run']:<17}{row['requests'] or 0:>7}{row['requests_per_s'] or 0:>9.1f}"
                     f"{row['p50_ms'] or 0:>8.0f}{row['p99_ms'] or 0:>8.0f}{row['mean_ms'] or 0:>9.3f}{wrong:>7}  "
                     f"{outcome}{'; ' + row['error'] if row['error'] else ''}"
                 )
             if report["slowdown"] is not None:
                 print(
-                    f"{'':<8}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
+                    f"{'':<17}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
                     f"lead max {report['lead'].get('max_calls')} calls"
                 )
         slowdowns = {r["config"]: r["slowdown"] for r in reports if r["slowdown"]}

@@ -138,6 +138,9 @@ class Config:
     record: Path | None = None
     #: Count every variant's calls per route (``dmvx real --summary``).
     summary: bool = False
+    #: The variants' replicated calls on the in-process path (``dmvx run
+    #: --in-process``); None: as ``DMVX_IN_PROCESS`` says (:class:`Agents`).
+    in_process: bool | None = None
     #: Put before the built-in server's command line: say a shell that runs
     #: the server as its child (``sh -c '"$@"; exit $?' sh``), so a variant
     #: is a process tree (:mod:`realmode.faults` kills its root or the child).
@@ -748,6 +751,7 @@ class NetExperiment:
                 port=self.connector_port,
                 record=self._trace_parts() if self.trace_dir is not None else None,
                 summary=config.summary,
+                in_process=config.in_process,
             )
             agents.start()
         client = self._client(config.variant_hosts[0])

@@ -86,10 +86,13 @@ def timeout(requests: int, sample: int) -> float:
     return 60.0 + 0.05 * requests + 0.1 * sample
 
 
-def two_host_config(directory: Path, topology: str, policy: str, requests: int, sample: int) -> Config:
+def two_host_config(
+    directory: Path, topology: str, policy: str, requests: int, sample: int, in_process: bool | None = None
+) -> Config:
     """The :class:`realmode.net.experiment.Config` of lighttpd on ``topology``
     (files of every size in the sample, ab on the 4 KiB one), between its
-    first two variant hosts and its first client host."""
+    first two variant hosts and its first client host; ``in_process`` as
+    :attr:`Config.in_process`."""
     topo = load_topology(topology)
     variants = topo.variant_hosts()
     clients = topo.hosts_with_role("client")
@@ -103,4 +106,5 @@ def two_host_config(directory: Path, topology: str, policy: str, requests: int, 
         Workload(requests=requests),
         served=served(directory, sample),
         timeout=timeout(requests, sample),
+        in_process=in_process,
     )
