@@ -287,6 +287,17 @@ def in_process_placement(
     return [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
 
 
+def variant_filters(policy: Policy, n: int, preloading: bool) -> list[list[seccomp.Insn]]:
+    """Each of ``n`` variants' seccomp filter: with the in-process path
+    (``preloading``), the leader's lets its fast calls through from the
+    trampoline and the followers' theirs (:func:`tables.filter_names`)."""
+    if not preloading:
+        return [seccomp.build_filter(policy)] * n
+    leader = seccomp.build_filter(policy, tables.filter_names(policy), layout.SITES)
+    follower = seccomp.build_filter(policy, tables.filter_names(policy, follower=True), layout.SITES)
+    return [leader] + [follower] * (n - 1)
+
+
 def inproc_choices(policy: Policy, paths: Sequence[str]) -> list[native_build.Library | None]:
     """What each variant finds for the in-process path: None where the
     policy has no asynchronous replication (dmon: every call is lockstep,
@@ -379,11 +390,7 @@ def run(
     say_refused(refused)
     if preloads[0] is not None and (place if pin else "none") in ("auto", "split"):
         cpus = in_process_placement(cpus)
-    bpf = (
-        seccomp.build_filter(pol, tables.filter_names(pol), layout.SITES)
-        if any(preload is not None for preload in preloads)
-        else seccomp.build_filter(pol)
-    )
+    bpfs = variant_filters(pol, n, any(preload is not None for preload in preloads))
     variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
     trace = Path(record) if record is not None else None
     parts = [record_mod.part_path(trace, run_id, i) for i in range(n)] if trace is not None else None
@@ -438,7 +445,7 @@ def run(
                 paths[index],
                 list(variants[index]),
                 env,
-                bpf,
+                bpfs[index],
                 stall_timeout,
                 cpus[index][1],
                 compare_from,

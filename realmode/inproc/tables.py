@@ -123,11 +123,24 @@ def _probe(name: str, fd: int | None) -> Call:
     return Call(name, (fd, None, 0, 0, None, None) if fd is not None else ())
 
 
-def filter_names(policy: Policy) -> frozenset[str]:
+#: What a follower's library issues from the trampoline beyond the fast
+#: calls themselves: ``dup3``, which makes its ``accept4``'s descriptor at the
+#: leader's number (a copy of its own listening socket's placeholder, as its
+#: tracer's ``/dev/null`` would be). Never a leader's: a leader's sockets and
+#: files are real, and a ``dup3`` behind the core's back would let a
+#: compromised one give a descriptor the core takes for one kind another
+#: object. A follower has nothing real to alias there: its standard streams
+#: are ``/dev/null`` and every descriptor of a replicated call a placeholder.
+FOLLOWER_PLACES = ("dup3",)
+
+
+def filter_names(policy: Policy, follower: bool = False) -> frozenset[str]:
     """The calls the seccomp filter lets through from the trampoline under
-    ``policy``: those some descriptor (or none) makes fast. The filter checks
-    the number and the address only; the descriptor is the library's table's
-    business, and the core checks every record the library writes."""
+    ``policy``: those some descriptor (or none) makes fast, and for a
+    ``follower`` whose ``accept4`` is fast :data:`FOLLOWER_PLACES`. The
+    filter checks the number and the address only; the descriptor is the
+    library's table's business, and the core checks every record the
+    library writes."""
     broker = Broker(policy)
     fds = FdTable()
     names = set()
@@ -137,6 +150,8 @@ def filter_names(policy: Policy) -> frozenset[str]:
                 names.add(name)
         elif takes_fast(broker.decide(_probe(name, None if name not in layout.FD_KINDS else 0), fds)):
             names.add(name)
+    if follower and "accept4" in names:
+        names.update(FOLLOWER_PLACES)
     return frozenset(names)
 
 

@@ -26,6 +26,7 @@
    widens its 32-bit registers into the record's 64-bit words. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -279,7 +280,6 @@ static const uint8_t *entry_for(uint64_t seq) {
 /* Serve a follower's call from the leader's entry: 1 and *result if served.
    ``mask``: the arguments that must equal the leader's; ``room[i]``: bytes
    this call may have written at argument i (0: none). */
-static int errors_only; /* follow() takes only an entry whose result is an error (a follower's accept4) */
 
 /* The in-ring entry for this follower's next call when it is this call
    (number, compared arguments) and its outputs fit this call's buffers;
@@ -289,7 +289,6 @@ static const uint8_t *entry_match(long nr, const long a[6], unsigned mask, const
     if (!p) return NULL;
     uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72), flags = *(const uint32_t *)(p + 76);
     if ((flags & RF_NOTFAST) || *(const uint32_t *)(p + 4) != (uint32_t)nr || len < REC_HEAD) return NULL;
-    if (errors_only && !(*(const int64_t *)(p + 16) < 0 && *(const int64_t *)(p + 16) > -4096)) return NULL;
     const uint64_t *la = (const uint64_t *)(p + 24);
     /* The entry's words are the core's values (an int sign-extended, a size
        not): a 32-bit register matches either; the core checks the call again. */
@@ -583,16 +582,38 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
             return (int)ret_errno(res);
         }
     } else if (role == 1 && (addr == NULL || alen != NULL) && fast_nr(SYS_accept4)) {
-        /* A follower takes the leader's entry only when it is an error (a
-           non-blocking socket's EAGAIN, every other accept4 of an event
-           loop): nothing to make. A new connection needs a descriptor at
-           the leader's number, which the tracer makes at a stop. */
+        /* A follower takes the leader's entry. An error (a non-blocking
+           socket's EAGAIN, every other accept4 of an event loop) makes
+           nothing. A new connection needs a descriptor at the leader's
+           number: a copy of this follower's own listening socket -- a
+           follower's socket is its tracer's placeholder, /dev/null; the
+           core's table has it (its byte is not 0) and not the new number --
+           made there with dup3 from the trampoline (tables.FOLLOWER_PLACES:
+           the follower's filter lets it through from there), as the
+           tracer's placeholder open would. If that does not land at the
+           leader's number, the traced path takes the call. */
         accept_len_before = alen ? *alen : 0;
         uint64_t room[6] = {0, alen ? accept_len_before : 0, alen ? sizeof *alen : 0, 0, 0, 0};
-        errors_only = 1;
-        int took = fast_call(SYS_accept4, a, 0x9, room, out_accept, &res);
-        errors_only = 0;
-        if (took) return (int)ret_errno(res);
+        struct region r[MAX_REGIONS] = {{0}};
+        busy = 1;
+        const uint8_t *p = entry_match(SYS_accept4, a, 0x9, room);
+        if (p) {
+            long made = *(const int64_t *)(p + 16);
+            int placed = made < 0 && made > -4096;
+            if (!placed && made > 2 && made < DIPMON_FD_TABLE && fd >= 0 && fd < DIPMON_FD_TABLE &&
+                area[H_FD_ROUTE + fd] && !area[H_FD_ROUTE + made])
+                placed = tramp(SYS_dup3, fd, made, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0, 0, 0, 0) == made;
+            if (placed) {
+                entry_take(p, a, &res);
+                if (res >= 0) area[H_FD_ROUTE + res] = (uint8_t)U32(H_SOCKET_BITS);
+                append(U64(H_SEQ), SYS_accept4, a, res, r, out_accept(a, res, r));
+                U64(H_FAST) += 1;
+                busy = 0;
+                return (int)ret_errno(res);
+            }
+        }
+        U64(H_FALLBACK) += 1;
+        busy = 0;
     }
     return (int)ret_errno(traced(SYS_accept4, fd, (long)addr, (long)alen, flags, 0, 0));
 }

@@ -48,13 +48,12 @@ from typing import Any
 from dmvx.errors import InputError
 from dmvx.policy import Policy
 from dmvx.syscalls import Arch
-from realmode import isolation, reports, seccomp
+from realmode import isolation, reports
 from realmode.connector import BACKLOG, run_connector
 from realmode.deferral import signals_deferred
-from realmode.inproc import layout, tables
 from realmode.net import children, linklog, netns, runs
 from realmode.net.network import EmulatedNetwork
-from realmode.orchestrator import IN_PROCESS_ENV, inproc_choices, refused_libraries, say_refused
+from realmode.orchestrator import IN_PROCESS_ENV, inproc_choices, refused_libraries, say_refused, variant_filters
 from realmode.reports import GRACE, RunReports
 from realmode.spawn import default_compare_from, resolve, spawn_variant
 from realmode.tracer import Launch
@@ -152,17 +151,13 @@ class Agents:
         hello_id = secrets.token_hex(8)
         say_refused(self.refused)
         preloading = any(c is not None and c.path is not None for c in self.choices)
-        bpf = (
-            seccomp.build_filter(self.policy, tables.filter_names(self.policy), layout.SITES)
-            if preloading
-            else seccomp.build_filter(self.policy)
-        )
+        bpfs = variant_filters(self.policy, n, preloading)
         leader_host = self.variants[0].host
         with netns.inside(self.net.node_pid(leader_host)):
             listener = socket.create_server(self.leader_address, backlog=max(n, BACKLOG))
         try:
             for agent in self.variants:
-                self._start_one(agent, n, key, hello_id, bpf, listener)
+                self._start_one(agent, n, key, hello_id, bpfs[agent.index], listener)
         finally:
             key.wipe()  # every CONNECTOR has its copy; nobody else needs one
             listener.close()
