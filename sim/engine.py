@@ -1006,7 +1006,9 @@ class Variant(_Proc, Carrier):
                     assert dipmon is not None
                     t += step.gap + dipmon.call
                     if not is_leader:
-                        stats.monitor_busy += dipmon.follow + step.compare_ns + step.args_ns
+                        # Its argument buffers are in its record: no reading
+                        # them from the variant (args_ns), only comparing.
+                        stats.monitor_busy += dipmon.follow + step.compare_ns
                 else:
                     t += step.gap + interception[route]
                 if route is not LOCAL and not fast:
@@ -1106,8 +1108,9 @@ class Variant(_Proc, Carrier):
                         for dest in others if action.to == EVERYONE else (action.to,):
                             post(dest, message, size, mt)
                         # dipmon.drain is the record's all in, its hand-over
-                        # included (no cb_append): the bytes it carries apart.
-                        extra = int(copy_per_byte * size) + step.read_ns
+                        # included (no cb_append): the bytes it carries apart,
+                        # which are in the record (no buffer read: read_ns).
+                        extra = int(copy_per_byte * size)
                         mt += extra
                         work += extra
                     elif actions:
@@ -1149,7 +1152,7 @@ class Variant(_Proc, Carrier):
             elif res == SKIP:
                 assert step is not None  # resolved: the step of the call it was held at
                 if fast:  # the library copies; the monitor laid the bytes into its ring
-                    stats.monitor_busy += step.copy_ns
+                    stats.monitor_busy += step.copy_ns - step.read_ns  # per byte: no buffer written by ptrace
                 else:
                     t += step.copy_ns
                 skipped += 1

@@ -222,3 +222,15 @@ def test_a_slowdown_is_measured_against_the_native_run_of_its_round() -> None:
     assert native == 2.0 and traced == pytest.approx(20.0)
     native, traced = paired_median([(1.0, 10.0), (1.5, 30.0), (2.0, 20.0)])
     assert native == 1.5 and traced / native == pytest.approx(10.0)  # unpaired: 20 / 1.5 = 13.3x
+
+
+def test_a_fast_calls_buffers_come_in_its_record(tmp_path: Path) -> None:
+    """On the path a call's output and argument buffers travel in its record
+    (the library copies them): far past CB and ring, a read's and a getcwd's
+    records cost the monitors' CPU what a getpid's does, give or take their
+    bytes -- not a ptrace read of each buffer (copy_per_buffer, tens of us)."""
+    path = _with_dipmon(tmp_path)
+    getpid = _predict_in_process(path, "getpid", 60000)
+    for kind in ("read", "getcwd"):
+        other = _predict_in_process(path, kind, 60000)
+        assert other.cpus[1] == pytest.approx(getpid.cpus[1], rel=0.1), kind
