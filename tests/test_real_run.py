@@ -89,6 +89,7 @@ def test_seccomp_fast_path_leaves_local_calls_untraced(build) -> None:
     result_local, _, _ = captured(lambda: run([local, local], "dmvx"))
     result_traced, _, _ = captured(lambda: run([traced, traced], "dmvx"))
     assert result_local.verdict is None and result_traced.verdict is None
+
     # 20000 sigprocmask calls add no stop; 200 getpid calls add 200 stops
     # (on the in-process path, DMVX_IN_PROCESS=on, fast calls in their place).
     def calls(result) -> int:

@@ -111,7 +111,7 @@ def test_a_monitor_forked_for_the_run_counts_its_own_wait_from_its_birth(monkeyp
     """A monitor forked on a busy machine waited 0.3-2.4 s for a CPU before
     it first measured (it is forked for the run, as its variant is): that
     wait is in its first note, not lost before it began to measure."""
-    table = {"thread-self": (5 * MS, 800 * MS)}
+    table: dict[str | int, tuple[int, int]] = {"thread-self": (5 * MS, 800 * MS)}
     _readings(monkeypatch, table)
     forked = Starvation(born=True)
     table[7] = (1 * MS, 0)
@@ -222,7 +222,7 @@ class _Parked:
         self.clocks = Clocks(self)  # type: ignore[arg-type]
         self.proc = SimpleNamespace(alive=True, held=SimpleNamespace(raw=SimpleNamespace(call=Call("x", (1, 0)))))
         self.clocks.aligned[("0.1", 1)] = True
-        self.clocks.parked["0.1"] = (self.proc, 10.15, 10.0)
+        self.clocks.parked["0.1"] = (self.proc, 10.15, 10.0)  # type: ignore[assignment]
         self.own: list[str] = []
         self.clocks._answer = lambda proc, held, clock, ns: self.own.append("own")  # type: ignore[method-assign]
 
