@@ -33,9 +33,12 @@ def _bash(name: str, script: str, **kw) -> Entry:
 
 
 _INTERLEAVED = (
-    "memcached's worker threads read the date when their own monotonic clock says so (libevent, every 5 s): "
-    "gettimeofday vs read in a worker; what memcslap's and memcached's threads call is up to their "
-    "interleaving (docs/realmode.md, Threads and The corpus); issue 15 item 3"
+    "memcached wakes a worker through an eventfd its main thread writes after queueing a connection; "
+    "eventfd reads and writes run in the leader only, so a follower's worker, given the leader's epoll_wait "
+    "and read results, may look at its queue before its own main thread filled it (epoll_ctl vs epoll_pwait "
+    "in a worker), and libevent's 5 s clock check reads the date at another call (gettimeofday vs read); "
+    "the work that fixes it: an eventfd every variant holds and steers as a pipe (docs/realmode.md, "
+    "The corpus); issue 15 item 3"
 )
 
 ENTRIES: tuple[Entry, ...] = (
