@@ -21,9 +21,18 @@ So the calls that change a shared table or copy it
   order, and ``waitpid`` reports stops by thread, not by time). ``accept``
   and ``accept4`` are left out: they block until a client comes, and a
   worker that must close a connection before the next client connects
-  would wait for ever; any other call that has run :data:`LEADER_PATIENCE`
-  and sleeps in the kernel is taken as blocked too (an open of a FIFO waits
-  for its other end), and the next one runs beside it.
+  would wait for ever; any other call that may wait for another thread
+  (:func:`may_block`: an open of a FIFO waits for its other end, an
+  ``fcntl`` for a lock) and has run :data:`LEADER_PATIENCE` asleep in the
+  kernel is taken as blocked too, and the next one runs beside it. A call
+  that finishes by itself (a regular file's open, a close, a dup) is always
+  waited for, however long it sleeps: an open takes its number when it
+  starts, so a close let run beside one that sleeps (an ``O_TRUNC`` waiting
+  for the disk, under load) returned first, its point came first, and the
+  follower freed that number before its own open took the lowest one --
+  a false ``protocol-error`` ("placeholder descriptor landed at (5,), the
+  leader's is (8,)") in about 1 of 10 runs of tests/test_real_threads.py's
+  worker threads under load, on either path.
 * The leader's tracer sends the entry of a call when it has returned, and
   for a call every variant runs released by ``GO`` before it ran (every
   call under ``dmon``) the leader's monitor sends a
@@ -49,6 +58,8 @@ one that waits for it, and after the stall timeout the run ends with
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -80,6 +91,68 @@ def ordered(held: Held) -> bool:
     table, or copies it (a clone with ``CLONE_FILES`` shares it instead)."""
     name = held.raw.name
     return name in TABLE_ORDERED and not (name in _CLONES and held.clone_flags & CLONE_FILES)
+
+
+#: Ordered calls that always finish by themselves: never run beside.
+_FINITE = frozenset(
+    {
+        "close",
+        "close_range",
+        "dup",
+        "dup2",
+        "dup3",
+        "pipe",
+        "pipe2",
+        "socket",
+        "socketpair",
+        "eventfd",
+        "eventfd2",
+        "timerfd_create",
+        "signalfd",
+        "signalfd4",
+        "inotify_init",
+        "inotify_init1",
+        "memfd_create",
+        "epoll_create",
+        "epoll_create1",
+        "pidfd_open",
+        "fork",
+        "clone",
+        "clone3",
+    }
+)
+_CLONE_VFORK = 0x4000
+_OPENS = {"open": (None, 0), "creat": (None, 0), "openat": (0, 1), "openat2": (0, 1)}
+#: fcntl commands that wait for a lock another thread may hold: F_SETLKW, F_OFD_SETLKW.
+_LOCK_WAITS = frozenset({7, 38})
+
+
+def may_block(proc: Proc, held: Held) -> bool:
+    """Whether the leader's ordered call ``held`` may sleep until another
+    thread acts: an open of a FIFO or a device (not of a regular file or a
+    directory, or one it creates), ``fcntl`` waiting for a lock, a vfork
+    (its child runs first), and any call not known to finish by itself."""
+    raw = held.raw
+    name = raw.name
+    if name in _FINITE:
+        # A vfork (or a clone with CLONE_VFORK) waits for its child's exec or end.
+        return bool(held.clone_flags & _CLONE_VFORK)
+    if name == "fcntl":
+        return raw.call.args[1] in _LOCK_WAITS
+    if name not in _OPENS:
+        return True
+    dir_index, path_index = _OPENS[name]
+    path = raw.call.args[path_index]
+    if not isinstance(path, str):
+        return True
+    if not path.startswith("/"):
+        dirfd = raw.call.args[dir_index] if dir_index is not None else -100
+        path = f"/proc/{proc.pid}/cwd/{path}" if dirfd == -100 else f"/proc/{proc.pid}/fd/{dirfd}/{path}"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # none there yet: it creates a regular file, or fails
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _asleep(tid: int) -> bool:
@@ -166,7 +239,10 @@ class FdOrder:
             if name in _BLOCKING:
                 return True
             waited = time.monotonic() - self.since.get(proc.stream, time.monotonic())
-            return all(waited >= LEADER_PATIENCE and _asleep(other.pid) for other in self._running(proc))
+            return all(
+                waited >= LEADER_PATIENCE and may_block(other, other.held) and _asleep(other.pid)  # type: ignore[arg-type]
+                for other in self._running(proc)
+            )
         return self._turn(proc, seq)
 
     def _running(self, proc: Proc) -> list[Proc]:
