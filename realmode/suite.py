@@ -55,8 +55,8 @@ STREAM_PACE = 0.05
 POINT_TIMEOUT = 30.0
 #: Why a record-forgery cell does not run on machines.
 FORGERY_NOT_ON_MACHINES = (
-    "a forged in-process ring record needs the in-process path (dmvx run --in-process on, one machine); "
-    "the agents on machines run their variants under ptrace only"
+    "a forged in-process ring record is run by dmvx run --in-process on, on this machine, with the "
+    "forging library preloaded (realmode/vuln/forgery.py), not through the agents of a topology"
 )
 
 
@@ -137,8 +137,9 @@ def run_point(file: str, point: Scenario, setting: str, console: Any = None) -> 
 
 
 def _forgery_cell(cell: Cell, point: Scenario, workload: Server) -> Cell:
-    """A record-forgery point: the in-process path on this machine, not the
-    emulated hosts (whose agents do not take it; :mod:`realmode.vuln.forgery`)."""
+    """A record-forgery point: the in-process path on this machine, with the
+    forging library preloaded, not through the topology's agents
+    (:mod:`realmode.vuln.forgery`)."""
     assert point.variants is not None
     try:
         builds = build_variants(forgery.PROGRAM, point.variants)

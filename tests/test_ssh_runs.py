@@ -109,6 +109,30 @@ def test_the_demo_runs_on_two_machines_over_ssh(tmp_path: Path, up: tuple[Path, 
     _assert_clean(made, None)
 
 
+def test_machines_take_the_in_process_path(tmp_path: Path, up: tuple[Path, list[Machine]]) -> None:
+    """``DMVX_IN_PROCESS=on`` reaches each machine's agent, which preloads its
+    own checkout's library (the stand-ins run this one): the demo's answers
+    are the same and both variants say they took the path. (Before, agents
+    on machines ran every variant on the ptrace path.)"""
+    directory, made = up
+    topo = _topology(tmp_path / "t.yml")
+    env = dict(os.environ, **{remote.SSH_CONFIG_ENV: str(directory / "ssh_config"), "DMVX_IN_PROCESS": "on"})
+    done = subprocess.run(
+        [DMVX, "real", "--topology", str(topo), "--requests", "10", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["outcome"] == "ok" and report["mvx"]["requests"] == 10, report
+    assert [v["in_process"]["path"] for v in report["variants"]] == ["in-process", "in-process"], report["variants"]
+    assert report["variants"][0]["in_process"]["fast_calls"] > 10
+    _assert_clean(made, report["run_id"])
+
+
 def test_a_data_only_attack_is_caught_on_machines(tmp_path: Path, up: tuple[Path, list[Machine]]) -> None:
     """The real data-only exploit (scenarios/labs/lab5-real.yml: the attack
     table's real data-only cell) on SSH-launched agents: the diversified

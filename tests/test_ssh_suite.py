@@ -80,7 +80,7 @@ def _expected_cells() -> dict[tuple[str, str], dict[str, object] | str]:
 
 
 #: What cannot run with the variants on machines, and why.
-NOT_ON_MACHINES = {"record-forgery": "a forged in-process ring record needs the in-process path"}
+NOT_ON_MACHINES = {"record-forgery": "a forged in-process ring record is run by dmvx run --in-process on"}
 
 
 def test_the_attack_suite_on_machines_finds_what_emulated_hosts_find(

@@ -106,6 +106,10 @@ class AgentConfig:
     #: exploit crafted for this variant needs its load address, and its pid
     #: is not one the orchestrator's machine can read.
     report_image: bool = False
+    #: Take the in-process path where this machine's library and the policy
+    #: allow (as ``dmvx run --in-process on``): the library is the one of
+    #: the machine's own dmvx checkout, built by its ``./run setup``.
+    in_process: bool = False
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -347,7 +351,10 @@ class _Agent:
                 return 0
 
     def _serve(self, config: AgentConfig, key: isolation.RunKey) -> int:
+        from dmvx.syscalls import Arch
         from realmode.connector import BACKLOG, run_connector
+        from realmode.inproc import layout, tables
+        from realmode.orchestrator import inproc_choices
         from realmode.spawn import personality, spawn_variant
         from realmode.tracer import Launch
 
@@ -382,6 +389,11 @@ class _Agent:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.write(summary_w, (json.dumps(linklog.summarise(logged.log, index, n)) + "\n").encode())
 
+        # The in-process path, decided here: the library is this machine's
+        # (its checkout's build, for its program's ELF class), and a refused
+        # one is said to the orchestrator, which prints it as dmvx run does.
+        choice = inproc_choices(policy, [program])[0] if config.in_process else None
+        preloading = choice is not None and choice.path is not None
         launch = Launch(
             index=index,
             n_variants=n,
@@ -389,15 +401,21 @@ class _Agent:
             path=program,
             argv=argv,
             env=config.env,
-            filter=seccomp.build_filter(policy),
+            filter=(
+                seccomp.build_filter(policy, tables.filter_names(policy), layout.SITES)
+                if preloading
+                else seccomp.build_filter(policy)
+            ),
             stall_timeout=stall,
             compare_from=config.compare_from,
             summary=config.summary,
+            preload=str(choice.path) if preloading else None,  # type: ignore[union-attr]
+            preload_arch=choice.arch if choice is not None else Arch.X86_64,
         )
         # Every machine gets this far before any variant starts: a leader
         # that ran ahead would wait for a follower still unpacking, and take
         # the wait for a stall.
-        self.out.say("ready")
+        self.out.say("ready", **({"refused": choice.problem} if choice is not None and choice.problem else {}))
         if _read_line(self.inp) != b"go":  # the run ended before it began
             self.out.say("bye", harmful=False)
             return 0

@@ -51,6 +51,7 @@ from realmode.deferral import signals_deferred
 from realmode.net import children, runs
 from realmode.net.agents import VariantAgent, connector_port
 from realmode.net.remote_agent import AgentConfig, config_message, policy_dict, ship
+from realmode.orchestrator import IN_PROCESS_ENV, say_refused
 from realmode.remote import ssh_argv
 from realmode.reports import GRACE, Halted, Progress, RunReports, Started
 from realmode.spawn import elf_arch
@@ -164,6 +165,7 @@ class SshAgents:
         native: bool = False,
         no_randomize: bool = False,
         image_of: int | None = None,
+        in_process: bool | None = None,
     ) -> None:
         if len(hosts) != len(argvs) or len(hosts) < (1 if native else 2):
             raise InputError("dmvx real: MVX needs at least two variants, one host each")
@@ -186,6 +188,11 @@ class SshAgents:
         self.no_randomize = no_randomize
         #: The variant whose agent says where its program is mapped (:meth:`image`).
         self.image_of = image_of
+        #: The in-process path as in dmvx run (None: DMVX_IN_PROCESS=on asks
+        #: for it); each agent preloads its machine's own library.
+        self.in_process = os.environ.get(IN_PROCESS_ENV) == "on" if in_process is None else in_process
+        #: Variants whose machine refused its library, and why (each agent says).
+        self.refused: dict[int, str] = {}
         self.variants = [VariantAgent(i, host, list(argv)) for i, (host, argv) in enumerate(zip(hosts, argvs))]
         #: The program each variant runs, as chosen for its host (a path on that machine).
         self.paths = [argv[0] for argv in argvs]
@@ -248,6 +255,7 @@ class SshAgents:
         finally:
             key.wipe()  # every agent has its copy; nobody here needs one
         self._go(until)
+        say_refused(self.refused)
 
     def _go(self, until: float) -> tuple[str, int] | None:
         """Every agent ready, then told ``go``, then its variant running; where
@@ -319,6 +327,7 @@ class SshAgents:
             native=self.native,
             no_randomize=self.no_randomize,
             report_image=agent.index == self.image_of,
+            in_process=self.in_process and not self.native,
         )
 
     @property
@@ -360,6 +369,8 @@ class SshAgents:
                     session.hello = message
                 elif event == "ready":
                     session.ready = True
+                    if message.get("refused"):
+                        self.refused[session.agent.index] = f"{message['refused']} ({session.who})"
                 elif event == "listening":
                     host, port = message["address"]
                     session.listening = (str(host), int(port))
@@ -432,6 +443,8 @@ class SshAgents:
             settle=settle,
             kill=self._kill_variants,
         )
+        for index, why in self.refused.items():
+            self.variants[index].stats.setdefault("in_process", {"path": "ptrace"})["why"] = why
         return self.outcome
 
     def image(self, index: int) -> tuple[int, int] | None:
