@@ -64,6 +64,42 @@ def test_recorded_run_replays_in_sim_and_lab_watch(tmp_path: Path) -> None:
     assert watched["verdict"] is None and watched["variants"][1]["skipped"] > 0
 
 
+def test_a_run_on_the_in_process_path_records_replays_and_is_watched(tmp_path: Path) -> None:
+    """Calls that never stopped (``--in-process on``: 3,000 getpids from the
+    leader's ring, and the follower's from the leader's entries, taken in
+    runs of equal records) are in the trace one by one, in both streams,
+    with the leader's duration the library measured; sim replays it and the
+    lab watcher finds no divergence, as for a run on the ptrace path."""
+    bench = compile_target("bench", tmp_path)
+    trace_path = tmp_path / "fast.jsonl"
+    done = _dmvx("run", "--in-process", "on", "--json", "--record", str(trace_path), "--", bench, "getpid", "3000")
+    assert done.returncode == 0, done.stderr.decode()
+    document = json.loads(done.stdout)
+    paths = [v["in_process"] for v in document["variants"]]
+    assert [p["path"] for p in paths] == ["in-process", "in-process"] and paths[0]["fast_calls"] > 2000, paths
+    trace = read_trace(trace_path)
+    getpids = {
+        i: [e for e in events if isinstance(e, TraceCall) and e.call.name == "getpid"]
+        for i, events in trace.streams.items()
+    }
+    assert len(getpids[0]) == len(getpids[1]) >= 3000
+    assert all(c.ns is None for c in getpids[1][-100:])  # the follower took the leader's
+    scenario = tmp_path / "replay.yml"
+    scenario.write_text(
+        "name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+        "policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: fast.jsonl\n"
+        "expect:\n  verdict: ok\n"
+    )
+    sim = _dmvx("sim", "--json", str(scenario))
+    assert sim.returncode == 0, sim.stderr.decode()
+    point = json.loads(sim.stdout)["points"][0]
+    assert (point["outcome"], point["as_expected"]) == ("ok", True), point
+    watch = _dmvx("lab", "watch", "--json", str(trace_path))
+    assert watch.returncode == 0, watch.stderr.decode()
+    watched = json.loads(watch.stdout)
+    assert watched["verdict"] is None and watched["variants"][1]["skipped"] >= 3000, watched["variants"]
+
+
 def test_record_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
     done = _dmvx("run", "--record", str(tmp_path / "nowhere" / "t.jsonl"), "--", "true")
     assert done.returncode != 0

@@ -818,6 +818,10 @@ class InProcess:
                 )
                 return number + 1
         self.t.stats.skipped += len(outcomes)
+        recorder = self.t.recorder
+        if recorder is not None and self.proc is self.t.root:
+            for outcome in outcomes:  # --record: each call (drain takes one at a time then)
+                recorder.call(raw.call, outcome, recorder.entered(), None)
         hands = self.proc.hands
         for message in messages:
             hands.send(Send(LEADER, message))  # type: ignore[union-attr]
