@@ -651,7 +651,6 @@ class InProcess:
             )
             return None
         reader = self.proc.reader
-        reader.memory = Regions(record.regions, before=True) if record.regions else _NO_REGIONS
         try:
             # A call whose decoding reads memory (writev's iovecs and bytes,
             # accept4's addrlen, epoll_ctl's event) is decoded from the
@@ -669,13 +668,17 @@ class InProcess:
                 memory = sum(len(data) for _, data in regions)
             raw = self._calls.get(key)
             if raw is None:
+                # The record's memory is read only here and for the leader's
+                # outcome: made for each record, it was a tenth of a
+                # follower's monitor time (lighttpd, py-spy).
+                reader.memory = Regions(record.regions, before=True) if record.regions else _NO_REGIONS
                 raw = reader.call(self.arch, nr, record.args)
                 if memory <= _CACHED_REGION_BYTES:
                     if len(self._calls) >= _CALL_CACHE:
                         self._calls.clear()
                     self._calls[key] = raw
-            reader.memory = Regions(record.regions) if record.regions else _NO_REGIONS
             if self.leader:
+                reader.memory = Regions(record.regions) if record.regions else _NO_REGIONS
                 outcome = reader.outcome(raw, record.result)
             else:
                 reader.committed(raw, record.result)  # its own epoll data, a closed epoll set
