@@ -402,7 +402,8 @@ class _Agent:
             argv=argv,
             env=config.env,
             filter=(
-                seccomp.build_filter(policy, tables.filter_names(policy), layout.SITES)
+                # a follower's lets its library's placeholder dup3 through (tables.FOLLOWER_PLACES)
+                seccomp.build_filter(policy, tables.filter_names(policy, follower=index != 0), layout.SITES)
                 if preloading
                 else seccomp.build_filter(policy)
             ),
