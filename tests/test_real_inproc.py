@@ -199,6 +199,36 @@ def test_a_forged_record_in_the_middle_of_a_drain_is_named() -> None:
     assert records == [] and "the record after call 10" in str(problem)
 
 
+def test_a_followers_own_epoll_data_is_checked_against_the_registrations_its_monitor_keeps() -> None:
+    """A follower's library writes its own data for each of the leader's
+    events (which name descriptors) from its copy of its registrations; its
+    monitor checks the record against the map it keeps from the same calls,
+    as a stop would have written it: data that is not the follower's own for
+    that descriptor (a stale or lying library) is a protocol-error."""
+    from types import SimpleNamespace
+
+    from dmvx.calls import Call, Outcome
+    from realmode.epoll import EpollMap
+    from realmode.inproc.path import InProcess
+
+    fast = InProcess.__new__(InProcess)
+    epoll = EpollMap()
+    epoll.apply(5, 1, 8, 0xAAAA)  # epoll_ctl(5, ADD, 8, {.data = 0xAAAA})
+    fast.proc = SimpleNamespace(reader=SimpleNamespace(epoll=epoll))  # type: ignore[assignment]
+    errors: list[str] = []
+    fast._protocol_error = errors.append  # type: ignore[method-assign,assignment]
+    raw = SimpleNamespace(call=Call("epoll_pwait", (5, 0x1000, 4, 1000, None, None)))
+    leaders = Outcome(1, ((1, struct.pack("<IQ", 1, 8)),))  # EPOLLIN on descriptor 8
+    own = layout.Record(9, 232, 1, (5, 0x1000, 4, 1000, 0, 0), ((0x1000, struct.pack("<IQ", 1, 0xAAAA)),))
+    assert fast._own_events(raw, own, leaders) and errors == []  # type: ignore[arg-type]
+    stale = own._replace(regions=((0x1000, struct.pack("<IQ", 1, 0xBBBB)),))
+    assert not fast._own_events(raw, stale, leaders)  # type: ignore[arg-type]
+    assert errors and "other epoll data than its registrations say" in errors[0]
+    # The leader's own value, tagged unknown, is passed on as it came.
+    unknown = Outcome(1, ((1, struct.pack("<IQ", 1, (1 << 63) | 0x5555)),))
+    assert fast._own_events(raw, own._replace(regions=((0x1000, struct.pack("<IQ", 1, 0x5555)),)), unknown)  # type: ignore[arg-type]
+
+
 def test_the_tables_come_from_the_broker() -> None:
     """dmvx replicates the wrapped calls asynchronously, so the filter lets
     them through from the trampoline; dmon holds every call in lockstep,
