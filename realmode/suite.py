@@ -174,6 +174,8 @@ def _cell_of(cell: Cell, result: ex.NetResult, stream: bool) -> Cell:
         "injected": report.get("injected"),
         "answer": report.get("answer"),
         "verdict_calls": verdict.to_dict()["calls"] if verdict is not None else None,
+        # Which path each variant's replicated calls took (DMVX_IN_PROCESS).
+        "paths": [v.get("in_process", {}).get("path", "ptrace") for v in result.variants],
     }
     if outcome is None:
         cell.error = "the run did not start"

@@ -84,6 +84,40 @@ def test_attack_in_real_mode_and_against_sim(clean_check, path: Path, setting: s
     )
 
 
+#: One cell of each exploit whose server reads its request and writes its
+#: answer through calls the in-process path runs without a stop (read,
+#: writev, recvfrom), under a setting where the variants differ: what the
+#: path could change -- the leak leaving before the verdict, a verdict on a
+#: call the core saw late -- would show in these.
+ON_THE_PATH = [
+    ("stack-overflow", "aslr"),
+    ("heap-overflow", "disjoint"),
+    ("partial-overwrite", "abi"),
+    ("format-string", "aslr"),
+    ("struct-overflow", "abi"),
+]
+
+
+@pytest.mark.parametrize("name,setting", ON_THE_PATH, ids=[f"{n}-{s}" for n, s in ON_THE_PATH])
+def test_the_in_process_path_finds_what_the_ptrace_path_finds(
+    clean_check, monkeypatch, name: str, setting: str
+) -> None:
+    """DMVX_IN_PROCESS=on (the emulated hosts' agents take the path): the
+    cell ends as the file's ``expect.real`` says -- what the ptrace path is
+    held to in the test above -- with the same verdict kind and effect, and
+    both variants took the path. (``DMVX_IN_PROCESS=on pytest`` of this file
+    runs every cell on the path; this keeps five of them there in every run.)"""
+    monkeypatch.setenv("DMVX_IN_PROCESS", "on")
+    path = ATTACKS / f"{name}.yml"
+    point = load_scenario(path).with_values({"setting": setting}).model_copy(update={"sweep": None})
+    cell = run_point(str(path), point, setting)
+    assert cell.error is None, cell.to_json()
+    assert cell.as_expected, f"expected {cell.expected}, found {cell.found()}: {cell.detail}"
+    assert cell.details["paths"] == ["in-process", "in-process"], cell.details
+    if point.attack is not None and point.attack.kind in ("pointer-leak", "data-only") and cell.outcome == "divergence":
+        assert cell.details["answer"] == "", "bytes left the leader"
+
+
 @pytest.mark.parametrize("setting", ["aslr", "abi"])
 def test_under_socket_rw_the_leak_leaves_before_the_verdict_in_both_modes(clean_check, setting: str) -> None:
     """Why format-string.yml puts socket writes in lockstep: without it the
