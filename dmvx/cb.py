@@ -11,6 +11,7 @@ acknowledgement frees the entries every follower has consumed.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from dmvx.calls import Call, Outcome
 
@@ -22,6 +23,7 @@ class ConnectorBuffer:
         "capacity_entries",
         "capacity_bytes",
         "_entries",
+        "_count",
         "_bytes",
         "max_entries",
         "max_bytes",
@@ -35,7 +37,11 @@ class ConnectorBuffer:
             raise ValueError("connector buffer capacity must be at least one entry and one byte")
         self.capacity_entries = capacity_entries
         self.capacity_bytes = capacity_bytes
-        self._entries: deque[tuple[int, int, Call, Outcome | None]] = deque()
+        #: Runs of consecutive entries of one size, call and outcome,
+        #: ``[first seq, last seq, size, call, outcome]``: a leader repeating
+        #: one call pushes a run of them at once (:meth:`push_run`).
+        self._entries: deque[list[Any]] = deque()
+        self._count = 0
         self._bytes = 0
         self.max_entries = 0
         self.max_bytes = 0
@@ -47,7 +53,7 @@ class ConnectorBuffer:
         self.full = False
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._count
 
     @property
     def bytes(self) -> int:
@@ -59,15 +65,14 @@ class ConnectorBuffer:
         An entry larger than the whole byte capacity still fits into an
         empty buffer: otherwise one big read would stop the leader forever.
         """
-        entries = self._entries
-        if not entries:
+        count = self._count
+        if not count:
             return True
-        return len(entries) < self.capacity_entries and self._bytes + size <= self.capacity_bytes
+        return count < self.capacity_entries and self._bytes + size <= self.capacity_bytes
 
     def push(self, seq: int, size: int, call: Call, outcome: Outcome | None = None) -> None:
-        entries = self._entries
-        entries.append((seq, size, call, outcome))
-        occupancy = len(entries)
+        self._entries.append([seq, seq, size, call, outcome])
+        occupancy = self._count = self._count + 1
         held = self._bytes = self._bytes + size
         if occupancy > self.max_entries:
             self.max_entries = occupancy
@@ -85,7 +90,7 @@ class ConnectorBuffer:
         many of its entries go in before it must wait."""
         if self.full:
             return 0
-        count = self.capacity_entries - len(self._entries)
+        count = self.capacity_entries - self._count
         if size > 0:
             # The push that takes the bytes past the capacity still goes in.
             count = min(count, (self.capacity_bytes - self._bytes) // size + 1)
@@ -97,10 +102,9 @@ class ConnectorBuffer:
         ``count`` pushes, reckoned once. At most :meth:`fits` entries."""
         if count > self.fits(size):
             raise ValueError(f"connector buffer: {count} entries pushed where {self.fits(size)} fit")
-        entries = self._entries
-        before = len(entries)
-        entries.extend([(seq, size, call, outcome) for seq in range(first, first + count)])
-        occupancy = before + count
+        before = self._count
+        self._entries.append([first, first + count - 1, size, call, outcome])
+        occupancy = self._count = before + count
         held = self._bytes = self._bytes + size * count
         if occupancy > self.max_entries:
             self.max_entries = occupancy
@@ -116,24 +120,34 @@ class ConnectorBuffer:
         released = 0
         entries = self._entries
         while entries and entries[0][0] <= seq:
-            _, size, _, _ = entries.popleft()
-            self._bytes -= size
-            released += 1
+            run = entries[0]
+            if run[1] <= seq:
+                entries.popleft()
+                count = run[1] - run[0] + 1
+            else:
+                count = seq - run[0] + 1
+                run[0] = seq + 1
+            self._bytes -= run[2] * count
+            released += count
         if released:
-            self.full = bool(entries) and (len(entries) >= self.capacity_entries or self._bytes > self.capacity_bytes)
+            remaining = self._count = self._count - released
+            self.full = bool(remaining) and (remaining >= self.capacity_entries or self._bytes > self.capacity_bytes)
         return released
 
     def call_at(self, seq: int) -> Call | None:
         """The leader's call at ``seq`` if it is still buffered."""
-        for entry_seq, _, call, _ in self._entries:
-            if entry_seq == seq:
+        for run in self._entries:
+            if run[0] <= seq <= run[1]:
+                call: Call = run[3]
                 return call
         return None
 
     def unconfirmed(self) -> tuple[tuple[int, Call, Outcome | None], ...]:
         """``(seq, call, outcome)`` of every entry still buffered: calls the
         leader ran that not every follower has acknowledged."""
-        return tuple((seq, call, outcome) for seq, _, call, outcome in self._entries)
+        return tuple(
+            (seq, call, outcome) for first, last, _, call, outcome in self._entries for seq in range(first, last + 1)
+        )
 
     @property
     def mean_entries(self) -> float:

@@ -888,6 +888,10 @@ class FollowerMonitor(_Monitor):
         self._unacked_bytes = 0
         self._vote_seq = 0
         self._announced = 0
+        #: The last call :meth:`call_skipped` took, the leader's call its
+        #: entry named, and the decision: a loop's next call is the same pair,
+        #: and the name's decision cannot change (the broker decides a name once).
+        self._matched: tuple[Call | None, Call | None, Decision] = (None, None, _PROCESS_END)
 
     def _to(self, state: FollowerState) -> None:
         """Move to ``state`` (:data:`dmvx.states.FOLLOWER_TRANSITIONS` must list the move)."""
@@ -947,26 +951,38 @@ class FollowerMonitor(_Monitor):
         any entry of another kind take the general path."""
         if self._state is not _F_RUNNING or self.verdict is not None:
             return None
-        name = call.name
-        decision = self._by_name.get(name)
-        if decision is None or not _skippable(name, decision):
-            return None
         seq = self.seq + 1
         entry = self._inbox.get(seq)
         if entry is None:
             return None
         leader_call = entry.call
+        matched = self._matched
+        if matched[0] is call and matched[1] is leader_call:
+            # The same call and leader's call as the last one skipped here
+            # (a loop): the checks below came out so for them then.
+            decision = matched[2]
+        else:
+            name = call.name
+            decided = self._by_name.get(name)
+            if (
+                decided is None
+                or not _skippable(name, decided)
+                or not (leader_call is call or (leader_call.name == name and leader_call.args == call.args))
+            ):
+                return None
+            decision = decided
         kind = entry.kind
-        if ((kind is _KIND_FULL and entry.outcome is not None) or kind is _KIND_PREDICTED) and (
-            leader_call is call or (leader_call.name == name and leader_call.args == call.args)
-        ):
+        if (kind is _KIND_FULL and entry.outcome is not None) or kind is _KIND_PREDICTED:
+            self._matched = (call, leader_call, decision)
             del self._inbox[seq]
             self.seq = seq
             self.last_decision = decision
             self._route_counts[decision.route] += 1
-            self._unacked_bytes += entry.size
+            unacked = self._unacked_bytes = self._unacked_bytes + entry.size
             # RUNNING -> RUNNING: skipped (FOLLOWER_TRANSITIONS lists it).
             self._current = None
+            if seq - self._acked < self._ack_every and unacked < self._ack_bytes and not self._vote_seq:
+                return ()  # :meth:`_ack_due` says no, written out
             return (self._take_ack(seq),) if self._ack_due(seq) else ()
         return None
 
@@ -1028,6 +1044,38 @@ class FollowerMonitor(_Monitor):
         self._route_counts[decision.route] += len(outcomes)
         self._current = None  # RUNNING -> RUNNING: skipped, as call_skipped
         return outcomes, ((Ack(self.stream, due, self.index),) if due else ())
+
+    def call_skipped_on(self, call: Call, messages: Sequence[Message]) -> tuple[Message, ...] | None:
+        """:meth:`call_entered` of ``call`` before its entry is here, then
+        :meth:`message_received` of each of ``messages`` (a delivery whose
+        first message is that entry), in one step, for a follower caught up
+        with its leader: the messages to send the leader (as
+        :meth:`call_skipped`), or None when those events would answer
+        anything but a wait and then a skip -- and then nothing has changed.
+
+        A caught-up follower enters each call before the leader's entry
+        comes and waits for it; the entry comes first in the next delivery
+        and the rest of the delivery are entries for later calls, which it
+        keeps. That is two answers and a method call per message; here it
+        is one method call per delivery, and the mode reckons the wait."""
+        seq = self.seq + 1
+        if not messages or seq in self._inbox or self._vote_seq == seq or self._announced == seq:
+            return None
+        first = messages[0]
+        if type(first) is not Entry or first.seq != seq or first.kind in _LONG_WAY:
+            return None
+        for message in messages[1:]:
+            if type(message) is not Entry or message.kind in _LONG_WAY or message.seq <= seq:
+                return None
+        inbox = self._inbox
+        inbox[seq] = first
+        acks = self.call_skipped(call)
+        if acks is None:
+            del inbox[seq]
+            return None
+        for message in messages[1:]:
+            inbox[message.seq] = message  # type: ignore[union-attr, assignment]  # an Entry (checked above)
+        return acks
 
     def call_exited(self, outcome: Outcome) -> list[Action]:
         """A call the follower ran itself returned ``outcome``."""

@@ -209,6 +209,7 @@ class Connector:
         "peers",
         "busy",
         "_costs",
+        "_deliver_along",
     )
 
     def __init__(self, sim: Simulation, host: str) -> None:
@@ -245,6 +246,7 @@ class Connector:
             sim.receive_per_byte,
             sim.connector_receive_wakeup,
         )
+        self._deliver_along = sim.network.deliver_along
 
     def post(self, dest: int, message: Message, size: int, t: int) -> None:
         """A monitor on this host sends ``message`` to variant ``dest`` at ``t``."""
@@ -273,39 +275,65 @@ class Connector:
         """:meth:`post` of each of ``entries`` (``size`` bytes each) to variant
         ``dest``, the first at ``t``, the others ``period`` apart: those
         posted while the CONNECTOR is still busy with its open batch, below
-        its limits, join it together; each other one is :meth:`post`'s
-        (it may send the open batch and start the next)."""
+        its limits, join it together; each other one is :meth:`post`'s: the
+        CONNECTOR takes the open batch (:meth:`send`), and the entry starts
+        the next.
+
+        Written out with the open batch in locals: a leader's run posts a
+        batch every two calls or so, and this loop is where its batches are
+        formed and sent."""
+        open_ = self.open
+        if self.open_count and (len(open_) != 1 or dest not in open_):
+            # Another destination's batch is open (never with the single
+            # destination a run has): one by one.
+            for entry in entries:
+                self.post(dest, entry, size, t)
+                t += period
+            return
         sim = self.sim
         framed = size + FRAME_OVERHEAD
         n = len(entries)
-        index = 0
+        max_messages, max_bytes = sim.max_batch_messages, sim.max_batch_bytes
+        wakeup = sim.connector_wakeup
+        count = self.open_count
+        nbytes = self.open_bytes
+        start = self.open_start
+        #: The open batch's messages from before the run, if any; the run's
+        #: are ``entries[first:index]``.
+        before = open_.pop(dest)[0] if count else None
+        free_at = self.free_at
+        first = index = 0
         while index < n:
-            count = self.open_count
-            slot = self.open.get(dest) if count else None
-            if slot is None or self.open_start <= t:
-                self.post(dest, entries[index], size, t)
-                index += 1
-                t += period
-                continue
-            # Entries posted before the CONNECTOR takes the batch, while it
-            # holds fewer than its limit of messages and bytes.
-            joins = min(
-                n - index,
-                -(-(self.open_start - t) // period),
-                sim.max_batch_messages - count,
-                -(-(sim.max_batch_bytes - self.open_bytes) // framed),
-            )
-            if joins <= 0:
-                self.post(dest, entries[index], size, t)
-                index += 1
-                t += period
-                continue
-            slot[0] += entries[index : index + joins]
-            slot[1] += framed * joins
-            self.open_count = count + joins
-            self.open_bytes += framed * joins
-            index += joins
-            t += period * joins
+            if count:
+                if start > t:
+                    joins = min(
+                        n - index,
+                        -(-(start - t) // period),
+                        max_messages - count,
+                        -(-(max_bytes - nbytes) // framed),
+                    )
+                    if joins > 0:
+                        index += joins
+                        t += period * joins
+                        count += joins
+                        nbytes += framed * joins
+                        continue
+                # The CONNECTOR has taken the open batch by ``t``, or it is full.
+                batch = entries[first:index] if before is None else before + entries[first:index]
+                free_at = self.send(dest, batch, count, nbytes, start)
+                before = None
+            start = free_at if free_at >= t else t + wakeup
+            first = index
+            count = 1
+            nbytes = framed
+            index += 1
+            t += period
+        self.free_at = free_at
+        if count:
+            open_[dest] = [entries[first:index] if before is None else before + entries[first:index], nbytes]
+        self.open_count = count
+        self.open_bytes = nbytes
+        self.open_start = start
 
     def emit_taken(self, t: int) -> None:
         """Send the open batch if the CONNECTOR has taken it by ``t``.
@@ -317,58 +345,57 @@ class Connector:
             self.emit()
 
     def emit(self) -> None:
-        """The CONNECTOR takes the open batch: one send per destination.
-
-        Each send goes through the links to the destination host, through
-        that host's CONNECTOR (per peer connection, sleeping in epoll when
-        idle) and into the destination variant's inbox. This is the
-        simulation's busiest path after the monitors themselves, so
-        :meth:`Simulation.ship` and :meth:`Variant.deliver` are inlined.
-        """
+        """The CONNECTOR takes the open batch: one send per destination."""
         if not self.open_count:
             return
-        sim = self.sim
         start = self.open_start
-        host = self.host
-        deliver_along = sim.network.deliver_along
-        peers = self.peers
-        send_fixed, send_per_message, send_per_byte, receive_fixed, receive_per_message, receive_per_byte, wakeup = (
-            self._costs
-        )
-        busy = self.busy
-        sent = 0
         batch = self.open
         for dest, (messages, nbytes) in batch.items():
-            count = len(messages)
-            work = send_fixed + send_per_message * count + int(send_per_byte * nbytes)
-            start += work
-            busy += work
-            sent += nbytes
-            target, path, receiver = peers.get(dest) or self.peer(dest)
-            arrival = deliver_along(path, nbytes, start, path)
-            if arrival is None:
-                sim.outcome.lost_messages += count
-                continue
-            free = receiver.rfree.get(host, -INF)
-            begin = free if free >= arrival else arrival + wakeup
-            done = begin + receive_fixed + receive_per_message * count + int(receive_per_byte * nbytes)
-            receiver.busy += done - begin
-            receiver.rfree[host] = done
-            receiver.received_batches += 1
-            receiver.received_messages += count
-            receiver.received_bytes += nbytes
-            sim.order += 1
-            heapq.heappush(target.inbox, (done, sim.order, messages))
-            if target.blocked:
-                target.poke(done)
-        self.busy = busy
-        self.bytes += sent
-        self.batches += len(batch)
-        self.messages += self.open_count
+            start = self.send(dest, messages, len(messages), nbytes, start)
         self.free_at = start
         batch.clear()
         self.open_count = 0
         self.open_bytes = 0
+
+    def send(self, dest: int, messages: list, count: int, nbytes: int, start: int) -> int:
+        """Send ``count`` messages of ``nbytes`` to variant ``dest``, the
+        CONNECTOR starting on them at ``start``; when it is done with them.
+
+        The send goes through the links to the destination host, through
+        that host's CONNECTOR (per peer connection, sleeping in epoll when
+        idle) and into the destination variant's inbox. This runs for every
+        batch, so :meth:`receive` and :meth:`Variant.deliver` are inlined.
+        """
+        send_fixed, send_per_message, send_per_byte, receive_fixed, receive_per_message, receive_per_byte, wakeup = (
+            self._costs
+        )
+        work = send_fixed + send_per_message * count + int(send_per_byte * nbytes)
+        start += work
+        self.busy += work
+        self.bytes += nbytes
+        self.batches += 1
+        self.messages += count
+        target, path, receiver = self.peers.get(dest) or self.peer(dest)
+        arrival = self._deliver_along(path, nbytes, start, path)
+        if arrival is None:
+            self.sim.outcome.lost_messages += count
+            return start
+        host = self.host
+        rfree = receiver.rfree
+        free = rfree.get(host, -INF)
+        begin = free if free >= arrival else arrival + wakeup
+        done = begin + receive_fixed + receive_per_message * count + int(receive_per_byte * nbytes)
+        receiver.busy += done - begin
+        rfree[host] = done
+        receiver.received_batches += 1
+        receiver.received_messages += count
+        receiver.received_bytes += nbytes
+        sim = self.sim
+        sim.order += 1
+        heapq.heappush(target.inbox, (done, sim.order, messages))
+        if target.blocked:
+            target.poke(done)
+        return start
 
     def peer(self, dest: int) -> tuple[Variant, LinkPath, Connector]:
         """Where a send to variant ``dest`` goes: the variant, the connection
@@ -782,6 +809,8 @@ class Variant(_Proc, Carrier):
         replicated = mon.call_replicated if isinstance(mon, LeaderMonitor) else _no_replicated
         skipped_call = mon.call_skipped if isinstance(mon, FollowerMonitor) else _no_skipped
         kept = mon.entries_kept if isinstance(mon, FollowerMonitor) else None
+        skipped_on = mon.call_skipped_on if isinstance(mon, FollowerMonitor) else _no_skipped_on
+        wakeup = sim.wakeup
         # Runs of equal calls (the leader's, :meth:`_run_length`): a stream
         # that can tell how many of one step come next (sim.workload.Repeat),
         # and a single destination for the entries.
@@ -882,7 +911,7 @@ class Variant(_Proc, Carrier):
                     call = step.call
                     assert call is not None  # a step without an end is a call
                     outcome = step.outcome
-                    took = False
+                    took = held = False
                     again, refused = refused, False
                     if is_leader:
                         entry = None if again else replicated(call, outcome)
@@ -947,6 +976,12 @@ class Variant(_Proc, Carrier):
                                 entered += 1
                     else:
                         acks = None if again else skipped_call(call)
+                        delivered = None
+                        if acks is None and inbox and inbox[0][0] <= self.horizon:
+                            # Caught up with its leader: the entry is not here
+                            # yet, and the next delivery brings it first.
+                            delivered = inbox[0][2]
+                            acks = skipped_on(call, delivered)
                         if acks is not None:
                             took = True
                             # call_entered + Skip (+ Send(LEADER, ack)).
@@ -961,10 +996,43 @@ class Variant(_Proc, Carrier):
                                 if mon.seq % sample_every == 0:
                                     samples_t.append(t)
                                     samples_seq.append(mon.seq)
-                                for message in acks:
-                                    size = message.size
-                                    post(LEADER, message, size, t)
-                                    t += cb_append + int(copy_per_byte * size)
+                                if delivered is None:
+                                    for message in acks:
+                                        size = message.size
+                                        post(LEADER, message, size, t)
+                                        t += cb_append + int(copy_per_byte * size)
+                                else:
+                                    # call_entered + Wait, the wait for the
+                                    # delivery, its read, and message_received
+                                    # of each message: Skip (+ Send(LEADER,
+                                    # ack)) for the first, nothing for the
+                                    # rest, priced as the general path and
+                                    # the loop's top price them
+                                    # (FollowerMonitor.call_skipped_on).
+                                    when = inbox[0][0]
+                                    if when > t:
+                                        stats.wait_time += when + wakeup - t
+                                        t = when + wakeup
+                                    heappop(inbox)
+                                    stats.entered, stats.executed, stats.skipped = entered, executed, skipped
+                                    stats.reads += 1
+                                    t += per_read + per_message
+                                    for message in acks:
+                                        size = message.size
+                                        self.t = t
+                                        post(LEADER, message, size, t)
+                                        t += cb_append + int(copy_per_byte * size)
+                                    t += per_message * (len(delivered) - 1)
+                                    if inbox and inbox[0][0] <= t:
+                                        # A later delivery by then: the loop's
+                                        # top reads it; the call ends as a skip.
+                                        self.t = t
+                                        self.step = step
+                                        self.state = AT_CALL
+                                        self.res = SKIP
+                                        self.fast = False
+                                        held = True
+                                        break
                                 t += copy_ns
                                 skipped += 1
                                 if t >= self.horizon or (inbox and inbox[0][0] <= t) or entered == attack_at:
@@ -974,6 +1042,10 @@ class Variant(_Proc, Carrier):
                                     pending, has_pending = following, True
                                     break
                                 acks = skipped_call(call)
+                                delivered = None
+                                if acks is None and inbox and inbox[0][0] <= self.horizon:
+                                    delivered = inbox[0][2]
+                                    acks = skipped_on(call, delivered)
                                 if acks is None or mon.last_decision is not decision:
                                     pending, has_pending, refused = step, True, acks is None
                                     if acks is not None:
@@ -981,7 +1053,7 @@ class Variant(_Proc, Carrier):
                                     break
                                 entered += 1
                     if took:
-                        if t >= self.horizon:
+                        if t >= self.horizon and not held:
                             self.t = t
                             connector.emit_taken(t)
                             self.horizon = self.next_horizon()
@@ -1204,6 +1276,10 @@ def _no_replicated(call: Call, outcome: Outcome) -> Entry | None:
 
 def _no_skipped(call: Call) -> tuple[Message, ...] | None:
     raise AssertionError("sim: the leader's monitor has no call_skipped")
+
+
+def _no_skipped_on(call: Call, messages: Sequence[Message]) -> tuple[Message, ...] | None:
+    raise AssertionError("sim: the leader's monitor has no call_skipped_on")
 
 
 def _no_replicated_run(call: Call, outcome: Outcome, most: int) -> list[Entry]:

@@ -40,6 +40,9 @@ from dmvx.topology import Topology
 from dmvx.units import QueueLimit
 from sim.profile import CostProfile
 
+#: Longer than any simulation (ns).
+INF = 1 << 62
+
 #: A reservation's end (the key both bisections search by).
 _END = itemgetter(2)
 
@@ -64,6 +67,8 @@ class LinkDirection:
         "loss",
         "limit_packets",
         "limit_bytes",
+        "room_packets",
+        "room_bytes",
         "res",
         "head",
         "qhead",
@@ -92,6 +97,10 @@ class LinkDirection:
         self.loss = loss
         self.limit_packets = queue.amount if queue.unit == "packets" else None
         self.limit_bytes = queue.amount if queue.unit == "bytes" else None
+        #: The most packets and bytes one message may have to go on an empty
+        #: queue without waiting for room (:meth:`send`'s common case).
+        self.room_packets = self.limit_packets if self.limit_packets is not None else INF
+        self.room_bytes = self.limit_bytes if self.limit_bytes is not None else INF
         self.res: list[tuple[int, int, int, int, int]] = []
         #: ``res[:head]`` ended before anything can still be sent: forgotten.
         self.head = 0
@@ -140,26 +149,41 @@ class LinkDirection:
             first_out, finish = first_ready, last_ready
         else:
             res = self.res
-            if self.messages & 255 == 0:
-                self._forget(floor)
             n = len(res)
-            # The backlog when this message is ready: what has not left yet.
-            q = self.qhead
-            if q < n and res[q][2] <= first_ready:
-                qp, qb = self.qpackets, self.qbytes
-                while q < n and res[q][2] <= first_ready:
-                    r = res[q]
-                    qp -= r[3]
-                    qb -= r[4]
-                    q += 1
-                self.qhead, self.qpackets, self.qbytes = q, qp, qb
-            limit_p = self.limit_packets
             if (
-                (self.qpackets + packets > limit_p)
-                if limit_p is not None
-                else (self.qbytes + nbytes > self.limit_bytes)  # type: ignore[operator]
+                first_ready >= self.last_end
+                and self.messages & 255
+                and packets <= self.room_packets
+                and nbytes <= self.room_bytes
             ):
-                first_ready, last_ready = self._room(first_ready, last_ready, packets, nbytes)
+                # The common case (every hop of most batches): the link has
+                # sent everything queued by the time this message is ready,
+                # it fits the empty queue, and no reservations are forgotten
+                # now. The backlog and the room for it below would come out
+                # empty and enough.
+                self.qhead = n
+                self.qpackets = self.qbytes = 0
+            else:
+                if self.messages & 255 == 0:
+                    self._forget(floor)
+                    n = len(res)
+                # The backlog when this message is ready: what has not left yet.
+                q = self.qhead
+                if q < n and res[q][2] <= first_ready:
+                    qp, qb = self.qpackets, self.qbytes
+                    while q < n and res[q][2] <= first_ready:
+                        r = res[q]
+                        qp -= r[3]
+                        qb -= r[4]
+                        q += 1
+                    self.qhead, self.qpackets, self.qbytes = q, qp, qb
+                limit_p = self.limit_packets
+                if (
+                    (self.qpackets + packets > limit_p)
+                    if limit_p is not None
+                    else (self.qbytes + nbytes > self.limit_bytes)  # type: ignore[operator]
+                ):
+                    first_ready, last_ready = self._room(first_ready, last_ready, packets, nbytes)
             if first_ready >= self.last_ready or not n:
                 # In time order (ready no earlier than anything queued):
                 # behind the last reservation, or after it.
@@ -321,10 +345,6 @@ class Network:
         self._overhead = profile.packet_overhead
         self._recovery = profile.loss_recovery
         self._max_retransmits = profile.max_retransmits
-        #: Whether the links are :class:`LinkDirection` itself, whose common
-        #: case :meth:`deliver_along` takes inline (a subclass's ``send`` is
-        #: always called).
-        self._plain = link is LinkDirection
 
     def route(self, src: str, dst: str) -> tuple[LinkDirection, ...]:
         """The link directions from ``src`` to ``dst`` (empty on one host)."""
@@ -415,55 +435,9 @@ class Network:
         if t < floor:
             # Reservations before env.now may have been forgotten already.
             raise RuntimeError(f"sim: a message from {path.hops[0].name} sent at {t} ns, before now ({floor} ns)")
-        plain = self._plain
         while True:
             first = last = start
             for hop in hops:
-                per_byte = hop.ns_per_byte
-                if plain and per_byte and not hop.loss and (hop.messages + 1) & 255 and first >= hop.last_ready:
-                    # LinkDirection.send's common case, inline (this runs for
-                    # every hop of every batch): a lossless shaped link, a
-                    # message in time order, no reservations to forget.
-                    res = hop.res
-                    n = len(res)
-                    q = hop.qhead
-                    if q < n and res[q][2] <= first:
-                        qp, qb = hop.qpackets, hop.qbytes
-                        while q < n and res[q][2] <= first:
-                            r = res[q]
-                            qp -= r[3]
-                            qb -= r[4]
-                            q += 1
-                        hop.qhead, hop.qpackets, hop.qbytes = q, qp, qb
-                    limit_p = hop.limit_packets
-                    if n and not (
-                        (hop.qpackets + packets > limit_p)
-                        if limit_p is not None
-                        else (hop.qbytes + nbytes > hop.limit_bytes)  # type: ignore[operator]
-                    ):
-                        hop.messages += 1
-                        hop.bytes += nbytes
-                        hop.packets += packets
-                        hop.last_ready = first
-                        tail = res[-1][2]
-                        begin = first if first >= tail else tail
-                        finish = begin + int(nbytes * per_byte)
-                        if packets > 1:
-                            last_out = last + int(last_bytes * per_byte)
-                            if last_out > finish:
-                                finish = last_out
-                            first_out = begin + int(first_bytes * per_byte)
-                        else:
-                            first_out = finish
-                        res.append((first, begin, finish, packets, nbytes))
-                        hop.last_end = finish
-                        qp = hop.qpackets = hop.qpackets + packets
-                        hop.qbytes += nbytes
-                        if qp > hop.max_queued:
-                            hop.max_queued = qp
-                        delay = hop.delay
-                        first, last = first_out + delay, finish + delay
-                        continue
                 out = hop.send(first, last, nbytes, packets, first_bytes, last_bytes, floor)
                 if out is None:
                     break

@@ -216,6 +216,81 @@ def test_the_leader_notes_the_return_of_a_table_change_only_where_threads_share_
     assert len(notes) == (1 if shared else 0)
 
 
+def _leader_entries(policy: Policy, call: Call, outcome: Outcome, count: int) -> list[Entry]:
+    """``count`` entries of ``call`` from a leader's one-step path (the
+    broker decides the name once, on the general path, first)."""
+    leader = LeaderMonitor(policy, 2)
+    leader.call_entered(call)
+    (send,) = leader.call_exited(outcome)
+    assert isinstance(send, Send) and isinstance(send.message, Entry)
+    entries = [send.message]
+    for _ in range(count - 1):
+        entry = leader.call_replicated(call, outcome)
+        assert entry is not None
+        leader.cb.release_upto(entry.seq)
+        entries.append(entry)
+    return entries
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_call_skipped_on_is_a_wait_then_the_delivery(batch: int) -> None:
+    """A caught-up follower's wait and delivery as one core event
+    (``call_skipped_on``) skips what ``call_entered`` (a Wait) and
+    ``message_received`` of the delivery's messages skip, with the same
+    acknowledgements, numbers and counts; the delivery's later entries are
+    kept for their calls."""
+    policy = replace(Policy.preset("dmvx"), cb_entries=6)  # an acknowledgement every 3 entries
+    call, outcome = Call("getpid"), Outcome(4242)
+    entries = _leader_entries(policy, call, outcome, 30)
+    one, event = FollowerMonitor(policy, 1, 2), FollowerMonitor(policy, 1, 2)
+    mine = Call("getpid")  # the follower's own call object, equal to the leader's
+    for monitor in (one, event):  # the broker decides a name once, on the general path
+        monitor.call_entered(mine)
+        monitor.message_received(entries[0])
+    sent_one: list[object] = []
+    sent_event: list[object] = []
+    for start in range(1, len(entries), batch):
+        delivery = entries[start : start + batch]
+        answers = one.call_entered(mine)
+        assert [type(a) for a in answers] == [Wait]
+        for message in delivery:
+            answers += one.message_received(message)
+        for _ in delivery[1:]:
+            answers += one.call_entered(mine)
+        assert all(isinstance(a, (Skip, Send, Wait)) for a in answers)
+        sent_one += [a.message for a in answers if isinstance(a, Send)]
+        acks = event.call_skipped_on(mine, delivery)
+        assert acks is not None
+        sent_event += acks
+        for _ in delivery[1:]:
+            more = event.call_skipped(mine)
+            assert more is not None
+            sent_event += more
+    assert sent_event == sent_one and sent_one
+    assert (event.seq, event.routes, event.verdict) == (one.seq, one.routes, one.verdict)
+
+
+def test_call_skipped_on_leaves_anything_else_to_the_general_path() -> None:
+    """A delivery that does not start with the entry of the call the
+    follower is about to enter, or holds a message that is not an entry for
+    a later call, leaves the monitor as it was."""
+    policy = Policy.preset("dmvx")
+    call, outcome = Call("getpid"), Outcome(4242)
+    entries = _leader_entries(policy, call, outcome, 4)
+    follower = FollowerMonitor(policy, 1, 2)
+    follower.call_entered(call)
+    follower.message_received(entries[0])
+    vote = Entry(follower.stream, entries[2].seq, call, EntryKind.VOTE)
+    other = Entry(follower.stream, entries[1].seq, Call("getppid"), EntryKind.FULL, Outcome(1))
+    for delivery in ([entries[2]], [entries[1], vote], [other], [entries[1], entries[1]], []):
+        assert follower.call_skipped_on(call, delivery) is None
+        assert follower.seq == entries[0].seq
+    assert follower.call_skipped_on(call, entries[1:]) == ()
+    assert follower.seq == entries[1].seq
+    assert follower.call_skipped(call) == () and follower.call_skipped(call) == ()
+    assert follower.seq == entries[3].seq
+
+
 @pytest.mark.parametrize("cb_entries", [1, 3, 64])
 @pytest.mark.parametrize("preset", ["dmvx", "dmon"])
 def test_calls_replicated_is_call_replicated_repeated(cb_entries: int, preset: str) -> None:
