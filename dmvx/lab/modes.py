@@ -76,10 +76,19 @@ class Modes:
         return self._cache[cache_key]
 
     def program(self, argv: Sequence[str], *, policy: str = "dmvx", variants: int = 2) -> dict[str, Any]:
-        """``dmvx run --policy P --json -- ARGV`` with ``variants`` copies."""
+        """``dmvx run --in-process off --policy P --json -- ARGV`` with
+        ``variants`` copies: the labs count stops and skipped calls, which
+        are the ptrace path's (a call on the in-process path does not stop),
+        so the check runs there whatever ``DMVX_IN_PROCESS`` says."""
         cache_key = ("run", tuple(argv), policy, variants)
         if cache_key not in self._cache:
             run = modeloader.load(PROGRAM)
-            result = run([list(argv) for _ in range(variants)], policy=policy, record=None, console=self.console)
+            result = run(
+                [list(argv) for _ in range(variants)],
+                policy=policy,
+                record=None,
+                console=self.console,
+                in_process=False,
+            )
             self._cache[cache_key] = result.to_json()
         return self._cache[cache_key]
