@@ -37,7 +37,8 @@ _INTERLEAVED = (
     "eventfd reads and writes run in the leader only, so a follower's worker, given the leader's epoll_wait "
     "and read results, may look at its queue before its own main thread filled it (epoll_ctl vs epoll_pwait "
     "in a worker), and libevent's 5 s clock check reads the date at another call (gettimeofday vs read); "
-    "the work that fixes it: an eventfd every variant holds and steers as a pipe (docs/realmode.md, "
+    "the work that fixes it: the leader's order of eventfd reads and writes replayed across threads, as "
+    "descriptor changes are (an eventfd steered as a pipe was tried and is not enough; docs/realmode.md, "
     "The corpus); issue 15 item 3"
 )
 
