@@ -65,7 +65,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from dmvx.actions import Execute, Skip
-from dmvx.fdtable import TABLE_ORDERED
+from dmvx.fdtable import OPEN_CALLS, TABLE_ORDERED
 from dmvx.messages import Entry, EntryKind, Message, ResultNote
 from dmvx.verdict import Verdict, VerdictKind
 from realmode.tracer.procs import CLONE_FILES, Held, Proc, Stage
@@ -93,34 +93,11 @@ def ordered(held: Held) -> bool:
     return name in TABLE_ORDERED and not (name in _CLONES and held.clone_flags & CLONE_FILES)
 
 
-#: Ordered calls that always finish by themselves: never run beside.
-_FINITE = frozenset(
-    {
-        "close",
-        "close_range",
-        "dup",
-        "dup2",
-        "dup3",
-        "pipe",
-        "pipe2",
-        "socket",
-        "socketpair",
-        "eventfd",
-        "eventfd2",
-        "timerfd_create",
-        "signalfd",
-        "signalfd4",
-        "inotify_init",
-        "inotify_init1",
-        "memfd_create",
-        "epoll_create",
-        "epoll_create1",
-        "pidfd_open",
-        "fork",
-        "clone",
-        "clone3",
-    }
-)
+#: Ordered calls that always finish by themselves: never run beside. Every
+#: table change or copy (dmvx.fdtable) but those that may wait for another
+#: thread: opens and ``fcntl`` (decided by their arguments below), accepts,
+#: exec and vfork.
+_FINITE = TABLE_ORDERED - OPEN_CALLS - {"accept", "accept4", "fcntl", "execve", "execveat", "vfork"}
 _CLONE_VFORK = 0x4000
 _OPENS = {"open": (None, 0), "creat": (None, 0), "openat": (0, 1), "openat2": (0, 1)}
 #: fcntl commands that wait for a lock another thread may hold: F_SETLKW, F_OFD_SETLKW.
