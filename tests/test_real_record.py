@@ -26,6 +26,23 @@ def _dmvx(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
     return subprocess.run([*DMVX, *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120)
 
 
+def _replayed_and_watched(trace_path: Path) -> tuple[dict, dict]:
+    """``trace_path`` replayed by ``dmvx sim`` (a dmvx scenario beside it that
+    expects no verdict) and shown by ``dmvx lab watch``: the sim point and
+    the watcher's document."""
+    scenario = trace_path.parent / "replay.yml"
+    scenario.write_text(
+        "name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
+        f"policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: {trace_path.name}\n"
+        "expect:\n  verdict: ok\n"
+    )
+    sim = _dmvx("sim", "--json", str(scenario))
+    assert sim.returncode == 0, sim.stderr.decode()
+    watch = _dmvx("lab", "watch", "--json", str(trace_path))
+    assert watch.returncode == 0, watch.stderr.decode()
+    return json.loads(sim.stdout)["points"][0], json.loads(watch.stdout)
+
+
 def test_recorded_run_replays_in_sim_and_lab_watch(tmp_path: Path) -> None:
     hello = compile_target("hello", tmp_path)
     trace_path = tmp_path / "hello.jsonl"
@@ -47,20 +64,8 @@ def test_recorded_run_replays_in_sim_and_lab_watch(tmp_path: Path) -> None:
     assert any(c.ns is None for c in follower_calls)  # the follower skipped some
     assert any(c.call.name == "read" and c.outcome.outputs for c in follower_calls)  # stdin, from the leader
 
-    scenario = tmp_path / "replay.yml"
-    scenario.write_text(
-        "name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
-        "policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: hello.jsonl\n"
-        "expect:\n  verdict: ok\n"
-    )
-    sim = _dmvx("sim", "--json", str(scenario))
-    assert sim.returncode == 0, sim.stderr.decode()
-    point = json.loads(sim.stdout)["points"][0]
+    point, watched = _replayed_and_watched(trace_path)
     assert (point["outcome"], point["as_expected"], point["calls"]) == ("ok", True, len(leader_calls))
-
-    watch = _dmvx("lab", "watch", "--json", str(trace_path))
-    assert watch.returncode == 0, watch.stderr.decode()
-    watched = json.loads(watch.stdout)
     assert watched["verdict"] is None and watched["variants"][1]["skipped"] > 0
 
 
@@ -84,19 +89,8 @@ def test_a_run_on_the_in_process_path_records_replays_and_is_watched(tmp_path: P
     }
     assert len(getpids[0]) == len(getpids[1]) >= 3000
     assert all(c.ns is None for c in getpids[1][-100:])  # the follower took the leader's
-    scenario = tmp_path / "replay.yml"
-    scenario.write_text(
-        "name: recorded\ntopology: two-host\nseed: 1\nvariants:\n  - host: h1\n  - host: h2\n"
-        "policy:\n  preset: dmvx\nworkload:\n  kind: trace\n  path: fast.jsonl\n"
-        "expect:\n  verdict: ok\n"
-    )
-    sim = _dmvx("sim", "--json", str(scenario))
-    assert sim.returncode == 0, sim.stderr.decode()
-    point = json.loads(sim.stdout)["points"][0]
+    point, watched = _replayed_and_watched(trace_path)
     assert (point["outcome"], point["as_expected"]) == ("ok", True), point
-    watch = _dmvx("lab", "watch", "--json", str(trace_path))
-    assert watch.returncode == 0, watch.stderr.decode()
-    watched = json.loads(watch.stdout)
     assert watched["verdict"] is None and watched["variants"][1]["skipped"] >= 3000, watched["variants"]
 
 
