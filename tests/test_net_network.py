@@ -77,21 +77,43 @@ def test_switch_to_switch_links_and_per_direction_delay(clean_check) -> None:
 def test_connector_round_trip_is_twice_the_one_way_delay(clean_check, delay: str) -> None:
     # Both access links of two-host get the delay: CONNECTOR traffic from
     # h1 to h2 crosses two of them, and the round trip crosses four.
+    #
+    # What the links add is the round trip with their delay less the round
+    # trip without it, measured side by side on the same network (the delay
+    # is changed live, in alternating blocks): the CONNECTORs' own round trip
+    # (0.7-1.0 ms of Python, four processes and the relay's copies) is there
+    # either way, and on a loaded machine it grows by as much as the whole
+    # tolerance, so a bound on the raw round trip failed on load, not on the
+    # links (CI: 5.85 ms for 4 ms).
     topo = two_host(delay)
     expected = 2 * topo.path_delay("h1", "h2")
+    delayed: list[float] = []
+    undelayed: list[float] = []
     with EmulatedNetwork(topo, runs.new_run_id()) as net:
-        rtts = connector_rtt(net, "h1", "h2", samples=20)
-    median = statistics.median(rtts)
+        delays = {plan.index: (plan.delay_ab, plan.delay_ba) for plan in net.links if plan.delay_ab or plan.delay_ba}
+        assert delays, net.links
+        for _block in range(3):
+            for plan in net.links:
+                if plan.index in delays:
+                    net.set_link_delay(plan, 0.0, 0.0)
+            undelayed += connector_rtt(net, "h1", "h2", samples=10)
+            for plan in net.links:
+                if plan.index in delays:
+                    net.set_link_delay(plan, *delays[plan.index])
+            delayed += connector_rtt(net, "h1", "h2", samples=10)
+    added = statistics.median(delayed) - statistics.median(undelayed)
     print(
-        f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median {median * 1e3:.3f} ms, "
-        f"2 x one-way {expected * 1e3:.3f} ms, ratio {median / expected:.3f}"
+        f"delay {delay} per link ({net.delay_mechanism}): CONNECTOR round trip median "
+        f"{statistics.median(delayed) * 1e3:.3f} ms, without the delay {statistics.median(undelayed) * 1e3:.3f} ms, "
+        f"added {added * 1e3:.3f} ms, 2 x one-way {expected * 1e3:.3f} ms, ratio {added / expected:.3f}"
     )
-    # 20%, but never less than 1.5 ms: the relay that delays the packets is
-    # a process on this 2-vCPU machine, and each of the round trip's four
-    # crossings waits for it to be scheduled (0.2-0.3 ms each with anything
-    # else running: 4.8-5.3 ms for 4 ms, on this tree and on older ones).
-    # Either bound still tells the delay applied from none (~0.5 ms) or twice.
-    assert abs(median - expected) <= max(0.2 * expected, 0.0015)
+    # 20%, but never less than 1.5 ms: besides the relay's own lateness (it
+    # learns to send on time, median within 10 us), every process of the
+    # round trip sleeps through each crossing, and an idle vCPU of these VMs
+    # wakes 40-150 us late (median; p90 160-400 us), four or more times a
+    # round trip. Either bound still tells the delay applied from none or
+    # twice.
+    assert abs(added - expected) <= max(0.2 * expected, 0.0015)
 
 
 def test_bandwidth_is_shaped(clean_check) -> None:
