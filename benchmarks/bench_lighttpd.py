@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The tree, config and digests are dmvx real --server lighttpd's.
-from dmvx.exitstatus import EnvironmentProblem  # noqa: E402
+from dmvx.exitstatus import EnvironmentProblem, ExitStatus  # noqa: E402
 from realmode.lighttpd_local import free_port, serve  # noqa: E402
 from realmode.net import lighttpd  # noqa: E402
 from realmode.net.lighttpd import two_host_config  # noqa: E402
@@ -182,5 +182,6 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except EnvironmentProblem as problem:  # no lighttpd or ab, a topology without the hosts, ...
-        raise SystemExit(str(problem)) from None
+    except EnvironmentProblem as problem:  # no lighttpd or ab, a topology without the hosts, a host lost, ...
+        print(problem, file=sys.stderr)
+        sys.exit(ExitStatus.ENVIRONMENT)  # as dmvx real says it

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from dmvx.exitstatus import ExitStatus
+from dmvx.exitstatus import EnvironmentProblem, ExitStatus
 from realmode.net import experiment as ex
 from realmode.net import runs
 from test_net_support import REPO, Snapshot, dmvx_command, ip_links, needs_mininet, outcome_of, two_host_run
@@ -64,6 +64,35 @@ def test_an_exception_mid_run_leaves_nothing() -> None:
     with pytest.raises(RuntimeError, match="injected"):
         ex.NetExperiment(_config(), faults=[ex.Fault(0.2, fail, "fail")]).run()
     assert seen["links"], "the network was up when the failure came"
+    _assert_clean(before)
+    assert runs.leftovers(seen["run_id"]) == {"links": [], "processes": []}
+
+
+def test_a_host_lost_before_the_monitored_run_is_one_line_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The leader host's shell (which holds its namespace) dies after the
+    # network is up and before the monitors start, as it did three times
+    # under nice at load ~20: one line naming the host, never a
+    # FileNotFoundError from Agents.start, and nothing left behind.
+    before = Snapshot()
+    seen: dict[str, Any] = {}
+    builds = ex.NetExperiment._builds
+
+    def lose_h1(experiment: ex.NetExperiment) -> list[str]:
+        seen["run_id"] = experiment.run_id
+        shell = experiment.net.nodes["h1"].shell
+        shell.kill()
+        shell.wait()
+        return builds(experiment)
+
+    monkeypatch.setattr(ex.NetExperiment, "_builds", lose_h1)
+    with pytest.raises(EnvironmentProblem) as lost:
+        ex.NetExperiment(_config()).run()
+    assert (
+        str(lost.value)
+        == "dmvx real: the shell of host h1 ended during the run (killed by signal 9); its network is gone"
+    )
     _assert_clean(before)
     assert runs.leftovers(seen["run_id"]) == {"links": [], "processes": []}
 

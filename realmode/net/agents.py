@@ -153,7 +153,7 @@ class Agents:
         preloading = any(c is not None and c.path is not None for c in self.choices)
         bpfs = variant_filters(self.policy, n, preloading)
         leader_host = self.variants[0].host
-        with netns.inside(self.net.node_pid(leader_host)):
+        with self.net.inside(leader_host):
             listener = socket.create_server(self.leader_address, backlog=max(n, BACKLOG))
         try:
             for agent in self.variants:

@@ -25,6 +25,7 @@ to call at any point of a half-built network, and more than once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -33,6 +34,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -453,13 +455,41 @@ class EmulatedNetwork:
         self.state.add(node.pid)
 
     def node_pid(self, node: str) -> int:
+        """The pid of ``node``'s shell, which holds its namespace. A shell
+        that has ended took the namespace with it: that is one line naming
+        the node (:meth:`lost`), not a FileNotFoundError on ``/proc/PID/ns``
+        later -- a run under ``nice`` at load ~20 lost its leader host so."""
+        shell = getattr(self.nodes[node], "shell", None)
+        if shell is not None and shell.poll() is not None:
+            raise self.lost(node)
         return int(self.nodes[node].pid)
+
+    def lost(self, node: str) -> EnvironmentProblem:
+        """The problem to raise for ``node``, whose shell (and with it its
+        namespace) is gone while the run goes on."""
+        status = _shell_status(self.nodes[node]) if node in self.nodes else None
+        how = f" ({status})" if status is not None else ""
+        role = "host" if node in self.topology.hosts else "node"
+        return EnvironmentProblem(
+            f"dmvx real: the shell of {role} {node} ended during the run{how}; its network is gone"
+        )
+
+    @contextlib.contextmanager
+    def inside(self, node: str) -> Iterator[None]:
+        """Run a block in ``node``'s namespace, then come back; a namespace
+        gone before the block could enter it is :meth:`lost`."""
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(netns.inside(self.node_pid(node)))
+            except FileNotFoundError:  # the shell ended since node_pid looked
+                raise self.lost(node) from None
+            yield
 
     def _in(self, node: str):
         """Run a block in ``node``'s namespace (root for a switch)."""
         if node in self.bridges:
             return _Root()
-        return netns.inside(self.node_pid(node))
+        return self.inside(node)
 
     def _shape(self, plan: LinkPlan) -> None:
         """Offloads, bandwidth, queue, and (with netem) delay and loss, at

@@ -50,7 +50,7 @@ def _connector_rtt(
     key = new_run_key()
     hello_id = hashlib.sha256(key).hexdigest()[:16]
     address = (net.ip(leader), port)
-    with netns.inside(net.node_pid(leader)):
+    with net.inside(leader):
         listener = socket.create_server(address, backlog=1)
     address = listener.getsockname()[:2]  # port 0: the kernel picks a free one
     ends = []
