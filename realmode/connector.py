@@ -15,7 +15,11 @@ on, up to :data:`ADMISSION_TIMEOUT`.
 Anything the protocol layer refuses (forged, replayed, reordered, garbage,
 a peer that hangs up mid-run) becomes a :class:`~dmvx.messages.Stop` with the
 matching verdict, handed to the local monitor, which halts its variant. A
-variant is therefore never left running on a link nobody can trust.
+variant is therefore never left running on a link nobody can trust. A batch
+of the leader's entries (:data:`FORWARDED`) is checked here as a frame only
+-- tag, sequence, header -- and its payload decoded once, by the monitor,
+which halts on a bad one with the verdict this process would have given
+(``realmode.tracer.process``: ``TracerProcess._read_link``).
 
 Once admitted, a link has a liveness deadline: a CONNECTOR that has sent a
 peer nothing for :func:`keepalive_every` sends a
@@ -34,6 +38,7 @@ import select
 import socket
 import time
 
+from dmvx import codec
 from dmvx.actions import HEARTBEAT_EVERY, LEADER
 from dmvx.hostcheck import arch_of_machine
 from dmvx.messages import Stop
@@ -53,6 +58,9 @@ from dmvx.syscalls import Arch
 from dmvx.verdict import Verdict, VerdictKind, lost, variant_name
 from realmode import isolation, monitor_socket
 
+#: Message types whose payload a CONNECTOR passes on to its monitor unread
+#: (:class:`dmvx.protocol.Forwarded`): the monitor decodes them anyway.
+FORWARDED = frozenset({codec.TYPE_ENTRY_BATCH})
 #: How long the leader's CONNECTOR waits for every follower to be admitted,
 #: and a follower's for its admission, before the run ends (connector-lost).
 ADMISSION_TIMEOUT = 10.0
@@ -86,7 +94,9 @@ class _Peer:
         self.sock = sock
         self.me = me
         self.peer = peer
-        self.reader = FrameReader(key, peer, me)
+        # A batch of entries is decoded by the monitor, which needs it, and
+        # not here first only to check it (its frame still is, here).
+        self.reader = FrameReader(key, peer, me, forward=FORWARDED)
         self.writer = FrameWriter(key, me, peer)
         self.greeted = False
         self.heard = self.sent = time.monotonic()
@@ -308,8 +318,8 @@ def _feed(peer: _Peer, data: bytes, monitor: socket.socket, run_id: str) -> bool
     except ProtocolError as error:
         if out:
             monitor.sendall(b"".join(out))  # what arrived before the bad frame is genuine
-        kind = getattr(error, "verdict_kind", VerdictKind.PROTOCOL_ERROR)
-        _lost(monitor, kind, f"link to variant {peer.peer}: {error}")
+        verdict = monitor_socket.bad_link(peer.peer, error)
+        _lost(monitor, verdict.kind, verdict.detail, verdict)
         return False
     if out:
         monitor.sendall(b"".join(out))

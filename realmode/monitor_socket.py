@@ -10,7 +10,10 @@ authentication: a record is ``u32 length | u8 peer | payload``, where
 ``peer`` is the destination variant on the way out (255: everyone) and the
 source variant on the way in, and ``payload`` is :func:`dmvx.codec.dumps` of a
 monitor message -- or empty for a heartbeat ("my variant is busy inside a
-system call, keep waiting").
+system call, keep waiting"). The CONNECTOR checked every frame it passes
+in; a batch of entries it passed on unread (``connector.FORWARDED``) is
+checked by :func:`decode` here, and a bad one ends the run with
+:func:`bad_link`'s verdict, the one the CONNECTOR gives what it refuses.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import struct
 
 from dmvx import codec
 from dmvx.actions import EVERYONE
+from dmvx.codec import ProtocolError
 from dmvx.messages import Carried
+from dmvx.verdict import Verdict
 
 _HEAD = struct.Struct("<IB")
 BROADCAST = 255
@@ -68,4 +73,13 @@ def receive(sock: socket.socket, reader: RecordReader) -> list[tuple[int, bytes]
 
 
 def decode(payload: bytes) -> Carried | None:
+    """The message of a record (None: a heartbeat); raises
+    :class:`~dmvx.codec.ProtocolError` if it is not one."""
     return codec.loads(payload) if payload else None
+
+
+def bad_link(peer: int, error: ProtocolError) -> Verdict:
+    """The verdict for what came over the link from variant ``peer`` and the
+    protocol refused (``error``): said so by the CONNECTOR for a frame, by
+    the monitor for a batch the CONNECTOR passed on unread."""
+    return Verdict(error.verdict_kind, 0, detail=f"link to variant {peer}: {error}")

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dmvx import protocol
+from dmvx import codec, protocol
 from dmvx.calls import Call, Outcome
-from dmvx.messages import Ack, Entry, EntryKind, Message, Report, Stop
+from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message, Report, Stop
 from dmvx.protocol import (
     FRAME_OVERHEAD,
     HEADER_SIZE,
@@ -21,6 +21,7 @@ from dmvx.protocol import (
     AuthenticationFailed,
     BadMagic,
     CodecError,
+    Forwarded,
     Frame,
     FrameReader,
     FrameWriter,
@@ -805,3 +806,56 @@ def test_a_follower_refuses_an_impostor_leader():
 def test_nonces_must_be_32_bytes():
     with pytest.raises(ValueError, match="32 bytes"):
         Admission(RUN_KEY, {1}, nonce=b"short")
+
+
+# -- forward: a batch checked as a frame, its payload left to the next hop ------
+
+
+def _batch() -> EntryBatch:
+    return EntryBatch("0", (ENTRY, Entry("0", 2, Call("close", (3,)), EntryKind.FULL, Outcome(0))))
+
+
+def _raw_frame(code: int, payload: bytes) -> bytes:
+    """A frame of type ``code`` sealed as a leader's CONNECTOR seals its
+    monitor's record, whatever ``payload`` says (it frames, never checks)."""
+    return FrameWriter(KEY, LEADER, FOLLOWER).encode_record(bytes((code,)) + payload)
+
+
+def test_a_forwarded_batch_comes_out_unread_with_its_record() -> None:
+    reader = FrameReader(KEY, LEADER, FOLLOWER, forward={codec.TYPE_ENTRY_BATCH})
+    reader.feed(b"".join(frames_of([HELLO, _batch(), ACK])))
+    got = list(reader.records())
+    assert [frame for frame, _ in got] == [HELLO, Forwarded(codec.TYPE_ENTRY_BATCH), ACK]
+    assert codec.loads(got[1][1]) == _batch()  # the record the next hop decodes
+
+
+def test_a_forwarded_frame_is_still_checked_as_a_frame() -> None:
+    reader = FrameReader(KEY, LEADER, FOLLOWER, forward={codec.TYPE_ENTRY_BATCH})
+    frame = bytearray(frames_of([_batch()])[0])
+    frame[-1] ^= 1  # the tag
+    reader.feed(bytes(frame))
+    with pytest.raises(AuthenticationFailed):
+        reader.next_message()
+
+
+def test_a_bad_batch_is_refused_by_the_reader_that_decodes_it() -> None:
+    """Without ``forward`` the reader refuses it; with it, the payload goes on
+    as it came, and decoding it there refuses it the same way."""
+    payload = codec.dumps(_batch())[1:] + b"\x00"  # one byte past the encoding
+    frame = _raw_frame(codec.TYPE_ENTRY_BATCH, payload)
+    checking = FrameReader(KEY, LEADER, FOLLOWER)
+    checking.feed(frame)
+    with pytest.raises(CodecError) as refused:
+        checking.next_message()
+    passing = FrameReader(KEY, LEADER, FOLLOWER, forward={codec.TYPE_ENTRY_BATCH})
+    passing.feed(frame)
+    [(forwarded, record)] = list(passing.records())
+    assert forwarded == Forwarded(codec.TYPE_ENTRY_BATCH)
+    with pytest.raises(CodecError) as later:
+        codec.loads(record)
+    assert str(later.value) in str(refused.value)  # the same complaint, less the frame's place
+
+
+def test_only_monitor_messages_can_be_forwarded() -> None:
+    with pytest.raises(ValueError, match="not monitor message types"):
+        FrameReader(KEY, LEADER, FOLLOWER, forward={protocol.TYPE_HELLO})

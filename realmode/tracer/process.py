@@ -39,6 +39,7 @@ from dmvx.actions import (
     Skip,
     Wait,
 )
+from dmvx.codec import ProtocolError
 from dmvx.messages import Ack, Entry, EntryBatch, EntryKind, Message, StarvedNote
 from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from dmvx.ranahead import RanAhead
@@ -318,7 +319,13 @@ class TracerProcess:
         for _peer, payload in records:
             if self.finished:
                 break
-            message = monitor_socket.decode(payload)
+            try:
+                message = monitor_socket.decode(payload)
+            except ProtocolError as error:
+                # A batch the CONNECTOR passed on unread (connector.FORWARDED):
+                # the verdict it would have given, after every message before.
+                self.halt(monitor_socket.bad_link(_peer, error))
+                break
             if message is None:
                 self.last_heartbeat_in = time.monotonic()
                 continue
