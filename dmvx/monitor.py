@@ -438,6 +438,8 @@ class LeaderMonitor(_Monitor):
                 # wait to learn that the leader's reached this call,
                 # realmode.tracer.clocks.)
                 actions.insert(0, Send(EVERYONE, Entry(self.stream, seq, call, _KIND_ANNOUNCE)))
+            if self._early_ends and actions and isinstance(actions[-1], Wait):
+                actions[:0] = self._early_kills()
             return actions
         waiting = self._reports.get(seq) if self._reports else None
         if waiting:
@@ -447,7 +449,7 @@ class LeaderMonitor(_Monitor):
             return self._open_vote(seq, call, variant, other)
         if self.cb.full:
             self._to(_L_CB_WAIT)
-            return [Wait(_WAIT_CB_FULL, seq, self._laggards())]
+            return [*self._early_kills(), Wait(_WAIT_CB_FULL, seq, self._laggards())]
         # self._to(_L_EXECUTING), written out: this is every replicated call.
         if _L_EXECUTING not in self._state.successors:  # type: ignore[attr-defined]
             raise InvalidTransition("leader monitor", self._state, _L_EXECUTING)
@@ -703,9 +705,11 @@ class LeaderMonitor(_Monitor):
             report.call.name == KILLED
             and report.call.args
             and report.call.args[0] in SENT_FATAL
-            and seq <= self.seq
+            and (seq <= self.seq or (seq == self.seq + 1 and self._state is not _L_FINISH_WAIT))
             and not (self._state is _L_FINISH_WAIT and seq == self.seq)
         ):
+            # (One past the leader's number: the follower's died between its
+            # last call and the next, which the leader has not reached yet.)
             return self._killed_early(follower, seq, report.call)
         current_seq = self._current[0] if self._current is not None else None
         if seq > self.seq:
@@ -738,12 +742,15 @@ class LeaderMonitor(_Monitor):
         assert seq is not None
         reports = self._reports.get(seq, {})
         mine = comparable(call)
+        awaited = self._awaited_ends(call, reports)
         for follower, theirs in reports.items():
+            if follower in awaited:
+                continue
             if comparable(theirs) != mine and (
                 decision.effect is not _EFFECT_LEADER or adopted_path(call, theirs) is None
             ):
                 return self._open_vote(seq, call, follower, theirs)
-        missing = self._missing_reports(seq)
+        missing = self._missing_reports(seq) + awaited
         if missing:
             reason = (
                 _WAIT_FINISH
@@ -789,6 +796,27 @@ class LeaderMonitor(_Monitor):
         for follower, (_, end) in self._early_ends.items():
             self._reports.setdefault(seq, {})[follower] = end
         return [Send(EVERYONE, Entry(self.stream, seq, call, _KIND_RESULT, Outcome(status)))] + self._try_release()
+
+    def _awaited_ends(self, call: Call, reports: dict[int, Call]) -> tuple[int, ...]:
+        """At the leader's end by a signal sent from outside (``call``, say
+        the parent's kill of its tree while the variants were still in
+        ld.so): the followers whose report there is a call of their own,
+        held and never run. The same signal reaches each at its own moment
+        and ends it at that number (:meth:`FollowerMonitor._process_end`),
+        so the leader waits for that end until the stall timeout -- then
+        the follower went on: ``crash``."""
+        if self._state is not _L_FINISH_WAIT or call.name != KILLED or call.args[0] not in SENT_FATAL:
+            return ()
+        return tuple(f for f, theirs in reports.items() if theirs.name not in PSEUDO_CALLS)
+
+    def _early_kills(self) -> list[Action]:
+        """The leader is held at a call (a synchronous one, a full CB) after a
+        follower's process died of a signal sent from outside
+        (:meth:`_killed_early`): where the same signal is pending here, it
+        lands at the held call (:class:`FollowerKilled`) -- the follower may
+        have died before the leader got to any held call (a kill during
+        start-up, in ld.so)."""
+        return [FollowerKilled(s) for s in dict.fromkeys(end.args[0] for _, end in self._early_ends.values())]
 
     def _killed_early(self, follower: int, seq: int, end: Call) -> list[Action]:
         """``follower``'s process died at ``seq`` of a signal sent from
@@ -892,6 +920,9 @@ class FollowerMonitor(_Monitor):
         #: entry named, and the decision: a loop's next call is the same pair,
         #: and the name's decision cannot change (the broker decides a name once).
         self._matched: tuple[Call | None, Call | None, Decision] = (None, None, _PROCESS_END)
+        #: The leader's end by a signal sent from outside (:data:`SENT_FATAL`):
+        #: its number and its call, once its entry came (see :meth:`_process_end`).
+        self._leader_end: tuple[int, Call] | None = None
 
     def _to(self, state: FollowerState) -> None:
         """Move to ``state`` (:data:`dmvx.states.FOLLOWER_TRANSITIONS` must list the move)."""
@@ -1166,6 +1197,8 @@ class FollowerMonitor(_Monitor):
             # The leader's process died of a signal: where the same signal is
             # pending here (sent alike, say by the parent), the mode lets it
             # land as it did there, before the entry is looked at.
+            if message.call.args[0] in SENT_FATAL:
+                self._leader_end = (message.seq, message.call)
             return [LeaderKilled(message.call.args[0]), *self._entry_received(message)]
         return self._entry_received(message)
 
@@ -1234,6 +1267,16 @@ class FollowerMonitor(_Monitor):
             return []
         seq = self._current[0] if self._current and self._current[0] is not None else self.seq
         mine = self._current[1] if self._current else None
+        if self._held_at_leader_end():
+            # The leader's process died of a signal sent from outside; the
+            # same signal never came here, and this one went on.
+            assert self._leader_end is not None and mine is not None
+            end = self._leader_end[1]
+            return self._halt(
+                crashed(
+                    seq, {LEADER: end, self.index: mine}, f"the leader was killed by signal {end.args[0]}; {_WENT_ON}"
+                )
+            )
         if mine is not None and mine.name == KILLED:
             # This variant's process was killed and the leader went on.
             return self._halt(
@@ -1401,6 +1444,20 @@ class FollowerMonitor(_Monitor):
         self._to(_F_DIVERGED)
         return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(_WAIT_VOTE, seq, _FROM_LEADER)]
 
+    def _held_at_leader_end(self) -> bool:
+        """Whether this variant's process is held at a call (reported, never
+        run) whose number is the leader's end by a signal sent from outside:
+        the leader waits for this one's end there (:meth:`LeaderMonitor._awaited_ends`)."""
+        end = self._leader_end
+        current = self._current
+        return (
+            end is not None
+            and self._state is _F_DIVERGED
+            and current is not None
+            and current[0] == end[0] == self.seq
+            and current[1].name not in PSEUDO_CALLS
+        )
+
     def _on_vote(self, vote: Entry) -> list[Action]:
         """The leader is deciding a divergence at ``vote.seq``: say where we stand."""
         seq = vote.seq
@@ -1419,7 +1476,11 @@ class FollowerMonitor(_Monitor):
     def _process_end(self, call: Call, status: int) -> list[Action]:
         if self.verdict is not None or self.finished:
             return []
-        self.seq += 1
+        if not self._held_at_leader_end():
+            self.seq += 1
+        # else: held at the number of the leader's end, its call never ran
+        # (the mode let the signal land there, LeaderKilled): its own end
+        # takes that number, and the leader compares the two ends.
         seq = self.seq
         self._current = (seq, call, _PROCESS_END)
         self._to(_F_FINISH_WAIT)

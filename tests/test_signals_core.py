@@ -228,3 +228,68 @@ def test_a_follower_killed_when_the_leader_never_dies_is_a_crash_at_the_stall() 
     leader.call_entered(Call("getpid"))
     leader.stalled()
     assert leader.verdict is not None and leader.verdict.kind.value == "crash"
+
+
+# -- a tree killed from outside during start-up: the leader's end first --
+
+
+@pytest.mark.parametrize("preset", ["dmvx", "dmon"])
+def test_a_leader_killed_before_the_followers_call_waits_for_the_followers_end(preset: str) -> None:
+    """``kill`` of the tree while the variants are in ld.so: the leader's
+    process dies at its call 2 (its end is entry 2), the follower's gets
+    there first with a call of its own and dies of the same signal a moment
+    later, held at that call (the mode let the signal land). Both died of
+    it, as natively: no verdict, and the follower's end is compared at the
+    leader's number. Fails on a core that compares the held call with the
+    leader's end at once (crash at call #2)."""
+    from dmvx.actions import Done, Execute
+
+    leader, follower = _leader_and_follower(preset)
+    sig = int(signal.SIGTERM)
+    getpid, openat = Call("getpid"), Call("openat", (-100, "/etc/ld.so.cache", 0o2000000, 0))
+    to_follower = leader.call_entered(getpid)
+    to_leader = follower_did = follower.call_entered(getpid)
+    while to_leader or to_follower:  # call 1 agreed (and, under dmon, released) both ways
+        to_leader, to_follower = _pipe(to_follower, follower), _pipe(to_leader, leader)
+        follower_did = follower_did + to_leader
+    if any(isinstance(a, Execute) and a.seq == 1 for a in follower_did):  # dmon: each runs its own
+        _pipe(follower.call_exited(Outcome(1234)), leader)
+    _pipe(leader.call_exited(Outcome(1234)), follower)
+    ended = leader.process_killed(sig)  # entry 2: <killed>(15)
+    back = _pipe(ended, follower) + follower.call_entered(openat)  # call 2, held: reported, never run
+    assert not any(isinstance(a, Done) for a in back)
+    answer = _pipe(back, leader)
+    assert leader.verdict is None and not any(isinstance(a, Done) for a in answer), leader.verdict
+    answer = _pipe(follower.process_killed(sig), leader)
+    assert leader.verdict is None and any(isinstance(a, Done) for a in answer), leader.verdict
+    done = _pipe(answer, follower)
+    assert follower.verdict is None and Done(128 + sig) in done
+
+
+def test_a_leader_killed_when_the_follower_never_dies_is_a_crash_at_the_stall() -> None:
+    leader, follower = _leader_and_follower()
+    sig = int(signal.SIGTERM)
+    _pipe(leader.process_killed(sig), follower)  # entry 1: <killed>(15)
+    _pipe(follower.call_entered(Call("openat", (-100, "/etc/ld.so.cache", 0o2000000, 0))), leader)
+    assert leader.verdict is None and follower.verdict is None
+    leader.stalled()
+    assert leader.verdict is not None and leader.verdict.kind.value == "crash"
+    assert "the leader was killed by signal 15" in leader.verdict.detail
+    follower.stalled()  # its own stall says the same
+    assert follower.verdict is not None and follower.verdict.kind.value == "crash"
+
+
+def test_a_follower_killed_before_the_leader_is_held_still_asks_the_mode() -> None:
+    """The follower's process dies during start-up while the leader's runs
+    (nothing held yet); the leader's next synchronous call holds it: the
+    mode is asked then to let the same signal land there (FollowerKilled).
+    Fails on a core that asks only when the follower's end comes."""
+    from dmvx.actions import Done, FollowerKilled
+
+    leader, follower = _leader_and_follower("dmvx")
+    sig = int(signal.SIGTERM)
+    assert not any(isinstance(a, FollowerKilled) for a in _pipe(follower.process_killed(sig), leader))
+    held = leader.call_entered(Call("execve", ("/bin/true", ("true",), ())))
+    assert FollowerKilled(sig) in held and leader.verdict is None
+    ended = leader.process_killed(sig)
+    assert leader.verdict is None and isinstance(ended[-1], Done)
