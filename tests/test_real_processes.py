@@ -132,7 +132,7 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
         return sorted(found)
 
     def killer() -> None:
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 30  # a loaded machine starts them slowly
         while time.monotonic() < deadline:
             found = sleepers()
             if len(found) == 2:
@@ -147,7 +147,11 @@ def test_a_child_killed_from_outside_ends_the_run(victim: int) -> None:
     result, _, _ = captured(lambda: run([argv, argv], "dmvx"))
     thread.join()
     assert holder.get("killed")
-    assert time.monotonic() - holder["killed"] < 5  # a defined verdict within 5 s of the kill
+    # A defined verdict soon after the kill: the 2 s stall timeout, stretched
+    # up to 4-fold for a peer whose monitor the machine does not run
+    # (realmode.tracer.starvation.LATE_LIMIT), plus teardown; 20 s is well
+    # past that and well short of the 30 s the survivor would sleep.
+    assert time.monotonic() - holder["killed"] < 20
     assert result.verdict is not None and result.verdict.kind in (VerdictKind.CRASH, VerdictKind.NO_PROGRESS), (
         result.to_json()
     )

@@ -65,6 +65,10 @@ def test_run_ends_on_signal_killing_everything(sig: signal.Signals, policy: str)
             proc.wait()
     assert proc.returncode == int(ExitStatus.INTERRUPTED), err.decode()
     assert b"Traceback" not in err and b"interrupted" in err
-    assert took < 3.0
+    # Well under 1 s on a quiet machine: the orchestrator ends its monitors,
+    # CONNECTORs and variants, each a Python process that needs a CPU to go,
+    # which a machine at load 15 on 2 vCPUs gives slowly. 10 s is a third of
+    # the 30 s sleep: a run that waited for its program cannot pass.
+    assert took < 10.0
     left = [pid for pid in processes if running(pid)]
     assert not left, f"survived the {sig.name}: {left}"

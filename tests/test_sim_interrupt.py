@@ -66,6 +66,15 @@ def _wait_for_line(process: subprocess.Popen[str], wanted: str, timeout: float =
     raise AssertionError(f"no line with {wanted!r} on stderr; got {lines!r}")
 
 
+#: How soon a stopped sim must end (s). Well under 1 s on a quiet machine;
+#: the interpreter's signal check, the JSON and the workers' end need some
+#: CPU, which a machine at load 15 on 2 vCPUs gives a process a twelfth of.
+#: 10 s is still a tenth of what the 10,000,000-call point it cuts short
+#: takes (about 90 s a run at bench_sim's ~107,000 calls/s): a stop that waited
+#: for the point cannot pass.
+STOPS_WITHIN = 10.0
+
+
 def _interrupt(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[float, str, str]:
     """Send ``sig``; how long the process took to end, and its output."""
     sent = time.monotonic()
@@ -95,7 +104,7 @@ def test_ctrl_c_ends_a_sweep_at_once_with_the_finished_points(tmp_path: Path, si
     finally:
         _cleanup(process)
     assert process.returncode == 130, err
-    assert took < 1.0, f"took {took:.2f} s to stop"
+    assert took < STOPS_WITHIN, f"took {took:.2f} s to stop"
     document = json.loads(out)
     assert document["interrupted"] is True and document["exit_status"] == "interrupted"
     assert [p["labels"] for p in document["points"]] == [{"workload.iterations": 1000}, {"workload.iterations": 1500}]
@@ -153,6 +162,6 @@ def test_a_long_single_run_shows_progress_and_stops_at_once(sig: int) -> None:
         _cleanup(process)
     assert any("dmvx: simulating, native run: " in line or "dmvx: simulating, MVX run: " in line for line in lines)
     assert process.returncode == 130, err
-    assert took < 1.0, f"took {took:.2f} s to stop"
+    assert took < STOPS_WITHIN, f"took {took:.2f} s to stop"
     assert out == ""
     assert "dmvx: interrupted" in err and "Traceback" not in err
