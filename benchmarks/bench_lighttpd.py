@@ -112,7 +112,7 @@ def run_topology(args: argparse.Namespace) -> int:
             f"lighttpd on {args.topology}: ab -n {args.requests} -c 1 on a 4 KiB file from the client host; "
             f"{args.sample} bodies checked by SHA-256 per run"
         )
-        print(f"{'run':<17}{'done':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'wrong':>7}  outcome")
+        print(f"{'run':<24}{'done':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'wrong':>7}  outcome")
         for report in reports:
             for which in ("native", "mvx"):
                 row = two_host_row(report, which)
@@ -148,6 +148,11 @@ def main() -> int:
     parser.add_argument("--no-dmon", action="store_true", help="leave dmon out (its run takes longest)")
     parser.add_argument("--topology", help="run on this dmvx real topology (say two-host) instead of one machine")
     parser.add_argument("--policy", default="dmvx", help="with --topology: policies, comma-separated (dmvx,dmon)")
+    parser.add_argument(
+        "--placement",
+        choices=("split", "spread", "same", "lockstep", "none"),
+        help="one machine: one more in-process row, with dmvx run --placement PLACEMENT, beside the default's",
+    )
     args = parser.parse_args()
     for tool in ("lighttpd", "ab"):
         if shutil.which(tool) is None:
@@ -157,9 +162,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         config, digests = lighttpd.make_tree(Path(tmp), port, "127.0.0.1")
+        runs = [(None, False, None), ("dmon", False, None), ("dmvx", False, None), ("dmvx", True, None)]
+        if args.placement:
+            runs.append(("dmvx", True, args.placement))
         rows = [
-            asdict(serve(config, digests, policy, args.requests, args.sample, in_process=fast, port=port))
-            for policy, fast in ((None, False), ("dmon", False), ("dmvx", False), ("dmvx", True))
+            asdict(
+                serve(config, digests, policy, args.requests, args.sample, in_process=fast, port=port, placement=placed)
+            )
+            for policy, fast, placed in runs
             if not (args.no_dmon and policy == "dmon")
         ]
     native = rows[0]["requests_per_s"]
@@ -169,10 +179,10 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"lighttpd, ab -n {args.requests} -c 1 on a 4 KiB file; {args.sample} bodies checked by SHA-256")
-    print(f"{'run':<17}{'req/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'slowdown':>10}{'wrong':>7}  divergence")
+    print(f"{'run':<24}{'req/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'mean ms':>9}{'slowdown':>10}{'wrong':>7}  divergence")
     for r in rows:
         print(
-            f"{r['policy']:<17}{r['requests_per_s']:>10.1f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
+            f"{r['policy']:<24}{r['requests_per_s']:>10.1f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
             f"{r['mean_ms']:>9.3f}{r['slowdown']:>9.2f}x{r['bodies_wrong'] + r['failed']:>7.0f}  "
             f"{r['divergence'] or 'none'}"
         )

@@ -589,6 +589,14 @@ def real_command(
     "(no ptrace stop; dmvx preset only); off: every replicated call stops in the tracer. "
     "Default: off, or DMVX_IN_PROCESS from the environment.",
 )
+@click.option(
+    "--placement",
+    type=click.Choice(["auto", "split", "spread", "same", "lockstep", "none"]),
+    default=None,
+    help="Which CPU each variant's program, monitor and CONNECTOR run on (docs/realmode.md, 'Speed'). "
+    "Default auto: split for dmvx (on the in-process path the leader's monitor beside the CONNECTORs), "
+    "lockstep for dmon; spread: each variant's side on its own CPU.",
+)
 @record_option
 @summary_option
 @json_option
@@ -603,6 +611,7 @@ def run_command(
     stall_timeout: float | None,
     routes: dict[str, str],
     in_process: str | None,
+    placement: str | None,
     record: Path | None,
     summary: bool,
     as_json: bool,
@@ -621,6 +630,8 @@ def run_command(
         options["routes"] = routes
     if in_process is not None:
         options["in_process"] = in_process == "on"
+    if placement is not None:
+        options["placement"] = placement
     if summary:
         options["summary"] = True
     try:

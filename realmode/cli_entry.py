@@ -19,13 +19,15 @@ def run_program(
     routes: dict[str, str] | None = None,
     in_process: bool | None = None,
     summary: bool = False,
+    placement: str = "auto",
 ) -> RunResult:
     """``dmvx run``: the variants under ptrace monitors on this machine.
 
     With ``--json`` (``as_json``) the JSON document owns stdout, so the
     program's stdout goes to stderr (docs/realmode.md). ``routes`` are
     ``--route`` overrides of the preset's routing; ``summary`` (``--summary``)
-    counts the calls per route. A run interrupted by
+    counts the calls per route; ``placement`` (``--placement``) is
+    :func:`realmode.orchestrator.placement`'s. A run interrupted by
     Ctrl-C or SIGTERM is reported too (status interrupted, figures so far)."""
     chosen = make_policy(policy).with_overrides(routes) if routes else policy
     try:
@@ -37,6 +39,7 @@ def run_program(
             stall_timeout=stall_timeout,
             in_process=in_process,
             summary=summary,
+            place=placement,
         )
     except Interrupted as stop:
         return stop.result

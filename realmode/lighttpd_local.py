@@ -42,15 +42,19 @@ _AB_TIMEOUT = 30.0
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-def server_argv(config: Path, policy: str | None, record: Path | None = None, in_process: bool = False) -> list[str]:
+def server_argv(
+    config: Path, policy: str | None, record: Path | None = None, in_process: bool = False, placement: str | None = None
+) -> list[str]:
     """lighttpd in the foreground, itself or under ``dmvx run --policy policy``
-    (with ``--in-process on`` if ``in_process``, else ``off``)."""
+    (with ``--in-process on`` if ``in_process``, else ``off``; ``--placement``
+    if ``placement``)."""
     program = [lighttpd.programs()[0], "-D", "-f", str(config)]
     if policy is None:
         return program
     recording = ["--record", str(record)] if record is not None else []
     path = ["--in-process", "on" if in_process else "off"]
-    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *path, *recording, "--"] + program
+    placed = ["--placement", placement] if placement is not None else []
+    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *path, *placed, *recording, "--"] + program
 
 
 def wait_listening(timeout: float = 10.0, port: int = PORT) -> None:
@@ -90,15 +94,17 @@ def serve(
     record: Path | None = None,
     in_process: bool = False,
     port: int = PORT,
+    placement: str | None = None,
 ) -> ServedRun:
     """lighttpd natively (``policy`` None) or under ``dmvx run`` (on the
     in-process path if ``in_process``), ``sample`` bodies checked against
     ``digests`` and then ``ab -n requests -c 1`` on the 4 KiB file; with
     ``record``, the run's trace goes there. ``port``: the one ``config``
-    (:func:`realmode.net.lighttpd.make_tree`) has lighttpd listen on."""
+    (:func:`realmode.net.lighttpd.make_tree`) has lighttpd listen on;
+    ``placement``: ``dmvx run --placement`` (None: its default)."""
     address = ("127.0.0.1", port)
     server = subprocess.Popen(
-        server_argv(config, policy, record, in_process),
+        server_argv(config, policy, record, in_process, placement),
         cwd=_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -124,7 +130,7 @@ def serve(
             _, err = server.communicate()
     diverged = "divergence" in err
     return ServedRun(
-        (policy or "native") + (" in-process" if in_process else ""),
+        (policy or "native") + (" in-process" if in_process else "") + (f" {placement}" if placement else ""),
         sample,
         wrong,
         ab["requests_per_s"],

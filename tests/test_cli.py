@@ -261,6 +261,17 @@ def test_run_builds_variant_commands(
     assert kw["policy"] == "dmvx" and kw["record"] == Path("t.trace")
 
 
+def test_run_passes_its_placement_and_refuses_an_unknown_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_mode(monkeypatch, "realmode.cli_entry", run_program=FakeResult())
+    assert invoke("run", "--placement", "spread", "--", "p").exit_code == 0
+    assert invoke("run", "--", "p").exit_code == 0
+    ((_, _, placed), (_, _, default)) = calls
+    assert placed["placement"] == "spread" and "placement" not in default  # run_program's own default: auto
+    refused = invoke("run", "--placement", "anywhere", "--", "p")
+    assert refused.exit_code == ExitStatus.USAGE and "--placement" in refused.stderr
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
