@@ -41,11 +41,14 @@ class MeasuredCall:
 @dataclass(frozen=True)
 class MeasuredServer:
     """lighttpd under ``ab -c 1`` natively and under each policy (us per
-    request), and a run recorded under dmvx (``trace``) for sim to replay."""
+    request, over ``requests[policy]`` requests), and a run recorded under
+    each policy (``traces``) for sim to replay: what lighttpd calls per
+    request depends on its pace under the policy."""
 
     native_us: float
-    trace: Path
+    traces: dict[str, Path]
     measured_us: dict[str, float]
+    requests: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ class RealMeasurements:
 @dataclass(frozen=True)
 class PredictionAsk:
     """What sim is asked: ``call`` (a microbenchmark kind, ``iterations``
-    long) or, with ``trace``, the recorded server run, under ``policy`` on
-    real mode's ``placement``."""
+    long) or, with ``trace``, the recorded server run (``iterations``: the
+    requests of the measured run, 0 for the trace's own), under ``policy``
+    on real mode's ``placement``."""
 
     policy: str
     placement: Placement
@@ -126,7 +130,15 @@ def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk
     server = real.server
     policies = list(server.measured_us) if server is not None else []
     if server is not None:
-        asks += [PredictionAsk(policy, real.placements[policy], trace=server.trace) for policy in policies]
+        asks += [
+            PredictionAsk(
+                policy,
+                real.placements[policy],
+                iterations=server.requests.get(policy, 0),
+                trace=server.traces[policy],
+            )
+            for policy in policies
+        ]
     answers = predict(asks)
     rows = [CheckRow(m.call, m.policy, m.native_us, p.us, m.measured_us, p.bound) for m, p in zip(real.calls, answers)]
     if server is not None:

@@ -1172,6 +1172,22 @@ _REWRITES: dict[str, Any] = {
 }
 
 
+def canonical_name(name: str) -> str:
+    """The name a call of ``name`` goes by once normalized (:func:`normalize`),
+    where the rewrite does not depend on its arguments: ``epoll_wait`` is
+    ``epoll_pwait``, ``getpgrp`` is ``getpgid``. Where it does (the stat and
+    open families) the name stays. For lists of calls by name, such as the
+    ones the in-process library wraps, held against recorded calls, which
+    are normalized."""
+    rewrite = _REWRITES.get(name)
+    if rewrite is None:
+        return name
+    try:
+        return str(rewrite((None,) * len(spec(name).args))[0])
+    except TypeError:  # the rewrite reads an argument
+        return name
+
+
 def normalize(name: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     """One spelling for requests that several calls can make.
 

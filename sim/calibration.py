@@ -116,21 +116,25 @@ def _saturated(mvx: Any, variant: Any, profile: Any, in_process: bool) -> tuple[
     sent, taken = stats["messages"], stats["received_messages"]
     batches_out, batches_in = math.ceil(sent / most), math.ceil(taken / most)
     monitor = variant.busy_time - h.monitor_receive * (variant.reads - batches_in)
+    # Its work as it ran, less the fixed costs of the batches it made beyond
+    # the fewest it could have (the per-entry, per-run and per-byte parts stay).
     connector = (
-        h.send * batches_out
-        + h.send_per_message * sent
-        + h.send_per_byte * stats["bytes"]
-        + h.receive * batches_in
-        + h.receive_per_message * taken
-        + h.receive_per_byte * stats["received_bytes"]
+        stats["busy_ns"]
+        - h.send * (stats["batches"] - batches_out)
+        - h.receive * (stats["received_batches"] - batches_in)
     )
-    return max(monitor, 0.0), connector
+    return max(monitor, 0.0), max(connector, 0.0)
 
 
-def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, places: Placement) -> Prediction:
+def _placed(
+    mvx: Any, policy: str, span_ns: float, per: int, profile: Any, places: Placement, scale: float = 1.0
+) -> Prediction:
     """``mvx`` (a sim run under ``profile``) on real mode's CPUs (``places``,
     a triple per variant as :data:`dmvx.calibration.Placement` says), ``per``
-    calls or requests."""
+    calls or requests. ``scale``: the run real mode measured is that many
+    times as long as the one sim ran (a server's recorded run is shorter
+    than the measured one), which sets how much of it the leader can run
+    ahead of the other CPUs."""
     pol = Policy.preset(policy)
     cpus: dict[int, float] = {}
     saturated: dict[int, float] = {}
@@ -154,10 +158,13 @@ def _placed(mvx: Any, policy: str, span_ns: float, per: int, profile: Any, place
         return Prediction(span, cpus, tuple(cpus))
     leader = places[0][0] if in_process else places[0][1]
     leader_cpu = leader if leader is not None else -1
-    entries = len(mvx.leader_times)
+    entries = len(mvx.leader_times) * scale
     ahead = pol.cb_entries
     if in_process and profile.dipmon is not None:
-        ahead += profile.dipmon.ring // RECORD_BYTES  # and the ring behind the CB
+        # And the ring behind the CB, in records of the size the run's were.
+        lead = mvx.variants[0]
+        record = lead.ring_bytes / lead.ring_records if lead.ring_records else RECORD_BYTES
+        ahead += int(profile.dipmon.ring // record)
     behind = max(entries - ahead, 0) / max(entries, 1)
     return Prediction(span, cpus, (leader_cpu,), behind, saturated)
 
@@ -205,10 +212,17 @@ def untimed_trace(source: Path, target: Path) -> int:
     return requests
 
 
-def predict_server(profile_path: Path, trace: Path, policy: str, places: Placement) -> tuple[float, str]:
+def predict_server(
+    profile_path: Path, trace: Path, policy: str, places: Placement, measured_requests: int = 0
+) -> tuple[float, str]:
     """What MVX adds per request to the recorded lighttpd run, in sim: the
     leader's run under ``policy`` on real mode's CPUs less the same calls
-    run natively, per request (us), and what bounds it."""
+    run natively, per request (us), and what bounds it. ``trace`` is a run
+    recorded under ``policy``: what a server calls per request depends on
+    its pace (a fast one finds a request not there yet and waits in
+    ``epoll_wait`` again; in lockstep it rarely does). ``measured_requests``: how
+    many the measured run served (0: as many as the trace), which sets how
+    far past the CB and the ring it went."""
     with tempfile.TemporaryDirectory() as tmp:
         untimed = Path(tmp) / "untimed.jsonl"
         requests = untimed_trace(trace, untimed)
@@ -220,7 +234,13 @@ def predict_server(profile_path: Path, trace: Path, policy: str, places: Placeme
         raise EnvironmentProblem(
             f"dmvx calibrate: sim found a divergence in the recorded lighttpd run: {mvx.verdict.summary()}"
         )
-    prediction = _placed(mvx, policy, mvx.variants[0].end_time, requests, profile, places)
+    scale = measured_requests / requests if measured_requests else 1.0
+    # The leader's run up to its last call: ab times the requests, and real
+    # mode stops the server from outside, where sim's replay ends the
+    # recording with an exit, at which the leader waits for its followers
+    # to catch up -- all of the pipeline behind it, which ``scale`` prices.
+    span = mvx.leader_times[-1] if mvx.leader_times else mvx.variants[0].end_time
+    prediction = _placed(mvx, policy, span, requests, profile, places, scale)
     return prediction.us - experiment.native.makespan / requests / 1000, prediction.bound
 
 
@@ -229,7 +249,7 @@ def predictions(profile_path: Path, asks: Sequence[PredictionAsk]) -> list[Predi
     out = []
     for ask in asks:
         if ask.trace is not None:
-            added, bound = predict_server(profile_path, ask.trace, ask.policy, ask.placement)
+            added, bound = predict_server(profile_path, ask.trace, ask.policy, ask.placement, ask.iterations)
             out.append(Predicted(added, bound))
         else:
             prediction = predict(profile_path, ask.call, ask.policy, ask.iterations, ask.placement)

@@ -60,7 +60,12 @@ or, as ever, when the core holds a call because the CB is full. A follower's
 wrapper takes the entry as soon as its monitor has it; checking the
 follower's own record is monitor work beside the program
 (``dipmon.follow``). That work is counted in ``monitor_busy``, which the
-calibration check puts on the monitor's CPU.
+calibration check puts on the monitor's CPU. The path takes a run of equal
+records (a loop's) as one event: a record unlike the one before (a
+server's) is a run of one and costs each process its ``*_run`` cost on top
+(the leader's joins the run when it comes while the monitor has the one
+before still to drain), and the bytes a record carries cost each process
+its ``*_per_byte``.
 """
 
 from __future__ import annotations
@@ -139,6 +144,10 @@ class VariantStats:
     #: The monitor's work beside the program, not on its clock: the records
     #: of real mode's in-process path (profile.dipmon) it drains and checks.
     monitor_busy: int = 0
+    #: The leader's records appended to its ring on that path, and their
+    #: bytes (how many the ring holds ahead of the monitor).
+    ring_records: int = 0
+    ring_bytes: int = 0
     samples_t: array = field(default_factory=lambda: array("q"))
     samples_seq: array = field(default_factory=lambda: array("q"))
 
@@ -208,6 +217,7 @@ class Connector:
         "paths",
         "peers",
         "busy",
+        "runs",
         "_costs",
         "_deliver_along",
     )
@@ -236,6 +246,9 @@ class Connector:
         #: CPU time spent sending and receiving (ns): what this CONNECTOR
         #: takes from the CPU it shares (:func:`sim.results.cpu_demand`).
         self.busy = 0
+        #: In-process path: per destination, the runs of equal entries
+        #: begun in its open batch (each costs dipmon.send_run/receive_run).
+        self.runs: dict[int, int] = {}
         #: What :meth:`emit` reads of the simulation at every batch, read once.
         self._costs = (
             sim.send_fixed,
@@ -245,6 +258,8 @@ class Connector:
             sim.receive_per_message,
             sim.receive_per_byte,
             sim.connector_receive_wakeup,
+            sim.send_run,
+            sim.receive_run,
         )
         self._deliver_along = sim.network.deliver_along
 
@@ -366,10 +381,19 @@ class Connector:
         idle) and into the destination variant's inbox. This runs for every
         batch, so :meth:`receive` and :meth:`Variant.deliver` are inlined.
         """
-        send_fixed, send_per_message, send_per_byte, receive_fixed, receive_per_message, receive_per_byte, wakeup = (
-            self._costs
-        )
-        work = send_fixed + send_per_message * count + int(send_per_byte * nbytes)
+        (
+            send_fixed,
+            send_per_message,
+            send_per_byte,
+            receive_fixed,
+            receive_per_message,
+            receive_per_byte,
+            wakeup,
+            send_run,
+            receive_run,
+        ) = self._costs
+        runs = self.runs.pop(dest, 0) if self.runs else 0
+        work = send_fixed + send_per_message * count + send_run * runs + int(send_per_byte * nbytes)
         start += work
         self.busy += work
         self.bytes += nbytes
@@ -384,7 +408,7 @@ class Connector:
         rfree = receiver.rfree
         free = rfree.get(host, -INF)
         begin = free if free >= arrival else arrival + wakeup
-        done = begin + receive_fixed + receive_per_message * count + int(receive_per_byte * nbytes)
+        done = begin + receive_fixed + receive_per_message * count + receive_run * runs + int(receive_per_byte * nbytes)
         receiver.busy += done - begin
         rfree[host] = done
         receiver.received_batches += 1
@@ -615,6 +639,7 @@ class Variant(_Proc, Carrier):
         "fast",
         "monitor_t",
         "ring",
+        "last_record",
     )
 
     def __init__(
@@ -650,6 +675,9 @@ class Variant(_Proc, Carrier):
         #: (when each will be, its bytes).
         self.monitor_t = 0
         self.ring: deque[tuple[int, int]] = deque()
+        #: In-process path: the step of this variant's last record, while
+        #: the next may join its run (None after a stopped call).
+        self.last_record: WorkloadStep | None = None
 
     # -- actions ----------------------------------------------------------------
 
@@ -800,6 +828,7 @@ class Variant(_Proc, Carrier):
         # monitor's work on it runs beside the program (module docstring).
         dipmon = sim.dipmon
         fast_calls = dipmon.calls if dipmon is not None else frozenset()
+        drain_per_byte = copy_per_byte if dipmon is None or dipmon.drain_per_byte is None else dipmon.drain_per_byte
         fast_routes = (Route.REPLICATE, Route.PREDICT)
         ring = self.ring
         ring_bytes = sum(nbytes for _, nbytes in ring)
@@ -1079,9 +1108,25 @@ class Variant(_Proc, Carrier):
                     t += step.gap + dipmon.call
                     if not is_leader:
                         # Its argument buffers are in its record: no reading
-                        # them from the variant (args_ns), only comparing.
-                        stats.monitor_busy += dipmon.follow + step.compare_ns
+                        # them from the variant (args_ns), only comparing. A
+                        # record equal to the one before is checked in its
+                        # run; any other begins one (dipmon.follow_run).
+                        last = self.last_record
+                        if dipmon.follow_per_byte is None:
+                            stats.monitor_busy += dipmon.follow + step.compare_ns
+                        else:  # the entry's bytes, laid in and compared, all in
+                            stats.monitor_busy += dipmon.follow + int(
+                                dipmon.follow_per_byte * (step.out_bytes + step.arg_bytes)
+                            )
+                        if not (
+                            last is step
+                            or (last is not None and last.call == step.call and last.outcome == step.outcome)
+                        ):
+                            stats.monitor_busy += dipmon.follow_run
+                        self.last_record = step
                 else:
+                    if dipmon is not None:
+                        self.last_record = None  # a stopped call ends a run
                     t += step.gap + interception[route]
                 if route is not LOCAL and not fast:
                     if is_leader:
@@ -1170,19 +1215,30 @@ class Variant(_Proc, Carrier):
                     # when it is done with the ones before, hands the entry
                     # on from there; the program waits only for a full ring.
                     assert dipmon is not None
-                    mt = self.monitor_t if self.monitor_t > t else t
-                    mt += dipmon.drain
-                    work = dipmon.drain
+                    # A record equal to the one before (but for its number)
+                    # that comes while the monitor still has that one to
+                    # drain joins its run, which the path takes as one event
+                    # down to the CONNECTORs; any other begins a run
+                    # (dipmon.drain_run, send_run, receive_run).
+                    last = self.last_record
+                    joins = self.monitor_t > t and (
+                        last is step or (last is not None and last.call == step.call and last.outcome == step.outcome)
+                    )
+                    self.last_record = step
+                    work = dipmon.drain if joins else dipmon.drain + dipmon.drain_run
+                    mt = (self.monitor_t if self.monitor_t > t else t) + work
                     action = actions[0] if len(actions) == 1 else None
                     if type(action) is Send:
                         message = action.message
                         size = message.size
                         for dest in others if action.to == EVERYONE else (action.to,):
                             post(dest, message, size, mt)
+                            if not joins:  # in the batch post has just opened or added to
+                                connector.runs[dest] = connector.runs.get(dest, 0) + 1
                         # dipmon.drain is the record's all in, its hand-over
                         # included (no cb_append): the bytes it carries apart,
                         # which are in the record (no buffer read: read_ns).
-                        extra = int(copy_per_byte * size)
+                        extra = int(drain_per_byte * size)
                         mt += extra
                         work += extra
                     elif actions:
@@ -1194,7 +1250,11 @@ class Variant(_Proc, Carrier):
                             break
                     self.monitor_t = mt
                     stats.monitor_busy += work
-                    record = RECORD_BYTES + step.out_bytes
+                    # The record carries the call's buffers: what it wrote
+                    # and what it was given (the bytes a writev sends).
+                    record = RECORD_BYTES + step.out_bytes + step.arg_bytes
+                    stats.ring_records += 1
+                    stats.ring_bytes += record
                     ring.append((mt, record))
                     ring_bytes += record
                     while ring and (ring[0][0] <= t or ring_bytes > dipmon.ring):
@@ -1224,7 +1284,8 @@ class Variant(_Proc, Carrier):
             elif res == SKIP:
                 assert step is not None  # resolved: the step of the call it was held at
                 if fast:  # the library copies; the monitor laid the bytes into its ring
-                    stats.monitor_busy += step.copy_ns - step.read_ns  # per byte: no buffer written by ptrace
+                    if dipmon is not None and dipmon.follow_per_byte is None:  # (else priced with follow)
+                        stats.monitor_busy += step.copy_ns - step.read_ns  # per byte: no buffer written by ptrace
                 else:
                     t += step.copy_ns
                 skipped += 1
@@ -1409,6 +1470,8 @@ class Simulation:
         self.send_fixed, self.send_per_message, self.send_per_byte = h.send, h.send_per_message, h.send_per_byte
         self.receive_fixed, self.receive_per_message = h.receive, h.receive_per_message
         self.receive_per_byte = h.receive_per_byte
+        self.send_run = self.dipmon.send_run if self.dipmon is not None else 0
+        self.receive_run = self.dipmon.receive_run if self.dipmon is not None else 0
         self.n_variants = len(variants)
         self.connectors = {host: Connector(self, host) for host in dict.fromkeys(v.host for v in variants)}
         self.others = [tuple(j for j in range(len(variants)) if j != i) for i in range(len(variants))]

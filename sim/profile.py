@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, field_validator
 
+from dmvx import syscalls
 from dmvx.errors import InputError, did_you_mean
 from dmvx.units import Duration, Queue, QueueLimit, Size
 from dmvx.yamlfile import FileModel, display_path, is_path_like, read_yaml
@@ -170,6 +171,33 @@ class _Dipmon(FileModel):
         "the per-batch and per-message connector costs are not charged apart on the path).",
     )
     receive: Duration = Field(default=0, description="A follower's CONNECTOR per entry on the path, all in (as send).")
+    drain_run: Duration = Field(
+        default=0,
+        description="The leader's monitor per run of equal records, beyond drain: the path takes a run of "
+        "records equal but for their numbers as one event (a loop's), and a record unlike the one before it "
+        "(a server's) is a run of one, which costs drain + drain_run.",
+    )
+    follow_run: Duration = Field(default=0, description="A follower's monitor per run of equal records (as drain_run).")
+    send_run: Duration = Field(default=0, description="The leader's CONNECTOR per run of equal entries (as drain_run).")
+    receive_run: Duration = Field(
+        default=0, description="A follower's CONNECTOR per run of equal entries (as drain_run)."
+    )
+    drain_per_byte: Duration | None = Field(
+        default=None,
+        description="The leader's monitor per byte a record carries (what the call wrote, and what it was "
+        "given: a writev's data). Absent: monitor.copy_per_byte.",
+    )
+    follow_per_byte: Duration | None = Field(
+        default=None,
+        description="A follower's monitor per byte of the leader's entry (laid into its in ring, compared). "
+        "Absent: monitor.copy_per_byte for outputs and monitor.compare_per_byte for buffer arguments.",
+    )
+    send_per_byte: Duration | None = Field(
+        default=None, description="The leader's CONNECTOR per byte on the path. Absent: connector.send_per_byte."
+    )
+    receive_per_byte: Duration | None = Field(
+        default=None, description="A follower's CONNECTOR per byte on the path. Absent: connector.receive_per_byte."
+    )
     ring: Size = Field(description="Each ring's size: the leader runs ahead of its monitor by at most this.")
     calls: list[str] = Field(description="The calls the in-process library wraps (canonical names).")
 
@@ -252,6 +280,16 @@ class Dipmon:
     calls: frozenset[str]
     send: int = 0
     receive: int = 0
+    #: Per run of equal records (a record unlike the one before is a run of one).
+    drain_run: int = 0
+    follow_run: int = 0
+    send_run: int = 0
+    receive_run: int = 0
+    #: Per byte on the path (ns); None: the profile's monitor and connector costs per byte.
+    drain_per_byte: float | None = None
+    follow_per_byte: float | None = None
+    send_per_byte: float | None = None
+    receive_per_byte: float | None = None
 
 
 class Handover(NamedTuple):
@@ -341,7 +379,16 @@ class CostProfile:
                 self.monitor_receive,
                 self.monitor_receive_per_message,
             )
-        return Handover(0, dipmon.send, self.send_per_byte, 0, dipmon.receive, self.receive_per_byte, 0, 0)
+        return Handover(
+            0,
+            dipmon.send,
+            self.send_per_byte if dipmon.send_per_byte is None else dipmon.send_per_byte,
+            0,
+            dipmon.receive,
+            self.receive_per_byte if dipmon.receive_per_byte is None else dipmon.receive_per_byte,
+            0,
+            0,
+        )
 
     def connector_wakeup_for(self, preset: str) -> int:
         """The CONNECTOR wake-up cost under ``preset`` (0 where monitors send directly)."""
@@ -412,6 +459,9 @@ def load_profile(ref: str, relative_to: Path | None = None) -> CostProfile:
             exc.message, file=display_path(path) if not is_path_like(ref) else str(path), expected=exc.expected
         ) from None
 
+
+#: The dipmon section's costs that may be left out (0), in :class:`Dipmon`'s order.
+_DIPMON_OPTIONAL = ("send", "receive", "drain_run", "follow_run", "send_run", "receive_run")
 
 _SECTIONS = (
     "native",
@@ -516,9 +566,13 @@ def _resolve(name: str, description: str, m: dict[str, dict[str, Any]]) -> CostP
             _ns(get("dipmon", "drain")),
             _ns(get("dipmon", "follow")),
             int(get("dipmon", "ring")),
-            frozenset(get("dipmon", "calls")),
-            _ns(m["dipmon"].get("send", 0)),
-            _ns(m["dipmon"].get("receive", 0)),
+            # Held against recorded calls, which are normalized (epoll_wait is epoll_pwait).
+            frozenset(syscalls.canonical_name(name) for name in get("dipmon", "calls")),
+            *(_ns(m["dipmon"].get(key, 0)) for key in _DIPMON_OPTIONAL),
+            *(
+                None if m["dipmon"].get(key) is None else _ns_per_byte(m["dipmon"][key])
+                for key in ("drain_per_byte", "follow_per_byte", "send_per_byte", "receive_per_byte")
+            ),
         )
         if "dipmon" in m
         else None,

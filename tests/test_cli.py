@@ -556,7 +556,7 @@ def test_calibrate_check_combines_the_modes_in_the_cli(monkeypatch: pytest.Monke
     places = {"dmvx": [(0, 0, 1), (1, 1, 1)]}
     real = RealMeasurements(
         [MeasuredCall("getpid", "dmvx", 500, 0.1, 3.0)],
-        MeasuredServer(50.0, tmp_path / "trace.jsonl", {"dmvx": 60.0}),
+        MeasuredServer(50.0, {"dmvx": tmp_path / "trace.jsonl"}, {"dmvx": 60.0}, {"dmvx": 1500}),
         places,
     )
     asked: list = []
@@ -582,3 +582,4 @@ def test_calibrate_check_combines_the_modes_in_the_cli(monkeypatch: pytest.Monke
     ((path, asks),) = asked
     assert path == profile and [a.placement for a in asks] == [places["dmvx"]] * 2
     assert asks[0].call == "getpid" and asks[0].iterations == 500 and asks[1].trace == tmp_path / "trace.jsonl"
+    assert asks[1].iterations == 1500  # the measured run's requests: how far past the CB and ring it went

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 from realmode.calibrate.check import measure as measure_check
 from realmode.calibrate.components import (
+    ALTERNATE_READ_BYTES,
     ConnectorCosts,
     DipmonCosts,
     LinkCosts,
@@ -70,6 +71,7 @@ from realmode.calibrate.components import (
 from realmode.calibrate.profile import DEFAULT_PROFILE, Measurements, measure, profile_document, write_profile
 
 __all__ = [
+    "ALTERNATE_READ_BYTES",
     "DEFAULT_PROFILE",
     "MessageCosts",
     "LinkCosts",

@@ -31,8 +31,8 @@ IN_PROCESS_CALLS = 40000
 #: Requests per run of the server row: lighttpd under ``ab -c 1`` on this
 #: machine (:mod:`realmode.lighttpd_local`), natively and as two variants.
 SERVER_REQUESTS = {"native": 4000, "dmvx": 1500, "dmon": 300}
-#: Requests of the run recorded for sim to replay.
-RECORDED_REQUESTS = 400
+#: Requests of the run recorded under each policy for sim to replay.
+RECORDED_REQUESTS = {"dmvx": 400, "dmon": 200}
 
 
 def takes_path(policy: str | None, in_process: bool) -> bool:
@@ -103,8 +103,11 @@ def measure_server(
 ) -> MeasuredServer:
     """lighttpd's mean time per request natively and under each policy
     (``repeat`` rounds of a native run and each policy's after it:
-    :func:`paired_median`), and a run recorded under dmvx into ``directory``
-    for sim to replay."""
+    :func:`paired_median`), and a run recorded under each policy into
+    ``directory`` for sim to replay: lighttpd's calls per request depend on
+    its pace (~13 under dmvx, where it often finds the next request not
+    there yet and waits for it again; ~7 in dmon's lockstep), so sim
+    replays each policy's own."""
     from realmode.lighttpd_local import free_port, serve
     from realmode.net import lighttpd
 
@@ -123,9 +126,11 @@ def measure_server(
             )
         return run.mean_ms * 1000
 
-    note("lighttpd recorded under dmvx, for sim")
-    trace = directory / "lighttpd.jsonl"
-    mean_us("dmvx", RECORDED_REQUESTS, record=trace)
+    traces = {}
+    for policy in policies:
+        note(f"lighttpd recorded under {policy}, for sim")
+        traces[policy] = directory / f"lighttpd-{policy}.jsonl"
+        mean_us(policy, RECORDED_REQUESTS.get(policy, RECORDED_REQUESTS["dmvx"]), record=traces[policy])
     # Rounds of a native run and each policy's right after it (paired_median).
     rounds: dict[str, list[tuple[float, float]]] = {policy: [] for policy in policies}
     for round_ in range(repeat):
@@ -135,7 +140,7 @@ def measure_server(
             rounds[policy].append((native_round, mean_us(policy, SERVER_REQUESTS[policy])))
     native = median(n for n, _ in next(iter(rounds.values()))) if policies else mean_us(None, SERVER_REQUESTS["native"])
     measured = {policy: paired_median(pairs)[1] for policy, pairs in rounds.items()}
-    return MeasuredServer(native, trace, measured)
+    return MeasuredServer(native, traces, measured, {policy: SERVER_REQUESTS[policy] for policy in policies})
 
 
 def measure(

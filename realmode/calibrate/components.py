@@ -460,6 +460,11 @@ def role_cpu_ns(
     return RoleCosts((slope("monitor", 0), slope("monitor", 1)), (slope("connector", 0), slope("connector", 1)), loop)
 
 
+#: The bytes a record of ``alternate_read`` carries more than one of
+#: ``alternate``, on average: every other one a 4 KiB read's.
+ALTERNATE_READ_BYTES = 4096 / 2
+
+
 @dataclass
 class DipmonCosts:
     """The in-process path's costs (``dmvx run --in-process on``), ns per
@@ -476,6 +481,16 @@ class DipmonCosts:
     monitor: tuple[float, float]
     #: Each CONNECTOR per entry, CPU (batches as the run made them).
     connector: tuple[float, float]
+    #: ``monitor`` and ``connector`` on a loop of records each unlike the one
+    #: before (``alternate``: getppid and getuid by turns), which the path
+    #: takes one by one, as a server's: what a run of one record costs.
+    monitor_alone: tuple[float, float] = (0.0, 0.0)
+    connector_alone: tuple[float, float] = (0.0, 0.0)
+    #: The same on ``alternate_read`` (getppid and a 4 KiB read by turns:
+    #: :data:`ALTERNATE_READ_BYTES` more a record than ``alternate``'s): what
+    #: the bytes a record carries cost each process.
+    monitor_bytes: tuple[float, float] = (0.0, 0.0)
+    connector_bytes: tuple[float, float] = (0.0, 0.0)
 
 
 def dipmon_costs(
@@ -484,10 +499,26 @@ def dipmon_costs(
     """The in-process path at work: a loop of ``short`` calls (fewer than
     the CB holds, so the leader never waits for its pipeline) for the
     program's cost per call, and the CPU per record of each process from
-    two longer runs (:func:`role_cpu_ns`). What the pipeline costs per
-    record is measured, not assumed: it changes with the code that drains."""
+    two longer runs (:func:`role_cpu_ns`), of ``getppid`` (every record
+    like the one before: the path takes them in runs) and of ``alternate``
+    (none alike: each alone). What the pipeline costs per record is
+    measured, not assumed: it changes with the code that drains, and a
+    record alone has cost it ten times one in a run (lighttpd's are alone).
+    A third, ``alternate_read``, gives the cost of the bytes a record
+    carries (~40 ns a byte over the four processes: a lighttpd request
+    carries ~8.6 KB, its file read and written)."""
     from realmode.microbench import traced
 
     loop = traced(binary, "getppid", short, "dmvx", in_process=True, stall_timeout=CALIBRATION_STALL).ns_per_call
     roles = role_cpu_ns(binary, "getppid", "dmvx", calls, in_process=True)
-    return DipmonCosts(max(loop - native_getppid, 0.0), roles.monitor, roles.connector)
+    alone = role_cpu_ns(binary, "alternate", "dmvx", calls, in_process=True)
+    loaded = role_cpu_ns(binary, "alternate_read", "dmvx", calls, in_process=True)
+    return DipmonCosts(
+        max(loop - native_getppid, 0.0),
+        roles.monitor,
+        roles.connector,
+        alone.monitor,
+        alone.connector,
+        loaded.monitor,
+        loaded.connector,
+    )

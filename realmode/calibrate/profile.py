@@ -13,9 +13,11 @@ from typing import Any
 
 import yaml
 
+from dmvx.syscalls import canonical_name
 from dmvx.units import format_duration
 from realmode import microbench
 from realmode.calibrate.components import (
+    ALTERNATE_READ_BYTES,
     ROOT,
     ConnectorCosts,
     DipmonCosts,
@@ -232,17 +234,36 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
         # single messages (cb_append, the link's and the CONNECTORs') do not
         # add up to them; sim prices the path's entries with these instead
         # (sim.profile.CostProfile.handover).
+        # A record alone (a run of one) costs each process more than one in
+        # a run: the difference is the cost of a run.
+        d = m.dipmon
+        alone = (*d.monitor_alone, *d.connector_alone)
+        run = [max(one - in_run, 0.0) for one, in_run in zip(alone, (*d.monitor, *d.connector))]
+        # And the bytes a record carries, from a loop whose records are as
+        # alone but carry 4 KiB every other one.
+        per_byte = [
+            max(loaded - one, 0.0) / ALTERNATE_READ_BYTES
+            for loaded, one in zip((*d.monitor_bytes, *d.connector_bytes), alone)
+        ]
         dipmon = {
             "dipmon": {
-                "call": _d(m.dipmon.call),
-                "drain": _d(m.dipmon.monitor[0]),
-                "follow": _d(m.dipmon.monitor[1]),
-                "send": _d(m.dipmon.connector[0]),
-                "receive": _d(m.dipmon.connector[1]),
+                "call": _d(d.call),
+                "drain": _d(d.monitor[0]),
+                "follow": _d(d.monitor[1]),
+                "send": _d(d.connector[0]),
+                "receive": _d(d.connector[1]),
+                "drain_run": _d(run[0]),
+                "follow_run": _d(run[1]),
+                "send_run": _d(run[2]),
+                "receive_run": _d(run[3]),
                 "ring": f"{RING_BYTES // 1024}KiB",
-                "calls": list(FAST_CALLS),
+                # As recorded calls name them (epoll_wait is epoll_pwait).
+                "calls": [canonical_name(name) for name in FAST_CALLS],
             }
         }
+        if any(d.monitor_bytes):  # measured (else the monitor's and connector's costs per byte)
+            for key, ns in zip(("drain", "follow", "send", "receive"), per_byte):
+                dipmon["dipmon"][f"{key}_per_byte"] = _d(ns)
     batch_measured = statistics.mean(m.dmon_getppid.connector) - c.send_message - c.receive_message
     scale = max(batch_measured, 0.0) / max(c.send_batch + c.receive_batch, 1.0)
     return {

@@ -2,7 +2,11 @@
    on stdout. "local" is a call the seccomp filter lets through untraced;
    "getppid" and "uname" are what `dmvx calibrate` prices real mode's tracer
    with (calls the calibration check does not predict, so that it checks,
-   not echoes): one without output, one with an output buffer. */
+   not echoes): one without output, one with an output buffer; "alternate"
+   (getppid and getuid by turns) gives the in-process path no two records
+   alike in a row, so it takes each alone, as a server's; "alternate_read"
+   (getppid and a read of 4 KiB by turns) the same with bytes in every
+   other record. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -25,6 +29,7 @@ int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "getpid";
     long count = argc > 2 ? atol(argv[2]) : 10000;
     char buf[256];
+    static char page[4096];
     struct utsname names;
     sigset_t set;
     int fd = open("/dev/zero", O_RDONLY);
@@ -37,6 +42,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(kind, "read")) read(fd, buf, 1);
         else if (!strcmp(kind, "getcwd")) getcwd(buf, sizeof buf);
         else if (!strcmp(kind, "sched_yield")) sched_yield();
+        else if (!strcmp(kind, "alternate")) syscall(i & 1 ? SYS_getuid : SYS_getppid);
+        else if (!strcmp(kind, "alternate_read")) {
+            if (i & 1) read(fd, page, sizeof page);
+            else syscall(SYS_getppid);
+        }
         else if (!strcmp(kind, "local")) sigprocmask(SIG_BLOCK, &set, NULL);
         else return 2;
     }
