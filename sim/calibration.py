@@ -161,12 +161,34 @@ def _placed(
     entries = len(mvx.leader_times) * scale
     ahead = pol.cb_entries
     if in_process and profile.dipmon is not None:
-        # And the ring behind the CB, in records of the size the run's were.
-        lead = mvx.variants[0]
-        record = lead.ring_bytes / lead.ring_records if lead.ring_records else RECORD_BYTES
-        ahead += int(profile.dipmon.ring // record)
+        ahead = _ahead_in_process(mvx, pol.cb_entries, profile.dipmon.ring)
     behind = max(entries - ahead, 0) / max(entries, 1)
     return Prediction(span, cpus, (leader_cpu,), behind, saturated)
+
+
+def _ahead_in_process(mvx: Any, cb_entries: int, ring: int) -> int:
+    """How many records the leader's program runs ahead of the CPU its
+    monitor shares with the rest of the pipeline (``split`` placement on
+    the in-process path): its ring's worth, in records of the size the
+    run's were -- and the CB's only when a stage behind the CB (a
+    CONNECTOR, a follower's monitor) has more work a record than the
+    leader's monitor, so that the entries queue there. Sharing one CPU the
+    stages go at one pace, and the queue forms in front of the dearest: a
+    loop's records in runs cost a follower twice what they cost the leader's
+    monitor, and its CB fills; lighttpd's records, each alone, cost the
+    leader's monitor as much as the follower's or more, and its program
+    waits for its own ring while the CB stays near empty (measured: the
+    core never held a call for a full CB in 1,000 requests, the program
+    waited on its full ring 23-38% of the time; docs/realmode.md, "What the
+    leader waits on")."""
+    lead = mvx.variants[0]
+    record = lead.ring_bytes / lead.ring_records if lead.ring_records else RECORD_BYTES
+    ahead = int(ring // record)
+    behind_cb = [variant.monitor_busy for variant in mvx.variants[1:]]
+    behind_cb += [stats["busy_ns"] for stats in mvx.connectors.values()]
+    if behind_cb and max(behind_cb) > lead.monitor_busy:
+        ahead += cb_entries
+    return ahead
 
 
 def predict(profile_path: Path, kind: str, policy: str, iterations: int, places: Placement) -> Prediction:

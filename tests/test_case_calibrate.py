@@ -385,3 +385,21 @@ def test_the_bytes_a_record_carries_cost_each_process(tmp_path: Path) -> None:
         c["busy_ns"] for c in cheap.connectors.values()
     )
     assert connectors == pytest.approx(2 * 10 * carried, rel=0.25)
+
+
+def test_the_leader_runs_ahead_of_its_dearest_stage(tmp_path: Path) -> None:
+    """On one CPU the pipeline's stages go at one pace and the queue forms
+    in front of the dearest. Where the leader's monitor is (lighttpd's
+    records alone: it waits for its own full ring while the CB stays near
+    empty, as measured), the leader runs ahead by its ring alone; where a
+    stage behind the CB is (a loop's runs: the follower's checking), by
+    the CB too."""
+    from sim.calibration import _ahead_in_process
+
+    trace = _server_trace(tmp_path / "server.jsonl", 100)
+    ring = 1 << 20
+    record = 96 + (12 + 20 + 90 + 4200) / 5  # a request's five records, on average
+    dear_leader = _replayed(_with_dipmon(tmp_path, drain_ns=60000.0, alone_ns=30000.0), trace)
+    assert _ahead_in_process(dear_leader, 4096, ring) == int(ring // record)
+    dear_follower = _replayed(_with_dipmon(tmp_path, drain_ns=1000.0, alone_ns=30000.0), trace)
+    assert _ahead_in_process(dear_follower, 4096, ring) == int(ring // record) + 4096
