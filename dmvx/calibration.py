@@ -49,6 +49,8 @@ class MeasuredServer:
     traces: dict[str, Path]
     measured_us: dict[str, float]
     requests: dict[str, int] = field(default_factory=dict)
+    #: The leader's calls a request in the measured runs (start-up included).
+    calls_per_request: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class PredictionAsk:
     call: str = ""
     iterations: int = 0
     trace: Path | None = None
+    #: With ``trace``: the leader's calls a request in the measured run (0: the trace's).
+    calls_per_request: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk
                 real.placements[policy],
                 iterations=server.requests.get(policy, 0),
                 trace=server.traces[policy],
+                calls_per_request=server.calls_per_request.get(policy, 0.0),
             )
             for policy in policies
         ]

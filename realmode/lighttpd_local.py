@@ -10,6 +10,7 @@ them from here. The tree, config and digests are those of
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -43,18 +44,24 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def server_argv(
-    config: Path, policy: str | None, record: Path | None = None, in_process: bool = False, placement: str | None = None
+    config: Path,
+    policy: str | None,
+    record: Path | None = None,
+    in_process: bool = False,
+    placement: str | None = None,
+    report: bool = False,
 ) -> list[str]:
     """lighttpd in the foreground, itself or under ``dmvx run --policy policy``
     (with ``--in-process on`` if ``in_process``, else ``off``; ``--placement``
-    if ``placement``)."""
+    if ``placement``; ``--json`` if ``report``)."""
     program = [lighttpd.programs()[0], "-D", "-f", str(config)]
     if policy is None:
         return program
     recording = ["--record", str(record)] if record is not None else []
     path = ["--in-process", "on" if in_process else "off"]
     placed = ["--placement", placement] if placement is not None else []
-    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *path, *placed, *recording, "--"] + program
+    json_ = ["--json"] if report else []
+    return [sys.executable, "-m", "dmvx", "run", "--policy", policy, *path, *placed, *recording, *json_, "--"] + program
 
 
 def wait_listening(timeout: float = 10.0, port: int = PORT) -> None:
@@ -83,6 +90,17 @@ class ServedRun:
     p50_ms: float
     p99_ms: float
     divergence: str | None
+    #: The calls the leader made over the whole run (start-up included), as
+    #: ``dmvx run --json`` counts them; None natively.
+    leader_calls: int | None = None
+
+
+def _leader_calls(report: str) -> int | None:
+    """The leader's calls in ``dmvx run --json``'s report (None: none printed)."""
+    try:
+        return int(json.loads(report)["variants"][0]["executed"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 def serve(
@@ -104,9 +122,9 @@ def serve(
     ``placement``: ``dmvx run --placement`` (None: its default)."""
     address = ("127.0.0.1", port)
     server = subprocess.Popen(
-        server_argv(config, policy, record, in_process, placement),
+        server_argv(config, policy, record, in_process, placement, report=policy is not None),
         cwd=_ROOT,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if policy is not None else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -124,10 +142,10 @@ def serve(
         # SIGTERM ends dmvx run as Ctrl-C does; a background job ignores SIGINT.
         server.send_signal(signal.SIGTERM)
         try:
-            _, err = server.communicate(timeout=10)
+            out, err = server.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-            _, err = server.communicate()
+            out, err = server.communicate()
     diverged = "divergence" in err
     return ServedRun(
         (policy or "native") + (" in-process" if in_process else "") + (f" {placement}" if placement else ""),
@@ -139,4 +157,5 @@ def serve(
         ab["p50_ms"],
         ab["p99_ms"],
         err.strip().splitlines()[0] if diverged else None,
+        _leader_calls(out) if out else None,
     )

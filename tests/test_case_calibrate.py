@@ -403,3 +403,24 @@ def test_the_leader_runs_ahead_of_its_dearest_stage(tmp_path: Path) -> None:
     assert _ahead_in_process(dear_leader, 4096, ring) == int(ring // record)
     dear_follower = _replayed(_with_dipmon(tmp_path, drain_ns=1000.0, alone_ns=30000.0), trace)
     assert _ahead_in_process(dear_follower, 4096, ring) == int(ring // record) + 4096
+
+
+def test_the_server_row_takes_the_measured_runs_calls_a_request(tmp_path: Path) -> None:
+    """A recorded run goes slower than the measured ones, and lighttpd's mix
+    moves with its pace (~13.3 calls a request recorded under dmvx, ~14.5
+    measured): what MVX adds a request is taken in the proportion of the
+    measured run's calls a request to the trace's."""
+    from realmode.lighttpd_local import _leader_calls
+    from realmode.orchestrator import in_process_placement
+    from sim.calibration import predict_server
+
+    path = _with_dipmon(tmp_path, alone_ns=30000.0)
+    trace = _server_trace(tmp_path / "server.jsonl", 100)  # 501 calls of the leader, 100 requests
+    places = in_process_placement(placement(make_policy("dmvx"), 2, "auto"))
+    own, _ = predict_server(path, trace, "dmvx", places)
+    same, _ = predict_server(path, trace, "dmvx", places, 0, 5.01)
+    double, _ = predict_server(path, trace, "dmvx", places, 0, 10.02)
+    assert same == pytest.approx(own) and double == pytest.approx(2 * own)
+    # dmvx run --json's count, as the check reads it from each measured run.
+    assert _leader_calls('{"variants": [{"executed": 21839}, {"executed": 1498}]}') == 21839
+    assert _leader_calls("") is None and _leader_calls('{"variants": []}') is None

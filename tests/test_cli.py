@@ -556,7 +556,7 @@ def test_calibrate_check_combines_the_modes_in_the_cli(monkeypatch: pytest.Monke
     places = {"dmvx": [(0, 0, 1), (1, 1, 1)]}
     real = RealMeasurements(
         [MeasuredCall("getpid", "dmvx", 500, 0.1, 3.0)],
-        MeasuredServer(50.0, {"dmvx": tmp_path / "trace.jsonl"}, {"dmvx": 60.0}, {"dmvx": 1500}),
+        MeasuredServer(50.0, {"dmvx": tmp_path / "trace.jsonl"}, {"dmvx": 60.0}, {"dmvx": 1500}, {"dmvx": 14.5}),
         places,
     )
     asked: list = []
@@ -583,3 +583,4 @@ def test_calibrate_check_combines_the_modes_in_the_cli(monkeypatch: pytest.Monke
     assert path == profile and [a.placement for a in asks] == [places["dmvx"]] * 2
     assert asks[0].call == "getpid" and asks[0].iterations == 500 and asks[1].trace == tmp_path / "trace.jsonl"
     assert asks[1].iterations == 1500  # the measured run's requests: how far past the CB and ring it went
+    assert asks[1].calls_per_request == 14.5  # and the leader's calls a request in it

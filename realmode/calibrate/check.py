@@ -107,13 +107,18 @@ def measure_server(
     ``directory`` for sim to replay: lighttpd's calls per request depend on
     its pace (~13 under dmvx, where it often finds the next request not
     there yet and waits for it again; ~7 in dmon's lockstep), so sim
-    replays each policy's own."""
+    replays each policy's own, and is told how many calls a request the
+    leader made in the measured runs (a recorded run goes slower than
+    they do, and the mix moves with the pace: ~13.3 recorded, ~14.5
+    measured under dmvx)."""
     from realmode.lighttpd_local import free_port, serve
     from realmode.net import lighttpd
 
     median = statistics.median
     port = free_port()
     config, digests = lighttpd.make_tree(directory, port=port, bind="127.0.0.1")
+
+    calls: dict[str, list[float]] = {policy: [] for policy in policies}
 
     def mean_us(policy: str | None, requests: int, record: Path | None = None) -> float:
         run = serve(
@@ -124,6 +129,8 @@ def measure_server(
                 f"dmvx calibrate: lighttpd under {policy or 'no MVX'}: "
                 f"{run.divergence or str(int(run.failed)) + ' failed requests'}"
             )
+        if policy is not None and record is None and run.leader_calls:
+            calls[policy].append(run.leader_calls / requests)
         return run.mean_ms * 1000
 
     traces = {}
@@ -140,7 +147,13 @@ def measure_server(
             rounds[policy].append((native_round, mean_us(policy, SERVER_REQUESTS[policy])))
     native = median(n for n, _ in next(iter(rounds.values()))) if policies else mean_us(None, SERVER_REQUESTS["native"])
     measured = {policy: paired_median(pairs)[1] for policy, pairs in rounds.items()}
-    return MeasuredServer(native, traces, measured, {policy: SERVER_REQUESTS[policy] for policy in policies})
+    return MeasuredServer(
+        native,
+        traces,
+        measured,
+        {policy: SERVER_REQUESTS[policy] for policy in policies},
+        {policy: median(per) for policy, per in calls.items() if per},
+    )
 
 
 def measure(
