@@ -11,3 +11,8 @@ with events and carry out the actions they return.
 """
 
 __version__ = "0.1.0"
+
+from dmvx.compiled import activate as _activate
+
+# Sim mode's hot modules from their mypyc build, when it is of these sources.
+_activate(__name__, __path__)

@@ -15,3 +15,8 @@ monitored runs) -> ``engine`` (SimPy processes, CONNECTORs, the watchdog) ->
 ``attacks`` (exploits), ``results``, ``table`` and ``plot`` (reports).
 docs/sim.md explains the model and its calibration.
 """
+
+from dmvx.compiled import activate as _activate
+
+# The engine, links and workloads from their mypyc build, when it is of these sources.
+_activate(__name__, __path__)

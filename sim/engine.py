@@ -867,7 +867,7 @@ class Variant(_Proc, Carrier):
                 # read of the CONNECTOR per delivery, then each message.
                 stats.entered, stats.executed, stats.skipped = entered, executed, skipped
                 drained = False
-                while not drained and inbox and inbox[0][0] <= t:
+                while inbox and inbox[0][0] <= t:
                     t += per_read
                     stats.reads += 1
                     refused = False
@@ -897,6 +897,10 @@ class Variant(_Proc, Carrier):
                                 self.t = t
                                 apply(actions)
                                 t = self.t
+                    # (A break here rather than in the loop's condition: mypyc
+                    # 2.4 emits a jump to no label for the latter in a generator.)
+                    if drained:
+                        break
                 self.t = t
             state = self.state
             if state is ENDED:

@@ -35,6 +35,7 @@ from operator import itemgetter
 from typing import Any
 
 import networkx as nx
+from mypy_extensions import mypyc_attr
 
 from dmvx.topology import Topology
 from dmvx.units import QueueLimit
@@ -47,6 +48,8 @@ INF = 1 << 62
 _END = itemgetter(2)
 
 
+# A model of one's own subclasses it (Network's ``link=``), compiled or not.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LinkDirection:
     """One direction of one link: a transmitter scheduled in time order.
 
@@ -314,6 +317,7 @@ class Delivery:
     retransmits: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Network:
     """Every link direction of a topology, and the routes between hosts.
 

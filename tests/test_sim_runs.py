@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -214,28 +217,44 @@ def test_links_shorthand_and_bad_overrides() -> None:
     assert "\n" not in str(info.value)
 
 
-def test_results_do_not_depend_on_how_often_variants_yield(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The lookahead horizon only saves SimPy events: a run forced back into
-    SimPy after every call finds exactly the same (with one sender per link
-    direction; several senders sharing one are ordered within a window)."""
+def _reports_as_often_as_forced(force: bool) -> list[Any]:
+    """The reports of a few scenarios, with variants forced back into SimPy after every call or not."""
     from sim import engine
     from sim.sweep import expand
 
-    def reports() -> list[Any]:
-        out = []
-        for name, over in (
-            ("paper-microbench", {"workload.iterations": "800"}),
-            ("paper-lighttpd", {"workload.requests": "60"}),
-            ("attack-table", {"attack.kind": "[rop-absolute, pointer-leak, connector-replay]"}),
-        ):
-            sc, extra = cli_entry.prepare(REPO / "scenarios" / f"{name}.yml", seed=None, overrides=over)
-            for point in expand(sc, extra)[1]:
-                out.append(point_report(point.scenario, simulate(point.scenario, load_profile("paper")), point.labels))
-        return out
+    if force:
+        engine._Proc.next_horizon = lambda self: self.env.now + 1  # type: ignore[method-assign]
+    out = []
+    for name, over in (
+        ("paper-microbench", {"workload.iterations": "800"}),
+        ("paper-lighttpd", {"workload.requests": "60"}),
+        ("attack-table", {"attack.kind": "[rop-absolute, pointer-leak, connector-replay]"}),
+    ):
+        sc, extra = cli_entry.prepare(REPO / "scenarios" / f"{name}.yml", seed=None, overrides=over)
+        for point in expand(sc, extra)[1]:
+            out.append(point_report(point.scenario, simulate(point.scenario, load_profile("paper")), point.labels))
+    return out
 
-    normal = reports()
-    monkeypatch.setattr(engine._Proc, "next_horizon", lambda self: self.env.now + 1)
-    assert reports() == normal
+
+def test_results_do_not_depend_on_how_often_variants_yield() -> None:
+    """The lookahead horizon only saves SimPy events: a run forced back into
+    SimPy after every call finds exactly the same (with one sender per link
+    direction; several senders sharing one are ordered within a window).
+
+    The engine's own calls to ``next_horizon`` pass by a replaced method once
+    it is compiled (dmvx/compiled.py), so both runs are made by the sources,
+    in a child with ``DMVX_PURE=1``."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'tests'); import sim.engine as e; "
+        "assert e.__file__.endswith('.py'), e.__file__; "
+        "from test_sim_runs import _reports_as_often_as_forced as r; "
+        "print(json.dumps([r(False), r(True)], default=str))"
+    )
+    env = {**os.environ, "DMVX_PURE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    normal, forced = json.loads(done.stdout)
+    assert normal and forced == normal
 
 
 @pytest.mark.parametrize("preset", ["dmvx", "dmon"])
