@@ -15,8 +15,12 @@ So each tracer measures its own variant's wait for a CPU -- the kernel's
 spent runnable on a run queue, and running), of every traced task and of
 the tracer itself (a traced process in a ptrace stop waits for its tracer)
 -- every :func:`period`, and tells the others how much longer some task
-waited than it ran in that period (the largest of the tasks' figures: they
-run at once, so their waits overlap), as a
+waited than it ran in that period (the tasks' figures added up, at most
+the period: placement puts a variant's tasks on one CPU, and threads that
+hand work to each other -- a queue's producer and consumer -- wait in
+turn, so the variant waited for the sum; the largest alone excused half of
+such a wait, and a thread pool's variant at load 13-20 ended in
+``no-progress`` in 5 of 6 runs), as a
 :class:`~dmvx.messages.StarvedNote`. A waiting tracer does not count what
 its peers reported since its wait began (:meth:`Starvation.excused`).
 
@@ -129,8 +133,9 @@ class Starvation:
         self._since = time.monotonic() if now is None else now
 
     def measure(self, tids: Collection[int], elapsed: float) -> int:
-        """Nanoseconds of the last ``elapsed`` seconds by which a task of
-        ``tids`` or this tracer waited for a CPU longer than it ran (0 below
+        """Nanoseconds of the last ``elapsed`` seconds by which the tasks of
+        ``tids`` and this tracer waited for a CPU longer than they ran, added
+        up and at most ``elapsed`` (0 below
         :data:`MIN_REPORTED`, and 0 with no task: see the module's
         docstring). Tasks no longer in ``tids`` are forgotten; a new one
         counts from its birth (:data:`_BORN`)."""
@@ -144,7 +149,7 @@ class Starvation:
             now[tid] = reading
             before = self._last.get(tid, _BORN if tid != "thread-self" else reading)
             ran, waited = reading[0] - before[0], reading[1] - before[1]
-            worst = max(worst, waited - ran)
+            worst += max(0, waited - ran)
         self._last = now
         if not tids:
             return 0
