@@ -30,7 +30,8 @@ class FdKind(str, Enum):
     SOCKET = "socket"
     PIPE = "pipe"  # a pipe created inside the variant
     EPOLL = "epoll"
-    OTHER = "other"  # eventfd, timerfd, signalfd, inotify
+    EVENTFD = "eventfd"  # threads wake each other through it: its reads and writes are ordered
+    OTHER = "other"  # timerfd, signalfd, inotify
 
     @property
     def own(self) -> bool:
@@ -51,10 +52,9 @@ F_DUPFD, F_GETFD, F_SETFD, F_DUPFD_CLOEXEC = 0, 1, 2, 1030
 FD_CLOEXEC = 1
 
 _SOCKET_CREATORS = frozenset({"socket", "accept", "accept4"})
+_EVENTFD_CREATORS = frozenset({"eventfd", "eventfd2"})
 _OTHER_CREATORS = frozenset(
     {
-        "eventfd",
-        "eventfd2",
         "timerfd_create",
         "signalfd",
         "signalfd4",
@@ -74,7 +74,7 @@ _FLAGS_ARG = {"open": 1, "openat": 2}
 
 #: Calls whose result is one new descriptor (a pair goes through an output
 #: argument instead: pipe, socketpair).
-RETURNS_FD = OPEN_CALLS | _SOCKET_CREATORS | _OTHER_CREATORS | _EPOLL_CREATORS
+RETURNS_FD = OPEN_CALLS | _SOCKET_CREATORS | _EVENTFD_CREATORS | _OTHER_CREATORS | _EPOLL_CREATORS
 
 #: Calls after which a descriptor table may change; others leave it alone.
 CHANGES_FDS = RETURNS_FD | frozenset(
@@ -148,6 +148,8 @@ class FdTable:
                     self._fds[fd] = FdInfo(kind, bool(flags & O_CLOEXEC))
         elif name in _EPOLL_CREATORS:
             self._fds[result] = FdInfo(FdKind.EPOLL)
+        elif name in _EVENTFD_CREATORS:
+            self._fds[result] = FdInfo(FdKind.EVENTFD, bool(_int(args, 1) & O_CLOEXEC))
         elif name in _OTHER_CREATORS:
             self._fds[result] = FdInfo(FdKind.OTHER)
         elif name == "dup":

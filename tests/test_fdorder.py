@@ -18,8 +18,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from dmvx.calls import Call
+from dmvx.calls import Call, Outcome
 from dmvx.fdtable import FdTable
+from dmvx.messages import Entry, EntryKind
 from dmvx.syscalls import Arch
 from realmode.abi import RawCall
 from realmode.tracer import fdorder
@@ -72,3 +73,59 @@ def test_a_call_goes_beside_one_that_may_wait_for_another_thread(tmp_path: Path,
 @pytest.mark.parametrize("name", ["dup", "pipe2", "socket", "fork"])
 def test_calls_that_finish_by_themselves_are_waited_for(name: str, monkeypatch) -> None:
     assert not _may_go(_held(name, 3), 5.0, monkeypatch)
+
+
+def _eventfd_table() -> FdTable:
+    """A shared table whose descriptor 3 is an eventfd and 4 a socket."""
+    fds = FdTable()
+    fds.after(Call("eventfd2", (0, 0o4000)), 3)
+    fds.after(Call("socket", (1, 1, 0)), 4)
+    fds.shared = True
+    return fds
+
+
+def test_reads_and_writes_of_an_eventfd_threads_share_are_ordered() -> None:
+    """memcached's main thread writes a worker's eventfd after queueing a
+    connection; the worker reads it and takes that many from its queue."""
+    fds = _eventfd_table()
+    proc = SimpleNamespace(monitor=SimpleNamespace(fds=fds))
+    assert fdorder.ordered(proc, _held("read", 3, 0, 8))  # type: ignore[arg-type]
+    assert fdorder.ordered(proc, _held("write", 3, b"x" * 8, 8))  # type: ignore[arg-type]
+    assert not fdorder.ordered(proc, _held("read", 4, 0, 8))  # type: ignore[arg-type]  # a socket's: not
+    fds.shared = False
+    assert not fdorder.ordered(proc, _held("read", 3, 0, 8))  # type: ignore[arg-type]  # no threads: not
+
+
+def _follower(fds: FdTable) -> tuple[fdorder.FdOrder, SimpleNamespace, SimpleNamespace]:
+    """A follower's order with a main thread (stream 0, after its call 4) and
+    a worker (stream 0.1, held at its call 3) sharing ``fds``."""
+    main = SimpleNamespace(stream="0", alive=True, done=False, held=None, monitor=SimpleNamespace(fds=fds, seq=4))
+    worker = SimpleNamespace(
+        stream="0.1", alive=True, done=False, held=_held("read", 3, 0, 8), monitor=SimpleNamespace(fds=fds, seq=3)
+    )
+    worker.held.compared = 3
+    tracer = SimpleNamespace(leader=False, streams={"0": main, "0.1": worker}, procs={1: main, 2: worker})
+    return fdorder.FdOrder(tracer), main, worker  # type: ignore[arg-type]
+
+
+def test_a_followers_worker_reads_the_eventfd_after_its_main_thread_wrote_it() -> None:
+    """The leader's main thread wrote (its call 5), then its worker read
+    (call 3): the follower's worker waits until its own main thread's write
+    has returned here -- before, it took the leader's result at once and
+    found its queue empty (realmode/targets/eventfd_queue.c)."""
+    fds = _eventfd_table()
+    order, main, worker = _follower(fds)
+    order.heard(Entry("0", 5, Call("write", (3, b"\x01" + b"\0" * 7, 8)), EntryKind.FULL, Outcome(8)))
+    order.heard(Entry("0.1", 3, Call("read", (3, 8, 8)), EntryKind.FULL, Outcome(8)))
+    assert not order._turn(worker, 3)  # type: ignore[arg-type]
+    main.monitor.seq = 5  # the main thread's write returned here
+    assert order._turn(worker, 3)  # type: ignore[arg-type]
+
+
+def test_reads_of_other_descriptors_are_no_points_of_the_order() -> None:
+    fds = _eventfd_table()
+    order, _main, worker = _follower(fds)
+    order.heard(Entry("0", 5, Call("read", (4, 8, 8)), EntryKind.FULL, Outcome(8)))  # the socket's
+    order.heard(Entry("0.1", 3, Call("read", (3, 8, 8)), EntryKind.FULL, Outcome(8)))
+    assert order._turn(worker, 3)  # type: ignore[arg-type]
+    assert list(order.points) == [("0.1", 3)] and not order.io.get(("0", 5))

@@ -3,15 +3,16 @@ what a tracer measures and reports, and what a waiting tracer does not count."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from dmvx import codec
 from dmvx.calls import Call
-from dmvx.messages import StarvedNote
+from dmvx.messages import ClockNote, StarvedNote
 from realmode.tracer import starvation
-from realmode.tracer.clocks import PATIENCE_STARVED, Clocks
+from realmode.tracer.clocks import PATIENCE_ALIGNED, PATIENCE_STARVED, Clocks
 from realmode.tracer.process import TracerProcess
 from realmode.tracer.starvation import LATE_LIMIT, MIN_REPORTED, Starvation, period, schedstat
 
@@ -224,7 +225,12 @@ class _Parked:
         self.starvation = heard
         self.starved_every = 0.5
         self.clocks = Clocks(self)  # type: ignore[arg-type]
-        self.proc = SimpleNamespace(alive=True, held=SimpleNamespace(raw=SimpleNamespace(call=Call("x", (1, 0)))))
+        self.proc = SimpleNamespace(
+            alive=True,
+            stream="0.1",
+            monitor=SimpleNamespace(seq=3),
+            held=SimpleNamespace(raw=SimpleNamespace(call=Call("x", (1, 0)))),
+        )
         self.clocks.aligned[("0.1", 1)] = True
         self.clocks.parked["0.1"] = (self.proc, 10.15, 10.0)  # type: ignore[assignment]
         self.own: list[str] = []
@@ -252,3 +258,59 @@ def test_a_read_aligned_with_a_leader_that_runs_reads_its_own_clock_after_150_ms
     parked = _Parked(_heard((0, 0, 9.9), since=9.0))
     parked.clocks.expire(10.15)
     assert parked.own == ["own"] and "0.1" not in parked.clocks.parked
+
+
+def _follower_read(clocks: Clocks, seq: int = 3) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """A follower's thread of stream 0.1 at a read of CLOCK_MONOTONIC, after call ``seq``."""
+    proc = SimpleNamespace(stream="0.1", alive=True, monitor=SimpleNamespace(fds=SimpleNamespace(shared=True), seq=seq))
+    held = SimpleNamespace(raw=SimpleNamespace(name="clock_gettime", call=Call("clock_gettime", (1, 0))))
+    proc.held = held
+    return proc, held
+
+
+def _answered_clocks() -> tuple[Clocks, list[str]]:
+    clocks = Clocks(SimpleNamespace(leader=False))  # type: ignore[arg-type]
+    answered: list[str] = []
+    clocks._answer = lambda proc, held, clock, ns: answered.append(proc.stream)  # type: ignore[method-assign]
+    return clocks, answered
+
+
+def test_a_threads_first_read_waits_for_the_leaders_as_an_aligned_one() -> None:
+    """A thread's first read has no last read to go by: it waits as an
+    aligned one does (an event loop's first reading sets what its timers
+    count from: memcached's workers read their own after 20 ms under load,
+    and libevent's 5 s date check later ran at another call, gettimeofday
+    vs read)."""
+    clocks, answered = _answered_clocks()
+    proc, held = _follower_read(clocks)
+    before = time.monotonic()
+    assert clocks.answers(proc, held)  # type: ignore[arg-type]
+    _, until, since = clocks.parked["0.1"]
+    assert answered == [] and since >= before and until - since == pytest.approx(PATIENCE_ALIGNED)
+
+
+def test_more_reads_at_one_call_than_the_leaders_read_their_own_clock_at_once() -> None:
+    """Python's GIL: a thread waiting for it reads the clock every 5 ms
+    holding the GIL's mutex, and where the leader's thread waited less (it
+    sleeps in a join meanwhile: nothing more comes on its stream) each read
+    waited 20 ms for a reading that never came, holding up this variant's
+    other threads (python-threads-pool: no-progress at a worker's end under
+    load). After one read of its own at a call, the next ones at that call
+    are its own at once -- until the leader's stream moves."""
+    clocks, answered = _answered_clocks()
+    proc, held = _follower_read(clocks)
+    clocks.aligned[("0.1", 1)] = False
+    clocks.answers(proc, held)  # type: ignore[arg-type]
+    assert answered == [] and "0.1" in clocks.parked
+    clocks.parked["0.1"] = (proc, 0.0, 0.0)  # type: ignore[assignment]
+    clocks.t.starvation = _heard(since=0.0)
+    clocks.t.starved_every = 0.5
+    clocks.expire(time.monotonic())
+    assert answered == ["0.1"]  # its own, after its patience
+    clocks.answers(proc, held)  # type: ignore[arg-type]
+    assert answered == ["0.1", "0.1"] and "0.1" not in clocks.parked  # at once
+    clocks.heard(ClockNote("0.1", 1, 5))  # the leader read it after all: taken
+    clocks.answers(proc, held)  # type: ignore[arg-type]
+    assert answered == ["0.1"] * 3 and clocks.aligned[("0.1", 1)]
+    clocks.answers(proc, held)  # type: ignore[arg-type]
+    assert "0.1" in clocks.parked  # aligned again: it waits

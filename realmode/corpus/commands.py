@@ -32,16 +32,6 @@ def _bash(name: str, script: str, **kw) -> Entry:
     return Entry(name, ("bash", "-c", script), **kw)
 
 
-_INTERLEAVED = (
-    "memcached wakes a worker through an eventfd its main thread writes after queueing a connection; "
-    "eventfd reads and writes run in the leader only, so a follower's worker, given the leader's epoll_wait "
-    "and read results, may look at its queue before its own main thread filled it (epoll_ctl vs epoll_pwait "
-    "in a worker), and libevent's 5 s clock check reads the date at another call (gettimeofday vs read); "
-    "the work that fixes it: the leader's order of eventfd reads and writes replayed across threads, as "
-    "descriptor changes are (an eventfd steered as a pipe was tried and is not enough; docs/realmode.md, "
-    "The corpus); issue 15 item 3"
-)
-
 ENTRIES: tuple[Entry, ...] = (
     # -- coreutils --------------------------------------------------------------
     Entry("ls-l", ("ls", "-l", "--time-style=+%F %T", "tree/a", "csv")),
@@ -244,7 +234,6 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "memcached-memcslap",
         ("sh", "sh/memcached.sh"),
-        known=_INTERLEAVED,
         needs=("memcached", "memcslap", "memccp", "memccat"),
     ),
 )

@@ -26,15 +26,20 @@ static void *worker(void *arg) {
         epoll_wait(ep, &ev, 1, -1);
         if (read(efd, &count, sizeof count) != sizeof count)
             continue;
-        pthread_mutex_lock(&lock);
-        while (head < tail) {
+        /* As memcached does: take as many items as the counter says were
+         * queued, no more (an item queued since is taken at its own wake). */
+        for (uint64_t taken = 0; taken < count; taken++) {
+            pthread_mutex_lock(&lock);
+            int item = head < tail ? queue[head++] : 0;
+            pthread_mutex_unlock(&lock);
+            if (!item)
+                break;
             char line[32];
-            int n = snprintf(line, sizeof line, "item %d\n", queue[head++]);
+            int n = snprintf(line, sizeof line, "item %d\n", item);
             if (write(1, line, n) != n)
                 return arg;
             done++;
         }
-        pthread_mutex_unlock(&lock);
     }
     return arg;
 }

@@ -93,8 +93,12 @@ class Clocks:
         #: Followers: threads waiting for the leader's next reading or call, until
         #: when, and since when.
         self.parked: dict[str, tuple[Proc, float, float]] = {}
-        #: Followers: whether each (stream, clock)'s last read was the leader's.
+        #: Followers: whether each (stream, clock)'s last read was the leader's
+        #: (a thread's first read counts as aligned: it waits as such).
         self.aligned: dict[tuple[str, int], bool] = {}
+        #: Followers: where each (stream, clock) last read its own clock: the
+        #: thread's sequence number and how far the leader's stream had come.
+        self.own_at: dict[tuple[str, int], tuple[int, int]] = {}
 
     def answers(self, proc: Proc, held: Held) -> bool:
         """Answer ``held``, a call the core routed LOCAL, if it is an
@@ -109,7 +113,7 @@ class Clocks:
             self._answer(proc, held, clock, ns)
             return True
         if not self._take(proc, held, clock):
-            patience = PATIENCE_ALIGNED if self.aligned.get((proc.stream, clock)) else PATIENCE
+            patience = PATIENCE_ALIGNED if self.aligned.get((proc.stream, clock), True) else PATIENCE
             now = time.monotonic()
             self.parked[proc.stream] = (proc, now + patience, now)
         return True
@@ -150,7 +154,7 @@ class Clocks:
             held = proc.held
             if (
                 held is not None
-                and self.aligned.get((stream, held.raw.call.args[0]))
+                and self.aligned.get((stream, held.raw.call.args[0]), True)
                 and now < since + PATIENCE_STARVED
                 and self.t.starvation.starved(LEADER, now, 2 * self.t.starved_every)
             ):
@@ -159,9 +163,7 @@ class Clocks:
             del self.parked[stream]
             held = proc.held
             if proc.alive and held is not None:
-                clock = held.raw.call.args[0]
-                self.aligned[(stream, clock)] = False
-                self._answer(proc, held, clock, time.clock_gettime_ns(clock))
+                self._own(proc, held, held.raw.call.args[0])
 
     def _take(self, proc: Proc, held: Held, clock: int) -> bool:
         key = (proc.stream, clock)
@@ -169,13 +171,31 @@ class Clocks:
         if queue:
             ns = queue.popleft()
             self.aligned[key] = True
+            self.own_at.pop(key, None)
         elif self.seen.get(proc.stream, 0) > proc.monitor.seq:
-            ns = time.clock_gettime_ns(clock)  # the leader made no more before its next call
-            self.aligned[key] = False
+            self._own(proc, held, clock)  # the leader made no more before its next call
+            return True
+        elif self.own_at.get(key) == (proc.monitor.seq, self.seen.get(proc.stream, 0)):
+            # It read its own clock at this call already, and nothing of the
+            # leader's stream came since: it makes more reads here than the
+            # leader's thread did (a lock wait whose timed waits repeat
+            # without a call between: Python's GIL every 5 ms, holding the
+            # GIL's mutex -- a wait here holds up this variant's other
+            # threads while the leader's may be asleep for long). Patience
+            # does not bring a reading the leader never made.
+            self._own(proc, held, clock)
+            return True
         else:
             return False
         self._answer(proc, held, clock, ns)
         return True
+
+    def _own(self, proc: Proc, held: Held, clock: int) -> None:
+        """Answer ``held`` with this variant's own reading of ``clock``."""
+        key = (proc.stream, clock)
+        self.aligned[key] = False
+        self.own_at[key] = (proc.monitor.seq, self.seen.get(proc.stream, 0))
+        self._answer(proc, held, clock, time.clock_gettime_ns(clock))
 
     def _answer(self, proc: Proc, held: Held, clock: int, ns: int) -> None:
         """Make the held read return ``ns`` (never less than the thread's

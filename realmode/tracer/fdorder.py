@@ -62,10 +62,10 @@ import os
 import stat
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from dmvx.actions import Execute, Skip
-from dmvx.fdtable import OPEN_CALLS, TABLE_ORDERED
+from dmvx.fdtable import OPEN_CALLS, TABLE_ORDERED, FdKind, FdTable
 from dmvx.messages import Entry, EntryKind, Message, ResultNote
 from dmvx.verdict import Verdict, VerdictKind
 from realmode.tracer.procs import CLONE_FILES, Held, Proc, Stage
@@ -86,11 +86,29 @@ LEADER_PATIENCE = 0.1
 _BLOCKING = frozenset({"accept", "accept4"})
 
 
-def ordered(held: Held) -> bool:
+#: Calls that read or write an ``eventfd``'s counter.
+EVENTFD_IO = frozenset({"read", "write", "readv", "writev"})
+
+
+def ordered(proc: Proc, held: Held) -> bool:
     """Whether the held call is one whose order matters: it changes the
-    table, or copies it (a clone with ``CLONE_FILES`` shares it instead)."""
+    table, or copies it (a clone with ``CLONE_FILES`` shares it instead),
+    or it reads or writes an ``eventfd`` of a table threads share."""
     name = held.raw.name
+    if name in EVENTFD_IO:
+        return eventfd_io(proc.monitor.fds, held.raw.call.args[0])
     return name in TABLE_ORDERED and not (name in _CLONES and held.clone_flags & CLONE_FILES)
+
+
+def eventfd_io(fds: FdTable, fd: object) -> bool:
+    """Whether a read or write of ``fd`` is ordered: ``fd`` is an ``eventfd``
+    of a table threads share. Threads wake each other through one (a server's
+    main thread queues a connection in memory, then writes its worker's
+    ``eventfd``; the worker reads it and takes what the queue holds), and an
+    ``eventfd``'s reads and writes run in the leader only: a follower's worker
+    given the leader's read before its own main thread queued the item finds
+    the queue empty. So they are made in the leader's order, as table changes are."""
+    return fds.shared and fds.kind(fd) is FdKind.EVENTFD
 
 
 #: Ordered calls that always finish by themselves: never run beside. Every
@@ -155,26 +173,53 @@ class FdOrder:
         self.since: dict[str, float] = {}
         #: The stream whose parked action is being carried out now.
         self.going: str | None = None
+        #: Points that read or write a descriptor that may be an ``eventfd``
+        #: (:func:`eventfd_io`): the descriptor, or None once found to be
+        #: none. The entries carry no descriptor kind, and when one arrives
+        #: the thread that made the ``eventfd`` may not have made it here
+        #: yet; by the time the point is looked at in order, every earlier
+        #: table change has been made here, and this table says.
+        self.io: dict[tuple[str, int], object] = {}
 
     def heard(self, message: Message) -> None:
         """A message from the leader, in the order the leader sent it."""
         kind = type(message)
         if kind is Entry:
-            if message.kind in _RETURNED and message.call.name in TABLE_ORDERED:  # type: ignore[union-attr]
-                self.points.append((message.stream, message.seq))  # type: ignore[union-attr]
+            entry = cast(Entry, message)
+            if entry.kind not in _RETURNED or not self.orders(entry):
+                return
+            point = (entry.stream, entry.seq)
+            if entry.call.name in EVENTFD_IO:
+                self.io[point] = entry.call.args[0]
+            self.points.append(point)
         elif kind is ResultNote:
             self.points.append((message.stream, message.seq))  # type: ignore[union-attr]
         else:
             return
         while self.points and self._passed(*self.points[0], None):
-            self.points.popleft()
+            self.io.pop(self.points.popleft(), None)
+
+    def orders(self, entry: Entry) -> bool:
+        """Whether the leader's ``entry`` may be a point of the order: a call
+        that changes a table, or a read or write of what may be an ``eventfd``
+        of a shared table (one this variant does not know yet may be)."""
+        name = entry.call.name
+        if name in TABLE_ORDERED:
+            return True
+        if name not in EVENTFD_IO:
+            return False
+        proc = self.t.streams.get(entry.stream)
+        if proc is None:
+            return True
+        fds = proc.monitor.fds
+        return fds.shared and fds.kind(entry.call.args[0]) in (FdKind.EVENTFD, None)
 
     def holds(self, proc: Proc, action: Execute | Skip) -> bool:
         """Whether ``action`` (``proc``'s monitor's release of its call) must
         wait for its turn; if so it is parked until :meth:`release` finds it
         is."""
         held = proc.held
-        if held is None or action.seq is None or not ordered(held) or not proc.monitor.fds.shared:
+        if held is None or action.seq is None or not ordered(proc, held) or not proc.monitor.fds.shared:
             return False
         if self.going == proc.stream or self._may_go(proc, held.raw.name, action.seq):
             return False
@@ -233,7 +278,7 @@ class FdOrder:
                 and held is not None
                 and held.stage is not Stage.ENTRY
                 and other.monitor.fds is fds
-                and ordered(held)
+                and ordered(other, held)
                 and held.raw.name not in _BLOCKING
             ):
                 running.append(other)
@@ -283,6 +328,12 @@ class FdOrder:
             return False  # not created here yet
         if asking is not None and other.monitor.fds is not asking.monitor.fds:
             return True
+        point = (stream, seq)
+        if point in self.io:
+            fd = self.io[point]
+            if fd is None or not eventfd_io(other.monitor.fds, fd):
+                self.io[point] = None  # no eventfd: no point, for good
+                return True
         if not other.alive or other.done:
             return True
         at = other.monitor.seq
@@ -293,4 +344,4 @@ class FdOrder:
             return True
         # Still at that call: a note of a call that changes no descriptor
         # (a steered read, a new thread) is no point of the order.
-        return asking is not None and not ordered(held)
+        return asking is not None and not ordered(other, held)

@@ -16,7 +16,6 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from dmvx.fdtable import TABLE_ORDERED
 from dmvx.messages import Entry, EntryBatch, Message, Stop
 from dmvx.monitor import FollowerMonitor
 from realmode import ptrace_ll as ll
@@ -55,16 +54,18 @@ class Router:
         step (:meth:`~dmvx.monitor.FollowerMonitor.entries_kept`) and, on the
         in-process path, to its in ring (:meth:`InProcess.feed_entries`).
         How many were taken; the rest are routed one by one. Entries of calls
-        that change the descriptor table are not taken here: the descriptor
-        order (:mod:`.fdorder`) hears each of them."""
+        that change the descriptor table (or read or write an ``eventfd``
+        threads share) are not taken here: the descriptor order
+        (:mod:`.fdorder`) hears each of them."""
         proc = self.t.streams.get(batch.stream)
         monitor = proc.monitor if proc is not None else None
         if not isinstance(monitor, FollowerMonitor):
             return 0
         entries = batch.entries
         plain = 0
+        orders = self.t.fd_order.orders
         for entry in entries:
-            if entry.call.name in TABLE_ORDERED:
+            if orders(entry):
                 break
             plain += 1
         taken = monitor.entries_kept(entries[:plain]) if plain else 0

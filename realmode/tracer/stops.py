@@ -43,6 +43,8 @@ class Stops:
 
     def __init__(self, tracer: TracerProcess) -> None:
         self.t = tracer
+        #: The last round ended at its limit: stops may wait behind newer ones.
+        self.cut = False
 
     def reap(self) -> None:
         """Handle the stops that are there. At most a round's worth: a tracee
@@ -54,8 +56,19 @@ class Stops:
         to sleep in select: a variant resumed on this CPU that yields it back
         before its next stop (``sched_yield``, a sleep of no time) then
         reaches that stop meanwhile, without the trip through SIGCHLD, the
-        wake-up pipe and select that a sleeping monitor takes."""
+        wake-up pipe and select that a sleeping monitor takes.
+
+        ``waitpid(-1)`` reports the newest tracee's stop first: while newer
+        tracees stop faster than a round handles (a client's threads beside
+        the server they talk to), an older one's stop waited unreported --
+        memcached's main thread for over a second at a clock read, whose
+        reading a follower's thread waits for, under load. So after a round
+        that ended at its limit, the next one first asks each traced process,
+        oldest first."""
         self.t.more_stops = False
+        if self.cut:
+            self.cut = False
+            self._sweep()
         yielded = False
         for _ in range(_STOPS_PER_ROUND):
             if self.t.finished:
@@ -77,6 +90,21 @@ class Stops:
                 continue
             self._on_status(proc, status)
         self.t.more_stops = True
+        self.cut = True
+
+    def _sweep(self) -> None:
+        """Handle a stop of each traced process that has one, oldest first."""
+        for proc in list(self.t.procs.values()):
+            if self.t.finished:
+                return
+            if not proc.alive or self.t.procs.get(proc.pid) is not proc:
+                continue
+            try:
+                pid, status = os.waitpid(proc.pid, os.WNOHANG | ll.WALL)
+            except ChildProcessError:
+                continue
+            if pid:
+                self._on_status(proc, status)
 
     def _on_status(self, proc: Proc, status: int) -> None:
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
