@@ -424,3 +424,34 @@ def test_the_server_row_takes_the_measured_runs_calls_a_request(tmp_path: Path) 
     # dmvx run --json's count, as the check reads it from each measured run.
     assert _leader_calls('{"variants": [{"executed": 21839}, {"executed": 1498}]}') == 21839
     assert _leader_calls("") is None and _leader_calls('{"variants": []}') is None
+
+
+def test_the_ptrace_paths_bytes_are_measured_on_dmon(tmp_path: Path) -> None:
+    """dmon's monitors and CONNECTORs spend on each byte a record carries
+    what dmon's runs of ``alternate_read`` cost more than ``alternate``'s
+    (~40-80 and ~12-40 ns at load ~13), where the profile had the vm's copy
+    (0.5 ns) and frames over loopback (~1 ns): a lighttpd request carries
+    ~8.6 KB, so its dmon row now pays for them."""
+    from realmode.orchestrator import placement as placed
+    from sim.calibration import predict_server
+
+    m = _measurements()
+    plain = tmp_path / "plain.yml"
+    cal.write_profile(cal.profile_document(m), plain, m)
+    assert load_profile(str(plain)).copy_per_byte == pytest.approx(0.5)  # the vm's, not measured
+    m.dmon_alternate = cal.RoleCosts((400000.0, 380000.0), (250000.0, 270000.0))
+    extra = cal.ALTERNATE_READ_BYTES
+    m.dmon_alternate_read = cal.RoleCosts(
+        (400000.0 + 40 * extra, 380000.0 + 40 * extra), (250000.0 + 12 * extra, 270000.0 + 20 * extra)
+    )
+    measured = tmp_path / "bytes.yml"
+    cal.write_profile(cal.profile_document(m), measured, m)
+    profile = load_profile(str(measured))
+    assert profile.copy_per_byte == pytest.approx(40) and profile.compare_per_byte == pytest.approx(40)
+    assert (profile.send_per_byte, profile.receive_per_byte) == (pytest.approx(12), pytest.approx(20))
+    trace = _server_trace(tmp_path / "server.jsonl", 50)
+    places = placed(make_policy("dmon"), 2, "auto")
+    cheap, _ = predict_server(plain, trace, "dmon", places)
+    dear, _ = predict_server(measured, trace, "dmon", places)
+    carried = 12 + 20 + 90 + 4200  # a request's bytes
+    assert dear - cheap > carried * (40 + 12) / 1000  # the leader's monitor and CONNECTOR at least

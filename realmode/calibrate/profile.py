@@ -69,10 +69,21 @@ class Measurements:
     dmon_getppid: RoleCosts
     #: The in-process path (None: its library is not built here).
     dipmon: DipmonCosts | None = None
+    #: dmon on ``alternate`` and ``alternate_read`` (the second's records
+    #: carry ALTERNATE_READ_BYTES more): what a byte costs the ptrace
+    #: path's monitors and CONNECTORs (None: not measured).
+    dmon_alternate: RoleCosts | None = None
+    dmon_alternate_read: RoleCosts | None = None
 
     def to_json(self) -> dict[str, Any]:
         m = self.messages
         extra = {"dipmon_getppid_ns": asdict(self.dipmon)} if self.dipmon is not None else {}
+        for key, roles in (
+            ("dmon_alternate_ns", self.dmon_alternate),
+            ("dmon_alternate_read_ns", self.dmon_alternate_read),
+        ):
+            if roles is not None:
+                extra[key] = asdict(roles)
         return {
             "native_ns": self.native,
             "native_local_ns": self.native_local,
@@ -114,7 +125,13 @@ def measure(
         note("real mode's processes on getppid and uname loops")
         runs = {
             (kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
-            for kind, policy in (("getppid", "dmvx"), ("uname", "dmvx"), ("getppid", "dmon"))
+            for kind, policy in (
+                ("getppid", "dmvx"),
+                ("uname", "dmvx"),
+                ("getppid", "dmon"),
+                ("alternate", "dmon"),
+                ("alternate_read", "dmon"),
+            )
         }
         dipmon = None
         if native_build.library() is not None:
@@ -144,6 +161,8 @@ def measure(
         runs[("uname", "dmvx")],
         runs[("getppid", "dmon")],
         dipmon,
+        runs[("alternate", "dmon")],
+        runs[("alternate_read", "dmon")],
     )
 
 
@@ -264,6 +283,18 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
         if any(d.monitor_bytes):  # measured (else the monitor's and connector's costs per byte)
             for key, ns in zip(("drain", "follow", "send", "receive"), per_byte):
                 dipmon["dipmon"][f"{key}_per_byte"] = _d(ns)
+    # A byte a record carries, on the ptrace path: what dmon's monitors and
+    # CONNECTORs spend more per record of alternate_read than of alternate
+    # (~40-80 and ~12-40 ns a byte at load ~13; frames over loopback alone
+    # said ~1 and the vm profile's copy ~0.5: a lighttpd request carries
+    # ~8.6 KB). Without it, the frames' costs per byte and the vm's copy.
+    monitor_bytes: dict[str, str] = {}
+    if m.dmon_alternate is not None and m.dmon_alternate_read is not None:
+        reads, lone = m.dmon_alternate_read, m.dmon_alternate
+        byte_ns = max(statistics.mean(reads.monitor) - statistics.mean(lone.monitor), 0.0) / ALTERNATE_READ_BYTES
+        monitor_bytes = {"copy_per_byte": _d(byte_ns), "compare_per_byte": _d(byte_ns)}
+        send_slope = max(reads.connector[0] - lone.connector[0], 0.0) / ALTERNATE_READ_BYTES
+        recv_slope = max(reads.connector[1] - lone.connector[1], 0.0) / ALTERNATE_READ_BYTES
     batch_measured = statistics.mean(m.dmon_getppid.connector) - c.send_message - c.receive_message
     scale = max(batch_measured, 0.0) / max(c.send_batch + c.receive_batch, 1.0)
     return {
@@ -291,6 +322,7 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
             "receive": _d(link_.receive),
             "receive_per_message": _d(link_.receive_message),
             "wakeup": _d(m.wakeup_same_cpu),
+            **monitor_bytes,
         },
         "connector": {
             "used_by": ["dmon", "dmvx"],
