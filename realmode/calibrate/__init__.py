@@ -22,7 +22,10 @@ the in-process path
     ``dmvx run --in-process on`` on a ``getppid`` loop (:func:`dipmon_costs`):
     the program's cost per wrapped call, and each process's CPU per record
     (the leader's monitor draining its ring, a follower's feeding and
-    checking); measured, since the pipeline behind the ring changes;
+    checking); measured, since the pipeline behind the ring changes; the
+    same on ``alternate`` (records each alone, as a server's: what a run of
+    one costs) and ``alternate_read`` (what the bytes a record carries cost),
+    which dmon also runs for the ptrace path's costs per byte;
 ``connector``
     two real CONNECTOR processes passing batches of entries
     (:func:`connector_costs`) and frames over loopback TCP
