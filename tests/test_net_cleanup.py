@@ -10,6 +10,7 @@ cleanup touches only what this run made.
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import signal
@@ -213,3 +214,26 @@ def test_cleanup_removes_only_what_this_run_made() -> None:
     finally:
         for name in (other_run, foreign):
             subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+def test_another_live_run_is_not_this_tests_leftover() -> None:
+    # A run owned by a live process outside this test session (another
+    # engineer's tests, a benchmark) that starts during a test: its bridge
+    # is not this test's leftover, and the clean_check must not clean it up
+    # (runs.clean of that run killed a benchmark's Mininet shells so).
+    env = {k: v for k, v in os.environ.items() if k != "DMVX_TEST_SESSION"}
+    owner = subprocess.Popen(["sleep", "30"], env=env)
+    run_id = runs.new_run_id()
+    bridge = runs.bridge_name(run_id, 0)
+    try:
+        before = Snapshot()
+        state = runs.RunState(run_id, owner.pid)
+        state.save()
+        subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+        left = before.leftovers(settle=0)
+        assert bridge not in left["links"], left
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        runs.clean(run_id)
+        owner.kill()
+        owner.wait()

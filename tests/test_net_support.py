@@ -122,6 +122,39 @@ def _other_test_run(environ: bytes) -> bool:
     return False
 
 
+def _live_foreign_runs() -> tuple[set[str], set[int]]:
+    """The runs on this machine that are live and not this test session's
+    (another engineer's tests, a benchmark): their ids and their processes
+    (recorded in the state file, or marked with the run id). Their links
+    and processes are theirs, never this test's leftovers -- cleaning them
+    up killed a nice'd two-host benchmark's Mininet shells in mid-run
+    (``FileNotFoundError: /proc/PID/ns/net`` in ``Agents.start``).
+
+    A run is this session's when its owner is this process or carries this
+    session's mark (tests/conftest.py sets it before any run starts)."""
+    own = os.environ.get("DMVX_TEST_SESSION", "").encode()
+    ids: set[str] = set()
+    pids: set[int] = set()
+    try:
+        files = list(runs._state_dir().glob("*.json"))
+    except OSError:
+        return ids, pids
+    for path in files:
+        state = runs.RunState.load(path.stem)
+        if state is None or not runs.alive(state.owner, state.owner_start) or state.owner == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{state.owner}/environ").read_bytes()
+        except OSError:
+            continue
+        if own and b"DMVX_TEST_SESSION=" + own in environ.split(b"\0"):
+            continue
+        ids.add(state.run_id)
+        pids.update(pid for pid, started in state.pids.items() if runs.alive(pid, started))
+        pids.update(runs.marked_processes(state.run_id))
+    return ids, pids
+
+
 def _children(pid: int) -> set[int]:
     out = set()
     for entry in os.listdir("/proc"):
@@ -158,12 +191,19 @@ class Snapshot:
     def _leftovers(self) -> dict[str, list]:
         root = _netns_inode(1)
         before_ns = {ns for _, ns, _ in self.processes.values()}
-        links = sorted(n for n in ip_links() - self.links if n.startswith(runs.PREFIX))
+        foreign_runs, foreign_pids = _live_foreign_runs()
+        links = sorted(
+            n
+            for n in ip_links() - self.links
+            if n.startswith(runs.PREFIX) and n[len(runs.PREFIX) : len(runs.PREFIX) + 5] not in foreign_runs
+        )
         now = _processes()
         new = {
             pid: info
             for pid, info in now.items()
-            if (pid not in self.processes or self.processes[pid][0] != info[0]) and not _other_test_run(info[2])
+            if (pid not in self.processes or self.processes[pid][0] != info[0])
+            and not _other_test_run(info[2])
+            and pid not in foreign_pids
         }
         marked = sorted(pid for pid, (_, _, env) in new.items() if re.search(rb"(^|\0)DMVX_RUN=", env))
         foreign_ns = sorted(pid for pid, (_, ns, _) in new.items() if ns not in before_ns and ns != root)
