@@ -25,6 +25,7 @@ import pytest
 
 from dmvx import syscalls
 from dmvx.syscalls import Arch
+from dmvx.verdict import VerdictKind
 from realmode import orchestrator, seccomp
 from realmode import ptrace_ll as ll
 from realmode.inproc import layout, tables
@@ -285,22 +286,27 @@ def test_the_filter_lets_fast_calls_through_from_each_abis_trampoline_only() -> 
 
 def test_only_a_followers_filter_lets_its_placeholder_dup3_through_from_the_trampoline() -> None:
     """A follower's library makes its fast accept4's descriptor with a
-    ``dup3`` from the trampoline (its listening socket's placeholder copied to
-    the leader's number): the followers' filter lets ``dup3`` through from
-    there only, and the leader's -- whose descriptors are real objects the
-    core keeps kinds of -- stops it from the trampoline as anywhere else."""
+    ``dup`` from the trampoline (its listening socket's placeholder copied to
+    the lowest free number, the leader's), a ``dup3`` over that copy for
+    ``SOCK_CLOEXEC`` and a ``close`` of it when it landed elsewhere: the
+    followers' filter lets ``dup`` and ``dup3`` through from there only, and
+    the leader's -- whose descriptors are real objects the core keeps kinds
+    of -- stops them from the trampoline as anywhere else."""
     policy = make_policy("dmvx")
     leader, follower, *others = orchestrator.variant_filters(policy, 3, preloading=True)
     assert others == [follower]
     allow, trace = seccomp.SECCOMP_RET_ALLOW, seccomp.SECCOMP_RET_TRACE
     x64, site = ll.AUDIT_ARCH_X86_64, layout.SITES[Arch.X86_64]
-    dup3 = syscalls.all_numbers("dup3", Arch.X86_64)[0]
-    assert _filter_says(follower, x64, dup3, site) == allow
-    assert _filter_says(follower, x64, dup3, site + 0x1000) == trace
-    assert _filter_says(leader, x64, dup3, site) == trace
+    for name in ("dup", "dup3", "close"):
+        number = syscalls.all_numbers(name, Arch.X86_64)[0]
+        assert _filter_says(follower, x64, number, site) == allow, name
+        assert _filter_says(follower, x64, number, site + 0x1000) == trace, name
+    for name in ("dup", "dup3"):
+        assert _filter_says(leader, x64, syscalls.all_numbers(name, Arch.X86_64)[0], site) == trace, name
+        assert name not in tables.filter_names(policy) and name in tables.filter_names(policy, follower=True)
     for name in ("mkdirat", "openat", "dup2", "execve"):
         assert _filter_says(follower, x64, syscalls.all_numbers(name, Arch.X86_64)[0], site) == trace, name
-    assert "dup3" not in tables.filter_names(policy) and "dup3" in tables.filter_names(policy, follower=True)
+    dup3 = syscalls.all_numbers("dup3", Arch.X86_64)[0]
     # Without the in-process path, one filter for all, no trampoline.
     plain = orchestrator.variant_filters(policy, 2, preloading=False)
     assert plain[0] == plain[1] and _filter_says(plain[1], x64, dup3, site) == trace
@@ -378,6 +384,8 @@ def targets(tmp_path_factory, library) -> Path:
     compile_target("inproc_clone", directory)
     compile_target("inproc_again", directory)
     compile_target("inproc_ahead", directory)
+    compile_target("inproc_squat", directory)
+    compile_target("epoll_raw", directory)
     return directory
 
 
@@ -632,6 +640,54 @@ def test_a_follower_takes_an_accept4_error_and_clock_reads_from_the_leaders_entr
     assert off.verdict is None and off_out == out
 
 
+@real
+def test_a_followers_fast_accept4_never_replaces_a_descriptor_it_holds(targets: Path) -> None:
+    """The follower holds a descriptor at the number the leader's accept4
+    returns, one the core does not know (realmode/targets/inproc_squat.c
+    copies its standard input there with a dup3 from the trampoline, as a
+    compromised follower or a descriptor the core's table lacks would). Its
+    library's fast accept4 once made its descriptor with a dup3 to the
+    leader's number, which closed that one without a word, and the run ended
+    clean; now its copy lands at the lowest free number, which is not the
+    leader's, so the library closes it and leaves the call to the tracer,
+    whose placeholder lands there too and says so: a protocol-error verdict,
+    and the descriptor the follower held was never replaced. Without the
+    squat the follower's accept4 stays fast (the server tests)."""
+    squat = str(targets / "inproc_squat")
+    result, _, _ = captured(lambda: run([[squat, "plain"], [squat, "squat"]], "dmvx", in_process=True))
+    assert result.verdict is not None, "the follower's descriptor was replaced without a word"
+    assert result.verdict.kind is VerdictKind.PROTOCOL_ERROR, result.verdict
+    assert "placeholder descriptor landed at (6,), the leader's is (5,)" in (result.verdict.detail or "")
+    plain, plain_out, _ = captured(lambda: run([[squat, "plain"], [squat, "plain"]], "dmvx", in_process=True))
+    assert plain.verdict is None and plain_out == b"accepted\n", plain.verdict
+
+
+@pytest.mark.parametrize(("how", "in_process"), [("asm", True), ("asm", False), ("syscall", True)])
+@real
+def test_an_epoll_registration_the_library_never_saw_keeps_each_variants_data(
+    targets: Path, how: str, in_process: bool
+) -> None:
+    """``epoll_ctl`` as a raw system call (realmode/targets/epoll_raw.c:
+    inline ``syscall``, or ``syscall(2)``) registers a pipe with a heap
+    pointer as its data, which differs in every variant; libc's
+    ``epoll_wait`` then reports it ROUNDS times. The raw call stops (it is
+    not issued from the trampoline), so the tracer and the core see it as
+    any other and each monitor's map has it, but the follower's library
+    does not: its fast epoll_wait once wrote the descriptor number as the
+    data (it knew no registration for it), and its monitor ended the run in
+    a protocol-error. An event for a descriptor the library knows no
+    registration of in that set now leaves the call to the tracer, which
+    writes the follower's own pointer: the run ends as natively, "bad 0",
+    on the ptrace path as on the in-process one."""
+    argv = [str(targets / "epoll_raw"), how, str(ROUNDS)]
+    native = subprocess.run(argv, capture_output=True, check=True)
+    assert native.stdout == f"rounds {ROUNDS} bad 0\n".encode()
+    result, out, _ = captured(lambda: run([argv, argv], "dmvx", in_process=in_process))
+    assert result.verdict is None and result.program_status == 0, result.verdict
+    assert out == native.stdout
+
+
+ROUNDS = 30
 AHEAD_ROUNDS, AHEAD_CALLS = 3, 6000
 
 

@@ -124,14 +124,16 @@ def _probe(name: str, fd: int | None) -> Call:
 
 
 #: What a follower's library issues from the trampoline beyond the fast
-#: calls themselves: ``dup3``, which makes its ``accept4``'s descriptor at the
-#: leader's number (a copy of its own listening socket's placeholder, as its
-#: tracer's ``/dev/null`` would be). Never a leader's: a leader's sockets and
-#: files are real, and a ``dup3`` behind the core's back would let a
+#: calls themselves: ``dup``, which makes its ``accept4``'s descriptor at the
+#: lowest free number (a copy of its own listening socket's placeholder, as
+#: its tracer's ``/dev/null`` would be; never over a descriptor in use), then
+#: ``dup3`` over that copy for ``SOCK_CLOEXEC``, or ``close`` of the copy when
+#: it is not the leader's number. Never a leader's: a leader's sockets and
+#: files are real, and a ``dup`` behind the core's back would let a
 #: compromised one give a descriptor the core takes for one kind another
 #: object. A follower has nothing real to alias there: its standard streams
 #: are ``/dev/null`` and every descriptor of a replicated call a placeholder.
-FOLLOWER_PLACES = ("dup3",)
+FOLLOWER_PLACES = ("dup", "dup3", "close")
 
 
 def filter_names(policy: Policy, follower: bool = False) -> frozenset[str]:

@@ -588,10 +588,14 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
            number: a copy of this follower's own listening socket -- a
            follower's socket is its tracer's placeholder, /dev/null; the
            core's table has it (its byte is not 0) and not the new number --
-           made there with dup3 from the trampoline (tables.FOLLOWER_PLACES:
-           the follower's filter lets it through from there), as the
-           tracer's placeholder open would. If that does not land at the
-           leader's number, the traced path takes the call. */
+           made with dup from the trampoline (tables.FOLLOWER_PLACES: the
+           follower's filter lets dup, dup3 and close through from there),
+           which takes the lowest free number as the tracer's placeholder
+           open would, so never one this follower has open (a dup3 to the
+           leader's number would have closed whatever was there). If it
+           does not land at the leader's number, it is closed again and the
+           traced path takes the call (the tracer checks where its own
+           placeholder lands). SOCK_CLOEXEC: a dup3 over the copy just made. */
         accept_len_before = alen ? *alen : 0;
         uint64_t room[6] = {0, alen ? accept_len_before : 0, alen ? sizeof *alen : 0, 0, 0, 0};
         struct region r[MAX_REGIONS] = {{0}};
@@ -601,8 +605,12 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags) {
             long made = *(const int64_t *)(p + 16);
             int placed = made < 0 && made > -4096;
             if (!placed && made > 2 && made < DIPMON_FD_TABLE && fd >= 0 && fd < DIPMON_FD_TABLE &&
-                area[H_FD_ROUTE + fd] && !area[H_FD_ROUTE + made])
-                placed = tramp(SYS_dup3, fd, made, flags & SOCK_CLOEXEC ? O_CLOEXEC : 0, 0, 0, 0) == made;
+                area[H_FD_ROUTE + fd] && !area[H_FD_ROUTE + made]) {
+                long got = tramp(SYS_dup, fd, 0, 0, 0, 0, 0);
+                placed = got == made &&
+                         (!(flags & SOCK_CLOEXEC) || tramp(SYS_dup3, fd, made, O_CLOEXEC, 0, 0, 0) == made);
+                if (!placed && got >= 0) tramp(SYS_close, got, 0, 0, 0, 0, 0);
+            }
             if (placed) {
                 entry_take(p, a, &res);
                 if (res >= 0) area[H_FD_ROUTE + res] = (uint8_t)U32(H_SOCKET_BITS);
@@ -677,7 +685,14 @@ static void ep_forget_set(int fd) {
 }
 
 /* Whether every event of the entry ``p`` (canonical: u32 flags, u64 fd or
-   data | EP_UNKNOWN, packed) can be turned into this follower's own data. */
+   data | EP_UNKNOWN, packed) can be turned into this follower's own data:
+   a descriptor must be registered in ``epfd`` as this library saw it. One
+   it never saw there -- registered by a raw system call (inline asm, which
+   the filter stops: the tracer and the monitor's map have it), before this
+   library was loaded, or in another set too -- leaves the call to the
+   tracer, which writes the data its monitor's map holds (written as the
+   descriptor number, the monitor found other data than its map's: a
+   protocol-error). */
 static int ep_known(const uint8_t *p, int epfd) {
     uint32_t len = *(const uint32_t *)p, n = *(const uint32_t *)(p + 72);
     const uint8_t *q = p + REC_HEAD, *end = p + len;
@@ -687,11 +702,10 @@ static int ep_known(const uint8_t *p, int epfd) {
             uint64_t value;
             memcpy(&value, q + REG_HEAD + off + 4, 8);
             if (value & EP_UNKNOWN || value >= EP_FD_LIMIT) continue;
-            if (value >= DIPMON_FD_TABLE || ep_owner[value] == -1) return 0;
+            if (value >= DIPMON_FD_TABLE || ep_owner[value] != epfd + 1) return 0;
         }
         q += REG_HEAD + pad8(rl);
     }
-    (void)epfd;
     return 1;
 }
 
