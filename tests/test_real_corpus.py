@@ -167,3 +167,35 @@ def test_an_interrupted_corpus_stops_its_runs_and_leaves_nothing_behind(signum: 
     assert err.decode().splitlines()[-1] == "corpus: interrupted: every run stopped, nothing left behind"
     assert _processes_in(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+
+
+_ONE_RUN = (
+    "import os, sys\n"
+    "from pathlib import Path\n"
+    "from realmode.corpus.run import run_in\n"
+    "try:\n"
+    "    run_in(['sleep', '60'], Path(sys.argv[1]), dict(os.environ), 'dmvx')\n"
+    "except KeyboardInterrupt:\n"
+    "    sys.exit(130)\n"
+)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="real mode traces x86-64 Linux processes"
+)
+def test_a_run_interrupted_in_the_main_thread_is_stopped(tmp_path: Path) -> None:
+    """``--projects`` waits for each suite's run in the main thread, where
+    Ctrl-C lands: Popen's exit then waited 0.25 s and let the ``dmvx run``
+    -- a session of its own, which the signal never reached -- go on in a
+    work directory about to be removed. The run is stopped first now."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen([sys.executable, "-c", _ONE_RUN, str(tmp_path)], env=env, stderr=subprocess.PIPE) as waiter:
+        deadline = time.monotonic() + 60
+        while not _dmvx_runs_in(tmp_path):
+            assert time.monotonic() < deadline and waiter.poll() is None, "no dmvx run started"
+            time.sleep(0.05)
+        waiter.send_signal(signal.SIGINT)
+        _, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 130, err
+    assert _processes_in(tmp_path) == []

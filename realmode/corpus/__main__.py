@@ -29,7 +29,7 @@ from dmvx.exitstatus import ExitStatus
 from realmode.corpus import projects
 from realmode.corpus.commands import SETS, Entry
 from realmode.corpus.fixtures import environment
-from realmode.corpus.run import Comparison, available, compare, stop_runs
+from realmode.corpus.run import Comparison, available, compare, hold_signals, stop_runs
 
 POLICIES = ("dmvx", "dmon")
 
@@ -122,9 +122,7 @@ def _main(argv: list[str] | None) -> int:
                         if not result.agrees or args.verbose:
                             print(_line(result), flush=True)
             except KeyboardInterrupt:
-                # A second Ctrl-C must not cut this short: it would leave runs
-                # behind. The command ends right after, with the signals held.
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                hold_signals()
                 pool.shutdown(wait=False, cancel_futures=True)
                 stop_runs()
                 raise

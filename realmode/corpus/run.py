@@ -64,6 +64,13 @@ def stop_runs(grace: float = STOP_GRACE) -> None:
         process.wait()
 
 
+def hold_signals() -> None:
+    """Hold SIGINT and SIGTERM in this thread from now on: a second Ctrl-C
+    must not cut :func:`stop_runs` short (it would leave runs behind); the
+    command ends right after."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _signal_session(process: subprocess.Popen[bytes], signum: int) -> None:
     try:
         os.killpg(process.pid, signum)
@@ -161,6 +168,15 @@ def run_in(
             os.killpg(process.pid, signal.SIGKILL)
             out, err = process.communicate()
             status = None
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM while this thread waits for its run (the
+            # main thread: ``--projects``): the run is a session of its own
+            # the signal did not reach, and it is still in _live here, so
+            # stop it (and every other) before the exception leaves its work
+            # directory to be removed; Popen's exit would only wait 0.25 s.
+            hold_signals()
+            stop_runs()
+            raise
         finally:
             with _live_lock:
                 _live.discard(process)
