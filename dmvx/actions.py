@@ -126,12 +126,14 @@ class LeaderKilled:
 @dataclass(slots=True)
 class FollowerKilled:
     """A follower's process of this (leader) monitor's stream died of
-    ``signal`` before it reached the synchronous call the leader is held at.
-    The mirror of :class:`LeaderKilled`: where the same signal is pending in
-    the leader's process (sent alike, say by the parent's ``kill``), the mode
-    lets it land there too -- the held call does not run -- and the two ends
-    compare equal (the leader's end comes one number later, after the call
-    it was held at and never ran)."""
+    ``signal`` before the leader's process got that far (it is held at a
+    call, or still running). The mirror of :class:`LeaderKilled`: where the
+    same signal is pending in the leader's process (sent alike, say by the
+    parent's ``kill``), the mode lets it land at the held call -- which does
+    not run -- and the two ends compare equal (the leader's end comes one
+    number later, after the call it was held at and never ran). Where the
+    signal is neither pending nor done there, a mode that can see it says so
+    (:meth:`dmvx.monitor.LeaderMonitor.signal_absent`)."""
 
     signal: int
 

@@ -54,7 +54,7 @@ from dmvx.cb import ConnectorBuffer
 from dmvx.fdtable import CHANGES_FDS, RETURNS_FD, TABLE_ORDERED, FdTable
 from dmvx.messages import Ack, Entry, EntryKind, Message, PidNote, Report, ResultNote, Stop, call_size, entry_size
 from dmvx.policy import OUTPUT_ARGS, PREDICTABLE, Decision, Effect, Policy, Reach, Route, comparable
-from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART, SENT_FATAL
+from dmvx.signals import ERESTARTNOINTR, MASK_WAITS, RESTART, SENT_FATAL, SIGKILL
 from dmvx.states import FollowerState, InvalidTransition, LeaderState
 from dmvx.tempnames import adopted_path
 from dmvx.verdict import Verdict, VerdictKind, classify_mismatch, crashed, killed_ones, majority_vote, variant_name
@@ -641,9 +641,7 @@ class LeaderMonitor(_Monitor):
         for follower in missing:
             calls[follower] = None
         if self._early_ends and (call is None or call.name != KILLED):
-            for follower, (_, end) in self._early_ends.items():
-                calls[follower] = end
-            return self._halt(crashed(seq, calls, f"killed by a signal in some variants; {_WENT_ON}"))
+            return self._early_crash(seq, calls, f"killed by a signal in some variants; {_WENT_ON}")
         if call is not None and call.name == KILLED:
             # Killed by a signal, and the followers went on (their heartbeats
             # excuse nothing here): the leader is the one whose part failed.
@@ -809,6 +807,40 @@ class LeaderMonitor(_Monitor):
             return ()
         return tuple(f for f, theirs in reports.items() if theirs.name not in PSEUDO_CALLS)
 
+    def signal_absent(self, signal: int) -> list[Action]:
+        """The mode, asked to let a follower's fatal ``signal`` land in the
+        leader's process (:class:`FollowerKilled`), sees it there neither
+        pending nor done: the process is alive and has no such signal.
+
+        SIGKILL cannot wait pending in a live process (:data:`SIGKILL`), so
+        one not there was never sent here: the follower's process was
+        killed alone, and is the odd one out now rather than at the stall
+        (a kill sent to the whole tree has ended the leader's process, or
+        is pending in it, by the time the follower's end crossed the link).
+        Any other signal may still come from a slower sender: the wait goes
+        on and the stall decides, as before."""
+        if (
+            signal != SIGKILL
+            or self.verdict is not None
+            or self.finished
+            or self._state in (_L_FINISH_WAIT, _L_VOTING)
+            or not any(end.args[0] == signal for _, end in self._early_ends.values())
+        ):
+            return []
+        seq, call = (self._current[0], self._current[1]) if self._current else (self.seq, None)
+        seq = seq if seq is not None else self.seq
+        calls: dict[int, Call | None] = {LEADER: call, **self._reports.get(seq, {})}
+        names = ", ".join(variant_name(f) for f in self._early_ends)
+        detail = f"{names} was killed by signal {signal}, which the leader's process was not sent"
+        return self._early_crash(seq, calls, detail)
+
+    def _early_crash(self, seq: int, calls: dict[int, Call | None], detail: str) -> list[Action]:
+        """``crash`` at ``seq``: the followers' early ends (:meth:`_killed_early`)
+        against the leader's call there and the other followers' reports."""
+        for follower, (_, end) in self._early_ends.items():
+            calls[follower] = end
+        return self._halt(crashed(seq, calls, detail))
+
     def _early_kills(self) -> list[Action]:
         """The leader is held at a call (a synchronous one, a full CB) after a
         follower's process died of a signal sent from outside
@@ -826,15 +858,23 @@ class LeaderMonitor(_Monitor):
         the leader's comes (a leader held at a call lets it land there,
         :class:`FollowerKilled`). Until then nothing synchronous runs (the
         follower's report is missing) and a leader that does not die of it
-        within the stall timeout is the odd one out: ``crash``."""
+        within the stall timeout is the odd one out: ``crash`` -- at once
+        when the mode sees a SIGKILL absent from the leader's process
+        (:meth:`signal_absent`): the mode is asked whether the leader is
+        held or running, not only once a call holds it, since a leader
+        running asynchronous calls reaches a held one only when its CB is
+        full (4,096 calls on: seconds under load)."""
         self._reports.get(seq, {}).pop(follower, None)
         self._early_ends[follower] = (seq, end)
         if self._state is _L_FINISH_WAIT:
             self._reports.setdefault(self.seq, {})[follower] = end
             return self._try_release()
-        if self._state in (_L_SYNC_WAIT, _L_CB_WAIT):
-            return [FollowerKilled(end.args[0])]
-        return []
+        if self._state in (_L_VOTING, _L_DONE):
+            return []
+        # Held or running: the mode is asked at once -- a held call lets the
+        # signal land there, and the mode says when it is not in the
+        # leader's process at all (signal_absent).
+        return [FollowerKilled(end.args[0])]
 
     def _vote_missing(self) -> tuple[int, ...]:
         return tuple(f for f in self.followers if f not in self._vote_calls)

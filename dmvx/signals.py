@@ -58,3 +58,11 @@ MASK_WAITS = frozenset({"rt_sigsuspend"})
 #: may die of one a few calls before the leader's does
 #: (:meth:`dmvx.monitor.LeaderMonitor._killed_early`).
 SENT_FATAL = frozenset({1, 2, 9, 10, 12, 14, 15})
+
+#: SIGKILL: it cannot be blocked, caught or ignored, and a process it
+#: reaches -- running, sleeping or stopped by its tracer -- dies of it at
+#: once. So it never waits pending in a live process: where a mode sees it
+#: neither pending nor done in its variant's process, it was not sent there
+#: (:meth:`dmvx.monitor.LeaderMonitor.signal_absent`). Any other signal may
+#: still be on its way from a slower sender.
+SIGKILL = 9

@@ -230,6 +230,57 @@ def test_a_follower_killed_when_the_leader_never_dies_is_a_crash_at_the_stall() 
     assert leader.verdict is not None and leader.verdict.kind.value == "crash"
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["running", "held"])
+def test_a_sigkill_the_mode_sees_absent_from_the_leader_is_a_crash_at_once(held: bool) -> None:
+    """``kill -9`` of the follower's process alone, one call past the
+    leader's: the mode is asked at once, whether the leader runs on or is
+    held, and sees no SIGKILL in the leader's live process -- it was never
+    sent there (dmvx.signals.SIGKILL), so the follower is the crashed one
+    now, not at the stall. Fails on a core that asks only once a call holds
+    the leader (a running leader reached one only when its CB was full:
+    7-13 s of a loaded machine in tests/test_real_faults.py) or that waits
+    for the stall whatever the mode sees."""
+    from dmvx.actions import FollowerKilled
+
+    leader, follower = _leader_and_follower("dmon" if held else "dmvx")
+    if held:
+        leader.call_entered(Call("getpid"))  # dmon: a synchronous call holds it
+    asked = _pipe(follower.process_killed(int(signal.SIGKILL)), leader)
+    assert FollowerKilled(int(signal.SIGKILL)) in asked and leader.verdict is None
+    leader.signal_absent(int(signal.SIGKILL))
+    assert leader.verdict is not None and leader.verdict.kind.value == "crash"
+    assert leader.verdict.odd_one_out == (1,) and "not sent" in leader.verdict.detail
+
+
+def test_another_signal_the_mode_sees_absent_still_waits_for_the_stall() -> None:
+    """SIGTERM not pending in the leader yet may still come from a slower
+    sender (a parent's kill in each variant at its own pace): seeing it
+    absent changes nothing; the leader's end, when it comes, is compared as
+    before, and the stall decides otherwise."""
+    from dmvx.actions import Done
+
+    leader, follower = _leader_and_follower("dmon")
+    leader.call_entered(Call("getpid"))
+    _pipe(follower.process_killed(int(signal.SIGTERM)), leader)
+    assert leader.signal_absent(int(signal.SIGTERM)) == [] and leader.verdict is None
+    ended = leader.process_killed(int(signal.SIGTERM))
+    assert leader.verdict is None and isinstance(ended[-1], Done)
+
+
+def test_a_whole_tree_sigkill_still_ends_as_natively() -> None:
+    """The same SIGKILL reached the leader's process too (a kill of the
+    whole tree): the mode sees it pending or done and reports no absence,
+    and the two ends compare equal, as 73be42c made them."""
+    from dmvx.actions import Done
+
+    leader, follower = _leader_and_follower("dmon")
+    leader.call_entered(Call("getpid"))
+    _pipe(follower.process_killed(int(signal.SIGKILL)), leader)
+    ended = leader.process_killed(int(signal.SIGKILL))
+    assert leader.verdict is None and isinstance(ended[-1], Done)
+    assert leader.signal_absent(int(signal.SIGKILL)) == []  # late word changes nothing
+
+
 # -- a tree killed from outside during start-up: the leader's end first --
 
 
@@ -281,14 +332,15 @@ def test_a_leader_killed_when_the_follower_never_dies_is_a_crash_at_the_stall() 
 
 def test_a_follower_killed_before_the_leader_is_held_still_asks_the_mode() -> None:
     """The follower's process dies during start-up while the leader's runs
-    (nothing held yet); the leader's next synchronous call holds it: the
-    mode is asked then to let the same signal land there (FollowerKilled).
+    (nothing held yet): the mode is asked at once (it may see the signal
+    absent, signal_absent), and again when the leader's next synchronous
+    call holds it, to let the same signal land there (FollowerKilled).
     Fails on a core that asks only when the follower's end comes."""
     from dmvx.actions import Done, FollowerKilled
 
     leader, follower = _leader_and_follower("dmvx")
     sig = int(signal.SIGTERM)
-    assert not any(isinstance(a, FollowerKilled) for a in _pipe(follower.process_killed(sig), leader))
+    assert FollowerKilled(sig) in _pipe(follower.process_killed(sig), leader) and leader.verdict is None
     held = leader.call_entered(Call("execve", ("/bin/true", ("true",), ())))
     assert FollowerKilled(sig) in held and leader.verdict is None
     ended = leader.process_killed(sig)

@@ -217,6 +217,8 @@ class TracerProcess:
                 running = True
             if self._awaiting_peer_signal(proc):
                 deadlines.append(now + _PEER_SIGNAL_POLL)
+            if proc.absence_due:
+                deadlines.append(now)
         if running:
             deadlines.append(self.last_heartbeat + _HEARTBEAT_S)
         deadlines.append(self.last_measure + self.starved_every)  # a note every period (_measure_starvation)
@@ -300,6 +302,8 @@ class TracerProcess:
                 return
             if self._awaiting_peer_signal(proc):
                 self.router.on_peer_killed(proc)
+            if proc.absence_due and not self.finished:
+                self.router.report_absence(proc)
             since = proc.waiting_since
             if since is not None and now >= self._stall_at(proc, now):
                 proc.waiting_since = None

@@ -119,6 +119,10 @@ class Proc:
         self.released: dict[int, int] = {}
         self.peer_killed = 0  # the signal the leader's process died of, once it did
         self.timer_signal_sent = False  # that signal, a timer's, sent here (routing.Router.on_peer_killed)
+        #: In the leader: a follower's fatal signal the core asked to let land
+        #: here (FollowerKilled), whose absence is still to be told to the core
+        #: (routing.Router.report_absence).
+        self.absence_due = 0
         self.heard = 0.0  # when the last message for this process's stream came (time.monotonic())
         self.status: int | None = None
         #: It made its own ``exit`` call: its end is its own, and compared. A

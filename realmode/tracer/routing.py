@@ -17,10 +17,10 @@ import time
 from typing import TYPE_CHECKING
 
 from dmvx.messages import Entry, EntryBatch, Message, Stop
-from dmvx.monitor import FollowerMonitor
+from dmvx.monitor import FollowerMonitor, LeaderMonitor
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
-from realmode.tracer.signals import EINTR, TIMER_SIGNALS, caught, pending
+from realmode.tracer.signals import EINTR, TIMER_SIGNALS, absent, caught, pending
 from realmode.tracer.steering import MASK64
 from realmode.tracer.tally import timed
 
@@ -91,7 +91,23 @@ class Router:
         ``signal`` (:class:`~dmvx.actions.LeaderKilled`), or in the leader, a
         follower's did (:class:`~dmvx.actions.FollowerKilled`)."""
         proc.peer_killed = signal
+        if self.t.leader:
+            proc.absence_due = signal
         self.on_peer_killed(proc)
+
+    def report_absence(self, proc: Proc) -> None:
+        """In the leader, after a :class:`~dmvx.actions.FollowerKilled`:
+        tell the core when the follower's fatal signal is neither pending nor
+        done in ``proc`` (:func:`.signals.absent`). The mode says what it
+        sees, once; the core decides what that means
+        (:meth:`~dmvx.monitor.LeaderMonitor.signal_absent`: a SIGKILL not
+        here was never sent here, and the verdict comes at once instead of
+        at the stall)."""
+        sig, proc.absence_due = proc.absence_due, 0
+        if proc.alive and proc.hands is not None and absent(proc.pid, sig):
+            monitor = proc.monitor
+            assert isinstance(monitor, LeaderMonitor)
+            self.t.carry_out(proc, monitor.signal_absent(sig))
 
     def on_peer_killed(self, proc: Proc) -> None:
         """The leader's process died of ``proc.peer_killed`` and this one is

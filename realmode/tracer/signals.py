@@ -78,6 +78,9 @@ def _signal_masks(pid: int) -> dict[bytes, int]:
     return out
 
 
+#: The kernel's task flag of a process on its way out (include/linux/sched.h).
+_PF_EXITING = 0x4
+
 #: The signals of the timers a process arms with alarm and setitimer (and,
 #: by default, timer_create): SIGALRM, SIGVTALRM, SIGPROF.
 TIMER_SIGNALS = frozenset({signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF})
@@ -87,6 +90,26 @@ def pending(pid: int, sig: int) -> bool:
     masks = _signal_masks(pid)
     bit = 1 << (sig - 1)
     return bool((masks.get(b"SigPnd", 0) | masks.get(b"ShdPnd", 0)) & bit) and not masks.get(b"SigBlk", 0) & bit
+
+
+def absent(pid: int, sig: int) -> bool:
+    """Whether ``sig`` is neither pending in ``pid`` (for the thread or its
+    group) nor done with it: the process is there, no zombie, and not
+    exiting (``PF_EXITING``, /proc/<pid>/stat's flags: a fatal signal
+    already taken off the pending set while the process dies of it). What
+    that means is the core's to say (:data:`dmvx.signals.SIGKILL`)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 7 or fields[0] in (b"Z", b"X", b"x") or int(fields[6]) & _PF_EXITING:
+        return False
+    masks = _signal_masks(pid)
+    if not masks:
+        return False
+    return not (masks.get(b"SigPnd", 0) | masks.get(b"ShdPnd", 0)) & 1 << (sig - 1)
 
 
 def ignored(pid: int, sig: int) -> bool:
