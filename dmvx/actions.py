@@ -146,7 +146,8 @@ class Deliver:
     so the kernel runs the handler and then restarts the call or makes it
     return ``EINTR``, as it did in the leader. The call does not run, unless
     ``rerun``: then it runs with the signal already pending (a call that
-    installs a signal mask while it waits, :data:`dmvx.signals.MASK_WAITS`).
+    installs a signal mask while it waits, :data:`dmvx.signals.MASK_WAITS`,
+    whose leader's ran and was interrupted).
     At the leader's call interrupted by the signal, the mode lets the signal
     through where it stopped it."""
 

@@ -1295,7 +1295,15 @@ class FollowerMonitor(_Monitor):
         self._expect = None
         self._to(_F_RUNNING)
         assert entry.outcome is not None  # a signal entry carries the result the call ended with
-        deliver = Deliver(seq, entry.signal, entry.outcome.result, call.name in MASK_WAITS)
+        # A wait that installs a mask runs here with the signal pending when
+        # the leader's ran and was interrupted. Not when the leader's never
+        # ran (ERESTARTNOINTR: a signal held for it from between calls):
+        # there the signal, blocked at the call, reached the leader's handler
+        # inside the call made again, which then returned EINTR; run here,
+        # the call would take it and the one made again wait for ever (dash's
+        # `wait`, which blocks every signal before its sigsuspend).
+        rerun = call.name in MASK_WAITS and entry.outcome.result != ERESTARTNOINTR
+        deliver = Deliver(seq, entry.signal, entry.outcome.result, rerun)
         if decision.sync:
             return [deliver]
         self._unacked_bytes += entry.size

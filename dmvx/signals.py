@@ -47,7 +47,10 @@ RESTART = frozenset({ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTA
 #: cannot skip them when the leader's was interrupted: the handler must run
 #: under the mask the call installs, and the call must give the old one
 #: back afterwards, as the kernel does. It runs its own with the signal
-#: already pending, which ends it at once, as the leader's ended.
+#: already pending, which ends it at once, as the leader's ended -- unless
+#: the leader's never ran (:data:`ERESTARTNOINTR`, a signal held for it):
+#: then the follower's does not run either, and the signal, blocked there,
+#: comes inside the call made again, as in the leader.
 MASK_WAITS = frozenset({"rt_sigsuspend"})
 
 #: Signals whose default action ends the process and that come from outside

@@ -139,6 +139,20 @@ def test_follower_reruns_a_call_that_installs_a_mask() -> None:
     assert follower.message_received(entry)[0] == Deliver(1, CHLD, ERESTARTNOHAND, rerun=True)
 
 
+def test_follower_skips_a_mask_wait_the_leaders_signal_was_held_for() -> None:
+    """A signal held from between calls for the leader's rt_sigsuspend ends
+    it unrun (ERESTARTNOINTR); blocked there (dash blocks every signal before
+    its sigsuspend), it reaches the leader's handler inside the call made
+    again, which then returns EINTR. The follower's must not run either: run
+    with the signal pending, it took the signal itself, and the call made
+    again waited for ever (realmode/targets/signals.c ``late``)."""
+    follower = FollowerMonitor(Policy.preset("dmvx"), 1, 2)
+    call = Call("rt_sigsuspend", (0, 8))
+    follower.call_entered(call)
+    entry = Entry("0", 1, call, EntryKind.SIGNAL, Outcome(ERESTARTNOINTR), signal=CHLD)
+    assert follower.message_received(entry)[0] == Deliver(1, CHLD, ERESTARTNOINTR, rerun=False)
+
+
 def test_signal_entry_round_trips() -> None:
     entry = Entry("0.2", 7, Call("wait4", (-1, 0, 0, 0)), EntryKind.SIGNAL, Outcome(ERESTARTSYS), signal=CHLD)
     code, payload = encode_message(entry)

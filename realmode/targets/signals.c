@@ -7,6 +7,12 @@
  *                    and the program reads again
  *   signals nested   SIGALRM's handler waits in pause() for the SIGUSR1 a
  *                    child sends; SIGUSR1's handler writes inside it
+ *   signals late     a child's SIGCHLD comes while the program computes
+ *                    (between calls); it then blocks every signal and,
+ *                    unless the handler ran, waits in sigsuspend: dash's
+ *                    `wait` (waitproc). Natively the handler runs during
+ *                    the computation; under dmvx the leader's is held for
+ *                    its next compared call, the sigsuspend
  *
  * Each prints the same lines in every run: the timer fires long before the
  * child writes or signals.
@@ -91,11 +97,36 @@ static int nested(void) {
     return 0;
 }
 
+static volatile sig_atomic_t child_signalled;
+
+static void on_child(int sig) {
+    (void)sig;
+    child_signalled = 1;
+}
+
+static int late(void) {
+    handle(SIGCHLD, on_child, 0);
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    for (volatile long i = 0; i < 500000000L; i++) {
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    while (!child_signalled) sigsuspend(&old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child %d\n", WEXITSTATUS(status));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "restart")) return blocking_read(1);
     if (!strcmp(mode, "eintr")) return blocking_read(0);
     if (!strcmp(mode, "nested")) return nested();
-    fprintf(stderr, "usage: signals restart|eintr|nested\n");
+    if (!strcmp(mode, "late")) return late();
+    fprintf(stderr, "usage: signals restart|eintr|nested|late\n");
     return 2;
 }
