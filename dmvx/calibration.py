@@ -11,6 +11,7 @@ hand each other is defined here.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,8 @@ class Predicted:
 
     us: float
     bound: str
+    #: The same loop run natively in sim, us per call (0: not given, a trace's).
+    native_us: float = 0.0
 
 
 @dataclass
@@ -97,6 +100,9 @@ class CheckRow:
     predicted_us: float
     measured_us: float
     bound: str = "timelines"
+    #: What sim's figure was multiplied by (:func:`check_rows`): the check's
+    #: native run over sim's, 1 where the two agree.
+    scale: float = 1.0
 
     @property
     def predicted_x(self) -> float:
@@ -126,8 +132,18 @@ def profile_prices_in_process(path: Path) -> bool:
 def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk]], list[Predicted]]) -> list[CheckRow]:
     """Real mode's measurements beside sim's predictions of the same runs.
 
+    Slowdown beside slowdown: a microbenchmark's predicted slowdown is sim's
+    run over sim's native run of the same loop, as the measured one is real
+    mode's over the native run of its round. Sim's costs are the profile's,
+    measured at another moment than the check's runs; on a shared machine
+    the load between the two can make every call dearer (the native runs
+    twice as slow, say), and a slowdown taken against the check's own
+    native would count that as an error of sim's. The predicted figure
+    shown is sim's slowdown times the check's native; ``scale`` says by
+    what sim's own figure was multiplied (the check's native over sim's).
     A server row's prediction is native plus what sim says MVX adds per
-    request to the recorded run."""
+    request to the recorded run, at the microbenchmarks' scale (their
+    median: sim's native server is not a measured one)."""
     asks = [
         PredictionAsk(m.policy, real.placements[m.policy], call=m.call, iterations=m.iterations) for m in real.calls
     ]
@@ -145,12 +161,23 @@ def check_rows(real: RealMeasurements, predict: Callable[[Sequence[PredictionAsk
             for policy in policies
         ]
     answers = predict(asks)
-    rows = [CheckRow(m.call, m.policy, m.native_us, p.us, m.measured_us, p.bound) for m, p in zip(real.calls, answers)]
+    rows = []
+    for m, p in zip(real.calls, answers):
+        scale = m.native_us / p.native_us if p.native_us > 0 else 1.0
+        rows.append(CheckRow(m.call, m.policy, m.native_us, p.us * scale, m.measured_us, p.bound, scale))
     if server is not None:
+        scales = sorted(row.scale for row in rows)
+        scale = statistics.median(scales) if scales else 1.0
         for policy, p in zip(policies, answers[len(real.calls) :]):
             rows.append(
                 CheckRow(
-                    "lighttpd", policy, server.native_us, server.native_us + p.us, server.measured_us[policy], p.bound
+                    "lighttpd",
+                    policy,
+                    server.native_us,
+                    server.native_us + p.us * scale,
+                    server.measured_us[policy],
+                    p.bound,
+                    scale,
                 )
             )
     return rows
@@ -193,6 +220,7 @@ class CalibrationResult:
                     "error": round(r.error, 3),
                     "within_target": abs(r.error) <= TARGET_ERROR,
                     "bound": r.bound,
+                    "scale": round(r.scale, 3),
                 }
                 for r in self.rows
             ],
@@ -219,7 +247,8 @@ class CalibrationResult:
             table = Table(
                 title=f"sim ({self.profile_path.name}) vs real mode: microbenchmarks in us per call, "
                 f"lighttpd in us per request; slowdown vs native; target |error| <= "
-                f"{TARGET_ERROR:.0%}",
+                f"{TARGET_ERROR:.0%}; sim us = sim's slowdown times the check's native "
+                "(sim scale: the check's native over sim's)",
                 title_justify="left",
             )
             for column in (
@@ -232,6 +261,7 @@ class CalibrationResult:
                 "real x",
                 "error",
                 "sim bound by",
+                "sim scale",
             ):
                 table.add_column(column, justify="left" if column in ("call", "policy", "sim bound by") else "right")
             for r in self.rows:
@@ -246,5 +276,6 @@ class CalibrationResult:
                     f"{r.measured_x:.0f}x",
                     f"{r.error:+.0%}{mark}",
                     r.bound,
+                    f"{r.scale:.2f}",
                 )
             console.print(table)

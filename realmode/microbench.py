@@ -11,11 +11,13 @@ reads), in nanoseconds per call.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,21 @@ def native_ns(binary: str, kind: str, calls: int, cpu: int | None = None) -> flo
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu)] + argv
     return per_call_ns(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+def native_cpu_ns(binary: str, kind: str, calls: int, cpu: int | None = None) -> tuple[float, float]:
+    """:func:`native_ns`, and the share of a CPU the run had (its CPU time
+    over its wall time, at most 1): on a loaded machine the program's clock
+    counts the time other processes held its CPU, and ns per call times the
+    share is what the calls cost in CPU -- the unit ``dmvx calibrate``
+    measures real mode's processes in (their CPU time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    ns = native_ns(binary, kind, calls, cpu)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return ns, min(used / wall, 1.0) if wall > 0 else 1.0
 
 
 def native_pair_ns(binary: str, calls: int) -> float:

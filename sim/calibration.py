@@ -73,6 +73,8 @@ class Prediction:
     binding: tuple[int, ...]
     behind: float = 0.0
     saturated: dict[int, float] = field(default_factory=dict)
+    #: The same loop run natively in sim, us per call (0: not run).
+    native: float = 0.0
 
     def _limits(self) -> dict[str, float]:
         limits = {"timelines": self.span}
@@ -199,7 +201,10 @@ def predict(profile_path: Path, kind: str, policy: str, iterations: int, places:
     mvx = experiment.mvx
     loop = list(mvx.leader_times)[-iterations:]
     span = (loop[-1] - loop[0]) * iterations / max(len(loop) - 1, 1)
-    return _placed(mvx, policy, span, iterations, profile, places)
+    prediction = _placed(mvx, policy, span, iterations, profile, places)
+    # The native run's whole span (its few set-up calls are noise beside the loop).
+    prediction.native = experiment.native.makespan / iterations / 1000
+    return prediction
 
 
 def predict_us(profile_path: Path, kind: str, policy: str, iterations: int, places: Placement) -> float:
@@ -299,5 +304,5 @@ def predictions(profile_path: Path, asks: Sequence[PredictionAsk]) -> list[Predi
             out.append(Predicted(added, bound))
         else:
             prediction = predict(profile_path, ask.call, ask.policy, ask.iterations, ask.placement)
-            out.append(Predicted(prediction.us, prediction.bound))
+            out.append(Predicted(prediction.us, prediction.bound, prediction.native))
     return out

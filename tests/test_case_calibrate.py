@@ -455,3 +455,75 @@ def test_the_ptrace_paths_bytes_are_measured_on_dmon(tmp_path: Path) -> None:
     dear, _ = predict_server(measured, trace, "dmon", places)
     carried = 12 + 20 + 90 + 4200  # a request's bytes
     assert dear - cheap > carried * (40 + 12) / 1000  # the leader's monitor and CONNECTOR at least
+
+
+def test_the_programs_own_time_is_not_the_monitors(tmp_path: Path) -> None:
+    """A variant's monitor reaps its program, so its CPU counts the
+    program's; sim charges the program's calls (native and the wrapper) on
+    the program's own timeline and CPU -- the leader's is not the monitors'
+    -- so the profile takes each loop's program time a call off both
+    monitors' figures (counted twice, sim had getpid's dmvx row +64%)."""
+    m = _measurements()
+    m.dipmon = cal.DipmonCosts(
+        call=300.0,
+        monitor=(3000.0, 4800.0),
+        connector=(300.0, 250.0),
+        monitor_alone=(21000.0, 18000.0),
+        connector_alone=(760.0, 750.0),
+        monitor_bytes=(31000.0 + 1000.0, 34000.0 + 1000.0),
+        connector_bytes=(9800.0, 6400.0),
+        program=(400.0, 450.0, 1450.0),
+    )
+    dipmon = cal.profile_document(m)["dipmon"]
+    assert (dipmon["drain"], dipmon["follow"]) == ("2.6us", "4.4us")
+    # A record alone less one in a run, each less its loop's program.
+    assert (dipmon["drain_run"], dipmon["follow_run"]) == ("17.95us", "13.15us")
+    # alternate_read's program pays a 4 KiB read every other call (1 us more a call): not the monitors' bytes.
+    per_byte = (31000.0 + 1000.0 - 1450.0 - (21000.0 - 450.0)) / cal.ALTERNATE_READ_BYTES
+    assert load_profile(str(_written(tmp_path, m))).dipmon.drain_per_byte == pytest.approx(  # type: ignore[union-attr]
+        round(per_byte, 3) if per_byte < 1 else round(per_byte)
+    )
+
+
+def _written(tmp_path: Path, m: cal.Measurements) -> Path:
+    path = tmp_path / "written.yml"
+    cal.write_profile(cal.profile_document(m), path, m)
+    return path
+
+
+def test_the_check_compares_slowdown_with_slowdown() -> None:
+    """Sim's slowdown is its run over its own native run of the loop, the
+    measured one real mode's over the native run of its round: a load that
+    made every call twice as dear between the profile's measuring and the
+    check (native and traced alike) moves neither, where a slowdown taken
+    against the check's native counted it as sim's error (-50%). The server
+    row's added time goes at the microbenchmarks' median scale."""
+    from dmvx.calibration import MeasuredCall, MeasuredServer, Predicted, RealMeasurements, check_rows
+
+    places = {"dmvx": [(0, 1, 1), (1, 1, 1)]}
+
+    def rows(load: float) -> list:
+        real = RealMeasurements(
+            [MeasuredCall("getpid", "dmvx", 40000, 0.1 * load, 4.0 * load)],
+            MeasuredServer(100.0 * load, {"dmvx": Path("t.jsonl")}, {"dmvx": 300.0 * load}, {"dmvx": 1500}),
+            places,
+        )
+        return check_rows(real, lambda asks: [Predicted(4.0, "cpu 1", 0.1), Predicted(200.0, "cpu 1")])
+
+    for load in (1.0, 2.0, 7.5):
+        getpid, server = rows(load)
+        assert getpid.scale == pytest.approx(load) and getpid.error == pytest.approx(0.0)
+        assert server.scale == pytest.approx(load) and server.error == pytest.approx(0.0), load
+    # Sim's native not given (a trace's, or an older sim): its figure as it is.
+    real = RealMeasurements([MeasuredCall("getpid", "dmvx", 40000, 0.2, 8.0)], None, places)
+    (row,) = check_rows(real, lambda asks: [Predicted(4.0, "cpu 1")])
+    assert row.scale == 1.0 and row.error == pytest.approx(-0.5)
+
+
+def test_native_calls_are_measured_in_cpu_time(tmp_path: Path) -> None:
+    """The profile's native costs are the program's clock times the share of
+    its CPU it had (CPU time over wall time), as real mode's processes are
+    measured in CPU time: under load the clock counts others' time."""
+    binary = microbench.build(str(tmp_path))
+    ns, share = microbench.native_cpu_ns(binary, "getpid", 20000)
+    assert ns > 0 and 0.0 < share <= 1.0

@@ -38,7 +38,7 @@ from realmode.calibrate.components import (
 )
 from realmode.inproc.area import RING_BYTES
 from realmode.inproc.tables import FAST_CALLS
-from realmode.microbench import KINDS, native_ns
+from realmode.microbench import KINDS, native_cpu_ns, native_ns
 from realmode.native import build as native_build
 
 #: Where ``dmvx calibrate`` writes by default; sim finds it as ``cost_profile: measured``.
@@ -74,6 +74,10 @@ class Measurements:
     #: path's monitors and CONNECTORs (None: not measured).
     dmon_alternate: RoleCosts | None = None
     dmon_alternate_read: RoleCosts | None = None
+    #: The share of a CPU the native runs had (their CPU time over their
+    #: wall time, median): 1 on a quiet machine, the load's mark otherwise.
+    #: ``native`` is in CPU time (the program's clock times the share).
+    native_share: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         m = self.messages
@@ -86,6 +90,7 @@ class Measurements:
                 extra[key] = asdict(roles)
         return {
             "native_ns": self.native,
+            "native_share": self.native_share,
             "native_local_ns": self.native_local,
             "seccomp_untraced_ns": self.seccomp_untraced,
             "ptrace_pair_ns": self.ptrace,
@@ -116,14 +121,18 @@ def measure(
         binary = microbench.build(tmp)
         cpu = available_cpus()[0]
         note("native calls")
-        native = {kind: median(native_ns(binary, kind, calls, cpu) for _ in range(repeat)) for kind in KINDS}
+        # In CPU time, as real mode's processes are measured (their CPU
+        # time): under load the program's clock counts others' time too.
+        runs = {kind: [native_cpu_ns(binary, kind, calls, cpu) for _ in range(repeat)] for kind in KINDS}
+        native = {kind: median(ns * share for ns, share in pairs) for kind, pairs in runs.items()}
+        native_share = median(share for pairs in runs.values() for _, share in pairs)
         native_local = median(native_ns(binary, "local", calls, cpu) for _ in range(repeat))
         note("seccomp filter, calls not traced")
         seccomp_ns = median(seccomp_untraced_ns(binary, calls, native_local) for _ in range(repeat))
         note("ptrace stop pair with decoding")
         ptrace = median(ptrace_pair_ns(binary, traced_calls, native["getpid"]) for _ in range(repeat))
         note("real mode's processes on getppid and uname loops")
-        runs = {
+        roles = {
             (kind, policy): _median_of([role_cpu_ns(binary, kind, policy) for _ in range(repeat)])
             for kind, policy in (
                 ("getppid", "dmvx"),
@@ -136,8 +145,10 @@ def measure(
         dipmon = None
         if native_build.library() is not None:
             note("the in-process path on a getppid loop")
-            native_getppid = median(native_ns(binary, "getppid", calls, cpu) for _ in range(repeat))
-            dipmon = _median_of([dipmon_costs(binary, native_getppid) for _ in range(repeat)])
+            getppid = [native_cpu_ns(binary, "getppid", calls, cpu) for _ in range(repeat)]
+            native_getppid = median(ns for ns, _ in getppid)
+            getppid_share = median(share for _, share in getppid)
+            dipmon = _median_of([dipmon_costs(binary, native_getppid, getppid_share) for _ in range(repeat)])
     note("core monitors, wake-ups, the local link, CONNECTORs")
     leader, follower = (median(v) for v in zip(*(monitor_ns() for _ in range(repeat))))
     wakeup = median(wakeup_ns() for _ in range(repeat))
@@ -157,12 +168,13 @@ def measure(
         messages,
         _median_of(links),
         _median_of(connectors),
-        runs[("getppid", "dmvx")],
-        runs[("uname", "dmvx")],
-        runs[("getppid", "dmon")],
+        roles[("getppid", "dmvx")],
+        roles[("uname", "dmvx")],
+        roles[("getppid", "dmon")],
         dipmon,
-        runs[("alternate", "dmon")],
-        runs[("alternate_read", "dmon")],
+        roles[("alternate", "dmon")],
+        roles[("alternate_read", "dmon")],
+        native_share,
     )
 
 
@@ -222,7 +234,9 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
       each record costs each process off the program's path, all in, from
       their CPU time: the leader's monitor (``drain``, its entry handed over
       included), a follower's (``follow``, taking the entry from its link
-      included) and each CONNECTOR per entry (``send``, ``receive``). The
+      included) and each CONNECTOR per entry (``send``, ``receive``), less
+      the program's own time per call (a monitor's CPU counts the program it
+      reaps; sim charges that on the program's timeline and CPU). The
       path takes records in runs and its entries go in batches of hundreds,
       so the per-message costs measured on single messages would price each
       record many times over (with them, the check over-predicted dmvx's
@@ -256,19 +270,26 @@ def profile_document(m: Measurements, *, name: str = "measured") -> dict[str, An
         # A record alone (a run of one) costs each process more than one in
         # a run: the difference is the cost of a run.
         d = m.dipmon
-        alone = (*d.monitor_alone, *d.connector_alone)
-        run = [max(one - in_run, 0.0) for one, in_run in zip(alone, (*d.monitor, *d.connector))]
+        # A monitor's CPU counts its program's, which it reaps: sim charges
+        # that on the program's timeline (its native calls and dipmon.call),
+        # on the program's CPU -- the leader's is not the monitors' -- so
+        # each loop's program time per call comes off both monitors' figures.
+        in_loop, in_alone, in_bytes = d.program
+        in_run = tuple(max(ns - in_loop, 0.0) for ns in d.monitor)
+        by_one = tuple(max(ns - in_alone, 0.0) for ns in d.monitor_alone)
+        loaded = tuple(max(ns - in_bytes, 0.0) for ns in d.monitor_bytes)
+        alone = (*by_one, *d.connector_alone)
+        run = [max(one - ran, 0.0) for one, ran in zip(alone, (*in_run, *d.connector))]
         # And the bytes a record carries, from a loop whose records are as
         # alone but carry 4 KiB every other one.
         per_byte = [
-            max(loaded - one, 0.0) / ALTERNATE_READ_BYTES
-            for loaded, one in zip((*d.monitor_bytes, *d.connector_bytes), alone)
+            max(more - one, 0.0) / ALTERNATE_READ_BYTES for more, one in zip((*loaded, *d.connector_bytes), alone)
         ]
         dipmon = {
             "dipmon": {
                 "call": _d(d.call),
-                "drain": _d(d.monitor[0]),
-                "follow": _d(d.monitor[1]),
+                "drain": _d(in_run[0]),
+                "follow": _d(in_run[1]),
                 "send": _d(d.connector[0]),
                 "receive": _d(d.connector[1]),
                 "drain_run": _d(run[0]),
