@@ -16,7 +16,8 @@ buffer and its ring) runs at. ``pace x`` is the in-process pace over native,
 microseconds per call of every monitor and CONNECTOR process together (a
 one-call run's taken off): the pipeline's work, which load from other work
 moves far less than the wall clock; on this project's 2-vCPU VMs, where
-``split`` placement puts all of them on one CPU, the pace cannot be faster.
+the in-process path's ``spread`` placement puts each variant's side on one
+CPU, the pace cannot be faster than the dearer side's.
 
 ``local`` is a call the seccomp filter lets through untraced (rt_sigprocmask):
 the fast path, which the issue wants within 1.5x of native. It gets more

@@ -594,8 +594,9 @@ def real_command(
     type=click.Choice(["auto", "split", "spread", "same", "lockstep", "none"]),
     default=None,
     help="Which CPU each variant's program, monitor and CONNECTOR run on (docs/realmode.md, 'Speed'). "
-    "Default auto: split for dmvx (on the in-process path the leader's monitor beside the CONNECTORs), "
-    "lockstep for dmon; spread: each variant's side on its own CPU.",
+    "Default auto: split for dmvx (spread on the in-process path), lockstep for dmon; "
+    "spread: each variant's side on its own CPU; split on the in-process path: the leader's monitor "
+    "beside the CONNECTORs.",
 )
 @record_option
 @summary_option

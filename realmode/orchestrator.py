@@ -228,9 +228,12 @@ def make_policy(name: str, **knobs: Any) -> Policy:
         raise InputError(str(error)) from None
 
 
-def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int | None, int | None, int | None]]:
+def placement(
+    policy: Policy, n: int, how: str = "auto", in_process: bool = False
+) -> Sequence[tuple[int | None, int | None, int | None]]:
     """Where each variant's side runs: ``(CPU of its program, of its monitor,
-    of its CONNECTOR)`` per variant.
+    of its CONNECTOR)`` per variant. ``in_process``: the leader takes the
+    in-process path (docs/realmode.md, "The in-process path").
 
     Waking a process on another, idle vCPU costs 20-45 us on these VMs
     (measured on this project's VMs), and two busy programs on one CPU each get half of
@@ -240,7 +243,10 @@ def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int |
         the leader's program and monitor on the first CPU, every CONNECTOR
         and every follower (program and monitor) on the others: the leader
         runs ahead undisturbed while the rest catches up. Best for
-        asynchronous policies (dmvx).
+        asynchronous policies (dmvx) on the ptrace path. On the in-process
+        path the leader's monitor drains its ring while the program runs,
+        so it goes to the CONNECTORs' CPU: every monitor and CONNECTOR then
+        shares one CPU.
     ``lockstep``
         every monitor and CONNECTOR on the first CPU with the leader's
         program, the followers' programs on the others: each message of a
@@ -252,15 +258,20 @@ def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int |
         takes twice as long).
     ``spread``
         each variant's side (program, monitor, CONNECTOR) on its own CPU.
+        The default on the in-process path: the leader's program waits for
+        its own monitor at every stopped call (an ``epoll_wait`` waits for
+        the ring to be drained), so the two take turns on one CPU and the
+        followers' side keeps pace on the other.
     ``none``
         no pinning.
 
-    ``auto`` is ``split`` for asynchronous policies and ``lockstep``
-    otherwise (docs/realmode.md has the measurements).
+    ``auto`` is ``split`` for asynchronous policies on the ptrace path,
+    ``spread`` on the in-process path, and ``lockstep`` for synchronous
+    policies (docs/realmode.md has the measurements).
     """
     cpus = sorted(os.sched_getaffinity(0))
     if how == "auto":
-        how = "split" if policy.async_replication else "lockstep"
+        how = ("spread" if in_process else "split") if policy.async_replication else "lockstep"
     if how not in ("same", "split", "spread", "lockstep", "none"):
         raise InputError(f"dmvx run: placement {how!r}: expected auto, same, split, spread or none")
     if how == "none" or len(cpus) < 2:
@@ -272,19 +283,8 @@ def placement(policy: Policy, n: int, how: str = "auto") -> Sequence[tuple[int |
         return [(cpus[i % len(cpus)],) * 3 for i in range(n)]
     if how == "lockstep":
         return [(first, first, first)] + [(others[(i - 1) % len(others)], first, first) for i in range(1, n)]
-    return [(first, first, others[0])] + [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
-
-
-def in_process_placement(
-    cpus: Sequence[tuple[int | None, int | None, int | None]],
-) -> Sequence[tuple[int | None, int | None, int | None]]:
-    """``split`` placement (:func:`placement`) on the in-process path: the
-    leader's monitor drains its ring while the program runs, so it moves to
-    the CONNECTORs' CPU -- on the program's it would take its time from the
-    program's own calls."""
-    if not cpus or cpus[0][2] == cpus[0][0]:
-        return cpus
-    return [(cpus[0][0], cpus[0][2], cpus[0][2]), *cpus[1:]]
+    followers = [(others[(i - 1) % len(others)],) * 3 for i in range(1, n)]
+    return [(first, others[0] if in_process else first, others[0])] + followers
 
 
 def variant_filters(policy: Policy, n: int, preloading: bool) -> list[list[seccomp.Insn]]:
@@ -377,7 +377,6 @@ def run(
     key = isolation.RunKey()
     run_id = secrets.token_hex(8)
     n = len(variants)
-    cpus = placement(pol, n, place if pin else "none")
     if compare_from is None:
         compare_from = default_compare_from(paths)
     elif compare_from not in ("exec", "entry"):
@@ -386,10 +385,9 @@ def run(
         in_process = os.environ.get(IN_PROCESS_ENV) == "on"
     choices = inproc_choices(pol, paths) if in_process else [None] * n
     preloads = [str(c.path) if c is not None and c.path is not None else None for c in choices]
+    cpus = placement(pol, n, place if pin else "none", in_process=preloads[0] is not None)
     refused = refused_libraries(choices)
     say_refused(refused)
-    if preloads[0] is not None and (place if pin else "none") in ("auto", "split"):
-        cpus = in_process_placement(cpus)
     bpfs = variant_filters(pol, n, any(preload is not None for preload in preloads))
     variant_reports = [VariantReport(i, list(argv)) for i, argv in enumerate(variants)]
     trace = Path(record) if record is not None else None

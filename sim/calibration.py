@@ -66,6 +66,13 @@ class Prediction:
     monitors' reads grow to the CONNECTOR's limit and their fixed costs
     fade, which sim's timelines, a CPU each, never see. ``saturated`` is
     each CPU's work so counted.
+
+    ``own`` (asynchronous replication): the leader's own work on its CPU,
+    as (work, saturated). What else runs there -- its monitor on the
+    in-process path under ``spread`` placement, its CONNECTOR -- works
+    behind the leader as another CPU's does, so only its share ``behind``
+    counts: a short loop runs ahead of its monitor, a long one waits for it
+    at the CPU's pace.
     """
 
     span: float
@@ -75,11 +82,18 @@ class Prediction:
     saturated: dict[int, float] = field(default_factory=dict)
     #: The same loop run natively in sim, us per call (0: not run).
     native: float = 0.0
+    own: tuple[float, float] | None = None
 
     def _limits(self) -> dict[str, float]:
         limits = {"timelines": self.span}
         for cpu, work in self.cpus.items():
-            limits[f"cpu {cpu}"] = work if cpu in self.binding else self.saturated.get(cpu, work) * self.behind
+            if cpu not in self.binding:
+                limits[f"cpu {cpu}"] = self.saturated.get(cpu, work) * self.behind
+            elif self.own is None:
+                limits[f"cpu {cpu}"] = work
+            else:
+                mine, mine_saturated = self.own
+                limits[f"cpu {cpu}"] = mine + (self.saturated.get(cpu, work) - mine_saturated) * self.behind
         return limits
 
     @property
@@ -140,6 +154,7 @@ def _placed(
     pol = Policy.preset(policy)
     cpus: dict[int, float] = {}
     saturated: dict[int, float] = {}
+    own = (0.0, 0.0)
     in_process = any(variant.monitor_busy for variant in mvx.variants)
     for variant, (program_cpu, monitor_cpu, connector_cpu) in zip(mvx.variants, places):
         # A variant's work is its monitor's (its program's own is native);
@@ -155,6 +170,8 @@ def _placed(
             key = cpu if cpu is not None else -1
             cpus[key] = cpus.get(key, 0.0) + busy / per / 1000
             saturated[key] = saturated.get(key, 0.0) + sat / per / 1000
+        if variant is mvx.variants[0]:
+            own = (variant.busy_time / per / 1000, monitor_sat / per / 1000)
     span = span_ns / per / 1000
     if not pol.async_replication:
         return Prediction(span, cpus, tuple(cpus))
@@ -165,13 +182,13 @@ def _placed(
     if in_process and profile.dipmon is not None:
         ahead = _ahead_in_process(mvx, pol.cb_entries, profile.dipmon.ring)
     behind = max(entries - ahead, 0) / max(entries, 1)
-    return Prediction(span, cpus, (leader_cpu,), behind, saturated)
+    return Prediction(span, cpus, (leader_cpu,), behind, saturated, own=own)
 
 
 def _ahead_in_process(mvx: Any, cb_entries: int, ring: int) -> int:
-    """How many records the leader's program runs ahead of the CPU its
-    monitor shares with the rest of the pipeline (``split`` placement on
-    the in-process path): its ring's worth, in records of the size the
+    """How many records the leader's program runs ahead of the pipeline
+    behind it (its monitor, then the CONNECTORs and the followers' side):
+    its ring's worth, in records of the size the
     run's were -- and the CB's only when a stage behind the CB (a
     CONNECTOR, a follower's monitor) has more work a record than the
     leader's monitor, so that the entries queue there. Sharing one CPU the

@@ -164,10 +164,8 @@ def _with_dipmon(
     return path
 
 
-def _predict_in_process(path: Path, kind: str, iterations: int):
-    from realmode.orchestrator import in_process_placement
-
-    return sim_predict(path, kind, "dmvx", iterations, in_process_placement(placement(make_policy("dmvx"), 2, "auto")))
+def _predict_in_process(path: Path, kind: str, iterations: int, how: str = "auto"):
+    return sim_predict(path, kind, "dmvx", iterations, placement(make_policy("dmvx"), 2, how, in_process=True))
 
 
 def test_the_profile_carries_the_in_process_costs(tmp_path: Path) -> None:
@@ -207,11 +205,19 @@ def test_the_path_prices_each_record_by_its_measured_costs(tmp_path: Path) -> No
     carries the monitors and CONNECTORs, and what sim charges it per record is
     what each process was measured to spend per record on the path (plus the
     follower's comparing): not the per-message costs of single messages,
-    which the path's runs and batches of hundreds do not pay per entry."""
-    long = _predict_in_process(_with_dipmon(tmp_path), "getpid", 60000)
-    measured = (20000 + 8500) + 30000 + 5000 + 6000  # drain, follow, each CONNECTOR (ns a record)
-    assert long.bound == "cpu 1"
-    assert long.cpus[1] == pytest.approx(measured / 1000, rel=0.1)
+    which the path's runs and batches of hundreds do not pay per entry.
+    Under ``split`` one CPU carries all four; under ``spread`` (the path's
+    default) each variant's side has its own, and the dearer sets the pace."""
+    path = _with_dipmon(tmp_path)
+    drain, follow, send, receive = 20000 + 8500, 30000, 5000, 6000  # ns a record in each process
+    split = _predict_in_process(path, "getpid", 60000, "split")
+    assert split.bound == "cpu 1"
+    assert split.cpus[1] == pytest.approx((drain + follow + send + receive) / 1000, rel=0.1)
+    spread = _predict_in_process(path, "getpid", 60000)
+    assert spread.bound == "cpu 1"  # the follower's side: 36 us a record, against the leader's 33.5 and its calls
+    assert spread.cpus[1] == pytest.approx((follow + receive) / 1000, rel=0.1)
+    assert spread.cpus[0] == pytest.approx((drain + send) / 1000, rel=0.1)
+    assert spread.us < 0.7 * split.us
 
 
 def _plain(tmp_path: Path) -> Path:
@@ -343,13 +349,14 @@ def test_the_server_row_holds_sim_to_the_measured_runs_length(tmp_path: Path) ->
     the leader never waits for the CPU behind them; the run real mode
     measured (here 30,000 requests) goes far past them and runs at that
     CPU's pace. The ring holds records by their bytes: lighttpd's carry the
-    4 KiB it sends, so it holds far fewer than 1 MiB / 96 B of them."""
-    from realmode.orchestrator import in_process_placement
+    4 KiB it sends, so it holds far fewer than 1 MiB / 96 B of them. Under
+    ``split`` that CPU carries every monitor and CONNECTOR; under ``spread``
+    (the path's default) each variant's side has a CPU, about half each."""
     from sim.calibration import predict_server
 
     path = _with_dipmon(tmp_path, alone_ns=30000.0)
     trace = _server_trace(tmp_path / "server.jsonl", 100)
-    places = in_process_placement(placement(make_policy("dmvx"), 2, "auto"))
+    places = placement(make_policy("dmvx"), 2, "split", in_process=True)
     own, own_bound = predict_server(path, trace, "dmvx", places)
     long, long_bound = predict_server(path, trace, "dmvx", places, 30000)
     assert own_bound != "cpu 1" and long_bound == "cpu 1"  # the leader alone, then the CPU behind it
@@ -359,6 +366,17 @@ def test_the_server_row_holds_sim_to_the_measured_runs_length(tmp_path: Path) ->
     per_request = 5 * (28.5 + 30 + 5 + 6 + 4 * 30)
     assert 0.95 * per_request < long < 1.3 * per_request
     assert long > 10 * own
+    spread = placement(make_policy("dmvx"), 2, "auto", in_process=True)
+    assert spread == placement(make_policy("dmvx"), 2, "spread")
+    alone, _ = predict_server(path, trace, "dmvx", spread)
+    apart, apart_bound = predict_server(path, trace, "dmvx", spread, 30000)
+    assert alone == pytest.approx(own)  # within the ring the leader's monitor beside it costs it nothing
+    # The follower's side, its CPU's own: follow and its CONNECTOR (30 + 6 us
+    # and 30 more each alone), the bytes and the comparing on top; the
+    # leader's CPU (drain and CONNECTOR 0: 28.5 + 5 + 2 * 30) a little less.
+    assert apart_bound == "cpu 1"
+    assert 0.95 * 5 * (30 + 6 + 2 * 30) < apart < 1.3 * 5 * (30 + 6 + 2 * 30)
+    assert apart < 0.6 * long
     lead = _replayed(path, trace).variants[0]
     # The body is in the writev's record, beside its head: ~1 KB a record, not 96 B.
     assert lead.ring_bytes == 500 * RECORD_BYTES + 100 * (12 + 20 + 90 + 4200)
@@ -411,12 +429,11 @@ def test_the_server_row_takes_the_measured_runs_calls_a_request(tmp_path: Path) 
     measured): what MVX adds a request is taken in the proportion of the
     measured run's calls a request to the trace's."""
     from realmode.lighttpd_local import _leader_calls
-    from realmode.orchestrator import in_process_placement
     from sim.calibration import predict_server
 
     path = _with_dipmon(tmp_path, alone_ns=30000.0)
     trace = _server_trace(tmp_path / "server.jsonl", 100)  # 501 calls of the leader, 100 requests
-    places = in_process_placement(placement(make_policy("dmvx"), 2, "auto"))
+    places = placement(make_policy("dmvx"), 2, "auto", in_process=True)
     own, _ = predict_server(path, trace, "dmvx", places)
     same, _ = predict_server(path, trace, "dmvx", places, 0, 5.01)
     double, _ = predict_server(path, trace, "dmvx", places, 0, 10.02)

@@ -195,6 +195,23 @@ def test_placement_puts_each_tracer_with_its_tracee() -> None:
     assert placement(dmvx, 3, "none") == [(None, None, None)] * 3
 
 
+def test_the_in_process_path_places_each_variants_side_on_its_own_cpu() -> None:
+    """On the in-process path ``auto`` is ``spread``: the leader's program
+    waits for its own monitor at a stopped call, so the two take turns on one
+    CPU and the followers' side keeps pace on the other (docs/realmode.md,
+    "Placement"); ``split`` there puts the leader's monitor beside the
+    CONNECTORs. dmon takes no in-process path: its ``auto`` stays lockstep."""
+    dmvx, dmon = make_policy("dmvx"), make_policy("dmon")
+    if len(os.sched_getaffinity(0)) < 2:
+        assert placement(dmvx, 2, in_process=True) == [(None, None, None)] * 2
+        return
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    assert placement(dmvx, 2, in_process=True) == [(first, first, first), (second, second, second)]
+    assert placement(dmvx, 2, "split", in_process=True) == [(first, second, second), (second, second, second)]
+    assert placement(dmvx, 2, "spread", in_process=True) == placement(dmvx, 2, "spread")
+    assert placement(dmon, 2, in_process=True) == placement(dmon, 2)
+
+
 def test_elf_architectures_are_read_from_the_header(tmp_path) -> None:
     assert elf_arch(sys.executable) is Arch.X86_64 or os.uname().machine != "x86_64"
     script = tmp_path / "script.sh"

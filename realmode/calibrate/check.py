@@ -19,7 +19,7 @@ from dmvx.exitstatus import EnvironmentProblem
 from realmode import microbench
 from realmode.calibrate.components import CALIBRATION_STALL, available_cpus
 from realmode.native import build as native_build
-from realmode.orchestrator import in_process_placement, make_policy, placement
+from realmode.orchestrator import make_policy, placement
 
 #: Calls per traced microbenchmark run, per policy (beyond dmvx's CB of
 #: 4096 entries, so the leader cannot finish before the followers are fed).
@@ -181,6 +181,5 @@ def measure(
             served = measure_server(directory, policies, repeat, note, in_process)
     places = {}
     for policy in policies:
-        cpus = placement(make_policy(policy), 2, "auto")
-        places[policy] = in_process_placement(cpus) if takes_path(policy, in_process) else cpus
+        places[policy] = placement(make_policy(policy), 2, "auto", in_process=takes_path(policy, in_process))
     return RealMeasurements(calls, served, places)
