@@ -156,9 +156,7 @@ class TracerProcess:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         # An interrupted run asks each monitor for its figures so far.
-        signal.signal(
-            reports.PROGRESS_SIGNAL, lambda *_: reports.write(self.report_fd, reports.Progress(self._stats()))
-        )
+        signal.signal(reports.PROGRESS_SIGNAL, self._progress)
         self.launch_variant()
         watched: list[socket.socket | int] = [self.link, wake_r]
         try:
@@ -194,6 +192,14 @@ class TracerProcess:
             self._kill_all()
             if self.recorder is not None:
                 self.recorder.close()
+
+    def _progress(self, *_: object) -> None:
+        """The orchestrator asks for the figures so far (a run interrupted
+        from outside), and kills this monitor next: the recorded calls go
+        to the part file first (:meth:`Recorder.flush`)."""
+        if self.recorder is not None:
+            self.recorder.flush()
+        reports.write(self.report_fd, reports.Progress(self._stats()))
 
     def _tick_fast(self) -> None:
         """Drain and feed the in-process paths (realmode.inproc.path)."""
