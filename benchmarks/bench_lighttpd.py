@@ -130,9 +130,17 @@ def run_topology(args: argparse.Namespace) -> int:
                     f"{outcome}{'; ' + row['error'] if row['error'] else ''}"
                 )
             if report["slowdown"] is not None:
+                lead = report["lead"]
+                # How far the follower lagged: a lead at the CB (4,096 calls) or of seconds
+                # means the leader waited for the follower's side, not for the network.
+                lag = (
+                    f" ({lead['median_seconds']:.2f} s median, {lead['max_seconds']:.2f} s max)"
+                    if lead.get("median_seconds") is not None and lead.get("max_seconds") is not None
+                    else ""
+                )
                 print(
                     f"{'':<17}slowdown {report['slowdown']:.2f}x; link {report['link'].get('messages')} messages, "
-                    f"lead max {report['lead'].get('max_calls')} calls"
+                    f"lead max {lead.get('max_calls')} calls{lag}"
                 )
         slowdowns = {r["config"]: r["slowdown"] for r in reports if r["slowdown"]}
         if "dmon" in slowdowns and "dmvx" in slowdowns:
