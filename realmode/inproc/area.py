@@ -18,6 +18,12 @@ from realmode.inproc.layout import Malformed, Parsed
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SYS_FUTEX, _FUTEX_WAKE = 202, 1
+#: syscall(2) with its arguments as C longs: without argtypes ctypes passes a
+#: Python int as a C int, and the futex word's address lost its upper half
+#: (every wake failed with EFAULT, and a waiting library slept out its timeout).
+_syscall = _libc.syscall
+_syscall.argtypes = [ctypes.c_long] * 7
+_syscall.restype = ctypes.c_long
 #: Native order and size (x86-64: little-endian): one store per word, where
 #: a "<" format writes byte by byte and the library could read half a word.
 _U32, _U64 = struct.Struct("I"), struct.Struct("Q")
@@ -66,11 +72,16 @@ class Area:
     def enable(self, on: bool) -> None:
         self.set32(layout.H_ENABLED, 1 if on else 0)
 
-    def wake(self) -> None:
-        """Tell a variant sleeping on the area that something changed."""
+    def wake(self) -> int:
+        """Tell a variant sleeping on the area that something changed: how
+        many sleepers the kernel woke (0 when none waited)."""
         self.set32(layout.H_WAKE, self.get32(layout.H_WAKE) + 1)
-        if self.get32(layout.H_WAITING):
-            _libc.syscall(_SYS_FUTEX, ctypes.addressof(self._wake_word), _FUTEX_WAKE, 0x7FFFFFFF, 0, 0, 0)
+        if not self.get32(layout.H_WAITING):
+            return 0
+        woken = _syscall(_SYS_FUTEX, ctypes.addressof(self._wake_word), _FUTEX_WAKE, 0x7FFFFFFF, 0, 0, 0)
+        if woken < 0:
+            raise OSError(ctypes.get_errno(), f"futex wake of the shared area: {os.strerror(ctypes.get_errno())}")
+        return int(woken)
 
     def set_routes(self, calls: bytes, fds: bytes) -> None:
         assert len(calls) == layout.NR_TABLE and len(fds) == layout.FD_TABLE
