@@ -45,31 +45,53 @@ def encode_record(peer: int, payload: bytes) -> bytes:
     return _HEAD.pack(len(payload), BROADCAST if peer == EVERYONE else peer) + payload
 
 
+#: Bytes one receive takes at most.
+_RECEIVE = 1 << 20
+
+
 class RecordReader:
     """Splits received bytes into ``(peer, message or None)`` records."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        #: Where :func:`receive` reads into: one buffer for every read (a
+        #: ``recv`` of 1 MiB mapped, shrank and unmapped one for each).
+        self._space = bytearray(_RECEIVE)
+        self._view = memoryview(self._space)
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self._buf += data
+    def feed(self, data: bytes | memoryview) -> list[tuple[int, bytes]]:
+        """The records ``data`` completes, each payload copied out once;
+        what is left of a record waits for the next bytes."""
+        buf = self._buf
+        mine = None
+        if buf:
+            buf += data
+            data = mine = memoryview(buf)
         out = []
-        while len(self._buf) >= _HEAD.size:
-            length, peer = _HEAD.unpack_from(self._buf)
-            end = _HEAD.size + length
-            if len(self._buf) < end:
+        size = len(data)
+        at = 0
+        head = _HEAD.size
+        while size - at >= head:
+            length, peer = _HEAD.unpack_from(data, at)
+            end = at + head + length
+            if end > size:
                 break
-            out.append((peer, bytes(self._buf[_HEAD.size : end])))
-            del self._buf[:end]
+            out.append((peer, bytes(data[at + head : end])))
+            at = end
+        rest = bytes(data[at:]) if at < size else b""
+        if mine is not None:
+            mine.release()
+        self._buf = bytearray(rest)
         return out
 
 
 def receive(sock: socket.socket, reader: RecordReader) -> list[tuple[int, bytes]]:
     """What is readable now on ``sock`` (call when select says so)."""
-    data = sock.recv(1 << 20)
-    if not data:
+    got = sock.recv_into(reader._space)
+    if not got:
         raise SocketClosed("the other end of the monitor socket closed")
-    return reader.feed(data)
+    with reader._view[:got] as data:
+        return reader.feed(data)
 
 
 def decode(payload: bytes) -> Carried | None:

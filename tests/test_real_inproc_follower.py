@@ -69,3 +69,29 @@ def test_a_wake_with_nobody_asleep_wakes_nobody() -> None:
         assert area.wake() == 0  # flagged, but nobody sleeps on the word
     finally:
         area.close()
+
+
+def test_link_records_cut_anywhere_come_out_whole_and_in_order() -> None:
+    """The monitor's socket reader (now reading into one buffer it keeps)
+    gives each record whole once its last byte has come, however the bytes
+    were cut between reads."""
+    import socket
+
+    from realmode import monitor_socket
+
+    records = [monitor_socket.encode_record(1, bytes([n]) * n * 37) for n in range(1, 30)] + [
+        monitor_socket.encode_record(0, b"")
+    ]
+    stream = b"".join(records)
+    for cut in (1, 3, 7, 64, 1000, len(stream)):
+        left, right = socket.socketpair()
+        reader = monitor_socket.RecordReader()
+        got: list[tuple[int, bytes]] = []
+        try:
+            for at in range(0, len(stream), cut):
+                left.sendall(stream[at : at + cut])
+                got += monitor_socket.receive(right, reader)
+        finally:
+            left.close()
+            right.close()
+        assert got == [(1, bytes([n]) * n * 37) for n in range(1, 30)] + [(0, b"")], cut
