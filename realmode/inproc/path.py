@@ -538,6 +538,17 @@ class InProcess:
         return self.leader and self.proc.alive and self.area.get32(layout.H_INCALL) == 1
 
     def poll_interval(self) -> float:
+        """How soon the monitor looks at the ring again. A follower's ring is
+        drained whenever its monitor wakes (each batch of entries it feeds,
+        each stop) and otherwise at the idle pace: its records wait for
+        nobody -- its library has taken its outputs from the entries already,
+        and the core's checks and acknowledgements are off the critical path
+        -- so it does not poll at the busy pace (0.5 ms), whose rounds cost
+        a follower's monitor as much as its records did (lighttpd at ~150
+        requests a second: 3 rounds of its loop a request, each ~5 system
+        calls; 1 now)."""
+        if not self.leader:
+            return POLL_IDLE
         return POLL_BUSY if time.monotonic() - self.last_record < IDLE_AFTER else POLL_IDLE
 
     def resume(self, action: Execute) -> bool:
@@ -806,19 +817,37 @@ class InProcess:
         if decoded is None:
             return 1  # a verdict
         raw, _ = decoded
+        taken = self._skipped(record, raw, most)
+        if not taken:
+            self._follow(record, raw)
+            return 1
+        return taken
+
+    def _skipped(self, record: Record, raw: abi.RawCall, most: int) -> int:
+        """Up to ``most`` records equal to ``record`` (its call: ``raw``) that
+        the core skips in one step (:meth:`FollowerMonitor.calls_skipped`,
+        the check :meth:`FollowerMonitor.call_entered` makes of a call only
+        the leader runs, without a :class:`Skip` to unpack): how many it
+        took, each checked here against the outcome the core gave it (the
+        result the library returned; a wait's events, :meth:`_own_events`);
+        0 when the core takes none this way (a descriptor-changing or
+        lockstep call, a call every variant runs, a missing entry) -- then
+        nothing has changed and the record takes the general path."""
         start = tally_now() if self.t.tally is not None else 0
         outcomes, messages = self.proc.monitor.calls_skipped(raw.call, most)  # type: ignore[union-attr]
         if not outcomes:
-            self._follow(record, raw)
-            return 1
-        self._tally_run(raw, len(outcomes), start, False)
+            return 0
         result = record.result
+        self._tally_run(raw, len(outcomes), start, result < 0)
+        waits = raw.name in WAITS
         for number, outcome in enumerate(outcomes):
             if outcome.result != result:
                 self._protocol_error(
                     f"the follower's in-process monitor returned {result} from {raw.call} (call "
                     f"{record.seq + number}), the leader's entry says {outcome.result}"
                 )
+                return number + 1
+            if waits and not self._own_events(raw, record, outcome):
                 return number + 1
         self.t.stats.skipped += len(outcomes)
         recorder = self.t.recorder
@@ -832,12 +861,17 @@ class InProcess:
 
     def _follow(self, record: Record, raw: abi.RawCall | None = None) -> None:
         """One record of the follower's own calls to the core (``raw``: the
-        call, already decoded from it)."""
+        call, already decoded from it, which then takes the general path:
+        :meth:`FollowerMonitor.call_entered` and its answer). A record not
+        decoded yet is first offered to :meth:`_skipped`, the path of every
+        call only the leader runs."""
         if raw is None:
             decoded = self._decode(record)
             if decoded is None:
                 return
             raw, _ = decoded
+            if self._skipped(record, raw, 1):
+                return
         fate = self._enter(raw)
         if type(fate) is Execute and fate.seq is not None and raw.name in tables.EACH_CALLS:
             # A call the follower ran itself (close): its result goes to the

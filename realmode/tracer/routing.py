@@ -53,26 +53,27 @@ class Router:
         calls the stream's process has not reached yet go to its core in one
         step (:meth:`~dmvx.monitor.FollowerMonitor.entries_kept`) and, on the
         in-process path, to its in ring (:meth:`InProcess.feed_entries`).
-        How many were taken; the rest are routed one by one. Entries of calls
-        that change the descriptor table (or read or write an ``eventfd``
-        threads share) are not taken here: the descriptor order
-        (:mod:`.fdorder`) hears each of them."""
+        How many were taken; the rest are routed one by one. The descriptor
+        order (:mod:`.fdorder`) hears each entry taken that may be one of
+        its points (a call that changes the descriptor table, or reads or
+        writes an ``eventfd`` threads share), in the batch's order, as it
+        hears each entry routed: a server's request has two (``accept4``,
+        ``close``), and its batches were routed one entry at a time from the
+        first of them on."""
         proc = self.t.streams.get(batch.stream)
         monitor = proc.monitor if proc is not None else None
         if not isinstance(monitor, FollowerMonitor):
             return 0
         entries = batch.entries
-        plain = 0
-        orders = self.t.fd_order.orders
-        for entry in entries:
-            if orders(entry):
-                break
-            plain += 1
-        taken = monitor.entries_kept(entries[:plain]) if plain else 0
+        taken = monitor.entries_kept(entries)
         if not taken:
             return 0
-        kept = entries[:taken]
-        self.t.fd_order.heard(kept[-1])
+        kept = entries[:taken] if taken < len(entries) else entries
+        fd_order = self.t.fd_order
+        orders = fd_order.orders
+        for entry in kept:
+            if orders(entry):
+                fd_order.heard(entry)  # (an entry that is no point is not heard: no-op)
         self.t.clocks.heard(kept[-1])
         assert proc is not None
         proc.heard = time.monotonic()
