@@ -69,6 +69,8 @@ def test_layout_mirrors_the_c_header() -> None:
         pairs[name] = getattr(layout, name)
     for name in ("H_IN_HEAD", "H_IN_TAIL", "H_RING", "H_FAST", "H_FALLBACK", "H_INCALL", "H_CALL_ROUTE", "H_FD_ROUTE"):
         pairs[name] = getattr(layout, name)
+    for name in ("H_SOCKET_BITS", "H_HEARD", "H_WAITED", "WAIT_ROOM", "WAIT_ENTRY"):
+        pairs[name] = getattr(layout, name)
     assert {name: defined.get(name) for name in pairs} == pairs
     tag = re.search(r'#define DIPMON_ABI_TAG "([^"]*)"', header)
     assert tag is not None and tag[1].encode() == layout.ABI_TAG
@@ -349,7 +351,10 @@ def test_a_library_not_built_from_this_tree_is_refused_and_says_why(tmp_path: Pa
     cases = {
         "missing": (tmp_path / "absent.so", "is not built"),
         "stale": (_tagged_copy(tmp_path, "stale.so", tag, tag[:-4] + b"0000"), "built from other sources"),
-        "layout": (_tagged_copy(tmp_path, "layout.so", tag, tag.replace(b" 1 ", b" 9 ", 1)), "layout version 9"),
+        "layout": (
+            _tagged_copy(tmp_path, "layout.so", tag, tag.replace(f" {layout.VERSION} ".encode(), b" 9 ", 1)),
+            "layout version 9",
+        ),
         "untagged": (_tagged_copy(tmp_path, "old.so", layout.ABI_TAG, b"x" * len(layout.ABI_TAG)), "no ABI tag"),
     }
     if layout.VERSION == 9:

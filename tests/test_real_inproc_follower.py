@@ -10,13 +10,26 @@ where they can (the area, the ring), and end to end where only a run shows it.
 from __future__ import annotations
 
 import ctypes
+import json
 import struct
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import realmode.tracer.process  # noqa: F401  (before realmode.inproc.path: they import each other)
 from realmode.inproc import layout
 from realmode.inproc.area import Area
+from test_real_support import REAL_RUNS, no_strays  # noqa: F401
+
+
+def real(test):
+    """The marks of a real run (root, no process left behind, x86-64 Linux)."""
+    for mark in REAL_RUNS:
+        test = mark(test)
+    return test
+
 
 _SYS_FUTEX, _FUTEX_WAIT = 202, 0
 _syscall = ctypes.CDLL(None, use_errno=True).syscall
@@ -226,3 +239,46 @@ def test_link_records_cut_anywhere_come_out_whole_and_in_order() -> None:
             left.close()
             right.close()
         assert got == [(1, bytes([n]) * n * 37) for n in range(1, 30)] + [(0, b"")], cut
+
+
+# -- real runs ---------------------------------------------------------------------
+
+GAPS = 20
+#: The variant: says it runs (a file), then copies its stdin to stderr read by read.
+_COPY = (
+    "import os, sys\n"
+    "open(sys.argv[1], 'w').close()\n"
+    "while True:\n"
+    "    data = os.read(0, 100)\n"
+    "    if not data:\n"
+    "        break\n"
+    "    os.write(2, data)\n"
+)
+
+
+@real
+def test_a_follower_waits_out_a_slow_leader_without_a_stop(tmp_path: Path) -> None:
+    """The leader's program gets a line every 100 ms once it runs (its fast
+    read blocks in the kernel meanwhile, and its monitor says nothing for
+    longer than 20 ms); the follower's library waits for each entry in its
+    area instead of handing every read to its tracer after 20 ms (one
+    fallback a line on the old library), and the output is the program's."""
+    started = tmp_path / "started"
+    feed = f"while [ ! -e {started} ]; do sleep 0.05; done; for i in $(seq {GAPS}); do sleep 0.1; echo $i; done"
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'({feed}) | {sys.executable} -m dmvx run --in-process on --json -- {sys.executable} -c "$0" {started}',
+            _COPY,
+        ],
+        capture_output=True,
+        timeout=200,
+        start_new_session=True,
+    )
+    document = json.loads(done.stdout)
+    assert document["status"] == "ok", document["verdict"]
+    assert done.stderr.decode().split()[-GAPS:] == [str(i) for i in range(1, GAPS + 1)]
+    follower = document["variants"][1]["in_process"]
+    assert follower["fast_calls"] >= GAPS, follower
+    assert follower["fallbacks"] <= 2, follower

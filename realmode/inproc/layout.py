@@ -14,7 +14,7 @@ from typing import NamedTuple
 from dmvx.syscalls import Arch
 
 MAGIC = 0x31504944584D5644
-VERSION = 1
+VERSION = 2
 #: What every build of the library carries, followed by its layout version
 #: and the digest of its sources (realmode/native/build.py: check).
 ABI_TAG = b"dmvx-dipmon-abi "
@@ -35,6 +35,10 @@ H_MAGIC, H_VERSION, H_ENABLED, H_ROLE, H_WAITING, H_WAKE, H_LOADED = 0, 8, 12, 1
 H_SEQ, H_OUT_HEAD, H_OUT_TAIL, H_IN_HEAD, H_IN_TAIL, H_RING, H_FAST, H_FALLBACK = 32, 40, 48, 56, 64, 72, 80, 88
 H_INCALL = 96
 H_SOCKET_BITS = 100
+H_HEARD, H_WAITED = 104, 108
+#: What the variant sleeps on the area for (``H_WAITING``): room in its out
+#: ring, or (a follower) its next entry in its in ring.
+WAIT_ROOM, WAIT_ENTRY = 1, 2
 H_CALL_ROUTE, H_FD_ROUTE = 1024, 2048
 
 #: The fd calls of the fd route table, bit by bit (``FDK_*`` in dipmon.h).

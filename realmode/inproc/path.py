@@ -68,8 +68,6 @@ if TYPE_CHECKING:
     from realmode.tracer.process import TracerProcess
     from realmode.tracer.procs import Proc
 
-#: Entry kinds that take a sequence number a follower's library must step over.
-_NO_SEQ = (EntryKind.VOTE, EntryKind.ANNOUNCE)
 _CLONE_VM, _CLONE_THREAD = 0x100, 0x10000
 #: Stopped calls the tracer itself acts on (process ends, new processes and
 #: threads, exec): never run ahead of the core.
@@ -355,12 +353,25 @@ class InProcess:
     def before_stop(self) -> bool:
         """At a traced call's entry stop: drain first. False while the core
         holds a drained call: the stop waits (:meth:`resume` takes it up)."""
+        if not self.leader:
+            self._waited_unheard()
         if not self.drain():
             self.deferred_stop = True
             return False
         self.deferred_stop = False
         self.sync_fds()
         return True
+
+    def _waited_unheard(self) -> None:
+        """A follower's library that waited for its entry without word from
+        the leader before it handed the call to the tracer says how long
+        (:data:`layout.H_WAITED`): the process has waited since then, and a
+        stall is reckoned from there, as if it had stopped at once."""
+        waited = self.area.get32(layout.H_WAITED)
+        if waited:
+            self.area.set32(layout.H_WAITED, 0)
+            if self.proc.waiting_since is None:
+                self.proc.waiting_since = time.monotonic() - waited / 1e9
 
     def run_ahead(self, raw: abi.RawCall) -> bool:
         """At a leader's stop while the core is behind its ring: a call the
@@ -642,8 +653,8 @@ class InProcess:
             self.records += took
             self.last_record = time.monotonic()
         area.consumed(self.consumed_at)
-        if area.get32(layout.H_WAITING):
-            area.wake()
+        if area.get32(layout.H_WAITING) == layout.WAIT_ROOM:
+            area.wake()  # (a follower waiting for an entry is woken by the feed)
         if not self.ahead:
             self.fds_stale = False
         return self.pending is None and not self.blocked and not self.ahead and not self.t.finished
@@ -936,7 +947,11 @@ class InProcess:
         in ring, which :meth:`flush_backlog` writes. Entries of one call with
         one outcome (a loop) differ only in their sequence number: their
         record is made once and stamped with each one's (an entry made of
-        the objects of the one before it is not even looked up)."""
+        the objects of the one before it is not even looked up). A vote or
+        an announcement (the leader waits for this variant's report at that
+        number) is a record the library does not take: its call there
+        stops at once, where the core reports it, instead of after the
+        library's patience with a leader that says nothing more."""
         floor = self.area.get64(layout.H_SEQ)
         templates = self._templates
         backlog = self.backlog
@@ -946,7 +961,7 @@ class InProcess:
         for entry in entries:
             seq = entry.seq
             kind = entry.kind
-            if kind in _NO_SEQ or seq <= floor:
+            if seq <= floor:
                 continue
             outcome = entry.outcome
             call = entry.call
@@ -983,6 +998,13 @@ class InProcess:
             flags = layout.RF_NOTFAST
         args = tuple(value if isinstance(value, int) else 0 for value in call.args)
         return layout.build_record(0, nr if nr is not None else 0, result, args, regions, flags)
+
+    def leader_heard(self) -> None:
+        """A follower's monitor heard from the leader (entries, a heartbeat,
+        a note): its library, waiting for an entry, waits on
+        (:data:`layout.H_HEARD`; dipmon.c: ``entry_for``) -- the leader is
+        slow, not silent -- rather than hand the call to the tracer."""
+        self.area.set32(layout.H_HEARD, self.area.get32(layout.H_HEARD) + 1)
 
     def flush_backlog(self) -> None:
         """The records :meth:`feed` made go into the in ring, as many as fit,

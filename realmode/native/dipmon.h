@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define DIPMON_MAGIC 0x31504944584d5644ULL /* "DVMXDIP1" little-endian */
-#define DIPMON_VERSION 1
+#define DIPMON_VERSION 2
 /* Every build carries "<tag><DIPMON_VERSION> <digest of its sources>" (dipmon.c:
    dipmon_abi), which the monitor reads from the file before a run
    (realmode/native/build.py: check): a library of another layout or other
@@ -35,7 +35,7 @@
 #define H_VERSION 8     /* u32 */
 #define H_ENABLED 12    /* u32: the monitor's switch (0: every call stops) */
 #define H_ROLE 16       /* u32: 0 leader, 1 follower */
-#define H_WAITING 20    /* u32: the variant sleeps on H_WAKE */
+#define H_WAITING 20    /* u32: the variant sleeps on H_WAKE: WAIT_ROOM or WAIT_ENTRY */
 #define H_WAKE 24       /* u32: bumped by whoever the other side may wait for */
 #define H_LOADED 28     /* u32: the library set it: this process runs the fast path */
 #define H_SEQ 32        /* u64: last compared call of this process, either path */
@@ -48,8 +48,16 @@
 #define H_FALLBACK 88   /* u64: follower calls that fell back to the tracer */
 #define H_INCALL 96     /* u32: the leader is inside a fast call (it may block): heartbeats go on */
 #define H_SOCKET_BITS 100 /* u32: the fd_route byte of a socket the leader's fast accept4 made (the core's) */
+#define H_HEARD 104     /* u32: bumped by a follower's monitor whenever it hears from the leader */
+#define H_WAITED 108    /* u32: ns a follower's library waited for an entry, unheard, before its last fallback */
 #define H_CALL_ROUTE 1024 /* u8[512]: 0 stops, 1 fast, 2 fast per fd_route */
 #define H_FD_ROUTE 2048   /* u8[1024]: bit k: fd call k (FD_KINDS) is fast on it */
+
+/* What the variant waits for while it sleeps on H_WAKE (H_WAITING): room in
+   its out ring (its monitor wakes it when it drains), or a follower's next
+   entry in its in ring (its monitor wakes it when it feeds the ring). */
+#define WAIT_ROOM 1
+#define WAIT_ENTRY 2
 
 /* The fd calls of H_FD_ROUTE, bit by bit (layout.py: FD_KINDS). */
 #define FDK_READ 0   /* read, pread64 */

@@ -358,10 +358,12 @@ class TracerProcess:
                     if self.clocks.heard(one):
                         continue  # a clock reading: the tracer's, not a monitor's
                 self.router.route(one)
-        if not self.leader and not self.finished:
-            # The entries routed above go into the in rings in one go (one wake).
+        if not self.leader and not self.finished and records:
+            # The entries routed above go into the in rings in one go (one
+            # wake); a library waiting for its entry hears the leader lives.
             for proc in list(self.procs.values()):
                 if proc.fast is not None:
+                    proc.fast.leader_heard()
                     proc.fast.flush_backlog()
 
     def maybe_finish(self) -> None:
