@@ -118,7 +118,9 @@ class LeaderKilled:
     parent's ``kill`` -- lets it land as it did in the leader: the held call
     returns EINTR without running and the signal is delivered on the way
     back, so the two ends compare equal. A signal that is not pending yet
-    may come later; the mode keeps looking while the process waits."""
+    may come later; the mode keeps looking while the process waits, and says
+    when it sees it neither pending nor done there
+    (:meth:`dmvx.monitor.FollowerMonitor.signal_absent`)."""
 
     signal: int
 

@@ -1492,6 +1492,23 @@ class FollowerMonitor(_Monitor):
         self._to(_F_DIVERGED)
         return [Send(LEADER, Report(self.stream, seq, call, self.index)), Wait(_WAIT_VOTE, seq, _FROM_LEADER)]
 
+    def signal_absent(self, signal: int) -> list[Action]:
+        """The mode, told the leader's process died of ``signal``
+        (:class:`LeaderKilled`), sees it neither pending nor done in this
+        variant's process, held at the leader's end's number (reported,
+        never run). SIGKILL cannot wait pending in a live process
+        (:data:`SIGKILL`): it was never sent here, the leader's process was
+        killed alone, and it is the odd one out now rather than at the
+        stall. Any other signal may still come: nothing changes."""
+        if signal != SIGKILL or self.verdict is not None or self.finished or not self._held_at_leader_end():
+            return []
+        assert self._leader_end is not None and self._current is not None
+        end = self._leader_end[1]
+        if end.args[0] != signal:
+            return []
+        detail = f"the leader was killed by signal {signal}, which {variant_name(self.index)}'s process was not sent"
+        return self._halt(crashed(self.seq, {LEADER: end, self.index: self._current[1]}, detail))
+
     def _held_at_leader_end(self) -> bool:
         """Whether this variant's process is held at a call (reported, never
         run) whose number is the leader's end by a signal sent from outside:

@@ -344,6 +344,27 @@ def test_a_leader_killed_when_the_follower_never_dies_is_a_crash_at_the_stall() 
     assert follower.verdict is not None and follower.verdict.kind.value == "crash"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_leader_killed_alone_by_sigkill_is_a_crash_when_the_follower_sees_it_absent(sig: int) -> None:
+    """``kill -9`` of the leader's process alone: the follower, held at the
+    leader's end's number, sees no SIGKILL in its own live process -- never
+    sent there -- and the leader is the crashed one now, not at the stall.
+    Another signal seen absent may still come: the stall decides. Fails on
+    a core without FollowerMonitor.signal_absent."""
+    leader, follower = _leader_and_follower()
+    _pipe(leader.process_killed(int(sig)), follower)  # entry 1: <killed>(sig)
+    assert follower.signal_absent(int(sig)) == []  # not held there yet: nothing to say
+    _pipe(follower.call_entered(Call("openat", (-100, "/etc/ld.so.cache", 0o2000000, 0))), leader)
+    follower.signal_absent(int(sig))
+    if sig == signal.SIGKILL:
+        assert follower.verdict is not None and follower.verdict.kind.value == "crash"
+        assert follower.verdict.odd_one_out == (0,) and "not sent" in follower.verdict.detail
+    else:
+        assert follower.verdict is None
+        follower.stalled()
+        assert follower.verdict is not None and follower.verdict.kind.value == "crash"
+
+
 def test_a_follower_killed_before_the_leader_is_held_still_asks_the_mode() -> None:
     """The follower's process dies during start-up while the leader's runs
     (nothing held yet): the mode is asked at once (it may see the signal

@@ -308,6 +308,8 @@ class TracerProcess:
                 return
             if self._awaiting_peer_signal(proc):
                 self.router.on_peer_killed(proc)
+                if not self.leader and self._awaiting_peer_signal(proc):
+                    proc.absence_due = proc.peer_killed
             if proc.absence_due and not self.finished:
                 self.router.report_absence(proc)
             since = proc.waiting_since

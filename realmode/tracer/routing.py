@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from dmvx.messages import Entry, EntryBatch, Message, Stop
-from dmvx.monitor import FollowerMonitor, LeaderMonitor
+from dmvx.monitor import FollowerMonitor
 from realmode import ptrace_ll as ll
 from realmode.tracer.procs import Proc, Stage
 from realmode.tracer.signals import EINTR, TIMER_SIGNALS, absent, caught, pending
@@ -92,23 +92,23 @@ class Router:
         ``signal`` (:class:`~dmvx.actions.LeaderKilled`), or in the leader, a
         follower's did (:class:`~dmvx.actions.FollowerKilled`)."""
         proc.peer_killed = signal
-        if self.t.leader:
-            proc.absence_due = signal
+        proc.absence_due = signal
         self.on_peer_killed(proc)
 
     def report_absence(self, proc: Proc) -> None:
-        """In the leader, after a :class:`~dmvx.actions.FollowerKilled`:
-        tell the core when the follower's fatal signal is neither pending nor
-        done in ``proc`` (:func:`.signals.absent`). The mode says what it
-        sees, once; the core decides what that means
-        (:meth:`~dmvx.monitor.LeaderMonitor.signal_absent`: a SIGKILL not
-        here was never sent here, and the verdict comes at once instead of
-        at the stall)."""
+        """After a :class:`~dmvx.actions.FollowerKilled` (in the leader) or
+        a :class:`~dmvx.actions.LeaderKilled` (in a follower): tell the core
+        when the peer's fatal signal is neither pending nor done in ``proc``
+        (:func:`.signals.absent`). The mode says what it sees; the core
+        decides what that means (``signal_absent``: a SIGKILL not here was
+        never sent here, and the verdict comes at once instead of at the
+        stall). Once per ask in the leader (its core asks again at each
+        held call); in a follower also while it is held waiting for the
+        signal (:meth:`TracerProcess._awaiting_peer_signal`), as it may
+        reach the leader's end's number only later."""
         sig, proc.absence_due = proc.absence_due, 0
         if proc.alive and proc.hands is not None and absent(proc.pid, sig):
-            monitor = proc.monitor
-            assert isinstance(monitor, LeaderMonitor)
-            self.t.carry_out(proc, monitor.signal_absent(sig))
+            self.t.carry_out(proc, proc.monitor.signal_absent(sig))
 
     def on_peer_killed(self, proc: Proc) -> None:
         """The leader's process died of ``proc.peer_killed`` and this one is
