@@ -3,6 +3,7 @@ sim's terms (:func:`profile_document`), written as ``sim/profiles/*.yml``."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -375,7 +376,10 @@ def write_profile(document: dict[str, Any], path: Path, m: Measurements) -> None
     header = [
         "# Written by `dmvx calibrate` (realmode/calibrate/): component costs measured on",
         "# this machine. Every number is a calibration INPUT; what sim predicts from them is",
-        "# checked against real mode by `dmvx calibrate --check`. Raw measurements (ns):",
+        "# checked against real mode by `dmvx calibrate --check`. Written "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        " (1, 5, 15 min; native_share below: the CPU the native runs had).",
+        "# Raw measurements (ns):",
     ]
     for key, value in m.to_json().items():
         header.append(f"#   {key}: {_rounded(value)}")
