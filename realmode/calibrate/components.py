@@ -24,6 +24,7 @@ from dmvx.protocol import FrameReader, FrameWriter, new_run_key
 from realmode import abi, monitor_socket
 from realmode import ptrace_ll as ll
 from realmode.helper_process import run_helper
+from realmode.inproc.area import RING_BYTES
 from realmode.microbench import filtered_ns, per_call_ns
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -526,9 +527,16 @@ def dipmon_costs(
     had of its CPU: :func:`realmode.microbench.native_cpu_ns`), as CPU."""
     from realmode.microbench import traced
 
+    # Short enough that the ring holds the whole loop (alternate_read's
+    # records carry 2 KiB each on average: ~500 fill the ring, past which
+    # the program goes at the pipeline's pace, not its own).
     loop, loop_alone, loop_bytes = (
-        traced(binary, kind, short, "dmvx", in_process=True, stall_timeout=CALIBRATION_STALL).ns_per_call
-        for kind in ("getppid", "alternate", "alternate_read")
+        traced(binary, kind, count, "dmvx", in_process=True, stall_timeout=CALIBRATION_STALL).ns_per_call
+        for kind, count in (
+            ("getppid", short),
+            ("alternate", short),
+            ("alternate_read", min(short, RING_BYTES // (4 * int(ALTERNATE_READ_BYTES)))),
+        )
     )
     roles = role_cpu_ns(binary, "getppid", "dmvx", calls, in_process=True)
     alone = role_cpu_ns(binary, "alternate", "dmvx", calls, in_process=True)
