@@ -101,10 +101,16 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
         return None, length
     if length < REC_HEAD:
         raise Malformed(f"a record of {length} bytes, shorter than its header")
-    _, nr, seq, result, a0, a1, a2, a3, a4, a5, count, _flags = _REC.unpack_from(ring, offset)
+    return _record(ring, offset, length, _REC.unpack_from(ring, offset)), length
+
+
+def _record(ring: memoryview, offset: int, length: int, fields: tuple[int, ...]) -> Record:
+    """The record of ``length`` bytes at ``offset`` whose header unpacked
+    to ``fields`` (its length checked against the ring already)."""
+    _, nr, seq, result, a0, a1, a2, a3, a4, a5, count, _flags = fields
     args = (a0, a1, a2, a3, a4, a5)
     if not count:
-        return Record(seq, nr, result, args, (), _flags), length
+        return Record(seq, nr, result, args, (), _flags)
     end = offset + length
     at = offset + REC_HEAD
     regions = []
@@ -119,7 +125,7 @@ def parse_record(ring: memoryview, offset: int, available: int) -> tuple[Record 
             raise Malformed(f"a memory region of {n} bytes past its record")
         regions.append((address, bytes(ring[at : at + n])))
         at += pad8(n)
-    return Record(seq, nr, result, args, tuple(regions), _flags), length
+    return Record(seq, nr, result, args, tuple(regions), _flags)
 
 
 class Parsed(NamedTuple):
@@ -136,11 +142,6 @@ class Parsed(NamedTuple):
     length: int = 0
 
 
-#: A record's header without its TSC ticks: what equal records share, but
-#: for the sequence number (the third field).
-_KEY = struct.Struct("<IIqq6QI")
-
-
 def parse_records(ring: memoryview, tail: int, head: int, after: int) -> tuple[list[Parsed], Malformed | None]:
     """Every record between ring positions ``tail`` and ``head`` (byte
     counts since the ring began; the ring is ``len(ring)`` bytes), in one
@@ -154,41 +155,64 @@ def parse_records(ring: memoryview, tail: int, head: int, after: int) -> tuple[l
     size = len(ring)
     out: list[Parsed] = []
     last = after
-    key_of = _KEY.unpack_from
+    header_of = _REC.unpack_from
     # The run being gathered: its first record, the key of its records
-    # (header fields but the sequence number), their memory, length and count.
+    # (header fields but the sequence number and the ticks), their memory,
+    # length and count.
     first: Record | None = None
     key: tuple[int, ...] = ()
     body = b""
     length = count = 0
     while tail < head:
         offset = tail % size
-        if first is not None and head - tail >= length and offset + length <= size:
-            fields = key_of(ring, offset)
-            if (
-                fields[2] == last + 1
-                and fields[:2] + fields[3:] == key
-                and (length == REC_HEAD or ring[offset + REC_HEAD : offset + length].tobytes() == body)
-            ):
-                count += 1
-                last += 1
-                tail += length
-                continue
+        available = head - tail
+        # Each record's header is unpacked once, where a whole one is there
+        # (padding may be shorter, and the ring's end may cut it).
+        fields = header_of(ring, offset) if available >= REC_HEAD and offset + REC_HEAD <= size else None
+        if (
+            first is not None
+            and fields is not None
+            and available >= length
+            and offset + length <= size
+            and fields[2] == last + 1
+            and fields[:2] + fields[3:11] == key
+            and (length == REC_HEAD or ring[offset + REC_HEAD : offset + length].tobytes() == body)
+        ):
+            count += 1
+            last += 1
+            tail += length
+            continue
         if first is not None:
             out.append(Parsed(first, tail, count, length))
             first = None
-        try:
-            record, length = parse_record(ring, offset, head - tail)
-        except Malformed as problem:
-            return out, Malformed(f"the record after call {last}: {problem}")
+        record: Record | None
+        if (
+            fields is not None
+            and fields[1] != REC_PAD
+            and REC_HEAD <= fields[0] <= available
+            and not fields[0] & 7
+            and offset + fields[0] <= size
+        ):
+            length = fields[0]
+            try:
+                record = _record(ring, offset, length, fields)
+            except Malformed as problem:
+                return out, Malformed(f"the record after call {last}: {problem}")
+        else:
+            # Padding, or a header to check as parse_record checks one.
+            try:
+                record, length = parse_record(ring, offset, available)
+            except Malformed as problem:
+                return out, Malformed(f"the record after call {last}: {problem}")
         tail += length
         if record is None:
             out.append(Parsed(None, tail))
             continue
         last = record.seq
         first, count = record, 1
-        fields = key_of(ring, offset)
-        key = fields[:2] + fields[3:]
+        if fields is None:
+            fields = header_of(ring, offset)
+        key = fields[:2] + fields[3:11]
         body = ring[offset + REC_HEAD : offset + length].tobytes() if length > REC_HEAD else b""
     if first is not None:
         out.append(Parsed(first, tail, count, length))

@@ -262,6 +262,9 @@ class InProcess:
         #: The TSC ticks of the leader's record being handed to the core.
         self._ticks = 0
         self.records = 0
+        #: Leader: records the core took as one event each, or in runs
+        #: (:meth:`_lead`, :meth:`_lead_run`), not by the general path.
+        self.one_step = 0
         self.last_record = 0.0
         #: Records parsed from the out ring and not yet handed to the core,
         #: each with the ring position after it (:meth:`drain`); how far the
@@ -278,6 +281,8 @@ class InProcess:
         #: Decoded calls by (number, arguments), for calls whose decoding
         #: reads no memory: a loop makes the same call again and again.
         self._calls: dict[tuple[object, ...], abi.RawCall] = {}
+        #: Leader: outcomes by call key, result and memory (:meth:`_decode`).
+        self._outcomes: dict[tuple[object, ...], Outcome] = {}
         self._reads_memory = tables.ARCH_READS_MEMORY[tracer.launch.preload_arch]
         self._decodes_before = tables.ARCH_DECODES_BEFORE[tracer.launch.preload_arch]
         self._templates: dict[tuple[Call, EntryKind, Outcome | None], bytes] = {}
@@ -286,6 +291,9 @@ class InProcess:
         self.threaded = False
         #: The library's architecture (its records' numbers and registers).
         self.arch = tracer.launch.preload_arch
+        #: Leader: a record may go to the core as one event (:meth:`_lead`);
+        #: with ``--record`` each takes the general path (its own timing).
+        self._one_step = self.leader and not (tracer.recorder is not None and proc is tracer.root)
         self._tables()
         self._switch(True)
 
@@ -302,6 +310,7 @@ class InProcess:
             "path": path,
             **({"why": NOT_LOADED} if path == "ptrace" else {}),
             "fast_calls": self.records,
+            **({"one_step_calls": self.one_step} if self.leader else {}),
             "fallbacks": self.area.get64(layout.H_FALLBACK),
             "stops_run_ahead": self.ran_ahead,
         }
@@ -700,8 +709,22 @@ class InProcess:
                         self._calls.clear()
                     self._calls[key] = raw
             if self.leader:
+                # The outcome is the record's result and memory, read as the
+                # call wrote it: the same record gives the same outcome (one
+                # object, which the codec then encodes once), but for an
+                # epoll wait's, which the epoll map turns into descriptors.
+                # The map still follows every call (``committed``).
+                outcomes = self._outcomes
+                known = outcomes.get((key, record.result, record.regions)) if name not in WAITS else None
+                if known is not None:
+                    reader.committed(raw, record.result)
+                    return raw, known
                 reader.memory = Regions(record.regions) if record.regions else _NO_REGIONS
                 outcome = reader.outcome(raw, record.result)
+                if name not in WAITS and sum(len(data) for _, data in record.regions) <= _CACHED_REGION_BYTES:
+                    if len(outcomes) >= _CALL_CACHE:
+                        outcomes.clear()
+                    outcomes[(key, record.result, record.regions)] = outcome
             else:
                 reader.committed(raw, record.result)  # its own epoll data, a closed epoll set
                 outcome = Outcome(record.result)
@@ -744,11 +767,33 @@ class InProcess:
         self.t.carry_out(self.proc, actions)
 
     def _lead(self, record: Record) -> None:
+        """One record of the leader's to the core. A call the core replicates
+        with nothing in its way goes as one core event
+        (:meth:`LeaderMonitor.call_replicated`: the entry, no actions to carry
+        out) straight into the outbox's open batch; anything else -- a
+        descriptor-changing call, a full buffer, a held signal, a call the
+        core would not have let run, ``--record`` -- takes the general path
+        (:meth:`_ran`), which reaches the same verdicts."""
         self._ticks = record.ticks
         decoded = self._decode(record)
-        if decoded is not None:
-            raw, outcome = decoded
-            self._ran(raw, outcome, False, "the leader's in-process monitor ran {}, which the core does not replicate")
+        if decoded is None:
+            return
+        raw, outcome = decoded
+        if self._one_step:
+            tally = self.t.tally
+            start = tally_now() if tally is not None else 0
+            entry = self.proc.monitor.call_replicated(raw.call, outcome, True)  # type: ignore[union-attr]
+            if entry is not None:
+                self._ticks = 0
+                self.one_step += 1
+                self.t.stats.executed += 1
+                if tally is not None:
+                    self._tally_run(raw, 1, start, outcome.result < 0)
+                # An entry of kind full, digest or predicted: it may wait in
+                # the batch for company, as :meth:`Hands.send` lets it.
+                self.t.out.send(EVERYONE, entry, self.t.batching)
+                return
+        self._ran(raw, outcome, False, "the leader's in-process monitor ran {}, which the core does not replicate")
 
     def _lead_run(self, record: Record, most: int) -> int:
         """Up to ``most`` equal records from ``record`` on (a run: see
@@ -769,6 +814,7 @@ class InProcess:
             self._ran(raw, outcome, False, "the leader's in-process monitor ran {}, which the core does not replicate")
             return 1
         self._ticks = 0
+        self.one_step += len(entries)
         self.t.stats.executed += len(entries)
         self._tally_run(raw, len(entries), start, outcome.result < 0)
         self.proc.hands.send_entries(EVERYONE, entries)  # type: ignore[union-attr]
