@@ -22,7 +22,13 @@ from realmode.corpus.fixtures import environment, lay_out
 #: shared with other work): signals-dash-jobs-wait, 1 CPU second under
 #: dmvx, took 21-32 s there against 5 s at load 15, and runs of it and of
 #: `make` were killed at 60 s (status None) with no verdict from dmvx.
-RUN_TIMEOUT = 180.0
+#: 180 s was too short at load 19-25 under ``nice -n 10``: redis-benchmark
+#: under both presets was killed there while still progressing (its client
+#: switching ~120 times a second at 170 s, its monitors given 11 s of CPU in
+#: 3 minutes). The hangs this limit did catch (dash's ``wait``: a follower's
+#: sigsuspend run with the leader's held signal pending, fixed in 3feb804)
+#: end here too, later.
+RUN_TIMEOUT = 600.0
 _DMVX_LINE = b"dmvx: "
 #: How long a run stopped from outside (:func:`stop_runs`) has to end on
 #: SIGTERM (``dmvx run`` then kills and reaps its variants, monitors and
