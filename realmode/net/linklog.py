@@ -49,6 +49,15 @@ class LoggedLink(socket.socket):
             self.log.append((time.monotonic(), OUT, data))
         return data
 
+    def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0) -> int:  # from the monitor: outgoing
+        """As :meth:`recv`: :func:`monitor_socket.receive` reads into the
+        reader's own buffer, and what it read must be logged as well."""
+        got = super().recv_into(buffer, nbytes, flags)
+        if got:
+            with memoryview(buffer) as view:
+                self.log.append((time.monotonic(), OUT, bytes(view[:got])))
+        return got
+
     def sendall(self, data: Buffer, flags: int = 0) -> None:  # to the monitor: incoming
         self.log.append((time.monotonic(), IN, bytes(data)))
         super().sendall(data, flags)
